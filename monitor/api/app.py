@@ -1,0 +1,68 @@
+"""The FastAPI application."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+from starlette.concurrency import run_in_threadpool
+
+from monitor import __version__
+from monitor.api.errors import install_error_handlers
+from monitor.api.routes import health, ingest, keys, models
+from monitor.config import Settings, get_settings
+from monitor.services.bootstrap import open_context
+from monitor.services.context import ServiceContext
+from monitor.services.keys import Authenticator
+from monitor.services.maintenance import run_maintenance
+
+log = logging.getLogger(__name__)
+
+MAINTENANCE_INTERVAL_SECONDS = 3600
+
+
+async def _maintain_forever(ctx: ServiceContext) -> None:
+    while True:
+        await asyncio.sleep(MAINTENANCE_INTERVAL_SECONDS)
+        try:
+            await run_in_threadpool(run_maintenance, ctx)
+        except Exception:
+            log.exception("maintenance failed; retrying in an hour")
+
+
+def create_app(settings: Settings | None = None, ctx: ServiceContext | None = None) -> FastAPI:
+    """The app. With ``ctx`` given (tests, the demo) it is used as is; otherwise one is opened at start-up."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        owned = ctx is None
+        context = ctx or await run_in_threadpool(open_context, settings or get_settings())
+        app.state.ctx = context
+        app.state.authenticator = Authenticator(context)
+        task = asyncio.create_task(_maintain_forever(context))
+        try:
+            yield
+        finally:
+            task.cancel()
+            if owned:
+                context.close()
+
+    app = FastAPI(
+        title="Model Monitor",
+        version=__version__,
+        description="Prediction-log ingestion, drift and quality metrics, alerts and retraining webhooks.",
+        lifespan=lifespan,
+        docs_url="/docs",
+    )
+    install_error_handlers(app)
+    for module in (health, models, ingest, keys):
+        app.include_router(module.router)
+    return app
+
+
+def app_factory() -> FastAPI:
+    """Entry point for ``uvicorn --factory monitor.api.app:app_factory``."""
+    return create_app()

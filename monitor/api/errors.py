@@ -1,0 +1,69 @@
+"""Every error leaves the API in one JSON shape: ``{"error": {"code", "message", "details"}}``."""
+
+from __future__ import annotations
+
+import logging
+
+import psycopg
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from monitor.api.responses import FastJSONResponse, error_body
+from monitor.errors import MonitorError, Unauthorized
+
+log = logging.getLogger(__name__)
+
+RETRY_AFTER_SECONDS = "5"
+_HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+               405: "method_not_allowed", 413: "payload_too_large", 415: "unsupported_media_type"}
+
+
+def _field(loc: tuple) -> str:  # type: ignore[type-arg]
+    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
+    return ".".join(parts)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(MonitorError)
+    async def monitor_error(_: Request, exc: MonitorError) -> FastJSONResponse:
+        headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthorized) else None
+        return FastJSONResponse(error_body(exc.code, exc.message, exc.details), exc.status_code, headers=headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def request_invalid(_: Request, exc: RequestValidationError) -> FastJSONResponse:
+        details = [{"index": None, "field": _field(e["loc"]), "reason": e["msg"]} for e in exc.errors()]
+        if any(e.get("type") == "json_invalid" for e in exc.errors()):
+            return FastJSONResponse(error_body("malformed_json", "the request body is not valid JSON", details), 400)
+        return FastJSONResponse(error_body("validation_error", "the request is invalid", details), 422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException) -> FastJSONResponse:
+        code = _HTTP_CODES.get(exc.status_code, "error")
+        return FastJSONResponse(error_body(code, str(exc.detail)), exc.status_code, headers=exc.headers)
+
+    async def database_away(_: Request, exc: Exception) -> FastJSONResponse:
+        # The database is down or unreachable: nothing was acknowledged, the client should retry.
+        log.warning("database unavailable: %s", exc)
+        return FastJSONResponse(
+            error_body("database_unavailable", "the database is unavailable; retry later"),
+            503,
+            headers={"Retry-After": RETRY_AFTER_SECONDS},
+        )
+
+    async def internal_error(_: Request, exc: Exception) -> FastJSONResponse:
+        log.error("unhandled error", exc_info=exc)
+        return FastJSONResponse(error_body("internal_error", "internal server error"), 500)
+
+    async def dbapi_error(request: Request, exc: DBAPIError) -> FastJSONResponse:
+        if exc.connection_invalidated or isinstance(exc.orig, psycopg.OperationalError):
+            return await database_away(request, exc)
+        return await internal_error(request, exc)
+
+    app.add_exception_handler(OperationalError, database_away)
+    app.add_exception_handler(PoolTimeout, database_away)
+    app.add_exception_handler(psycopg.OperationalError, database_away)
+    app.add_exception_handler(DBAPIError, dbapi_error)  # type: ignore[arg-type]
+    app.add_exception_handler(Exception, internal_error)

@@ -1,0 +1,37 @@
+"""Liveness and readiness probes (no key needed)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends
+from sqlalchemy import text
+from starlette.concurrency import run_in_threadpool
+
+from monitor.api.deps import get_ctx
+from monitor.api.responses import FastJSONResponse, error_body
+from monitor.db.migrate import current_revision, head_revision
+from monitor.services.context import ServiceContext
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz")
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/readyz")
+async def readyz(ctx: ServiceContext = Depends(get_ctx)) -> FastJSONResponse:
+    def check() -> tuple[bool, str | None]:
+        with ctx.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        rev = current_revision(ctx.engine)
+        return rev == head_revision(), rev
+
+    try:
+        at_head, rev = await run_in_threadpool(check)
+    except Exception as exc:
+        return FastJSONResponse(error_body("not_ready", f"database unreachable: {exc}"), 503,
+                                headers={"Retry-After": "5"})
+    if not at_head:
+        return FastJSONResponse(error_body("not_ready", f"migrations not at head (at {rev})"), 503)
+    return FastJSONResponse({"status": "ready", "revision": rev})

@@ -1,0 +1,56 @@
+"""Prediction-log and label ingestion routes."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from starlette.concurrency import run_in_threadpool
+
+from monitor.api.body import media_type, parse_records, read_body
+from monitor.api.deps import get_ctx, require
+from monitor.api.openapi_docs import LABEL_BODY, PREDICTION_BODY
+from monitor.api.responses import FastJSONResponse
+from monitor.services import ingestion
+from monitor.services.context import ServiceContext
+from monitor.services.ingestion import OnError
+from monitor.services.keys import Scope
+
+router = APIRouter(prefix="/v1", tags=["ingestion"])
+
+_ON_ERROR = Query(
+    OnError.reject,
+    description="`reject` (default): any invalid record rejects the whole request. "
+    "`skip`: store the valid records and return the rejected ones.",
+)
+
+
+def _result(result: Any) -> dict[str, Any]:
+    out = asdict(result)
+    out["errors"] = [e.as_dict() for e in result.errors]
+    return out
+
+
+@router.post("/predictions", dependencies=[Depends(require(Scope.ingest))], openapi_extra=PREDICTION_BODY)
+async def post_predictions(
+    request: Request, on_error: OnError = _ON_ERROR, ctx: ServiceContext = Depends(get_ctx)
+) -> FastJSONResponse:
+    """Log predictions: one record, a JSON batch, a JSON array or NDJSON. Answers only after the commit."""
+    body = await read_body(request, ctx.settings.max_body_bytes)
+    records, model, version = parse_records(body, media_type(request))
+    result = await run_in_threadpool(
+        ingestion.ingest_predictions, ctx, records, model=model, version=version, on_error=on_error
+    )
+    return FastJSONResponse(_result(result))
+
+
+@router.post("/labels", dependencies=[Depends(require(Scope.ingest))], openapi_extra=LABEL_BODY)
+async def post_labels(
+    request: Request, on_error: OnError = _ON_ERROR, ctx: ServiceContext = Depends(get_ctx)
+) -> FastJSONResponse:
+    """Ground truth by prediction id. A label may precede its prediction; a newer label replaces an older one."""
+    body = await read_body(request, ctx.settings.max_body_bytes)
+    records, model, _ = parse_records(body, media_type(request))
+    result = await run_in_threadpool(ingestion.ingest_labels, ctx, records, model=model, on_error=on_error)
+    return FastJSONResponse(_result(result))

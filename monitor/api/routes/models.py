@@ -1,0 +1,75 @@
+"""Model registry and reference data routes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from starlette.concurrency import run_in_threadpool
+
+from monitor.api.body import media_type, read_body
+from monitor.api.deps import get_ctx, require
+from monitor.api.responses import FastJSONResponse
+from monitor.domain.schema import ModelSpec
+from monitor.domain.tabular import TableFormat, format_from
+from monitor.errors import MonitorError
+from monitor.services import reference, registry
+from monitor.services.context import ServiceContext
+from monitor.services.keys import Scope
+
+router = APIRouter(prefix="/v1/models", tags=["models"])
+
+
+@router.post("", status_code=201, dependencies=[Depends(require(Scope.admin))],
+             responses={200: {"description": "The version was registered already with the same schema"},
+                        409: {"description": "The version exists with a different schema"}})
+async def register_model(spec: ModelSpec, ctx: ServiceContext = Depends(get_ctx)) -> FastJSONResponse:
+    """Register a model, or a new version of it, with its schema. Idempotent for an identical schema."""
+    view, created = await run_in_threadpool(registry.register_model, ctx, spec)
+    return FastJSONResponse(view, status_code=201 if created else 200)
+
+
+@router.get("", dependencies=[Depends(require(Scope.read))])
+async def list_models(ctx: ServiceContext = Depends(get_ctx)) -> FastJSONResponse:
+    return FastJSONResponse({"models": await run_in_threadpool(registry.list_models, ctx)})
+
+
+@router.get("/{name}", dependencies=[Depends(require(Scope.read))])
+async def get_model(name: str, ctx: ServiceContext = Depends(get_ctx)) -> FastJSONResponse:
+    return FastJSONResponse(await run_in_threadpool(registry.get_model, ctx, name))
+
+
+_REFERENCE_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "description": "The reference dataset: one column per feature, plus optional `prediction`, `label` "
+        "(or `target`), `score` / `score.<class>` and segment columns.",
+        "content": {
+            "text/csv": {"schema": {"type": "string"}},
+            "application/vnd.apache.parquet": {"schema": {"type": "string", "format": "binary"}},
+            "application/json": {"schema": {"type": "array", "items": {"type": "object"}}},
+        },
+    }
+}
+
+
+@router.post("/{name}/reference", dependencies=[Depends(require(Scope.admin))], openapi_extra=_REFERENCE_BODY,
+             status_code=201)
+async def upload_reference(
+    name: str,
+    request: Request,
+    version: str | None = Query(None, description="Model version (default: the newest)"),
+    format: TableFormat | None = Query(None, description="Overrides the Content-Type"),
+    dataset_name: str = Query("", alias="name", description="A name to remember the dataset by"),
+    ctx: ServiceContext = Depends(get_ctx),
+) -> FastJSONResponse:
+    """Upload the reference dataset for a model version; it replaces the one in use."""
+    fmt = format or format_from(media_type(request))
+    if fmt is None:
+        raise MonitorError("send CSV (text/csv), Parquet (application/vnd.apache.parquet) or JSON "
+                           "(application/json), or say which with ?format=")
+    body = await read_body(request, ctx.settings.max_body_bytes)
+    result = await run_in_threadpool(
+        reference.upload_reference, ctx, name, body, fmt, version=version, name=dataset_name
+    )
+    return FastJSONResponse(result, status_code=201)

@@ -1,0 +1,46 @@
+"""The one settings object: every knob is a ``MONITOR_*`` environment variable."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _default_data_dir() -> Path:
+    return Path.home() / ".local" / "share" / "model-monitor"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="MONITOR_", env_file=".env", extra="ignore")
+
+    # Unset: an embedded Postgres (pgserver) is started in ``data_dir``/postgres.
+    database_url: str | None = None
+    data_dir: Path = Field(default_factory=_default_data_dir)
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+
+    # Request bodies larger than this are refused with 413 before they are parsed.
+    max_body_bytes: int = 32 * 1024 * 1024
+    # Records per request; bigger batches should be split by the client.
+    max_batch_records: int = 100_000
+
+    # Prediction-log partitions are one day wide; older ones are dropped after this many days.
+    retention_days: int = 90
+    # Partitions created ahead of time so ingestion never waits on DDL at midnight.
+    partitions_ahead_days: int = 7
+    # How far in the future a prediction timestamp may lie (client clock skew).
+    max_future_skew_seconds: int = 3600
+
+    # API keys are cached after a successful lookup for this long (revocation delay).
+    api_key_cache_seconds: float = 10.0
+
+    db_pool_size: int = 10
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,45 @@
+"""Engine creation: the configured Postgres, or the embedded one."""
+
+from __future__ import annotations
+
+import threading
+
+from sqlalchemy import Engine, create_engine
+from sqlalchemy.engine import make_url
+
+from monitor.config import Settings
+
+_lock = threading.Lock()
+_resolved_urls: dict[str, str] = {}
+
+
+def normalise_url(url: str) -> str:
+    """Accept ``postgres://`` and ``postgresql://`` URLs and use the psycopg 3 driver."""
+    parsed = make_url(url.replace("postgres://", "postgresql://", 1) if url.startswith("postgres://") else url)
+    if parsed.get_backend_name() != "postgresql":
+        raise ValueError(f"MONITOR_DATABASE_URL must point at Postgres, got {parsed.get_backend_name()!r}")
+    return parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
+
+
+def database_url(settings: Settings) -> str:
+    """The URL to connect to, starting the embedded server on first use when none is configured."""
+    if settings.database_url:
+        return normalise_url(settings.database_url)
+    key = str(settings.data_dir)
+    with _lock:
+        if key not in _resolved_urls:
+            from monitor.db.embedded import start_embedded
+
+            _resolved_urls[key] = start_embedded(settings.data_dir)
+        return _resolved_urls[key]
+
+
+def make_engine(url: str, pool_size: int = 10) -> Engine:
+    return create_engine(
+        url,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=True,
+        # Sessions that died mid-transaction must not hold locks for ever.
+        connect_args={"options": "-c idle_in_transaction_session_timeout=60000"},
+    )

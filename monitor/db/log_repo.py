@@ -1,0 +1,184 @@
+"""The prediction log, its keys, labels and ingestion counts. Functions take a connection and never commit."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import Connection, text
+
+from monitor.db.copy import copy_rows, dumps
+from monitor.domain.records import LabelRow, PredictionRow
+
+PREDICTION_COLUMNS = (
+    "model_id",
+    "model_version_id",
+    "prediction_id",
+    "ts",
+    "received_at",
+    "features",
+    "prediction",
+    "scores",
+    "latency_ms",
+    "segments",
+)
+
+
+def existing_prediction_ids(conn: Connection, model_id: int, ids: Sequence[str]) -> set[str]:
+    rows = conn.execute(
+        text("SELECT prediction_id FROM prediction_keys WHERE model_id = :m AND prediction_id = ANY(:ids)"),
+        {"m": model_id, "ids": list(ids)},
+    ).scalars()
+    return set(rows)
+
+
+def copy_predictions(
+    raw: object, model_id: int, rows: Sequence[tuple[int, PredictionRow]], received_at: datetime
+) -> None:
+    """Write new predictions, given as (version id, row), and their keys.
+
+    A key stored already (by a concurrent request) raises UniqueViolation: the caller retries.
+    """
+    copy_rows(
+        raw,
+        "prediction_keys",
+        ("model_id", "prediction_id", "ts"),
+        ((model_id, r.prediction_id, r.ts) for _, r in rows),
+    )
+    copy_rows(
+        raw,
+        "predictions",
+        PREDICTION_COLUMNS,
+        (
+            (
+                model_id,
+                version_id,
+                r.prediction_id,
+                r.ts,
+                received_at,
+                dumps(r.features),
+                dumps(r.prediction),
+                dumps(r.scores),
+                r.latency_ms,
+                dumps(r.segments),
+            )
+            for version_id, r in rows
+        ),
+    )
+
+
+def attach_waiting_labels(conn: Connection, model_id: int, ids: Sequence[str]) -> int:
+    """Labels that arrived before their prediction learn its time now. Returns how many."""
+    waiting = conn.execute(
+        text("SELECT EXISTS (SELECT 1 FROM labels WHERE model_id = :m AND prediction_ts IS NULL)"), {"m": model_id}
+    ).scalar()
+    if not waiting:
+        return 0
+    result = conn.execute(
+        text(
+            """
+            UPDATE labels l SET prediction_ts = k.ts
+            FROM prediction_keys k
+            WHERE l.model_id = :m AND l.prediction_ts IS NULL AND l.prediction_id = ANY(:ids)
+              AND k.model_id = l.model_id AND k.prediction_id = l.prediction_id
+            """
+        ),
+        {"m": model_id, "ids": list(ids)},
+    )
+    return result.rowcount
+
+
+def attach_all_waiting_labels(conn: Connection) -> int:
+    """Catch-up for a label and its prediction committed at the same moment, each missing the other."""
+    return conn.execute(
+        text(
+            """
+            UPDATE labels l SET prediction_ts = k.ts
+            FROM prediction_keys k
+            WHERE l.prediction_ts IS NULL AND k.model_id = l.model_id AND k.prediction_id = l.prediction_id
+            """
+        )
+    ).rowcount
+
+
+def upsert_labels(
+    conn: Connection, raw: object, model_id: int, rows: Sequence[LabelRow], received_at: datetime
+) -> tuple[int, int, int]:
+    """Store labels, a newer one replacing an older one for the same id.
+
+    Returns (new, replaced, matched to a stored prediction).
+    """
+    conn.execute(
+        text(
+            "CREATE TEMP TABLE IF NOT EXISTS labels_stage "
+            "(prediction_id text, label jsonb, label_ts timestamptz) ON COMMIT DELETE ROWS"
+        )
+    )
+    copy_rows(
+        raw,
+        "labels_stage",
+        ("prediction_id", "label", "label_ts"),
+        ((r.prediction_id, dumps(r.label), r.ts) for r in rows),
+    )
+    result = conn.execute(
+        text(
+            """
+            INSERT INTO labels AS l (model_id, prediction_id, label, label_ts, received_at, first_received_at,
+                                     revision, prediction_ts)
+            SELECT :m, s.prediction_id, s.label, s.label_ts, :now, :now, 1, k.ts
+            FROM labels_stage s
+            LEFT JOIN prediction_keys k ON k.model_id = :m AND k.prediction_id = s.prediction_id
+            ON CONFLICT (model_id, prediction_id) DO UPDATE
+               SET label = EXCLUDED.label, label_ts = EXCLUDED.label_ts, received_at = EXCLUDED.received_at,
+                   revision = l.revision + 1, prediction_ts = COALESCE(l.prediction_ts, EXCLUDED.prediction_ts)
+            RETURNING (xmax = 0) AS inserted, prediction_ts IS NOT NULL AS matched
+            """
+        ),
+        {"m": model_id, "now": received_at},
+    ).all()
+    new = sum(1 for inserted, _ in result if inserted)
+    matched = sum(1 for _, m in result if m)
+    return new, len(result) - new, matched
+
+
+def add_ingest_stats(
+    conn: Connection, model_id: int, bucket: datetime, kind: str, accepted: int, duplicates: int, rejected: int
+) -> None:
+    conn.execute(
+        text(
+            """
+            INSERT INTO ingest_stats AS s (model_id, bucket, kind, accepted, duplicates, rejected)
+            VALUES (:m, :b, :k, :a, :d, :r)
+            ON CONFLICT (model_id, bucket, kind) DO UPDATE
+               SET accepted = s.accepted + EXCLUDED.accepted, duplicates = s.duplicates + EXCLUDED.duplicates,
+                   rejected = s.rejected + EXCLUDED.rejected
+            """
+        ),
+        {"m": model_id, "b": bucket, "k": kind, "a": accepted, "d": duplicates, "r": rejected},
+    )
+
+
+def add_schema_violations(conn: Connection, model_id: int, bucket: datetime, counts: dict[str, int]) -> None:
+    if not counts:
+        return
+    conn.execute(
+        text(
+            """
+            INSERT INTO schema_violations AS v (model_id, bucket, field, count)
+            SELECT :m, :b, f, c FROM unnest(CAST(:fields AS text[]), CAST(:counts AS bigint[])) AS t(f, c)
+            ON CONFLICT (model_id, bucket, field) DO UPDATE SET count = v.count + EXCLUDED.count
+            """
+        ),
+        {"m": model_id, "b": bucket, "fields": list(counts), "counts": list(counts.values())},
+    )
+
+
+def delete_expired(conn: Connection, cutoff: datetime) -> dict[str, int]:
+    """Retention for the tables outside the partitioned log."""
+    keys = conn.execute(text("DELETE FROM prediction_keys WHERE ts < :c"), {"c": cutoff}).rowcount
+    labels = conn.execute(
+        text("DELETE FROM labels WHERE coalesce(prediction_ts, received_at) < :c"), {"c": cutoff}
+    ).rowcount
+    stats = conn.execute(text("DELETE FROM ingest_stats WHERE bucket < :c"), {"c": cutoff}).rowcount
+    conn.execute(text("DELETE FROM schema_violations WHERE bucket < :c"), {"c": cutoff})
+    return {"prediction_keys": keys, "labels": labels, "ingest_stats": stats}

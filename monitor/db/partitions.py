@@ -1,0 +1,99 @@
+"""Daily partitions of the prediction log: created ahead of need, dropped after retention.
+
+Functions take a connection and never commit: the caller owns the transaction.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+from datetime import UTC, date, datetime, timedelta
+
+from sqlalchemy import Connection, text
+
+PARENT = "predictions"
+_PARTITION_LOCK_KEY = 0x70617274  # "part": one DDL writer at a time across processes
+
+
+def partition_name(day: date) -> str:
+    return f"{PARENT}_{day:%Y%m%d}"
+
+
+def day_of(ts: datetime) -> date:
+    return ts.astimezone(UTC).date()
+
+
+def existing_partitions(conn: Connection) -> dict[str, date]:
+    rows = conn.execute(
+        text(
+            """
+            SELECT c.relname FROM pg_inherits i
+            JOIN pg_class c ON c.oid = i.inhrelid
+            JOIN pg_class p ON p.oid = i.inhparent
+            WHERE p.relname = :parent
+            """
+        ),
+        {"parent": PARENT},
+    ).scalars()
+    out = {}
+    for name in rows:
+        try:
+            out[name] = datetime.strptime(name.rsplit("_", 1)[1], "%Y%m%d").date()
+        except ValueError:
+            continue  # not one of ours
+    return out
+
+
+def create_partitions(conn: Connection, days: Iterable[date]) -> list[str]:
+    """Create the daily partitions that do not exist yet; return the names created."""
+    wanted = sorted(set(days))
+    if not wanted:
+        return []
+    conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PARTITION_LOCK_KEY})
+    have = existing_partitions(conn)
+    created = []
+    for day in wanted:
+        name = partition_name(day)
+        if name in have:
+            continue
+        start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+        end = start + timedelta(days=1)
+        conn.execute(
+            text(
+                f"CREATE TABLE {name} PARTITION OF {PARENT} "
+                f"FOR VALUES FROM ('{start.isoformat()}') TO ('{end.isoformat()}')"
+            )
+        )
+        created.append(name)
+    return created
+
+
+def drop_expired_partitions(conn: Connection, cutoff: datetime) -> list[str]:
+    """Drop partitions that hold only rows older than ``cutoff``; return their names."""
+    conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PARTITION_LOCK_KEY})
+    dropped = []
+    for name, day in sorted(existing_partitions(conn).items(), key=lambda kv: kv[1]):
+        if datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(days=1) <= cutoff:
+            conn.execute(text(f"DROP TABLE {name}"))
+            dropped.append(name)
+    return dropped
+
+
+class PartitionCache:
+    """Which days already have a partition, so the ingestion hot path asks the catalog only on a miss."""
+
+    def __init__(self) -> None:
+        self._days: set[date] = set()
+        self._lock = threading.Lock()
+
+    def missing(self, days: Iterable[date]) -> set[date]:
+        with self._lock:
+            return set(days) - self._days
+
+    def add(self, days: Iterable[date]) -> None:
+        with self._lock:
+            self._days.update(days)
+
+    def forget_before(self, day: date) -> None:
+        with self._lock:
+            self._days = {d for d in self._days if d >= day}

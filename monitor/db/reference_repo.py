@@ -1,0 +1,74 @@
+"""Reference datasets. Functions take a connection and never commit."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Connection, select, update
+
+from monitor.db.copy import copy_rows, dumps
+from monitor.db.tables import reference_datasets, reference_rows
+from monitor.domain.records import ReferenceRow
+
+
+def replace_active_reference(
+    conn: Connection,
+    raw: object,
+    model_id: int,
+    version_id: int,
+    name: str,
+    source_format: str,
+    rows: Sequence[ReferenceRow],
+) -> int:
+    """Store a new reference for a version and make it the one in use; return its id."""
+    conn.execute(
+        update(reference_datasets)
+        .where(reference_datasets.c.model_version_id == version_id, reference_datasets.c.is_active)
+        .values(is_active=False)
+    )
+    ref_id = conn.execute(
+        reference_datasets.insert()
+        .values(
+            model_id=model_id,
+            model_version_id=version_id,
+            name=name,
+            source_format=source_format,
+            row_count=len(rows),
+            is_active=True,
+        )
+        .returning(reference_datasets.c.id)
+    ).scalar_one()
+    copy_rows(
+        raw,
+        "reference_rows",
+        ("reference_id", "row_idx", "model_id", "features", "prediction", "scores", "label", "segments"),
+        (
+            (ref_id, i, model_id, dumps(r.features), dumps(r.prediction), dumps(r.scores), dumps(r.label),
+             dumps(r.segments))
+            for i, r in enumerate(rows)
+        ),
+    )
+    return ref_id
+
+
+def list_references(conn: Connection, model_id: int) -> list[dict[str, Any]]:
+    rows = conn.execute(
+        select(reference_datasets).where(reference_datasets.c.model_id == model_id).order_by(reference_datasets.c.id)
+    ).mappings()
+    return [dict(r) for r in rows]
+
+
+def load_reference_rows(conn: Connection, reference_id: int) -> list[dict[str, Any]]:
+    rows = conn.execute(
+        select(
+            reference_rows.c.features,
+            reference_rows.c.prediction,
+            reference_rows.c.scores,
+            reference_rows.c.label,
+            reference_rows.c.segments,
+        )
+        .where(reference_rows.c.reference_id == reference_id)
+        .order_by(reference_rows.c.row_idx)
+    ).mappings()
+    return [dict(r) for r in rows]

@@ -1,0 +1,143 @@
+"""SQLAlchemy Core descriptions of the tables, for building queries.
+
+The schema itself is owned by the Alembic migrations in ``migrations/``; these mirror it.
+Every big table carries ``model_id`` so it can be distributed by it (Citus) without a rewrite.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    ARRAY,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    MetaData,
+    Table,
+    Text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+
+metadata = MetaData()
+
+models = Table(
+    "models",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", Text, nullable=False, unique=True),
+    Column("task", Text, nullable=False),
+    Column("description", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+model_versions = Table(
+    "model_versions",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("model_id", Integer, ForeignKey("models.id"), nullable=False),
+    Column("version", Text, nullable=False),
+    Column("schema", JSONB, nullable=False),
+    Column("description", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+reference_datasets = Table(
+    "reference_datasets",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("model_id", Integer, ForeignKey("models.id"), nullable=False),
+    Column("model_version_id", Integer, ForeignKey("model_versions.id"), nullable=False),
+    Column("name", Text, nullable=False),
+    Column("source_format", Text, nullable=False),
+    Column("row_count", Integer, nullable=False),
+    Column("is_active", Boolean, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+reference_rows = Table(
+    "reference_rows",
+    metadata,
+    Column("reference_id", Integer, ForeignKey("reference_datasets.id"), primary_key=True),
+    Column("row_idx", Integer, primary_key=True),
+    Column("model_id", Integer, nullable=False),
+    Column("features", JSONB, nullable=False),
+    Column("prediction", JSONB),
+    Column("scores", JSONB),
+    Column("label", JSONB),
+    Column("segments", JSONB),
+)
+
+# Partitioned by RANGE (ts), one partition a day (see monitor.db.partitions).
+predictions = Table(
+    "predictions",
+    metadata,
+    Column("model_id", Integer, nullable=False),
+    Column("model_version_id", Integer, nullable=False),
+    Column("prediction_id", Text, nullable=False),
+    Column("ts", DateTime(timezone=True), nullable=False),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    Column("features", JSONB, nullable=False),
+    Column("prediction", JSONB, nullable=False),
+    Column("scores", JSONB),
+    Column("latency_ms", Float),
+    Column("segments", JSONB),
+)
+
+# One row per stored prediction: the global uniqueness a partitioned table cannot enforce,
+# and the label join's way from a client's prediction id to the prediction's time.
+prediction_keys = Table(
+    "prediction_keys",
+    metadata,
+    Column("model_id", Integer, primary_key=True),
+    Column("prediction_id", Text, primary_key=True),
+    Column("ts", DateTime(timezone=True), nullable=False),
+)
+
+labels = Table(
+    "labels",
+    metadata,
+    Column("model_id", Integer, primary_key=True),
+    Column("prediction_id", Text, primary_key=True),
+    Column("label", JSONB, nullable=False),
+    Column("label_ts", DateTime(timezone=True), nullable=False),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    Column("first_received_at", DateTime(timezone=True), nullable=False),
+    Column("revision", Integer, nullable=False),
+    # Null until the prediction arrives; then the time of the window the label belongs to.
+    Column("prediction_ts", DateTime(timezone=True)),
+)
+
+ingest_stats = Table(
+    "ingest_stats",
+    metadata,
+    Column("model_id", Integer, primary_key=True),
+    Column("bucket", DateTime(timezone=True), primary_key=True),
+    Column("kind", Text, primary_key=True),
+    Column("accepted", BigInteger, nullable=False),
+    Column("duplicates", BigInteger, nullable=False),
+    Column("rejected", BigInteger, nullable=False),
+)
+
+schema_violations = Table(
+    "schema_violations",
+    metadata,
+    Column("model_id", Integer, primary_key=True),
+    Column("bucket", DateTime(timezone=True), primary_key=True),
+    Column("field", Text, primary_key=True),
+    Column("count", BigInteger, nullable=False),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("prefix", Text, nullable=False, unique=True),
+    Column("key_hash", Text, nullable=False, unique=True),
+    Column("scopes", ARRAY(Text), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("revoked_at", DateTime(timezone=True)),
+)

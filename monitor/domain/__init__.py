@@ -1,0 +1,1 @@
+"""Pure domain logic: model schemas and record validation. No database, no HTTP."""

@@ -1,0 +1,109 @@
+"""What a registered model looks like: its task, features, classes and segment columns."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+Name = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")]
+FieldName = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+
+
+class Task(StrEnum):
+    binary_classification = "binary_classification"
+    multiclass_classification = "multiclass_classification"
+    regression = "regression"
+
+    @property
+    def is_classification(self) -> bool:
+        return self is not Task.regression
+
+
+class FeatureType(StrEnum):
+    numerical = "numerical"
+    categorical = "categorical"
+    boolean = "boolean"
+
+
+class Feature(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: FieldName
+    type: FeatureType
+    # A required feature must be present as a key in every record (its value may be null: a
+    # missing value is data quality, not a schema violation). Optional ones may be absent.
+    required: bool = True
+    description: str = ""
+
+
+class ModelSchema(BaseModel):
+    """The part of a model version that validates its records; stored as JSON with the version."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    task: Task
+    features: list[Feature] = Field(min_length=1, max_length=2000)
+    classes: list[str] | None = Field(
+        default=None, description="Class labels, required for classification (exactly 2 for binary)."
+    )
+    positive_class: str | None = Field(
+        default=None, description="Binary classification: the class scores refer to (default: the second class)."
+    )
+    segments: list[FieldName] = Field(
+        default_factory=list,
+        description="Segment columns. A name that is a categorical or boolean feature takes the feature's "
+        "value; any other name is read from the record's `segments` object.",
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> ModelSchema:
+        names = [f.name for f in self.features]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"duplicate feature names: {', '.join(dupes)}")
+        if len(set(self.segments)) != len(self.segments):
+            raise ValueError("duplicate segment names")
+        numerical = {f.name for f in self.features if f.type is FeatureType.numerical}
+        bad_segments = [s for s in self.segments if s in numerical]
+        if bad_segments:
+            raise ValueError(f"numerical features cannot be segment columns: {', '.join(bad_segments)}")
+        if self.task.is_classification:
+            if not self.classes or len(self.classes) < 2:
+                raise ValueError("classification models need `classes` with at least two labels")
+            if len(set(self.classes)) != len(self.classes):
+                raise ValueError("duplicate class labels")
+            if self.task is Task.binary_classification:
+                if len(self.classes) != 2:
+                    raise ValueError("binary_classification needs exactly two classes")
+                if self.positive_class is None:
+                    self.positive_class = self.classes[1]
+                elif self.positive_class not in self.classes:
+                    raise ValueError(f"positive_class {self.positive_class!r} is not one of the classes")
+            elif self.positive_class is not None:
+                raise ValueError("positive_class applies to binary_classification only")
+        else:
+            if self.classes:
+                raise ValueError("regression models take no classes")
+            if self.positive_class is not None:
+                raise ValueError("positive_class applies to binary_classification only")
+        return self
+
+    def feature_names(self) -> list[str]:
+        return [f.name for f in self.features]
+
+
+class ModelSpec(ModelSchema):
+    """Request body of ``POST /v1/models``: a model (or a new version of one) with its schema."""
+
+    name: Name
+    version: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-+]{0,63}$")] = "1"
+    description: str = ""
+
+    def schema_only(self) -> ModelSchema:
+        return ModelSchema.model_validate(self.model_dump(exclude={"name", "version", "description"}))
+
+
+def schema_from_json(data: dict[str, Any]) -> ModelSchema:
+    return ModelSchema.model_validate(data)

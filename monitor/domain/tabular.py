@@ -1,0 +1,119 @@
+"""Reading reference datasets from CSV, Parquet or JSON into the record shape the validator takes.
+
+Tabular files are flat: one column per feature, plus optional ``prediction``, ``label`` (or
+``target``), ``score`` (binary: probability of the positive class) or ``score.<class>`` columns,
+and segment columns by name. JSON may also hold records in the prediction-log shape
+(``{"features": {...}, "prediction": ..., "label": ...}``).
+"""
+
+from __future__ import annotations
+
+import io
+from enum import StrEnum
+from typing import Any
+
+import orjson
+import pandas as pd
+
+from monitor.domain.records import RecordError
+from monitor.domain.schema import ModelSchema
+
+
+class TableFormat(StrEnum):
+    csv = "csv"
+    parquet = "parquet"
+    json = "json"
+
+
+CONTENT_TYPES = {
+    "text/csv": TableFormat.csv,
+    "application/csv": TableFormat.csv,
+    "application/vnd.apache.parquet": TableFormat.parquet,
+    "application/x-parquet": TableFormat.parquet,
+    "application/parquet": TableFormat.parquet,
+    "application/json": TableFormat.json,
+}
+
+
+class UnreadableTable(ValueError):
+    pass
+
+
+def format_from(content_type: str | None, filename: str | None = None) -> TableFormat | None:
+    if content_type:
+        fmt = CONTENT_TYPES.get(content_type.split(";")[0].strip().lower())
+        if fmt:
+            return fmt
+    if filename:
+        suffix = filename.rsplit(".", 1)[-1].lower()
+        if suffix in {f.value for f in TableFormat}:
+            return TableFormat(suffix)
+        if suffix == "pq":
+            return TableFormat.parquet
+    return None
+
+
+def _read_frame(data: bytes, fmt: TableFormat) -> pd.DataFrame | list[dict[str, Any]]:
+    try:
+        if fmt is TableFormat.csv:
+            return pd.read_csv(io.BytesIO(data))
+        if fmt is TableFormat.parquet:
+            return pd.read_parquet(io.BytesIO(data))
+        doc = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise UnreadableTable(f"malformed JSON: {exc}") from exc
+    except Exception as exc:  # pandas and pyarrow raise many kinds
+        raise UnreadableTable(f"cannot read the {fmt.value} file: {exc}") from exc
+    if isinstance(doc, dict) and isinstance(doc.get("records"), list):
+        doc = doc["records"]
+    if not isinstance(doc, list) or not all(isinstance(r, dict) for r in doc):
+        raise UnreadableTable("JSON reference data must be a list of objects or {\"records\": [...]}")
+    if doc and "features" in doc[0]:
+        return doc  # already in the nested record shape
+    return pd.DataFrame.from_records(doc)
+
+
+def read_reference(data: bytes, fmt: TableFormat, schema: ModelSchema) -> tuple[list[dict[str, Any]], list[RecordError]]:
+    """Records in the nested shape, or column-level errors (index None) when the columns do not fit."""
+    table = _read_frame(data, fmt)
+    if isinstance(table, list):
+        return table, []
+    features = set(schema.feature_names())
+    segments = [s for s in schema.segments if s not in features]
+    classes = set(schema.classes or [])
+    errors: list[RecordError] = []
+    columns = [str(c) for c in table.columns]
+    table.columns = columns
+    score_cols: dict[str, str] = {}
+    for col in columns:
+        if col in features or col in segments or col in ("prediction", "label", "target"):
+            continue
+        if col == "score" and schema.positive_class:
+            score_cols[col] = schema.positive_class
+        elif col.startswith(("score.", "scores.")) and col.split(".", 1)[1] in classes:
+            score_cols[col] = col.split(".", 1)[1]
+        else:
+            errors.append(RecordError(None, col, "unknown column: not a feature, segment, prediction, label or score"))
+    missing = [f.name for f in schema.features if f.required and f.name not in columns]
+    errors.extend(RecordError(None, name, "required feature column is missing") for name in missing)
+    if "label" in columns and "target" in columns:
+        errors.append(RecordError(None, "target", "give either a label or a target column, not both"))
+    if errors:
+        return [], errors
+
+    label_col = "label" if "label" in columns else "target" if "target" in columns else None
+    feature_cols = [c for c in columns if c in features]
+    out = []
+    for row in table.to_dict("records"):
+        rec: dict[str, Any] = {"features": {c: row[c] for c in feature_cols}}
+        if "prediction" in row:
+            rec["prediction"] = row["prediction"]
+        if label_col:
+            rec["label"] = row[label_col]
+        if score_cols:
+            scores = {cls: row[c] for c, cls in score_cols.items() if row[c] == row[c]}
+            rec["scores"] = scores or None
+        if segments:
+            rec["segments"] = {s: row.get(s) for s in segments if s in row}
+        out.append(rec)
+    return out, []

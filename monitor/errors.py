@@ -1,0 +1,58 @@
+"""Errors a user can cause, raised by the service layer and mapped to one JSON shape by the API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from monitor.domain.records import RecordError
+
+
+class MonitorError(Exception):
+    status_code = 400
+    code = "bad_request"
+
+    def __init__(self, message: str, details: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details or []
+
+
+class NotFound(MonitorError):
+    status_code = 404
+    code = "not_found"
+
+
+class Conflict(MonitorError):
+    status_code = 409
+    code = "conflict"
+
+
+class PayloadTooLarge(MonitorError):
+    status_code = 413
+    code = "payload_too_large"
+
+
+class Unauthorized(MonitorError):
+    status_code = 401
+    code = "unauthorized"
+
+
+class Forbidden(MonitorError):
+    status_code = 403
+    code = "forbidden"
+
+
+class InvalidRecords(MonitorError):
+    """Some records failed validation; ``details`` lists each by index, field and reason."""
+
+    status_code = 422
+    code = "validation_error"
+
+    def __init__(self, message: str, errors: list[RecordError]) -> None:
+        super().__init__(message, [e.as_dict() for e in errors])
+        self.errors = errors
+
+
+class DatabaseUnavailable(MonitorError):
+    status_code = 503
+    code = "database_unavailable"

@@ -1,0 +1,42 @@
+"""What every service function needs: settings, the engine and the process-wide caches."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+from sqlalchemy import Engine
+
+from monitor.config import Settings
+from monitor.db.engine import database_url, make_engine
+from monitor.db.partitions import PartitionCache
+from monitor.db.unit_of_work import UnitOfWork
+from monitor.domain.records import RecordValidator
+from monitor.domain.schema import schema_from_json
+
+
+@dataclass
+class ServiceContext:
+    settings: Settings
+    engine: Engine
+    partitions: PartitionCache = field(default_factory=PartitionCache)
+    # Versions are immutable once registered, so a compiled validator never goes stale.
+    _validators: dict[int, RecordValidator] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ServiceContext:
+        return cls(settings=settings, engine=make_engine(database_url(settings), settings.db_pool_size))
+
+    def uow(self) -> UnitOfWork:
+        return UnitOfWork(self.engine)
+
+    def validator(self, version_id: int, schema: dict) -> RecordValidator:  # type: ignore[type-arg]
+        with self._lock:
+            v = self._validators.get(version_id)
+            if v is None:
+                v = self._validators[version_id] = RecordValidator(schema_from_json(schema))
+            return v
+
+    def close(self) -> None:
+        self.engine.dispose()

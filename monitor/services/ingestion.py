@@ -1,0 +1,302 @@
+"""Ingesting prediction logs and delayed ground-truth labels.
+
+The contract a serving system relies on:
+- validated against the model version's schema; every bad record reported by index, field, reason;
+- by default a request with any bad record stores nothing; ``on_error="skip"`` stores the good ones;
+- idempotent by (model, prediction id): a retried batch counts its records as duplicates;
+- the function returns only after the commit, so an acknowledgement means the data is durable.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+import psycopg.errors
+from sqlalchemy.exc import IntegrityError
+
+from monitor.db import log_repo, partitions, registry_repo
+from monitor.db.registry_repo import VersionRow
+from monitor.domain.records import LabelRow, PredictionRow, RecordError, RecordValidator, time_bounds
+from monitor.errors import InvalidRecords, NotFound, PayloadTooLarge
+from monitor.services.context import ServiceContext
+
+log = logging.getLogger(__name__)
+
+_INSERT_RETRIES = 3
+
+
+class OnError(StrEnum):
+    reject = "reject"
+    skip = "skip"
+
+
+@dataclass
+class PredictionResult:
+    accepted: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    # One entry per input record, in order: its prediction id (generated when absent), None if rejected.
+    ids: list[str | None] = field(default_factory=list)
+    duplicate_ids: list[str] = field(default_factory=list)
+    errors: list[RecordError] = field(default_factory=list)
+
+
+@dataclass
+class LabelResult:
+    accepted: int = 0
+    new: int = 0
+    replaced: int = 0
+    matched: int = 0
+    waiting: int = 0
+    rejected: int = 0
+    errors: list[RecordError] = field(default_factory=list)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _hour(ts: datetime) -> datetime:
+    return ts.replace(minute=0, second=0, microsecond=0)
+
+
+def _violation_counts(errors: list[RecordError]) -> Counter[str]:
+    """Schema violations by field, with unknown names folded so a bad client cannot grow the table."""
+    counts: Counter[str] = Counter()
+    for e in errors:
+        if e.reason.startswith("unknown"):
+            head = e.field.split(".", 1)[0] if "." in e.field else ""
+            counts[f"{head}.<unknown>" if head else "<unknown>"] += 1
+        else:
+            counts[e.field or "<record>"] += 1
+    return counts
+
+
+def _group_by_model(
+    records: list[Any], model: str | None, version: str | None, errors: list[RecordError]
+) -> dict[tuple[str, str | None], list[int]]:
+    """Indices of the records per (model, version): a record names its own or inherits the batch's."""
+    groups: dict[tuple[str, str | None], list[int]] = {}
+    for i, rec in enumerate(records):
+        if type(rec) is not dict:
+            errors.append(RecordError(i, "", "expected a JSON object"))
+            continue
+        m = rec.get("model", model)
+        v = rec.get("version", version)
+        if type(m) is not str:
+            errors.append(RecordError(i, "model", "is required (in the record or the batch)"))
+            continue
+        if model is not None and m != model:
+            errors.append(RecordError(i, "model", f"{m!r} differs from the batch's model {model!r}"))
+            continue
+        if v is not None and type(v) is not str:
+            v = str(v)
+        groups.setdefault((m, v), []).append(i)
+    return groups
+
+
+def _resolve(ctx: ServiceContext, keys: list[tuple[str, str | None]]) -> dict[tuple[str, str | None], VersionRow]:
+    out: dict[tuple[str, str | None], VersionRow] = {}
+    with ctx.uow() as uow:
+        for name, version in keys:
+            row = registry_repo.get_version(uow.conn, name, version)
+            if row is None:
+                if registry_repo.get_model_id(uow.conn, name) is None:
+                    raise NotFound(f"model {name!r} is not registered")
+                raise NotFound(f"model {name!r} has no version {version!r}")
+            out[(name, version)] = row
+    return out
+
+
+def _record_rejections(ctx: ServiceContext, kind: str, model_ids: set[int], errors: list[RecordError],
+                       index_model: dict[int, int], now: datetime) -> None:
+    """Count rejected records for data quality, in their own transaction (the data itself is not stored)."""
+    per_model: dict[int, list[RecordError]] = {}
+    for e in errors:
+        mid = index_model.get(e.index) if e.index is not None else None
+        if mid is not None:
+            per_model.setdefault(mid, []).append(e)
+    try:
+        with ctx.uow() as uow:
+            for mid, errs in per_model.items():
+                n_rows = len({e.index for e in errs})
+                log_repo.add_ingest_stats(uow.conn, mid, _hour(now), kind, 0, 0, n_rows)
+                log_repo.add_schema_violations(uow.conn, mid, _hour(now), dict(_violation_counts(errs)))
+            uow.commit()
+    except Exception:  # counting must never turn a 422 into a 500
+        log.exception("could not record rejected %s records", kind)
+
+
+def _ensure_partitions(ctx: ServiceContext, rows: list[tuple[int, PredictionRow]]) -> None:
+    days = {partitions.day_of(r.ts) for _, r in rows}
+    missing = ctx.partitions.missing(days)
+    if missing:
+        with ctx.uow() as uow:
+            partitions.create_partitions(uow.conn, missing)
+            uow.commit()
+        ctx.partitions.add(missing)
+
+
+def ingest_predictions(
+    ctx: ServiceContext,
+    records: list[Any],
+    *,
+    model: str | None = None,
+    version: str | None = None,
+    on_error: OnError = OnError.reject,
+) -> PredictionResult:
+    settings = ctx.settings
+    if len(records) > settings.max_batch_records:
+        raise PayloadTooLarge(f"{len(records)} records in one request; the limit is {settings.max_batch_records}")
+    now = _now()
+    bounds = time_bounds(now, settings.retention_days, settings.max_future_skew_seconds)
+    result = PredictionResult(ids=[None] * len(records))
+    errors = result.errors
+
+    groups = _group_by_model(records, model, version, errors)
+    versions = _resolve(ctx, list(groups))
+    index_model: dict[int, int] = {}
+    # model id -> [(index, version id, row)]
+    valid: dict[int, list[tuple[int, int, PredictionRow]]] = {}
+    for key, indices in groups.items():
+        vrow = versions[key]
+        validator: RecordValidator = ctx.validator(vrow.version_id, vrow.schema)
+        bucket = valid.setdefault(vrow.model_id, [])
+        for i in indices:
+            index_model[i] = vrow.model_id
+            row = validator.prediction(i, records[i], bounds, errors)
+            if row is not None:
+                bucket.append((i, vrow.version_id, row))
+
+    errors.sort(key=lambda e: (e.index if e.index is not None else -1))
+    rejected_indices = {e.index for e in errors}
+    result.rejected = len(rejected_indices)
+    if errors and on_error is OnError.reject:
+        _record_rejections(ctx, "prediction", set(valid), errors, index_model, now)
+        raise InvalidRecords(
+            f"{result.rejected} of {len(records)} records are invalid; nothing was stored "
+            "(use ?on_error=skip to store the valid ones)",
+            errors,
+        )
+
+    # Repeats of an id inside one request are duplicates of its first occurrence.
+    to_store: dict[int, list[tuple[int, int, PredictionRow]]] = {}
+    for mid, rows in valid.items():
+        seen: set[str] = set()
+        keep = to_store.setdefault(mid, [])
+        for i, vid, row in rows:
+            result.ids[i] = row.prediction_id
+            if row.prediction_id in seen:
+                result.duplicate_ids.append(row.prediction_id)
+            else:
+                seen.add(row.prediction_id)
+                keep.append((i, vid, row))
+
+    all_rows = [(vid, row) for rows in to_store.values() for _, vid, row in rows]
+    _ensure_partitions(ctx, all_rows)
+
+    for attempt in range(_INSERT_RETRIES):
+        try:
+            stored_dupes = _store_predictions(ctx, to_store, errors, index_model, now)
+            break
+        except (IntegrityError, psycopg.errors.UniqueViolation):
+            # A concurrent request stored some of these ids between our check and our COPY.
+            if attempt == _INSERT_RETRIES - 1:
+                raise
+    result.duplicate_ids.extend(stored_dupes)
+    result.duplicates = len(result.duplicate_ids)
+    result.accepted = sum(len(rows) for rows in to_store.values()) - len(stored_dupes)
+    return result
+
+
+def _store_predictions(
+    ctx: ServiceContext,
+    to_store: dict[int, list[tuple[int, int, PredictionRow]]],
+    errors: list[RecordError],
+    index_model: dict[int, int],
+    now: datetime,
+) -> list[str]:
+    """One transaction for the whole request. Returns the ids that were stored already."""
+    duplicates: list[str] = []
+    rejected_by_model: dict[int, list[RecordError]] = {}
+    for e in errors:
+        if e.index is not None and e.index in index_model:
+            rejected_by_model.setdefault(index_model[e.index], []).append(e)
+    with ctx.uow() as uow:
+        for mid in set(to_store) | set(rejected_by_model):
+            rows = to_store.get(mid, [])
+            existing = (
+                log_repo.existing_prediction_ids(uow.conn, mid, [r.prediction_id for _, _, r in rows]) if rows else set()
+            )
+            new = [(vid, r) for _, vid, r in rows if r.prediction_id not in existing]
+            duplicates.extend(r.prediction_id for _, _, r in rows if r.prediction_id in existing)
+            if new:
+                log_repo.copy_predictions(uow.raw, mid, new, now)
+                log_repo.attach_waiting_labels(uow.conn, mid, [r.prediction_id for _, r in new])
+            errs = rejected_by_model.get(mid, [])
+            log_repo.add_ingest_stats(
+                uow.conn, mid, _hour(now), "prediction", len(new), len(rows) - len(new),
+                len({e.index for e in errs}),
+            )
+            log_repo.add_schema_violations(uow.conn, mid, _hour(now), dict(_violation_counts(errs)))
+        uow.commit()
+    return duplicates
+
+
+def ingest_labels(
+    ctx: ServiceContext,
+    records: list[Any],
+    *,
+    model: str | None = None,
+    on_error: OnError = OnError.reject,
+) -> LabelResult:
+    """Store ground truth by prediction id. A label may arrive before its prediction; it joins later."""
+    settings = ctx.settings
+    if len(records) > settings.max_batch_records:
+        raise PayloadTooLarge(f"{len(records)} records in one request; the limit is {settings.max_batch_records}")
+    now = _now()
+    bounds = time_bounds(now, settings.retention_days, settings.max_future_skew_seconds)
+    result = LabelResult()
+    errors = result.errors
+    groups = _group_by_model(records, model, None, errors)
+    # Labels belong to the model, not a version: checked against the newest version's classes.
+    versions = _resolve(ctx, [(name, None) for name, _ in groups])
+    index_model: dict[int, int] = {}
+    valid: dict[int, dict[str, LabelRow]] = {}
+    for (name, _), indices in groups.items():
+        vrow = versions[(name, None)]
+        validator = ctx.validator(vrow.version_id, vrow.schema)
+        by_id = valid.setdefault(vrow.model_id, {})
+        for i in indices:
+            index_model[i] = vrow.model_id
+            row = validator.label(i, records[i], bounds, errors)
+            if row is not None:
+                by_id[row.prediction_id] = row  # a later label for the same id in one request wins
+
+    errors.sort(key=lambda e: (e.index if e.index is not None else -1))
+    result.rejected = len({e.index for e in errors})
+    if errors and on_error is OnError.reject:
+        _record_rejections(ctx, "label", set(valid), errors, index_model, now)
+        raise InvalidRecords(
+            f"{result.rejected} of {len(records)} labels are invalid; nothing was stored "
+            "(use ?on_error=skip to store the valid ones)",
+            errors,
+        )
+    with ctx.uow() as uow:
+        for mid, by_id in valid.items():
+            if not by_id:
+                continue
+            new, replaced, matched = log_repo.upsert_labels(uow.conn, uow.raw, mid, list(by_id.values()), now)
+            result.new += new
+            result.replaced += replaced
+            result.matched += matched
+            log_repo.add_ingest_stats(uow.conn, mid, _hour(now), "label", new + replaced, 0, 0)
+        uow.commit()
+    result.accepted = result.new + result.replaced
+    result.waiting = result.accepted - result.matched
+    return result

@@ -1,0 +1,109 @@
+"""API keys with scopes. Only a SHA-256 hash is stored; the key is shown once at creation.
+
+Keys carry 256 bits of randomness, so a fast hash is enough (as GitHub and Stripe do): there is
+nothing to brute-force that a slow password hash would protect.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import threading
+import time
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from monitor.db import key_repo
+from monitor.errors import Forbidden, NotFound, Unauthorized
+from monitor.services.context import ServiceContext
+
+KEY_PREFIX = "mon"
+
+
+class Scope(StrEnum):
+    ingest = "ingest"  # ship predictions and labels
+    read = "read"  # read models, metrics, alerts
+    admin = "admin"  # register models, upload references, manage everything; implies the others
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    key_id: int
+    name: str
+    scopes: frozenset[str]
+
+    def allows(self, scope: Scope) -> bool:
+        return Scope.admin.value in self.scopes or scope.value in self.scopes
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def create_key(ctx: ServiceContext, name: str, scopes: list[Scope]) -> tuple[str, dict[str, Any]]:
+    """Create a key; returns (the key itself, shown only now, and its stored description)."""
+    if not scopes:
+        raise ValueError("a key needs at least one scope")
+    prefix = secrets.token_hex(4)
+    key = f"{KEY_PREFIX}_{prefix}_{secrets.token_urlsafe(32)}"
+    with ctx.uow() as uow:
+        key_id = key_repo.insert_key(uow.conn, name, prefix, hash_key(key), sorted({s.value for s in scopes}))
+        uow.commit()
+    return key, {"id": key_id, "name": name, "prefix": prefix, "scopes": sorted({s.value for s in scopes})}
+
+
+def list_keys(ctx: ServiceContext) -> list[dict[str, Any]]:
+    with ctx.uow() as uow:
+        return key_repo.list_keys(uow.conn)
+
+
+def revoke_key(ctx: ServiceContext, prefix: str) -> None:
+    with ctx.uow() as uow:
+        found = key_repo.revoke_key(uow.conn, prefix)
+        uow.commit()
+    if not found:
+        raise NotFound(f"no active key with prefix {prefix!r}")
+
+
+class Authenticator:
+    """Checks bearer keys, caching good ones briefly so the ingestion hot path skips the lookup.
+
+    A revoked key stops working within ``api_key_cache_seconds``.
+    """
+
+    def __init__(self, ctx: ServiceContext) -> None:
+        self._ctx = ctx
+        self._ttl = ctx.settings.api_key_cache_seconds
+        self._cache: dict[str, tuple[float, Principal]] = {}
+        self._lock = threading.Lock()
+
+    def authenticate(self, authorization: str | None) -> Principal:
+        if not authorization:
+            raise Unauthorized("missing API key: send 'Authorization: Bearer <key>'")
+        scheme, _, key = authorization.partition(" ")
+        key = key.strip()
+        if scheme.lower() != "bearer" or not key:
+            raise Unauthorized("malformed Authorization header: expected 'Bearer <key>'")
+        digest = hash_key(key)
+        now = time.monotonic()
+        with self._lock:
+            hit = self._cache.get(digest)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        with self._ctx.uow() as uow:
+            row = key_repo.find_active_key(uow.conn, digest)
+        if row is None:
+            raise Unauthorized("invalid or revoked API key")
+        principal = Principal(row["id"], row["name"], frozenset(row["scopes"]))
+        with self._lock:
+            if len(self._cache) > 10_000:
+                self._cache.clear()
+            self._cache[digest] = (now + self._ttl, principal)
+        return principal
+
+    def require(self, authorization: str | None, scope: Scope) -> Principal:
+        principal = self.authenticate(authorization)
+        if not principal.allows(scope):
+            raise Forbidden(f"this API key lacks the {scope.value!r} scope")
+        return principal

@@ -1,0 +1,37 @@
+"""Keeping the database in shape: partitions ahead, retention, labels that missed their prediction."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from monitor.db import log_repo, partitions
+from monitor.services.context import ServiceContext
+
+log = logging.getLogger(__name__)
+
+
+def run_maintenance(ctx: ServiceContext, now: datetime | None = None) -> dict[str, Any]:
+    now = now or datetime.now(UTC)
+    s = ctx.settings
+    cutoff = now - timedelta(days=s.retention_days)
+    today = now.date()
+    # Yesterday (late arrivals around midnight) to some days ahead; older days are created on demand
+    # by ingestion when history is back-filled.
+    days = [today + timedelta(days=d) for d in range(-1, s.partitions_ahead_days + 1)]
+    with ctx.uow() as uow:
+        created = partitions.create_partitions(uow.conn, days)
+        uow.commit()
+    ctx.partitions.add(days)
+    with ctx.uow() as uow:
+        dropped = partitions.drop_expired_partitions(uow.conn, cutoff)
+        deleted = log_repo.delete_expired(uow.conn, cutoff)
+        attached = log_repo.attach_all_waiting_labels(uow.conn)
+        uow.commit()
+    ctx.partitions.forget_before(partitions.day_of(cutoff))
+    report = {"partitions_created": len(created), "partitions_dropped": dropped, "deleted": deleted,
+              "labels_attached": attached}
+    if created or dropped or attached:
+        log.info("maintenance: %s", report)
+    return report

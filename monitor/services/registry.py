@@ -1,0 +1,110 @@
+"""Registering models and versions, and reading the registry."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+
+from monitor.db import registry_repo
+from monitor.db.registry_repo import VersionRow
+from monitor.domain.schema import ModelSpec
+from monitor.errors import Conflict, NotFound
+from monitor.services.context import ServiceContext
+
+
+def _version_view(v: VersionRow, reference: dict[str, Any] | None) -> dict[str, Any]:
+    return {
+        "version": v.version,
+        "schema": v.schema,
+        "description": v.description,
+        "created_at": v.created_at,
+        "reference": reference,
+    }
+
+
+def _model_view(versions: list[VersionRow], references: dict[int, dict[str, Any]],
+                totals: dict[str, dict[str, int]] | None = None) -> dict[str, Any]:
+    latest = versions[-1]
+    view = {
+        "name": latest.model_name,
+        "task": latest.task,
+        "latest_version": latest.version,
+        "versions": [_version_view(v, references.get(v.version_id)) for v in versions],
+    }
+    if totals is not None:
+        view["ingested"] = totals
+    return view
+
+
+def register_model(ctx: ServiceContext, spec: ModelSpec) -> tuple[dict[str, Any], bool]:
+    """Register a model or a new version of it. Returns (model view, created).
+
+    Registering an existing version again with the same schema is a no-op (safe to call on every
+    deploy); with a different schema it is a conflict, because stored records were validated
+    against the old one.
+    """
+    schema = spec.schema_only().model_dump(mode="json")
+    for _ in range(2):  # a concurrent first registration of the same name loses the insert race once
+        try:
+            with ctx.uow() as uow:
+                model_id = registry_repo.get_model_id(uow.conn, spec.name)
+                if model_id is None:
+                    model_id = registry_repo.insert_model(uow.conn, spec.name, spec.task.value, spec.description)
+                else:
+                    registry_repo.lock_model(uow.conn, model_id)
+                existing = registry_repo.get_version(uow.conn, spec.name, spec.version)
+                if existing is not None:
+                    if existing.schema != schema:
+                        raise Conflict(
+                            f"model {spec.name!r} version {spec.version!r} is registered with a different schema; "
+                            "register a new version instead"
+                        )
+                    created = False
+                else:
+                    if (latest := registry_repo.get_version(uow.conn, spec.name, None)):
+                        if latest.task != spec.task.value:
+                            raise Conflict(
+                                f"model {spec.name!r} is a {latest.task} model; a version cannot change the task"
+                            )
+                    registry_repo.insert_version(uow.conn, model_id, spec.version, schema, spec.description)
+                    created = True
+                versions = registry_repo.list_versions(uow.conn, spec.name)
+                refs = registry_repo.active_references(uow.conn, model_id)
+                uow.commit()
+            return _model_view(versions, refs), created
+        except IntegrityError:
+            continue
+    raise Conflict(f"model {spec.name!r} is being registered concurrently; retry")
+
+
+def list_models(ctx: ServiceContext) -> list[dict[str, Any]]:
+    with ctx.uow() as uow:
+        versions = registry_repo.list_versions(uow.conn)
+        by_model: dict[int, list[VersionRow]] = {}
+        for v in versions:
+            by_model.setdefault(v.model_id, []).append(v)
+        return [
+            _model_view(vs, registry_repo.active_references(uow.conn, mid)) for mid, vs in by_model.items()
+        ]
+
+
+def get_model(ctx: ServiceContext, name: str) -> dict[str, Any]:
+    with ctx.uow() as uow:
+        versions = registry_repo.list_versions(uow.conn, name)
+        if not versions:
+            raise NotFound(f"model {name!r} is not registered")
+        mid = versions[0].model_id
+        return _model_view(
+            versions, registry_repo.active_references(uow.conn, mid), registry_repo.ingest_totals(uow.conn, mid)
+        )
+
+
+def resolve_version(ctx: ServiceContext, name: str, version: str | None) -> VersionRow:
+    with ctx.uow() as uow:
+        row = registry_repo.get_version(uow.conn, name, version)
+    if row is None:
+        if version is None:
+            raise NotFound(f"model {name!r} is not registered")
+        raise NotFound(f"model {name!r} has no version {version!r}")
+    return row
