@@ -17,8 +17,15 @@ from monitor.errors import MonitorError, Unauthorized
 log = logging.getLogger(__name__)
 
 RETRY_AFTER_SECONDS = "5"
-_HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
-               405: "method_not_allowed", 413: "payload_too_large", 415: "unsupported_media_type"}
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+}
 
 
 def _field(loc: tuple) -> str:  # type: ignore[type-arg]

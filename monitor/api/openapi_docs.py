@@ -14,14 +14,22 @@ PREDICTION_RECORD: dict[str, Any] = {
     "properties": {
         "model": {"type": "string", "description": "Required unless given by the batch"},
         "version": {"type": "string", "description": "Default: the model's newest version"},
-        "prediction_id": {"type": "string", "maxLength": 256,
-                          "description": "Your id for the prediction; generated and returned when absent"},
-        "timestamp": {"type": ["string", "number"],
-                      "description": "ISO 8601 (naive means UTC) or Unix epoch seconds; default: now"},
+        "prediction_id": {
+            "type": "string",
+            "maxLength": 256,
+            "description": "Your id for the prediction; generated and returned when absent",
+        },
+        "timestamp": {
+            "type": ["string", "number"],
+            "description": "ISO 8601 (naive means UTC) or Unix epoch seconds; default: now",
+        },
         "features": {"type": "object", "additionalProperties": _SCALAR},
         "prediction": {"type": ["string", "number", "integer", "boolean"]},
-        "scores": {"type": ["object", "number", "null"], "additionalProperties": {"type": "number"},
-                   "description": "Class probabilities; for binary models also a single probability"},
+        "scores": {
+            "type": ["object", "number", "null"],
+            "additionalProperties": {"type": "number"},
+            "description": "Class probabilities; for binary models also a single probability",
+        },
         "latency_ms": {"type": ["number", "null"], "minimum": 0},
         "segments": {"type": ["object", "null"], "additionalProperties": _SCALAR},
     },
@@ -44,8 +52,12 @@ def _body(record: dict[str, Any], with_version: bool) -> dict[str, Any]:
     batch_props: dict[str, Any] = {"model": {"type": "string"}, "records": {"type": "array", "items": record}}
     if with_version:
         batch_props["version"] = {"type": "string"}
-    batch = {"type": "object", "required": ["model", "records"], "properties": batch_props,
-             "additionalProperties": False}
+    batch = {
+        "type": "object",
+        "required": ["model", "records"],
+        "properties": batch_props,
+        "additionalProperties": False,
+    }
     return {
         "requestBody": {
             "required": True,

@@ -16,18 +16,28 @@ def insert_key(conn: Connection, name: str, prefix: str, key_hash: str, scopes: 
 
 
 def find_active_key(conn: Connection, key_hash: str) -> dict[str, Any] | None:
-    row = conn.execute(
-        select(api_keys.c.id, api_keys.c.name, api_keys.c.scopes).where(
-            api_keys.c.key_hash == key_hash, api_keys.c.revoked_at.is_(None)
+    row = (
+        conn.execute(
+            select(api_keys.c.id, api_keys.c.name, api_keys.c.scopes).where(
+                api_keys.c.key_hash == key_hash, api_keys.c.revoked_at.is_(None)
+            )
         )
-    ).mappings().first()
+        .mappings()
+        .first()
+    )
     return dict(row) if row else None
 
 
 def list_keys(conn: Connection) -> list[dict[str, Any]]:
     rows = conn.execute(
-        select(api_keys.c.id, api_keys.c.name, api_keys.c.prefix, api_keys.c.scopes, api_keys.c.created_at,
-               api_keys.c.revoked_at).order_by(api_keys.c.id)
+        select(
+            api_keys.c.id,
+            api_keys.c.name,
+            api_keys.c.prefix,
+            api_keys.c.scopes,
+            api_keys.c.created_at,
+            api_keys.c.revoked_at,
+        ).order_by(api_keys.c.id)
     ).mappings()
     return [dict(r) for r in rows]
 
@@ -35,6 +45,8 @@ def list_keys(conn: Connection) -> list[dict[str, Any]]:
 def revoke_key(conn: Connection, prefix: str) -> bool:
     return bool(
         conn.execute(
-            update(api_keys).where(api_keys.c.prefix == prefix, api_keys.c.revoked_at.is_(None)).values(revoked_at=func.now())
+            update(api_keys)
+            .where(api_keys.c.prefix == prefix, api_keys.c.revoked_at.is_(None))
+            .values(revoked_at=func.now())
         ).rowcount
     )

@@ -44,8 +44,16 @@ def replace_active_reference(
         "reference_rows",
         ("reference_id", "row_idx", "model_id", "features", "prediction", "scores", "label", "segments"),
         (
-            (ref_id, i, model_id, dumps(r.features), dumps(r.prediction), dumps(r.scores), dumps(r.label),
-             dumps(r.segments))
+            (
+                ref_id,
+                i,
+                model_id,
+                dumps(r.features),
+                dumps(r.prediction),
+                dumps(r.scores),
+                dumps(r.label),
+                dumps(r.segments),
+            )
             for i, r in enumerate(rows)
         ),
     )

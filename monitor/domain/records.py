@@ -282,8 +282,9 @@ class RecordValidator:
             return bounds.now
         if ts < bounds.earliest:
             errors.append(
-                RecordError(index, field, f"{ts.isoformat()} is older than the retention period "
-                            f"({bounds.retention_days} days)")
+                RecordError(
+                    index, field, f"{ts.isoformat()} is older than the retention period ({bounds.retention_days} days)"
+                )
             )
         elif ts > bounds.latest:
             errors.append(
@@ -293,9 +294,7 @@ class RecordValidator:
 
     # -- record kinds ---------------------------------------------------------------------------
 
-    def prediction(
-        self, index: int, raw: Any, bounds: TimeBounds, errors: list[RecordError]
-    ) -> PredictionRow | None:
+    def prediction(self, index: int, raw: Any, bounds: TimeBounds, errors: list[RecordError]) -> PredictionRow | None:
         """Validate one prediction record; append its problems to ``errors``, return it if clean."""
         if type(raw) is not dict:
             errors.append(RecordError(index, "", f"expected a JSON object, got {_type_name(raw)}"))

@@ -67,13 +67,15 @@ def _read_frame(data: bytes, fmt: TableFormat) -> pd.DataFrame | list[dict[str, 
     if isinstance(doc, dict) and isinstance(doc.get("records"), list):
         doc = doc["records"]
     if not isinstance(doc, list) or not all(isinstance(r, dict) for r in doc):
-        raise UnreadableTable("JSON reference data must be a list of objects or {\"records\": [...]}")
+        raise UnreadableTable('JSON reference data must be a list of objects or {"records": [...]}')
     if doc and "features" in doc[0]:
         return doc  # already in the nested record shape
     return pd.DataFrame.from_records(doc)
 
 
-def read_reference(data: bytes, fmt: TableFormat, schema: ModelSchema) -> tuple[list[dict[str, Any]], list[RecordError]]:
+def read_reference(
+    data: bytes, fmt: TableFormat, schema: ModelSchema
+) -> tuple[list[dict[str, Any]], list[RecordError]]:
     """Records in the nested shape, or column-level errors (index None) when the columns do not fit."""
     table = _read_frame(data, fmt)
     if isinstance(table, list):

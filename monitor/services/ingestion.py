@@ -113,8 +113,14 @@ def _resolve(ctx: ServiceContext, keys: list[tuple[str, str | None]]) -> dict[tu
     return out
 
 
-def _record_rejections(ctx: ServiceContext, kind: str, model_ids: set[int], errors: list[RecordError],
-                       index_model: dict[int, int], now: datetime) -> None:
+def _record_rejections(
+    ctx: ServiceContext,
+    kind: str,
+    model_ids: set[int],
+    errors: list[RecordError],
+    index_model: dict[int, int],
+    now: datetime,
+) -> None:
     """Count rejected records for data quality, in their own transaction (the data itself is not stored)."""
     per_model: dict[int, list[RecordError]] = {}
     for e in errors:
@@ -173,7 +179,7 @@ def ingest_predictions(
             if row is not None:
                 bucket.append((i, vrow.version_id, row))
 
-    errors.sort(key=lambda e: (e.index if e.index is not None else -1))
+    errors.sort(key=lambda e: e.index if e.index is not None else -1)
     rejected_indices = {e.index for e in errors}
     result.rejected = len(rejected_indices)
     if errors and on_error is OnError.reject:
@@ -231,7 +237,9 @@ def _store_predictions(
         for mid in set(to_store) | set(rejected_by_model):
             rows = to_store.get(mid, [])
             existing = (
-                log_repo.existing_prediction_ids(uow.conn, mid, [r.prediction_id for _, _, r in rows]) if rows else set()
+                log_repo.existing_prediction_ids(uow.conn, mid, [r.prediction_id for _, _, r in rows])
+                if rows
+                else set()
             )
             new = [(vid, r) for _, vid, r in rows if r.prediction_id not in existing]
             duplicates.extend(r.prediction_id for _, _, r in rows if r.prediction_id in existing)
@@ -240,7 +248,12 @@ def _store_predictions(
                 log_repo.attach_waiting_labels(uow.conn, mid, [r.prediction_id for _, r in new])
             errs = rejected_by_model.get(mid, [])
             log_repo.add_ingest_stats(
-                uow.conn, mid, _hour(now), "prediction", len(new), len(rows) - len(new),
+                uow.conn,
+                mid,
+                _hour(now),
+                "prediction",
+                len(new),
+                len(rows) - len(new),
                 len({e.index for e in errs}),
             )
             log_repo.add_schema_violations(uow.conn, mid, _hour(now), dict(_violation_counts(errs)))
@@ -278,7 +291,7 @@ def ingest_labels(
             if row is not None:
                 by_id[row.prediction_id] = row  # a later label for the same id in one request wins
 
-    errors.sort(key=lambda e: (e.index if e.index is not None else -1))
+    errors.sort(key=lambda e: e.index if e.index is not None else -1)
     result.rejected = len({e.index for e in errors})
     if errors and on_error is OnError.reject:
         _record_rejections(ctx, "label", set(valid), errors, index_model, now)

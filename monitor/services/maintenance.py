@@ -30,8 +30,12 @@ def run_maintenance(ctx: ServiceContext, now: datetime | None = None) -> dict[st
         attached = log_repo.attach_all_waiting_labels(uow.conn)
         uow.commit()
     ctx.partitions.forget_before(partitions.day_of(cutoff))
-    report = {"partitions_created": len(created), "partitions_dropped": dropped, "deleted": deleted,
-              "labels_attached": attached}
+    report = {
+        "partitions_created": len(created),
+        "partitions_dropped": dropped,
+        "deleted": deleted,
+        "labels_attached": attached,
+    }
     if created or dropped or attached:
         log.info("maintenance: %s", report)
     return report

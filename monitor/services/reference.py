@@ -18,8 +18,10 @@ def _reject(errors: list[RecordError], total: int) -> InvalidRecords:
     bad_rows = len({e.index for e in errors})
     shown = errors[:MAX_REPORTED_ERRORS]
     more = f"; the first {len(shown)} problems are listed" if len(errors) > len(shown) else ""
-    what = "the columns do not match the model schema" if errors[0].index is None else (
-        f"{bad_rows} of {total} rows are invalid"
+    what = (
+        "the columns do not match the model schema"
+        if errors[0].index is None
+        else (f"{bad_rows} of {total} rows are invalid")
     )
     return InvalidRecords(f"reference rejected: {what}; nothing was stored{more}", shown)
 

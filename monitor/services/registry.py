@@ -23,8 +23,9 @@ def _version_view(v: VersionRow, reference: dict[str, Any] | None) -> dict[str, 
     }
 
 
-def _model_view(versions: list[VersionRow], references: dict[int, dict[str, Any]],
-                totals: dict[str, dict[str, int]] | None = None) -> dict[str, Any]:
+def _model_view(
+    versions: list[VersionRow], references: dict[int, dict[str, Any]], totals: dict[str, dict[str, int]] | None = None
+) -> dict[str, Any]:
     latest = versions[-1]
     view = {
         "name": latest.model_name,
@@ -62,11 +63,11 @@ def register_model(ctx: ServiceContext, spec: ModelSpec) -> tuple[dict[str, Any]
                         )
                     created = False
                 else:
-                    if (latest := registry_repo.get_version(uow.conn, spec.name, None)):
-                        if latest.task != spec.task.value:
-                            raise Conflict(
-                                f"model {spec.name!r} is a {latest.task} model; a version cannot change the task"
-                            )
+                    latest = registry_repo.get_version(uow.conn, spec.name, None)
+                    if latest is not None and latest.task != spec.task.value:
+                        raise Conflict(
+                            f"model {spec.name!r} is a {latest.task} model; a version cannot change the task"
+                        )
                     registry_repo.insert_version(uow.conn, model_id, spec.version, schema, spec.description)
                     created = True
                 versions = registry_repo.list_versions(uow.conn, spec.name)
@@ -84,9 +85,7 @@ def list_models(ctx: ServiceContext) -> list[dict[str, Any]]:
         by_model: dict[int, list[VersionRow]] = {}
         for v in versions:
             by_model.setdefault(v.model_id, []).append(v)
-        return [
-            _model_view(vs, registry_repo.active_references(uow.conn, mid)) for mid, vs in by_model.items()
-        ]
+        return [_model_view(vs, registry_repo.active_references(uow.conn, mid)) for mid, vs in by_model.items()]
 
 
 def get_model(ctx: ServiceContext, name: str) -> dict[str, Any]:

@@ -30,8 +30,9 @@ async def readyz(ctx: ServiceContext = Depends(get_ctx)) -> FastJSONResponse:
     try:
         at_head, rev = await run_in_threadpool(check)
     except Exception as exc:
-        return FastJSONResponse(error_body("not_ready", f"database unreachable: {exc}"), 503,
-                                headers={"Retry-After": "5"})
+        return FastJSONResponse(
+            error_body("not_ready", f"database unreachable: {exc}"), 503, headers={"Retry-After": "5"}
+        )
     if not at_head:
         return FastJSONResponse(error_body("not_ready", f"migrations not at head (at {rev})"), 503)
     return FastJSONResponse({"status": "ready", "revision": rev})

@@ -20,9 +20,15 @@ from monitor.services.keys import Scope
 router = APIRouter(prefix="/v1/models", tags=["models"])
 
 
-@router.post("", status_code=201, dependencies=[Depends(require(Scope.admin))],
-             responses={200: {"description": "The version was registered already with the same schema"},
-                        409: {"description": "The version exists with a different schema"}})
+@router.post(
+    "",
+    status_code=201,
+    dependencies=[Depends(require(Scope.admin))],
+    responses={
+        200: {"description": "The version was registered already with the same schema"},
+        409: {"description": "The version exists with a different schema"},
+    },
+)
 async def register_model(spec: ModelSpec, ctx: ServiceContext = Depends(get_ctx)) -> FastJSONResponse:
     """Register a model, or a new version of it, with its schema. Idempotent for an identical schema."""
     view, created = await run_in_threadpool(registry.register_model, ctx, spec)
@@ -53,8 +59,9 @@ _REFERENCE_BODY: dict[str, Any] = {
 }
 
 
-@router.post("/{name}/reference", dependencies=[Depends(require(Scope.admin))], openapi_extra=_REFERENCE_BODY,
-             status_code=201)
+@router.post(
+    "/{name}/reference", dependencies=[Depends(require(Scope.admin))], openapi_extra=_REFERENCE_BODY, status_code=201
+)
 async def upload_reference(
     name: str,
     request: Request,
@@ -66,8 +73,10 @@ async def upload_reference(
     """Upload the reference dataset for a model version; it replaces the one in use."""
     fmt = format or format_from(media_type(request))
     if fmt is None:
-        raise MonitorError("send CSV (text/csv), Parquet (application/vnd.apache.parquet) or JSON "
-                           "(application/json), or say which with ?format=")
+        raise MonitorError(
+            "send CSV (text/csv), Parquet (application/vnd.apache.parquet) or JSON "
+            "(application/json), or say which with ?format="
+        )
     body = await read_body(request, ctx.settings.max_body_bytes)
     result = await run_in_threadpool(
         reference.upload_reference, ctx, name, body, fmt, version=version, name=dataset_name
