@@ -20,7 +20,12 @@ DATABASE_NAME = "monitor"
 
 def start_embedded(data_dir: Path) -> str:
     """Start (or join) the embedded server; return a SQLAlchemy URL for the ``monitor`` database."""
-    import pgserver  # imported lazily: only the embedded path needs it
+    import warnings
+
+    with warnings.catch_warnings():
+        # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI); pgserver copes.
+        warnings.simplefilter("ignore")
+        import pgserver  # imported lazily: only the embedded path needs it
 
     data_dir = Path(data_dir).expanduser().resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -29,7 +34,9 @@ def start_embedded(data_dir: Path) -> str:
         data_dir.chmod(0o755)
     pgdata = data_dir / "postgres"
     log.info("starting embedded Postgres in %s", pgdata)
-    server = pgserver.get_server(pgdata, cleanup_mode="stop")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        server = pgserver.get_server(pgdata, cleanup_mode="stop")
     uri = server.get_uri()  # postgresql://postgres:@/postgres?host=/socket/dir
     with psycopg.connect(uri, autocommit=True) as conn:
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE_NAME,)).fetchone()

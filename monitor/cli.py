@@ -1,0 +1,142 @@
+"""The ``monitor`` command: serve, migrate, keys, maintain, demo."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from monitor.config import get_settings
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from monitor.server import pin_database_url
+    from monitor.services.bootstrap import open_context
+
+    settings = pin_database_url(get_settings())
+    # Migrate once here rather than racing in every worker.
+    open_context(settings).close()
+    uvicorn.run(
+        "monitor.api.app:app_factory",
+        factory=True,
+        host=args.host or settings.host,
+        port=args.port or settings.port,
+        workers=args.workers,
+        log_level=args.log_level,
+    )
+    return 0
+
+
+def _migrate(_: argparse.Namespace) -> int:
+    from monitor.db.migrate import current_revision
+    from monitor.services.bootstrap import open_context
+
+    ctx = open_context(get_settings())
+    print(f"database at revision {current_revision(ctx.engine)}")
+    ctx.close()
+    return 0
+
+
+def _maintain(_: argparse.Namespace) -> int:
+    from monitor.services.bootstrap import open_context
+    from monitor.services.maintenance import run_maintenance
+
+    ctx = open_context(get_settings())
+    print(run_maintenance(ctx))
+    ctx.close()
+    return 0
+
+
+def _keys(args: argparse.Namespace) -> int:
+    from monitor.errors import NotFound
+    from monitor.services import keys
+    from monitor.services.bootstrap import open_context
+
+    ctx = open_context(get_settings())
+    try:
+        if args.keys_cmd == "create":
+            key, info = keys.create_key(ctx, args.name, [keys.Scope(s) for s in args.scope])
+            print(key)
+            print(
+                f"# key {info['prefix']} ({', '.join(info['scopes'])}): shown once, only its hash is stored",
+                file=sys.stderr,
+            )
+        elif args.keys_cmd == "list":
+            for k in keys.list_keys(ctx):
+                state = "revoked" if k["revoked_at"] else "active"
+                print(f"{k['prefix']}  {state:8}  {','.join(k['scopes']):20}  {k['name']}")
+        elif args.keys_cmd == "revoke":
+            try:
+                keys.revoke_key(ctx, args.prefix)
+            except NotFound as exc:
+                print(exc.message, file=sys.stderr)
+                return 1
+            print(f"revoked {args.prefix}")
+    finally:
+        ctx.close()
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from monitor.demo import run_demo
+
+    return run_demo(
+        port=args.port,
+        rate=args.rate,
+        duration=args.duration,
+        drift_after=args.drift_after,
+        label_delay=args.label_delay,
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="monitor", description="Self-hosted model monitoring service")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    s = sub.add_parser("serve", help="run the ingestion API")
+    s.add_argument("--host")
+    s.add_argument("--port", type=int)
+    s.add_argument("--workers", type=int, default=1)
+    s.add_argument("--log-level", default="info")
+    s.set_defaults(func=_serve)
+
+    sub.add_parser("migrate", help="apply database migrations").set_defaults(func=_migrate)
+    sub.add_parser("maintain", help="create partitions ahead, apply retention").set_defaults(func=_maintain)
+
+    k = sub.add_parser("keys", help="manage API keys")
+    ksub = k.add_subparsers(dest="keys_cmd", required=True)
+    kc = ksub.add_parser("create", help="create a key and print it (once)")
+    kc.add_argument(
+        "--scope", action="append", required=True, choices=["ingest", "read", "admin"], help="repeat for several scopes"
+    )
+    kc.add_argument("--name", default="cli")
+    ksub.add_parser("list", help="list keys (prefixes only)")
+    kr = ksub.add_parser("revoke", help="revoke a key by its prefix")
+    kr.add_argument("prefix")
+    k.set_defaults(func=_keys)
+
+    d = sub.add_parser("demo", help="start everything on the embedded Postgres with demo traffic")
+    d.add_argument("--port", type=int, default=None, help="API port (default MONITOR_PORT or 8000)")
+    d.add_argument("--rate", type=float, default=20.0, help="predictions per second")
+    d.add_argument("--duration", type=float, default=0.0, help="seconds to run (0: until Ctrl-C)")
+    d.add_argument("--drift-after", type=float, default=120.0, help="seconds of traffic before drift starts")
+    d.add_argument("--label-delay", type=float, default=20.0, help="mean seconds before a label arrives")
+    d.set_defaults(func=_demo)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    for noisy in ("pgserver", "httpx", "httpcore", "alembic"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,342 @@
+"""Client SDK for serving systems.
+
+``log_prediction`` and ``log_label`` never block the caller's request path: records go into a
+bounded in-memory queue and a background thread ships them in batches, retrying connection
+errors, timeouts, 408, 429 and 5xx with exponential backoff and jitter (honouring Retry-After).
+When the queue is full a record is dropped and counted (``stats.dropped``) and a warning is
+logged: dropping is reported, never silent. Records the server rejects as invalid are counted
+in ``stats.rejected`` with the server's reasons logged.
+
+    client = MonitorClient("http://monitor:8000", api_key, model="credit")
+    pid = client.log_prediction({"age": 41, "income": 52000.0}, prediction="approve", latency_ms=12.5)
+    ...
+    client.log_label(pid, "default")
+    client.close()
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import random
+import threading
+import time
+import uuid
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+
+log = logging.getLogger("monitor.client")
+
+_RETRY_STATUS = {408, 429, 500, 502, 503, 504}
+_CONTENT_TYPES = {
+    ".csv": "text/csv",
+    ".parquet": "application/vnd.apache.parquet",
+    ".pq": "application/vnd.apache.parquet",
+    ".json": "application/json",
+}
+
+
+class MonitorAPIError(Exception):
+    def __init__(self, status: int, body: Any) -> None:
+        super().__init__(f"HTTP {status}: {body}")
+        self.status = status
+        self.body = body
+
+
+@dataclass
+class ClientStats:
+    queued: int = 0
+    sent: int = 0  # acknowledged by the server (stored or duplicate)
+    duplicates: int = 0
+    rejected: int = 0  # refused by the server as invalid
+    dropped: int = 0  # never sent: queue full, or still unsent when close() gave up
+    retries: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class _Item:
+    kind: str  # "prediction" | "label"
+    model: str
+    version: str | None
+    record: dict[str, Any]
+
+
+def _iso(ts: datetime | str | float | None) -> str | float | None:
+    return ts.isoformat() if isinstance(ts, datetime) else ts
+
+
+class MonitorClient:
+    def __init__(
+        self,
+        url: str,
+        api_key: str,
+        *,
+        model: str | None = None,
+        version: str | None = None,
+        max_queue: int = 10_000,
+        batch_size: int = 500,
+        flush_interval: float = 0.5,
+        timeout: float = 10.0,
+        backoff_base: float = 0.2,
+        backoff_max: float = 30.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.url = url.rstrip("/")
+        self.model = model
+        self.version = version
+        self.batch_size = batch_size
+        self.flush_interval = flush_interval
+        self.backoff_base = backoff_base
+        self.backoff_max = backoff_max
+        self.stats = ClientStats()
+        self._http = httpx.Client(
+            base_url=self.url,
+            headers={"Authorization": f"Bearer {api_key}", "User-Agent": "model-monitor-client"},
+            timeout=timeout,
+            transport=transport,
+        )
+        self._queue: queue.Queue[_Item] = queue.Queue(maxsize=max_queue)
+        self._closing = threading.Event()
+        self._deadline: float | None = None
+        self._last_drop_warning = 0.0
+        self._stats_lock = threading.Lock()
+        self._thread = threading.Thread(target=self._run, name="monitor-client-sender", daemon=True)
+        self._thread.start()
+
+    # -- the non-blocking logging calls -----------------------------------------------------------
+
+    def log_prediction(
+        self,
+        features: Mapping[str, Any],
+        prediction: Any,
+        *,
+        prediction_id: str | None = None,
+        timestamp: datetime | str | float | None = None,
+        scores: Mapping[str, float] | float | None = None,
+        latency_ms: float | None = None,
+        segments: Mapping[str, Any] | None = None,
+        model: str | None = None,
+        version: str | None = None,
+    ) -> str:
+        """Queue a prediction; returns its id (generated here when not given, so a retry is idempotent)."""
+        pid = prediction_id or uuid.uuid4().hex
+        record: dict[str, Any] = {"prediction_id": pid, "features": dict(features), "prediction": prediction}
+        if timestamp is not None:
+            record["timestamp"] = _iso(timestamp)
+        if scores is not None:
+            record["scores"] = scores if isinstance(scores, int | float) else dict(scores)
+        if latency_ms is not None:
+            record["latency_ms"] = latency_ms
+        if segments:
+            record["segments"] = dict(segments)
+        self._enqueue(_Item("prediction", self._model(model), version or self.version, record))
+        return pid
+
+    def log_label(
+        self,
+        prediction_id: str,
+        label: Any,
+        *,
+        timestamp: datetime | str | float | None = None,
+        model: str | None = None,
+    ) -> None:
+        """Queue the ground truth for a prediction id."""
+        record: dict[str, Any] = {"prediction_id": prediction_id, "label": label}
+        if timestamp is not None:
+            record["timestamp"] = _iso(timestamp)
+        self._enqueue(_Item("label", self._model(model), None, record))
+
+    def log_labels(self, labels: Mapping[str, Any], *, model: str | None = None) -> None:
+        for pid, label in labels.items():
+            self.log_label(pid, label, model=model)
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until everything queued so far was sent (or given up on). True when the queue drained."""
+        end = None if timeout is None else time.monotonic() + timeout
+        with self._queue.all_tasks_done:
+            while self._queue.unfinished_tasks:
+                remaining = None if end is None else end - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return False
+                self._queue.all_tasks_done.wait(remaining if remaining is not None else 0.5)
+        return True
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Send what is queued (for at most ``timeout`` seconds), then stop. Unsent records count as dropped."""
+        self._deadline = time.monotonic() + timeout
+        self._closing.set()
+        self._thread.join(timeout + 5)
+        self._http.close()
+
+    def __enter__(self) -> MonitorClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- synchronous admin calls --------------------------------------------------------------------
+
+    def register_model(self, spec: Mapping[str, Any]) -> dict[str, Any]:
+        return self._call("POST", "/v1/models", content=orjson.dumps(dict(spec)))
+
+    def get_model(self, name: str) -> dict[str, Any]:
+        return self._call("GET", f"/v1/models/{name}")
+
+    def upload_reference(
+        self, path: str | Path, *, model: str | None = None, version: str | None = None, progress: bool = True
+    ) -> dict[str, Any]:
+        """Upload a CSV, Parquet or JSON reference file, streaming it with a progress bar."""
+        path = Path(path)
+        content_type = _CONTENT_TYPES.get(path.suffix.lower())
+        if content_type is None:
+            raise ValueError(f"{path.name}: expected a .csv, .parquet or .json file")
+        size = path.stat().st_size
+
+        def chunks() -> Iterator[bytes]:
+            from tqdm import tqdm
+
+            with (
+                path.open("rb") as fh,
+                tqdm(total=size, unit="B", unit_scale=True, desc=f"uploading {path.name}", disable=not progress) as bar,
+            ):
+                while chunk := fh.read(256 * 1024):
+                    bar.update(len(chunk))
+                    yield chunk
+
+        params = {"version": version} if version else None
+        return self._call(
+            "POST",
+            f"/v1/models/{self._model(model)}/reference",
+            content=chunks(),
+            params=params,
+            headers={"Content-Type": content_type, "Content-Length": str(size)},
+        )
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        headers = {"Content-Type": "application/json", **kwargs.pop("headers", {})}
+        resp = self._http.request(method, path, headers=headers, **kwargs)
+        body = resp.json() if resp.content else {}
+        if resp.status_code >= 400:
+            raise MonitorAPIError(resp.status_code, body)
+        return body  # type: ignore[no-any-return]
+
+    # -- the sender thread -------------------------------------------------------------------------
+
+    def _model(self, model: str | None) -> str:
+        m = model or self.model
+        if not m:
+            raise ValueError("no model: pass model= here or to MonitorClient(...)")
+        return m
+
+    def _enqueue(self, item: _Item) -> None:
+        if self._closing.is_set():
+            raise RuntimeError("the client is closed")
+        try:
+            self._queue.put_nowait(item)
+        except queue.Full:
+            with self._stats_lock:
+                self.stats.dropped += 1
+                dropped = self.stats.dropped
+            now = time.monotonic()
+            if now - self._last_drop_warning > 10:
+                self._last_drop_warning = now
+                log.warning("monitor client queue full: %d records dropped so far", dropped)
+            return
+        with self._stats_lock:
+            self.stats.queued += 1
+
+    def _run(self) -> None:
+        while True:
+            batch = self._next_batch()
+            if batch:
+                self._send_batch(batch)
+                for _ in batch:
+                    self._queue.task_done()
+            elif self._closing.is_set():
+                return
+
+    def _next_batch(self) -> list[_Item]:
+        """Up to ``batch_size`` items of one kind and model, waiting at most ``flush_interval``."""
+        try:
+            first = self._queue.get(timeout=self.flush_interval)
+        except queue.Empty:
+            return []
+        batch = [first]
+        end = time.monotonic() + self.flush_interval
+        while len(batch) < self.batch_size:
+            try:
+                item = self._queue.get(timeout=max(0.0, end - time.monotonic()) if not self._closing.is_set() else 0)
+            except queue.Empty:
+                break
+            if (item.kind, item.model, item.version) != (first.kind, first.model, first.version):
+                # Different destination: send what we have, then start a new batch with it.
+                self._send_batch(batch)
+                for _ in batch:
+                    self._queue.task_done()
+                batch = [item]
+                first = item
+                continue
+            batch.append(item)
+        return batch
+
+    def _send_batch(self, batch: list[_Item]) -> None:
+        first = batch[0]
+        path = "/v1/predictions" if first.kind == "prediction" else "/v1/labels"
+        body: dict[str, Any] = {"model": first.model, "records": [i.record for i in batch]}
+        if first.version:
+            body["version"] = first.version
+        payload = orjson.dumps(body)
+        attempt = 0
+        while True:
+            delay: float | None = None
+            try:
+                resp = self._http.post(
+                    path, content=payload, params={"on_error": "skip"}, headers={"Content-Type": "application/json"}
+                )
+            except httpx.HTTPError as exc:
+                log.debug("monitor client: %s failed: %s", path, exc)
+            else:
+                if resp.status_code < 300:
+                    self._account(resp.json(), len(batch))
+                    return
+                if resp.status_code not in _RETRY_STATUS:
+                    with self._stats_lock:
+                        self.stats.rejected += len(batch)
+                    log.error(
+                        "monitor rejected %d %ss: HTTP %d %s",
+                        len(batch),
+                        first.kind,
+                        resp.status_code,
+                        resp.text[:2000],
+                    )
+                    return
+                retry_after = resp.headers.get("retry-after", "")
+                delay = float(retry_after) if retry_after.replace(".", "", 1).isdigit() else None
+            if self._deadline is not None and time.monotonic() >= self._deadline:
+                with self._stats_lock:
+                    self.stats.dropped += len(batch)
+                log.error("monitor client closed with %d unsent %ss", len(batch), first.kind)
+                return
+            attempt += 1
+            with self._stats_lock:
+                self.stats.retries += 1
+            backoff = min(self.backoff_max, self.backoff_base * 2 ** min(attempt, 16))
+            sleep = delay if delay is not None else random.uniform(backoff / 2, backoff)
+            if self._deadline is not None:
+                sleep = min(sleep, max(0.0, self._deadline - time.monotonic()))
+            time.sleep(sleep)
+
+    def _account(self, result: dict[str, Any], n: int) -> None:
+        rejected = int(result.get("rejected", 0))
+        with self._stats_lock:
+            self.stats.sent += n - rejected
+            self.stats.duplicates += int(result.get("duplicates", 0))
+            self.stats.rejected += rejected
+        if rejected:
+            log.warning("monitor rejected %d records: %s", rejected, result.get("errors", [])[:20])

@@ -1,0 +1,146 @@
+"""``monitor demo``: the whole service on the embedded Postgres with live traffic and drift."""
+
+from __future__ import annotations
+
+import heapq
+import logging
+import signal
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+from monitor import demo_data
+from monitor.api.app import create_app
+from monitor.client import MonitorClient
+from monitor.config import get_settings
+from monitor.server import ThreadedServer, pin_database_url, port_is_free
+from monitor.services import keys
+from monitor.services.bootstrap import open_context
+
+log = logging.getLogger(__name__)
+
+
+def run_demo(
+    *,
+    port: int | None = None,
+    rate: float = 20.0,
+    duration: float = 0.0,
+    drift_after: float = 120.0,
+    label_delay: float = 20.0,
+    label_share: float = 0.8,
+    seed: int = 1,
+) -> int:
+    settings = get_settings()
+    port = port or settings.port
+    if not port_is_free(settings.host, port):
+        print(f"port {port} is in use: pass --port or set MONITOR_PORT")
+        return 2
+    where = (settings.database_url and "MONITOR_DATABASE_URL") or f"embedded Postgres in {settings.data_dir}"
+    print(f"starting the database ({where}) ...", flush=True)
+    settings = pin_database_url(settings)
+    ctx = open_context(settings)
+    admin_key, _ = keys.create_key(ctx, "demo-admin", [keys.Scope.admin])
+    ingest_key, _ = keys.create_key(ctx, "demo-ingest", [keys.Scope.ingest])
+    read_key, _ = keys.create_key(ctx, "demo-read", [keys.Scope.read])
+
+    server = ThreadedServer(create_app(settings, ctx), settings.host, port).start()
+    admin = MonitorClient(server.url, admin_key, model=demo_data.MODEL_NAME)
+    admin.register_model(demo_data.SPEC)
+    with tempfile.TemporaryDirectory() as tmp:
+        ref_path = Path(tmp) / "credit_reference.csv"
+        demo_data.reference_frame(5000).to_csv(ref_path, index=False)
+        print(f"uploading the reference dataset ({ref_path.stat().st_size / 1e6:.1f} MB) ...", flush=True)
+        ref = admin.upload_reference(ref_path)
+    admin.close()
+
+    print(
+        f"""
+Model Monitor demo is running.
+  API            {server.url}          (OpenAPI docs: {server.url}/docs)
+  model          {demo_data.MODEL_NAME}: {ref["rows"]} reference rows
+  admin key      {admin_key}
+  ingest key     {ingest_key}
+  read key       {read_key}
+  traffic        {rate:g} predictions/s, labels after ~{label_delay:g}s for {label_share:.0%} of them,
+                 drift injected after {drift_after:g}s
+Try:
+  curl -H 'Authorization: Bearer {read_key}' {server.url}/v1/models/{demo_data.MODEL_NAME}
+Press Ctrl-C to stop.
+""",
+        flush=True,
+    )
+
+    stop = threading.Event()
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, lambda *_: stop.set())
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    client = MonitorClient(server.url, ingest_key, model=demo_data.MODEL_NAME)
+    try:
+        _stream(client, stop, rate, duration, drift_after, label_delay, label_share, seed)
+    finally:
+        client.close(timeout=10)
+        s = client.stats
+        print(f"sent {s.sent} records ({s.duplicates} duplicates, {s.rejected} rejected, {s.dropped} dropped)")
+        server.stop()
+        ctx.close()
+    return 0
+
+
+def _stream(
+    client: MonitorClient,
+    stop: threading.Event,
+    rate: float,
+    duration: float,
+    drift_after: float,
+    label_delay: float,
+    label_share: float,
+    seed: int,
+) -> None:
+    rng = np.random.default_rng(seed)
+    pending: list[tuple[float, str, str]] = []  # (due time, prediction id, label)
+    start = time.monotonic()
+    tick = 0.25
+    n_sent = 0
+    last_report = start
+    while not stop.is_set():
+        now = time.monotonic()
+        elapsed = now - start
+        if duration and elapsed >= duration:
+            break
+        # Drift ramps in over a minute after the drift point.
+        drift = min(1.0, max(0.0, (elapsed - drift_after) / 60.0))
+        n = int(rng.poisson(rate * tick))
+        if n:
+            batch = demo_data.applicants(n, rng, drift)
+            scores = demo_data.model_scores(batch)
+            outcomes = demo_data.true_default(batch, rng, drift)
+            channels = rng.choice(demo_data.CHANNELS, n, p=[0.6, 0.25, 0.15])
+            latencies = rng.gamma(2.0, 6.0 + 10 * drift, n)
+            for rec, score, outcome, channel, latency in zip(
+                batch.records(), scores, outcomes, channels, latencies, strict=True
+            ):
+                pid = client.log_prediction(
+                    rec,
+                    "default" if score >= 0.5 else "repaid",
+                    scores=round(float(score), 5),
+                    latency_ms=round(float(latency), 2),
+                    segments={"channel": str(channel)},
+                )
+                if rng.random() < label_share:
+                    due = now + rng.exponential(label_delay)
+                    heapq.heappush(pending, (due, pid, "default" if outcome else "repaid"))
+            n_sent += n
+        while pending and pending[0][0] <= now:
+            _, pid, label = heapq.heappop(pending)
+            client.log_label(pid, label)
+        if now - last_report >= 10:
+            last_report = now
+            phase = "drifting" if drift > 0 else "stable"
+            print(
+                f"[{elapsed:6.0f}s] {n_sent} predictions sent, {len(pending)} labels pending, traffic {phase}",
+                flush=True,
+            )
+        stop.wait(tick)
