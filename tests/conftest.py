@@ -1,0 +1,74 @@
+"""Shared fixtures. Integration tests run against a real Postgres: the server named by
+MONITOR_TEST_DATABASE_URL, else the one on 127.0.0.1:5432, else an embedded pgserver.
+Each test session works in a database of its own, created here and dropped at the end."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+
+from monitor.config import Settings
+from monitor.db.engine import normalise_url
+from monitor.services.bootstrap import open_context
+from monitor.services.context import ServiceContext
+
+DEFAULT_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+def _server_url(tmp_root: Path) -> str:
+    url = os.environ.get("MONITOR_TEST_DATABASE_URL", DEFAULT_SERVER)
+    try:
+        with psycopg.connect(url, connect_timeout=3):
+            return url
+    except psycopg.OperationalError:
+        if "MONITOR_TEST_DATABASE_URL" in os.environ:
+            raise
+    from monitor.db.embedded import start_embedded
+
+    return start_embedded(tmp_root / "embedded").replace("postgresql+psycopg://", "postgresql://")
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    server = _server_url(tmp_path_factory.mktemp("pg"))
+    name = f"monitor_test_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(server, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = normalise_url(make_url(normalise_url(server)).set(database=name).render_as_string(hide_password=False))
+    yield url
+    with psycopg.connect(server, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def settings(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    return Settings(database_url=database_url, data_dir=tmp_path_factory.mktemp("data"), api_key_cache_seconds=0)
+
+
+@pytest.fixture(scope="session")
+def session_ctx(settings: Settings) -> Iterator[ServiceContext]:
+    ctx = open_context(settings)
+    yield ctx
+    ctx.close()
+
+
+TABLES = (
+    "api_keys, schema_violations, ingest_stats, labels, prediction_keys, predictions, reference_rows, "
+    "reference_datasets, model_versions, models"
+)
+
+
+@pytest.fixture
+def ctx(session_ctx: ServiceContext) -> Iterator[ServiceContext]:
+    """The service context over an empty database (tables truncated before each test)."""
+    with session_ctx.engine.begin() as conn:
+        conn.execute(text(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE"))
+    session_ctx._validators.clear()
+    yield session_ctx

@@ -1,0 +1,178 @@
+from __future__ import annotations
+
+import gzip
+import threading
+from datetime import UTC, datetime, timedelta
+
+import orjson
+import pytest
+from fastapi.testclient import TestClient
+
+from monitor.api.app import create_app
+from tests.integration.conftest import Api, prediction
+
+
+def stored(api: Api) -> int:
+    return api.count("SELECT count(*) FROM predictions")
+
+
+def test_batch_lands_once_and_a_retry_counts_duplicates(churn: Api) -> None:
+    body = {"model": "churn", "records": [prediction("a"), prediction("b"), prediction(None)]}
+    r = churn.http.post("/v1/predictions", json=body, headers=churn.ingest)
+    assert r.status_code == 200, r.text
+    out = r.json()
+    assert (out["accepted"], out["duplicates"], out["rejected"]) == (3, 0, 0)
+    assert out["ids"][:2] == ["a", "b"] and len(out["ids"][2]) == 32
+
+    retry = churn.http.post("/v1/predictions", json={"model": "churn", "records": [prediction("a"), prediction("c")]},
+                            headers=churn.ingest).json()
+    assert (retry["accepted"], retry["duplicates"], retry["duplicate_ids"]) == (1, 1, ["a"])
+    assert stored(churn) == 4
+    assert churn.count("SELECT count(*) FROM prediction_keys") == 4
+
+
+def test_repeated_id_inside_one_request_is_a_duplicate(churn: Api) -> None:
+    out = churn.http.post("/v1/predictions", json=[{"model": "churn", **prediction("x")}] * 3,
+                          headers=churn.ingest).json()
+    assert (out["accepted"], out["duplicates"], out["ids"]) == (1, 2, ["x", "x", "x"])
+    assert stored(churn) == 1
+
+
+def test_stored_row_holds_the_normalised_record(churn: Api) -> None:
+    rec = prediction("s1", latency_ms=7.5, segments={"country": "NO"},
+                     features={"tenure": 3, "plan": 5, "autopay": True})
+    now = datetime.now(UTC)
+    rec["timestamp"] = (now - timedelta(days=2)).isoformat()
+    churn.http.post("/v1/predictions", json={"model": "churn", "records": [rec]}, headers=churn.ingest)
+    with churn.ctx.engine.connect() as conn:
+        from sqlalchemy import text
+
+        row = conn.execute(text("SELECT features, prediction, scores, latency_ms, segments, ts FROM predictions")).one()
+    assert row.features == {"tenure": 3, "plan": "5", "autopay": True}
+    assert row.prediction == "stay" and row.scores == {"leave": 0.3} and row.latency_ms == 7.5
+    assert row.segments == {"plan": "5", "country": "NO"}
+    assert abs((row.ts - (now - timedelta(days=2))).total_seconds()) < 1
+    # a back-filled day got its own partition on demand
+    day = (now - timedelta(days=2)).strftime("%Y%m%d")
+    assert churn.count("SELECT count(*) FROM pg_class WHERE relname = :n", n=f"predictions_{day}") == 1
+
+
+def test_single_record_ndjson_and_gzip(churn: Api) -> None:
+    single = churn.http.post("/v1/predictions", json={"model": "churn", **prediction("one")}, headers=churn.ingest)
+    assert single.json()["accepted"] == 1
+    lines = b"\n".join(orjson.dumps({"model": "churn", **prediction(f"n{i}")}) for i in range(5))
+    nd = churn.http.post("/v1/predictions", content=lines,
+                         headers={**churn.ingest, "Content-Type": "application/x-ndjson"})
+    assert nd.json()["accepted"] == 5
+    gz = churn.http.post(
+        "/v1/predictions",
+        content=gzip.compress(orjson.dumps({"model": "churn", "records": [prediction("g1")]})),
+        headers={**churn.ingest, "Content-Type": "application/json", "Content-Encoding": "gzip"},
+    )
+    assert gz.json()["accepted"] == 1
+    assert stored(churn) == 7
+
+
+def test_any_bad_row_rejects_the_batch_and_lists_every_bad_row(churn: Api) -> None:
+    records = [
+        prediction("ok1"),
+        prediction("bad1", features={"tenure": "long", "plan": "basic"}),
+        prediction("ok2"),
+        prediction("bad2", prediction="maybe", timestamp="not a time"),
+        prediction("bad3", features={"plan": "basic", "shoe_size": 44}),
+    ]
+    r = churn.http.post("/v1/predictions", json={"model": "churn", "records": records}, headers=churn.ingest)
+    assert r.status_code == 422
+    err = r.json()["error"]
+    assert err["code"] == "validation_error"
+    assert "3 of 5 records are invalid; nothing was stored" in err["message"]
+    assert [(d["index"], d["field"]) for d in err["details"]] == [
+        (1, "features.tenure"),
+        (3, "timestamp"),
+        (3, "prediction"),
+        (4, "features.tenure"),
+        (4, "features.shoe_size"),
+    ]
+    assert stored(churn) == 0
+    assert churn.count("SELECT count(*) FROM prediction_keys") == 0
+    # the rejections are counted for data quality all the same
+    assert churn.count("SELECT rejected FROM ingest_stats WHERE kind = 'prediction'") == 3
+    assert churn.count("SELECT count FROM schema_violations WHERE field = 'features.tenure'") == 2
+    assert churn.count("SELECT count FROM schema_violations WHERE field = 'features.<unknown>'") == 1
+
+
+def test_skip_mode_stores_the_good_rows_and_returns_the_rejects(churn: Api) -> None:
+    records = [prediction("ok1"), prediction("bad", prediction="maybe"), prediction("ok2")]
+    r = churn.http.post("/v1/predictions?on_error=skip", json={"model": "churn", "records": records},
+                        headers=churn.ingest)
+    assert r.status_code == 200
+    out = r.json()
+    assert (out["accepted"], out["rejected"], out["ids"]) == (2, 1, ["ok1", None, "ok2"])
+    assert out["errors"] == [{"index": 1, "field": "prediction", "reason": "'maybe' is not one of the model's classes"}]
+    assert stored(churn) == 2
+
+
+def test_on_error_must_be_known(churn: Api) -> None:
+    r = churn.http.post("/v1/predictions?on_error=ignore", json={"model": "churn", "records": []},
+                        headers=churn.ingest)
+    assert r.status_code == 422 and r.json()["error"]["details"][0]["field"] == "on_error"
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "code", "message"),
+    [
+        (b"{not json", 400, "malformed_json", "not valid JSON"),
+        (orjson.dumps({"model": "ghost", "records": [prediction()]}), 404, "not_found", "model 'ghost' is not registered"),
+        (orjson.dumps({"model": "churn", "version": "9", "records": [prediction()]}), 404, "not_found",
+         "model 'churn' has no version '9'"),
+        (orjson.dumps(prediction()), 422, "validation_error", "1 of 1 records are invalid"),
+    ],
+)
+def test_request_level_errors(churn: Api, body: bytes, status: int, code: str, message: str) -> None:
+    r = churn.http.post("/v1/predictions", content=body, headers={**churn.ingest, "Content-Type": "application/json"})
+    assert r.status_code == status
+    assert r.json()["error"]["code"] == code
+    assert message in r.json()["error"]["message"]
+
+
+def test_oversized_body_is_413(churn: Api) -> None:
+    small = churn.ctx.settings.model_copy(update={"max_body_bytes": 1000})
+    ctx = churn.ctx
+    original = ctx.settings
+    ctx.settings = small
+    try:
+        with TestClient(create_app(ctx=ctx)) as http:
+            big = {"model": "churn", "records": [prediction(f"id{i}") for i in range(50)]}
+            r = http.post("/v1/predictions", json=big, headers=churn.ingest)
+            assert r.status_code == 413
+            assert r.json()["error"]["code"] == "payload_too_large"
+            bomb = gzip.compress(orjson.dumps(big) * 10)
+            assert len(bomb) < 1000
+            r = http.post("/v1/predictions", content=bomb,
+                          headers={**churn.ingest, "Content-Type": "application/json", "Content-Encoding": "gzip"})
+            assert r.status_code == 413
+    finally:
+        ctx.settings = original
+    assert stored(churn) == 0
+
+
+def test_concurrent_retries_store_each_id_once(churn: Api) -> None:
+    """Eight clients send the same 300 ids at the same time: each id is stored exactly once."""
+    body = {"model": "churn", "records": [prediction(f"c{i}") for i in range(300)]}
+    results: list[dict] = []
+    barrier = threading.Barrier(8)
+
+    def send() -> None:
+        barrier.wait()
+        r = churn.http.post("/v1/predictions", json=body, headers=churn.ingest)
+        assert r.status_code == 200, r.text
+        results.append(r.json())
+
+    threads = [threading.Thread(target=send) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sum(r["accepted"] for r in results) == 300
+    assert sum(r["duplicates"] for r in results) == 300 * 7
+    assert stored(churn) == 300

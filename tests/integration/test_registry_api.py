@@ -1,0 +1,52 @@
+from __future__ import annotations
+
+from tests.integration.conftest import BINARY_SPEC, Api
+
+
+def test_register_is_idempotent_and_versions_are_immutable(api: Api) -> None:
+    r = api.http.post("/v1/models", json=BINARY_SPEC, headers=api.admin)
+    assert r.status_code == 201
+    body = r.json()
+    assert body["name"] == "churn" and body["latest_version"] == "1"
+    assert body["versions"][0]["schema"]["positive_class"] == "leave"
+
+    again = api.http.post("/v1/models", json=BINARY_SPEC, headers=api.admin)
+    assert again.status_code == 200
+
+    changed = {**BINARY_SPEC, "features": BINARY_SPEC["features"][:2]}
+    conflict = api.http.post("/v1/models", json=changed, headers=api.admin)
+    assert conflict.status_code == 409
+    assert "different schema" in conflict.json()["error"]["message"]
+
+    v2 = api.http.post("/v1/models", json={**changed, "version": "2"}, headers=api.admin)
+    assert v2.status_code == 201
+    assert [v["version"] for v in v2.json()["versions"]] == ["1", "2"]
+    assert v2.json()["latest_version"] == "2"
+
+    task_change = api.http.post("/v1/models", json={**changed, "version": "3", "task": "regression", "classes": None},
+                                headers=api.admin)
+    assert task_change.status_code == 409
+
+
+def test_list_and_get(api: Api) -> None:
+    api.http.post("/v1/models", json=BINARY_SPEC, headers=api.admin)
+    api.http.post("/v1/models", json={**BINARY_SPEC, "name": "other"}, headers=api.admin)
+    listed = api.http.get("/v1/models", headers=api.read).json()["models"]
+    assert sorted(m["name"] for m in listed) == ["churn", "other"]
+    got = api.http.get("/v1/models/churn", headers=api.read)
+    assert got.status_code == 200 and got.json()["task"] == "binary_classification"
+    missing = api.http.get("/v1/models/nope", headers=api.read)
+    assert missing.status_code == 404
+    assert missing.json() == {"error": {"code": "not_found", "message": "model 'nope' is not registered",
+                                        "details": []}}
+
+
+def test_bad_spec_is_422_in_the_error_shape(api: Api) -> None:
+    r = api.http.post("/v1/models", json={"name": "m", "task": "binary_classification", "features": []},
+                      headers=api.admin)
+    assert r.status_code == 422
+    err = r.json()["error"]
+    assert err["code"] == "validation_error"
+    assert any(d["field"] == "features" for d in err["details"])
+    bad_json = api.http.post("/v1/models", content=b"{nope", headers={**api.admin, "Content-Type": "application/json"})
+    assert bad_json.status_code == 400 and bad_json.json()["error"]["code"] == "malformed_json"

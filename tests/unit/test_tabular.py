@@ -1,0 +1,70 @@
+from __future__ import annotations
+
+import io
+
+import orjson
+import pandas as pd
+import pytest
+
+from monitor.domain.schema import ModelSchema
+from monitor.domain.tabular import TableFormat, UnreadableTable, format_from, read_reference
+
+SCHEMA = ModelSchema.model_validate(
+    {
+        "task": "binary_classification",
+        "classes": ["no", "yes"],
+        "features": [{"name": "x", "type": "numerical"}, {"name": "c", "type": "categorical"}],
+        "segments": ["c", "channel"],
+    }
+)
+FRAME = pd.DataFrame(
+    {"x": [1.0, None], "c": ["a", "b"], "prediction": ["yes", "no"], "target": ["no", "no"], "score": [0.7, 0.1],
+     "channel": ["web", "app"]}
+)
+
+
+def _bytes(fmt: TableFormat, df: pd.DataFrame = FRAME) -> bytes:
+    if fmt is TableFormat.csv:
+        return df.to_csv(index=False).encode()
+    if fmt is TableFormat.parquet:
+        buf = io.BytesIO()
+        df.to_parquet(buf)
+        return buf.getvalue()
+    return df.to_json(orient="records").encode()
+
+
+@pytest.mark.parametrize("fmt", list(TableFormat))
+def test_flat_tables_become_nested_records(fmt: TableFormat) -> None:
+    records, errors = read_reference(_bytes(fmt), fmt, SCHEMA)
+    assert errors == []
+    assert records[0] == {"features": {"x": 1.0, "c": "a"}, "prediction": "yes", "label": "no",
+                          "scores": {"yes": 0.7}, "segments": {"channel": "web"}}
+    x = records[1]["features"]["x"]
+    assert x is None or x != x  # a missing cell: NaN from tables, null from JSON
+
+
+def test_nested_json_records_pass_through() -> None:
+    doc = {"records": [{"features": {"x": 1, "c": "a"}, "label": "yes"}]}
+    records, errors = read_reference(orjson.dumps(doc), TableFormat.json, SCHEMA)
+    assert errors == [] and records == doc["records"]
+
+
+def test_column_problems_are_reported_by_column() -> None:
+    df = FRAME.drop(columns=["x"]).assign(colour="red", label="no")
+    records, errors = read_reference(_bytes(TableFormat.csv, df), TableFormat.csv, SCHEMA)
+    assert records == []
+    assert {(e.index, e.field) for e in errors} == {(None, "colour"), (None, "x"), (None, "target")}
+
+
+@pytest.mark.parametrize(("fmt", "data"), [(TableFormat.json, b"{nope"), (TableFormat.parquet, b"not parquet"),
+                                           (TableFormat.json, b'"a string"')])
+def test_unreadable_files(fmt: TableFormat, data: bytes) -> None:
+    with pytest.raises(UnreadableTable):
+        read_reference(data, fmt, SCHEMA)
+
+
+def test_format_detection() -> None:
+    assert format_from("text/csv; charset=utf-8") is TableFormat.csv
+    assert format_from("application/octet-stream", "ref.parquet") is TableFormat.parquet
+    assert format_from(None, "ref.pq") is TableFormat.parquet
+    assert format_from("application/octet-stream") is None
