@@ -24,23 +24,26 @@ def test_batch_lands_once_and_a_retry_counts_duplicates(churn: Api) -> None:
     assert (out["accepted"], out["duplicates"], out["rejected"]) == (3, 0, 0)
     assert out["ids"][:2] == ["a", "b"] and len(out["ids"][2]) == 32
 
-    retry = churn.http.post("/v1/predictions", json={"model": "churn", "records": [prediction("a"), prediction("c")]},
-                            headers=churn.ingest).json()
+    retry = churn.http.post(
+        "/v1/predictions", json={"model": "churn", "records": [prediction("a"), prediction("c")]}, headers=churn.ingest
+    ).json()
     assert (retry["accepted"], retry["duplicates"], retry["duplicate_ids"]) == (1, 1, ["a"])
     assert stored(churn) == 4
     assert churn.count("SELECT count(*) FROM prediction_keys") == 4
 
 
 def test_repeated_id_inside_one_request_is_a_duplicate(churn: Api) -> None:
-    out = churn.http.post("/v1/predictions", json=[{"model": "churn", **prediction("x")}] * 3,
-                          headers=churn.ingest).json()
+    out = churn.http.post(
+        "/v1/predictions", json=[{"model": "churn", **prediction("x")}] * 3, headers=churn.ingest
+    ).json()
     assert (out["accepted"], out["duplicates"], out["ids"]) == (1, 2, ["x", "x", "x"])
     assert stored(churn) == 1
 
 
 def test_stored_row_holds_the_normalised_record(churn: Api) -> None:
-    rec = prediction("s1", latency_ms=7.5, segments={"country": "NO"},
-                     features={"tenure": 3, "plan": 5, "autopay": True})
+    rec = prediction(
+        "s1", latency_ms=7.5, segments={"country": "NO"}, features={"tenure": 3, "plan": 5, "autopay": True}
+    )
     now = datetime.now(UTC)
     rec["timestamp"] = (now - timedelta(days=2)).isoformat()
     churn.http.post("/v1/predictions", json={"model": "churn", "records": [rec]}, headers=churn.ingest)
@@ -61,8 +64,9 @@ def test_single_record_ndjson_and_gzip(churn: Api) -> None:
     single = churn.http.post("/v1/predictions", json={"model": "churn", **prediction("one")}, headers=churn.ingest)
     assert single.json()["accepted"] == 1
     lines = b"\n".join(orjson.dumps({"model": "churn", **prediction(f"n{i}")}) for i in range(5))
-    nd = churn.http.post("/v1/predictions", content=lines,
-                         headers={**churn.ingest, "Content-Type": "application/x-ndjson"})
+    nd = churn.http.post(
+        "/v1/predictions", content=lines, headers={**churn.ingest, "Content-Type": "application/x-ndjson"}
+    )
     assert nd.json()["accepted"] == 5
     gz = churn.http.post(
         "/v1/predictions",
@@ -103,8 +107,9 @@ def test_any_bad_row_rejects_the_batch_and_lists_every_bad_row(churn: Api) -> No
 
 def test_skip_mode_stores_the_good_rows_and_returns_the_rejects(churn: Api) -> None:
     records = [prediction("ok1"), prediction("bad", prediction="maybe"), prediction("ok2")]
-    r = churn.http.post("/v1/predictions?on_error=skip", json={"model": "churn", "records": records},
-                        headers=churn.ingest)
+    r = churn.http.post(
+        "/v1/predictions?on_error=skip", json={"model": "churn", "records": records}, headers=churn.ingest
+    )
     assert r.status_code == 200
     out = r.json()
     assert (out["accepted"], out["rejected"], out["ids"]) == (2, 1, ["ok1", None, "ok2"])
@@ -113,8 +118,7 @@ def test_skip_mode_stores_the_good_rows_and_returns_the_rejects(churn: Api) -> N
 
 
 def test_on_error_must_be_known(churn: Api) -> None:
-    r = churn.http.post("/v1/predictions?on_error=ignore", json={"model": "churn", "records": []},
-                        headers=churn.ingest)
+    r = churn.http.post("/v1/predictions?on_error=ignore", json={"model": "churn", "records": []}, headers=churn.ingest)
     assert r.status_code == 422 and r.json()["error"]["details"][0]["field"] == "on_error"
 
 
@@ -122,9 +126,18 @@ def test_on_error_must_be_known(churn: Api) -> None:
     ("body", "status", "code", "message"),
     [
         (b"{not json", 400, "malformed_json", "not valid JSON"),
-        (orjson.dumps({"model": "ghost", "records": [prediction()]}), 404, "not_found", "model 'ghost' is not registered"),
-        (orjson.dumps({"model": "churn", "version": "9", "records": [prediction()]}), 404, "not_found",
-         "model 'churn' has no version '9'"),
+        (
+            orjson.dumps({"model": "ghost", "records": [prediction()]}),
+            404,
+            "not_found",
+            "model 'ghost' is not registered",
+        ),
+        (
+            orjson.dumps({"model": "churn", "version": "9", "records": [prediction()]}),
+            404,
+            "not_found",
+            "model 'churn' has no version '9'",
+        ),
         (orjson.dumps(prediction()), 422, "validation_error", "1 of 1 records are invalid"),
     ],
 )
@@ -148,8 +161,11 @@ def test_oversized_body_is_413(churn: Api) -> None:
             assert r.json()["error"]["code"] == "payload_too_large"
             bomb = gzip.compress(orjson.dumps(big) * 10)
             assert len(bomb) < 1000
-            r = http.post("/v1/predictions", content=bomb,
-                          headers={**churn.ingest, "Content-Type": "application/json", "Content-Encoding": "gzip"})
+            r = http.post(
+                "/v1/predictions",
+                content=bomb,
+                headers={**churn.ingest, "Content-Type": "application/json", "Content-Encoding": "gzip"},
+            )
             assert r.status_code == 413
     finally:
         ctx.settings = original

@@ -23,8 +23,9 @@ def test_register_is_idempotent_and_versions_are_immutable(api: Api) -> None:
     assert [v["version"] for v in v2.json()["versions"]] == ["1", "2"]
     assert v2.json()["latest_version"] == "2"
 
-    task_change = api.http.post("/v1/models", json={**changed, "version": "3", "task": "regression", "classes": None},
-                                headers=api.admin)
+    task_change = api.http.post(
+        "/v1/models", json={**changed, "version": "3", "task": "regression", "classes": None}, headers=api.admin
+    )
     assert task_change.status_code == 409
 
 
@@ -37,13 +38,15 @@ def test_list_and_get(api: Api) -> None:
     assert got.status_code == 200 and got.json()["task"] == "binary_classification"
     missing = api.http.get("/v1/models/nope", headers=api.read)
     assert missing.status_code == 404
-    assert missing.json() == {"error": {"code": "not_found", "message": "model 'nope' is not registered",
-                                        "details": []}}
+    assert missing.json() == {
+        "error": {"code": "not_found", "message": "model 'nope' is not registered", "details": []}
+    }
 
 
 def test_bad_spec_is_422_in_the_error_shape(api: Api) -> None:
-    r = api.http.post("/v1/models", json={"name": "m", "task": "binary_classification", "features": []},
-                      headers=api.admin)
+    r = api.http.post(
+        "/v1/models", json={"name": "m", "task": "binary_classification", "features": []}, headers=api.admin
+    )
     assert r.status_code == 422
     err = r.json()["error"]
     assert err["code"] == "validation_error"

@@ -29,7 +29,7 @@ def test_binary_defaults_positive_class_to_second_class() -> None:
         ({"task": "regression", "classes": ["a", "b"]}, "regression models take no classes"),
         ({"task": "regression", "segments": ["x"]}, "numerical features cannot be segment columns"),
         ({"task": "regression", "segments": ["s", "s"]}, "duplicate segment names"),
-        ({"task": "regression", "features": FEATURES + [{"name": "x", "type": "boolean"}]}, "duplicate feature names"),
+        ({"task": "regression", "features": [*FEATURES, {"name": "x", "type": "boolean"}]}, "duplicate feature names"),
         ({"task": "regression", "features": []}, "at least 1 item"),
         ({"task": "ranking"}, "Input should be"),
         ({"task": "regression", "name": "bad name!"}, "String should match pattern"),

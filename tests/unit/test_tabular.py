@@ -18,8 +18,14 @@ SCHEMA = ModelSchema.model_validate(
     }
 )
 FRAME = pd.DataFrame(
-    {"x": [1.0, None], "c": ["a", "b"], "prediction": ["yes", "no"], "target": ["no", "no"], "score": [0.7, 0.1],
-     "channel": ["web", "app"]}
+    {
+        "x": [1.0, None],
+        "c": ["a", "b"],
+        "prediction": ["yes", "no"],
+        "target": ["no", "no"],
+        "score": [0.7, 0.1],
+        "channel": ["web", "app"],
+    }
 )
 
 
@@ -37,8 +43,13 @@ def _bytes(fmt: TableFormat, df: pd.DataFrame = FRAME) -> bytes:
 def test_flat_tables_become_nested_records(fmt: TableFormat) -> None:
     records, errors = read_reference(_bytes(fmt), fmt, SCHEMA)
     assert errors == []
-    assert records[0] == {"features": {"x": 1.0, "c": "a"}, "prediction": "yes", "label": "no",
-                          "scores": {"yes": 0.7}, "segments": {"channel": "web"}}
+    assert records[0] == {
+        "features": {"x": 1.0, "c": "a"},
+        "prediction": "yes",
+        "label": "no",
+        "scores": {"yes": 0.7},
+        "segments": {"channel": "web"},
+    }
     x = records[1]["features"]["x"]
     assert x is None or x != x  # a missing cell: NaN from tables, null from JSON
 
@@ -56,8 +67,10 @@ def test_column_problems_are_reported_by_column() -> None:
     assert {(e.index, e.field) for e in errors} == {(None, "colour"), (None, "x"), (None, "target")}
 
 
-@pytest.mark.parametrize(("fmt", "data"), [(TableFormat.json, b"{nope"), (TableFormat.parquet, b"not parquet"),
-                                           (TableFormat.json, b'"a string"')])
+@pytest.mark.parametrize(
+    ("fmt", "data"),
+    [(TableFormat.json, b"{nope"), (TableFormat.parquet, b"not parquet"), (TableFormat.json, b'"a string"')],
+)
 def test_unreadable_files(fmt: TableFormat, data: bytes) -> None:
     with pytest.raises(UnreadableTable):
         read_reference(data, fmt, SCHEMA)

@@ -1,0 +1,79 @@
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import psycopg
+from alembic import command
+from sqlalchemy import create_engine, inspect
+from sqlalchemy.engine import make_url
+
+from monitor.db.migrate import alembic_config, current_revision, head_revision
+from monitor.server import free_port
+
+
+def test_demo_streams_traffic_with_labels(settings, session_ctx) -> None:  # type: ignore[no-untyped-def]
+    env = {**os.environ, "MONITOR_DATABASE_URL": settings.database_url}
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "monitor.cli",
+            "demo",
+            "--duration",
+            "6",
+            "--rate",
+            "40",
+            "--drift-after",
+            "2",
+            "--label-delay",
+            "0.5",
+            "--port",
+            str(free_port()),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "Model Monitor demo is running" in out.stdout
+    assert "admin key      mon_" in out.stdout
+    assert "0 rejected, 0 dropped" in out.stdout
+    url = settings.database_url.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(url) as conn:
+        n_pred = conn.execute(
+            "SELECT count(*) FROM predictions p JOIN models m ON m.id = p.model_id WHERE m.name = 'credit-default'"
+        ).fetchone()[0]
+        n_lab = conn.execute(
+            "SELECT count(*) FROM labels l JOIN models m ON m.id = l.model_id "
+            "WHERE m.name = 'credit-default' AND prediction_ts IS NOT NULL"
+        ).fetchone()[0]
+        n_ref = conn.execute("SELECT row_count FROM reference_datasets WHERE is_active").fetchone()[0]
+    assert n_pred > 100
+    assert n_lab > 20
+    assert n_ref == 5000
+
+
+def test_migrations_go_down_and_up_again(database_url: str) -> None:
+    # A scratch database of its own, so the shared one is left at head.
+    url = make_url(database_url)
+    admin = url.render_as_string(hide_password=False).replace("postgresql+psycopg://", "postgresql://")
+    scratch = f"{url.database}_mig"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{scratch}"')
+    engine = create_engine(url.set(database=scratch))
+    try:
+        with engine.begin() as conn:
+            cfg = alembic_config()
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "head")
+            command.downgrade(cfg, "base")
+            assert "predictions" not in inspect(conn).get_table_names()
+            command.upgrade(cfg, "head")
+        assert current_revision(engine) == head_revision()
+    finally:
+        engine.dispose()
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE "{scratch}" WITH (FORCE)')

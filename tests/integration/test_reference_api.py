@@ -1,0 +1,75 @@
+from __future__ import annotations
+
+import io
+
+import pandas as pd
+import pytest
+
+from tests.integration.conftest import Api
+
+FRAME = pd.DataFrame(
+    {
+        "tenure": [1.0, 5.0, 30.0],
+        "plan": ["basic", "pro", "basic"],
+        "autopay": [True, False, True],
+        "prediction": ["stay", "leave", "stay"],
+        "label": ["stay", "leave", "leave"],
+        "score": [0.1, 0.8, 0.3],
+        "country": ["NO", "SE", "NO"],
+    }
+)
+
+
+def encode(fmt: str, df: pd.DataFrame = FRAME) -> tuple[bytes, str]:
+    if fmt == "csv":
+        return df.to_csv(index=False).encode(), "text/csv"
+    if fmt == "parquet":
+        buf = io.BytesIO()
+        df.to_parquet(buf)
+        return buf.getvalue(), "application/vnd.apache.parquet"
+    return df.to_json(orient="records").encode(), "application/json"
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet", "json"])
+def test_upload_each_format(churn: Api, fmt: str) -> None:
+    data, ctype = encode(fmt)
+    r = churn.http.post("/v1/models/churn/reference", content=data, headers={**churn.admin, "Content-Type": ctype})
+    assert r.status_code == 201, r.text
+    assert r.json()["rows"] == 3 and r.json()["format"] == fmt
+    assert churn.count("SELECT count(*) FROM reference_rows") == 3
+    assert churn.count("SELECT count(*) FROM reference_rows WHERE label = '\"leave\"' AND scores ? 'leave'") == 2
+    model = churn.http.get("/v1/models/churn", headers=churn.read).json()
+    assert model["versions"][0]["reference"]["row_count"] == 3
+
+
+def test_new_upload_replaces_the_active_reference(churn: Api) -> None:
+    for _ in range(2):
+        data, ctype = encode("csv")
+        churn.http.post("/v1/models/churn/reference", content=data, headers={**churn.admin, "Content-Type": ctype})
+    assert churn.count("SELECT count(*) FROM reference_datasets") == 2
+    assert churn.count("SELECT count(*) FROM reference_datasets WHERE is_active") == 1
+
+
+def test_invalid_rows_reject_the_upload(churn: Api) -> None:
+    df = FRAME.copy()
+    df.loc[1, "label"] = "unknown-class"
+    df["tenure"] = df["tenure"].astype(object)
+    df.loc[2, "tenure"] = "thirty"
+    data, ctype = encode("json", df)
+    r = churn.http.post("/v1/models/churn/reference", content=data, headers={**churn.admin, "Content-Type": ctype})
+    assert r.status_code == 422
+    assert "2 of 3 rows are invalid" in r.json()["error"]["message"]
+    assert [(d["index"], d["field"]) for d in r.json()["error"]["details"]] == [(1, "label"), (2, "features.tenure")]
+    assert churn.count("SELECT count(*) FROM reference_datasets") == 0
+
+
+def test_wrong_columns_and_unknown_format(churn: Api) -> None:
+    data, ctype = encode("csv", FRAME.drop(columns=["tenure"]))
+    r = churn.http.post("/v1/models/churn/reference", content=data, headers={**churn.admin, "Content-Type": ctype})
+    assert r.status_code == 422 and r.json()["error"]["details"][0]["field"] == "tenure"
+    r = churn.http.post(
+        "/v1/models/churn/reference", content=b"x", headers={**churn.admin, "Content-Type": "application/zip"}
+    )
+    assert r.status_code == 400 and "?format=" in r.json()["error"]["message"]
+    r = churn.http.post("/v1/models/ghost/reference", content=data, headers={**churn.admin, "Content-Type": ctype})
+    assert r.status_code == 404
