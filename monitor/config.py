@@ -38,6 +38,10 @@ class Settings(BaseSettings):
     # API keys are cached after a successful lookup for this long (revocation delay).
     api_key_cache_seconds: float = 10.0
 
+    # How long a process trusts its cached lookup of a model version (other processes registering
+    # a newer version are seen by records without an explicit version after at most this long).
+    registry_cache_seconds: float = 2.0
+
     db_pool_size: int = 10
 
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Connection, text
 
-from monitor.db.copy import copy_rows, dumps
+from monitor.db.copy import NULL, copy_lines, copy_rows, dumps, json_field, text_field
 from monitor.domain.records import LabelRow, PredictionRow
 
 PREDICTION_COLUMNS = (
@@ -24,68 +25,73 @@ PREDICTION_COLUMNS = (
 )
 
 
-def existing_prediction_ids(conn: Connection, model_id: int, ids: Sequence[str]) -> set[str]:
-    rows = conn.execute(
-        text("SELECT prediction_id FROM prediction_keys WHERE model_id = :m AND prediction_id = ANY(:ids)"),
-        {"m": model_id, "ids": list(ids)},
-    ).scalars()
-    return set(rows)
-
-
-def copy_predictions(
-    raw: object, model_id: int, rows: Sequence[tuple[int, PredictionRow]], received_at: datetime
-) -> None:
-    """Write new predictions, given as (version id, row), and their keys.
-
-    A key stored already (by a concurrent request) raises UniqueViolation: the caller retries.
-    """
-    copy_rows(
+def copy_prediction_keys(raw: Any, model_id: int, rows: Sequence[tuple[int, PredictionRow]]) -> None:
+    """The fast path: COPY the keys, expecting none to exist. A stored one raises UniqueViolation."""
+    mid = str(model_id)
+    copy_lines(
         raw,
         "prediction_keys",
         ("model_id", "prediction_id", "ts"),
-        ((model_id, r.prediction_id, r.ts) for _, r in rows),
+        (f"{mid}\t{text_field(r.prediction_id)}\t{r.ts.isoformat()}\n" for _, r in rows),
     )
-    copy_rows(
+
+
+def claim_prediction_ids(raw: Any, model_id: int, rows: Sequence[tuple[int, PredictionRow]]) -> set[str]:
+    """Insert the keys of ``rows``; return the ids that were new. Ids stored before are duplicates.
+
+    ON CONFLICT DO NOTHING makes this exact under concurrency: a second transaction inserting the
+    same key waits for the first and then skips it, so each id is stored once without retries.
+    """
+    cur = raw.execute(
+        """
+        INSERT INTO prediction_keys (model_id, prediction_id, ts)
+        SELECT %s, k.id, k.ts FROM unnest(%s::text[], %s::timestamptz[]) AS k(id, ts)
+        ON CONFLICT DO NOTHING
+        RETURNING prediction_id
+        """,
+        (model_id, [r.prediction_id for _, r in rows], [r.ts for _, r in rows]),
+    )
+    return {pid for (pid,) in cur.fetchall()}
+
+
+def copy_predictions(raw: Any, model_id: int, rows: Sequence[tuple[int, PredictionRow]], received_at: datetime) -> None:
+    """COPY predictions, given as (version id, row), into the partitioned log."""
+    received = received_at.isoformat()
+    mid = str(model_id)
+    copy_lines(
         raw,
         "predictions",
         PREDICTION_COLUMNS,
         (
-            (
-                model_id,
-                version_id,
-                r.prediction_id,
-                r.ts,
-                received_at,
-                dumps(r.features),
-                dumps(r.prediction),
-                dumps(r.scores),
-                r.latency_ms,
-                dumps(r.segments),
-            )
-            for version_id, r in rows
+            f"{mid}\t{vid}\t{text_field(r.prediction_id)}\t{r.ts.isoformat()}\t{received}\t"
+            f"{json_field(r.features)}\t{json_field(r.prediction)}\t{json_field(r.scores)}\t"
+            f"{NULL if r.latency_ms is None else r.latency_ms}\t{json_field(r.segments)}\n"
+            for vid, r in rows
         ),
     )
 
 
-def attach_waiting_labels(conn: Connection, model_id: int, ids: Sequence[str]) -> int:
-    """Labels that arrived before their prediction learn its time now. Returns how many."""
-    waiting = conn.execute(
-        text("SELECT EXISTS (SELECT 1 FROM labels WHERE model_id = :m AND prediction_ts IS NULL)"), {"m": model_id}
-    ).scalar()
+def attach_waiting_labels(raw: Any, model_id: int, ids: Sequence[str]) -> int:
+    """Labels that arrived before their prediction learn its time now. Returns how many.
+
+    The common case is that nothing waits (labels come after predictions): one EXISTS probe of
+    the small partial index ``labels_waiting`` then spares sending the batch's ids again.
+    """
+    waiting = raw.execute(
+        "SELECT EXISTS (SELECT 1 FROM labels WHERE model_id = %s AND prediction_ts IS NULL)", (model_id,)
+    ).fetchone()[0]
     if not waiting:
         return 0
-    result = conn.execute(
-        text(
-            """
-            UPDATE labels l SET prediction_ts = k.ts
-            FROM prediction_keys k
-            WHERE l.model_id = :m AND l.prediction_ts IS NULL AND l.prediction_id = ANY(:ids)
-              AND k.model_id = l.model_id AND k.prediction_id = l.prediction_id
-            """
-        ),
-        {"m": model_id, "ids": list(ids)},
+    cur = raw.execute(
+        """
+        UPDATE labels l SET prediction_ts = k.ts
+        FROM prediction_keys k
+        WHERE l.model_id = %s AND l.prediction_ts IS NULL AND l.prediction_id = ANY(%s::text[])
+          AND k.model_id = l.model_id AND k.prediction_id = l.prediction_id
+        """,
+        (model_id, list(ids)),
     )
-    return result.rowcount
+    return cur.rowcount
 
 
 def attach_all_waiting_labels(conn: Connection) -> int:
@@ -142,19 +148,17 @@ def upsert_labels(
 
 
 def add_ingest_stats(
-    conn: Connection, model_id: int, bucket: datetime, kind: str, accepted: int, duplicates: int, rejected: int
+    raw: Any, model_id: int, bucket: datetime, kind: str, accepted: int, duplicates: int, rejected: int
 ) -> None:
-    conn.execute(
-        text(
-            """
-            INSERT INTO ingest_stats AS s (model_id, bucket, kind, accepted, duplicates, rejected)
-            VALUES (:m, :b, :k, :a, :d, :r)
-            ON CONFLICT (model_id, bucket, kind) DO UPDATE
-               SET accepted = s.accepted + EXCLUDED.accepted, duplicates = s.duplicates + EXCLUDED.duplicates,
-                   rejected = s.rejected + EXCLUDED.rejected
-            """
-        ),
-        {"m": model_id, "b": bucket, "k": kind, "a": accepted, "d": duplicates, "r": rejected},
+    raw.execute(
+        """
+        INSERT INTO ingest_stats AS s (model_id, bucket, kind, accepted, duplicates, rejected)
+        VALUES (%s, %s, %s, %s, %s, %s)
+        ON CONFLICT (model_id, bucket, kind) DO UPDATE
+           SET accepted = s.accepted + EXCLUDED.accepted, duplicates = s.duplicates + EXCLUDED.duplicates,
+               rejected = s.rejected + EXCLUDED.rejected
+        """,
+        (model_id, bucket, kind, accepted, duplicates, rejected),
     )
 
 

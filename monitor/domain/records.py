@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from operator import itemgetter
 from typing import Any
 
 from monitor.domain.schema import FeatureType, ModelSchema, Task
@@ -122,6 +123,26 @@ _CONVERTERS: dict[FeatureType, Converter] = {
 }
 
 
+NoneType = type(None)
+_NUMERICAL_TYPES = frozenset({float, int, NoneType})
+_CATEGORICAL_TYPES = frozenset({str, NoneType})
+_BOOLEAN_TYPES = frozenset({bool, NoneType})
+
+
+def _getter(names: list[str]) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
+    """A function returning the values of ``names`` as a tuple (KeyError if one is absent)."""
+    if not names:
+        return lambda _: ()
+    if len(names) == 1:
+        name = names[0]
+        return lambda d: (d[name],)
+    return itemgetter(*names)
+
+
+def _present(values: tuple[Any, ...]) -> list[Any]:
+    return [v for v in values if v is not None]
+
+
 def _is_missing(value: Any) -> bool:
     # NaN is how tabular readers spell a missing cell; JSON cannot carry one.
     return value is None or (type(value) is float and value != value)
@@ -171,13 +192,47 @@ class RecordValidator:
         self._record_segments = [s for s in schema.segments if s not in self._feature_names]
         self._record_segment_names = frozenset(self._record_segments)
         self._classes = {c: c for c in schema.classes or []}
+        self._binary = schema.task is Task.binary_classification
+        self._positive = schema.positive_class or ""
+        self._n_features = len(schema.features)
+        self._get_nums = _getter([f.name for f in schema.features if f.type is FeatureType.numerical])
+        self._get_cats = _getter([f.name for f in schema.features if f.type is FeatureType.categorical])
+        self._get_bools = _getter([f.name for f in schema.features if f.type is FeatureType.boolean])
 
     # -- parts shared by all record kinds ------------------------------------------------------
+
+    def _already_clean(self, raw: dict[str, Any]) -> bool:
+        """The hot path: every value has its schema type already, so the dict is stored as sent.
+
+        Most records are clean. Checking them by whole groups of values (types collected with
+        C-level ``map``) instead of a Python call per value makes validation several times
+        cheaper; anything unusual (absent optional features, conversions, errors) takes the
+        full path, which explains every problem.
+        """
+        if len(raw) != self._n_features:
+            return False
+        try:
+            nums, cats, bools = self._get_nums(raw), self._get_cats(raw), self._get_bools(raw)
+        except KeyError:  # an unknown name in place of a known one
+            return False
+        types = set(map(type, nums))
+        if not types <= _NUMERICAL_TYPES:
+            return False
+        if float in types and not all(map(math.isfinite, nums if NoneType not in types else _present(nums))):
+            return False
+        types = set(map(type, cats))
+        if not types <= _CATEGORICAL_TYPES:
+            return False
+        if cats and max(map(len, cats if NoneType not in types else _present(cats))) > MAX_CATEGORY_LENGTH:
+            return False
+        return set(map(type, bools)) <= _BOOLEAN_TYPES
 
     def _check_features(self, index: int | None, raw: Any, errors: list[RecordError]) -> dict[str, Any] | None:
         if type(raw) is not dict:
             errors.append(RecordError(index, "features", f"expected an object, got {_type_name(raw)}"))
             return None
+        if self._already_clean(raw):
+            return raw
         out: dict[str, Any] = {}
         n_errors = len(errors)
         for name, convert, required in self._features:
@@ -218,6 +273,8 @@ class RecordValidator:
         return key
 
     def _scores(self, index: int | None, raw: Any, errors: list[RecordError]) -> dict[str, float] | None:
+        if type(raw) is float and self._binary and 0.0 <= raw <= 1.0:  # the common binary case
+            return {self._positive: raw}
         if _is_missing(raw):
             return None
         if self.task is Task.regression:

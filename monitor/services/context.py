@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import Engine
 
@@ -23,6 +25,8 @@ class ServiceContext:
     # Versions are immutable once registered, so a compiled validator never goes stale.
     _validators: dict[int, RecordValidator] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    # (model name, version or None for the newest) -> (expiry, version row). See resolve_cached.
+    _versions: dict[tuple[str, str | None], tuple[float, Any]] = field(default_factory=dict)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ServiceContext:
@@ -37,6 +41,17 @@ class ServiceContext:
             if v is None:
                 v = self._validators[version_id] = RecordValidator(schema_from_json(schema))
             return v
+
+    def cached_version(self, key: tuple[str, str | None]) -> Any | None:
+        hit = self._versions.get(key)
+        return hit[1] if hit is not None and hit[0] > time.monotonic() else None
+
+    def cache_version(self, key: tuple[str, str | None], row: Any) -> None:
+        self._versions[key] = (time.monotonic() + self.settings.registry_cache_seconds, row)
+
+    def forget_versions(self) -> None:
+        """Called when this process registers a version, so "the newest" is right at once here."""
+        self._versions.clear()
 
     def close(self) -> None:
         self.engine.dispose()

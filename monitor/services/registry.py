@@ -73,6 +73,7 @@ def register_model(ctx: ServiceContext, spec: ModelSpec) -> tuple[dict[str, Any]
                 versions = registry_repo.list_versions(uow.conn, spec.name)
                 refs = registry_repo.active_references(uow.conn, model_id)
                 uow.commit()
+            ctx.forget_versions()
             return _model_view(versions, refs), created
         except IntegrityError:
             continue

@@ -166,3 +166,26 @@ def test_parse_timestamp(raw: Any, expected: datetime) -> None:
 def test_time_bounds() -> None:
     assert BOUNDS.earliest == NOW - timedelta(days=30)
     assert BOUNDS.latest == NOW + timedelta(hours=1)
+
+
+@pytest.mark.parametrize(
+    ("features", "field", "reason"),
+    [
+        ({"age": float("inf"), "city": "Oslo", "vip": True}, "features.age", "finite"),
+        ({"age": 1, "city": "x" * 2000, "vip": True}, "features.city", "longer than 1024"),
+        ({"age": 1, "town": "Oslo", "vip": True}, "features.town", "unknown feature"),
+        ({"age": 1, "city": "Oslo", "vip": 1.0}, "features.vip", "expected a boolean"),
+        ({"age": [1], "city": "Oslo", "vip": True}, "features.age", "expected a number, got array"),
+    ],
+)
+def test_values_the_fast_path_must_not_wave_through(features: dict[str, Any], field: str, reason: str) -> None:
+    row, errors = validate(good(features=features))
+    assert row is None
+    assert field in [e.field for e in errors]
+    assert any(reason in e.reason for e in errors)
+
+
+def test_nan_from_a_table_is_a_missing_value() -> None:
+    errors: list[RecordError] = []
+    row = RecordValidator(BINARY).reference(0, {"features": {"age": float("nan"), "city": "a", "vip": False}}, errors)
+    assert errors == [] and row is not None and row.features["age"] is None
