@@ -1,0 +1,10 @@
+FROM python:3.11-slim
+WORKDIR /app
+COPY pyproject.toml README.md alembic.ini ./
+COPY monitor ./monitor
+COPY alerts ./alerts
+COPY dashboards ./dashboards
+COPY migrations ./migrations
+RUN pip install --no-cache-dir .
+EXPOSE 8000
+CMD ["monitor", "serve", "--host", "0.0.0.0", "--port", "8000"]
