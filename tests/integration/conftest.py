@@ -1,45 +1,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import text
 
 from monitor.api.app import create_app
 from monitor.services import keys
 from monitor.services.context import ServiceContext
-
-BINARY_SPEC: dict[str, Any] = {
-    "name": "churn",
-    "task": "binary_classification",
-    "classes": ["stay", "leave"],
-    "features": [
-        {"name": "tenure", "type": "numerical"},
-        {"name": "plan", "type": "categorical"},
-        {"name": "autopay", "type": "boolean", "required": False},
-    ],
-    "segments": ["plan", "country"],
-}
-
-
-@dataclass
-class Api:
-    http: TestClient
-    admin: dict[str, str]
-    ingest: dict[str, str]
-    read: dict[str, str]
-    ctx: ServiceContext
-
-    def count(self, sql: str, **params: Any) -> int:
-        with self.ctx.engine.connect() as conn:
-            return int(conn.execute(text(sql), params).scalar_one())
-
-
-def bearer(key: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {key}"}
+from tests.integration.helpers import BINARY_SPEC, Api, bearer
 
 
 @pytest.fixture
@@ -56,11 +25,3 @@ def churn(api: Api) -> Api:
     r = api.http.post("/v1/models", json=BINARY_SPEC, headers=api.admin)
     assert r.status_code == 201, r.text
     return api
-
-
-def prediction(pid: str | None = "p1", **kw: Any) -> dict[str, Any]:
-    rec: dict[str, Any] = {"features": {"tenure": 12, "plan": "basic"}, "prediction": "stay", "scores": 0.3}
-    if pid is not None:
-        rec["prediction_id"] = pid
-    rec.update(kw)
-    return rec

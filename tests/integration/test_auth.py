@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from monitor.services import keys
-from tests.integration.conftest import BINARY_SPEC, Api, bearer
+from tests.integration.helpers import BINARY_SPEC, Api, bearer
 
 ROUTES = [
     ("POST", "/v1/models", "admin"),

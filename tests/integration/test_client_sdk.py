@@ -7,7 +7,7 @@ import time
 from monitor.api.app import create_app
 from monitor.client import MonitorClient
 from monitor.server import ThreadedServer, free_port
-from tests.integration.conftest import BINARY_SPEC, Api
+from tests.integration.helpers import BINARY_SPEC, Api
 
 
 def test_log_predictions_and_labels_end_to_end(api: Api) -> None:

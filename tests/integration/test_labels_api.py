@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from sqlalchemy import text
 
-from tests.integration.conftest import Api, prediction
+from tests.integration.helpers import Api, prediction
 
 
 def labels(api: Api) -> dict[str, tuple]:

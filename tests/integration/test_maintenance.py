@@ -6,7 +6,7 @@ from sqlalchemy import text
 
 from monitor.db import partitions
 from monitor.services.maintenance import run_maintenance
-from tests.integration.conftest import Api, prediction
+from tests.integration.helpers import Api, prediction
 
 
 def partition_days(api: Api) -> set:

@@ -9,7 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from monitor.api.app import create_app
-from tests.integration.conftest import Api, prediction
+from tests.integration.helpers import Api, prediction
 
 
 def stored(api: Api) -> int:

@@ -5,7 +5,7 @@ import io
 import pandas as pd
 import pytest
 
-from tests.integration.conftest import Api
+from tests.integration.helpers import Api
 
 FRAME = pd.DataFrame(
     {

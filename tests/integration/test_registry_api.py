@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from tests.integration.conftest import BINARY_SPEC, Api
+from tests.integration.helpers import BINARY_SPEC, Api
 
 
 def test_register_is_idempotent_and_versions_are_immutable(api: Api) -> None:
