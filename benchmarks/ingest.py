@@ -96,18 +96,17 @@ def raw_copy(url: str, model_id: int, version_id: int, records: list[dict]) -> f
     ]
     start = time.perf_counter()
     with psycopg.connect(url) as conn:
-        copy_predictions(conn, model_id, rows, datetime.now(UTC))
+        copy_predictions(conn, model_id, rows)
         conn.commit()
     return len(records) / (time.perf_counter() - start)
 
 
 def raw_copy_write_row(url: str, model_id: int, version_id: int, records: list[dict]) -> float:
     """The same through psycopg's Copy.write_row, the textbook way, for reference."""
-    received = datetime.now(UTC)
     start = time.perf_counter()
     with psycopg.connect(url) as conn, conn.cursor() as cur:
         with cur.copy(
-            "COPY predictions (model_id, model_version_id, prediction_id, ts, received_at, features, prediction, "
+            "COPY predictions (model_id, model_version_id, prediction_id, ts, features, prediction, "
             "scores, latency_ms, segments) FROM STDIN"
         ) as copy:
             for r in records:
@@ -117,7 +116,6 @@ def raw_copy_write_row(url: str, model_id: int, version_id: int, records: list[d
                         version_id,
                         r["prediction_id"],
                         r["timestamp"],
-                        received,
                         orjson.dumps(r["features"]).decode(),
                         orjson.dumps(r["prediction"]).decode(),
                         orjson.dumps({"1": r["scores"]}).decode(),

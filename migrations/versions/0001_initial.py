@@ -67,7 +67,7 @@ def upgrade() -> None:
             model_version_id integer NOT NULL,
             prediction_id    text NOT NULL,
             ts               timestamptz NOT NULL,
-            received_at      timestamptz NOT NULL,
+            received_at      timestamptz NOT NULL DEFAULT now(),  -- the storing transaction's time
             features         jsonb NOT NULL,
             prediction       jsonb NOT NULL,
             scores           jsonb,
@@ -85,7 +85,8 @@ def upgrade() -> None:
             ts            timestamptz NOT NULL,
             PRIMARY KEY (model_id, prediction_id)
         );
-        CREATE INDEX prediction_keys_ts ON prediction_keys (ts);
+        -- No index on ts: it would cost every insert, and only the daily retention delete reads
+        -- by ts (a sequential scan once a day, when a partition is dropped).
 
         CREATE TABLE labels (
             model_id          integer NOT NULL REFERENCES models (id) ON DELETE CASCADE,

@@ -16,7 +16,6 @@ PREDICTION_COLUMNS = (
     "model_version_id",
     "prediction_id",
     "ts",
-    "received_at",
     "features",
     "prediction",
     "scores",
@@ -54,16 +53,18 @@ def claim_prediction_ids(raw: Any, model_id: int, rows: Sequence[tuple[int, Pred
     return {pid for (pid,) in cur.fetchall()}
 
 
-def copy_predictions(raw: Any, model_id: int, rows: Sequence[tuple[int, PredictionRow]], received_at: datetime) -> None:
-    """COPY predictions, given as (version id, row), into the partitioned log."""
-    received = received_at.isoformat()
+def copy_predictions(raw: Any, model_id: int, rows: Sequence[tuple[int, PredictionRow]]) -> None:
+    """COPY predictions, given as (version id, row), into the partitioned log.
+
+    ``received_at`` is left to its default, the storing transaction's start time.
+    """
     mid = str(model_id)
     copy_lines(
         raw,
         "predictions",
         PREDICTION_COLUMNS,
         (
-            f"{mid}\t{vid}\t{text_field(r.prediction_id)}\t{r.ts.isoformat()}\t{received}\t"
+            f"{mid}\t{vid}\t{text_field(r.prediction_id)}\t{r.ts.isoformat()}\t"
             f"{json_field(r.features)}\t{json_field(r.prediction)}\t{json_field(r.scores)}\t"
             f"{NULL if r.latency_ms is None else r.latency_ms}\t{json_field(r.segments)}\n"
             for vid, r in rows

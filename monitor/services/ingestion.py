@@ -260,7 +260,7 @@ def _store_predictions_once(
                 new = [(vid, r) for vid, r in rows if r.prediction_id in new_ids]
                 duplicates.extend(r.prediction_id for _, r in rows if r.prediction_id not in new_ids)
             if new:
-                log_repo.copy_predictions(uow.raw, mid, new, now)
+                log_repo.copy_predictions(uow.raw, mid, new)
                 log_repo.attach_waiting_labels(uow.raw, mid, [r.prediction_id for _, r in new])
             errs = rejected_by_model.get(mid, [])
             log_repo.add_ingest_stats(
