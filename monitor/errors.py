@@ -17,6 +17,11 @@ class MonitorError(Exception):
         self.details = details or []
 
 
+class MalformedBody(MonitorError):
+    status_code = 400
+    code = "malformed_json"
+
+
 class NotFound(MonitorError):
     status_code = 404
     code = "not_found"

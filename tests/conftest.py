@@ -71,5 +71,6 @@ def ctx(session_ctx: ServiceContext) -> Iterator[ServiceContext]:
     with session_ctx.engine.begin() as conn:
         conn.execute(text(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE"))
     session_ctx._validators.clear()
+    session_ctx._decoders.clear()
     session_ctx.forget_versions()
     yield session_ctx

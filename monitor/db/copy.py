@@ -11,9 +11,11 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
+import msgspec
 import orjson
 
 NULL = "\\N"
+_encode = msgspec.json.Encoder().encode
 _CHUNK_ROWS = 256
 
 
@@ -30,10 +32,11 @@ def text_field(value: str) -> str:
 
 
 def json_field(value: Any) -> str:
-    """A jsonb value in COPY's text format. orjson escapes control characters, so only backslashes remain."""
+    """A jsonb value in COPY's text format: plain values or decoded msgspec structs. The JSON
+    encoder escapes control characters, so only backslashes need escaping for COPY."""
     if value is None:
         return NULL
-    s = orjson.dumps(value).decode()
+    s = _encode(value).decode()
     return s.replace("\\", "\\\\") if "\\" in s else s
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from dataclasses import dataclass, field
@@ -13,8 +14,11 @@ from monitor.config import Settings
 from monitor.db.engine import database_url, make_engine
 from monitor.db.partitions import PartitionCache
 from monitor.db.unit_of_work import UnitOfWork
+from monitor.domain.fast_batch import BatchDecoder
 from monitor.domain.records import RecordValidator
 from monitor.domain.schema import schema_from_json
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -24,6 +28,7 @@ class ServiceContext:
     partitions: PartitionCache = field(default_factory=PartitionCache)
     # Versions are immutable once registered, so a compiled validator never goes stale.
     _validators: dict[int, RecordValidator] = field(default_factory=dict)
+    _decoders: dict[int, BatchDecoder | None] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     # (model name, version or None for the newest) -> (expiry, version row). See resolve_cached.
     _versions: dict[tuple[str, str | None], tuple[float, Any]] = field(default_factory=dict)
@@ -41,6 +46,18 @@ class ServiceContext:
             if v is None:
                 v = self._validators[version_id] = RecordValidator(schema_from_json(schema))
             return v
+
+    def batch_decoder(self, version_id: int, schema: dict) -> BatchDecoder | None:  # type: ignore[type-arg]
+        """The one-pass decoder for a version, or None if its schema cannot be expressed that way
+        (its records then all take the full validation path)."""
+        with self._lock:
+            if version_id not in self._decoders:
+                try:
+                    self._decoders[version_id] = BatchDecoder(schema_from_json(schema))
+                except TypeError:
+                    log.warning("no one-pass decoder for model version %s; using the full path", version_id)
+                    self._decoders[version_id] = None
+            return self._decoders[version_id]
 
     def cached_version(self, key: tuple[str, str | None]) -> Any | None:
         hit = self._versions.get(key)

@@ -20,6 +20,8 @@ import psycopg.errors
 
 from monitor.db import log_repo, partitions, registry_repo
 from monitor.db.registry_repo import VersionRow
+from monitor.domain.fast_batch import peek_batch
+from monitor.domain.payloads import parse_records
 from monitor.domain.records import LabelRow, PredictionRow, RecordError, RecordValidator, time_bounds
 from monitor.errors import InvalidRecords, NotFound, PayloadTooLarge
 from monitor.services.context import ServiceContext
@@ -153,6 +155,43 @@ def _ensure_partitions(ctx: ServiceContext, rows: list[tuple[int, PredictionRow]
         ctx.partitions.add(missing)
 
 
+def ingest_prediction_body(
+    ctx: ServiceContext, body: bytes, content_type: str, *, on_error: OnError = OnError.reject
+) -> PredictionResult:
+    """Ingest a request body. A JSON batch for one model version is decoded and validated in one
+    pass in C (``monitor.domain.fast_batch``); any other body, and any batch with a record that
+    needs converting or explaining, goes through the full Python path with the same outcome."""
+    if content_type == "application/json" and body[:1] == b"{":
+        rows = _decode_fast(ctx, body)
+        if rows is not None:
+            vrow, decoded = rows
+            result = PredictionResult(ids=[None] * len(decoded))
+            _store_valid(
+                ctx, result, {vrow.model_id: [(i, vrow.version_id, r) for i, r in enumerate(decoded)]}, [], {}, _now()
+            )
+            return result
+    records, model, version = parse_records(body, content_type)
+    return ingest_predictions(ctx, records, model=model, version=version, on_error=on_error)
+
+
+def _decode_fast(ctx: ServiceContext, body: bytes) -> tuple[VersionRow, list[PredictionRow]] | None:
+    batch = peek_batch(body)
+    if batch is None:
+        return None
+    model, version, records = batch
+    vrow = _resolve(ctx, [(model, version)])[(model, version)]
+    decoder = ctx.batch_decoder(vrow.version_id, vrow.schema)
+    if decoder is None:
+        return None
+    s = ctx.settings
+    rows = decoder.decode(records, model, version, time_bounds(_now(), s.retention_days, s.max_future_skew_seconds))
+    if rows is None:
+        return None
+    if len(rows) > s.max_batch_records:
+        raise PayloadTooLarge(f"{len(rows)} records in one request; the limit is {s.max_batch_records}")
+    return vrow, rows
+
+
 def ingest_predictions(
     ctx: ServiceContext,
     records: list[Any],
@@ -161,6 +200,7 @@ def ingest_predictions(
     version: str | None = None,
     on_error: OnError = OnError.reject,
 ) -> PredictionResult:
+    """Ingest decoded records, each validated and, when bad, explained by index, field and reason."""
     settings = ctx.settings
     if len(records) > settings.max_batch_records:
         raise PayloadTooLarge(f"{len(records)} records in one request; the limit is {settings.max_batch_records}")
@@ -185,8 +225,7 @@ def ingest_predictions(
                 bucket.append((i, vrow.version_id, row))
 
     errors.sort(key=lambda e: e.index if e.index is not None else -1)
-    rejected_indices = {e.index for e in errors}
-    result.rejected = len(rejected_indices)
+    result.rejected = len({e.index for e in errors})
     if errors and on_error is OnError.reject:
         _record_rejections(ctx, "prediction", set(valid), errors, index_model, now)
         raise InvalidRecords(
@@ -194,7 +233,19 @@ def ingest_predictions(
             "(use ?on_error=skip to store the valid ones)",
             errors,
         )
+    _store_valid(ctx, result, valid, errors, index_model, now)
+    return result
 
+
+def _store_valid(
+    ctx: ServiceContext,
+    result: PredictionResult,
+    valid: dict[int, list[tuple[int, int, PredictionRow]]],
+    errors: list[RecordError],
+    index_model: dict[int, int],
+    now: datetime,
+) -> None:
+    """Store validated rows (model id -> [(index, version id, row)]) and fill in ``result``."""
     # Repeats of an id inside one request are duplicates of its first occurrence.
     to_store: dict[int, list[tuple[int, int, PredictionRow]]] = {}
     for mid, rows in valid.items():
@@ -214,7 +265,6 @@ def ingest_predictions(
     result.duplicate_ids.extend(stored_dupes)
     result.duplicates = len(result.duplicate_ids)
     result.accepted = len(all_rows) - len(stored_dupes)
-    return result
 
 
 def _store_predictions(

@@ -192,3 +192,20 @@ def test_concurrent_retries_store_each_id_once(churn: Api) -> None:
     assert sum(r["accepted"] for r in results) == 300
     assert sum(r["duplicates"] for r in results) == 300 * 7
     assert stored(churn) == 300
+
+
+@pytest.mark.parametrize("path", ["one-pass batch", "full path"])
+def test_awkward_strings_survive_copy_exactly(churn: Api, path: str) -> None:
+    """Backslashes, tabs, newlines, quotes and non-ASCII in ids and categories reach Postgres intact."""
+    awkward = 'tab\there\nnew "quoted" back\\slash é 漢字 \\N'
+    rec = prediction(f"id {awkward}", features={"tenure": 1, "plan": awkward}, segments={"country": awkward})
+    body = {"model": "churn", "records": [rec]} if path == "one-pass batch" else [{"model": "churn", **rec}]
+    r = churn.http.post("/v1/predictions", json=body, headers=churn.ingest)
+    assert r.json()["accepted"] == 1, r.text
+    with churn.ctx.engine.connect() as conn:
+        from sqlalchemy import text
+
+        row = conn.execute(text("SELECT prediction_id, features, segments FROM predictions")).one()
+    assert row.prediction_id == f"id {awkward}"
+    assert row.features == {"tenure": 1, "plan": awkward}
+    assert row.segments == {"plan": awkward, "country": awkward}

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from monitor.api.body import MalformedBody, parse_records
-from monitor.errors import MonitorError
+from monitor.domain.payloads import parse_records
+from monitor.errors import MalformedBody, MonitorError
 
 
 def test_batch_object() -> None:

@@ -8,10 +8,11 @@ from typing import Any
 from fastapi import APIRouter, Depends, Query, Request
 from starlette.concurrency import run_in_threadpool
 
-from monitor.api.body import media_type, parse_records, read_body
+from monitor.api.body import media_type, read_body
 from monitor.api.deps import get_ctx, require
 from monitor.api.openapi_docs import LABEL_BODY, PREDICTION_BODY
 from monitor.api.responses import FastJSONResponse
+from monitor.domain.payloads import parse_records
 from monitor.services import ingestion
 from monitor.services.context import ServiceContext
 from monitor.services.ingestion import OnError
@@ -39,9 +40,8 @@ async def post_predictions(
 ) -> FastJSONResponse:
     """Log predictions: one record, a JSON batch, a JSON array or NDJSON. Answers only after the commit."""
     body = await read_body(request, ctx.settings.max_body_bytes)
-    records, model, version = parse_records(body, media_type(request))
     result = await run_in_threadpool(
-        ingestion.ingest_predictions, ctx, records, model=model, version=version, on_error=on_error
+        ingestion.ingest_prediction_body, ctx, body, media_type(request), on_error=on_error
     )
     return FastJSONResponse(_result(result))
 

@@ -1,0 +1,139 @@
+"""The one-pass decoder may only speed things up: whatever it accepts, the Python validator
+accepts with the same result; whatever needs converting or explaining, it hands back (None)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+import pytest
+
+from monitor.domain.fast_batch import BatchDecoder, features_as_dict, peek_batch
+from monitor.domain.records import RecordError, RecordValidator, time_bounds
+from monitor.domain.schema import ModelSchema
+
+NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+BOUNDS = time_bounds(NOW, retention_days=30, skew_seconds=3600)
+
+SCHEMAS = {
+    "binary": ModelSchema.model_validate(
+        {
+            "task": "binary_classification",
+            "classes": ["no", "yes"],
+            "features": [
+                {"name": "age", "type": "numerical"},
+                {"name": "city", "type": "categorical"},
+                {"name": "vip", "type": "boolean"},
+                {"name": "note", "type": "categorical", "required": False},
+            ],
+            "segments": ["city", "channel"],
+        }
+    ),
+    "multiclass": ModelSchema.model_validate(
+        {
+            "task": "multiclass_classification",
+            "classes": ["a", "b", "c"],
+            "features": [{"name": "x", "type": "numerical"}],
+        }
+    ),
+    "regression": ModelSchema.model_validate({"task": "regression", "features": [{"name": "x", "type": "numerical"}]}),
+}
+
+BASE = {
+    "binary": {"features": {"age": 41, "city": "Oslo", "vip": True}, "prediction": "yes"},
+    "multiclass": {"features": {"x": 1.5}, "prediction": "b"},
+    "regression": {"features": {"x": 1.5}, "prediction": 3.25},
+}
+
+ACCEPTED = [
+    ("binary", {}),
+    ("binary", {"prediction_id": "p-1", "timestamp": "2026-11-22T11:00:00Z", "latency_ms": 3}),
+    ("binary", {"timestamp": "2026-11-22T11:00:00.123456+02:00", "latency_ms": 2.5}),
+    ("binary", {"timestamp": "2026-11-22T11:30:00"}),
+    ("binary", {"timestamp": "2026-11-22 11:00:00"}),
+    ("binary", {"scores": 0.7}),
+    ("binary", {"scores": 1}),
+    ("binary", {"scores": {"no": 0.1, "yes": 0.9}}),
+    ("binary", {"segments": {"channel": "web"}}),
+    ("binary", {"segments": {"channel": None}, "model": "m"}),
+    ("binary", {"features": {"age": None, "city": None, "vip": None}}),
+    ("binary", {"features": {"age": 1.5, "city": "x", "vip": False, "note": "n"}}),
+    ("binary", {"features": {"age": 2, "city": 'é\\t"quoted"', "vip": False}}),
+    ("multiclass", {"scores": {"a": 0.2, "b": 0.5, "c": 0.3}}),
+    ("regression", {"prediction": 3}),
+    ("regression", {"latency_ms": 0}),
+]
+
+HANDED_BACK = [
+    ("binary", {"features": {"age": 41, "city": 12, "vip": True}}),  # int category: converted
+    ("binary", {"features": {"age": 41, "city": "x", "vip": 1}}),  # 0/1 boolean: converted
+    ("binary", {"prediction": 1}),  # class given as a number
+    ("binary", {"timestamp": 1_763_805_600}),  # epoch
+    ("binary", {"timestamp": "2026-09-01T00:00:00Z"}),  # older than retention: an error
+    ("binary", {"timestamp": "2026-11-23T00:00:00Z"}),  # too far ahead: an error
+    ("binary", {"features": {"age": "41", "city": "x", "vip": True}}),
+    ("binary", {"features": {"age": True, "city": "x", "vip": True}}),
+    ("binary", {"features": {"age": 1, "city": "x"}}),
+    ("binary", {"features": {"age": 1, "city": "x", "vip": True, "zip": 1}}),
+    ("binary", {"features": {"age": 1, "city": "x" * 2000, "vip": True}}),
+    ("binary", {"prediction": "maybe"}),
+    ("binary", {"scores": 1.5}),
+    ("binary", {"scores": {}}),
+    ("binary", {"scores": {"maybe": 0.5}}),
+    ("binary", {"latency_ms": -1}),
+    ("binary", {"prediction_id": ""}),
+    ("binary", {"prediction_id": 17}),
+    ("binary", {"segments": {"device": "ios"}}),
+    ("binary", {"segments": {"channel": 3}}),
+    ("binary", {"colour": "red"}),
+    ("binary", {"model": "other"}),
+    ("binary", {"version": "2"}),
+    ("regression", {"scores": {"a": 0.5}}),
+    ("regression", {"prediction": "high"}),
+]
+
+
+def fast(kind: str, records: list[dict[str, Any]], model: str = "m", version: str | None = None) -> Any:
+    body = orjson.dumps({"model": model, "version": version, "records": records})
+    peeked = peek_batch(body)
+    assert peeked is not None
+    return BatchDecoder(SCHEMAS[kind]).decode(peeked[2], peeked[0], peeked[1], BOUNDS)
+
+
+@pytest.mark.parametrize(("kind", "overrides"), ACCEPTED)
+def test_accepted_records_match_the_python_validator(kind: str, overrides: dict[str, Any]) -> None:
+    rec = {**BASE[kind], **overrides}
+    rows = fast(kind, [rec])
+    assert rows is not None and len(rows) == 1
+    errors: list[RecordError] = []
+    expected = RecordValidator(SCHEMAS[kind]).prediction(0, rec, BOUNDS, errors)
+    assert errors == [] and expected is not None
+    got = rows[0]
+    if "prediction_id" in rec:
+        assert got.prediction_id == expected.prediction_id
+    else:
+        assert len(got.prediction_id) == 32
+    assert got.ts == expected.ts and got.ts.tzinfo is not None
+    assert features_as_dict(got.features) == expected.features
+    assert got.prediction == expected.prediction
+    assert got.scores == expected.scores
+    assert got.latency_ms == expected.latency_ms
+    assert got.segments == expected.segments
+
+
+@pytest.mark.parametrize(("kind", "overrides"), HANDED_BACK)
+def test_records_needing_conversion_or_explanation_are_handed_back(kind: str, overrides: dict[str, Any]) -> None:
+    rec = {**BASE[kind], **overrides}
+    # alone, and hidden in the middle of good records
+    assert fast(kind, [rec]) is None
+    assert fast(kind, [BASE[kind], rec, BASE[kind]]) is None
+
+
+def test_peek_batch_only_takes_the_batch_shape() -> None:
+    assert peek_batch(b'[{"model": "m"}]') is None
+    assert peek_batch(b'{"model": "m", "features": {}}') is None
+    assert peek_batch(b'{"records": []}') is None
+    assert peek_batch(b"{nope") is None
+    model, version, raw = peek_batch(b'{"model": "m", "version": "2", "records": [1, 2]}')
+    assert (model, version, bytes(raw)) == ("m", "2", b"[1, 2]")
