@@ -22,7 +22,7 @@ from monitor.db import log_repo, partitions, registry_repo
 from monitor.db.registry_repo import VersionRow
 from monitor.domain.fast_batch import peek_batch
 from monitor.domain.payloads import parse_records
-from monitor.domain.records import LabelRow, PredictionRow, RecordError, RecordValidator, time_bounds
+from monitor.domain.records import LabelRow, PredictionRow, RecordError, RecordValidator, TimeBounds, time_bounds
 from monitor.errors import InvalidRecords, NotFound, PayloadTooLarge
 from monitor.services.context import ServiceContext
 
@@ -58,6 +58,19 @@ class LabelResult:
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def _clock(ctx: ServiceContext) -> tuple[datetime, TimeBounds]:
+    """Now, and the timestamps a record may carry: within retention, not beyond the clock skew."""
+    s = ctx.settings
+    now = _now()
+    return now, time_bounds(now, s.retention_days, s.max_future_skew_seconds)
+
+
+def _check_size(ctx: ServiceContext, n_records: int) -> None:
+    limit = ctx.settings.max_batch_records
+    if n_records > limit:
+        raise PayloadTooLarge(f"{n_records} records in one request; the limit is {limit} (MONITOR_MAX_BATCH_RECORDS)")
 
 
 def _hour(ts: datetime) -> datetime:
@@ -123,7 +136,6 @@ def _resolve(ctx: ServiceContext, keys: list[tuple[str, str | None]]) -> dict[tu
 def _record_rejections(
     ctx: ServiceContext,
     kind: str,
-    model_ids: set[int],
     errors: list[RecordError],
     index_model: dict[int, int],
     now: datetime,
@@ -143,6 +155,29 @@ def _record_rejections(
             uow.commit()
     except Exception:  # counting must never turn a 422 into a 500
         log.exception("could not record rejected %s records", kind)
+
+
+def _settle_errors(
+    ctx: ServiceContext,
+    kind: str,
+    errors: list[RecordError],
+    n_records: int,
+    index_model: dict[int, int],
+    now: datetime,
+    on_error: OnError,
+) -> int:
+    """Order the errors by record; in reject mode, count them and refuse the whole request.
+    Returns the number of rejected records."""
+    errors.sort(key=lambda e: e.index if e.index is not None else -1)
+    rejected = len({e.index for e in errors})
+    if errors and on_error is OnError.reject:
+        _record_rejections(ctx, kind, errors, index_model, now)
+        raise InvalidRecords(
+            f"{rejected} of {n_records} {kind}s are invalid; nothing was stored "
+            "(use ?on_error=skip to store the valid ones)",
+            errors,
+        )
+    return rejected
 
 
 def _ensure_partitions(ctx: ServiceContext, rows: list[tuple[int, PredictionRow]]) -> None:
@@ -183,12 +218,10 @@ def _decode_fast(ctx: ServiceContext, body: bytes) -> tuple[VersionRow, list[Pre
     decoder = ctx.batch_decoder(vrow.version_id, vrow.schema)
     if decoder is None:
         return None
-    s = ctx.settings
-    rows = decoder.decode(records, model, version, time_bounds(_now(), s.retention_days, s.max_future_skew_seconds))
+    rows = decoder.decode(records, model, version, _clock(ctx)[1])
     if rows is None:
         return None
-    if len(rows) > s.max_batch_records:
-        raise PayloadTooLarge(f"{len(rows)} records in one request; the limit is {s.max_batch_records}")
+    _check_size(ctx, len(rows))
     return vrow, rows
 
 
@@ -201,11 +234,8 @@ def ingest_predictions(
     on_error: OnError = OnError.reject,
 ) -> PredictionResult:
     """Ingest decoded records, each validated and, when bad, explained by index, field and reason."""
-    settings = ctx.settings
-    if len(records) > settings.max_batch_records:
-        raise PayloadTooLarge(f"{len(records)} records in one request; the limit is {settings.max_batch_records}")
-    now = _now()
-    bounds = time_bounds(now, settings.retention_days, settings.max_future_skew_seconds)
+    _check_size(ctx, len(records))
+    now, bounds = _clock(ctx)
     result = PredictionResult(ids=[None] * len(records))
     errors = result.errors
 
@@ -224,15 +254,7 @@ def ingest_predictions(
             if row is not None:
                 bucket.append((i, vrow.version_id, row))
 
-    errors.sort(key=lambda e: e.index if e.index is not None else -1)
-    result.rejected = len({e.index for e in errors})
-    if errors and on_error is OnError.reject:
-        _record_rejections(ctx, "prediction", set(valid), errors, index_model, now)
-        raise InvalidRecords(
-            f"{result.rejected} of {len(records)} records are invalid; nothing was stored "
-            "(use ?on_error=skip to store the valid ones)",
-            errors,
-        )
+    result.rejected = _settle_errors(ctx, "prediction", errors, len(records), index_model, now, on_error)
     _store_valid(ctx, result, valid, errors, index_model, now)
     return result
 
@@ -330,11 +352,8 @@ def ingest_labels(
     on_error: OnError = OnError.reject,
 ) -> LabelResult:
     """Store ground truth by prediction id. A label may arrive before its prediction; it joins later."""
-    settings = ctx.settings
-    if len(records) > settings.max_batch_records:
-        raise PayloadTooLarge(f"{len(records)} records in one request; the limit is {settings.max_batch_records}")
-    now = _now()
-    bounds = time_bounds(now, settings.retention_days, settings.max_future_skew_seconds)
+    _check_size(ctx, len(records))
+    now, bounds = _clock(ctx)
     result = LabelResult()
     errors = result.errors
     groups = _group_by_model(records, model, None, errors)
@@ -352,15 +371,7 @@ def ingest_labels(
             if row is not None:
                 by_id[row.prediction_id] = row  # a later label for the same id in one request wins
 
-    errors.sort(key=lambda e: e.index if e.index is not None else -1)
-    result.rejected = len({e.index for e in errors})
-    if errors and on_error is OnError.reject:
-        _record_rejections(ctx, "label", set(valid), errors, index_model, now)
-        raise InvalidRecords(
-            f"{result.rejected} of {len(records)} labels are invalid; nothing was stored "
-            "(use ?on_error=skip to store the valid ones)",
-            errors,
-        )
+    result.rejected = _settle_errors(ctx, "label", errors, len(records), index_model, now, on_error)
     with ctx.uow() as uow:
         for mid, by_id in valid.items():
             if not by_id:

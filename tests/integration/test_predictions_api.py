@@ -89,7 +89,7 @@ def test_any_bad_row_rejects_the_batch_and_lists_every_bad_row(churn: Api) -> No
     assert r.status_code == 422
     err = r.json()["error"]
     assert err["code"] == "validation_error"
-    assert "3 of 5 records are invalid; nothing was stored" in err["message"]
+    assert "3 of 5 predictions are invalid; nothing was stored" in err["message"]
     assert [(d["index"], d["field"]) for d in err["details"]] == [
         (1, "features.tenure"),
         (3, "timestamp"),
@@ -138,7 +138,7 @@ def test_on_error_must_be_known(churn: Api) -> None:
             "not_found",
             "model 'churn' has no version '9'",
         ),
-        (orjson.dumps(prediction()), 422, "validation_error", "1 of 1 records are invalid"),
+        (orjson.dumps(prediction()), 422, "validation_error", "1 of 1 predictions are invalid"),
     ],
 )
 def test_request_level_errors(churn: Api, body: bytes, status: int, code: str, message: str) -> None:

@@ -3,33 +3,18 @@ accepts with the same result; whatever needs converting or explaining, it hands 
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 import pytest
 
 from monitor.domain.fast_batch import BatchDecoder, features_as_dict, peek_batch
-from monitor.domain.records import RecordError, RecordValidator, time_bounds
+from monitor.domain.records import RecordError, RecordValidator
 from monitor.domain.schema import ModelSchema
-
-NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
-BOUNDS = time_bounds(NOW, retention_days=30, skew_seconds=3600)
+from tests.unit.test_records import BINARY, BOUNDS, REGRESSION
 
 SCHEMAS = {
-    "binary": ModelSchema.model_validate(
-        {
-            "task": "binary_classification",
-            "classes": ["no", "yes"],
-            "features": [
-                {"name": "age", "type": "numerical"},
-                {"name": "city", "type": "categorical"},
-                {"name": "vip", "type": "boolean"},
-                {"name": "note", "type": "categorical", "required": False},
-            ],
-            "segments": ["city", "channel"],
-        }
-    ),
+    "binary": BINARY,
     "multiclass": ModelSchema.model_validate(
         {
             "task": "multiclass_classification",
@@ -37,7 +22,7 @@ SCHEMAS = {
             "features": [{"name": "x", "type": "numerical"}],
         }
     ),
-    "regression": ModelSchema.model_validate({"task": "regression", "features": [{"name": "x", "type": "numerical"}]}),
+    "regression": REGRESSION,
 }
 
 BASE = {
