@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import contextlib
 import logging
 from collections.abc import AsyncIterator
@@ -43,6 +44,10 @@ def create_app(settings: Settings | None = None, ctx: ServiceContext | None = No
         app.state.ctx = context
         app.state.authenticator = Authenticator(context)
         task = asyncio.create_task(_maintain_forever(context))
+        # Everything built at start-up lives as long as the process: keep the cyclic collector
+        # from walking it again on every full collection (a tail-latency and CPU saving).
+        gc.collect()
+        gc.freeze()
         try:
             yield
         finally:

@@ -59,7 +59,9 @@ class BatchDecoder:
             (f.name, _FEATURE_TYPES[f.type]) if f.required else (f.name, _FEATURE_TYPES[f.type], msgspec.UNSET)
             for f in schema.features
         ]
-        features = msgspec.defstruct("Features", feature_fields, forbid_unknown_fields=True)
+        # gc=False: decoded records hold only scalars, strings and flat dicts, never cycles, so the
+        # cyclic collector need not track the thousands of them a batch creates.
+        features = msgspec.defstruct("Features", feature_fields, forbid_unknown_fields=True, gc=False)
         names = {f.name for f in schema.features}
         self._feature_segments = [s for s in schema.segments if s in names]
         self._record_segments = [s for s in schema.segments if s not in names]
@@ -69,6 +71,7 @@ class BatchDecoder:
                 "Segments",
                 [(s, Union[str, None], None) for s in self._record_segments],  # noqa: UP007
                 forbid_unknown_fields=True,
+                gc=False,
             )
         if schema.task is Task.regression:
             prediction: Any = Union[int, float]  # noqa: UP007
@@ -90,7 +93,7 @@ class BatchDecoder:
             ("model", Union[str, None], None),  # noqa: UP007
             ("version", Union[str, None], None),  # noqa: UP007
         ]
-        self._record = msgspec.defstruct("Record", record_fields, forbid_unknown_fields=True)
+        self._record = msgspec.defstruct("Record", record_fields, forbid_unknown_fields=True, gc=False)
         self._decoder = msgspec.json.Decoder(list[self._record])  # type: ignore[name-defined]
         self._positive = schema.positive_class
         self._binary = schema.task is Task.binary_classification
