@@ -25,6 +25,8 @@ class Settings(BaseSettings):
 
     # Request bodies larger than this are refused with 413 before they are parsed.
     max_body_bytes: int = 32 * 1024 * 1024
+    # Reference datasets are uploaded whole and can be much larger than a batch of predictions.
+    max_reference_bytes: int = 512 * 1024 * 1024
     # Records per request; bigger batches should be split by the client.
     max_batch_records: int = 100_000
 

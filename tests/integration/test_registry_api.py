@@ -53,3 +53,13 @@ def test_bad_spec_is_422_in_the_error_shape(api: Api) -> None:
     assert any(d["field"] == "features" for d in err["details"])
     bad_json = api.http.post("/v1/models", content=b"{nope", headers={**api.admin, "Content-Type": "application/json"})
     assert bad_json.status_code == 400 and bad_json.json()["error"]["code"] == "malformed_json"
+
+
+def test_openapi_documents_the_routes_and_the_ingestion_bodies(api: Api) -> None:
+    spec = api.http.get("/openapi.json").json()
+    for path in ("/v1/models", "/v1/models/{name}", "/v1/models/{name}/reference", "/v1/predictions", "/v1/labels"):
+        assert path in spec["paths"], path
+    body = spec["paths"]["/v1/predictions"]["post"]["requestBody"]["content"]
+    assert {"application/json", "application/x-ndjson"} <= set(body)
+    assert "HTTPBearer" in spec["components"]["securitySchemes"]
+    assert api.http.get("/docs").status_code == 200
