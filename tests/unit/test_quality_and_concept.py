@@ -1,0 +1,102 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn import metrics as skm
+
+from monitor.metrics.concept import ddm, quality_drop, residual_shift
+from monitor.metrics.quality import binary_score_matrix, classification_quality, regression_quality
+
+RNG = np.random.default_rng(11)
+
+
+def test_binary_classification_matches_sklearn() -> None:
+    classes = ["repaid", "default"]
+    y_true = RNG.choice(classes, 500, p=[0.8, 0.2])
+    p_default = np.clip(np.where(y_true == "default", 0.6, 0.25) + RNG.normal(0, 0.2, 500), 0, 1)
+    y_pred = np.where(p_default >= 0.5, "default", "repaid")
+    scores = binary_score_matrix(p_default, classes, "default")
+    q = classification_quality(y_true, y_pred, classes, scores=scores, positive_class="default", n_predictions=800)
+    v = q.values
+    assert v["accuracy"] == pytest.approx(skm.accuracy_score(y_true, y_pred))
+    assert v["precision"] == pytest.approx(skm.precision_score(y_true, y_pred, pos_label="default"))
+    assert v["recall"] == pytest.approx(skm.recall_score(y_true, y_pred, pos_label="default"))
+    assert v["f1"] == pytest.approx(skm.f1_score(y_true, y_pred, pos_label="default"))
+    assert v["roc_auc"] == pytest.approx(skm.roc_auc_score(y_true == "default", p_default))
+    assert v["log_loss"] == pytest.approx(skm.log_loss(y_true == "default", p_default))
+    assert v["f1.macro"] == pytest.approx(skm.f1_score(y_true, y_pred, average="macro"))
+    assert (q.n_labelled, q.n_predictions, q.label_coverage) == (500, 800, 500 / 800)
+
+
+def test_multiclass_matches_sklearn_and_handles_missing_scores() -> None:
+    classes = ["a", "b", "c"]
+    y_true = RNG.choice(classes, 300)
+    raw = RNG.dirichlet([1, 1, 1], 300)
+    y_pred = np.array(classes, dtype=object)[raw.argmax(axis=1)]
+    q = classification_quality(y_true, y_pred, classes, scores=raw)
+    assert q.values["precision.b"] == pytest.approx(skm.precision_score(y_true, y_pred, labels=["b"], average=None)[0])
+    assert q.values["recall.macro"] == pytest.approx(skm.recall_score(y_true, y_pred, average="macro"))
+    assert q.values["roc_auc"] == pytest.approx(skm.roc_auc_score(y_true, raw, multi_class="ovr", labels=classes))
+    assert "precision" not in q.values  # no positive class in multiclass
+    holes = raw.copy()
+    holes[:10] = np.nan
+    q2 = classification_quality(y_true, y_pred, classes, scores=holes)
+    assert q2.values["log_loss"] == pytest.approx(skm.log_loss(y_true[10:], raw[10:], labels=classes))
+    assert "scores missing on 10 of 300" in q2.notes[0]
+
+
+def test_empty_window_reports_no_values_but_the_coverage() -> None:
+    q = classification_quality([], [], ["a", "b"], n_predictions=40)
+    assert q.values == {} and q.label_coverage == 0.0 and q.n_predictions == 40
+
+
+def test_regression_matches_sklearn() -> None:
+    y = RNG.normal(10, 3, 400)
+    y[:5] = 0.0
+    yhat = y + RNG.normal(0.5, 1, 400)
+    q = regression_quality(y, yhat)
+    nz = y != 0
+    assert q.values["mae"] == pytest.approx(skm.mean_absolute_error(y, yhat))
+    assert q.values["rmse"] == pytest.approx(np.sqrt(skm.mean_squared_error(y, yhat)))
+    assert q.values["r2"] == pytest.approx(skm.r2_score(y, yhat))
+    assert q.values["mape"] == pytest.approx(skm.mean_absolute_percentage_error(y[nz], yhat[nz]) * 100)
+    assert "leaves out 5 zero targets" in q.notes[0]
+
+
+def test_ddm_finds_a_change_soon_after_it_happens() -> None:
+    for seed in range(10):
+        rng = np.random.default_rng(seed)
+        changed = np.concatenate([rng.random(1000) < 0.1, rng.random(1000) < 0.4])
+        r = ddm(changed, min_instances=500)
+        assert r.drift and r.warning
+        assert 1000 <= r.drift_index < 1200
+        assert r.warning_index <= r.drift_index
+
+
+def test_ddm_false_alarms_fall_with_a_longer_warm_up() -> None:
+    def alarms(m: int) -> int:
+        return sum(ddm(np.random.default_rng(s).random(3000) < 0.1, min_instances=m).drift for s in range(100))
+
+    assert alarms(500) < alarms(30)
+    assert alarms(500) <= 20
+
+
+def test_ddm_one_error_after_a_perfect_start_is_no_drift() -> None:
+    stream = np.zeros(600)
+    stream[400] = 1
+    r = ddm(stream)
+    assert not r.drift
+    assert r.error_rate == pytest.approx(1 / 600)
+
+
+def test_residual_shift_and_quality_drop() -> None:
+    rng = np.random.default_rng(2)
+    ref = rng.normal(0, 1, 500)
+    same = residual_shift(ref, rng.normal(0, 1, 500))
+    assert not same.drift and same.p_value > 0.05
+    shifted = residual_shift(ref, rng.normal(0.5, 1, 500))
+    assert shifted.drift and (shifted.n_reference, shifted.n_current) == (500, 500)
+    d = quality_drop(0.90, 0.75, tolerance=0.1)
+    assert d.drift and d.relative_change == pytest.approx(-1 / 6)
+    assert not quality_drop(0.90, 0.85, tolerance=0.1).drift
+    assert quality_drop(1.0, 1.3, tolerance=0.2, higher_is_better=False).drift  # an error metric rising
