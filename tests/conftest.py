@@ -60,7 +60,7 @@ def session_ctx(settings: Settings) -> Iterator[ServiceContext]:
 
 
 TABLES = (
-    "api_keys, schema_violations, ingest_stats, labels, prediction_keys, predictions, reference_rows, "
+    "metric_points, api_keys, schema_violations, ingest_stats, labels, prediction_keys, predictions, reference_rows, "
     "reference_datasets, model_versions, models"
 )
 

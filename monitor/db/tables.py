@@ -141,3 +141,22 @@ api_keys = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("revoked_at", DateTime(timezone=True)),
 )
+
+metric_points = Table(
+    "metric_points",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("model_id", Integer, ForeignKey("models.id"), nullable=False),
+    Column("model_version_id", Integer, ForeignKey("model_versions.id"), nullable=False),
+    Column("metric", Text, nullable=False),
+    Column("labels", JSONB, nullable=False),
+    Column("window_start", DateTime(timezone=True), nullable=False),
+    Column("window_end", DateTime(timezone=True), nullable=False),
+    Column("value", Float),
+    Column("sample_size", BigInteger, nullable=False),
+    Column("reference_size", BigInteger),
+    Column("threshold", Float),
+    Column("drifted", Boolean),
+    Column("details", JSONB, nullable=False),
+    Column("computed_at", DateTime(timezone=True), nullable=False),
+)

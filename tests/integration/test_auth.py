@@ -14,6 +14,7 @@ ROUTES = [
     ("POST", "/v1/models", "admin"),
     ("GET", "/v1/models", "read"),
     ("GET", "/v1/models/churn", "read"),
+    ("GET", "/v1/models/churn/metrics", "read"),
     ("POST", "/v1/models/churn/reference", "admin"),
     ("POST", "/v1/predictions", "ingest"),
     ("POST", "/v1/labels", "ingest"),

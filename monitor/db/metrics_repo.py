@@ -1,0 +1,90 @@
+"""Metric points. Functions take a connection and never commit."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, func, select
+from sqlalchemy.dialects.postgresql import insert
+
+from monitor.db.tables import metric_points, model_versions
+from monitor.metrics.points import MetricPoint
+
+
+def upsert_points(conn: Connection, model_id: int, version_id: int, points: Sequence[MetricPoint]) -> int:
+    """Write points; a point for the same (metric, labels, window) replaces the stored one."""
+    if not points:
+        return 0
+    stmt = insert(metric_points).values(
+        [
+            {
+                "model_id": model_id,
+                "model_version_id": version_id,
+                "metric": p.metric,
+                "labels": p.labels,
+                "window_start": p.window_start,
+                "window_end": p.window_end,
+                "value": p.value,
+                "sample_size": p.sample_size,
+                "reference_size": p.reference_size,
+                "threshold": p.threshold,
+                "drifted": p.drifted,
+                "details": p.details,
+            }
+            for p in points
+        ]
+    )
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["model_id", "model_version_id", "metric", "labels", "window_start", "window_end"],
+        set_={
+            c: stmt.excluded[c] for c in ("value", "sample_size", "reference_size", "threshold", "drifted", "details")
+        }
+        | {"computed_at": func.now()},
+    )
+    return conn.execute(stmt).rowcount
+
+
+def query_points(
+    conn: Connection,
+    model_id: int,
+    *,
+    metric: str | None = None,
+    version_id: int | None = None,
+    labels: dict[str, str] | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    limit: int = 10_000,
+) -> list[dict[str, Any]]:
+    """Points of a model, oldest window first; ``labels`` must all match (containment)."""
+    q = (
+        select(
+            metric_points.c.metric,
+            model_versions.c.version,
+            metric_points.c.labels,
+            metric_points.c.window_start,
+            metric_points.c.window_end,
+            metric_points.c.value,
+            metric_points.c.sample_size,
+            metric_points.c.reference_size,
+            metric_points.c.threshold,
+            metric_points.c.drifted,
+            metric_points.c.details,
+            metric_points.c.computed_at,
+        )
+        .join(model_versions, model_versions.c.id == metric_points.c.model_version_id)
+        .where(metric_points.c.model_id == model_id)
+    )
+    if metric is not None:
+        q = q.where(metric_points.c.metric == metric)
+    if version_id is not None:
+        q = q.where(metric_points.c.model_version_id == version_id)
+    if labels:
+        q = q.where(metric_points.c.labels.contains(labels))
+    if start is not None:
+        q = q.where(metric_points.c.window_end > start)
+    if end is not None:
+        q = q.where(metric_points.c.window_start < end)
+    q = q.order_by(metric_points.c.window_start, metric_points.c.metric, metric_points.c.id).limit(limit)
+    return [dict(r) for r in conn.execute(q).mappings()]
