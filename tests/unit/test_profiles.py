@@ -1,0 +1,120 @@
+"""Drift from mergeable summaries against the same tests on the raw values."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from monitor.metrics.profiles import (
+    CategoricalSummary,
+    NumericSummary,
+    bucket_index,
+    drift_from_summaries,
+    reference_edges,
+)
+from monitor.metrics.stattests import FeatureKind, test_drift
+
+
+def summaries(ref: np.ndarray, cur: np.ndarray) -> tuple[NumericSummary, NumericSummary, int]:
+    edges, _ = reference_edges(ref)
+    return NumericSummary.of(ref, edges), NumericSummary.of(cur, edges), len(np.unique(ref))
+
+
+def test_buckets_separate_points_from_intervals() -> None:
+    edges = np.array([1.0, 2.0, 4.0])
+    x = np.array([0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 9.0])
+    assert bucket_index(x, edges).tolist() == [0, 1, 2, 3, 4, 5, 6]
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_ks_is_exact_for_small_references(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    ref = rng.normal(0, 1, 700).round(2)  # repeated values, as real data has
+    for cur in (rng.normal(0.1, 1, 900).round(3), rng.normal(0, 1, 20_000), ref[:300]):
+        r, c, distinct = summaries(ref, cur)
+        got = drift_from_summaries(r, c, ref_distinct=distinct)
+        raw = test_drift(ref, cur, FeatureKind.numerical)
+        assert got.test == raw.test == "ks"
+        assert got.score == pytest.approx(stats.ks_2samp(ref, cur).pvalue, rel=1e-9, abs=1e-15)
+        assert got.drifted == raw.drifted
+
+
+def test_wasserstein_is_exact_when_values_sit_on_edges() -> None:
+    rng = np.random.default_rng(1)
+    ref = rng.integers(0, 50, 5000).astype(float)
+    cur = rng.integers(5, 60, 8000).astype(float)  # includes values beyond the reference
+    cur = cur[cur < 50]
+    r, c, distinct = summaries(ref, cur)
+    got = drift_from_summaries(r, c, ref_distinct=distinct, test="wasserstein")
+    assert got.score == pytest.approx(stats.wasserstein_distance(ref, cur) / np.std(ref), rel=1e-9)
+
+
+@pytest.mark.parametrize(("shift", "scale"), [(0.0, 1.0), (0.05, 1.0), (0.1, 1.0), (0.3, 1.5), (2.0, 1.0)])
+def test_wasserstein_is_close_for_large_continuous_references(shift: float, scale: float) -> None:
+    rng = np.random.default_rng(7)
+    ref = rng.lognormal(3, 0.6, 100_000)
+    cur = rng.lognormal(3 + shift, 0.6 * scale, 200_000)
+    r, c, distinct = summaries(ref, cur)
+    got = drift_from_summaries(r, c, ref_distinct=distinct)
+    exact = test_drift(ref, cur, FeatureKind.numerical)
+    assert got.test == exact.test == "wasserstein"
+    # within 0.003 near the 0.1 threshold; within 5 % for clear drift (mass piled in the widest,
+    # outermost reference intervals is where spreading it evenly errs most)
+    assert got.score == pytest.approx(exact.score, rel=0.05, abs=0.003)
+    assert got.drifted == exact.drifted or abs(exact.score - 0.1) < 0.003
+
+
+def test_merged_summaries_equal_the_summary_of_all_values() -> None:
+    rng = np.random.default_rng(3)
+    ref = rng.normal(size=3000)
+    edges, _ = reference_edges(ref)
+    parts = [rng.normal(0.2, 1, n) for n in (100, 2000, 1)]
+    parts[1][:10] = np.nan
+    merged = (
+        NumericSummary.of(parts[0], edges)
+        .merge(NumericSummary.of(parts[1], edges))
+        .merge(NumericSummary.of(parts[2], edges))
+    )
+    whole = NumericSummary.of(np.concatenate(parts), edges)
+    assert np.array_equal(merged.counts, whole.counts)
+    assert (merged.n, merged.missing) == (whole.n, 10)
+    assert merged.minimum == whole.minimum and merged.maximum == whole.maximum
+    assert merged.mean == pytest.approx(whole.mean) and merged.std == pytest.approx(whole.std)
+    with pytest.raises(ValueError, match="different edges"):
+        merged.merge(NumericSummary.of(parts[0], edges[:-1]))
+
+
+@pytest.mark.parametrize("n_ref", [400, 5000])
+@pytest.mark.parametrize("n_cats", [2, 4])
+def test_categorical_drift_equals_the_raw_test(n_ref: int, n_cats: int) -> None:
+    rng = np.random.default_rng(n_ref + n_cats)
+    cats = np.array([f"c{i}" for i in range(n_cats)], dtype=object)
+    ref = rng.choice(cats, n_ref)
+    cur = rng.choice(cats, 3000, p=np.linspace(1, 2, n_cats) / np.linspace(1, 2, n_cats).sum())
+    got = drift_from_summaries(CategoricalSummary.of(ref), CategoricalSummary.of(cur))
+    raw = test_drift(ref, cur, FeatureKind.categorical)
+    assert got.test == raw.test
+    assert got.score == pytest.approx(raw.score, rel=1e-9, abs=1e-12)
+    assert got.drifted == raw.drifted
+    merged = CategoricalSummary.of(cur[:1000]).merge(CategoricalSummary.of(cur[1000:]))
+    assert merged.counts == CategoricalSummary.of(cur).counts
+
+
+@pytest.mark.parametrize("test", ["jensenshannon", "chisquare", "psi", "kl_div", "hellinger", "z"])
+def test_count_tests_on_few_valued_numerical_features_equal_the_raw_test(test: str) -> None:
+    rng = np.random.default_rng(9)
+    values = np.array([0.0, 1.0]) if test == "z" else np.array([0.0, 1.0, 2.0, 5.0])
+    ref = rng.choice(values, 5000)
+    cur = rng.choice(values, 4000, p=np.linspace(1, 3, len(values)) / np.linspace(1, 3, len(values)).sum())
+    r, c, distinct = summaries(ref, cur)
+    got = drift_from_summaries(r, c, ref_distinct=distinct, test=test)
+    raw = test_drift(ref, cur, FeatureKind.numerical, test=test)
+    assert got.score == pytest.approx(raw.score, rel=1e-9, abs=1e-12)
+
+
+def test_missing_values_are_counted_not_tested() -> None:
+    s = CategoricalSummary.of(["a", None, float("nan"), "b"])
+    assert (s.n, s.missing) == (2, 2)
+    with pytest.raises(ValueError, match="at least one non-missing"):
+        drift_from_summaries(s, CategoricalSummary.of([None]))
