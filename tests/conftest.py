@@ -59,9 +59,22 @@ def session_ctx(settings: Settings) -> Iterator[ServiceContext]:
     ctx.close()
 
 
-TABLES = (
-    "metric_points, api_keys, schema_violations, ingest_stats, labels, prediction_keys, predictions, reference_rows, "
-    "reference_datasets, model_versions, models"
+TABLES = ", ".join(
+    [
+        "bucket_summaries",
+        "reference_summaries",
+        "metric_points",
+        "api_keys",
+        "schema_violations",
+        "ingest_stats",
+        "labels",
+        "prediction_keys",
+        "predictions",
+        "reference_rows",
+        "reference_datasets",
+        "model_versions",
+        "models",
+    ]
 )
 
 

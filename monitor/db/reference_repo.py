@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import Connection, select, update
 
 from monitor.db.copy import copy_rows, dumps
-from monitor.db.tables import reference_datasets, reference_rows
+from monitor.db.tables import reference_datasets, reference_rows, reference_summaries
 from monitor.domain.records import ReferenceRow
 
 
@@ -80,3 +80,31 @@ def load_reference_rows(conn: Connection, reference_id: int) -> list[dict[str, A
         .order_by(reference_rows.c.row_idx)
     ).mappings()
     return [dict(r) for r in rows]
+
+
+def insert_summaries(conn: Connection, reference_id: int, model_id: int, summaries: dict[str, dict[str, Any]]) -> None:
+    if summaries:
+        conn.execute(
+            reference_summaries.insert(),
+            [
+                {"reference_id": reference_id, "model_id": model_id, "column_name": c, "summary": s}
+                for c, s in summaries.items()
+            ],
+        )
+
+
+def active_reference_summaries(conn: Connection, version_id: int) -> tuple[int, dict[str, dict[str, Any]]] | None:
+    """The reference in use for a version and its column summaries, or None without one."""
+    ref_id = conn.execute(
+        select(reference_datasets.c.id).where(
+            reference_datasets.c.model_version_id == version_id, reference_datasets.c.is_active
+        )
+    ).scalar()
+    if ref_id is None:
+        return None
+    rows = conn.execute(
+        select(reference_summaries.c.column_name, reference_summaries.c.summary).where(
+            reference_summaries.c.reference_id == ref_id
+        )
+    ).all()
+    return ref_id, {c: s for c, s in rows}

@@ -31,6 +31,7 @@ models = Table(
     Column("task", Text, nullable=False),
     Column("description", Text, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("monitoring", JSONB, nullable=False),
 )
 
 model_versions = Table(
@@ -158,5 +159,28 @@ metric_points = Table(
     Column("threshold", Float),
     Column("drifted", Boolean),
     Column("details", JSONB, nullable=False),
+    Column("computed_at", DateTime(timezone=True), nullable=False),
+)
+
+reference_summaries = Table(
+    "reference_summaries",
+    metadata,
+    Column("reference_id", Integer, ForeignKey("reference_datasets.id"), primary_key=True),
+    Column("model_id", Integer, nullable=False),
+    Column("column_name", Text, primary_key=True),
+    Column("summary", JSONB, nullable=False),
+)
+
+bucket_summaries = Table(
+    "bucket_summaries",
+    metadata,
+    Column("model_id", Integer, ForeignKey("models.id"), nullable=False),
+    Column("model_version_id", Integer, ForeignKey("model_versions.id"), primary_key=True),
+    Column("reference_id", Integer, ForeignKey("reference_datasets.id"), primary_key=True),
+    Column("bucket_start", DateTime(timezone=True), primary_key=True),
+    Column("column_name", Text, primary_key=True),
+    Column("segment", Text, primary_key=True),
+    Column("n_rows", BigInteger, nullable=False),
+    Column("summary", JSONB, nullable=False),
     Column("computed_at", DateTime(timezone=True), nullable=False),
 )

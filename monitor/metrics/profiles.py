@@ -321,3 +321,69 @@ def drift_from_summaries(
         r, c = _shares_by_category(ref, cur)
         score = _count_test(chosen, r, c, cur.n, ref.n)
     return DriftResult(chosen.name, chosen.kind, score, t, chosen.drifted(score, t), ref.n, cur.n)
+
+
+# -- storage form ---------------------------------------------------------------------------------
+
+Summary = NumericSummary | CategoricalSummary
+
+
+def category_key(value: object) -> str | None:
+    """A category as Postgres's ``->>`` spells a JSON value: booleans lower-case, the rest as text."""
+    if value is None or (isinstance(value, float) and value != value):
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _finite_or_none(x: float) -> float | None:
+    return x if np.isfinite(x) else None
+
+
+def summary_to_json(s: Summary, *, distinct: int | None = None) -> dict[str, object]:
+    if isinstance(s, CategoricalSummary):
+        return {"type": "categorical", "counts": s.counts, "missing": s.missing}
+    out: dict[str, object] = {
+        "type": "numerical",
+        "edges": s.edges.tolist(),
+        "counts": s.counts.tolist(),
+        "n": s.n,
+        "missing": s.missing,
+        "min": _finite_or_none(s.minimum),
+        "max": _finite_or_none(s.maximum),
+        "total": s.total,
+        "total_sq": s.total_sq,
+        "low_sum": s.low_sum,
+        "high_sum": s.high_sum,
+    }
+    if distinct is not None:
+        out["distinct"] = distinct
+    return out
+
+
+def summary_from_json(d: dict[str, object]) -> Summary:
+    if d["type"] == "categorical":
+        return CategoricalSummary(dict(d["counts"]), int(d["missing"]))  # type: ignore[arg-type, call-overload]
+    return NumericSummary(
+        np.asarray(d["edges"], dtype=float),
+        np.asarray(d["counts"], dtype=np.int64),
+        int(d["n"]),  # type: ignore[call-overload]
+        int(d["missing"]),  # type: ignore[call-overload]
+        float("inf") if d["min"] is None else float(d["min"]),  # type: ignore[arg-type]
+        float("-inf") if d["max"] is None else float(d["max"]),  # type: ignore[arg-type]
+        float(d["total"]),  # type: ignore[arg-type]
+        float(d["total_sq"]),  # type: ignore[arg-type]
+        float(d["low_sum"]),  # type: ignore[arg-type]
+        float(d["high_sum"]),  # type: ignore[arg-type]
+    )
+
+
+def reference_summary(values: Sequence[object], numerical: bool) -> dict[str, object]:
+    """The stored summary of one reference column, with its edges and distinct-value count."""
+    if not numerical:
+        return summary_to_json(CategoricalSummary.of([category_key(v) for v in values]))
+    x = np.array([np.nan if v is None else v for v in values], dtype=float)
+    edges, _ = reference_edges(x)
+    distinct = len(np.unique(x[np.isfinite(x)]))
+    return summary_to_json(NumericSummary.of(x, edges), distinct=distinct)

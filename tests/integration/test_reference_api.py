@@ -4,6 +4,7 @@ import io
 
 import pandas as pd
 import pytest
+from sqlalchemy import text
 
 from tests.integration.helpers import Api
 
@@ -40,6 +41,13 @@ def test_upload_each_format(churn: Api, fmt: str) -> None:
     assert churn.count("SELECT count(*) FROM reference_rows WHERE label = '\"leave\"' AND scores ? 'leave'") == 2
     model = churn.http.get("/v1/models/churn", headers=churn.read).json()
     assert model["versions"][0]["reference"]["row_count"] == 3
+    # drift is measured on summaries of every column, kept with the reference
+    with churn.ctx.engine.connect() as conn:
+        columns = dict(conn.execute(text("SELECT column_name, summary FROM reference_summaries")).all())
+    assert set(columns) == {"features.tenure", "features.plan", "features.autopay", "prediction", "scores.leave"}
+    assert columns["features.tenure"]["edges"] == [1.0, 5.0, 30.0] and columns["features.tenure"]["distinct"] == 3
+    assert columns["features.autopay"]["counts"] == {"true": 2, "false": 1}
+    assert columns["prediction"]["counts"] == {"stay": 2, "leave": 1}
 
 
 def test_new_upload_replaces_the_active_reference(churn: Api) -> None:

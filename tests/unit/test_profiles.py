@@ -118,3 +118,21 @@ def test_missing_values_are_counted_not_tested() -> None:
     assert (s.n, s.missing) == (2, 2)
     with pytest.raises(ValueError, match="at least one non-missing"):
         drift_from_summaries(s, CategoricalSummary.of([None]))
+
+
+def test_summaries_survive_their_storage_form() -> None:
+    import orjson
+
+    from monitor.metrics.profiles import category_key, reference_summary, summary_from_json, summary_to_json
+
+    rng = np.random.default_rng(4)
+    ref = reference_summary([*rng.normal(size=2000), None], numerical=True)
+    stored = orjson.loads(orjson.dumps(ref))
+    s = summary_from_json(stored)
+    assert isinstance(s, NumericSummary) and (s.n, s.missing) == (2000, 1) and stored["distinct"] == 2000
+    assert summary_to_json(s, distinct=2000) == stored
+    empty = summary_from_json(orjson.loads(orjson.dumps(summary_to_json(NumericSummary.empty(s.edges)))))
+    assert empty.n == 0 and empty.minimum == float("inf")
+    cats = summary_from_json(orjson.loads(orjson.dumps(reference_summary([True, False, True, None], False))))
+    assert cats.counts == {"true": 2, "false": 1} and cats.missing == 1
+    assert [category_key(v) for v in (True, "x", 3, None, float("nan"))] == ["true", "x", "3", None, None]
