@@ -1,0 +1,207 @@
+"""Hourly summaries of the prediction log, computed inside Postgres. Functions take a connection
+and never commit.
+
+Rows never travel to Python: one query buckets every numerical column's values on its reference
+edges (``width_bucket`` plus an equality check, matching ``monitor.metrics.profiles.bucket_index``),
+one counts every categorical column's values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import orjson
+from sqlalchemy import Connection, delete, select, text
+
+from monitor.db.tables import bucket_summaries
+
+# A column of the log as text: "features.<name>", "prediction" or "scores.<class>".
+_VALUE = """
+    CASE s.source
+        WHEN 'features' THEN p.features ->> s.key
+        WHEN 'scores' THEN p.scores ->> s.key
+        ELSE p.prediction #>> '{}'
+    END
+"""
+
+_NUMERIC_SQL = f"""
+WITH spec AS (
+    SELECT * FROM jsonb_to_recordset(CAST(:spec AS jsonb)) AS s(col text, source text, key text, edges float8[])
+),
+vals AS (
+    SELECT s.col, s.edges, ({_VALUE})::float8 AS x
+    FROM predictions p CROSS JOIN spec s
+    WHERE p.model_id = :model_id AND p.model_version_id = :version_id AND p.ts >= :start AND p.ts < :end
+),
+bucketed AS (
+    SELECT col, edges, x, width_bucket(x, edges) AS wb FROM vals
+)
+SELECT col,
+       GROUPING(b) AS whole,
+       b,
+       count(x) AS n,
+       count(*) - count(x) AS missing,
+       min(x) AS mn, max(x) AS mx, sum(x) AS total, sum(x * x) AS total_sq,
+       coalesce(sum(x) FILTER (WHERE x < edges[1]), 0) AS low_sum,
+       coalesce(sum(x) FILTER (WHERE x > edges[array_length(edges, 1)]), 0) AS high_sum
+FROM (
+    SELECT col, edges, x, CASE WHEN wb > 0 AND x = edges[wb] THEN 2 * wb - 1 ELSE 2 * wb END AS b
+    FROM bucketed
+) t
+GROUP BY GROUPING SETS ((col, b), (col))
+"""
+
+_CATEGORICAL_SQL = f"""
+WITH spec AS (
+    SELECT * FROM jsonb_to_recordset(CAST(:spec AS jsonb)) AS s(col text, source text, key text)
+)
+SELECT s.col, {_VALUE} AS category, count(*) AS n
+FROM predictions p CROSS JOIN spec s
+WHERE p.model_id = :model_id AND p.model_version_id = :version_id AND p.ts >= :start AND p.ts < :end
+GROUP BY 1, 2
+"""
+
+
+@dataclass(frozen=True)
+class ColumnSpec:
+    column: str  # "features.age", "prediction", "scores.default"
+    edges: Sequence[float] | None  # reference edges for a numerical column; None for categorical
+
+    @property
+    def source_and_key(self) -> tuple[str, str]:
+        source, _, key = self.column.partition(".")
+        return source, key
+
+
+def _spec_json(columns: Sequence[ColumnSpec], numerical: bool) -> str:
+    rows = []
+    for c in columns:
+        source, key = c.source_and_key
+        row: dict[str, Any] = {"col": c.column, "source": source, "key": key}
+        if numerical:
+            row["edges"] = list(c.edges or [])
+        rows.append(row)
+    return orjson.dumps(rows).decode()
+
+
+def summarise_window(
+    conn: Connection, model_id: int, version_id: int, start: datetime, end: datetime, columns: Sequence[ColumnSpec]
+) -> tuple[dict[str, dict[str, Any]], int]:
+    """Summaries (storage form) of each column over [start, end), and the number of predictions."""
+    params = {"model_id": model_id, "version_id": version_id, "start": start, "end": end}
+    n_rows = conn.execute(
+        text(
+            "SELECT count(*) FROM predictions WHERE model_id = :model_id AND model_version_id = :version_id "
+            "AND ts >= :start AND ts < :end"
+        ),
+        params,
+    ).scalar_one()
+    out: dict[str, dict[str, Any]] = {}
+    numeric = [c for c in columns if c.edges is not None]
+    categorical = [c for c in columns if c.edges is None]
+    if numeric and n_rows:
+        edges_of = {c.column: list(c.edges or []) for c in numeric}
+        for c in numeric:
+            k = len(edges_of[c.column])
+            out[c.column] = {
+                "type": "numerical",
+                "edges": edges_of[c.column],
+                "counts": [0] * (2 * k + 1),
+                "n": 0,
+                "missing": 0,
+                "min": None,
+                "max": None,
+                "total": 0.0,
+                "total_sq": 0.0,
+                "low_sum": 0.0,
+                "high_sum": 0.0,
+            }
+        rows = conn.execute(text(_NUMERIC_SQL), {**params, "spec": _spec_json(numeric, True)}).mappings()
+        for r in rows:
+            s = out[r["col"]]
+            if r["whole"]:
+                s.update(
+                    n=int(r["n"]),
+                    missing=int(r["missing"]),
+                    min=r["mn"],
+                    max=r["mx"],
+                    total=float(r["total"] or 0.0),
+                    total_sq=float(r["total_sq"] or 0.0),
+                    low_sum=float(r["low_sum"]),
+                    high_sum=float(r["high_sum"]),
+                )
+            elif r["b"] is not None:
+                s["counts"][int(r["b"])] = int(r["n"])
+    if categorical and n_rows:
+        for c in categorical:
+            out[c.column] = {"type": "categorical", "counts": {}, "missing": 0}
+        rows = conn.execute(text(_CATEGORICAL_SQL), {**params, "spec": _spec_json(categorical, False)}).mappings()
+        for r in rows:
+            s = out[r["col"]]
+            if r["category"] is None:
+                s["missing"] += int(r["n"])
+            else:
+                s["counts"][r["category"]] = int(r["n"])
+    return out, int(n_rows)
+
+
+def replace_bucket(
+    conn: Connection,
+    model_id: int,
+    version_id: int,
+    reference_id: int,
+    bucket_start: datetime,
+    n_rows: int,
+    summaries: dict[str, dict[str, Any]],
+    segment: str = "",
+) -> None:
+    """Store a bucket's summaries, replacing what an earlier run stored for it (idempotent)."""
+    conn.execute(
+        delete(bucket_summaries).where(
+            bucket_summaries.c.model_version_id == version_id,
+            bucket_summaries.c.reference_id == reference_id,
+            bucket_summaries.c.bucket_start == bucket_start,
+            bucket_summaries.c.segment == segment,
+        )
+    )
+    if summaries:
+        conn.execute(
+            bucket_summaries.insert(),
+            [
+                {
+                    "model_id": model_id,
+                    "model_version_id": version_id,
+                    "reference_id": reference_id,
+                    "bucket_start": bucket_start,
+                    "column_name": col,
+                    "segment": segment,
+                    "n_rows": n_rows,
+                    "summary": s,
+                }
+                for col, s in summaries.items()
+            ],
+        )
+
+
+def load_buckets(
+    conn: Connection, version_id: int, reference_id: int, start: datetime, end: datetime, segment: str = ""
+) -> list[tuple[datetime, str, int, dict[str, Any]]]:
+    """(bucket start, column, rows in bucket, summary) for the buckets inside [start, end)."""
+    rows = conn.execute(
+        select(
+            bucket_summaries.c.bucket_start,
+            bucket_summaries.c.column_name,
+            bucket_summaries.c.n_rows,
+            bucket_summaries.c.summary,
+        ).where(
+            bucket_summaries.c.model_version_id == version_id,
+            bucket_summaries.c.reference_id == reference_id,
+            bucket_summaries.c.segment == segment,
+            bucket_summaries.c.bucket_start >= start,
+            bucket_summaries.c.bucket_start < end,
+        )
+    ).all()
+    return [(b, c, n, s) for b, c, n, s in rows]

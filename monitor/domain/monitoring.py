@@ -1,0 +1,62 @@
+"""How a model is monitored: its schedule, its windows and its drift tests."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from monitor.metrics.stattests import REGISTRY
+
+_DURATION = re.compile(r"^(\d+)([hd])$")
+
+
+def parse_window(spec: str) -> timedelta:
+    """'6h', '1d', '30d': windows are whole hours, because summaries are hourly."""
+    m = _DURATION.match(spec)
+    if not m or int(m.group(1)) == 0:
+        raise ValueError(f"window {spec!r} must be a whole number of hours or days, like '1h', '6h', '7d'")
+    n = int(m.group(1))
+    return timedelta(hours=n) if m.group(2) == "h" else timedelta(days=n)
+
+
+class FeatureTest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    test: str | None = Field(None, description="a stat test name; default: Evidently's choice")
+    threshold: float | None = Field(None, gt=0)
+
+    @field_validator("test")
+    @classmethod
+    def _known(cls, v: str | None) -> str | None:
+        if v is not None and v not in REGISTRY:
+            raise ValueError(f"unknown stat test {v!r}; known: {', '.join(sorted(REGISTRY))}")
+        return v
+
+
+class MonitoringConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    schedule_seconds: int = Field(300, ge=10, description="how often the model's metrics are computed")
+    windows: list[str] = Field(default_factory=lambda: ["1h", "1d"], min_length=1, max_length=10)
+    drift_share: float = Field(0.5, gt=0, le=1, description="dataset drift when this share of features drifts")
+    fdr: bool = Field(False, description="Benjamini-Hochberg control of false discoveries across p-value tests")
+    fdr_alpha: float = Field(0.05, gt=0, lt=1)
+    feature_tests: dict[str, FeatureTest] = Field(
+        default_factory=dict, description="per column ('age', 'prediction', 'scores.<class>'): test and threshold"
+    )
+    quality_tolerance: float = Field(0.1, ge=0, description="relative quality drop that counts as concept drift")
+    segment_top_values: int = Field(10, ge=0, le=100, description="segment values tracked per segment column")
+
+    @field_validator("windows")
+    @classmethod
+    def _windows(cls, v: list[str]) -> list[str]:
+        for w in v:
+            parse_window(w)
+        if len(set(v)) != len(v):
+            raise ValueError("duplicate windows")
+        return v
+
+    def window_lengths(self) -> list[timedelta]:
+        return [parse_window(w) for w in self.windows]

@@ -1,0 +1,147 @@
+"""Drift from hourly summaries rolled up inside Postgres equals the tests on the raw values."""
+
+from __future__ import annotations
+
+import io
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pytest
+from sqlalchemy import text
+
+from monitor import demo_data
+from monitor.domain.monitoring import FeatureTest, MonitoringConfig
+from monitor.domain.schema import ModelSpec
+from monitor.domain.tabular import TableFormat
+from monitor.metrics.stattests import FeatureKind, test_drift
+from monitor.services import ingestion, registry
+from monitor.services.context import ServiceContext
+from monitor.services.drift_job import compute_drift, hour_floor, rollup
+from monitor.services.reference import upload_reference
+
+NUMERICAL = {f["name"] for f in demo_data.SPEC["features"] if f["type"] == "numerical"}
+
+
+def setup_model(ctx: ServiceContext, n_ref: int) -> tuple[datetime, dict[int, list[dict]]]:
+    registry.register_model(ctx, ModelSpec.model_validate(demo_data.SPEC))
+    buf = io.BytesIO()
+    demo_data.reference_frame(n_ref).to_csv(buf, index=False)
+    upload_reference(ctx, demo_data.MODEL_NAME, buf.getvalue(), TableFormat.csv)
+    start = hour_floor(datetime.now(UTC)) - timedelta(hours=3)
+    rng = np.random.default_rng(5)
+    by_hour: dict[int, list[dict]] = {}
+    for h, drift in enumerate((0.0, 0.0, 1.0)):
+        a = demo_data.applicants(1500, rng, drift)
+        scores = demo_data.model_scores(a)
+        records = []
+        for i, (rec, s) in enumerate(zip(a.records(), scores, strict=True)):
+            ts = start + timedelta(hours=h, seconds=i * 2)
+            records.append(
+                {
+                    "prediction_id": f"h{h}-{i}",
+                    "timestamp": ts.isoformat(),
+                    "features": rec,
+                    "prediction": "default" if s >= 0.5 else "repaid",
+                    "scores": round(float(s), 5),
+                    "segments": {"channel": "web"},
+                }
+            )
+        by_hour[h] = records
+        assert ingestion.ingest_predictions(ctx, records, model=demo_data.MODEL_NAME).accepted == 1500
+    return start, by_hour
+
+
+def raw_reference(ctx: ServiceContext) -> dict[str, list]:
+    with ctx.engine.connect() as conn:
+        rows = conn.execute(text("SELECT features, prediction, scores FROM reference_rows")).all()
+    return {
+        "features": [r.features for r in rows],
+        "prediction": [r.prediction for r in rows],
+        "scores": [(r.scores or {}).get("default") for r in rows],
+    }
+
+
+@pytest.mark.parametrize("n_ref", [800, 5000])
+def test_window_drift_matches_the_raw_tests(ctx: ServiceContext, n_ref: int) -> None:
+    start, by_hour = setup_model(ctx, n_ref)
+    assert rollup(ctx, demo_data.MODEL_NAME, None, start, start + timedelta(hours=3)) == 4500
+    ref = raw_reference(ctx)
+    for hours_, window in (([2], (2, 3)), ([0, 1, 2], (0, 3))):
+        w_start, w_end = start + timedelta(hours=window[0]), start + timedelta(hours=window[1])
+        points = compute_drift(ctx, demo_data.MODEL_NAME, None, w_start, w_end)
+        current = [r for h in hours_ for r in by_hour[h]]
+        by_feature = {p.labels["feature"]: p for p in points if p.metric == "feature_drift"}
+        assert set(by_feature) == {f["name"] for f in demo_data.SPEC["features"]}
+        for name, point in by_feature.items():
+            kind = FeatureKind.numerical if name in NUMERICAL else FeatureKind.categorical
+
+            def values(rows: list[dict], name: str = name, kind: FeatureKind = kind) -> np.ndarray:
+                vals = [r[name] for r in rows]
+                if kind is FeatureKind.categorical:
+                    return np.array(
+                        [("true" if v else "false") if isinstance(v, bool) else v for v in vals], dtype=object
+                    )
+                return np.array(vals, dtype=float)
+
+            raw = test_drift(values(ref["features"]), values([r["features"] for r in current]), kind)
+            assert point.labels["method"] == raw.test, name
+            assert point.sample_size == len(current) and point.reference_size == n_ref
+            if raw.test in ("ks", "jensenshannon", "chisquare", "z"):
+                assert point.value == pytest.approx(raw.score, rel=1e-9, abs=1e-12), name
+            else:
+                assert point.value == pytest.approx(raw.score, rel=0.05, abs=0.003), name
+            assert point.drifted == raw.drifted or abs(raw.score - raw.threshold) < 0.003, name
+        dataset = next(p for p in points if p.metric == "dataset_drift")
+        assert dataset.sample_size == len(current)
+        assert dataset.value == pytest.approx(sum(p.drifted for p in by_feature.values()) / len(by_feature))
+        pred = {p.labels["column"]: p for p in points if p.metric == "prediction_drift"}
+        assert set(pred) == {"prediction", "scores.default"}
+        raw_pred = test_drift(
+            np.array(ref["prediction"], dtype=object),
+            np.array([r["prediction"] for r in current], dtype=object),
+            FeatureKind.categorical,
+        )
+        assert pred["prediction"].value == pytest.approx(raw_pred.score, rel=1e-9, abs=1e-12)
+    # the drifted hour drifts, the calm ones do not
+    calm = compute_drift(ctx, demo_data.MODEL_NAME, None, start, start + timedelta(hours=1))
+    drifted = compute_drift(ctx, demo_data.MODEL_NAME, None, start + timedelta(hours=2), start + timedelta(hours=3))
+    assert not next(p for p in calm if p.metric == "dataset_drift").drifted
+    assert next(p for p in drifted if p.metric == "dataset_drift").drifted
+
+
+def test_reruns_overwrite_and_settings_apply(ctx: ServiceContext) -> None:
+    start, _ = setup_model(ctx, 800)
+    end = start + timedelta(hours=3)
+    rollup(ctx, demo_data.MODEL_NAME, None, start, end)
+    rollup(ctx, demo_data.MODEL_NAME, None, start, end)  # idempotent
+    with ctx.engine.connect() as conn:
+        per_bucket = conn.execute(text("SELECT count(DISTINCT column_name), count(*) FROM bucket_summaries")).one()
+    assert per_bucket == (10, 30)  # 8 features + prediction + one class score, 3 hours
+    cfg = MonitoringConfig(fdr=True, feature_tests={"income": FeatureTest(test="psi", threshold=0.2)})
+    compute_drift(ctx, demo_data.MODEL_NAME, None, start, end)
+    points = compute_drift(ctx, demo_data.MODEL_NAME, None, start, end, cfg)
+    with ctx.engine.connect() as conn:
+        n = conn.execute(text("SELECT count(*) FROM metric_points WHERE metric = 'feature_drift'")).scalar_one()
+        methods = (
+            conn.execute(
+                text(
+                    "SELECT labels->>'method' FROM metric_points WHERE labels->>'feature' = 'income'"
+                    " ORDER BY computed_at"
+                )
+            )
+            .scalars()
+            .all()
+        )
+    assert methods == ["ks", "psi"]  # a changed test is another series
+    assert n == 9
+    income = next(p for p in points if p.labels.get("feature") == "income")
+    assert income.threshold == 0.2
+    ks_points = [p for p in points if p.labels.get("method") == "ks"]
+    assert ks_points and all("fdr" in p.details for p in ks_points)
+
+
+def test_no_reference_is_a_clear_error(ctx: ServiceContext) -> None:
+    registry.register_model(ctx, ModelSpec.model_validate(demo_data.SPEC))
+    now = hour_floor(datetime.now(UTC))
+    with pytest.raises(Exception, match="has no reference dataset"):
+        rollup(ctx, demo_data.MODEL_NAME, None, now - timedelta(hours=1), now)
