@@ -136,7 +136,7 @@ def test_reruns_overwrite_and_settings_apply(ctx: ServiceContext) -> None:
     assert n == 9
     income = next(p for p in points if p.labels.get("feature") == "income")
     assert income.threshold == 0.2
-    ks_points = [p for p in points if p.labels.get("method") == "ks"]
+    ks_points = [p for p in points if p.metric == "feature_drift" and p.labels["method"] == "ks"]
     assert ks_points and all("fdr" in p.details for p in ks_points)
 
 
