@@ -29,19 +29,23 @@ def upgrade() -> None:
             PRIMARY KEY (reference_id, column_name)
         );
 
-        -- Hourly summaries of the prediction log, on the edges of one reference. Merging them
-        -- (adding counts) gives any window's summary; the drift tests read those.
+        -- Summaries of the prediction log per hour (bucket_hours = 1) and per day (24, merged from
+        -- the hours when a window first needs that day, dropped when one of its hours is summarised
+        -- again), on the edges of one reference. Merging them (adding counts) gives any window's
+        -- summary, so a 30-day window reads 30 day rows per column, not 720 hours.
         CREATE TABLE bucket_summaries (
             model_id         integer NOT NULL REFERENCES models (id) ON DELETE CASCADE,
             model_version_id integer NOT NULL REFERENCES model_versions (id) ON DELETE CASCADE,
             reference_id     integer NOT NULL REFERENCES reference_datasets (id) ON DELETE CASCADE,
             bucket_start     timestamptz NOT NULL,
+            bucket_hours     smallint NOT NULL CHECK (bucket_hours IN (1, 24)),
             column_name      text NOT NULL,
             segment          text NOT NULL DEFAULT '',  -- '' for all rows, else 'column=value'
             n_rows           bigint NOT NULL,
-            summary          jsonb NOT NULL,
+            stats            jsonb NOT NULL,  -- n, missing, min, max, sums; or category counts
+            counts           bytea,           -- numerical: int64 counts on the reference's buckets
             computed_at      timestamptz NOT NULL DEFAULT now(),
-            PRIMARY KEY (model_version_id, reference_id, bucket_start, column_name, segment)
+            PRIMARY KEY (model_version_id, reference_id, bucket_hours, bucket_start, column_name, segment)
         );
         CREATE INDEX bucket_summaries_window ON bucket_summaries (model_id, bucket_start);
         """

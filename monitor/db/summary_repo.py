@@ -1,5 +1,5 @@
-"""Hourly summaries of the prediction log, computed inside Postgres. Functions take a connection
-and never commit.
+"""Summaries of the prediction log, computed inside Postgres. Functions take a connection and
+never commit.
 
 Rows never travel to Python: one query buckets every numerical column's values on its reference
 edges (``width_bucket`` plus an equality check, matching ``monitor.metrics.profiles.bucket_index``),
@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
+import numpy as np
 import orjson
 from sqlalchemy import Connection, delete, select, text
 
@@ -64,6 +65,9 @@ WHERE p.model_id = :model_id AND p.model_version_id = :version_id AND p.ts >= :s
 GROUP BY 1, 2
 """
 
+# (stats, counts): the storage form of one column's summary (see monitor.metrics.profiles).
+Parts = tuple[dict[str, Any], bytes | None]
+
 
 @dataclass(frozen=True)
 class ColumnSpec:
@@ -89,8 +93,8 @@ def _spec_json(columns: Sequence[ColumnSpec], numerical: bool) -> str:
 
 def summarise_window(
     conn: Connection, model_id: int, version_id: int, start: datetime, end: datetime, columns: Sequence[ColumnSpec]
-) -> tuple[dict[str, dict[str, Any]], int]:
-    """Summaries (storage form) of each column over [start, end), and the number of predictions."""
+) -> tuple[dict[str, Parts], int]:
+    """Each column's summary over [start, end), and the number of predictions in it."""
     params = {"model_id": model_id, "version_id": version_id, "start": start, "end": end}
     n_rows = conn.execute(
         text(
@@ -99,52 +103,44 @@ def summarise_window(
         ),
         params,
     ).scalar_one()
-    out: dict[str, dict[str, Any]] = {}
+    out: dict[str, Parts] = {}
+    if not n_rows:
+        return out, 0
     numeric = [c for c in columns if c.edges is not None]
     categorical = [c for c in columns if c.edges is None]
-    if numeric and n_rows:
-        edges_of = {c.column: list(c.edges or []) for c in numeric}
-        for c in numeric:
-            k = len(edges_of[c.column])
-            out[c.column] = {
-                "type": "numerical",
-                "edges": edges_of[c.column],
-                "counts": [0] * (2 * k + 1),
-                "n": 0,
-                "missing": 0,
-                "min": None,
-                "max": None,
-                "total": 0.0,
-                "total_sq": 0.0,
-                "low_sum": 0.0,
-                "high_sum": 0.0,
-            }
+    if numeric:
+        counts = {c.column: np.zeros(2 * len(c.edges or []) + 1, dtype="<i8") for c in numeric}
+        stats: dict[str, dict[str, Any]] = {}
         rows = conn.execute(text(_NUMERIC_SQL), {**params, "spec": _spec_json(numeric, True)}).mappings()
         for r in rows:
-            s = out[r["col"]]
             if r["whole"]:
-                s.update(
-                    n=int(r["n"]),
-                    missing=int(r["missing"]),
-                    min=r["mn"],
-                    max=r["mx"],
-                    total=float(r["total"] or 0.0),
-                    total_sq=float(r["total_sq"] or 0.0),
-                    low_sum=float(r["low_sum"]),
-                    high_sum=float(r["high_sum"]),
-                )
+                stats[r["col"]] = {
+                    "type": "numerical",
+                    "n": int(r["n"]),
+                    "missing": int(r["missing"]),
+                    "min": r["mn"],
+                    "max": r["mx"],
+                    "total": float(r["total"] or 0.0),
+                    "total_sq": float(r["total_sq"] or 0.0),
+                    "low_sum": float(r["low_sum"]),
+                    "high_sum": float(r["high_sum"]),
+                }
             elif r["b"] is not None:
-                s["counts"][int(r["b"])] = int(r["n"])
-    if categorical and n_rows:
-        for c in categorical:
-            out[c.column] = {"type": "categorical", "counts": {}, "missing": 0}
+                counts[r["col"]][int(r["b"])] = int(r["n"])
+        for col, st in stats.items():
+            out[col] = (st, counts[col].tobytes())
+    if categorical:
+        cats: dict[str, dict[str, Any]] = {
+            c.column: {"type": "categorical", "counts": {}, "missing": 0} for c in categorical
+        }
         rows = conn.execute(text(_CATEGORICAL_SQL), {**params, "spec": _spec_json(categorical, False)}).mappings()
         for r in rows:
-            s = out[r["col"]]
+            s = cats[r["col"]]
             if r["category"] is None:
                 s["missing"] += int(r["n"])
             else:
                 s["counts"][r["category"]] = int(r["n"])
+        out.update({col: (s, None) for col, s in cats.items()})
     return out, int(n_rows)
 
 
@@ -154,20 +150,14 @@ def replace_bucket(
     version_id: int,
     reference_id: int,
     bucket_start: datetime,
+    bucket_hours: int,
     n_rows: int,
-    summaries: dict[str, dict[str, Any]],
+    parts: dict[str, Parts],
     segment: str = "",
 ) -> None:
     """Store a bucket's summaries, replacing what an earlier run stored for it (idempotent)."""
-    conn.execute(
-        delete(bucket_summaries).where(
-            bucket_summaries.c.model_version_id == version_id,
-            bucket_summaries.c.reference_id == reference_id,
-            bucket_summaries.c.bucket_start == bucket_start,
-            bucket_summaries.c.segment == segment,
-        )
-    )
-    if summaries:
+    delete_bucket(conn, version_id, reference_id, bucket_start, bucket_hours, segment)
+    if parts:
         conn.execute(
             bucket_summaries.insert(),
             [
@@ -176,32 +166,63 @@ def replace_bucket(
                     "model_version_id": version_id,
                     "reference_id": reference_id,
                     "bucket_start": bucket_start,
+                    "bucket_hours": bucket_hours,
                     "column_name": col,
                     "segment": segment,
                     "n_rows": n_rows,
-                    "summary": s,
+                    "stats": st,
+                    "counts": counts,
                 }
-                for col, s in summaries.items()
+                for col, (st, counts) in parts.items()
             ],
         )
 
 
+def delete_bucket(
+    conn: Connection, version_id: int, reference_id: int, bucket_start: datetime, bucket_hours: int, segment: str = ""
+) -> None:
+    conn.execute(
+        delete(bucket_summaries).where(
+            bucket_summaries.c.model_version_id == version_id,
+            bucket_summaries.c.reference_id == reference_id,
+            bucket_summaries.c.bucket_hours == bucket_hours,
+            bucket_summaries.c.bucket_start == bucket_start,
+            bucket_summaries.c.segment == segment,
+        )
+    )
+
+
 def load_buckets(
-    conn: Connection, version_id: int, reference_id: int, start: datetime, end: datetime, segment: str = ""
-) -> list[tuple[datetime, str, int, dict[str, Any]]]:
-    """(bucket start, column, rows in bucket, summary) for the buckets inside [start, end)."""
+    conn: Connection,
+    version_id: int,
+    reference_id: int,
+    bucket_hours: int,
+    starts: Sequence[datetime],
+    segment: str = "",
+) -> list[tuple[datetime, str, int, dict[str, Any], bytes | None]]:
+    """(bucket start, column, rows in bucket, stats, counts) of the given buckets."""
+    if not starts:
+        return []
     rows = conn.execute(
         select(
             bucket_summaries.c.bucket_start,
             bucket_summaries.c.column_name,
             bucket_summaries.c.n_rows,
-            bucket_summaries.c.summary,
+            bucket_summaries.c.stats,
+            bucket_summaries.c.counts,
         ).where(
             bucket_summaries.c.model_version_id == version_id,
             bucket_summaries.c.reference_id == reference_id,
             bucket_summaries.c.segment == segment,
-            bucket_summaries.c.bucket_start >= start,
-            bucket_summaries.c.bucket_start < end,
+            bucket_summaries.c.bucket_hours == bucket_hours,
+            bucket_summaries.c.bucket_start.in_(list(starts)),
         )
     ).all()
-    return [(b, c, n, s) for b, c, n, s in rows]
+    return [(b, c, n, st, bytes(ct) if ct is not None else None) for b, c, n, st, ct in rows]
+
+
+def day_of_hour(ts: datetime) -> datetime:
+    return ts.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+DAY = timedelta(days=1)

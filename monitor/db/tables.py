@@ -15,7 +15,9 @@ from sqlalchemy import (
     Float,
     ForeignKey,
     Integer,
+    LargeBinary,
     MetaData,
+    SmallInteger,
     Table,
     Text,
 )
@@ -178,9 +180,11 @@ bucket_summaries = Table(
     Column("model_version_id", Integer, ForeignKey("model_versions.id"), primary_key=True),
     Column("reference_id", Integer, ForeignKey("reference_datasets.id"), primary_key=True),
     Column("bucket_start", DateTime(timezone=True), primary_key=True),
+    Column("bucket_hours", SmallInteger, primary_key=True),
     Column("column_name", Text, primary_key=True),
     Column("segment", Text, primary_key=True),
     Column("n_rows", BigInteger, nullable=False),
-    Column("summary", JSONB, nullable=False),
+    Column("stats", JSONB, nullable=False),
+    Column("counts", LargeBinary),
     Column("computed_at", DateTime(timezone=True), nullable=False),
 )

@@ -10,13 +10,21 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import numpy as np
+
 from monitor.db import reference_repo, summary_repo
 from monitor.db.registry_repo import VersionRow
 from monitor.db.summary_repo import ColumnSpec
 from monitor.domain.monitoring import MonitoringConfig
 from monitor.errors import MonitorError
 from monitor.metrics.points import MetricPoint
-from monitor.metrics.profiles import Summary, drift_from_summaries, summary_from_json
+from monitor.metrics.profiles import (
+    Summary,
+    drift_from_summaries,
+    summary_from_json,
+    summary_from_parts,
+    summary_to_parts,
+)
 from monitor.metrics.stattests import DriftResult, benjamini_hochberg, dataset_drift
 from monitor.services.context import ServiceContext
 from monitor.services.metric_store import record_points
@@ -48,32 +56,75 @@ def _reference(ctx: ServiceContext, vrow: VersionRow) -> tuple[int, dict[str, di
 
 
 def rollup(ctx: ServiceContext, model: str, version: str | None, start: datetime, end: datetime) -> int:
-    """Summarise each hour in [start, end) (re-running an hour replaces it). Returns rows summarised."""
+    """Summarise each hour in [start, end) (re-running an hour replaces it, and drops its day's
+    merged summary so the day is merged again when next needed). Returns rows summarised."""
     vrow = resolve_version(ctx, model, version)
     ref_id, ref = _reference(ctx, vrow)
     specs = [ColumnSpec(col, s["edges"] if s["type"] == "numerical" else None) for col, s in ref.items()]
     total = 0
     for bucket in hours(start, end):
         with ctx.uow() as uow:
-            summaries, n = summary_repo.summarise_window(
+            parts, n = summary_repo.summarise_window(
                 uow.conn, vrow.model_id, vrow.version_id, bucket, bucket + HOUR, specs
             )
-            summary_repo.replace_bucket(uow.conn, vrow.model_id, vrow.version_id, ref_id, bucket, n, summaries)
+            summary_repo.replace_bucket(uow.conn, vrow.model_id, vrow.version_id, ref_id, bucket, 1, n, parts)
+            summary_repo.delete_bucket(uow.conn, vrow.version_id, ref_id, summary_repo.day_of_hour(bucket), 24)
             uow.commit()
         total += n
     return total
 
 
-def _merged(
-    buckets: list[tuple[datetime, str, int, dict[str, Any]]],
-) -> tuple[dict[str, Summary], int]:
-    merged: dict[str, Summary] = {}
-    rows_per_bucket: dict[datetime, int] = {}
-    for bucket, col, n, s in buckets:
-        rows_per_bucket[bucket] = n
-        summary = summary_from_json(s)
-        merged[col] = merged[col].merge(summary) if col in merged else summary  # type: ignore[arg-type]
-    return merged, sum(rows_per_bucket.values())
+class _Accumulator:
+    """Adds up a window's bucket summaries column by column."""
+
+    def __init__(self, ref: dict[str, dict[str, Any]]) -> None:
+        self._edges = {c: np.asarray(s["edges"], dtype=float) for c, s in ref.items() if s["type"] == "numerical"}
+        self.columns: dict[str, Summary] = {}
+        self._rows: dict[tuple[datetime, int], int] = {}
+
+    def add(
+        self, bucket: datetime, hours_: int, col: str, n_rows: int, stats: dict[str, Any], counts: bytes | None
+    ) -> None:
+        self._rows[(bucket, hours_)] = n_rows
+        s = summary_from_parts(stats, counts, self._edges.get(col))
+        self.columns[col] = self.columns[col].merge(s) if col in self.columns else s  # type: ignore[arg-type]
+
+    @property
+    def n_rows(self) -> int:
+        return sum(self._rows.values())
+
+
+def _window_summaries(
+    ctx: ServiceContext, vrow: VersionRow, ref_id: int, ref: dict[str, dict[str, Any]], start: datetime, end: datetime
+) -> _Accumulator:
+    """Whole UTC days inside the window are read as day summaries (merged from their hours on
+    first use), the hours around them as hour summaries: a 30-day window reads ~30 rows a column."""
+    acc = _Accumulator(ref)
+    all_hours = hours(start, end)
+    now = datetime.now(UTC)
+    day = summary_repo.DAY
+    days = sorted({d for d in map(summary_repo.day_of_hour, all_hours) if start <= d and d + day <= min(end, now)})
+    day_set = set(days)
+    loose_hours = [h for h in all_hours if summary_repo.day_of_hour(h) not in day_set]
+    with ctx.uow() as uow:
+        have = summary_repo.load_buckets(uow.conn, vrow.version_id, ref_id, 24, days)
+        missing_days = day_set - {b for b, *_ in have}
+        for d in sorted(missing_days):
+            day_acc = _Accumulator(ref)
+            for b, col, n, st, ct in summary_repo.load_buckets(
+                uow.conn, vrow.version_id, ref_id, 1, hours(d, d + summary_repo.DAY)
+            ):
+                day_acc.add(b, 1, col, n, st, ct)
+            parts = {c: summary_to_parts(s) for c, s in day_acc.columns.items()}
+            summary_repo.replace_bucket(uow.conn, vrow.model_id, vrow.version_id, ref_id, d, 24, day_acc.n_rows, parts)
+            for col, (st, ct) in parts.items():
+                acc.add(d, 24, col, day_acc.n_rows, st, ct)
+        uow.commit()
+        for b, col, n, st, ct in have:
+            acc.add(b, 24, col, n, st, ct)
+        for b, col, n, st, ct in summary_repo.load_buckets(uow.conn, vrow.version_id, ref_id, 1, loose_hours):
+            acc.add(b, 1, col, n, st, ct)
+    return acc
 
 
 def compute_drift(
@@ -88,9 +139,8 @@ def compute_drift(
     cfg = config or MonitoringConfig()
     vrow = resolve_version(ctx, model, version)
     ref_id, ref = _reference(ctx, vrow)
-    with ctx.uow() as uow:
-        buckets = summary_repo.load_buckets(uow.conn, vrow.version_id, ref_id, window_start, window_end)
-    current, n_rows = _merged(buckets)
+    acc = _window_summaries(ctx, vrow, ref_id, ref, window_start, window_end)
+    current, n_rows = acc.columns, acc.n_rows
 
     results: dict[str, DriftResult] = {}
     for col, ref_json in ref.items():

@@ -145,3 +145,46 @@ def test_no_reference_is_a_clear_error(ctx: ServiceContext) -> None:
     now = hour_floor(datetime.now(UTC))
     with pytest.raises(Exception, match="has no reference dataset"):
         rollup(ctx, demo_data.MODEL_NAME, None, now - timedelta(hours=1), now)
+
+
+def test_whole_days_are_read_as_day_summaries(ctx: ServiceContext) -> None:
+    registry.register_model(ctx, ModelSpec.model_validate(demo_data.SPEC))
+    buf = io.BytesIO()
+    demo_data.reference_frame(800).to_csv(buf, index=False)
+    upload_reference(ctx, demo_data.MODEL_NAME, buf.getvalue(), TableFormat.csv)
+    day = hour_floor(datetime.now(UTC)).replace(hour=0) - timedelta(days=2)
+    rng = np.random.default_rng(8)
+    a = demo_data.applicants(24 * 40, rng, 0.5)
+    records = [
+        {
+            "prediction_id": f"d{i}",
+            "timestamp": (day + timedelta(minutes=90 * i / 60)).isoformat(),
+            "features": rec,
+            "prediction": "repaid",
+        }
+        for i, rec in enumerate(a.records())
+    ]
+    ingestion.ingest_predictions(ctx, records, model=demo_data.MODEL_NAME)
+    window = (day - timedelta(hours=3), day + timedelta(days=1, hours=2))
+    rollup(ctx, demo_data.MODEL_NAME, None, *window)
+    points = compute_drift(ctx, demo_data.MODEL_NAME, None, *window)
+
+    def day_rows() -> int:
+        with ctx.engine.connect() as conn:
+            return conn.execute(text("SELECT count(*) FROM bucket_summaries WHERE bucket_hours = 24")).scalar_one()
+
+    assert day_rows() == 10  # the one whole day, merged once, for each of its 10 columns
+    ref = raw_reference(ctx)
+    age = next(p for p in points if p.labels.get("feature") == "age")
+    raw = test_drift(
+        np.array([f["age"] for f in ref["features"]], dtype=float),
+        np.array([r["features"]["age"] for r in records], dtype=float),
+        FeatureKind.numerical,
+    )
+    assert age.value == pytest.approx(raw.score, rel=1e-9) and age.sample_size == len(records)
+    # summarising one of its hours again drops the day's merge; the next window merges it anew
+    rollup(ctx, demo_data.MODEL_NAME, None, day + timedelta(hours=5), day + timedelta(hours=6))
+    assert day_rows() == 0
+    again = compute_drift(ctx, demo_data.MODEL_NAME, None, *window)
+    assert next(p for p in again if p.labels.get("feature") == "age").value == pytest.approx(age.value, rel=1e-12)
+    assert day_rows() == 10
