@@ -30,29 +30,34 @@ _VALUE = """
 
 _NUMERIC_SQL = f"""
 WITH spec AS (
-    SELECT * FROM jsonb_to_recordset(CAST(:spec AS jsonb)) AS s(col text, source text, key text, edges float8[])
+    SELECT s.*, s.edges[1] AS lo, s.edges[array_length(s.edges, 1)] AS hi
+    FROM jsonb_to_recordset(CAST(:spec AS jsonb)) AS s(col text, source text, key text, edges float8[])
 ),
-vals AS (
-    SELECT s.col, s.edges, ({_VALUE})::float8 AS x
-    FROM predictions p CROSS JOIN spec s
-    WHERE p.model_id = :model_id AND p.model_version_id = :version_id AND p.ts >= :start AND p.ts < :end
-),
-bucketed AS (
-    SELECT col, edges, x, width_bucket(x, edges) AS wb FROM vals
+grouped AS (  -- one pass over the rows: per (column, bucket) and per column
+    SELECT col, GROUPING(b) AS whole, b,
+           count(x) AS n, count(*) - count(x) AS missing, min(x) AS mn, max(x) AS mx,
+           sum(x) AS total, sum(x * x) AS total_sq,
+           coalesce(sum(x) FILTER (WHERE x < lo), 0) AS low_sum,
+           coalesce(sum(x) FILTER (WHERE x > hi), 0) AS high_sum
+    FROM (
+        SELECT s.col, s.lo, s.hi, v.x,
+               CASE WHEN w.wb > 0 AND v.x = s.edges[w.wb] THEN 2 * w.wb - 1 ELSE 2 * w.wb END AS b
+        FROM predictions p
+        CROSS JOIN spec s
+        CROSS JOIN LATERAL (SELECT ({_VALUE})::float8 AS x) v
+        CROSS JOIN LATERAL (SELECT width_bucket(v.x, s.edges) AS wb) w
+        WHERE p.model_id = :model_id AND p.model_version_id = :version_id AND p.ts >= :start AND p.ts < :end
+    ) t
+    GROUP BY GROUPING SETS ((col, b), (col))
 )
-SELECT col,
-       GROUPING(b) AS whole,
-       b,
-       count(x) AS n,
-       count(*) - count(x) AS missing,
-       min(x) AS mn, max(x) AS mx, sum(x) AS total, sum(x * x) AS total_sq,
-       coalesce(sum(x) FILTER (WHERE x < edges[1]), 0) AS low_sum,
-       coalesce(sum(x) FILTER (WHERE x > edges[array_length(edges, 1)]), 0) AS high_sum
-FROM (
-    SELECT col, edges, x, CASE WHEN wb > 0 AND x = edges[wb] THEN 2 * wb - 1 ELSE 2 * wb END AS b
-    FROM bucketed
-) t
-GROUP BY GROUPING SETS ((col, b), (col))
+-- one row per column: its statistics and its non-empty buckets as two arrays
+SELECT c.col, c.n, c.missing, c.mn, c.mx, c.total, c.total_sq, c.low_sum, c.high_sum,
+       array_agg(k.b ORDER BY k.b) FILTER (WHERE k.b IS NOT NULL) AS buckets,
+       array_agg(k.n ORDER BY k.b) FILTER (WHERE k.b IS NOT NULL) AS bucket_counts
+FROM grouped c
+LEFT JOIN grouped k ON k.col = c.col AND k.whole = 0
+WHERE c.whole = 1
+GROUP BY c.col, c.n, c.missing, c.mn, c.mx, c.total, c.total_sq, c.low_sum, c.high_sum
 """
 
 _CATEGORICAL_SQL = f"""
@@ -113,20 +118,19 @@ def summarise_window(
         stats: dict[str, dict[str, Any]] = {}
         rows = conn.execute(text(_NUMERIC_SQL), {**params, "spec": _spec_json(numeric, True)}).mappings()
         for r in rows:
-            if r["whole"]:
-                stats[r["col"]] = {
-                    "type": "numerical",
-                    "n": int(r["n"]),
-                    "missing": int(r["missing"]),
-                    "min": r["mn"],
-                    "max": r["mx"],
-                    "total": float(r["total"] or 0.0),
-                    "total_sq": float(r["total_sq"] or 0.0),
-                    "low_sum": float(r["low_sum"]),
-                    "high_sum": float(r["high_sum"]),
-                }
-            elif r["b"] is not None:
-                counts[r["col"]][int(r["b"])] = int(r["n"])
+            stats[r["col"]] = {
+                "type": "numerical",
+                "n": int(r["n"]),
+                "missing": int(r["missing"]),
+                "min": r["mn"],
+                "max": r["mx"],
+                "total": float(r["total"] or 0.0),
+                "total_sq": float(r["total_sq"] or 0.0),
+                "low_sum": float(r["low_sum"]),
+                "high_sum": float(r["high_sum"]),
+            }
+            if r["buckets"]:
+                counts[r["col"]][np.asarray(r["buckets"], dtype=np.int64)] = r["bucket_counts"]
         for col, st in stats.items():
             out[col] = (st, counts[col].tobytes())
     if categorical:
