@@ -113,6 +113,20 @@ class NumericSummary:
             self.high_sum + other.high_sum,
         )
 
+    def add_parts(self, stats_: dict[str, object], counts: bytes) -> None:
+        """Add a stored summary (see ``summary_to_parts``) into this one, in place: merging a
+        month of day summaries allocates nothing per day."""
+        self.counts += np.frombuffer(counts, dtype="<i8")
+        self.n += int(stats_["n"])  # type: ignore[call-overload]
+        self.missing += int(stats_["missing"])  # type: ignore[call-overload]
+        if stats_["min"] is not None:
+            self.minimum = min(self.minimum, float(stats_["min"]))  # type: ignore[arg-type]
+            self.maximum = max(self.maximum, float(stats_["max"]))  # type: ignore[arg-type]
+        self.total += float(stats_["total"])  # type: ignore[arg-type]
+        self.total_sq += float(stats_["total_sq"])  # type: ignore[arg-type]
+        self.low_sum += float(stats_["low_sum"])  # type: ignore[arg-type]
+        self.high_sum += float(stats_["high_sum"])  # type: ignore[arg-type]
+
     @property
     def mean(self) -> float:
         return self.total / self.n if self.n else float("nan")
@@ -155,6 +169,11 @@ class CategoricalSummary:
     @property
     def n(self) -> int:
         return sum(self.counts.values())
+
+    def add_parts(self, stats_: dict[str, object]) -> None:
+        for k, c in stats_["counts"].items():  # type: ignore[attr-defined]
+            self.counts[k] = self.counts.get(k, 0) + c
+        self.missing += int(stats_["missing"])  # type: ignore[call-overload]
 
     def merge(self, other: CategoricalSummary) -> CategoricalSummary:
         counts = dict(self.counts)

@@ -19,10 +19,11 @@ from monitor.domain.monitoring import MonitoringConfig
 from monitor.errors import MonitorError
 from monitor.metrics.points import MetricPoint
 from monitor.metrics.profiles import (
+    CategoricalSummary,
+    NumericSummary,
     Summary,
     drift_from_summaries,
     summary_from_json,
-    summary_from_parts,
     summary_to_parts,
 )
 from monitor.metrics.stattests import DriftResult, benjamini_hochberg, dataset_drift
@@ -86,8 +87,15 @@ class _Accumulator:
         self, bucket: datetime, hours_: int, col: str, n_rows: int, stats: dict[str, Any], counts: bytes | None
     ) -> None:
         self._rows[(bucket, hours_)] = n_rows
-        s = summary_from_parts(stats, counts, self._edges.get(col))
-        self.columns[col] = self.columns[col].merge(s) if col in self.columns else s  # type: ignore[arg-type]
+        s = self.columns.get(col)
+        if s is None:
+            edges = self._edges.get(col)
+            s = self.columns[col] = NumericSummary.empty(edges) if edges is not None else CategoricalSummary()
+        if isinstance(s, NumericSummary):
+            assert counts is not None
+            s.add_parts(stats, counts)
+        else:
+            s.add_parts(stats)
 
     @property
     def n_rows(self) -> int:

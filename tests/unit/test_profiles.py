@@ -136,3 +136,21 @@ def test_summaries_survive_their_storage_form() -> None:
     cats = summary_from_json(orjson.loads(orjson.dumps(reference_summary([True, False, True, None], False))))
     assert cats.counts == {"true": 2, "false": 1} and cats.missing == 1
     assert [category_key(v) for v in (True, "x", 3, None, float("nan"))] == ["true", "x", "3", None, None]
+
+
+def test_adding_stored_parts_in_place_equals_merging() -> None:
+    from monitor.metrics.profiles import summary_to_parts
+
+    rng = np.random.default_rng(12)
+    edges, _ = reference_edges(rng.normal(size=500))
+    parts = [NumericSummary.of(rng.normal(0.1, 1, n), edges) for n in (50, 0, 400)]
+    acc = NumericSummary.empty(edges)
+    for p in parts:
+        acc.add_parts(*summary_to_parts(p))  # type: ignore[arg-type]
+    merged = parts[0].merge(parts[1]).merge(parts[2])
+    assert np.array_equal(acc.counts, merged.counts) and acc.n == merged.n == 450
+    assert (acc.minimum, acc.maximum, acc.high_sum) == (merged.minimum, merged.maximum, merged.high_sum)
+    cat = CategoricalSummary()
+    for values in (["a", "b"], ["a", None]):
+        cat.add_parts(summary_to_parts(CategoricalSummary.of(values))[0])  # type: ignore[arg-type]
+    assert cat.counts == {"a": 2, "b": 1} and cat.missing == 1
