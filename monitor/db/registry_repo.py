@@ -103,3 +103,15 @@ def ingest_totals(conn: Connection, model_id: int) -> dict[str, dict[str, int]]:
         .group_by(ingest_stats.c.kind)
     ).all()
     return {k: {"accepted": int(a), "duplicates": int(d), "rejected": int(r)} for k, a, d, r in rows}
+
+
+def get_monitoring(conn: Connection, model_id: int) -> dict[str, Any]:
+    return conn.execute(select(models.c.monitoring).where(models.c.id == model_id)).scalar_one()
+
+
+def set_monitoring(conn: Connection, model_id: int, monitoring: dict[str, Any]) -> None:
+    conn.execute(models.update().where(models.c.id == model_id).values(monitoring=monitoring))
+
+
+def list_model_names(conn: Connection) -> list[str]:
+    return list(conn.execute(select(models.c.name).order_by(models.c.name)).scalars())

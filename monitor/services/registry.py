@@ -8,6 +8,7 @@ from sqlalchemy.exc import IntegrityError
 
 from monitor.db import registry_repo
 from monitor.db.registry_repo import VersionRow
+from monitor.domain.monitoring import MonitoringConfig
 from monitor.domain.schema import ModelSpec
 from monitor.errors import Conflict, NotFound
 from monitor.services.context import ServiceContext
@@ -108,3 +109,22 @@ def resolve_version(ctx: ServiceContext, name: str, version: str | None) -> Vers
             raise NotFound(f"model {name!r} is not registered")
         raise NotFound(f"model {name!r} has no version {version!r}")
     return row
+
+
+def get_monitoring(ctx: ServiceContext, name: str) -> MonitoringConfig:
+    """The model's monitoring settings (defaults for anything never set)."""
+    with ctx.uow() as uow:
+        model_id = registry_repo.get_model_id(uow.conn, name)
+        if model_id is None:
+            raise NotFound(f"model {name!r} is not registered")
+        return MonitoringConfig.model_validate(registry_repo.get_monitoring(uow.conn, model_id))
+
+
+def set_monitoring(ctx: ServiceContext, name: str, config: MonitoringConfig) -> MonitoringConfig:
+    with ctx.uow() as uow:
+        model_id = registry_repo.get_model_id(uow.conn, name)
+        if model_id is None:
+            raise NotFound(f"model {name!r} is not registered")
+        registry_repo.set_monitoring(uow.conn, model_id, config.model_dump(mode="json"))
+        uow.commit()
+    return config

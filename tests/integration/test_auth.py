@@ -15,6 +15,8 @@ ROUTES = [
     ("GET", "/v1/models", "read"),
     ("GET", "/v1/models/churn", "read"),
     ("GET", "/v1/models/churn/metrics", "read"),
+    ("GET", "/v1/models/churn/monitoring", "read"),
+    ("PUT", "/v1/models/churn/monitoring", "admin"),
     ("POST", "/v1/models/churn/reference", "admin"),
     ("POST", "/v1/predictions", "ingest"),
     ("POST", "/v1/labels", "ingest"),

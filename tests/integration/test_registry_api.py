@@ -63,3 +63,20 @@ def test_openapi_documents_the_routes_and_the_ingestion_bodies(api: Api) -> None
     assert {"application/json", "application/x-ndjson"} <= set(body)
     assert "HTTPBearer" in spec["components"]["securitySchemes"]
     assert api.http.get("/docs").status_code == 200
+
+
+def test_monitoring_settings_default_and_change(api: Api) -> None:
+    api.http.post("/v1/models", json=BINARY_SPEC, headers=api.admin)
+    got = api.http.get("/v1/models/churn/monitoring", headers=api.read).json()
+    assert got["windows"] == ["1h", "1d"] and got["schedule_seconds"] == 300 and got["fdr"] is False
+    new = {**got, "windows": ["6h", "7d"], "fdr": True, "feature_tests": {"tenure": {"test": "psi", "threshold": 0.2}}}
+    r = api.http.put("/v1/models/churn/monitoring", json=new, headers=api.admin)
+    assert r.status_code == 200
+    assert api.http.get("/v1/models/churn/monitoring", headers=api.read).json()["windows"] == ["6h", "7d"]
+    bad = api.http.put("/v1/models/churn/monitoring", json={**new, "windows": ["15m"]}, headers=api.admin)
+    assert bad.status_code == 422 and "whole number of hours" in bad.text
+    bad = api.http.put(
+        "/v1/models/churn/monitoring", json={**new, "feature_tests": {"x": {"test": "magic"}}}, headers=api.admin
+    )
+    assert bad.status_code == 422 and "unknown stat test 'magic'" in bad.text
+    assert api.http.get("/v1/models/ghost/monitoring", headers=api.read).status_code == 404

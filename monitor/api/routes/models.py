@@ -10,6 +10,7 @@ from starlette.concurrency import run_in_threadpool
 from monitor.api.body import media_type, read_body
 from monitor.api.deps import get_ctx, require
 from monitor.api.responses import FastJSONResponse
+from monitor.domain.monitoring import MonitoringConfig
 from monitor.domain.schema import ModelSpec
 from monitor.domain.tabular import TableFormat, format_from
 from monitor.errors import MonitorError
@@ -82,3 +83,19 @@ async def upload_reference(
         reference.upload_reference, ctx, name, body, fmt, version=version, name=dataset_name
     )
     return FastJSONResponse(result, status_code=201)
+
+
+@router.get("/{name}/monitoring", dependencies=[Depends(require(Scope.read))])
+async def get_monitoring(name: str, ctx: ServiceContext = Depends(get_ctx)) -> FastJSONResponse:
+    """How the model is monitored: schedule, windows, drift tests."""
+    config = await run_in_threadpool(registry.get_monitoring, ctx, name)
+    return FastJSONResponse(config.model_dump(mode="json"))
+
+
+@router.put("/{name}/monitoring", dependencies=[Depends(require(Scope.admin))])
+async def put_monitoring(
+    name: str, config: MonitoringConfig, ctx: ServiceContext = Depends(get_ctx)
+) -> FastJSONResponse:
+    """Replace the model's monitoring settings; the scheduler picks them up on its next run."""
+    saved = await run_in_threadpool(registry.set_monitoring, ctx, name, config)
+    return FastJSONResponse(saved.model_dump(mode="json"))
