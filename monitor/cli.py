@@ -79,6 +79,49 @@ def _keys(args: argparse.Namespace) -> int:
     return 0
 
 
+def _scheduler(args: argparse.Namespace) -> int:
+    from monitor.scheduler import MetricScheduler
+    from monitor.services.bootstrap import open_context
+
+    ctx = open_context(get_settings())
+    scheduler = MetricScheduler(ctx, tick_seconds=args.tick)
+    try:
+        scheduler.start(block=True)
+    except (KeyboardInterrupt, SystemExit):
+        pass
+    finally:
+        scheduler.stop()
+        ctx.close()
+    return 0
+
+
+def _backfill(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    from tqdm import tqdm
+
+    from monitor.services.bootstrap import open_context
+    from monitor.services.monitoring_run import backfill
+
+    def when(s: str) -> datetime:
+        ts = datetime.fromisoformat(s)
+        return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
+
+    ctx = open_context(get_settings())
+    try:
+        with tqdm(desc=f"backfilling {args.model}", unit="window") as bar:
+
+            def progress(done: int, total: int) -> None:
+                bar.total = total
+                bar.update(done - bar.n)
+
+            report = backfill(ctx, args.model, when(args.start), when(args.end), progress)
+        print(f"{report.rows_summarised} predictions summarised; windows computed: {report.windows}")
+    finally:
+        ctx.close()
+    return 0
+
+
 def _demo(args: argparse.Namespace) -> int:
     from monitor.demo import run_demo
 
@@ -117,6 +160,16 @@ def build_parser() -> argparse.ArgumentParser:
     kr = ksub.add_parser("revoke", help="revoke a key by its prefix")
     kr.add_argument("prefix")
     k.set_defaults(func=_keys)
+
+    sc = sub.add_parser("scheduler", help="compute every model's metrics on its schedule (one leader at a time)")
+    sc.add_argument("--tick", type=float, default=30.0, help="seconds between checks for due models")
+    sc.set_defaults(func=_scheduler)
+
+    b = sub.add_parser("backfill", help="compute a model's metrics for a past period")
+    b.add_argument("--model", required=True)
+    b.add_argument("--from", dest="start", required=True, help="ISO time, e.g. 2026-11-01 (UTC unless given)")
+    b.add_argument("--to", dest="end", required=True, help="ISO time")
+    b.set_defaults(func=_backfill)
 
     d = sub.add_parser("demo", help="start everything on the embedded Postgres with demo traffic")
     d.add_argument("--port", type=int, default=None, help="API port (default MONITOR_PORT or 8000)")

@@ -61,6 +61,7 @@ def session_ctx(settings: Settings) -> Iterator[ServiceContext]:
 
 TABLES = ", ".join(
     [
+        "job_watermarks",
         "bucket_summaries",
         "reference_summaries",
         "metric_points",

@@ -1,0 +1,106 @@
+"""The scheduler process: runs each model's metrics on its schedule (APScheduler).
+
+Only one scheduler acts at a time: each holds a Postgres session-level advisory lock while it
+is the leader; the others tick idle until the leader's connection goes away (a crash, a network
+partition) and one of them takes the lock over.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from datetime import UTC, datetime
+
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.schedulers.blocking import BlockingScheduler
+from sqlalchemy import Connection, text
+
+from monitor.db import registry_repo
+from monitor.services import registry
+from monitor.services.context import ServiceContext
+from monitor.services.monitoring_run import run_model
+
+log = logging.getLogger(__name__)
+
+LEADER_LOCK_KEY = 0x7363686564  # "sched"
+
+
+class MetricScheduler:
+    def __init__(self, ctx: ServiceContext, tick_seconds: float = 30.0) -> None:
+        self.ctx = ctx
+        self.tick_seconds = tick_seconds
+        self._lock_conn: Connection | None = None
+        self._last_run: dict[str, float] = {}
+        self._guard = threading.Lock()
+        self._scheduler: BackgroundScheduler | BlockingScheduler | None = None
+
+    # -- leadership ------------------------------------------------------------------------------
+
+    def is_leader(self) -> bool:
+        """Hold (or try to take) the leader lock; False while another scheduler holds it."""
+        conn = self._lock_conn
+        if conn is not None:
+            try:
+                conn.execute(text("SELECT 1"))
+                return True
+            except Exception:
+                log.warning("lost the leader connection; trying to take the lock again")
+                self._release()
+        conn = self.ctx.engine.connect()
+        got = conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": LEADER_LOCK_KEY}).scalar()
+        conn.commit()
+        if got:
+            self._lock_conn = conn
+            log.info("this scheduler is the leader")
+            return True
+        conn.close()
+        return False
+
+    def _release(self) -> None:
+        if self._lock_conn is not None:
+            try:
+                self._lock_conn.invalidate()  # closing the session releases the advisory lock
+            finally:
+                self._lock_conn = None
+
+    # -- work ---------------------------------------------------------------------------------------
+
+    def tick(self, now: datetime | None = None) -> list[str]:
+        """Run every model that is due; returns the models run. Idle unless leader."""
+        with self._guard:
+            if not self.is_leader():
+                return []
+            ran = []
+            with self.ctx.uow() as uow:
+                names = registry_repo.list_model_names(uow.conn)
+            for name in names:
+                try:
+                    cfg = registry.get_monitoring(self.ctx, name)
+                    if time.monotonic() - self._last_run.get(name, float("-inf")) < cfg.schedule_seconds:
+                        continue
+                    report = run_model(self.ctx, name, now or datetime.now(UTC))
+                    self._last_run[name] = time.monotonic()
+                    ran.append(name)
+                    log.info("metrics for %s: %s", name, report)
+                except Exception:  # one model's failure must not stop the others
+                    log.exception("metrics run for %s failed; retrying next tick", name)
+            return ran
+
+    def start(self, *, block: bool) -> None:
+        cls = BlockingScheduler if block else BackgroundScheduler
+        self._scheduler = cls(timezone="UTC")
+        self._scheduler.add_job(
+            self.tick,
+            "interval",
+            seconds=self.tick_seconds,
+            max_instances=1,
+            coalesce=True,
+            next_run_time=datetime.now(UTC),
+        )
+        self._scheduler.start()
+
+    def stop(self) -> None:
+        if self._scheduler is not None and self._scheduler.running:
+            self._scheduler.shutdown(wait=True)
+        self._release()
