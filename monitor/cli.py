@@ -131,6 +131,7 @@ def _demo(args: argparse.Namespace) -> int:
         duration=args.duration,
         drift_after=args.drift_after,
         label_delay=args.label_delay,
+        metrics_every=args.metrics_every,
     )
 
 
@@ -177,6 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--duration", type=float, default=0.0, help="seconds to run (0: until Ctrl-C)")
     d.add_argument("--drift-after", type=float, default=120.0, help="seconds of traffic before drift starts")
     d.add_argument("--label-delay", type=float, default=20.0, help="mean seconds before a label arrives")
+    d.add_argument("--metrics-every", type=float, default=30.0, help="seconds between metric runs")
     d.set_defaults(func=_demo)
     return p
 

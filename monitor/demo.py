@@ -16,8 +16,10 @@ from monitor import demo_data
 from monitor.api.app import create_app
 from monitor.client import MonitorClient
 from monitor.config import get_settings
+from monitor.domain.monitoring import MonitoringConfig
+from monitor.scheduler import MetricScheduler
 from monitor.server import ThreadedServer, pin_database_url, port_is_free
-from monitor.services import keys
+from monitor.services import keys, registry
 from monitor.services.bootstrap import open_context
 
 log = logging.getLogger(__name__)
@@ -32,6 +34,7 @@ def run_demo(
     label_delay: float = 20.0,
     label_share: float = 0.8,
     seed: int = 1,
+    metrics_every: float = 30.0,
 ) -> int:
     settings = get_settings()
     port = port or settings.port
@@ -55,7 +58,14 @@ def run_demo(
         print(f"uploading the reference dataset ({ref_path.stat().st_size / 1e6:.1f} MB) ...", flush=True)
         ref = admin.upload_reference(ref_path)
     admin.close()
+    # Hourly windows, recomputed often so that the injected drift shows within minutes.
+    registry.set_monitoring(
+        ctx, demo_data.MODEL_NAME, MonitoringConfig(windows=["1h", "1d"], schedule_seconds=max(10, int(metrics_every)))
+    )
+    scheduler = MetricScheduler(ctx, tick_seconds=metrics_every)
+    scheduler.start(block=False)
 
+    model_url = f"{server.url}/v1/models/{demo_data.MODEL_NAME}"
     print(
         f"""
 Model Monitor demo is running.
@@ -66,8 +76,10 @@ Model Monitor demo is running.
   read key       {read_key}
   traffic        {rate:g} predictions/s, labels after ~{label_delay:g}s for {label_share:.0%} of them,
                  drift injected after {drift_after:g}s
+  metrics        drift per feature and for the dataset, every {metrics_every:g}s over the live 1h and 1d windows
 Try:
   curl -H 'Authorization: Bearer {read_key}' {server.url}/v1/models/{demo_data.MODEL_NAME}
+  curl -H 'Authorization: Bearer {read_key}' '{model_url}/metrics?metric=dataset_drift'
 Press Ctrl-C to stop.
 """,
         flush=True,
@@ -82,6 +94,8 @@ Press Ctrl-C to stop.
         _stream(client, stop, rate, duration, drift_after, label_delay, label_share, seed)
     finally:
         client.close(timeout=10)
+        scheduler.tick(force=True)  # one last run, so the latest traffic is in the metrics
+        scheduler.stop()
         s = client.stats
         print(f"sent {s.sent} records ({s.duplicates} duplicates, {s.rejected} rejected, {s.dropped} dropped)")
         server.stop()

@@ -66,8 +66,9 @@ class MetricScheduler:
 
     # -- work ---------------------------------------------------------------------------------------
 
-    def tick(self, now: datetime | None = None) -> list[str]:
-        """Run every model that is due; returns the models run. Idle unless leader."""
+    def tick(self, now: datetime | None = None, *, force: bool = False) -> list[str]:
+        """Run every model that is due (every model with ``force``); returns the models run.
+        Idle unless leader."""
         with self._guard:
             if not self.is_leader():
                 return []
@@ -77,7 +78,8 @@ class MetricScheduler:
             for name in names:
                 try:
                     cfg = registry.get_monitoring(self.ctx, name)
-                    if time.monotonic() - self._last_run.get(name, float("-inf")) < cfg.schedule_seconds:
+                    due = time.monotonic() - self._last_run.get(name, float("-inf")) >= cfg.schedule_seconds
+                    if not (due or force):
                         continue
                     report = run_model(self.ctx, name, now or datetime.now(UTC))
                     self._last_run[name] = time.monotonic()
