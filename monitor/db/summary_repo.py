@@ -18,6 +18,7 @@ import orjson
 from sqlalchemy import Connection, delete, select, text
 
 from monitor.db.tables import bucket_summaries
+from monitor.metrics.profiles import pack_counts
 
 # A column of the log as text: "features.<name>", "prediction" or "scores.<class>".
 _VALUE = """
@@ -132,7 +133,7 @@ def summarise_window(
             if r["buckets"]:
                 counts[r["col"]][np.asarray(r["buckets"], dtype=np.int64)] = r["bucket_counts"]
         for col, st in stats.items():
-            out[col] = (st, counts[col].tobytes())
+            out[col] = (st, pack_counts(counts[col]))
     if categorical:
         cats: dict[str, dict[str, Any]] = {
             c.column: {"type": "categorical", "counts": {}, "missing": 0} for c in categorical

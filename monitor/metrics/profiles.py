@@ -22,6 +22,7 @@ Categorical features are summarised as counts per category.
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from math import gcd, sqrt
@@ -116,7 +117,7 @@ class NumericSummary:
     def add_parts(self, stats_: dict[str, object], counts: bytes) -> None:
         """Add a stored summary (see ``summary_to_parts``) into this one, in place: merging a
         month of day summaries allocates nothing per day."""
-        self.counts += np.frombuffer(counts, dtype="<i8")
+        self.counts += unpack_counts(counts)
         self.n += int(stats_["n"])  # type: ignore[call-overload]
         self.missing += int(stats_["missing"])  # type: ignore[call-overload]
         if stats_["min"] is not None:
@@ -409,8 +410,17 @@ def reference_summary(values: Sequence[object], numerical: bool) -> dict[str, ob
 
 
 # Bucket summaries are stored without edges (they are the reference's) and with the counts as
-# raw int64 bytes, so that merging hundreds of them is a few numpy additions.
+# zlib-compressed int64 bytes: an hour's counts are mostly zeros and small numbers, so a month of
+# day summaries is a few hundred kilobytes to read, and merging them is a few numpy additions.
 _STATS = ("n", "missing", "total", "total_sq", "low_sum", "high_sum")
+
+
+def pack_counts(counts: np.ndarray) -> bytes:
+    return zlib.compress(np.asarray(counts, dtype="<i8").tobytes(), 1)
+
+
+def unpack_counts(data: bytes) -> np.ndarray:
+    return np.frombuffer(zlib.decompress(data), dtype="<i8")
 
 
 def summary_to_parts(s: Summary) -> tuple[dict[str, object], bytes | None]:
@@ -418,7 +428,7 @@ def summary_to_parts(s: Summary) -> tuple[dict[str, object], bytes | None]:
         return {"type": "categorical", "counts": s.counts, "missing": s.missing}, None
     stats_ = {k: getattr(s, k) for k in _STATS}
     stats_.update(type="numerical", min=_finite_or_none(s.minimum), max=_finite_or_none(s.maximum))
-    return stats_, np.asarray(s.counts, dtype="<i8").tobytes()
+    return stats_, pack_counts(s.counts)
 
 
 def summary_from_parts(stats_: dict[str, object], counts: bytes | None, edges: np.ndarray | None) -> Summary:
@@ -427,7 +437,7 @@ def summary_from_parts(stats_: dict[str, object], counts: bytes | None, edges: n
     assert counts is not None and edges is not None
     return NumericSummary(
         edges,
-        np.frombuffer(counts, dtype="<i8").astype(np.int64),
+        unpack_counts(counts).astype(np.int64),
         int(stats_["n"]),  # type: ignore[call-overload]
         int(stats_["missing"]),  # type: ignore[call-overload]
         float("inf") if stats_["min"] is None else float(stats_["min"]),  # type: ignore[arg-type]
