@@ -362,40 +362,37 @@ def _finite_or_none(x: float) -> float | None:
 
 
 def summary_to_json(s: Summary, *, distinct: int | None = None) -> dict[str, object]:
-    if isinstance(s, CategoricalSummary):
-        return {"type": "categorical", "counts": s.counts, "missing": s.missing}
-    out: dict[str, object] = {
-        "type": "numerical",
-        "edges": s.edges.tolist(),
-        "counts": s.counts.tolist(),
-        "n": s.n,
-        "missing": s.missing,
-        "min": _finite_or_none(s.minimum),
-        "max": _finite_or_none(s.maximum),
-        "total": s.total,
-        "total_sq": s.total_sq,
-        "low_sum": s.low_sum,
-        "high_sum": s.high_sum,
-    }
-    if distinct is not None:
-        out["distinct"] = distinct
-    return out
+    """The reference's storage form: the statistics plus edges and counts as JSON lists."""
+    stats_, _ = summary_to_parts(s)
+    if isinstance(s, NumericSummary):
+        stats_.update(edges=s.edges.tolist(), counts=s.counts.tolist())
+        if distinct is not None:
+            stats_["distinct"] = distinct
+    return stats_
 
 
 def summary_from_json(d: dict[str, object]) -> Summary:
     if d["type"] == "categorical":
-        return CategoricalSummary(dict(d["counts"]), int(d["missing"]))  # type: ignore[arg-type, call-overload]
+        return _categorical(d)
+    return _numeric(d, np.asarray(d["edges"], dtype=float), np.asarray(d["counts"], dtype=np.int64))
+
+
+def _categorical(stats_: dict[str, object]) -> CategoricalSummary:
+    return CategoricalSummary(dict(stats_["counts"]), int(stats_["missing"]))  # type: ignore[arg-type, call-overload]
+
+
+def _numeric(stats_: dict[str, object], edges: np.ndarray, counts: np.ndarray) -> NumericSummary:
     return NumericSummary(
-        np.asarray(d["edges"], dtype=float),
-        np.asarray(d["counts"], dtype=np.int64),
-        int(d["n"]),  # type: ignore[call-overload]
-        int(d["missing"]),  # type: ignore[call-overload]
-        float("inf") if d["min"] is None else float(d["min"]),  # type: ignore[arg-type]
-        float("-inf") if d["max"] is None else float(d["max"]),  # type: ignore[arg-type]
-        float(d["total"]),  # type: ignore[arg-type]
-        float(d["total_sq"]),  # type: ignore[arg-type]
-        float(d["low_sum"]),  # type: ignore[arg-type]
-        float(d["high_sum"]),  # type: ignore[arg-type]
+        edges,
+        counts,
+        int(stats_["n"]),  # type: ignore[call-overload]
+        int(stats_["missing"]),  # type: ignore[call-overload]
+        float("inf") if stats_["min"] is None else float(stats_["min"]),  # type: ignore[arg-type]
+        float("-inf") if stats_["max"] is None else float(stats_["max"]),  # type: ignore[arg-type]
+        float(stats_["total"]),  # type: ignore[arg-type]
+        float(stats_["total_sq"]),  # type: ignore[arg-type]
+        float(stats_["low_sum"]),  # type: ignore[arg-type]
+        float(stats_["high_sum"]),  # type: ignore[arg-type]
     )
 
 
@@ -429,21 +426,3 @@ def summary_to_parts(s: Summary) -> tuple[dict[str, object], bytes | None]:
     stats_ = {k: getattr(s, k) for k in _STATS}
     stats_.update(type="numerical", min=_finite_or_none(s.minimum), max=_finite_or_none(s.maximum))
     return stats_, pack_counts(s.counts)
-
-
-def summary_from_parts(stats_: dict[str, object], counts: bytes | None, edges: np.ndarray | None) -> Summary:
-    if stats_["type"] == "categorical":
-        return CategoricalSummary(dict(stats_["counts"]), int(stats_["missing"]))  # type: ignore[arg-type, call-overload]
-    assert counts is not None and edges is not None
-    return NumericSummary(
-        edges,
-        unpack_counts(counts).astype(np.int64),
-        int(stats_["n"]),  # type: ignore[call-overload]
-        int(stats_["missing"]),  # type: ignore[call-overload]
-        float("inf") if stats_["min"] is None else float(stats_["min"]),  # type: ignore[arg-type]
-        float("-inf") if stats_["max"] is None else float(stats_["max"]),  # type: ignore[arg-type]
-        float(stats_["total"]),  # type: ignore[arg-type]
-        float(stats_["total_sq"]),  # type: ignore[arg-type]
-        float(stats_["low_sum"]),  # type: ignore[arg-type]
-        float(stats_["high_sum"]),  # type: ignore[arg-type]
-    )
