@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import Connection, select, update
 
 from monitor.db.copy import copy_rows, dumps
-from monitor.db.tables import reference_datasets, reference_rows, reference_summaries
+from monitor.db.tables import reference_datasets, reference_summaries
 from monitor.domain.records import ReferenceRow
 
 
@@ -58,28 +58,6 @@ def replace_active_reference(
         ),
     )
     return ref_id
-
-
-def list_references(conn: Connection, model_id: int) -> list[dict[str, Any]]:
-    rows = conn.execute(
-        select(reference_datasets).where(reference_datasets.c.model_id == model_id).order_by(reference_datasets.c.id)
-    ).mappings()
-    return [dict(r) for r in rows]
-
-
-def load_reference_rows(conn: Connection, reference_id: int) -> list[dict[str, Any]]:
-    rows = conn.execute(
-        select(
-            reference_rows.c.features,
-            reference_rows.c.prediction,
-            reference_rows.c.scores,
-            reference_rows.c.label,
-            reference_rows.c.segments,
-        )
-        .where(reference_rows.c.reference_id == reference_id)
-        .order_by(reference_rows.c.row_idx)
-    ).mappings()
-    return [dict(r) for r in rows]
 
 
 def insert_summaries(conn: Connection, reference_id: int, model_id: int, summaries: dict[str, dict[str, Any]]) -> None:
