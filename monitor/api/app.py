@@ -44,10 +44,11 @@ def create_app(settings: Settings | None = None, ctx: ServiceContext | None = No
         app.state.ctx = context
         app.state.authenticator = Authenticator(context)
         task = asyncio.create_task(_maintain_forever(context))
-        # Everything built at start-up lives as long as the process: keep the cyclic collector
-        # from walking it again on every full collection (a tail-latency and CPU saving).
-        gc.collect()
-        gc.freeze()
+        if owned:
+            # A server process: everything built at start-up lives as long as it does; keep the
+            # cyclic collector from walking it again on every full collection (CPU and tail latency).
+            gc.collect()
+            gc.freeze()
         try:
             yield
         finally:
