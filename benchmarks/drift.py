@@ -40,7 +40,7 @@ from monitor.domain.tabular import TableFormat
 from monitor.services import ingestion, registry
 from monitor.services.bootstrap import open_context
 from monitor.services.context import ServiceContext
-from monitor.services.drift_job import compute_drift, rollup
+from monitor.services.drift_job import compute_window, rollup
 from monitor.services.reference import upload_reference
 
 N_NUM, N_CAT = 15, 5
@@ -175,7 +175,7 @@ def main() -> None:
         rollup(ctx, SPEC["name"], None, month_start, day)
 
         def drift(start: datetime) -> list:
-            return compute_drift(ctx, SPEC["name"], None, start, day + timedelta(days=1))
+            return compute_window(ctx, SPEC["name"], None, start, day + timedelta(days=1))
 
         points, t_day_cold = timed(lambda: drift(day))
         _, t_day = timed(lambda: drift(day))

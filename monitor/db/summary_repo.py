@@ -25,6 +25,7 @@ _VALUE = """
     CASE s.source
         WHEN 'features' THEN p.features ->> s.key
         WHEN 'scores' THEN p.scores ->> s.key
+        WHEN 'latency_ms' THEN p.latency_ms::text
         ELSE p.prediction #>> '{}'
     END
 """
@@ -77,7 +78,7 @@ Parts = tuple[dict[str, Any], bytes | None]
 
 @dataclass(frozen=True)
 class ColumnSpec:
-    column: str  # "features.age", "prediction", "scores.default"
+    column: str  # "features.age", "prediction", "scores.default", "latency_ms"
     edges: Sequence[float] | None  # reference edges for a numerical column; None for categorical
 
     @property

@@ -144,6 +144,29 @@ class NumericSummary:
         return int(np.count_nonzero(self.counts))
 
 
+# Latency is summarised on fixed log-spaced edges (10 µs to 10 min): there is no reference for
+# it, and 600 edges over 7.8 decades put each percentile within ~1.5 % of the exact one.
+LATENCY_EDGES = np.geomspace(0.01, 600_000.0, 600)
+
+
+def quantile(s: NumericSummary, q: float) -> float:
+    """The q-quantile of a summary: exact at edges, linear inside an interval (min and max bound
+    the outer ones)."""
+    if s.n == 0:
+        return float("nan")
+    target = q * s.n
+    cum = np.cumsum(s.counts)
+    j = int(np.searchsorted(cum, target, side="left"))
+    if j % 2 == 1:  # a point bucket: the value is the edge itself
+        return float(s.edges[(j - 1) // 2])
+    i = j // 2  # the interval between edges[i-1] and edges[i]
+    lo = float(s.edges[i - 1]) if i > 0 else s.minimum
+    hi = float(s.edges[i]) if i < len(s.edges) else s.maximum
+    inside = s.counts[j]
+    frac = (target - (cum[j] - inside)) / inside if inside else 0.0
+    return lo + frac * (hi - lo)
+
+
 def bucket_index(x: np.ndarray, edges: np.ndarray) -> np.ndarray:
     """Bucket of each value: 2i+1 when equal to edge i, 2i when between edge i-1 and edge i."""
     left = np.searchsorted(edges, x, side="left")

@@ -1,6 +1,7 @@
-"""Data and prediction drift of a model version over a window, from hourly summaries.
+"""Window metrics of a model version from hourly summaries: data and prediction drift, latency
+and throughput.
 
-``rollup`` summarises the prediction log hour by hour inside Postgres; ``compute_drift`` merges
+``rollup`` summarises the prediction log hour by hour inside Postgres; ``compute_window`` merges
 a window's hourly summaries (a month costs what an hour costs: the summaries are of fixed size)
 and runs each column's test against its reference summary, writing metric points.
 """
@@ -19,10 +20,12 @@ from monitor.domain.monitoring import MonitoringConfig
 from monitor.errors import MonitorError
 from monitor.metrics.points import MetricPoint
 from monitor.metrics.profiles import (
+    LATENCY_EDGES,
     CategoricalSummary,
     NumericSummary,
     Summary,
     drift_from_summaries,
+    quantile,
     summary_from_json,
     summary_to_parts,
 )
@@ -32,6 +35,8 @@ from monitor.services.metric_store import record_points
 from monitor.services.registry import resolve_version
 
 HOUR = timedelta(hours=1)
+LATENCY = "latency_ms"
+LATENCY_QUANTILES = {"p50": 0.5, "p90": 0.9, "p95": 0.95, "p99": 0.99}
 
 
 def hour_floor(ts: datetime) -> datetime:
@@ -62,6 +67,7 @@ def rollup(ctx: ServiceContext, model: str, version: str | None, start: datetime
     vrow = resolve_version(ctx, model, version)
     ref_id, ref = _reference(ctx, vrow)
     specs = [ColumnSpec(col, s["edges"] if s["type"] == "numerical" else None) for col, s in ref.items()]
+    specs.append(ColumnSpec(LATENCY, LATENCY_EDGES.tolist()))
     total = 0
     for bucket in hours(start, end):
         with ctx.uow() as uow:
@@ -80,6 +86,7 @@ class _Accumulator:
 
     def __init__(self, ref: dict[str, dict[str, Any]]) -> None:
         self._edges = {c: np.asarray(s["edges"], dtype=float) for c, s in ref.items() if s["type"] == "numerical"}
+        self._edges[LATENCY] = LATENCY_EDGES
         self.columns: dict[str, Summary] = {}
         self._rows: dict[tuple[datetime, int], int] = {}
 
@@ -135,7 +142,7 @@ def _window_summaries(
     return acc
 
 
-def compute_drift(
+def compute_window(
     ctx: ServiceContext,
     model: str,
     version: str | None,
@@ -213,5 +220,40 @@ def compute_drift(
                 },
             )
         )
+    points.extend(_operational_points(current.get(LATENCY), n_rows, window_start, window_end))
     record_points(ctx, model, vrow.version, points)
+    return points
+
+
+def _operational_points(
+    latency: Summary | None, n_rows: int, window_start: datetime, window_end: datetime
+) -> list[MetricPoint]:
+    """Latency percentiles, mean and max (ms), and throughput per minute over the elapsed window."""
+    elapsed = min(window_end, datetime.now(UTC)) - window_start
+    minutes = max(elapsed.total_seconds() / 60, 1 / 60)
+    points = [
+        MetricPoint(
+            "throughput.per_minute",
+            window_start,
+            window_end,
+            n_rows / minutes,
+            sample_size=n_rows,
+            details={"elapsed_minutes": round(minutes, 3)},
+        )
+    ]
+    if isinstance(latency, NumericSummary) and latency.n:
+        details = {"missing": latency.missing}
+        for name, q in LATENCY_QUANTILES.items():
+            points.append(
+                MetricPoint(
+                    f"latency.{name}",
+                    window_start,
+                    window_end,
+                    quantile(latency, q),
+                    sample_size=latency.n,
+                    details=details,
+                )
+            )
+        points.append(MetricPoint("latency.mean", window_start, window_end, latency.mean, sample_size=latency.n))
+        points.append(MetricPoint("latency.max", window_start, window_end, latency.maximum, sample_size=latency.n))
     return points

@@ -17,7 +17,7 @@ from monitor.db import reference_repo, watermark_repo
 from monitor.domain.monitoring import MonitoringConfig
 from monitor.services import registry
 from monitor.services.context import ServiceContext
-from monitor.services.drift_job import HOUR, compute_drift, hour_floor, hours, rollup
+from monitor.services.drift_job import HOUR, compute_window, hour_floor, hours, rollup
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ def run_model(ctx: ServiceContext, model: str, now: datetime | None = None) -> R
         first = max(earliest + HOUR, done if done is not None else end)
         ends = [b + HOUR for b in hours(first - HOUR, end)]
         for window_end in ends:
-            compute_drift(ctx, model, vrow.version, window_end - length, window_end, cfg)
+            compute_window(ctx, model, vrow.version, window_end - length, window_end, cfg)
         _set_watermark(ctx, vrow.version_id, job, end)
         report.windows[spec] = len(ends)
     return report
@@ -84,7 +84,7 @@ def backfill(
     total, done = len(ends) * len(cfg.windows), 0
     for spec, length in zip(cfg.windows, cfg.window_lengths(), strict=True):
         for window_end in ends:
-            compute_drift(ctx, model, vrow.version, window_end - length, window_end, cfg)
+            compute_window(ctx, model, vrow.version, window_end - length, window_end, cfg)
             done += 1
             if progress:
                 progress(done, total)

@@ -16,7 +16,7 @@ from monitor.domain.tabular import TableFormat
 from monitor.metrics.stattests import FeatureKind, test_drift
 from monitor.services import ingestion, registry
 from monitor.services.context import ServiceContext
-from monitor.services.drift_job import compute_drift, hour_floor, rollup
+from monitor.services.drift_job import compute_window, hour_floor, rollup
 from monitor.services.reference import upload_reference
 
 NUMERICAL = {f["name"] for f in demo_data.SPEC["features"] if f["type"] == "numerical"}
@@ -43,6 +43,7 @@ def setup_model(ctx: ServiceContext, n_ref: int) -> tuple[datetime, dict[int, li
                     "features": rec,
                     "prediction": "default" if s >= 0.5 else "repaid",
                     "scores": round(float(s), 5),
+                    "latency_ms": round(float(rng.gamma(2.0, 8.0)), 3),
                     "segments": {"channel": "web"},
                 }
             )
@@ -68,7 +69,7 @@ def test_window_drift_matches_the_raw_tests(ctx: ServiceContext, n_ref: int) -> 
     ref = raw_reference(ctx)
     for hours_, window in (([2], (2, 3)), ([0, 1, 2], (0, 3))):
         w_start, w_end = start + timedelta(hours=window[0]), start + timedelta(hours=window[1])
-        points = compute_drift(ctx, demo_data.MODEL_NAME, None, w_start, w_end)
+        points = compute_window(ctx, demo_data.MODEL_NAME, None, w_start, w_end)
         current = [r for h in hours_ for r in by_hour[h]]
         by_feature = {p.labels["feature"]: p for p in points if p.metric == "feature_drift"}
         assert set(by_feature) == {f["name"] for f in demo_data.SPEC["features"]}
@@ -103,8 +104,8 @@ def test_window_drift_matches_the_raw_tests(ctx: ServiceContext, n_ref: int) -> 
         )
         assert pred["prediction"].value == pytest.approx(raw_pred.score, rel=1e-9, abs=1e-12)
     # the drifted hour drifts, the calm ones do not
-    calm = compute_drift(ctx, demo_data.MODEL_NAME, None, start, start + timedelta(hours=1))
-    drifted = compute_drift(ctx, demo_data.MODEL_NAME, None, start + timedelta(hours=2), start + timedelta(hours=3))
+    calm = compute_window(ctx, demo_data.MODEL_NAME, None, start, start + timedelta(hours=1))
+    drifted = compute_window(ctx, demo_data.MODEL_NAME, None, start + timedelta(hours=2), start + timedelta(hours=3))
     assert not next(p for p in calm if p.metric == "dataset_drift").drifted
     assert next(p for p in drifted if p.metric == "dataset_drift").drifted
 
@@ -116,10 +117,10 @@ def test_reruns_overwrite_and_settings_apply(ctx: ServiceContext) -> None:
     rollup(ctx, demo_data.MODEL_NAME, None, start, end)  # idempotent
     with ctx.engine.connect() as conn:
         per_bucket = conn.execute(text("SELECT count(DISTINCT column_name), count(*) FROM bucket_summaries")).one()
-    assert per_bucket == (10, 30)  # 8 features + prediction + one class score, 3 hours
+    assert per_bucket == (11, 33)  # 8 features + prediction + one class score + latency, 3 hours
     cfg = MonitoringConfig(fdr=True, feature_tests={"income": FeatureTest(test="psi", threshold=0.2)})
-    compute_drift(ctx, demo_data.MODEL_NAME, None, start, end)
-    points = compute_drift(ctx, demo_data.MODEL_NAME, None, start, end, cfg)
+    compute_window(ctx, demo_data.MODEL_NAME, None, start, end)
+    points = compute_window(ctx, demo_data.MODEL_NAME, None, start, end, cfg)
     with ctx.engine.connect() as conn:
         n = conn.execute(text("SELECT count(*) FROM metric_points WHERE metric = 'feature_drift'")).scalar_one()
         methods = (
@@ -167,13 +168,13 @@ def test_whole_days_are_read_as_day_summaries(ctx: ServiceContext) -> None:
     ingestion.ingest_predictions(ctx, records, model=demo_data.MODEL_NAME)
     window = (day - timedelta(hours=3), day + timedelta(days=1, hours=2))
     rollup(ctx, demo_data.MODEL_NAME, None, *window)
-    points = compute_drift(ctx, demo_data.MODEL_NAME, None, *window)
+    points = compute_window(ctx, demo_data.MODEL_NAME, None, *window)
 
     def day_rows() -> int:
         with ctx.engine.connect() as conn:
             return conn.execute(text("SELECT count(*) FROM bucket_summaries WHERE bucket_hours = 24")).scalar_one()
 
-    assert day_rows() == 10  # the one whole day, merged once, for each of its 10 columns
+    assert day_rows() == 11  # the one whole day, merged once, for each of its 11 columns
     ref = raw_reference(ctx)
     age = next(p for p in points if p.labels.get("feature") == "age")
     raw = test_drift(
@@ -185,6 +186,21 @@ def test_whole_days_are_read_as_day_summaries(ctx: ServiceContext) -> None:
     # summarising one of its hours again drops the day's merge; the next window merges it anew
     rollup(ctx, demo_data.MODEL_NAME, None, day + timedelta(hours=5), day + timedelta(hours=6))
     assert day_rows() == 0
-    again = compute_drift(ctx, demo_data.MODEL_NAME, None, *window)
+    again = compute_window(ctx, demo_data.MODEL_NAME, None, *window)
     assert next(p for p in again if p.labels.get("feature") == "age").value == pytest.approx(age.value, rel=1e-12)
-    assert day_rows() == 10
+    assert day_rows() == 11
+
+
+def test_latency_percentiles_and_throughput(ctx: ServiceContext) -> None:
+    start, by_hour = setup_model(ctx, 800)
+    end = start + timedelta(hours=3)
+    rollup(ctx, demo_data.MODEL_NAME, None, start, end)
+    points = {p.metric: p for p in compute_window(ctx, demo_data.MODEL_NAME, None, start, end)}
+    latencies = np.array([r["latency_ms"] for h in by_hour.values() for r in h])
+    for name, q in (("p50", 50), ("p90", 90), ("p95", 95), ("p99", 99)):
+        point = points[f"latency.{name}"]
+        assert point.value == pytest.approx(np.percentile(latencies, q), rel=0.02), name
+        assert point.sample_size == len(latencies)
+    assert points["latency.max"].value == pytest.approx(latencies.max())
+    assert points["latency.mean"].value == pytest.approx(latencies.mean())
+    assert points["throughput.per_minute"].value == pytest.approx(4500 / 180)

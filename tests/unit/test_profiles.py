@@ -154,3 +154,16 @@ def test_adding_stored_parts_in_place_equals_merging() -> None:
     for values in (["a", "b"], ["a", None]):
         cat.add_parts(summary_to_parts(CategoricalSummary.of(values))[0])  # type: ignore[arg-type]
     assert cat.counts == {"a": 2, "b": 1} and cat.missing == 1
+
+
+@pytest.mark.parametrize("q", [0.01, 0.5, 0.9, 0.95, 0.99, 1.0])
+def test_quantiles_from_a_latency_summary(q: float) -> None:
+    from monitor.metrics.profiles import LATENCY_EDGES, quantile
+
+    rng = np.random.default_rng(2)
+    latency = rng.lognormal(3, 1, 50_000)
+    s = NumericSummary.of(latency, LATENCY_EDGES)
+    assert quantile(s, q) == pytest.approx(np.quantile(latency, q), rel=0.015)
+    discrete = NumericSummary.of(np.array([1.0, 2.0, 2.0, 3.0]), np.array([1.0, 2.0, 3.0]))
+    assert quantile(discrete, 0.5) == 2.0 and quantile(discrete, 1.0) == 3.0
+    assert np.isnan(quantile(NumericSummary.empty(LATENCY_EDGES), 0.5))
