@@ -187,3 +187,21 @@ def delete_expired(conn: Connection, cutoff: datetime) -> dict[str, int]:
     stats = conn.execute(text("DELETE FROM ingest_stats WHERE bucket < :c"), {"c": cutoff}).rowcount
     conn.execute(text("DELETE FROM schema_violations WHERE bucket < :c"), {"c": cutoff})
     return {"prediction_keys": keys, "labels": labels, "ingest_stats": stats}
+
+
+def violations_between(conn: Connection, model_id: int, start: datetime, end: datetime) -> tuple[int, dict[str, int]]:
+    """Rejected records and schema violations per field counted in the hours of [start, end)."""
+    rejected = conn.execute(
+        text(
+            "SELECT coalesce(sum(rejected), 0) FROM ingest_stats WHERE model_id = :m AND bucket >= :s AND bucket < :e"
+        ),
+        {"m": model_id, "s": start, "e": end},
+    ).scalar_one()
+    rows = conn.execute(
+        text(
+            "SELECT field, sum(count) FROM schema_violations WHERE model_id = :m AND bucket >= :s AND bucket < :e "
+            "GROUP BY field ORDER BY field"
+        ),
+        {"m": model_id, "s": start, "e": end},
+    ).all()
+    return int(rejected), {f: int(n) for f, n in rows}

@@ -299,7 +299,8 @@ def _shares_by_category(ref: CategoricalSummary, cur: CategoricalSummary) -> tup
 
 def _count_test(test: StatTest, r: np.ndarray, c: np.ndarray, n_cur: int, n_ref: int) -> float:
     if test is CHISQUARE:
-        return float(stats.chisquare(c * n_cur, r * n_cur).pvalue)
+        with np.errstate(divide="ignore", invalid="ignore"):  # a new category: p = 0, as in Evidently
+            return float(stats.chisquare(c * n_cur, r * n_cur).pvalue)
     if test is Z:
         if len(r) == 1:
             return 1.0

@@ -111,7 +111,9 @@ def chisquare(ref: np.ndarray, cur: np.ndarray, kind: FeatureKind) -> float:
     keys = sorted(set(np.unique(ref).tolist()) | set(np.unique(cur).tolist()), key=repr)
     expected = _shares(ref, keys) * len(cur)
     observed = _shares(cur, keys) * len(cur)
-    return float(stats.chisquare(observed, expected).pvalue)
+    # A category the reference never had makes the statistic infinite and p = 0, as in Evidently.
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return float(stats.chisquare(observed, expected).pvalue)
 
 
 def z_proportions(ref: np.ndarray, cur: np.ndarray, kind: FeatureKind) -> float:

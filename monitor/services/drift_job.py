@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from monitor.db import reference_repo, summary_repo
+from monitor.db import log_repo, reference_repo, summary_repo
 from monitor.db.registry_repo import VersionRow
 from monitor.db.summary_repo import ColumnSpec
 from monitor.domain.monitoring import MonitoringConfig
@@ -221,6 +221,8 @@ def compute_window(
             )
         )
     points.extend(_operational_points(current.get(LATENCY), n_rows, window_start, window_end))
+    points.extend(_quality_of_data_points(ref, current, window_start, window_end))
+    points.extend(_violation_points(ctx, vrow.model_id, window_start, window_end))
     record_points(ctx, model, vrow.version, points)
     return points
 
@@ -256,4 +258,91 @@ def _operational_points(
             )
         points.append(MetricPoint("latency.mean", window_start, window_end, latency.mean, sample_size=latency.n))
         points.append(MetricPoint("latency.max", window_start, window_end, latency.maximum, sample_size=latency.n))
+    return points
+
+
+def _quality_of_data_points(
+    ref: dict[str, dict[str, Any]], current: dict[str, Summary], window_start: datetime, window_end: datetime
+) -> list[MetricPoint]:
+    """Per feature: share of missing values; numerical, share outside the reference's range
+    (its edges run from the reference's minimum to its maximum, so this is exact); categorical,
+    share of values in categories the reference never had."""
+    points = []
+    for col, ref_json in ref.items():
+        cur = current.get(col)
+        if not col.startswith("features.") or cur is None:
+            continue
+        labels = {"feature": col.removeprefix("features.")}
+        total = cur.n + cur.missing
+        if total:
+            points.append(
+                MetricPoint(
+                    "data_quality.missing_share",
+                    window_start,
+                    window_end,
+                    cur.missing / total,
+                    sample_size=total,
+                    labels=labels,
+                    details={"missing": cur.missing},
+                )
+            )
+        if not cur.n:
+            continue
+        if isinstance(cur, NumericSummary):
+            outside = int(cur.counts[0] + cur.counts[-1])
+            points.append(
+                MetricPoint(
+                    "data_quality.out_of_range_share",
+                    window_start,
+                    window_end,
+                    outside / cur.n,
+                    sample_size=cur.n,
+                    labels=labels,
+                    details={
+                        "outside": outside,
+                        "reference_min": float(cur.edges[0]),
+                        "reference_max": float(cur.edges[-1]),
+                    },
+                )
+            )
+        else:
+            known = ref_json["counts"]
+            new = {k: c for k, c in cur.counts.items() if k not in known}  # type: ignore[union-attr]
+            top = sorted(new.items(), key=lambda kv: -kv[1])[:10]
+            points.append(
+                MetricPoint(
+                    "data_quality.new_category_share",
+                    window_start,
+                    window_end,
+                    sum(new.values()) / cur.n,
+                    sample_size=cur.n,
+                    labels=labels,
+                    details={"new_categories": dict(top), "n_new": len(new)},
+                )
+            )
+    return points
+
+
+def _violation_points(
+    ctx: ServiceContext, model_id: int, window_start: datetime, window_end: datetime
+) -> list[MetricPoint]:
+    """Records rejected at ingestion in the window (by arrival hour), in total and per field."""
+    with ctx.uow() as uow:
+        rejected, by_field = log_repo.violations_between(uow.conn, model_id, window_start, window_end)
+    points = [
+        MetricPoint(
+            "data_quality.rejected_records",
+            window_start,
+            window_end,
+            float(rejected),
+            sample_size=rejected,
+            details={"counted_by": "arrival hour"},
+        )
+    ]
+    points += [
+        MetricPoint(
+            "data_quality.schema_violations", window_start, window_end, float(n), sample_size=n, labels={"field": field}
+        )
+        for field, n in by_field.items()
+    ]
     return points

@@ -126,7 +126,8 @@ def test_reruns_overwrite_and_settings_apply(ctx: ServiceContext) -> None:
         methods = (
             conn.execute(
                 text(
-                    "SELECT labels->>'method' FROM metric_points WHERE labels->>'feature' = 'income'"
+                    "SELECT labels->>'method' FROM metric_points "
+                    "WHERE labels->>'feature' = 'income' AND metric = 'feature_drift'"
                     " ORDER BY computed_at"
                 )
             )
@@ -204,3 +205,35 @@ def test_latency_percentiles_and_throughput(ctx: ServiceContext) -> None:
     assert points["latency.max"].value == pytest.approx(latencies.max())
     assert points["latency.mean"].value == pytest.approx(latencies.mean())
     assert points["throughput.per_minute"].value == pytest.approx(4500 / 180)
+
+
+def test_data_quality_points(ctx: ServiceContext) -> None:
+    start, by_hour = setup_model(ctx, 800)
+    now = datetime.now(UTC)
+    odd = [
+        {
+            "prediction_id": "odd1",
+            "timestamp": (start + timedelta(minutes=5)).isoformat(),
+            "prediction": "repaid",
+            "features": {**by_hour[0][0]["features"], "income": 10_000_000.0, "region": "atlantis", "age": None},
+        },
+    ]
+    assert ingestion.ingest_predictions(ctx, odd, model=demo_data.MODEL_NAME).accepted == 1
+    bad = [{"prediction_id": "bad1", "features": {"age": "old"}, "prediction": "repaid"}]
+    with pytest.raises(Exception, match="invalid"):
+        ingestion.ingest_predictions(ctx, bad, model=demo_data.MODEL_NAME)
+    rollup(ctx, demo_data.MODEL_NAME, None, start, start + timedelta(hours=1))
+    points = compute_window(ctx, demo_data.MODEL_NAME, None, start, start + timedelta(hours=1))
+    by = {(p.metric, p.labels.get("feature") or p.labels.get("field")): p for p in points}
+    assert by[("data_quality.missing_share", "age")].value == pytest.approx(1 / 1501)
+    assert by[("data_quality.out_of_range_share", "income")].details["outside"] >= 1
+    region = by[("data_quality.new_category_share", "region")]
+    assert region.details["new_categories"] == {"atlantis": 1} and region.sample_size == 1501
+    assert by[("data_quality.missing_share", "employment")].value == 0.0
+    # the rejected record is counted in the hour it arrived
+    arrived = hour_floor(now)
+    live = compute_window(ctx, demo_data.MODEL_NAME, None, arrived, arrived + timedelta(hours=1))
+    rejected = next(p for p in live if p.metric == "data_quality.rejected_records")
+    assert rejected.value == 1
+    fields = {p.labels["field"] for p in live if p.metric == "data_quality.schema_violations"}
+    assert "features.age" in fields
