@@ -5,6 +5,7 @@ Each test session works in a database of its own, created here and dropped at th
 from __future__ import annotations
 
 import os
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,7 +23,7 @@ from monitor.services.context import ServiceContext
 DEFAULT_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 
-def _server_url(tmp_root: Path) -> str:
+def _server_url() -> str:
     url = os.environ.get("MONITOR_TEST_DATABASE_URL", DEFAULT_SERVER)
     try:
         with psycopg.connect(url, connect_timeout=3):
@@ -32,12 +33,14 @@ def _server_url(tmp_root: Path) -> str:
             raise
     from monitor.db.embedded import start_embedded
 
-    return start_embedded(tmp_root / "embedded").replace("postgresql+psycopg://", "postgresql://")
+    # Not under pytest's private base folder: as root, pgserver runs Postgres as another user.
+    root = Path(tempfile.mkdtemp(prefix="monitor-test-pg-"))
+    return start_embedded(root / "embedded").replace("postgresql+psycopg://", "postgresql://")
 
 
 @pytest.fixture(scope="session")
-def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    server = _server_url(tmp_path_factory.mktemp("pg"))
+def database_url() -> Iterator[str]:
+    server = _server_url()
     name = f"monitor_test_{uuid.uuid4().hex[:10]}"
     with psycopg.connect(server, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
@@ -61,6 +64,7 @@ def session_ctx(settings: Settings) -> Iterator[ServiceContext]:
 
 TABLES = ", ".join(
     [
+        "reports",
         "job_watermarks",
         "bucket_summaries",
         "reference_summaries",

@@ -17,6 +17,8 @@ ROUTES = [
     ("GET", "/v1/models/churn/metrics", "read"),
     ("GET", "/v1/models/churn/monitoring", "read"),
     ("PUT", "/v1/models/churn/monitoring", "admin"),
+    ("POST", "/v1/models/churn/reports", "read"),
+    ("GET", "/v1/models/churn/reports", "read"),
     ("POST", "/v1/models/churn/reference", "admin"),
     ("POST", "/v1/predictions", "ingest"),
     ("POST", "/v1/labels", "ingest"),

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -31,10 +34,19 @@ ctx.close()
 """
 
 
+@pytest.fixture
+def data_dir() -> Iterator[Path]:
+    # Not pytest's tmp_path: as root, pgserver runs Postgres as another user, who must be able
+    # to reach the folder, and pytest keeps its own base folder private (and re-tightens it).
+    path = Path(tempfile.mkdtemp(prefix="monitor-embedded-test-"))
+    yield path / "data"
+    shutil.rmtree(path, ignore_errors=True)
+
+
 @pytest.mark.embedded
-def test_embedded_postgres_starts_migrates_and_is_reused(tmp_path: Path) -> None:
+def test_embedded_postgres_starts_migrates_and_is_reused(data_dir: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MONITOR_")}
-    env["MONITOR_DATA_DIR"] = str(tmp_path / "data")
+    env["MONITOR_DATA_DIR"] = str(data_dir)
 
     def run(mode: str) -> str:
         out = subprocess.run([sys.executable, "-c", SCRIPT, mode], env=env, capture_output=True, text=True, timeout=120)
@@ -42,6 +54,6 @@ def test_embedded_postgres_starts_migrates_and_is_reused(tmp_path: Path) -> None
         return out.stdout.strip().splitlines()[-1]
 
     assert run("write") == "25"
-    assert (tmp_path / "data" / "postgres" / "PG_VERSION").exists()
+    assert (data_dir / "postgres" / "PG_VERSION").exists()
     # a second process start finds the same data directory and the rows in it
     assert run("read") == "25"

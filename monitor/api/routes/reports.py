@@ -1,0 +1,55 @@
+"""Full Evidently reports for a window."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from fastapi import APIRouter, Depends
+from fastapi.responses import HTMLResponse
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+
+from monitor.api.deps import get_ctx, require
+from monitor.api.responses import FastJSONResponse
+from monitor.services import reports
+from monitor.services.context import ServiceContext
+from monitor.services.keys import Scope
+
+router = APIRouter(prefix="/v1/models", tags=["reports"], dependencies=[Depends(require(Scope.read))])
+
+
+class ReportRequest(BaseModel):
+    start: datetime
+    end: datetime
+    version: str | None = None
+    kind: Literal["drift", "quality"] = "drift"
+    sample_size: int = Field(10_000, ge=100, le=reports.MAX_SAMPLE, description="rows sampled from the window")
+
+
+@router.post("/{name}/reports", status_code=201)
+async def create_report(name: str, req: ReportRequest, ctx: ServiceContext = Depends(get_ctx)) -> FastJSONResponse:
+    """Build an Evidently report (data drift, or quality on labelled rows) from random samples."""
+    meta = await run_in_threadpool(
+        lambda: reports.build_report(
+            ctx, name, req.version, req.start, req.end, kind=req.kind, sample_size=req.sample_size
+        )
+    )
+    return FastJSONResponse(meta, status_code=201)
+
+
+@router.get("/{name}/reports")
+async def list_reports(name: str, ctx: ServiceContext = Depends(get_ctx)) -> FastJSONResponse:
+    return FastJSONResponse({"reports": await run_in_threadpool(reports.list_reports, ctx, name)})
+
+
+@router.get("/{name}/reports/{report_id}")
+async def get_report(name: str, report_id: int, ctx: ServiceContext = Depends(get_ctx)) -> FastJSONResponse:
+    """The report's description and Evidently's JSON result."""
+    return FastJSONResponse(await run_in_threadpool(reports.get_report, ctx, name, report_id))
+
+
+@router.get("/{name}/reports/{report_id}/html", response_class=HTMLResponse)
+async def get_report_html(name: str, report_id: int, ctx: ServiceContext = Depends(get_ctx)) -> HTMLResponse:
+    report = await run_in_threadpool(lambda: reports.get_report(ctx, name, report_id, with_html=True))
+    return HTMLResponse(report["html"])

@@ -1,0 +1,97 @@
+"""Samples for reports, and the stored reports. Functions take a connection and never commit."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, text
+
+
+def window_rows(conn: Connection, version_id: int, start: datetime, end: datetime) -> int:
+    return conn.execute(
+        text("SELECT count(*) FROM predictions WHERE model_version_id = :v AND ts >= :s AND ts < :e"),
+        {"v": version_id, "s": start, "e": end},
+    ).scalar_one()
+
+
+def sample_window(
+    conn: Connection, model_id: int, version_id: int, start: datetime, end: datetime, n: int, labelled_only: bool
+) -> list[dict[str, Any]]:
+    """A uniform random sample of the window's predictions (with their labels, when known)."""
+    join = "JOIN" if labelled_only else "LEFT JOIN"
+    rows = conn.execute(
+        text(
+            f"""
+            SELECT p.features, p.prediction, p.scores, l.label
+            FROM predictions p
+            {join} labels l ON l.model_id = p.model_id AND l.prediction_id = p.prediction_id
+            WHERE p.model_id = :m AND p.model_version_id = :v AND p.ts >= :s AND p.ts < :e
+            ORDER BY random() LIMIT :n
+            """
+        ),
+        {"m": model_id, "v": version_id, "s": start, "e": end, "n": n},
+    ).mappings()
+    return [dict(r) for r in rows]
+
+
+def sample_reference(conn: Connection, reference_id: int, n: int, labelled_only: bool) -> list[dict[str, Any]]:
+    where = "AND label IS NOT NULL" if labelled_only else ""
+    rows = conn.execute(
+        text(
+            f"SELECT features, prediction, scores, label FROM reference_rows WHERE reference_id = :r {where} "
+            "ORDER BY random() LIMIT :n"
+        ),
+        {"r": reference_id, "n": n},
+    ).mappings()
+    return [dict(r) for r in rows]
+
+
+def insert_report(conn: Connection, **values: Any) -> int:
+    return conn.execute(
+        text(
+            """
+            INSERT INTO reports (model_id, model_version_id, kind, window_start, window_end, sample_size,
+                                 window_rows, reference_sample_size, summary, html)
+            VALUES (:model_id, :model_version_id, :kind, :window_start, :window_end, :sample_size, :window_rows,
+                    :reference_sample_size, CAST(:summary AS jsonb), :html)
+            RETURNING id
+            """
+        ),
+        values,
+    ).scalar_one()
+
+
+def list_reports(conn: Connection, model_id: int) -> list[dict[str, Any]]:
+    rows = conn.execute(
+        text(
+            """
+            SELECT r.id, v.version, r.kind, r.window_start, r.window_end, r.sample_size, r.window_rows,
+                   r.reference_sample_size, r.created_at
+            FROM reports r JOIN model_versions v ON v.id = r.model_version_id
+            WHERE r.model_id = :m ORDER BY r.created_at DESC
+            """
+        ),
+        {"m": model_id},
+    ).mappings()
+    return [dict(r) for r in rows]
+
+
+def get_report(conn: Connection, model_id: int, report_id: int, with_html: bool) -> dict[str, Any] | None:
+    cols = "summary, html" if with_html else "summary"
+    row = (
+        conn.execute(
+            text(
+                f"""
+            SELECT r.id, v.version, r.kind, r.window_start, r.window_end, r.sample_size, r.window_rows,
+                   r.reference_sample_size, r.created_at, {cols}
+            FROM reports r JOIN model_versions v ON v.id = r.model_version_id
+            WHERE r.model_id = :m AND r.id = :id
+            """
+            ),
+            {"m": model_id, "id": report_id},
+        )
+        .mappings()
+        .first()
+    )
+    return dict(row) if row else None

@@ -1,0 +1,177 @@
+"""Full Evidently reports for a window, built on demand from bounded random samples.
+
+The drift job answers "did it drift" for any window in milliseconds; a report is for the analyst
+who wants Evidently's full picture. It rests on a random sample of the window (and of the
+reference), and says how large, so nobody mistakes it for the whole window.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from datetime import datetime
+from typing import Any
+
+import orjson
+import pandas as pd
+
+from monitor.db import reference_repo, report_repo
+from monitor.domain.schema import FeatureType, ModelSchema, Task, schema_from_json
+from monitor.errors import MonitorError, NotFound
+from monitor.services.context import ServiceContext
+from monitor.services.registry import resolve_version
+
+MAX_SAMPLE = 50_000
+
+
+def _frame(rows: list[dict[str, Any]], schema: ModelSchema) -> pd.DataFrame:
+    data: dict[str, list[Any]] = {}
+    for f in schema.features:
+        values = [r["features"].get(f.name) for r in rows]
+        if f.type is FeatureType.boolean:
+            values = [None if v is None else str(v).lower() for v in values]
+        data[f.name] = values
+    data["prediction"] = [r["prediction"] for r in rows]
+    data["target"] = [r["label"] for r in rows]
+    return pd.DataFrame(data)
+
+
+def _definition(schema: ModelSchema, kind: str) -> Any:
+    from evidently import BinaryClassification, DataDefinition, MulticlassClassification, Regression
+
+    numerical = [f.name for f in schema.features if f.type is FeatureType.numerical]
+    categorical = [f.name for f in schema.features if f.type is not FeatureType.numerical]
+    extra: dict[str, Any] = {}
+    if kind == "quality":
+        if schema.task is Task.regression:
+            extra["regression"] = [Regression(target="target", prediction="prediction")]
+        elif schema.task is Task.binary_classification:
+            extra["classification"] = [
+                BinaryClassification(target="target", prediction_labels="prediction", pos_label=schema.positive_class)
+            ]
+        else:
+            extra["classification"] = [MulticlassClassification(target="target", prediction_labels="prediction")]
+    return DataDefinition(numerical_columns=numerical, categorical_columns=categorical, **extra)
+
+
+def _strict_json(text: str) -> str:
+    """Evidently writes NaN for metrics it cannot compute (recall with no positives); JSON and
+    Postgres have no NaN, so those become null."""
+    return orjson.dumps(json.loads(text)).decode()  # orjson writes NaN and infinities as null
+
+
+def _banner(meta: dict[str, Any]) -> str:
+    text = (
+        f"Model {meta['model']} version {meta['version']}, {meta['kind']} report for "
+        f"[{meta['window_start'].isoformat()}, {meta['window_end'].isoformat()}): a random sample of "
+        f"{meta['sample_size']:,} of the window's {meta['window_rows']:,} predictions"
+        f"{' with labels' if meta['kind'] == 'quality' else ''}, against a random sample of "
+        f"{meta['reference_sample_size']:,} reference rows."
+    )
+    return (
+        '<div style="font-family:sans-serif;padding:12px;background:#fff3cd;border:1px solid #e0c36c">'
+        f"{html.escape(text)}</div>"
+    )
+
+
+def build_report(
+    ctx: ServiceContext,
+    model: str,
+    version: str | None,
+    window_start: datetime,
+    window_end: datetime,
+    *,
+    kind: str = "drift",
+    sample_size: int = 10_000,
+) -> dict[str, Any]:
+    """Build, store and describe an Evidently report: data drift, or quality on labelled rows."""
+    from evidently import Dataset, Report
+    from evidently.presets import ClassificationPreset, DataDriftPreset, RegressionPreset
+
+    if kind not in ("drift", "quality"):
+        raise MonitorError("kind must be 'drift' or 'quality'")
+    if window_end <= window_start:
+        raise MonitorError("the window must end after it starts")
+    n = max(1, min(sample_size, MAX_SAMPLE))
+    vrow = resolve_version(ctx, model, version)
+    schema = schema_from_json(vrow.schema)
+    labelled = kind == "quality"
+    with ctx.uow() as uow:
+        ref = reference_repo.active_reference_summaries(uow.conn, vrow.version_id)
+        if ref is None:
+            raise MonitorError(f"model {model!r} version {vrow.version!r} has no reference dataset")
+        rows = report_repo.window_rows(uow.conn, vrow.version_id, window_start, window_end)
+        current = report_repo.sample_window(
+            uow.conn, vrow.model_id, vrow.version_id, window_start, window_end, n, labelled
+        )
+        reference = report_repo.sample_reference(uow.conn, ref[0], n, labelled)
+    if not current:
+        what = "labelled predictions" if labelled else "predictions"
+        raise MonitorError(f"no {what} in the window to report on")
+    if not reference:
+        raise MonitorError(
+            "the reference has no labelled rows to compare quality with" if labelled else "the reference is empty"
+        )
+    definition = _definition(schema, kind)
+    presets = (
+        [DataDriftPreset()]
+        if kind == "drift"
+        else [RegressionPreset() if schema.task is Task.regression else ClassificationPreset()]
+    )
+    snapshot = Report(presets).run(
+        Dataset.from_pandas(_frame(current, schema), data_definition=definition),
+        Dataset.from_pandas(_frame(reference, schema), data_definition=definition),
+    )
+    meta = {
+        "model": model,
+        "version": vrow.version,
+        "kind": kind,
+        "window_start": window_start,
+        "window_end": window_end,
+        "sample_size": len(current),
+        "window_rows": rows,
+        "reference_sample_size": len(reference),
+    }
+    page = snapshot.get_html_str(as_iframe=False)
+    page = page.replace("<body>", "<body>" + _banner(meta), 1) if "<body>" in page else _banner(meta) + page
+    with ctx.uow() as uow:
+        report_id = report_repo.insert_report(
+            uow.conn,
+            model_id=vrow.model_id,
+            model_version_id=vrow.version_id,
+            kind=kind,
+            window_start=window_start,
+            window_end=window_end,
+            sample_size=len(current),
+            window_rows=rows,
+            reference_sample_size=len(reference),
+            summary=_strict_json(snapshot.json()),
+            html=page,
+        )
+        uow.commit()
+    return {"id": report_id, **meta}
+
+
+def _model_id(ctx: ServiceContext, model: str) -> int:
+    from monitor.db import registry_repo
+
+    with ctx.uow() as uow:
+        model_id = registry_repo.get_model_id(uow.conn, model)
+    if model_id is None:
+        raise NotFound(f"model {model!r} is not registered")
+    return model_id
+
+
+def list_reports(ctx: ServiceContext, model: str) -> list[dict[str, Any]]:
+    model_id = _model_id(ctx, model)
+    with ctx.uow() as uow:
+        return report_repo.list_reports(uow.conn, model_id)
+
+
+def get_report(ctx: ServiceContext, model: str, report_id: int, *, with_html: bool = False) -> dict[str, Any]:
+    model_id = _model_id(ctx, model)
+    with ctx.uow() as uow:
+        report = report_repo.get_report(uow.conn, model_id, report_id, with_html)
+    if report is None:
+        raise NotFound(f"model {model!r} has no report {report_id}")
+    return report

@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+import io
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+
+from monitor import demo_data
+from monitor.domain.schema import ModelSpec
+from monitor.domain.tabular import TableFormat
+from monitor.services import ingestion, registry
+from monitor.services.keys import Scope, create_key
+from monitor.services.reference import upload_reference
+from tests.integration.helpers import Api, bearer
+
+
+def test_drift_and_quality_reports_from_samples(api: Api) -> None:
+    ctx = api.ctx
+    registry.register_model(ctx, ModelSpec.model_validate(demo_data.SPEC))
+    buf = io.BytesIO()
+    demo_data.reference_frame(1000).to_csv(buf, index=False)
+    upload_reference(ctx, demo_data.MODEL_NAME, buf.getvalue(), TableFormat.csv)
+    now = datetime.now(UTC)
+    rng = np.random.default_rng(3)
+    a = demo_data.applicants(600, rng, 1.0)
+    records = [
+        {
+            "prediction_id": f"r{i}",
+            "timestamp": (now - timedelta(minutes=i / 10)).isoformat(),
+            "features": rec,
+            "prediction": "default" if rec["debt_ratio"] > 0.4 else "repaid",
+        }
+        for i, rec in enumerate(a.records())
+    ]
+    ingestion.ingest_predictions(ctx, records, model=demo_data.MODEL_NAME)
+    ingestion.ingest_labels(
+        ctx, [{"prediction_id": f"r{i}", "label": "default"} for i in range(0, 600, 3)], model=demo_data.MODEL_NAME
+    )
+    read = bearer(create_key(ctx, "r", [Scope.read])[0])
+    window = {"start": (now - timedelta(hours=2)).isoformat(), "end": (now + timedelta(minutes=1)).isoformat()}
+
+    r = api.http.post(f"/v1/models/{demo_data.MODEL_NAME}/reports", json={**window, "sample_size": 300}, headers=read)
+    assert r.status_code == 201, r.text
+    drift = r.json()
+    assert (drift["sample_size"], drift["window_rows"], drift["reference_sample_size"]) == (300, 600, 300)
+    page = api.http.get(f"/v1/models/{demo_data.MODEL_NAME}/reports/{drift['id']}/html", headers=read)
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert "a random sample of 300 of the window&#x27;s 600 predictions" in page.text
+
+    q = api.http.post(f"/v1/models/{demo_data.MODEL_NAME}/reports", json={**window, "kind": "quality"}, headers=read)
+    assert q.status_code == 201, q.text
+    assert q.json()["sample_size"] == 200  # only labelled predictions
+    listed = api.http.get(f"/v1/models/{demo_data.MODEL_NAME}/reports", headers=read).json()["reports"]
+    assert [x["kind"] for x in listed] == ["quality", "drift"]
+    detail = api.http.get(f"/v1/models/{demo_data.MODEL_NAME}/reports/{drift['id']}", headers=read).json()
+    assert detail["summary"]["metrics"]
+
+    empty = {"start": "2020-01-01T00:00:00Z", "end": "2020-01-02T00:00:00Z"}
+    r = api.http.post(f"/v1/models/{demo_data.MODEL_NAME}/reports", json=empty, headers=read)
+    assert r.status_code == 400 and "no predictions in the window" in r.json()["error"]["message"]
+    assert api.http.get(f"/v1/models/{demo_data.MODEL_NAME}/reports/999", headers=read).status_code == 404
