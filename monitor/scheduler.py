@@ -105,4 +105,12 @@ class MetricScheduler:
     def stop(self) -> None:
         if self._scheduler is not None and self._scheduler.running:
             self._scheduler.shutdown(wait=True)
+        conn = self._lock_conn
+        if conn is not None:
+            # Hand over at once: a closed session's lock is released only when its backend exits.
+            try:
+                conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": LEADER_LOCK_KEY})
+                conn.commit()
+            except Exception:
+                log.warning("could not release the leader lock cleanly; closing its session")
         self._release()
