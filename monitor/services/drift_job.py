@@ -150,7 +150,8 @@ def compute_window(
     window_end: datetime,
     config: MonitoringConfig | None = None,
 ) -> list[MetricPoint]:
-    """Feature drift, dataset drift and prediction drift for the window; stored and returned."""
+    """The window's metric points — feature, prediction and dataset drift; latency, throughput;
+    data quality — stored (replacing an earlier run's) and returned."""
     cfg = config or MonitoringConfig()
     vrow = resolve_version(ctx, model, version)
     ref_id, ref = _reference(ctx, vrow)
