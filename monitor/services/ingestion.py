@@ -133,6 +133,15 @@ def _resolve(ctx: ServiceContext, keys: list[tuple[str, str | None]]) -> dict[tu
     return out
 
 
+def _errors_by_model(errors: list[RecordError], index_model: dict[int, int]) -> dict[int, list[RecordError]]:
+    """The errors of each model's records (errors of records without a resolved model are dropped)."""
+    out: dict[int, list[RecordError]] = {}
+    for e in errors:
+        if e.index is not None and e.index in index_model:
+            out.setdefault(index_model[e.index], []).append(e)
+    return out
+
+
 def _record_rejections(
     ctx: ServiceContext,
     kind: str,
@@ -141,11 +150,7 @@ def _record_rejections(
     now: datetime,
 ) -> None:
     """Count rejected records for data quality, in their own transaction (the data itself is not stored)."""
-    per_model: dict[int, list[RecordError]] = {}
-    for e in errors:
-        mid = index_model.get(e.index) if e.index is not None else None
-        if mid is not None:
-            per_model.setdefault(mid, []).append(e)
+    per_model = _errors_by_model(errors, index_model)
     try:
         with ctx.uow() as uow:
             for mid, errs in per_model.items():
@@ -316,10 +321,7 @@ def _store_predictions_once(
 ) -> list[str]:
     """One transaction for the whole request. Returns the ids that were stored already."""
     duplicates: list[str] = []
-    rejected_by_model: dict[int, list[RecordError]] = {}
-    for e in errors:
-        if e.index is not None and e.index in index_model:
-            rejected_by_model.setdefault(index_model[e.index], []).append(e)
+    rejected_by_model = _errors_by_model(errors, index_model)
     with ctx.uow() as uow:
         for mid in set(to_store) | set(rejected_by_model):
             rows = [(vid, r) for _, vid, r in to_store.get(mid, [])]

@@ -10,6 +10,7 @@ from monitor.db import metrics_repo, registry_repo
 from monitor.errors import NotFound
 from monitor.metrics.points import MetricPoint
 from monitor.services.context import ServiceContext
+from monitor.services.registry import model_id_or_404
 
 
 def record_points(ctx: ServiceContext, model: str, version: str | None, points: Sequence[MetricPoint]) -> int:
@@ -37,9 +38,7 @@ def query_metrics(
     limit: int = 10_000,
 ) -> list[dict[str, Any]]:
     with ctx.uow() as uow:
-        model_id = registry_repo.get_model_id(uow.conn, model)
-        if model_id is None:
-            raise NotFound(f"model {model!r} is not registered")
+        model_id = model_id_or_404(uow.conn, model)
         version_id = None
         if version is not None:
             vrow = registry_repo.get_version(uow.conn, model, version)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
 from monitor.db import registry_repo
@@ -111,20 +112,24 @@ def resolve_version(ctx: ServiceContext, name: str, version: str | None) -> Vers
     return row
 
 
+def model_id_or_404(conn: Connection, name: str) -> int:
+    """The model's id inside the caller's unit of work, or NotFound."""
+    model_id = registry_repo.get_model_id(conn, name)
+    if model_id is None:
+        raise NotFound(f"model {name!r} is not registered")
+    return model_id
+
+
 def get_monitoring(ctx: ServiceContext, name: str) -> MonitoringConfig:
     """The model's monitoring settings (defaults for anything never set)."""
     with ctx.uow() as uow:
-        model_id = registry_repo.get_model_id(uow.conn, name)
-        if model_id is None:
-            raise NotFound(f"model {name!r} is not registered")
+        model_id = model_id_or_404(uow.conn, name)
         return MonitoringConfig.model_validate(registry_repo.get_monitoring(uow.conn, model_id))
 
 
 def set_monitoring(ctx: ServiceContext, name: str, config: MonitoringConfig) -> MonitoringConfig:
     with ctx.uow() as uow:
-        model_id = registry_repo.get_model_id(uow.conn, name)
-        if model_id is None:
-            raise NotFound(f"model {name!r} is not registered")
+        model_id = model_id_or_404(uow.conn, name)
         registry_repo.set_monitoring(uow.conn, model_id, config.model_dump(mode="json"))
         uow.commit()
     return config

@@ -19,7 +19,7 @@ from monitor.db import reference_repo, report_repo
 from monitor.domain.schema import FeatureType, ModelSchema, Task, schema_from_json
 from monitor.errors import MonitorError, NotFound
 from monitor.services.context import ServiceContext
-from monitor.services.registry import resolve_version
+from monitor.services.registry import model_id_or_404, resolve_version
 
 MAX_SAMPLE = 50_000
 
@@ -152,26 +152,14 @@ def build_report(
     return {"id": report_id, **meta}
 
 
-def _model_id(ctx: ServiceContext, model: str) -> int:
-    from monitor.db import registry_repo
-
-    with ctx.uow() as uow:
-        model_id = registry_repo.get_model_id(uow.conn, model)
-    if model_id is None:
-        raise NotFound(f"model {model!r} is not registered")
-    return model_id
-
-
 def list_reports(ctx: ServiceContext, model: str) -> list[dict[str, Any]]:
-    model_id = _model_id(ctx, model)
     with ctx.uow() as uow:
-        return report_repo.list_reports(uow.conn, model_id)
+        return report_repo.list_reports(uow.conn, model_id_or_404(uow.conn, model))
 
 
 def get_report(ctx: ServiceContext, model: str, report_id: int, *, with_html: bool = False) -> dict[str, Any]:
-    model_id = _model_id(ctx, model)
     with ctx.uow() as uow:
-        report = report_repo.get_report(uow.conn, model_id, report_id, with_html)
+        report = report_repo.get_report(uow.conn, model_id_or_404(uow.conn, model), report_id, with_html)
     if report is None:
         raise NotFound(f"model {model!r} has no report {report_id}")
     return report
