@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, text
@@ -85,7 +85,7 @@ def attach_waiting_labels(raw: Any, model_id: int, ids: Sequence[str]) -> int:
         return 0
     cur = raw.execute(
         """
-        UPDATE labels l SET prediction_ts = k.ts
+        UPDATE labels l SET prediction_ts = k.ts, received_at = greatest(l.received_at, now())
         FROM prediction_keys k
         WHERE l.model_id = %s AND l.prediction_ts IS NULL AND l.prediction_id = ANY(%s::text[])
           AND k.model_id = l.model_id AND k.prediction_id = l.prediction_id
@@ -100,7 +100,7 @@ def attach_all_waiting_labels(conn: Connection) -> int:
     return conn.execute(
         text(
             """
-            UPDATE labels l SET prediction_ts = k.ts
+            UPDATE labels l SET prediction_ts = k.ts, received_at = greatest(l.received_at, now())
             FROM prediction_keys k
             WHERE l.prediction_ts IS NULL AND k.model_id = l.model_id AND k.prediction_id = l.prediction_id
             """
@@ -187,6 +187,19 @@ def delete_expired(conn: Connection, cutoff: datetime) -> dict[str, int]:
     stats = conn.execute(text("DELETE FROM ingest_stats WHERE bucket < :c"), {"c": cutoff}).rowcount
     conn.execute(text("DELETE FROM schema_violations WHERE bucket < :c"), {"c": cutoff})
     return {"prediction_keys": keys, "labels": labels, "ingest_stats": stats}
+
+
+def prediction_hours_labelled_since(conn: Connection, model_id: int, since: datetime) -> list[datetime]:
+    """Hours of prediction time whose labels were received, revised or attached to their
+    prediction at or after ``since`` (attaching refreshes ``received_at``)."""
+    rows = conn.execute(
+        text(
+            "SELECT DISTINCT date_trunc('hour', prediction_ts) FROM labels "
+            "WHERE model_id = :m AND received_at >= :since AND prediction_ts IS NOT NULL ORDER BY 1"
+        ),
+        {"m": model_id, "since": since},
+    ).scalars()
+    return [r.astimezone(UTC) for r in rows]
 
 
 def violations_between(conn: Connection, model_id: int, start: datetime, end: datetime) -> tuple[int, dict[str, int]]:

@@ -60,29 +60,50 @@ def replace_active_reference(
     return ref_id
 
 
-def insert_summaries(conn: Connection, reference_id: int, model_id: int, summaries: dict[str, dict[str, Any]]) -> None:
+def insert_summaries(
+    conn: Connection, reference_id: int, model_id: int, summaries: dict[str, dict[str, Any]], segment: str = ""
+) -> None:
     if summaries:
         conn.execute(
             reference_summaries.insert(),
             [
-                {"reference_id": reference_id, "model_id": model_id, "column_name": c, "summary": s}
+                {"reference_id": reference_id, "model_id": model_id, "segment": segment, "column_name": c, "summary": s}
                 for c, s in summaries.items()
             ],
         )
 
 
-def active_reference_summaries(conn: Connection, version_id: int) -> tuple[int, dict[str, dict[str, Any]]] | None:
-    """The reference in use for a version and its column summaries, or None without one."""
-    ref_id = conn.execute(
+def active_reference_id(conn: Connection, version_id: int) -> int | None:
+    return conn.execute(
         select(reference_datasets.c.id).where(
             reference_datasets.c.model_version_id == version_id, reference_datasets.c.is_active
         )
     ).scalar()
+
+
+def active_reference_summaries(
+    conn: Connection, version_id: int, segment: str = ""
+) -> tuple[int, dict[str, dict[str, Any]]] | None:
+    """The reference in use for a version and its column summaries (of one segment's slice,
+    '' for all rows), or None without one."""
+    ref_id = active_reference_id(conn, version_id)
     if ref_id is None:
         return None
     rows = conn.execute(
         select(reference_summaries.c.column_name, reference_summaries.c.summary).where(
-            reference_summaries.c.reference_id == ref_id
+            reference_summaries.c.reference_id == ref_id, reference_summaries.c.segment == segment
         )
     ).all()
     return ref_id, {c: s for c, s in rows}
+
+
+def reference_segments(conn: Connection, reference_id: int) -> list[str]:
+    """The segments ('column=value') the reference has summaries for: the ones tracked."""
+    return list(
+        conn.execute(
+            select(reference_summaries.c.segment)
+            .where(reference_summaries.c.reference_id == reference_id, reference_summaries.c.segment != "")
+            .distinct()
+            .order_by(reference_summaries.c.segment)
+        ).scalars()
+    )

@@ -15,10 +15,11 @@ from typing import Any
 
 import numpy as np
 import orjson
-from sqlalchemy import Connection, delete, select, text
+from sqlalchemy import ColumnElement, Connection, delete, select, text
 
 from monitor.db.tables import bucket_summaries
 from monitor.metrics.profiles import pack_counts
+from monitor.metrics.quality_summary import QUALITY_COLUMN
 
 # A column of the log as text: "features.<name>", "prediction" or "scores.<class>".
 _VALUE = """
@@ -30,7 +31,7 @@ _VALUE = """
     END
 """
 
-_NUMERIC_SQL = f"""
+_NUMERIC_SQL = """
 WITH spec AS (
     SELECT s.*, s.edges[1] AS lo, s.edges[array_length(s.edges, 1)] AS hi
     FROM jsonb_to_recordset(CAST(:spec AS jsonb)) AS s(col text, source text, key text, edges float8[])
@@ -46,9 +47,10 @@ grouped AS (  -- one pass over the rows: per (column, bucket) and per column
                CASE WHEN w.wb > 0 AND v.x = s.edges[w.wb] THEN 2 * w.wb - 1 ELSE 2 * w.wb END AS b
         FROM predictions p
         CROSS JOIN spec s
-        CROSS JOIN LATERAL (SELECT ({_VALUE})::float8 AS x) v
+        CROSS JOIN LATERAL (SELECT ({value})::float8 AS x) v
         CROSS JOIN LATERAL (SELECT width_bucket(v.x, s.edges) AS wb) w
         WHERE p.model_id = :model_id AND p.model_version_id = :version_id AND p.ts >= :start AND p.ts < :end
+              {segment}
     ) t
     GROUP BY GROUPING SETS ((col, b), (col))
 )
@@ -62,15 +64,18 @@ WHERE c.whole = 1
 GROUP BY c.col, c.n, c.missing, c.mn, c.mx, c.total, c.total_sq, c.low_sum, c.high_sum
 """
 
-_CATEGORICAL_SQL = f"""
+_CATEGORICAL_SQL = """
 WITH spec AS (
     SELECT * FROM jsonb_to_recordset(CAST(:spec AS jsonb)) AS s(col text, source text, key text)
 )
-SELECT s.col, {_VALUE} AS category, count(*) AS n
+SELECT s.col, {value} AS category, count(*) AS n
 FROM predictions p CROSS JOIN spec s
-WHERE p.model_id = :model_id AND p.model_version_id = :version_id AND p.ts >= :start AND p.ts < :end
+WHERE p.model_id = :model_id AND p.model_version_id = :version_id AND p.ts >= :start AND p.ts < :end {segment}
 GROUP BY 1, 2
 """
+
+# (column, value) of a segment, or None for all predictions.
+Segment = tuple[str, str] | None
 
 # (stats, counts): the storage form of one column's summary (see monitor.metrics.profiles).
 Parts = tuple[dict[str, Any], bytes | None]
@@ -98,15 +103,35 @@ def _spec_json(columns: Sequence[ColumnSpec], numerical: bool) -> str:
     return orjson.dumps(rows).decode()
 
 
+def segment_filter(segment: Segment, params: dict[str, Any]) -> str:
+    """The SQL condition on the log's rows (alias ``p``) for a segment, its values put in ``params``."""
+    if segment is None:
+        return ""
+    params["seg_col"], params["seg_val"] = segment
+    return "AND p.segments ->> :seg_col = :seg_val"
+
+
+def segment_key(segment: Segment) -> str:
+    """How a segment is named in stored summaries: '' for all predictions, else 'column=value'."""
+    return "" if segment is None else f"{segment[0]}={segment[1]}"
+
+
 def summarise_window(
-    conn: Connection, model_id: int, version_id: int, start: datetime, end: datetime, columns: Sequence[ColumnSpec]
+    conn: Connection,
+    model_id: int,
+    version_id: int,
+    start: datetime,
+    end: datetime,
+    columns: Sequence[ColumnSpec],
+    segment: Segment = None,
 ) -> tuple[dict[str, Parts], int]:
     """Each column's summary over [start, end), and the number of predictions in it."""
-    params = {"model_id": model_id, "version_id": version_id, "start": start, "end": end}
+    params: dict[str, Any] = {"model_id": model_id, "version_id": version_id, "start": start, "end": end}
+    seg = segment_filter(segment, params)
     n_rows = conn.execute(
         text(
-            "SELECT count(*) FROM predictions WHERE model_id = :model_id AND model_version_id = :version_id "
-            "AND ts >= :start AND ts < :end"
+            "SELECT count(*) FROM predictions p WHERE p.model_id = :model_id AND p.model_version_id = :version_id "
+            f"AND p.ts >= :start AND p.ts < :end {seg}"
         ),
         params,
     ).scalar_one()
@@ -118,7 +143,9 @@ def summarise_window(
     if numeric:
         counts = {c.column: np.zeros(2 * len(c.edges or []) + 1, dtype="<i8") for c in numeric}
         stats: dict[str, dict[str, Any]] = {}
-        rows = conn.execute(text(_NUMERIC_SQL), {**params, "spec": _spec_json(numeric, True)}).mappings()
+        rows = conn.execute(
+            text(_NUMERIC_SQL.format(value=_VALUE, segment=seg)), {**params, "spec": _spec_json(numeric, True)}
+        ).mappings()
         for r in rows:
             stats[r["col"]] = {
                 "type": "numerical",
@@ -139,7 +166,9 @@ def summarise_window(
         cats: dict[str, dict[str, Any]] = {
             c.column: {"type": "categorical", "counts": {}, "missing": 0} for c in categorical
         }
-        rows = conn.execute(text(_CATEGORICAL_SQL), {**params, "spec": _spec_json(categorical, False)}).mappings()
+        rows = conn.execute(
+            text(_CATEGORICAL_SQL.format(value=_VALUE, segment=seg)), {**params, "spec": _spec_json(categorical, False)}
+        ).mappings()
         for r in rows:
             s = cats[r["col"]]
             if r["category"] is None:
@@ -160,9 +189,12 @@ def replace_bucket(
     n_rows: int,
     parts: dict[str, Parts],
     segment: str = "",
+    *,
+    quality: bool = False,
 ) -> None:
-    """Store a bucket's summaries, replacing what an earlier run stored for it (idempotent)."""
-    delete_bucket(conn, version_id, reference_id, bucket_start, bucket_hours, segment)
+    """Store a bucket's summaries, replacing what an earlier run stored for it (idempotent).
+    ``quality``: the parts are the bucket's quality summary, else its column summaries."""
+    delete_bucket(conn, version_id, reference_id, bucket_start, bucket_hours, segment, quality=quality)
     if parts:
         conn.execute(
             bucket_summaries.insert(),
@@ -184,8 +216,22 @@ def replace_bucket(
         )
 
 
+def _kind(quality: bool) -> ColumnElement[bool]:
+    """Quality summaries (one column, ``QUALITY_COLUMN``) or column summaries: labels change the
+    first long after the second is final, so each is replaced and merged on its own."""
+    col = bucket_summaries.c.column_name
+    return col == QUALITY_COLUMN if quality else col != QUALITY_COLUMN
+
+
 def delete_bucket(
-    conn: Connection, version_id: int, reference_id: int, bucket_start: datetime, bucket_hours: int, segment: str = ""
+    conn: Connection,
+    version_id: int,
+    reference_id: int,
+    bucket_start: datetime,
+    bucket_hours: int,
+    segment: str = "",
+    *,
+    quality: bool = False,
 ) -> None:
     conn.execute(
         delete(bucket_summaries).where(
@@ -194,6 +240,7 @@ def delete_bucket(
             bucket_summaries.c.bucket_hours == bucket_hours,
             bucket_summaries.c.bucket_start == bucket_start,
             bucket_summaries.c.segment == segment,
+            _kind(quality),
         )
     )
 
@@ -205,6 +252,8 @@ def load_buckets(
     bucket_hours: int,
     starts: Sequence[datetime],
     segment: str = "",
+    *,
+    quality: bool = False,
 ) -> list[tuple[datetime, str, int, dict[str, Any], bytes | None]]:
     """(bucket start, column, rows in bucket, stats, counts) of the given buckets."""
     if not starts:
@@ -222,6 +271,7 @@ def load_buckets(
             bucket_summaries.c.segment == segment,
             bucket_summaries.c.bucket_hours == bucket_hours,
             bucket_summaries.c.bucket_start.in_(list(starts)),
+            _kind(quality),
         )
     ).all()
     return [(b, c, n, st, bytes(ct) if ct is not None else None) for b, c, n, st, ct in rows]

@@ -169,6 +169,7 @@ reference_summaries = Table(
     metadata,
     Column("reference_id", Integer, ForeignKey("reference_datasets.id"), primary_key=True),
     Column("model_id", Integer, nullable=False),
+    Column("segment", Text, primary_key=True, server_default=""),  # "" or "column=value"
     Column("column_name", Text, primary_key=True),
     Column("summary", JSONB, nullable=False),
 )

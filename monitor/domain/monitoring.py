@@ -9,6 +9,10 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from monitor.metrics.stattests import REGISTRY
 
+QUALITY_METRICS = frozenset(
+    {"accuracy", "precision", "recall", "f1", "f1.macro", "precision.macro", "recall.macro", "roc_auc", "log_loss"}
+    | {"mae", "rmse", "mape", "r2"}
+)
 _DURATION = re.compile(r"^(\d+)([hd])$")
 
 
@@ -47,7 +51,23 @@ class MonitoringConfig(BaseModel):
         default_factory=dict, description="per column ('age', 'prediction', 'scores.<class>'): test and threshold"
     )
     quality_tolerance: float = Field(0.1, ge=0, description="relative quality drop that counts as concept drift")
-    segment_top_values: int = Field(10, ge=0, le=100, description="segment values tracked per segment column")
+    quality_metric: str | None = Field(
+        None,
+        description="the metric the quality drop is measured on; default accuracy (classification) or mae (regression)",
+    )
+    segment_top_values: int = Field(
+        10,
+        ge=0,
+        le=100,
+        description="segment values tracked per segment column: the reference's most frequent, chosen at its upload",
+    )
+
+    @field_validator("quality_metric")
+    @classmethod
+    def _quality_metric(cls, v: str | None) -> str | None:
+        if v is not None and v not in QUALITY_METRICS:
+            raise ValueError(f"unknown quality metric {v!r}; known: {', '.join(sorted(QUALITY_METRICS))}")
+        return v
 
     @field_validator("windows")
     @classmethod

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from math import sqrt
 
 import numpy as np
 from scipy import stats
@@ -40,39 +39,62 @@ def ddm(
     43 % of streams with ``min_instances=30`` (the paper's warm-up), 8.5 % with 500. The metric
     engine therefore reports it as evidence beside the quality drop, not as a paging signal alone.
     """
-    e = np.asarray(errors, dtype=float)
-    n = len(e)
+    e = np.asarray(errors, dtype=np.int64)
+    return ddm_steps(
+        np.ones(len(e), dtype=np.int64),
+        e,
+        min_instances=min_instances,
+        warning_level=warning_level,
+        drift_level=drift_level,
+    )
+
+
+def ddm_steps(
+    rows: Sequence[int] | np.ndarray,
+    errors: Sequence[int] | np.ndarray,
+    *,
+    min_instances: int = 30,
+    warning_level: float = 2.0,
+    drift_level: float = 3.0,
+) -> DDMResult:
+    """DDM on a stream that arrives in steps (a minute's labelled rows and errors at a time),
+    checked at the end of each step; with one row a step it is ``ddm`` exactly. Indices in the
+    result are step indices."""
+    n_rows = np.cumsum(np.asarray(rows, dtype=np.int64))
+    n_err = np.cumsum(np.asarray(errors, dtype=np.int64))
+    total = int(n_rows[-1]) if len(n_rows) else 0
     p_min = s_min = float("inf")
     drift_at = warn_at = None
     stat = 0.0
-    cum = 0.0
-    for i in range(1, n + 1):
-        cum += e[i - 1]
-        p = cum / i
-        s = sqrt(p * (1 - p) / i)
-        if i < min_instances:
-            continue
-        # A deviation of zero (no error yet, or only errors) cannot anchor the minimum: one
-        # error after a perfect start would otherwise count as drift.
-        if s > 0 and p + s <= p_min + s_min:
-            p_min, s_min = p, s
-        if s_min == float("inf"):
-            continue
-        stat = (p + s - p_min) / s_min
-        if warn_at is None and p + s >= p_min + warning_level * s_min:
-            warn_at = i - 1
-        if p + s >= p_min + drift_level * s_min:
-            drift_at = i - 1
-            break
+    if total:
+        i = np.maximum(n_rows, 1).astype(float)
+        p_all = n_err / i
+        s_all = np.sqrt(p_all * (1 - p_all) / i)
+        for step in range(len(n_rows)):
+            if n_rows[step] < min_instances or n_rows[step] == 0:
+                continue
+            p, s = float(p_all[step]), float(s_all[step])
+            # A deviation of zero (no error yet, or only errors) cannot anchor the minimum: one
+            # error after a perfect start would otherwise count as drift.
+            if s > 0 and p + s <= p_min + s_min:
+                p_min, s_min = p, s
+            if s_min == float("inf"):
+                continue
+            stat = (p + s - p_min) / s_min
+            if warn_at is None and p + s >= p_min + warning_level * s_min:
+                warn_at = step
+            if p + s >= p_min + drift_level * s_min:
+                drift_at = step
+                break
     return DDMResult(
         drift=drift_at is not None,
         warning=warn_at is not None,
         drift_index=drift_at,
         warning_index=warn_at,
-        error_rate=float(e.mean()) if n else 0.0,
+        error_rate=float(n_err[-1] / total) if total else 0.0,
         min_error_rate=p_min if p_min != float("inf") else 0.0,
         statistic=stat,
-        n=n,
+        n=total,
     )
 
 

@@ -398,14 +398,14 @@ def summary_to_json(s: Summary, *, distinct: int | None = None) -> dict[str, obj
 def summary_from_json(d: dict[str, object]) -> Summary:
     if d["type"] == "categorical":
         return _categorical(d)
-    return _numeric(d, np.asarray(d["edges"], dtype=float), np.asarray(d["counts"], dtype=np.int64))
+    return numeric_from_parts(d, np.asarray(d["edges"], dtype=float), np.asarray(d["counts"], dtype=np.int64))
 
 
 def _categorical(stats_: dict[str, object]) -> CategoricalSummary:
     return CategoricalSummary(dict(stats_["counts"]), int(stats_["missing"]))  # type: ignore[arg-type, call-overload]
 
 
-def _numeric(stats_: dict[str, object], edges: np.ndarray, counts: np.ndarray) -> NumericSummary:
+def numeric_from_parts(stats_: dict[str, object], edges: np.ndarray, counts: np.ndarray) -> NumericSummary:
     return NumericSummary(
         edges,
         counts,

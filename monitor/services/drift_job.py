@@ -1,5 +1,6 @@
-"""Window metrics of a model version from hourly summaries: data and prediction drift, latency
-and throughput.
+"""Window metrics of a model version from hourly summaries: data and prediction drift, latency,
+throughput, data quality, and (through ``quality_job``) quality and concept drift — for all
+predictions and per tracked segment.
 
 ``rollup`` summarises the prediction log hour by hour inside Postgres; ``compute_window`` merges
 a window's hourly summaries (a month costs what an hour costs: the summaries are of fixed size)
@@ -8,15 +9,17 @@ and runs each column's test against its reference summary, writing metric points
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
 
 from monitor.db import log_repo, reference_repo, summary_repo
 from monitor.db.registry_repo import VersionRow
-from monitor.db.summary_repo import ColumnSpec
+from monitor.db.summary_repo import ColumnSpec, Segment
 from monitor.domain.monitoring import MonitoringConfig
+from monitor.domain.schema import ModelSchema, schema_from_json
 from monitor.errors import MonitorError
 from monitor.metrics.points import MetricPoint
 from monitor.metrics.profiles import (
@@ -30,54 +33,108 @@ from monitor.metrics.profiles import (
     summary_to_parts,
 )
 from monitor.metrics.stattests import DriftResult, benjamini_hochberg, dataset_drift
+from monitor.services import quality_job
 from monitor.services.context import ServiceContext
 from monitor.services.metric_store import record_points
 from monitor.services.registry import resolve_version
+from monitor.services.windows import HOUR, hours, merged_window
 
-HOUR = timedelta(hours=1)
 LATENCY = "latency_ms"
 LATENCY_QUANTILES = {"p50": 0.5, "p90": 0.9, "p95": 0.95, "p99": 0.99}
 
 
-def hour_floor(ts: datetime) -> datetime:
-    return ts.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+@dataclass(frozen=True)
+class ReferenceView:
+    """The reference in use: per segment ('' for all rows) its drift columns' summaries and its
+    quality extras (its own quality and residuals, when it has labels)."""
+
+    reference_id: int
+    columns: dict[str, dict[str, dict[str, Any]]]
+    extras: dict[str, dict[str, dict[str, Any]]]
+
+    @property
+    def segments(self) -> list[str]:
+        return [s for s in self.columns if s]
 
 
-def hours(start: datetime, end: datetime) -> list[datetime]:
-    out, t = [], hour_floor(start)
-    while t < end:
-        out.append(t)
-        t += HOUR
-    return out
-
-
-def _reference(ctx: ServiceContext, vrow: VersionRow) -> tuple[int, dict[str, dict[str, Any]]]:
+def load_reference(ctx: ServiceContext, vrow: VersionRow) -> ReferenceView:
     with ctx.uow() as uow:
-        ref = reference_repo.active_reference_summaries(uow.conn, vrow.version_id)
-    if ref is None or not ref[1]:
-        raise MonitorError(
-            f"model {vrow.model_name!r} version {vrow.version!r} has no reference dataset to measure drift against"
-        )
-    return ref
-
-
-def rollup(ctx: ServiceContext, model: str, version: str | None, start: datetime, end: datetime) -> int:
-    """Summarise each hour in [start, end) (re-running an hour replaces it, and drops its day's
-    merged summary so the day is merged again when next needed). Returns rows summarised."""
-    vrow = resolve_version(ctx, model, version)
-    ref_id, ref = _reference(ctx, vrow)
-    specs = [ColumnSpec(col, s["edges"] if s["type"] == "numerical" else None) for col, s in ref.items()]
-    specs.append(ColumnSpec(LATENCY, LATENCY_EDGES.tolist()))
-    total = 0
-    for bucket in hours(start, end):
-        with ctx.uow() as uow:
-            parts, n = summary_repo.summarise_window(
-                uow.conn, vrow.model_id, vrow.version_id, bucket, bucket + HOUR, specs
+        ref_id = reference_repo.active_reference_id(uow.conn, vrow.version_id)
+        if ref_id is None:
+            raise MonitorError(
+                f"model {vrow.model_name!r} version {vrow.version!r} has no reference dataset to measure drift against"
             )
-            summary_repo.replace_bucket(uow.conn, vrow.model_id, vrow.version_id, ref_id, bucket, 1, n, parts)
-            summary_repo.delete_bucket(uow.conn, vrow.version_id, ref_id, summary_repo.day_of_hour(bucket), 24)
+        columns: dict[str, dict[str, dict[str, Any]]] = {}
+        extras: dict[str, dict[str, dict[str, Any]]] = {}
+        for seg in ["", *reference_repo.reference_segments(uow.conn, ref_id)]:
+            found = reference_repo.active_reference_summaries(uow.conn, vrow.version_id, seg)
+            summaries = found[1] if found else {}
+            columns[seg] = {c: v for c, v in summaries.items() if not c.startswith("_")}
+            extras[seg] = {c: v for c, v in summaries.items() if c.startswith("_")}
+    return ReferenceView(ref_id, columns, extras)
+
+
+def parse_segment(key: str, schema: ModelSchema) -> Segment:
+    """'region=EU' -> ('region', 'EU'), reading the column by the declared names (a column name
+    may itself hold '=')."""
+    if not key:
+        return None
+    for column in sorted(schema.segments, key=len, reverse=True):
+        if key.startswith(column + "="):
+            return column, key[len(column) + 1 :]
+    raise MonitorError(f"segment {key!r} is not one of the model's segment columns")
+
+
+def _specs(columns: dict[str, dict[str, Any]]) -> list[ColumnSpec]:
+    specs = [ColumnSpec(col, s["edges"] if s["type"] == "numerical" else None) for col, s in columns.items()]
+    specs.append(ColumnSpec(LATENCY, LATENCY_EDGES.tolist()))
+    return specs
+
+
+def rollup(
+    ctx: ServiceContext,
+    model: str,
+    version: str | None,
+    start: datetime,
+    end: datetime,
+    *,
+    quality_only: bool = False,
+    only: list[datetime] | None = None,
+) -> int:
+    """Summarise each hour in [start, end) — its columns and its labelled predictions, for all
+    rows and for each tracked segment. Re-running an hour replaces it and drops its day's merged
+    summary, merged again when next needed. ``quality_only``: the labels changed, the log did
+    not. ``only``: these hours of the range, not all. Returns predictions summarised."""
+    vrow = resolve_version(ctx, model, version)
+    schema = schema_from_json(vrow.schema)
+    ref = load_reference(ctx, vrow)
+    specs = {seg: _specs(cols) for seg, cols in ref.columns.items()}
+    total = 0
+    for bucket in only if only is not None else hours(start, end):
+        with ctx.uow() as uow:
+            for seg in ref.columns:
+                segment = parse_segment(seg, schema)
+                if not quality_only:
+                    parts, n = summary_repo.summarise_window(
+                        uow.conn, vrow.model_id, vrow.version_id, bucket, bucket + HOUR, specs[seg], segment
+                    )
+                    summary_repo.replace_bucket(
+                        uow.conn, vrow.model_id, vrow.version_id, ref.reference_id, bucket, 1, n, parts, seg
+                    )
+                    day = summary_repo.day_of_hour(bucket)
+                    summary_repo.delete_bucket(uow.conn, vrow.version_id, ref.reference_id, day, 24, seg)
+                    if not seg:
+                        total += n
+                quality_job.summarise_hour(
+                    uow.conn,
+                    vrow,
+                    schema,
+                    ref.reference_id,
+                    quality_job.residual_edges(ref.extras[seg]),
+                    bucket,
+                    segment,
+                )
             uow.commit()
-        total += n
     return total
 
 
@@ -104,42 +161,12 @@ class _Accumulator:
         else:
             s.add_parts(stats)
 
+    def parts(self) -> dict[str, summary_repo.Parts]:
+        return {c: summary_to_parts(s) for c, s in self.columns.items()}
+
     @property
     def n_rows(self) -> int:
         return sum(self._rows.values())
-
-
-def _window_summaries(
-    ctx: ServiceContext, vrow: VersionRow, ref_id: int, ref: dict[str, dict[str, Any]], start: datetime, end: datetime
-) -> _Accumulator:
-    """Whole UTC days inside the window are read as day summaries (merged from their hours on
-    first use), the hours around them as hour summaries: a 30-day window reads ~30 rows a column."""
-    acc = _Accumulator(ref)
-    all_hours = hours(start, end)
-    now = datetime.now(UTC)
-    day = summary_repo.DAY
-    days = sorted({d for d in map(summary_repo.day_of_hour, all_hours) if start <= d and d + day <= min(end, now)})
-    day_set = set(days)
-    loose_hours = [h for h in all_hours if summary_repo.day_of_hour(h) not in day_set]
-    with ctx.uow() as uow:
-        have = summary_repo.load_buckets(uow.conn, vrow.version_id, ref_id, 24, days)
-        missing_days = day_set - {b for b, *_ in have}
-        for d in sorted(missing_days):
-            day_acc = _Accumulator(ref)
-            for b, col, n, st, ct in summary_repo.load_buckets(
-                uow.conn, vrow.version_id, ref_id, 1, hours(d, d + summary_repo.DAY)
-            ):
-                day_acc.add(b, 1, col, n, st, ct)
-            parts = {c: summary_to_parts(s) for c, s in day_acc.columns.items()}
-            summary_repo.replace_bucket(uow.conn, vrow.model_id, vrow.version_id, ref_id, d, 24, day_acc.n_rows, parts)
-            for col, (st, ct) in parts.items():
-                acc.add(d, 24, col, day_acc.n_rows, st, ct)
-        uow.commit()
-        for b, col, n, st, ct in have:
-            acc.add(b, 24, col, n, st, ct)
-        for b, col, n, st, ct in summary_repo.load_buckets(uow.conn, vrow.version_id, ref_id, 1, loose_hours):
-            acc.add(b, 1, col, n, st, ct)
-    return acc
 
 
 def compute_window(
@@ -151,12 +178,69 @@ def compute_window(
     config: MonitoringConfig | None = None,
 ) -> list[MetricPoint]:
     """The window's metric points — feature, prediction and dataset drift; latency, throughput;
-    data quality — stored (replacing an earlier run's) and returned."""
+    data quality; quality against labels and concept drift — for all predictions and for each
+    tracked segment, stored (replacing an earlier run's) and returned."""
     cfg = config or MonitoringConfig()
     vrow = resolve_version(ctx, model, version)
-    ref_id, ref = _reference(ctx, vrow)
-    acc = _window_summaries(ctx, vrow, ref_id, ref, window_start, window_end)
+    schema = schema_from_json(vrow.schema)
+    ref = load_reference(ctx, vrow)
+    points: list[MetricPoint] = []
+    for seg in ref.columns:
+        segment = parse_segment(seg, schema)
+        points += _window_points(ctx, vrow, ref, seg, segment, cfg, window_start, window_end)
+        points += quality_job.quality_points(
+            ctx, vrow, schema, ref.reference_id, ref.extras[seg], cfg, window_start, window_end, segment
+        )
+    points.extend(_violation_points(ctx, vrow.model_id, window_start, window_end))
+    record_points(ctx, model, vrow.version, points)
+    return points
+
+
+def compute_quality_window(
+    ctx: ServiceContext,
+    model: str,
+    version: str | None,
+    window_start: datetime,
+    window_end: datetime,
+    config: MonitoringConfig | None = None,
+) -> list[MetricPoint]:
+    """Only the quality and concept-drift points of a window: what late labels change."""
+    cfg = config or MonitoringConfig()
+    vrow = resolve_version(ctx, model, version)
+    schema = schema_from_json(vrow.schema)
+    ref = load_reference(ctx, vrow)
+    points: list[MetricPoint] = []
+    for seg in ref.columns:
+        points += quality_job.quality_points(
+            ctx,
+            vrow,
+            schema,
+            ref.reference_id,
+            ref.extras[seg],
+            cfg,
+            window_start,
+            window_end,
+            parse_segment(seg, schema),
+        )
+    record_points(ctx, model, vrow.version, points)
+    return points
+
+
+def _window_points(
+    ctx: ServiceContext,
+    vrow: VersionRow,
+    view: ReferenceView,
+    seg: str,
+    segment: Segment,
+    cfg: MonitoringConfig,
+    window_start: datetime,
+    window_end: datetime,
+) -> list[MetricPoint]:
+    """Drift, latency, throughput and data quality of one segment ('' for all predictions)."""
+    ref = view.columns[seg]
+    acc = merged_window(ctx, vrow, view.reference_id, window_start, window_end, lambda: _Accumulator(ref), segment=seg)
     current, n_rows = acc.columns, acc.n_rows
+    seg_labels = {} if segment is None else {"segment": segment[0], "segment_value": segment[1]}
 
     results: dict[str, DriftResult] = {}
     for col, ref_json in ref.items():
@@ -186,6 +270,7 @@ def compute_window(
     for col, r in results.items():
         is_feature = col.startswith("features.")
         labels = {"feature": col.removeprefix("features.")} if is_feature else {"column": col}
+        labels.update(seg_labels)
         details: dict[str, Any] = {"stattest": r.test, "kind": r.kind}
         if cfg.fdr and is_feature and r.kind == "p_value":
             details["fdr"] = {"alpha": cfg.fdr_alpha, "unadjusted_drifted": r.drifted}
@@ -212,6 +297,7 @@ def compute_window(
                 window_end,
                 share,
                 sample_size=n_rows,
+                labels=seg_labels,
                 threshold=cfg.drift_share,
                 drifted=drifted,
                 details={
@@ -223,8 +309,8 @@ def compute_window(
         )
     points.extend(_operational_points(current.get(LATENCY), n_rows, window_start, window_end))
     points.extend(_quality_of_data_points(ref, current, window_start, window_end))
-    points.extend(_violation_points(ctx, vrow.model_id, window_start, window_end))
-    record_points(ctx, model, vrow.version, points)
+    if seg_labels:
+        points = [replace(p, labels={**p.labels, **seg_labels}) for p in points]
     return points
 
 

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
+import numpy as np
+
 from monitor.db import reference_repo
+from monitor.db.summary_repo import segment_key
 from monitor.domain.records import RecordError, ReferenceRow
 from monitor.domain.schema import FeatureType, ModelSchema, Task
 from monitor.domain.tabular import TableFormat, UnreadableTable, read_reference
 from monitor.errors import InvalidRecords, MonitorError
 from monitor.metrics.profiles import reference_summary
+from monitor.metrics.quality import classification_quality, regression_quality
+from monitor.metrics.quality_summary import QUALITY_COLUMN, RESIDUALS_COLUMN
 from monitor.services.context import ServiceContext
-from monitor.services.registry import resolve_version
+from monitor.services.registry import get_monitoring, resolve_version
 
 MAX_REPORTED_ERRORS = 1000
 
@@ -46,6 +52,46 @@ def column_summaries(schema: ModelSchema, rows: list[ReferenceRow]) -> dict[str,
     return out
 
 
+def quality_summaries(schema: ModelSchema, rows: list[ReferenceRow]) -> dict[str, dict[str, Any]]:
+    """The reference's own quality on its labelled rows (the baseline of the quality-drop check)
+    and, for regression, its residuals (what a window's residuals are tested against)."""
+    labelled = [r for r in rows if r.label is not None and r.prediction is not None]
+    if not labelled:
+        return {}
+    y = [r.label for r in labelled]
+    yhat = [r.prediction for r in labelled]
+    out: dict[str, dict[str, Any]] = {}
+    if schema.task is Task.regression:
+        q = regression_quality(y, yhat)
+        residuals = np.asarray(yhat, dtype=float) - np.asarray(y, dtype=float)
+        out[RESIDUALS_COLUMN] = reference_summary(residuals.tolist(), numerical=True)
+    else:
+        classes = list(schema.classes or [])
+        scores = np.array([[(r.scores or {}).get(c, np.nan) for c in classes] for r in labelled], dtype=float)
+        if schema.task is Task.binary_classification and schema.positive_class:
+            pos = classes.index(schema.positive_class)
+            scores[:, 1 - pos] = np.where(np.isnan(scores[:, 1 - pos]), 1 - scores[:, pos], scores[:, 1 - pos])
+            scores[:, pos] = np.where(np.isnan(scores[:, pos]), 1 - scores[:, 1 - pos], scores[:, pos])
+        has_scores = bool((~np.isnan(scores).any(axis=1)).any())
+        q = classification_quality(
+            y, yhat, classes, scores=scores if has_scores else None, positive_class=schema.positive_class
+        )
+    out[QUALITY_COLUMN] = {"type": "quality", "values": q.values, "n_labelled": q.n_labelled, "notes": q.notes}
+    return out
+
+
+def segment_slices(schema: ModelSchema, rows: list[ReferenceRow], top_values: int) -> dict[str, list[ReferenceRow]]:
+    """The reference's rows of each tracked segment ('column=value'): per segment column, its
+    ``top_values`` most frequent values in the reference."""
+    out: dict[str, list[ReferenceRow]] = {}
+    for column in schema.segments:
+        counts = Counter((r.segments or {}).get(column) for r in rows)
+        counts.pop(None, None)
+        for value, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:top_values]:
+            out[segment_key((column, value))] = [r for r in rows if (r.segments or {}).get(column) == value]
+    return out
+
+
 def upload_reference(
     ctx: ServiceContext, model: str, data: bytes, fmt: TableFormat, *, version: str | None = None, name: str = ""
 ) -> dict[str, Any]:
@@ -66,11 +112,24 @@ def upload_reference(
             rows.append(row)
     if errors:
         raise _reject(errors, len(records))
-    summaries = column_summaries(validator.schema, rows)
+    schema = validator.schema
+    slices = {"": rows, **segment_slices(schema, rows, get_monitoring(ctx, model).segment_top_values)}
+    summaries = {
+        seg: {**column_summaries(schema, part), **quality_summaries(schema, part)} for seg, part in slices.items()
+    }
     with ctx.uow() as uow:
         ref_id = reference_repo.replace_active_reference(
             uow.conn, uow.raw, vrow.model_id, vrow.version_id, name, fmt.value, rows
         )
-        reference_repo.insert_summaries(uow.conn, ref_id, vrow.model_id, summaries)
+        for seg, cols in summaries.items():
+            reference_repo.insert_summaries(uow.conn, ref_id, vrow.model_id, cols, seg)
         uow.commit()
-    return {"model": model, "version": vrow.version, "reference_id": ref_id, "rows": len(rows), "format": fmt.value}
+    return {
+        "model": model,
+        "version": vrow.version,
+        "reference_id": ref_id,
+        "rows": len(rows),
+        "format": fmt.value,
+        "segments": {seg: len(part) for seg, part in slices.items() if seg},
+        "labelled": QUALITY_COLUMN in summaries[""],
+    }

@@ -13,11 +13,19 @@ from monitor import demo_data
 from monitor.domain.monitoring import FeatureTest, MonitoringConfig
 from monitor.domain.schema import ModelSpec
 from monitor.domain.tabular import TableFormat
+from monitor.metrics.points import MetricPoint
 from monitor.metrics.stattests import FeatureKind, test_drift
 from monitor.services import ingestion, registry
 from monitor.services.context import ServiceContext
-from monitor.services.drift_job import compute_window, hour_floor, rollup
+from monitor.services.drift_job import compute_window, rollup
 from monitor.services.reference import upload_reference
+from monitor.services.windows import hour_floor
+
+
+def overall(ctx: ServiceContext, *args: object) -> list[MetricPoint]:
+    """The window's points over all predictions (the demo model also has segment points)."""
+    return [p for p in compute_window(ctx, *args) if "segment" not in p.labels]  # type: ignore[arg-type]
+
 
 NUMERICAL = {f["name"] for f in demo_data.SPEC["features"] if f["type"] == "numerical"}
 
@@ -69,7 +77,7 @@ def test_window_drift_matches_the_raw_tests(ctx: ServiceContext, n_ref: int) -> 
     ref = raw_reference(ctx)
     for hours_, window in (([2], (2, 3)), ([0, 1, 2], (0, 3))):
         w_start, w_end = start + timedelta(hours=window[0]), start + timedelta(hours=window[1])
-        points = compute_window(ctx, demo_data.MODEL_NAME, None, w_start, w_end)
+        points = overall(ctx, demo_data.MODEL_NAME, None, w_start, w_end)
         current = [r for h in hours_ for r in by_hour[h]]
         by_feature = {p.labels["feature"]: p for p in points if p.metric == "feature_drift"}
         assert set(by_feature) == {f["name"] for f in demo_data.SPEC["features"]}
@@ -104,8 +112,8 @@ def test_window_drift_matches_the_raw_tests(ctx: ServiceContext, n_ref: int) -> 
         )
         assert pred["prediction"].value == pytest.approx(raw_pred.score, rel=1e-9, abs=1e-12)
     # the drifted hour drifts, the calm ones do not
-    calm = compute_window(ctx, demo_data.MODEL_NAME, None, start, start + timedelta(hours=1))
-    drifted = compute_window(ctx, demo_data.MODEL_NAME, None, start + timedelta(hours=2), start + timedelta(hours=3))
+    calm = overall(ctx, demo_data.MODEL_NAME, None, start, start + timedelta(hours=1))
+    drifted = overall(ctx, demo_data.MODEL_NAME, None, start + timedelta(hours=2), start + timedelta(hours=3))
     assert not next(p for p in calm if p.metric == "dataset_drift").drifted
     assert next(p for p in drifted if p.metric == "dataset_drift").drifted
 
@@ -116,19 +124,30 @@ def test_reruns_overwrite_and_settings_apply(ctx: ServiceContext) -> None:
     rollup(ctx, demo_data.MODEL_NAME, None, start, end)
     rollup(ctx, demo_data.MODEL_NAME, None, start, end)  # idempotent
     with ctx.engine.connect() as conn:
-        per_bucket = conn.execute(text("SELECT count(DISTINCT column_name), count(*) FROM bucket_summaries")).one()
+        per_bucket = conn.execute(
+            text(
+                "SELECT count(DISTINCT column_name), count(*) FROM bucket_summaries "
+                "WHERE segment = '' AND column_name <> '_quality'"
+            )
+        ).one()
+        quality = conn.execute(
+            text("SELECT count(*) FROM bucket_summaries WHERE segment = '' AND column_name = '_quality'")
+        ).scalar_one()
     assert per_bucket == (11, 33)  # 8 features + prediction + one class score + latency, 3 hours
+    assert quality == 3
     cfg = MonitoringConfig(fdr=True, feature_tests={"income": FeatureTest(test="psi", threshold=0.2)})
-    compute_window(ctx, demo_data.MODEL_NAME, None, start, end)
-    points = compute_window(ctx, demo_data.MODEL_NAME, None, start, end, cfg)
+    overall(ctx, demo_data.MODEL_NAME, None, start, end)
+    points = overall(ctx, demo_data.MODEL_NAME, None, start, end, cfg)
     with ctx.engine.connect() as conn:
-        n = conn.execute(text("SELECT count(*) FROM metric_points WHERE metric = 'feature_drift'")).scalar_one()
+        n = conn.execute(
+            text("SELECT count(*) FROM metric_points WHERE metric = 'feature_drift' AND labels->>'segment' IS NULL")
+        ).scalar_one()
         methods = (
             conn.execute(
                 text(
                     "SELECT labels->>'method' FROM metric_points "
                     "WHERE labels->>'feature' = 'income' AND metric = 'feature_drift'"
-                    " ORDER BY computed_at"
+                    " AND labels->>'segment' IS NULL ORDER BY computed_at"
                 )
             )
             .scalars()
@@ -169,11 +188,14 @@ def test_whole_days_are_read_as_day_summaries(ctx: ServiceContext) -> None:
     ingestion.ingest_predictions(ctx, records, model=demo_data.MODEL_NAME)
     window = (day - timedelta(hours=3), day + timedelta(days=1, hours=2))
     rollup(ctx, demo_data.MODEL_NAME, None, *window)
-    points = compute_window(ctx, demo_data.MODEL_NAME, None, *window)
+    points = overall(ctx, demo_data.MODEL_NAME, None, *window)
 
-    def day_rows() -> int:
+    def day_rows(everything: bool = False) -> int:
+        only = "" if everything else " AND segment = '' AND column_name <> '_quality'"
         with ctx.engine.connect() as conn:
-            return conn.execute(text("SELECT count(*) FROM bucket_summaries WHERE bucket_hours = 24")).scalar_one()
+            return conn.execute(
+                text("SELECT count(*) FROM bucket_summaries WHERE bucket_hours = 24" + only)
+            ).scalar_one()
 
     assert day_rows() == 11  # the one whole day, merged once, for each of its 11 columns
     ref = raw_reference(ctx)
@@ -186,8 +208,8 @@ def test_whole_days_are_read_as_day_summaries(ctx: ServiceContext) -> None:
     assert age.value == pytest.approx(raw.score, rel=1e-9) and age.sample_size == len(records)
     # summarising one of its hours again drops the day's merge; the next window merges it anew
     rollup(ctx, demo_data.MODEL_NAME, None, day + timedelta(hours=5), day + timedelta(hours=6))
-    assert day_rows() == 0
-    again = compute_window(ctx, demo_data.MODEL_NAME, None, *window)
+    assert day_rows(everything=True) == 0  # segments' and quality's merges too
+    again = overall(ctx, demo_data.MODEL_NAME, None, *window)
     assert next(p for p in again if p.labels.get("feature") == "age").value == pytest.approx(age.value, rel=1e-12)
     assert day_rows() == 11
 
@@ -196,7 +218,7 @@ def test_latency_percentiles_and_throughput(ctx: ServiceContext) -> None:
     start, by_hour = setup_model(ctx, 800)
     end = start + timedelta(hours=3)
     rollup(ctx, demo_data.MODEL_NAME, None, start, end)
-    points = {p.metric: p for p in compute_window(ctx, demo_data.MODEL_NAME, None, start, end)}
+    points = {p.metric: p for p in overall(ctx, demo_data.MODEL_NAME, None, start, end)}
     latencies = np.array([r["latency_ms"] for h in by_hour.values() for r in h])
     for name, q in (("p50", 50), ("p90", 90), ("p95", 95), ("p99", 99)):
         point = points[f"latency.{name}"]
@@ -223,7 +245,7 @@ def test_data_quality_points(ctx: ServiceContext) -> None:
     with pytest.raises(Exception, match="invalid"):
         ingestion.ingest_predictions(ctx, bad, model=demo_data.MODEL_NAME)
     rollup(ctx, demo_data.MODEL_NAME, None, start, start + timedelta(hours=1))
-    points = compute_window(ctx, demo_data.MODEL_NAME, None, start, start + timedelta(hours=1))
+    points = overall(ctx, demo_data.MODEL_NAME, None, start, start + timedelta(hours=1))
     by = {(p.metric, p.labels.get("feature") or p.labels.get("field")): p for p in points}
     assert by[("data_quality.missing_share", "age")].value == pytest.approx(1 / 1501)
     assert by[("data_quality.out_of_range_share", "income")].details["outside"] >= 1
@@ -232,7 +254,7 @@ def test_data_quality_points(ctx: ServiceContext) -> None:
     assert by[("data_quality.missing_share", "employment")].value == 0.0
     # the rejected record is counted in the hour it arrived
     arrived = hour_floor(now)
-    live = compute_window(ctx, demo_data.MODEL_NAME, None, arrived, arrived + timedelta(hours=1))
+    live = overall(ctx, demo_data.MODEL_NAME, None, arrived, arrived + timedelta(hours=1))
     rejected = next(p for p in live if p.metric == "data_quality.rejected_records")
     assert rejected.value == 1
     fields = {p.labels["field"] for p in live if p.metric == "data_quality.schema_violations"}

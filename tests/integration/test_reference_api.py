@@ -43,8 +43,18 @@ def test_upload_each_format(churn: Api, fmt: str) -> None:
     assert model["versions"][0]["reference"]["row_count"] == 3
     # drift is measured on summaries of every column, kept with the reference
     with churn.ctx.engine.connect() as conn:
-        columns = dict(conn.execute(text("SELECT column_name, summary FROM reference_summaries")).all())
-    assert set(columns) == {"features.tenure", "features.plan", "features.autopay", "prediction", "scores.leave"}
+        columns = dict(
+            conn.execute(text("SELECT column_name, summary FROM reference_summaries WHERE segment = ''")).all()
+        )
+    assert set(columns) == {
+        "features.tenure",
+        "features.plan",
+        "features.autopay",
+        "prediction",
+        "scores.leave",
+        "_quality",  # the reference's own quality on its labelled rows: the concept-drift baseline
+    }
+    assert columns["_quality"]["n_labelled"] == 3 and r.json()["labelled"] is True
     assert columns["features.tenure"]["edges"] == [1.0, 5.0, 30.0] and columns["features.tenure"]["distinct"] == 3
     assert columns["features.autopay"]["counts"] == {"true": 2, "false": 1}
     assert columns["prediction"]["counts"] == {"stay": 2, "leave": 1}

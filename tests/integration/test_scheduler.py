@@ -15,9 +15,9 @@ from monitor.domain.tabular import TableFormat
 from monitor.scheduler import MetricScheduler
 from monitor.services import ingestion, registry
 from monitor.services.context import ServiceContext
-from monitor.services.drift_job import hour_floor
 from monitor.services.monitoring_run import backfill, run_model
 from monitor.services.reference import upload_reference
+from monitor.services.windows import hour_floor
 
 
 def seed(ctx: ServiceContext, hours_back: int = 5) -> datetime:
