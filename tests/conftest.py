@@ -66,6 +66,7 @@ TABLES = ", ".join(
     [
         "reports",
         "job_watermarks",
+        "relabelled_hours",
         "bucket_summaries",
         "reference_summaries",
         "metric_points",

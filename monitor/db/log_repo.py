@@ -85,14 +85,24 @@ def attach_waiting_labels(raw: Any, model_id: int, ids: Sequence[str]) -> int:
         return 0
     cur = raw.execute(
         """
-        UPDATE labels l SET prediction_ts = k.ts, received_at = greatest(l.received_at, now())
-        FROM prediction_keys k
-        WHERE l.model_id = %s AND l.prediction_ts IS NULL AND l.prediction_id = ANY(%s::text[])
-          AND k.model_id = l.model_id AND k.prediction_id = l.prediction_id
+        WITH attached AS (
+            UPDATE labels l SET prediction_ts = k.ts
+            FROM prediction_keys k
+            WHERE l.model_id = %(m)s AND l.prediction_ts IS NULL AND l.prediction_id = ANY(%(ids)s::text[])
+              AND k.model_id = l.model_id AND k.prediction_id = l.prediction_id
+            RETURNING l.prediction_ts
+        ),
+        relabelled AS (  -- the hours whose quality changed, for the scheduler to recompute
+            INSERT INTO relabelled_hours (model_id, hour)
+            SELECT DISTINCT %(m)s, date_trunc('hour', prediction_ts, 'UTC')
+            FROM attached WHERE prediction_ts IS NOT NULL
+            ON CONFLICT (model_id, hour) DO UPDATE SET marked_at = clock_timestamp()
+        )
+        SELECT count(*) FROM attached
         """,
-        (model_id, list(ids)),
+        {"m": model_id, "ids": list(ids)},
     )
-    return cur.rowcount
+    return int(cur.fetchone()[0])
 
 
 def attach_all_waiting_labels(conn: Connection) -> int:
@@ -100,12 +110,22 @@ def attach_all_waiting_labels(conn: Connection) -> int:
     return conn.execute(
         text(
             """
-            UPDATE labels l SET prediction_ts = k.ts, received_at = greatest(l.received_at, now())
-            FROM prediction_keys k
-            WHERE l.prediction_ts IS NULL AND k.model_id = l.model_id AND k.prediction_id = l.prediction_id
+            WITH attached AS (
+                UPDATE labels l SET prediction_ts = k.ts
+                FROM prediction_keys k
+                WHERE l.prediction_ts IS NULL AND k.model_id = l.model_id AND k.prediction_id = l.prediction_id
+                RETURNING l.model_id, l.prediction_ts
+            ),
+            relabelled AS (  -- the hours whose quality changed, for the scheduler to recompute
+            INSERT INTO relabelled_hours (model_id, hour)
+            SELECT DISTINCT model_id, date_trunc('hour', prediction_ts, 'UTC')
+            FROM attached WHERE prediction_ts IS NOT NULL
+            ON CONFLICT (model_id, hour) DO UPDATE SET marked_at = clock_timestamp()
+        )
+            SELECT count(*) FROM attached
             """
         )
-    ).rowcount
+    ).scalar_one()
 
 
 def upsert_labels(
@@ -130,15 +150,24 @@ def upsert_labels(
     result = conn.execute(
         text(
             """
-            INSERT INTO labels AS l (model_id, prediction_id, label, label_ts, received_at, first_received_at,
-                                     revision, prediction_ts)
-            SELECT :m, s.prediction_id, s.label, s.label_ts, :now, :now, 1, k.ts
-            FROM labels_stage s
-            LEFT JOIN prediction_keys k ON k.model_id = :m AND k.prediction_id = s.prediction_id
-            ON CONFLICT (model_id, prediction_id) DO UPDATE
-               SET label = EXCLUDED.label, label_ts = EXCLUDED.label_ts, received_at = EXCLUDED.received_at,
-                   revision = l.revision + 1, prediction_ts = COALESCE(l.prediction_ts, EXCLUDED.prediction_ts)
-            RETURNING (xmax = 0) AS inserted, prediction_ts IS NOT NULL AS matched
+            WITH up AS (
+                INSERT INTO labels AS l (model_id, prediction_id, label, label_ts, received_at, first_received_at,
+                                         revision, prediction_ts)
+                SELECT :m, s.prediction_id, s.label, s.label_ts, :now, :now, 1, k.ts
+                FROM labels_stage s
+                LEFT JOIN prediction_keys k ON k.model_id = :m AND k.prediction_id = s.prediction_id
+                ON CONFLICT (model_id, prediction_id) DO UPDATE
+                   SET label = EXCLUDED.label, label_ts = EXCLUDED.label_ts, received_at = EXCLUDED.received_at,
+                       revision = l.revision + 1, prediction_ts = COALESCE(l.prediction_ts, EXCLUDED.prediction_ts)
+                RETURNING (xmax = 0) AS inserted, prediction_ts
+            ),
+            relabelled AS (  -- the hours whose quality changed, for the scheduler to recompute
+            INSERT INTO relabelled_hours (model_id, hour)
+            SELECT DISTINCT :m, date_trunc('hour', prediction_ts, 'UTC')
+            FROM up WHERE prediction_ts IS NOT NULL
+            ON CONFLICT (model_id, hour) DO UPDATE SET marked_at = clock_timestamp()
+        )
+            SELECT inserted, prediction_ts IS NOT NULL AS matched FROM up
             """
         ),
         {"m": model_id, "now": received_at},
@@ -189,17 +218,25 @@ def delete_expired(conn: Connection, cutoff: datetime) -> dict[str, int]:
     return {"prediction_keys": keys, "labels": labels, "ingest_stats": stats}
 
 
-def prediction_hours_labelled_since(conn: Connection, model_id: int, since: datetime) -> list[datetime]:
-    """Hours of prediction time whose labels were received, revised or attached to their
-    prediction at or after ``since`` (attaching refreshes ``received_at``)."""
+def relabelled_hours(conn: Connection, model_id: int) -> list[tuple[datetime, datetime]]:
+    """(hour, marked at) of each hour whose labels changed since the scheduler last took them."""
     rows = conn.execute(
-        text(
-            "SELECT DISTINCT date_trunc('hour', prediction_ts) FROM labels "
-            "WHERE model_id = :m AND received_at >= :since AND prediction_ts IS NOT NULL ORDER BY 1"
-        ),
-        {"m": model_id, "since": since},
-    ).scalars()
-    return [r.astimezone(UTC) for r in rows]
+        text("SELECT hour, marked_at FROM relabelled_hours WHERE model_id = :m ORDER BY hour"), {"m": model_id}
+    ).all()
+    return [(h.astimezone(UTC), at) for h, at in rows]
+
+
+def clear_relabelled_hours(conn: Connection, model_id: int, taken: Sequence[tuple[datetime, datetime]]) -> None:
+    """Forget the hours taken — unless marked again since (a label landed while they were done)."""
+    if taken:
+        conn.execute(
+            text(
+                "DELETE FROM relabelled_hours r USING unnest(CAST(:hours AS timestamptz[]), "
+                "CAST(:ats AS timestamptz[])) AS t(hour, marked_at) "
+                "WHERE r.model_id = :m AND r.hour = t.hour AND r.marked_at = t.marked_at"
+            ),
+            {"m": model_id, "hours": [h for h, _ in taken], "ats": [a for _, a in taken]},
+        )
 
 
 def violations_between(conn: Connection, model_id: int, start: datetime, end: datetime) -> tuple[int, dict[str, int]]:

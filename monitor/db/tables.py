@@ -164,6 +164,14 @@ metric_points = Table(
     Column("computed_at", DateTime(timezone=True), nullable=False),
 )
 
+relabelled_hours = Table(
+    "relabelled_hours",
+    metadata,
+    Column("model_id", Integer, ForeignKey("models.id"), primary_key=True),
+    Column("hour", DateTime(timezone=True), primary_key=True),
+    Column("marked_at", DateTime(timezone=True), nullable=False),
+)
+
 reference_summaries = Table(
     "reference_summaries",
     metadata,

@@ -45,8 +45,8 @@ class StatTest:
     def drifted(self, score: float, threshold: float | None = None) -> bool:
         t = self.default_threshold if threshold is None else threshold
         if self.kind == "p_value":
-            return score <= t if self.inclusive else score < t
-        return score >= t
+            return bool(score <= t if self.inclusive else score < t)
+        return bool(score >= t)
 
 
 REGISTRY: dict[str, StatTest] = {}

@@ -13,13 +13,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from monitor.db import reference_repo, watermark_repo
+from monitor.db import log_repo, reference_repo, watermark_repo
 from monitor.db.registry_repo import VersionRow
 from monitor.domain.monitoring import MonitoringConfig
 from monitor.services import registry
 from monitor.services.context import ServiceContext
 from monitor.services.drift_job import compute_quality_window, compute_window, rollup
-from monitor.services.quality_job import hours_with_new_labels
 from monitor.services.windows import HOUR, hour_floor, hours
 
 log = logging.getLogger(__name__)
@@ -28,9 +27,6 @@ log = logging.getLogger(__name__)
 LATE_HOURS = 2
 # A scheduler that was down longer catches up this far back; `monitor backfill` goes further.
 MAX_CATCH_UP = timedelta(days=7)
-# Labels are stamped with their request's arrival and committed a moment later: look back this
-# much before the last run's mark so none committed across it is missed (redoing one is harmless).
-LABEL_SLACK = timedelta(minutes=10)
 
 
 @dataclass
@@ -46,8 +42,7 @@ class RunReport:
 
 def run_model(ctx: ServiceContext, model: str, now: datetime | None = None) -> RunReport:
     """The scheduled run of one model (its newest version)."""
-    label_mark = datetime.now(UTC)  # before anything is read: a label landing during the run is seen next run
-    now = now or label_mark
+    now = now or datetime.now(UTC)
     cfg = registry.get_monitoring(ctx, model)
     vrow = registry.resolve_version(ctx, model, None)
     report = RunReport(model, vrow.version)
@@ -56,7 +51,8 @@ def run_model(ctx: ServiceContext, model: str, now: datetime | None = None) -> R
             report.skipped = "no reference dataset"
             return report
         rolled_until = watermark_repo.get(uow.conn, vrow.version_id, "rollup")
-        labels_since = watermark_repo.get(uow.conn, vrow.version_id, "labels")
+        # taken before the rollup: a label landing after this is marked again and done next run
+        relabelled = log_repo.relabelled_hours(uow.conn, vrow.model_id)
         computed_until = {spec: watermark_repo.get(uow.conn, vrow.version_id, f"drift:{spec}") for spec in cfg.windows}
     end = hour_floor(now) + HOUR  # the boundary after now: the current hour is summarised as it fills
     earliest = end - MAX_CATCH_UP
@@ -74,9 +70,10 @@ def run_model(ctx: ServiceContext, model: str, now: datetime | None = None) -> R
             compute_window(ctx, model, vrow.version, window_end - length, window_end, cfg)
         _set_watermark(ctx, vrow.version_id, job, end)
         report.windows[spec] = len(ends)
-    if labels_since is not None:
-        _recompute_relabelled(ctx, model, vrow, cfg, labels_since - LABEL_SLACK, start, computed_until, report)
-    _set_watermark(ctx, vrow.version_id, "labels", label_mark)
+    _recompute_relabelled(ctx, model, vrow, cfg, [h for h, _ in relabelled], start, computed_until, report)
+    with ctx.uow() as uow:
+        log_repo.clear_relabelled_hours(uow.conn, vrow.model_id, relabelled)
+        uow.commit()
     return report
 
 
@@ -85,7 +82,7 @@ def _recompute_relabelled(
     model: str,
     vrow: VersionRow,
     cfg: MonitoringConfig,
-    since: datetime,
+    changed_hours: list[datetime],
     rolled_from: datetime,
     computed_until: dict[str, datetime | None],
     report: RunReport,
@@ -93,7 +90,7 @@ def _recompute_relabelled(
     """Labels that landed since the last run for predictions older than this run's rollup:
     summarise their hours' quality again, and recompute the quality of every window computed
     before that holds one of them (windows computed in this run already saw them)."""
-    changed = [h for h in hours_with_new_labels(ctx, vrow, since) if h < rolled_from]
+    changed = [h for h in changed_hours if h < rolled_from]
     if not changed:
         return
     rollup(ctx, model, vrow.version, changed[0], changed[-1] + HOUR, quality_only=True, only=changed)

@@ -1,9 +1,9 @@
 """Quality against delayed labels and concept drift, by prediction time, from hourly quality
 summaries (see ``monitor.metrics.quality_summary``).
 
-A label that lands late changes the summary of the hour its prediction was made in; the
-scheduler re-summarises those hours (``hours_with_new_labels``) and recomputes every window
-that holds them, not only the newest.
+A label that lands late changes the summary of the hour its prediction was made in; ingestion
+marks that hour (``relabelled_hours``, in the labels' transaction) and the scheduler summarises
+it again and recomputes every window that holds it, not only the newest.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy import Connection
 
-from monitor.db import log_repo, quality_repo, summary_repo
+from monitor.db import quality_repo, summary_repo
 from monitor.db.registry_repo import VersionRow
 from monitor.db.summary_repo import Segment
 from monitor.domain.monitoring import MonitoringConfig
@@ -93,12 +93,6 @@ class QualityAccumulator:
     @property
     def n_rows(self) -> int:
         return self.summary.n_predictions
-
-
-def hours_with_new_labels(ctx: ServiceContext, vrow: VersionRow, since: datetime) -> list[datetime]:
-    """Hours (of prediction time) holding labels received or revised since ``since``."""
-    with ctx.uow() as uow:
-        return log_repo.prediction_hours_labelled_since(uow.conn, vrow.model_id, since)
 
 
 def main_metric(schema: ModelSchema, cfg: MonitoringConfig) -> str:
@@ -205,7 +199,7 @@ def _concept_points(
                 labels={"metric": metric, **seg_labels},
                 reference_size=int(ref_quality["n_labelled"]),
                 threshold=cfg.quality_tolerance,
-                drifted=drop.drift,
+                drifted=bool(drop.drift),
                 details={
                     "reference": drop.reference,
                     "current": drop.current,
@@ -230,7 +224,7 @@ def _concept_points(
                 sample_size=r.n,
                 labels={"method": "ddm", **seg_labels},
                 threshold=3.0,
-                drifted=r.drift,
+                drifted=bool(r.drift),
                 details={
                     "detected_at": at(r.drift_index),
                     "warning_at": at(r.warning_index),
@@ -254,7 +248,7 @@ def _concept_points(
                 labels={"method": res.test, **seg_labels},
                 reference_size=res.n_reference,
                 threshold=res.threshold,
-                drifted=res.drifted,
+                drifted=bool(res.drifted),
                 details={"kind": res.kind, "detected_at": end.isoformat() if res.drifted else None},
             )
         )

@@ -1,0 +1,247 @@
+"""Quality against delayed labels, concept drift and segments, computed by the jobs from a real
+Postgres and checked against scikit-learn on the same rows."""
+
+from __future__ import annotations
+
+import io
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn import metrics as skm
+from sqlalchemy import text
+
+from monitor import demo_data
+from monitor.domain.monitoring import MonitoringConfig
+from monitor.domain.schema import ModelSpec
+from monitor.domain.tabular import TableFormat
+from monitor.metrics.points import MetricPoint
+from monitor.metrics.quality import binary_score_matrix
+from monitor.services import ingestion, registry
+from monitor.services.context import ServiceContext
+from monitor.services.drift_job import compute_window, rollup
+from monitor.services.monitoring_run import backfill, run_model
+from monitor.services.reference import upload_reference
+from monitor.services.windows import hour_floor
+
+MODEL = demo_data.MODEL_NAME
+
+
+def _register_demo(ctx: ServiceContext, cfg: MonitoringConfig | None = None) -> None:
+    registry.register_model(ctx, ModelSpec.model_validate(demo_data.SPEC))
+    if cfg is not None:
+        registry.set_monitoring(ctx, MODEL, cfg)
+    buf = io.BytesIO()
+    demo_data.reference_frame(2000).to_csv(buf, index=False)
+    upload_reference(ctx, MODEL, buf.getvalue(), TableFormat.csv)
+
+
+def _traffic(
+    ctx: ServiceContext, start: datetime, n: int, prefix: str, seed: int, concept: float = 0.0, minutes: int = 60
+) -> pd.DataFrame:
+    """``n`` scored predictions spread over ``minutes`` from ``start``; returns them with their truth."""
+    rng = np.random.default_rng(seed)
+    a = demo_data.applicants(n, rng)
+    p = demo_data.model_scores(a)
+    truth = np.where(demo_data.true_default(a, rng, concept), "default", "repaid")
+    frame = pd.DataFrame(
+        {
+            "prediction_id": [f"{prefix}{i}" for i in range(n)],
+            "ts": [start + timedelta(seconds=minutes * 60 * i / n) for i in range(n)],
+            "prediction": np.where(p >= 0.5, "default", "repaid"),
+            "score": p.round(6),
+            "label": truth,
+            "region": [r["region"] for r in a.records()],
+        }
+    )
+    records = [
+        {
+            "prediction_id": row.prediction_id,
+            "timestamp": row.ts.isoformat(),
+            "features": rec,
+            "prediction": row.prediction,
+            # every tenth prediction unscored: AUC and log loss rest on the scored ones only
+            "scores": None if i % 10 == 0 else float(row.score),
+        }
+        for i, (row, rec) in enumerate(zip(frame.itertuples(), a.records(), strict=True))
+    ]
+    assert not ingestion.ingest_predictions(ctx, records, model=MODEL).errors
+    return frame
+
+
+def _label(ctx: ServiceContext, frame: pd.DataFrame) -> None:
+    records = [{"prediction_id": pid, "label": y} for pid, y in zip(frame.prediction_id, frame.label, strict=True)]
+    assert not ingestion.ingest_labels(ctx, records, model=MODEL).errors
+
+
+def _by_name(points: list[MetricPoint], segment: str | None = None) -> dict[tuple[str, str], MetricPoint]:
+    out = {}
+    for p in points:
+        if p.labels.get("segment_value") != segment:
+            continue
+        key = p.labels.get("class") or p.labels.get("average") or ""
+        out[(p.metric, key)] = p
+    return out
+
+
+def test_classification_quality_matches_sklearn_on_the_labelled_rows(ctx: ServiceContext) -> None:
+    _register_demo(ctx)
+    start = hour_floor(datetime.now(UTC)) - timedelta(hours=4)
+    frames = [_traffic(ctx, start + timedelta(hours=h), 900, f"h{h}-", seed=h) for h in range(2)]
+    labelled = [f.iloc[: int(len(f) * 0.7)] for f in frames]  # 70 % labelled so far
+    for f in labelled:
+        _label(ctx, f)
+    rollup(ctx, MODEL, None, start, start + timedelta(hours=2))
+    points = _by_name(compute_window(ctx, MODEL, None, start, start + timedelta(hours=2)))
+
+    rows = pd.concat(labelled)
+    y, yhat = rows.label.to_numpy(), rows.prediction.to_numpy()
+    n_total = sum(len(f) for f in frames)
+    assert points[("quality.label_coverage", "")].value == pytest.approx(len(rows) / n_total)
+    assert points[("quality.label_coverage", "")].sample_size == n_total
+    assert points[("quality.accuracy", "")].value == pytest.approx(skm.accuracy_score(y, yhat))
+    assert points[("quality.accuracy", "")].sample_size == len(rows)
+    assert points[("quality.f1", "")].value == pytest.approx(skm.f1_score(y, yhat, pos_label="default"))
+    assert points[("quality.recall", "repaid")].value == pytest.approx(skm.recall_score(y, yhat, pos_label="repaid"))
+    assert points[("quality.precision", "macro")].value == pytest.approx(
+        skm.precision_score(y, yhat, average="macro", zero_division=0)
+    )
+    is_scored = np.concatenate([np.arange(len(f)) % 10 != 0 for f in labelled])
+    s = rows[is_scored]
+    p_default = s.score.to_numpy(dtype=float)
+    assert points[("quality.roc_auc", "")].value == pytest.approx(
+        skm.roc_auc_score(s.label == "default", p_default), abs=1e-3
+    )
+    probs = binary_score_matrix(p_default, demo_data.CLASSES, "default")[:, [1, 0]]  # sorted: default, repaid
+    assert points[("quality.log_loss", "")].value == pytest.approx(
+        skm.log_loss(s.label, probs, labels=["default", "repaid"]), rel=1e-6
+    )
+    assert any("scores missing" in n for n in points[("quality.roc_auc", "")].details["notes"])
+    # the reference's own quality is the baseline; the same world, so no drop beyond tolerance
+    drop = points[("concept_drift.quality_drop", "")]
+    assert drop.drifted is False and drop.reference_size == 2000 and drop.threshold == 0.1
+
+
+def test_late_labels_recompute_the_past_windows_they_belong_to(ctx: ServiceContext) -> None:
+    _register_demo(ctx, MonitoringConfig(windows=["1h", "3h"]))
+    now = datetime.now(UTC)
+    old = hour_floor(now) - timedelta(hours=5)  # older than the scheduler's late-data margin
+    frame = _traffic(ctx, old, 600, "old-", seed=3)
+    _label(ctx, frame.iloc[:200])
+    _label(ctx, _traffic(ctx, old + timedelta(hours=1), 100, "next-", seed=4))
+    backfill(ctx, MODEL, old - timedelta(hours=2), hour_floor(now))
+    run_model(ctx, MODEL, now)  # sets the label mark
+
+    def coverage(end: datetime, length: int) -> tuple[float, datetime]:
+        with ctx.engine.connect() as conn:
+            return conn.execute(
+                text(
+                    "SELECT value, computed_at FROM metric_points WHERE metric = 'quality.label_coverage' "
+                    "AND labels = '{}'::jsonb AND window_end = :e AND window_start = :s"
+                ),
+                {"e": end, "s": end - timedelta(hours=length)},
+            ).one()
+
+    before_1h, at_1h = coverage(old + timedelta(hours=1), 1)
+    before_3h, _ = coverage(old + timedelta(hours=3), 3)
+    _, next_at = coverage(old + timedelta(hours=2), 1)  # the hour after: none of its labels changed
+    assert before_1h == pytest.approx(200 / 600) and before_3h == pytest.approx(300 / 700)
+    _label(ctx, frame.iloc[200:500])  # labels land for predictions five hours old
+    report = run_model(ctx, MODEL, now)
+    assert report.relabelled_hours == 1  # taken from the queue the labels' transaction wrote
+    # the 1h window holding that hour, and the three 3h windows that hold it
+    assert report.relabelled_windows == 4
+    after_1h, at_1h_again = coverage(old + timedelta(hours=1), 1)
+    assert after_1h == pytest.approx(500 / 600) and at_1h_again > at_1h
+    assert coverage(old + timedelta(hours=3), 3)[0] == pytest.approx(600 / 700) != before_3h
+    assert coverage(old + timedelta(hours=2), 1)[1] == next_at  # not recomputed
+    # the queue was cleared: a run with no new labels recomputes nothing
+    assert run_model(ctx, MODEL, now).relabelled_windows == 0
+
+
+def test_concept_drift_detected_by_ddm_and_the_quality_drop(ctx: ServiceContext) -> None:
+    _register_demo(ctx)
+    start = hour_floor(datetime.now(UTC)) - timedelta(hours=6)
+    calm = _traffic(ctx, start, 3000, "calm-", seed=11, minutes=120)
+    changed = _traffic(ctx, start + timedelta(hours=2), 3000, "chg-", seed=12, concept=1.0, minutes=120)
+    _label(ctx, calm)
+    _label(ctx, changed)
+    rollup(ctx, MODEL, None, start, start + timedelta(hours=4))
+    quiet = _by_name(compute_window(ctx, MODEL, None, start, start + timedelta(hours=2)))
+    assert quiet[("concept_drift.ddm", "")].drifted is False
+    assert quiet[("concept_drift.quality_drop", "")].drifted is False
+    points = _by_name(compute_window(ctx, MODEL, None, start, start + timedelta(hours=4)))
+    ddm = points[("concept_drift.ddm", "")]
+    assert ddm.drifted is True and ddm.sample_size == 6000
+    detected = datetime.fromisoformat(ddm.details["detected_at"])
+    assert start + timedelta(hours=2) <= detected < start + timedelta(hours=3)
+    drop = points[("concept_drift.quality_drop", "")]
+    assert drop.labels["metric"] == "accuracy"
+    assert drop.details["current"] == pytest.approx(points[("quality.accuracy", "")].value)
+
+
+def test_every_metric_per_segment_on_the_segments_reference_slice(ctx: ServiceContext) -> None:
+    _register_demo(ctx)
+    start = hour_floor(datetime.now(UTC)) - timedelta(hours=3)
+    frame = _traffic(ctx, start, 1200, "seg-", seed=5)
+    _label(ctx, frame)
+    rollup(ctx, MODEL, None, start, start + timedelta(hours=1))
+    points = compute_window(ctx, MODEL, None, start, start + timedelta(hours=1))
+    regions = {p.labels["segment_value"] for p in points if p.labels.get("segment") == "region"}
+    assert regions == set(demo_data.REGIONS)
+    for region in demo_data.REGIONS:
+        mine = frame[frame.region == region]
+        seg = _by_name(points, region)
+        assert seg[("dataset_drift", "")].sample_size == len(mine)
+        assert seg[("quality.accuracy", "")].value == pytest.approx(skm.accuracy_score(mine.label, mine.prediction))
+        assert seg[("throughput.per_minute", "")].sample_size == len(mine)
+        # compared with the region's own slice of the reference
+        assert seg[("dataset_drift", "")].labels == {"segment": "region", "segment_value": region}
+    ages = [p for p in points if p.metric == "feature_drift" and p.labels["feature"] == "age" and "segment" in p.labels]
+    assert {p.reference_size for p in ages} != {2000}  # slices, not the whole reference
+
+
+REGRESSION_SPEC = {
+    "name": "house-price",
+    "task": "regression",
+    "features": [{"name": "sqm", "type": "numerical"}, {"name": "city", "type": "categorical"}],
+}
+
+
+def test_regression_quality_and_residual_shift(ctx: ServiceContext) -> None:
+    registry.register_model(ctx, ModelSpec.model_validate(REGRESSION_SPEC))
+    rng = np.random.default_rng(4)
+    sqm = rng.uniform(30, 200, 3000)
+    ref = pd.DataFrame({"sqm": sqm, "city": rng.choice(["a", "b"], 3000)})
+    ref["label"] = sqm * 3000 + rng.normal(0, 20000, 3000)
+    ref["prediction"] = ref.label + rng.normal(0, 15000, 3000)
+    upload_reference(ctx, "house-price", ref.to_csv(index=False).encode(), TableFormat.csv)
+    start = hour_floor(datetime.now(UTC)) - timedelta(hours=3)
+    n = 1500
+    y = rng.uniform(30, 200, n) * 3000
+    yhat = y + rng.normal(25000, 15000, n)  # the model now over-estimates: residuals shifted
+    records = [
+        {
+            "prediction_id": f"r{i}",
+            "timestamp": (start + timedelta(seconds=2 * i)).isoformat(),
+            "features": {"sqm": float(y[i] / 3000), "city": "a"},
+            "prediction": float(yhat[i]),
+        }
+        for i in range(n)
+    ]
+    ingestion.ingest_predictions(ctx, records, model="house-price")
+    labels = [{"prediction_id": f"r{i}", "label": float(y[i])} for i in range(n - 100)]
+    ingestion.ingest_labels(ctx, labels, model="house-price")
+    rollup(ctx, "house-price", None, start, start + timedelta(hours=1))
+    points = _by_name(compute_window(ctx, "house-price", None, start, start + timedelta(hours=1)))
+    yt, yp = y[: n - 100], yhat[: n - 100]
+    assert points[("quality.mae", "")].value == pytest.approx(skm.mean_absolute_error(yt, yp))
+    assert points[("quality.rmse", "")].value == pytest.approx(np.sqrt(skm.mean_squared_error(yt, yp)))
+    assert points[("quality.r2", "")].value == pytest.approx(skm.r2_score(yt, yp))
+    assert points[("quality.mape", "")].value == pytest.approx(skm.mean_absolute_percentage_error(yt, yp) * 100)
+    assert points[("quality.label_coverage", "")].value == pytest.approx((n - 100) / n)
+    shift = points[("concept_drift.residual_shift", "")]
+    assert shift.drifted is True and shift.reference_size == 3000 and shift.sample_size == n - 100
+    drop = points[("concept_drift.quality_drop", "")]
+    assert drop.labels["metric"] == "mae" and drop.drifted is True and drop.value > 0.1
