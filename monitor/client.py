@@ -12,6 +12,10 @@ in ``stats.rejected`` with the server's reasons logged.
     ...
     client.log_label(pid, "default")
     client.close()
+
+Receivers of the service's webhooks (alerts, retraining triggers) check them with
+``verify_webhook(secret, request.headers, raw_body)``: it returns the ``webhook-id`` to drop
+duplicates by, or raises ``WebhookVerificationError``.
 """
 
 from __future__ import annotations
@@ -30,6 +34,11 @@ from typing import Any
 
 import httpx
 import orjson
+
+from alerts.signing import WebhookVerificationError
+from alerts.signing import verify as verify_webhook
+
+__all__ = ["ClientStats", "MonitorAPIError", "MonitorClient", "WebhookVerificationError", "verify_webhook"]
 
 log = logging.getLogger("monitor.client")
 

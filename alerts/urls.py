@@ -1,0 +1,63 @@
+"""Receiver URLs are checked before anything is sent to them: a webhook target the service can
+be told to call is a request forgery risk (cloud metadata at 169.254.169.254, the database,
+admin ports on loopback). Private, loopback, link-local and reserved targets are refused unless
+the settings allow them (tests and all-on-one-host setups allow loopback)."""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from urllib.parse import urlsplit
+
+
+class UnsafeURL(ValueError):
+    pass
+
+
+def _forbidden(ip: ipaddress.IPv4Address | ipaddress.IPv6Address, allow_private: bool, allow_loopback: bool) -> str:
+    if ip.is_loopback:
+        return "" if allow_loopback else "a loopback address"
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return _forbidden(ip.ipv4_mapped, allow_private, allow_loopback)
+    if ip.is_link_local:
+        return "a link-local address (cloud metadata lives there)"
+    if ip.is_multicast or ip.is_unspecified or ip.is_reserved:
+        return "a reserved address"
+    if ip.is_private and not allow_private:
+        return "a private address"
+    return ""
+
+
+def check_url(
+    url: str,
+    *,
+    allow_private: bool = False,
+    allow_loopback: bool = False,
+    resolve: bool = True,
+) -> str:
+    """The URL if it is an http(s) URL whose host resolves only to allowed addresses; else
+    ``UnsafeURL`` saying why. ``resolve=False`` checks literal IP hosts only (for validating a
+    rule offline; the deliverer checks again, resolving, before every attempt)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https"):
+        raise UnsafeURL(f"{url!r}: only http and https URLs are allowed")
+    if not parts.hostname:
+        raise UnsafeURL(f"{url!r}: no host")
+    if parts.username or parts.password:
+        raise UnsafeURL(f"{url!r}: credentials in the URL are not allowed; use the receiver's headers")
+    host = parts.hostname
+    try:
+        addresses = [ipaddress.ip_address(host)]
+    except ValueError:
+        if not resolve:
+            return url
+        try:
+            infos = socket.getaddrinfo(host, parts.port or (443 if parts.scheme == "https" else 80))
+        except socket.gaierror as exc:
+            raise UnsafeURL(f"{url!r}: cannot resolve {host!r}: {exc}") from exc
+        addresses = [ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos]
+    for ip in addresses:
+        why = _forbidden(ip, allow_private, allow_loopback)
+        if why:
+            raise UnsafeURL(f"{url!r}: {host!r} is {why}; allow it in the settings if it is intended")
+    return url
