@@ -76,10 +76,12 @@ Model Monitor demo is running.
   read key       {read_key}
   traffic        {rate:g} predictions/s, labels after ~{label_delay:g}s for {label_share:.0%} of them,
                  drift injected after {drift_after:g}s
-  metrics        drift per feature and for the dataset, every {metrics_every:g}s over the live 1h and 1d windows
+  metrics        drift, quality against the labels, concept drift, latency and data quality, per region
+                 and channel too, every {metrics_every:g}s over the live 1h and 1d windows
 Try:
   curl -H 'Authorization: Bearer {read_key}' {server.url}/v1/models/{demo_data.MODEL_NAME}
   curl -H 'Authorization: Bearer {read_key}' '{model_url}/metrics?metric=dataset_drift'
+  curl -H 'Authorization: Bearer {read_key}' '{model_url}/metrics?metric=quality.accuracy&label=segment:region'
 Press Ctrl-C to stop.
 """,
         flush=True,

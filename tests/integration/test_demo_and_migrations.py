@@ -52,10 +52,19 @@ def test_demo_streams_traffic_with_labels(settings, session_ctx) -> None:  # typ
         ).fetchone()[0]
         n_ref = conn.execute("SELECT row_count FROM reference_datasets WHERE is_active").fetchone()[0]
         n_drift = conn.execute("SELECT count(*) FROM metric_points WHERE metric = 'feature_drift'").fetchone()[0]
+        coverage = conn.execute(
+            "SELECT count(*) FROM metric_points WHERE metric = 'quality.label_coverage' AND labels = '{}'::jsonb"
+        ).fetchone()[0]
+        segments = conn.execute(
+            "SELECT count(DISTINCT labels->>'segment_value') FROM metric_points "
+            "WHERE metric = 'dataset_drift' AND labels->>'segment' = 'region'"
+        ).fetchone()[0]
     assert n_pred > 100
     assert n_lab > 20
     assert n_ref == 5000
     assert n_drift >= 8  # the scheduler ran: every feature's drift over the live window
+    assert coverage >= 1  # quality against labels, with its coverage
+    assert segments >= 2  # and per region
 
 
 def test_migrations_go_down_and_up_again(database_url: str) -> None:
