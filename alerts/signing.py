@@ -28,7 +28,7 @@ def new_secret() -> str:
     return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(24)).decode()
 
 
-def _key(secret: str) -> bytes:
+def key_bytes(secret: str) -> bytes:
     raw = secret.removeprefix(SECRET_PREFIX)
     try:
         return base64.b64decode(raw, validate=True)
@@ -38,7 +38,7 @@ def _key(secret: str) -> bytes:
 
 def sign(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
     """The ``webhook-signature`` value for one message."""
-    mac = hmac.new(_key(secret), f"{msg_id}.{timestamp}.".encode() + body, hashlib.sha256).digest()
+    mac = hmac.new(key_bytes(secret), f"{msg_id}.{timestamp}.".encode() + body, hashlib.sha256).digest()
     return "v1," + base64.b64encode(mac).decode()
 
 

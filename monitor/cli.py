@@ -82,15 +82,20 @@ def _keys(args: argparse.Namespace) -> int:
 def _scheduler(args: argparse.Namespace) -> int:
     from monitor.scheduler import MetricScheduler
     from monitor.services.bootstrap import open_context
+    from monitor.services.delivery import DeliveryWorker
 
     ctx = open_context(get_settings())
     scheduler = MetricScheduler(ctx, tick_seconds=args.tick)
+    # Every scheduler delivers, leader or not: messages are claimed one deliverer at a time.
+    deliverer = DeliveryWorker(ctx)
+    deliverer.start()
     try:
         scheduler.start(block=True)
     except (KeyboardInterrupt, SystemExit):
         pass
     finally:
         scheduler.stop()
+        deliverer.stop()  # lets the attempt in flight finish and be recorded
         ctx.close()
     return 0
 

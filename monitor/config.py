@@ -46,6 +46,22 @@ class Settings(BaseSettings):
 
     db_pool_size: int = 10
 
+    # Alerting. A YAML file of rules and receivers, reloaded when it changes (rules and receivers
+    # can also be managed through /v1/rules and /v1/receivers).
+    rules_file: Path | None = None
+    # Receiver URLs resolving to private or loopback addresses are refused unless allowed here
+    # (request forgery: a rule author could otherwise make the service call internal systems).
+    allow_private_receivers: bool = False
+    allow_loopback_receivers: bool = False
+    # Where alert links point: the dashboard's base URL, and this API's own.
+    dashboard_url: str = "http://127.0.0.1:8050"
+    public_url: str = "http://127.0.0.1:8000"
+    # Webhook delivery: timeout per attempt, attempts before a message is marked failed (about a
+    # day with the backoff capped at 10 minutes), and the lease a deliverer holds a message for.
+    delivery_timeout_seconds: float = 10.0
+    delivery_max_attempts: int = 150
+    delivery_lease_seconds: float = 60.0
+
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:

@@ -1,4 +1,5 @@
-"""The scheduler process: runs each model's metrics on its schedule (APScheduler).
+"""The scheduler process: runs each model's metrics on its schedule (APScheduler), evaluates
+its alert rules after each run, and sends notification groups that come due.
 
 Only one scheduler acts at a time: each holds a Postgres session-level advisory lock while it
 is the leader; the others tick idle until the leader's connection goes away (a crash, a network
@@ -18,6 +19,8 @@ from sqlalchemy import Connection, text
 
 from monitor.db import registry_repo
 from monitor.services import registry
+from monitor.services.alert_config import RulesFile
+from monitor.services.alerting import evaluate_model, flush_groups
 from monitor.services.context import ServiceContext
 from monitor.services.monitoring_run import run_model
 
@@ -34,6 +37,8 @@ class MetricScheduler:
         self._last_run: dict[str, float] = {}
         self._guard = threading.Lock()
         self._scheduler: BackgroundScheduler | BlockingScheduler | None = None
+        path = ctx.settings.rules_file
+        self._rules_file = RulesFile(path) if path is not None else None
 
     # -- leadership ------------------------------------------------------------------------------
 
@@ -73,6 +78,11 @@ class MetricScheduler:
             if not self.is_leader():
                 return []
             ran = []
+            if self._rules_file is not None:
+                try:
+                    self._rules_file.sync(self.ctx)
+                except Exception:  # a broken file keeps the rules loaded before
+                    log.exception("could not load the rules file %s", self._rules_file.path)
             with self.ctx.uow() as uow:
                 names = registry_repo.list_model_names(uow.conn)
             for name in names:
@@ -87,6 +97,17 @@ class MetricScheduler:
                     log.info("metrics for %s: %s", name, report)
                 except Exception:  # one model's failure must not stop the others
                     log.exception("metrics run for %s failed; retrying next tick", name)
+                    continue
+                try:
+                    changes = evaluate_model(self.ctx, name)
+                    if changes:
+                        log.info("alerts for %s: %s", name, changes)
+                except Exception:
+                    log.exception("rule evaluation for %s failed; retrying next tick", name)
+            try:
+                flush_groups(self.ctx)  # groups whose wait ended since the last evaluation
+            except Exception:
+                log.exception("notification grouping failed; retrying next tick")
             return ran
 
     def start(self, *, block: bool) -> None:

@@ -52,7 +52,12 @@ def database_url() -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def settings(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    return Settings(database_url=database_url, data_dir=tmp_path_factory.mktemp("data"), api_key_cache_seconds=0)
+    return Settings(
+        database_url=database_url,
+        data_dir=tmp_path_factory.mktemp("data"),
+        api_key_cache_seconds=0,
+        allow_loopback_receivers=True,  # the tests' webhook receivers listen on loopback
+    )
 
 
 @pytest.fixture(scope="session")
@@ -67,6 +72,16 @@ TABLES = ", ".join(
         "reports",
         "job_watermarks",
         "relabelled_hours",
+        "retrain_triggers",
+        "deliveries",
+        "outbox",
+        "notification_groups",
+        "silences",
+        "alert_history",
+        "alerts",
+        "rule_file_errors",
+        "rules",
+        "receivers",
         "bucket_summaries",
         "reference_summaries",
         "metric_points",

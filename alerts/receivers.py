@@ -1,0 +1,75 @@
+"""Receivers: where notifications and retraining events go, and how they are grouped."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from alerts.dispatch import Timers
+from alerts.rules import parse_duration
+from alerts.signing import SECRET_PREFIX, key_bytes
+from alerts.urls import check_url
+
+
+class ReceiverKind(StrEnum):
+    webhook = "webhook"  # Alertmanager's webhook payload, signed
+    slack = "slack"  # a Slack incoming-webhook message
+    alertmanager = "alertmanager"  # pushed into an existing Alertmanager: POST {url}/api/v2/alerts
+    retrain = "retrain"  # model.retrain_requested events, signed
+
+
+# Alertmanager expects alerts re-sent while they fire (its resolve_timeout is 5 minutes).
+_DEFAULTS = {
+    ReceiverKind.alertmanager: ("0s", "1m", "1m"),
+}
+
+
+class ReceiverSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
+    kind: ReceiverKind = ReceiverKind.webhook
+    url: str
+    secret: str | None = Field(None, description="whsec_…; generated when absent and shown once")
+    group_by: list[str] = Field(default_factory=lambda: ["alertname", "model"])
+    group_wait: str | None = None
+    group_interval: str | None = None
+    repeat_interval: str | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        # Literal addresses are judged here; names are resolved and checked before every attempt.
+        check_url(v, allow_private=True, allow_loopback=True, resolve=False)
+        return v
+
+    @field_validator("secret")
+    @classmethod
+    def _secret(cls, v: str | None) -> str | None:
+        if v is not None:
+            if not v.startswith(SECRET_PREFIX):
+                raise ValueError("a secret looks like whsec_ followed by base64")
+            if len(key_bytes(v)) < 16:
+                raise ValueError("a secret needs at least 16 bytes of key")
+        return v
+
+    @field_validator("group_wait", "group_interval", "repeat_interval")
+    @classmethod
+    def _durations(cls, v: str | None) -> str | None:
+        if v is not None:
+            parse_duration(v)
+        return v
+
+    def timers(self) -> Timers:
+        wait, interval, repeat = _DEFAULTS.get(self.kind, ("30s", "5m", "4h"))
+        return Timers(
+            parse_duration(self.group_wait or wait),
+            parse_duration(self.group_interval or interval),
+            parse_duration(self.repeat_interval or repeat),
+        )
+
+
+def timers_from_seconds(wait: int, interval: int, repeat: int) -> Timers:
+    return Timers(timedelta(seconds=wait), timedelta(seconds=interval), timedelta(seconds=repeat))

@@ -1,0 +1,240 @@
+"""Rules and receivers: through the API, and from the rules file (reloaded when it changes).
+
+A bad rule is refused with its field and reason; from the file, it is left out and reported
+(``GET /v1/rules``) while every good rule loads: one bad rule never takes the engine down.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from alerts.receivers import ReceiverSpec
+from alerts.rules import Rule, RuleError, load_yaml, parse_rule, parse_rules
+from alerts.signing import new_secret
+from monitor.db import alert_repo
+from monitor.errors import Conflict, MonitorError, NotFound
+from monitor.services.context import ServiceContext
+
+log = logging.getLogger(__name__)
+
+
+def _rule_error(exc: RuleError) -> MonitorError:
+    return MonitorError(f"rule refused: {exc}", [exc.as_dict()])
+
+
+def list_rules(ctx: ServiceContext) -> dict[str, Any]:
+    with ctx.uow() as uow:
+        rules = alert_repo.list_rules(uow.conn)
+        errors = alert_repo.file_errors(uow.conn)
+    return {"rules": rules, "file_errors": errors}
+
+
+def active_rules(ctx: ServiceContext) -> list[Rule]:
+    """Every stored rule that still parses (they were checked when stored)."""
+    out = []
+    with ctx.uow() as uow:
+        rows = alert_repo.list_rules(uow.conn)
+    for row in rows:
+        try:
+            out.append(parse_rule(row["definition"]))
+        except RuleError as exc:  # stored by an older version with other rules
+            log.error("stored rule %s no longer parses: %s", row["name"], exc)
+    return out
+
+
+def get_rule(ctx: ServiceContext, name: str) -> dict[str, Any]:
+    with ctx.uow() as uow:
+        row = alert_repo.get_rule(uow.conn, name)
+    if row is None:
+        raise NotFound(f"no rule named {name!r}")
+    return row
+
+
+def put_rule(ctx: ServiceContext, doc: Any, *, name: str | None = None, create: bool = False) -> dict[str, Any]:
+    try:
+        rule = parse_rule(doc)
+    except RuleError as exc:
+        raise _rule_error(exc) from None
+    if name is not None and rule.name != name:
+        raise MonitorError(f"the rule's name {rule.name!r} differs from the one in the path {name!r}")
+    with ctx.uow() as uow:
+        existing = alert_repo.get_rule(uow.conn, rule.name)
+        if existing and existing["source"] == "file":
+            raise Conflict(f"rule {rule.name!r} is defined in the rules file; change it there")
+        if existing and create:
+            raise Conflict(f"a rule named {rule.name!r} exists; PUT /v1/rules/{rule.name} replaces it")
+        _check_receivers(uow.conn, rule)
+        alert_repo.upsert_rule(uow.conn, rule.name, rule.to_doc(), "api")
+        uow.commit()
+        return alert_repo.get_rule(uow.conn, rule.name) or {}
+
+
+def _check_receivers(conn: Any, rule: Rule) -> None:
+    names = {r["name"]: r["kind"] for r in alert_repo.list_receivers(conn)}
+    for i, r in enumerate(rule.receivers):
+        if r not in names:
+            raise _rule_error(RuleError(None, rule.name, f"receivers.{i}", f"no receiver named {r!r}"))
+    if rule.retrain is not None and rule.retrain.receiver not in names:
+        raise _rule_error(
+            RuleError(None, rule.name, "retrain.receiver", f"no receiver named {rule.retrain.receiver!r}")
+        )
+
+
+def delete_rule(ctx: ServiceContext, name: str) -> None:
+    with ctx.uow() as uow:
+        existing = alert_repo.get_rule(uow.conn, name)
+        if existing is None:
+            raise NotFound(f"no rule named {name!r}")
+        if existing["source"] == "file":
+            raise Conflict(f"rule {name!r} is defined in the rules file; remove it there")
+        alert_repo.delete_rule(uow.conn, name)
+        uow.commit()
+
+
+def _receiver_row(spec: ReceiverSpec, source: str) -> dict[str, Any]:
+    t = spec.timers()
+    return {
+        "name": spec.name,
+        "kind": spec.kind.value,
+        "url": spec.url,
+        "secret": spec.secret or new_secret(),
+        "group_by": spec.group_by,
+        "group_wait_s": int(t.group_wait.total_seconds()),
+        "group_interval_s": int(t.group_interval.total_seconds()),
+        "repeat_interval_s": int(t.repeat_interval.total_seconds()),
+        "source": source,
+    }
+
+
+def public_receiver(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in row.items() if k != "secret"}
+
+
+def list_receivers(ctx: ServiceContext) -> list[dict[str, Any]]:
+    with ctx.uow() as uow:
+        return [public_receiver(r) for r in alert_repo.list_receivers(uow.conn)]
+
+
+def put_receiver(ctx: ServiceContext, doc: Any) -> dict[str, Any]:
+    """Create or replace a receiver; the answer carries its signing secret, the only time it is shown."""
+    try:
+        spec = ReceiverSpec.model_validate(doc)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"])
+        raise MonitorError(
+            f"receiver refused: {field}: {first['msg']}", [{"field": field, "reason": first["msg"]}]
+        ) from None
+    row = _receiver_row(spec, "api")
+    with ctx.uow() as uow:
+        existing = alert_repo.get_receiver(uow.conn, spec.name)
+        if existing and existing["source"] == "file":
+            raise Conflict(f"receiver {spec.name!r} is defined in the rules file; change it there")
+        if existing and spec.secret is None:
+            row["secret"] = existing["secret"]  # keep the secret receivers already verify with
+        alert_repo.upsert_receiver(uow.conn, row)
+        uow.commit()
+    return row
+
+
+def delete_receiver(ctx: ServiceContext, name: str) -> None:
+    with ctx.uow() as uow:
+        existing = alert_repo.get_receiver(uow.conn, name)
+        if existing is None:
+            raise NotFound(f"no receiver named {name!r}")
+        if existing["source"] == "file":
+            raise Conflict(f"receiver {name!r} is defined in the rules file; remove it there")
+        users = [
+            r["name"]
+            for r in alert_repo.list_rules(uow.conn)
+            if name in r["definition"].get("receivers", [])
+            or (r["definition"].get("retrain") or {}).get("receiver") == name
+        ]
+        if users:
+            raise Conflict(f"receiver {name!r} is used by rules {', '.join(users)}")
+        alert_repo.delete_receiver(uow.conn, name)
+        uow.commit()
+
+
+@dataclass
+class RulesFile:
+    """Reloads the rules file when its modification time or size changes."""
+
+    path: Path
+    _seen: tuple[float, int] | None = None
+
+    def sync(self, ctx: ServiceContext, force: bool = False) -> bool:
+        """Load the file if it changed; returns whether it was loaded."""
+        try:
+            st = self.path.stat()
+        except FileNotFoundError:
+            log.error("rules file %s does not exist", self.path)
+            return False
+        stamp = (st.st_mtime, st.st_size)
+        if stamp == self._seen and not force:
+            return False
+        self._seen = stamp
+        load_rules_file(ctx, self.path.read_text())
+        return True
+
+
+def load_rules_file(ctx: ServiceContext, text: str, path: str = "rules file") -> list[dict[str, Any]]:
+    """Replace the file-defined rules and receivers with the file's; returns the errors."""
+    errors: list[dict[str, Any]] = []
+    try:
+        doc = load_yaml(text)
+    except RuleError as exc:
+        errors.append(exc.as_dict())
+        doc = None
+    with ctx.uow() as uow:
+        if doc is None:  # unreadable: keep what was loaded before
+            alert_repo.set_file_errors(uow.conn, path, errors, datetime.now(UTC))
+            uow.commit()
+            log.error("rules file refused: %s", errors[0]["reason"])
+            return errors
+        receivers: list[str] = []
+        for i, rdoc in enumerate(doc.get("receivers") or []):
+            try:
+                spec = ReceiverSpec.model_validate(rdoc)
+            except ValidationError as exc:
+                first = exc.errors()[0]
+                name = rdoc.get("name") if isinstance(rdoc, dict) else None
+                field = ".".join(str(p) for p in first["loc"])
+                errors.append({"receiver": name, "index": i, "field": field, "reason": first["msg"]})
+                continue
+            if spec.secret is None:
+                errors.append(
+                    {"receiver": spec.name, "index": i, "field": "secret", "reason": "a file receiver needs its secret"}
+                )
+                continue
+            alert_repo.upsert_receiver(uow.conn, _receiver_row(spec, "file"))
+            receivers.append(spec.name)
+        alert_repo.delete_file_items(uow.conn, "receivers", receivers)
+        rules, rule_errors = parse_rules(doc.get("rules") or [])
+        errors += [e.as_dict() for e in rule_errors]
+        kept = []
+        for rule in rules:
+            try:
+                _check_receivers(uow.conn, rule)
+            except MonitorError as exc:
+                errors += exc.details
+                continue
+            existing = alert_repo.get_rule(uow.conn, rule.name)
+            if existing and existing["source"] == "api":
+                errors.append({"rule": rule.name, "field": "name", "reason": "a rule of this name exists from the API"})
+                continue
+            alert_repo.upsert_rule(uow.conn, rule.name, rule.to_doc(), "file")
+            kept.append(rule.name)
+        alert_repo.delete_file_items(uow.conn, "rules", kept)
+        alert_repo.set_file_errors(uow.conn, path, errors, datetime.now(UTC))
+        uow.commit()
+    for e in errors:
+        log.error("rules file: %s", e)
+    log.info("rules file loaded: %d rules, %d receivers, %d refused", len(kept), len(receivers), len(errors))
+    return errors

@@ -1,0 +1,93 @@
+"""What on-call engineers and the dashboard do with alerts: list them with their history,
+acknowledge them, silence them; read the outbox, the delivery log and retraining triggers."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from alerts.silences import Matcher, Silence, SilenceSpec, silenced_by
+from monitor.db import alert_repo
+from monitor.errors import MonitorError, NotFound
+from monitor.services.context import ServiceContext
+
+
+def list_alerts(ctx: ServiceContext, state: str | None = None, model: str | None = None) -> list[dict[str, Any]]:
+    if state is not None and state not in ("pending", "firing", "resolved"):
+        raise MonitorError(f"state {state!r} is not one of pending, firing, resolved")
+    with ctx.uow() as uow:
+        alerts = alert_repo.list_alerts(uow.conn, state, model)
+        silences = alert_repo.list_silences(uow.conn, datetime.now(UTC))
+    active = [
+        Silence(s["id"], [Matcher.model_validate(m) for m in s["matchers"]], s["starts_at"], s["ends_at"])
+        for s in silences
+    ]
+    now = datetime.now(UTC)
+    for a in alerts:
+        a["silenced_by"] = silenced_by(a["labels"], active, now)
+    return alerts
+
+
+def get_alert(ctx: ServiceContext, fingerprint: str) -> dict[str, Any]:
+    with ctx.uow() as uow:
+        alert = alert_repo.get_alert(uow.conn, fingerprint)
+        if alert is None:
+            raise NotFound(f"no alert {fingerprint!r}")
+        alert["history"] = alert_repo.history(uow.conn, fingerprint=fingerprint)
+    return alert
+
+
+def alert_history(ctx: ServiceContext, model: str | None, limit: int) -> list[dict[str, Any]]:
+    with ctx.uow() as uow:
+        return alert_repo.history(uow.conn, model=model, limit=limit)
+
+
+def acknowledge(ctx: ServiceContext, fingerprint: str, by: str, comment: str) -> dict[str, Any]:
+    with ctx.uow() as uow:
+        if not alert_repo.acknowledge(uow.conn, fingerprint, by, comment, datetime.now(UTC)):
+            raise NotFound(f"no alert {fingerprint!r}")
+        uow.commit()
+        return alert_repo.get_alert(uow.conn, fingerprint) or {}
+
+
+def create_silence(ctx: ServiceContext, spec: SilenceSpec) -> dict[str, Any]:
+    starts = spec.starts_at or datetime.now(UTC)
+    if spec.ends_at <= starts:
+        raise MonitorError(
+            "a silence must end after it starts", [{"field": "ends_at", "reason": "not after starts_at"}]
+        )
+    with ctx.uow() as uow:
+        sid = alert_repo.create_silence(
+            uow.conn, [m.model_dump() for m in spec.matchers], starts, spec.ends_at, spec.created_by, spec.comment
+        )
+        uow.commit()
+    return {"id": sid, "starts_at": starts, **spec.model_dump(exclude={"starts_at"})}
+
+
+def list_silences(ctx: ServiceContext, active_only: bool) -> list[dict[str, Any]]:
+    with ctx.uow() as uow:
+        return alert_repo.list_silences(uow.conn, datetime.now(UTC) if active_only else None)
+
+
+def expire_silence(ctx: ServiceContext, silence_id: str) -> None:
+    with ctx.uow() as uow:
+        if not alert_repo.expire_silence(uow.conn, silence_id, datetime.now(UTC)):
+            raise NotFound(f"no active silence {silence_id!r}")
+        uow.commit()
+
+
+def list_outbox(ctx: ServiceContext, status: str | None, receiver: str | None, limit: int) -> list[dict[str, Any]]:
+    with ctx.uow() as uow:
+        return alert_repo.list_outbox(uow.conn, status, receiver, limit)
+
+
+def list_deliveries(
+    ctx: ServiceContext, message_id: str | None, receiver: str | None, limit: int
+) -> list[dict[str, Any]]:
+    with ctx.uow() as uow:
+        return alert_repo.list_deliveries(uow.conn, message_id, receiver, limit)
+
+
+def list_retrain_triggers(ctx: ServiceContext, model: str | None, limit: int) -> list[dict[str, Any]]:
+    with ctx.uow() as uow:
+        return alert_repo.list_triggers(uow.conn, model, limit)

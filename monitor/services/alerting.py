@@ -1,0 +1,399 @@
+"""The rules engine's service: after a model's metric run, evaluate its rules on the newest
+points, step every alert instance's state, keep the history, and — in the same transaction —
+write the messages those changes cause to the outbox (notifications due now, retraining
+triggers). ``flush_groups`` also runs on every scheduler tick, for groups whose wait ends
+between evaluations.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+from fnmatch import fnmatchcase
+from typing import Any
+from urllib.parse import quote, urlencode
+
+import orjson
+from sqlalchemy import Connection
+
+from alerts.dispatch import GroupState, due, group_key
+from alerts.evaluate import Evaluation, Sample, evaluate, render, window_name
+from alerts.payloads import Notice, alertmanager_alerts, alertmanager_webhook, retrain_event, slack_message
+from alerts.receivers import timers_from_seconds
+from alerts.rules import Rule, parse_duration
+from alerts.silences import Matcher, Silence, silenced_by
+from alerts.state import AlertState, State, step
+from monitor.config import Settings
+from monitor.db import alert_repo, reference_repo
+from monitor.services.alert_config import active_rules
+from monitor.services.context import ServiceContext
+from monitor.services.registry import resolve_version
+
+log = logging.getLogger(__name__)
+
+# Points older than this are not evaluated: a series that stopped is judged on nothing.
+FRESHNESS = timedelta(days=2)
+
+
+def new_message_id() -> str:
+    return "msg_" + uuid.uuid4().hex
+
+
+def dashboard_link(settings: Settings, model: str, s: Sample | dict[str, Any]) -> str:
+    """A deep link to the model page at the alert's window (the dashboard reads these parameters)."""
+    get = s.get if isinstance(s, dict) else lambda k: getattr(s, k)
+    start, end = get("window_start"), get("window_end")
+    params = {
+        "from": (start - (end - start) * 6).isoformat(),
+        "to": end.isoformat(),
+        "metric": get("metric"),
+        "window": window_name(end - start),
+    }
+    labels = get("labels") or {}
+    for key in ("feature", "segment", "segment_value"):
+        if key in labels:
+            params[key] = labels[key]
+    return f"{settings.dashboard_url.rstrip('/')}/models/{quote(model)}?{urlencode(params)}"
+
+
+def _state_of(row: dict[str, Any] | None) -> AlertState:
+    if row is None:
+        return AlertState()
+    return AlertState(State(row["state"]), row["active_at"], row["fired_at"], row["last_true_at"], row["resolved_at"])
+
+
+def _evidence(e: Evaluation) -> dict[str, Any]:
+    s = e.sample
+    return {
+        "version": s.version,
+        "metric": s.metric,
+        "labels": s.labels,
+        "window_start": s.window_start.isoformat(),
+        "window_end": s.window_end.isoformat(),
+        "value": s.value,
+        "threshold": e.threshold,
+        "baseline": e.baseline,
+        "drifted": s.drifted,
+        "sample_size": s.sample_size,
+        "details": s.details,
+        "note": e.note,
+    }
+
+
+def evaluate_model(ctx: ServiceContext, model: str, now: datetime | None = None) -> dict[str, int]:
+    """Evaluate every rule that reads ``model``; returns counts of transitions by new state."""
+    now = now or datetime.now(UTC)
+    rules = [r for r in active_rules(ctx) if fnmatchcase(model, r.model)]
+    by_name = {r.name: r for r in rules}
+    vrow = resolve_version(ctx, model, None)
+    with ctx.uow() as uow:
+        rows = alert_repo.latest_points(
+            uow.conn, vrow.model_id, vrow.version_id, sorted({r.metric for r in rules}), now - FRESHNESS
+        )
+    samples = [
+        Sample(
+            model,
+            vrow.version,
+            r["metric"],
+            r["labels"],
+            r["window_start"],
+            r["window_end"],
+            r["value"],
+            r["sample_size"],
+            r["threshold"],
+            r["drifted"],
+            r["details"],
+        )
+        for r in rows
+    ]
+    counts: dict[str, int] = defaultdict(int)
+    with ctx.uow() as uow:
+
+        def baseline(s: Sample, back: timedelta) -> float | None:
+            return alert_repo.point_value(
+                uow.conn, vrow.version_id, s.metric, s.labels, s.window_start - back, s.window_end - back
+            )
+
+        existing = alert_repo.alerts_for_update(uow.conn, model)
+        seen: set[str] = set()
+        for rule in rules:
+            for e in evaluate(rule, samples, baseline):
+                seen.add(e.fingerprint)
+                prev = existing.get(e.fingerprint)
+                new, transition = step(_state_of(prev), e.holds, now, rule.for_duration, rule.keep_firing_duration)
+                _store(uow.conn, ctx.settings, rule, e, prev, new, transition, now, counts)
+                if transition is State.firing and rule.retrain is not None:
+                    _maybe_retrain(uow.conn, ctx.settings, rule, e, vrow.version_id, now)
+        # Instances nobody evaluated (their rule was removed, their series stopped): the
+        # condition no longer holds.
+        for fp, row in existing.items():
+            if fp in seen or row["state"] == State.resolved:
+                continue
+            rule = by_name.get(row["rule"])
+            keep = rule.keep_firing_duration if rule else timedelta(0)
+            new, transition = step(_state_of(row), False, now, timedelta(0), keep)
+            if transition is not None:
+                _transition_row(uow.conn, row, new, transition, now)
+                counts[transition.value] += 1
+        flush_groups_in(uow.conn, ctx.settings, now)
+        uow.commit()
+    return dict(counts)
+
+
+def _store(
+    conn: Connection,
+    settings: Settings,
+    rule: Rule,
+    e: Evaluation,
+    prev: dict[str, Any] | None,
+    new: AlertState,
+    transition: State | None,
+    now: datetime,
+    counts: dict[str, int],
+) -> None:
+    if new.state is State.inactive:
+        if prev is not None and transition is State.inactive:  # pending that never fired: forgotten
+            alert_repo.delete_alert(conn, e.fingerprint)
+            _history(conn, prev["rule"], prev["model"], e.fingerprint, prev["state"], "inactive", now, e)
+            counts["inactive"] += 1
+        return
+    if new.state is State.resolved and transition is None:
+        return  # a resolved alert keeps the evidence it resolved with
+    link = dashboard_link(settings, e.sample.model, e.sample)
+    alert_repo.save_alert(
+        conn,
+        {
+            "fingerprint": e.fingerprint,
+            "rule": rule.name,
+            "model": e.sample.model,
+            "labels": e.labels,
+            "annotations": {**render(rule, e, link), "dashboard": link},
+            "state": new.state.value,
+            "active_at": new.active_at,
+            "fired_at": new.fired_at,
+            "last_true_at": new.last_true_at,
+            "resolved_at": new.resolved_at,
+            "value": e.sample.value,
+            "threshold": e.threshold,
+            "evidence": _evidence(e),
+            "updated_at": now,
+        },
+    )
+    if transition is not None:
+        before = prev["state"] if prev is not None else "inactive"
+        _history(conn, rule.name, e.sample.model, e.fingerprint, before, transition.value, now, e)
+        counts[transition.value] += 1
+
+
+def _history(
+    conn: Connection, rule: str, model: str, fp: str, before: str, after: str, at: datetime, e: Evaluation
+) -> None:
+    alert_repo.add_history(
+        conn,
+        {
+            "fingerprint": fp,
+            "rule": rule,
+            "model": model,
+            "from_state": before,
+            "to_state": after,
+            "at": at,
+            "value": e.sample.value,
+            "threshold": e.threshold,
+            "labels": e.labels,
+            "evidence": _evidence(e),
+        },
+    )
+
+
+def _transition_row(conn: Connection, row: dict[str, Any], new: AlertState, transition: State, now: datetime) -> None:
+    if new.state is State.inactive:
+        alert_repo.delete_alert(conn, row["fingerprint"])
+    else:
+        alert_repo.save_alert(
+            conn,
+            {
+                **row,
+                "state": new.state.value,
+                "active_at": new.active_at,
+                "fired_at": new.fired_at,
+                "last_true_at": new.last_true_at,
+                "resolved_at": new.resolved_at,
+                "updated_at": now,
+            },
+        )
+    alert_repo.add_history(
+        conn,
+        {
+            "fingerprint": row["fingerprint"],
+            "rule": row["rule"],
+            "model": row["model"],
+            "from_state": row["state"],
+            "to_state": transition.value,
+            "at": now,
+            "value": row["value"],
+            "threshold": row["threshold"],
+            "labels": row["labels"],
+            "evidence": {**row["evidence"], "note": "no longer evaluated: the rule or the series is gone"},
+        },
+    )
+
+
+def _maybe_retrain(
+    conn: Connection, settings: Settings, rule: Rule, e: Evaluation, version_id: int, now: datetime
+) -> None:
+    """At most one retraining trigger per model within the rule's cooldown: the first alert of an
+    incident triggers, the rest of it (other features, other rules) is covered by that one."""
+    assert rule.retrain is not None
+    model = e.sample.model
+    alert_repo.lock_model_triggers(conn, model)
+    last = alert_repo.last_trigger_at(conn, model)
+    cooldown = parse_duration(rule.retrain.cooldown)
+    if last is not None and now - last < cooldown:
+        log.info(
+            "retraining of %s not requested again: last request %s is within the %s cooldown", model, last, cooldown
+        )
+        return
+    ref = None
+    ref_id = reference_repo.active_reference_id(conn, version_id)
+    if ref_id is not None:
+        ref = {"reference_id": ref_id}
+    link = dashboard_link(settings, model, e.sample)
+    reason = (
+        f"rule {rule.name}: {e.sample.metric} {rule.condition.describe()} "
+        f"(value {e.sample.value}, threshold {e.threshold}) over {window_name(e.sample.window)} ending "
+        f"{e.sample.window_end.isoformat()}"
+    )
+    evidence = [_evidence(e)]
+    message_id = new_message_id()
+    body = retrain_event(
+        model=model,
+        version=e.sample.version,
+        rule=rule.name,
+        reason=reason,
+        evidence=evidence,
+        reference=ref,
+        link=link,
+        fingerprint=e.fingerprint,
+        at=now,
+    )
+    alert_repo.enqueue(conn, message_id, rule.retrain.receiver, "retrain", orjson.dumps(body))
+    alert_repo.add_trigger(
+        conn,
+        {
+            "model": model,
+            "version": e.sample.version,
+            "rule": rule.name,
+            "fingerprint": e.fingerprint,
+            "receiver": rule.retrain.receiver,
+            "message_id": message_id,
+            "reason": reason,
+            "evidence": evidence,
+            "created_at": now,
+        },
+    )
+
+
+def flush_groups(ctx: ServiceContext, now: datetime | None = None) -> int:
+    with ctx.uow() as uow:
+        n = flush_groups_in(uow.conn, ctx.settings, now or datetime.now(UTC))
+        uow.commit()
+    return n
+
+
+def _silences(conn: Connection, now: datetime) -> list[Silence]:
+    return [
+        Silence(
+            s["id"],
+            [Matcher.model_validate(m) for m in s["matchers"]],
+            s["starts_at"],
+            s["ends_at"],
+            s["created_by"],
+            s["comment"],
+        )
+        for s in alert_repo.list_silences(conn, now)
+    ]
+
+
+def flush_groups_in(conn: Connection, settings: Settings, now: datetime) -> int:
+    """Enqueue a message for every notification group that is due; returns how many."""
+    receivers = {r["name"]: r for r in alert_repo.list_receivers(conn) if r["kind"] != "retrain"}
+    rules = {r["name"]: r["definition"] for r in alert_repo.list_rules(conn)}
+    alerts = {a["fingerprint"]: a for a in alert_repo.active_alerts(conn)}
+    silences = _silences(conn, now)
+    groups = alert_repo.groups_for_update(conn)
+    current: dict[tuple[str, str], dict[str, str]] = defaultdict(dict)
+    group_labels: dict[tuple[str, str], dict[str, str]] = {}
+    for fp, a in alerts.items():
+        if a["state"] != State.firing or silenced_by(a["labels"], silences, now):
+            continue
+        for name in rules.get(a["rule"], {}).get("receivers", []):
+            rcv = receivers.get(name)
+            if rcv is None:
+                continue
+            key = (name, group_key(name, rcv["group_by"], a["labels"]))
+            current[key][fp] = "firing"
+            group_labels[key] = {k: a["labels"].get(k, "") for k in rcv["group_by"]}
+    for key, g in groups.items():
+        for fp, status in g["last_sent"]:
+            if status == "firing" and fp not in current.get(key, {}):
+                a = alerts.get(fp)
+                if a is not None and silenced_by(a["labels"], silences, now):
+                    continue  # silenced: not even its end is told (it is, once the silence ends)
+                if a is None or a["state"] == State.resolved:
+                    current[key][fp] = "resolved"  # the group was told it fired: tell it it ended
+                    group_labels.setdefault(key, g["group_labels"])
+    sent = 0
+    for key in set(current) | set(groups):
+        name, gkey = key
+        rcv = receivers.get(name)
+        entries = current.get(key, {})
+        stored = groups.get(key)
+        if rcv is None or not entries:
+            if stored is not None and all(st == "resolved" for _, st in stored["last_sent"]):
+                alert_repo.delete_group(conn, name, gkey)  # everything told: the group ends
+            continue
+        state = (
+            GroupState(stored["first_seen_at"], stored["last_sent_at"], frozenset(map(tuple, stored["last_sent"])))
+            if stored
+            else GroupState(now)
+        )
+        row = {
+            "receiver": name,
+            "group_key": gkey,
+            "group_labels": group_labels.get(key, {}),
+            "first_seen_at": state.first_seen_at,
+            "last_sent_at": state.last_sent_at,
+            "last_sent": [list(e) for e in sorted(state.last_sent)],
+        }
+        timers = timers_from_seconds(rcv["group_wait_s"], rcv["group_interval_s"], rcv["repeat_interval_s"])
+        if due(state, frozenset(entries.items()), now, timers):
+            notices = [_notice(alerts.get(fp), fp, status, now) for fp, status in sorted(entries.items())]
+            body = _body(rcv, gkey, group_labels.get(key, {}), notices, settings)
+            alert_repo.enqueue(conn, new_message_id(), name, "notification", orjson.dumps(body))
+            row.update(last_sent_at=now, last_sent=[[fp, st] for fp, st in sorted(entries.items())])
+            sent += 1
+        alert_repo.save_group(conn, row)
+    return sent
+
+
+def _notice(a: dict[str, Any] | None, fp: str, status: str, now: datetime) -> Notice:
+    if a is None:  # deleted since: resolved with what the group last knew
+        return Notice(fp, "resolved", {}, {}, now, now)
+    return Notice(
+        fp,
+        status,
+        a["labels"],
+        a["annotations"],
+        a["fired_at"] or a["active_at"] or now,
+        (a["resolved_at"] or now) if status == "resolved" else None,
+        a["annotations"].get("dashboard", ""),
+    )
+
+
+def _body(rcv: dict[str, Any], gkey: str, glabels: dict[str, str], notices: list[Notice], settings: Settings) -> Any:
+    if rcv["kind"] == "alertmanager":
+        return alertmanager_alerts(notices)
+    payload = alertmanager_webhook(rcv["name"], gkey, glabels, notices, settings.public_url)
+    return slack_message(payload) if rcv["kind"] == "slack" else payload

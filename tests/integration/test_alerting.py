@@ -1,0 +1,277 @@
+"""Rules, alerts and webhooks end to end: metric points in a real Postgres, the rules engine,
+the outbox, and a real HTTP receiver on loopback that fails its first attempts."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+
+from alerts.signing import verify
+from monitor.metrics.points import MetricPoint
+from monitor.scheduler import MetricScheduler
+from monitor.services import alert_config
+from monitor.services.alerting import evaluate_model
+from monitor.services.delivery import deliver_due
+from monitor.services.metric_store import record_points
+from monitor.services.windows import hour_floor
+from tests.integration.helpers import Api
+
+
+@dataclass
+class Receiver:
+    """A webhook receiver that answers 503 (with Retry-After: 0) to the first ``fail_first``
+    attempts of each message (by webhook-id), then 200; it keeps every request."""
+
+    fail_first: int = 0
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    url: str = ""
+
+    def accepted(self) -> list[dict[str, Any]]:
+        return [r for r in self.requests if r["status"] == 200]
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    rec = Receiver(fail_first=2)
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["content-length"]))
+            with rec.lock:
+                tries = sum(1 for r in rec.requests if r["headers"].get("webhook-id") == self.headers["webhook-id"])
+                status = 503 if tries < rec.fail_first else 200
+                rec.requests.append({"path": self.path, "headers": dict(self.headers), "body": body, "status": status})
+            self.send_response(status)
+            if status == 503:
+                self.send_header("Retry-After", "0")
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    rec.url = f"http://127.0.0.1:{server.server_address[1]}/hook"
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield rec
+    server.shutdown()
+
+
+def drift_point(end: datetime, drifted: bool, value: float) -> MetricPoint:
+    return MetricPoint(
+        "dataset_drift", end - timedelta(hours=1), end, value, sample_size=900, threshold=0.5, drifted=drifted
+    )
+
+
+def deliver_all(api: Api, rounds: int = 10) -> None:
+    """Deliver until nothing is due, fast-forwarding the clock past each backoff."""
+    with httpx.Client() as client:
+        for i in range(rounds):
+            if not deliver_due(api.ctx, client, now=datetime.now(UTC) + timedelta(minutes=30 * (i + 1))):
+                return
+
+
+@pytest.fixture
+def wired(churn: Api, receiver: Receiver) -> dict[str, str]:
+    secrets = {}
+    for name, kind in (("oncall", "webhook"), ("retrain", "retrain")):
+        r = churn.http.put(
+            f"/v1/receivers/{name}",
+            json={
+                "kind": kind,
+                "url": receiver.url,
+                "group_wait": "0s",
+                "group_interval": "0s",
+                "group_by": ["alertname", "model"],
+            },
+            headers=churn.admin,
+        )
+        assert r.status_code == 200, r.text
+        secrets[name] = r.json()["secret"]
+    rule = {
+        "name": "dataset-drift",
+        "model": "churn",
+        "metric": "dataset_drift",
+        "window": "1h",
+        "condition": {"drifted": True},
+        "for": "0s",
+        "severity": "critical",
+        "annotations": {"summary": "{model}: {value} of features drifted", "dashboard": "{dashboard_url}"},
+        "receivers": ["oncall"],
+        "retrain": {"receiver": "retrain", "cooldown": "6h"},
+    }
+    r = churn.http.post("/v1/rules", json=rule, headers=churn.admin)
+    assert r.status_code == 201, r.text
+    return secrets
+
+
+def test_firing_alert_is_delivered_signed_once_after_retries_and_resolves(
+    churn: Api, receiver: Receiver, wired: dict[str, str]
+) -> None:
+    end = hour_floor(datetime.now(UTC))
+    record_points(churn.ctx, "churn", "1", [drift_point(end, True, 0.67)])
+    assert evaluate_model(churn.ctx, "churn") == {"firing": 1}
+    alerts = churn.http.get("/v1/alerts?state=firing", headers=churn.read).json()["alerts"]
+    assert len(alerts) == 1 and alerts[0]["annotations"]["summary"] == "churn: 0.67 of features drifted"
+    assert alerts[0]["annotations"]["dashboard"].startswith("http://127.0.0.1:8050/models/churn?")
+    messages = churn.http.get("/v1/outbox", headers=churn.read).json()["messages"]
+    assert sorted(m["receiver"] for m in messages) == ["oncall", "retrain"]  # one transaction wrote both
+
+    deliver_all(churn)
+    # every message id: two refused attempts (503) by the first ones, then each accepted once
+    accepted = receiver.accepted()
+    ids = [r["headers"]["webhook-id"] for r in accepted]
+    assert sorted(ids) == sorted(m["message_id"] for m in messages) and len(set(ids)) == len(ids)
+    for r in accepted:
+        secret = wired["retrain"] if orjson.loads(r["body"]).get("type") else wired["oncall"]
+        assert verify(secret, r["headers"], r["body"]) == r["headers"]["webhook-id"]
+    log = churn.http.get("/v1/deliveries", headers=churn.read).json()["deliveries"]
+    first = receiver.requests[0]["headers"]["webhook-id"]
+    attempts = sorted((d["attempt"], d["status_code"], d["outcome"]) for d in log if d["message_id"] == first)
+    assert attempts == [(1, 503, "retry"), (2, 503, "retry"), (3, 200, "delivered")]
+    assert all(d["latency_ms"] >= 0 for d in log)
+
+    notice = next(orjson.loads(r["body"]) for r in accepted if not orjson.loads(r["body"]).get("type"))
+    assert notice["version"] == "4" and notice["status"] == "firing" and notice["receiver"] == "oncall"
+    assert notice["alerts"][0]["labels"]["alertname"] == "dataset-drift"
+    assert notice["alerts"][0]["endsAt"] == "0001-01-01T00:00:00Z"
+    event = next(orjson.loads(r["body"]) for r in accepted if orjson.loads(r["body"]).get("type"))
+    assert event["type"] == "model.retrain_requested" and event["data"]["model"] == "churn"
+    assert event["data"]["evidence"][0]["value"] == 0.67 and "dataset_drift" in event["data"]["reason"]
+    triggers = churn.http.get("/v1/retrain-triggers", headers=churn.read).json()["triggers"]
+    assert len(triggers) == 1 and triggers[0]["delivery_status"] == "delivered"
+
+    # a scheduler restarting and evaluating again sends nothing new: no transition, no group change
+    scheduler = MetricScheduler(churn.ctx)
+    try:
+        scheduler.tick(force=True)
+    finally:
+        scheduler.stop()
+    deliver_all(churn)
+    assert len(receiver.accepted()) == 2
+
+    # the next window is calm: resolved, and the group is told so, once
+    record_points(churn.ctx, "churn", "1", [drift_point(end + timedelta(hours=1), False, 0.1)])
+    assert evaluate_model(churn.ctx, "churn") == {"resolved": 1}
+    deliver_all(churn)
+    resolved = orjson.loads(receiver.accepted()[-1]["body"])
+    assert resolved["status"] == "resolved" and resolved["alerts"][0]["endsAt"] != "0001-01-01T00:00:00Z"
+    evaluate_model(churn.ctx, "churn")
+    deliver_all(churn)
+    assert len(receiver.accepted()) == 3
+    history = churn.http.get(f"/v1/alerts/{alerts[0]['fingerprint']}", headers=churn.read).json()["history"]
+    assert [(h["from_state"], h["to_state"]) for h in reversed(history)] == [
+        ("inactive", "firing"),
+        ("firing", "resolved"),
+    ]
+
+
+def test_retraining_cooldown_and_silences(churn: Api, receiver: Receiver, wired: dict[str, str]) -> None:
+    receiver.fail_first = 0
+    end = hour_floor(datetime.now(UTC))
+    record_points(churn.ctx, "churn", "1", [drift_point(end, True, 0.7)])
+    evaluate_model(churn.ctx, "churn")
+    record_points(churn.ctx, "churn", "1", [drift_point(end + timedelta(hours=1), False, 0.1)])
+    evaluate_model(churn.ctx, "churn")
+    # a new incident within the cooldown: it fires and notifies, but retraining is not asked again
+    record_points(churn.ctx, "churn", "1", [drift_point(end + timedelta(hours=2), True, 0.8)])
+    assert evaluate_model(churn.ctx, "churn") == {"firing": 1}
+    assert len(churn.http.get("/v1/retrain-triggers", headers=churn.read).json()["triggers"]) == 1
+
+    # silenced: still firing, but nobody is notified
+    silence = {
+        "matchers": [{"name": "model", "value": "churn"}],
+        "ends_at": (datetime.now(UTC) + timedelta(hours=1)).isoformat(),
+        "created_by": "on-call",
+        "comment": "known incident",
+    }
+    r = churn.http.post("/v1/silences", json=silence, headers=churn.admin)
+    assert r.status_code == 201, r.text
+    deliver_all(churn)
+    before = len(receiver.accepted())
+    record_points(churn.ctx, "churn", "1", [drift_point(end + timedelta(hours=3), False, 0.1)])
+    evaluate_model(churn.ctx, "churn")
+    record_points(churn.ctx, "churn", "1", [drift_point(end + timedelta(hours=4), True, 0.9)])
+    evaluate_model(churn.ctx, "churn")
+    alerts = churn.http.get("/v1/alerts?state=firing", headers=churn.read).json()["alerts"]
+    assert len(alerts) == 1 and alerts[0]["silenced_by"] == [r.json()["id"]]
+    deliver_all(churn)
+    assert len(receiver.accepted()) == before
+    ack = churn.http.post(f"/v1/alerts/{alerts[0]['fingerprint']}/ack", json={"by": "ana"}, headers=churn.admin)
+    assert ack.status_code == 200 and ack.json()["acknowledged_by"] == "ana"
+
+
+def test_bad_rules_and_receivers_are_refused_with_field_and_reason(churn: Api) -> None:
+    r = churn.http.post("/v1/rules", json={"name": "x", "metric": "m", "condition": {}}, headers=churn.admin)
+    assert r.status_code == 400
+    assert r.json()["error"]["details"] == [
+        {"index": None, "rule": "x", "field": "condition", "reason": r.json()["error"]["details"][0]["reason"]}
+    ]
+    assert "exactly one" in r.json()["error"]["message"]
+    r = churn.http.post(
+        "/v1/rules",
+        json={"name": "x", "metric": "m", "condition": {"drifted": True}, "receivers": ["nobody"]},
+        headers=churn.admin,
+    )
+    assert r.status_code == 400 and r.json()["error"]["details"][0]["field"] == "receivers.0"
+    r = churn.http.put("/v1/receivers/bad", json={"url": "ftp://x/y"}, headers=churn.admin)
+    assert r.status_code == 400 and "only http and https" in r.json()["error"]["message"]
+
+
+def test_a_receiver_url_resolving_to_loopback_is_refused_unless_allowed(
+    churn: Api, receiver: Receiver, wired: dict[str, str]
+) -> None:
+    ctx = churn.ctx
+    strict = ctx.settings.model_copy(update={"allow_loopback_receivers": False})
+    object.__setattr__(ctx, "settings", strict)
+    try:
+        record_points(ctx, "churn", "1", [drift_point(hour_floor(datetime.now(UTC)), True, 0.7)])
+        evaluate_model(ctx, "churn")
+        deliver_all(churn)
+    finally:
+        object.__setattr__(ctx, "settings", strict.model_copy(update={"allow_loopback_receivers": True}))
+    assert receiver.requests == []
+    log = churn.http.get("/v1/deliveries", headers=churn.read).json()["deliveries"]
+    assert {d["outcome"] for d in log} == {"failed"} and all("loopback" in d["error"] for d in log)
+    # an operator who fixes the settings can send them again
+    message_id = log[0]["message_id"]
+    assert churn.http.post(f"/v1/outbox/{message_id}/redeliver", headers=churn.admin).status_code == 202
+    deliver_all(churn)
+    assert [r["headers"]["webhook-id"] for r in receiver.accepted()] == [message_id]
+
+
+def test_rules_file_loads_good_rules_and_reports_bad_ones(churn: Api, receiver: Receiver) -> None:
+    text = f"""
+receivers:
+  - name: file-hook
+    url: {receiver.url}
+    secret: whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw
+rules:
+  - name: from-file
+    metric: quality.accuracy
+    condition: {{op: "<", threshold: 0.8}}
+    receivers: [file-hook]
+  - name: broken
+    metric: x
+    condition: {{op: "<"}}
+"""
+    errors = alert_config.load_rules_file(churn.ctx, text, "rules.yaml")
+    assert [(e["rule"], e["field"]) for e in errors] == [("broken", "condition")]
+    listed = churn.http.get("/v1/rules", headers=churn.read).json()
+    assert [r["name"] for r in listed["rules"]] == ["from-file"] and listed["rules"][0]["source"] == "file"
+    assert listed["file_errors"][0]["errors"][0]["rule"] == "broken"
+    r = churn.http.delete("/v1/rules/from-file", headers=churn.admin)
+    assert r.status_code == 409  # defined in the file
+    # the file changes: its rules follow; garbage keeps what was loaded
+    alert_config.load_rules_file(churn.ctx, "rules: [", "rules.yaml")
+    assert [r["name"] for r in churn.http.get("/v1/rules", headers=churn.read).json()["rules"]] == ["from-file"]
+    alert_config.load_rules_file(churn.ctx, "rules: []", "rules.yaml")
+    assert churn.http.get("/v1/rules", headers=churn.read).json()["rules"] == []
