@@ -149,7 +149,10 @@ class Rule(BaseModel):
     name: str = Name
     model: str = Field("*", description="model name; wildcards * and ? allowed")
     metric: str = Field(description="metric name, e.g. dataset_drift, feature_drift, quality.accuracy; wildcards")
-    match: dict[str, str] = Field(default_factory=dict, description="label matchers, e.g. {feature: 'age*'}")
+    match: dict[str, str] = Field(
+        default_factory=dict,
+        description="label matchers, e.g. {feature: 'age*'}; '' matches a missing label ({segment: ''}: no segment)",
+    )
     window: str | None = Field(None, description="only windows of this length, e.g. '1h', '1d'")
     condition: Condition
     for_: str = Field("0s", alias="for", description="how long the condition must hold before firing")
@@ -191,7 +194,8 @@ class Rule(BaseModel):
             return False
         if self.window is not None and parse_duration(self.window) != window:
             return False
-        return all(k in labels and fnmatchcase(labels[k], pattern) for k, pattern in self.match.items())
+        # A missing label reads as "": {segment: ""} selects the series over all predictions.
+        return all(fnmatchcase(labels.get(k, ""), pattern) for k, pattern in self.match.items())
 
     def to_doc(self) -> dict[str, Any]:
         return self.model_dump(mode="json", by_alias=True, exclude_none=True)

@@ -193,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    for noisy in ("pgserver", "httpx", "httpcore", "alembic"):
+    for noisy in ("pgserver", "httpx", "httpcore", "alembic", "apscheduler"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     return int(args.func(args) or 0)
 

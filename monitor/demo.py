@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from monitor import demo_data
+from monitor import demo_data, demo_receivers
 from monitor.api.app import create_app
 from monitor.client import MonitorClient
 from monitor.config import get_settings
@@ -21,6 +21,7 @@ from monitor.scheduler import MetricScheduler
 from monitor.server import ThreadedServer, pin_database_url, port_is_free
 from monitor.services import keys, registry
 from monitor.services.bootstrap import open_context
+from monitor.services.delivery import DeliveryWorker
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +44,8 @@ def run_demo(
         return 2
     where = (settings.database_url and "MONITOR_DATABASE_URL") or f"embedded Postgres in {settings.data_dir}"
     print(f"starting the database ({where}) ...", flush=True)
-    settings = pin_database_url(settings)
+    # the demo's own webhook receivers listen on loopback
+    settings = pin_database_url(settings).model_copy(update={"allow_loopback_receivers": True})
     ctx = open_context(settings)
     admin_key, _ = keys.create_key(ctx, "demo-admin", [keys.Scope.admin])
     ingest_key, _ = keys.create_key(ctx, "demo-ingest", [keys.Scope.ingest])
@@ -62,8 +64,11 @@ def run_demo(
     registry.set_monitoring(
         ctx, demo_data.MODEL_NAME, MonitoringConfig(windows=["1h", "1d"], schedule_seconds=max(10, int(metrics_every)))
     )
+    receivers = demo_receivers.install(ctx)
     scheduler = MetricScheduler(ctx, tick_seconds=metrics_every)
     scheduler.start(block=False)
+    deliverer = DeliveryWorker(ctx)
+    deliverer.start()
 
     model_url = f"{server.url}/v1/models/{demo_data.MODEL_NAME}"
     print(
@@ -78,10 +83,13 @@ Model Monitor demo is running.
                  drift injected after {drift_after:g}s
   metrics        drift, quality against the labels, concept drift, latency and data quality, per region
                  and channel too, every {metrics_every:g}s over the live 1h and 1d windows
+  alerts         {len(demo_receivers.RULES)} rules ({", ".join(r["name"] for r in demo_receivers.RULES)});
+                 an on-call webhook and a retraining pipeline on loopback print what they receive below
 Try:
   curl -H 'Authorization: Bearer {read_key}' {server.url}/v1/models/{demo_data.MODEL_NAME}
   curl -H 'Authorization: Bearer {read_key}' '{model_url}/metrics?metric=dataset_drift'
   curl -H 'Authorization: Bearer {read_key}' '{model_url}/metrics?metric=quality.accuracy&label=segment:region'
+  curl -H 'Authorization: Bearer {read_key}' {server.url}/v1/alerts
 Press Ctrl-C to stop.
 """,
         flush=True,
@@ -98,6 +106,9 @@ Press Ctrl-C to stop.
         client.close(timeout=10)
         scheduler.tick(force=True)  # one last run, so the latest traffic is in the metrics
         scheduler.stop()
+        deliverer.stop()
+        for r in receivers:
+            r.stop()
         s = client.stats
         print(f"sent {s.sent} records ({s.duplicates} duplicates, {s.rejected} rejected, {s.dropped} dropped)")
         server.stop()

@@ -3,11 +3,14 @@ the outbox, and a real HTTP receiver on loopback that fails its first attempts."
 
 from __future__ import annotations
 
+import os
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -18,7 +21,8 @@ from alerts.signing import verify
 from monitor.metrics.points import MetricPoint
 from monitor.scheduler import MetricScheduler
 from monitor.services import alert_config
-from monitor.services.alerting import evaluate_model
+from monitor.services.alert_config import RulesFile
+from monitor.services.alerting import evaluate_model, flush_groups
 from monitor.services.delivery import deliver_due
 from monitor.services.metric_store import record_points
 from monitor.services.windows import hour_floor
@@ -31,6 +35,7 @@ class Receiver:
     attempts of each message (by webhook-id), then 200; it keeps every request."""
 
     fail_first: int = 0
+    status_by_path: dict[str, int] = field(default_factory=dict)  # a fixed answer for these paths
     requests: list[dict[str, Any]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
     url: str = ""
@@ -49,6 +54,7 @@ def receiver() -> Iterator[Receiver]:
             with rec.lock:
                 tries = sum(1 for r in rec.requests if r["headers"].get("webhook-id") == self.headers["webhook-id"])
                 status = 503 if tries < rec.fail_first else 200
+                status = rec.status_by_path.get(self.path, status)
                 rec.requests.append({"path": self.path, "headers": dict(self.headers), "body": body, "status": status})
             self.send_response(status)
             if status == 503:
@@ -275,3 +281,69 @@ rules:
     assert [r["name"] for r in churn.http.get("/v1/rules", headers=churn.read).json()["rules"]] == ["from-file"]
     alert_config.load_rules_file(churn.ctx, "rules: []", "rules.yaml")
     assert churn.http.get("/v1/rules", headers=churn.read).json()["rules"] == []
+
+
+def test_a_deliverer_that_dies_mid_attempt_is_taken_over_and_each_id_arrives_once(
+    churn: Api, receiver: Receiver, wired: dict[str, str]
+) -> None:
+    from monitor.db import alert_repo
+    from monitor.services.delivery import DeliveryWorker
+
+    receiver.fail_first = 0
+    record_points(churn.ctx, "churn", "1", [drift_point(hour_floor(datetime.now(UTC)), True, 0.7)])
+    evaluate_model(churn.ctx, "churn")
+    # a deliverer claims both messages and dies before sending: their lease holds them...
+    with churn.ctx.uow() as uow:
+        claimed = alert_repo.claim_due(uow.conn, datetime.now(UTC), 60, 10)
+        uow.commit()
+    assert len(claimed) == 2
+    worker = DeliveryWorker(churn.ctx, idle_seconds=0.05)
+    worker.start()
+    try:
+        threading.Event().wait(1.0)  # a few of the worker's rounds
+        assert receiver.requests == []  # ... so a live deliverer leaves them alone
+    finally:
+        worker.stop()
+    # ... until the lease runs out: then they are taken over, and each arrives once
+    deliver_all(churn)
+    ids = [r["headers"]["webhook-id"] for r in receiver.accepted()]
+    assert sorted(ids) == sorted(m["message_id"] for m in claimed)
+    deliver_all(churn)
+    assert len(receiver.accepted()) == 2
+
+
+def test_alertmanager_receiver_gets_api_v2_alerts_and_a_4xx_is_not_retried(churn: Api, receiver: Receiver) -> None:
+    receiver.fail_first = 0
+    receiver.status_by_path["/gone"] = 410
+    base = receiver.url.removesuffix("/hook")
+    for name, kind, url in (("am", "alertmanager", base), ("gone", "webhook", base + "/gone")):
+        r = churn.http.put(f"/v1/receivers/{name}", json={"kind": kind, "url": url}, headers=churn.admin)
+        assert r.status_code == 200, r.text
+    rule = {"name": "drift", "metric": "dataset_drift", "condition": {"drifted": True}, "receivers": ["am", "gone"]}
+    assert churn.http.post("/v1/rules", json=rule, headers=churn.admin).status_code == 201
+    record_points(churn.ctx, "churn", "1", [drift_point(hour_floor(datetime.now(UTC)), True, 0.7)])
+    evaluate_model(churn.ctx, "churn")  # alertmanager's group_wait is 0s: sent at once
+    flush_groups(churn.ctx, datetime.now(UTC) + timedelta(seconds=31))  # the webhook's default 30s wait
+    deliver_all(churn)
+    am = [r for r in receiver.requests if r["path"] == "/api/v2/alerts"]
+    assert len(am) == 1
+    body = orjson.loads(am[0]["body"])
+    assert body[0]["labels"]["alertname"] == "drift" and "endsAt" not in body[0]  # firing: no end
+    gone = [r for r in receiver.requests if r["path"] == "/gone"]
+    assert len(gone) == 1  # 410: failed for good, not retried
+    log = churn.http.get("/v1/deliveries?receiver=gone", headers=churn.read).json()["deliveries"]
+    assert [(d["status_code"], d["outcome"]) for d in log] == [(410, "failed")]
+    failed = churn.http.get("/v1/outbox?status=failed", headers=churn.read).json()["messages"]
+    assert [m["receiver"] for m in failed] == ["gone"] and failed[0]["last_error"].startswith("HTTP 410")
+
+
+def test_the_rules_file_is_reloaded_when_it_changes(churn: Api, tmp_path: Path) -> None:
+    path = tmp_path / "rules.yaml"
+    path.write_text("rules:\n  - {name: one, metric: m, condition: {drifted: true}}\n")
+    watcher = RulesFile(path)
+    assert watcher.sync(churn.ctx) is True
+    assert watcher.sync(churn.ctx) is False  # unchanged: not read again
+    path.write_text("rules:\n  - {name: two, metric: m, condition: {drifted: true}}\n")
+    os.utime(path, (time.time() + 5, time.time() + 5))
+    assert watcher.sync(churn.ctx) is True
+    assert [r["name"] for r in churn.http.get("/v1/rules", headers=churn.read).json()["rules"]] == ["two"]

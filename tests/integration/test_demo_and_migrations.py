@@ -55,6 +55,8 @@ def test_demo_streams_traffic_with_labels(settings, session_ctx) -> None:  # typ
         coverage = conn.execute(
             "SELECT count(*) FROM metric_points WHERE metric = 'quality.label_coverage' AND labels = '{}'::jsonb"
         ).fetchone()[0]
+        rules = conn.execute("SELECT count(*) FROM rules").fetchone()[0]
+        receivers = conn.execute("SELECT array_agg(kind ORDER BY kind) FROM receivers").fetchone()[0]
         segments = conn.execute(
             "SELECT count(DISTINCT labels->>'segment_value') FROM metric_points "
             "WHERE metric = 'dataset_drift' AND labels->>'segment' = 'region'"
@@ -65,6 +67,7 @@ def test_demo_streams_traffic_with_labels(settings, session_ctx) -> None:  # typ
     assert n_drift >= 8  # the scheduler ran: every feature's drift over the live window
     assert coverage >= 1  # quality against labels, with its coverage
     assert segments >= 2  # and per region
+    assert rules == 4 and receivers == ["retrain", "webhook"]  # the demo's rules and its two receivers
 
 
 def test_migrations_go_down_and_up_again(database_url: str) -> None:

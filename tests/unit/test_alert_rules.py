@@ -130,3 +130,12 @@ def test_annotations_are_rendered_and_never_fail() -> None:
         "summary": "credit: 0.6 of features drifted (threshold 0.5)",
         "dashboard": "http://dash/models/credit?start=x",
     }
+
+
+def test_an_empty_matcher_selects_series_without_the_label() -> None:
+    rule = parse_rule(
+        {"name": "x", "metric": "dataset_drift", "match": {"segment": ""}, "condition": {"drifted": True}}
+    )
+    overall = sample("dataset_drift", 0.6, drifted=True)
+    segment = sample("dataset_drift", 0.6, drifted=True, labels={"segment": "region", "segment_value": "EU"})
+    assert [e.sample for e in evaluate(rule, [overall, segment])] == [overall]
