@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from collections.abc import Sequence
+from typing import Any
 
 from monitor.config import get_settings
 
@@ -127,7 +129,7 @@ def _backfill(args: argparse.Namespace) -> int:
     return 0
 
 
-def _demo(args: argparse.Namespace) -> int:
+def _demo(args: argparse.Namespace, services: Sequence[Any] = ()) -> int:
     from monitor.demo import run_demo
 
     return run_demo(
@@ -137,6 +139,7 @@ def _demo(args: argparse.Namespace) -> int:
         drift_after=args.drift_after,
         label_delay=args.label_delay,
         metrics_every=args.metrics_every,
+        services=services,
     )
 
 
@@ -188,13 +191,19 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def setup_logging(args: argparse.Namespace) -> None:
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    for noisy in ("pgserver", "httpx", "httpcore", "alembic", "apscheduler"):
+    for noisy in ("pgserver", "httpx", "httpcore", "alembic", "apscheduler", "werkzeug"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The service's commands without the dashboard (``dashboards.cli`` adds it: it is the
+    ``monitor`` console script)."""
+    args = build_parser().parse_args(argv)
+    setup_logging(args)
     return int(args.func(args) or 0)
 
 

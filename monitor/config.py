@@ -62,6 +62,13 @@ class Settings(BaseSettings):
     delivery_max_attempts: int = 150
     delivery_lease_seconds: float = 60.0
 
+    # The dashboard (`monitor dashboard`): where it listens, and the key that signs its login
+    # sessions (unset: a random one per process, so logins end when it restarts; set it when
+    # several dashboard processes sit behind one address).
+    dashboard_host: str = "127.0.0.1"
+    dashboard_port: int = 8050
+    dashboard_secret_key: str | None = None
+
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:

@@ -8,7 +8,9 @@ import signal
 import tempfile
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
@@ -21,9 +23,21 @@ from monitor.scheduler import MetricScheduler
 from monitor.server import ThreadedServer, pin_database_url, port_is_free
 from monitor.services import keys, registry
 from monitor.services.bootstrap import open_context
+from monitor.services.context import ServiceContext
 from monitor.services.delivery import DeliveryWorker
 
 log = logging.getLogger(__name__)
+
+
+class DemoService(Protocol):
+    """Something the demo runs beside the API (the dashboard plugs in this way: ``monitor``
+    does not import ``dashboards``)."""
+
+    def start(self, ctx: ServiceContext) -> str:
+        """Start; return the banner line that says where it is."""
+        ...
+
+    def stop(self) -> None: ...
 
 
 def run_demo(
@@ -36,6 +50,7 @@ def run_demo(
     label_share: float = 0.8,
     seed: int = 1,
     metrics_every: float = 30.0,
+    services: Sequence[DemoService] = (),
 ) -> int:
     settings = get_settings()
     port = port or settings.port
@@ -69,13 +84,14 @@ def run_demo(
     scheduler.start(block=False)
     deliverer = DeliveryWorker(ctx)
     deliverer.start()
+    extra_lines = "".join(f"  {svc.start(ctx)}\n" for svc in services)
 
     model_url = f"{server.url}/v1/models/{demo_data.MODEL_NAME}"
     print(
         f"""
 Model Monitor demo is running.
   API            {server.url}          (OpenAPI docs: {server.url}/docs)
-  model          {demo_data.MODEL_NAME}: {ref["rows"]} reference rows
+{extra_lines}  model          {demo_data.MODEL_NAME}: {ref["rows"]} reference rows
   admin key      {admin_key}
   ingest key     {ingest_key}
   read key       {read_key}
@@ -109,6 +125,8 @@ Press Ctrl-C to stop.
         deliverer.stop()
         for r in receivers:
             r.stop()
+        for svc in services:
+            svc.stop()
         s = client.stats
         print(f"sent {s.sent} records ({s.duplicates} duplicates, {s.rejected} rejected, {s.dropped} dropped)")
         server.stop()

@@ -99,12 +99,16 @@ TABLES = ", ".join(
 )
 
 
+def empty_database(ctx: ServiceContext) -> None:
+    with ctx.engine.begin() as conn:
+        conn.execute(text(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE"))
+    ctx._validators.clear()
+    ctx._decoders.clear()
+    ctx.forget_versions()
+
+
 @pytest.fixture
 def ctx(session_ctx: ServiceContext) -> Iterator[ServiceContext]:
     """The service context over an empty database (tables truncated before each test)."""
-    with session_ctx.engine.begin() as conn:
-        conn.execute(text(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE"))
-    session_ctx._validators.clear()
-    session_ctx._decoders.clear()
-    session_ctx.forget_versions()
+    empty_database(session_ctx)
     yield session_ctx

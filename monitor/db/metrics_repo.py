@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, func, select, text
 from sqlalchemy.dialects.postgresql import insert
 
 from monitor.db.tables import metric_points, model_versions
@@ -88,3 +88,44 @@ def query_points(
         q = q.where(metric_points.c.window_start < end)
     q = q.order_by(metric_points.c.window_start, metric_points.c.metric, metric_points.c.id).limit(limit)
     return [dict(r) for r in conn.execute(q).mappings()]
+
+
+def window_points(
+    conn: Connection,
+    version_id: int,
+    length_seconds: int,
+    start: datetime,
+    end: datetime,
+    segment: tuple[str, str] | None,
+    metric_prefixes: Sequence[str] | None = None,
+) -> list[dict[str, Any]]:
+    """Points of one version for windows of one length ending in (start, end], for all
+    predictions (``segment`` None) or one segment value, oldest first."""
+    seg = (
+        "AND NOT labels ? 'segment'"
+        if segment is None
+        else "AND labels ->> 'segment' = :seg_col AND labels ->> 'segment_value' = :seg_val"
+    )
+    prefixes = "" if not metric_prefixes else "AND metric LIKE ANY (CAST(:prefixes AS text[]))"
+    rows = conn.execute(
+        text(
+            f"""
+            SELECT metric, labels, window_start, window_end, value, sample_size, reference_size, threshold,
+                   drifted, details
+            FROM metric_points
+            WHERE model_version_id = :v AND window_end > :start AND window_end <= :end
+              AND window_end - window_start = make_interval(secs => :len) {seg} {prefixes}
+            ORDER BY window_end, metric
+            """
+        ),
+        {
+            "v": version_id,
+            "start": start,
+            "end": end,
+            "len": length_seconds,
+            "seg_col": segment[0] if segment else None,
+            "seg_val": segment[1] if segment else None,
+            "prefixes": [p.replace("_", "\\_") + "%" for p in metric_prefixes or []],
+        },
+    ).mappings()
+    return [dict(r) for r in rows]

@@ -138,7 +138,7 @@ def rollup(
     return total
 
 
-class _Accumulator:
+class ColumnAccumulator:
     """Adds up a window's bucket summaries column by column."""
 
     def __init__(self, ref: dict[str, dict[str, Any]]) -> None:
@@ -238,7 +238,9 @@ def _window_points(
 ) -> list[MetricPoint]:
     """Drift, latency, throughput and data quality of one segment ('' for all predictions)."""
     ref = view.columns[seg]
-    acc = merged_window(ctx, vrow, view.reference_id, window_start, window_end, lambda: _Accumulator(ref), segment=seg)
+    acc = merged_window(
+        ctx, vrow, view.reference_id, window_start, window_end, lambda: ColumnAccumulator(ref), segment=seg
+    )
     current, n_rows = acc.columns, acc.n_rows
     seg_labels = {} if segment is None else {"segment": segment[0], "segment_value": segment[1]}
 

@@ -85,7 +85,10 @@ class Authenticator:
         key = key.strip()
         if scheme.lower() != "bearer" or not key:
             raise Unauthorized("malformed Authorization header: expected 'Bearer <key>'")
-        digest = hash_key(key)
+        return self.authenticate_digest(hash_key(key))
+
+    def authenticate_digest(self, digest: str) -> Principal:
+        """The principal of a key known by its hash (a dashboard session keeps only the hash)."""
         now = time.monotonic()
         with self._lock:
             hit = self._cache.get(digest)

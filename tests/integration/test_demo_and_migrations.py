@@ -19,7 +19,7 @@ def test_demo_streams_traffic_with_labels(settings, session_ctx) -> None:  # typ
         [
             sys.executable,
             "-m",
-            "monitor.cli",
+            "dashboards.cli",
             "demo",
             "--duration",
             "6",
@@ -31,6 +31,8 @@ def test_demo_streams_traffic_with_labels(settings, session_ctx) -> None:  # typ
             "0.5",
             "--port",
             str(free_port()),
+            "--dashboard-port",
+            str(free_port()),
         ],
         env=env,
         capture_output=True,
@@ -40,6 +42,7 @@ def test_demo_streams_traffic_with_labels(settings, session_ctx) -> None:  # typ
     assert out.returncode == 0, out.stderr[-3000:]
     assert "Model Monitor demo is running" in out.stdout
     assert "admin key      mon_" in out.stdout
+    assert "dashboard      http://127.0.0.1:" in out.stdout
     assert "0 rejected, 0 dropped" in out.stdout
     url = settings.database_url.replace("postgresql+psycopg://", "postgresql://")
     with psycopg.connect(url) as conn:

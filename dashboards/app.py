@@ -1,0 +1,99 @@
+"""The Dash app: routing by URL (every view has a link), the login, the pages.
+
+It reads through ``monitor``'s query functions only (``monitor.services.dashboard_data`` and
+the service functions of alerts and reports), never the raw prediction log.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+from urllib.parse import unquote
+
+from dash import Dash, Input, Output, dcc, html
+from flask import Response
+
+from dashboards import auth
+from dashboards.pages import alerts, model, overview, reports
+from monitor.errors import MonitorError
+from monitor.services import reports as report_service
+from monitor.services.context import ServiceContext
+
+log = logging.getLogger(__name__)
+
+CSS = """
+body { font-family: system-ui, -apple-system, sans-serif; margin: 0; color: #212121; }
+nav { background: #263238; padding: .6rem 1.5rem; display: flex; gap: 1.5rem; align-items: center; }
+nav a { color: #eceff1; text-decoration: none; font-weight: 500; }
+nav .who { margin-left: auto; color: #90a4ae; font-size: .85rem; }
+main { padding: 1rem 1.5rem; }
+.table { border-collapse: collapse; width: 100%; }
+.table th, .table td { border-bottom: 1px solid #e0e0e0; padding: .5rem; text-align: left; vertical-align: top; }
+.muted { color: #757575; }
+.error { color: #b71c1c; }
+.firing { color: #b71c1c; font-size: .85rem; }
+.controls { display: flex; gap: 1rem; align-items: end; flex-wrap: wrap; margin: .5rem 0; }
+.controls label, .actions label { display: inline-flex; gap: .3rem; align-items: center; margin-right: .8rem; }
+.actions { background: #fafafa; padding: .5rem 1rem; border: 1px solid #eee; margin: 1rem 0; }
+"""
+
+
+def create_dashboard(ctx: ServiceContext, *, open_access: bool = False) -> Dash:
+    """The dashboard over ``ctx``. ``open_access`` (no login) is for the demo on loopback."""
+    app = Dash(
+        __name__,
+        title="Model Monitor",
+        suppress_callback_exceptions=True,
+        update_title=None,
+        serve_locally=True,
+    )
+    app.index_string = app.index_string.replace("{%css%}", "{%css%}<style>" + CSS + "</style>")
+    auth.install(app.server, ctx, open_access=open_access)
+    app.layout = html.Div(
+        [
+            dcc.Location(id="url", refresh=False),
+            html.Nav(
+                [
+                    dcc.Link("Models", href="/"),
+                    dcc.Link("Alerts", href="/alerts"),
+                    dcc.Link("Reports", href="/reports"),
+                    html.Span(id="who", className="who"),
+                    html.A("log out", href="/logout", style={"fontSize": ".85rem"}) if not open_access else None,
+                ]
+            ),
+            html.Main(id="page"),
+        ]
+    )
+
+    @app.callback(
+        Output("page", "children"), Output("who", "children"), Input("url", "pathname"), Input("url", "search")
+    )
+    def route(pathname: str | None, search: str | None) -> tuple[Any, str]:
+        who = auth.principal().name
+        path = pathname or "/"
+        try:
+            if path == "/":
+                return overview.layout(ctx), who
+            if path.startswith("/models/"):
+                return model.layout(ctx, unquote(path.removeprefix("/models/").strip("/")), search or ""), who
+            if path == "/alerts":
+                return alerts.layout(ctx), who
+            if path == "/reports":
+                return reports.layout(ctx, search or ""), who
+        except MonitorError as exc:
+            return html.Div([html.H2("Not available"), html.P(exc.message, className="error")]), who
+        return html.Div([html.H2("Not found"), html.P(f"No page at {path}.")]), who
+
+    model.register(app, ctx)
+    alerts.register(app, ctx)
+    reports.register(app, ctx)
+
+    @app.server.route("/report-html/<name>/<int:report_id>")
+    def report_html(name: str, report_id: int) -> Response:
+        try:
+            report = report_service.get_report(ctx, name, report_id, with_html=True)
+        except MonitorError as exc:
+            return Response(exc.message, status=exc.status_code, mimetype="text/plain")
+        return Response(report["html"], mimetype="text/html")
+
+    return app

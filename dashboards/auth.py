@@ -1,0 +1,94 @@
+"""Who may see the dashboard: a login with an API key that has the `read` scope. The session
+cookie keeps only the key's hash, checked again on every request (a revoked key stops working
+within the API's key cache time). Only a dashboard on a loopback address may run open (the demo).
+"""
+
+from __future__ import annotations
+
+import html
+import ipaddress
+import secrets
+from urllib.parse import quote, urlparse
+
+from flask import Flask, Response, g, redirect, request, session
+
+from monitor.errors import MonitorError
+from monitor.services.context import ServiceContext
+from monitor.services.keys import Authenticator, Principal, Scope, hash_key
+
+OPEN_PRINCIPAL = Principal(0, "open dashboard (loopback demo)", frozenset({Scope.admin.value}))
+PUBLIC_PREFIXES = ("/login", "/logout", "/_dash-component-suites/", "/assets/", "/_favicon.ico", "/favicon.ico")
+
+LOGIN_PAGE = """<!doctype html><html><head><title>Model Monitor — log in</title>
+<style>body{{font-family:system-ui,sans-serif;max-width:28rem;margin:6rem auto;color:#222}}
+input{{width:100%;padding:.5rem;margin:.5rem 0;font-family:monospace}}button{{padding:.5rem 1.2rem}}
+.err{{color:#b71c1c}}</style></head><body>
+<h2>Model Monitor</h2><p>Log in with an API key that has the <code>read</code> scope
+(<code>monitor keys create --scope read</code>).</p>
+<form method="post"><input type="hidden" name="next" value="{next}">
+<input type="password" name="key" id="key" placeholder="mon_…" autofocus>
+<button type="submit" id="login">Log in</button></form><p class="err" id="error">{error}</p></body></html>"""
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _safe_next(target: str) -> str:
+    """Only a path on this site: a login link must not send the user elsewhere."""
+    parsed = urlparse(target)
+    return target if not parsed.scheme and not parsed.netloc and target.startswith("/") else "/"
+
+
+def principal() -> Principal:
+    return g.principal  # set for every request that got past the check
+
+
+def install(server: Flask, ctx: ServiceContext, *, open_access: bool) -> None:
+    server.secret_key = ctx.settings.dashboard_secret_key or secrets.token_hex(32)
+    server.config.update(SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax")
+    auth = Authenticator(ctx)
+
+    @server.before_request
+    def check() -> Response | None:
+        if open_access:
+            g.principal = OPEN_PRINCIPAL
+            return None
+        if request.path.startswith(PUBLIC_PREFIXES):
+            return None
+        digest = session.get("key")
+        if digest:
+            try:
+                who = auth.authenticate_digest(digest)
+                if who.allows(Scope.read):
+                    g.principal = who
+                    return None
+            except MonitorError:
+                session.clear()
+        if request.path.startswith("/_dash-") or request.path.startswith("/report-html/"):
+            return Response('{"error": "log in first"}', status=401, mimetype="application/json")
+        return redirect("/login?next=" + quote(request.full_path))  # type: ignore[return-value]
+
+    @server.route("/login", methods=["GET", "POST"])
+    def login() -> Response | str:
+        nxt = _safe_next(request.values.get("next", "/"))
+        if request.method == "GET":
+            return LOGIN_PAGE.format(next=html.escape(nxt), error="")
+        key = request.form.get("key", "").strip()
+        try:
+            auth.require(f"Bearer {key}", Scope.read)
+        except MonitorError as exc:
+            return LOGIN_PAGE.format(next=html.escape(nxt), error=html.escape(exc.message))
+        session.clear()
+        session["key"] = hash_key(key)
+        return redirect(nxt)  # type: ignore[return-value]
+
+    @server.route("/logout")
+    def logout() -> Response:
+        session.clear()
+        return redirect("/login")  # type: ignore[return-value]

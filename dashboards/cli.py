@@ -1,0 +1,82 @@
+"""The ``monitor`` command: the service's commands (``monitor.cli``) plus ``monitor dashboard``,
+and ``monitor demo`` with the dashboard beside the API. It lives here because dependencies
+point one way: ``dashboards`` imports ``monitor``, never the reverse."""
+
+from __future__ import annotations
+
+import argparse
+
+from monitor import cli as monitor_cli
+from monitor.config import get_settings
+from monitor.services.context import ServiceContext
+
+
+class DemoDashboard:
+    """The dashboard inside ``monitor demo``: open (no login), on loopback only."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self._server = None
+
+    def start(self, ctx: ServiceContext) -> str:
+        from dashboards.app import create_dashboard
+        from dashboards.serve import DashboardServer
+
+        self._server = DashboardServer(create_dashboard(ctx, open_access=True), "127.0.0.1", self.port).start()
+        return f"dashboard      {self._server.url}/          (open: the demo listens on loopback only)"
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.stop()
+
+
+def _dashboard(args: argparse.Namespace) -> int:
+    from dashboards.app import create_dashboard
+    from dashboards.auth import is_loopback
+    from dashboards.serve import DashboardServer
+    from monitor.services.bootstrap import open_context
+
+    settings = get_settings()
+    host = args.host or settings.dashboard_host
+    port = args.port or settings.dashboard_port
+    if args.open and not is_loopback(host):
+        print(f"--open (no login) is allowed on a loopback address only, not {host}")
+        return 2
+    ctx = open_context(settings)
+    server = DashboardServer(create_dashboard(ctx, open_access=args.open), host, port)
+    print(f"dashboard on {server.url}/ ({'open' if args.open else 'log in with an API key with the read scope'})")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        ctx.close()
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    return monitor_cli._demo(args, services=[DemoDashboard(args.dashboard_port)])
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = monitor_cli.build_parser()
+    sub = next(a for a in p._actions if isinstance(a, argparse._SubParsersAction))
+    d = sub.add_parser("dashboard", help="serve the Dash dashboard (login with an API key)")
+    d.add_argument("--host", help="default MONITOR_DASHBOARD_HOST or 127.0.0.1")
+    d.add_argument("--port", type=int, help="default MONITOR_DASHBOARD_PORT or 8050")
+    d.add_argument("--open", action="store_true", help="no login (loopback addresses only)")
+    d.set_defaults(func=_dashboard)
+    demo = sub.choices["demo"]
+    demo.add_argument("--dashboard-port", type=int, default=8050, help="port of the demo's dashboard")
+    demo.set_defaults(func=_demo)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    monitor_cli.setup_logging(args)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

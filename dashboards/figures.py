@@ -1,0 +1,246 @@
+"""Plotly figures from metric points: pure functions of plain data, tested without a browser.
+
+Every figure shows the sample size its numbers rest on (in the hover text, and in titles where
+one number stands for the figure).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+import plotly.graph_objects as go
+
+Point = dict[str, Any]
+
+OK, WARN, BAD = "#2ca02c", "#ff7f0e", "#d62728"
+
+
+def _empty(title: str, why: str) -> go.Figure:
+    fig = go.Figure()
+    fig.update_layout(
+        title=title,
+        annotations=[{"text": why, "showarrow": False, "xref": "paper", "yref": "paper", "x": 0.5, "y": 0.5}],
+        xaxis={"visible": False},
+        yaxis={"visible": False},
+        height=260,
+        margin={"l": 40, "r": 20, "t": 50, "b": 30},
+    )
+    return fig
+
+
+def _layout(fig: go.Figure, title: str, height: int = 300) -> go.Figure:
+    fig.update_layout(
+        title=title, height=height, margin={"l": 50, "r": 20, "t": 50, "b": 40}, legend={"orientation": "h"}
+    )
+    return fig
+
+
+def drift_severity(p: Point) -> float:
+    """How far a drift score is past its threshold, on one scale for both kinds of test:
+    1 = at the threshold, above 1 = drifted. Distances: score / threshold; p-values (drift when
+    small): log(p) / log(threshold)."""
+    score, threshold = p["value"], p["threshold"]
+    if score is None or not threshold:
+        return float("nan")
+    if (p.get("details") or {}).get("kind") == "p_value":
+        return float(np.log(max(score, 1e-300)) / np.log(threshold)) if threshold < 1 else float("nan")
+    return float(score / threshold)
+
+
+def drift_heatmap(points: list[Point]) -> go.Figure:
+    """Features by windows, coloured by severity (green below the threshold, red past it); the
+    hover shows the test, score, threshold and both sample sizes; a click's x and y (window end,
+    feature) open the distribution."""
+    feats = sorted({p["labels"]["feature"] for p in points if p["metric"] == "feature_drift"})
+    if not feats:
+        return _empty("Feature drift", "no drift computed in this range yet")
+    # naive UTC: plotly hands clicked datetimes back without a zone
+    ends = sorted({p["window_end"] for p in points if p["metric"] == "feature_drift"})
+    col = {e: i for i, e in enumerate(ends)}
+    row = {f: i for i, f in enumerate(feats)}
+    z = np.full((len(feats), len(ends)), np.nan)
+    text = np.full((len(feats), len(ends)), "", dtype=object)
+    for p in points:
+        if p["metric"] != "feature_drift":
+            continue
+        i, j = row[p["labels"]["feature"]], col[p["window_end"]]
+        z[i, j] = min(drift_severity(p), 3.0)
+        text[i, j] = (
+            f"{p['labels']['feature']}<br>{p['window_start']:%Y-%m-%d %H:%M} to {p['window_end']:%H:%M}<br>"
+            f"{p['labels'].get('method', '')}: {p['value']:.4g} (threshold {p['threshold']:.4g})<br>"
+            f"{'DRIFTED' if p['drifted'] else 'no drift'}<br>"
+            f"n current = {p['sample_size']:,}, n reference = {p['reference_size'] or 0:,}"
+        )
+    fig = go.Figure(
+        go.Heatmap(
+            z=z,
+            x=[e.replace(tzinfo=None) for e in ends],
+            y=feats,
+            text=text,
+            hovertemplate="%{text}<extra></extra>",
+            zmin=0,
+            zmax=3,
+            colorscale=[[0, "#e8f5e9"], [0.33, "#a5d6a7"], [0.333, "#ffcc80"], [0.5, "#ef5350"], [1, "#b71c1c"]],
+            colorbar={
+                "title": "score / threshold",
+                "tickvals": [0, 1, 2, 3],
+                "ticktext": ["0", "1 (threshold)", "2", "≥3"],
+            },
+            xgap=1,
+            ygap=1,
+        )
+    )
+    return _layout(fig, "Feature drift — click a cell for its distributions", height=max(300, 28 * len(feats) + 120))
+
+
+def distribution(dist: dict[str, Any], point: Point | None, feature: str) -> go.Figure:
+    """Reference against current for one feature in one window (shares, so sizes compare)."""
+    n_ref, n_cur = dist["n_reference"], dist["n_current"]
+    if dist["kind"] == "categorical":
+        x = dist["labels"]
+    else:
+        b = dist["bins"]
+        x = [f"{b[i]:.4g} to {b[i + 1]:.4g}" for i in range(len(b) - 1)]
+    fig = go.Figure(
+        [
+            go.Bar(x=x, y=dist["reference"], name=f"reference (n = {n_ref:,})", marker_color="#1f77b4", opacity=0.7),
+            go.Bar(x=x, y=dist["current"], name=f"current (n = {n_cur:,})", marker_color="#ff7f0e", opacity=0.7),
+        ]
+    )
+    fig.update_layout(barmode="group", yaxis={"title": "share", "tickformat": ".0%"})
+    test = ""
+    if point is not None:
+        verdict = "DRIFTED" if point["drifted"] else "no drift"
+        method = point["labels"].get("method", "")
+        test = f" — {method} {point['value']:.4g}, threshold {point['threshold']:.4g}: {verdict}"
+    return _layout(fig, f"{feature}{test}", height=340)
+
+
+def series(points: list[Point], metric: str, title: str, *, by: str | None = None, percent: bool = False) -> go.Figure:
+    """One line per label value (``by``), with each point's sample size in the hover."""
+    chosen = [p for p in points if p["metric"] == metric]
+    if not chosen:
+        return _empty(title, f"no {metric} in this range")
+    lines: dict[str, list[Point]] = defaultdict(list)
+    for p in chosen:
+        lines[p["labels"].get(by, metric) if by else metric].append(p)
+    fig = go.Figure()
+    for name, ps in sorted(lines.items()):
+        fig.add_trace(
+            go.Scatter(
+                x=[p["window_end"] for p in ps],
+                y=[p["value"] for p in ps],
+                mode="lines+markers",
+                name=name,
+                customdata=[[p["sample_size"]] for p in ps],
+                hovertemplate=f"{name}: %{{y:.4g}}<br>n = %{{customdata[0]:,}}<extra></extra>",
+            )
+        )
+        thresholds = {p["threshold"] for p in ps if p["threshold"] is not None}
+        if len(thresholds) == 1 and len(lines) == 1:
+            fig.add_hline(y=thresholds.pop(), line_dash="dot", line_color=BAD, annotation_text="threshold")
+    if percent:
+        fig.update_yaxes(tickformat=".0%")
+    return _layout(fig, title)
+
+
+def quality(points: list[Point], metric: str) -> go.Figure:
+    """The quality metric over time with label coverage beside it (second axis), and concept-drift
+    detections marked on the time axis."""
+    q = [p for p in points if p["metric"] == metric and "class" not in p["labels"] and "average" not in p["labels"]]
+    cov = [p for p in points if p["metric"] == "quality.label_coverage"]
+    if not q and not cov:
+        return _empty("Quality against labels", "no labelled predictions in this range yet")
+    fig = go.Figure()
+    fig.add_trace(
+        go.Scatter(
+            x=[p["window_end"] for p in q],
+            y=[p["value"] for p in q],
+            mode="lines+markers",
+            name=metric.removeprefix("quality."),
+            customdata=[[p["sample_size"]] for p in q],
+            hovertemplate="%{y:.4g}<br>labelled n = %{customdata[0]:,}<extra></extra>",
+        )
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=[p["window_end"] for p in cov],
+            y=[p["value"] for p in cov],
+            name="label coverage",
+            yaxis="y2",
+            mode="lines+markers",
+            line={"dash": "dot", "color": "#7f7f7f"},
+            customdata=[[p["sample_size"]] for p in cov],
+            hovertemplate="coverage %{y:.0%} of %{customdata[0]:,} predictions<extra></extra>",
+        )
+    )
+    for d in concept_detections(points):
+        fig.add_vline(x=d["at"], line_color=BAD, line_dash="dash")
+        fig.add_annotation(x=d["at"], y=1, yref="paper", text=d["what"], showarrow=False, font={"color": BAD})
+    fig.update_layout(
+        yaxis2={"overlaying": "y", "side": "right", "tickformat": ".0%", "range": [0, 1], "title": "coverage"}
+    )
+    return _layout(fig, "Quality against labels, with label coverage and concept-drift detections")
+
+
+def concept_detections(points: list[Point]) -> list[dict[str, Any]]:
+    """When concept drift was detected: DDM's detection minute, or the end of the first window
+    of a run of quality-drop or residual-shift windows."""
+    out = []
+    seen: set[tuple[str, Any]] = set()
+    for p in sorted(points, key=lambda p: p["window_end"]):
+        if not p["metric"].startswith("concept_drift.") or not p["drifted"]:
+            continue
+        at = (p.get("details") or {}).get("detected_at") or p["window_end"]
+        if isinstance(at, str):
+            at = datetime.fromisoformat(at)
+        key = (p["metric"], at)
+        if key in seen:
+            continue
+        seen.add(key)
+        out.append({"at": at, "what": p["metric"].removeprefix("concept_drift."), "value": p["value"]})
+    return out
+
+
+def latency(points: list[Point]) -> go.Figure:
+    names = ["latency.p50", "latency.p90", "latency.p95", "latency.p99"]
+    if not any(p["metric"] in names for p in points):
+        return _empty("Latency", "no latency recorded in this range")
+    fig = go.Figure()
+    for name in names:
+        ps = [p for p in points if p["metric"] == name]
+        fig.add_trace(
+            go.Scatter(
+                x=[p["window_end"] for p in ps],
+                y=[p["value"] for p in ps],
+                name=name.removeprefix("latency."),
+                mode="lines+markers",
+                customdata=[[p["sample_size"]] for p in ps],
+                hovertemplate="%{y:.1f} ms<br>n = %{customdata[0]:,}<extra></extra>",
+            )
+        )
+    tp = [p for p in points if p["metric"] == "throughput.per_minute"]
+    fig.add_trace(
+        go.Scatter(
+            x=[p["window_end"] for p in tp],
+            y=[p["value"] for p in tp],
+            name="predictions / min",
+            yaxis="y2",
+            mode="lines+markers",
+            line={"dash": "dot", "color": "#7f7f7f"},
+            hovertemplate="%{y:.1f} / min<extra></extra>",
+        )
+    )
+    fig.update_layout(yaxis={"title": "ms"}, yaxis2={"overlaying": "y", "side": "right", "title": "per minute"})
+    return _layout(fig, "Latency percentiles and throughput")
+
+
+def volume(hours: list[tuple[datetime, int]]) -> go.Figure:
+    fig = go.Figure(go.Bar(x=[h for h, _ in hours], y=[n for _, n in hours], marker_color="#1f77b4"))
+    fig.update_layout(
+        height=90, margin={"l": 10, "r": 10, "t": 5, "b": 20}, xaxis={"visible": False}, yaxis={"visible": False}
+    )
+    return fig

@@ -1,0 +1,268 @@
+"""Alerts page: firing, pending and resolved alerts on a timeline with their evidence; silence
+and acknowledge from here (an admin key, or the open demo); the rules; the webhook and
+retraining delivery log."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import plotly.graph_objects as go
+from dash import Dash, Input, Output, State, dcc, html
+
+from alerts.silences import Matcher, SilenceSpec
+from dashboards import auth, figures
+from monitor.errors import MonitorError
+from monitor.services import alert_ops, dashboard_data
+from monitor.services.context import ServiceContext
+from monitor.services.keys import Scope
+
+STATE_COLOURS = {"firing": figures.BAD, "pending": figures.WARN, "resolved": figures.OK, "inactive": "#9e9e9e"}
+
+
+def _fmt(ts: datetime | None) -> str:
+    return "" if ts is None else f"{ts:%Y-%m-%d %H:%M:%S}"
+
+
+def timeline(history: list[dict[str, Any]]) -> go.Figure:
+    if not history:
+        return figures._empty("Alert timeline", "no alert has changed state yet")
+    fig = go.Figure()
+    for state, colour in STATE_COLOURS.items():
+        hs = [h for h in history if h["to_state"] == state]
+        if not hs:
+            continue
+        fig.add_trace(
+            go.Scatter(
+                x=[h["at"] for h in hs],
+                y=[
+                    f"{h['rule']} · {h['labels'].get('feature') or h['labels'].get('segment_value') or h['model']}"
+                    for h in hs
+                ],
+                mode="markers",
+                name=state,
+                marker={"color": colour, "size": 11, "symbol": "diamond"},
+                customdata=[[h["value"], h["threshold"], h["evidence"].get("sample_size")] for h in hs],
+                hovertemplate=f"→ {state}<br>value %{{customdata[0]:.4g}}, threshold %{{customdata[1]:.4g}}"
+                "<br>n = %{customdata[2]:,}<extra></extra>",
+            )
+        )
+    return figures._layout(
+        fig, "Alert timeline (state changes)", height=max(260, 24 * len({h["rule"] for h in history}) + 160)
+    )
+
+
+def _alert_rows(alerts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [
+        {
+            "state": a["state"] + (" (silenced)" if a.get("silenced_by") else ""),
+            "rule": a["rule"],
+            "model": a["model"],
+            "labels": ", ".join(
+                f"{k}={v}" for k, v in sorted(a["labels"].items()) if k not in ("alertname", "model", "severity")
+            ),
+            "severity": a["labels"].get("severity", ""),
+            "value": a["value"],
+            "threshold": a["threshold"],
+            "n": a["evidence"].get("sample_size"),
+            "since": _fmt(a["fired_at"] or a["active_at"]),
+            "resolved": _fmt(a["resolved_at"]),
+            "acknowledged": a["acknowledged_by"] or "",
+            "summary": a["annotations"].get("summary", ""),
+            "link": a["annotations"].get("dashboard", ""),
+            "fingerprint": a["fingerprint"],
+        }
+        for a in alerts
+    ]
+
+
+def _cell(column: str, value: Any) -> Any:
+    if column == "link" and value:
+        return html.A("evidence", href=value)
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return "" if value is None else str(value)
+
+
+def _table(id_: str, rows: list[dict[str, Any]], limit: int = 200) -> html.Div:
+    """A plain table (newest first, at most ``limit`` rows shown, and how many there are)."""
+    if not rows:
+        return html.Div(html.P("none", className="muted"), id=id_)
+    columns = list(rows[0])
+    return html.Div(
+        [
+            html.Table(
+                [
+                    html.Thead(html.Tr([html.Th(c) for c in columns])),
+                    html.Tbody([html.Tr([html.Td(_cell(c, r[c])) for c in columns]) for r in rows[:limit]]),
+                ],
+                className="table",
+            ),
+            html.P(f"{len(rows)} rows, the first {limit} shown", className="muted") if len(rows) > limit else None,
+        ],
+        id=id_,
+        style={"overflowX": "auto"},
+    )
+
+
+def layout(ctx: ServiceContext) -> html.Div:
+    data = dashboard_data.alerts_page(ctx)
+    alerts = data["alerts"]
+    firing = [a for a in alerts if a["state"] == "firing"]
+    models = sorted({a["model"] for a in alerts})
+    rules = [
+        {
+            "name": r["name"],
+            "source": r["source"],
+            "metric": r["definition"].get("metric"),
+            "model": r["definition"].get("model", "*"),
+            "condition": str(r["definition"].get("condition")),
+            "for": r["definition"].get("for", "0s"),
+            "severity": r["definition"].get("severity", "warning"),
+            "receivers": ", ".join(r["definition"].get("receivers", [])),
+            "retrain": (r["definition"].get("retrain") or {}).get("receiver", ""),
+        }
+        for r in data["rules"]["rules"]
+    ]
+    deliveries = [{k: (_fmt(v) if isinstance(v, datetime) else v) for k, v in d.items()} for d in data["deliveries"]]
+    triggers = [
+        {
+            "at": _fmt(t["created_at"]),
+            "model": t["model"],
+            "version": t["version"],
+            "rule": t["rule"],
+            "reason": t["reason"],
+            "delivery": t["delivery_status"],
+            "attempts": t["attempts"],
+            "message_id": t["message_id"],
+        }
+        for t in data["triggers"]
+    ]
+    silences = [
+        {
+            "id": s["id"],
+            "matchers": ", ".join(f"{m['name']}{m['op']}{m['value']}" for m in s["matchers"]),
+            "starts": _fmt(s["starts_at"]),
+            "ends": _fmt(s["ends_at"]),
+            "by": s["created_by"],
+            "comment": s["comment"],
+        }
+        for s in data["silences"]
+    ]
+    return html.Div(
+        [
+            html.H2(f"Alerts — {len(firing)} firing, {sum(a['state'] == 'pending' for a in alerts)} pending"),
+            dcc.Graph(id="alert-timeline", figure=timeline(data["history"])),
+            _table("alerts-table", _alert_rows(alerts)),
+            html.Div(
+                [
+                    html.H3("Silence"),
+                    html.Label(
+                        [
+                            "model ",
+                            dcc.Dropdown(
+                                id="silence-model",
+                                options=models,
+                                value=models[0] if models else None,
+                                style={"width": "16rem"},
+                            ),
+                        ]
+                    ),
+                    html.Label(
+                        [
+                            "rule (optional) ",
+                            dcc.Dropdown(
+                                id="silence-rule", options=sorted({a["rule"] for a in alerts}), style={"width": "16rem"}
+                            ),
+                        ]
+                    ),
+                    html.Label(
+                        ["for hours ", dcc.Input(id="silence-hours", type="number", value=2, min=0.1, step=0.5)]
+                    ),
+                    html.Label(["by ", dcc.Input(id="silence-by", type="text", value="", placeholder="your name")]),
+                    html.Label(["comment ", dcc.Input(id="silence-comment", type="text", value="", placeholder="why")]),
+                    html.Button("Silence", id="silence-button", n_clicks=0),
+                    html.Div(id="silence-result"),
+                    html.H3("Acknowledge"),
+                    dcc.Dropdown(
+                        id="ack-alert",
+                        options=[
+                            {
+                                "label": f"{a['rule']} · {a['model']} · {a['labels'].get('feature', '')}",
+                                "value": a["fingerprint"],
+                            }
+                            for a in firing
+                        ],
+                        style={"width": "30rem"},
+                    ),
+                    dcc.Input(id="ack-by", type="text", placeholder="your name"),
+                    html.Button("Acknowledge", id="ack-button", n_clicks=0),
+                    html.Div(id="ack-result"),
+                ],
+                className="actions",
+            ),
+            html.H3("Silences"),
+            _table("silences-table", silences),
+            html.H3("Rules"),
+            html.Div(
+                [
+                    html.P(f"rules file: {e}", className="error")
+                    for f in data["rules"]["file_errors"]
+                    for e in f["errors"]
+                ]
+            ),
+            _table("rules-table", rules),
+            html.H3("Retraining triggers"),
+            _table("triggers-table", triggers),
+            html.H3("Webhook deliveries"),
+            _table("deliveries-table", deliveries),
+        ]
+    )
+
+
+def register(app: Dash, ctx: ServiceContext) -> None:
+    @app.callback(
+        Output("silence-result", "children"),
+        Input("silence-button", "n_clicks"),
+        State("silence-model", "value"),
+        State("silence-rule", "value"),
+        State("silence-hours", "value"),
+        State("silence-by", "value"),
+        State("silence-comment", "value"),
+        prevent_initial_call=True,
+    )
+    def silence(_: int, model: str | None, rule: str | None, hours: float | None, by: str, comment: str) -> Any:
+        if not auth.principal().allows(Scope.admin):
+            return html.P("Silencing needs a key with the admin scope.", className="error")
+        if not model or not by or not comment or not hours:
+            return html.P("Give the model, how long, your name and a comment.", className="error")
+        matchers = [Matcher(name="model", value=model)] + ([Matcher(name="alertname", value=rule)] if rule else [])
+        try:
+            spec = SilenceSpec(
+                matchers=matchers,
+                ends_at=datetime.now(UTC) + timedelta(hours=float(hours)),
+                created_by=by,
+                comment=comment,
+            )
+            made = alert_ops.create_silence(ctx, spec)
+        except (MonitorError, ValueError) as exc:
+            return html.P(str(exc), className="error")
+        return html.P(f"Silence {made['id']} created until {made['ends_at']:%Y-%m-%d %H:%M} UTC.", id="silence-created")
+
+    @app.callback(
+        Output("ack-result", "children"),
+        Input("ack-button", "n_clicks"),
+        State("ack-alert", "value"),
+        State("ack-by", "value"),
+        prevent_initial_call=True,
+    )
+    def acknowledge(_: int, fingerprint: str | None, by: str | None) -> Any:
+        if not auth.principal().allows(Scope.admin):
+            return html.P("Acknowledging needs a key with the admin scope.", className="error")
+        if not fingerprint or not by:
+            return html.P("Choose an alert and give your name.", className="error")
+        try:
+            alert_ops.acknowledge(ctx, fingerprint, by, "")
+        except MonitorError as exc:
+            return html.P(exc.message, className="error")
+        return html.P("Acknowledged.", id="ack-done")

@@ -1,0 +1,175 @@
+"""Model page: drift heatmap (a click opens the distributions), prediction drift, quality with
+label coverage and concept-drift marks, latency and throughput, data quality — for a time range,
+a window length and a segment, all in the URL."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import unquote
+
+import plotly.graph_objects as go
+from dash import Dash, Input, Output, State, dcc, html, no_update
+
+from alerts.rules import parse_duration
+from dashboards import figures
+from dashboards.params import RANGES, ModelParams
+from monitor.errors import MonitorError
+from monitor.services import dashboard_data
+from monitor.services.context import ServiceContext
+
+
+def _model_name(pathname: str) -> str:
+    return unquote(pathname.removeprefix("/models/").strip("/"))
+
+
+def layout(ctx: ServiceContext, name: str, search: str) -> html.Div:
+    info = dashboard_data.model_info(ctx, name)
+    p = ModelParams.from_search(search)
+    window = p.window if p.window in info["windows"] else info["windows"][0]
+    points = dashboard_data.window_points(ctx, name, p.start, p.end, parse_duration(window), p.segment)
+    controls = html.Div(
+        [
+            html.Label(
+                [
+                    "range ",
+                    dcc.Dropdown(
+                        id="range",
+                        options=[{"label": f"last {k}", "value": k} for k in RANGES]
+                        + (
+                            [{"label": f"{p.start:%Y-%m-%d %H:%M} to {p.end:%Y-%m-%d %H:%M}", "value": "custom"}]
+                            if p.range_name == "custom"
+                            else []
+                        ),
+                        value=p.range_name,
+                        clearable=False,
+                        style={"width": "18rem"},
+                    ),
+                ]
+            ),
+            html.Label(
+                [
+                    "window ",
+                    dcc.Dropdown(
+                        id="window", options=info["windows"], value=window, clearable=False, style={"width": "8rem"}
+                    ),
+                ]
+            ),
+            html.Label(
+                [
+                    "segment ",
+                    dcc.Dropdown(
+                        id="segment",
+                        options=[{"label": "all predictions", "value": ""}]
+                        + [{"label": s, "value": s} for s in info["segments"]],
+                        value=p.segment,
+                        clearable=False,
+                        style={"width": "16rem"},
+                    ),
+                ]
+            ),
+        ],
+        className="controls",
+    )
+    quality_metric = dashboard_data.main_quality_metric(info["task"])
+    n_windows = len({pt["window_end"] for pt in points})
+    graph = {"config": {"displaylogo": False}}
+
+    def span(fig: go.Figure) -> go.Figure:
+        """Every time axis shows the chosen range, however few windows it holds."""
+        return fig.update_xaxes(range=[p.start, p.end]) if fig.data else fig
+
+    timeseries = [
+        (
+            "dataset-drift",
+            figures.series(points, "dataset_drift", "Dataset drift: share of drifted features", percent=True),
+        ),
+        ("prediction-drift", figures.series(points, "prediction_drift", "Prediction drift", by="column")),
+        ("quality", figures.quality(points, quality_metric)),
+        ("latency", figures.latency(points)),
+        ("missing", figures.series(points, "data_quality.missing_share", "Missing values", by="feature", percent=True)),
+        (
+            "out-of-range",
+            figures.series(
+                points, "data_quality.out_of_range_share", "Outside the reference range", by="feature", percent=True
+            ),
+        ),
+        (
+            "new-categories",
+            figures.series(
+                points,
+                "data_quality.new_category_share",
+                "Categories the reference never had",
+                by="feature",
+                percent=True,
+            ),
+        ),
+    ]
+
+    return html.Div(
+        [
+            html.H2([f"{name} ", html.Small(f"v{info['version']} · {info['task']}")]),
+            controls,
+            html.P(
+                f"{n_windows} windows of {window} ending {p.start:%Y-%m-%d %H:%M} to {p.end:%Y-%m-%d %H:%M} UTC"
+                + (f", segment {p.segment}" if p.segment else ", all predictions"),
+                className="muted",
+                id="range-text",
+            ),
+            dcc.Graph(id="drift-heatmap", figure=figures.drift_heatmap(points), **graph),
+            dcc.Loading(html.Div(id="distribution", children=_distribution_hint(p, points))),
+            *[dcc.Graph(id=gid, figure=span(fig), **graph) for gid, fig in timeseries],
+        ]
+    )
+
+
+def _distribution_hint(p: ModelParams, points: list[dict[str, Any]]) -> Any:
+    return html.P(
+        "Click a heatmap cell to compare that feature's reference and current distributions.", className="muted"
+    )
+
+
+def register(app: Dash, ctx: ServiceContext) -> None:
+    @app.callback(
+        Output("url", "search", allow_duplicate=True),
+        Input("range", "value"),
+        Input("window", "value"),
+        Input("segment", "value"),
+        State("url", "search"),
+        prevent_initial_call=True,
+    )
+    def controls_to_url(range_name: str, window: str, segment: str, search: str) -> str:
+        p = ModelParams.from_search(search)
+        return p.search(range=range_name if range_name != "custom" else None, window=window, segment=segment)
+
+    @app.callback(
+        Output("distribution", "children"),
+        Input("drift-heatmap", "clickData"),
+        State("url", "pathname"),
+        State("url", "search"),
+        prevent_initial_call=True,
+    )
+    def open_distribution(click: dict[str, Any] | None, pathname: str, search: str) -> Any:
+        if not click or not click.get("points"):
+            return no_update
+        pt = click["points"][0]
+        feature = pt["y"]
+        end = datetime.fromisoformat(str(pt["x"])).replace(tzinfo=UTC)  # plotly gives UTC wall time
+        name = _model_name(pathname)
+        p = ModelParams.from_search(search)
+        windows = dashboard_data.model_info(ctx, name)["windows"]
+        start = end - parse_duration(p.window if p.window in windows else windows[0])
+        try:
+            dist = dashboard_data.feature_distribution(ctx, name, f"features.{feature}", start, end, p.segment)
+        except MonitorError as exc:
+            return html.P(exc.message, className="error")
+        points = dashboard_data.window_points(ctx, name, start.replace(microsecond=0), end, end - start, p.segment)
+        point = next(
+            (
+                x
+                for x in points
+                if x["metric"] == "feature_drift" and x["labels"]["feature"] == feature and x["window_end"] == end
+            ),
+            None,
+        )
+        return dcc.Graph(id="distribution-graph", figure=figures.distribution(dist, point, feature))

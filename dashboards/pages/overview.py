@@ -1,0 +1,94 @@
+"""Overview: every model with its health, drift, quality, latency, volume and firing alerts."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote
+
+from dash import dcc, html
+
+from dashboards import figures
+from monitor.services import dashboard_data
+from monitor.services.context import ServiceContext
+
+HEALTH_COLOURS = {"ok": figures.OK, "warning": figures.WARN, "firing": figures.BAD}
+
+
+def _number(p: dict[str, Any] | None, fmt: str, unit: str = "") -> html.Span:
+    if p is None or p["value"] is None:
+        return html.Span("—", className="muted")
+    return html.Span([f"{p['value']:{fmt}}{unit} ", html.Small(f"n = {p['sample_size']:,}", className="muted")])
+
+
+def layout(ctx: ServiceContext) -> html.Div:
+    rows = dashboard_data.overview(ctx)
+    if not rows:
+        return html.Div([html.H2("Models"), html.P("No models registered yet.")])
+    body = []
+    for m in rows:
+        drift = m["drift"]
+        cov = m["label_coverage"]
+        body.append(
+            html.Tr(
+                [
+                    html.Td(
+                        [
+                            html.Span("●", style={"color": HEALTH_COLOURS[m["health"]], "fontSize": "1.3rem"}),
+                            " ",
+                            html.Span(m["health"], className=f"health health-{m['health']}"),
+                        ]
+                    ),
+                    html.Td(
+                        [
+                            dcc.Link(m["model"], href=f"/models/{quote(m['model'])}"),
+                            html.Br(),
+                            html.Small(f"v{m['version']}"),
+                        ]
+                    ),
+                    html.Td(
+                        [
+                            _number(drift, ".0%"),
+                            html.Br(),
+                            html.Small(f"{m['window']} window, {'drifted' if drift and drift['drifted'] else 'ok'}")
+                            if drift
+                            else "",
+                        ]
+                    ),
+                    html.Td(
+                        [
+                            html.Small(m["quality_metric"].removeprefix("quality.") + " "),
+                            _number(m["quality"], ".3f"),
+                            html.Br(),
+                            html.Small(
+                                f"label coverage {cov['value']:.0%}" if cov and cov["value"] is not None else ""
+                            ),
+                        ]
+                    ),
+                    html.Td(_number(m["latency_p95"], ".1f", " ms")),
+                    html.Td(
+                        dcc.Graph(
+                            figure=figures.volume(m["volume"]),
+                            config={"displayModeBar": False},
+                            style={"width": "220px", "height": "90px"},
+                            id={"type": "volume", "model": m["model"]},
+                        )
+                    ),
+                    html.Td(
+                        [html.Div(f"🔥 {a['rule']}: {a['summary']}", className="firing") for a in m["firing"]]
+                        + ([html.Small(f"{m['pending']} pending")] if m["pending"] else [])
+                        or [html.Span("none", className="muted")]
+                    ),
+                ],
+                className="model-row",
+                id=f"model-row-{m['model']}",
+            )
+        )
+    head = html.Tr(
+        [
+            html.Th(h)
+            for h in ("health", "model", "dataset drift", "quality", "latency p95", "predictions (7 days)", "alerts")
+        ]
+    )
+    return html.Div(
+        [html.H2("Models"), html.Table([html.Thead(head), html.Tbody(body)], className="table", id="models")]
+    )

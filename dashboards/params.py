@@ -1,0 +1,60 @@
+"""Page parameters from the URL, so every view has a link (alert annotations point at them):
+``/models/<name>?from=…&to=…&window=1h&segment=region%3DEU&feature=age``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from urllib.parse import parse_qs, urlencode
+
+RANGES = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30)}
+
+
+def _when(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    try:
+        ts = datetime.fromisoformat(text.replace("Z", "+00:00").replace(" ", "+"))
+    except ValueError:
+        return None
+    return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class ModelParams:
+    start: datetime
+    end: datetime
+    window: str | None
+    segment: str
+    feature: str | None
+    metric: str | None
+    range_name: str  # a preset ('24h', '7d', '30d') or 'custom'
+
+    @classmethod
+    def from_search(cls, search: str | None, now: datetime | None = None) -> ModelParams:
+        q = {k: v[-1] for k, v in parse_qs((search or "").lstrip("?")).items()}
+        now = now or datetime.now(UTC)
+        end = _when(q.get("to"))
+        start = _when(q.get("from"))
+        name = q.get("range", "")
+        if name in RANGES or not (start and end):
+            name = name if name in RANGES else "7d"
+            end = now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+            start = end - RANGES[name]
+        else:
+            name = "custom"
+        assert start is not None and end is not None
+        return cls(start, end, q.get("window"), q.get("segment", ""), q.get("feature"), q.get("metric"), name)
+
+    def search(self, **changes: str | None) -> str:
+        q: dict[str, str] = {"window": self.window or "", "segment": self.segment}
+        if self.range_name == "custom":
+            q.update({"from": self.start.isoformat(), "to": self.end.isoformat()})
+        else:
+            q["range"] = self.range_name
+        for k, v in changes.items():
+            if k == "range" and v in RANGES:
+                q.pop("from", None)
+                q.pop("to", None)
+            q[k] = v or ""
+        return "?" + urlencode({k: v for k, v in q.items() if v})

@@ -1,0 +1,201 @@
+"""What the dashboard reads: monitor's query functions for its pages. Everything comes from
+metric points, alerts, hourly counts and summaries — never from the raw prediction log — so a
+page costs the same whatever the log holds.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+
+from monitor.db import alert_repo, log_repo, metrics_repo, registry_repo
+from monitor.domain.monitoring import MonitoringConfig
+from monitor.domain.schema import Task, schema_from_json
+from monitor.errors import NotFound
+from monitor.metrics.profiles import CategoricalSummary, NumericSummary, summary_from_json
+from monitor.services import alert_config, alert_ops, registry
+from monitor.services.context import ServiceContext
+from monitor.services.drift_job import ColumnAccumulator, load_reference, parse_segment
+from monitor.services.windows import merged_window
+
+DISPLAY_BINS = 30
+TOP_CATEGORIES = 25
+
+
+def main_quality_metric(task: str) -> str:
+    return "quality.mae" if task == Task.regression else "quality.accuracy"
+
+
+def overview(ctx: ServiceContext, now: datetime | None = None) -> list[dict[str, Any]]:
+    """Every model: health (ok / warning / firing), newest dataset drift share, main quality
+    metric with its label coverage, p95 latency, hourly volume over the last week, firing alerts."""
+    now = now or datetime.now(UTC)
+    out = []
+    with ctx.uow() as uow:
+        names = registry_repo.list_model_names(uow.conn)
+    for name in names:
+        vrow = registry.resolve_version(ctx, name, None)
+        cfg = registry.get_monitoring(ctx, name)
+        length = min(cfg.window_lengths())
+        quality = main_quality_metric(vrow.task)
+        with ctx.uow() as uow:
+            latest = {
+                p["metric"]: p
+                for p in alert_repo.latest_points(
+                    uow.conn,
+                    vrow.model_id,
+                    vrow.version_id,
+                    ["dataset_drift", quality, "quality.label_coverage", "latency.p95"],
+                    now - timedelta(days=7),
+                )
+                if "segment" not in p["labels"] and p["window_end"] - p["window_start"] == length
+            }
+            alerts = alert_repo.list_alerts(uow.conn, None, name)
+            volume = log_repo.hourly_volume(uow.conn, vrow.model_id, now - timedelta(days=7))
+        firing = [a for a in alerts if a["state"] == "firing"]
+        pending = [a for a in alerts if a["state"] == "pending"]
+        drift = latest.get("dataset_drift")
+        health = "firing" if firing else ("warning" if pending or (drift and drift["drifted"]) else "ok")
+        out.append(
+            {
+                "model": name,
+                "version": vrow.version,
+                "task": vrow.task,
+                "window": cfg.windows[cfg.window_lengths().index(length)],
+                "health": health,
+                "drift": drift,
+                "quality_metric": quality,
+                "quality": latest.get(quality),
+                "label_coverage": latest.get("quality.label_coverage"),
+                "latency_p95": latest.get("latency.p95"),
+                "volume": volume,
+                "firing": [
+                    {"rule": a["rule"], "summary": a["annotations"].get("summary", ""), "since": a["fired_at"]}
+                    for a in firing
+                ],
+                "pending": len(pending),
+            }
+        )
+    return out
+
+
+def model_info(ctx: ServiceContext, model: str) -> dict[str, Any]:
+    """The model's newest version, its features, windows and tracked segments."""
+    vrow = registry.resolve_version(ctx, model, None)
+    cfg: MonitoringConfig = registry.get_monitoring(ctx, model)
+    schema = schema_from_json(vrow.schema)
+    try:
+        segments = load_reference(ctx, vrow).segments
+    except Exception:  # no reference yet: nothing tracked
+        segments = []
+    return {
+        "model": model,
+        "version": vrow.version,
+        "task": vrow.task,
+        "features": schema.feature_names(),
+        "windows": cfg.windows,
+        "segments": segments,
+        "classes": schema.classes,
+        "positive_class": schema.positive_class,
+    }
+
+
+def window_points(
+    ctx: ServiceContext,
+    model: str,
+    start: datetime,
+    end: datetime,
+    window: timedelta,
+    segment: str = "",
+) -> list[dict[str, Any]]:
+    """Every point of the newest version for windows of length ``window`` ending in (start, end],
+    for all predictions or one tracked segment ('column=value')."""
+    vrow = registry.resolve_version(ctx, model, None)
+    seg = parse_segment(segment, schema_from_json(vrow.schema))
+    with ctx.uow() as uow:
+        return metrics_repo.window_points(uow.conn, vrow.version_id, int(window.total_seconds()), start, end, seg)
+
+
+def feature_distribution(
+    ctx: ServiceContext,
+    model: str,
+    column: str,
+    window_start: datetime,
+    window_end: datetime,
+    segment: str = "",
+) -> dict[str, Any]:
+    """Reference and current distributions of one column ('features.age', 'prediction',
+    'scores.<class>') in a window, as display bins with shares, from the stored summaries."""
+    vrow = registry.resolve_version(ctx, model, None)
+    view = load_reference(ctx, vrow)
+    ref_cols = view.columns.get(segment)
+    if ref_cols is None or column not in ref_cols:
+        raise NotFound(f"no reference summary of {column!r} for segment {segment or 'all'!r}")
+    acc = merged_window(
+        ctx, vrow, view.reference_id, window_start, window_end, lambda: ColumnAccumulator(ref_cols), segment=segment
+    )
+    ref = summary_from_json(ref_cols[column])
+    cur = acc.columns.get(column)
+    if isinstance(ref, CategoricalSummary):
+        cur_c = cur if isinstance(cur, CategoricalSummary) else CategoricalSummary()
+        keys = sorted(
+            set(ref.counts) | set(cur_c.counts), key=lambda k: -(ref.counts.get(k, 0) + cur_c.counts.get(k, 0))
+        )
+        keys = keys[:TOP_CATEGORIES]
+        return {
+            "kind": "categorical",
+            "labels": keys,
+            "reference": [ref.counts.get(k, 0) / max(ref.n, 1) for k in keys],
+            "current": [cur_c.counts.get(k, 0) / max(cur_c.n, 1) for k in keys],
+            "n_reference": ref.n,
+            "n_current": cur_c.n,
+        }
+    assert isinstance(ref, NumericSummary)
+    cur_n = cur if isinstance(cur, NumericSummary) else NumericSummary.empty(ref.edges)
+    bounds, ref_shares = _display_bins(ref)
+    _, cur_shares = _display_bins(cur_n, bounds)
+    return {
+        "kind": "numerical",
+        "bins": bounds,
+        "reference": ref_shares,
+        "current": cur_shares,
+        "n_reference": ref.n,
+        "n_current": cur_n.n,
+        "reference_range": [float(ref.edges[0]), float(ref.edges[-1])],
+    }
+
+
+def _display_bins(s: NumericSummary, bounds: list[float] | None = None) -> tuple[list[float], list[float]]:
+    """Collapse a summary's 2k+1 buckets onto at most DISPLAY_BINS intervals between reference
+    edges (values below the first edge and above the last join the outer bins)."""
+    e = s.edges
+    if bounds is None:
+        idx = np.unique(np.linspace(0, len(e) - 1, min(DISPLAY_BINS, len(e) - 1) + 1).round().astype(int))
+        bounds = [float(e[i]) for i in idx] if len(e) > 1 else [float(e[0]) - 0.5, float(e[0]) + 0.5]
+    counts = np.zeros(max(len(bounds) - 1, 1))
+    # each bucket's representative position: the edge itself, or the middle of its interval
+    pos = np.empty(2 * len(e) + 1)
+    pos[1::2] = e
+    if len(e) > 1:
+        pos[2:-1:2] = (e[:-1] + e[1:]) / 2
+    pos[0], pos[-1] = e[0], e[-1]
+    which = np.clip(np.searchsorted(bounds, pos, side="right") - 1, 0, len(counts) - 1)
+    np.add.at(counts, which, s.counts)
+    total = counts.sum()
+    return bounds, (counts / total).tolist() if total else counts.tolist()
+
+
+def alerts_page(ctx: ServiceContext, model: str | None = None) -> dict[str, Any]:
+    """Alerts (firing, pending, resolved) with their history, the rules, silences, deliveries
+    and retraining triggers."""
+    return {
+        "alerts": alert_ops.list_alerts(ctx, None, model),
+        "history": alert_ops.alert_history(ctx, model, 1000),
+        "rules": alert_config.list_rules(ctx),
+        "silences": alert_ops.list_silences(ctx, active_only=False),
+        "deliveries": alert_ops.list_deliveries(ctx, None, None, 200),
+        "outbox": alert_ops.list_outbox(ctx, None, None, 200),
+        "triggers": alert_ops.list_retrain_triggers(ctx, model, 200),
+    }

@@ -1,0 +1,184 @@
+"""The dashboard in a real browser: login, every page without console errors, the charts hold
+the stored numbers, a heatmap click opens the distributions, a silence made on the Alerts page
+is stored."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+from selenium import webdriver
+from selenium.webdriver.common.action_chains import ActionChains
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions as EC
+from selenium.webdriver.support.ui import WebDriverWait
+from sqlalchemy import text
+
+from dashboards.sample_data import MODEL
+from monitor.services.context import ServiceContext
+
+Dashboard = tuple[str, dict[str, str], ServiceContext]
+
+
+def wait_for(check: Callable[[], Any], timeout: float = 20.0, what: str = "the page") -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            value = check()
+        except Exception:  # the element is not there yet
+            value = None
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.1)
+
+
+def console_errors(driver: webdriver.Chrome) -> list[dict[str, Any]]:
+    return [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+
+
+def submit_key(driver: webdriver.Chrome, key: str) -> None:
+    """Type a key into the login form and wait for the answer page."""
+    button = driver.find_element(By.ID, "login")
+    driver.find_element(By.ID, "key").send_keys(key)
+    button.click()
+    WebDriverWait(driver, 20).until(EC.staleness_of(button))
+
+
+def login(driver: webdriver.Chrome, url: str, key: str) -> None:
+    driver.delete_all_cookies()
+    driver.get(url + "/login")
+    submit_key(driver, key)
+    wait_for(lambda: driver.find_element(By.CSS_SELECTOR, "nav"), what="the dashboard after login")
+
+
+def open_page(driver: webdriver.Chrome, url: str, path: str, ready_selector: str) -> None:
+    driver.get(url + path)
+    wait_for(lambda: driver.find_element(By.CSS_SELECTOR, ready_selector), what=ready_selector)
+    wait_for(
+        lambda: not driver.execute_script("return document.querySelector('._dash-loading') !== null"),
+        what="Dash to finish loading",
+    )
+
+
+def plot_data(driver: webdriver.Chrome, graph_id: str) -> list[dict[str, Any]]:
+    return wait_for(
+        lambda: driver.execute_script(
+            f"const g = document.querySelector('#{graph_id} .js-plotly-plot'); return g && g.data && g.data.length ? "
+            "g.data.map(t => ({name: t.name, x: t.x, y: t.y, z: t.z})) : null"
+        ),
+        what=f"the {graph_id} chart",
+    )
+
+
+def test_the_dashboard_needs_a_login(driver: webdriver.Chrome, dashboard: Dashboard) -> None:
+    url, made, _ = dashboard
+    driver.delete_all_cookies()
+    driver.get(url + f"/models/{quote(MODEL)}?range=24h")
+    assert "/login" in driver.current_url  # sent to log in, with the page to come back to
+    submit_key(driver, "mon_00000000_wrong")
+    assert "invalid or revoked" in driver.find_element(By.ID, "error").text
+    submit_key(driver, made["ingest"])  # no read scope
+    assert "lacks the 'read' scope" in driver.find_element(By.ID, "error").text
+    submit_key(driver, made["read"])
+    wait_for(lambda: driver.find_element(By.ID, "drift-heatmap"), what="the model page after login")
+    assert f"/models/{quote(MODEL)}" in driver.current_url
+
+
+@pytest.mark.parametrize(
+    ("path", "ready"),
+    [
+        ("/", "#models .model-row"),
+        (f"/models/{quote(MODEL)}?range=24h&window=1h", "#drift-heatmap .js-plotly-plot"),
+        ("/alerts", "#alerts-table"),
+        ("/reports", "#report-build"),
+    ],
+)
+def test_every_page_loads_without_console_errors(
+    driver: webdriver.Chrome, dashboard: Dashboard, path: str, ready: str
+) -> None:
+    url, made, _ = dashboard
+    login(driver, url, made["read"])
+    driver.get_log("browser")  # drop what the login page logged
+    open_page(driver, url, path, ready)
+    assert console_errors(driver) == []
+
+
+def test_overview_shows_health_and_numbers_with_sample_sizes(driver: webdriver.Chrome, dashboard: Dashboard) -> None:
+    url, made, _ = dashboard
+    login(driver, url, made["read"])
+    open_page(driver, url, "/", "#models .model-row")
+    row = driver.find_element(By.ID, f"model-row-{MODEL}").text
+    assert "firing" in row  # the seeded drift fired the dataset-drift rule
+    assert "n = " in row and "label coverage" in row
+
+
+def test_model_charts_hold_the_stored_points(driver: webdriver.Chrome, dashboard: Dashboard) -> None:
+    url, made, ctx = dashboard
+    login(driver, url, made["read"])
+    open_page(driver, url, f"/models/{quote(MODEL)}?range=24h&window=1h", "#drift-heatmap .js-plotly-plot")
+    heatmap = plot_data(driver, "drift-heatmap")[0]
+    with ctx.engine.connect() as conn:
+        stored = conn.execute(
+            text(
+                "SELECT labels->>'feature', window_end, value FROM metric_points WHERE metric = 'feature_drift' "
+                "AND window_end - window_start = interval '1 hour' AND NOT labels ? 'segment'"
+            )
+        ).all()
+        drift = conn.execute(
+            text(
+                "SELECT value FROM metric_points WHERE metric = 'dataset_drift' "
+                "AND window_end - window_start = interval '1 hour' AND NOT labels ? 'segment' ORDER BY window_end"
+            )
+        ).scalars()
+        drift_values = list(drift)
+    assert sorted(heatmap["y"]) == sorted({f for f, _, _ in stored})
+    assert len(heatmap["x"]) == len({e for _, e, _ in stored})
+    series = plot_data(driver, "dataset-drift")[0]
+    assert series["y"] == pytest.approx(drift_values)
+    quality = plot_data(driver, "quality")
+    assert {t["name"] for t in quality} >= {"accuracy", "label coverage"}
+
+
+def test_a_heatmap_click_opens_the_distributions(driver: webdriver.Chrome, dashboard: Dashboard) -> None:
+    url, made, _ = dashboard
+    login(driver, url, made["read"])
+    open_page(driver, url, f"/models/{quote(MODEL)}?range=24h&window=1h", "#drift-heatmap .js-plotly-plot")
+    target = driver.find_element(By.CSS_SELECTOR, "#drift-heatmap .nsewdrag")
+    ActionChains(driver).move_to_element(target).click().perform()
+    bars = plot_data(driver, "distribution-graph")
+    assert [t["name"].split(" (")[0] for t in bars] == ["reference", "current"]
+    assert all("n = " in t["name"] for t in bars)
+    title = driver.execute_script(
+        "return document.querySelector('#distribution-graph .js-plotly-plot').layout.title.text"
+    )
+    assert "threshold" in title and ("DRIFTED" in title or "no drift" in title)
+    assert console_errors(driver) == []
+
+
+def test_a_silence_made_on_the_alerts_page_is_stored(driver: webdriver.Chrome, dashboard: Dashboard) -> None:
+    url, made, ctx = dashboard
+    login(driver, url, made["admin"])
+    open_page(driver, url, "/alerts", "#silence-button")
+    driver.find_element(By.ID, "silence-by").send_keys("on-call engineer")
+    driver.find_element(By.ID, "silence-comment").send_keys("looking into the drift")
+    driver.find_element(By.ID, "silence-button").click()
+    wait_for(lambda: driver.find_element(By.ID, "silence-created"), what="the silence to be created")
+    with ctx.engine.connect() as conn:
+        row = conn.execute(text("SELECT matchers, created_by, comment FROM silences")).one()
+    assert row.matchers == [{"name": "model", "value": MODEL, "op": "="}]
+    assert (row.created_by, row.comment) == ("on-call engineer", "looking into the drift")
+
+
+def test_a_read_only_key_cannot_silence(driver: webdriver.Chrome, dashboard: Dashboard) -> None:
+    url, made, _ = dashboard
+    login(driver, url, made["read"])
+    open_page(driver, url, "/alerts", "#silence-button")
+    driver.find_element(By.ID, "silence-by").send_keys("someone")
+    driver.find_element(By.ID, "silence-comment").send_keys("try")
+    driver.find_element(By.ID, "silence-button").click()
+    assert "admin scope" in wait_for(lambda: driver.find_element(By.ID, "silence-result").text, what="the refusal")
