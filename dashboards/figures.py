@@ -16,6 +16,12 @@ import plotly.graph_objects as go
 Point = dict[str, Any]
 
 OK, WARN, BAD = "#2ca02c", "#ff7f0e", "#d62728"
+# Markers are SVG nodes, each drawn on its own: beyond this many points a series is a plain line.
+MARKERS_UP_TO = 48
+
+
+def _mode(n: int) -> str:
+    return "lines+markers" if n <= MARKERS_UP_TO else "lines"
 
 
 def _empty(title: str, why: str) -> go.Figure:
@@ -133,7 +139,7 @@ def series(points: list[Point], metric: str, title: str, *, by: str | None = Non
             go.Scatter(
                 x=[p["window_end"] for p in ps],
                 y=[p["value"] for p in ps],
-                mode="lines+markers",
+                mode=_mode(len(ps)),
                 name=name,
                 customdata=[[p["sample_size"]] for p in ps],
                 hovertemplate=f"{name}: %{{y:.4g}}<br>n = %{{customdata[0]:,}}<extra></extra>",
@@ -159,7 +165,7 @@ def quality(points: list[Point], metric: str) -> go.Figure:
         go.Scatter(
             x=[p["window_end"] for p in q],
             y=[p["value"] for p in q],
-            mode="lines+markers",
+            mode=_mode(len(q)),
             name=metric.removeprefix("quality."),
             customdata=[[p["sample_size"]] for p in q],
             hovertemplate="%{y:.4g}<br>labelled n = %{customdata[0]:,}<extra></extra>",
@@ -171,15 +177,27 @@ def quality(points: list[Point], metric: str) -> go.Figure:
             y=[p["value"] for p in cov],
             name="label coverage",
             yaxis="y2",
-            mode="lines+markers",
+            mode=_mode(len(cov)),
             line={"dash": "dot", "color": "#7f7f7f"},
             customdata=[[p["sample_size"]] for p in cov],
             hovertemplate="coverage %{y:.0%} of %{customdata[0]:,} predictions<extra></extra>",
         )
     )
-    for d in concept_detections(points):
-        fig.add_vline(x=d["at"], line_color=BAD, line_dash="dash")
-        fig.add_annotation(x=d["at"], y=1, yref="paper", text=d["what"], showarrow=False, font={"color": BAD})
+    marks = concept_detections(points)
+    if marks:
+        # one trace of markers, not a shape per detection: a month of windows stays cheap to draw
+        fig.add_trace(
+            go.Scatter(
+                x=[d["at"] for d in marks],
+                y=[1.0] * len(marks),
+                yaxis="y2",
+                mode="markers",
+                name="concept drift detected",
+                marker={"symbol": "triangle-down", "size": 12, "color": BAD},
+                text=[d["what"] for d in marks],
+                hovertemplate="%{text} detected %{x}<extra></extra>",
+            )
+        )
     fig.update_layout(
         yaxis2={"overlaying": "y", "side": "right", "tickformat": ".0%", "range": [0, 1], "title": "coverage"}
     )
@@ -187,22 +205,30 @@ def quality(points: list[Point], metric: str) -> go.Figure:
 
 
 def concept_detections(points: list[Point]) -> list[dict[str, Any]]:
-    """When concept drift was detected: DDM's detection minute, or the end of the first window
-    of a run of quality-drop or residual-shift windows."""
+    """When concept drift was detected: DDM's detection minutes (sliding windows report the same
+    one again; it is shown once), and for the other tests the first window of each run of
+    drifted windows."""
     out = []
-    seen: set[tuple[str, Any]] = set()
-    for p in sorted(points, key=lambda p: p["window_end"]):
-        if not p["metric"].startswith("concept_drift.") or not p["drifted"]:
-            continue
-        at = (p.get("details") or {}).get("detected_at") or p["window_end"]
-        if isinstance(at, str):
-            at = datetime.fromisoformat(at)
-        key = (p["metric"], at)
-        if key in seen:
-            continue
-        seen.add(key)
-        out.append({"at": at, "what": p["metric"].removeprefix("concept_drift."), "value": p["value"]})
-    return out
+    by_metric: dict[str, list[Point]] = defaultdict(list)
+    for p in points:
+        if p["metric"].startswith("concept_drift."):
+            by_metric[p["metric"]].append(p)
+    for metric, ps in sorted(by_metric.items()):
+        what = metric.removeprefix("concept_drift.")
+        ps.sort(key=lambda p: p["window_end"])
+        seen: set[Any] = set()
+        before = False
+        for p in ps:
+            detected = (p.get("details") or {}).get("detected_at")
+            if p["drifted"] and detected:
+                at = datetime.fromisoformat(detected) if isinstance(detected, str) else detected
+                if at not in seen:
+                    seen.add(at)
+                    out.append({"at": at, "what": what, "value": p["value"]})
+            elif p["drifted"] and not before:
+                out.append({"at": p["window_end"], "what": what, "value": p["value"]})
+            before = bool(p["drifted"])
+    return sorted(out, key=lambda d: d["at"])
 
 
 def latency(points: list[Point]) -> go.Figure:
@@ -217,7 +243,7 @@ def latency(points: list[Point]) -> go.Figure:
                 x=[p["window_end"] for p in ps],
                 y=[p["value"] for p in ps],
                 name=name.removeprefix("latency."),
-                mode="lines+markers",
+                mode=_mode(len(ps)),
                 customdata=[[p["sample_size"]] for p in ps],
                 hovertemplate="%{y:.1f} ms<br>n = %{customdata[0]:,}<extra></extra>",
             )
@@ -229,7 +255,7 @@ def latency(points: list[Point]) -> go.Figure:
             y=[p["value"] for p in tp],
             name="predictions / min",
             yaxis="y2",
-            mode="lines+markers",
+            mode=_mode(len(tp)),
             line={"dash": "dot", "color": "#7f7f7f"},
             hovertemplate="%{y:.1f} / min<extra></extra>",
         )

@@ -73,6 +73,8 @@ def layout(ctx: ServiceContext, name: str, search: str) -> html.Div:
     )
     quality_metric = dashboard_data.main_quality_metric(info["task"])
     n_windows = len({pt["window_end"] for pt in points})
+    step_hours = dashboard_data.window_step(p.start, p.end) // 3600
+    every = "" if step_hours == 1 else f" (one every {step_hours} hours of this range)"
     graph = {"config": {"displaylogo": False}}
 
     def span(fig: go.Figure) -> go.Figure:
@@ -111,7 +113,7 @@ def layout(ctx: ServiceContext, name: str, search: str) -> html.Div:
             html.H2([f"{name} ", html.Small(f"v{info['version']} · {info['task']}")]),
             controls,
             html.P(
-                f"{n_windows} windows of {window} ending {p.start:%Y-%m-%d %H:%M} to {p.end:%Y-%m-%d %H:%M} UTC"
+                f"{n_windows} windows of {window}{every} ending {p.start:%Y-%m-%d %H:%M} to {p.end:%Y-%m-%d %H:%M} UTC"
                 + (f", segment {p.segment}" if p.segment else ", all predictions"),
                 className="muted",
                 id="range-text",

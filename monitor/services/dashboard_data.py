@@ -21,6 +21,8 @@ from monitor.services.drift_job import ColumnAccumulator, load_reference, parse_
 from monitor.services.windows import merged_window
 
 DISPLAY_BINS = 30
+# Windows end every hour; a page draws at most this many (a month of hourly windows is thinned).
+MAX_WINDOWS = 200
 TOP_CATEGORIES = 25
 
 
@@ -109,13 +111,24 @@ def window_points(
     end: datetime,
     window: timedelta,
     segment: str = "",
+    max_windows: int = MAX_WINDOWS,
 ) -> list[dict[str, Any]]:
     """Every point of the newest version for windows of length ``window`` ending in (start, end],
-    for all predictions or one tracked segment ('column=value')."""
+    for all predictions or one tracked segment ('column=value'). Windows end every hour; a range
+    holding more than ``max_windows`` of them is thinned to every k-th hour (``window_step``)."""
     vrow = registry.resolve_version(ctx, model, None)
     seg = parse_segment(segment, schema_from_json(vrow.schema))
+    step = window_step(start, end, max_windows)
     with ctx.uow() as uow:
-        return metrics_repo.window_points(uow.conn, vrow.version_id, int(window.total_seconds()), start, end, seg)
+        return metrics_repo.window_points(
+            uow.conn, vrow.version_id, int(window.total_seconds()), start, end, seg, step_seconds=step
+        )
+
+
+def window_step(start: datetime, end: datetime, max_windows: int = MAX_WINDOWS) -> int:
+    """Seconds between the windows shown: an hour, or whole hours so that at most ``max_windows`` show."""
+    hours = max(1, int((end - start).total_seconds() // 3600))
+    return 3600 * -(-hours // max_windows)
 
 
 def feature_distribution(
