@@ -52,9 +52,10 @@ def dashboard_link(settings: Settings, model: str, s: Sample | dict[str, Any]) -
         "window": window_name(end - start),
     }
     labels = get("labels") or {}
-    for key in ("feature", "segment", "segment_value"):
-        if key in labels:
-            params[key] = labels[key]
+    if "feature" in labels:
+        params["feature"] = labels["feature"]
+    if "segment" in labels:
+        params["segment"] = f"{labels['segment']}={labels.get('segment_value', '')}"
     return f"{settings.dashboard_url.rstrip('/')}/models/{quote(model)}?{urlencode(params)}"
 
 

@@ -182,3 +182,22 @@ def test_a_read_only_key_cannot_silence(driver: webdriver.Chrome, dashboard: Das
     driver.find_element(By.ID, "silence-comment").send_keys("try")
     driver.find_element(By.ID, "silence-button").click()
     assert "admin scope" in wait_for(lambda: driver.find_element(By.ID, "silence-result").text, what="the refusal")
+
+
+def test_an_alerts_dashboard_link_opens_the_model_page_at_its_window(
+    driver: webdriver.Chrome, dashboard: Dashboard
+) -> None:
+    url, made, ctx = dashboard
+    with ctx.engine.connect() as conn:
+        link, window_end = conn.execute(
+            text("SELECT annotations->>'dashboard', evidence->>'window_end' FROM alerts WHERE state = 'firing' LIMIT 1")
+        ).one()
+    assert link.startswith(ctx.settings.dashboard_url)
+    login(driver, url, made["read"])
+    path = link.removeprefix(ctx.settings.dashboard_url)
+    open_page(driver, url, path, "#drift-heatmap .js-plotly-plot")
+    text_ = driver.find_element(By.ID, "range-text").text
+    end = window_end[:16].replace("T", " ")
+    assert f"to {end} UTC" in text_  # the range ends at the alert's window
+    heatmap = plot_data(driver, "drift-heatmap")[0]
+    assert any(str(x).replace("T", " ").startswith(end) for x in heatmap["x"])
