@@ -1,0 +1,101 @@
+"""The dashboard's pure parts: figures from points, URL parameters, display bins."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pytest
+
+from dashboards import figures
+from dashboards.params import ModelParams
+from monitor.metrics.profiles import NumericSummary
+from monitor.services.dashboard_data import _display_bins, window_step
+
+T = datetime(2026, 11, 22, 12, tzinfo=UTC)
+
+
+def point(metric: str, end: datetime, value: float | None, **kw) -> dict:  # type: ignore[no-untyped-def]
+    return {
+        "metric": metric,
+        "labels": kw.pop("labels", {}),
+        "window_start": end - timedelta(hours=1),
+        "window_end": end,
+        "value": value,
+        "sample_size": kw.pop("n", 100),
+        "reference_size": kw.pop("ref", 1000),
+        "threshold": kw.pop("threshold", None),
+        "drifted": kw.pop("drifted", False),
+        "details": kw.pop("details", {}),
+    }
+
+
+def test_drift_severity_puts_p_values_and_distances_on_one_scale() -> None:
+    at = {"kind": "p_value"}
+    assert figures.drift_severity(point("feature_drift", T, 0.05, threshold=0.05, details=at)) == pytest.approx(1)
+    assert figures.drift_severity(point("feature_drift", T, 0.0025, threshold=0.05, details=at)) == pytest.approx(2)
+    assert figures.drift_severity(point("feature_drift", T, 0.5, threshold=0.05, details=at)) < 1
+    assert figures.drift_severity(point("feature_drift", T, 0.2, threshold=0.1)) == pytest.approx(2)
+    assert math.isnan(figures.drift_severity(point("feature_drift", T, None, threshold=0.1)))
+
+
+def test_heatmap_cells_and_hover_carry_the_numbers() -> None:
+    pts = [
+        point("feature_drift", T, 0.3, threshold=0.1, drifted=True, labels={"feature": "age", "method": "wasserstein"}),
+        point("feature_drift", T, 0.05, threshold=0.1, labels={"feature": "income", "method": "wasserstein"}),
+        point("feature_drift", T + timedelta(hours=1), 0.01, threshold=0.1, labels={"feature": "age", "method": "w"}),
+    ]
+    trace = figures.drift_heatmap(pts).data[0]
+    assert list(trace.y) == ["age", "income"] and len(trace.x) == 2
+    z = np.array(trace.z, dtype=float)
+    assert z[0, 0] == pytest.approx(3.0) and z[1, 0] == pytest.approx(0.5) and math.isnan(z[1, 1])
+    assert "n current = 100, n reference = 1,000" in trace.text[0][0] and "DRIFTED" in trace.text[0][0]
+
+
+def test_concept_detections_are_shown_once_per_change() -> None:
+    ddm = {"detected_at": (T + timedelta(minutes=30)).isoformat()}
+    pts = [point("concept_drift.ddm", T + timedelta(hours=h), 4.0, drifted=True, details=ddm) for h in range(3)]
+    drops = [False, True, True, False, True]
+    pts += [point("concept_drift.quality_drop", T + timedelta(hours=h), 0.2, drifted=d) for h, d in enumerate(drops)]
+    marks = figures.concept_detections(pts)
+    assert [(m["what"], m["at"]) for m in marks] == [
+        ("ddm", T + timedelta(minutes=30)),
+        ("quality_drop", T + timedelta(hours=1)),
+        ("quality_drop", T + timedelta(hours=4)),
+    ]
+
+
+def test_model_params_round_trip_and_presets() -> None:
+    now = datetime(2026, 11, 22, 12, 34, tzinfo=UTC)
+    p = ModelParams.from_search("?range=24h&window=1h&segment=region%3DEU", now)
+    assert (p.end, p.start, p.segment, p.range_name) == (
+        datetime(2026, 11, 22, 13, tzinfo=UTC),
+        datetime(2026, 11, 21, 13, tzinfo=UTC),
+        "region=EU",
+        "24h",
+    )
+    custom = ModelParams.from_search("?from=2026-11-01T00:00:00%2B00:00&to=2026-11-02T00:00:00Z&window=1d", now)
+    assert custom.range_name == "custom" and custom.end - custom.start == timedelta(days=1)
+    assert ModelParams.from_search(custom.search(window="1h"), now).start == custom.start
+    assert "range=7d" in custom.search(range="7d") and "from=" not in custom.search(range="7d")
+    assert ModelParams.from_search("?from=garbage", now).range_name == "7d"
+
+
+def test_long_ranges_are_thinned_to_at_most_200_windows() -> None:
+    assert window_step(T, T + timedelta(days=7)) == 3600
+    assert window_step(T, T + timedelta(days=30)) == 4 * 3600
+    assert window_step(T, T + timedelta(days=365)) == 44 * 3600
+
+
+def test_display_bins_keep_every_count_and_share_the_reference_bounds() -> None:
+    rng = np.random.default_rng(0)
+    ref_values = rng.normal(0, 1, 5000)
+    edges = np.unique(np.quantile(ref_values, np.linspace(0, 1, 200)))
+    ref = NumericSummary.of(ref_values, edges)
+    cur = NumericSummary.of(rng.normal(3, 1, 800), edges)  # much of it beyond the last edge
+    bounds, ref_shares = _display_bins(ref)
+    same_bounds, cur_shares = _display_bins(cur, bounds)
+    assert same_bounds == bounds and len(bounds) <= 31
+    assert sum(ref_shares) == pytest.approx(1) and sum(cur_shares) == pytest.approx(1)
+    assert cur_shares[-1] > 0.5  # values above the reference's range land in the last bin
