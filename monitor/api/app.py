@@ -13,7 +13,7 @@ from starlette.concurrency import run_in_threadpool
 
 from monitor import __version__
 from monitor.api.errors import install_error_handlers
-from monitor.api.routes import alerts, health, ingest, keys, metrics, models, reports, rules
+from monitor.api.routes import alerts, health, ingest, keys, kserve, metrics, models, reports, rules
 from monitor.config import Settings, get_settings
 from monitor.services.bootstrap import open_context
 from monitor.services.context import ServiceContext
@@ -64,7 +64,7 @@ def create_app(settings: Settings | None = None, ctx: ServiceContext | None = No
         docs_url="/docs",
     )
     install_error_handlers(app)
-    for module in (health, models, ingest, metrics, reports, keys, rules, alerts):
+    for module in (health, models, ingest, kserve, metrics, reports, keys, rules, alerts):
         app.include_router(module.router)
     return app
 

@@ -6,10 +6,12 @@ import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from monitor.db import log_repo, partitions
+from monitor.db import kserve_repo, log_repo, partitions
 from monitor.services.context import ServiceContext
 
 log = logging.getLogger(__name__)
+
+KSERVE_ORPHAN_AGE = timedelta(hours=1)
 
 
 def run_maintenance(ctx: ServiceContext, now: datetime | None = None) -> dict[str, Any]:
@@ -30,6 +32,8 @@ def run_maintenance(ctx: ServiceContext, now: datetime | None = None) -> dict[st
         # of prediction_keys (deliberately without a ts index, which would tax every insert) is rare.
         deleted = log_repo.delete_expired(uow.conn, cutoff) if dropped else {}
         attached = log_repo.attach_all_waiting_labels(uow.conn)
+        # A KServe half whose pair never came (a logger in request-only mode, a lost event).
+        kserve_orphans = kserve_repo.delete_older(uow.conn, now - KSERVE_ORPHAN_AGE)
         uow.commit()
     ctx.partitions.forget_before(partitions.day_of(cutoff))
     report = {
@@ -37,7 +41,8 @@ def run_maintenance(ctx: ServiceContext, now: datetime | None = None) -> dict[st
         "partitions_dropped": dropped,
         "deleted": deleted,
         "labels_attached": attached,
+        "kserve_orphans_deleted": kserve_orphans,
     }
-    if created or dropped or attached:
+    if created or dropped or attached or kserve_orphans:
         log.info("maintenance: %s", report)
     return report

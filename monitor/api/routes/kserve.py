@@ -1,0 +1,33 @@
+"""KServe payload logger: point an InferenceService's ``logger.url`` here."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Request
+from starlette.concurrency import run_in_threadpool
+
+from monitor.api.body import read_body
+from monitor.api.deps import get_ctx, require
+from monitor.api.responses import FastJSONResponse
+from monitor.domain.kserve import CloudEvent, KServeError
+from monitor.errors import MonitorError
+from monitor.services import kserve
+from monitor.services.context import ServiceContext
+from monitor.services.keys import Scope
+
+router = APIRouter(prefix="/v1", tags=["ingestion"])
+
+
+@router.post("/kserve", dependencies=[Depends(require(Scope.ingest, query_key=True))])
+async def kserve_event(request: Request, ctx: ServiceContext = Depends(get_ctx)) -> FastJSONResponse:
+    """A CloudEvent from KServe's payload logger (binary mode: ``Ce-Id``, ``Ce-Type``
+    ``org.kubeflow.serving.inference.request`` / ``.response``, ``Ce-Inferenceservicename`` naming a
+    registered model; V1 or Open Inference Protocol V2 bodies). The key may be sent as
+    ``?api_key=``, since the logger sends no custom headers. 202 while the event's other half is
+    awaited, 200 with what was stored once the pair is complete."""
+    body = await read_body(request, ctx.settings.max_body_bytes)
+    try:
+        event = CloudEvent.from_headers(dict(request.headers), body)
+    except KServeError as exc:
+        raise MonitorError(str(exc)) from None
+    result = await run_in_threadpool(kserve.receive, ctx, event)
+    return FastJSONResponse(result, status_code=202 if result["status"] != "stored" else 200)

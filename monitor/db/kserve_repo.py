@@ -1,0 +1,45 @@
+"""KServe halves waiting for their pair. Functions take a connection and never commit."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, text
+
+
+def lock_pair(conn: Connection, model: str, event_id: str) -> None:
+    """Serialise the two halves of one event: the second to arrive sees the first."""
+    conn.execute(
+        text("SELECT pg_advisory_xact_lock(hashtext('kserve:' || :m || ':' || :i))"), {"m": model, "i": event_id}
+    )
+
+
+def find(conn: Connection, model: str, event_id: str, kind: str) -> dict[str, Any] | None:
+    row = (
+        conn.execute(
+            text("SELECT body, event_time FROM kserve_events WHERE model = :m AND event_id = :i AND kind = :k"),
+            {"m": model, "i": event_id, "k": kind},
+        )
+        .mappings()
+        .first()
+    )
+    return None if row is None else {"body": bytes(row["body"]), "event_time": row["event_time"]}
+
+
+def store(conn: Connection, model: str, event_id: str, kind: str, body: bytes, event_time: str | None) -> None:
+    conn.execute(
+        text(
+            "INSERT INTO kserve_events (model, event_id, kind, body, event_time) VALUES (:m, :i, :k, :b, :t) "
+            "ON CONFLICT DO NOTHING"  # the logger retrying the same half
+        ),
+        {"m": model, "i": event_id, "k": kind, "b": body, "t": event_time},
+    )
+
+
+def forget(conn: Connection, model: str, event_id: str) -> None:
+    conn.execute(text("DELETE FROM kserve_events WHERE model = :m AND event_id = :i"), {"m": model, "i": event_id})
+
+
+def delete_older(conn: Connection, before: datetime) -> int:
+    return conn.execute(text("DELETE FROM kserve_events WHERE received_at < :b"), {"b": before}).rowcount

@@ -1,0 +1,158 @@
+"""KServe's payload logger: CloudEvents in binary mode, a request and a response sharing one
+``Ce-Id``, with V1 bodies (``instances`` / ``predictions``) or Open Inference Protocol V2 bodies
+(``inputs`` / ``outputs`` tensors). Pure: turns a matched pair into prediction records in the
+shape ``POST /v1/predictions`` takes, with feature names from the registered schema.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from monitor.domain.schema import ModelSchema, Task
+
+REQUEST = "org.kubeflow.serving.inference.request"
+RESPONSE = "org.kubeflow.serving.inference.response"
+
+
+class KServeError(ValueError):
+    """A payload this endpoint cannot read; says which part and why."""
+
+
+@dataclass(frozen=True)
+class CloudEvent:
+    id: str
+    type: str  # REQUEST or RESPONSE
+    model: str  # Ce-Inferenceservicename
+    time: str | None
+    body: bytes
+
+    @classmethod
+    def from_headers(cls, headers: dict[str, str], body: bytes) -> CloudEvent:
+        h = {k.lower(): v for k, v in headers.items()}
+        missing = [k for k in ("ce-id", "ce-type", "ce-inferenceservicename") if not h.get(k)]
+        if missing:
+            raise KServeError(f"missing CloudEvent header(s): {', '.join(missing)}")
+        if h["ce-type"] not in (REQUEST, RESPONSE):
+            raise KServeError(f"ce-type {h['ce-type']!r} is neither {REQUEST} nor {RESPONSE}")
+        return cls(h["ce-id"], h["ce-type"], h["ce-inferenceservicename"], h.get("ce-time"), body)
+
+
+def _tensor(t: dict[str, Any], where: str) -> np.ndarray:
+    """An OIP V2 tensor as an array of its shape (data may be flat or nested)."""
+    try:
+        shape = [int(d) for d in t["shape"]]
+        data = np.asarray(t["data"], dtype=object).reshape(shape)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise KServeError(f"{where}: not a V2 tensor with shape and data ({exc})") from None
+    return data
+
+
+def request_rows(doc: Any, schema: ModelSchema) -> list[dict[str, Any]]:
+    """Feature dicts, one per instance. V1: ``instances`` of lists (schema order) or objects
+    (by name); V2: one input of shape [n, k] (schema order) or one input per feature of shape
+    [n] or [n, 1] (by name)."""
+    names = schema.feature_names()
+    if not isinstance(doc, dict):
+        raise KServeError("request body: expected a JSON object")
+    if "instances" in doc:
+        out = []
+        for i, inst in enumerate(doc["instances"]):
+            if isinstance(inst, dict):
+                out.append(inst)
+            elif isinstance(inst, list):
+                # trailing optional features may be left out
+                if len(inst) > len(names) or any(f.required for f in schema.features[len(inst) :]):
+                    raise KServeError(f"instances[{i}]: {len(inst)} values for {len(names)} features {names}")
+                out.append(dict(zip(names, inst, strict=False)))
+            else:
+                raise KServeError(f"instances[{i}]: expected a list or an object")
+        return out
+    if "inputs" in doc:
+        inputs = doc["inputs"]
+        if not isinstance(inputs, list) or not inputs:
+            raise KServeError("inputs: expected a non-empty list of tensors")
+        by_name = {t.get("name"): t for t in inputs if isinstance(t, dict)}
+        if len(inputs) == 1 and inputs[0].get("name") not in names:
+            data = _tensor(inputs[0], "inputs[0]")
+            if data.ndim != 2 or data.shape[1] != len(names):
+                raise KServeError(f"inputs[0]: shape {list(data.shape)} does not hold {len(names)} features per row")
+            return [dict(zip(names, row.tolist(), strict=True)) for row in data]
+        columns = {}
+        for name in names:
+            if name in by_name:
+                columns[name] = _tensor(by_name[name], f"inputs[{name}]").reshape(-1).tolist()
+        if not columns:
+            raise KServeError(f"inputs: no tensor named after a feature ({', '.join(names)})")
+        n = {len(c) for c in columns.values()}
+        if len(n) != 1:
+            raise KServeError("inputs: feature tensors of different lengths")
+        return [{k: v[i] for k, v in columns.items()} for i in range(n.pop())]
+    raise KServeError("request body: neither V1 'instances' nor V2 'inputs'")
+
+
+def _prediction(value: Any, schema: ModelSchema, where: str) -> tuple[Any, dict[str, float] | None]:
+    """(prediction, scores) from one output row: a label, a class index, a number, or a
+    probability per class (in the schema's class order; binary may give the positive one)."""
+    classes = schema.classes or []
+    if schema.task is Task.regression:
+        if isinstance(value, list) and len(value) == 1:
+            value = value[0]
+        return value, None
+    if isinstance(value, list):
+        probs = [float(v) for v in value]
+        if len(probs) == len(classes):
+            return classes[int(np.argmax(probs))], dict(zip(classes, probs, strict=True))
+        if len(probs) == 1 and schema.task is Task.binary_classification:
+            value = probs[0]
+        else:
+            raise KServeError(f"{where}: {len(probs)} probabilities for {len(classes)} classes")
+    if isinstance(value, bytes):
+        value = value.decode()
+    if isinstance(value, str):
+        return value, None
+    if isinstance(value, bool):
+        return classes[int(value)], None
+    if isinstance(value, int) and 0 <= value < len(classes):
+        return classes[value], None  # a class index, as scikit-learn servers return
+    if isinstance(value, float) and schema.task is Task.binary_classification and 0 <= value <= 1:
+        positive = schema.positive_class or classes[1]
+        return (positive if value >= 0.5 else next(c for c in classes if c != positive)), {positive: value}
+    raise KServeError(f"{where}: cannot read {value!r} as a prediction for classes {classes}")
+
+
+def response_rows(doc: Any, schema: ModelSchema) -> list[tuple[Any, dict[str, float] | None]]:
+    if not isinstance(doc, dict):
+        raise KServeError("response body: expected a JSON object")
+    if "predictions" in doc:
+        return [_prediction(v, schema, f"predictions[{i}]") for i, v in enumerate(doc["predictions"])]
+    if "outputs" in doc:
+        outputs = doc["outputs"]
+        if not isinstance(outputs, list) or not outputs:
+            raise KServeError("outputs: expected a non-empty list of tensors")
+        data = _tensor(outputs[0], "outputs[0]")
+        rows = data.tolist() if data.ndim > 1 else data.reshape(-1).tolist()
+        return [_prediction(v, schema, f"outputs[0][{i}]") for i, v in enumerate(rows)]
+    raise KServeError("response body: neither V1 'predictions' nor V2 'outputs'")
+
+
+def pair_to_records(
+    event_id: str, request: Any, response: Any, schema: ModelSchema, timestamp: str | None
+) -> list[dict[str, Any]]:
+    """One prediction record per instance: id ``<ce-id>-<i>``, the request's features, the
+    response's prediction and scores."""
+    features = request_rows(request, schema)
+    outputs = response_rows(response, schema)
+    if len(features) != len(outputs):
+        raise KServeError(f"{len(features)} instances in the request but {len(outputs)} in the response")
+    records = []
+    for i, (feats, (prediction, scores)) in enumerate(zip(features, outputs, strict=True)):
+        rec: dict[str, Any] = {"prediction_id": f"{event_id}-{i}", "features": feats, "prediction": prediction}
+        if scores is not None:
+            rec["scores"] = scores
+        if timestamp:
+            rec["timestamp"] = timestamp
+        records.append(rec)
+    return records

@@ -1,0 +1,92 @@
+"""KServe payloads into prediction records: V1 and Open Inference Protocol V2, lists and objects."""
+
+from __future__ import annotations
+
+import pytest
+
+from monitor.domain.kserve import REQUEST, CloudEvent, KServeError, pair_to_records, request_rows, response_rows
+from monitor.domain.schema import ModelSchema
+
+BINARY = ModelSchema.model_validate(
+    {
+        "task": "binary_classification",
+        "classes": ["stay", "leave"],
+        "features": [{"name": "tenure", "type": "numerical"}, {"name": "plan", "type": "categorical"}],
+    }
+)
+IRIS = ModelSchema.model_validate(
+    {
+        "task": "multiclass_classification",
+        "classes": ["setosa", "versicolor", "virginica"],
+        "features": [{"name": n, "type": "numerical"} for n in ("sl", "sw", "pl", "pw")],
+    }
+)
+
+
+def test_v1_lists_take_the_schemas_feature_order_and_objects_their_names() -> None:
+    doc = {"instances": [[12, "basic"], {"plan": "pro", "tenure": 3}]}
+    assert request_rows(doc, BINARY) == [{"tenure": 12, "plan": "basic"}, {"plan": "pro", "tenure": 3}]
+    with pytest.raises(KServeError, match=r"instances\[0\]: 3 values for 2 features"):
+        request_rows({"instances": [[1, "a", 2]]}, BINARY)
+
+
+def test_v2_one_matrix_or_one_tensor_per_feature() -> None:
+    matrix = {"inputs": [{"name": "input-0", "shape": [2, 4], "datatype": "FP32", "data": [1, 2, 3, 4, 5, 6, 7, 8]}]}
+    assert request_rows(matrix, IRIS)[1] == {"sl": 5, "sw": 6, "pl": 7, "pw": 8}
+    columns = {
+        "inputs": [
+            {"name": "tenure", "shape": [2], "datatype": "INT64", "data": [1, 2]},
+            {"name": "plan", "shape": [2, 1], "datatype": "BYTES", "data": [["a"], ["b"]]},
+        ]
+    }
+    assert request_rows(columns, BINARY) == [{"tenure": 1, "plan": "a"}, {"tenure": 2, "plan": "b"}]
+    with pytest.raises(KServeError, match="does not hold 4 features"):
+        request_rows({"inputs": [{"name": "x", "shape": [2, 3], "data": [1, 2, 3, 4, 5, 6]}]}, IRIS)
+
+
+@pytest.mark.parametrize(
+    ("response", "expected"),
+    [
+        ({"predictions": [1, 0]}, [("versicolor", None), ("setosa", None)]),  # class indices
+        ({"predictions": ["virginica"]}, [("virginica", None)]),
+        (
+            {"predictions": [[0.1, 0.7, 0.2]]},
+            [("versicolor", {"setosa": 0.1, "versicolor": 0.7, "virginica": 0.2})],
+        ),
+        (
+            {"outputs": [{"name": "probs", "shape": [1, 3], "datatype": "FP32", "data": [0.6, 0.3, 0.1]}]},
+            [("setosa", {"setosa": 0.6, "versicolor": 0.3, "virginica": 0.1})],
+        ),
+    ],
+)
+def test_responses(response: dict, expected: list) -> None:
+    assert response_rows(response, IRIS) == expected
+
+
+def test_binary_probability_of_the_positive_class() -> None:
+    assert response_rows({"predictions": [0.8, 0.2]}, BINARY) == [("leave", {"leave": 0.8}), ("stay", {"leave": 0.2})]
+
+
+def test_a_pair_becomes_one_record_per_instance() -> None:
+    records = pair_to_records(
+        "ev1", {"instances": [[12, "basic"], [3, "pro"]]}, {"predictions": [0.9, 0.1]}, BINARY, "2026-11-22T10:00:00Z"
+    )
+    assert [r["prediction_id"] for r in records] == ["ev1-0", "ev1-1"]
+    assert records[0] == {
+        "prediction_id": "ev1-0",
+        "features": {"tenure": 12, "plan": "basic"},
+        "prediction": "leave",
+        "scores": {"leave": 0.9},
+        "timestamp": "2026-11-22T10:00:00Z",
+    }
+    with pytest.raises(KServeError, match="2 instances in the request but 1 in the response"):
+        pair_to_records("ev", {"instances": [[1, "a"], [2, "b"]]}, {"predictions": [0.5]}, BINARY, None)
+
+
+def test_cloud_event_headers() -> None:
+    e = CloudEvent.from_headers({"Ce-Id": "x", "Ce-Type": REQUEST, "Ce-Inferenceservicename": "churn"}, b"{}")
+    assert (e.id, e.model, e.time) == ("x", "churn", None)
+    with pytest.raises(KServeError, match="missing CloudEvent header"):
+        CloudEvent.from_headers({"Ce-Type": REQUEST}, b"{}")
+    with pytest.raises(KServeError, match="neither"):
+        CloudEvent.from_headers({"Ce-Id": "x", "Ce-Type": "other", "Ce-Inferenceservicename": "m"}, b"{}")
