@@ -202,8 +202,11 @@ def browser_times(
                 wait_ready(name, ready)
 
             def in_app(name: str = name, path: str = path, ready: str = ready) -> None:
-                driver.get(server.url + "/reports")
-                wait_ready("reports", "#report-build")
+                start, start_ready = (
+                    ("/alerts", "#alerts-table") if path == "/reports" else ("/reports", "#report-build")
+                )
+                driver.get(server.url + start)
+                wait_ready(start, start_ready)
                 driver.execute_script(
                     "document.querySelector('#page').firstChild.setAttribute('data-old', '1');"
                     "window.history.pushState({}, '', arguments[0]);"
@@ -231,6 +234,9 @@ def main() -> None:
     p.add_argument("--rows", type=int, default=10_000_000)
     p.add_argument("--days", type=int, default=30)
     p.add_argument("--rounds", type=int, default=5)
+    p.add_argument(
+        "--reuse", action="store_true", help="MONITOR_DATABASE_URL already holds an earlier run's data: only measure"
+    )
     args = p.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(data_dir=Path(tmp), database_url=os.environ.get("MONITOR_DATABASE_URL"))
@@ -238,8 +244,11 @@ def main() -> None:
         where = "MONITOR_DATABASE_URL" if settings.database_url else "embedded pgserver"
         print(f"Postgres: {where}; {args.rows:,} predictions over {args.days} days", flush=True)
         t = time.perf_counter()
-        end = setup(ctx, args.rows, args.days)
-        print(f"setup: {time.perf_counter() - t:.0f} s", flush=True)
+        if args.reuse:
+            end = hour_floor(datetime.now(UTC))
+        else:
+            end = setup(ctx, args.rows, args.days)
+            print(f"setup: {time.perf_counter() - t:.0f} s", flush=True)
         with ctx.engine.connect() as conn:
             n_pred = conn.execute(text("SELECT count(*) FROM predictions")).scalar_one()
             n_points = conn.execute(text("SELECT count(*) FROM metric_points")).scalar_one()
