@@ -8,7 +8,6 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import unquote
 
-import plotly.graph_objects as go
 from dash import Dash, Input, Output, State, dcc, html, no_update
 
 from alerts.rules import parse_duration
@@ -77,9 +76,8 @@ def layout(ctx: ServiceContext, name: str, search: str) -> html.Div:
     every = "" if step_hours == 1 else f" (one every {step_hours} hours of this range)"
     graph = {"config": {"displaylogo": False}}
 
-    def span(fig: go.Figure) -> go.Figure:
-        """Every time axis shows the chosen range, however few windows it holds."""
-        return fig.update_xaxes(range=[p.start, p.end]) if fig.data else fig
+    def span(fig: figures.Figure) -> figures.Figure:
+        return figures.with_time_range(fig, p.start, p.end)
 
     timeseries = [
         (

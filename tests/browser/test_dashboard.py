@@ -46,7 +46,7 @@ def submit_key(driver: webdriver.Chrome, key: str) -> None:
     button = driver.find_element(By.ID, "login")
     driver.find_element(By.ID, "key").send_keys(key)
     button.click()
-    WebDriverWait(driver, 20).until(EC.staleness_of(button))
+    WebDriverWait(driver, 30).until(EC.staleness_of(button))
 
 
 def login(driver: webdriver.Chrome, url: str, key: str) -> None:
