@@ -18,7 +18,7 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from sqlalchemy import Connection, text
 
 from monitor.db import registry_repo
-from monitor.services import registry
+from monitor.services import job_log, registry
 from monitor.services.alert_config import RulesFile
 from monitor.services.alerting import evaluate_model, flush_groups
 from monitor.services.context import ServiceContext
@@ -91,24 +91,36 @@ class MetricScheduler:
                     due = time.monotonic() - self._last_run.get(name, float("-inf")) >= cfg.schedule_seconds
                     if not (due or force):
                         continue
+                    started = time.perf_counter()
                     report = run_model(self.ctx, name, now or datetime.now(UTC))
                     self._last_run[name] = time.monotonic()
                     ran.append(name)
+                    job_log.succeeded(self.ctx, name, "metrics", time.perf_counter() - started)
                     log.info("metrics for %s: %s", name, report)
-                except Exception:  # one model's failure must not stop the others
+                except Exception as exc:  # one model's failure must not stop the others
                     log.exception("metrics run for %s failed; retrying next tick", name)
+                    self._record_failure(name, "metrics", exc)
                     continue
                 try:
+                    started = time.perf_counter()
                     changes = evaluate_model(self.ctx, name)
+                    job_log.succeeded(self.ctx, name, "rules", time.perf_counter() - started)
                     if changes:
                         log.info("alerts for %s: %s", name, changes)
-                except Exception:
+                except Exception as exc:
                     log.exception("rule evaluation for %s failed; retrying next tick", name)
+                    self._record_failure(name, "rules", exc)
             try:
                 flush_groups(self.ctx)  # groups whose wait ended since the last evaluation
             except Exception:
                 log.exception("notification grouping failed; retrying next tick")
             return ran
+
+    def _record_failure(self, model: str, job: str, exc: BaseException) -> None:
+        try:
+            job_log.failed(self.ctx, model, job, exc)
+        except Exception:  # the database may be what failed
+            log.warning("could not record the failure of %s for %s", job, model)
 
     def start(self, *, block: bool) -> None:
         cls = BlockingScheduler if block else BackgroundScheduler

@@ -71,6 +71,7 @@ TABLES = ", ".join(
     [
         "reports",
         "job_watermarks",
+        "job_runs",
         "kserve_events",
         "relabelled_hours",
         "retrain_triggers",

@@ -6,23 +6,27 @@ import asyncio
 import contextlib
 import gc
 import logging
+import time
 from collections.abc import AsyncIterator
+from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from starlette.concurrency import run_in_threadpool
 
 from monitor import __version__
 from monitor.api.errors import install_error_handlers
-from monitor.api.routes import alerts, health, ingest, keys, kserve, metrics, models, reports, rules
+from monitor.api.routes import alerts, health, ingest, keys, kserve, metrics, models, prometheus, reports, rules
 from monitor.config import Settings, get_settings
 from monitor.services.bootstrap import open_context
 from monitor.services.context import ServiceContext
 from monitor.services.keys import Authenticator
 from monitor.services.maintenance import run_maintenance
+from monitor.services.prometheus import new_registry
 
 log = logging.getLogger(__name__)
 
 MAINTENANCE_INTERVAL_SECONDS = 3600
+INGEST_PATHS = {"/v1/predictions": "predictions", "/v1/labels": "labels", "/v1/kserve": "kserve"}
 
 
 async def _maintain_forever(ctx: ServiceContext) -> None:
@@ -43,6 +47,7 @@ def create_app(settings: Settings | None = None, ctx: ServiceContext | None = No
         context = ctx or await run_in_threadpool(open_context, settings or get_settings())
         app.state.ctx = context
         app.state.authenticator = Authenticator(context)
+        app.state.metrics_registry, app.state.ingest_latency = new_registry(context)
         task = asyncio.create_task(_maintain_forever(context))
         if owned:
             # A server process: everything built at start-up lives as long as it does; keep the
@@ -64,7 +69,21 @@ def create_app(settings: Settings | None = None, ctx: ServiceContext | None = No
         docs_url="/docs",
     )
     install_error_handlers(app)
-    for module in (health, models, ingest, kserve, metrics, reports, keys, rules, alerts):
+
+    @app.middleware("http")
+    async def time_ingestion(request: Request, call_next: Any) -> Any:
+        """Ingestion latency per endpoint, until the answer is ready (after the commit)."""
+        endpoint = INGEST_PATHS.get(request.url.path)
+        if endpoint is None:
+            return await call_next(request)
+        started = time.perf_counter()
+        response = await call_next(request)
+        histogram = getattr(request.app.state, "ingest_latency", None)
+        if histogram is not None:
+            histogram.labels(endpoint, f"{response.status_code // 100}xx").observe(time.perf_counter() - started)
+        return response
+
+    for module in (health, models, ingest, kserve, metrics, reports, keys, rules, alerts, prometheus):
         app.include_router(module.router)
     return app
 

@@ -1,0 +1,54 @@
+"""What the service's own metrics read: job runs, ingestion counts, deliveries. Functions take a
+connection and never commit."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, text
+
+
+def record_job_success(conn: Connection, model: str, job: str, at: datetime, duration_s: float) -> None:
+    conn.execute(
+        text(
+            "INSERT INTO job_runs (model, job, last_success_at, last_duration_s) VALUES (:m, :j, :at, :d) "
+            "ON CONFLICT (model, job) DO UPDATE SET last_success_at = EXCLUDED.last_success_at, "
+            "last_duration_s = EXCLUDED.last_duration_s"
+        ),
+        {"m": model, "j": job, "at": at, "d": duration_s},
+    )
+
+
+def record_job_failure(conn: Connection, model: str, job: str, at: datetime, error: str) -> None:
+    conn.execute(
+        text(
+            "INSERT INTO job_runs (model, job, last_error, last_error_at) VALUES (:m, :j, :e, :at) "
+            "ON CONFLICT (model, job) DO UPDATE SET last_error = EXCLUDED.last_error, "
+            "last_error_at = EXCLUDED.last_error_at"
+        ),
+        {"m": model, "j": job, "e": error[:2000], "at": at},
+    )
+
+
+def job_runs(conn: Connection) -> list[dict[str, Any]]:
+    rows = conn.execute(
+        text("SELECT model, job, last_success_at, last_duration_s, last_error_at FROM job_runs")
+    ).mappings()
+    return [dict(r) for r in rows]
+
+
+def ingest_totals(conn: Connection) -> list[dict[str, Any]]:
+    """Records per model and kind since retention last trimmed the hourly counts."""
+    rows = conn.execute(
+        text(
+            "SELECT m.name AS model, s.kind, sum(s.accepted) AS accepted, sum(s.duplicates) AS duplicates, "
+            "sum(s.rejected) AS rejected FROM ingest_stats s JOIN models m ON m.id = s.model_id GROUP BY 1, 2"
+        )
+    ).mappings()
+    return [dict(r) for r in rows]
+
+
+def delivery_totals(conn: Connection) -> list[dict[str, Any]]:
+    rows = conn.execute(text("SELECT receiver, outcome, count(*) AS n FROM deliveries GROUP BY 1, 2")).mappings()
+    return [dict(r) for r in rows]

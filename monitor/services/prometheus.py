@@ -1,0 +1,163 @@
+"""``/metrics`` for Prometheus: the service's own numbers and the newest model metrics.
+
+What every process shares is read from the database at scrape time — records ingested, webhook
+deliveries by outcome, scheduler job durations and last successes, the newest metric points —
+so any API replica answers the same. Request latency is per process (a histogram each API
+worker keeps). Model series are those over all predictions (no segment labels), the newest
+window of each length: label sets stay bounded by features, classes and windows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+
+from alerts.evaluate import window_name
+from monitor.db import alert_repo, ops_repo, registry_repo
+from monitor.services.context import ServiceContext
+
+MODEL_METRICS = ["dataset_drift", "feature_drift", "prediction_drift", "quality.*", "latency.*", "throughput.*"]
+MODEL_METRICS += ["concept_drift.*"]
+FRESHNESS = timedelta(days=2)
+
+
+def _ts(d: datetime | None) -> float | None:
+    return None if d is None else d.timestamp()
+
+
+class StoreCollector:
+    """Reads the shared numbers from the database on every scrape."""
+
+    def __init__(self, ctx: ServiceContext) -> None:
+        self.ctx = ctx
+
+    def collect(self) -> Iterator[Metric]:
+        records = CounterMetricFamily(
+            "monitor_records", "Records received, by model, kind and outcome", labels=["model", "kind", "outcome"]
+        )
+        deliveries = CounterMetricFamily(
+            "monitor_webhook_deliveries",
+            "Webhook delivery attempts by receiver and outcome",
+            labels=["receiver", "outcome"],
+        )
+        last_success = GaugeMetricFamily(
+            "monitor_job_last_success_timestamp_seconds", "When a scheduler job last succeeded", labels=["model", "job"]
+        )
+        duration = GaugeMetricFamily(
+            "monitor_job_duration_seconds",
+            "How long a scheduler job's last successful run took",
+            labels=["model", "job"],
+        )
+        with self.ctx.uow() as uow:
+            for r in ops_repo.ingest_totals(uow.conn):
+                for outcome in ("accepted", "duplicates", "rejected"):
+                    records.add_metric([r["model"], r["kind"], outcome], float(r[outcome]))
+            for r in ops_repo.delivery_totals(uow.conn):
+                deliveries.add_metric([r["receiver"], r["outcome"]], float(r["n"]))
+            for r in ops_repo.job_runs(uow.conn):
+                if r["last_success_at"] is not None:
+                    last_success.add_metric([r["model"], r["job"]], r["last_success_at"].timestamp())
+                    duration.add_metric([r["model"], r["job"]], float(r["last_duration_s"] or 0.0))
+            points = self._model_points(uow.conn)
+        yield records
+        yield deliveries
+        yield last_success
+        yield duration
+        yield from self._model_families(points)
+
+    def _model_points(self, conn: Any) -> list[tuple[str, dict[str, Any]]]:
+        out = []
+        since = datetime.now(UTC) - FRESHNESS
+        for name in registry_repo.list_model_names(conn):
+            vrow = registry_repo.get_version(conn, name, None)
+            if vrow is None:
+                continue
+            for p in alert_repo.latest_points(conn, vrow.model_id, vrow.version_id, MODEL_METRICS, since):
+                if "segment" not in p["labels"]:
+                    out.append((name, p))
+        return out
+
+    def _model_families(self, points: list[tuple[str, dict[str, Any]]]) -> Iterator[Metric]:
+        fam = {
+            "drift_share": GaugeMetricFamily(
+                "monitor_model_dataset_drift_share", "Share of drifted features", labels=["model", "window"]
+            ),
+            "feature": GaugeMetricFamily(
+                "monitor_model_feature_drift_score",
+                "Drift score of a feature (p-value or distance, see method)",
+                labels=["model", "feature", "method", "window"],
+            ),
+            "feature_drifted": GaugeMetricFamily(
+                "monitor_model_feature_drifted", "1 when the feature drifted", labels=["model", "feature", "window"]
+            ),
+            "prediction": GaugeMetricFamily(
+                "monitor_model_prediction_drift_score",
+                "Drift score of the prediction or a class score",
+                labels=["model", "column", "method", "window"],
+            ),
+            "quality": GaugeMetricFamily(
+                "monitor_model_quality",
+                "Model quality against labels (class '' = overall or the positive class)",
+                labels=["model", "metric", "class", "window"],
+            ),
+            "coverage": GaugeMetricFamily(
+                "monitor_model_label_coverage_ratio", "Labelled share of predictions", labels=["model", "window"]
+            ),
+            "latency": GaugeMetricFamily(
+                "monitor_model_latency_milliseconds", "Prediction latency", labels=["model", "quantile", "window"]
+            ),
+            "throughput": GaugeMetricFamily(
+                "monitor_model_predictions_per_minute", "Prediction throughput", labels=["model", "window"]
+            ),
+            "concept": GaugeMetricFamily(
+                "monitor_model_concept_drift", "1 when concept drift is detected", labels=["model", "method", "window"]
+            ),
+        }
+        for model, p in points:
+            metric, labels, value = p["metric"], p["labels"], p["value"]
+            if value is None:
+                continue
+            window = window_name(p["window_end"] - p["window_start"])
+            if metric == "dataset_drift":
+                fam["drift_share"].add_metric([model, window], value)
+            elif metric == "feature_drift":
+                fam["feature"].add_metric([model, labels["feature"], labels.get("method", ""), window], value)
+                fam["feature_drifted"].add_metric([model, labels["feature"], window], float(bool(p["drifted"])))
+            elif metric == "prediction_drift":
+                fam["prediction"].add_metric([model, labels["column"], labels.get("method", ""), window], value)
+            elif metric == "quality.label_coverage":
+                fam["coverage"].add_metric([model, window], value)
+            elif metric.startswith("quality.") and "average" not in labels:
+                fam["quality"].add_metric(
+                    [model, metric.removeprefix("quality."), labels.get("class", ""), window], value
+                )
+            elif metric.startswith("latency.") and metric != "latency.mean":
+                q = metric.removeprefix("latency.")
+                fam["latency"].add_metric(
+                    [model, {"p50": "0.5", "p90": "0.9", "p95": "0.95", "p99": "0.99"}.get(q, q), window], value
+                )
+            elif metric == "throughput.per_minute":
+                fam["throughput"].add_metric([model, window], value)
+            elif metric.startswith("concept_drift."):
+                fam["concept"].add_metric(
+                    [model, metric.removeprefix("concept_drift."), window], float(bool(p["drifted"]))
+                )
+        yield from fam.values()
+
+
+def new_registry(ctx: ServiceContext) -> tuple[CollectorRegistry, Histogram]:
+    """A registry for one API process: the shared numbers, and this process's request latency."""
+    registry = CollectorRegistry()
+    registry.register(StoreCollector(ctx))  # type: ignore[arg-type]
+    latency = Histogram(
+        "monitor_ingest_request_duration_seconds",
+        "Ingestion request latency in this API process, until the answer (after the commit)",
+        ["endpoint", "status"],
+        buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+        registry=registry,
+    )
+    return registry, latency

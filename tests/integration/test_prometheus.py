@@ -1,0 +1,91 @@
+"""/metrics: the service's numbers and the newest model metrics, in Prometheus's format."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from monitor.db import alert_repo
+from monitor.metrics.points import MetricPoint
+from monitor.services import job_log
+from monitor.services.metric_store import record_points
+from monitor.services.windows import hour_floor
+from tests.integration.helpers import Api, prediction
+
+
+def scrape(api: Api) -> dict[str, list[tuple[dict[str, str], float]]]:
+    r = api.http.get("/metrics", headers=api.read)
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
+    out: dict[str, list[tuple[dict[str, str], float]]] = {}
+    for fam in text_string_to_metric_families(r.text):
+        for s in fam.samples:
+            out.setdefault(s.name, []).append((s.labels, s.value))
+    return out
+
+
+def value(samples: dict, name: str, **labels: str) -> float:
+    hits = [v for lab, v in samples.get(name, []) if all(lab.get(k) == x for k, x in labels.items())]
+    assert len(hits) == 1, (name, labels, samples.get(name))
+    return hits[0]
+
+
+def test_service_and_model_metrics(churn: Api) -> None:
+    for ids in (["a", "b"], ["a"]):  # the second "a" is a duplicate
+        r = churn.http.post(
+            "/v1/predictions", json={"model": "churn", "records": [prediction(i) for i in ids]}, headers=churn.ingest
+        )
+        assert r.status_code == 200, r.text
+    end = hour_floor(datetime.now(UTC)) + timedelta(hours=1)
+    start = end - timedelta(hours=1)
+    record_points(
+        churn.ctx,
+        "churn",
+        "1",
+        [
+            MetricPoint("dataset_drift", start, end, 0.5, sample_size=2, threshold=0.5, drifted=True),
+            MetricPoint(
+                "feature_drift",
+                start,
+                end,
+                0.2,
+                sample_size=2,
+                labels={"feature": "tenure", "method": "psi"},
+                drifted=True,
+            ),
+            MetricPoint("quality.accuracy", start, end, 0.9, sample_size=2),
+            MetricPoint("latency.p95", start, end, 12.5, sample_size=2),
+            MetricPoint(
+                "dataset_drift", start, end, 0.1, sample_size=1, labels={"segment": "plan", "segment_value": "basic"}
+            ),
+        ],
+    )
+    job_log.succeeded(churn.ctx, "churn", "metrics", 1.25)
+    with churn.ctx.uow() as uow:
+        alert_repo.add_delivery(
+            uow.conn,
+            {
+                "message_id": "msg_1",
+                "receiver": "oncall",
+                "attempt": 1,
+                "at": datetime.now(UTC),
+                "status_code": 503,
+                "latency_ms": 3.0,
+                "outcome": "retry",
+                "error": "HTTP 503",
+            },
+        )
+        uow.commit()
+    m = scrape(churn)
+    assert value(m, "monitor_records_total", model="churn", kind="prediction", outcome="accepted") == 2
+    assert value(m, "monitor_records_total", model="churn", kind="prediction", outcome="duplicates") == 1
+    assert value(m, "monitor_webhook_deliveries_total", receiver="oncall", outcome="retry") == 1
+    assert value(m, "monitor_job_duration_seconds", model="churn", job="metrics") == 1.25
+    assert value(m, "monitor_job_last_success_timestamp_seconds", model="churn", job="metrics") > 0
+    assert value(m, "monitor_model_dataset_drift_share", model="churn", window="1h") == 0.5  # the segment's is left out
+    assert value(m, "monitor_model_feature_drift_score", model="churn", feature="tenure", method="psi") == 0.2
+    assert value(m, "monitor_model_feature_drifted", model="churn", feature="tenure") == 1
+    assert value(m, "monitor_model_quality", model="churn", metric="accuracy", **{"class": ""}) == 0.9
+    assert value(m, "monitor_model_latency_milliseconds", model="churn", quantile="0.95") == 12.5
+    assert value(m, "monitor_ingest_request_duration_seconds_count", endpoint="predictions", status="2xx") == 2
+    assert churn.http.get("/metrics").status_code == 401
