@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -14,6 +13,7 @@ from monitor.config import get_settings
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from monitor.logs import log_config
     from monitor.server import pin_database_url
     from monitor.services.bootstrap import open_context
 
@@ -27,6 +27,8 @@ def _serve(args: argparse.Namespace) -> int:
         port=args.port or settings.port,
         workers=args.workers,
         log_level=args.log_level,
+        log_config=log_config(args.log_level.upper(), settings.log_format),
+        access_log=False,  # monitor.access logs each request, with its id
     )
     return 0
 
@@ -192,11 +194,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def setup_logging(args: argparse.Namespace) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    for noisy in ("pgserver", "httpx", "httpcore", "alembic", "apscheduler", "werkzeug"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    """JSON lines (``MONITOR_LOG_FORMAT=json``, the default) or text; the demo talks to a person: text."""
+    import logging.config
+
+    from monitor.logs import log_config
+
+    fmt = "text" if args.cmd == "demo" else get_settings().log_format
+    logging.config.dictConfig(log_config("DEBUG" if args.verbose else "INFO", fmt))
 
 
 def main(argv: list[str] | None = None) -> int:

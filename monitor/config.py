@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -45,6 +46,9 @@ class Settings(BaseSettings):
     registry_cache_seconds: float = 2.0
 
     db_pool_size: int = 10
+
+    # Logs: one JSON object per line with the request id ("json"), or plain text ("text").
+    log_format: Literal["json", "text"] = "json"
 
     # Alerting. A YAML file of rules and receivers, reloaded when it changes (rules and receivers
     # can also be managed through /v1/rules and /v1/receivers).

@@ -17,6 +17,7 @@ from monitor import __version__
 from monitor.api.errors import install_error_handlers
 from monitor.api.routes import alerts, health, ingest, keys, kserve, metrics, models, prometheus, reports, rules
 from monitor.config import Settings, get_settings
+from monitor.logs import new_request_id, request_id
 from monitor.services.bootstrap import open_context
 from monitor.services.context import ServiceContext
 from monitor.services.keys import Authenticator
@@ -24,6 +25,7 @@ from monitor.services.maintenance import run_maintenance
 from monitor.services.prometheus import new_registry
 
 log = logging.getLogger(__name__)
+access_log = logging.getLogger("monitor.access")
 
 MAINTENANCE_INTERVAL_SECONDS = 3600
 INGEST_PATHS = {"/v1/predictions": "predictions", "/v1/labels": "labels", "/v1/kserve": "kserve"}
@@ -69,6 +71,27 @@ def create_app(settings: Settings | None = None, ctx: ServiceContext | None = No
         docs_url="/docs",
     )
     install_error_handlers(app)
+
+    @app.middleware("http")
+    async def tag_request(request: Request, call_next: Any) -> Any:
+        """Every log line of a request carries its id; the caller gets it back as X-Request-ID."""
+        rid = new_request_id(request.headers.get("x-request-id"))
+        token = request_id.set(rid)
+        started = time.perf_counter()
+        try:
+            response = await call_next(request)
+            # the access log, with the request id (uvicorn's own access lines are turned off)
+            access_log.info(
+                "%s %s %d %.1fms",
+                request.method,
+                request.url.path,
+                response.status_code,
+                (time.perf_counter() - started) * 1000,
+            )
+        finally:
+            request_id.reset(token)
+        response.headers["X-Request-ID"] = rid
+        return response
 
     @app.middleware("http")
     async def time_ingestion(request: Request, call_next: Any) -> Any:
