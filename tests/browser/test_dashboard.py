@@ -13,8 +13,6 @@ import pytest
 from selenium import webdriver
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support import expected_conditions as EC
-from selenium.webdriver.support.ui import WebDriverWait
 from sqlalchemy import text
 
 from dashboards.sample_data import MODEL
@@ -42,11 +40,19 @@ def console_errors(driver: webdriver.Chrome) -> list[dict[str, Any]]:
 
 
 def submit_key(driver: webdriver.Chrome, key: str) -> None:
-    """Type a key into the login form and wait for the answer page."""
-    button = driver.find_element(By.ID, "login")
+    """Type a key into the login form and wait for the next page: the marker on the old
+    document is gone and the new one has loaded. (Waiting for the old button to go stale can
+    raise Chrome's 'node does not belong to the document' while the page is being replaced.)"""
+    driver.execute_script("document.body.dataset.submitted = '1'")
     driver.find_element(By.ID, "key").send_keys(key)
-    button.click()
-    WebDriverWait(driver, 30).until(EC.staleness_of(button))
+    driver.find_element(By.ID, "login").click()
+    wait_for(
+        lambda: driver.execute_script(
+            "return document.readyState === 'complete' && document.body && !document.body.dataset.submitted"
+        ),
+        timeout=30,
+        what="the page after the login form",
+    )
 
 
 def login(driver: webdriver.Chrome, url: str, key: str) -> None:

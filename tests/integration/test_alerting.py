@@ -347,3 +347,45 @@ def test_the_rules_file_is_reloaded_when_it_changes(churn: Api, tmp_path: Path) 
     os.utime(path, (time.time() + 5, time.time() + 5))
     assert watcher.sync(churn.ctx) is True
     assert [r["name"] for r in churn.http.get("/v1/rules", headers=churn.read).json()["rules"]] == ["two"]
+
+
+def test_a_receiver_down_for_several_attempts_gets_every_message_once_when_back(
+    churn: Api, wired: dict[str, str]
+) -> None:
+    from monitor.server import free_port
+
+    port = free_port()
+    down = f"http://127.0.0.1:{port}/hook"
+    for name in ("oncall", "retrain"):  # both receivers point at a port where nothing listens yet
+        r = churn.http.put(f"/v1/receivers/{name}", json={"url": down, "group_wait": "0s"}, headers=churn.admin)
+        assert r.status_code == 200, r.text
+    record_points(churn.ctx, "churn", "1", [drift_point(hour_floor(datetime.now(UTC)), True, 0.7)])
+    evaluate_model(churn.ctx, "churn")
+    deliver_all(churn, rounds=4)  # connection refused, four times each
+    log = churn.http.get("/v1/deliveries", headers=churn.read).json()["deliveries"]
+    assert len(log) == 8 and {d["outcome"] for d in log} == {"retry"} and all(d["status_code"] is None for d in log)
+    assert all("ConnectError" in d["error"] for d in log)
+
+    back = Receiver()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["content-length"]))
+            back.requests.append({"path": self.path, "headers": dict(self.headers), "body": body, "status": 200})
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        deliver_all(churn)
+        deliver_all(churn)
+    finally:
+        server.shutdown()
+    ids = [r["headers"]["webhook-id"] for r in back.requests]
+    messages = churn.http.get("/v1/outbox", headers=churn.read).json()["messages"]
+    assert sorted(ids) == sorted(m["message_id"] for m in messages)  # every message, each once
+    assert {m["status"] for m in messages} == {"delivered"} and {m["attempts"] for m in messages} == {5}
