@@ -47,6 +47,11 @@ class Settings(BaseSettings):
 
     db_pool_size: int = 10
 
+    # Requests per API key and API process: a bucket refilled at this rate, holding at most the
+    # burst; over it, 429 with Retry-After. 0 turns the limit off.
+    rate_limit_per_second: float = 200.0
+    rate_limit_burst: float = 400.0
+
     # Logs: one JSON object per line with the request id ("json"), or plain text ("text").
     log_format: Literal["json", "text"] = "json"
 

@@ -47,6 +47,17 @@ class Forbidden(MonitorError):
     code = "forbidden"
 
 
+class TooManyRequests(MonitorError):
+    """A key went over its request rate; ``retry_after`` seconds until a request fits again."""
+
+    status_code = 429
+    code = "rate_limited"
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class InvalidRecords(MonitorError):
     """Some records failed validation; ``details`` lists each by index, field and reason."""
 

@@ -57,6 +57,7 @@ def settings(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Set
         data_dir=tmp_path_factory.mktemp("data"),
         api_key_cache_seconds=0,
         allow_loopback_receivers=True,  # the tests' webhook receivers listen on loopback
+        rate_limit_per_second=0,  # off, but where a test turns it on
     )
 
 

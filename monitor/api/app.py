@@ -23,6 +23,7 @@ from monitor.services.context import ServiceContext
 from monitor.services.keys import Authenticator
 from monitor.services.maintenance import run_maintenance
 from monitor.services.prometheus import new_registry
+from monitor.services.rate_limit import RateLimiter
 
 log = logging.getLogger(__name__)
 access_log = logging.getLogger("monitor.access")
@@ -49,6 +50,7 @@ def create_app(settings: Settings | None = None, ctx: ServiceContext | None = No
         context = ctx or await run_in_threadpool(open_context, settings or get_settings())
         app.state.ctx = context
         app.state.authenticator = Authenticator(context)
+        app.state.rate_limiter = RateLimiter(context.settings.rate_limit_per_second, context.settings.rate_limit_burst)
         app.state.metrics_registry, app.state.ingest_latency = new_registry(context)
         task = asyncio.create_task(_maintain_forever(context))
         if owned:

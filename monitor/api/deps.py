@@ -29,6 +29,8 @@ def require(scope: Scope, *, query_key: bool = False) -> Callable[..., Principal
         header = request.headers.get("authorization")
         if header is None and query_key and request.query_params.get("api_key"):
             header = f"Bearer {request.query_params['api_key']}"
-        return auth.require(header, scope)
+        principal = auth.require(header, scope)
+        request.app.state.rate_limiter.acquire(principal.key_id)
+        return principal
 
     return check

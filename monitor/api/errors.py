@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 
 import psycopg
 from fastapi import FastAPI, Request
@@ -12,7 +13,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from monitor.api.responses import FastJSONResponse, error_body
-from monitor.errors import MonitorError, Unauthorized
+from monitor.errors import MonitorError, TooManyRequests, Unauthorized
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +26,7 @@ _HTTP_CODES = {
     405: "method_not_allowed",
     413: "payload_too_large",
     415: "unsupported_media_type",
+    429: "rate_limited",
 }
 
 
@@ -37,6 +39,8 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(MonitorError)
     async def monitor_error(_: Request, exc: MonitorError) -> FastJSONResponse:
         headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthorized) else None
+        if isinstance(exc, TooManyRequests):
+            headers = {"Retry-After": str(max(1, math.ceil(exc.retry_after)))}
         return FastJSONResponse(error_body(exc.code, exc.message, exc.details), exc.status_code, headers=headers)
 
     @app.exception_handler(RequestValidationError)
