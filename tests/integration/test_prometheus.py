@@ -89,3 +89,19 @@ def test_service_and_model_metrics(churn: Api) -> None:
     assert value(m, "monitor_model_latency_milliseconds", model="churn", quantile="0.95") == 12.5
     assert value(m, "monitor_ingest_request_duration_seconds_count", endpoint="predictions", status="2xx") == 2
     assert churn.http.get("/metrics").status_code == 401
+
+
+def test_the_example_grafana_dashboard_reads_only_exposed_series(api: Api) -> None:
+    import json
+    import re
+    from pathlib import Path
+
+    r = api.http.get("/metrics", headers=api.read)
+    exposed = set()
+    for fam in text_string_to_metric_families(r.text):
+        exposed.add(fam.name)
+        exposed.update(s.name for s in fam.samples)
+        exposed.update({f"{fam.name}_total", f"{fam.name}_bucket"})
+    doc = json.loads((Path(__file__).parents[2] / "docs" / "grafana-dashboard.json").read_text())
+    used = {name for p in doc["panels"] for t in p["targets"] for name in re.findall(r"monitor_[a-z_]+", t["expr"])}
+    assert used and used <= exposed, used - exposed

@@ -1,0 +1,71 @@
+"""Writes docs/grafana-dashboard.json: an example Grafana dashboard over the series of /metrics.
+
+python docs/make_grafana_dashboard.py
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+PANELS: list[tuple[str, str, str]] = [
+    ("Records ingested per second", "sum by (model, kind, outcome) (rate(monitor_records_total[5m]))", "reqps"),
+    (
+        "Ingestion latency p99 (per API process)",
+        "histogram_quantile(0.99, sum by (le, endpoint) (rate(monitor_ingest_request_duration_seconds_bucket[5m])))",
+        "s",
+    ),
+    ("Seconds since each job last succeeded", "time() - monitor_job_last_success_timestamp_seconds", "s"),
+    (
+        "Webhook attempts by outcome",
+        "sum by (receiver, outcome) (increase(monitor_webhook_deliveries_total[1h]))",
+        "short",
+    ),
+    ("Dataset drift share", 'monitor_model_dataset_drift_share{window="$window"}', "percentunit"),
+    ("Drifted features", 'sum by (model) (monitor_model_feature_drifted{window="$window"})', "short"),
+    ("Quality", 'monitor_model_quality{window="$window", class=""}', "short"),
+    ("Label coverage", 'monitor_model_label_coverage_ratio{window="$window"}', "percentunit"),
+    ("Latency p95 (ms)", 'monitor_model_latency_milliseconds{window="$window", quantile="0.95"}', "ms"),
+    ("Concept drift detected", 'monitor_model_concept_drift{window="$window"}', "short"),
+]
+
+
+def dashboard() -> dict[str, Any]:
+    panels = []
+    for i, (title, expr, unit) in enumerate(PANELS):
+        panels.append(
+            {
+                "id": i + 1,
+                "type": "timeseries",
+                "title": title,
+                "datasource": {"type": "prometheus", "uid": "${datasource}"},
+                "gridPos": {"h": 8, "w": 12, "x": 12 * (i % 2), "y": 8 * (i // 2)},
+                "fieldConfig": {"defaults": {"unit": unit}, "overrides": []},
+                "targets": [{"expr": expr, "refId": "A", "legendFormat": "__auto"}],
+            }
+        )
+    return {
+        "title": "Model Monitor",
+        "uid": "model-monitor",
+        "schemaVersion": 39,
+        "time": {"from": "now-24h", "to": "now"},
+        "templating": {
+            "list": [
+                {"name": "datasource", "type": "datasource", "query": "prometheus"},
+                {
+                    "name": "window",
+                    "type": "query",
+                    "datasource": {"type": "prometheus", "uid": "${datasource}"},
+                    "query": "label_values(monitor_model_dataset_drift_share, window)",
+                },
+            ]
+        },
+        "panels": panels,
+    }
+
+
+if __name__ == "__main__":
+    out = Path(__file__).parent / "grafana-dashboard.json"
+    out.write_text(json.dumps(dashboard(), indent=2) + "\n")
+    print("wrote", out)
