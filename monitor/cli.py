@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import logging
+import signal
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -93,6 +95,9 @@ def _scheduler(args: argparse.Namespace) -> int:
     # Every scheduler delivers, leader or not: messages are claimed one deliverer at a time.
     deliverer = DeliveryWorker(ctx)
     deliverer.start()
+    # SIGTERM (docker stop, Kubernetes) ends it like Ctrl-C: the job and the delivery attempt in
+    # flight finish and are recorded, and the leader lock is handed over at once.
+    signal.signal(signal.SIGTERM, _exit_on_signal)
     try:
         scheduler.start(block=True)
     except (KeyboardInterrupt, SystemExit):
@@ -101,7 +106,12 @@ def _scheduler(args: argparse.Namespace) -> int:
         scheduler.stop()
         deliverer.stop()  # lets the attempt in flight finish and be recorded
         ctx.close()
+        logging.getLogger("monitor.scheduler").info("scheduler stopped cleanly")
     return 0
+
+
+def _exit_on_signal(signum: int, _frame: object) -> None:
+    raise SystemExit(0)
 
 
 def _backfill(args: argparse.Namespace) -> int:

@@ -100,3 +100,40 @@ def test_only_one_scheduler_leads(ctx: ServiceContext) -> None:
     finally:
         first.stop()
         second.stop()
+
+
+def test_sigterm_stops_the_scheduler_process_cleanly_and_hands_over_the_lead(
+    ctx: ServiceContext, settings: object
+) -> None:
+    """``monitor scheduler`` as its own process: SIGTERM (docker stop) ends it through its cleanup
+    (delivery attempt finished, lock released), so a standby takes the lead at once."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    env = {**os.environ, "MONITOR_DATABASE_URL": settings.database_url, "MONITOR_LOG_FORMAT": "text"}  # type: ignore[attr-defined]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dashboards.cli", "scheduler", "--tick", "1"],
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        standby = MetricScheduler(ctx)
+        deadline = time.monotonic() + 60
+        while standby.is_leader():  # wait until the process holds the lead
+            standby.stop()
+            assert time.monotonic() < deadline, "the scheduler process never took the lead"
+            time.sleep(0.2)
+            standby = MetricScheduler(ctx)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err[-2000:]
+    assert "scheduler stopped cleanly" in err
+    assert standby.is_leader()  # the lock was handed over, not left to a dying session
+    standby.stop()
