@@ -176,10 +176,13 @@ def compute_window(
     window_start: datetime,
     window_end: datetime,
     config: MonitoringConfig | None = None,
+    *,
+    quality_only: bool = False,
 ) -> list[MetricPoint]:
     """The window's metric points — feature, prediction and dataset drift; latency, throughput;
     data quality; quality against labels and concept drift — for all predictions and for each
-    tracked segment, stored (replacing an earlier run's) and returned."""
+    tracked segment, stored (replacing an earlier run's) and returned. ``quality_only``: just
+    the quality and concept-drift points, what late labels change."""
     cfg = config or MonitoringConfig()
     vrow = resolve_version(ctx, model, version)
     schema = schema_from_json(vrow.schema)
@@ -187,41 +190,13 @@ def compute_window(
     points: list[MetricPoint] = []
     for seg in ref.columns:
         segment = parse_segment(seg, schema)
-        points += _window_points(ctx, vrow, ref, seg, segment, cfg, window_start, window_end)
+        if not quality_only:
+            points += _window_points(ctx, vrow, ref, seg, segment, cfg, window_start, window_end)
         points += quality_job.quality_points(
             ctx, vrow, schema, ref.reference_id, ref.extras[seg], cfg, window_start, window_end, segment
         )
-    points.extend(_violation_points(ctx, vrow.model_id, window_start, window_end))
-    record_points(ctx, model, vrow.version, points)
-    return points
-
-
-def compute_quality_window(
-    ctx: ServiceContext,
-    model: str,
-    version: str | None,
-    window_start: datetime,
-    window_end: datetime,
-    config: MonitoringConfig | None = None,
-) -> list[MetricPoint]:
-    """Only the quality and concept-drift points of a window: what late labels change."""
-    cfg = config or MonitoringConfig()
-    vrow = resolve_version(ctx, model, version)
-    schema = schema_from_json(vrow.schema)
-    ref = load_reference(ctx, vrow)
-    points: list[MetricPoint] = []
-    for seg in ref.columns:
-        points += quality_job.quality_points(
-            ctx,
-            vrow,
-            schema,
-            ref.reference_id,
-            ref.extras[seg],
-            cfg,
-            window_start,
-            window_end,
-            parse_segment(seg, schema),
-        )
+    if not quality_only:
+        points.extend(_violation_points(ctx, vrow.model_id, window_start, window_end))
     record_points(ctx, model, vrow.version, points)
     return points
 

@@ -18,7 +18,7 @@ from monitor.db.registry_repo import VersionRow
 from monitor.domain.monitoring import MonitoringConfig
 from monitor.services import registry
 from monitor.services.context import ServiceContext
-from monitor.services.drift_job import compute_quality_window, compute_window, rollup
+from monitor.services.drift_job import compute_window, rollup
 from monitor.services.windows import HOUR, hour_floor, hours
 
 log = logging.getLogger(__name__)
@@ -102,7 +102,7 @@ def _recompute_relabelled(
         steps = int(length / HOUR)
         ends = sorted({h + HOUR * k for h in changed for k in range(1, steps + 1)})
         for window_end in (e for e in ends if e <= until):
-            compute_quality_window(ctx, model, vrow.version, window_end - length, window_end, cfg)
+            compute_window(ctx, model, vrow.version, window_end - length, window_end, cfg, quality_only=True)
             report.relabelled_windows += 1
 
 
