@@ -6,25 +6,22 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from alerts.silences import Matcher, Silence, SilenceSpec, silenced_by
+from alerts.silences import SilenceSpec, silenced_by
 from monitor.db import alert_repo
 from monitor.errors import MonitorError, NotFound
+from monitor.services.alerting import active_silences
 from monitor.services.context import ServiceContext
 
 
 def list_alerts(ctx: ServiceContext, state: str | None = None, model: str | None = None) -> list[dict[str, Any]]:
     if state is not None and state not in ("pending", "firing", "resolved"):
         raise MonitorError(f"state {state!r} is not one of pending, firing, resolved")
+    now = datetime.now(UTC)
     with ctx.uow() as uow:
         alerts = alert_repo.list_alerts(uow.conn, state, model)
-        silences = alert_repo.list_silences(uow.conn, datetime.now(UTC))
-    active = [
-        Silence(s["id"], [Matcher.model_validate(m) for m in s["matchers"]], s["starts_at"], s["ends_at"])
-        for s in silences
-    ]
-    now = datetime.now(UTC)
+        silences = active_silences(uow.conn, now)
     for a in alerts:
-        a["silenced_by"] = silenced_by(a["labels"], active, now)
+        a["silenced_by"] = silenced_by(a["labels"], silences, now)
     return alerts
 
 

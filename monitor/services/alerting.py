@@ -303,7 +303,8 @@ def flush_groups(ctx: ServiceContext, now: datetime | None = None) -> int:
     return n
 
 
-def _silences(conn: Connection, now: datetime) -> list[Silence]:
+def active_silences(conn: Connection, now: datetime) -> list[Silence]:
+    """The silences in force at ``now``."""
     return [
         Silence(
             s["id"],
@@ -322,7 +323,7 @@ def flush_groups_in(conn: Connection, settings: Settings, now: datetime) -> int:
     receivers = {r["name"]: r for r in alert_repo.list_receivers(conn) if r["kind"] != "retrain"}
     rules = {r["name"]: r["definition"] for r in alert_repo.list_rules(conn)}
     alerts = {a["fingerprint"]: a for a in alert_repo.active_alerts(conn)}
-    silences = _silences(conn, now)
+    silences = active_silences(conn, now)
     groups = alert_repo.groups_for_update(conn)
     current: dict[tuple[str, str], dict[str, str]] = defaultdict(dict)
     group_labels: dict[tuple[str, str], dict[str, str]] = {}
