@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from enum import StrEnum
 
@@ -20,6 +21,20 @@ class ReceiverKind(StrEnum):
     retrain = "retrain"  # model.retrain_requested events, signed
 
 
+# Headers a receiver may not set: the signature's, and what the HTTP client derives itself.
+_RESERVED_HEADERS = {
+    "webhook-id",
+    "webhook-timestamp",
+    "webhook-signature",
+    "content-type",
+    "content-length",
+    "content-encoding",
+    "transfer-encoding",
+    "host",
+    "connection",
+}
+_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,64}$")  # an RFC 9110 token
+
 # Alertmanager expects alerts re-sent while they fire (its resolve_timeout is 5 minutes).
 _DEFAULTS = {
     ReceiverKind.alertmanager: ("0s", "1m", "1m"),
@@ -33,6 +48,11 @@ class ReceiverSpec(BaseModel):
     kind: ReceiverKind = ReceiverKind.webhook
     url: str
     secret: str | None = Field(None, description="whsec_…; generated when absent and shown once")
+    headers: dict[str, str] | None = Field(
+        None,
+        description="sent with every request, e.g. Authorization for a receiver behind auth; values are "
+        "never shown again; absent when replacing a receiver: the old ones are kept",
+    )
     group_by: list[str] = Field(default_factory=lambda: ["alertname", "model"])
     group_wait: str | None = None
     group_interval: str | None = None
@@ -53,6 +73,22 @@ class ReceiverSpec(BaseModel):
                 raise ValueError("a secret looks like whsec_ followed by base64")
             if len(key_bytes(v)) < 16:
                 raise ValueError("a secret needs at least 16 bytes of key")
+        return v
+
+    @field_validator("headers")
+    @classmethod
+    def _headers(cls, v: dict[str, str] | None) -> dict[str, str] | None:
+        if v is None:
+            return v
+        if len(v) > 20:
+            raise ValueError("at most 20 headers")
+        for name, value in v.items():
+            if not _HEADER_NAME.match(name):
+                raise ValueError(f"{name!r} is not a header name")
+            if name.lower() in _RESERVED_HEADERS:
+                raise ValueError(f"{name!r} is set by the monitor itself")
+            if any(c in value for c in "\r\n\0") or len(value) > 4096:
+                raise ValueError(f"the value of {name!r} must be one line of at most 4096 characters")
         return v
 
     @field_validator("group_wait", "group_interval", "repeat_interval")

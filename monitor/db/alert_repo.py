@@ -68,7 +68,7 @@ def file_errors(conn: Connection) -> list[dict[str, Any]]:
     return [dict(r) for r in rows]
 
 
-_RECEIVER_COLS = "name, kind, url, secret, group_by, group_wait_s, group_interval_s, repeat_interval_s, source"
+_RECEIVER_COLS = "name, kind, url, secret, headers, group_by, group_wait_s, group_interval_s, repeat_interval_s, source"
 
 
 def list_receivers(conn: Connection) -> list[dict[str, Any]]:
@@ -88,13 +88,14 @@ def get_receiver(conn: Connection, name: str) -> dict[str, Any] | None:
 def upsert_receiver(conn: Connection, r: dict[str, Any]) -> None:
     conn.execute(
         text(
-            f"INSERT INTO receivers ({_RECEIVER_COLS}) VALUES (:name, :kind, :url, :secret, :group_by, :group_wait_s, "
-            ":group_interval_s, :repeat_interval_s, :source) ON CONFLICT (name) DO UPDATE SET kind = EXCLUDED.kind, "
-            "url = EXCLUDED.url, secret = EXCLUDED.secret, group_by = EXCLUDED.group_by, "
+            f"INSERT INTO receivers ({_RECEIVER_COLS}) VALUES (:name, :kind, :url, :secret, :headers, :group_by, "
+            ":group_wait_s, :group_interval_s, :repeat_interval_s, :source) ON CONFLICT (name) DO UPDATE SET "
+            "kind = EXCLUDED.kind, url = EXCLUDED.url, secret = EXCLUDED.secret, headers = EXCLUDED.headers, "
+            "group_by = EXCLUDED.group_by, "
             "group_wait_s = EXCLUDED.group_wait_s, group_interval_s = EXCLUDED.group_interval_s, "
             "repeat_interval_s = EXCLUDED.repeat_interval_s, source = EXCLUDED.source, updated_at = now()"
         ),
-        r,
+        {**r, "headers": _json(r.get("headers") or {})},
     )
 
 

@@ -104,6 +104,7 @@ def _receiver_row(spec: ReceiverSpec, source: str) -> dict[str, Any]:
         "kind": spec.kind.value,
         "url": spec.url,
         "secret": spec.secret or new_secret(),
+        "headers": spec.headers or {},
         "group_by": spec.group_by,
         "group_wait_s": int(t.group_wait.total_seconds()),
         "group_interval_s": int(t.group_interval.total_seconds()),
@@ -112,8 +113,14 @@ def _receiver_row(spec: ReceiverSpec, source: str) -> dict[str, Any]:
     }
 
 
+HIDDEN = "<hidden>"
+
+
 def public_receiver(row: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in row.items() if k != "secret"}
+    """A receiver as shown: no secret, header names without their values (credentials, mostly)."""
+    shown = {k: v for k, v in row.items() if k != "secret"}
+    shown["headers"] = dict.fromkeys(row.get("headers") or {}, HIDDEN)
+    return shown
 
 
 def list_receivers(ctx: ServiceContext) -> list[dict[str, Any]]:
@@ -138,9 +145,11 @@ def put_receiver(ctx: ServiceContext, doc: Any) -> dict[str, Any]:
             raise Conflict(f"receiver {spec.name!r} is defined in the rules file; change it there")
         if existing and spec.secret is None:
             row["secret"] = existing["secret"]  # keep the secret receivers already verify with
+        if existing and spec.headers is None:
+            row["headers"] = existing["headers"]  # their values are never shown, so cannot be re-sent
         alert_repo.upsert_receiver(uow.conn, row)
         uow.commit()
-    return row
+    return public_receiver(row) | {"secret": row["secret"]}
 
 
 def delete_receiver(ctx: ServiceContext, name: str) -> None:

@@ -60,6 +60,7 @@ def _attempt(ctx: ServiceContext, client: httpx.Client, m: dict[str, Any], recei
         try:
             check_url(url, allow_private=s.allow_private_receivers, allow_loopback=s.allow_loopback_receivers)
             headers = {
+                **(receiver.get("headers") or {}),  # the receiver's own (Authorization, ...) cannot override these
                 **signing.headers(receiver["secret"], m["message_id"], body),
                 "content-type": "application/json",
                 "user-agent": USER_AGENT,

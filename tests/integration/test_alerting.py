@@ -230,6 +230,31 @@ def test_bad_rules_and_receivers_are_refused_with_field_and_reason(churn: Api) -
     assert r.status_code == 400 and r.json()["error"]["details"][0]["field"] == "receivers.0"
     r = churn.http.put("/v1/receivers/bad", json={"url": "ftp://x/y"}, headers=churn.admin)
     assert r.status_code == 400 and "only http and https" in r.json()["error"]["message"]
+    r = churn.http.put("/v1/receivers/bad", json={"url": "https://x/y", "headers": {"Host": "a"}}, headers=churn.admin)
+    assert r.status_code == 400 and r.json()["error"]["details"] == [
+        {"field": "headers", "reason": "Value error, 'Host' is set by the monitor itself"}
+    ]
+
+
+def test_a_receivers_own_headers_are_sent_kept_and_never_shown(churn: Api, receiver: Receiver) -> None:
+    receiver.fail_first = 0
+    doc = {"url": receiver.url, "group_wait": "0s", "headers": {"Authorization": "Bearer hook-t0ken"}}
+    r = churn.http.put("/v1/receivers/oncall", json=doc, headers=churn.admin)
+    assert r.status_code == 200, r.text
+    assert r.json()["headers"] == {"Authorization": "<hidden>"} and r.json()["secret"].startswith("whsec_")
+    # replaced without headers (say, to change a timer): the old headers are kept
+    r = churn.http.put("/v1/receivers/oncall", json={"url": receiver.url, "group_wait": "0s"}, headers=churn.admin)
+    assert r.json()["headers"] == {"Authorization": "<hidden>"}
+    listed = churn.http.get("/v1/receivers", headers=churn.read).json()["receivers"]
+    assert listed[0]["headers"] == {"Authorization": "<hidden>"} and "secret" not in listed[0]
+    assert "hook-t0ken" not in churn.http.get("/v1/receivers", headers=churn.admin).text
+    rule = {"name": "drift", "metric": "dataset_drift", "condition": {"drifted": True}, "receivers": ["oncall"]}
+    assert churn.http.post("/v1/rules", json=rule, headers=churn.admin).status_code == 201
+    record_points(churn.ctx, "churn", "1", [drift_point(hour_floor(datetime.now(UTC)), True, 0.7)])
+    evaluate_model(churn.ctx, "churn")
+    deliver_all(churn)
+    (sent,) = receiver.requests
+    assert sent["headers"]["Authorization"] == "Bearer hook-t0ken" and sent["headers"]["webhook-signature"]
 
 
 def test_a_receiver_url_resolving_to_loopback_is_refused_unless_allowed(
