@@ -15,6 +15,7 @@ from starlette.concurrency import run_in_threadpool
 
 from monitor import __version__
 from monitor.api.errors import install_error_handlers
+from monitor.api.openapi_errors import document_errors
 from monitor.api.routes import alerts, health, ingest, keys, kserve, metrics, models, prometheus, reports, rules
 from monitor.config import Settings, get_settings
 from monitor.logs import new_request_id, request_id
@@ -73,6 +74,7 @@ def create_app(settings: Settings | None = None, ctx: ServiceContext | None = No
         docs_url="/docs",
     )
     install_error_handlers(app)
+    document_errors(app)
 
     @app.middleware("http")
     async def tag_request(request: Request, call_next: Any) -> Any:

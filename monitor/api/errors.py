@@ -5,14 +5,16 @@ from __future__ import annotations
 import logging
 import math
 
+import orjson
 import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError, StatementError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from monitor.api.responses import FastJSONResponse, error_body
+from monitor.domain.unstorable import NUL_REASON, SURROGATE_REASON, find_unstorable
 from monitor.errors import MonitorError, TooManyRequests, Unauthorized
 
 log = logging.getLogger(__name__)
@@ -33,6 +35,27 @@ _HTTP_CODES = {
 def _field(loc: tuple) -> str:  # type: ignore[type-arg]
     parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
     return ".".join(parts)
+
+
+def _is_unstorable(exc: BaseException | None) -> bool:
+    """psycopg refusing a NUL in text, Postgres one in jsonb, or a string that is not Unicode."""
+    return isinstance(exc, UnicodeEncodeError | psycopg.errors.UntranslatableCharacter) or (
+        isinstance(exc, psycopg.DataError) and "NUL" in str(exc)
+    )
+
+
+async def _find_unstorable(request: Request) -> tuple[str, str]:
+    for where, values in (("path", request.path_params), ("query", dict(request.query_params))):
+        found = find_unstorable(values)
+        if found:
+            return f"{where}.{found[0]}", found[1]
+    try:
+        found = find_unstorable(orjson.loads(await request.body()))
+    except Exception:  # no body, or not JSON, or no longer readable
+        found = None
+    if found:
+        return found
+    return "", f"{NUL_REASON}, or {SURROGATE_REASON}"
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -68,13 +91,33 @@ def install_error_handlers(app: FastAPI) -> None:
         log.error("unhandled error", exc_info=exc)
         return FastJSONResponse(error_body("internal_error", "internal server error"), 500)
 
+    async def unstorable(request: Request, exc: Exception) -> FastJSONResponse:
+        # A NUL or an unpaired surrogate reached the database (the ingestion paths catch theirs
+        # per record before): refuse with the field named, found again in the request.
+        field, reason = await _find_unstorable(request)
+        return FastJSONResponse(
+            error_body("unstorable_value", f"{field or 'a value'}: {reason}", [{"field": field, "reason": reason}]),
+            400,
+        )
+
     async def dbapi_error(request: Request, exc: DBAPIError) -> FastJSONResponse:
         if exc.connection_invalidated or isinstance(exc.orig, psycopg.OperationalError):
             return await database_away(request, exc)
+        if _is_unstorable(exc.orig):
+            return await unstorable(request, exc)
+        return await internal_error(request, exc)
+
+    async def statement_error(request: Request, exc: StatementError) -> FastJSONResponse:
+        # raised before the driver had the statement (a value it could not encode); a DBAPIError,
+        # though a StatementError too, goes to its own handler above
+        if _is_unstorable(exc.orig):
+            return await unstorable(request, exc)
         return await internal_error(request, exc)
 
     app.add_exception_handler(OperationalError, database_away)
     app.add_exception_handler(PoolTimeout, database_away)
     app.add_exception_handler(psycopg.OperationalError, database_away)
     app.add_exception_handler(DBAPIError, dbapi_error)  # type: ignore[arg-type]
+    app.add_exception_handler(StatementError, statement_error)  # type: ignore[arg-type]
+    app.add_exception_handler(UnicodeEncodeError, unstorable)
     app.add_exception_handler(Exception, internal_error)

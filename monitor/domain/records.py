@@ -17,6 +17,7 @@ from operator import itemgetter
 from typing import Any
 
 from monitor.domain.schema import FeatureType, ModelSchema, Task
+from monitor.domain.unstorable import find_unstorable
 
 MAX_ID_LENGTH = 256
 MAX_CATEGORY_LENGTH = 1024
@@ -356,6 +357,9 @@ class RecordValidator:
         if type(raw) is not dict:
             errors.append(RecordError(index, "", f"expected a JSON object, got {_type_name(raw)}"))
             return None
+        if (unstorable := find_unstorable(raw)) is not None:
+            errors.append(RecordError(index, *unstorable))
+            return None
         n_errors = len(errors)
         if not raw.keys() <= PREDICTION_KEYS:
             for key in sorted(raw.keys() - PREDICTION_KEYS):
@@ -395,6 +399,9 @@ class RecordValidator:
         if type(raw) is not dict:
             errors.append(RecordError(index, "", f"expected a JSON object, got {_type_name(raw)}"))
             return None
+        if (unstorable := find_unstorable(raw)) is not None:
+            errors.append(RecordError(index, *unstorable))
+            return None
         n_errors = len(errors)
         if not raw.keys() <= LABEL_KEYS:
             for key in sorted(raw.keys() - LABEL_KEYS):
@@ -420,6 +427,9 @@ class RecordValidator:
 
     def reference(self, index: int, raw: dict[str, Any], errors: list[RecordError]) -> ReferenceRow | None:
         """One row of a reference dataset: features plus optional prediction, scores, label, segments."""
+        if (unstorable := find_unstorable(raw)) is not None:
+            errors.append(RecordError(index, *unstorable))
+            return None
         n_errors = len(errors)
         features = self._check_features(index, raw.get("features"), errors)
         prediction = None

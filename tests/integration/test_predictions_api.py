@@ -100,7 +100,7 @@ def test_any_bad_row_rejects_the_batch_and_lists_every_bad_row(churn: Api) -> No
     assert stored(churn) == 0
     assert churn.count("SELECT count(*) FROM prediction_keys") == 0
     # the rejections are counted for data quality all the same
-    assert churn.count("SELECT rejected FROM ingest_stats WHERE kind = 'prediction'") == 3
+    assert churn.count("SELECT sum(rejected) FROM ingest_stats WHERE kind = 'prediction'") == 3
     assert churn.count("SELECT count FROM schema_violations WHERE field = 'features.tenure'") == 2
     assert churn.count("SELECT count FROM schema_violations WHERE field = 'features.<unknown>'") == 1
 
@@ -209,3 +209,38 @@ def test_awkward_strings_survive_copy_exactly(churn: Api, path: str) -> None:
     assert row.prediction_id == f"id {awkward}"
     assert row.features == {"tenure": 1, "plan": awkward}
     assert row.segments == {"plan": awkward, "country": awkward}
+
+
+def test_text_postgres_cannot_store_is_refused_with_its_record_and_field(churn: Api) -> None:
+    """A NUL (\\u0000) or an unpaired surrogate is a 4xx naming the record and field, never a
+    500 (which the SDK would retry for ever), and nothing of the batch is stored."""
+    body = (
+        b'{"model": "churn", "records": [{"prediction_id": "ok", "features": {"tenure": 1, "plan": "basic"},'
+        b' "prediction": "stay"}, {"features": {"tenure": 1, "plan": "ba\\u0000sic"}, "prediction": "stay"}]}'
+    )
+    h = {**churn.ingest, "Content-Type": "application/json"}
+    r = churn.http.post("/v1/predictions", content=body, headers=h)
+    assert r.status_code == 422, r.text
+    assert r.json()["error"]["details"] == [
+        {"index": 1, "field": "features.plan", "reason": "contains a NUL character (\\u0000), which cannot be stored"}
+    ]
+    assert churn.count("SELECT count(*) FROM predictions") == 0  # nothing half-written
+    r = churn.http.post("/v1/predictions?on_error=skip", content=body, headers=h)
+    assert r.status_code == 200 and r.json()["accepted"] == 1  # or the good ones, when asked
+    r = churn.http.post(
+        "/v1/labels",
+        content=b'{"model": "churn", "records": [{"prediction_id": "o\\u0000k", "label": "stay"}]}',
+        headers=h,
+    )
+    assert r.status_code == 422 and r.json()["error"]["details"][0]["field"] == "prediction_id"
+    # elsewhere than ingestion: the field is named too
+    r = churn.http.get("/v1/models/a%00b", headers=churn.read)
+    assert r.status_code == 400 and r.json()["error"]["details"] == [
+        {"field": "path.name", "reason": "contains a NUL character (\\u0000), which cannot be stored"}
+    ]
+    for bad, status in ((b"x\\udbda", 422), (b"x\\u0000", 400)):  # an unpaired surrogate, a NUL
+        spec = b'{"name": "m", "task": "regression", "features": [{"name": "' + bad + b'", "type": "numerical"}]}'
+        r = churn.http.post("/v1/models", content=spec, headers={**churn.admin, "Content-Type": "application/json"})
+        assert r.status_code == status, r.text
+        assert r.json()["error"]["details"][0]["field"] == "features.0.name"
+    assert churn.count("SELECT count(*) FROM models WHERE name = 'm'") == 0
