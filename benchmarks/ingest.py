@@ -39,7 +39,7 @@ from monitor.config import Settings
 from monitor.db.engine import database_url
 from monitor.db.log_repo import copy_predictions
 from monitor.domain.records import PredictionRow
-from monitor.server import free_port
+from monitor.server import free_port, wait_ready
 from monitor.services import keys, registry
 from monitor.services.bootstrap import open_context
 
@@ -186,18 +186,21 @@ def single_record_latency(base: str, key: str, rate: float, seconds: float, seed
     return latencies
 
 
-def wait_ready(base: str, proc: subprocess.Popen, timeout: float = 60) -> None:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if proc.poll() is not None:
-            raise RuntimeError("monitor serve exited")
-        try:
-            if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError("monitor serve did not become ready")
+def start_api(url: str, workers: int) -> tuple[subprocess.Popen, str]:
+    """``monitor serve`` in its own process on a free port, ready; returns it and its base URL."""
+    port = free_port()
+    # no per-key rate limit: the benchmarks are one key sending as fast as the server takes it
+    env = {**os.environ, "MONITOR_DATABASE_URL": url, "MONITOR_PORT": str(port), "MONITOR_RATE_LIMIT_PER_SECOND": "0"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "monitor.cli", "serve", "--workers", str(workers), "--log-level", "warning"], env=env
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(base, proc)
+    except Exception:
+        proc.kill()
+        raise
+    return proc, base
 
 
 def main() -> None:
@@ -242,21 +245,8 @@ def main() -> None:
             f"{rates['write_row']:,.0f} and pre-formatted {rates['preformatted']:,.0f} rows/s, 2 runs each)"
         )
 
-        port = free_port()
-        # no per-key rate limit: the benchmark is one key sending as fast as the server takes it
-        env = {
-            **os.environ,
-            "MONITOR_DATABASE_URL": url,
-            "MONITOR_PORT": str(port),
-            "MONITOR_RATE_LIMIT_PER_SECOND": "0",
-        }
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "monitor.cli", "serve", "--workers", str(args.workers), "--log-level", "warning"],
-            env=env,
-        )
-        base = f"http://127.0.0.1:{port}"
+        proc, base = start_api(url, args.workers)
         try:
-            wait_ready(base, proc)
             api_rate = api_bulk(base, key, records, args.batch, args.concurrency)
             print(
                 f"API over HTTP       {api_rate:>10,.0f} rows/s  (batches of {args.batch}, "

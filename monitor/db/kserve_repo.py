@@ -37,7 +37,11 @@ def store(conn: Connection, model: str, event_id: str, kind: str, body: bytes, e
     )
 
 
-def forget(conn: Connection, model: str, event_id: str) -> None:
+def forget(conn: Connection, model: str, event_id: str, *, durable: bool = True) -> None:
+    """Drop the event's halves; ``durable=False`` lets this transaction's commit return before it
+    reaches the disk (``synchronous_commit = off``, for this transaction only)."""
+    if not durable:
+        conn.execute(text("SET LOCAL synchronous_commit = off"))
     conn.execute(text("DELETE FROM kserve_events WHERE model = :m AND event_id = :i"), {"m": model, "i": event_id})
 
 

@@ -119,6 +119,7 @@ ingest_stats = Table(
     Column("model_id", Integer, primary_key=True),
     Column("bucket", DateTime(timezone=True), primary_key=True),
     Column("kind", Text, primary_key=True),
+    Column("shard", SmallInteger, primary_key=True),  # counters split so that batches do not queue on one row
     Column("accepted", BigInteger, nullable=False),
     Column("duplicates", BigInteger, nullable=False),
     Column("rejected", BigInteger, nullable=False),
@@ -167,8 +168,9 @@ metric_points = Table(
 relabelled_hours = Table(
     "relabelled_hours",
     metadata,
-    Column("model_id", Integer, ForeignKey("models.id"), primary_key=True),
-    Column("hour", DateTime(timezone=True), primary_key=True),
+    Column("id", BigInteger, primary_key=True),  # append-only: one mark per labels transaction and hour
+    Column("model_id", Integer, ForeignKey("models.id"), nullable=False),
+    Column("hour", DateTime(timezone=True), nullable=False),
     Column("marked_at", DateTime(timezone=True), nullable=False),
 )
 

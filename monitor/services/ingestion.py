@@ -18,12 +18,14 @@ from typing import Any
 
 import psycopg.errors
 
-from monitor.db import log_repo, partitions, registry_repo
+from monitor.db import log_repo, partitions
 from monitor.db.registry_repo import VersionRow
 from monitor.domain.fast_batch import peek_batch
 from monitor.domain.payloads import parse_records
 from monitor.domain.records import LabelRow, PredictionRow, RecordError, RecordValidator, TimeBounds, time_bounds
-from monitor.errors import InvalidRecords, NotFound, PayloadTooLarge
+from monitor.domain.unstorable import text_problem
+from monitor.errors import InvalidRecords, PayloadTooLarge
+from monitor.services import registry
 from monitor.services.context import ServiceContext
 
 log = logging.getLogger(__name__)
@@ -108,29 +110,13 @@ def _group_by_model(
             continue
         if v is not None and type(v) is not str:
             v = str(v)
-        groups.setdefault((m, v), []).append(i)
+        for name, value in (("model", m), ("version", v)):
+            if value is not None and (reason := text_problem(value)):
+                errors.append(RecordError(i, name, reason))
+                break
+        else:
+            groups.setdefault((m, v), []).append(i)
     return groups
-
-
-def _resolve(ctx: ServiceContext, keys: list[tuple[str, str | None]]) -> dict[tuple[str, str | None], VersionRow]:
-    out: dict[tuple[str, str | None], VersionRow] = {}
-    for key in keys:
-        if (hit := ctx.cached_version(key)) is not None:
-            out[key] = hit
-    if len(out) == len(keys):
-        return out
-    with ctx.uow() as uow:
-        for name, version in keys:
-            if (name, version) in out:
-                continue
-            row = registry_repo.get_version(uow.conn, name, version)
-            if row is None:
-                if registry_repo.get_model_id(uow.conn, name) is None:
-                    raise NotFound(f"model {name!r} is not registered")
-                raise NotFound(f"model {name!r} has no version {version!r}")
-            out[(name, version)] = row
-            ctx.cache_version((name, version), row)
-    return out
 
 
 def _errors_by_model(errors: list[RecordError], index_model: dict[int, int]) -> dict[int, list[RecordError]]:
@@ -201,7 +187,8 @@ def ingest_prediction_body(
     """Ingest a request body. A JSON batch for one model version is decoded and validated in one
     pass in C (``monitor.domain.fast_batch``); any other body, and any batch with a record that
     needs converting or explaining, goes through the full Python path with the same outcome."""
-    if content_type == "application/json" and body[:1] == b"{":
+    # A NUL (only ever written \u0000 in JSON) cannot be stored: the Python path names its record.
+    if content_type == "application/json" and body[:1] == b"{" and b"\\u0000" not in body:
         rows = _decode_fast(ctx, body)
         if rows is not None:
             vrow, decoded = rows
@@ -219,7 +206,7 @@ def _decode_fast(ctx: ServiceContext, body: bytes) -> tuple[VersionRow, list[Pre
     if batch is None:
         return None
     model, version, records = batch
-    vrow = _resolve(ctx, [(model, version)])[(model, version)]
+    vrow = registry.resolve_cached(ctx, [(model, version)])[(model, version)]
     decoder = ctx.batch_decoder(vrow.version_id, vrow.schema)
     if decoder is None:
         return None
@@ -245,7 +232,7 @@ def ingest_predictions(
     errors = result.errors
 
     groups = _group_by_model(records, model, version, errors)
-    versions = _resolve(ctx, list(groups))
+    versions = registry.resolve_cached(ctx, list(groups))
     index_model: dict[int, int] = {}
     # model id -> [(index, version id, row)]
     valid: dict[int, list[tuple[int, int, PredictionRow]]] = {}
@@ -360,7 +347,7 @@ def ingest_labels(
     errors = result.errors
     groups = _group_by_model(records, model, None, errors)
     # Labels belong to the model, not a version: checked against the newest version's classes.
-    versions = _resolve(ctx, [(name, None) for name, _ in groups])
+    versions = registry.resolve_cached(ctx, [(name, None) for name, _ in groups])
     index_model: dict[int, int] = {}
     valid: dict[int, dict[str, LabelRow]] = {}
     for (name, _), indices in groups.items():

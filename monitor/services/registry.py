@@ -102,6 +102,30 @@ def get_model(ctx: ServiceContext, name: str) -> dict[str, Any]:
         )
 
 
+def resolve_cached(ctx: ServiceContext, keys: list[tuple[str, str | None]]) -> dict[tuple[str, str | None], VersionRow]:
+    """(model, version) -> its row for the ingestion paths: from the process's cache when there
+    (``registry_cache_seconds``; a version registered by another process is seen that much later),
+    else one unit of work for all the misses. ``version`` None means the newest."""
+    out: dict[tuple[str, str | None], VersionRow] = {}
+    for key in keys:
+        if (hit := ctx.cached_version(key)) is not None:
+            out[key] = hit
+    if len(out) == len(keys):
+        return out
+    with ctx.uow() as uow:
+        for name, version in keys:
+            if (name, version) in out:
+                continue
+            row = registry_repo.get_version(uow.conn, name, version)
+            if row is None:
+                if registry_repo.get_model_id(uow.conn, name) is None:
+                    raise NotFound(f"model {name!r} is not registered")
+                raise NotFound(f"model {name!r} has no version {version!r}")
+            out[(name, version)] = row
+            ctx.cache_version((name, version), row)
+    return out
+
+
 def resolve_version(ctx: ServiceContext, name: str, version: str | None) -> VersionRow:
     with ctx.uow() as uow:
         row = registry_repo.get_version(uow.conn, name, version)

@@ -245,3 +245,25 @@ def test_regression_quality_and_residual_shift(ctx: ServiceContext) -> None:
     assert shift.drifted is True and shift.reference_size == 3000 and shift.sample_size == n - 100
     drop = points[("concept_drift.quality_drop", "")]
     assert drop.labels["metric"] == "mae" and drop.drifted is True and drop.value > 0.1
+
+
+def test_a_label_marked_while_the_scheduler_works_stays_for_its_next_run(ctx: ServiceContext) -> None:
+    """Marks are appended, never updated (concurrent label batches queue on no shared row); the
+    scheduler deletes exactly the marks it took."""
+    from monitor.db import log_repo
+
+    _register_demo(ctx)
+    old = hour_floor(datetime.now(UTC)) - timedelta(hours=5)
+    frame = _traffic(ctx, old, 100, "m-", seed=6)
+    _label(ctx, frame.iloc[:10])
+    _label(ctx, frame.iloc[10:20])  # a second batch for the same hour: a second mark, no update
+    model_id = registry.resolve_version(ctx, MODEL, None).model_id
+    with ctx.uow() as uow:
+        taken = log_repo.relabelled_hours(uow.conn, model_id)
+    assert [(h, len(ids)) for h, ids in taken] == [(old, 2)]
+    _label(ctx, frame.iloc[20:30])  # lands while the taken hours are being recomputed
+    with ctx.uow() as uow:
+        log_repo.clear_relabelled_hours(uow.conn, model_id, taken)
+        uow.commit()
+    with ctx.uow() as uow:
+        assert [(h, len(ids)) for h, ids in log_repo.relabelled_hours(uow.conn, model_id)] == [(old, 1)]
