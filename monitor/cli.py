@@ -45,6 +45,31 @@ def _migrate(_: argparse.Namespace) -> int:
     return 0
 
 
+def _check(_: argparse.Namespace) -> int:
+    """A container healthcheck for processes without HTTP (the scheduler): the database answers and
+    its schema is at the newest migration. Migrates nothing."""
+    from sqlalchemy import text
+
+    from monitor.db.engine import database_url, make_engine
+    from monitor.db.migrate import current_revision, head_revision
+
+    engine = make_engine(database_url(get_settings()), pool_size=1)
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        rev = current_revision(engine)
+    except Exception as exc:
+        print(f"not ready: database unreachable: {type(exc).__name__}", file=sys.stderr)
+        return 1
+    finally:
+        engine.dispose()
+    if rev != head_revision():
+        print(f"not ready: migrations not at head (at {rev})", file=sys.stderr)
+        return 1
+    print(f"ready: database at revision {rev}")
+    return 0
+
+
 def _maintain(_: argparse.Namespace) -> int:
     from monitor.services.bootstrap import open_context
     from monitor.services.maintenance import run_maintenance
@@ -169,6 +194,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("migrate", help="apply database migrations").set_defaults(func=_migrate)
     sub.add_parser("maintain", help="create partitions ahead, apply retention").set_defaults(func=_maintain)
+    sub.add_parser("check", help="exit 0 if the database answers at the newest migration (a healthcheck)").set_defaults(
+        func=_check
+    )
 
     k = sub.add_parser("keys", help="manage API keys")
     ksub = k.add_subparsers(dest="keys_cmd", required=True)

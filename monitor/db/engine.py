@@ -40,6 +40,8 @@ def make_engine(url: str, pool_size: int = 10) -> Engine:
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_pre_ping=True,
+        # Errors are logged; bound values (receiver secrets and headers among them) must not be.
+        hide_parameters=True,
         # Sessions that died mid-transaction must not hold locks for ever.
         connect_args={"options": "-c idle_in_transaction_session_timeout=60000"},
     )
