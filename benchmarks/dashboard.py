@@ -29,6 +29,7 @@ from typing import Any
 from sqlalchemy import text
 
 from dashboards.app import create_dashboard
+from dashboards.headless import available, start_chromium
 from dashboards.pages import alerts, model, overview, reports
 from dashboards.serve import DashboardServer
 from monitor import demo_data
@@ -165,23 +166,9 @@ def browser_times(
 ) -> dict[str, dict[str, tuple[float, float]]]:
     """Per page: a full load (a deep link opened cold: the browser evaluates Dash's and Plotly's
     JavaScript again), and an in-app navigation (what a click on a link in the dashboard costs)."""
-    if not os.path.exists("/usr/bin/chromium"):
+    if not available():
         return {}
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = "/usr/bin/chromium"
-    for arg in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-dev-shm-usage",
-        "--window-size=1400,1600",
-    ):
-        opts.add_argument(arg)
-    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=opts)
+    driver = start_chromium()
     server = DashboardServer(create_dashboard(ctx, open_access=True), "127.0.0.1", 0).start()
 
     def wait_ready(name: str, ready: str) -> None:

@@ -18,11 +18,11 @@ from urllib.parse import quote
 
 import psycopg
 from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 
 from dashboards.app import create_dashboard
+from dashboards.headless import start_chromium
 from dashboards.sample_data import MODEL, seed
 from dashboards.serve import DashboardServer
 from monitor.config import Settings
@@ -63,18 +63,7 @@ def main() -> None:
         ctx = open_context(Settings(database_url=url, data_dir=Path(tmp)))
         seed(ctx)
         server = DashboardServer(create_dashboard(ctx, open_access=True), "127.0.0.1", 0).start()
-        opts = webdriver.ChromeOptions()
-        opts.binary_location = "/usr/bin/chromium"
-        for arg in (
-            "--headless=new",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--window-size=1400,1000",
-            "--hide-scrollbars",
-        ):
-            opts.add_argument(arg)
-        driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=opts)
+        driver = start_chromium("1400,1000", ("--hide-scrollbars",))
         OUT.mkdir(exist_ok=True)
         try:
             for filename, path, ready in PAGES:

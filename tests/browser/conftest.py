@@ -7,52 +7,28 @@ Without /usr/bin/chromium these tests are skipped, loudly — unless MONITOR_REQ
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Iterator
 from datetime import datetime
 
 import pytest
 from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 
 from dashboards.app import create_dashboard
+from dashboards.headless import available, start_chromium
 from dashboards.sample_data import seed
 from dashboards.serve import DashboardServer
 from monitor.services import keys
 from monitor.services.context import ServiceContext
 from tests.conftest import empty_database
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
-
-
-def _browser_available() -> bool:
-    return os.path.exists(CHROMIUM) and bool(shutil.which(CHROMEDRIVER) or os.path.exists(CHROMEDRIVER))
-
 
 @pytest.fixture(scope="module")
 def driver() -> Iterator[webdriver.Chrome]:
-    if not _browser_available():
+    if not available():
         if os.environ.get("MONITOR_REQUIRE_BROWSER") == "1":
             pytest.fail("Chromium is required here: apt-get install chromium chromium-driver")
         pytest.skip("no Chromium: apt-get install chromium chromium-driver to run the browser tests")
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = CHROMIUM
-    for arg in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--disable-dev-shm-usage",
-        "--window-size=1400,1600",
-    ):
-        opts.add_argument(arg)
-    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    d = webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
+    d = start_chromium(capabilities={"goog:loggingPrefs": {"browser": "ALL"}})
     d.set_page_load_timeout(30)
     yield d
     d.quit()
