@@ -13,7 +13,8 @@ from monitor.db.migrate import alembic_config, current_revision, head_revision
 from monitor.server import free_port
 
 
-def test_demo_streams_traffic_with_labels(settings, session_ctx) -> None:  # type: ignore[no-untyped-def]
+def test_demo_streams_traffic_with_labels(settings, ctx) -> None:  # type: ignore[no-untyped-def]
+    # ctx: an empty database, whatever the tests before this one left
     env = {**os.environ, "MONITOR_DATABASE_URL": settings.database_url}
     out = subprocess.run(
         [
@@ -94,3 +95,19 @@ def test_migrations_go_down_and_up_again(database_url: str) -> None:
         engine.dispose()
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE "{scratch}" WITH (FORCE)')
+
+
+def test_monitor_check_is_a_healthcheck(settings, ctx) -> None:  # type: ignore[no-untyped-def]
+    """``monitor check`` (the scheduler container's healthcheck): 0 when the database answers at
+    the newest migration, 1 with the reason otherwise."""
+
+    def check(url: str) -> subprocess.CompletedProcess[str]:
+        env = {**os.environ, "MONITOR_DATABASE_URL": url, "MONITOR_LOG_FORMAT": "text"}
+        return subprocess.run(
+            [sys.executable, "-m", "dashboards.cli", "check"], env=env, capture_output=True, text=True, timeout=60
+        )
+
+    ok = check(settings.database_url)
+    assert ok.returncode == 0 and f"database at revision {head_revision()}" in ok.stdout, ok.stderr
+    down = check(f"postgresql://postgres@127.0.0.1:{free_port()}/nothing")
+    assert down.returncode == 1 and "database unreachable" in down.stderr
