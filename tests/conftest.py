@@ -74,7 +74,7 @@ TABLES = ", ".join(
         "job_watermarks",
         "job_runs",
         "kserve_events",
-        "relabelled_hours",
+        "stale_hours",
         "retrain_triggers",
         "deliveries",
         "outbox",

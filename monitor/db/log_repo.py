@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -10,6 +11,14 @@ from sqlalchemy import Connection, text
 
 from monitor.db.copy import NULL, copy_lines, copy_rows, dumps, json_field, text_field
 from monitor.domain.records import LabelRow, PredictionRow
+
+
+@dataclass(frozen=True, slots=True)
+class StaleHour:
+    hour: datetime
+    mark_ids: list[int]
+    log_changed: bool  # predictions arrived late (summarise all of it), not only labels (its quality)
+
 
 PREDICTION_COLUMNS = (
     "model_id",
@@ -99,8 +108,8 @@ def attach_waiting_labels(raw: Any, model_id: int, ids: Sequence[str]) -> int:
             RETURNING l.prediction_ts
         ),
         relabelled AS (  -- the hours whose quality changed, for the scheduler to recompute
-            INSERT INTO relabelled_hours (model_id, hour)
-            SELECT DISTINCT %(m)s, date_trunc('hour', prediction_ts, 'UTC')
+            INSERT INTO stale_hours (model_id, hour, cause)
+            SELECT DISTINCT %(m)s, date_trunc('hour', prediction_ts, 'UTC'), 'labels'
             FROM attached WHERE prediction_ts IS NOT NULL
         )
         SELECT count(*) FROM attached
@@ -122,10 +131,10 @@ def attach_all_waiting_labels(conn: Connection) -> int:
                 RETURNING l.model_id, l.prediction_ts
             ),
             relabelled AS (  -- the hours whose quality changed, for the scheduler to recompute
-            INSERT INTO relabelled_hours (model_id, hour)
-            SELECT DISTINCT model_id, date_trunc('hour', prediction_ts, 'UTC')
-            FROM attached WHERE prediction_ts IS NOT NULL
-        )
+                INSERT INTO stale_hours (model_id, hour, cause)
+                SELECT DISTINCT model_id, date_trunc('hour', prediction_ts, 'UTC'), 'labels'
+                FROM attached WHERE prediction_ts IS NOT NULL
+            )
             SELECT count(*) FROM attached
             """
         )
@@ -169,10 +178,10 @@ def upsert_labels(
                 RETURNING (xmax = 0) AS inserted, prediction_ts
             ),
             relabelled AS (  -- the hours whose quality changed, for the scheduler to recompute
-            INSERT INTO relabelled_hours (model_id, hour)
-            SELECT DISTINCT :m, date_trunc('hour', prediction_ts, 'UTC')
-            FROM up WHERE prediction_ts IS NOT NULL
-        )
+                INSERT INTO stale_hours (model_id, hour, cause)
+                SELECT DISTINCT :m, date_trunc('hour', prediction_ts, 'UTC'), 'labels'
+                FROM up WHERE prediction_ts IS NOT NULL
+            )
             SELECT inserted, prediction_ts IS NOT NULL AS matched FROM up
             """
         ),
@@ -224,23 +233,34 @@ def delete_expired(conn: Connection, cutoff: datetime) -> dict[str, int]:
     return {"prediction_keys": keys, "labels": labels, "ingest_stats": stats}
 
 
-def relabelled_hours(conn: Connection, model_id: int) -> list[tuple[datetime, list[int]]]:
-    """(hour, ids of its marks) of each hour whose labels changed since the scheduler last took them.
+def mark_stale_hours(raw: Any, model_id: int, hours: Sequence[datetime], cause: str) -> None:
+    """Ask the scheduler to summarise these hours again (``cause``: 'labels' or 'predictions')."""
+    raw.execute(
+        "INSERT INTO stale_hours (model_id, hour, cause) SELECT %s, h, %s FROM unnest(%s::timestamptz[]) AS h",
+        (model_id, cause, list(hours)),
+    )
 
-    Marks are appended, one per labels transaction and hour (no row two transactions update)."""
+
+def stale_hours(conn: Connection, model_id: int) -> list[StaleHour]:
+    """Each hour marked stale since the scheduler last took its marks, oldest first.
+
+    Marks are appended, one per transaction and hour (no row two transactions update)."""
     rows = conn.execute(
-        text("SELECT hour, array_agg(id) FROM relabelled_hours WHERE model_id = :m GROUP BY hour ORDER BY hour"),
+        text(
+            "SELECT hour, array_agg(id), bool_or(cause = 'predictions') FROM stale_hours "
+            "WHERE model_id = :m GROUP BY hour ORDER BY hour"
+        ),
         {"m": model_id},
     ).all()
-    return [(h.astimezone(UTC), list(ids)) for h, ids in rows]
+    return [StaleHour(h.astimezone(UTC), list(ids), log_changed) for h, ids, log_changed in rows]
 
 
-def clear_relabelled_hours(conn: Connection, model_id: int, taken: Sequence[tuple[datetime, list[int]]]) -> None:
+def clear_stale_hours(conn: Connection, model_id: int, taken: Sequence[StaleHour]) -> None:
     """Forget exactly the marks taken: one committed while they were done stays for the next run."""
-    ids = [i for _, marks in taken for i in marks]
+    ids = [i for hour in taken for i in hour.mark_ids]
     if ids:
         conn.execute(
-            text("DELETE FROM relabelled_hours WHERE model_id = :m AND id = ANY(:ids)"), {"m": model_id, "ids": ids}
+            text("DELETE FROM stale_hours WHERE model_id = :m AND id = ANY(:ids)"), {"m": model_id, "ids": ids}
         )
 
 

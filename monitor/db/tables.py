@@ -165,12 +165,13 @@ metric_points = Table(
     Column("computed_at", DateTime(timezone=True), nullable=False),
 )
 
-relabelled_hours = Table(
-    "relabelled_hours",
+stale_hours = Table(  # hours the scheduler must summarise again and the windows that hold them
+    "stale_hours",
     metadata,
-    Column("id", BigInteger, primary_key=True),  # append-only: one mark per labels transaction and hour
+    Column("id", BigInteger, primary_key=True),  # append-only: one mark per transaction and hour
     Column("model_id", Integer, ForeignKey("models.id"), nullable=False),
     Column("hour", DateTime(timezone=True), nullable=False),
+    Column("cause", Text, nullable=False),  # 'labels' (quality only) or 'predictions' (everything)
     Column("marked_at", DateTime(timezone=True), nullable=False),
 )
 

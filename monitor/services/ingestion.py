@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -77,6 +77,19 @@ def _check_size(ctx: ServiceContext, n_records: int) -> None:
 
 def _hour(ts: datetime) -> datetime:
     return ts.replace(minute=0, second=0, microsecond=0)
+
+
+# A prediction for an hour that a scheduler run may already have closed (computed the window
+# ending at its boundary without it) marks that hour, so the scheduler summarises it again and
+# recomputes the windows that hold it. The minute of margin covers a request still committing as
+# the hour turns and small clock differences between API and scheduler hosts. Traffic logged as
+# it happens marks nothing outside that minute.
+LATE_MARGIN = timedelta(minutes=1)
+
+
+def _late_hours(rows: list[tuple[int, PredictionRow]], now: datetime) -> list[datetime]:
+    open_from = _hour(now + LATE_MARGIN)
+    return sorted({_hour(r.ts) for _, r in rows if r.ts < open_from})
 
 
 def _violation_counts(errors: list[RecordError]) -> Counter[str]:
@@ -323,6 +336,9 @@ def _store_predictions_once(
             if new:
                 log_repo.copy_predictions(uow.raw, mid, new)
                 log_repo.attach_waiting_labels(uow.raw, mid, [r.prediction_id for _, r in new])
+                late = _late_hours(new, now)
+                if late:
+                    log_repo.mark_stale_hours(uow.raw, mid, late, "predictions")
             errs = rejected_by_model.get(mid, [])
             log_repo.add_ingest_stats(
                 uow.raw, mid, _hour(now), "prediction", len(new), len(rows) - len(new), len({e.index for e in errs})

@@ -36,8 +36,9 @@ class RunReport:
     skipped: str | None = None
     rows_summarised: int = 0
     windows: dict[str, int] = field(default_factory=dict)  # window -> how many computed
-    relabelled_hours: int = 0  # past hours whose labels changed, summarised again
-    relabelled_windows: int = 0  # past windows whose quality was recomputed for them
+    stale_hours: int = 0  # hours marked because labels or predictions landed after they were summarised
+    resummarised_hours: int = 0  # of those, the ones outside this run's rollup, summarised again
+    recomputed_windows: int = 0  # windows computed before this run that hold a stale hour, computed again
 
 
 def run_model(ctx: ServiceContext, model: str, now: datetime | None = None) -> RunReport:
@@ -51,8 +52,8 @@ def run_model(ctx: ServiceContext, model: str, now: datetime | None = None) -> R
             report.skipped = "no reference dataset"
             return report
         rolled_until = watermark_repo.get(uow.conn, vrow.version_id, "rollup")
-        # taken before the rollup: a label landing after this is marked again and done next run
-        relabelled = log_repo.relabelled_hours(uow.conn, vrow.model_id)
+        # taken before the rollup: data landing after this is marked again and done next run
+        stale = log_repo.stale_hours(uow.conn, vrow.model_id)
         computed_until = {spec: watermark_repo.get(uow.conn, vrow.version_id, f"drift:{spec}") for spec in cfg.windows}
     end = hour_floor(now) + HOUR  # the boundary after now: the current hour is summarised as it fills
     earliest = end - MAX_CATCH_UP
@@ -70,40 +71,48 @@ def run_model(ctx: ServiceContext, model: str, now: datetime | None = None) -> R
             compute_window(ctx, model, vrow.version, window_end - length, window_end, cfg)
         _set_watermark(ctx, vrow.version_id, job, end)
         report.windows[spec] = len(ends)
-    _recompute_relabelled(ctx, model, vrow, cfg, [h for h, _ in relabelled], start, computed_until, report)
+    _redo_stale(ctx, model, vrow, cfg, stale, start, computed_until, report)
     with ctx.uow() as uow:
-        log_repo.clear_relabelled_hours(uow.conn, vrow.model_id, relabelled)
+        log_repo.clear_stale_hours(uow.conn, vrow.model_id, stale)
         uow.commit()
     return report
 
 
-def _recompute_relabelled(
+def _redo_stale(
     ctx: ServiceContext,
     model: str,
     vrow: VersionRow,
     cfg: MonitoringConfig,
-    changed_hours: list[datetime],
+    stale: list[log_repo.StaleHour],
     rolled_from: datetime,
     computed_until: dict[str, datetime | None],
     report: RunReport,
 ) -> None:
-    """Labels that landed since the last run for predictions older than this run's rollup:
-    summarise their hours' quality again, and recompute the quality of every window computed
-    before that holds one of them (windows computed in this run already saw them)."""
-    changed = [h for h in changed_hours if h < rolled_from]
-    if not changed:
-        return
-    rollup(ctx, model, vrow.version, changed[0], changed[-1] + HOUR, quality_only=True, only=changed)
-    report.relabelled_hours = len(changed)
+    """Hours that labels or late predictions changed after they were summarised: summarise those
+    this run's rollup did not cover again (only their quality when only labels changed), then
+    recompute every window computed before this run that holds one of them. Windows this run
+    computes already saw the data, since the marks were taken before the rollup.
+
+    The windows are redone whether or not the hour was in this run's rollup: the window that
+    ended at the last boundary is final once a run after that boundary has computed it, so a
+    label or prediction for that hour landing a minute later must still reach it."""
+    report.stale_hours = len(stale)
+    for log_changed in (True, False):
+        redo = [s.hour for s in stale if s.hour < rolled_from and s.log_changed is log_changed]
+        if redo:
+            rollup(ctx, model, vrow.version, redo[0], redo[-1] + HOUR, quality_only=not log_changed, only=redo)
+            report.resummarised_hours += len(redo)
+    log_changed_hours = {s.hour for s in stale if s.log_changed}
     for spec, length in zip(cfg.windows, cfg.window_lengths(), strict=True):
         until = computed_until.get(spec)
         if until is None:
             continue
         steps = int(length / HOUR)
-        ends = sorted({h + HOUR * k for h in changed for k in range(1, steps + 1)})
-        for window_end in (e for e in ends if e <= until):
-            compute_window(ctx, model, vrow.version, window_end - length, window_end, cfg, quality_only=True)
-            report.relabelled_windows += 1
+        ends = sorted({s.hour + HOUR * k for s in stale for k in range(1, steps + 1)})
+        for window_end in (e for e in ends if e < until):
+            whole = any(window_end - length <= h < window_end for h in log_changed_hours)
+            compute_window(ctx, model, vrow.version, window_end - length, window_end, cfg, quality_only=not whole)
+            report.recomputed_windows += 1
 
 
 def backfill(

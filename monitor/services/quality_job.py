@@ -2,7 +2,7 @@
 summaries (see ``monitor.metrics.quality_summary``).
 
 A label that lands late changes the summary of the hour its prediction was made in; ingestion
-marks that hour (``relabelled_hours``, in the labels' transaction) and the scheduler summarises
+marks that hour (``stale_hours``, in the labels' transaction) and the scheduler summarises
 it again and recomputes every window that holds it, not only the newest.
 """
 

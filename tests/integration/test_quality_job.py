@@ -149,15 +149,15 @@ def test_late_labels_recompute_the_past_windows_they_belong_to(ctx: ServiceConte
     assert before_1h == pytest.approx(200 / 600) and before_3h == pytest.approx(300 / 700)
     _label(ctx, frame.iloc[200:500])  # labels land for predictions five hours old
     report = run_model(ctx, MODEL, now)
-    assert report.relabelled_hours == 1  # taken from the queue the labels' transaction wrote
+    assert report.stale_hours == report.resummarised_hours == 1  # the mark the labels' transaction wrote
     # the 1h window holding that hour, and the three 3h windows that hold it
-    assert report.relabelled_windows == 4
+    assert report.recomputed_windows == 4
     after_1h, at_1h_again = coverage(old + timedelta(hours=1), 1)
     assert after_1h == pytest.approx(500 / 600) and at_1h_again > at_1h
     assert coverage(old + timedelta(hours=3), 3)[0] == pytest.approx(600 / 700) != before_3h
     assert coverage(old + timedelta(hours=2), 1)[1] == next_at  # not recomputed
     # the queue was cleared: a run with no new labels recomputes nothing
-    assert run_model(ctx, MODEL, now).relabelled_windows == 0
+    assert run_model(ctx, MODEL, now).recomputed_windows == 0
 
 
 def test_concept_drift_detected_by_ddm_and_the_quality_drop(ctx: ServiceContext) -> None:
@@ -255,15 +255,20 @@ def test_a_label_marked_while_the_scheduler_works_stays_for_its_next_run(ctx: Se
     _register_demo(ctx)
     old = hour_floor(datetime.now(UTC)) - timedelta(hours=5)
     frame = _traffic(ctx, old, 100, "m-", seed=6)
+    model_id = registry.resolve_version(ctx, MODEL, None).model_id
+    with ctx.uow() as uow:  # predictions five hours late: the whole hour is marked
+        late = log_repo.stale_hours(uow.conn, model_id)
+        assert [(s.hour, len(s.mark_ids), s.log_changed) for s in late] == [(old, 1, True)]
+        log_repo.clear_stale_hours(uow.conn, model_id, late)
+        uow.commit()
     _label(ctx, frame.iloc[:10])
     _label(ctx, frame.iloc[10:20])  # a second batch for the same hour: a second mark, no update
-    model_id = registry.resolve_version(ctx, MODEL, None).model_id
     with ctx.uow() as uow:
-        taken = log_repo.relabelled_hours(uow.conn, model_id)
-    assert [(h, len(ids)) for h, ids in taken] == [(old, 2)]
+        taken = log_repo.stale_hours(uow.conn, model_id)
+    assert [(s.hour, len(s.mark_ids), s.log_changed) for s in taken] == [(old, 2, False)]
     _label(ctx, frame.iloc[20:30])  # lands while the taken hours are being recomputed
     with ctx.uow() as uow:
-        log_repo.clear_relabelled_hours(uow.conn, model_id, taken)
+        log_repo.clear_stale_hours(uow.conn, model_id, taken)
         uow.commit()
     with ctx.uow() as uow:
-        assert [(h, len(ids)) for h, ids in log_repo.relabelled_hours(uow.conn, model_id)] == [(old, 1)]
+        assert [(s.hour, len(s.mark_ids)) for s in log_repo.stale_hours(uow.conn, model_id)] == [(old, 1)]

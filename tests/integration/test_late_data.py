@@ -1,0 +1,114 @@
+"""Data that lands after the scheduler has computed the windows of its hour still reaches them:
+late predictions (a batch scorer replaying yesterday, a shipper catching up) and labels for the
+hour that has just closed. The ingestion clock is pinned, so the hour never turns mid-test."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import text
+
+from monitor.db import log_repo
+from monitor.domain.monitoring import MonitoringConfig
+from monitor.services import ingestion, registry
+from monitor.services.context import ServiceContext
+from monitor.services.monitoring_run import backfill, run_model
+from monitor.services.windows import hour_floor
+from tests.integration.test_quality_job import MODEL, _label, _register_demo, _traffic
+
+HOUR = timedelta(hours=1)
+
+
+@pytest.fixture
+def now(monkeypatch: pytest.MonkeyPatch) -> datetime:
+    """Half past the current hour, for ingestion and for the scheduler runs alike."""
+    pinned = hour_floor(datetime.now(UTC)) + timedelta(minutes=30)
+    monkeypatch.setattr(ingestion, "_now", lambda: pinned)
+    return pinned
+
+
+def _point(ctx: ServiceContext, metric: str, start: datetime, end: datetime) -> tuple[float, int, datetime]:
+    """(value, sample size, computed at) of the window's point for all rows."""
+    with ctx.engine.connect() as conn:
+        return conn.execute(
+            text(
+                "SELECT value, sample_size, computed_at FROM metric_points WHERE metric = :metric "
+                "AND labels = '{}'::jsonb AND window_start = :s AND window_end = :e"
+            ),
+            {"metric": metric, "s": start, "e": end},
+        ).one()
+
+
+def _marks(ctx: ServiceContext) -> list[tuple[datetime, bool]]:
+    model_id = registry.resolve_version(ctx, MODEL, None).model_id
+    with ctx.uow() as uow:
+        return [(s.hour, s.log_changed) for s in log_repo.stale_hours(uow.conn, model_id)]
+
+
+def test_late_predictions_reach_every_window_that_holds_their_hour(ctx: ServiceContext, now: datetime) -> None:
+    _register_demo(ctx, MonitoringConfig(windows=["1h", "3h"]))
+    base = hour_floor(now)
+    old = base - 5 * HOUR  # beyond the hours every run summarises again
+    _traffic(ctx, old, 200, "on-time-", seed=1)
+    _traffic(ctx, old + HOUR, 50, "next-", seed=2)
+    backfill(ctx, MODEL, old - 2 * HOUR, base)
+    run_model(ctx, MODEL, now)  # takes the marks the traffic above wrote; the watermarks are set
+    assert _marks(ctx) == []
+    one_hour = (old, old + HOUR)
+    assert _point(ctx, "dataset_drift", *one_hour)[1] == 200
+    _, _, next_at = _point(ctx, "dataset_drift", old + HOUR, old + 2 * HOUR)
+
+    _traffic(ctx, old, 100, "replayed-", seed=3)  # a shipper catching up on that hour
+    _traffic(ctx, base, 10, "live-", seed=4, minutes=20)  # traffic as it happens marks nothing
+    assert _marks(ctx) == [(old, True)]
+    report = run_model(ctx, MODEL, now)
+    assert (report.stale_hours, report.resummarised_hours) == (1, 1)
+    assert report.recomputed_windows == 4  # the 1h window of that hour and the three 3h windows holding it
+    assert _point(ctx, "dataset_drift", *one_hour)[1] == 300
+    for k in range(1, 4):
+        end = old + k * HOUR
+        expected = 300 + (50 if k >= 2 else 0)
+        assert _point(ctx, "dataset_drift", end - 3 * HOUR, end)[1] == expected, end
+        assert _point(ctx, "throughput.per_minute", end - 3 * HOUR, end)[1] == expected, end
+    assert _point(ctx, "dataset_drift", old + HOUR, old + 2 * HOUR)[2] == next_at  # not recomputed
+    assert _marks(ctx) == []
+    assert run_model(ctx, MODEL, now).recomputed_windows == 0
+
+
+def test_data_for_the_hour_just_closed_reaches_its_final_window(ctx: ServiceContext, now: datetime) -> None:
+    """The first run after a boundary computes the window ending there for the last time. A
+    label or a prediction for that hour landing after it must still reach that window, although
+    the hour itself is inside the late margin every run summarises again."""
+    _register_demo(ctx, MonitoringConfig(windows=["1h"]))
+    base = hour_floor(now)
+    closed = base - HOUR
+    frame = _traffic(ctx, closed, 300, "p-", seed=5)
+    backfill(ctx, MODEL, closed - 2 * HOUR, base)
+    run_model(ctx, MODEL, now)
+    window = (closed, base)
+    assert _point(ctx, "quality.label_coverage", *window)[0] == 0
+    assert _point(ctx, "dataset_drift", *window)[1] == 300
+
+    _label(ctx, frame.iloc[:120])
+    _traffic(ctx, closed + timedelta(minutes=59), 30, "just-late-", seed=6, minutes=1)
+    assert _marks(ctx) == [(closed, True)]
+    report = run_model(ctx, MODEL, now)
+    assert report.resummarised_hours == 0  # inside the late margin: this run's rollup covered it
+    assert report.recomputed_windows == 1
+    assert _point(ctx, "quality.label_coverage", *window)[0] == pytest.approx(120 / 330)
+    assert _point(ctx, "dataset_drift", *window)[1] == 330
+
+
+def test_only_labels_changed_so_only_quality_is_recomputed(ctx: ServiceContext, now: datetime) -> None:
+    _register_demo(ctx, MonitoringConfig(windows=["1h"]))
+    old = hour_floor(now) - 4 * HOUR
+    frame = _traffic(ctx, old, 200, "q-", seed=7)
+    backfill(ctx, MODEL, old - HOUR, hour_floor(now))
+    run_model(ctx, MODEL, now)
+    _, _, drift_at = _point(ctx, "dataset_drift", old, old + HOUR)
+    _label(ctx, frame.iloc[:50])
+    assert _marks(ctx) == [(old, False)]
+    assert run_model(ctx, MODEL, now).recomputed_windows == 1
+    assert _point(ctx, "quality.label_coverage", old, old + HOUR)[0] == pytest.approx(50 / 200)
+    assert _point(ctx, "dataset_drift", old, old + HOUR)[2] == drift_at  # the log did not change
