@@ -109,31 +109,31 @@ def rollup(
     schema = schema_from_json(vrow.schema)
     ref = load_reference(ctx, vrow)
     specs = {seg: _specs(cols) for seg, cols in ref.columns.items()}
+    groups = summary_repo.Groups({seg: parse_segment(seg, schema) for seg in ref.columns})
+    residual_edges = {seg: quality_job.residual_edges(ref.extras[seg]) for seg in ref.columns}
     total = 0
     for bucket in only if only is not None else hours(start, end):
         with ctx.uow() as uow:
-            for seg in ref.columns:
-                segment = parse_segment(seg, schema)
-                if not quality_only:
-                    parts, n = summary_repo.summarise_window(
-                        uow.conn, vrow.model_id, vrow.version_id, bucket, bucket + HOUR, specs[seg], segment
-                    )
+            window = (uow.conn, vrow.model_id, vrow.version_id, bucket, bucket + HOUR)
+            counts = summary_repo.count_rows(*window, groups)
+            if not quality_only:
+                parts = summary_repo.summarise_columns(*window, specs, groups, counts)
+                day = summary_repo.day_of_hour(bucket)
+                for seg in groups.keys:
                     summary_repo.replace_bucket(
-                        uow.conn, vrow.model_id, vrow.version_id, ref.reference_id, bucket, 1, n, parts, seg
+                        uow.conn,
+                        vrow.model_id,
+                        vrow.version_id,
+                        ref.reference_id,
+                        bucket,
+                        1,
+                        counts[seg],
+                        parts[seg],
+                        seg,
                     )
-                    day = summary_repo.day_of_hour(bucket)
                     summary_repo.delete_bucket(uow.conn, vrow.version_id, ref.reference_id, day, 24, seg)
-                    if not seg:
-                        total += n
-                quality_job.summarise_hour(
-                    uow.conn,
-                    vrow,
-                    schema,
-                    ref.reference_id,
-                    quality_job.residual_edges(ref.extras[seg]),
-                    bucket,
-                    segment,
-                )
+                total += counts[""]
+            quality_job.summarise_hour(uow.conn, vrow, schema, ref.reference_id, residual_edges, bucket, groups, counts)
             uow.commit()
     return total
 

@@ -56,26 +56,27 @@ def summarise_hour(
     vrow: VersionRow,
     schema: ModelSchema,
     ref_id: int,
-    edges: np.ndarray | None,
+    residual_edges: dict[str, np.ndarray | None],
     bucket: datetime,
-    segment: Segment = None,
+    groups: summary_repo.Groups,
+    counts: dict[str, int],
 ) -> None:
-    """Summarise one hour's labelled predictions and store it, replacing an earlier summary and
-    dropping its day's merged summary (merged again when next read)."""
+    """Summarise one hour's labelled predictions for all rows and each tracked segment, given
+    each one's number of predictions, and store the summaries, replacing earlier ones and
+    dropping their day's merged summaries (merged again when next read)."""
+    window = (conn, vrow.model_id, vrow.version_id, bucket, bucket + HOUR)
+    summaries: dict[str, QualitySummary]
     if schema.task is Task.regression:
-        s: QualitySummary = quality_repo.summarise_regression(
-            conn, vrow.model_id, vrow.version_id, bucket, bucket + HOUR, edges, segment
-        )
+        summaries = dict(quality_repo.summarise_regression(*window, residual_edges, groups, counts))
     else:
-        s = quality_repo.summarise_classification(
-            conn, vrow.model_id, vrow.version_id, bucket, bucket + HOUR, schema.classes or [], segment
+        summaries = dict(quality_repo.summarise_classification(*window, schema.classes or [], groups, counts))
+    day = summary_repo.day_of_hour(bucket)
+    for key, s in summaries.items():
+        parts = {QUALITY_COLUMN: s.to_parts()} if s.n_predictions else {}
+        summary_repo.replace_bucket(
+            conn, vrow.model_id, vrow.version_id, ref_id, bucket, 1, s.n_predictions, parts, key, quality=True
         )
-    key = summary_repo.segment_key(segment)
-    parts = {QUALITY_COLUMN: s.to_parts()} if s.n_predictions else {}
-    summary_repo.replace_bucket(
-        conn, vrow.model_id, vrow.version_id, ref_id, bucket, 1, s.n_predictions, parts, key, quality=True
-    )
-    summary_repo.delete_bucket(conn, vrow.version_id, ref_id, summary_repo.day_of_hour(bucket), 24, key, quality=True)
+        summary_repo.delete_bucket(conn, vrow.version_id, ref_id, day, 24, key, quality=True)
 
 
 class QualityAccumulator:
