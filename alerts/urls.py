@@ -1,13 +1,18 @@
 """Receiver URLs are checked before anything is sent to them: a webhook target the service can
 be told to call is a request forgery risk (cloud metadata at 169.254.169.254, the database,
 admin ports on loopback). Private, loopback, link-local and reserved targets are refused unless
-the settings allow them (tests and all-on-one-host setups allow loopback)."""
+the settings allow them (tests and all-on-one-host setups allow loopback).
+
+A name is resolved once per attempt, and the request goes to the address that was checked
+(``vet_url``): if the connection resolved the name again, a DNS server answering a public
+address to the check and 169.254.169.254 to the connection (DNS rebinding) would get past it."""
 
 from __future__ import annotations
 
 import ipaddress
 import socket
-from urllib.parse import urlsplit
+from dataclasses import dataclass
+from urllib.parse import SplitResult, urlsplit
 
 
 class UnsafeURL(ValueError):
@@ -28,6 +33,17 @@ def _forbidden(ip: ipaddress.IPv4Address | ipaddress.IPv6Address, allow_private:
     return ""
 
 
+@dataclass(frozen=True)
+class Target:
+    """Where a checked URL's request goes: the URL with its host name replaced by the address
+    that was checked, the name for the Host header, and for https the name the server's
+    certificate is checked against (the TLS SNI)."""
+
+    url: str
+    host_header: str | None = None  # None: the URL's host was an address already
+    sni_hostname: str | None = None
+
+
 def check_url(
     url: str,
     *,
@@ -38,6 +54,26 @@ def check_url(
     """The URL if it is an http(s) URL whose host resolves only to allowed addresses; else
     ``UnsafeURL`` saying why. ``resolve=False`` checks literal IP hosts only (for validating a
     rule offline; the deliverer checks again, resolving, before every attempt)."""
+    _checked_addresses(url, allow_private, allow_loopback, resolve)
+    return url
+
+
+def vet_url(url: str, *, allow_private: bool = False, allow_loopback: bool = False) -> Target:
+    """Check ``url`` as ``check_url`` does and pin its request to the first address checked."""
+    parts, addresses, resolved = _checked_addresses(url, allow_private, allow_loopback, resolve=True)
+    if not resolved:  # an address already
+        return Target(url)
+    host, ip = parts.hostname or "", addresses[0]
+    literal = f"[{ip}]" if ip.version == 6 else str(ip)
+    netloc = literal if parts.port is None else f"{literal}:{parts.port}"
+    host_header = host if parts.port is None else f"{host}:{parts.port}"
+    return Target(parts._replace(netloc=netloc).geturl(), host_header, host if parts.scheme == "https" else None)
+
+
+def _checked_addresses(
+    url: str, allow_private: bool, allow_loopback: bool, resolve: bool
+) -> tuple[SplitResult, list[ipaddress.IPv4Address | ipaddress.IPv6Address], bool]:
+    """The URL's parts, its host's addresses (all allowed), and whether the host was a name resolved."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https"):
         raise UnsafeURL(f"{url!r}: only http and https URLs are allowed")
@@ -46,18 +82,22 @@ def check_url(
     if parts.username or parts.password:
         raise UnsafeURL(f"{url!r}: credentials in the URL are not allowed; use the receiver's headers")
     host = parts.hostname
+    resolved = False
     try:
         addresses = [ipaddress.ip_address(host)]
     except ValueError:
         if not resolve:
-            return url
+            return parts, [], False
+        resolved = True
         try:
             infos = socket.getaddrinfo(host, parts.port or (443 if parts.scheme == "https" else 80))
         except socket.gaierror as exc:
             raise UnsafeURL(f"{url!r}: cannot resolve {host!r}: {exc}") from exc
         addresses = [ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos]
+        if not addresses:
+            raise UnsafeURL(f"{url!r}: {host!r} resolves to no address") from None
     for ip in addresses:
         why = _forbidden(ip, allow_private, allow_loopback)
         if why:
             raise UnsafeURL(f"{url!r}: {host!r} is {why}; allow it in the settings if it is intended")
-    return url
+    return parts, addresses, resolved

@@ -17,7 +17,7 @@ import httpx
 
 from alerts import signing
 from alerts.retry import Outcome, backoff_seconds, classify, retry_after_seconds
-from alerts.urls import UnsafeURL, check_url
+from alerts.urls import UnsafeURL, vet_url
 from monitor.db import alert_repo
 from monitor.errors import NotFound
 from monitor.services.context import ServiceContext
@@ -58,15 +58,21 @@ def _attempt(ctx: ServiceContext, client: httpx.Client, m: dict[str, Any], recei
     else:
         url = target_url(receiver)
         try:
-            check_url(url, allow_private=s.allow_private_receivers, allow_loopback=s.allow_loopback_receivers)
+            # To the address checked, not to whatever the name resolves to when connecting.
+            target = vet_url(url, allow_private=s.allow_private_receivers, allow_loopback=s.allow_loopback_receivers)
             headers = {
                 **(receiver.get("headers") or {}),  # the receiver's own (Authorization, ...) cannot override these
                 **signing.headers(receiver["secret"], m["message_id"], body),
                 "content-type": "application/json",
                 "user-agent": USER_AGENT,
             }
+            if target.host_header:
+                headers["host"] = target.host_header
+            extensions = {"sni_hostname": target.sni_hostname} if target.sni_hostname else None
             # Redirects are not followed: a receiver cannot bounce the request somewhere internal.
-            resp = client.post(url, content=body, headers=headers, timeout=s.delivery_timeout_seconds)
+            resp = client.post(
+                target.url, content=body, headers=headers, timeout=s.delivery_timeout_seconds, extensions=extensions
+            )
             status = resp.status_code
             retry_after = retry_after_seconds(resp.headers.get("retry-after"))
             if not 200 <= status < 300:

@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+import socket
+
 import pytest
 
-from alerts.urls import UnsafeURL, check_url
+from alerts.urls import Target, UnsafeURL, check_url, vet_url
 
 
 @pytest.mark.parametrize(
@@ -35,3 +37,41 @@ def test_allowed_when_the_settings_say_so() -> None:
 def test_public_literal_and_unresolved_names() -> None:
     assert check_url("https://93.184.216.34/hook")
     assert check_url("https://hooks.example.com/x", resolve=False)
+
+
+def _resolving(monkeypatch: pytest.MonkeyPatch, answers: dict[str, list[str]]) -> None:
+    def getaddrinfo(host: str, port: int, *args: object, **kwargs: object) -> list[tuple]:
+        return [(socket.AF_INET6 if ":" in a else socket.AF_INET, 1, 6, "", (a, port)) for a in answers[host]]
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+
+
+@pytest.mark.parametrize(
+    ("url", "answers", "expected"),
+    [
+        (
+            "http://hooks.example.com/x?a=1",
+            ["93.184.216.34"],
+            Target("http://93.184.216.34/x?a=1", "hooks.example.com"),
+        ),
+        (
+            "https://Hooks.Example.com:8443/x",
+            ["2606:2800:220:1::1", "93.184.216.34"],
+            Target("https://[2606:2800:220:1::1]:8443/x", "hooks.example.com:8443", "hooks.example.com"),
+        ),
+        ("https://93.184.216.34/hook", [], Target("https://93.184.216.34/hook")),  # an address: nothing to pin
+    ],
+)
+def test_a_request_is_pinned_to_the_address_checked(
+    monkeypatch: pytest.MonkeyPatch, url: str, answers: list[str], expected: Target
+) -> None:
+    _resolving(monkeypatch, {"hooks.example.com": answers})
+    assert vet_url(url) == expected
+
+
+def test_a_name_with_any_forbidden_address_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    _resolving(monkeypatch, {"hooks.example.com": ["93.184.216.34", "169.254.169.254"], "empty.example.com": []})
+    with pytest.raises(UnsafeURL, match="link-local"):
+        vet_url("http://hooks.example.com/x")
+    with pytest.raises(UnsafeURL, match="no address"):
+        vet_url("http://empty.example.com/x")
