@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Self
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -33,6 +33,10 @@ class Settings(BaseSettings):
 
     # Prediction-log partitions are one day wide; older ones are dropped after this many days.
     retention_days: int = 90
+    # What outlives the log: metric points, hourly summaries, reports, alerts that ended and
+    # their history, finished webhooks and their delivery log. Kept this long (a year of drift
+    # history and the month before it), then deleted by the hourly maintenance.
+    history_retention_days: int = Field(400, ge=1)
     # Partitions created ahead of time so ingestion never waits on DDL at midnight.
     partitions_ahead_days: int = 7
     # How far in the future a prediction timestamp may lie (client clock skew).
@@ -77,6 +81,17 @@ class Settings(BaseSettings):
     dashboard_host: str = "127.0.0.1"
     dashboard_port: int = 8050
     dashboard_secret_key: str | None = None
+
+    @model_validator(mode="after")
+    def _history_outlives_the_log(self) -> Self:
+        # windows over the log are computed from its hourly summaries, part of the history
+        if self.history_retention_days < self.retention_days:
+            raise ValueError(
+                f"MONITOR_HISTORY_RETENTION_DAYS ({self.history_retention_days}) must be at least "
+                f"MONITOR_RETENTION_DAYS ({self.retention_days}): windows over the log are computed "
+                "from its hourly summaries"
+            )
+        return self
 
 
 @lru_cache(maxsize=1)

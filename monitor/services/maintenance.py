@@ -1,4 +1,5 @@
-"""Keeping the database in shape: partitions ahead, retention, labels that missed their prediction."""
+"""Keeping the database in shape: partitions ahead, retention of the log and of the history,
+labels that missed their prediction."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from monitor.db import kserve_repo, log_repo, partitions
+from monitor.db import history_repo, kserve_repo, log_repo, partitions
 from monitor.services.context import ServiceContext
 
 log = logging.getLogger(__name__)
@@ -35,6 +36,9 @@ def run_maintenance(ctx: ServiceContext, now: datetime | None = None) -> dict[st
         # A KServe half whose pair never came (a logger in request-only mode, a lost event).
         kserve_orphans = kserve_repo.delete_older(uow.conn, now - KSERVE_ORPHAN_AGE)
         uow.commit()
+    with ctx.uow() as uow:
+        history = history_repo.delete_older(uow.conn, now - timedelta(days=s.history_retention_days))
+        uow.commit()
     ctx.partitions.forget_before(partitions.day_of(cutoff))
     report = {
         "partitions_created": len(created),
@@ -42,7 +46,8 @@ def run_maintenance(ctx: ServiceContext, now: datetime | None = None) -> dict[st
         "deleted": deleted,
         "labels_attached": attached,
         "kserve_orphans_deleted": kserve_orphans,
+        "history_deleted": history,
     }
-    if created or dropped or attached or kserve_orphans:
+    if created or dropped or attached or kserve_orphans or history:
         log.info("maintenance: %s", report)
     return report

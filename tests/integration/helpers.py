@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
+from monitor.metrics.points import MetricPoint
 from monitor.services.context import ServiceContext
+from monitor.services.delivery import deliver_due
 
 BINARY_SPEC: dict[str, Any] = {
     "name": "churn",
@@ -46,3 +51,32 @@ def prediction(pid: str | None = "p1", **kw: Any) -> dict[str, Any]:
         rec["prediction_id"] = pid
     rec.update(kw)
     return rec
+
+
+@dataclass
+class Receiver:
+    """A webhook receiver that answers 503 (with Retry-After: 0) to the first ``fail_first``
+    attempts of each message (by webhook-id), then 200; it keeps every request."""
+
+    fail_first: int = 0
+    status_by_path: dict[str, int] = field(default_factory=dict)  # a fixed answer for these paths
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    url: str = ""
+
+    def accepted(self) -> list[dict[str, Any]]:
+        return [r for r in self.requests if r["status"] == 200]
+
+
+def drift_point(end: datetime, drifted: bool, value: float) -> MetricPoint:
+    return MetricPoint(
+        "dataset_drift", end - timedelta(hours=1), end, value, sample_size=900, threshold=0.5, drifted=drifted
+    )
+
+
+def deliver_all(api: Api, rounds: int = 10) -> None:
+    """Deliver until nothing is due, fast-forwarding the clock past each backoff."""
+    with httpx.Client() as client:
+        for i in range(rounds):
+            if not deliver_due(api.ctx, client, now=datetime.now(UTC) + timedelta(minutes=30 * (i + 1))):
+                return

@@ -6,83 +6,21 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
-import httpx
 import orjson
 import pytest
 
 from alerts.signing import verify
-from monitor.metrics.points import MetricPoint
 from monitor.scheduler import MetricScheduler
 from monitor.services import alert_config
 from monitor.services.alert_config import RulesFile
 from monitor.services.alerting import evaluate_model, flush_groups
-from monitor.services.delivery import deliver_due
 from monitor.services.metric_store import record_points
 from monitor.services.windows import hour_floor
-from tests.integration.helpers import Api
-
-
-@dataclass
-class Receiver:
-    """A webhook receiver that answers 503 (with Retry-After: 0) to the first ``fail_first``
-    attempts of each message (by webhook-id), then 200; it keeps every request."""
-
-    fail_first: int = 0
-    status_by_path: dict[str, int] = field(default_factory=dict)  # a fixed answer for these paths
-    requests: list[dict[str, Any]] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    url: str = ""
-
-    def accepted(self) -> list[dict[str, Any]]:
-        return [r for r in self.requests if r["status"] == 200]
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    rec = Receiver(fail_first=2)
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers["content-length"]))
-            with rec.lock:
-                tries = sum(1 for r in rec.requests if r["headers"].get("webhook-id") == self.headers["webhook-id"])
-                status = 503 if tries < rec.fail_first else 200
-                status = rec.status_by_path.get(self.path, status)
-                rec.requests.append({"path": self.path, "headers": dict(self.headers), "body": body, "status": status})
-            self.send_response(status)
-            if status == 503:
-                self.send_header("Retry-After", "0")
-            self.end_headers()
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    rec.url = f"http://127.0.0.1:{server.server_address[1]}/hook"
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield rec
-    server.shutdown()
-
-
-def drift_point(end: datetime, drifted: bool, value: float) -> MetricPoint:
-    return MetricPoint(
-        "dataset_drift", end - timedelta(hours=1), end, value, sample_size=900, threshold=0.5, drifted=drifted
-    )
-
-
-def deliver_all(api: Api, rounds: int = 10) -> None:
-    """Deliver until nothing is due, fast-forwarding the clock past each backoff."""
-    with httpx.Client() as client:
-        for i in range(rounds):
-            if not deliver_due(api.ctx, client, now=datetime.now(UTC) + timedelta(minutes=30 * (i + 1))):
-                return
+from tests.integration.helpers import Api, Receiver, deliver_all, drift_point
 
 
 @pytest.fixture

@@ -21,9 +21,8 @@ from monitor.services import keys
 from monitor.services.alerting import evaluate_model
 from monitor.services.metric_store import record_points
 from monitor.services.windows import hour_floor
-from tests.integration.helpers import Api, prediction
+from tests.integration.helpers import Api, drift_point, prediction
 from tests.integration.processes import monitor_process, stop_process, wait_ready
-from tests.integration.test_alerting import drift_point
 
 pytestmark = pytest.mark.timeout(180)
 

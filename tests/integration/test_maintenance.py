@@ -2,11 +2,24 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlalchemy import text
 
+from monitor.config import Settings
 from monitor.db import partitions
+from monitor.domain.monitoring import MonitoringConfig
+from monitor.metrics.points import MetricPoint
+from monitor.server import free_port
+from monitor.services.alerting import evaluate_model
+from monitor.services.context import ServiceContext
 from monitor.services.maintenance import run_maintenance
-from tests.integration.helpers import Api, prediction
+from monitor.services.metric_store import record_points
+from monitor.services.monitoring_run import backfill
+from monitor.services.windows import hour_floor
+from tests.integration.helpers import Api, Receiver, deliver_all, drift_point, prediction
+from tests.integration.test_quality_job import MODEL, _register_demo, _traffic
+
+HOUR = timedelta(hours=1)
 
 
 def partition_days(api: Api) -> set:
@@ -66,3 +79,87 @@ def test_waiting_labels_are_attached_by_maintenance(churn: Api) -> None:
     report = run_maintenance(churn.ctx)
     assert report["labels_attached"] == 1
     assert churn.count("SELECT count(*) FROM labels WHERE prediction_ts IS NOT NULL") == 1
+
+
+def _count(ctx: ServiceContext, sql: str, **params: object) -> int:
+    with ctx.engine.connect() as conn:
+        return int(conn.execute(text(sql), params).scalar_one())
+
+
+def test_metric_points_summaries_and_reports_go_after_the_history_retention(ctx: ServiceContext) -> None:
+    _register_demo(ctx, MonitoringConfig(windows=["1h"]))
+    base = hour_floor(datetime.now(UTC))
+    _traffic(ctx, base - 5 * HOUR, 100, "old-", seed=1)
+    _traffic(ctx, base - HOUR, 100, "recent-", seed=2)
+    backfill(ctx, MODEL, base - 6 * HOUR, base)
+    cutoff = base - 3 * HOUR
+    with ctx.engine.begin() as conn:
+        for created in (cutoff - HOUR, cutoff + HOUR):
+            conn.execute(
+                text(
+                    "INSERT INTO reports (model_id, model_version_id, kind, window_start, window_end, sample_size, "
+                    "window_rows, reference_sample_size, summary, html, created_at) "
+                    "SELECT model_id, id, 'drift', :c, :c, 1, 1, 1, '{}', '<html/>', :c FROM model_versions"
+                ),
+                {"c": created},
+            )
+    kept = {
+        "metric_points": "SELECT count(*) FROM metric_points WHERE window_end >= :c",
+        "bucket_summaries": "SELECT count(*) FROM bucket_summaries WHERE bucket_start >= :c",
+        "reports": "SELECT count(*) FROM reports WHERE created_at >= :c",
+    }
+    before = {table: _count(ctx, sql, c=cutoff) for table, sql in kept.items()}
+    assert all(before.values()), before
+    old = {table: _count(ctx, sql.replace(">=", "<"), c=cutoff) for table, sql in kept.items()}
+    assert all(old.values()), old
+
+    report = run_maintenance(ctx, cutoff + timedelta(days=ctx.settings.history_retention_days))
+    assert report["history_deleted"] == old
+    assert {table: _count(ctx, sql, c=cutoff) for table, sql in kept.items()} == before
+    assert all(_count(ctx, sql.replace(">=", "<"), c=cutoff) == 0 for sql in kept.values())
+
+
+def test_alerts_that_ended_and_finished_webhooks_go_after_the_history_retention(churn: Api, receiver: Receiver) -> None:
+    receiver.fail_first = 0
+    for name, url in (("oncall", receiver.url), ("down", f"http://127.0.0.1:{free_port()}/hook")):
+        r = churn.http.put(f"/v1/receivers/{name}", json={"url": url, "group_wait": "0s"}, headers=churn.admin)
+        assert r.status_code == 200, r.text
+    for rule, metric in (("drift", "dataset_drift"), ("age", "feature_drift")):
+        doc = {"name": rule, "metric": metric, "condition": {"drifted": True}, "receivers": ["oncall", "down"]}
+        assert churn.http.post("/v1/rules", json=doc, headers=churn.admin).status_code == 201
+    end = hour_floor(datetime.now(UTC))
+    record_points(churn.ctx, "churn", "1", [drift_point(end, True, 0.7)])
+    evaluate_model(churn.ctx, "churn")
+    age = MetricPoint("feature_drift", end, end + HOUR, 0.3, 900, {"feature": "age"}, threshold=0.1, drifted=True)
+    record_points(churn.ctx, "churn", "1", [drift_point(end + HOUR, False, 0.1), age])
+    evaluate_model(churn.ctx, "churn")
+    silence = {
+        "matchers": [{"name": "model", "value": "other"}],
+        "ends_at": (end + 2 * HOUR).isoformat(),
+        "created_by": "on-call",
+        "comment": "maintenance window",
+    }
+    assert churn.http.post("/v1/silences", json=silence, headers=churn.admin).status_code == 201
+    deliver_all(churn)
+    states = dict(churn.ctx.engine.connect().execute(text("SELECT rule, state FROM alerts")).all())
+    assert states == {"drift": "resolved", "age": "firing"}
+    pending = churn.count("SELECT count(*) FROM outbox WHERE status = 'pending'")
+    # per receiver, two notifications of the group: drift firing, then drift resolved with age firing
+    assert pending == 2 and churn.count("SELECT count(*) FROM outbox WHERE status = 'delivered'") == 2
+
+    ctx = churn.ctx
+    report = run_maintenance(ctx, datetime.now(UTC) + timedelta(days=ctx.settings.history_retention_days + 1))
+    deleted = report["history_deleted"]
+    assert deleted["alerts"] == 1 and deleted["outbox"] == 2 and deleted["silences"] == 1
+    assert deleted["alert_history"] > 0 and deleted["deliveries"] > 0 and deleted["metric_points"] == 3
+    # what has not ended stays: the firing alert, and the messages still being delivered
+    assert churn.count("SELECT count(*) FROM alerts WHERE rule = 'age' AND state = 'firing'") == 1
+    assert churn.count("SELECT count(*) FROM alerts") == 1
+    assert churn.count("SELECT count(*) FROM outbox WHERE status = 'pending'") == pending
+    for table in ("alert_history", "deliveries", "metric_points", "silences"):
+        assert churn.count(f"SELECT count(*) FROM {table}") == 0, table
+
+
+def test_the_history_cannot_be_kept_shorter_than_the_log() -> None:
+    with pytest.raises(ValueError, match="MONITOR_HISTORY_RETENTION_DAYS"):
+        Settings(retention_days=90, history_retention_days=30)

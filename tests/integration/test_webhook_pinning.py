@@ -21,8 +21,7 @@ from monitor.services.alerting import evaluate_model
 from monitor.services.delivery import deliver_due
 from monitor.services.metric_store import record_points
 from monitor.services.windows import hour_floor
-from tests.integration.helpers import Api
-from tests.integration.test_alerting import drift_point
+from tests.integration.helpers import Api, drift_point
 
 NAME = "hooks.test"
 

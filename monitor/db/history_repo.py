@@ -1,0 +1,35 @@
+"""What the service keeps beyond the prediction log, and its retention: metric points, hourly
+summaries, reports, alerts that ended, alert history, finished webhooks and their delivery log,
+retraining triggers and expired silences. Functions take a connection and never commit."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Connection, text
+
+# (table, DELETE statement); each uses an index on its time column, through the model or version
+# id it is led by, where the table can grow large.
+_DELETES = (
+    (
+        "metric_points",
+        "DELETE FROM metric_points p USING model_versions v WHERE p.model_version_id = v.id AND p.window_end < :c",
+    ),
+    (
+        "bucket_summaries",
+        "DELETE FROM bucket_summaries b USING models m WHERE b.model_id = m.id AND b.bucket_start < :c",
+    ),
+    ("reports", "DELETE FROM reports r USING models m WHERE r.model_id = m.id AND r.created_at < :c"),
+    ("alerts", "DELETE FROM alerts WHERE state IN ('resolved', 'inactive') AND updated_at < :c"),
+    ("alert_history", "DELETE FROM alert_history WHERE at < :c"),
+    ("outbox", "DELETE FROM outbox WHERE status <> 'pending' AND created_at < :c"),
+    ("deliveries", "DELETE FROM deliveries WHERE at < :c"),
+    ("retrain_triggers", "DELETE FROM retrain_triggers WHERE created_at < :c"),
+    ("silences", "DELETE FROM silences WHERE ends_at < :c"),
+)
+
+
+def delete_older(conn: Connection, cutoff: datetime) -> dict[str, int]:
+    """Delete what ended before ``cutoff``; returns rows deleted per table (those with any)."""
+    deleted = {table: conn.execute(text(sql), {"c": cutoff}).rowcount for table, sql in _DELETES}
+    return {table: n for table, n in deleted.items() if n}
