@@ -241,16 +241,15 @@ def mark_stale_hours(raw: Any, model_id: int, hours: Sequence[datetime], cause: 
     )
 
 
-def stale_hours(conn: Connection, model_id: int) -> list[StaleHour]:
-    """Each hour marked stale since the scheduler last took its marks, oldest first.
-
-    Marks are appended, one per transaction and hour (no row two transactions update)."""
+def stale_hours(conn: Connection, model_id: int, limit: int) -> list[StaleHour]:
+    """The newest ``limit`` hours marked stale since the scheduler last took their marks, oldest
+    first. Marks are appended, one per transaction and hour (no row two transactions update)."""
     rows = conn.execute(
         text(
-            "SELECT hour, array_agg(id), bool_or(cause = 'predictions') FROM stale_hours "
-            "WHERE model_id = :m GROUP BY hour ORDER BY hour"
+            "SELECT * FROM (SELECT hour, array_agg(id), bool_or(cause = 'predictions') FROM stale_hours "
+            "WHERE model_id = :m GROUP BY hour ORDER BY hour DESC LIMIT :limit) newest ORDER BY hour"
         ),
-        {"m": model_id},
+        {"m": model_id, "limit": limit},
     ).all()
     return [StaleHour(h.astimezone(UTC), list(ids), log_changed) for h, ids, log_changed in rows]
 

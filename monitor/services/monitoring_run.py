@@ -27,6 +27,9 @@ log = logging.getLogger(__name__)
 LATE_HOURS = 2
 # A scheduler that was down longer catches up this far back; `monitor backfill` goes further.
 MAX_CATCH_UP = timedelta(days=7)
+# Stale hours redone per run, newest first; the rest stay marked for the next runs. A client
+# importing months of history should not hold every other model's run for hours.
+MAX_STALE_HOURS_PER_RUN = 48
 
 
 @dataclass
@@ -53,7 +56,7 @@ def run_model(ctx: ServiceContext, model: str, now: datetime | None = None) -> R
             return report
         rolled_until = watermark_repo.get(uow.conn, vrow.version_id, "rollup")
         # taken before the rollup: data landing after this is marked again and done next run
-        stale = log_repo.stale_hours(uow.conn, vrow.model_id)
+        stale = log_repo.stale_hours(uow.conn, vrow.model_id, MAX_STALE_HOURS_PER_RUN)
         computed_until = {spec: watermark_repo.get(uow.conn, vrow.version_id, f"drift:{spec}") for spec in cfg.windows}
     end = hour_floor(now) + HOUR  # the boundary after now: the current hour is summarised as it fills
     earliest = end - MAX_CATCH_UP

@@ -43,7 +43,7 @@ def _point(ctx: ServiceContext, metric: str, start: datetime, end: datetime) -> 
 def _marks(ctx: ServiceContext) -> list[tuple[datetime, bool]]:
     model_id = registry.resolve_version(ctx, MODEL, None).model_id
     with ctx.uow() as uow:
-        return [(s.hour, s.log_changed) for s in log_repo.stale_hours(uow.conn, model_id)]
+        return [(s.hour, s.log_changed) for s in log_repo.stale_hours(uow.conn, model_id, 1000)]
 
 
 def test_late_predictions_reach_every_window_that_holds_their_hour(ctx: ServiceContext, now: datetime) -> None:
@@ -112,3 +112,26 @@ def test_only_labels_changed_so_only_quality_is_recomputed(ctx: ServiceContext, 
     assert run_model(ctx, MODEL, now).recomputed_windows == 1
     assert _point(ctx, "quality.label_coverage", old, old + HOUR)[0] == pytest.approx(50 / 200)
     assert _point(ctx, "dataset_drift", old, old + HOUR)[2] == drift_at  # the log did not change
+
+
+def test_a_long_replay_is_redone_newest_first_over_several_runs(
+    ctx: ServiceContext, now: datetime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from monitor.services import monitoring_run
+
+    monkeypatch.setattr(monitoring_run, "MAX_STALE_HOURS_PER_RUN", 2)
+    _register_demo(ctx, MonitoringConfig(windows=["1h"]))
+    base = hour_floor(now)
+    backfill(ctx, MODEL, base - 10 * HOUR, base)
+    run_model(ctx, MODEL, now)
+    replayed = [base - k * HOUR for k in (8, 7, 6)]
+    for i, hour in enumerate(replayed):
+        _traffic(ctx, hour, 20, f"replay{i}-", seed=10 + i)
+    assert _marks(ctx) == [(h, True) for h in replayed]
+    first = run_model(ctx, MODEL, now)
+    assert (first.stale_hours, first.recomputed_windows) == (2, 2)
+    assert _marks(ctx) == [(replayed[0], True)]  # the oldest waits for the next run
+    assert _point(ctx, "dataset_drift", replayed[1], replayed[1] + HOUR)[1] == 20
+    second = run_model(ctx, MODEL, now)
+    assert (second.stale_hours, second.recomputed_windows) == (1, 1) and _marks(ctx) == []
+    assert _point(ctx, "dataset_drift", replayed[0], replayed[0] + HOUR)[1] == 20

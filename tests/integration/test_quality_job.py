@@ -257,18 +257,18 @@ def test_a_label_marked_while_the_scheduler_works_stays_for_its_next_run(ctx: Se
     frame = _traffic(ctx, old, 100, "m-", seed=6)
     model_id = registry.resolve_version(ctx, MODEL, None).model_id
     with ctx.uow() as uow:  # predictions five hours late: the whole hour is marked
-        late = log_repo.stale_hours(uow.conn, model_id)
+        late = log_repo.stale_hours(uow.conn, model_id, 10)
         assert [(s.hour, len(s.mark_ids), s.log_changed) for s in late] == [(old, 1, True)]
         log_repo.clear_stale_hours(uow.conn, model_id, late)
         uow.commit()
     _label(ctx, frame.iloc[:10])
     _label(ctx, frame.iloc[10:20])  # a second batch for the same hour: a second mark, no update
     with ctx.uow() as uow:
-        taken = log_repo.stale_hours(uow.conn, model_id)
+        taken = log_repo.stale_hours(uow.conn, model_id, 10)
     assert [(s.hour, len(s.mark_ids), s.log_changed) for s in taken] == [(old, 2, False)]
     _label(ctx, frame.iloc[20:30])  # lands while the taken hours are being recomputed
     with ctx.uow() as uow:
         log_repo.clear_stale_hours(uow.conn, model_id, taken)
         uow.commit()
     with ctx.uow() as uow:
-        assert [(s.hour, len(s.mark_ids)) for s in log_repo.stale_hours(uow.conn, model_id)] == [(old, 1)]
+        assert [(s.hour, len(s.mark_ids)) for s in log_repo.stale_hours(uow.conn, model_id, 10)] == [(old, 1)]
