@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -147,3 +147,19 @@ def window_points(
         d["details"] = orjson.loads(d["details"])
         out.append(d)
     return out
+
+
+def computed_window_ends(
+    conn: Connection, version_id: int, length_seconds: int, ends: Sequence[datetime]
+) -> set[datetime]:
+    """Which of ``ends`` a window of this length was computed for (every window writes at least
+    its throughput point): an index probe per end."""
+    rows = conn.execute(
+        text(
+            "SELECT DISTINCT window_end FROM metric_points WHERE model_version_id = :v "
+            "AND window_end = ANY(CAST(:ends AS timestamptz[])) "
+            "AND window_end - window_start = make_interval(secs => :len)"
+        ),
+        {"v": version_id, "ends": list(ends), "len": length_seconds},
+    ).scalars()
+    return {e.astimezone(UTC) for e in rows}

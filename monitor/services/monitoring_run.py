@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from monitor.db import log_repo, reference_repo, watermark_repo
+from monitor.db import log_repo, metrics_repo, reference_repo, watermark_repo
 from monitor.db.registry_repo import VersionRow
 from monitor.domain.monitoring import MonitoringConfig
 from monitor.services import registry
@@ -51,7 +51,7 @@ def run_model(ctx: ServiceContext, model: str, now: datetime | None = None) -> R
     vrow = registry.resolve_version(ctx, model, None)
     report = RunReport(model, vrow.version)
     with ctx.uow() as uow:
-        if reference_repo.active_reference_summaries(uow.conn, vrow.version_id) is None:
+        if reference_repo.active_reference_id(uow.conn, vrow.version_id) is None:
             report.skipped = "no reference dataset"
             return report
         rolled_until = watermark_repo.get(uow.conn, vrow.version_id, "rollup")
@@ -93,8 +93,9 @@ def _redo_stale(
 ) -> None:
     """Hours that labels or late predictions changed after they were summarised: summarise those
     this run's rollup did not cover again (only their quality when only labels changed), then
-    recompute every window computed before this run that holds one of them. Windows this run
-    computes already saw the data, since the marks were taken before the rollup.
+    recompute every window computed before this run that holds one of them (not windows never
+    computed, such as those before a model's first run). Windows this run computes already saw
+    the data, since the marks were taken before the rollup.
 
     The windows are redone whether or not the hour was in this run's rollup: the window that
     ended at the last boundary is final once a run after that boundary has computed it, so a
@@ -111,8 +112,12 @@ def _redo_stale(
         if until is None:
             continue
         steps = int(length / HOUR)
-        ends = sorted({s.hour + HOUR * k for s in stale for k in range(1, steps + 1)})
-        for window_end in (e for e in ends if e < until):
+        candidates = sorted({e for s in stale for k in range(1, steps + 1) if (e := s.hour + HOUR * k) < until})
+        with ctx.uow() as uow:  # only windows that were computed: no lone window before the first run
+            computed = metrics_repo.computed_window_ends(
+                uow.conn, vrow.version_id, int(length.total_seconds()), candidates
+            )
+        for window_end in (e for e in candidates if e in computed):
             whole = any(window_end - length <= h < window_end for h in log_changed_hours)
             compute_window(ctx, model, vrow.version, window_end - length, window_end, cfg, quality_only=not whole)
             report.recomputed_windows += 1

@@ -135,3 +135,17 @@ def test_a_long_replay_is_redone_newest_first_over_several_runs(
     second = run_model(ctx, MODEL, now)
     assert (second.stale_hours, second.recomputed_windows) == (1, 1) and _marks(ctx) == []
     assert _point(ctx, "dataset_drift", replayed[0], replayed[0] + HOUR)[1] == 20
+
+
+def test_late_data_before_the_first_run_is_summarised_but_makes_no_lone_window(
+    ctx: ServiceContext, now: datetime
+) -> None:
+    _register_demo(ctx, MonitoringConfig(windows=["1h"]))
+    base = hour_floor(now)
+    run_model(ctx, MODEL, now)  # the first run: windows from here on
+    _traffic(ctx, base - 5 * HOUR, 20, "history-", seed=20)
+    report = run_model(ctx, MODEL, now)
+    assert (report.resummarised_hours, report.recomputed_windows) == (1, 0)
+    with ctx.engine.connect() as conn:
+        ends = conn.execute(text("SELECT DISTINCT window_end FROM metric_points")).scalars().all()
+    assert [e.astimezone(UTC) for e in ends] == [base + HOUR]  # `monitor backfill` computes history
