@@ -107,6 +107,7 @@ def empty_database(ctx: ServiceContext) -> None:
         conn.execute(text(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE"))
     ctx._validators.clear()
     ctx._decoders.clear()
+    ctx._references.clear()  # ids restart with the tables
     ctx.forget_versions()
 
 

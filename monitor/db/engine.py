@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import threading
+from typing import Any
 
+import orjson
 from sqlalchemy import Engine, create_engine
 from sqlalchemy.engine import make_url
 
@@ -34,9 +37,20 @@ def database_url(settings: Settings) -> str:
         return _resolved_urls[key]
 
 
+def json_loads(data: str | bytes) -> Any:
+    """jsonb values as Python objects, with orjson: several times faster than the standard
+    library on reference summaries (a thousand bin edges per column). orjson refuses integers
+    beyond 64 bits, which a client's label or category may hold; those take the slow path."""
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return json.loads(data)
+
+
 def make_engine(url: str, pool_size: int = 10) -> Engine:
     return create_engine(
         url,
+        json_deserializer=json_loads,
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_pre_ping=True,

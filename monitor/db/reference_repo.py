@@ -97,13 +97,13 @@ def active_reference_summaries(
     return ref_id, {c: s for c, s in rows}
 
 
-def reference_segments(conn: Connection, reference_id: int) -> list[str]:
-    """The segments ('column=value') the reference has summaries for: the ones tracked."""
-    return list(
-        conn.execute(
-            select(reference_summaries.c.segment)
-            .where(reference_summaries.c.reference_id == reference_id, reference_summaries.c.segment != "")
-            .distinct()
-            .order_by(reference_summaries.c.segment)
-        ).scalars()
-    )
+def all_summaries(conn: Connection, reference_id: int) -> dict[str, dict[str, dict[str, Any]]]:
+    """segment ('' for all rows, 'column=value' for each tracked one) -> column -> summary."""
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for segment, column, summary in conn.execute(
+        select(reference_summaries.c.segment, reference_summaries.c.column_name, reference_summaries.c.summary).where(
+            reference_summaries.c.reference_id == reference_id
+        )
+    ):
+        out.setdefault(segment, {})[column] = summary
+    return out

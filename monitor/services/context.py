@@ -5,8 +5,10 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine
 
@@ -20,6 +22,10 @@ from monitor.domain.schema import schema_from_json
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
+# References held per process: each is a few MB of summaries with 20 tracked segments.
+REFERENCES_CACHED = 16
+
 
 @dataclass
 class ServiceContext:
@@ -32,6 +38,8 @@ class ServiceContext:
     _lock: threading.Lock = field(default_factory=threading.Lock)
     # (model name, version or None for the newest) -> (expiry, version row). See resolve_cached.
     _versions: dict[tuple[str, str | None], tuple[float, Any]] = field(default_factory=dict)
+    # reference id -> its summaries, most recently used last. See cached_reference.
+    _references: OrderedDict[int, Any] = field(default_factory=OrderedDict)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ServiceContext:
@@ -69,6 +77,20 @@ class ServiceContext:
     def forget_versions(self) -> None:
         """Called when this process registers a version, so "the newest" is right at once here."""
         self._versions.clear()
+
+    def cached_reference(self, reference_id: int, load: Callable[[], T]) -> T:
+        """A reference's summaries, read once per process: they never change after its upload
+        (a new upload is a new reference). Callers must not modify what they get."""
+        with self._lock:
+            if reference_id in self._references:
+                self._references.move_to_end(reference_id)
+                return self._references[reference_id]  # type: ignore[no-any-return]
+        loaded = load()  # outside the lock: two threads may both read it, and one result stays
+        with self._lock:
+            self._references[reference_id] = loaded
+            while len(self._references) > REFERENCES_CACHED:
+                self._references.popitem(last=False)
+        return loaded
 
     def close(self) -> None:
         self.engine.dispose()

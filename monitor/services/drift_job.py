@@ -60,17 +60,20 @@ class ReferenceView:
 def load_reference(ctx: ServiceContext, vrow: VersionRow) -> ReferenceView:
     with ctx.uow() as uow:
         ref_id = reference_repo.active_reference_id(uow.conn, vrow.version_id)
-        if ref_id is None:
-            raise MonitorError(
-                f"model {vrow.model_name!r} version {vrow.version!r} has no reference dataset to measure drift against"
-            )
-        columns: dict[str, dict[str, dict[str, Any]]] = {}
-        extras: dict[str, dict[str, dict[str, Any]]] = {}
-        for seg in ["", *reference_repo.reference_segments(uow.conn, ref_id)]:
-            found = reference_repo.active_reference_summaries(uow.conn, vrow.version_id, seg)
-            summaries = found[1] if found else {}
-            columns[seg] = {c: v for c, v in summaries.items() if not c.startswith("_")}
-            extras[seg] = {c: v for c, v in summaries.items() if c.startswith("_")}
+    if ref_id is None:
+        raise MonitorError(
+            f"model {vrow.model_name!r} version {vrow.version!r} has no reference dataset to measure drift against"
+        )
+    return ctx.cached_reference(ref_id, lambda: _read_reference(ctx, ref_id))
+
+
+def _read_reference(ctx: ServiceContext, ref_id: int) -> ReferenceView:
+    with ctx.uow() as uow:
+        by_segment = reference_repo.all_summaries(uow.conn, ref_id)
+    by_segment.setdefault("", {})
+    segments = ["", *sorted(s for s in by_segment if s)]
+    columns = {seg: {c: v for c, v in by_segment[seg].items() if not c.startswith("_")} for seg in segments}
+    extras = {seg: {c: v for c, v in by_segment[seg].items() if c.startswith("_")} for seg in segments}
     return ReferenceView(ref_id, columns, extras)
 
 
