@@ -7,44 +7,53 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, func, select, text
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import Connection, select, text
 
 from monitor.db.tables import metric_points, model_versions
 from monitor.metrics.points import MetricPoint
 
+_UPSERT = """
+INSERT INTO metric_points AS m (model_id, model_version_id, metric, labels, window_start, window_end, value,
+                                sample_size, reference_size, threshold, drifted, details)
+SELECT :model_id, :version_id, p.*
+FROM unnest(
+    CAST(:metric AS text[]), CAST(CAST(:labels AS text[]) AS jsonb[]), CAST(:window_start AS timestamptz[]),
+    CAST(:window_end AS timestamptz[]), CAST(:value AS float8[]), CAST(:sample_size AS bigint[]),
+    CAST(:reference_size AS bigint[]), CAST(:threshold AS float8[]), CAST(:drifted AS boolean[]),
+    CAST(CAST(:details AS text[]) AS jsonb[])
+) AS p
+ON CONFLICT (model_id, model_version_id, metric, labels, window_start, window_end) DO UPDATE
+SET value = EXCLUDED.value, sample_size = EXCLUDED.sample_size, reference_size = EXCLUDED.reference_size,
+    threshold = EXCLUDED.threshold, drifted = EXCLUDED.drifted, details = EXCLUDED.details, computed_at = now()
+"""
+
+
+def _json(value: Any) -> str:
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY).decode()
+
 
 def upsert_points(conn: Connection, model_id: int, version_id: int, points: Sequence[MetricPoint]) -> int:
-    """Write points; a point for the same (metric, labels, window) replaces the stored one."""
+    """Write points; a point for the same (metric, labels, window) replaces the stored one.
+
+    One column array per field, unnested in Postgres: a multi-row VALUES statement had twelve
+    parameters per point to compile and parse (0.8 s of a 1,828-point window job)."""
     if not points:
         return 0
-    stmt = insert(metric_points).values(
-        [
-            {
-                "model_id": model_id,
-                "model_version_id": version_id,
-                "metric": p.metric,
-                "labels": p.labels,
-                "window_start": p.window_start,
-                "window_end": p.window_end,
-                "value": p.value,
-                "sample_size": p.sample_size,
-                "reference_size": p.reference_size,
-                "threshold": p.threshold,
-                "drifted": p.drifted,
-                "details": p.details,
-            }
-            for p in points
-        ]
-    )
-    stmt = stmt.on_conflict_do_update(
-        index_elements=["model_id", "model_version_id", "metric", "labels", "window_start", "window_end"],
-        set_={
-            c: stmt.excluded[c] for c in ("value", "sample_size", "reference_size", "threshold", "drifted", "details")
-        }
-        | {"computed_at": func.now()},
-    )
-    return conn.execute(stmt).rowcount
+    params: dict[str, Any] = {
+        "model_id": model_id,
+        "version_id": version_id,
+        "metric": [p.metric for p in points],
+        "labels": [_json(p.labels) for p in points],
+        "window_start": [p.window_start for p in points],
+        "window_end": [p.window_end for p in points],
+        "value": [p.value for p in points],
+        "sample_size": [p.sample_size for p in points],
+        "reference_size": [p.reference_size for p in points],
+        "threshold": [p.threshold for p in points],
+        "drifted": [p.drifted for p in points],
+        "details": [_json(p.details) for p in points],
+    }
+    return conn.execute(text(_UPSERT), params).rowcount
 
 
 def query_points(
