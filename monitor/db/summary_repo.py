@@ -376,4 +376,16 @@ def day_of_hour(ts: datetime) -> datetime:
     return ts.replace(hour=0, minute=0, second=0, microsecond=0)
 
 
-DAY = timedelta(days=1)
+def week_of_hour(ts: datetime) -> datetime:
+    """The Monday 00:00 UTC that starts the hour's week."""
+    day = day_of_hour(ts)
+    return day - timedelta(days=day.weekday())
+
+
+def drop_merged(
+    conn: Connection, version_id: int, reference_id: int, hour: datetime, segment: str = "", *, quality: bool = False
+) -> None:
+    """An hour was summarised again: drop the day and the week merged from it (merged again when
+    next read)."""
+    delete_bucket(conn, version_id, reference_id, day_of_hour(hour), 24, segment, quality=quality)
+    delete_bucket(conn, version_id, reference_id, week_of_hour(hour), 168, segment, quality=quality)

@@ -121,7 +121,6 @@ def rollup(
             counts = summary_repo.count_rows(*window, groups)
             if not quality_only:
                 parts = summary_repo.summarise_columns(*window, specs, groups, counts)
-                day = summary_repo.day_of_hour(bucket)
                 for seg in groups.keys:
                     summary_repo.replace_bucket(
                         uow.conn,
@@ -134,7 +133,7 @@ def rollup(
                         parts[seg],
                         seg,
                     )
-                    summary_repo.delete_bucket(uow.conn, vrow.version_id, ref.reference_id, day, 24, seg)
+                    summary_repo.drop_merged(uow.conn, vrow.version_id, ref.reference_id, bucket, seg)
                 total += counts[""]
             quality_job.summarise_hour(uow.conn, vrow, schema, ref.reference_id, residual_edges, bucket, groups, counts)
             uow.commit()

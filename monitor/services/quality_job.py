@@ -63,20 +63,19 @@ def summarise_hour(
 ) -> None:
     """Summarise one hour's labelled predictions for all rows and each tracked segment, given
     each one's number of predictions, and store the summaries, replacing earlier ones and
-    dropping their day's merged summaries (merged again when next read)."""
+    dropping the day's and week's merged summaries (merged again when next read)."""
     window = (conn, vrow.model_id, vrow.version_id, bucket, bucket + HOUR)
     summaries: dict[str, QualitySummary]
     if schema.task is Task.regression:
         summaries = dict(quality_repo.summarise_regression(*window, residual_edges, groups, counts))
     else:
         summaries = dict(quality_repo.summarise_classification(*window, schema.classes or [], groups, counts))
-    day = summary_repo.day_of_hour(bucket)
     for key, s in summaries.items():
         parts = {QUALITY_COLUMN: s.to_parts()} if s.n_predictions else {}
         summary_repo.replace_bucket(
             conn, vrow.model_id, vrow.version_id, ref_id, bucket, 1, s.n_predictions, parts, key, quality=True
         )
-        summary_repo.delete_bucket(conn, vrow.version_id, ref_id, day, 24, key, quality=True)
+        summary_repo.drop_merged(conn, vrow.version_id, ref_id, bucket, key, quality=True)
 
 
 class QualityAccumulator:

@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import text
 
 from monitor import demo_data
+from monitor.db import summary_repo
 from monitor.domain.monitoring import FeatureTest, MonitoringConfig
 from monitor.domain.schema import ModelSpec
 from monitor.domain.tabular import TableFormat
@@ -212,6 +213,51 @@ def test_whole_days_are_read_as_day_summaries(ctx: ServiceContext) -> None:
     again = overall(ctx, demo_data.MODEL_NAME, None, *window)
     assert next(p for p in again if p.labels.get("feature") == "age").value == pytest.approx(age.value, rel=1e-12)
     assert day_rows() == 11
+
+
+def test_whole_weeks_are_read_as_week_summaries(ctx: ServiceContext) -> None:
+    """A window holding a whole week reads it as one merged summary per column, built from its
+    days on first use; summarising an hour of it again drops that week and day, merged anew."""
+    registry.register_model(ctx, ModelSpec.model_validate(demo_data.SPEC))
+    buf = io.BytesIO()
+    demo_data.reference_frame(800).to_csv(buf, index=False)
+    upload_reference(ctx, demo_data.MODEL_NAME, buf.getvalue(), TableFormat.csv)
+    monday = summary_repo.week_of_hour(hour_floor(datetime.now(UTC))) - timedelta(days=7)  # last week's
+    window = (monday - timedelta(hours=5), monday + timedelta(days=7, hours=1))
+    a = demo_data.applicants(400, np.random.default_rng(9), 0.5)
+    step = (window[1] - window[0]) / 400
+    records = [
+        {"prediction_id": f"w{i}", "timestamp": (window[0] + i * step).isoformat(), "features": rec}
+        | {"prediction": "repaid"}
+        for i, rec in enumerate(a.records())
+    ]
+    ingestion.ingest_predictions(ctx, records, model=demo_data.MODEL_NAME)
+    rollup(ctx, demo_data.MODEL_NAME, None, *window)
+
+    def merged_rows(hours_: int) -> int:
+        with ctx.engine.connect() as conn:
+            return conn.execute(
+                text(
+                    "SELECT count(*) FROM bucket_summaries WHERE bucket_hours = :h AND segment = '' "
+                    "AND column_name <> '_quality'"
+                ),
+                {"h": hours_},
+            ).scalar_one()
+
+    age = next(p for p in overall(ctx, demo_data.MODEL_NAME, None, *window) if p.labels.get("feature") == "age")
+    assert merged_rows(168) == 11 and merged_rows(24) == 7 * 11  # the week, and its days (11 columns each)
+    ref = raw_reference(ctx)
+    raw = test_drift(
+        np.array([f["age"] for f in ref["features"]], dtype=float),
+        np.array([r["features"]["age"] for r in records], dtype=float),
+        FeatureKind.numerical,
+    )
+    assert age.value == pytest.approx(raw.score, rel=1e-9) and age.sample_size == len(records)
+    rollup(ctx, demo_data.MODEL_NAME, None, monday + timedelta(days=3, hours=5), monday + timedelta(days=3, hours=6))
+    assert merged_rows(168) == 0 and merged_rows(24) == 6 * 11  # that week and that day dropped
+    again = next(p for p in overall(ctx, demo_data.MODEL_NAME, None, *window) if p.labels.get("feature") == "age")
+    assert again.value == pytest.approx(age.value, rel=1e-12) and merged_rows(168) == 11
+    assert merged_rows(24) == 7 * 11
 
 
 def test_latency_percentiles_and_throughput(ctx: ServiceContext) -> None:
