@@ -141,7 +141,8 @@ def test_alerts_that_ended_and_finished_webhooks_go_after_the_history_retention(
     }
     assert churn.http.post("/v1/silences", json=silence, headers=churn.admin).status_code == 201
     deliver_all(churn)
-    states = dict(churn.ctx.engine.connect().execute(text("SELECT rule, state FROM alerts")).all())
+    with churn.ctx.engine.connect() as conn:
+        states = dict(conn.execute(text("SELECT rule, state FROM alerts")).all())
     assert states == {"drift": "resolved", "age": "firing"}
     pending = churn.count("SELECT count(*) FROM outbox WHERE status = 'pending'")
     # per receiver, two notifications of the group: drift firing, then drift resolved with age firing
