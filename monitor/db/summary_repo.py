@@ -382,10 +382,22 @@ def week_of_hour(ts: datetime) -> datetime:
     return day - timedelta(days=day.weekday())
 
 
+def lock_merges(conn: Connection, version_id: int, week: datetime) -> None:
+    """Serialise, per version and week, building a day or week merge with dropping one. Without
+    it, a merge read before a rollup committed and stored after that rollup's drop would stay
+    stale; and two processes building the same merge would collide on its key. Held until the
+    transaction ends. Days lie inside weeks, so one key covers both."""
+    conn.execute(
+        text("SELECT pg_advisory_xact_lock(CAST(:v AS int4), CAST(:w AS int4))"),
+        {"v": version_id, "w": int(week.timestamp()) // 86400},
+    )
+
+
 def drop_merged(
     conn: Connection, version_id: int, reference_id: int, hour: datetime, segment: str = "", *, quality: bool = False
 ) -> None:
     """An hour was summarised again: drop the day and the week merged from it (merged again when
     next read)."""
+    lock_merges(conn, version_id, week_of_hour(hour))
     delete_bucket(conn, version_id, reference_id, day_of_hour(hour), 24, segment, quality=quality)
     delete_bucket(conn, version_id, reference_id, week_of_hour(hour), 168, segment, quality=quality)

@@ -80,11 +80,17 @@ def merged_window(
         plan.append((size, whole))
     kw = {"segment": segment, "quality": quality}
     with ctx.uow() as uow:
+        found = []
         for size, starts in plan:
             have = summary_repo.load_buckets(uow.conn, vrow.version_id, ref_id, size, starts, **kw)
+            found.append((size, have, sorted(set(starts) - {row[0] for row in have})))
+        # the weeks of what must be merged, locked in one order (no two windows wait on each other)
+        for week in sorted({summary_repo.week_of_hour(b) for _, _, missing in found for b in missing}):
+            summary_repo.lock_merges(uow.conn, vrow.version_id, week)
+        for size, have, missing in found:
             for b, col, n, st, ct in have:
                 acc.add(b, size, col, n, st, ct)
-            for b in sorted(set(starts) - {row[0] for row in have}):
+            for b in missing:
                 built = _build(uow.conn, vrow, ref_id, new, b, size, kw)
                 for col, (st, ct) in built.parts().items():
                     acc.add(b, size, col, built.n_rows, st, ct)
@@ -104,7 +110,7 @@ def _build(
     kw: dict[str, Any],
 ) -> A:
     """Merge and store the ``size``-hour bucket at ``start`` from the level below, building the
-    missing ones of that level first."""
+    missing ones of that level first. The caller holds the week's ``lock_merges``."""
     acc = new()
     child = BUILT_FROM[size]
     starts = [start + timedelta(hours=child * i) for i in range(size // child)]

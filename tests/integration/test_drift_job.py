@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import threading
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -12,13 +13,13 @@ from sqlalchemy import text
 from monitor import demo_data
 from monitor.db import summary_repo
 from monitor.domain.monitoring import FeatureTest, MonitoringConfig
-from monitor.domain.schema import ModelSpec
+from monitor.domain.schema import ModelSpec, schema_from_json
 from monitor.domain.tabular import TableFormat
 from monitor.metrics.points import MetricPoint
 from monitor.metrics.stattests import FeatureKind, test_drift
 from monitor.services import ingestion, registry
 from monitor.services.context import ServiceContext
-from monitor.services.drift_job import compute_window, rollup
+from monitor.services.drift_job import _specs, compute_window, load_reference, parse_segment, rollup
 from monitor.services.reference import upload_reference
 from monitor.services.windows import hour_floor
 
@@ -215,14 +216,13 @@ def test_whole_days_are_read_as_day_summaries(ctx: ServiceContext) -> None:
     assert day_rows() == 11
 
 
-def test_whole_weeks_are_read_as_week_summaries(ctx: ServiceContext) -> None:
-    """A window holding a whole week reads it as one merged summary per column, built from its
-    days on first use; summarising an hour of it again drops that week and day, merged anew."""
+def _a_week_of_data(ctx: ServiceContext) -> tuple[datetime, tuple[datetime, datetime], list[dict]]:
+    """Last week (Monday to Monday) and a few hours either side, 400 predictions, summarised."""
     registry.register_model(ctx, ModelSpec.model_validate(demo_data.SPEC))
     buf = io.BytesIO()
     demo_data.reference_frame(800).to_csv(buf, index=False)
     upload_reference(ctx, demo_data.MODEL_NAME, buf.getvalue(), TableFormat.csv)
-    monday = summary_repo.week_of_hour(hour_floor(datetime.now(UTC))) - timedelta(days=7)  # last week's
+    monday = summary_repo.week_of_hour(hour_floor(datetime.now(UTC))) - timedelta(days=7)
     window = (monday - timedelta(hours=5), monday + timedelta(days=7, hours=1))
     a = demo_data.applicants(400, np.random.default_rng(9), 0.5)
     step = (window[1] - window[0]) / 400
@@ -233,6 +233,13 @@ def test_whole_weeks_are_read_as_week_summaries(ctx: ServiceContext) -> None:
     ]
     ingestion.ingest_predictions(ctx, records, model=demo_data.MODEL_NAME)
     rollup(ctx, demo_data.MODEL_NAME, None, *window)
+    return monday, window, records
+
+
+def test_whole_weeks_are_read_as_week_summaries(ctx: ServiceContext) -> None:
+    """A window holding a whole week reads it as one merged summary per column, built from its
+    days on first use; summarising an hour of it again drops that week and day, merged anew."""
+    monday, window, records = _a_week_of_data(ctx)
 
     def merged_rows(hours_: int) -> int:
         with ctx.engine.connect() as conn:
@@ -258,6 +265,53 @@ def test_whole_weeks_are_read_as_week_summaries(ctx: ServiceContext) -> None:
     again = next(p for p in overall(ctx, demo_data.MODEL_NAME, None, *window) if p.labels.get("feature") == "age")
     assert again.value == pytest.approx(age.value, rel=1e-12) and merged_rows(168) == 11
     assert merged_rows(24) == 7 * 11
+
+
+def test_a_merge_never_keeps_an_hour_summarised_again_while_it_was_built(ctx: ServiceContext) -> None:
+    """An hour summarised again in a transaction still open holds its week: a window that must
+    merge that week waits, then merges what was committed, instead of storing a merge built
+    from the old hour after that transaction dropped it."""
+    monday, window, records = _a_week_of_data(ctx)
+    vrow = registry.resolve_version(ctx, demo_data.MODEL_NAME, None)
+    hour = monday + timedelta(days=2, hours=7)
+    late = [
+        prediction_record | {"prediction_id": f"late{i}", "timestamp": (hour + timedelta(minutes=i)).isoformat()}
+        for i, prediction_record in enumerate(records[:30])
+    ]
+    ingestion.ingest_predictions(ctx, late, model=demo_data.MODEL_NAME)
+    ref = load_reference(ctx, vrow)
+    groups = summary_repo.Groups({seg: parse_segment(seg, schema_from_json(vrow.schema)) for seg in ref.columns})
+    specs = {seg: _specs(cols) for seg, cols in ref.columns.items()}
+    # what rollup does for the hour, held open before its commit
+    with ctx.uow() as uow:
+        at = (uow.conn, vrow.model_id, vrow.version_id, hour, hour + timedelta(hours=1))
+        counts = summary_repo.count_rows(*at, groups)
+        parts = summary_repo.summarise_columns(*at, specs, groups, counts)
+        summary_repo.replace_bucket(
+            uow.conn, vrow.model_id, vrow.version_id, ref.reference_id, hour, 1, counts[""], parts[""]
+        )
+        summary_repo.drop_merged(uow.conn, vrow.version_id, ref.reference_id, hour)
+        result: list[list[MetricPoint]] = []
+        window_job = threading.Thread(target=lambda: result.append(overall(ctx, demo_data.MODEL_NAME, None, *window)))
+        window_job.start()
+        window_job.join(1.5)
+        assert window_job.is_alive()  # waiting for the hour's transaction
+        uow.commit()
+    window_job.join(30)
+    assert not window_job.is_alive()
+    age = next(p for p in result[0] if p.labels.get("feature") == "age")
+    assert age.sample_size == len(records) + len(late)
+    with ctx.engine.connect() as conn:
+        stored = conn.execute(
+            text(
+                "SELECT n_rows FROM bucket_summaries WHERE bucket_hours = 168 AND segment = '' "
+                "AND column_name = 'features.age'"
+            )
+        ).scalar_one()
+    in_week = [
+        r for r in records + late if monday <= datetime.fromisoformat(r["timestamp"]) < monday + timedelta(days=7)
+    ]
+    assert stored == len(in_week)  # the merge holds the late rows
 
 
 def test_latency_percentiles_and_throughput(ctx: ServiceContext) -> None:
