@@ -58,16 +58,21 @@ def check_url(
     return url
 
 
-def vet_url(url: str, *, allow_private: bool = False, allow_loopback: bool = False) -> Target:
-    """Check ``url`` as ``check_url`` does and pin its request to the first address checked."""
+def vet_url(url: str, *, allow_private: bool = False, allow_loopback: bool = False) -> list[Target]:
+    """Check ``url`` as ``check_url`` does; one request target per address checked, in the
+    resolver's order (the next is tried when one refuses the connection)."""
     parts, addresses, resolved = _checked_addresses(url, allow_private, allow_loopback, resolve=True)
     if not resolved:  # an address already
-        return Target(url)
-    host, ip = parts.hostname or "", addresses[0]
-    literal = f"[{ip}]" if ip.version == 6 else str(ip)
-    netloc = literal if parts.port is None else f"{literal}:{parts.port}"
+        return [Target(url)]
+    host = parts.hostname or ""
     host_header = host if parts.port is None else f"{host}:{parts.port}"
-    return Target(parts._replace(netloc=netloc).geturl(), host_header, host if parts.scheme == "https" else None)
+    targets = []
+    for ip in dict.fromkeys(addresses):  # getaddrinfo repeats an address per socket type
+        literal = f"[{ip}]" if ip.version == 6 else str(ip)
+        netloc = literal if parts.port is None else f"{literal}:{parts.port}"
+        sni = host if parts.scheme == "https" else None
+        targets.append(Target(parts._replace(netloc=netloc).geturl(), host_header, sni))
+    return targets
 
 
 def _checked_addresses(

@@ -17,7 +17,7 @@ import httpx
 
 from alerts import signing
 from alerts.retry import Outcome, backoff_seconds, classify, retry_after_seconds
-from alerts.urls import UnsafeURL, vet_url
+from alerts.urls import Target, UnsafeURL, vet_url
 from monitor.db import alert_repo
 from monitor.errors import NotFound
 from monitor.services.context import ServiceContext
@@ -58,21 +58,15 @@ def _attempt(ctx: ServiceContext, client: httpx.Client, m: dict[str, Any], recei
     else:
         url = target_url(receiver)
         try:
-            # To the address checked, not to whatever the name resolves to when connecting.
-            target = vet_url(url, allow_private=s.allow_private_receivers, allow_loopback=s.allow_loopback_receivers)
+            # To an address checked, not to whatever the name resolves to when connecting.
+            targets = vet_url(url, allow_private=s.allow_private_receivers, allow_loopback=s.allow_loopback_receivers)
             headers = {
                 **(receiver.get("headers") or {}),  # the receiver's own (Authorization, ...) cannot override these
                 **signing.headers(receiver["secret"], m["message_id"], body),
                 "content-type": "application/json",
                 "user-agent": USER_AGENT,
             }
-            if target.host_header:
-                headers["host"] = target.host_header
-            extensions = {"sni_hostname": target.sni_hostname} if target.sni_hostname else None
-            # Redirects are not followed: a receiver cannot bounce the request somewhere internal.
-            resp = client.post(
-                target.url, content=body, headers=headers, timeout=s.delivery_timeout_seconds, extensions=extensions
-            )
+            resp = _post(client, targets, body, headers, s.delivery_timeout_seconds)
             status = resp.status_code
             retry_after = retry_after_seconds(resp.headers.get("retry-after"))
             if not 200 <= status < 300:
@@ -114,6 +108,23 @@ def _attempt(ctx: ServiceContext, client: httpx.Client, m: dict[str, Any], recei
         outcome.value,
         f" ({error})" if error else "",
     )
+
+
+def _post(
+    client: httpx.Client, targets: list[Target], body: bytes, headers: dict[str, str], timeout: float
+) -> httpx.Response:
+    """POST to the first target that accepts the connection; a refused or unreachable address
+    moves on to the next (a timeout does not: that would multiply the wait)."""
+    for i, target in enumerate(targets):
+        extensions = {"sni_hostname": target.sni_hostname} if target.sni_hostname else None
+        pinned = headers | ({"host": target.host_header} if target.host_header else {})
+        try:
+            # Redirects are not followed: a receiver cannot bounce the request somewhere internal.
+            return client.post(target.url, content=body, headers=pinned, timeout=timeout, extensions=extensions)
+        except httpx.ConnectError:
+            if i == len(targets) - 1:
+                raise
+    raise AssertionError("vet_url returns at least one target")
 
 
 def redeliver(ctx: ServiceContext, message_id: str) -> None:

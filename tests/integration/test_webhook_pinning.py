@@ -123,3 +123,28 @@ def test_an_https_receiver_is_verified_against_its_name(churn: Api, rebinding_dn
         assert hook.requests == [{"host": f"{NAME}:{hook.port}", "sni": NAME}]
     finally:
         hook.close()
+
+
+def test_an_address_refusing_the_connection_moves_on_to_the_next_checked(
+    churn: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A name with two addresses, the first refusing connections (a host down): the same
+    attempt goes to the second, still with the name as Host."""
+    hook = Hook("127.0.0.1")
+    real = socket.getaddrinfo
+
+    def getaddrinfo(host: str, port: Any, *args: Any, **kwargs: Any) -> Any:
+        if host != NAME:
+            return real(host, port, *args, **kwargs)
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (a, int(port))) for a in ("127.0.0.3", "127.0.0.1")]
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    try:
+        _alert_to(churn, f"http://{NAME}:{hook.port}/hook")
+        with httpx.Client() as client:
+            assert deliver_due(churn.ctx, client) == 1
+        (attempt,) = churn.http.get("/v1/deliveries", headers=churn.admin).json()["deliveries"]
+        assert (attempt["attempt"], attempt["outcome"]) == (1, "delivered"), attempt["error"]
+        assert hook.requests == [{"host": f"{NAME}:{hook.port}", "sni": None}]
+    finally:
+        hook.close()

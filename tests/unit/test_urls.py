@@ -51,19 +51,22 @@ def _resolving(monkeypatch: pytest.MonkeyPatch, answers: dict[str, list[str]]) -
     [
         (
             "http://hooks.example.com/x?a=1",
-            ["93.184.216.34"],
-            Target("http://93.184.216.34/x?a=1", "hooks.example.com"),
+            ["93.184.216.34", "93.184.216.34"],  # one per socket type: one target
+            [Target("http://93.184.216.34/x?a=1", "hooks.example.com")],
         ),
         (
             "https://Hooks.Example.com:8443/x",
             ["2606:2800:220:1::1", "93.184.216.34"],
-            Target("https://[2606:2800:220:1::1]:8443/x", "hooks.example.com:8443", "hooks.example.com"),
+            [
+                Target("https://[2606:2800:220:1::1]:8443/x", "hooks.example.com:8443", "hooks.example.com"),
+                Target("https://93.184.216.34:8443/x", "hooks.example.com:8443", "hooks.example.com"),
+            ],
         ),
-        ("https://93.184.216.34/hook", [], Target("https://93.184.216.34/hook")),  # an address: nothing to pin
+        ("https://93.184.216.34/hook", [], [Target("https://93.184.216.34/hook")]),  # an address: nothing to pin
     ],
 )
 def test_a_request_is_pinned_to_the_address_checked(
-    monkeypatch: pytest.MonkeyPatch, url: str, answers: list[str], expected: Target
+    monkeypatch: pytest.MonkeyPatch, url: str, answers: list[str], expected: list[Target]
 ) -> None:
     _resolving(monkeypatch, {"hooks.example.com": answers})
     assert vet_url(url) == expected
