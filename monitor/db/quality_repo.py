@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy import Connection, text
 
-from monitor.db.summary_repo import Groups, groups_sql
+from monitor.db.summary_repo import Groups, groups_sql, window_params
 from monitor.metrics.quality_summary import EPS, SCORE_BINS, ClassificationSummary, RegressionSummary
 
 _JOINED = """
@@ -40,10 +40,6 @@ def _probabilities_sql(classes: Sequence[str], binary: bool, params: dict[str, A
     return "ARRAY[" + ", ".join(f"(j.scores ->> :c{i})::float8" for i in range(len(classes))) + "]"
 
 
-def _params(model_id: int, version_id: int, start: datetime, end: datetime, groups: Groups) -> dict[str, Any]:
-    return {"model_id": model_id, "version_id": version_id, "start": start, "end": end, **groups.params()}
-
-
 def summarise_classification(
     conn: Connection,
     model_id: int,
@@ -55,7 +51,7 @@ def summarise_classification(
     counts: dict[str, int],
 ) -> dict[str, ClassificationSummary]:
     """Each group's summary, given its number of predictions (labelled or not) in [start, end)."""
-    params = _params(model_id, version_id, start, end, groups)
+    params = window_params(model_id, version_id, start, end, groups)
     out = {key: ClassificationSummary(list(classes)) for key in groups.keys}
     for key, s in out.items():
         s.n_predictions = counts[key]
@@ -128,7 +124,7 @@ def summarise_regression(
             f"SELECT j.grp, array_agg(j.y::float8), array_agg(j.yhat::float8) "
             f"FROM ({_JOINED.format(groups=groups_sql('p'))}) j GROUP BY 1"
         ),
-        _params(model_id, version_id, start, end, groups),
+        window_params(model_id, version_id, start, end, groups),
     ).all()
     labelled = {grp: (ys, yhats) for grp, ys, yhats in found}
     for key, s in out.items():

@@ -97,6 +97,8 @@ Segment = tuple[str, str] | None
 
 # (stats, counts): the storage form of one column's summary (see monitor.metrics.profiles).
 Parts = tuple[dict[str, Any], bytes | None]
+# (bucket start, column, rows in bucket, stats, counts): one stored summary, as load_buckets reads it.
+BucketRow = tuple[datetime, str, int, dict[str, Any], bytes | None]
 
 
 @dataclass(frozen=True)
@@ -163,8 +165,12 @@ def segment_key(segment: Segment) -> str:
     return "" if segment is None else f"{segment[0]}={segment[1]}"
 
 
-def _window_params(model_id: int, version_id: int, start: datetime, end: datetime) -> dict[str, Any]:
-    return {"model_id": model_id, "version_id": version_id, "start": start, "end": end}
+def window_params(
+    model_id: int, version_id: int, start: datetime, end: datetime, groups: Groups | None = None
+) -> dict[str, Any]:
+    """The bound values of a query over [start, end) of a version's log, and of its groups."""
+    params = {"model_id": model_id, "version_id": version_id, "start": start, "end": end}
+    return params if groups is None else params | groups.params()
 
 
 def count_rows(
@@ -173,7 +179,7 @@ def count_rows(
     """The number of predictions in [start, end) of each group."""
     rows = conn.execute(
         text(_COUNT_SQL.format(groups=groups_sql("p"))),
-        {**_window_params(model_id, version_id, start, end), **groups.params()},
+        window_params(model_id, version_id, start, end, groups),
     ).all()
     return {key: 0 for key in groups.keys} | {grp: int(n) for grp, n in rows}
 
@@ -225,8 +231,7 @@ def _count_categories(
     rows = conn.execute(
         text(_CATEGORICAL_SQL.format(value=_VALUE, groups=groups_sql("p"))),
         {
-            **_window_params(model_id, version_id, start, end),
-            **groups.params(),
+            **window_params(model_id, version_id, start, end, groups),
             "spec": _spec_json(list(columns.values()), False),
         },
     ).all()
@@ -249,7 +254,7 @@ def _summarise_numeric(
     columns: Sequence[ColumnSpec],
     segment: Segment,
 ) -> dict[str, Parts]:
-    params = _window_params(model_id, version_id, start, end)
+    params = window_params(model_id, version_id, start, end)
     seg = segment_filter(segment, params)
     counts = {c.column: np.zeros(2 * len(c.edges or []) + 1, dtype="<i8") for c in columns}
     out: dict[str, Parts] = {}
@@ -349,7 +354,7 @@ def load_buckets(
     segment: str = "",
     *,
     quality: bool = False,
-) -> list[tuple[datetime, str, int, dict[str, Any], bytes | None]]:
+) -> list[BucketRow]:
     """(bucket start, column, rows in bucket, stats, counts) of the given buckets."""
     if not starts:
         return []
