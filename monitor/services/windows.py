@@ -83,46 +83,46 @@ def merged_window(
         found = []
         for size, starts in plan:
             have = summary_repo.load_buckets(uow.conn, vrow.version_id, ref_id, size, starts, **kw)
-            found.append((size, have, sorted(set(starts) - {row[0] for row in have})))
+            found.append((size, have, _missing(starts, have)))
         # the weeks of what must be merged, locked in one order (no two windows wait on each other)
         for week in sorted({summary_repo.week_of_hour(b) for _, _, missing in found for b in missing}):
             summary_repo.lock_merges(uow.conn, vrow.version_id, week)
         for size, have, missing in found:
-            for b, col, n, st, ct in have:
-                acc.add(b, size, col, n, st, ct)
-            for b in missing:
-                built = _build(uow.conn, vrow, ref_id, new, b, size, kw)
-                for col, (st, ct) in built.parts().items():
-                    acc.add(b, size, col, built.n_rows, st, ct)
+            _add_level(uow.conn, vrow, ref_id, new, acc, size, have, missing, kw)
         uow.commit()
         for b, col, n, st, ct in summary_repo.load_buckets(uow.conn, vrow.version_id, ref_id, 1, left, **kw):
             acc.add(b, 1, col, n, st, ct)
     return acc
 
 
-def _build(
+def _add_level(
     conn: Connection,
     vrow: VersionRow,
     ref_id: int,
     new: Callable[[], A],
-    start: datetime,
+    acc: A,
     size: int,
+    have: list[summary_repo.BucketRow],
+    missing: list[datetime],
     kw: dict[str, Any],
-) -> A:
-    """Merge and store the ``size``-hour bucket at ``start`` from the level below, building the
-    missing ones of that level first. The caller holds the week's ``lock_merges``."""
-    acc = new()
-    child = BUILT_FROM[size]
-    starts = [start + timedelta(hours=child * i) for i in range(size // child)]
-    have = summary_repo.load_buckets(conn, vrow.version_id, ref_id, child, starts, **kw)
+) -> None:
+    """Add ``size``-hour buckets to ``acc``: the stored ones (``have``), and the ``missing``
+    ones merged and stored first. The caller holds the weeks' ``lock_merges``."""
     for b, col, n, st, ct in have:
-        acc.add(b, child, col, n, st, ct)
-    if child > 1:
-        for b in sorted(set(starts) - {row[0] for row in have}):
-            sub = _build(conn, vrow, ref_id, new, b, child, kw)
-            for col, (st, ct) in sub.parts().items():
-                acc.add(b, child, col, sub.n_rows, st, ct)
-    summary_repo.replace_bucket(
-        conn, vrow.model_id, vrow.version_id, ref_id, start, size, acc.n_rows, acc.parts(), **kw
-    )
-    return acc
+        acc.add(b, size, col, n, st, ct)
+    for b in missing:
+        built = new()
+        child = BUILT_FROM[size]
+        starts = [b + timedelta(hours=child * i) for i in range(size // child)]
+        stored = summary_repo.load_buckets(conn, vrow.version_id, ref_id, child, starts, **kw)
+        # hours are never merged from anything: a missing hour had no rows
+        gaps = _missing(starts, stored) if child > 1 else []
+        _add_level(conn, vrow, ref_id, new, built, child, stored, gaps, kw)
+        parts = built.parts()
+        summary_repo.replace_bucket(conn, vrow.model_id, vrow.version_id, ref_id, b, size, built.n_rows, parts, **kw)
+        for col, (st, ct) in parts.items():
+            acc.add(b, size, col, built.n_rows, st, ct)
+
+
+def _missing(starts: list[datetime], stored: list[summary_repo.BucketRow]) -> list[datetime]:
+    return sorted(set(starts) - {row[0] for row in stored})
