@@ -170,6 +170,16 @@ def test_no_reference_is_a_clear_error(ctx: ServiceContext) -> None:
         rollup(ctx, demo_data.MODEL_NAME, None, now - timedelta(hours=1), now)
 
 
+def _merged_rows(ctx: ServiceContext, hours_: int, *, everything: bool = False) -> int:
+    """Stored merged summaries of this many hours: of all rows' columns, or with ``everything``
+    of the segments' and the quality summaries too."""
+    only = "" if everything else " AND segment = '' AND column_name <> '_quality'"
+    with ctx.engine.connect() as conn:
+        return conn.execute(
+            text("SELECT count(*) FROM bucket_summaries WHERE bucket_hours = :h" + only), {"h": hours_}
+        ).scalar_one()
+
+
 def test_whole_days_are_read_as_day_summaries(ctx: ServiceContext) -> None:
     registry.register_model(ctx, ModelSpec.model_validate(demo_data.SPEC))
     buf = io.BytesIO()
@@ -192,14 +202,7 @@ def test_whole_days_are_read_as_day_summaries(ctx: ServiceContext) -> None:
     rollup(ctx, demo_data.MODEL_NAME, None, *window)
     points = overall(ctx, demo_data.MODEL_NAME, None, *window)
 
-    def day_rows(everything: bool = False) -> int:
-        only = "" if everything else " AND segment = '' AND column_name <> '_quality'"
-        with ctx.engine.connect() as conn:
-            return conn.execute(
-                text("SELECT count(*) FROM bucket_summaries WHERE bucket_hours = 24" + only)
-            ).scalar_one()
-
-    assert day_rows() == 11  # the one whole day, merged once, for each of its 11 columns
+    assert _merged_rows(ctx, 24) == 11  # the one whole day, merged once, for each of its 11 columns
     ref = raw_reference(ctx)
     age = next(p for p in points if p.labels.get("feature") == "age")
     raw = test_drift(
@@ -210,10 +213,10 @@ def test_whole_days_are_read_as_day_summaries(ctx: ServiceContext) -> None:
     assert age.value == pytest.approx(raw.score, rel=1e-9) and age.sample_size == len(records)
     # summarising one of its hours again drops the day's merge; the next window merges it anew
     rollup(ctx, demo_data.MODEL_NAME, None, day + timedelta(hours=5), day + timedelta(hours=6))
-    assert day_rows(everything=True) == 0  # segments' and quality's merges too
+    assert _merged_rows(ctx, 24, everything=True) == 0  # segments' and quality's merges too
     again = overall(ctx, demo_data.MODEL_NAME, None, *window)
     assert next(p for p in again if p.labels.get("feature") == "age").value == pytest.approx(age.value, rel=1e-12)
-    assert day_rows() == 11
+    assert _merged_rows(ctx, 24) == 11
 
 
 def _a_week_of_data(ctx: ServiceContext) -> tuple[datetime, tuple[datetime, datetime], list[dict]]:
@@ -241,18 +244,8 @@ def test_whole_weeks_are_read_as_week_summaries(ctx: ServiceContext) -> None:
     days on first use; summarising an hour of it again drops that week and day, merged anew."""
     monday, window, records = _a_week_of_data(ctx)
 
-    def merged_rows(hours_: int) -> int:
-        with ctx.engine.connect() as conn:
-            return conn.execute(
-                text(
-                    "SELECT count(*) FROM bucket_summaries WHERE bucket_hours = :h AND segment = '' "
-                    "AND column_name <> '_quality'"
-                ),
-                {"h": hours_},
-            ).scalar_one()
-
     age = next(p for p in overall(ctx, demo_data.MODEL_NAME, None, *window) if p.labels.get("feature") == "age")
-    assert merged_rows(168) == 11 and merged_rows(24) == 7 * 11  # the week, and its days (11 columns each)
+    assert _merged_rows(ctx, 168) == 11 and _merged_rows(ctx, 24) == 7 * 11  # the week, and its days (11 columns each)
     ref = raw_reference(ctx)
     raw = test_drift(
         np.array([f["age"] for f in ref["features"]], dtype=float),
@@ -261,10 +254,10 @@ def test_whole_weeks_are_read_as_week_summaries(ctx: ServiceContext) -> None:
     )
     assert age.value == pytest.approx(raw.score, rel=1e-9) and age.sample_size == len(records)
     rollup(ctx, demo_data.MODEL_NAME, None, monday + timedelta(days=3, hours=5), monday + timedelta(days=3, hours=6))
-    assert merged_rows(168) == 0 and merged_rows(24) == 6 * 11  # that week and that day dropped
+    assert _merged_rows(ctx, 168) == 0 and _merged_rows(ctx, 24) == 6 * 11  # that week and that day dropped
     again = next(p for p in overall(ctx, demo_data.MODEL_NAME, None, *window) if p.labels.get("feature") == "age")
-    assert again.value == pytest.approx(age.value, rel=1e-12) and merged_rows(168) == 11
-    assert merged_rows(24) == 7 * 11
+    assert again.value == pytest.approx(age.value, rel=1e-12) and _merged_rows(ctx, 168) == 11
+    assert _merged_rows(ctx, 24) == 7 * 11
 
 
 def test_a_merge_never_keeps_an_hour_summarised_again_while_it_was_built(ctx: ServiceContext) -> None:

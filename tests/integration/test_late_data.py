@@ -15,7 +15,7 @@ from monitor.services import ingestion, registry
 from monitor.services.context import ServiceContext
 from monitor.services.monitoring_run import backfill, run_model
 from monitor.services.windows import hour_floor
-from tests.integration.test_quality_job import MODEL, _label, _register_demo, _traffic
+from tests.integration.demo_model import MODEL, label, register_demo, traffic
 
 HOUR = timedelta(hours=1)
 
@@ -47,11 +47,11 @@ def _marks(ctx: ServiceContext) -> list[tuple[datetime, bool]]:
 
 
 def test_late_predictions_reach_every_window_that_holds_their_hour(ctx: ServiceContext, now: datetime) -> None:
-    _register_demo(ctx, MonitoringConfig(windows=["1h", "3h"]))
+    register_demo(ctx, MonitoringConfig(windows=["1h", "3h"]))
     base = hour_floor(now)
     old = base - 5 * HOUR  # beyond the hours every run summarises again
-    _traffic(ctx, old, 200, "on-time-", seed=1)
-    _traffic(ctx, old + HOUR, 50, "next-", seed=2)
+    traffic(ctx, old, 200, "on-time-", seed=1)
+    traffic(ctx, old + HOUR, 50, "next-", seed=2)
     backfill(ctx, MODEL, old - 2 * HOUR, base)
     run_model(ctx, MODEL, now)  # takes the marks the traffic above wrote; the watermarks are set
     assert _marks(ctx) == []
@@ -59,8 +59,8 @@ def test_late_predictions_reach_every_window_that_holds_their_hour(ctx: ServiceC
     assert _point(ctx, "dataset_drift", *one_hour)[1] == 200
     _, _, next_at = _point(ctx, "dataset_drift", old + HOUR, old + 2 * HOUR)
 
-    _traffic(ctx, old, 100, "replayed-", seed=3)  # a shipper catching up on that hour
-    _traffic(ctx, base, 10, "live-", seed=4, minutes=20)  # traffic as it happens marks nothing
+    traffic(ctx, old, 100, "replayed-", seed=3)  # a shipper catching up on that hour
+    traffic(ctx, base, 10, "live-", seed=4, minutes=20)  # traffic as it happens marks nothing
     assert _marks(ctx) == [(old, True)]
     report = run_model(ctx, MODEL, now)
     assert (report.stale_hours, report.resummarised_hours) == (1, 1)
@@ -80,18 +80,18 @@ def test_data_for_the_hour_just_closed_reaches_its_final_window(ctx: ServiceCont
     """The first run after a boundary computes the window ending there for the last time. A
     label or a prediction for that hour landing after it must still reach that window, although
     the hour itself is inside the late margin every run summarises again."""
-    _register_demo(ctx, MonitoringConfig(windows=["1h"]))
+    register_demo(ctx, MonitoringConfig(windows=["1h"]))
     base = hour_floor(now)
     closed = base - HOUR
-    frame = _traffic(ctx, closed, 300, "p-", seed=5)
+    frame = traffic(ctx, closed, 300, "p-", seed=5)
     backfill(ctx, MODEL, closed - 2 * HOUR, base)
     run_model(ctx, MODEL, now)
     window = (closed, base)
     assert _point(ctx, "quality.label_coverage", *window)[0] == 0
     assert _point(ctx, "dataset_drift", *window)[1] == 300
 
-    _label(ctx, frame.iloc[:120])
-    _traffic(ctx, closed + timedelta(minutes=59), 30, "just-late-", seed=6, minutes=1)
+    label(ctx, frame.iloc[:120])
+    traffic(ctx, closed + timedelta(minutes=59), 30, "just-late-", seed=6, minutes=1)
     assert _marks(ctx) == [(closed, True)]
     report = run_model(ctx, MODEL, now)
     assert report.resummarised_hours == 0  # inside the late margin: this run's rollup covered it
@@ -101,13 +101,13 @@ def test_data_for_the_hour_just_closed_reaches_its_final_window(ctx: ServiceCont
 
 
 def test_only_labels_changed_so_only_quality_is_recomputed(ctx: ServiceContext, now: datetime) -> None:
-    _register_demo(ctx, MonitoringConfig(windows=["1h"]))
+    register_demo(ctx, MonitoringConfig(windows=["1h"]))
     old = hour_floor(now) - 4 * HOUR
-    frame = _traffic(ctx, old, 200, "q-", seed=7)
+    frame = traffic(ctx, old, 200, "q-", seed=7)
     backfill(ctx, MODEL, old - HOUR, hour_floor(now))
     run_model(ctx, MODEL, now)
     _, _, drift_at = _point(ctx, "dataset_drift", old, old + HOUR)
-    _label(ctx, frame.iloc[:50])
+    label(ctx, frame.iloc[:50])
     assert _marks(ctx) == [(old, False)]
     assert run_model(ctx, MODEL, now).recomputed_windows == 1
     assert _point(ctx, "quality.label_coverage", old, old + HOUR)[0] == pytest.approx(50 / 200)
@@ -120,13 +120,13 @@ def test_a_long_replay_is_redone_newest_first_over_several_runs(
     from monitor.services import monitoring_run
 
     monkeypatch.setattr(monitoring_run, "MAX_STALE_HOURS_PER_RUN", 2)
-    _register_demo(ctx, MonitoringConfig(windows=["1h"]))
+    register_demo(ctx, MonitoringConfig(windows=["1h"]))
     base = hour_floor(now)
     backfill(ctx, MODEL, base - 10 * HOUR, base)
     run_model(ctx, MODEL, now)
     replayed = [base - k * HOUR for k in (8, 7, 6)]
     for i, hour in enumerate(replayed):
-        _traffic(ctx, hour, 20, f"replay{i}-", seed=10 + i)
+        traffic(ctx, hour, 20, f"replay{i}-", seed=10 + i)
     assert _marks(ctx) == [(h, True) for h in replayed]
     first = run_model(ctx, MODEL, now)
     assert (first.stale_hours, first.recomputed_windows) == (2, 2)
@@ -140,10 +140,10 @@ def test_a_long_replay_is_redone_newest_first_over_several_runs(
 def test_late_data_before_the_first_run_is_summarised_but_makes_no_lone_window(
     ctx: ServiceContext, now: datetime
 ) -> None:
-    _register_demo(ctx, MonitoringConfig(windows=["1h"]))
+    register_demo(ctx, MonitoringConfig(windows=["1h"]))
     base = hour_floor(now)
     run_model(ctx, MODEL, now)  # the first run: windows from here on
-    _traffic(ctx, base - 5 * HOUR, 20, "history-", seed=20)
+    traffic(ctx, base - 5 * HOUR, 20, "history-", seed=20)
     report = run_model(ctx, MODEL, now)
     assert (report.resummarised_hours, report.recomputed_windows) == (1, 0)
     with ctx.engine.connect() as conn:

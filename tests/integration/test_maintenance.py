@@ -16,8 +16,8 @@ from monitor.services.maintenance import run_maintenance
 from monitor.services.metric_store import record_points
 from monitor.services.monitoring_run import backfill
 from monitor.services.windows import hour_floor
+from tests.integration.demo_model import MODEL, register_demo, traffic
 from tests.integration.helpers import Api, Receiver, deliver_all, drift_point, prediction
-from tests.integration.test_quality_job import MODEL, _register_demo, _traffic
 
 HOUR = timedelta(hours=1)
 
@@ -87,10 +87,10 @@ def _count(ctx: ServiceContext, sql: str, **params: object) -> int:
 
 
 def test_metric_points_summaries_and_reports_go_after_the_history_retention(ctx: ServiceContext) -> None:
-    _register_demo(ctx, MonitoringConfig(windows=["1h"]))
+    register_demo(ctx, MonitoringConfig(windows=["1h"]))
     base = hour_floor(datetime.now(UTC))
-    _traffic(ctx, base - 5 * HOUR, 100, "old-", seed=1)
-    _traffic(ctx, base - HOUR, 100, "recent-", seed=2)
+    traffic(ctx, base - 5 * HOUR, 100, "old-", seed=1)
+    traffic(ctx, base - HOUR, 100, "recent-", seed=2)
     backfill(ctx, MODEL, base - 6 * HOUR, base)
     cutoff = base - 3 * HOUR
     with ctx.engine.begin() as conn:

@@ -3,7 +3,6 @@ Postgres and checked against scikit-learn on the same rows."""
 
 from __future__ import annotations
 
-import io
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -24,55 +23,7 @@ from monitor.services.drift_job import compute_window, rollup
 from monitor.services.monitoring_run import backfill, run_model
 from monitor.services.reference import upload_reference
 from monitor.services.windows import hour_floor
-
-MODEL = demo_data.MODEL_NAME
-
-
-def _register_demo(ctx: ServiceContext, cfg: MonitoringConfig | None = None) -> None:
-    registry.register_model(ctx, ModelSpec.model_validate(demo_data.SPEC))
-    if cfg is not None:
-        registry.set_monitoring(ctx, MODEL, cfg)
-    buf = io.BytesIO()
-    demo_data.reference_frame(2000).to_csv(buf, index=False)
-    upload_reference(ctx, MODEL, buf.getvalue(), TableFormat.csv)
-
-
-def _traffic(
-    ctx: ServiceContext, start: datetime, n: int, prefix: str, seed: int, concept: float = 0.0, minutes: int = 60
-) -> pd.DataFrame:
-    """``n`` scored predictions spread over ``minutes`` from ``start``; returns them with their truth."""
-    rng = np.random.default_rng(seed)
-    a = demo_data.applicants(n, rng)
-    p = demo_data.model_scores(a)
-    truth = np.where(demo_data.true_default(a, rng, concept), "default", "repaid")
-    frame = pd.DataFrame(
-        {
-            "prediction_id": [f"{prefix}{i}" for i in range(n)],
-            "ts": [start + timedelta(seconds=minutes * 60 * i / n) for i in range(n)],
-            "prediction": np.where(p >= 0.5, "default", "repaid"),
-            "score": p.round(6),
-            "label": truth,
-            "region": [r["region"] for r in a.records()],
-        }
-    )
-    records = [
-        {
-            "prediction_id": row.prediction_id,
-            "timestamp": row.ts.isoformat(),
-            "features": rec,
-            "prediction": row.prediction,
-            # every tenth prediction unscored: AUC and log loss rest on the scored ones only
-            "scores": None if i % 10 == 0 else float(row.score),
-        }
-        for i, (row, rec) in enumerate(zip(frame.itertuples(), a.records(), strict=True))
-    ]
-    assert not ingestion.ingest_predictions(ctx, records, model=MODEL).errors
-    return frame
-
-
-def _label(ctx: ServiceContext, frame: pd.DataFrame) -> None:
-    records = [{"prediction_id": pid, "label": y} for pid, y in zip(frame.prediction_id, frame.label, strict=True)]
-    assert not ingestion.ingest_labels(ctx, records, model=MODEL).errors
+from tests.integration.demo_model import MODEL, label, register_demo, traffic
 
 
 def _by_name(points: list[MetricPoint], segment: str | None = None) -> dict[tuple[str, str], MetricPoint]:
@@ -86,12 +37,12 @@ def _by_name(points: list[MetricPoint], segment: str | None = None) -> dict[tupl
 
 
 def test_classification_quality_matches_sklearn_on_the_labelled_rows(ctx: ServiceContext) -> None:
-    _register_demo(ctx)
+    register_demo(ctx)
     start = hour_floor(datetime.now(UTC)) - timedelta(hours=4)
-    frames = [_traffic(ctx, start + timedelta(hours=h), 900, f"h{h}-", seed=h) for h in range(2)]
+    frames = [traffic(ctx, start + timedelta(hours=h), 900, f"h{h}-", seed=h) for h in range(2)]
     labelled = [f.iloc[: int(len(f) * 0.7)] for f in frames]  # 70 % labelled so far
     for f in labelled:
-        _label(ctx, f)
+        label(ctx, f)
     rollup(ctx, MODEL, None, start, start + timedelta(hours=2))
     points = _by_name(compute_window(ctx, MODEL, None, start, start + timedelta(hours=2)))
 
@@ -124,12 +75,12 @@ def test_classification_quality_matches_sklearn_on_the_labelled_rows(ctx: Servic
 
 
 def test_late_labels_recompute_the_past_windows_they_belong_to(ctx: ServiceContext) -> None:
-    _register_demo(ctx, MonitoringConfig(windows=["1h", "3h"]))
+    register_demo(ctx, MonitoringConfig(windows=["1h", "3h"]))
     now = datetime.now(UTC)
     old = hour_floor(now) - timedelta(hours=5)  # older than the scheduler's late-data margin
-    frame = _traffic(ctx, old, 600, "old-", seed=3)
-    _label(ctx, frame.iloc[:200])
-    _label(ctx, _traffic(ctx, old + timedelta(hours=1), 100, "next-", seed=4))
+    frame = traffic(ctx, old, 600, "old-", seed=3)
+    label(ctx, frame.iloc[:200])
+    label(ctx, traffic(ctx, old + timedelta(hours=1), 100, "next-", seed=4))
     backfill(ctx, MODEL, old - timedelta(hours=2), hour_floor(now))
     run_model(ctx, MODEL, now)  # sets the label mark
 
@@ -147,7 +98,7 @@ def test_late_labels_recompute_the_past_windows_they_belong_to(ctx: ServiceConte
     before_3h, _ = coverage(old + timedelta(hours=3), 3)
     _, next_at = coverage(old + timedelta(hours=2), 1)  # the hour after: none of its labels changed
     assert before_1h == pytest.approx(200 / 600) and before_3h == pytest.approx(300 / 700)
-    _label(ctx, frame.iloc[200:500])  # labels land for predictions five hours old
+    label(ctx, frame.iloc[200:500])  # labels land for predictions five hours old
     report = run_model(ctx, MODEL, now)
     assert report.stale_hours == report.resummarised_hours == 1  # the mark the labels' transaction wrote
     # the 1h window holding that hour, and the three 3h windows that hold it
@@ -161,12 +112,12 @@ def test_late_labels_recompute_the_past_windows_they_belong_to(ctx: ServiceConte
 
 
 def test_concept_drift_detected_by_ddm_and_the_quality_drop(ctx: ServiceContext) -> None:
-    _register_demo(ctx)
+    register_demo(ctx)
     start = hour_floor(datetime.now(UTC)) - timedelta(hours=6)
-    calm = _traffic(ctx, start, 3000, "calm-", seed=11, minutes=120)
-    changed = _traffic(ctx, start + timedelta(hours=2), 3000, "chg-", seed=12, concept=1.0, minutes=120)
-    _label(ctx, calm)
-    _label(ctx, changed)
+    calm = traffic(ctx, start, 3000, "calm-", seed=11, minutes=120)
+    changed = traffic(ctx, start + timedelta(hours=2), 3000, "chg-", seed=12, concept=1.0, minutes=120)
+    label(ctx, calm)
+    label(ctx, changed)
     rollup(ctx, MODEL, None, start, start + timedelta(hours=4))
     quiet = _by_name(compute_window(ctx, MODEL, None, start, start + timedelta(hours=2)))
     assert quiet[("concept_drift.ddm", "")].drifted is False
@@ -182,10 +133,10 @@ def test_concept_drift_detected_by_ddm_and_the_quality_drop(ctx: ServiceContext)
 
 
 def test_every_metric_per_segment_on_the_segments_reference_slice(ctx: ServiceContext) -> None:
-    _register_demo(ctx)
+    register_demo(ctx)
     start = hour_floor(datetime.now(UTC)) - timedelta(hours=3)
-    frame = _traffic(ctx, start, 1200, "seg-", seed=5)
-    _label(ctx, frame)
+    frame = traffic(ctx, start, 1200, "seg-", seed=5)
+    label(ctx, frame)
     rollup(ctx, MODEL, None, start, start + timedelta(hours=1))
     points = compute_window(ctx, MODEL, None, start, start + timedelta(hours=1))
     regions = {p.labels["segment_value"] for p in points if p.labels.get("segment") == "region"}
@@ -252,21 +203,21 @@ def test_a_label_marked_while_the_scheduler_works_stays_for_its_next_run(ctx: Se
     scheduler deletes exactly the marks it took."""
     from monitor.db import log_repo
 
-    _register_demo(ctx)
+    register_demo(ctx)
     old = hour_floor(datetime.now(UTC)) - timedelta(hours=5)
-    frame = _traffic(ctx, old, 100, "m-", seed=6)
+    frame = traffic(ctx, old, 100, "m-", seed=6)
     model_id = registry.resolve_version(ctx, MODEL, None).model_id
     with ctx.uow() as uow:  # predictions five hours late: the whole hour is marked
         late = log_repo.stale_hours(uow.conn, model_id, 10)
         assert [(s.hour, len(s.mark_ids), s.log_changed) for s in late] == [(old, 1, True)]
         log_repo.clear_stale_hours(uow.conn, model_id, late)
         uow.commit()
-    _label(ctx, frame.iloc[:10])
-    _label(ctx, frame.iloc[10:20])  # a second batch for the same hour: a second mark, no update
+    label(ctx, frame.iloc[:10])
+    label(ctx, frame.iloc[10:20])  # a second batch for the same hour: a second mark, no update
     with ctx.uow() as uow:
         taken = log_repo.stale_hours(uow.conn, model_id, 10)
     assert [(s.hour, len(s.mark_ids), s.log_changed) for s in taken] == [(old, 2, False)]
-    _label(ctx, frame.iloc[20:30])  # lands while the taken hours are being recomputed
+    label(ctx, frame.iloc[20:30])  # lands while the taken hours are being recomputed
     with ctx.uow() as uow:
         log_repo.clear_stale_hours(uow.conn, model_id, taken)
         uow.commit()

@@ -1,0 +1,67 @@
+"""The demo model with a reference, and scored traffic with its truth, for the integration tests
+of the jobs (quality, late data, maintenance)."""
+
+from __future__ import annotations
+
+import io
+from datetime import datetime, timedelta
+
+import numpy as np
+import pandas as pd
+
+from monitor import demo_data
+from monitor.domain.monitoring import MonitoringConfig
+from monitor.domain.schema import ModelSpec
+from monitor.domain.tabular import TableFormat
+from monitor.services import ingestion, registry
+from monitor.services.context import ServiceContext
+from monitor.services.reference import upload_reference
+
+MODEL = demo_data.MODEL_NAME
+
+
+def register_demo(ctx: ServiceContext, cfg: MonitoringConfig | None = None) -> None:
+    registry.register_model(ctx, ModelSpec.model_validate(demo_data.SPEC))
+    if cfg is not None:
+        registry.set_monitoring(ctx, MODEL, cfg)
+    buf = io.BytesIO()
+    demo_data.reference_frame(2000).to_csv(buf, index=False)
+    upload_reference(ctx, MODEL, buf.getvalue(), TableFormat.csv)
+
+
+def traffic(
+    ctx: ServiceContext, start: datetime, n: int, prefix: str, seed: int, concept: float = 0.0, minutes: int = 60
+) -> pd.DataFrame:
+    """``n`` scored predictions spread over ``minutes`` from ``start``; returns them with their truth."""
+    rng = np.random.default_rng(seed)
+    a = demo_data.applicants(n, rng)
+    p = demo_data.model_scores(a)
+    truth = np.where(demo_data.true_default(a, rng, concept), "default", "repaid")
+    frame = pd.DataFrame(
+        {
+            "prediction_id": [f"{prefix}{i}" for i in range(n)],
+            "ts": [start + timedelta(seconds=minutes * 60 * i / n) for i in range(n)],
+            "prediction": np.where(p >= 0.5, "default", "repaid"),
+            "score": p.round(6),
+            "label": truth,
+            "region": [r["region"] for r in a.records()],
+        }
+    )
+    records = [
+        {
+            "prediction_id": row.prediction_id,
+            "timestamp": row.ts.isoformat(),
+            "features": rec,
+            "prediction": row.prediction,
+            # every tenth prediction unscored: AUC and log loss rest on the scored ones only
+            "scores": None if i % 10 == 0 else float(row.score),
+        }
+        for i, (row, rec) in enumerate(zip(frame.itertuples(), a.records(), strict=True))
+    ]
+    assert not ingestion.ingest_predictions(ctx, records, model=MODEL).errors
+    return frame
+
+
+def label(ctx: ServiceContext, frame: pd.DataFrame) -> None:
+    records = [{"prediction_id": pid, "label": y} for pid, y in zip(frame.prediction_id, frame.label, strict=True)]
+    assert not ingestion.ingest_labels(ctx, records, model=MODEL).errors
