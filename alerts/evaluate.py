@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from alerts import templates
 from alerts.rules import Rule, compare, parse_duration
 from alerts.state import fingerprint
 
@@ -114,18 +115,15 @@ def evaluate(rule: Rule, samples: Iterable[Sample], baseline: BaselineLookup | N
     return out
 
 
-class _Lenient(dict):  # type: ignore[type-arg]
-    def __missing__(self, key: str) -> str:
-        return ""
-
-
 def render(rule: Rule, e: Evaluation, dashboard_url: str = "") -> dict[str, str]:
-    """The rule's annotations with the evaluation's numbers filled in; a template that cannot be
-    filled keeps its text rather than failing the alert."""
+    """The rule's annotations with the evaluation's numbers filled in (``alerts.templates``: named
+    values and labels only); a template that cannot be filled keeps its text rather than failing
+    the alert."""
     s = e.sample
-    ctx = {
+    values = {
         "rule": rule.name,
         "model": s.model,
+        "version": s.version,
         "metric": s.metric,
         "value": "n/a" if s.value is None else f"{s.value:.4g}",
         "threshold": "n/a" if e.threshold is None else f"{e.threshold:.4g}",
@@ -133,16 +131,9 @@ def render(rule: Rule, e: Evaluation, dashboard_url: str = "") -> dict[str, str]
         "window_start": s.window_start.isoformat(),
         "window_end": s.window_end.isoformat(),
         "window": window_name(s.window),
-        "sample_size": s.sample_size,
-        "labels": _Lenient(e.labels),
+        "sample_size": str(s.sample_size),
         "condition": rule.condition.describe(),
         "dashboard_url": dashboard_url,
         "severity": rule.severity.value,
     }
-    out = {}
-    for key, text in rule.annotations.items():
-        try:
-            out[key] = text.format_map(ctx)
-        except (KeyError, IndexError, ValueError, AttributeError):
-            out[key] = text
-    return out
+    return {key: templates.render(text, values, e.labels) for key, text in rule.annotations.items()}

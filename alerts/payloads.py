@@ -66,6 +66,13 @@ def alertmanager_webhook(
 _COLOURS = {"critical": "#d62728", "warning": "#ff7f0e", "info": "#1f77b4"}
 
 
+def _slack_text(text: str) -> str:
+    """Slack reads ``<!channel>``, ``<@U123>`` and ``<url|text>`` in message text: a feature name or
+    label value from the monitored data must not ping a channel or forge a link. Slack's own rule:
+    escape &, < and >."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def slack_message(payload: dict[str, Any]) -> dict[str, Any]:
     """A Slack incoming-webhook message from an Alertmanager-shaped payload."""
     firing = [a for a in payload["alerts"] if a["status"] == "firing"]
@@ -73,22 +80,23 @@ def slack_message(payload: dict[str, Any]) -> dict[str, Any]:
     name = payload["commonLabels"].get("alertname") or ", ".join(
         sorted({a["labels"]["alertname"] for a in payload["alerts"]})
     )
-    head = f"[{payload['status'].upper()}{':' + str(len(firing)) if firing else ''}] {name}"
+    head = f"[{payload['status'].upper()}{':' + str(len(firing)) if firing else ''}] {_slack_text(name)}"
     attachments = []
     for a in payload["alerts"]:
         labels = a["labels"]
         what = ", ".join(f"{k}={v}" for k, v in sorted(labels.items()) if k not in ("alertname", "severity"))
         text = a["annotations"].get("description") or a["annotations"].get("summary") or what
         link = a["annotations"].get("dashboard") or a.get("generatorURL") or ""
+        title = f"{a['status']}: {a['annotations'].get('summary') or labels.get('alertname', '')}"
         attachments.append(
             {
                 "color": "#2ca02c"
                 if a["status"] == "resolved"
                 else _COLOURS.get(labels.get("severity", ""), "#7f7f7f"),
-                "title": f"{a['status']}: {a['annotations'].get('summary') or labels.get('alertname', '')}",
+                "title": _slack_text(title),
                 "title_link": link,
-                "text": text,
-                "footer": what,
+                "text": _slack_text(text),
+                "footer": _slack_text(what),
             }
         )
     return {"text": f"{head} ({len(firing)} firing, {len(resolved)} resolved)", "attachments": attachments}

@@ -9,7 +9,6 @@ fires: one alert per series, labelled with the series' labels and the rule's own
 from __future__ import annotations
 
 import re
-import string
 from datetime import timedelta
 from enum import StrEnum
 from fnmatch import fnmatchcase
@@ -17,6 +16,8 @@ from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from alerts import templates
 
 _DURATION = re.compile(r"^(\d+)(s|m|h|d)$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
@@ -115,34 +116,6 @@ class Retrain(BaseModel):
         return v
 
 
-# What annotation templates may use: {value}, {threshold}, {labels[feature]}, ...
-TEMPLATE_FIELDS = {
-    "rule",
-    "model",
-    "metric",
-    "value",
-    "threshold",
-    "baseline",
-    "window_start",
-    "window_end",
-    "window",
-    "sample_size",
-    "labels",
-    "condition",
-    "dashboard_url",
-    "severity",
-}
-
-
-def _check_template(text: str) -> None:
-    for _, field, _, _ in string.Formatter().parse(text):
-        if field is None:
-            continue
-        root = re.split(r"[.\[]", field, maxsplit=1)[0]
-        if root not in TEMPLATE_FIELDS:
-            raise ValueError(f"unknown template field {{{field}}}; known: {', '.join(sorted(TEMPLATE_FIELDS))}")
-
-
 class Rule(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
@@ -176,8 +149,8 @@ class Rule(BaseModel):
     def _templates(cls, v: dict[str, str]) -> dict[str, str]:
         for key, text in v.items():
             try:
-                _check_template(text)
-            except ValueError as exc:
+                templates.parse(text)
+            except templates.TemplateError as exc:
                 raise ValueError(f"annotation {key!r}: {exc}") from None
         return v
 

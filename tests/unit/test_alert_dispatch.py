@@ -136,3 +136,13 @@ def test_payload_shapes() -> None:
         at=T,
     )
     assert ev["type"] == "model.retrain_requested" and ev["data"]["model"] == "credit"
+
+
+def test_slack_text_from_monitored_data_cannot_ping_or_forge_links() -> None:
+    hostile = "<!channel> <http://evil.example|click> & more"
+    n = Notice("fp1", "firing", {**LABELS, "feature": hostile}, {"summary": f"{hostile} drifted"}, T, None, "")
+    slack = slack_message(alertmanager_webhook("oncall", "k", {}, [n], "http://monitor"))
+    sent = str(slack)
+    assert "<!channel>" not in sent and "<http://evil.example|" not in sent
+    assert "&lt;!channel&gt; &lt;http://evil.example|click&gt; &amp; more" in slack["attachments"][0]["title"]
+    assert "&lt;!channel&gt;" in slack["attachments"][0]["footer"]

@@ -58,7 +58,7 @@ def test_yaml_rules_parse() -> None:
         (
             {"name": "x", "metric": "m", "condition": {"drifted": True}, "annotations": {"s": "{nope}"}},
             "annotations",
-            "unknown template field {nope}",
+            "field {nope}: a template may name only",
         ),
         ({"name": "bad name!", "metric": "m", "condition": {"drifted": True}}, "name", "pattern"),
         ({"name": "x", "metric": "m", "condition": {"drifted": True}, "colour": 1}, "colour", "Extra inputs"),
