@@ -13,7 +13,7 @@ from urllib.parse import unquote
 from dash import Dash, Input, Output, dcc, html
 from flask import Response
 
-from dashboards import auth
+from dashboards import auth, security
 from dashboards.pages import alerts, model, overview, reports
 from monitor.errors import MonitorError
 from monitor.services import reports as report_service
@@ -48,6 +48,8 @@ def create_dashboard(ctx: ServiceContext, *, open_access: bool = False) -> Dash:
         serve_locally=True,
     )
     app.index_string = app.index_string.replace("{%css%}", "{%css%}<style>" + CSS + "</style>")
+    # Host, Origin and headers first: a foreign request is refused before the login looks at it.
+    security.install(app, open_access=open_access, dashboard_url=ctx.settings.dashboard_url)
     auth.install(app.server, ctx, open_access=open_access)
     app.layout = html.Div(
         [
@@ -94,6 +96,6 @@ def create_dashboard(ctx: ServiceContext, *, open_access: bool = False) -> Dash:
             report = report_service.get_report(ctx, name, report_id, with_html=True)
         except MonitorError as exc:
             return Response(exc.message, status=exc.status_code, mimetype="text/plain")
-        return Response(report["html"], mimetype="text/html")
+        return Response(report["html"], mimetype="text/html")  # sandboxed: see dashboards.security
 
     return app

@@ -14,6 +14,7 @@ from monitor.errors import MonitorError
 from monitor.services import reports
 from monitor.services.context import ServiceContext
 from monitor.services.registry import list_models
+from monitor.web_security import REPORT_IFRAME_SANDBOX
 
 
 def _report_list(ctx: ServiceContext, model: str) -> list[Any]:
@@ -91,6 +92,7 @@ def layout(ctx: ServiceContext, search: str) -> html.Div:
             html.Iframe(
                 name="report-frame",
                 id="report-frame",
+                sandbox=REPORT_IFRAME_SANDBOX,  # no same-origin: the report can never act as the dashboard
                 style={"width": "100%", "height": "900px", "border": "1px solid #ddd"},
             ),
         ]

@@ -25,11 +25,13 @@ from monitor.services.keys import Authenticator
 from monitor.services.maintenance import run_maintenance
 from monitor.services.prometheus import new_registry
 from monitor.services.rate_limit import RateLimiter
+from monitor.web_security import API_DOCS_HEADERS, API_HEADERS
 
 log = logging.getLogger(__name__)
 access_log = logging.getLogger("monitor.access")
 
 MAINTENANCE_INTERVAL_SECONDS = 3600
+DOCS_PATHS = {"/docs", "/redoc", "/docs/oauth2-redirect"}
 INGEST_PATHS = {"/v1/predictions": "predictions", "/v1/labels": "labels", "/v1/kserve": "kserve"}
 
 
@@ -95,6 +97,9 @@ def create_app(settings: Settings | None = None, ctx: ServiceContext | None = No
         finally:
             request_id.reset(token)
         response.headers["X-Request-ID"] = rid
+        # Security headers; a route that set its own (a sandboxed report) keeps them.
+        for name, value in (API_DOCS_HEADERS if request.url.path in DOCS_PATHS else API_HEADERS).items():
+            response.headers.setdefault(name, value)
         return response
 
     @app.middleware("http")

@@ -20,6 +20,7 @@ from monitor.domain.schema import FeatureType, ModelSchema, Task, schema_from_js
 from monitor.errors import MonitorError, NotFound
 from monitor.services.context import ServiceContext
 from monitor.services.registry import model_id_or_404, resolve_version
+from monitor.web_security import escape_embedded_json
 
 MAX_SAMPLE = 50_000
 
@@ -132,7 +133,7 @@ def build_report(
         "window_rows": rows,
         "reference_sample_size": len(reference),
     }
-    page = snapshot.get_html_str(as_iframe=False)
+    page = escape_embedded_json(snapshot.get_html_str(as_iframe=False))
     page = page.replace("<body>", "<body>" + _banner(meta), 1) if "<body>" in page else _banner(meta) + page
     with ctx.uow() as uow:
         report_id = report_repo.insert_report(

@@ -46,6 +46,9 @@ def test_drift_and_quality_reports_from_samples(api: Api) -> None:
     page = api.http.get(f"/v1/models/{demo_data.MODEL_NAME}/reports/{drift['id']}/html", headers=read)
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     assert "a random sample of 300 of the window&#x27;s 600 predictions" in page.text
+    # sandboxed: its scripts run in an opaque origin with no network, never as this API's origin
+    assert page.headers["content-security-policy"].startswith("sandbox allow-scripts;")
+    assert "connect-src 'none'" in page.headers["content-security-policy"]
 
     q = api.http.post(f"/v1/models/{demo_data.MODEL_NAME}/reports", json={**window, "kind": "quality"}, headers=read)
     assert q.status_code == 201, q.text

@@ -15,6 +15,7 @@ from monitor.api.responses import FastJSONResponse
 from monitor.services import reports
 from monitor.services.context import ServiceContext
 from monitor.services.keys import Scope
+from monitor.web_security import REPORT_HEADERS
 
 router = APIRouter(prefix="/v1/models", tags=["reports"], dependencies=[Depends(require(Scope.read))])
 
@@ -52,4 +53,5 @@ async def get_report(name: str, report_id: int, ctx: ServiceContext = Depends(ge
 @router.get("/{name}/reports/{report_id}/html", response_class=HTMLResponse)
 async def get_report_html(name: str, report_id: int, ctx: ServiceContext = Depends(get_ctx)) -> HTMLResponse:
     report = await run_in_threadpool(lambda: reports.get_report(ctx, name, report_id, with_html=True))
-    return HTMLResponse(report["html"])
+    # Served sandboxed (an opaque origin, no network), also reports stored before their JSON was escaped.
+    return HTMLResponse(report["html"], headers=REPORT_HEADERS)

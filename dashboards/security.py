@@ -1,0 +1,92 @@
+"""The dashboard's browser-facing defences: security headers on every response, which Host it
+answers to, and where state-changing requests may come from.
+
+- Every page gets a Content-Security-Policy: scripts only from this origin plus the hashes of
+  Dash's own inline scripts, no framing by other sites, no plugins. Report pages get the
+  sandboxing policy of ``monitor.web_security`` instead.
+- An open dashboard (no login, loopback only) answers only to a loopback Host with its own port:
+  a web page the user visits cannot rebind its name to 127.0.0.1 and drive the dashboard.
+- A POST (every Dash callback: silence, acknowledge, build a report; the login form) must come
+  from this dashboard: its ``Origin`` must be the request's own host or the configured dashboard
+  URL. A browser always sends ``Origin`` on such requests; a sandboxed report sends ``null``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from urllib.parse import urlsplit
+
+from dash import Dash
+from flask import Flask, Response, request
+
+from monitor.web_security import COMMON_HEADERS, REPORT_HEADERS
+
+REPORT_PREFIX = "/report-html/"
+UNSAFE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
+
+
+def _csp(script_hashes: list[str]) -> str:
+    scripts = " ".join(["'self'", *script_hashes])  # Dash gives them quoted: 'sha256-…'
+    return (
+        f"default-src 'self'; script-src {scripts}; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+        "font-src 'self' data:; connect-src 'self'; frame-src 'self'; object-src 'none'; base-uri 'self'; "
+        "form-action 'self'; frame-ancestors 'none'"
+    )
+
+
+def _netloc(url: str) -> str:
+    parts = urlsplit(url)
+    return parts.netloc.lower() if parts.scheme in ("http", "https") else ""
+
+
+def is_loopback_host(host: str, port: str) -> bool:
+    """``host`` (a Host header) names a loopback address (or localhost) with exactly ``port``."""
+    name, sep, given_port = host.rpartition(":")
+    if not sep or given_port != port:
+        return False
+    name = name.lower()
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name.removeprefix("[").removesuffix("]")).is_loopback
+    except ValueError:
+        return False
+
+
+def install(app: Dash, *, open_access: bool, dashboard_url: str) -> None:
+    server: Flask = app.server
+    known_origins = {_netloc(dashboard_url)} - {""}
+    app_headers: dict[str, str] = {}
+
+    @server.before_request
+    def refuse_foreign() -> Response | None:
+        host = request.host.lower()
+        if open_access and not is_loopback_host(host, str(request.environ.get("SERVER_PORT", ""))):
+            return Response("this open dashboard answers on a loopback address only", status=421, mimetype="text/plain")
+        if request.method in UNSAFE_METHODS and not _same_origin(host, known_origins):
+            return Response("cross-origin request refused", status=403, mimetype="text/plain")
+        return None
+
+    @server.after_request
+    def headers(response: Response) -> Response:
+        if request.path.startswith(REPORT_PREFIX):
+            chosen = REPORT_HEADERS
+        else:
+            if not app_headers:  # Dash knows its inline scripts once every callback is registered
+                csp = {"Content-Security-Policy": _csp(app.csp_hashes()), "X-Frame-Options": "DENY"}
+                app_headers.update(COMMON_HEADERS | csp)
+            chosen = app_headers
+        for name, value in chosen.items():
+            response.headers.setdefault(name, value)
+        return response
+
+
+def _same_origin(host: str, known: set[str]) -> bool:
+    origin = request.headers.get("Origin")
+    if origin is None:
+        # Browsers send Origin with every POST; without one, Fetch metadata may still say where
+        # it came from. A request with neither is not from a browser, so not a forged one.
+        site = request.headers.get("Sec-Fetch-Site")
+        return site is None or site in ("same-origin", "none")
+    netloc = _netloc(origin)
+    return bool(netloc) and (netloc == host or netloc in known)

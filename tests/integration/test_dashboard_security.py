@@ -1,0 +1,124 @@
+"""The dashboard over real HTTP on loopback: which Host it answers to, where state-changing
+requests may come from, and the headers every response carries."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from dashboards.app import create_dashboard
+from dashboards.serve import DashboardServer
+from monitor.services import keys
+from monitor.services.context import ServiceContext
+
+CALLBACK = "/_dash-update-component"
+
+
+def _serve(ctx: ServiceContext, open_access: bool) -> Iterator[tuple[httpx.Client, str]]:
+    server = DashboardServer(create_dashboard(ctx, open_access=open_access), "127.0.0.1", 0).start()
+    with httpx.Client(base_url=server.url, timeout=10) as client:
+        yield client, server.url.rsplit(":", 1)[1]
+    server.stop()
+
+
+@pytest.fixture
+def open_dashboard(ctx: ServiceContext) -> Iterator[tuple[httpx.Client, str]]:
+    yield from _serve(ctx, True)
+
+
+@pytest.fixture
+def login_dashboard(ctx: ServiceContext) -> Iterator[tuple[httpx.Client, str]]:
+    yield from _serve(ctx, False)
+
+
+@pytest.mark.parametrize(
+    ("host", "answered"),
+    [
+        ("127.0.0.1:{port}", True),
+        ("localhost:{port}", True),
+        ("127.0.0.2:{port}", True),
+        ("[::1]:{port}", True),
+        ("evil.example:{port}", False),  # a name rebound to 127.0.0.1 by a page the user visits
+        ("evil.example", False),
+        ("127.0.0.1", False),  # no port: not this server's origin
+        ("localhost:1", False),
+        ("127.0.0.1.evil.example:{port}", False),
+    ],
+)
+def test_an_open_dashboard_answers_only_to_a_loopback_host_with_its_port(
+    open_dashboard: tuple[httpx.Client, str], host: str, answered: bool
+) -> None:
+    client, port = open_dashboard
+    for method, path in (("GET", "/"), ("GET", "/_dash-layout"), ("POST", CALLBACK)):
+        r = client.request(method, path, headers={"Host": host.format(port=port)}, json={})
+        assert (r.status_code != 421) is answered, (method, path, r.status_code)
+
+
+@pytest.mark.parametrize(
+    ("headers", "allowed"),
+    [
+        ({"Origin": "http://evil.example"}, False),
+        ({"Origin": "null"}, False),  # a sandboxed report frame, a data: URL
+        ({"Origin": "http://127.0.0.1:1"}, False),
+        ({"Sec-Fetch-Site": "cross-site"}, False),
+        ({"Origin": "http://127.0.0.1:{port}"}, True),
+        ({"Origin": "http://127.0.0.1:8050"}, True),  # MONITOR_DASHBOARD_URL, as a proxy in front would present it
+        ({"Sec-Fetch-Site": "same-origin"}, True),
+        ({}, True),  # not a browser, so not a forged request
+    ],
+)
+@pytest.mark.parametrize("mode", ["open", "login"])
+def test_state_changes_come_only_from_the_dashboard_itself(
+    request: pytest.FixtureRequest, mode: str, headers: dict[str, str], allowed: bool
+) -> None:
+    client, port = request.getfixturevalue(f"{mode}_dashboard")
+    sent = {k: v.format(port=port) for k, v in headers.items()}
+    for path in (CALLBACK, "/login"):
+        r = client.post(path, headers=sent, json={})
+        assert (r.status_code != 403) is allowed, (path, r.status_code, r.text)
+        if not allowed:
+            assert "cross-origin" in r.text
+
+
+def test_a_silence_callback_from_another_origin_is_refused_with_an_admin_session(
+    login_dashboard: tuple[httpx.Client, str], ctx: ServiceContext
+) -> None:
+    client, port = login_dashboard
+    admin = keys.create_key(ctx, "dash-admin", [keys.Scope.admin])[0]
+    own = {"Origin": f"http://127.0.0.1:{port}"}
+    assert client.post("/login", data={"key": admin, "next": "/"}, headers=own).status_code == 302
+    body = {
+        "output": "silence-result.children",
+        "outputs": {"id": "silence-result", "property": "children"},
+        "inputs": [{"id": "silence-button", "property": "n_clicks", "value": 1}],
+        "changedPropIds": ["silence-button.n_clicks"],
+        "state": [
+            {"id": "silence-model", "property": "value", "value": "m"},
+            {"id": "silence-rule", "property": "value", "value": None},
+            {"id": "silence-hours", "property": "value", "value": 1},
+            {"id": "silence-by", "property": "value", "value": "x"},
+            {"id": "silence-comment", "property": "value", "value": "y"},
+        ],
+    }
+    r = client.post(CALLBACK, json=body, headers={"Origin": "http://evil.example"})
+    assert r.status_code == 403
+    r = client.post(CALLBACK, json=body, headers=own)  # the same callback from the dashboard's own page
+    assert r.status_code == 200 and "Silence" in r.text and "created" in r.text
+
+
+def test_every_response_carries_security_headers(login_dashboard: tuple[httpx.Client, str]) -> None:
+    client, _ = login_dashboard
+    for path in ("/login", "/", "/_dash-layout", "/report-html/x/1", "/_dash-component-suites/nothing.js"):
+        h = client.get(path).headers
+        assert h["x-content-type-options"] == "nosniff", path
+        assert h["referrer-policy"] == "same-origin", path
+        csp = h["content-security-policy"]
+        if path.startswith("/report-html/"):
+            assert csp.startswith("sandbox allow-scripts;") and "connect-src 'none'" in csp
+            assert "frame-ancestors 'self'" in csp and h["x-frame-options"] == "SAMEORIGIN"
+        else:
+            assert "frame-ancestors 'none'" in csp and h["x-frame-options"] == "DENY", path
+            scripts = csp.split("script-src")[1].split(";")[0]
+            assert scripts.startswith(" 'self' 'sha256-") and "unsafe" not in scripts, path
