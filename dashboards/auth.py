@@ -12,9 +12,10 @@ from urllib.parse import quote, urlparse
 
 from flask import Flask, Response, g, redirect, request, session
 
-from monitor.errors import MonitorError
+from monitor.errors import MonitorError, TooManyRequests, Unauthorized
 from monitor.services.context import ServiceContext
 from monitor.services.keys import Authenticator, Principal, Scope, hash_key
+from monitor.services.rate_limit import RateLimiter
 
 OPEN_PRINCIPAL = Principal(0, "open dashboard (loopback demo)", frozenset({Scope.admin.value}))
 PUBLIC_PREFIXES = ("/login", "/logout", "/_dash-component-suites/", "/assets/", "/_favicon.ico", "/favicon.ico")
@@ -53,6 +54,11 @@ def install(server: Flask, ctx: ServiceContext, *, open_access: bool) -> None:
     server.secret_key = ctx.settings.dashboard_secret_key or secrets.token_hex(32)
     server.config.update(SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax")
     auth = Authenticator(ctx)
+    failures = RateLimiter(
+        ctx.settings.auth_failures_per_second,
+        ctx.settings.auth_failures_burst,
+        what="too many failed logins from this address (at most {rate:g} per second)",
+    )
 
     @server.before_request
     def check() -> Response | None:
@@ -80,9 +86,17 @@ def install(server: Flask, ctx: ServiceContext, *, open_access: bool) -> None:
         if request.method == "GET":
             return LOGIN_PAGE.format(next=html.escape(nxt), error="")
         key = request.form.get("key", "").strip()
+        address = request.remote_addr or "unknown"
+        try:
+            failures.check(address)  # a client guessing keys: refused before any lookup
+        except TooManyRequests as exc:
+            page = LOGIN_PAGE.format(next=html.escape(nxt), error=html.escape(exc.message))
+            return Response(page, status=429, headers=exc.headers(), mimetype="text/html")
         try:
             auth.require(f"Bearer {key}", Scope.read)
         except MonitorError as exc:
+            if isinstance(exc, Unauthorized):
+                failures.charge(address)
             return LOGIN_PAGE.format(next=html.escape(nxt), error=html.escape(exc.message))
         session.clear()
         session["key"] = hash_key(key)

@@ -15,6 +15,7 @@ from monitor.config import get_settings
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from monitor.api.connections import server_options
     from monitor.logs import log_config
     from monitor.server import pin_database_url
     from monitor.services.bootstrap import open_context
@@ -31,6 +32,7 @@ def _serve(args: argparse.Namespace) -> int:
         log_level=args.log_level,
         log_config=log_config(args.log_level.upper(), settings.log_format),
         access_log=False,  # monitor.access logs each request, with its id
+        **server_options(settings),  # slow and idle connections bounded
     )
     return 0
 

@@ -28,6 +28,13 @@ class Settings(BaseSettings):
     max_body_bytes: int = 32 * 1024 * 1024
     # Reference datasets are uploaded whole and can be much larger than a batch of predictions.
     max_reference_bytes: int = 512 * 1024 * 1024
+    # A request's body must arrive whole within this many seconds of its headers (408 and the
+    # connection closed otherwise), and its head within header_timeout_seconds of the connection
+    # (or of the previous response): a client trickling bytes cannot hold a connection open.
+    body_timeout_seconds: float = Field(60.0, gt=0)
+    header_timeout_seconds: float = Field(10.0, gt=0)
+    # Connections and requests in flight per API process; past it new ones get 503.
+    max_connections: int = Field(1000, ge=1)
     # Records per request; bigger batches should be split by the client.
     max_batch_records: int = 100_000
 
@@ -55,6 +62,12 @@ class Settings(BaseSettings):
     # burst; over it, 429 with Retry-After. 0 turns the limit off.
     rate_limit_per_second: float = 200.0
     rate_limit_burst: float = 400.0
+
+    # Failed authentications (a wrong or revoked key, a failed dashboard login) per client
+    # address and process: past the burst, 429 before the key is even looked up, refilled at
+    # this rate. 0 turns it off.
+    auth_failures_per_second: float = 1.0
+    auth_failures_burst: float = 20.0
 
     # Logs: one JSON object per line with the request id ("json"), or plain text ("text").
     log_format: Literal["json", "text"] = "json"

@@ -66,7 +66,7 @@ def run_demo(
     ingest_key, _ = keys.create_key(ctx, "demo-ingest", [keys.Scope.ingest])
     read_key, _ = keys.create_key(ctx, "demo-read", [keys.Scope.read])
 
-    server = ThreadedServer(create_app(settings, ctx), settings.host, port).start()
+    server = ThreadedServer(create_app(settings, ctx), settings.host, port, settings).start()
     admin = MonitorClient(server.url, admin_key, model=demo_data.MODEL_NAME)
     admin.register_model(demo_data.SPEC)
     with tempfile.TemporaryDirectory() as tmp:

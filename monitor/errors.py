@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from monitor.domain.records import RecordError
@@ -15,6 +16,10 @@ class MonitorError(Exception):
         super().__init__(message)
         self.message = message
         self.details = details or []
+
+    def headers(self) -> dict[str, str]:
+        """HTTP headers the answer to this error carries."""
+        return {}
 
 
 class MalformedBody(MonitorError):
@@ -36,10 +41,17 @@ class PayloadTooLarge(MonitorError):
     status_code = 413
     code = "payload_too_large"
 
+    @classmethod
+    def over(cls, limit: int, setting: str) -> PayloadTooLarge:
+        return cls(f"request body exceeds the limit of {limit} bytes ({setting})")
+
 
 class Unauthorized(MonitorError):
     status_code = 401
     code = "unauthorized"
+
+    def headers(self) -> dict[str, str]:
+        return {"WWW-Authenticate": "Bearer"}
 
 
 class Forbidden(MonitorError):
@@ -56,6 +68,9 @@ class TooManyRequests(MonitorError):
     def __init__(self, message: str, retry_after: float) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(max(1, math.ceil(self.retry_after)))}
 
 
 class InvalidRecords(MonitorError):

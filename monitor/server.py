@@ -60,9 +60,15 @@ def wait_ready(url: str, proc: subprocess.Popen[bytes] | None = None, timeout: f
 class ThreadedServer:
     """uvicorn serving ``app`` from a background thread; ``stop()`` shuts it down gracefully."""
 
-    def __init__(self, app: FastAPI, host: str, port: int) -> None:
+    def __init__(self, app: FastAPI, host: str, port: int, settings: Settings | None = None) -> None:
+        from monitor.api.connections import server_options
+        from monitor.config import get_settings
+
         self.host, self.port = host, port
-        self._server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on"))
+        options = server_options(settings or get_settings())
+        self._server = uvicorn.Server(
+            uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on", **options)
+        )
         self._thread = threading.Thread(target=self._server.run, name="monitor-api", daemon=True)
 
     @property

@@ -15,6 +15,7 @@ from starlette.concurrency import run_in_threadpool
 
 from monitor import __version__
 from monitor.api.errors import install_error_handlers
+from monitor.api.guard import BoundedBodies, GuardedRoute
 from monitor.api.openapi_errors import document_errors
 from monitor.api.routes import alerts, health, ingest, keys, kserve, metrics, models, prometheus, reports, rules
 from monitor.config import Settings, get_settings
@@ -54,6 +55,11 @@ def create_app(settings: Settings | None = None, ctx: ServiceContext | None = No
         app.state.ctx = context
         app.state.authenticator = Authenticator(context)
         app.state.rate_limiter = RateLimiter(context.settings.rate_limit_per_second, context.settings.rate_limit_burst)
+        app.state.auth_failures = RateLimiter(
+            context.settings.auth_failures_per_second,
+            context.settings.auth_failures_burst,
+            what="too many failed authentications from this address (at most {rate:g} per second)",
+        )
         app.state.metrics_registry, app.state.ingest_latency = new_registry(context)
         task = asyncio.create_task(_maintain_forever(context))
         if owned:
@@ -77,6 +83,8 @@ def create_app(settings: Settings | None = None, ctx: ServiceContext | None = No
     )
     install_error_handlers(app)
     document_errors(app)
+    # Innermost of the middleware, so the request id, access log and security headers wrap its refusals.
+    app.add_middleware(BoundedBodies)
 
     @app.middleware("http")
     async def tag_request(request: Request, call_next: Any) -> Any:
@@ -116,6 +124,9 @@ def create_app(settings: Settings | None = None, ctx: ServiceContext | None = No
         return response
 
     for module in (health, models, ingest, kserve, metrics, reports, keys, rules, alerts, prometheus):
+        # Keys, scopes and body limits are checked before a body is read only on guarded routes.
+        if module.router.route_class is not GuardedRoute:
+            raise TypeError(f"{module.__name__}.router must be APIRouter(route_class=GuardedRoute, ...)")
         app.include_router(module.router)
     return app
 

@@ -9,21 +9,17 @@ from fastapi import Request
 from monitor.errors import MonitorError, PayloadTooLarge
 
 
-def _too_large(limit: int, setting: str) -> PayloadTooLarge:
-    return PayloadTooLarge(f"request body exceeds the limit of {limit} bytes ({setting})")
-
-
 async def read_body(request: Request, limit: int, setting: str = "MONITOR_MAX_BODY_BYTES") -> bytes:
     """The body, decompressed when gzip-encoded, refused with 413 past ``limit`` bytes either way."""
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
-        raise _too_large(limit, setting)
+        raise PayloadTooLarge.over(limit, setting)
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise _too_large(limit, setting)
+            raise PayloadTooLarge.over(limit, setting)
         chunks.append(chunk)
     body = b"".join(chunks)
     if request.headers.get("content-encoding", "").lower() == "gzip":
@@ -33,7 +29,7 @@ async def read_body(request: Request, limit: int, setting: str = "MONITOR_MAX_BO
         except zlib.error as exc:
             raise MonitorError(f"the gzip body cannot be decompressed: {exc}") from exc
         if len(body) > limit or inflater.unconsumed_tail:
-            raise _too_large(limit, setting)
+            raise PayloadTooLarge.over(limit, setting)
     return body
 
 

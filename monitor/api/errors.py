@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import math
 
 import orjson
 import psycopg
@@ -15,7 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from monitor.api.responses import FastJSONResponse, error_body
 from monitor.domain.unstorable import NUL_REASON, SURROGATE_REASON, find_unstorable
-from monitor.errors import MonitorError, TooManyRequests, Unauthorized
+from monitor.errors import MonitorError
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +25,7 @@ _HTTP_CODES = {
     403: "forbidden",
     404: "not_found",
     405: "method_not_allowed",
+    408: "request_timeout",
     413: "payload_too_large",
     415: "unsupported_media_type",
     429: "rate_limited",
@@ -61,10 +61,7 @@ async def _find_unstorable(request: Request) -> tuple[str, str]:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(MonitorError)
     async def monitor_error(_: Request, exc: MonitorError) -> FastJSONResponse:
-        headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthorized) else None
-        if isinstance(exc, TooManyRequests):
-            headers = {"Retry-After": str(max(1, math.ceil(exc.retry_after)))}
-        return FastJSONResponse(error_body(exc.code, exc.message, exc.details), exc.status_code, headers=headers)
+        return FastJSONResponse(error_body(exc.code, exc.message, exc.details), exc.status_code, headers=exc.headers())
 
     @app.exception_handler(RequestValidationError)
     async def request_invalid(_: Request, exc: RequestValidationError) -> FastJSONResponse:

@@ -78,14 +78,29 @@ class Authenticator:
         self._cache: dict[str, tuple[float, Principal]] = {}
         self._lock = threading.Lock()
 
-    def authenticate(self, authorization: str | None) -> Principal:
+    @staticmethod
+    def _digest(authorization: str | None) -> str:
         if not authorization:
             raise Unauthorized("missing API key: send 'Authorization: Bearer <key>'")
         scheme, _, key = authorization.partition(" ")
         key = key.strip()
         if scheme.lower() != "bearer" or not key:
             raise Unauthorized("malformed Authorization header: expected 'Bearer <key>'")
-        return self.authenticate_digest(hash_key(key))
+        return hash_key(key)
+
+    def authenticate(self, authorization: str | None) -> Principal:
+        return self.authenticate_digest(self._digest(authorization))
+
+    def cached(self, authorization: str | None) -> Principal | None:
+        """The principal if the key is in the cache and fresh; never touches the database (the
+        request guard asks this on the event loop, and looks up misses in a thread)."""
+        try:
+            digest = self._digest(authorization)
+        except Unauthorized:
+            return None
+        with self._lock:
+            hit = self._cache.get(digest)
+        return hit[1] if hit is not None and hit[0] > time.monotonic() else None
 
     def authenticate_digest(self, digest: str) -> Principal:
         """The principal of a key known by its hash (a dashboard session keeps only the hash)."""
@@ -105,8 +120,11 @@ class Authenticator:
             self._cache[digest] = (now + self._ttl, principal)
         return principal
 
-    def require(self, authorization: str | None, scope: Scope) -> Principal:
-        principal = self.authenticate(authorization)
+    @staticmethod
+    def check_scope(principal: Principal, scope: Scope) -> Principal:
         if not principal.allows(scope):
             raise Forbidden(f"this API key lacks the {scope.value!r} scope")
         return principal
+
+    def require(self, authorization: str | None, scope: Scope) -> Principal:
+        return self.check_scope(self.authenticate(authorization), scope)

@@ -122,3 +122,15 @@ def test_every_response_carries_security_headers(login_dashboard: tuple[httpx.Cl
             assert "frame-ancestors 'none'" in csp and h["x-frame-options"] == "DENY", path
             scripts = csp.split("script-src")[1].split(";")[0]
             assert scripts.startswith(" 'self' 'sha256-") and "unsafe" not in scripts, path
+
+
+def test_failed_logins_are_limited_per_address(login_dashboard: tuple[httpx.Client, str], ctx: ServiceContext) -> None:
+    client, port = login_dashboard
+    own = {"Origin": f"http://127.0.0.1:{port}"}
+    burst = int(ctx.settings.auth_failures_burst)
+    statuses = [
+        client.post("/login", data={"key": f"mon_00000000_wrong{i}"}, headers=own).status_code for i in range(burst + 3)
+    ]
+    assert statuses[:burst] == [200] * burst and statuses[burst:] == [429] * 3
+    refused = client.post("/login", data={"key": "mon_00000000_wrong"}, headers=own)
+    assert "too many failed logins" in refused.text and int(refused.headers["retry-after"]) >= 1

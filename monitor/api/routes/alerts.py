@@ -9,12 +9,13 @@ from starlette.concurrency import run_in_threadpool
 
 from alerts.silences import SilenceSpec
 from monitor.api.deps import get_ctx, require
+from monitor.api.guard import GuardedRoute
 from monitor.api.responses import FastJSONResponse
 from monitor.services import alert_ops, delivery
 from monitor.services.context import ServiceContext
 from monitor.services.keys import Scope
 
-router = APIRouter(prefix="/v1", tags=["alerts"])
+router = APIRouter(route_class=GuardedRoute, prefix="/v1", tags=["alerts"])
 read = [Depends(require(Scope.read))]
 admin = [Depends(require(Scope.admin))]
 

@@ -7,11 +7,12 @@ from sqlalchemy import text
 from starlette.concurrency import run_in_threadpool
 
 from monitor.api.deps import get_ctx
+from monitor.api.guard import GuardedRoute
 from monitor.api.responses import FastJSONResponse, error_body
 from monitor.db.migrate import current_revision, head_revision
 from monitor.services.context import ServiceContext
 
-router = APIRouter(tags=["health"])
+router = APIRouter(route_class=GuardedRoute, tags=["health"])
 
 
 @router.get("/healthz")

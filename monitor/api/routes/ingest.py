@@ -10,6 +10,7 @@ from starlette.concurrency import run_in_threadpool
 
 from monitor.api.body import media_type, read_body
 from monitor.api.deps import get_ctx, require
+from monitor.api.guard import GuardedRoute
 from monitor.api.openapi_docs import LABEL_BODY, PREDICTION_BODY
 from monitor.api.responses import FastJSONResponse
 from monitor.domain.payloads import parse_records
@@ -18,7 +19,7 @@ from monitor.services.context import ServiceContext
 from monitor.services.ingestion import OnError
 from monitor.services.keys import Scope
 
-router = APIRouter(prefix="/v1", tags=["ingestion"])
+router = APIRouter(route_class=GuardedRoute, prefix="/v1", tags=["ingestion"])
 
 _ON_ERROR = Query(
     OnError.reject,

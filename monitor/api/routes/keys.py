@@ -7,12 +7,15 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from monitor.api.deps import get_ctx, require
+from monitor.api.guard import GuardedRoute
 from monitor.api.responses import FastJSONResponse
 from monitor.services import keys
 from monitor.services.context import ServiceContext
 from monitor.services.keys import Scope
 
-router = APIRouter(prefix="/v1/keys", tags=["keys"], dependencies=[Depends(require(Scope.admin))])
+router = APIRouter(
+    route_class=GuardedRoute, prefix="/v1/keys", tags=["keys"], dependencies=[Depends(require(Scope.admin))]
+)
 
 
 class KeyRequest(BaseModel):

@@ -7,6 +7,7 @@ from starlette.concurrency import run_in_threadpool
 
 from monitor.api.body import read_body
 from monitor.api.deps import get_ctx, require
+from monitor.api.guard import GuardedRoute
 from monitor.api.responses import FastJSONResponse
 from monitor.domain.kserve import CloudEvent, KServeError
 from monitor.errors import MonitorError
@@ -14,7 +15,7 @@ from monitor.services import kserve
 from monitor.services.context import ServiceContext
 from monitor.services.keys import Scope
 
-router = APIRouter(prefix="/v1", tags=["ingestion"])
+router = APIRouter(route_class=GuardedRoute, prefix="/v1", tags=["ingestion"])
 
 
 @router.post("/kserve", dependencies=[Depends(require(Scope.ingest, query_key=True))])

@@ -8,13 +8,14 @@ from fastapi import APIRouter, Depends, Query
 from starlette.concurrency import run_in_threadpool
 
 from monitor.api.deps import get_ctx, require
+from monitor.api.guard import GuardedRoute
 from monitor.api.responses import FastJSONResponse
 from monitor.errors import MonitorError
 from monitor.services import metric_store
 from monitor.services.context import ServiceContext
 from monitor.services.keys import Scope
 
-router = APIRouter(prefix="/v1/models", tags=["metrics"])
+router = APIRouter(route_class=GuardedRoute, prefix="/v1/models", tags=["metrics"])
 
 
 def _labels(pairs: list[str]) -> dict[str, str]:

@@ -9,6 +9,7 @@ from starlette.concurrency import run_in_threadpool
 
 from monitor.api.body import media_type, read_body
 from monitor.api.deps import get_ctx, require
+from monitor.api.guard import GuardedRoute
 from monitor.api.responses import FastJSONResponse
 from monitor.domain.monitoring import MonitoringConfig
 from monitor.domain.schema import ModelSpec
@@ -18,7 +19,7 @@ from monitor.services import reference, registry
 from monitor.services.context import ServiceContext
 from monitor.services.keys import Scope
 
-router = APIRouter(prefix="/v1/models", tags=["models"])
+router = APIRouter(route_class=GuardedRoute, prefix="/v1/models", tags=["models"])
 
 
 @router.post(

@@ -9,9 +9,10 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.concurrency import run_in_threadpool
 
 from monitor.api.deps import require
+from monitor.api.guard import GuardedRoute
 from monitor.services.keys import Scope
 
-router = APIRouter(tags=["operations"])
+router = APIRouter(route_class=GuardedRoute, tags=["operations"])
 
 
 @router.get("/metrics", dependencies=[Depends(require(Scope.read))], response_class=Response)

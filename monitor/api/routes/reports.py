@@ -11,13 +11,16 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from monitor.api.deps import get_ctx, require
+from monitor.api.guard import GuardedRoute
 from monitor.api.responses import FastJSONResponse
 from monitor.services import reports
 from monitor.services.context import ServiceContext
 from monitor.services.keys import Scope
 from monitor.web_security import REPORT_HEADERS
 
-router = APIRouter(prefix="/v1/models", tags=["reports"], dependencies=[Depends(require(Scope.read))])
+router = APIRouter(
+    route_class=GuardedRoute, prefix="/v1/models", tags=["reports"], dependencies=[Depends(require(Scope.read))]
+)
 
 
 class ReportRequest(BaseModel):

@@ -8,12 +8,13 @@ from fastapi import APIRouter, Body, Depends
 from starlette.concurrency import run_in_threadpool
 
 from monitor.api.deps import get_ctx, require
+from monitor.api.guard import GuardedRoute
 from monitor.api.responses import FastJSONResponse
 from monitor.services import alert_config
 from monitor.services.context import ServiceContext
 from monitor.services.keys import Scope
 
-router = APIRouter(prefix="/v1", tags=["rules"])
+router = APIRouter(route_class=GuardedRoute, prefix="/v1", tags=["rules"])
 JsonObject = Annotated[dict[str, Any], Body()]
 read = [Depends(require(Scope.read))]
 admin = [Depends(require(Scope.admin))]
