@@ -1,16 +1,41 @@
 """Silences: matchers over alert labels for a time range. A silenced alert still shows as
-firing, but notifies nobody (Alertmanager's semantics and matcher operators)."""
+firing, but notifies nobody (Alertmanager's semantics and matcher operators).
+
+Regular expressions run on RE2, as Alertmanager's do on Go's regexp: time linear in the label's
+length, whatever the pattern. Python's backtracking engine would let an admin's ``(a+)+$`` take
+seconds per alert listing and notification; what RE2 cannot run in linear time (backreferences,
+lookaround) is refused when the silence is made.
+"""
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Literal
 
+import re2
 from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 
 MatchOp = Literal["=", "!=", "=~", "!~"]
+_RE2_OPTIONS = re2.Options()
+_RE2_OPTIONS.log_errors = False  # a refused pattern is reported to the caller, not to stderr
+MAX_PATTERN_CHARS = 1024
+
+
+@lru_cache(maxsize=4096)
+def compile_regex(pattern: str) -> re2._Regexp:
+    """The pattern anchored at both ends (Alertmanager's semantics); ``ValueError`` saying why RE2
+    refuses it."""
+    if len(pattern) > MAX_PATTERN_CHARS:
+        raise ValueError(f"a regular expression may hold at most {MAX_PATTERN_CHARS} characters")
+    try:
+        return re2.compile(f"^(?:{pattern})$", options=_RE2_OPTIONS)
+    except re2.error as exc:
+        reason = exc.args[0].decode(errors="replace") if exc.args and isinstance(exc.args[0], bytes) else str(exc)
+        raise ValueError(
+            f"invalid regular expression (RE2 syntax: no backreferences or lookaround): {reason}"
+        ) from None
 
 
 class Matcher(BaseModel):
@@ -23,9 +48,9 @@ class Matcher(BaseModel):
     def _regex(self) -> Matcher:
         if self.op in ("=~", "!~"):
             try:
-                re.compile(self.value)
-            except re.error as exc:
-                raise ValueError(f"matcher {self.name}: invalid regular expression: {exc}") from None
+                compile_regex(self.value)
+            except ValueError as exc:
+                raise ValueError(f"matcher {self.name}: {exc}") from None
         return self
 
     def matches(self, labels: dict[str, str]) -> bool:
@@ -34,7 +59,7 @@ class Matcher(BaseModel):
             return v == self.value
         if self.op == "!=":
             return v != self.value
-        hit = re.fullmatch(self.value, v) is not None  # anchored, as in Alertmanager
+        hit = compile_regex(self.value).search(v) is not None  # anchored, as in Alertmanager
         return hit if self.op == "=~" else not hit
 
 
@@ -53,7 +78,7 @@ class SilenceSpec(BaseModel):
     def _some(cls, v: list[Matcher]) -> list[Matcher]:
         if not v:
             raise ValueError("a silence needs at least one matcher")
-        if all(m.op in ("!=", "!~") or (m.op == "=~" and re.fullmatch(m.value, "")) for m in v):
+        if all(m.op in ("!=", "!~") or (m.op == "=~" and compile_regex(m.value).search("")) for m in v):
             raise ValueError("a silence needs a matcher that does not match every alert")
         return v
 

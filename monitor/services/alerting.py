@@ -304,18 +304,17 @@ def flush_groups(ctx: ServiceContext, now: datetime | None = None) -> int:
 
 
 def active_silences(conn: Connection, now: datetime) -> list[Silence]:
-    """The silences in force at ``now``."""
-    return [
-        Silence(
-            s["id"],
-            [Matcher.model_validate(m) for m in s["matchers"]],
-            s["starts_at"],
-            s["ends_at"],
-            s["created_by"],
-            s["comment"],
-        )
-        for s in alert_repo.list_silences(conn, now)
-    ]
+    """The silences in force at ``now``. One stored before its pattern was refused (a regular
+    expression RE2 cannot run) mutes nothing: its alerts are sent, and the log says why."""
+    out = []
+    for s in alert_repo.list_silences(conn, now):
+        try:
+            matchers = [Matcher.model_validate(m) for m in s["matchers"]]
+        except ValueError as exc:
+            log.warning("silence %s mutes nothing: %s", s["id"], str(exc).splitlines()[-1][:300])
+            continue
+        out.append(Silence(s["id"], matchers, s["starts_at"], s["ends_at"], s["created_by"], s["comment"]))
+    return out
 
 
 def flush_groups_in(conn: Connection, settings: Settings, now: datetime) -> int:

@@ -352,3 +352,30 @@ def test_a_receiver_down_for_several_attempts_gets_every_message_once_when_back(
     messages = churn.http.get("/v1/outbox", headers=churn.read).json()["messages"]
     assert sorted(ids) == sorted(m["message_id"] for m in messages)  # every message, each once
     assert {m["status"] for m in messages} == {"delivered"} and {m["attempts"] for m in messages} == {5}
+
+
+def test_a_silence_regex_re2_cannot_run_is_refused_naming_the_matcher(api: Api) -> None:
+    base = {"ends_at": "2099-01-01T00:00:00Z", "created_by": "ana", "comment": "c"}
+    bad = {**base, "matchers": [{"name": "model", "value": "credit"}, {"name": "pad", "value": r"(a)\1", "op": "=~"}]}
+    r = api.http.post("/v1/silences", json=bad, headers=api.admin)
+    assert r.status_code == 422, r.text
+    (detail,) = r.json()["error"]["details"]
+    assert detail["field"] == "matchers.1" and "RE2" in detail["reason"] and "invalid escape" in detail["reason"]
+    ok = {**base, "matchers": [{"name": "pad", "value": "(a+)+$", "op": "=~"}]}
+    assert api.http.post("/v1/silences", json=ok, headers=api.admin).status_code == 201
+
+
+def test_a_stored_silence_re2_cannot_run_mutes_nothing_and_breaks_nothing(api: Api) -> None:
+    from monitor.db import alert_repo
+    from monitor.services.alerting import active_silences
+
+    now = datetime.now(UTC)
+    with api.ctx.uow() as uow:  # stored before patterns were checked with RE2
+        old = [{"name": "model", "value": r"(c)\1", "op": "=~"}]
+        alert_repo.create_silence(uow.conn, old, now - timedelta(hours=1), now + timedelta(hours=1), "a", "old")
+        good = [{"name": "model", "value": "credit", "op": "="}]
+        kept = alert_repo.create_silence(uow.conn, good, now - timedelta(hours=1), now + timedelta(hours=1), "a", "ok")
+        uow.commit()
+    with api.ctx.uow() as uow:
+        assert [s.id for s in active_silences(uow.conn, now)] == [kept]
+    assert api.http.get("/v1/alerts", headers=api.read).status_code == 200

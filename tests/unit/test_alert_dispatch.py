@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -146,3 +147,20 @@ def test_slack_text_from_monitored_data_cannot_ping_or_forge_links() -> None:
     assert "<!channel>" not in sent and "<http://evil.example|" not in sent
     assert "&lt;!channel&gt; &lt;http://evil.example|click&gt; &amp; more" in slack["attachments"][0]["title"]
     assert "&lt;!channel&gt;" in slack["attachments"][0]["footer"]
+
+
+def test_a_pathological_pattern_evaluates_in_linear_time() -> None:
+    # (a+)+$ takes Python's backtracking engine seconds at 25 characters, doubling per character
+    m = Matcher(name="pad", value="(a+)+$", op="=~")
+    labels = {"pad": "a" * 5000 + "!"}
+    started = time.perf_counter()
+    for _ in range(100):
+        assert not m.matches(labels)
+    assert time.perf_counter() - started < 0.5
+    assert Matcher(name="pad", value="(a+)+", op="=~").matches({"pad": "aaaa"})
+
+
+@pytest.mark.parametrize("pattern", [r"(a)\1", "(?=x)x", "(?<!y)x", "a" * 2000])
+def test_patterns_re2_cannot_run_in_linear_time_are_refused(pattern: str) -> None:
+    with pytest.raises(ValidationError, match="regular expression"):
+        Matcher(name="model", value=pattern, op="=~")
