@@ -61,7 +61,8 @@ class ReceiverSpec(BaseModel):
     @field_validator("url")
     @classmethod
     def _url(cls, v: str) -> str:
-        # Literal addresses are judged here; names are resolved and checked before every attempt.
+        # The form of the URL here; its address against the settings where the receiver is stored,
+        # and names resolved and checked before every attempt.
         check_url(v, allow_private=True, allow_loopback=True, resolve=False)
         return v
 

@@ -1,7 +1,11 @@
 """Receiver URLs are checked before anything is sent to them: a webhook target the service can
 be told to call is a request forgery risk (cloud metadata at 169.254.169.254, the database,
 admin ports on loopback). Private, loopback, link-local and reserved targets are refused unless
-the settings allow them (tests and all-on-one-host setups allow loopback).
+the settings allow them (tests and all-on-one-host setups allow loopback). The check is an
+allow-list: only globally routable addresses pass by default, so that ranges a deny-list forgets
+(shared address space 100.64.0.0/10, where a cloud metadata service answers at 100.100.100.200;
+192.0.0.0/24; IPv6 addresses that carry an IPv4 one, 6to4, Teredo, NAT64, mapped) are refused
+for what they lead to.
 
 A name is resolved once per attempt, and the request goes to the address that was checked
 (``vet_url``): if the connection resolved the name again, a DNS server answering a public
@@ -19,18 +23,43 @@ class UnsafeURL(ValueError):
     pass
 
 
-def _forbidden(ip: ipaddress.IPv4Address | ipaddress.IPv6Address, allow_private: bool, allow_loopback: bool) -> str:
+IP = ipaddress.IPv4Address | ipaddress.IPv6Address
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+_SHARED = ipaddress.IPv4Network("100.64.0.0/10")  # carrier-grade NAT: private in all but name
+
+
+def _embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 one leads to: mapped, 6to4, Teredo (its server), NAT64, or the old
+    IPv4-compatible form (::a.b.c.d)."""
+    if ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    if ip.sixtofour is not None:
+        return ip.sixtofour
+    if ip.teredo is not None:
+        return ip.teredo[1]  # the client: where the traffic ends up
+    if ip in _NAT64 or (0xFFFF < int(ip) < 2**32):
+        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    return None
+
+
+def _forbidden(ip: IP, allow_private: bool, allow_loopback: bool) -> str:
+    """Why a request must not go to ``ip`` ('' if it may)."""
+    if isinstance(ip, ipaddress.IPv6Address):
+        inner = _embedded_ipv4(ip)
+        if inner is not None:
+            why = _forbidden(inner, allow_private, allow_loopback)
+            return f"{why} (as {inner})" if why else ""
     if ip.is_loopback:
         return "" if allow_loopback else "a loopback address"
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        return _forbidden(ip.ipv4_mapped, allow_private, allow_loopback)
     if ip.is_link_local:
         return "a link-local address (cloud metadata lives there)"
     if ip.is_multicast or ip.is_unspecified or ip.is_reserved:
         return "a reserved address"
-    if ip.is_private and not allow_private:
-        return "a private address"
-    return ""
+    if ip.is_global:
+        return ""
+    if allow_private and (ip.is_private or ip in _SHARED):
+        return ""
+    return "not a globally routable address (private, shared or special-purpose)"
 
 
 @dataclass(frozen=True)
@@ -77,7 +106,7 @@ def vet_url(url: str, *, allow_private: bool = False, allow_loopback: bool = Fal
 
 def _checked_addresses(
     url: str, allow_private: bool, allow_loopback: bool, resolve: bool
-) -> tuple[SplitResult, list[ipaddress.IPv4Address | ipaddress.IPv6Address], bool]:
+) -> tuple[SplitResult, list[IP], bool]:
     """The URL's parts, its host's addresses (all allowed), and whether the host was a name resolved."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https"):

@@ -17,6 +17,8 @@ from pydantic import ValidationError
 from alerts.receivers import ReceiverSpec
 from alerts.rules import Rule, RuleError, load_yaml, parse_rule, parse_rules
 from alerts.signing import new_secret
+from alerts.urls import UnsafeURL, check_url
+from monitor.config import Settings
 from monitor.db import alert_repo
 from monitor.errors import Conflict, MonitorError, NotFound
 from monitor.services.context import ServiceContext
@@ -128,16 +130,30 @@ def list_receivers(ctx: ServiceContext) -> list[dict[str, Any]]:
         return [public_receiver(r) for r in alert_repo.list_receivers(uow.conn)]
 
 
-def put_receiver(ctx: ServiceContext, doc: Any) -> dict[str, Any]:
-    """Create or replace a receiver; the answer carries its signing secret, the only time it is shown."""
+def _receiver_spec(doc: Any, settings: Settings) -> ReceiverSpec:
+    """The receiver a document describes, its URL checked against the settings as far as it can
+    be without resolving (a literal address; names are resolved and checked before every
+    attempt); ``MonitorError`` naming the field and the reason otherwise."""
     try:
         spec = ReceiverSpec.model_validate(doc)
+        check_url(
+            spec.url,
+            allow_private=settings.allow_private_receivers,
+            allow_loopback=settings.allow_loopback_receivers,
+            resolve=False,
+        )
     except ValidationError as exc:
         first = exc.errors()[0]
-        field = ".".join(str(p) for p in first["loc"])
-        raise MonitorError(
-            f"receiver refused: {field}: {first['msg']}", [{"field": field, "reason": first["msg"]}]
-        ) from None
+        field, reason = ".".join(str(p) for p in first["loc"]), first["msg"]
+        raise MonitorError(f"receiver refused: {field}: {reason}", [{"field": field, "reason": reason}]) from None
+    except UnsafeURL as exc:
+        raise MonitorError(f"receiver refused: url: {exc}", [{"field": "url", "reason": str(exc)}]) from None
+    return spec
+
+
+def put_receiver(ctx: ServiceContext, doc: Any) -> dict[str, Any]:
+    """Create or replace a receiver; the answer carries its signing secret, the only time it is shown."""
+    spec = _receiver_spec(doc, ctx.settings)
     row = _receiver_row(spec, "api")
     with ctx.uow() as uow:
         existing = alert_repo.get_receiver(uow.conn, spec.name)
@@ -210,12 +226,10 @@ def load_rules_file(ctx: ServiceContext, text: str, path: str = "rules file") ->
         receivers: list[str] = []
         for i, rdoc in enumerate(doc.get("receivers") or []):
             try:
-                spec = ReceiverSpec.model_validate(rdoc)
-            except ValidationError as exc:
-                first = exc.errors()[0]
+                spec = _receiver_spec(rdoc, ctx.settings)
+            except MonitorError as exc:
                 name = rdoc.get("name") if isinstance(rdoc, dict) else None
-                field = ".".join(str(p) for p in first["loc"])
-                errors.append({"receiver": name, "index": i, "field": field, "reason": first["msg"]})
+                errors += [{"receiver": name, "index": i, **d} for d in exc.details]
                 continue
             if spec.secret is None:
                 errors.append(

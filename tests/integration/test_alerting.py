@@ -379,3 +379,32 @@ def test_a_stored_silence_re2_cannot_run_mutes_nothing_and_breaks_nothing(api: A
     with api.ctx.uow() as uow:
         assert [s.id for s in active_silences(uow.conn, now)] == [kept]
     assert api.http.get("/v1/alerts", headers=api.read).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://10.0.0.5/hook",
+        "http://100.100.100.200/latest/meta-data",
+        "http://192.0.0.170/hook",
+        "http://[2002:a9fe:a9fe::1]/hook",
+        "http://[fd00::1]/hook",
+        "http://169.254.169.254/",
+    ],
+)
+def test_a_receiver_at_a_literal_address_that_is_not_public_is_refused_when_made(
+    api: Api, url: str, tmp_path: Path
+) -> None:
+    # the test settings allow loopback receivers and nothing else
+    r = api.http.put("/v1/receivers/internal", json={"url": url}, headers=api.admin)
+    assert r.status_code == 400, r.text
+    assert r.json()["error"]["details"][0]["field"] == "url"
+    assert api.count("SELECT count(*) FROM receivers") == 0
+    secret = "whsec_" + "A" * 32
+    errors = alert_config.load_rules_file(
+        api.ctx, f"receivers:\n  - {{name: internal, url: '{url}', secret: '{secret}'}}\n", "rules.yaml"
+    )
+    assert [(e["receiver"], e["field"]) for e in errors] == [("internal", "url")]
+    assert (
+        api.http.put("/v1/receivers/local", json={"url": "http://127.0.0.1:9/x"}, headers=api.admin).status_code == 200
+    )

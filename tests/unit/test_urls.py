@@ -14,9 +14,24 @@ from alerts.urls import Target, UnsafeURL, check_url, vet_url
         ("http://169.254.169.254/latest/meta-data", "link-local"),
         ("http://127.0.0.1:5432/", "loopback"),
         ("http://[::1]/hook", "loopback"),
-        ("http://[::ffff:10.0.0.1]/hook", "private"),
-        ("http://10.1.2.3/hook", "private"),
-        ("http://192.168.0.10/hook", "private"),
+        ("http://[::ffff:10.0.0.1]/hook", "not a globally routable"),
+        ("http://10.1.2.3/hook", "not a globally routable"),
+        ("http://192.168.0.10/hook", "not a globally routable"),
+        ("http://100.100.100.200/latest/meta-data", "not a globally routable"),  # shared space: a cloud's metadata
+        ("http://100.64.0.1/hook", "not a globally routable"),
+        ("http://192.0.0.170/hook", "not a globally routable"),
+        ("http://198.18.0.1/hook", "not a globally routable"),  # benchmarking
+        ("http://192.0.2.1/hook", "not a globally routable"),  # documentation
+        ("http://[2002:a9fe:a9fe::1]/hook", "link-local"),  # 6to4 of 169.254.169.254
+        ("http://[2002:7f00:1::]/hook", "loopback"),  # 6to4 of 127.0.0.1
+        ("http://[2002:c0a8:0001::1]/hook", "not a globally routable"),  # 6to4 of 192.168.0.1
+        ("http://[64:ff9b::a9fe:a9fe]/hook", "link-local"),  # NAT64 of 169.254.169.254
+        ("http://[::127.0.0.1]/hook", "loopback"),  # IPv4-compatible
+        ("http://[2001:0:4136:e378::f5ff:fffe]/hook", "as 10.0.0.1"),  # Teredo, its client 10.0.0.1
+        ("http://[::ffff:127.0.0.1]/hook", "loopback"),
+        ("http://[fd00::1]/hook", "not a globally routable"),  # unique local
+        ("http://[fe80::1]/hook", "link-local"),
+        ("http://[2001:db8::1]/hook", "not a globally routable"),  # documentation
         ("http://0.0.0.0/hook", "reserved"),
         ("http://user:pw@example.com/hook", "credentials"),
         ("http://localhost:9/hook", "loopback"),
@@ -30,12 +45,16 @@ def test_unsafe_targets_are_refused(url: str, reason: str) -> None:
 def test_allowed_when_the_settings_say_so() -> None:
     assert check_url("http://127.0.0.1:8080/hook", allow_loopback=True)
     assert check_url("http://10.1.2.3/hook", allow_private=True)
+    assert check_url("http://100.64.0.1/hook", allow_private=True)
+    assert check_url("http://[2002:c0a8:0001::1]/hook", allow_private=True)
     with pytest.raises(UnsafeURL, match="link-local"):
         check_url("http://169.254.169.254/", allow_private=True, allow_loopback=True)
 
 
 def test_public_literal_and_unresolved_names() -> None:
     assert check_url("https://93.184.216.34/hook")
+    assert check_url("https://[2606:2800:220:1::1]/hook")
+    assert check_url("https://[2002:5db8:d822::1]/hook")  # 6to4 of a public address
     assert check_url("https://hooks.example.com/x", resolve=False)
 
 
