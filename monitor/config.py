@@ -69,6 +69,12 @@ class Settings(BaseSettings):
     auth_failures_per_second: float = 1.0
     auth_failures_burst: float = 20.0
 
+    # Full Evidently reports: the most rows a report may sample from its window (its cost grows
+    # with them: ~14 s of CPU and 3.7 MB of HTML at 50,000), and how long stored reports are kept.
+    # One report is built at a time per API key (429 with Retry-After for another meanwhile).
+    report_max_sample_size: int = Field(20_000, ge=100)
+    report_retention_days: int = Field(30, ge=1)
+
     # Logs: one JSON object per line with the request id ("json"), or plain text ("text").
     log_format: Literal["json", "text"] = "json"
 

@@ -9,6 +9,7 @@ from urllib.parse import quote
 from dash import Dash, Input, Output, State, dcc, html
 from dash import ctx as dash_ctx
 
+from dashboards import auth
 from dashboards.params import RANGES
 from monitor.errors import MonitorError
 from monitor.services import reports
@@ -80,7 +81,14 @@ def layout(ctx: ServiceContext, search: str) -> html.Div:
                     html.Label(
                         [
                             "sample ",
-                            dcc.Input(id="report-sample", type="number", value=5000, min=100, max=100_000, step=100),
+                            dcc.Input(
+                                id="report-sample",
+                                type="number",
+                                value=5000,
+                                min=100,
+                                max=ctx.settings.report_max_sample_size,
+                                step=100,
+                            ),
                         ]
                     ),
                     html.Button("Build report", id="report-build", n_clicks=0),
@@ -119,7 +127,14 @@ def register(app: Dash, ctx: ServiceContext) -> None:
         end = datetime.now(UTC)
         try:
             meta = reports.build_report(
-                ctx, model, None, end - RANGES[range_name], end, kind=kind, sample_size=int(sample or 5000)
+                ctx,
+                model,
+                None,
+                end - RANGES[range_name],
+                end,
+                kind=kind,
+                sample_size=int(sample or 5000),
+                key_id=auth.principal().key_id,
             )
         except MonitorError as exc:
             return html.P(exc.message, className="error"), _report_list(ctx, model), None

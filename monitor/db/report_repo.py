@@ -95,3 +95,24 @@ def get_report(conn: Connection, model_id: int, report_id: int, with_html: bool)
         .first()
     )
     return dict(row) if row else None
+
+
+# Advisory-lock namespace (the first key of pg_try_advisory_lock(int, int)) of report builds.
+BUILD_LOCK = 0x7265_7074  # "rept"
+
+
+def try_lock_builder(conn: Connection, key_id: int) -> bool:
+    """Take the session lock that marks a report build for this key; False if another holds it.
+    Session-level, held across the build's transactions, released by ``unlock_builder`` or when
+    the connection ends (a process that dies mid-build frees it)."""
+    return bool(conn.execute(text("SELECT pg_try_advisory_lock(:ns, :k)"), {"ns": BUILD_LOCK, "k": key_id}).scalar())
+
+
+def unlock_builder(conn: Connection, key_id: int) -> None:
+    conn.execute(text("SELECT pg_advisory_unlock(:ns, :k)"), {"ns": BUILD_LOCK, "k": key_id})
+
+
+def delete_older(conn: Connection, cutoff: datetime) -> int:
+    """Delete reports built before ``cutoff`` (through the model id that leads their index)."""
+    sql = "DELETE FROM reports r USING models m WHERE r.model_id = m.id AND r.created_at < :c"
+    return conn.execute(text(sql), {"c": cutoff}).rowcount

@@ -7,7 +7,7 @@ import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from monitor.db import history_repo, kserve_repo, log_repo, partitions
+from monitor.db import history_repo, kserve_repo, log_repo, partitions, report_repo
 from monitor.services.context import ServiceContext
 
 log = logging.getLogger(__name__)
@@ -38,6 +38,10 @@ def run_maintenance(ctx: ServiceContext, now: datetime | None = None) -> dict[st
         uow.commit()
     with ctx.uow() as uow:
         history = history_repo.delete_older(uow.conn, now - timedelta(days=s.history_retention_days))
+        # Reports are samples rebuilt on demand, megabytes each: kept a shorter time of their own.
+        reports = report_repo.delete_older(uow.conn, now - timedelta(days=s.report_retention_days))
+        if reports:
+            history["reports"] = reports
         uow.commit()
     ctx.partitions.forget_before(partitions.day_of(cutoff))
     report = {

@@ -17,12 +17,12 @@ import pandas as pd
 
 from monitor.db import reference_repo, report_repo
 from monitor.domain.schema import FeatureType, ModelSchema, Task, schema_from_json
-from monitor.errors import MonitorError, NotFound
+from monitor.errors import MonitorError, NotFound, TooManyRequests
 from monitor.services.context import ServiceContext
 from monitor.services.registry import model_id_or_404, resolve_version
 from monitor.web_security import escape_embedded_json
 
-MAX_SAMPLE = 50_000
+BUILD_RETRY_SECONDS = 10.0  # what a second request of the same key is told to wait
 
 
 def _frame(rows: list[dict[str, Any]], schema: ModelSchema) -> pd.DataFrame:
@@ -84,16 +84,47 @@ def build_report(
     *,
     kind: str = "drift",
     sample_size: int = 10_000,
+    key_id: int = 0,
 ) -> dict[str, Any]:
-    """Build, store and describe an Evidently report: data drift, or quality on labelled rows."""
-    from evidently import Dataset, Report
-    from evidently.presets import ClassificationPreset, DataDriftPreset, RegressionPreset
+    """Build, store and describe an Evidently report: data drift, or quality on labelled rows.
 
+    A report costs seconds of CPU and megabytes of storage, and a read key may ask for one: the
+    sample is bounded by ``report_max_sample_size``, and the key ``key_id`` builds one report at
+    a time, across every API and dashboard process (a Postgres advisory lock)."""
     if kind not in ("drift", "quality"):
         raise MonitorError("kind must be 'drift' or 'quality'")
     if window_end <= window_start:
         raise MonitorError("the window must end after it starts")
-    n = max(1, min(sample_size, MAX_SAMPLE))
+    most = ctx.settings.report_max_sample_size
+    if sample_size > most:
+        raise MonitorError(
+            f"sample_size {sample_size} is over the limit of {most} rows (MONITOR_REPORT_MAX_SAMPLE_SIZE)",
+            [{"field": "sample_size", "reason": f"at most {most}"}],
+        )
+    with ctx.engine.connect() as lock_conn:
+        if not report_repo.try_lock_builder(lock_conn, key_id):
+            lock_conn.rollback()
+            raise TooManyRequests("a report is being built for this key already; one at a time", BUILD_RETRY_SECONDS)
+        lock_conn.commit()  # the lock is the session's: no transaction stays open during the build
+        try:
+            return _build(ctx, model, version, window_start, window_end, kind, max(1, sample_size))
+        finally:
+            report_repo.unlock_builder(lock_conn, key_id)
+            lock_conn.commit()
+
+
+def _build(
+    ctx: ServiceContext,
+    model: str,
+    version: str | None,
+    window_start: datetime,
+    window_end: datetime,
+    kind: str,
+    n: int,
+) -> dict[str, Any]:
+    from evidently import Dataset, Report
+    from evidently.presets import ClassificationPreset, DataDriftPreset, RegressionPreset
+
     vrow = resolve_version(ctx, model, version)
     schema = schema_from_json(vrow.schema)
     labelled = kind == "quality"

@@ -86,13 +86,7 @@ def _count(ctx: ServiceContext, sql: str, **params: object) -> int:
         return int(conn.execute(text(sql), params).scalar_one())
 
 
-def test_metric_points_summaries_and_reports_go_after_the_history_retention(ctx: ServiceContext) -> None:
-    register_demo(ctx, MonitoringConfig(windows=["1h"]))
-    base = hour_floor(datetime.now(UTC))
-    traffic(ctx, base - 5 * HOUR, 100, "old-", seed=1)
-    traffic(ctx, base - HOUR, 100, "recent-", seed=2)
-    backfill(ctx, MODEL, base - 6 * HOUR, base)
-    cutoff = base - 3 * HOUR
+def _reports_around(ctx: ServiceContext, cutoff: datetime) -> None:
     with ctx.engine.begin() as conn:
         for created in (cutoff - HOUR, cutoff + HOUR):
             conn.execute(
@@ -103,10 +97,18 @@ def test_metric_points_summaries_and_reports_go_after_the_history_retention(ctx:
                 ),
                 {"c": created},
             )
+
+
+def test_metric_points_and_summaries_go_after_the_history_retention(ctx: ServiceContext) -> None:
+    register_demo(ctx, MonitoringConfig(windows=["1h"]))
+    base = hour_floor(datetime.now(UTC))
+    traffic(ctx, base - 5 * HOUR, 100, "old-", seed=1)
+    traffic(ctx, base - HOUR, 100, "recent-", seed=2)
+    backfill(ctx, MODEL, base - 6 * HOUR, base)
+    cutoff = base - 3 * HOUR
     kept = {
         "metric_points": "SELECT count(*) FROM metric_points WHERE window_end >= :c",
         "bucket_summaries": "SELECT count(*) FROM bucket_summaries WHERE bucket_start >= :c",
-        "reports": "SELECT count(*) FROM reports WHERE created_at >= :c",
     }
     before = {table: _count(ctx, sql, c=cutoff) for table, sql in kept.items()}
     assert all(before.values()), before
@@ -117,6 +119,16 @@ def test_metric_points_summaries_and_reports_go_after_the_history_retention(ctx:
     assert report["history_deleted"] == old
     assert {table: _count(ctx, sql, c=cutoff) for table, sql in kept.items()} == before
     assert all(_count(ctx, sql.replace(">=", "<"), c=cutoff) == 0 for sql in kept.values())
+
+
+def test_reports_go_after_their_own_retention(ctx: ServiceContext) -> None:
+    register_demo(ctx, MonitoringConfig(windows=["1h"]))
+    cutoff = hour_floor(datetime.now(UTC)) - 3 * HOUR
+    _reports_around(ctx, cutoff)
+    report = run_maintenance(ctx, cutoff + timedelta(days=ctx.settings.report_retention_days))
+    assert report["history_deleted"] == {"reports": 1}
+    assert _count(ctx, "SELECT count(*) FROM reports WHERE created_at > :c", c=cutoff) == 1
+    assert _count(ctx, "SELECT count(*) FROM reports") == 1
 
 
 def test_alerts_that_ended_and_finished_webhooks_go_after_the_history_retention(churn: Api, receiver: Receiver) -> None:

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 
 from monitor import demo_data
+from monitor.db import report_repo
 from monitor.domain.schema import ModelSpec
 from monitor.domain.tabular import TableFormat
 from monitor.services import ingestion, registry
@@ -62,3 +63,38 @@ def test_drift_and_quality_reports_from_samples(api: Api) -> None:
     r = api.http.post(f"/v1/models/{demo_data.MODEL_NAME}/reports", json=empty, headers=read)
     assert r.status_code == 400 and "no predictions in the window" in r.json()["error"]["message"]
     assert api.http.get(f"/v1/models/{demo_data.MODEL_NAME}/reports/999", headers=read).status_code == 404
+
+
+def test_report_builds_are_bounded_per_key(api: Api) -> None:
+    ctx = api.ctx
+    registry.register_model(ctx, ModelSpec.model_validate(demo_data.SPEC))
+    buf = io.BytesIO()
+    demo_data.reference_frame(300).to_csv(buf, index=False)
+    upload_reference(ctx, demo_data.MODEL_NAME, buf.getvalue(), TableFormat.csv)
+    now = datetime.now(UTC)
+    a = demo_data.applicants(200, np.random.default_rng(5), 1.0)
+    records = [
+        {"prediction_id": f"b{i}", "timestamp": now.isoformat(), "features": rec, "prediction": "repaid"}
+        for i, rec in enumerate(a.records())
+    ]
+    ingestion.ingest_predictions(ctx, records, model=demo_data.MODEL_NAME)
+    key, info = create_key(ctx, "reader", [Scope.read])
+    read, other = bearer(key), bearer(create_key(ctx, "another", [Scope.read])[0])
+    url = f"/v1/models/{demo_data.MODEL_NAME}/reports"
+    window = {"start": (now - timedelta(hours=1)).isoformat(), "end": (now + timedelta(minutes=1)).isoformat()}
+
+    most = ctx.settings.report_max_sample_size
+    r = api.http.post(url, json={**window, "sample_size": most + 1}, headers=read)
+    assert r.status_code == 400 and "MONITOR_REPORT_MAX_SAMPLE_SIZE" in r.json()["error"]["message"]
+
+    # a build of this key in progress, in another process: the lock it holds
+    with ctx.engine.connect() as conn:
+        assert report_repo.try_lock_builder(conn, info["id"])
+        conn.commit()
+        r = api.http.post(url, json={**window, "sample_size": 100}, headers=read)
+        assert r.status_code == 429 and int(r.headers["retry-after"]) >= 1
+        assert "one at a time" in r.json()["error"]["message"]
+        assert api.http.post(url, json={**window, "sample_size": 100}, headers=other).status_code == 201
+        report_repo.unlock_builder(conn, info["id"])
+        conn.commit()
+    assert api.http.post(url, json={**window, "sample_size": 100}, headers=read).status_code == 201

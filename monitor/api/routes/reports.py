@@ -15,12 +15,11 @@ from monitor.api.guard import GuardedRoute
 from monitor.api.responses import FastJSONResponse
 from monitor.services import reports
 from monitor.services.context import ServiceContext
-from monitor.services.keys import Scope
+from monitor.services.keys import Principal, Scope
 from monitor.web_security import REPORT_HEADERS
 
-router = APIRouter(
-    route_class=GuardedRoute, prefix="/v1/models", tags=["reports"], dependencies=[Depends(require(Scope.read))]
-)
+READ = require(Scope.read)
+router = APIRouter(route_class=GuardedRoute, prefix="/v1/models", tags=["reports"], dependencies=[Depends(READ)])
 
 
 class ReportRequest(BaseModel):
@@ -28,15 +27,31 @@ class ReportRequest(BaseModel):
     end: datetime
     version: str | None = None
     kind: Literal["drift", "quality"] = "drift"
-    sample_size: int = Field(10_000, ge=100, le=reports.MAX_SAMPLE, description="rows sampled from the window")
+    sample_size: int = Field(
+        10_000, ge=100, le=1_000_000, description="rows sampled from the window; at most MONITOR_REPORT_MAX_SAMPLE_SIZE"
+    )
 
 
 @router.post("/{name}/reports", status_code=201)
-async def create_report(name: str, req: ReportRequest, ctx: ServiceContext = Depends(get_ctx)) -> FastJSONResponse:
-    """Build an Evidently report (data drift, or quality on labelled rows) from random samples."""
+async def create_report(
+    name: str,
+    req: ReportRequest,
+    ctx: ServiceContext = Depends(get_ctx),
+    principal: Principal = Depends(READ),
+) -> FastJSONResponse:
+    """Build an Evidently report (data drift, or quality on labelled rows) from random samples.
+    One at a time per key (429 with Retry-After meanwhile); reports are kept
+    MONITOR_REPORT_RETENTION_DAYS."""
     meta = await run_in_threadpool(
         lambda: reports.build_report(
-            ctx, name, req.version, req.start, req.end, kind=req.kind, sample_size=req.sample_size
+            ctx,
+            name,
+            req.version,
+            req.start,
+            req.end,
+            kind=req.kind,
+            sample_size=req.sample_size,
+            key_id=principal.key_id,
         )
     )
     return FastJSONResponse(meta, status_code=201)
