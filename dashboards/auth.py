@@ -1,6 +1,8 @@
-"""Who may see the dashboard: a login with an API key that has the `read` scope. The session
-cookie keeps only the key's hash, checked again on every request (a revoked key stops working
-within the API's key cache time). Only a dashboard on a loopback address may run open (the demo).
+"""Who may see the dashboard: a login with an API key that has the `read` scope. The signed
+session cookie holds only a random session id; the session (the key's hash and an expiry) lives
+in the database and is checked on every request, with the key behind it (a revoked key stops
+working within the API's key cache time). Logging out deletes the session: the cookie, replayed,
+opens nothing. Only a dashboard on a loopback address may run open (the demo).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from urllib.parse import quote, urlparse
 from flask import Flask, Response, g, redirect, request, session
 
 from monitor.errors import MonitorError, TooManyRequests, Unauthorized
+from monitor.services import dashboard_sessions as sessions
 from monitor.services.context import ServiceContext
 from monitor.services.keys import Authenticator, Principal, Scope, hash_key
 from monitor.services.rate_limit import RateLimiter
@@ -67,7 +70,8 @@ def install(server: Flask, ctx: ServiceContext, *, open_access: bool) -> None:
             return None
         if request.path.startswith(PUBLIC_PREFIXES):
             return None
-        digest = session.get("key")
+        sid = session.get("sid")
+        digest = sessions.key_hash_of(ctx, sid) if isinstance(sid, str) else None
         if digest:
             try:
                 who = auth.authenticate_digest(digest)
@@ -75,7 +79,9 @@ def install(server: Flask, ctx: ServiceContext, *, open_access: bool) -> None:
                     g.principal = who
                     return None
             except MonitorError:
-                session.clear()
+                pass
+        if sid is not None:
+            session.clear()
         if request.path.startswith("/_dash-") or request.path.startswith("/report-html/"):
             return Response('{"error": "log in first"}', status=401, mimetype="application/json")
         return redirect("/login?next=" + quote(request.full_path))  # type: ignore[return-value]
@@ -99,10 +105,13 @@ def install(server: Flask, ctx: ServiceContext, *, open_access: bool) -> None:
                 failures.charge(address)
             return LOGIN_PAGE.format(next=html.escape(nxt), error=html.escape(exc.message))
         session.clear()
-        session["key"] = hash_key(key)
+        session["sid"] = sessions.start(ctx, hash_key(key))
         return redirect(nxt)  # type: ignore[return-value]
 
     @server.route("/logout")
     def logout() -> Response:
+        sid = session.get("sid")
+        if isinstance(sid, str):
+            sessions.end(ctx, sid)  # server-side: the cookie, replayed, no longer opens anything
         session.clear()
         return redirect("/login")  # type: ignore[return-value]

@@ -100,6 +100,8 @@ class Settings(BaseSettings):
     dashboard_host: str = "127.0.0.1"
     dashboard_port: int = 8050
     dashboard_secret_key: str | None = None
+    # A dashboard login lasts this long (logging out ends it at once, in every replica).
+    dashboard_session_hours: float = Field(12.0, gt=0)
 
     @model_validator(mode="after")
     def _history_outlives_the_log(self) -> Self:

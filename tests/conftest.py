@@ -71,6 +71,7 @@ def session_ctx(settings: Settings) -> Iterator[ServiceContext]:
 TABLES = ", ".join(
     [
         "reports",
+        "dashboard_sessions",
         "job_watermarks",
         "job_runs",
         "kserve_events",

@@ -7,7 +7,7 @@ import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from monitor.db import history_repo, kserve_repo, log_repo, partitions, report_repo
+from monitor.db import history_repo, kserve_repo, log_repo, partitions, report_repo, session_repo
 from monitor.services.context import ServiceContext
 
 log = logging.getLogger(__name__)
@@ -42,6 +42,9 @@ def run_maintenance(ctx: ServiceContext, now: datetime | None = None) -> dict[st
         reports = report_repo.delete_older(uow.conn, now - timedelta(days=s.report_retention_days))
         if reports:
             history["reports"] = reports
+        sessions = session_repo.delete_expired(uow.conn, now)
+        if sessions:
+            history["dashboard_sessions"] = sessions
         uow.commit()
     ctx.partitions.forget_before(partitions.day_of(cutoff))
     report = {

@@ -134,3 +134,19 @@ def test_failed_logins_are_limited_per_address(login_dashboard: tuple[httpx.Clie
     assert statuses[:burst] == [200] * burst and statuses[burst:] == [429] * 3
     refused = client.post("/login", data={"key": "mon_00000000_wrong"}, headers=own)
     assert "too many failed logins" in refused.text and int(refused.headers["retry-after"]) >= 1
+
+
+def test_a_session_cookie_replayed_after_logout_opens_nothing(
+    login_dashboard: tuple[httpx.Client, str], ctx: ServiceContext
+) -> None:
+    client, port = login_dashboard
+    own = {"Origin": f"http://127.0.0.1:{port}"}
+    read = keys.create_key(ctx, "dash-read", [keys.Scope.read])[0]
+    assert client.post("/login", data={"key": read, "next": "/"}, headers=own).status_code == 302
+    cookie = dict(client.cookies)
+    assert client.get("/_dash-layout").status_code == 200
+    assert read not in str(cookie) and keys.hash_key(read) not in str(cookie)  # the cookie holds a session id
+    assert client.get("/logout").status_code == 302
+    with httpx.Client(base_url=str(client.base_url), cookies=cookie) as replay:
+        assert replay.get("/_dash-layout").status_code == 401
+        assert replay.get("/", follow_redirects=False).headers["location"].startswith("/login")
