@@ -1,4 +1,4 @@
-"""The ``monitor`` command: serve, migrate, keys, maintain, demo."""
+"""The ``monitor`` command: serve, migrate, keys, secrets, maintain, demo."""
 
 from __future__ import annotations
 
@@ -112,6 +112,27 @@ def _keys(args: argparse.Namespace) -> int:
     return 0
 
 
+def _secrets(args: argparse.Namespace) -> int:
+    if args.secrets_cmd == "new-key":
+        from cryptography.fernet import Fernet
+
+        print(Fernet.generate_key().decode())
+        return 0
+    from monitor.secret_box import SecretUnavailable
+    from monitor.services.alert_config import rotate_secrets
+    from monitor.services.bootstrap import open_context
+
+    ctx = open_context(get_settings())
+    try:
+        print(f"{rotate_secrets(ctx)} receivers' secrets encrypted with the first key")
+    except SecretUnavailable as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    finally:
+        ctx.close()
+    return 0
+
+
 def _scheduler(args: argparse.Namespace) -> int:
     from monitor.scheduler import MetricScheduler
     from monitor.services.bootstrap import open_context
@@ -211,6 +232,12 @@ def build_parser() -> argparse.ArgumentParser:
     kr = ksub.add_parser("revoke", help="revoke a key by its prefix")
     kr.add_argument("prefix")
     k.set_defaults(func=_keys)
+
+    se = sub.add_parser("secrets", help="the keys receiver secrets are encrypted with")
+    sesub = se.add_subparsers(dest="secrets_cmd", required=True)
+    sesub.add_parser("new-key", help="print a new key for MONITOR_SECRET_KEYS")
+    sesub.add_parser("rotate", help="re-encrypt every receiver secret with the first key of MONITOR_SECRET_KEYS")
+    se.set_defaults(func=_secrets)
 
     sc = sub.add_parser("scheduler", help="compute every model's metrics on its schedule (one leader at a time)")
     sc.add_argument("--tick", type=float, default=30.0, help="seconds between checks for due models")

@@ -85,6 +85,10 @@ class Settings(BaseSettings):
     # (request forgery: a rule author could otherwise make the service call internal systems).
     allow_private_receivers: bool = False
     allow_loopback_receivers: bool = False
+    # Keys that encrypt receiver signing secrets and header values at rest: comma-separated
+    # Fernet keys (`monitor secrets new-key`), the first encrypts, all decrypt. Unset: one key
+    # generated into data_dir/secret.key (one host only; processes on several hosts share this).
+    secret_keys: str | None = Field(None, repr=False)
     # Where alert links point: the dashboard's base URL, and this API's own.
     dashboard_url: str = "http://127.0.0.1:8050"
     public_url: str = "http://127.0.0.1:8000"

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from cryptography.fernet import Fernet
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
@@ -21,6 +22,9 @@ from monitor.services.bootstrap import open_context
 from monitor.services.context import ServiceContext
 
 DEFAULT_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
+# The key receiver secrets are encrypted with, in this test process and in every monitor process a
+# test starts (tests.integration.processes), as processes of one deployment share it.
+SECRET_KEYS = Fernet.generate_key().decode()
 
 
 def _server_url() -> str:
@@ -58,6 +62,7 @@ def settings(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Set
         api_key_cache_seconds=0,
         allow_loopback_receivers=True,  # the tests' webhook receivers listen on loopback
         rate_limit_per_second=0,  # off, but where a test turns it on
+        secret_keys=SECRET_KEYS,
     )
 
 

@@ -85,6 +85,13 @@ def get_receiver(conn: Connection, name: str) -> dict[str, Any] | None:
     return dict(row) if row else None
 
 
+def set_receiver_secrets(conn: Connection, name: str, secret: str, headers: dict[str, str]) -> None:
+    conn.execute(
+        text("UPDATE receivers SET secret = :s, headers = CAST(:h AS jsonb) WHERE name = :n"),
+        {"n": name, "s": secret, "h": _json(headers)},
+    )
+
+
 def upsert_receiver(conn: Connection, r: dict[str, Any]) -> None:
     conn.execute(
         text(

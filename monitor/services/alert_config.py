@@ -21,6 +21,7 @@ from alerts.urls import UnsafeURL, check_url
 from monitor.config import Settings
 from monitor.db import alert_repo
 from monitor.errors import Conflict, MonitorError, NotFound
+from monitor.secret_box import SecretBox
 from monitor.services.context import ServiceContext
 
 log = logging.getLogger(__name__)
@@ -99,14 +100,15 @@ def delete_rule(ctx: ServiceContext, name: str) -> None:
         uow.commit()
 
 
-def _receiver_row(spec: ReceiverSpec, source: str) -> dict[str, Any]:
+def _receiver_row(spec: ReceiverSpec, source: str, box: SecretBox, secret: str) -> dict[str, Any]:
+    """The stored form of a receiver: its signing ``secret`` and header values encrypted."""
     t = spec.timers()
     return {
         "name": spec.name,
         "kind": spec.kind.value,
         "url": spec.url,
-        "secret": spec.secret or new_secret(),
-        "headers": spec.headers or {},
+        "secret": box.seal(secret),
+        "headers": box.seal_headers(spec.headers or {}),
         "group_by": spec.group_by,
         "group_wait_s": int(t.group_wait.total_seconds()),
         "group_interval_s": int(t.group_interval.total_seconds()),
@@ -154,18 +156,33 @@ def _receiver_spec(doc: Any, settings: Settings) -> ReceiverSpec:
 def put_receiver(ctx: ServiceContext, doc: Any) -> dict[str, Any]:
     """Create or replace a receiver; the answer carries its signing secret, the only time it is shown."""
     spec = _receiver_spec(doc, ctx.settings)
-    row = _receiver_row(spec, "api")
+    box = ctx.secrets
     with ctx.uow() as uow:
         existing = alert_repo.get_receiver(uow.conn, spec.name)
         if existing and existing["source"] == "file":
             raise Conflict(f"receiver {spec.name!r} is defined in the rules file; change it there")
-        if existing and spec.secret is None:
-            row["secret"] = existing["secret"]  # keep the secret receivers already verify with
+        # an existing receiver keeps the secret its receivers already verify with
+        secret = spec.secret or (box.open(existing["secret"]) if existing else new_secret())
+        row = _receiver_row(spec, "api", box, secret)
         if existing and spec.headers is None:
             row["headers"] = existing["headers"]  # their values are never shown, so cannot be re-sent
         alert_repo.upsert_receiver(uow.conn, row)
         uow.commit()
-    return public_receiver(row) | {"secret": row["secret"]}
+    return public_receiver(row) | {"secret": secret}
+
+
+def rotate_secrets(ctx: ServiceContext) -> int:
+    """Encrypt every stored receiver secret and header value with the first key of
+    MONITOR_SECRET_KEYS (values from before encryption included); returns the receivers changed."""
+    box = ctx.secrets
+    with ctx.uow() as uow:
+        rows = alert_repo.list_receivers(uow.conn)
+        for row in rows:
+            alert_repo.set_receiver_secrets(
+                uow.conn, row["name"], box.rotate(row["secret"]), box.rotate_headers(row.get("headers") or {})
+            )
+        uow.commit()
+    return len(rows)
 
 
 def delete_receiver(ctx: ServiceContext, name: str) -> None:
@@ -236,7 +253,7 @@ def load_rules_file(ctx: ServiceContext, text: str, path: str = "rules file") ->
                     {"receiver": spec.name, "index": i, "field": "secret", "reason": "a file receiver needs its secret"}
                 )
                 continue
-            alert_repo.upsert_receiver(uow.conn, _receiver_row(spec, "file"))
+            alert_repo.upsert_receiver(uow.conn, _receiver_row(spec, "file", ctx.secrets, spec.secret))
             receivers.append(spec.name)
         alert_repo.delete_file_items(uow.conn, "receivers", receivers)
         rules, rule_errors = parse_rules(doc.get("rules") or [])

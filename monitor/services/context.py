@@ -19,6 +19,7 @@ from monitor.db.unit_of_work import UnitOfWork
 from monitor.domain.fast_batch import BatchDecoder
 from monitor.domain.records import RecordValidator
 from monitor.domain.schema import schema_from_json
+from monitor.secret_box import SecretBox, load_box
 
 log = logging.getLogger(__name__)
 
@@ -40,10 +41,20 @@ class ServiceContext:
     _versions: dict[tuple[str, str | None], tuple[float, Any]] = field(default_factory=dict)
     # reference id -> its summaries, most recently used last. See cached_reference.
     _references: OrderedDict[int, Any] = field(default_factory=OrderedDict)
+    _secret_box: SecretBox | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ServiceContext:
         return cls(settings=settings, engine=make_engine(database_url(settings), settings.db_pool_size))
+
+    @property
+    def secrets(self) -> SecretBox:
+        """What encrypts receiver secrets at rest (made on first use: the key file, when there is
+        one, is read or created then)."""
+        with self._lock:
+            if self._secret_box is None:
+                self._secret_box = load_box(self.settings)
+            return self._secret_box
 
     def uow(self) -> UnitOfWork:
         return UnitOfWork(self.engine)

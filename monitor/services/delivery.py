@@ -20,6 +20,7 @@ from alerts.retry import Outcome, backoff_seconds, classify, retry_after_seconds
 from alerts.urls import Target, UnsafeURL, vet_url
 from monitor.db import alert_repo
 from monitor.errors import NotFound
+from monitor.secret_box import SecretUnavailable
 from monitor.services.context import ServiceContext
 
 log = logging.getLogger(__name__)
@@ -60,9 +61,11 @@ def _attempt(ctx: ServiceContext, client: httpx.Client, m: dict[str, Any], recei
         try:
             # To an address checked, not to whatever the name resolves to when connecting.
             targets = vet_url(url, allow_private=s.allow_private_receivers, allow_loopback=s.allow_loopback_receivers)
+            box = ctx.secrets
             headers = {
-                **(receiver.get("headers") or {}),  # the receiver's own (Authorization, ...) cannot override these
-                **signing.headers(receiver["secret"], m["message_id"], body),
+                # the receiver's own (Authorization, ...), stored encrypted, cannot override these
+                **box.open_headers(receiver.get("headers") or {}),
+                **signing.headers(box.open(receiver["secret"]), m["message_id"], body),
                 "content-type": "application/json",
                 "user-agent": USER_AGENT,
             }
@@ -74,6 +77,8 @@ def _attempt(ctx: ServiceContext, client: httpx.Client, m: dict[str, Any], recei
             outcome = classify(status)
         except UnsafeURL as exc:
             outcome, error = Outcome.failed, str(exc)
+        except SecretUnavailable as exc:  # a key missing from this process's settings: fixable, so retried
+            outcome, error = Outcome.retry, str(exc)
         except httpx.HTTPError as exc:
             outcome, error = Outcome.retry, f"{type(exc).__name__}: {exc}"
     latency_ms = (time.perf_counter() - started) * 1000

@@ -14,6 +14,7 @@ from pathlib import Path
 import psycopg
 
 from monitor.server import free_port, wait_ready
+from tests.conftest import SECRET_KEYS
 
 __all__ = ["PostgresCluster", "monitor_process", "stop_process", "wait_ready"]
 
@@ -73,8 +74,10 @@ class PostgresCluster:
 
 
 def monitor_process(args: list[str], env: Mapping[str, str], log_path: Path) -> subprocess.Popen[bytes]:
-    """``monitor <args>`` as its own process, its output (both streams) in ``log_path``."""
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("MONITOR_")} | dict(env)
+    """``monitor <args>`` as its own process, its output (both streams) in ``log_path``, sharing the
+    tests' secret keys (``env`` may say otherwise)."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith("MONITOR_")}
+    full_env = base | {"MONITOR_SECRET_KEYS": SECRET_KEYS} | dict(env)
     out = log_path.open("ab")
     return subprocess.Popen(
         [sys.executable, "-m", "dashboards.cli", *args], env=full_env, stdout=out, stderr=subprocess.STDOUT

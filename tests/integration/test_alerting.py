@@ -408,3 +408,35 @@ def test_a_receiver_at_a_literal_address_that_is_not_public_is_refused_when_made
     assert (
         api.http.put("/v1/receivers/local", json={"url": "http://127.0.0.1:9/x"}, headers=api.admin).status_code == 200
     )
+
+
+def test_receiver_secrets_are_encrypted_at_rest_and_rotated(api: Api, tmp_path: Path) -> None:
+    from cryptography.fernet import Fernet
+    from sqlalchemy import text
+
+    from monitor.secret_box import SecretUnavailable
+    from monitor.services.context import ServiceContext
+
+    secret = "whsec_" + "B" * 40
+    doc = {"url": "http://127.0.0.1:9/hook", "secret": secret, "headers": {"Authorization": "Bearer hunter2"}}
+    assert api.http.put("/v1/receivers/enc", json=doc, headers=api.admin).status_code == 200
+    with api.ctx.engine.connect() as conn:
+        stored = conn.execute(text("SELECT secret, headers::text FROM receivers WHERE name = 'enc'")).one()
+    assert secret not in str(stored) and "hunter2" not in str(stored) and stored[0].startswith("enc:v1:")
+    assert api.ctx.secrets.open(stored[0]) == secret  # what delivery signs with
+
+    def ctx_with(keys: str) -> ServiceContext:
+        return ServiceContext(settings=api.ctx.settings.model_copy(update={"secret_keys": keys}), engine=api.ctx.engine)
+
+    old = api.ctx.settings.secret_keys or ""
+    new = Fernet.generate_key().decode()
+    assert alert_config.rotate_secrets(ctx_with(f"{new},{old}")) == 1
+    with api.ctx.engine.connect() as conn:
+        rotated = conn.execute(text("SELECT secret, headers->>'Authorization' FROM receivers WHERE name = 'enc'")).one()
+    assert ctx_with(new).secrets.open(rotated[0]) == secret
+    assert ctx_with(new).secrets.open(rotated[1]) == "Bearer hunter2"
+    with pytest.raises(SecretUnavailable):
+        ctx_with(old).secrets.open(rotated[0])
+    # replacing the receiver without a secret keeps (and shows) the one it had
+    kept = ctx_with(f"{new},{old}")
+    assert alert_config.put_receiver(kept, {"name": "enc", "url": "http://127.0.0.1:9/other"})["secret"] == secret

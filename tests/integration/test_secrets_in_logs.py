@@ -28,6 +28,7 @@ from monitor.services.alerting import evaluate_model
 from monitor.services.context import ServiceContext
 from monitor.services.metric_store import record_points
 from monitor.services.windows import hour_floor
+from tests.conftest import SECRET_KEYS
 from tests.integration.helpers import Api, drift_point, prediction
 from tests.integration.processes import monitor_process, stop_process, wait_ready
 
@@ -146,6 +147,7 @@ def test_no_secret_is_written_to_any_log(churn: Api, settings: Settings, tmp_pat
         "signing secret": signing_secret,
         "signing key bytes": signing_secret.removeprefix("whsec_"),
         "credential header of a receiver": header_token,
+        "key that encrypts receiver secrets": SECRET_KEYS,
     }.items():
         assert secret not in logs, f"the {name} was written to a log"
     # nor the secret part of a key on its own
