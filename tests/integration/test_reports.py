@@ -10,17 +10,22 @@ from monitor.db import report_repo
 from monitor.domain.schema import ModelSpec
 from monitor.domain.tabular import TableFormat
 from monitor.services import ingestion, registry
+from monitor.services.context import ServiceContext
 from monitor.services.keys import Scope, create_key
 from monitor.services.reference import upload_reference
 from tests.integration.helpers import Api, bearer
 
 
-def test_drift_and_quality_reports_from_samples(api: Api) -> None:
-    ctx = api.ctx
+def _demo_model(ctx: ServiceContext, reference_rows: int) -> None:
     registry.register_model(ctx, ModelSpec.model_validate(demo_data.SPEC))
     buf = io.BytesIO()
-    demo_data.reference_frame(1000).to_csv(buf, index=False)
+    demo_data.reference_frame(reference_rows).to_csv(buf, index=False)
     upload_reference(ctx, demo_data.MODEL_NAME, buf.getvalue(), TableFormat.csv)
+
+
+def test_drift_and_quality_reports_from_samples(api: Api) -> None:
+    ctx = api.ctx
+    _demo_model(ctx, reference_rows=1000)
     now = datetime.now(UTC)
     rng = np.random.default_rng(3)
     a = demo_data.applicants(600, rng, 1.0)
@@ -67,10 +72,7 @@ def test_drift_and_quality_reports_from_samples(api: Api) -> None:
 
 def test_report_builds_are_bounded_per_key(api: Api) -> None:
     ctx = api.ctx
-    registry.register_model(ctx, ModelSpec.model_validate(demo_data.SPEC))
-    buf = io.BytesIO()
-    demo_data.reference_frame(300).to_csv(buf, index=False)
-    upload_reference(ctx, demo_data.MODEL_NAME, buf.getvalue(), TableFormat.csv)
+    _demo_model(ctx, reference_rows=300)
     now = datetime.now(UTC)
     a = demo_data.applicants(200, np.random.default_rng(5), 1.0)
     records = [
