@@ -13,12 +13,12 @@ answers to, and where state-changing requests may come from.
 
 from __future__ import annotations
 
-import ipaddress
 from urllib.parse import urlsplit
 
 from dash import Dash
 from flask import Flask, Response, request
 
+from dashboards.auth import is_loopback
 from monitor.web_security import COMMON_HEADERS, REPORT_HEADERS
 
 REPORT_PREFIX = "/report-html/"
@@ -44,13 +44,7 @@ def is_loopback_host(host: str, port: str) -> bool:
     name, sep, given_port = host.rpartition(":")
     if not sep or given_port != port:
         return False
-    name = name.lower()
-    if name == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(name.removeprefix("[").removesuffix("]")).is_loopback
-    except ValueError:
-        return False
+    return is_loopback(name.lower().removeprefix("[").removesuffix("]"))
 
 
 def install(app: Dash, *, open_access: bool, dashboard_url: str) -> None:

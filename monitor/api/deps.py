@@ -6,9 +6,7 @@ from collections.abc import Awaitable, Callable
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from starlette.concurrency import run_in_threadpool
 
-from monitor.api.guard import PRINCIPAL
 from monitor.services.context import ServiceContext
 from monitor.services.keys import Authenticator, Principal, Scope
 
@@ -24,22 +22,16 @@ def require(scope: Scope, *, query_key: bool = False) -> Callable[..., Awaitable
     ``query_key``: the key may also come as ``?api_key=`` (for senders that cannot set headers,
     such as KServe's payload logger).
 
-    The check itself is made by the request guard (``monitor.api.guard``) before the body is
-    read, from the scope recorded on this dependency; here the route receives the principal it
-    found. Without the guard (an app assembled otherwise) the check is made here."""
+    The check itself is made by the route (``monitor.api.guard.GuardedRoute``) before the body is
+    read, from the scope recorded on this dependency; here the route's function receives the
+    principal it found. A route that is not guarded fails closed (500), never unchecked."""
 
     # The HTTPBearer dependency only documents the scheme in OpenAPI.
     async def check(request: Request, _: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> Principal:
-        principal: Principal | None = getattr(request.state, PRINCIPAL, None)
-        if principal is not None:
-            return Authenticator.check_scope(principal, scope)
-        auth: Authenticator = request.app.state.authenticator
-        header = request.headers.get("authorization")
-        if header is None and query_key and request.query_params.get("api_key"):
-            header = f"Bearer {request.query_params['api_key']}"
-        principal = await run_in_threadpool(auth.require, header, scope)
-        request.app.state.rate_limiter.acquire(principal.key_id)
-        return principal
+        principal: Principal | None = getattr(request.state, "principal", None)
+        if principal is None:
+            raise RuntimeError(f"{request.url.path} is not served by a GuardedRoute: its key was not checked")
+        return Authenticator.check_scope(principal, scope)
 
     check.required_scope = scope  # type: ignore[attr-defined]
     check.query_key = query_key  # type: ignore[attr-defined]

@@ -16,8 +16,8 @@ route's own one reads anything,
 
 A refusal made before the body was read closes the connection after the answer, so an unread
 body is never taken for the next request and a sender still trickling it is let go. The
-principal found is handed to the route's dependency through the request state: the key is
-looked up once.
+principal found is handed to the route's ``require`` dependency as ``request.state.principal``:
+the key is looked up once.
 """
 
 from __future__ import annotations
@@ -41,7 +41,6 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
-PRINCIPAL = "principal"  # the request-state key the route's dependency reads
 # Routes whose bodies may be larger than a batch of predictions (a path, or a route's path
 # format): (the limit's setting, its variable).
 LARGE_BODIES = [
