@@ -46,6 +46,11 @@ class PayloadTooLarge(MonitorError):
         return cls(f"request body exceeds the limit of {limit} bytes ({setting})")
 
 
+class UnsupportedMediaType(MonitorError):
+    status_code = 415
+    code = "unsupported_media_type"
+
+
 class Unauthorized(MonitorError):
     status_code = 401
     code = "unauthorized"

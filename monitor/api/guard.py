@@ -33,6 +33,7 @@ from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
+from monitor.api.encoding import CLOSE, GZIP, IDENTITY, Gunzip, Unsupported, content_encoding, without_encoding_headers
 from monitor.api.responses import FastJSONResponse, error_body
 from monitor.errors import MonitorError, PayloadTooLarge, Unauthorized
 from monitor.services.keys import Principal, Scope
@@ -51,9 +52,6 @@ DEFAULT_BODY = ("max_body_bytes", "MONITOR_MAX_BODY_BYTES")
 
 def body_limit(path: str) -> tuple[str, str]:
     return next((limit for pattern, limit in LARGE_BODIES if pattern.match(path)), DEFAULT_BODY)
-
-
-CLOSE = {"Connection": "close"}
 
 
 def required_scope(route: APIRoute) -> tuple[Scope | None, bool]:
@@ -116,9 +114,9 @@ async def _authenticate(request: Request, scope: Scope, query_key: bool) -> Prin
 
 
 class BoundedBodies:
-    """ASGI middleware: every request's body within its route's limit and the body timeout, as
-    the app receives it (before any Request object exists, so all of them read the same
-    bounded stream)."""
+    """ASGI middleware: every request's body within its route's limit and the body timeout, its
+    Content-Encoding decoded (``monitor.api.encoding``), as the app receives it (before any
+    Request object exists, so all of them read the same stream)."""
 
     def __init__(self, app: Callable[[Message, Receive, Send], Awaitable[None]]) -> None:
         self.app = app
@@ -130,7 +128,13 @@ class BoundedBodies:
             return
         setting, variable = body_limit(scope["path"])
         limit: int = getattr(ctx.settings, setting)
-        await self.app(scope, _BoundedBody(receive, limit, variable, ctx.settings.body_timeout_seconds), send)
+        bounded: Receive = _BoundedBody(receive, limit, variable, ctx.settings.body_timeout_seconds)
+        encoding = content_encoding(scope["headers"])
+        if encoding in GZIP:
+            bounded, scope = Gunzip(bounded, limit, variable), without_encoding_headers(scope)
+        elif encoding not in IDENTITY:
+            bounded = Unsupported(bounded, encoding)
+        await self.app(scope, bounded, send)
 
 
 class _BoundedBody:

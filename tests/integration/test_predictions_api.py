@@ -244,3 +244,35 @@ def test_text_postgres_cannot_store_is_refused_with_its_record_and_field(churn: 
         assert r.status_code == status, r.text
         assert r.json()["error"]["details"][0]["field"] == "features.0.name"
     assert churn.count("SELECT count(*) FROM models WHERE name = 'm'") == 0
+
+
+def test_every_gzip_member_is_stored_and_other_encodings_refused(churn: Api) -> None:
+    gz = {**churn.ingest, "Content-Type": "application/x-ndjson", "Content-Encoding": "gzip"}
+    members = b"".join(
+        gzip.compress(orjson.dumps({"model": "churn", **prediction(f"m{i}")}) + b"\n") for i in range(3)
+    )  # what `cat a.gz b.gz c.gz` sends
+    r = churn.http.post("/v1/predictions", content=members, headers=gz)
+    assert r.status_code == 200 and r.json()["accepted"] == 3 and stored(churn) == 3
+    for body, status in (
+        (gzip.compress(orjson.dumps({"model": "churn", **prediction("t1")})) + b"\ntrailing", 400),
+        (gzip.compress(orjson.dumps({"model": "churn", **prediction("t2")}))[:-6], 400),
+    ):
+        r = churn.http.post("/v1/predictions", content=body, headers=gz)
+        assert r.status_code == status and r.json()["error"]["message"], r.text
+    for encoding in ("br", "deflate", "gzip, br", "zstd"):
+        h = {**churn.ingest, "Content-Type": "application/json", "Content-Encoding": encoding}
+        r = churn.http.post("/v1/predictions", content=orjson.dumps([prediction("e1")]), headers=h)
+        assert r.status_code == 415 and r.json()["error"]["code"] == "unsupported_media_type", r.text
+    for media in ("text/plain", "application/xml", "application/x-www-form-urlencoded"):
+        h = {**churn.ingest, "Content-Type": media}
+        for path in ("/v1/predictions", "/v1/labels"):
+            r = churn.http.post(path, content=orjson.dumps({"model": "churn", "records": []}), headers=h)
+            assert r.status_code == 415 and "application/json" in r.json()["error"]["message"], (path, r.text)
+    assert stored(churn) == 3  # nothing of the refused bodies
+
+
+def test_gzip_bodies_are_read_on_every_route(churn: Api) -> None:
+    silence = {"matchers": [{"name": "model", "value": "churn"}], "ends_at": "2099-01-01T00:00:00Z"}
+    body = gzip.compress(orjson.dumps({**silence, "created_by": "a", "comment": "b"}))
+    h = {**churn.admin, "Content-Type": "application/json", "Content-Encoding": "gzip"}
+    assert churn.http.post("/v1/silences", content=body, headers=h).status_code == 201

@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Query, Request
 from starlette.concurrency import run_in_threadpool
 
-from monitor.api.body import media_type, read_body
+from monitor.api.body import json_media_type, read_body
 from monitor.api.deps import get_ctx, require
 from monitor.api.guard import GuardedRoute
 from monitor.api.openapi_docs import LABEL_BODY, PREDICTION_BODY
@@ -40,10 +40,9 @@ async def post_predictions(
     request: Request, on_error: OnError = _ON_ERROR, ctx: ServiceContext = Depends(get_ctx)
 ) -> FastJSONResponse:
     """Log predictions: one record, a JSON batch, a JSON array or NDJSON. Answers only after the commit."""
+    kind = json_media_type(request)  # before the body is read
     body = await read_body(request, ctx.settings.max_body_bytes)
-    result = await run_in_threadpool(
-        ingestion.ingest_prediction_body, ctx, body, media_type(request), on_error=on_error
-    )
+    result = await run_in_threadpool(ingestion.ingest_prediction_body, ctx, body, kind, on_error=on_error)
     return FastJSONResponse(_result(result))
 
 
@@ -52,7 +51,8 @@ async def post_labels(
     request: Request, on_error: OnError = _ON_ERROR, ctx: ServiceContext = Depends(get_ctx)
 ) -> FastJSONResponse:
     """Ground truth by prediction id. A label may precede its prediction; a newer label replaces an older one."""
+    kind = json_media_type(request)  # before the body is read
     body = await read_body(request, ctx.settings.max_body_bytes)
-    records, model, _ = parse_records(body, media_type(request))
+    records, model, _ = parse_records(body, kind)
     result = await run_in_threadpool(ingestion.ingest_labels, ctx, records, model=model, on_error=on_error)
     return FastJSONResponse(_result(result))
