@@ -20,16 +20,22 @@ from typing import Annotated, Any, Literal, Union
 
 import msgspec
 
-from monitor.domain.records import MAX_CATEGORY_LENGTH, MAX_ID_LENGTH, PredictionRow, TimeBounds
+from monitor.domain.records import MAX_CATEGORY_LENGTH, MAX_ID_LENGTH, MAX_MAGNITUDE, PredictionRow, TimeBounds
 from monitor.domain.schema import FeatureType, ModelSchema, Task
 
 Probability = Annotated[float, msgspec.Meta(ge=0.0, le=1.0)]
 Category = Annotated[str, msgspec.Meta(max_length=MAX_CATEGORY_LENGTH)]
 PredictionId = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_ID_LENGTH)]
-Latency = Union[Annotated[int, msgspec.Meta(ge=0)], Annotated[float, msgspec.Meta(ge=0)]]  # noqa: UP007
+# Numbers within the same magnitude as the Python validator's (records.MAX_MAGNITUDE): anything
+# else leaves the fast path, and the full path names the record and field.
+_BOUND = msgspec.Meta(ge=-MAX_MAGNITUDE, le=MAX_MAGNITUDE)
+Number = Union[Annotated[int, _BOUND], Annotated[float, _BOUND]]  # noqa: UP007
+Latency = Union[  # noqa: UP007
+    Annotated[int, msgspec.Meta(ge=0, le=MAX_MAGNITUDE)], Annotated[float, msgspec.Meta(ge=0, le=MAX_MAGNITUDE)]
+]
 
 _FEATURE_TYPES: dict[FeatureType, Any] = {
-    FeatureType.numerical: Union[int, float, None],  # noqa: UP007
+    FeatureType.numerical: Union[Number, None],  # noqa: UP007
     FeatureType.categorical: Union[Category, None],  # noqa: UP007
     FeatureType.boolean: Union[bool, None],  # noqa: UP007
 }
@@ -74,7 +80,7 @@ class BatchDecoder:
                 gc=False,
             )
         if schema.task is Task.regression:
-            prediction: Any = Union[int, float]  # noqa: UP007
+            prediction: Any = Number
             scores: Any = None
         else:
             cls = Literal[tuple(schema.classes or ())]  # type: ignore[valid-type]

@@ -21,6 +21,11 @@ from monitor.domain.unstorable import find_unstorable
 
 MAX_ID_LENGTH = 256
 MAX_CATEGORY_LENGTH = 1024
+# The largest magnitude a stored number may have: 2^53, past which float64 no longer holds every
+# integer. Sums of squares over a billion such values stay far inside float8's range, so no value
+# that is accepted can overflow the rollup's sums; 1e200 or a 400-digit integer is refused here.
+MAX_MAGNITUDE = 2**53
+MAGNITUDE_REASON = f"expected a finite number of magnitude at most 2^53 ({MAX_MAGNITUDE:,})"
 PREDICTION_KEYS = frozenset(
     {"prediction_id", "timestamp", "features", "prediction", "scores", "latency_ms", "segments", "model", "version"}
 )
@@ -89,12 +94,11 @@ Converter = Callable[[Any], tuple[Any, str | None]]
 
 def _numerical(value: Any) -> tuple[Any, str | None]:
     t = type(value)
-    if t is float:
-        if math.isfinite(value):
+    if t is float or t is int:
+        # abs() of an int of any size is exact; of a float, nan compares false and fails too
+        if abs(value) <= MAX_MAGNITUDE:
             return value, None
-        return None, "expected a finite number"
-    if t is int:
-        return value, None
+        return None, MAGNITUDE_REASON
     return None, f"expected a number, got {_type_name(value)}"
 
 
@@ -219,7 +223,10 @@ class RecordValidator:
         types = set(map(type, nums))
         if not types <= _NUMERICAL_TYPES:
             return False
-        if float in types and not all(map(math.isfinite, nums if NoneType not in types else _present(nums))):
+        present = nums if NoneType not in types else _present(nums)
+        if present and (max(present) > MAX_MAGNITUDE or min(present) < -MAX_MAGNITUDE):
+            return False  # also NaN and the infinities: the full path names them
+        if float in types and not all(map(math.isfinite, present)):
             return False
         types = set(map(type, cats))
         if not types <= _CATEGORICAL_TYPES:
@@ -384,8 +391,8 @@ class RecordValidator:
 
         latency = raw.get("latency_ms")
         if latency is not None:
-            if type(latency) not in (int, float) or not math.isfinite(latency) or latency < 0:
-                errors.append(RecordError(index, "latency_ms", "expected a non-negative number"))
+            if type(latency) not in (int, float) or not 0 <= latency <= MAX_MAGNITUDE:
+                errors.append(RecordError(index, "latency_ms", "expected a non-negative number at most 2^53"))
             else:
                 latency = float(latency)
         segments = self._segments(index, raw.get("segments"), features, errors)

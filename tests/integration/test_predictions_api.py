@@ -276,3 +276,48 @@ def test_gzip_bodies_are_read_on_every_route(churn: Api) -> None:
     body = gzip.compress(orjson.dumps({**silence, "created_by": "a", "comment": "b"}))
     h = {**churn.admin, "Content-Type": "application/json", "Content-Encoding": "gzip"}
     assert churn.http.post("/v1/silences", content=body, headers=h).status_code == 201
+
+
+def test_numbers_past_the_stored_bound_are_refused_per_record_and_field(churn: Api) -> None:
+    """1e200, a 400-digit integer or a latency of 1e300 would overflow the rollup's sums: they are
+    refused at ingestion with the record and field named, on the fast path and the full path."""
+    huge = b"1" + b"0" * 400
+    ok = orjson.dumps(prediction("fine"))
+    records = [
+        ok,
+        b'{"prediction_id": "a", "features": {"tenure": 1e200, "plan": "basic"}, "prediction": "stay"}',
+        b'{"prediction_id": "b", "features": {"tenure": ' + huge + b', "plan": "basic"}, "prediction": "stay"}',
+        b'{"prediction_id": "c", "features": {"tenure": 1, "plan": "basic"}, "prediction": "stay", '
+        b'"latency_ms": 1e300}',
+        b'{"prediction_id": "d", "features": {"tenure": 1, "plan": "basic"}, "prediction": "stay", '
+        b'"latency_ms": ' + huge + b"}",
+    ]
+    h = {**churn.ingest, "Content-Type": "application/json"}
+    for body in (
+        b'{"model": "churn", "records": [' + b", ".join(records) + b"]}",  # the batch shape: fast path first
+        b"[" + b", ".join(r[:-1] + b', "model": "churn"}' for r in records) + b"]",  # an array: the full path
+    ):
+        r = churn.http.post("/v1/predictions", content=body, headers=h)
+        assert r.status_code == 422, r.text
+        details = r.json()["error"]["details"]
+        assert [(d["index"], d["field"]) for d in details] == [
+            (1, "features.tenure"),
+            (2, "features.tenure"),
+            (3, "latency_ms"),
+            (4, "latency_ms"),
+        ]
+        assert all("2^53" in d["reason"] for d in details)
+    r = churn.http.post("/v1/predictions?on_error=skip", content=body, headers=h)
+    assert r.status_code == 200 and r.json()["accepted"] == 1 and r.json()["rejected"] == 4
+    assert churn.count("SELECT count FROM schema_violations WHERE field = 'features.tenure'") >= 2
+    assert stored(churn) == 1
+
+
+@pytest.mark.parametrize("cell", ["1e200", "Infinity", "-inf", "1" + "0" * 400])
+def test_a_reference_cell_past_the_bound_is_refused_naming_row_and_column(churn: Api, cell: str) -> None:
+    csv = f"tenure,plan,prediction\n1,basic,stay\n{cell},pro,leave\n".encode()
+    h = {**churn.admin, "Content-Type": "text/csv"}
+    r = churn.http.post("/v1/models/churn/reference", content=csv, headers=h)
+    assert 400 <= r.status_code < 500, r.text
+    assert any(d.get("field") == "features.tenure" for d in r.json()["error"]["details"]), r.text
+    assert churn.count("SELECT count(*) FROM reference_datasets") == 0

@@ -3,6 +3,7 @@ accepts with the same result; whatever needs converting or explaining, it hands 
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import orjson
@@ -48,6 +49,8 @@ ACCEPTED = [
     ("multiclass", {"scores": {"a": 0.2, "b": 0.5, "c": 0.3}}),
     ("regression", {"prediction": 3}),
     ("regression", {"latency_ms": 0}),
+    ("regression", {"features": {"x": 2**53}, "prediction": -(2**53), "latency_ms": 2**53}),  # the bound itself
+    ("regression", {"features": {"x": -9.007e15}, "prediction": 9.007e15}),
 ]
 
 HANDED_BACK = [
@@ -76,6 +79,12 @@ HANDED_BACK = [
     ("binary", {"version": "2"}),
     ("regression", {"scores": {"a": 0.5}}),
     ("regression", {"prediction": "high"}),
+    # numbers past records.MAX_MAGNITUDE, which the full path refuses with the field named
+    ("binary", {"features": {"age": 2**53 + 1, "city": "x", "vip": True}}),
+    ("binary", {"features": {"age": 1e200, "city": "x", "vip": True}}),
+    ("binary", {"features": {"age": -1e16, "city": "x", "vip": True}}),
+    ("binary", {"latency_ms": 1e300}),
+    ("regression", {"prediction": 1e17}),
 ]
 
 
@@ -122,3 +131,24 @@ def test_peek_batch_only_takes_the_batch_shape() -> None:
     assert peek_batch(b"{nope") is None
     model, version, raw = peek_batch(b'{"model": "m", "version": "2", "records": [1, 2]}')
     assert (model, version, bytes(raw)) == ("m", "2", b"[1, 2]")
+
+
+@pytest.mark.parametrize(
+    ("field", "record"),
+    [
+        ("features.x", b'{"features": {"x": 1%s}, "prediction": 1}' % (b"0" * 400)),
+        ("features.x", b'{"features": {"x": -1e200}, "prediction": 1}'),
+        ("prediction", b'{"features": {"x": 1}, "prediction": 1%s}' % (b"0" * 400)),
+        ("latency_ms", b'{"features": {"x": 1}, "prediction": 1, "latency_ms": 1%s}' % (b"0" * 400)),
+        ("latency_ms", b'{"features": {"x": 1}, "prediction": 1, "latency_ms": 1e300}'),
+    ],
+)
+def test_numbers_past_the_bound_take_the_full_path_and_are_refused_there(field: str, record: bytes) -> None:
+    body = b'{"model": "m", "records": [' + record + b"]}"
+    peeked = peek_batch(body)
+    assert peeked is not None
+    assert BatchDecoder(REGRESSION).decode(peeked[2], "m", None, BOUNDS) is None
+    errors: list[RecordError] = []
+    rec = json.loads(record)  # the standard library reads a 400-digit integer exactly
+    assert RecordValidator(REGRESSION).prediction(0, rec, BOUNDS, errors) is None
+    assert [e.field for e in errors] == [field] and "2^53" in errors[0].reason
