@@ -51,8 +51,8 @@ def peek_batch(body: bytes) -> tuple[str, str | None, msgspec.Raw] | None:
     """``{"model", "version", "records": [...]}`` → (model, version, the records still encoded)."""
     try:
         env = msgspec.json.decode(body, type=_Envelope)
-    except (msgspec.ValidationError, msgspec.DecodeError):
-        return None
+    except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
+        return None  # the full path explains (JSON nested past its depth limit included)
     if env.model is None:
         return None
     return env.model, env.version, env.records
@@ -110,7 +110,7 @@ class BatchDecoder:
         """The batch's rows, or None when any record needs the full path."""
         try:
             decoded = self._decoder.decode(records)
-        except (msgspec.ValidationError, msgspec.DecodeError):
+        except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
             return None
         earliest, latest, now = bounds.earliest, bounds.latest, bounds.now
         feature_segments, record_segments = self._feature_segments, self._record_segments
@@ -122,8 +122,7 @@ class BatchDecoder:
             if ts is None:
                 ts = now
             else:
-                if ts.tzinfo is None:
-                    ts = ts.replace(tzinfo=UTC)
+                ts = ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)  # as parse_timestamp
                 if not earliest <= ts <= latest:
                     return None
             scores = r.scores

@@ -58,6 +58,8 @@ def request_rows(doc: Any, schema: ModelSchema) -> list[dict[str, Any]]:
     if not isinstance(doc, dict):
         raise KServeError("request body: expected a JSON object")
     if "instances" in doc:
+        if not isinstance(doc["instances"], list):
+            raise KServeError("instances: expected a list")
         out = []
         for i, inst in enumerate(doc["instances"]):
             if isinstance(inst, dict):
@@ -74,7 +76,9 @@ def request_rows(doc: Any, schema: ModelSchema) -> list[dict[str, Any]]:
         inputs = doc["inputs"]
         if not isinstance(inputs, list) or not inputs:
             raise KServeError("inputs: expected a non-empty list of tensors")
-        by_name = {t.get("name"): t for t in inputs if isinstance(t, dict)}
+        if not all(isinstance(t, dict) for t in inputs):
+            raise KServeError("inputs: expected a list of tensors (objects with name, shape and data)")
+        by_name = {t.get("name"): t for t in inputs}
         if len(inputs) == 1 and inputs[0].get("name") not in names:
             data = _tensor(inputs[0], "inputs[0]")
             if data.ndim != 2 or data.shape[1] != len(names):
@@ -102,7 +106,10 @@ def _prediction(value: Any, schema: ModelSchema, where: str) -> tuple[Any, dict[
             value = value[0]
         return value, None
     if isinstance(value, list):
-        probs = [float(v) for v in value]
+        try:
+            probs = [float(v) for v in value]
+        except (TypeError, ValueError):
+            raise KServeError(f"{where}: expected a list of probabilities, got {str(value)[:200]}") from None
         if len(probs) == len(classes):
             return classes[int(np.argmax(probs))], dict(zip(classes, probs, strict=True))
         if len(probs) == 1 and schema.task is Task.binary_classification:
@@ -127,6 +134,8 @@ def response_rows(doc: Any, schema: ModelSchema) -> list[tuple[Any, dict[str, fl
     if not isinstance(doc, dict):
         raise KServeError("response body: expected a JSON object")
     if "predictions" in doc:
+        if not isinstance(doc["predictions"], list):
+            raise KServeError("predictions: expected a list")
         return [_prediction(v, schema, f"predictions[{i}]") for i, v in enumerate(doc["predictions"])]
     if "outputs" in doc:
         outputs = doc["outputs"]
@@ -142,9 +151,15 @@ def pair_to_records(
     event_id: str, request: Any, response: Any, schema: ModelSchema, timestamp: str | None
 ) -> list[dict[str, Any]]:
     """One prediction record per instance: id ``<ce-id>-<i>``, the request's features, the
-    response's prediction and scores."""
-    features = request_rows(request, schema)
-    outputs = response_rows(response, schema)
+    response's prediction and scores. Whatever shape the bodies have, the answer is records or a
+    ``KServeError`` saying what could not be read, never another exception."""
+    try:
+        features = request_rows(request, schema)
+        outputs = response_rows(response, schema)
+    except KServeError:
+        raise
+    except (TypeError, ValueError, AttributeError, IndexError, KeyError) as exc:
+        raise KServeError(f"the request/response pair cannot be read: {type(exc).__name__}: {str(exc)[:200]}") from None
     if len(features) != len(outputs):
         raise KServeError(f"{len(features)} instances in the request but {len(outputs)} in the response")
     records = []

@@ -167,9 +167,9 @@ def parse_timestamp(value: Any) -> datetime:
         ts = value
     else:
         raise ValueError(f"expected an ISO 8601 string or epoch seconds, got {_type_name(value)}")
-    if ts.tzinfo is None:
-        ts = ts.replace(tzinfo=UTC)
-    return ts
+    # In UTC: an offset Python reads (up to ±23:59) but Postgres does not (past ±15:59) must not
+    # reach the COPY, and every timestamp stored reads the same way.
+    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
 
 
 def _as_id(value: Any) -> tuple[str | None, str | None]:

@@ -152,3 +152,10 @@ def test_numbers_past_the_bound_take_the_full_path_and_are_refused_there(field: 
     rec = json.loads(record)  # the standard library reads a 400-digit integer exactly
     assert RecordValidator(REGRESSION).prediction(0, rec, BOUNDS, errors) is None
     assert [e.field for e in errors] == [field] and "2^53" in errors[0].reason
+
+
+def test_json_nested_past_any_depth_is_handed_back_not_raised() -> None:
+    deep = b'{"model": "m", "records": ' + b"[" * 5000 + b"]" * 5000 + b"}"
+    assert peek_batch(deep) is None
+    inner = b'[{"features": {"x": ' + b"[" * 5000 + b"]" * 5000 + b'}, "prediction": 1}]'
+    assert BatchDecoder(REGRESSION).decode(inner, "m", None, BOUNDS) is None

@@ -90,3 +90,35 @@ def test_cloud_event_headers() -> None:
         CloudEvent.from_headers({"Ce-Type": REQUEST}, b"{}")
     with pytest.raises(KServeError, match="neither"):
         CloudEvent.from_headers({"Ce-Id": "x", "Ce-Type": "other", "Ce-Inferenceservicename": "m"}, b"{}")
+
+
+GOOD_REQUEST = {"instances": [[12, "basic"]]}
+GOOD_RESPONSE = {"predictions": [0.9]}
+
+
+@pytest.mark.parametrize(
+    ("request_doc", "response_doc"),
+    [
+        (GOOD_REQUEST, {"predictions": [["x", "y"]]}),
+        (GOOD_REQUEST, {"predictions": [[None, 0.5]]}),
+        (GOOD_REQUEST, {"predictions": [{"a": 1}]}),
+        (GOOD_REQUEST, {"predictions": 5}),
+        (GOOD_REQUEST, {"predictions": "leave"}),
+        (GOOD_REQUEST, {"outputs": [5]}),
+        (GOOD_REQUEST, {"outputs": [{"name": "o", "shape": [1, 2], "data": [1]}]}),
+        (GOOD_REQUEST, {"outputs": [{"name": "o", "shape": ["a"], "data": [1]}]}),
+        (GOOD_REQUEST, [1, 2]),
+        ({"instances": 5}, GOOD_RESPONSE),
+        ({"instances": "abc"}, GOOD_RESPONSE),
+        ({"instances": [5]}, GOOD_RESPONSE),
+        ({"inputs": [5]}, GOOD_RESPONSE),
+        ({"inputs": 5}, GOOD_RESPONSE),
+        ({"inputs": [{"name": "x", "shape": [1, 2], "data": [[1, 2]]}, 7]}, GOOD_RESPONSE),
+        ({"inputs": [{"name": "x", "shape": [2, 2], "data": [1, 2, 3]}]}, GOOD_RESPONSE),
+        ("text", GOOD_RESPONSE),
+        (None, None),
+    ],
+)
+def test_bodies_of_unreadable_shapes_are_a_kserve_error(request_doc: object, response_doc: object) -> None:
+    with pytest.raises(KServeError):
+        pair_to_records("ev", request_doc, response_doc, BINARY, None)
