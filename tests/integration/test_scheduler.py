@@ -6,6 +6,7 @@ import io
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
+import pytest
 from sqlalchemy import text
 
 from monitor import demo_data
@@ -137,3 +138,30 @@ def test_sigterm_stops_the_scheduler_process_cleanly_and_hands_over_the_lead(
     assert "scheduler stopped cleanly" in err
     assert standby.is_leader()  # the lock was handed over, not left to a dying session
     standby.stop()
+
+
+def test_a_model_runs_on_every_tick_its_schedule_allows(ctx: ServiceContext, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Schedule 10 s, tick 10 s: every tick runs it, though the run itself takes time and a tick
+    may come a little early (the schedule counts from the run's start)."""
+    import monitor.scheduler as scheduler_module
+
+    now = seed(ctx)
+    clock = [1000.0]
+    real_run = scheduler_module.run_model
+
+    def slow_run(*args: object, **kwargs: object) -> object:
+        clock[0] += 2.0  # the run takes 2 s
+        return real_run(*args, **kwargs)
+
+    monkeypatch.setattr(scheduler_module, "run_model", slow_run)
+    s = MetricScheduler(ctx, tick_seconds=10, clock=lambda: clock[0])
+    try:
+        ran = []
+        for tick_at in (1000.0, 1010.0, 1019.95, 1030.0):
+            clock[0] = tick_at
+            ran.append(s.tick(now) == [demo_data.MODEL_NAME])
+        assert ran == [True, True, True, True]
+        clock[0] = 1035.0
+        assert s.tick(now) == []  # half a schedule later: not due
+    finally:
+        s.stop()
