@@ -109,6 +109,15 @@ def layout(ctx: ServiceContext, name: str, search: str) -> html.Div:
     return html.Div(
         [
             html.H2([f"{name} ", html.Small(f"v{info['version']} · {info['task']}")]),
+            *[
+                html.P(
+                    f"The {j['job']} job skipped data at {j['last_error_at']:%Y-%m-%d %H:%M} UTC "
+                    f"({j['failures']} failures so far): {j['last_error']}",
+                    className="error",
+                    id="job-errors",
+                )
+                for j in info["job_errors"]
+            ],
             controls,
             html.P(
                 f"{n_windows} windows of {window}{every} ending {p.start:%Y-%m-%d %H:%M} to {p.end:%Y-%m-%d %H:%M} UTC"

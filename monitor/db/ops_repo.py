@@ -20,20 +20,31 @@ def record_job_success(conn: Connection, model: str, job: str, at: datetime, dur
     )
 
 
-def record_job_failure(conn: Connection, model: str, job: str, at: datetime, error: str) -> None:
+def record_job_failure(conn: Connection, model: str, job: str, at: datetime, error: str, count: int = 1) -> None:
     conn.execute(
         text(
-            "INSERT INTO job_runs (model, job, last_error, last_error_at) VALUES (:m, :j, :e, :at) "
+            "INSERT INTO job_runs (model, job, last_error, last_error_at, failures) VALUES (:m, :j, :e, :at, :n) "
             "ON CONFLICT (model, job) DO UPDATE SET last_error = EXCLUDED.last_error, "
-            "last_error_at = EXCLUDED.last_error_at"
+            "last_error_at = EXCLUDED.last_error_at, failures = job_runs.failures + EXCLUDED.failures"
         ),
-        {"m": model, "j": job, "e": error[:2000], "at": at},
+        {"m": model, "j": job, "e": error[:2000], "at": at, "n": count},
     )
 
 
 def job_runs(conn: Connection) -> list[dict[str, Any]]:
     rows = conn.execute(
-        text("SELECT model, job, last_success_at, last_duration_s, last_error_at FROM job_runs")
+        text("SELECT model, job, last_success_at, last_duration_s, last_error, last_error_at, failures FROM job_runs")
+    ).mappings()
+    return [dict(r) for r in rows]
+
+
+def model_job_runs(conn: Connection, model: str) -> list[dict[str, Any]]:
+    rows = conn.execute(
+        text(
+            "SELECT job, last_success_at, last_duration_s, last_error, last_error_at, failures FROM job_runs "
+            "WHERE model = :m ORDER BY job"
+        ),
+        {"m": model},
     ).mappings()
     return [dict(r) for r in rows]
 

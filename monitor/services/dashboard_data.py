@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from monitor.db import alert_repo, log_repo, metrics_repo, registry_repo
+from monitor.db import alert_repo, log_repo, metrics_repo, ops_repo, registry_repo
 from monitor.domain.monitoring import MonitoringConfig
 from monitor.domain.schema import Task, schema_from_json
 from monitor.errors import NotFound
@@ -92,10 +92,16 @@ def model_info(ctx: ServiceContext, model: str) -> dict[str, Any]:
         segments = load_reference(ctx, vrow).segments
     except Exception:  # no reference yet: nothing tracked
         segments = []
+    with ctx.uow() as uow:
+        jobs = ops_repo.model_job_runs(uow.conn, model)
+    # a job that skipped or failed on something in the last day: what the page warns about
+    since = datetime.now(UTC) - timedelta(days=1)
+    failing = [j for j in jobs if j["last_error_at"] is not None and j["last_error_at"] >= since]
     return {
         "model": model,
         "version": vrow.version,
         "task": vrow.task,
+        "job_errors": failing,
         "features": schema.feature_names(),
         "windows": cfg.windows,
         "segments": segments,

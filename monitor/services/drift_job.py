@@ -33,7 +33,7 @@ from monitor.metrics.profiles import (
     summary_to_parts,
 )
 from monitor.metrics.stattests import DriftResult, benjamini_hochberg, dataset_drift
-from monitor.services import quality_job
+from monitor.services import job_log, quality_job
 from monitor.services.context import ServiceContext
 from monitor.services.metric_store import record_points
 from monitor.services.registry import resolve_version
@@ -103,19 +103,23 @@ def rollup(
     *,
     quality_only: bool = False,
     only: list[datetime] | None = None,
+    failures: list[str] | None = None,
 ) -> int:
     """Summarise each hour in [start, end) — its columns and its labelled predictions, for all
     rows and for each tracked segment. Re-running an hour replaces it and drops its day's merged
     summary, merged again when next needed. ``quality_only``: the labels changed, the log did
-    not. ``only``: these hours of the range, not all. Returns predictions summarised."""
+    not. ``only``: these hours of the range, not all. ``failures``: an hour that fails on its data
+    is skipped and recorded there (``job_log.isolated``) instead of failing the rollup. Returns
+    predictions summarised."""
     vrow = resolve_version(ctx, model, version)
     schema = schema_from_json(vrow.schema)
     ref = load_reference(ctx, vrow)
     specs = {seg: _specs(cols) for seg, cols in ref.columns.items()}
     groups = summary_repo.Groups({seg: parse_segment(seg, schema) for seg in ref.columns})
     residual_edges = {seg: quality_job.residual_edges(ref.extras[seg]) for seg in ref.columns}
-    total = 0
-    for bucket in only if only is not None else hours(start, end):
+    total = [0]
+
+    def summarise(bucket: datetime) -> None:
         with ctx.uow() as uow:
             window = (uow.conn, vrow.model_id, vrow.version_id, bucket, bucket + HOUR)
             counts = summary_repo.count_rows(*window, groups)
@@ -134,10 +138,14 @@ def rollup(
                         seg,
                     )
                     summary_repo.drop_merged(uow.conn, vrow.version_id, ref.reference_id, bucket, seg)
-                total += counts[""]
             quality_job.summarise_hour(uow.conn, vrow, schema, ref.reference_id, residual_edges, bucket, groups, counts)
             uow.commit()
-    return total
+            if not quality_only:
+                total[0] += counts[""]
+
+    for bucket in only if only is not None else hours(start, end):
+        job_log.isolated(f"summary of the hour {bucket.isoformat()}", failures, summarise, bucket)
+    return total[0]
 
 
 class ColumnAccumulator:

@@ -1,11 +1,45 @@
-"""The scheduler's record of its jobs per model (read by /metrics)."""
+"""The scheduler's record of its jobs per model (read by /metrics), and the isolation of one
+hour's or one window's failure from the rest of a run."""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from monitor.db import ops_repo
 from monitor.services.context import ServiceContext
+
+log = logging.getLogger(__name__)
+
+
+def _database_away(exc: BaseException) -> bool:
+    return isinstance(exc, OperationalError | InterfaceError | PoolTimeout) or (
+        isinstance(exc, DBAPIError) and exc.connection_invalidated
+    )
+
+
+def isolated(what: str, failures: list[str] | None, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> bool:
+    """Run ``fn``; if it fails on what it computes (stored data it cannot handle, a bug it hits
+    on that data), record ``what`` and why in ``failures`` and return False, so that the run goes
+    on with the other hours and windows instead of failing whole on every tick for ever. The
+    database being away still fails the run (it is retried). ``failures`` None: nothing isolated."""
+    if failures is None:
+        fn(*args, **kwargs)
+        return True
+    try:
+        fn(*args, **kwargs)
+        return True
+    except Exception as exc:
+        if _database_away(exc):
+            raise
+        log.error("%s failed, skipped: %s", what, exc, exc_info=exc)
+        failures.append(f"{what}: {type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}")
+        return False
 
 
 def succeeded(ctx: ServiceContext, model: str, job: str, duration_s: float) -> None:
@@ -14,7 +48,9 @@ def succeeded(ctx: ServiceContext, model: str, job: str, duration_s: float) -> N
         uow.commit()
 
 
-def failed(ctx: ServiceContext, model: str, job: str, error: BaseException) -> None:
+def failed(ctx: ServiceContext, model: str, job: str, error: BaseException | str, count: int = 1) -> None:
+    """Record ``count`` failures of ``job`` (the message of the last one is kept)."""
+    message = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
     with ctx.uow() as uow:
-        ops_repo.record_job_failure(uow.conn, model, job, datetime.now(UTC), f"{type(error).__name__}: {error}")
+        ops_repo.record_job_failure(uow.conn, model, job, datetime.now(UTC), message, count)
         uow.commit()

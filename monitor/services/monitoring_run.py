@@ -13,12 +13,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from monitor.db import log_repo, metrics_repo, reference_repo, watermark_repo
+from monitor.db import alert_repo, log_repo, metrics_repo, reference_repo, watermark_repo
 from monitor.db.registry_repo import VersionRow
 from monitor.domain.monitoring import MonitoringConfig
-from monitor.services import registry
+from monitor.metrics.points import MetricPoint
+from monitor.services import job_log, registry
 from monitor.services.context import ServiceContext
 from monitor.services.drift_job import compute_window, rollup
+from monitor.services.metric_store import record_points
 from monitor.services.windows import HOUR, hour_floor, hours
 
 log = logging.getLogger(__name__)
@@ -30,6 +32,8 @@ MAX_CATCH_UP = timedelta(days=7)
 # Stale hours redone per run, newest first; the rest stay marked for the next runs. A client
 # importing months of history should not hold every other model's run for hours.
 MAX_STALE_HOURS_PER_RUN = 48
+# The metric point that says how many hours and windows a run skipped (alertable like any other).
+JOB_FAILURES = "job_failures"
 
 
 @dataclass
@@ -42,6 +46,7 @@ class RunReport:
     stale_hours: int = 0  # hours marked because labels or predictions landed after they were summarised
     resummarised_hours: int = 0  # of those, the ones outside this run's rollup, summarised again
     recomputed_windows: int = 0  # windows computed before this run that hold a stale hour, computed again
+    failures: list[str] = field(default_factory=list)  # hours and windows skipped: what, and why
 
 
 def run_model(ctx: ServiceContext, model: str, now: datetime | None = None) -> RunReport:
@@ -61,8 +66,11 @@ def run_model(ctx: ServiceContext, model: str, now: datetime | None = None) -> R
     end = hour_floor(now) + HOUR  # the boundary after now: the current hour is summarised as it fills
     earliest = end - MAX_CATCH_UP
     start = max(earliest, (rolled_until or end - HOUR) - LATE_HOURS * HOUR)
-    report.rows_summarised = rollup(ctx, model, vrow.version, start, end)
+    # An hour or a window that fails on its data is skipped and reported (report.failures, the
+    # job's failure count, a job_failures metric point); the others are computed all the same.
+    report.rows_summarised = rollup(ctx, model, vrow.version, start, end, failures=report.failures)
     _set_watermark(ctx, vrow.version_id, "rollup", end)
+    attempts = len(hours(start, end))
     for spec, length in zip(cfg.windows, cfg.window_lengths(), strict=True):
         job = f"drift:{spec}"
         with ctx.uow() as uow:
@@ -71,14 +79,58 @@ def run_model(ctx: ServiceContext, model: str, now: datetime | None = None) -> R
         first = max(earliest + HOUR, done if done is not None else end)
         ends = [b + HOUR for b in hours(first - HOUR, end)]
         for window_end in ends:
-            compute_window(ctx, model, vrow.version, window_end - length, window_end, cfg)
+            _window(ctx, model, vrow.version, window_end - length, window_end, cfg, report)
         _set_watermark(ctx, vrow.version_id, job, end)
         report.windows[spec] = len(ends)
+        attempts += len(ends)
     _redo_stale(ctx, model, vrow, cfg, stale, start, computed_until, report)
     with ctx.uow() as uow:
         log_repo.clear_stale_hours(uow.conn, vrow.model_id, stale)
         uow.commit()
+    _report_failures(ctx, model, vrow, end, attempts, report.failures)
     return report
+
+
+def _window(
+    ctx: ServiceContext,
+    model: str,
+    version: str | None,
+    start: datetime,
+    end: datetime,
+    cfg: MonitoringConfig,
+    report: RunReport,
+    quality_only: bool = False,
+) -> None:
+    what = f"window [{start.isoformat()}, {end.isoformat()})"
+    job_log.isolated(
+        what, report.failures, compute_window, ctx, model, version, start, end, cfg, quality_only=quality_only
+    )
+
+
+def _report_failures(
+    ctx: ServiceContext, model: str, vrow: VersionRow, end: datetime, attempts: int, failures: list[str]
+) -> None:
+    """What a run skipped, where on-call sees it: the job's failure count and last error (in
+    /metrics and on the model), and a ``job_failures`` point over the run's hour that rules can
+    alert on; a run without failures after one with them writes 0, so such an alert resolves."""
+    if failures:
+        job_log.failed(ctx, model, "metrics", f"{len(failures)} skipped; last: {failures[-1]}", count=len(failures))
+    with ctx.uow() as uow:
+        previous = alert_repo.latest_points(
+            uow.conn, vrow.model_id, vrow.version_id, [JOB_FAILURES], end - MAX_CATCH_UP
+        )
+    if not failures and not any(p["value"] for p in previous):
+        return
+    point = MetricPoint(
+        JOB_FAILURES,
+        end - HOUR,
+        end,
+        float(len(failures)),
+        attempts,
+        {"job": "metrics"},
+        details={"skipped": failures[:20]},
+    )
+    record_points(ctx, model, vrow.version, [point])
 
 
 def _redo_stale(
@@ -104,7 +156,16 @@ def _redo_stale(
     for log_changed in (True, False):
         redo = [s.hour for s in stale if s.hour < rolled_from and s.log_changed is log_changed]
         if redo:
-            rollup(ctx, model, vrow.version, redo[0], redo[-1] + HOUR, quality_only=not log_changed, only=redo)
+            rollup(
+                ctx,
+                model,
+                vrow.version,
+                redo[0],
+                redo[-1] + HOUR,
+                quality_only=not log_changed,
+                only=redo,
+                failures=report.failures,
+            )
             report.resummarised_hours += len(redo)
     log_changed_hours = {s.hour for s in stale if s.log_changed}
     for spec, length in zip(cfg.windows, cfg.window_lengths(), strict=True):
@@ -119,7 +180,7 @@ def _redo_stale(
             )
         for window_end in (e for e in candidates if e in computed):
             whole = any(window_end - length <= h < window_end for h in log_changed_hours)
-            compute_window(ctx, model, vrow.version, window_end - length, window_end, cfg, quality_only=not whole)
+            _window(ctx, model, vrow.version, window_end - length, window_end, cfg, report, quality_only=not whole)
             report.recomputed_windows += 1
 
 
@@ -136,12 +197,12 @@ def backfill(
     vrow = registry.resolve_version(ctx, model, None)
     report = RunReport(model, vrow.version)
     start, end = hour_floor(start), hour_floor(end)
-    report.rows_summarised = rollup(ctx, model, vrow.version, start, end)
+    report.rows_summarised = rollup(ctx, model, vrow.version, start, end, failures=report.failures)
     ends = [b + HOUR for b in hours(start, end)]
     total, done = len(ends) * len(cfg.windows), 0
     for spec, length in zip(cfg.windows, cfg.window_lengths(), strict=True):
         for window_end in ends:
-            compute_window(ctx, model, vrow.version, window_end - length, window_end, cfg)
+            _window(ctx, model, vrow.version, window_end - length, window_end, cfg, report)
             done += 1
             if progress:
                 progress(done, total)

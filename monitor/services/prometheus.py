@@ -52,6 +52,11 @@ class StoreCollector:
             "How long a scheduler job's last successful run took",
             labels=["model", "job"],
         )
+        failures = CounterMetricFamily(
+            "monitor_job_failures",
+            "Hours and windows a scheduler job skipped because they failed, and failed runs",
+            labels=["model", "job"],
+        )
         with self.ctx.uow() as uow:
             for r in ops_repo.ingest_totals(uow.conn):
                 for outcome in ("accepted", "duplicates", "rejected"):
@@ -62,11 +67,13 @@ class StoreCollector:
                 if r["last_success_at"] is not None:
                     last_success.add_metric([r["model"], r["job"]], r["last_success_at"].timestamp())
                     duration.add_metric([r["model"], r["job"]], float(r["last_duration_s"] or 0.0))
+                failures.add_metric([r["model"], r["job"]], float(r["failures"]))
             points = self._model_points(uow.conn)
         yield records
         yield deliveries
         yield last_success
         yield duration
+        yield failures
         yield from self._model_families(points)
 
     def _model_points(self, conn: Any) -> list[tuple[str, dict[str, Any]]]:

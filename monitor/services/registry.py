@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
-from monitor.db import registry_repo
+from monitor.db import ops_repo, registry_repo
 from monitor.db.registry_repo import VersionRow
 from monitor.domain.monitoring import MonitoringConfig
 from monitor.domain.schema import ModelSpec
@@ -97,9 +97,12 @@ def get_model(ctx: ServiceContext, name: str) -> dict[str, Any]:
         if not versions:
             raise NotFound(f"model {name!r} is not registered")
         mid = versions[0].model_id
-        return _model_view(
+        view = _model_view(
             versions, registry_repo.active_references(uow.conn, mid), registry_repo.ingest_totals(uow.conn, mid)
         )
+        # the scheduler's jobs for the model: when they last succeeded, and what they last skipped
+        view["jobs"] = ops_repo.model_job_runs(uow.conn, name)
+        return view
 
 
 def resolve_cached(ctx: ServiceContext, keys: list[tuple[str, str | None]]) -> dict[tuple[str, str | None], VersionRow]:
