@@ -1,11 +1,16 @@
 """Client SDK for serving systems.
 
 ``log_prediction`` and ``log_label`` never block the caller's request path: records go into a
-bounded in-memory queue and a background thread ships them in batches, retrying connection
-errors, timeouts, 408, 429 and 5xx with exponential backoff and jitter (honouring Retry-After).
-When the queue is full a record is dropped and counted (``stats.dropped``) and a warning is
-logged: dropping is reported, never silent. Records the server rejects as invalid are counted
-in ``stats.rejected`` with the server's reasons logged.
+bounded in-memory queue and a background thread ships them in batches, retrying with the
+service's own policy (``alerts.retry``: exponential backoff with full jitter, honouring
+Retry-After as seconds or an HTTP date). Connection errors, timeouts, 408 and 429 (the service
+away or busy) are retried until the client is closed. A 5xx answer is retried at most
+``max_attempts`` times; then the batch is split in halves, each sent on its own, so that the
+record at fault is isolated and only it is dropped (``stats.dropped``, the reason logged): one
+bad record never jams the records behind it. When the queue is full a record is dropped and
+counted (``stats.dropped``) and a warning is logged: dropping is reported, never silent. Records
+the server rejects as invalid are counted in ``stats.rejected`` with the server's reasons logged.
+``close(timeout)`` returns within ``timeout``: what is not sent by then counts as dropped.
 
     client = MonitorClient("http://monitor:8000", api_key, model="credit")
     pid = client.log_prediction({"age": 41, "income": 52000.0}, prediction="approve", latency_ms=12.5)
@@ -22,7 +27,6 @@ from __future__ import annotations
 
 import logging
 import queue
-import random
 import threading
 import time
 import uuid
@@ -35,6 +39,7 @@ from typing import Any
 import httpx
 import orjson
 
+from alerts.retry import backoff_seconds, retry_after_seconds
 from alerts.signing import WebhookVerificationError
 from alerts.signing import verify as verify_webhook
 
@@ -42,7 +47,7 @@ __all__ = ["ClientStats", "MonitorAPIError", "MonitorClient", "WebhookVerificati
 
 log = logging.getLogger("monitor.client")
 
-_RETRY_STATUS = {408, 429, 500, 502, 503, 504}
+_BUSY_STATUS = {408, 429}  # the service is busy: retried until close, like a connection error
 _CONTENT_TYPES = {
     ".csv": "text/csv",
     ".parquet": "application/vnd.apache.parquet",
@@ -94,6 +99,7 @@ class MonitorClient:
         timeout: float = 10.0,
         backoff_base: float = 0.2,
         backoff_max: float = 30.0,
+        max_attempts: int = 8,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.url = url.rstrip("/")
@@ -103,6 +109,8 @@ class MonitorClient:
         self.flush_interval = flush_interval
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
+        self.max_attempts = max(1, max_attempts)
+        self.timeout = timeout
         self.stats = ClientStats()
         self._http = httpx.Client(
             base_url=self.url,
@@ -177,11 +185,27 @@ class MonitorClient:
         return True
 
     def close(self, timeout: float = 30.0) -> None:
-        """Send what is queued (for at most ``timeout`` seconds), then stop. Unsent records count as dropped."""
+        """Send what is queued for at most ``timeout`` seconds, then stop; returns within it. What
+        is still unsent then counts as dropped."""
         self._deadline = time.monotonic() + timeout
         self._closing.set()
-        self._thread.join(timeout + 5)
+        self._thread.join(max(0.0, self._deadline - time.monotonic()) + 0.5)
+        self._drop_unsent()
         self._http.close()
+
+    def _drop_unsent(self) -> None:
+        n = 0
+        while True:
+            try:
+                self._queue.get_nowait()
+            except queue.Empty:
+                break
+            self._queue.task_done()
+            n += 1
+        if n:
+            with self._stats_lock:
+                self.stats.dropped += n
+            log.error("monitor client closed with %d records never sent", n)
 
     def __enter__(self) -> MonitorClient:
         return self
@@ -294,52 +318,87 @@ class MonitorClient:
             batch.append(item)
         return batch
 
+    def _past_deadline(self) -> bool:
+        return self._deadline is not None and time.monotonic() >= self._deadline
+
     def _send_batch(self, batch: list[_Item]) -> None:
+        """Send ``batch``; after ``max_attempts`` server errors, split it and send each half, down
+        to the one record at fault, which is dropped."""
+        outcome = self._send_once(batch)
+        if outcome is None or self._past_deadline():
+            if outcome is not None:  # closed before the batch could go
+                with self._stats_lock:
+                    self.stats.dropped += len(batch)
+                log.error("monitor client closed with %d unsent %ss", len(batch), batch[0].kind)
+            return
+        if len(batch) == 1:
+            with self._stats_lock:
+                self.stats.dropped += 1
+            log.error(
+                "monitor client dropped %s %s after %d failed attempts: %s",
+                batch[0].kind,
+                batch[0].record.get("prediction_id"),
+                self.max_attempts,
+                outcome,
+            )
+            return
+        half = len(batch) // 2
+        self._send_batch(batch[:half])
+        self._send_batch(batch[half:])
+
+    def _send_once(self, batch: list[_Item]) -> str | None:
+        """Try ``batch`` until it is answered, counting its outcome; None when done with it, else
+        why it failed ``max_attempts`` times (server errors) or could not go before close()."""
         first = batch[0]
         path = "/v1/predictions" if first.kind == "prediction" else "/v1/labels"
         body: dict[str, Any] = {"model": first.model, "records": [i.record for i in batch]}
         if first.version:
             body["version"] = first.version
         payload = orjson.dumps(body)
+        server_errors = 0
         attempt = 0
         while True:
-            delay: float | None = None
+            retry_after: float | None = None
+            remaining = None if self._deadline is None else self._deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                return "the client was closed"
             try:
                 resp = self._http.post(
-                    path, content=payload, params={"on_error": "skip"}, headers={"Content-Type": "application/json"}
+                    path,
+                    content=payload,
+                    params={"on_error": "skip"},
+                    headers={"Content-Type": "application/json"},
+                    timeout=self.timeout if remaining is None else min(self.timeout, max(remaining, 0.05)),
                 )
             except httpx.HTTPError as exc:
-                log.debug("monitor client: %s failed: %s", path, exc)
+                why = f"{type(exc).__name__}: {exc}"
+                log.debug("monitor client: %s failed: %s", path, why)
             else:
                 if resp.status_code < 300:
                     self._account(resp.json(), len(batch))
-                    return
-                if resp.status_code not in _RETRY_STATUS:
+                    return None
+                if resp.status_code < 500 and resp.status_code not in _BUSY_STATUS:
                     with self._stats_lock:
                         self.stats.rejected += len(batch)
-                    log.error(
-                        "monitor rejected %d %ss: HTTP %d %s",
-                        len(batch),
-                        first.kind,
-                        resp.status_code,
-                        resp.text[:2000],
-                    )
-                    return
-                retry_after = resp.headers.get("retry-after", "")
-                delay = float(retry_after) if retry_after.replace(".", "", 1).isdigit() else None
-            if self._deadline is not None and time.monotonic() >= self._deadline:
-                with self._stats_lock:
-                    self.stats.dropped += len(batch)
-                log.error("monitor client closed with %d unsent %ss", len(batch), first.kind)
-                return
+                    status, text = resp.status_code, resp.text[:2000]
+                    log.error("monitor rejected %d %ss: HTTP %d %s", len(batch), first.kind, status, text)
+                    return None
+                why = f"HTTP {resp.status_code}: {resp.text[:300]}"
+                retry_after = retry_after_seconds(resp.headers.get("retry-after"))
+                if resp.status_code >= 500:
+                    server_errors += 1
+                    if server_errors >= self.max_attempts:
+                        return why
             attempt += 1
             with self._stats_lock:
                 self.stats.retries += 1
-            backoff = min(self.backoff_max, self.backoff_base * 2 ** min(attempt, 16))
-            sleep = delay if delay is not None else random.uniform(backoff / 2, backoff)
+            sleep = backoff_seconds(attempt, retry_after, base=self.backoff_base, cap=self.backoff_max)
             if self._deadline is not None:
                 sleep = min(sleep, max(0.0, self._deadline - time.monotonic()))
-            time.sleep(sleep)
+            if self._deadline is None:
+                self._closing.wait(sleep)  # close() cuts the wait short
+            else:
+                time.sleep(sleep)
 
     def _account(self, result: dict[str, Any], n: int) -> None:
         rejected = int(result.get("rejected", 0))

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from monitor.api.app import create_app
 from monitor.client import MonitorClient
@@ -73,3 +75,74 @@ def test_a_full_queue_drops_and_counts(api: Api) -> None:
     assert client.stats.queued + client.stats.dropped >= 50
     assert client.stats.dropped >= 39
     assert client.stats.sent == 0
+
+
+class _FussyServer:
+    """A real HTTP server on loopback that answers 500 to any batch holding a poisoned record (as
+    a server with a bug on one value would), and 200 to the rest, counting what it took."""
+
+    def __init__(self, always: int | None = None) -> None:
+        import orjson
+
+        self.stored: list[str] = []
+        self.requests = 0
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                body = orjson.loads(self.rfile.read(int(self.headers["content-length"])))
+                outer.requests += 1
+                ids = [r["prediction_id"] for r in body["records"]]
+                if always is not None or any(i.startswith("poison") for i in ids):
+                    code, payload = always or 500, b'{"error": {"code": "internal_error"}}'
+                else:
+                    outer.stored += ids
+                    code, payload = 200, orjson.dumps({"accepted": len(ids), "duplicates": 0, "rejected": 0})
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_one_record_the_server_fails_on_is_isolated_and_dropped_alone() -> None:
+    server = _FussyServer()
+    client = MonitorClient(server.url, "k", model="m", batch_size=120, max_attempts=2, backoff_base=0.01)
+    try:
+        for i in range(120):
+            client.log_prediction({"x": i}, "a", prediction_id="poison-7" if i == 7 else f"ok-{i}")
+        client.log_prediction({"x": 0}, "a", prediction_id="after")  # queued behind the poisoned batch
+        assert client.flush(timeout=30)
+        client.close(timeout=5)
+    finally:
+        server.stop()
+    assert sorted(server.stored) == sorted([f"ok-{i}" for i in range(120) if i != 7] + ["after"])
+    assert (client.stats.sent, client.stats.dropped, client.stats.rejected) == (120, 1, 0)
+
+
+def test_close_returns_within_its_timeout_and_counts_what_was_not_sent() -> None:
+    server = _FussyServer(always=503)  # the service away for good
+    client = MonitorClient(server.url, "k", model="m", batch_size=10, backoff_base=0.5, backoff_max=5)
+    try:
+        for i in range(35):
+            client.log_prediction({"x": i}, "a")
+        time.sleep(0.5)
+        started = time.monotonic()
+        client.close(timeout=1.0)
+        took = time.monotonic() - started
+    finally:
+        server.stop()
+    assert took < 1.6, took
+    assert not client._thread.is_alive()
+    assert client.stats.dropped == 35 and client.stats.sent == 0
