@@ -135,7 +135,7 @@ def setup(ctx: ServiceContext, rows: int, days: int) -> datetime:
 
     backfill(ctx, MODEL, start, end + timedelta(hours=1), progress)
     print(f"  rollup and every 1h and 1d window ({time.perf_counter() - t:.0f} s)", flush=True)
-    alert_config.put_receiver(ctx, {"name": "oncall", "url": "http://127.0.0.1:9/hook", "group_wait": "1h"})
+    alert_config.put_receiver(ctx, {"name": "oncall", "url": "https://hooks.example.com/oncall", "group_wait": "1h"})
     alert_config.put_rule(
         ctx,
         {"name": "dataset-drift", "metric": "dataset_drift", "condition": {"drifted": True}, "receivers": ["oncall"]},

@@ -58,7 +58,7 @@ def seed(ctx: ServiceContext, *, hours: int = 8, per_hour: int = 300, drift_hour
         ingestion.ingest_predictions(ctx, preds, model=MODEL)
         ingestion.ingest_labels(ctx, labels, model=MODEL)
     backfill(ctx, MODEL, start, end)
-    alert_config.put_receiver(ctx, {"name": "oncall", "url": "http://127.0.0.1:9/hook", "group_wait": "1h"})
+    alert_config.put_receiver(ctx, {"name": "oncall", "url": "https://hooks.example.com/oncall", "group_wait": "1h"})
     for rule in (
         {
             "name": "dataset-drift",

@@ -24,9 +24,9 @@ PANELS: list[tuple[str, str, str]] = [
     ),
     ("Dataset drift share", 'monitor_model_dataset_drift_share{window="$window"}', "percentunit"),
     ("Drifted features", 'sum by (model) (monitor_model_feature_drifted{window="$window"})', "short"),
-    ("Quality", 'monitor_model_quality{window="$window", class=""}', "short"),
+    ("Quality", 'monitor_model_quality{window="$window", class="", average=""}', "short"),
     ("Label coverage", 'monitor_model_label_coverage_ratio{window="$window"}', "percentunit"),
-    ("Latency p95 (ms)", 'monitor_model_latency_milliseconds{window="$window", quantile="0.95"}', "ms"),
+    ("Latency p95", 'monitor_model_latency_seconds{window="$window", statistic="p95"}', "s"),
     ("Concept drift detected", 'monitor_model_concept_drift{window="$window"}', "short"),
 ]
 

@@ -108,14 +108,18 @@ class StoreCollector:
             ),
             "quality": GaugeMetricFamily(
                 "monitor_model_quality",
-                "Model quality against labels (class '' = overall or the positive class)",
-                labels=["model", "metric", "class", "window"],
+                "Model quality against labels (class '' = overall or the positive class; average 'macro' = "
+                "the unweighted mean over classes)",
+                labels=["model", "metric", "class", "average", "window"],
             ),
             "coverage": GaugeMetricFamily(
                 "monitor_model_label_coverage_ratio", "Labelled share of predictions", labels=["model", "window"]
             ),
+            # not a summary: its percentiles come from the window's histogram, so no "quantile" label
             "latency": GaugeMetricFamily(
-                "monitor_model_latency_milliseconds", "Prediction latency", labels=["model", "quantile", "window"]
+                "monitor_model_latency_seconds",
+                "Prediction latency over the window: a percentile (p50, p90, p95, p99) or the mean",
+                labels=["model", "statistic", "window"],
             ),
             "throughput": GaugeMetricFamily(
                 "monitor_model_predictions_per_minute", "Prediction throughput", labels=["model", "window"]
@@ -138,15 +142,11 @@ class StoreCollector:
                 fam["prediction"].add_metric([model, labels["column"], labels.get("method", ""), window], value)
             elif metric == "quality.label_coverage":
                 fam["coverage"].add_metric([model, window], value)
-            elif metric.startswith("quality.") and "average" not in labels:
-                fam["quality"].add_metric(
-                    [model, metric.removeprefix("quality."), labels.get("class", ""), window], value
-                )
-            elif metric.startswith("latency.") and metric != "latency.mean":
-                q = metric.removeprefix("latency.")
-                fam["latency"].add_metric(
-                    [model, {"p50": "0.5", "p90": "0.9", "p95": "0.95", "p99": "0.99"}.get(q, q), window], value
-                )
+            elif metric.startswith("quality."):
+                name, cls, average = metric.removeprefix("quality."), labels.get("class", ""), labels.get("average", "")
+                fam["quality"].add_metric([model, name, cls, average, window], value)
+            elif metric.startswith("latency."):  # stored in milliseconds; Prometheus's base unit is the second
+                fam["latency"].add_metric([model, metric.removeprefix("latency."), window], value / 1000)
             elif metric == "throughput.per_minute":
                 fam["throughput"].add_metric([model, window], value)
             elif metric.startswith("concept_drift."):

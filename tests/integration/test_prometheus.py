@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime, timedelta
 
 from prometheus_client.parser import text_string_to_metric_families
@@ -55,6 +56,8 @@ def test_service_and_model_metrics(churn: Api) -> None:
             ),
             MetricPoint("quality.accuracy", start, end, 0.9, sample_size=2),
             MetricPoint("latency.p95", start, end, 12.5, sample_size=2),
+            MetricPoint("latency.mean", start, end, 8.0, sample_size=2),
+            MetricPoint("quality.f1", start, end, 0.7, sample_size=2, labels={"average": "macro"}),
             MetricPoint(
                 "dataset_drift", start, end, 0.1, sample_size=1, labels={"segment": "plan", "segment_value": "basic"}
             ),
@@ -85,8 +88,10 @@ def test_service_and_model_metrics(churn: Api) -> None:
     assert value(m, "monitor_model_dataset_drift_share", model="churn", window="1h") == 0.5  # the segment's is left out
     assert value(m, "monitor_model_feature_drift_score", model="churn", feature="tenure", method="psi") == 0.2
     assert value(m, "monitor_model_feature_drifted", model="churn", feature="tenure") == 1
-    assert value(m, "monitor_model_quality", model="churn", metric="accuracy", **{"class": ""}) == 0.9
-    assert value(m, "monitor_model_latency_milliseconds", model="churn", quantile="0.95") == 12.5
+    assert value(m, "monitor_model_quality", model="churn", metric="accuracy", average="", **{"class": ""}) == 0.9
+    assert value(m, "monitor_model_quality", model="churn", metric="f1", average="macro") == 0.7
+    assert value(m, "monitor_model_latency_seconds", model="churn", statistic="p95") == 0.0125
+    assert value(m, "monitor_model_latency_seconds", model="churn", statistic="mean") == 0.008
     assert value(m, "monitor_ingest_request_duration_seconds_count", endpoint="predictions", status="2xx") == 2
     assert churn.http.get("/metrics").status_code == 401
 
@@ -105,3 +110,38 @@ def test_the_example_grafana_dashboard_reads_only_exposed_series(api: Api) -> No
     doc = json.loads((Path(__file__).parents[2] / "docs" / "grafana-dashboard.json").read_text())
     used = {name for p in doc["panels"] for t in p["targets"] for name in re.findall(r"monitor_[a-z_]+", t["expr"])}
     assert used and used <= exposed, used - exposed
+
+
+def test_promtool_accepts_a_real_scrape(churn: Api) -> None:
+    """``promtool check metrics`` (Debian's prometheus package) on a scrape holding every family."""
+    import shutil
+    import subprocess
+
+    import pytest
+
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        if os.environ.get("CI"):
+            pytest.fail("promtool is required in CI: apt-get install prometheus")
+        pytest.skip("no promtool: apt-get install prometheus to run this test")
+    churn.http.post("/v1/predictions", json={"model": "churn", "records": [prediction("p")]}, headers=churn.ingest)
+    end = hour_floor(datetime.now(UTC)) + timedelta(hours=1)
+    start = end - timedelta(hours=1)
+    points = [
+        MetricPoint("dataset_drift", start, end, 0.5, sample_size=2, threshold=0.5, drifted=True),
+        MetricPoint("feature_drift", start, end, 0.2, 2, {"feature": "tenure", "method": "psi"}, drifted=True),
+        MetricPoint("prediction_drift", start, end, 0.1, 2, {"column": "prediction", "method": "psi"}),
+        MetricPoint("quality.accuracy", start, end, 0.9, sample_size=2),
+        MetricPoint("quality.f1", start, end, 0.7, sample_size=2, labels={"average": "macro"}),
+        MetricPoint("quality.label_coverage", start, end, 0.5, sample_size=2),
+        MetricPoint("latency.p95", start, end, 12.5, sample_size=2),
+        MetricPoint("latency.mean", start, end, 8.0, sample_size=2),
+        MetricPoint("throughput.per_minute", start, end, 3.0, sample_size=2),
+        MetricPoint("concept_drift.ddm", start, end, 1.0, sample_size=2, drifted=True),
+    ]
+    record_points(churn.ctx, "churn", "1", points)
+    job_log.succeeded(churn.ctx, "churn", "metrics", 1.0)
+    job_log.failed(churn.ctx, "churn", "rules", "boom")
+    text = churn.http.get("/metrics", headers=churn.read).text
+    checked = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True, text=True, timeout=60)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
