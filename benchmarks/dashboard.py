@@ -227,7 +227,7 @@ def main() -> None:
     args = p.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(data_dir=Path(tmp), database_url=os.environ.get("MONITOR_DATABASE_URL"))
-        ctx = open_context(settings)
+        ctx = open_context(settings, migrate=True)
         where = "MONITOR_DATABASE_URL" if settings.database_url else "embedded pgserver"
         print(f"Postgres: {where}; {args.rows:,} predictions over {args.days} days", flush=True)
         t = time.perf_counter()

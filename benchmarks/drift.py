@@ -143,7 +143,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(data_dir=Path(tmp), database_url=os.environ.get("MONITOR_DATABASE_URL"))
-        ctx = open_context(settings)
+        ctx = open_context(settings, migrate=True)
         registry.register_model(ctx, ModelSpec.model_validate(SPEC))
         reference = frame(args.reference, seed=1, shifted=False)
         current = frame(args.current, seed=2, shifted=True)

@@ -217,7 +217,7 @@ def main() -> None:
         settings = Settings(data_dir=Path(tmp), database_url=os.environ.get("MONITOR_DATABASE_URL"))
         url = database_url(settings)
         settings = settings.model_copy(update={"database_url": url})
-        ctx = open_context(settings)
+        ctx = open_context(settings, migrate=True)
         registry.register_model(ctx, registry.ModelSpec.model_validate(SPEC))
         vrow = registry.resolve_version(ctx, "bench", None)
         key, _ = keys.create_key(ctx, "bench", [keys.Scope.ingest])

@@ -197,7 +197,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(data_dir=Path(tmp), database_url=os.environ.get("MONITOR_DATABASE_URL"))
         url = database_url(settings)
-        ctx = open_context(settings.model_copy(update={"database_url": url}))
+        ctx = open_context(settings.model_copy(update={"database_url": url}), migrate=True)
         registry.register_model(ctx, registry.ModelSpec.model_validate(SPEC))
         key, _ = keys.create_key(ctx, "load", [keys.Scope.ingest])
         ctx.close()

@@ -97,7 +97,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(data_dir=Path(tmp), database_url=os.environ.get("MONITOR_DATABASE_URL"))
-        ctx = open_context(settings)
+        ctx = open_context(settings, migrate=True)
         hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=2)
         reference = table(args.reference, args.values, seed=1, shifted=False)
         rows = table(args.rows, args.values, seed=2, shifted=True)

@@ -5,6 +5,7 @@ point one way: ``dashboards`` imports ``monitor``, never the reverse."""
 from __future__ import annotations
 
 import argparse
+import sys
 
 from monitor import cli as monitor_cli
 from monitor.config import get_settings
@@ -73,9 +74,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from monitor.services.bootstrap import SchemaNotAtHead
+
     args = build_parser().parse_args(argv)
     monitor_cli.setup_logging(args)
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except SchemaNotAtHead as exc:
+        print(exc, file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

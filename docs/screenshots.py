@@ -60,7 +60,7 @@ def main() -> None:
             url = admin.rsplit("/", 1)[0] + f"/{name}"
         else:
             url = None
-        ctx = open_context(Settings(database_url=url, data_dir=Path(tmp)))
+        ctx = open_context(Settings(database_url=url, data_dir=Path(tmp)), migrate=True)
         seed(ctx)
         server = DashboardServer(create_dashboard(ctx, open_access=True), "127.0.0.1", 0).start()
         driver = start_chromium("1400,1000", ("--hide-scrollbars",))

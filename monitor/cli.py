@@ -22,7 +22,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     settings = pin_database_url(get_settings())
     # Migrate once here rather than racing in every worker.
-    open_context(settings).close()
+    open_context(settings, migrate=True).close()
     uvicorn.run(
         "monitor.api.app:app_factory",
         factory=True,
@@ -41,7 +41,7 @@ def _migrate(_: argparse.Namespace) -> int:
     from monitor.db.migrate import current_revision
     from monitor.services.bootstrap import open_context
 
-    ctx = open_context(get_settings())
+    ctx = open_context(get_settings(), migrate=True)
     print(f"database at revision {current_revision(ctx.engine)}")
     ctx.close()
     return 0
@@ -87,7 +87,8 @@ def _keys(args: argparse.Namespace) -> int:
     from monitor.services import keys
     from monitor.services.bootstrap import open_context
 
-    ctx = open_context(get_settings())
+    # listing reads only: it neither migrates nor maintains anything
+    ctx = open_context(get_settings(), migrate=args.keys_cmd != "list")
     try:
         if args.keys_cmd == "create":
             key, info = keys.create_key(ctx, args.name, [keys.Scope(s) for s in args.scope])
@@ -122,7 +123,7 @@ def _secrets(args: argparse.Namespace) -> int:
     from monitor.services.alert_config import rotate_secrets
     from monitor.services.bootstrap import open_context
 
-    ctx = open_context(get_settings())
+    ctx = open_context(get_settings(), migrate=True)
     try:
         print(f"{rotate_secrets(ctx)} receivers' secrets encrypted with the first key")
     except SecretUnavailable as exc:
@@ -138,7 +139,7 @@ def _scheduler(args: argparse.Namespace) -> int:
     from monitor.services.bootstrap import open_context
     from monitor.services.delivery import DeliveryWorker
 
-    ctx = open_context(get_settings())
+    ctx = open_context(get_settings(), migrate=True)
     scheduler = MetricScheduler(ctx, tick_seconds=args.tick)
     # Every scheduler delivers, leader or not: messages are claimed one deliverer at a time.
     deliverer = DeliveryWorker(ctx)
@@ -174,7 +175,7 @@ def _backfill(args: argparse.Namespace) -> int:
         ts = datetime.fromisoformat(s)
         return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
 
-    ctx = open_context(get_settings())
+    ctx = open_context(get_settings(), migrate=True)
     try:
         with tqdm(desc=f"backfilling {args.model}", unit="window") as bar:
 

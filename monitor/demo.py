@@ -61,7 +61,7 @@ def run_demo(
     print(f"starting the database ({where}) ...", flush=True)
     # the demo's own webhook receivers listen on loopback
     settings = pin_database_url(settings).model_copy(update={"allow_loopback_receivers": True})
-    ctx = open_context(settings)
+    ctx = open_context(settings, migrate=True, maintain=True)
     admin_key, _ = keys.create_key(ctx, "demo-admin", [keys.Scope.admin])
     ingest_key, _ = keys.create_key(ctx, "demo-ingest", [keys.Scope.ingest])
     read_key, _ = keys.create_key(ctx, "demo-read", [keys.Scope.read])

@@ -23,11 +23,13 @@ from monitor.services import job_log, registry
 from monitor.services.alert_config import RulesFile
 from monitor.services.alerting import evaluate_model, flush_groups
 from monitor.services.context import ServiceContext
+from monitor.services.maintenance import run_maintenance
 from monitor.services.monitoring_run import run_model
 
 log = logging.getLogger(__name__)
 
 LEADER_LOCK_KEY = 0x7363686564  # "sched"
+MAINTENANCE_INTERVAL_SECONDS = 3600
 
 
 class MetricScheduler:
@@ -39,6 +41,7 @@ class MetricScheduler:
         self._clock = clock
         self._lock_conn: Connection | None = None
         self._last_run: dict[str, float] = {}
+        self._last_maintenance = float("-inf")
         self._guard = threading.Lock()
         self._scheduler: BackgroundScheduler | BlockingScheduler | None = None
         path = ctx.settings.rules_file
@@ -82,6 +85,7 @@ class MetricScheduler:
             if not self.is_leader():
                 return []
             ran = []
+            self._maintain()
             if self._rules_file is not None:
                 try:
                     self._rules_file.sync(self.ctx)
@@ -121,6 +125,16 @@ class MetricScheduler:
             except Exception:
                 log.exception("notification grouping failed; retrying next tick")
             return ran
+
+    def _maintain(self) -> None:
+        """Partitions ahead and retention, hourly, in the leader only (not in every process)."""
+        if self._clock() - self._last_maintenance < MAINTENANCE_INTERVAL_SECONDS:
+            return
+        self._last_maintenance = self._clock()
+        try:
+            run_maintenance(self.ctx)
+        except Exception:
+            log.exception("maintenance failed; retrying in an hour")
 
     def _due(self, model: str, schedule_seconds: float) -> bool:
         # a tick may fire a little early; a tenth of a tick (at most a second) still counts as on time

@@ -68,7 +68,7 @@ def settings(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Set
 
 @pytest.fixture(scope="session")
 def session_ctx(settings: Settings) -> Iterator[ServiceContext]:
-    ctx = open_context(settings)
+    ctx = open_context(settings, migrate=True)
     yield ctx
     ctx.close()
 

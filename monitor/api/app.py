@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import gc
 import logging
@@ -23,7 +22,6 @@ from monitor.logs import new_request_id, request_id
 from monitor.services.bootstrap import open_context
 from monitor.services.context import ServiceContext
 from monitor.services.keys import Authenticator
-from monitor.services.maintenance import run_maintenance
 from monitor.services.prometheus import new_registry
 from monitor.services.rate_limit import RateLimiter
 from monitor.web_security import API_DOCS_HEADERS, API_HEADERS
@@ -31,18 +29,8 @@ from monitor.web_security import API_DOCS_HEADERS, API_HEADERS
 log = logging.getLogger(__name__)
 access_log = logging.getLogger("monitor.access")
 
-MAINTENANCE_INTERVAL_SECONDS = 3600
 DOCS_PATHS = {"/docs", "/redoc", "/docs/oauth2-redirect"}
 INGEST_PATHS = {"/v1/predictions": "predictions", "/v1/labels": "labels", "/v1/kserve": "kserve"}
-
-
-async def _maintain_forever(ctx: ServiceContext) -> None:
-    while True:
-        await asyncio.sleep(MAINTENANCE_INTERVAL_SECONDS)
-        try:
-            await run_in_threadpool(run_maintenance, ctx)
-        except Exception:
-            log.exception("maintenance failed; retrying in an hour")
 
 
 def create_app(settings: Settings | None = None, ctx: ServiceContext | None = None) -> FastAPI:
@@ -61,7 +49,6 @@ def create_app(settings: Settings | None = None, ctx: ServiceContext | None = No
             what="too many failed authentications from this address (at most {rate:g} per second)",
         )
         app.state.metrics_registry, app.state.ingest_latency = new_registry(context)
-        task = asyncio.create_task(_maintain_forever(context))
         if owned:
             # A server process: everything built at start-up lives as long as it does; keep the
             # cyclic collector from walking it again on every full collection (CPU and tail latency).
@@ -70,7 +57,6 @@ def create_app(settings: Settings | None = None, ctx: ServiceContext | None = No
         try:
             yield
         finally:
-            task.cancel()
             if owned:
                 context.close()
 

@@ -1,16 +1,40 @@
-"""Start-up: connect (starting the embedded Postgres if needed), migrate, prepare partitions."""
+"""Start-up: connect (starting the embedded Postgres if needed), and migrate where asked.
+
+Migrating and maintenance each happen in one place, not in every process that opens the
+database: ``monitor migrate`` (the compose migrate service), the parent of ``monitor serve``
+before its workers start, and the commands that write (the scheduler, backfill, key changes,
+the demo) migrate, under a lock; the API workers and read-only commands (``keys list``,
+``check``) only check that the schema is at the newest migration and say what to run when it is
+not. Maintenance (partitions ahead, retention) runs in the scheduler that leads, hourly, and in
+``monitor maintain``; ingestion creates any partition it needs itself.
+"""
 
 from __future__ import annotations
 
 from monitor.config import Settings
-from monitor.db.migrate import upgrade_to_head
+from monitor.db.migrate import current_revision, head_revision, upgrade_to_head
 from monitor.services.context import ServiceContext
 from monitor.services.maintenance import run_maintenance
 
 
-def open_context(settings: Settings, *, migrate: bool = True) -> ServiceContext:
+class SchemaNotAtHead(RuntimeError):
+    pass
+
+
+def open_context(settings: Settings, *, migrate: bool = False, maintain: bool = False) -> ServiceContext:
     ctx = ServiceContext.from_settings(settings)
-    if migrate:
-        upgrade_to_head(ctx.engine)
-        run_maintenance(ctx)
+    try:
+        if migrate:
+            upgrade_to_head(ctx.engine)
+        else:
+            at, head = current_revision(ctx.engine), head_revision()
+            if at != head:
+                raise SchemaNotAtHead(
+                    f"the database schema is at revision {at or 'none'}, not {head}: run `monitor migrate` first"
+                )
+        if maintain:
+            run_maintenance(ctx)
+    except BaseException:
+        ctx.close()
+        raise
     return ctx

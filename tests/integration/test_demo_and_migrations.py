@@ -3,10 +3,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import uuid
+from datetime import UTC, datetime
 
 import psycopg
 from alembic import command
-from sqlalchemy import create_engine, inspect
+from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.engine import make_url
 
 from monitor.db.migrate import alembic_config, current_revision, head_revision
@@ -111,3 +113,57 @@ def test_monitor_check_is_a_healthcheck(settings, ctx) -> None:  # type: ignore[
     assert ok.returncode == 0 and f"database at revision {head_revision()}" in ok.stdout, ok.stderr
     down = check(f"postgresql://postgres@127.0.0.1:{free_port()}/nothing")
     assert down.returncode == 1 and "database unreachable" in down.stderr
+
+
+def test_read_only_commands_and_api_workers_neither_migrate_nor_maintain(settings, ctx) -> None:  # type: ignore[no-untyped-def]
+    """`monitor keys list` and an API worker's start-up read; migrating is `monitor migrate`'s (and
+    the writers'), maintenance the scheduler leader's."""
+    import pytest
+    from fastapi.testclient import TestClient
+
+    from monitor.api.app import create_app
+    from monitor.services.bootstrap import SchemaNotAtHead
+
+    def keys_list(url: str) -> subprocess.CompletedProcess[str]:
+        env = {**os.environ, "MONITOR_DATABASE_URL": url, "MONITOR_LOG_FORMAT": "text"}
+        return subprocess.run(
+            [sys.executable, "-m", "dashboards.cli", "keys", "list"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    def partitions() -> int:
+        with ctx.engine.connect() as conn:
+            return conn.execute(
+                text("SELECT count(*) FROM pg_inherits WHERE inhparent = 'predictions'::regclass")
+            ).scalar()
+
+    with ctx.engine.begin() as conn:  # what maintenance would create again: the partitions ahead
+        for (name,) in conn.execute(
+            text(
+                "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+                "WHERE i.inhparent = 'predictions'::regclass"
+            )
+        ).all():
+            conn.execute(text(f'DROP TABLE "{name}"'))
+    ctx.partitions.forget_before(datetime.max.replace(tzinfo=UTC).date())
+    assert keys_list(settings.database_url).returncode == 0
+    assert partitions() == 0  # no maintenance ran
+
+    admin = settings.database_url.replace("postgresql+psycopg://", "postgresql://")
+    scratch = f"scratch_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{scratch}"')
+    url = admin.rsplit("/", 1)[0] + f"/{scratch}"
+    try:
+        refused = keys_list(url)
+        assert refused.returncode == 2 and "run `monitor migrate` first" in refused.stderr, refused.stderr
+        with pytest.raises(SchemaNotAtHead), TestClient(create_app(settings.model_copy(update={"database_url": url}))):
+            pass
+        with psycopg.connect(url) as conn:  # nothing was created: not even Alembic's table
+            assert conn.execute("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'").fetchone() == (0,)
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE "{scratch}" WITH (FORCE)')

@@ -20,7 +20,7 @@ from monitor.services import ingestion, registry
 from monitor.domain.schema import ModelSpec
 from sqlalchemy import text
 
-ctx = open_context(Settings())
+ctx = open_context(Settings(), migrate=True)
 assert ctx.engine.url.host is None and "postgres" in str(ctx.engine.url.query.get("host", ""))
 if sys.argv[1] == "write":
     registry.register_model(ctx, ModelSpec.model_validate({

@@ -57,7 +57,7 @@ def test_every_acknowledged_record_survives_a_postgres_crash_exactly_once(
     cluster: PostgresCluster, tmp_path: Path
 ) -> None:
     settings = Settings(database_url=cluster.url, data_dir=tmp_path)
-    ctx = open_context(settings)  # migrates the new cluster
+    ctx = open_context(settings, migrate=True)  # the new cluster
     registry.register_model(ctx, ModelSpec.model_validate(BINARY_SPEC))
     key = keys.create_key(ctx, "sdk", [keys.Scope.ingest])[0]
     ctx.close()
