@@ -47,3 +47,13 @@ def forget(conn: Connection, model: str, event_id: str, *, durable: bool = True)
 
 def delete_older(conn: Connection, before: datetime) -> int:
     return conn.execute(text("DELETE FROM kserve_events WHERE received_at < :b"), {"b": before}).rowcount
+
+
+def any_stored(conn: Connection, model_id: int, prediction_ids: list[str]) -> bool:
+    """Whether any of these predictions is stored (one index probe each)."""
+    return bool(
+        conn.execute(
+            text("SELECT EXISTS (SELECT 1 FROM prediction_keys WHERE model_id = :m AND prediction_id = ANY(:ids))"),
+            {"m": model_id, "ids": prediction_ids},
+        ).scalar()
+    )

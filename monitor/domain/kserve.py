@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from monitor.domain.records import RecordError
 from monitor.domain.schema import ModelSchema, Task
 
 REQUEST = "org.kubeflow.serving.inference.request"
@@ -50,27 +51,29 @@ def _tensor(t: dict[str, Any], where: str) -> np.ndarray:
     return data
 
 
-def request_rows(doc: Any, schema: ModelSchema) -> list[dict[str, Any]]:
-    """Feature dicts, one per instance. V1: ``instances`` of lists (schema order) or objects
-    (by name); V2: one input of shape [n, k] (schema order) or one input per feature of shape
-    [n] or [n, 1] (by name)."""
+def request_rows(doc: Any, schema: ModelSchema) -> list[dict[str, Any] | KServeError]:
+    """Feature dicts, one per instance (a ``KServeError`` in place of one that cannot be read).
+    V1: ``instances`` of lists (schema order) or objects (by name); V2: one input of shape [n, k]
+    (schema order) or one input per feature of shape [n] or [n, 1] (by name). A body whose shape
+    cannot be read at all raises ``KServeError``."""
     names = schema.feature_names()
     if not isinstance(doc, dict):
         raise KServeError("request body: expected a JSON object")
     if "instances" in doc:
         if not isinstance(doc["instances"], list):
             raise KServeError("instances: expected a list")
-        out = []
+        out: list[dict[str, Any] | KServeError] = []
         for i, inst in enumerate(doc["instances"]):
             if isinstance(inst, dict):
                 out.append(inst)
             elif isinstance(inst, list):
                 # trailing optional features may be left out
                 if len(inst) > len(names) or any(f.required for f in schema.features[len(inst) :]):
-                    raise KServeError(f"instances[{i}]: {len(inst)} values for {len(names)} features {names}")
-                out.append(dict(zip(names, inst, strict=False)))
+                    out.append(KServeError(f"instances[{i}]: {len(inst)} values for {len(names)} features {names}"))
+                else:
+                    out.append(dict(zip(names, inst, strict=False)))
             else:
-                raise KServeError(f"instances[{i}]: expected a list or an object")
+                out.append(KServeError(f"instances[{i}]: expected a list or an object"))
         return out
     if "inputs" in doc:
         inputs = doc["inputs"]
@@ -122,6 +125,8 @@ def _prediction(value: Any, schema: ModelSchema, where: str) -> tuple[Any, dict[
         return value, None
     if isinstance(value, bool):
         return classes[int(value)], None
+    if isinstance(value, float) and value.is_integer() and schema.task is Task.multiclass_classification:
+        value = int(value)  # a class index in a V2 FP32/FP64 tensor
     if isinstance(value, int) and 0 <= value < len(classes):
         return classes[value], None  # a class index, as scikit-learn servers return
     if isinstance(value, float) and schema.task is Task.binary_classification and 0 <= value <= 1:
@@ -130,29 +135,44 @@ def _prediction(value: Any, schema: ModelSchema, where: str) -> tuple[Any, dict[
     raise KServeError(f"{where}: cannot read {value!r} as a prediction for classes {classes}")
 
 
-def response_rows(doc: Any, schema: ModelSchema) -> list[tuple[Any, dict[str, float] | None]]:
+Output = tuple[Any, dict[str, float] | None]
+
+
+def _each(values: list[Any], schema: ModelSchema, where: str) -> list[Output | KServeError]:
+    out: list[Output | KServeError] = []
+    for i, v in enumerate(values):
+        try:
+            out.append(_prediction(v, schema, f"{where}[{i}]"))
+        except KServeError as exc:
+            out.append(exc)
+    return out
+
+
+def response_rows(doc: Any, schema: ModelSchema) -> list[Output | KServeError]:
+    """(prediction, scores) per instance, a ``KServeError`` in place of one that cannot be read."""
     if not isinstance(doc, dict):
         raise KServeError("response body: expected a JSON object")
     if "predictions" in doc:
         if not isinstance(doc["predictions"], list):
             raise KServeError("predictions: expected a list")
-        return [_prediction(v, schema, f"predictions[{i}]") for i, v in enumerate(doc["predictions"])]
+        return _each(doc["predictions"], schema, "predictions")
     if "outputs" in doc:
         outputs = doc["outputs"]
         if not isinstance(outputs, list) or not outputs:
             raise KServeError("outputs: expected a non-empty list of tensors")
         data = _tensor(outputs[0], "outputs[0]")
         rows = data.tolist() if data.ndim > 1 else data.reshape(-1).tolist()
-        return [_prediction(v, schema, f"outputs[0][{i}]") for i, v in enumerate(rows)]
+        return _each(rows, schema, "outputs[0]")
     raise KServeError("response body: neither V1 'predictions' nor V2 'outputs'")
 
 
 def pair_to_records(
     event_id: str, request: Any, response: Any, schema: ModelSchema, timestamp: str | None
-) -> list[dict[str, Any]]:
-    """One prediction record per instance: id ``<ce-id>-<i>``, the request's features, the
-    response's prediction and scores. Whatever shape the bodies have, the answer is records or a
-    ``KServeError`` saying what could not be read, never another exception."""
+) -> tuple[list[dict[str, Any]], list[RecordError]]:
+    """One prediction record per readable instance: id ``<ce-id>-<i>``, the request's features,
+    the response's prediction and scores; and an error, by instance index, for each instance that
+    cannot be read (the others are stored). Whatever shape the bodies have, the answer is that or
+    a ``KServeError`` for the pair, never another exception."""
     try:
         features = request_rows(request, schema)
         outputs = response_rows(response, schema)
@@ -162,12 +182,19 @@ def pair_to_records(
         raise KServeError(f"the request/response pair cannot be read: {type(exc).__name__}: {str(exc)[:200]}") from None
     if len(features) != len(outputs):
         raise KServeError(f"{len(features)} instances in the request but {len(outputs)} in the response")
-    records = []
-    for i, (feats, (prediction, scores)) in enumerate(zip(features, outputs, strict=True)):
+    records: list[dict[str, Any]] = []
+    errors: list[RecordError] = []
+    for i, (feats, out) in enumerate(zip(features, outputs, strict=True)):
+        bad = next((x for x in (feats, out) if isinstance(x, KServeError)), None)
+        if bad is not None:
+            errors.append(RecordError(i, "instances" if bad is feats else "predictions", str(bad)))
+            continue
+        assert not isinstance(feats, KServeError) and not isinstance(out, KServeError)
+        prediction, scores = out
         rec: dict[str, Any] = {"prediction_id": f"{event_id}-{i}", "features": feats, "prediction": prediction}
         if scores is not None:
             rec["scores"] = scores
         if timestamp:
             rec["timestamp"] = timestamp
         records.append(rec)
-    return records
+    return records, errors

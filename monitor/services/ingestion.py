@@ -161,6 +161,14 @@ def _record_rejections(
         log.exception("could not record rejected %s records", kind)
 
 
+def count_rejected(ctx: ServiceContext, kind: str, model_id: int, errors: list[RecordError]) -> None:
+    """Count records refused before validation (a KServe instance that cannot be read) like the
+    ones validation refuses: in the rejected total and as schema violations."""
+    _record_rejections(
+        ctx, kind, errors, dict.fromkeys((e.index for e in errors if e.index is not None), model_id), _now()
+    )
+
+
 def _settle_errors(
     ctx: ServiceContext,
     kind: str,

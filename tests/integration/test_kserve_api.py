@@ -92,3 +92,39 @@ def test_unreadable_pairs_and_unknown_models_are_refused(churn: Api) -> None:
     headers["Ce-Inferenceservicename"] = "churn"
     r = churn.http.post("/v1/kserve", content=b"{}", headers=headers)
     assert r.status_code == 400 and "ce-id" in r.json()["error"]["message"]
+
+
+def test_one_unreadable_instance_loses_only_itself_and_is_counted(churn: Api) -> None:
+    send(churn, REQUEST, "ev-p", {"instances": [[12, "basic"], [1, 2, 3, 4], [40, "pro"]]})
+    result = send(churn, RESPONSE, "ev-p", {"predictions": [0.8, 0.5, 7]})  # 7: no such class index
+    assert result["status"] == "stored" and (result["accepted"], result["rejected"]) == (1, 2)
+    assert [(e["index"], e["field"]) for e in result["errors"]] == [(1, "instances"), (2, "predictions")]
+    assert churn.count("SELECT count(*) FROM predictions") == 1
+    assert churn.count("SELECT coalesce(sum(count), 0) FROM schema_violations") == 2
+    assert churn.count("SELECT coalesce(sum(rejected), 0) FROM ingest_stats") == 2
+
+
+def test_a_pair_with_nothing_stored_is_a_422_naming_each_instance(churn: Api) -> None:
+    send(churn, REQUEST, "ev-r", {"instances": [[1, 2, 3, 4], [2, "basic"]]})
+    headers = {"Ce-Id": "ev-r", "Ce-Type": RESPONSE, "Ce-Inferenceservicename": "churn", **churn.ingest}
+    r = churn.http.post("/v1/kserve", content=b'{"predictions": [0.5, [null, 0.5]]}', headers=headers)
+    assert r.status_code == 422, r.text
+    details = r.json()["error"]["details"]
+    assert [(d["index"], d["field"]) for d in details] == [(0, "instances"), (1, "predictions")]
+    assert churn.count("SELECT count(*) FROM predictions") == 0
+
+
+def test_a_half_repeated_after_its_pair_was_stored_is_not_kept_waiting(churn: Api) -> None:
+    send(churn, REQUEST, "ev-d", V1_REQUEST)
+    assert send(churn, RESPONSE, "ev-d", V1_RESPONSE)["status"] == "stored"
+    again = send(churn, RESPONSE, "ev-d", V1_RESPONSE)  # the logger retrying
+    assert again["status"].startswith("duplicate")
+    assert churn.count("SELECT count(*) FROM kserve_events") == 0
+    assert churn.count("SELECT count(*) FROM predictions") == 2
+
+
+def test_a_first_half_that_is_not_json_is_refused_at_once(churn: Api) -> None:
+    headers = {"Ce-Id": "ev-j", "Ce-Type": REQUEST, "Ce-Inferenceservicename": "churn", **churn.ingest}
+    r = churn.http.post("/v1/kserve", content=b"{not json", headers={**headers, "Content-Type": "application/json"})
+    assert r.status_code == 400 and "not JSON" in r.json()["error"]["message"]
+    assert churn.count("SELECT count(*) FROM kserve_events") == 0

@@ -26,8 +26,8 @@ IRIS = ModelSchema.model_validate(
 def test_v1_lists_take_the_schemas_feature_order_and_objects_their_names() -> None:
     doc = {"instances": [[12, "basic"], {"plan": "pro", "tenure": 3}]}
     assert request_rows(doc, BINARY) == [{"tenure": 12, "plan": "basic"}, {"plan": "pro", "tenure": 3}]
-    with pytest.raises(KServeError, match=r"instances\[0\]: 3 values for 2 features"):
-        request_rows({"instances": [[1, "a", 2]]}, BINARY)
+    (bad,) = request_rows({"instances": [[1, "a", 2]]}, BINARY)
+    assert isinstance(bad, KServeError) and "instances[0]: 3 values for 2 features" in str(bad)
 
 
 def test_v2_one_matrix_or_one_tensor_per_feature() -> None:
@@ -68,9 +68,10 @@ def test_binary_probability_of_the_positive_class() -> None:
 
 
 def test_a_pair_becomes_one_record_per_instance() -> None:
-    records = pair_to_records(
+    records, errors = pair_to_records(
         "ev1", {"instances": [[12, "basic"], [3, "pro"]]}, {"predictions": [0.9, 0.1]}, BINARY, "2026-11-22T10:00:00Z"
     )
+    assert errors == []
     assert [r["prediction_id"] for r in records] == ["ev1-0", "ev1-1"]
     assert records[0] == {
         "prediction_id": "ev1-0",
@@ -99,9 +100,6 @@ GOOD_RESPONSE = {"predictions": [0.9]}
 @pytest.mark.parametrize(
     ("request_doc", "response_doc"),
     [
-        (GOOD_REQUEST, {"predictions": [["x", "y"]]}),
-        (GOOD_REQUEST, {"predictions": [[None, 0.5]]}),
-        (GOOD_REQUEST, {"predictions": [{"a": 1}]}),
         (GOOD_REQUEST, {"predictions": 5}),
         (GOOD_REQUEST, {"predictions": "leave"}),
         (GOOD_REQUEST, {"outputs": [5]}),
@@ -110,7 +108,6 @@ GOOD_RESPONSE = {"predictions": [0.9]}
         (GOOD_REQUEST, [1, 2]),
         ({"instances": 5}, GOOD_RESPONSE),
         ({"instances": "abc"}, GOOD_RESPONSE),
-        ({"instances": [5]}, GOOD_RESPONSE),
         ({"inputs": [5]}, GOOD_RESPONSE),
         ({"inputs": 5}, GOOD_RESPONSE),
         ({"inputs": [{"name": "x", "shape": [1, 2], "data": [[1, 2]]}, 7]}, GOOD_RESPONSE),
@@ -122,3 +119,25 @@ GOOD_RESPONSE = {"predictions": [0.9]}
 def test_bodies_of_unreadable_shapes_are_a_kserve_error(request_doc: object, response_doc: object) -> None:
     with pytest.raises(KServeError):
         pair_to_records("ev", request_doc, response_doc, BINARY, None)
+
+
+@pytest.mark.parametrize(
+    ("request_doc", "response_doc", "field"),
+    [
+        ({"instances": [[12, "basic"], [1, 2, 3]]}, {"predictions": [0.9, 0.2]}, "instances"),
+        ({"instances": [[12, "basic"], 5]}, {"predictions": [0.9, 0.2]}, "instances"),
+        ({"instances": [[12, "basic"], [3, "pro"]]}, {"predictions": [0.9, ["x", "y"]]}, "predictions"),
+        ({"instances": [[12, "basic"], [3, "pro"]]}, {"predictions": [0.9, [None, 0.5]]}, "predictions"),
+        ({"instances": [[12, "basic"], [3, "pro"]]}, {"predictions": [0.9, {"a": 1}]}, "predictions"),
+        ({"instances": [[12, "basic"], [3, "pro"]]}, {"predictions": [0.9, 7]}, "predictions"),  # no class 7
+    ],
+)
+def test_an_instance_that_cannot_be_read_is_refused_alone(request_doc: dict, response_doc: dict, field: str) -> None:
+    records, errors = pair_to_records("ev", request_doc, response_doc, BINARY, None)
+    assert [r["prediction_id"] for r in records] == ["ev-0"]
+    assert [(e.index, e.field) for e in errors] == [(1, field)]
+
+
+def test_integral_floats_of_a_v2_tensor_are_class_indices() -> None:
+    doc = {"outputs": [{"name": "o", "shape": [3], "datatype": "FP32", "data": [0.0, 2.0, 1.0]}]}
+    assert [p for p, _ in response_rows(doc, IRIS)] == ["setosa", "virginica", "versicolor"]
