@@ -4,25 +4,49 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import shutil
 import signal
 import sys
+import tempfile
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from monitor.config import get_settings
 
 
 def _serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
-    from monitor.api.connections import server_options
-    from monitor.logs import log_config
     from monitor.server import pin_database_url
     from monitor.services.bootstrap import open_context
 
     settings = pin_database_url(get_settings())
     # Migrate once here rather than racing in every worker.
     open_context(settings, migrate=True).close()
+    if args.workers <= 1:
+        _run_uvicorn(args, settings)
+        return 0
+    # Several workers: their request-latency histograms are added up at every scrape (see
+    # services.prometheus) from a directory of this server's own, emptied now, removed at the end.
+    # Set before the workers start, as prometheus_client reads it when a worker imports it.
+    own_dir = "PROMETHEUS_MULTIPROC_DIR" not in os.environ
+    metrics_dir = os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="monitor-metrics-"))
+    for stale in Path(metrics_dir).glob("*.db"):
+        stale.unlink()
+    try:
+        _run_uvicorn(args, settings)
+    finally:
+        if own_dir:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+    return 0
+
+
+def _run_uvicorn(args: argparse.Namespace, settings: Any) -> None:
+    import uvicorn
+
+    from monitor.api.connections import server_options
+    from monitor.logs import log_config
+
     uvicorn.run(
         "monitor.api.app:app_factory",
         factory=True,
@@ -34,7 +58,6 @@ def _serve(args: argparse.Namespace) -> int:
         access_log=False,  # monitor.access logs each request, with its id
         **server_options(settings),  # slow and idle connections bounded
     )
-    return 0
 
 
 def _migrate(_: argparse.Namespace) -> int:

@@ -9,6 +9,7 @@ window of each length: label sets stay bounded by features, classes and windows.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -157,14 +158,24 @@ class StoreCollector:
 
 
 def new_registry(ctx: ServiceContext) -> tuple[CollectorRegistry, Histogram]:
-    """A registry for one API process: the shared numbers, and this process's request latency."""
+    """A registry for one API process: the shared numbers, and the request latency.
+
+    Under ``monitor serve --workers N`` (``PROMETHEUS_MULTIPROC_DIR`` set by it before the workers
+    start) every worker writes its latency samples to files there and a scrape, whichever worker
+    answers it, adds up all of them (prometheus_client's multiprocess mode): a histogram per worker
+    would make each scrape see a different process and ``rate()`` meaningless."""
     registry = CollectorRegistry()
     registry.register(StoreCollector(ctx))  # type: ignore[arg-type]
+    shared = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+    if shared:
+        from prometheus_client import multiprocess
+
+        multiprocess.MultiProcessCollector(registry)
     latency = Histogram(
         "monitor_ingest_request_duration_seconds",
-        "Ingestion request latency in this API process, until the answer (after the commit)",
+        "Ingestion request latency, until the answer (after the commit), over every API worker",
         ["endpoint", "status"],
         buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
-        registry=registry,
+        registry=None if shared else registry,  # shared: its values live in the directory's files
     )
     return registry, latency

@@ -145,3 +145,36 @@ def test_promtool_accepts_a_real_scrape(churn: Api) -> None:
     text = churn.http.get("/metrics", headers=churn.read).text
     checked = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True, text=True, timeout=60)
     assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_every_scrape_of_a_multi_worker_api_sees_all_workers_requests(churn: Api, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """`monitor serve --workers 2`: requests land on both workers, and whichever worker answers a
+    scrape reports the latency histogram of them all (prometheus_client's multiprocess mode)."""
+    import httpx
+
+    from monitor.server import free_port
+    from monitor.services import keys
+    from tests.integration.processes import monitor_process, stop_process, wait_ready
+
+    ingest = keys.create_key(churn.ctx, "multi-ingest", [keys.Scope.ingest])[0]
+    read = keys.create_key(churn.ctx, "multi-read", [keys.Scope.read])[0]
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {"MONITOR_DATABASE_URL": churn.ctx.settings.database_url or "", "MONITOR_LOG_FORMAT": "text"}
+    proc = monitor_process(
+        ["serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "2"], env, tmp_path / "a.log"
+    )
+    try:
+        wait_ready(url, proc)
+        for i in range(24):  # a new connection each: the kernel spreads them over the workers
+            body = {"model": "churn", "records": [prediction(f"mw{i}")]}
+            r = httpx.post(f"{url}/v1/predictions", json=body, headers={"Authorization": f"Bearer {ingest}"})
+            assert r.status_code == 200, r.text
+        counts = set()
+        for _ in range(8):
+            text = httpx.get(f"{url}/metrics", headers={"Authorization": f"Bearer {read}"}).text
+            families = {s.name: s for fam in text_string_to_metric_families(text) for s in fam.samples}
+            counts.add(families["monitor_ingest_request_duration_seconds_count"].value)
+        assert counts == {24.0}
+    finally:
+        stop_process(proc)
