@@ -20,6 +20,10 @@ def _serve(args: argparse.Namespace) -> int:
     from monitor.server import pin_database_url
     from monitor.services.bootstrap import open_context
 
+    # uvicorn handles SIGTERM (finishing the requests in flight), then raises it again so that the
+    # handler in place before it runs: with Python's default one the process dies on the spot,
+    # skipping the exit hook that stops an embedded Postgres this process started. Ours exits.
+    signal.signal(signal.SIGTERM, _exit_on_signal)
     settings = pin_database_url(get_settings())
     # Migrate once here rather than racing in every worker.
     open_context(settings, migrate=True).close()

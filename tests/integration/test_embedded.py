@@ -57,3 +57,41 @@ def test_embedded_postgres_starts_migrates_and_is_reused(data_dir: Path) -> None
     assert (data_dir / "postgres" / "PG_VERSION").exists()
     # a second process start finds the same data directory and the rows in it
     assert run("read") == "25"
+
+
+@pytest.mark.embedded
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_sigterm_to_monitor_serve_stops_the_embedded_postgres(data_dir: Path, tmp_path: Path, workers: str) -> None:
+    """docker stop sends SIGTERM: the server exits cleanly and the embedded Postgres it started
+    stops with it (uvicorn re-raises the signal after its shutdown, which skipped the exit hook
+    that stops Postgres; SIGINT always worked)."""
+    import signal
+    import time
+
+    from monitor.server import free_port, wait_ready
+    from tests.integration.processes import monitor_process
+
+    env = {"MONITOR_DATA_DIR": str(data_dir), "MONITOR_LOG_FORMAT": "text"}
+    port = free_port()
+    proc = monitor_process(["serve", "--port", str(port), "--workers", workers], env, tmp_path / "serve.log")
+    try:
+        wait_ready(f"http://127.0.0.1:{port}", proc, timeout=120)
+        postmaster = int((data_dir / "postgres" / "postmaster.pid").read_text().split()[0])
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(60) == 0, (tmp_path / "serve.log").read_text()[-2000:]
+        deadline = time.monotonic() + 30
+        while _alive(postmaster) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not _alive(postmaster), "the embedded Postgres outlived monitor serve"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with open(f"/proc/{pid}/stat") as f:  # a zombie is as good as gone
+        return f.read().split(")")[-1].split()[0] != "Z"
