@@ -1,29 +1,20 @@
-"""Reading request bodies: the size limit, and the media types the ingestion routes take."""
+"""Reading request bodies (bounded by the request guard), and the media types the ingestion
+routes take."""
 
 from __future__ import annotations
 
 from fastapi import Request
 
 from monitor.domain.payloads import NDJSON_TYPES
-from monitor.errors import PayloadTooLarge, UnsupportedMediaType
+from monitor.errors import UnsupportedMediaType
 
 JSON_TYPES = {"application/json", *NDJSON_TYPES}
 
 
-async def read_body(request: Request, limit: int, setting: str = "MONITOR_MAX_BODY_BYTES") -> bytes:
-    """The body (already decoded from gzip by ``monitor.api.encoding``), refused with 413 past
-    ``limit`` bytes."""
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge.over(limit, setting)
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge.over(limit, setting)
-        chunks.append(chunk)
-    return b"".join(chunks)
+async def read_body(request: Request) -> bytes:
+    """The whole body, decoded from gzip and within its route's size limit and the body timeout:
+    ``monitor.api.guard`` bounds it as it arrives (413 / 408), before any of it is held here."""
+    return await request.body()
 
 
 def media_type(request: Request) -> str:

@@ -41,7 +41,7 @@ async def post_predictions(
 ) -> FastJSONResponse:
     """Log predictions: one record, a JSON batch, a JSON array or NDJSON. Answers only after the commit."""
     kind = json_media_type(request)  # before the body is read
-    body = await read_body(request, ctx.settings.max_body_bytes)
+    body = await read_body(request)
     result = await run_in_threadpool(ingestion.ingest_prediction_body, ctx, body, kind, on_error=on_error)
     return FastJSONResponse(_result(result))
 
@@ -52,7 +52,7 @@ async def post_labels(
 ) -> FastJSONResponse:
     """Ground truth by prediction id. A label may precede its prediction; a newer label replaces an older one."""
     kind = json_media_type(request)  # before the body is read
-    body = await read_body(request, ctx.settings.max_body_bytes)
+    body = await read_body(request)
     records, model, _ = parse_records(body, kind)
     result = await run_in_threadpool(ingestion.ingest_labels, ctx, records, model=model, on_error=on_error)
     return FastJSONResponse(_result(result))

@@ -25,7 +25,7 @@ async def kserve_event(request: Request, ctx: ServiceContext = Depends(get_ctx))
     registered model; V1 or Open Inference Protocol V2 bodies). The key may be sent as
     ``?api_key=``, since the logger sends no custom headers. 202 while the event's other half is
     awaited, 200 with what was stored once the pair is complete."""
-    body = await read_body(request, ctx.settings.max_body_bytes)
+    body = await read_body(request)
     try:
         event = CloudEvent.from_headers(dict(request.headers), body)
     except KServeError as exc:

@@ -79,7 +79,7 @@ async def upload_reference(
             "send CSV (text/csv), Parquet (application/vnd.apache.parquet) or JSON "
             "(application/json), or say which with ?format="
         )
-    body = await read_body(request, ctx.settings.max_reference_bytes, setting="MONITOR_MAX_REFERENCE_BYTES")
+    body = await read_body(request)
     result = await run_in_threadpool(
         reference.upload_reference, ctx, name, body, fmt, version=version, name=dataset_name
     )
