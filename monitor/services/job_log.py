@@ -8,8 +8,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
+from sqlalchemy.exc import DataError
 
 from monitor.db import ops_repo
 from monitor.services.context import ServiceContext
@@ -17,26 +16,23 @@ from monitor.services.context import ServiceContext
 log = logging.getLogger(__name__)
 
 
-def _database_away(exc: BaseException) -> bool:
-    return isinstance(exc, OperationalError | InterfaceError | PoolTimeout) or (
-        isinstance(exc, DBAPIError) and exc.connection_invalidated
-    )
+# What the data a job computes on can cause: a value out of range in a sum (Postgres' DataError),
+# maths that fails on it, a shape the code did not expect. Anything else (the database away, a
+# deadlock, a concurrent write) is not about the data: the run fails and is retried whole.
+DATA_ERRORS = (DataError, ArithmeticError, ValueError, TypeError, LookupError)
 
 
 def isolated(what: str, failures: list[str] | None, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> bool:
-    """Run ``fn``; if it fails on what it computes (stored data it cannot handle, a bug it hits
-    on that data), record ``what`` and why in ``failures`` and return False, so that the run goes
-    on with the other hours and windows instead of failing whole on every tick for ever. The
-    database being away still fails the run (it is retried). ``failures`` None: nothing isolated."""
+    """Run ``fn``; if it fails on the data it computes on (``DATA_ERRORS``), record ``what`` and
+    why in ``failures`` and return False, so that the run goes on with the other hours and windows
+    instead of failing whole on every tick for ever. ``failures`` None: nothing isolated."""
     if failures is None:
         fn(*args, **kwargs)
         return True
     try:
         fn(*args, **kwargs)
         return True
-    except Exception as exc:
-        if _database_away(exc):
-            raise
+    except DATA_ERRORS as exc:
         log.error("%s failed, skipped: %s", what, exc, exc_info=exc)
         failures.append(f"{what}: {type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}")
         return False

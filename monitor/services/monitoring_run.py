@@ -66,8 +66,8 @@ def run_model(ctx: ServiceContext, model: str, now: datetime | None = None) -> R
     end = hour_floor(now) + HOUR  # the boundary after now: the current hour is summarised as it fills
     earliest = end - MAX_CATCH_UP
     start = max(earliest, (rolled_until or end - HOUR) - LATE_HOURS * HOUR)
-    # An hour or a window that fails on its data is skipped and reported (report.failures, the
-    # job's failure count, a job_failures metric point); the others are computed all the same.
+    # An hour or a window that fails on its data (job_log.DATA_ERRORS) is skipped and reported
+    # (report.failures, the job's failure count, a job_failures point); the others are computed.
     report.rows_summarised = rollup(ctx, model, vrow.version, start, end, failures=report.failures)
     _set_watermark(ctx, vrow.version_id, "rollup", end)
     attempts = len(hours(start, end))
