@@ -29,14 +29,14 @@ _SHARED = ipaddress.IPv4Network("100.64.0.0/10")  # carrier-grade NAT: private i
 
 
 def _embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
-    """The IPv4 address an IPv6 one leads to: mapped, 6to4, Teredo (its server), NAT64, or the old
-    IPv4-compatible form (::a.b.c.d)."""
+    """The IPv4 address an IPv6 one leads to: mapped, 6to4, Teredo (its client, where the traffic
+    ends up), NAT64, or the old IPv4-compatible form (::a.b.c.d)."""
     if ip.ipv4_mapped is not None:
         return ip.ipv4_mapped
     if ip.sixtofour is not None:
         return ip.sixtofour
     if ip.teredo is not None:
-        return ip.teredo[1]  # the client: where the traffic ends up
+        return ip.teredo[1]
     if ip in _NAT64 or (0xFFFF < int(ip) < 2**32):
         return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
     return None

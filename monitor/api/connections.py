@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from monitor.config import Settings, get_settings
@@ -58,8 +59,6 @@ class H11WithHeadDeadline(_HeadDeadline, H11Protocol):
 
     def data_received(self, data: bytes) -> None:
         super().data_received(data)
-        import h11
-
         if self.conn.their_state is h11.IDLE:  # still waiting for (the rest of) a request head
             self._arm()
         else:

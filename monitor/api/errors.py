@@ -12,7 +12,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError, StatementError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from monitor.api.responses import FastJSONResponse, error_body
+from monitor.api.responses import FastJSONResponse, error_body, error_response
 from monitor.domain.unstorable import NUL_REASON, SURROGATE_REASON, find_unstorable
 from monitor.errors import MonitorError
 
@@ -61,7 +61,7 @@ async def _find_unstorable(request: Request) -> tuple[str, str]:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(MonitorError)
     async def monitor_error(_: Request, exc: MonitorError) -> FastJSONResponse:
-        return FastJSONResponse(error_body(exc.code, exc.message, exc.details), exc.status_code, headers=exc.headers())
+        return error_response(exc)
 
     @app.exception_handler(RequestValidationError)
     async def request_invalid(_: Request, exc: RequestValidationError) -> FastJSONResponse:

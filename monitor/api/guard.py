@@ -24,8 +24,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
+from collections.abc import Awaitable, Callable
 
 import anyio
 from fastapi import Request, Response
@@ -33,13 +32,21 @@ from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
-from monitor.api.encoding import CLOSE, GZIP, IDENTITY, Gunzip, Unsupported, content_encoding, without_encoding_headers
-from monitor.api.responses import FastJSONResponse, error_body
+from monitor.api.encoding import (
+    CLOSE,
+    GZIP,
+    IDENTITY,
+    Gunzip,
+    Message,
+    Receive,
+    Unsupported,
+    content_encoding,
+    without_encoding_headers,
+)
+from monitor.api.responses import error_response
 from monitor.errors import MonitorError, PayloadTooLarge, Unauthorized
 from monitor.services.keys import Principal, Scope
 
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 # Routes whose bodies may be larger than a batch of predictions (a path, or a route's path
@@ -82,10 +89,7 @@ class GuardedRoute(APIRoute):
                 if declared.isdigit() and int(declared) > limit:
                     raise PayloadTooLarge.over(limit, variable)
             except MonitorError as exc:
-                headers = CLOSE | exc.headers()
-                return FastJSONResponse(
-                    error_body(exc.code, exc.message, exc.details), exc.status_code, headers=headers
-                )
+                return error_response(exc, CLOSE)
             return await handler(request)
 
         return guarded

@@ -8,7 +8,7 @@ prediction log is written on the ingestion hot path.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import msgspec
@@ -47,8 +47,7 @@ def field(value: Any) -> str:
     if isinstance(value, str):
         return text_field(value)
     if isinstance(value, datetime):
-        # UTC: Postgres reads offsets up to ±15:59 only, Python's datetimes hold up to ±23:59
-        return (value.astimezone(UTC) if value.tzinfo is not None else value).isoformat()
+        return value.isoformat()
     return str(value)
 
 

@@ -2,12 +2,12 @@
 second makes the pair into predictions (one per instance), ingested like any other — so a
 retried half, or a pair seen twice, lands once (prediction ids ``<ce-id>-<i>``).
 
-The first half costs one insert (and a JSON parse, so a half that is not JSON is refused at
-once): the logger's queue, which blocks inference when full, is answered fast. An instance that
-cannot be read or is invalid is skipped and counted as a rejected record and a schema violation
-(the logger cannot act on an error), the others are stored; a pair none of whose instances
-could be stored is a 422 naming each. A half repeated after its pair was stored is answered as a
-duplicate instead of waiting for ever.
+The first half costs a JSON parse (a half that is not JSON is refused at once), one index probe
+(is its pair stored already?) and one insert: the logger's queue, which blocks inference when
+full, is answered fast. An instance that cannot be read or is invalid is skipped and counted as a
+rejected record and a schema violation (the logger cannot act on an error), the others are
+stored; a pair none of whose instances could be stored is a 422 naming each. A half repeated
+after its pair was stored is answered as a duplicate instead of waiting for ever.
 """
 
 from __future__ import annotations
