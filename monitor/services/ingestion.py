@@ -344,7 +344,8 @@ def _store_predictions_once(
             if new:
                 log_repo.copy_predictions(uow.raw, mid, new)
                 log_repo.attach_waiting_labels(uow.raw, mid, [r.prediction_id for _, r in new])
-                late = _late_hours(new, now)
+                # the clock read last, just before the commit: the margin covers only the commit
+                late = _late_hours(new, _now())
                 if late:
                     log_repo.mark_stale_hours(uow.raw, mid, late, "predictions")
             errs = rejected_by_model.get(mid, [])

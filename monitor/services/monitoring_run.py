@@ -25,7 +25,11 @@ from monitor.services.windows import HOUR, hour_floor, hours
 
 log = logging.getLogger(__name__)
 
-# Hours summarised again on every run, for predictions that arrive late (by their timestamp).
+# Hours summarised again by the first run after an hour turns: the hour that just closed (its
+# last rows may have committed after the run before read it) and, for what an ingestion
+# transaction still open then commits later, the one before it. Later predictions for a past hour
+# mark it stale (monitor.services.ingestion.LATE_MARGIN), which is how it is summarised again
+# after that.
 LATE_HOURS = 2
 # A scheduler that was down longer catches up this far back; `monitor backfill` goes further.
 MAX_CATCH_UP = timedelta(days=7)
@@ -65,7 +69,7 @@ def run_model(ctx: ServiceContext, model: str, now: datetime | None = None) -> R
         computed_until = {spec: watermark_repo.get(uow.conn, vrow.version_id, f"drift:{spec}") for spec in cfg.windows}
     end = hour_floor(now) + HOUR  # the boundary after now: the current hour is summarised as it fills
     earliest = end - MAX_CATCH_UP
-    start = max(earliest, (rolled_until or end - HOUR) - LATE_HOURS * HOUR)
+    start = rollup_start(rolled_until, end)
     # An hour or a window that fails on its data (job_log.DATA_ERRORS) is skipped and reported
     # (report.failures, the job's failure count, a job_failures point); the others are computed.
     report.rows_summarised = rollup(ctx, model, vrow.version, start, end, failures=report.failures)
@@ -89,6 +93,15 @@ def run_model(ctx: ServiceContext, model: str, now: datetime | None = None) -> R
         uow.commit()
     _report_failures(ctx, model, vrow, end, attempts, report.failures)
     return report
+
+
+def rollup_start(rolled_until: datetime | None, end: datetime) -> datetime:
+    """The first hour a run ending at ``end`` summarises. A run in the same hour as the one before
+    summarises that hour only, as it fills: summarising the closed hours again on every run made
+    each run cost up to three hours of the log, whatever had changed."""
+    if rolled_until is not None and rolled_until >= end:
+        return end - HOUR
+    return max(end - MAX_CATCH_UP, (rolled_until or end - HOUR) - LATE_HOURS * HOUR)
 
 
 def _window(

@@ -94,10 +94,32 @@ def test_data_for_the_hour_just_closed_reaches_its_final_window(ctx: ServiceCont
     traffic(ctx, closed + timedelta(minutes=59), 30, "just-late-", seed=6, minutes=1)
     assert _marks(ctx) == [(closed, True)]
     report = run_model(ctx, MODEL, now)
-    assert report.resummarised_hours == 0  # inside the late margin: this run's rollup covered it
+    assert report.resummarised_hours == 1  # through its mark: this run's rollup is the current hour's only
     assert report.recomputed_windows == 1
     assert _point(ctx, "quality.label_coverage", *window)[0] == pytest.approx(120 / 330)
     assert _point(ctx, "dataset_drift", *window)[1] == 330
+
+
+def test_a_run_in_the_hour_of_the_one_before_summarises_that_hour_only(ctx: ServiceContext, now: datetime) -> None:
+    """Closed hours are summarised again by the first run after the hour turns, then only through
+    their marks: a run costs the rows of the hour that is filling, not three hours of the log."""
+    register_demo(ctx, MonitoringConfig(windows=["1h"]))
+    base = hour_floor(now)
+    closed = base - HOUR
+    traffic(ctx, closed, 200, "closed-", seed=21)
+    traffic(ctx, base, 30, "live-", seed=22, minutes=20)
+    backfill(ctx, MODEL, closed - HOUR, base)
+    assert run_model(ctx, MODEL, now).rows_summarised == 230  # the first run: the closed hours too
+    traffic(ctx, base, 10, "more-", seed=23, minutes=20)
+    second = run_model(ctx, MODEL, now)
+    assert (second.rows_summarised, second.resummarised_hours) == (40, 0)
+    assert _point(ctx, "dataset_drift", base, base + HOUR)[1] == 40
+
+    traffic(ctx, closed + timedelta(minutes=50), 5, "late-", seed=24, minutes=5)
+    assert _marks(ctx) == [(closed, True)]
+    third = run_model(ctx, MODEL, now)
+    assert (third.rows_summarised, third.resummarised_hours, third.recomputed_windows) == (40, 1, 1)
+    assert _point(ctx, "dataset_drift", closed, base)[1] == 205
 
 
 def test_only_labels_changed_so_only_quality_is_recomputed(ctx: ServiceContext, now: datetime) -> None:

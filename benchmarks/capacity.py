@@ -1,0 +1,463 @@
+"""The capacity of one box: the whole stack as deployed, under a stepped load, for a fixed time per
+step; the highest rate at which ingestion is acknowledged in time *and* the scheduler keeps up.
+
+    python benchmarks/capacity.py [--rates 5000,10000,20000,30000,40000] [--step-seconds 90]
+                                  [--batch 1000] [--workers 2] [--schedule 30] [--tick 5]
+
+What runs, each in its own process, on one embedded Postgres (pgserver), unless
+MONITOR_DATABASE_URL is set:
+  * ``monitor serve --workers N`` (the ingestion API);
+  * ``monitor scheduler``: the model's metrics every ``--schedule`` seconds (the hour's summaries,
+    its windows ``1h`` and ``1d``), then its alert rules, then the deliveries of what they fire to a
+    webhook receiver on loopback (this process); one rule always fires, so deliveries happen;
+  * a load generator (this script with ``--generate``), one per step: SDK-style batches of
+    ``--batch`` predictions sent open loop at the step's rate (scheduled times, at most
+    ``--concurrency`` in flight; a request that waits for a free slot counts its wait as latency),
+    and labels for one prediction in five, in batches of the same size.
+
+For each step it prints: predictions and labels per second acknowledged; ingest latency p50 and
+p99 from each request's scheduled time; the scheduler's lag (now minus the start of its newest
+finished run: every row older than that is summarised and in its windows) at worst during the
+step, and its runs' durations; each process's CPU (share of one core); and the database's growth.
+
+The scheduler keeps up in a step when each of its runs finished within the schedule and its lag
+stayed under two schedules and a tick (one run waiting, one running); ingestion keeps up when at
+least 98 % of the step's target rate was acknowledged with no error. The last line names the
+highest step where both held.
+
+A run summarises the hour holding ``now`` from its start, so its cost grows as that hour fills:
+the steps see an hour with at most a few minutes of traffic in it. From each step's runs the
+script measures the rollup's throughput (rows summarised per second of run) and prints what the
+run at the *end* of an hour at that rate would take; a rate whose end-of-hour run does not fit in
+the schedule does not keep up for a whole hour, whatever the step showed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import os
+import re
+import resource
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import numpy as np
+import orjson
+import psutil
+import psycopg
+
+from monitor.config import Settings
+from monitor.db.engine import database_url
+from monitor.domain.monitoring import MonitoringConfig
+from monitor.domain.tabular import TableFormat
+from monitor.server import free_port, wait_ready
+from monitor.services import alert_config, keys, registry
+from monitor.services.bootstrap import open_context
+from monitor.services.reference import upload_reference
+
+sys.path.insert(0, str(Path(__file__).parent))
+from ingest import SPEC, make_records  # the ingestion benchmark's model and rows
+
+LABEL_SHARE = 0.2  # labels for one prediction in five
+MODEL = SPEC["name"]
+RUN_LINE = re.compile(r"metrics for " + re.escape(MODEL) + r": RunReport\(.*?rows_summarised=(\d+)")
+
+
+# -- the load generator (its own process, one per step) -----------------------------------------
+
+
+def record_fragments(n: int) -> list[bytes]:
+    """Each record's JSON without its id and without the opening brace: an id is put in front per
+    request, so the generator spends its CPU on sending, not on encoding."""
+    out = []
+    for r in make_records(n, seed=5):
+        del r["timestamp"], r["prediction_id"]  # the SDK's records: the server's clock, an id of the caller's
+        out.append(orjson.dumps(r)[1:])
+    return out
+
+
+async def generate(base: str, key: str, rate: float, seconds: float, batch: int, concurrency: int, tag: str) -> dict:
+    pool = record_fragments(20_000)
+    # Prediction and label requests interleaved on one schedule, at the step's rates.
+    labels_every = round(1 / LABEL_SHARE)  # after every k-th prediction request, a label request
+    interval = batch / rate * labels_every / (labels_every + 1)
+    latencies: dict[str, list[float]] = {"predictions": [], "labels": []}
+    statuses: dict[str, int] = {}
+    acked = {"predictions": 0, "labels": 0}
+    labellable: deque[str] = deque()
+    counter = 0
+    in_flight = asyncio.Semaphore(concurrency)
+
+    def prediction_body() -> tuple[bytes, list[str]]:
+        nonlocal counter
+        ids = [f"{tag}-{counter + j}" for j in range(batch)]
+        parts = [b'{"prediction_id":"%s",%s' % (i.encode(), pool[(counter + j) % len(pool)]) for j, i in enumerate(ids)]
+        counter += batch
+        return b'{"model":"' + MODEL.encode() + b'","records":[' + b",".join(parts) + b"]}", ids
+
+    def label_body() -> tuple[bytes, list[str]]:
+        ids = [labellable.popleft() for _ in range(min(batch, len(labellable)))]
+        recs = [{"prediction_id": i, "label": "1" if i[-1] in "02468" else "0"} for i in ids]
+        return orjson.dumps({"model": MODEL, "records": recs}), ids
+
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(base_url=base, headers=headers, timeout=120, limits=limits) as client:
+        await asyncio.gather(*(client.get("/healthz") for _ in range(concurrency)))  # open the connections
+
+        async def send(kind: str, body: bytes, ids: list[str], scheduled: float) -> None:
+            try:
+                r = await client.post(f"/v1/{kind}", content=body)
+                status = str(r.status_code)
+            except httpx.HTTPError as exc:
+                status = type(exc).__name__
+            finally:
+                in_flight.release()
+            latencies[kind].append((time.perf_counter() - scheduled) * 1000)
+            statuses[status] = statuses.get(status, 0) + 1
+            if status == "200":
+                acked[kind] += int(r.json()["accepted"])
+                if kind == "predictions":
+                    labellable.extend(ids[: int(len(ids) * LABEL_SHARE)])
+
+        gc.collect()
+        gc.disable()  # the generator's own pauses must not be billed to the server
+        sys.stdout.write("sending\n")  # the step starts now: the parent samples CPU and size
+        sys.stdout.flush()
+        cpu_at_start = sum(resource.getrusage(resource.RUSAGE_SELF)[:2])
+        tasks = set()
+        started = time.perf_counter()
+        k = 0
+        while (scheduled := started + k * interval) < started + seconds:
+            await asyncio.sleep(max(0.0, scheduled - time.perf_counter()))
+            await in_flight.acquire()  # open loop, bounded: a wait for a slot is billed to latency
+            is_labels = k % (labels_every + 1) == labels_every and len(labellable) >= batch
+            kind, (body, ids) = ("labels", label_body()) if is_labels else ("predictions", prediction_body())
+            task = asyncio.create_task(send(kind, body, ids, scheduled))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+            k += 1
+        await asyncio.gather(*tasks)
+        elapsed = time.perf_counter() - started
+        gc.enable()
+    return {
+        "seconds": elapsed,
+        "latencies": latencies,
+        "statuses": statuses,
+        "acked": acked,
+        "cpu_s": sum(resource.getrusage(resource.RUSAGE_SELF)[:2]) - cpu_at_start,
+    }
+
+
+# -- the stack ------------------------------------------------------------------------------------
+
+
+class Receiver:
+    """The webhook receiver the rules deliver to: counts what it is sent."""
+
+    def __init__(self) -> None:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.received = 0
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("content-length", 0)))
+                outer.received += 1
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+def set_up(settings: Settings, schedule: int, receiver_url: str) -> str:
+    """The model (20 features, its reference, its schedule), a rule that fires and its receiver;
+    returns an ingest key."""
+    ctx = open_context(settings, migrate=True)
+    try:
+        registry.register_model(ctx, registry.ModelSpec.model_validate(SPEC))
+        registry.set_monitoring(ctx, MODEL, MonitoringConfig(schedule_seconds=schedule, windows=["1h", "1d"]))
+        rows = make_records(5000, seed=1)
+        header = [f["name"] for f in SPEC["features"]] + ["prediction", "label"]
+        lines = [",".join(header)]
+        for r in rows:
+            values = [str(r["features"][n]) for n in header[:-2]]
+            lines.append(",".join([*values, r["prediction"], r["prediction"]]))
+        upload_reference(ctx, MODEL, "\n".join(lines).encode(), TableFormat.csv)
+        alert_config.put_receiver(
+            ctx, {"name": "capacity-oncall", "kind": "webhook", "url": receiver_url, "group_wait": "5s"}
+        )
+        alert_config.put_rule(
+            ctx,
+            {
+                "name": "capacity-latency",
+                "model": MODEL,
+                "metric": "latency.p50",
+                "window": "1h",
+                "match": {"segment": ""},
+                "condition": {"op": ">", "threshold": 0},  # always: the deliveries are part of the load
+                "severity": "warning",
+                "receivers": ["capacity-oncall"],
+            },
+        )
+        key, _ = keys.create_key(ctx, "capacity", [keys.Scope.ingest])
+        return key
+    finally:
+        ctx.close()
+
+
+@dataclass
+class Stack:
+    api: subprocess.Popen
+    scheduler: subprocess.Popen
+    base: str
+    scheduler_log: Path
+    postmaster_pid: int | None
+    runs_seen: int = 0
+    log_offset: int = 0
+    rows_per_run: list[int] = field(default_factory=list)
+
+    def processes(self) -> dict[str, list[psutil.Process]]:
+        def tree(pid: int) -> list[psutil.Process]:
+            p = psutil.Process(pid)
+            return [p, *p.children(recursive=True)]
+
+        out = {"API": tree(self.api.pid), "scheduler": tree(self.scheduler.pid)}
+        if self.postmaster_pid is not None:
+            out["Postgres"] = tree(self.postmaster_pid)
+        return out
+
+    def new_run_rows(self) -> list[int]:
+        """rows_summarised of the scheduler runs logged since the last call."""
+        with self.scheduler_log.open("rb") as f:
+            f.seek(self.log_offset)
+            chunk = f.read()
+        end = chunk.rfind(b"\n") + 1
+        self.log_offset += end
+        return [int(m) for m in RUN_LINE.findall(chunk[:end].decode(errors="replace"))]
+
+
+def start_stack(url: str, data_dir: Path, workers: int, tick: float, log_path: Path) -> Stack:
+    port = free_port()
+    env = {
+        **os.environ,
+        "MONITOR_DATABASE_URL": url,
+        "MONITOR_DATA_DIR": str(data_dir),  # the secret key file, shared by API and scheduler
+        "MONITOR_PORT": str(port),
+        "MONITOR_RATE_LIMIT_PER_SECOND": "0",  # one key sending as fast as the server takes it
+        "MONITOR_ALLOW_LOOPBACK_RECEIVERS": "true",
+    }
+    api = subprocess.Popen(
+        [sys.executable, "-m", "monitor.cli", "serve", "--workers", str(workers), "--log-level", "warning"], env=env
+    )
+    base = f"http://127.0.0.1:{port}"
+    log = log_path.open("wb")
+    scheduler = subprocess.Popen(
+        [sys.executable, "-m", "monitor.cli", "scheduler", "--tick", str(tick)], env=env, stderr=log, stdout=log
+    )
+    try:
+        wait_ready(base, api)
+        with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://")) as conn:
+            pid = conn.execute("SELECT pg_backend_pid()").fetchone()[0]  # type: ignore[index]
+    except BaseException:
+        for proc in (api, scheduler):
+            proc.kill()
+        raise
+    # the backend's parent is the postmaster when Postgres runs on this machine (not when remote)
+    parent = psutil.Process(pid).parent() if psutil.pid_exists(pid) else None
+    return Stack(api, scheduler, base, log_path, parent.pid if parent else None)
+
+
+def cpu_seconds(procs: list[psutil.Process]) -> float:
+    total = 0.0
+    for p in procs:
+        try:
+            t = p.cpu_times()
+            total += t.user + t.system
+        except psutil.NoSuchProcess:
+            pass
+    return total
+
+
+@dataclass
+class Lag:
+    worst: float = 0.0
+    durations: list[float] = field(default_factory=list)
+    last_success: datetime | None = None
+
+
+def watch_scheduler(url: str, stop: threading.Event, lag: Lag) -> None:
+    """Every half second: the scheduler's newest finished run of the model's metrics."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        while not stop.wait(0.5):
+            row = conn.execute(
+                "SELECT last_success_at, last_duration_s, now() FROM job_runs WHERE model = %s AND job = 'metrics'",
+                (MODEL,),
+            ).fetchone()
+            if row is None or row[0] is None:
+                continue
+            at, duration, now = row
+            if at != lag.last_success:
+                lag.last_success = at
+                lag.durations.append(float(duration))
+            lag.worst = max(lag.worst, (now - at).total_seconds() + float(duration))
+
+
+def database_bytes(url: str) -> int:
+    with psycopg.connect(url) as conn:
+        return int(conn.execute("SELECT pg_database_size(current_database())").fetchone()[0])  # type: ignore[index]
+
+
+def run_step(args: argparse.Namespace, stack: Stack, url: str, key: str, rate: float, index: int) -> dict:
+    procs = stack.processes()
+    lag = Lag()
+    with psycopg.connect(url, autocommit=True) as conn:  # a run finished before is the previous step's
+        row = conn.execute(
+            "SELECT last_success_at FROM job_runs WHERE model = %s AND job = 'metrics'", (MODEL,)
+        ).fetchone()
+        lag.last_success = row[0] if row else None
+    gen = subprocess.Popen(
+        [
+            *(sys.executable, __file__, "--generate", stack.base, "--key", key, "--tag", f"s{index}"),
+            *("--rate", str(rate), "--step-seconds", str(args.step_seconds), "--batch", str(args.batch)),
+            *("--concurrency", str(args.concurrency)),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert gen.stdout is not None
+    if gen.stdout.readline().strip() != "sending":  # its records are built: the step starts
+        gen.kill()
+        raise RuntimeError("the load generator failed to start")
+    t0 = time.perf_counter()
+    before = {name: cpu_seconds(ps) for name, ps in procs.items()}
+    size_before = database_bytes(url)
+    stop = threading.Event()
+    watcher = threading.Thread(target=watch_scheduler, args=(url, stop, lag), daemon=True)
+    watcher.start()
+    out = gen.stdout.read()
+    if gen.wait() != 0:
+        raise RuntimeError("the load generator failed")
+    wall = time.perf_counter() - t0
+    after = {name: cpu_seconds(ps) for name, ps in procs.items()}
+    stop.set()
+    watcher.join()
+    result = orjson.loads(out)
+    cpu = {name: (after[name] - before[name]) / wall for name in procs}
+    cpu["generator"] = result["cpu_s"] / wall
+    return {
+        "rate": rate,
+        "result": result,
+        "cpu": cpu,
+        "growth": database_bytes(url) - size_before,
+        "wall": wall,
+        "lag": lag,
+        "rows": stack.new_run_rows(),
+    }
+
+
+def report(step: dict, args: argparse.Namespace) -> tuple[bool, bool]:
+    r, rate = step["result"], step["rate"]
+    secs = r["seconds"]
+    preds, labels = r["acked"]["predictions"] / secs, r["acked"]["labels"] / secs
+    failed = {s: n for s, n in r["statuses"].items() if s != "200"}
+    lat = r["latencies"]["predictions"] + r["latencies"]["labels"]
+    p50, p99 = np.percentile(lat, [50, 99]) if lat else (float("nan"), float("nan"))
+    lag: Lag = step["lag"]
+    runs = lag.durations
+    ingest_ok = not failed and preds >= 0.98 * rate
+    sched_ok = bool(runs) and max(runs) < args.schedule and lag.worst <= 2 * args.schedule + args.tick
+    rows = step["rows"]
+    summarised = sum(rows[-len(runs) :]) if runs and rows else 0
+    throughput = summarised / sum(runs) if runs and summarised else float("nan")
+    end_of_hour = 3600 * preds / throughput if throughput == throughput else float("nan")
+    cpu = ", ".join(f"{name} {share:.0%}" for name, share in step["cpu"].items())
+    print(
+        f"target {rate:>7,.0f}/s: {preds:>8,.0f} predictions/s and {labels:>6,.0f} labels/s acknowledged "
+        f"(p50 {p50:.0f} ms, p99 {p99:.0f} ms){'; errors ' + str(failed) if failed else ''}\n"
+        f"    scheduler: {len(runs)} runs of {', '.join(f'{d:.1f}' for d in runs) or '-'} s, "
+        f"worst lag {lag.worst:.0f} s"
+        f" -> {'keeps up' if sched_ok else 'FALLS BEHIND'}; rollup {throughput:,.0f} rows/s of run, so the run at "
+        f"the end of an hour at this rate would take {end_of_hour:,.0f} s (schedule {args.schedule} s)\n"
+        f"    CPU (share of one core): {cpu}; database +{step['growth'] / 1e6:,.0f} MB "
+        f"({step['growth'] / step['wall'] * 3600 / 1e9:,.1f} GB/hour)",
+        flush=True,
+    )
+    return ingest_ok, sched_ok
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--rates", default="5000,10000,20000,30000,40000", help="predictions/s per step")
+    p.add_argument("--step-seconds", type=float, default=90.0)
+    p.add_argument("--batch", type=int, default=1000)
+    p.add_argument("--concurrency", type=int, default=16, help="requests in flight at most")
+    p.add_argument("--workers", type=int, default=2, help="uvicorn worker processes")
+    p.add_argument("--schedule", type=int, default=30, help="seconds between the model's metric runs")
+    p.add_argument("--tick", type=float, default=5.0, help="the scheduler's tick")
+    p.add_argument("--generate", metavar="BASE_URL", help=argparse.SUPPRESS)  # a step's generator process
+    p.add_argument("--key", help=argparse.SUPPRESS)
+    p.add_argument("--rate", type=float, help=argparse.SUPPRESS)
+    p.add_argument("--tag", help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.generate:
+        out = asyncio.run(
+            generate(args.generate, args.key, args.rate, args.step_seconds, args.batch, args.concurrency, args.tag)
+        )
+        sys.stdout.write(orjson.dumps(out).decode())
+        return
+
+    rates = [float(r) for r in args.rates.split(",")]
+    receiver = Receiver()
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = Settings(data_dir=Path(tmp), database_url=os.environ.get("MONITOR_DATABASE_URL"))
+        url = database_url(settings)
+        settings = settings.model_copy(update={"database_url": url, "allow_loopback_receivers": True})
+        key = set_up(settings, args.schedule, receiver.url)
+        psql_url = url.replace("postgresql+psycopg://", "postgresql://")
+        where = "embedded pgserver" if not os.environ.get("MONITOR_DATABASE_URL") else "MONITOR_DATABASE_URL"
+        print(
+            f"Postgres: {where}; {psutil.cpu_count()} cores; {len(SPEC['features'])} features; API with "
+            f"{args.workers} workers; scheduler every {args.schedule} s (tick {args.tick:g} s), windows 1h and 1d; "
+            f"batches of {args.batch}, {args.step_seconds:g} s a step; {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
+            flush=True,
+        )
+        stack = start_stack(url, Path(tmp), args.workers, args.tick, Path(tmp) / "scheduler.log")
+        best = None
+        try:
+            time.sleep(args.tick * 2)  # the scheduler's first (empty) run
+            stack.new_run_rows()
+            for i, rate in enumerate(rates):
+                ingest_ok, sched_ok = report(run_step(args, stack, psql_url, key, rate, i), args)
+                if ingest_ok and sched_ok:
+                    best = rate
+        finally:
+            for proc in (stack.scheduler, stack.api):
+                proc.terminate()
+                proc.wait(60)
+        print(f"deliveries received by the webhook receiver: {receiver.received}")
+        print(
+            f"highest step where ingestion and the scheduler kept up: {best:,.0f} predictions/s"
+            if best
+            else "no step where both kept up"
+        )
+
+
+if __name__ == "__main__":
+    main()
