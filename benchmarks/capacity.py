@@ -25,11 +25,11 @@ stayed under two schedules and a tick (one run waiting, one running); ingestion 
 least 98 % of the step's target rate was acknowledged with no error. The last line names the
 highest step where both held.
 
-A run summarises the hour holding ``now`` from its start, so its cost grows as that hour fills:
-the steps see an hour with at most a few minutes of traffic in it. From each step's runs the
-script measures the rollup's throughput (rows summarised per second of run) and prints what the
-run at the *end* of an hour at that rate would take; a rate whose end-of-hour run does not fit in
-the schedule does not keep up for a whole hour, whatever the step showed.
+A run summarises the hour holding ``now`` from its start, so its cost grows as that hour fills,
+and the steps see an hour with at most a few minutes of traffic in it. So the script also fits
+each run's time against the rows it summarised (over all the runs of all steps) and prints the
+highest rate at which the run at the *end* of an hour still fits in the schedule (this run's, and
+the default 300 s): the rate the scheduler keeps up with for a whole hour, whatever a step showed.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ import tempfile
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -70,7 +70,8 @@ from ingest import SPEC, make_records  # the ingestion benchmark's model and row
 
 LABEL_SHARE = 0.2  # labels for one prediction in five
 MODEL = SPEC["name"]
-RUN_LINE = re.compile(r"metrics for " + re.escape(MODEL) + r": RunReport\(.*?rows_summarised=(\d+)")
+# the scheduler's line for each finished run of the model: its duration and rows summarised
+RUN_LINE = re.compile(r"metrics for " + re.escape(MODEL) + r" in ([0-9.]+) s: RunReport\(.*?rows_summarised=(\d+)")
 
 
 # -- the load generator (its own process, one per step) -----------------------------------------
@@ -229,28 +230,22 @@ class Stack:
     base: str
     scheduler_log: Path
     postmaster_pid: int | None
-    runs_seen: int = 0
     log_offset: int = 0
-    rows_per_run: list[int] = field(default_factory=list)
 
-    def processes(self) -> dict[str, list[psutil.Process]]:
-        def tree(pid: int) -> list[psutil.Process]:
-            p = psutil.Process(pid)
-            return [p, *p.children(recursive=True)]
-
-        out = {"API": tree(self.api.pid), "scheduler": tree(self.scheduler.pid)}
+    def processes(self) -> dict[str, psutil.Process]:
+        out = {"API": psutil.Process(self.api.pid), "scheduler": psutil.Process(self.scheduler.pid)}
         if self.postmaster_pid is not None:
-            out["Postgres"] = tree(self.postmaster_pid)
+            out["Postgres"] = psutil.Process(self.postmaster_pid)
         return out
 
-    def new_run_rows(self) -> list[int]:
-        """rows_summarised of the scheduler runs logged since the last call."""
+    def new_runs(self) -> list[tuple[float, int]]:
+        """(seconds, rows summarised) of each scheduler run logged since the last call."""
         with self.scheduler_log.open("rb") as f:
             f.seek(self.log_offset)
             chunk = f.read()
         end = chunk.rfind(b"\n") + 1
         self.log_offset += end
-        return [int(m) for m in RUN_LINE.findall(chunk[:end].decode(errors="replace"))]
+        return [(float(d), int(n)) for d, n in RUN_LINE.findall(chunk[:end].decode(errors="replace"))]
 
 
 def start_stack(url: str, data_dir: Path, workers: int, tick: float, log_path: Path) -> Stack:
@@ -275,48 +270,36 @@ def start_stack(url: str, data_dir: Path, workers: int, tick: float, log_path: P
         wait_ready(base, api)
         with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://")) as conn:
             pid = conn.execute("SELECT pg_backend_pid()").fetchone()[0]  # type: ignore[index]
+            # the backend's parent is the postmaster when Postgres runs on this machine (not when remote)
+            parent = psutil.Process(pid).parent() if psutil.pid_exists(pid) else None
     except BaseException:
         for proc in (api, scheduler):
             proc.kill()
         raise
-    # the backend's parent is the postmaster when Postgres runs on this machine (not when remote)
-    parent = psutil.Process(pid).parent() if psutil.pid_exists(pid) else None
     return Stack(api, scheduler, base, log_path, parent.pid if parent else None)
 
 
-def cpu_seconds(procs: list[psutil.Process]) -> float:
-    total = 0.0
-    for p in procs:
-        try:
-            t = p.cpu_times()
-            total += t.user + t.system
-        except psutil.NoSuchProcess:
-            pass
-    return total
+def cpu_seconds(proc: psutil.Process) -> float:
+    """CPU time of a process and of all its descendants, the live and the exited (Postgres starts
+    and ends a backend per connection: counting only the live ones loses the others' time)."""
+    try:
+        t = proc.cpu_times()
+        children = proc.children()
+    except psutil.NoSuchProcess:
+        return 0.0
+    return t.user + t.system + t.children_user + t.children_system + sum(cpu_seconds(c) for c in children)
 
 
-@dataclass
-class Lag:
-    worst: float = 0.0
-    durations: list[float] = field(default_factory=list)
-    last_success: datetime | None = None
-
-
-def watch_scheduler(url: str, stop: threading.Event, lag: Lag) -> None:
-    """Every half second: the scheduler's newest finished run of the model's metrics."""
+def watch_lag(url: str, stop: threading.Event, worst: list[float]) -> None:
+    """Every half second: now minus the start of the scheduler's newest finished run of the model."""
     with psycopg.connect(url, autocommit=True) as conn:
         while not stop.wait(0.5):
             row = conn.execute(
-                "SELECT last_success_at, last_duration_s, now() FROM job_runs WHERE model = %s AND job = 'metrics'",
+                "SELECT now() - last_success_at, last_duration_s FROM job_runs WHERE model = %s AND job = 'metrics'",
                 (MODEL,),
             ).fetchone()
-            if row is None or row[0] is None:
-                continue
-            at, duration, now = row
-            if at != lag.last_success:
-                lag.last_success = at
-                lag.durations.append(float(duration))
-            lag.worst = max(lag.worst, (now - at).total_seconds() + float(duration))
+            if row is not None and row[0] is not None:
+                worst[0] = max(worst[0], row[0].total_seconds() + float(row[1]))
 
 
 def database_bytes(url: str) -> int:
@@ -326,12 +309,7 @@ def database_bytes(url: str) -> int:
 
 def run_step(args: argparse.Namespace, stack: Stack, url: str, key: str, rate: float, index: int) -> dict:
     procs = stack.processes()
-    lag = Lag()
-    with psycopg.connect(url, autocommit=True) as conn:  # a run finished before is the previous step's
-        row = conn.execute(
-            "SELECT last_success_at FROM job_runs WHERE model = %s AND job = 'metrics'", (MODEL,)
-        ).fetchone()
-        lag.last_success = row[0] if row else None
+    stack.new_runs()  # runs finished before the step are the previous step's
     gen = subprocess.Popen(
         [
             *(sys.executable, __file__, "--generate", stack.base, "--key", key, "--tag", f"s{index}"),
@@ -346,16 +324,17 @@ def run_step(args: argparse.Namespace, stack: Stack, url: str, key: str, rate: f
         gen.kill()
         raise RuntimeError("the load generator failed to start")
     t0 = time.perf_counter()
-    before = {name: cpu_seconds(ps) for name, ps in procs.items()}
+    before = {name: cpu_seconds(p) for name, p in procs.items()}
     size_before = database_bytes(url)
     stop = threading.Event()
-    watcher = threading.Thread(target=watch_scheduler, args=(url, stop, lag), daemon=True)
+    worst_lag = [0.0]
+    watcher = threading.Thread(target=watch_lag, args=(url, stop, worst_lag), daemon=True)
     watcher.start()
     out = gen.stdout.read()
     if gen.wait() != 0:
         raise RuntimeError("the load generator failed")
     wall = time.perf_counter() - t0
-    after = {name: cpu_seconds(ps) for name, ps in procs.items()}
+    after = {name: cpu_seconds(p) for name, p in procs.items()}
     stop.set()
     watcher.join()
     result = orjson.loads(out)
@@ -367,39 +346,55 @@ def run_step(args: argparse.Namespace, stack: Stack, url: str, key: str, rate: f
         "cpu": cpu,
         "growth": database_bytes(url) - size_before,
         "wall": wall,
-        "lag": lag,
-        "rows": stack.new_run_rows(),
+        "lag": worst_lag[0],
+        "runs": stack.new_runs(),
     }
 
 
 def report(step: dict, args: argparse.Namespace) -> tuple[bool, bool]:
+    """Print a step's figures; returns whether ingestion and the scheduler kept up."""
     r, rate = step["result"], step["rate"]
     secs = r["seconds"]
     preds, labels = r["acked"]["predictions"] / secs, r["acked"]["labels"] / secs
     failed = {s: n for s, n in r["statuses"].items() if s != "200"}
     lat = r["latencies"]["predictions"] + r["latencies"]["labels"]
     p50, p99 = np.percentile(lat, [50, 99]) if lat else (float("nan"), float("nan"))
-    lag: Lag = step["lag"]
-    runs = lag.durations
+    runs: list[tuple[float, int]] = step["runs"]
     ingest_ok = not failed and preds >= 0.98 * rate
-    sched_ok = bool(runs) and max(runs) < args.schedule and lag.worst <= 2 * args.schedule + args.tick
-    rows = step["rows"]
-    summarised = sum(rows[-len(runs) :]) if runs and rows else 0
-    throughput = summarised / sum(runs) if runs and summarised else float("nan")
-    end_of_hour = 3600 * preds / throughput if throughput == throughput else float("nan")
+    sched_ok = bool(runs) and max(d for d, _ in runs) < args.schedule and step["lag"] <= 2 * args.schedule + args.tick
     cpu = ", ".join(f"{name} {share:.0%}" for name, share in step["cpu"].items())
     print(
         f"target {rate:>7,.0f}/s: {preds:>8,.0f} predictions/s and {labels:>6,.0f} labels/s acknowledged "
         f"(p50 {p50:.0f} ms, p99 {p99:.0f} ms){'; errors ' + str(failed) if failed else ''}\n"
-        f"    scheduler: {len(runs)} runs of {', '.join(f'{d:.1f}' for d in runs) or '-'} s, "
-        f"worst lag {lag.worst:.0f} s"
-        f" -> {'keeps up' if sched_ok else 'FALLS BEHIND'}; rollup {throughput:,.0f} rows/s of run, so the run at "
-        f"the end of an hour at this rate would take {end_of_hour:,.0f} s (schedule {args.schedule} s)\n"
+        f"    scheduler: {len(runs)} runs ({', '.join(f'{d:.1f} s for {n:,} rows' for d, n in runs) or '-'}), "
+        f"worst lag {step['lag']:.0f} s -> {'keeps up' if sched_ok else 'FALLS BEHIND'}\n"
         f"    CPU (share of one core): {cpu}; database +{step['growth'] / 1e6:,.0f} MB "
         f"({step['growth'] / step['wall'] * 3600 / 1e9:,.1f} GB/hour)",
         flush=True,
     )
     return ingest_ok, sched_ok
+
+
+def whole_hour(runs: list[tuple[float, int]], schedules: list[int]) -> None:
+    """A run's time against the rows it summarised, over every run: what the run at the end of an
+    hour costs, and so the highest rate the scheduler keeps up with for a whole hour."""
+    runs = [(d, n) for d, n in runs if n > 0]
+    if len(runs) < 2:
+        print("too few scheduler runs to measure their cost per row")
+        return
+    seconds, rows = np.array([d for d, _ in runs]), np.array([n for _, n in runs], dtype=float)
+    per_row = float(np.sum(seconds * rows) / np.sum(rows * rows))  # least squares through the origin
+    each = seconds / rows * 1e6
+    print(
+        f"a scheduler run costs {per_row * 1e6:.0f} µs per row of the hour it summarises (least squares over "
+        f"{len(runs)} runs; {each.min():.0f}-{each.max():.0f} µs run by run, the most while ingestion shares the "
+        f"cores); the run at the end of an hour holds an hour of traffic, so:"
+    )
+    for schedule in schedules:
+        print(
+            f"    with a run every {schedule} s, it keeps up for a whole hour up to "
+            f"{schedule / (3600 * per_row):,.0f} predictions/s"
+        )
 
 
 def main() -> None:
@@ -411,6 +406,7 @@ def main() -> None:
     p.add_argument("--workers", type=int, default=2, help="uvicorn worker processes")
     p.add_argument("--schedule", type=int, default=30, help="seconds between the model's metric runs")
     p.add_argument("--tick", type=float, default=5.0, help="the scheduler's tick")
+    p.add_argument("--drain-seconds", type=float, default=900, help="how long to wait for the scheduler after the load")
     p.add_argument("--generate", metavar="BASE_URL", help=argparse.SUPPRESS)  # a step's generator process
     p.add_argument("--key", help=argparse.SUPPRESS)
     p.add_argument("--rate", type=float, help=argparse.SUPPRESS)
@@ -440,23 +436,91 @@ def main() -> None:
         )
         stack = start_stack(url, Path(tmp), args.workers, args.tick, Path(tmp) / "scheduler.log")
         best = None
+        runs: list[tuple[float, int]] = []
         try:
             time.sleep(args.tick * 2)  # the scheduler's first (empty) run
-            stack.new_run_rows()
             for i, rate in enumerate(rates):
-                ingest_ok, sched_ok = report(run_step(args, stack, psql_url, key, rate, i), args)
+                step = run_step(args, stack, psql_url, key, rate, i)
+                runs += step["runs"]
+                ingest_ok, sched_ok = report(step, args)
                 if ingest_ok and sched_ok:
                     best = rate
+            runs += drain(stack, args.drain_seconds)
+            print(f"deliveries received by the webhook receiver: {receiver.received}")
+            print(
+                f"highest step where ingestion and the scheduler kept up: {best:,.0f} predictions/s"
+                if best
+                else "no step where both kept up"
+            )
+            whole_hour(runs, sorted({args.schedule, MonitoringConfig().schedule_seconds}))
         finally:
             for proc in (stack.scheduler, stack.api):
                 proc.terminate()
-                proc.wait(60)
-        print(f"deliveries received by the webhook receiver: {receiver.received}")
+            for proc in (stack.scheduler, stack.api):
+                try:
+                    proc.wait(30)
+                except subprocess.TimeoutExpired:  # a scheduler run in flight finishes first; not here
+                    proc.kill()
+                    proc.wait()
+        where_the_run_goes(settings)
+
+
+def where_the_run_goes(settings: Settings) -> None:
+    """The parts of one hour's summary, timed alone on the idle box (the stack stopped): the rows
+    counted per group, the column summaries, the quality summaries of its labelled rows."""
+    from monitor.db import summary_repo
+    from monitor.domain.schema import schema_from_json
+    from monitor.services import drift_job, quality_job
+    from monitor.services.windows import HOUR
+
+    ctx = open_context(settings)
+    try:
+        vrow = registry.resolve_version(ctx, MODEL, None)
+        schema = schema_from_json(vrow.schema)
+        ref = drift_job.load_reference(ctx, vrow)
+        specs = {seg: drift_job._specs(cols) for seg, cols in ref.columns.items()}
+        groups = summary_repo.Groups({seg: drift_job.parse_segment(seg, schema) for seg in ref.columns})
+        edges = {seg: quality_job.residual_edges(ref.extras[seg]) for seg in ref.columns}
+        with ctx.uow() as uow:
+            hour = uow.conn.exec_driver_sql("SELECT date_trunc('hour', max(ts), 'UTC') FROM predictions").scalar_one()
+            window = (uow.conn, vrow.model_id, vrow.version_id, hour, hour + HOUR)
+            t = time.perf_counter()
+            counts = summary_repo.count_rows(*window, groups)
+            counted = time.perf_counter() - t
+            summary_repo.summarise_columns(*window, specs, groups, counts)
+            columns = time.perf_counter() - t - counted
+            quality_job.summarise_hour(uow.conn, vrow, schema, ref.reference_id, edges, hour, groups, counts)
+            quality = time.perf_counter() - t - counted - columns
+            uow.rollback()
+        n = counts[""]
         print(
-            f"highest step where ingestion and the scheduler kept up: {best:,.0f} predictions/s"
-            if best
-            else "no step where both kept up"
+            f"one summary of the newest hour ({n:,} predictions, groups {', '.join(k or 'all' for k in groups.keys)}) "
+            f"on the idle box: rows counted {counted / n * 1e6:.1f} µs, columns {columns / n * 1e6:.1f} µs, "
+            f"quality of the labelled rows {quality / n * 1e6:.1f} µs per prediction"
         )
+    finally:
+        ctx.close()
+
+
+def drain(stack: Stack, limit: float) -> list[tuple[float, int]]:
+    """After the load: the scheduler's runs until one starts after the load ended and finishes;
+    how long it took to catch up."""
+    ended = time.perf_counter()
+    runs: list[tuple[float, int]] = []
+    while time.perf_counter() - ended < limit:
+        time.sleep(1)
+        new = stack.new_runs()
+        runs += new
+        caught_up = [d for d, _ in new if time.perf_counter() - d > ended]
+        if caught_up:
+            print(
+                f"after the load: the scheduler finished {len(runs)} more run(s) "
+                f"({', '.join(f'{d:.1f} s for {n:,} rows' for d, n in runs)}); "
+                f"it had caught up {time.perf_counter() - ended:.0f} s after the load stopped"
+            )
+            return runs
+    print(f"after the load: the scheduler had not caught up after {limit:.0f} s ({len(runs)} run(s) finished)")
+    return runs
 
 
 if __name__ == "__main__":

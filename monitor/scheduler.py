@@ -104,8 +104,9 @@ class MetricScheduler:
                     started = time.perf_counter()
                     report = run_model(self.ctx, name, now or datetime.now(UTC))
                     ran.append(name)
-                    job_log.succeeded(self.ctx, name, "metrics", time.perf_counter() - started)
-                    log.info("metrics for %s: %s", name, report)
+                    took = time.perf_counter() - started
+                    job_log.succeeded(self.ctx, name, "metrics", took)
+                    log.info("metrics for %s in %.2f s: %s", name, took, report)
                 except Exception as exc:  # one model's failure must not stop the others
                     self._last_run.pop(name, None)  # due again at the next tick
                     log.exception("metrics run for %s failed; retrying next tick", name)
