@@ -12,7 +12,8 @@ On identical data — a reference of 100k rows and a current window of 1M rows, 
   - the same for a 30-day window (29 more days of light traffic), and its cost relative to 1 day;
   - Evidently's DataDriftPreset on the same two DataFrames: time and peak memory;
   - the speed ratio, the share of features with the same drift decision, the largest absolute
-    difference between the two drift scores.
+    difference between the two drift scores (this project under its ``evidently`` profile), and
+    the features the default ``calibrated`` profile calls drifted.
 Targets: >= 100x faster than Evidently, the same decision on >= 95 % of features, peak memory
 < 300 MB, a 30-day window costing at most twice a 1-day window.
 """
@@ -35,6 +36,7 @@ import orjson
 import pandas as pd
 
 from monitor.config import Settings
+from monitor.domain.monitoring import MonitoringConfig
 from monitor.domain.schema import ModelSpec
 from monitor.domain.tabular import TableFormat
 from monitor.services import ingestion, registry
@@ -174,8 +176,12 @@ def main() -> None:
         )
         rollup(ctx, SPEC["name"], None, month_start, day)
 
-        def drift(start: datetime) -> list:
-            return compute_window(ctx, SPEC["name"], None, start, day + timedelta(days=1))
+        # Evidently's profile: the comparison is of the same tests; the default (calibrated)
+        # profile's decisions are printed last
+        evidently_profile = MonitoringConfig(stattest_profile="evidently")
+
+        def drift(start: datetime, cfg: MonitoringConfig = evidently_profile) -> list:
+            return compute_window(ctx, SPEC["name"], None, start, day + timedelta(days=1), cfg)
 
         points, t_day_cold = timed(lambda: drift(day))
         _, t_day = timed(lambda: drift(day))
@@ -225,6 +231,12 @@ def main() -> None:
             ", ".join(sorted(n for n in ours if ours[n][1])) or "none",
             "| drifted in Evidently:",
             ", ".join(sorted(n for n in ev if ev[n][1])) or "none",
+        )
+        calibrated = drift(day, MonitoringConfig())
+        print(
+            "drifted under the default (calibrated) profile:",
+            ", ".join(sorted(p.labels["feature"] for p in calibrated if p.metric == "feature_drift" and p.drifted))
+            or "none",
         )
         ctx.close()
 

@@ -158,9 +158,11 @@ def distribution(dist: dict[str, Any], point: Point | None, feature: str) -> go.
     fig.update_layout(barmode="group", yaxis={"title": "share", "tickformat": ".0%"})
     test = ""
     if point is not None:
-        verdict = "DRIFTED" if point["drifted"] else "no drift"
+        verdict = {True: "DRIFTED", False: "no drift", None: "too few rows to decide"}[point["drifted"]]
         method = point["labels"].get("method", "")
-        test = f" — {method} {point['value']:.4g}, threshold {point['threshold']:.4g}: {verdict}"
+        details = point.get("details") or {}
+        p_value = f", p = {details['p_value']:.3g}" if isinstance(details.get("p_value"), float) else ""
+        test = f" — {method} {point['value']:.4g}, threshold {point['threshold']:.4g}{p_value}: {verdict}"
     return _layout(fig, f"{feature}{test}", height=340)
 
 

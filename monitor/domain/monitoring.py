@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -28,8 +29,12 @@ def parse_window(spec: str) -> timedelta:
 class FeatureTest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    test: str | None = Field(None, description="a stat test name; default: Evidently's choice")
-    threshold: float | None = Field(None, gt=0)
+    test: str | None = Field(
+        None,
+        description="a stat test name. Profile evidently: the feature's test. Profile calibrated: a p-value test "
+        "replaces the significance test, a distance the effect size",
+    )
+    threshold: float | None = Field(None, gt=0, description="the named test's threshold")
 
     @field_validator("test")
     @classmethod
@@ -44,9 +49,20 @@ class MonitoringConfig(BaseModel):
 
     schedule_seconds: int = Field(300, ge=10, description="how often the model's metrics are computed")
     windows: list[str] = Field(default_factory=lambda: ["1h", "1d"], min_length=1, max_length=10)
+    stattest_profile: Literal["calibrated", "evidently"] = Field(
+        "calibrated",
+        description="calibrated: a feature drifts when its change is significant (two-sample test, Benjamini-"
+        "Hochberg across the window's features at fdr_alpha) and material (effect size at least its threshold). "
+        "evidently: Evidently's choice of test and threshold, to the number",
+    )
+    min_sample_size: int = Field(
+        100, ge=1, description="fewer rows in a window than this: drift is reported but not decided (drifted null)"
+    )
     drift_share: float = Field(0.5, gt=0, le=1, description="dataset drift when this share of features drifts")
-    fdr: bool = Field(False, description="Benjamini-Hochberg control of false discoveries across p-value tests")
-    fdr_alpha: float = Field(0.05, gt=0, lt=1)
+    fdr: bool = Field(
+        False, description="profile evidently: Benjamini-Hochberg across p-value tests (the calibrated profile always)"
+    )
+    fdr_alpha: float = Field(0.05, gt=0, lt=1, description="the significance level, across the window's features")
     feature_tests: dict[str, FeatureTest] = Field(
         default_factory=dict, description="per column ('age', 'prediction', 'scores.<class>'): test and threshold"
     )

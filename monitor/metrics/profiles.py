@@ -33,6 +33,7 @@ from scipy.spatial import distance
 
 from monitor.metrics.stattests import (
     CHISQUARE,
+    CHISQUARE_TWO_SAMPLE,
     HELLINGER,
     JENSENSHANNON,
     KL_DIV,
@@ -46,6 +47,7 @@ from monitor.metrics.stattests import (
     _fill_zeroes,
     default_stattest,
     get_stattest,
+    homogeneity_p_value,
 )
 
 MAX_EDGES = 1000
@@ -301,6 +303,8 @@ def _count_test(test: StatTest, r: np.ndarray, c: np.ndarray, n_cur: int, n_ref:
     if test is CHISQUARE:
         with np.errstate(divide="ignore", invalid="ignore"):  # a new category: p = 0, as in Evidently
             return float(stats.chisquare(c * n_cur, r * n_cur).pvalue)
+    if test is CHISQUARE_TWO_SAMPLE:  # the shares are of whole counts: take the counts back
+        return homogeneity_p_value(np.rint(r * n_ref), np.rint(c * n_cur))
     if test is Z:
         if len(r) == 1:
             return 1.0

@@ -4,6 +4,8 @@ A user who knows Evidently gets the numbers they expect: the same formulas (incl
 Evidently's binning and its zero-filling for PSI and KL), the same thresholds (p < 0.05 for
 the p-value tests, >= 0.1 for the distances) and the same default choice of test by
 reference size, feature type and number of distinct values (``default_stattest``).
+Tests of this project's own, which Evidently does not have, are said so where registered
+(``chisquare_2samp``: a two-sample chi-square whose false-alarm rate is the one it claims).
 
 On top, ``benjamini_hochberg`` controls the false-discovery rate across the p-value tests
 of one window, which none of the popular open libraries offers: with 50 features and no
@@ -116,6 +118,50 @@ def chisquare(ref: np.ndarray, cur: np.ndarray, kind: FeatureKind) -> float:
         return float(stats.chisquare(observed, expected).pvalue)
 
 
+# Tables with an expected count under this take the conditional (permutation) test, by simulation.
+_MIN_EXPECTED = 5.0
+_DRAWS = 9_999  # the smallest p-value it can give is 1e-4
+
+
+def homogeneity_p_value(ref_counts: np.ndarray, cur_counts: np.ndarray) -> float:
+    """Chi-square test of homogeneity of two samples' counts per category: did both come from one
+    distribution? Both samples' sizes enter its variance, unlike ``chisquare``, which takes the
+    reference's shares as exact and so flags a quarter to a half of no-drift windows between two
+    samples of 800. A category only one sample has is a count like any other, not p = 0.
+
+    The statistic is Pearson's on the 2 x k table. Where every expected count is at least 5 its
+    p-value is the chi-square distribution's; otherwise it is the share of tables, drawn with the
+    same category totals and sample sizes as the observed one (multivariate hypergeometric: every
+    way of splitting the pooled rows into the two samples equally likely), whose statistic is at
+    least the observed, which holds its error rate whatever the counts (a fixed seed keeps it
+    repeatable)."""
+    ref_counts = np.asarray(ref_counts, dtype=np.int64)
+    cur_counts = np.asarray(cur_counts, dtype=np.int64)
+    keep = (ref_counts + cur_counts) > 0
+    ref_counts, cur_counts = ref_counts[keep], cur_counts[keep]
+    totals = ref_counts + cur_counts
+    n_ref, n_cur = int(ref_counts.sum()), int(cur_counts.sum())
+    if len(totals) < 2 or n_ref == 0 or n_cur == 0:
+        return 1.0
+    n = n_ref + n_cur
+    exp_ref, exp_cur = totals * (n_ref / n), totals * (n_cur / n)
+
+    def statistic(cur: np.ndarray) -> np.ndarray:
+        return np.sum((cur - exp_cur) ** 2 / exp_cur + (totals - cur - exp_ref) ** 2 / exp_ref, axis=-1)
+
+    observed = float(statistic(cur_counts))
+    if min(exp_ref.min(), exp_cur.min()) >= _MIN_EXPECTED:
+        return float(stats.chi2.sf(observed, len(totals) - 1))
+    draws = np.random.default_rng(0).multivariate_hypergeometric(totals, n_cur, size=_DRAWS)
+    at_least = int(np.sum(statistic(draws) >= observed * (1 - 1e-12)))
+    return (1 + at_least) / (_DRAWS + 1)
+
+
+def chisquare_two_sample(ref: np.ndarray, cur: np.ndarray, kind: FeatureKind) -> float:
+    keys = sorted(set(np.unique(ref).tolist()) | set(np.unique(cur).tolist()), key=repr)
+    return homogeneity_p_value(_shares(ref, keys) * len(ref), _shares(cur, keys) * len(cur))
+
+
 def z_proportions(ref: np.ndarray, cur: np.ndarray, kind: FeatureKind) -> float:
     keys = sorted(set(np.unique(ref).tolist()) | set(np.unique(cur).tolist()), key=repr)
     if len(keys) == 1:
@@ -167,6 +213,9 @@ _NUM = frozenset({FeatureKind.numerical})
 KS = register(StatTest("ks", "K-S p_value", "p_value", 0.05, _NUM, ks, inclusive=True))
 CHISQUARE = register(StatTest("chisquare", "chi-square p_value", "p_value", 0.05, _BOTH, chisquare))
 Z = register(StatTest("z", "Z-test p_value", "p_value", 0.05, _BOTH, z_proportions))
+CHISQUARE_TWO_SAMPLE = register(
+    StatTest("chisquare_2samp", "chi-square test of homogeneity p_value", "p_value", 0.05, _BOTH, chisquare_two_sample)
+)
 WASSERSTEIN = register(
     StatTest("wasserstein", "Wasserstein distance (normed)", "distance", 0.1, _NUM, wasserstein_norm)
 )

@@ -21,18 +21,18 @@ from monitor.db.summary_repo import ColumnSpec, Segment
 from monitor.domain.monitoring import MonitoringConfig
 from monitor.domain.schema import ModelSchema, schema_from_json
 from monitor.errors import MonitorError
+from monitor.metrics.drift_decision import ColumnTest, Rule, decide
 from monitor.metrics.points import MetricPoint
 from monitor.metrics.profiles import (
     LATENCY_EDGES,
     CategoricalSummary,
     NumericSummary,
     Summary,
-    drift_from_summaries,
     quantile,
     summary_from_json,
     summary_to_parts,
 )
-from monitor.metrics.stattests import DriftResult, benjamini_hochberg, dataset_drift
+from monitor.metrics.stattests import dataset_drift
 from monitor.services import job_log, quality_job
 from monitor.services.context import ServiceContext
 from monitor.services.metric_store import record_points
@@ -229,54 +229,42 @@ def _window_points(
     current, n_rows = acc.columns, acc.n_rows
     seg_labels = {} if segment is None else {"segment": segment[0], "segment_value": segment[1]}
 
-    results: dict[str, DriftResult] = {}
+    columns = {}
     for col, ref_json in ref.items():
         cur = current.get(col)
-        if cur is None or cur.n == 0:
-            continue
-        name = col.removeprefix("features.")
-        override = cfg.feature_tests.get(name)
-        results[col] = drift_from_summaries(
-            summary_from_json(ref_json),
-            cur,
-            ref_distinct=ref_json.get("distinct"),
-            test=override.test if override else None,
-            threshold=override.threshold if override else None,
-        )
-
-    features = [c for c in results if c.startswith("features.")]
-    decisions = {c: results[c].drifted for c in results}
-    if cfg.fdr:
-        tested = [c for c in features if results[c].kind == "p_value"]
-        for c, rejected in zip(
-            tested, benjamini_hochberg([results[c].score for c in tested], cfg.fdr_alpha), strict=True
-        ):
-            decisions[c] = rejected
+        if cur is not None and cur.n > 0:
+            columns[col] = (summary_from_json(ref_json), cur, ref_json.get("distinct"))
+    features = {c for c in columns if c.startswith("features.")}
+    overrides = {
+        col: ColumnTest(t.test, t.threshold)
+        for col in columns
+        if (t := cfg.feature_tests.get(col.removeprefix("features."))) is not None
+    }
+    rule = Rule(cfg.stattest_profile, cfg.fdr_alpha, cfg.min_sample_size, cfg.fdr)
+    decisions = decide(columns, features, rule, overrides)
 
     points = []
-    for col, r in results.items():
-        is_feature = col.startswith("features.")
+    for col, d in decisions.items():
+        is_feature = col in features
         labels = {"feature": col.removeprefix("features.")} if is_feature else {"column": col}
         labels.update(seg_labels)
-        details: dict[str, Any] = {"stattest": r.test, "kind": r.kind}
-        if cfg.fdr and is_feature and r.kind == "p_value":
-            details["fdr"] = {"alpha": cfg.fdr_alpha, "unadjusted_drifted": r.drifted}
         points.append(
             MetricPoint(
                 "feature_drift" if is_feature else "prediction_drift",
                 window_start,
                 window_end,
-                r.score,
-                sample_size=r.n_current,
-                labels={**labels, "method": r.test},
-                reference_size=r.n_reference,
-                threshold=r.threshold,
-                drifted=decisions[col],
-                details=details,
+                d.value,
+                sample_size=d.n_current,
+                labels={**labels, "method": d.method},
+                reference_size=d.n_reference,
+                threshold=d.threshold,
+                drifted=d.drifted,
+                details=d.details,
             )
         )
     if features:
-        share, drifted = dataset_drift([decisions[c] for c in features], cfg.drift_share)
+        decided = {c: decisions[c].drifted for c in features if decisions[c].drifted is not None}
+        share, drifted = dataset_drift(list(decided.values()), cfg.drift_share)
         points.append(
             MetricPoint(
                 "dataset_drift",
@@ -286,11 +274,12 @@ def _window_points(
                 sample_size=n_rows,
                 labels=seg_labels,
                 threshold=cfg.drift_share,
-                drifted=drifted,
+                drifted=drifted if decided else None,
                 details={
-                    "drifted_features": sorted(c.removeprefix("features.") for c in features if decisions[c]),
+                    "drifted_features": sorted(c.removeprefix("features.") for c, x in decided.items() if x),
                     "n_features": len(features),
-                    "fdr": cfg.fdr,
+                    "profile": cfg.stattest_profile,
+                    "fdr": cfg.fdr or cfg.stattest_profile == "calibrated",
                 },
             )
         )

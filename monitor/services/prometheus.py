@@ -138,7 +138,8 @@ class StoreCollector:
                 fam["drift_share"].add_metric([model, window], value)
             elif metric == "feature_drift":
                 fam["feature"].add_metric([model, labels["feature"], labels.get("method", ""), window], value)
-                fam["feature_drifted"].add_metric([model, labels["feature"], window], float(bool(p["drifted"])))
+                if p["drifted"] is not None:  # too few rows for a decision: no sample, not a 0
+                    fam["feature_drifted"].add_metric([model, labels["feature"], window], float(p["drifted"]))
             elif metric == "prediction_drift":
                 fam["prediction"].add_metric([model, labels["column"], labels.get("method", ""), window], value)
             elif metric == "quality.label_coverage":

@@ -23,9 +23,15 @@ from monitor.services.drift_job import _specs, compute_window, load_reference, p
 from monitor.services.reference import upload_reference
 from monitor.services.windows import hour_floor
 
+# The summaries are checked against Evidently's tests on the raw rows: its profile, unless a test
+# passes a configuration of its own.
+EVIDENTLY = MonitoringConfig(stattest_profile="evidently")
+
 
 def overall(ctx: ServiceContext, *args: object) -> list[MetricPoint]:
     """The window's points over all predictions (the demo model also has segment points)."""
+    if len(args) == 4:
+        args = (*args, EVIDENTLY)
     return [p for p in compute_window(ctx, *args) if "segment" not in p.labels]  # type: ignore[arg-type]
 
 
@@ -137,7 +143,9 @@ def test_reruns_overwrite_and_settings_apply(ctx: ServiceContext) -> None:
         ).scalar_one()
     assert per_bucket == (11, 33)  # 8 features + prediction + one class score + latency, 3 hours
     assert quality == 3
-    cfg = MonitoringConfig(fdr=True, feature_tests={"income": FeatureTest(test="psi", threshold=0.2)})
+    cfg = MonitoringConfig(
+        stattest_profile="evidently", fdr=True, feature_tests={"income": FeatureTest(test="psi", threshold=0.2)}
+    )
     overall(ctx, demo_data.MODEL_NAME, None, start, end)
     points = overall(ctx, demo_data.MODEL_NAME, None, start, end, cfg)
     with ctx.engine.connect() as conn:
@@ -352,3 +360,34 @@ def test_data_quality_points(ctx: ServiceContext) -> None:
     assert rejected.value == 1
     fields = {p.labels["field"] for p in live if p.metric == "data_quality.schema_violations"}
     assert "features.age" in fields
+
+
+def test_the_calibrated_profile_decides_on_significance_and_materiality(ctx: ServiceContext) -> None:
+    """The default profile: hour 2 is drifted (1.5k rows), hours 0 and 1 are not; each point says
+    why; a window under the minimum sample size is reported but not decided."""
+    start, _ = setup_model(ctx, 800)
+    rollup(ctx, demo_data.MODEL_NAME, None, start, start + timedelta(hours=3))
+
+    def window(h: int, cfg: MonitoringConfig) -> dict[str, MetricPoint]:
+        points = overall(
+            ctx, demo_data.MODEL_NAME, None, start + timedelta(hours=h), start + timedelta(hours=h + 1), cfg
+        )
+        return {p.labels.get("feature", p.metric): p for p in points if p.metric in ("feature_drift", "dataset_drift")}
+
+    calm, drifted = window(0, MonitoringConfig()), window(2, MonitoringConfig())
+    assert calm["dataset_drift"].drifted is False and drifted["dataset_drift"].drifted is True
+    assert drifted["dataset_drift"].details["profile"] == "calibrated"
+    for name, p in drifted.items():
+        if name == "dataset_drift":
+            continue
+        d = p.details
+        assert d["profile"] == "calibrated" and d["fdr"] is True
+        assert p.value == d["effect"] and p.labels["method"] == d["stattest"]
+        assert p.drifted == (d["significant"] and d["material"])
+        assert d["p_test"] in (("ks", "chisquare_2samp") if name in NUMERICAL else ("chisquare_2samp",))
+    assert any(p.drifted for p in drifted.values())
+
+    undecided = window(2, MonitoringConfig(min_sample_size=1501))
+    assert undecided["dataset_drift"].drifted is None
+    assert all(p.drifted is None for name, p in undecided.items() if name != "dataset_drift")
+    assert all(p.value is not None for p in undecided.values())

@@ -54,6 +54,15 @@ def test_service_and_model_metrics(churn: Api) -> None:
                 labels={"feature": "tenure", "method": "psi"},
                 drifted=True,
             ),
+            MetricPoint(  # too few rows for a decision: its score, but no drifted sample (not a 0)
+                "feature_drift",
+                start,
+                end,
+                0.3,
+                sample_size=2,
+                labels={"feature": "plan", "method": "jensenshannon"},
+                drifted=None,
+            ),
             MetricPoint("quality.accuracy", start, end, 0.9, sample_size=2),
             MetricPoint("latency.p95", start, end, 12.5, sample_size=2),
             MetricPoint("latency.mean", start, end, 8.0, sample_size=2),
@@ -88,6 +97,8 @@ def test_service_and_model_metrics(churn: Api) -> None:
     assert value(m, "monitor_model_dataset_drift_share", model="churn", window="1h") == 0.5  # the segment's is left out
     assert value(m, "monitor_model_feature_drift_score", model="churn", feature="tenure", method="psi") == 0.2
     assert value(m, "monitor_model_feature_drifted", model="churn", feature="tenure") == 1
+    assert value(m, "monitor_model_feature_drift_score", model="churn", feature="plan") == 0.3
+    assert not [lab for lab, _ in m["monitor_model_feature_drifted"] if lab.get("feature") == "plan"]
     assert value(m, "monitor_model_quality", model="churn", metric="accuracy", average="", **{"class": ""}) == 0.9
     assert value(m, "monitor_model_quality", model="churn", metric="f1", average="macro") == 0.7
     assert value(m, "monitor_model_latency_seconds", model="churn", statistic="p95") == 0.0125

@@ -51,9 +51,13 @@ def samples(kind: FeatureKind, shift: float, n_ref: int, n_cur: int, seed: int, 
     return rng.choice(cats, n_ref, p=p_ref), rng.choice(cats, n_cur, p=p_cur / p_cur.sum())
 
 
+OWN = {"chisquare_2samp"}  # this project's own tests, which Evidently does not have
+assert set(REGISTRY) == set(EVIDENTLY) | OWN
+
 CASES = [
     (name, kind, shift, sizes, n_cats)
     for name, test in REGISTRY.items()
+    if name in EVIDENTLY
     for kind in sorted(test.applies_to)
     for shift in (0.0, 0.3)
     for sizes in ((300, 500), (5000, 2000))

@@ -1,0 +1,157 @@
+"""Whether each column of a window drifted: the decision rule of a stat-test profile.
+
+``calibrated`` (the default) calls a feature drifted when its change is both *significant* and
+*material*: significant when its two-sample test's p-value survives Benjamini-Hochberg across the
+window's features at ``alpha`` (KS for numerical features with more than five values, the
+two-sample chi-square otherwise; both hold their error rate at any sample size), and material
+when an effect size (normed Wasserstein for numerical features, Jensen-Shannon distance
+otherwise) reaches its threshold. A small window then cannot flag noise (its p-values stay large)
+and a large window cannot flag trivia (its effect sizes stay small), and the rule is the same at
+every reference size. Below ``min_sample_size`` rows in the window no decision is made:
+``drifted`` is None and the numbers are still reported.
+
+``evidently`` is Evidently's rule, to the number: its choice of test by reference size (p-value
+tests up to 1,000 reference rows, distances above), its thresholds, one test per feature, and
+Benjamini-Hochberg only when asked (``fdr``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from monitor.metrics.profiles import CategoricalSummary, NumericSummary, drift_from_summaries
+from monitor.metrics.stattests import REGISTRY, DriftResult, benjamini_hochberg
+
+Profile = Literal["calibrated", "evidently"]
+
+# A numerical column with more distinct values than this is tested as a distribution (KS, normed
+# Wasserstein); with fewer, as categories (Evidently's cut-off too).
+FEW_VALUES = 5
+
+
+@dataclass(frozen=True)
+class ColumnTest:
+    """A column's override: a test (a p-value test or a distance) and its threshold."""
+
+    test: str | None = None
+    threshold: float | None = None
+
+
+@dataclass(frozen=True)
+class Decision:
+    """One column's result, as its metric point carries it. ``value`` is the effect size (the
+    calibrated profile) or the Evidently test's score; ``method`` names what it is."""
+
+    value: float
+    method: str
+    kind: Literal["p_value", "distance"]
+    threshold: float
+    drifted: bool | None
+    n_reference: int
+    n_current: int
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Rule:
+    profile: Profile = "calibrated"
+    alpha: float = 0.05  # significance, after Benjamini-Hochberg across the window's features
+    min_sample_size: int = 100
+    fdr: bool = False  # the evidently profile's optional Benjamini-Hochberg
+
+
+def decide(
+    columns: Mapping[str, tuple[NumericSummary | CategoricalSummary, NumericSummary | CategoricalSummary, int | None]],
+    features: set[str],
+    rule: Rule,
+    overrides: Mapping[str, ColumnTest] | None = None,
+) -> dict[str, Decision]:
+    """Every column's decision. ``columns``: name -> (reference summary, current summary, the
+    reference's distinct values). ``features``: the columns tested together as one family
+    (Benjamini-Hochberg); the others (prediction, scores) are tested each at ``alpha``."""
+    overrides = overrides or {}
+    if rule.profile == "evidently":
+        return _evidently(columns, features, rule, overrides)
+    return _calibrated(columns, features, rule, overrides)
+
+
+def _evidently(
+    columns: Mapping[str, tuple[Any, Any, int | None]],
+    features: set[str],
+    rule: Rule,
+    overrides: Mapping[str, ColumnTest],
+) -> dict[str, Decision]:
+    results: dict[str, DriftResult] = {}
+    for col, (ref, cur, distinct) in columns.items():
+        o = overrides.get(col, ColumnTest())
+        results[col] = drift_from_summaries(ref, cur, ref_distinct=distinct, test=o.test, threshold=o.threshold)
+    decisions = {c: r.drifted for c, r in results.items()}
+    if rule.fdr:
+        tested = [c for c in results if c in features and results[c].kind == "p_value"]
+        for c, rejected in zip(tested, benjamini_hochberg([results[c].score for c in tested], rule.alpha), strict=True):
+            decisions[c] = rejected
+    out = {}
+    for col, r in results.items():
+        details: dict[str, Any] = {"profile": "evidently", "stattest": r.test, "kind": r.kind}
+        if rule.fdr and col in features and r.kind == "p_value":
+            details["fdr"] = {"alpha": rule.alpha, "unadjusted_drifted": r.drifted}
+        out[col] = Decision(r.score, r.test, r.kind, r.threshold, decisions[col], r.n_reference, r.n_current, details)
+    return out
+
+
+def _tests_for(ref: Any, cur: Any, distinct: int | None, override: ColumnTest) -> tuple[str, str, float | None]:
+    """(significance test, effect size, the override's threshold for whichever it names)."""
+    numerical = isinstance(ref, NumericSummary)
+    many = numerical and max(distinct or 0, cur.distinct_lower_bound()) > FEW_VALUES
+    significance, effect = ("ks", "wasserstein") if many else ("chisquare_2samp", "jensenshannon")
+    if override.test is not None:
+        if REGISTRY[override.test].kind == "p_value":
+            significance = override.test
+        else:
+            effect = override.test
+    return significance, effect, override.threshold
+
+
+def _calibrated(
+    columns: Mapping[str, tuple[Any, Any, int | None]],
+    features: set[str],
+    rule: Rule,
+    overrides: Mapping[str, ColumnTest],
+) -> dict[str, Decision]:
+    tested: dict[str, tuple[DriftResult, DriftResult, float | None]] = {}
+    for col, (ref, cur, distinct) in columns.items():
+        override = overrides.get(col, ColumnTest())
+        significance, effect, threshold = _tests_for(ref, cur, distinct, override)
+        sig_threshold = threshold if REGISTRY[significance].name == override.test else rule.alpha
+        eff_threshold = threshold if REGISTRY[effect].name == override.test else None
+        p = drift_from_summaries(ref, cur, ref_distinct=distinct, test=significance, threshold=sig_threshold)
+        e = drift_from_summaries(ref, cur, ref_distinct=distinct, test=effect, threshold=eff_threshold)
+        tested[col] = (p, e, sig_threshold)
+    family = [c for c in tested if c in features]
+    significant = {c: tested[c][0].drifted for c in tested}  # outside the family: each at alpha
+    if family:
+        adjusted = benjamini_hochberg([tested[c][0].score for c in family], rule.alpha)
+        significant.update(zip(family, adjusted, strict=True))
+    out = {}
+    for col, (p, e, sig_threshold) in tested.items():
+        material = e.drifted
+        enough = p.n_current >= rule.min_sample_size
+        drifted = (significant[col] and material) if enough else None
+        details = {
+            "profile": "calibrated",
+            "stattest": e.test,
+            "kind": e.kind,
+            "p_value": p.score,
+            "p_test": p.test,
+            "alpha": sig_threshold,
+            "fdr": col in features,
+            "significant": significant[col],
+            "effect": e.score,
+            "effect_threshold": e.threshold,
+            "material": material,
+            "min_sample_size": rule.min_sample_size,
+        }
+        out[col] = Decision(e.score, e.test, e.kind, e.threshold, drifted, p.n_reference, p.n_current, details)
+    return out
