@@ -231,7 +231,8 @@ class RecordValidator:
         types = set(map(type, cats))
         if not types <= _CATEGORICAL_TYPES:
             return False
-        if cats and max(map(len, cats if NoneType not in types else _present(cats))) > MAX_CATEGORY_LENGTH:
+        # default: every category may be missing (all None), which is valid
+        if cats and max(map(len, cats if NoneType not in types else _present(cats)), default=0) > MAX_CATEGORY_LENGTH:
             return False
         return set(map(type, bools)) <= _BOOLEAN_TYPES
 

@@ -9,6 +9,7 @@ and segment columns by name. JSON may also hold records in the prediction-log sh
 from __future__ import annotations
 
 import io
+import re
 from enum import StrEnum
 from typing import Any
 
@@ -16,7 +17,7 @@ import orjson
 import pandas as pd
 
 from monitor.domain.records import RecordError
-from monitor.domain.schema import ModelSchema
+from monitor.domain.schema import FeatureType, ModelSchema
 
 
 class TableFormat(StrEnum):
@@ -53,10 +54,51 @@ def format_from(content_type: str | None, filename: str | None = None) -> TableF
     return None
 
 
-def _read_frame(data: bytes, fmt: TableFormat) -> pd.DataFrame | list[dict[str, Any]]:
+def text_columns(schema: ModelSchema) -> set[str]:
+    """The columns whose values are categories: categorical features, segment columns and, for a
+    classifier, the prediction and the label."""
+    out = {f.name for f in schema.features if f.type is FeatureType.categorical} | set(schema.segments)
+    if schema.task.is_classification:
+        out |= {"prediction", "label", "target"}
+    return out
+
+
+def _as_category(value: Any) -> Any:
+    """A category a reader typed as a number: a column of integer codes with an empty cell comes
+    back from pandas or Parquet as floats (1.0, NaN). Whole numbers are the codes they were, a
+    missing cell is missing; anything else is left for the validator to judge."""
+    if isinstance(value, float):
+        if value != value:
+            return None
+        if value.is_integer():
+            return int(value)
+    return value
+
+
+# Every value of a text column spelled like this was written from floats (pandas writes an integer
+# column with an empty cell as 1.0, 2.0, ...): the codes are the integers.
+_WRITTEN_AS_FLOAT = re.compile(r"-?\d+\.0+")
+
+
+def _categories_as_read(table: pd.DataFrame, columns: set[str]) -> None:
+    for col in columns & set(table.columns):
+        values = table[col].tolist()
+        if pd.api.types.is_float_dtype(table[col].dtype):
+            fixed = [_as_category(v) for v in values]
+        else:
+            present = [v for v in values if isinstance(v, str)]
+            if not present or not all(_WRITTEN_AS_FLOAT.fullmatch(v) for v in present):
+                continue
+            fixed = [str(int(v.split(".", 1)[0])) if isinstance(v, str) else v for v in values]
+        # built as objects: pandas would infer floats again from ints and None
+        table[col] = pd.Series(fixed, index=table.index, dtype=object)
+
+
+def _read_frame(data: bytes, fmt: TableFormat, text: set[str]) -> pd.DataFrame | list[dict[str, Any]]:
     try:
         if fmt is TableFormat.csv:
-            return pd.read_csv(io.BytesIO(data))
+            # categories as written ("007" stays "007"); an empty cell is missing either way
+            return pd.read_csv(io.BytesIO(data), dtype=dict.fromkeys(text, str))
         if fmt is TableFormat.parquet:
             return pd.read_parquet(io.BytesIO(data))
         doc = orjson.loads(data)
@@ -77,9 +119,11 @@ def read_reference(
     data: bytes, fmt: TableFormat, schema: ModelSchema
 ) -> tuple[list[dict[str, Any]], list[RecordError]]:
     """Records in the nested shape, or column-level errors (index None) when the columns do not fit."""
-    table = _read_frame(data, fmt)
+    text = text_columns(schema)
+    table = _read_frame(data, fmt, text)
     if isinstance(table, list):
         return table, []
+    _categories_as_read(table, text)
     features = set(schema.feature_names())
     segments = [s for s in schema.segments if s not in features]
     classes = set(schema.classes or [])

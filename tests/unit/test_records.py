@@ -189,3 +189,16 @@ def test_nan_from_a_table_is_a_missing_value() -> None:
     errors: list[RecordError] = []
     row = RecordValidator(BINARY).reference(0, {"features": {"age": float("nan"), "city": "a", "vip": False}}, errors)
     assert errors == [] and row is not None and row.features["age"] is None
+
+
+def test_a_record_whose_every_category_is_missing_is_valid() -> None:
+    """The one categorical feature null (and not a segment): the grouped type check once took the
+    longest of no categories and failed (a 500 at the API), instead of letting it through."""
+    schema = ModelSchema.model_validate(
+        {
+            "task": "regression",
+            "features": [{"name": "plan", "type": "categorical"}, {"name": "x", "type": "numerical"}],
+        }
+    )
+    row, errors = validate({"features": {"plan": None, "x": 1.0}, "prediction": 2.0}, schema)
+    assert errors == [] and row.features == {"plan": None, "x": 1.0}

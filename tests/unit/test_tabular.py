@@ -6,6 +6,7 @@ import orjson
 import pandas as pd
 import pytest
 
+from monitor.domain.records import RecordValidator
 from monitor.domain.schema import ModelSchema
 from monitor.domain.tabular import TableFormat, UnreadableTable, format_from, read_reference
 
@@ -81,3 +82,52 @@ def test_format_detection() -> None:
     assert format_from("application/octet-stream", "ref.parquet") is TableFormat.parquet
     assert format_from(None, "ref.pq") is TableFormat.parquet
     assert format_from("application/octet-stream") is None
+
+
+CODED = ModelSchema.model_validate(
+    {
+        "task": "binary_classification",
+        "classes": ["0", "1"],
+        "features": [{"name": "x", "type": "numerical"}, {"name": "plan", "type": "categorical"}],
+        "segments": ["region"],
+    }
+)
+
+
+@pytest.mark.parametrize("fmt", list(TableFormat))
+def test_categories_typed_as_numbers_with_empty_cells_are_categories(fmt: TableFormat) -> None:
+    """Integer codes with a gap: pandas and Parquet read them as floats (1.0, NaN). They are read
+    back as the codes they were, and the empty cell as missing, whatever the file format."""
+    df = pd.DataFrame(
+        {
+            "x": [0.5, 1.5, 2.5],
+            "plan": [1, None, 3],
+            "region": [7, 8, None],
+            "prediction": [0, 1, 1],
+            "label": [1, None, 0],
+        }
+    )
+    records, errors = read_reference(_bytes(fmt, df), fmt, CODED)
+    assert errors == []
+    validator = RecordValidator(CODED)
+    rows, row_errors = [], []
+    for i, rec in enumerate(records):
+        rows.append(validator.reference(i, rec, row_errors))
+    assert row_errors == []
+    assert [r.features["plan"] for r in rows] == ["1", None, "3"]
+    assert [r.segments["region"] if r.segments else None for r in rows] == ["7", "8", None]
+    assert [r.label for r in rows] == ["1", None, "0"] and [r.prediction for r in rows] == ["0", "1", "1"]
+
+
+def test_a_category_written_with_leading_zeros_keeps_them() -> None:
+    records, _ = read_reference(b"x,plan\n1.0,007\n2.0,010\n", TableFormat.csv, CODED)
+    assert [r["features"]["plan"] for r in records] == ["007", "010"]
+
+
+def test_a_fraction_in_a_category_column_is_still_refused_by_row_and_field() -> None:
+    buf = io.BytesIO()
+    pd.DataFrame({"x": [1.0, 2.0], "plan": [1.0, 2.5]}).to_parquet(buf)
+    records, _ = read_reference(buf.getvalue(), TableFormat.parquet, CODED)
+    errors: list = []
+    RecordValidator(CODED).reference(1, records[1], errors)
+    assert [(e.index, e.field) for e in errors] == [(1, "features.plan")]
