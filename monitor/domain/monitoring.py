@@ -66,7 +66,12 @@ class MonitoringConfig(BaseModel):
     feature_tests: dict[str, FeatureTest] = Field(
         default_factory=dict, description="per column ('age', 'prediction', 'scores.<class>'): test and threshold"
     )
-    quality_tolerance: float = Field(0.1, ge=0, description="relative quality drop that counts as concept drift")
+    quality_tolerance: float = Field(
+        0.01,
+        ge=0,
+        description="relative quality drop that counts as concept drift, when it is also significant at fdr_alpha "
+        "(accuracy, MAE); for metrics without a standard error the tolerance alone decides",
+    )
     quality_metric: str | None = Field(
         None,
         description="the metric the quality drop is measured on; default accuracy (classification) or mae (regression)",

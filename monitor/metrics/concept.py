@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from math import sqrt
 
 import numpy as np
 from scipy import stats
@@ -123,15 +124,49 @@ class QualityDrop:
     reference: float
     current: float
     relative_change: float  # negative when worse, for metrics where higher is better
+    material: bool = False  # worse by more than the tolerance
+    p_value: float | None = None  # one-sided: this much worse by chance; None when the metric has no standard error
+    significant: bool | None = None
+
+
+def standard_error(metric: str, values: dict[str, float], n: int) -> float | None:
+    """The standard error of a window's (or the reference's) metric from what its summary gives:
+    accuracy is a share of ``n`` labelled rows (binomial); MAE is a mean of absolute errors whose
+    mean square is RMSE squared. None for the metrics without one here (F1, AUC, log loss, ...)."""
+    if n < 2 or metric not in values:
+        return None
+    if metric == "accuracy":
+        p = values["accuracy"]
+        return sqrt(max(p * (1 - p), 0.0) / n)
+    if metric == "mae" and "rmse" in values:
+        return sqrt(max(values["rmse"] ** 2 - values["mae"] ** 2, 0.0) / (n - 1))
+    return None
 
 
 def quality_drop(
-    reference: float, current: float, tolerance: float = 0.1, higher_is_better: bool = True
+    reference: float,
+    current: float,
+    tolerance: float = 0.1,
+    higher_is_better: bool = True,
+    *,
+    se_reference: float | None = None,
+    se_current: float | None = None,
+    alpha: float = 0.05,
 ) -> QualityDrop:
-    """Whether quality fell by more than ``tolerance`` (relative) from the reference's."""
+    """Whether quality fell by more than ``tolerance`` (relative) from the reference's and, where
+    both standard errors are known, by more than chance explains: a one-sided z-test of the
+    difference at ``alpha`` (so 25 labelled rows cannot page anyone for an unlucky hour, and
+    5,000 can for a 3 % drop). Without them the tolerance alone decides."""
     if reference == 0:
         change = 0.0 if current == 0 else (1.0 if current > 0 else -1.0)
     else:
         change = (current - reference) / abs(reference)
     worse = -change if higher_is_better else change
-    return QualityDrop(worse > tolerance, reference, current, change)
+    material = worse > tolerance
+    if se_reference is None or se_current is None:
+        return QualityDrop(material, reference, current, change, material)
+    gap = (reference - current) if higher_is_better else (current - reference)
+    se = sqrt(se_reference**2 + se_current**2)
+    p = float(stats.norm.sf(gap / se)) if se > 0 else (0.0 if gap > 0 else 1.0)
+    significant = p < alpha
+    return QualityDrop(material and significant, reference, current, change, material, p, significant)

@@ -19,7 +19,7 @@ from monitor.db.registry_repo import VersionRow
 from monitor.db.summary_repo import Segment
 from monitor.domain.monitoring import MonitoringConfig
 from monitor.domain.schema import ModelSchema, Task
-from monitor.metrics.concept import ddm_steps, quality_drop
+from monitor.metrics.concept import ddm_steps, quality_drop, standard_error
 from monitor.metrics.points import MetricPoint
 from monitor.metrics.profiles import NumericSummary, drift_from_summaries, summary_from_json
 from monitor.metrics.quality_summary import (
@@ -185,8 +185,15 @@ def _concept_points(
     ref_quality = extras.get(QUALITY_COLUMN)
     metric = main_metric(schema, cfg)
     if ref_quality and metric in ref_quality["values"] and metric in values:
+        ref_n = int(ref_quality["n_labelled"])
         drop = quality_drop(
-            ref_quality["values"][metric], values[metric], cfg.quality_tolerance, metric not in LOWER_IS_BETTER
+            ref_quality["values"][metric],
+            values[metric],
+            cfg.quality_tolerance,
+            metric not in LOWER_IS_BETTER,
+            se_reference=standard_error(metric, ref_quality["values"], ref_n),
+            se_current=standard_error(metric, values, n),
+            alpha=cfg.fdr_alpha,
         )
         worse = -drop.relative_change if metric not in LOWER_IS_BETTER else drop.relative_change
         points.append(
@@ -205,6 +212,10 @@ def _concept_points(
                     "current": drop.current,
                     "relative_change": drop.relative_change,
                     "value_is": "relative worsening of the metric against the reference",
+                    "material": drop.material,
+                    "p_value": drop.p_value,  # None: no standard error for this metric, the tolerance decides
+                    "significant": drop.significant,
+                    "alpha": cfg.fdr_alpha,
                 },
             )
         )

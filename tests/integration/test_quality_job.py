@@ -71,7 +71,8 @@ def test_classification_quality_matches_sklearn_on_the_labelled_rows(ctx: Servic
     assert any("scores missing" in n for n in points[("quality.roc_auc", "")].details["notes"])
     # the reference's own quality is the baseline; the same world, so no drop beyond tolerance
     drop = points[("concept_drift.quality_drop", "")]
-    assert drop.drifted is False and drop.reference_size == 2000 and drop.threshold == 0.1
+    assert drop.drifted is False and drop.reference_size == 2000 and drop.threshold == 0.01
+    assert drop.details["p_value"] is not None and drop.details["significant"] is False
 
 
 def test_late_labels_recompute_the_past_windows_they_belong_to(ctx: ServiceContext) -> None:

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-from monitor.metrics.concept import ddm, quality_drop, residual_shift
+from monitor.metrics.concept import ddm, quality_drop, residual_shift, standard_error
 from monitor.metrics.quality import binary_score_matrix, classification_quality, regression_quality
 
 RNG = np.random.default_rng(11)
@@ -100,3 +100,43 @@ def test_residual_shift_and_quality_drop() -> None:
     assert d.drift and d.relative_change == pytest.approx(-1 / 6)
     assert not quality_drop(0.90, 0.85, tolerance=0.1).drift
     assert quality_drop(1.0, 1.3, tolerance=0.2, higher_is_better=False).drift  # an error metric rising
+
+
+def _accuracy_drop(rng: np.random.Generator, ref_acc: float, n_ref: int, cur_acc: float, n_cur: int) -> bool:
+    ref = {"accuracy": rng.binomial(n_ref, ref_acc) / n_ref}
+    cur = {"accuracy": rng.binomial(n_cur, cur_acc) / n_cur}
+    return quality_drop(
+        ref["accuracy"],
+        cur["accuracy"],
+        tolerance=0.01,
+        se_reference=standard_error("accuracy", ref, n_ref),
+        se_current=standard_error("accuracy", cur, n_cur),
+    ).drift
+
+
+def test_a_three_percent_accuracy_drop_on_five_thousand_labels_is_found() -> None:
+    rng = np.random.default_rng(3)
+    found = sum(_accuracy_drop(rng, 0.85, 5000, 0.85 * 0.97, 5000) for _ in range(200))
+    assert found >= 180  # ~97 % power
+
+
+@pytest.mark.parametrize("n_cur", [25, 300, 5000])
+def test_an_unchanged_model_rarely_pages_whatever_the_labelled_rows(n_cur: int) -> None:
+    """With 25 labelled rows the tolerance alone fired in 15 % of windows with no drop at all."""
+    rng = np.random.default_rng(4)
+    fired = sum(_accuracy_drop(rng, 0.85, 5000, 0.85, n_cur) for _ in range(1000))
+    assert fired <= 60  # at most the 5 % the test allows, and a binomial margin
+
+
+def test_without_a_standard_error_the_tolerance_decides() -> None:
+    d = quality_drop(0.80, 0.70, tolerance=0.05)  # F1, AUC, ...: no standard error passed
+    assert d.drift and d.material and d.p_value is None and d.significant is None
+    assert standard_error("f1.macro", {"f1.macro": 0.7}, 1000) is None
+
+
+def test_the_standard_error_of_mae_comes_from_rmse() -> None:
+    rng = np.random.default_rng(5)
+    errors = rng.normal(0, 2, 4000)
+    values = {"mae": float(np.mean(np.abs(errors))), "rmse": float(np.sqrt(np.mean(errors**2)))}
+    expected = float(np.std(np.abs(errors), ddof=0) / np.sqrt(len(errors) - 1))
+    assert standard_error("mae", values, len(errors)) == pytest.approx(expected, rel=1e-9)
