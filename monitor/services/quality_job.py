@@ -20,8 +20,9 @@ from monitor.db.summary_repo import Segment
 from monitor.domain.monitoring import MonitoringConfig
 from monitor.domain.schema import ModelSchema, Task
 from monitor.metrics.concept import ddm_steps, quality_drop, standard_error
+from monitor.metrics.drift_decision import Rule, decide
 from monitor.metrics.points import MetricPoint
-from monitor.metrics.profiles import NumericSummary, drift_from_summaries, summary_from_json
+from monitor.metrics.profiles import NumericSummary, summary_from_json
 from monitor.metrics.quality_summary import (
     QUALITY_COLUMN,
     RESIDUALS_COLUMN,
@@ -248,19 +249,22 @@ def _concept_points(
         )
     elif s.residuals is not None and s.residuals.n and RESIDUALS_COLUMN in extras:
         ref_json = extras[RESIDUALS_COLUMN]
-        res = drift_from_summaries(summary_from_json(ref_json), s.residuals, ref_distinct=ref_json.get("distinct"))
+        # the model's drift rule, the residuals tested alone (not in the features' family)
+        rule = Rule(cfg.stattest_profile, cfg.fdr_alpha, cfg.min_sample_size)
+        columns = {"residuals": (summary_from_json(ref_json), s.residuals, ref_json.get("distinct"))}
+        res = decide(columns, set(), rule)["residuals"]
         points.append(
             MetricPoint(
                 "concept_drift.residual_shift",
                 start,
                 end,
-                res.score,
+                res.value,
                 sample_size=res.n_current,
-                labels={"method": res.test, **seg_labels},
+                labels={"method": res.method, **seg_labels},
                 reference_size=res.n_reference,
                 threshold=res.threshold,
-                drifted=bool(res.drifted),
-                details={"kind": res.kind, "detected_at": end.isoformat() if res.drifted else None},
+                drifted=res.drifted,
+                details={**res.details, "detected_at": end.isoformat() if res.drifted else None},
             )
         )
     return points

@@ -195,6 +195,8 @@ def test_regression_quality_and_residual_shift(ctx: ServiceContext) -> None:
     assert points[("quality.label_coverage", "")].value == pytest.approx((n - 100) / n)
     shift = points[("concept_drift.residual_shift", "")]
     assert shift.drifted is True and shift.reference_size == 3000 and shift.sample_size == n - 100
+    # the model's drift rule (calibrated): significant and material, each said
+    assert shift.details["profile"] == "calibrated" and shift.details["significant"] and shift.details["material"]
     drop = points[("concept_drift.quality_drop", "")]
     assert drop.labels["metric"] == "mae" and drop.drifted is True and drop.value > 0.1
 
