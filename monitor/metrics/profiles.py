@@ -304,7 +304,7 @@ def _count_test(test: StatTest, r: np.ndarray, c: np.ndarray, n_cur: int, n_ref:
         with np.errstate(divide="ignore", invalid="ignore"):  # a new category: p = 0, as in Evidently
             return float(stats.chisquare(c * n_cur, r * n_cur).pvalue)
     if test is CHISQUARE_TWO_SAMPLE:  # the shares are of whole counts: take the counts back
-        return homogeneity_p_value(np.rint(r * n_ref), np.rint(c * n_cur))
+        return homogeneity_p_value(r * n_ref, c * n_cur)
     if test is Z:
         if len(r) == 1:
             return 1.0

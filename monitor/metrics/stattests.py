@@ -71,10 +71,19 @@ def get_stattest(name: str) -> StatTest:
 # -- shared pieces ---------------------------------------------------------------------------
 
 
-def _shares(values: np.ndarray, keys: Sequence[object]) -> np.ndarray:
+def _keys(ref: np.ndarray, cur: np.ndarray) -> list[object]:
+    """The values seen in either sample, in a fixed order (Evidently's keys)."""
+    return sorted(set(np.unique(ref).tolist()) | set(np.unique(cur).tolist()), key=repr)
+
+
+def _counts(values: np.ndarray, keys: Sequence[object]) -> np.ndarray:
     uniq, counts = np.unique(values, return_counts=True)
     by_key = dict(zip(uniq.tolist(), counts.tolist(), strict=True))
-    return np.array([by_key.get(k, 0) for k in keys], dtype=float) / len(values)
+    return np.array([by_key.get(k, 0) for k in keys], dtype=float)
+
+
+def _shares(values: np.ndarray, keys: Sequence[object]) -> np.ndarray:
+    return _counts(values, keys) / len(values)
 
 
 def _fill_zeroes(p: np.ndarray) -> np.ndarray:
@@ -95,7 +104,7 @@ def binned_shares(
         r = np.histogram(ref, edges)[0] / len(ref)
         c = np.histogram(cur, edges)[0] / len(cur)
     else:
-        keys = sorted(set(np.unique(ref).tolist()) | set(np.unique(cur).tolist()), key=repr)
+        keys = _keys(ref, cur)
         r, c = _shares(ref, keys), _shares(cur, keys)
     if fill_zeroes:
         r, c = _fill_zeroes(r), _fill_zeroes(c)
@@ -110,7 +119,7 @@ def ks(ref: np.ndarray, cur: np.ndarray, kind: FeatureKind) -> float:
 
 
 def chisquare(ref: np.ndarray, cur: np.ndarray, kind: FeatureKind) -> float:
-    keys = sorted(set(np.unique(ref).tolist()) | set(np.unique(cur).tolist()), key=repr)
+    keys = _keys(ref, cur)
     expected = _shares(ref, keys) * len(cur)
     observed = _shares(cur, keys) * len(cur)
     # A category the reference never had makes the statistic infinite and p = 0, as in Evidently.
@@ -135,8 +144,9 @@ def homogeneity_p_value(ref_counts: np.ndarray, cur_counts: np.ndarray) -> float
     way of splitting the pooled rows into the two samples equally likely), whose statistic is at
     least the observed, which holds its error rate whatever the counts (a fixed seed keeps it
     repeatable)."""
-    ref_counts = np.asarray(ref_counts, dtype=np.int64)
-    cur_counts = np.asarray(cur_counts, dtype=np.int64)
+    # rounded, not truncated: counts rebuilt from shares (15/22 * 22) fall a hair below the integer
+    ref_counts = np.rint(np.asarray(ref_counts, dtype=float)).astype(np.int64)
+    cur_counts = np.rint(np.asarray(cur_counts, dtype=float)).astype(np.int64)
     keep = (ref_counts + cur_counts) > 0
     ref_counts, cur_counts = ref_counts[keep], cur_counts[keep]
     totals = ref_counts + cur_counts
@@ -158,12 +168,12 @@ def homogeneity_p_value(ref_counts: np.ndarray, cur_counts: np.ndarray) -> float
 
 
 def chisquare_two_sample(ref: np.ndarray, cur: np.ndarray, kind: FeatureKind) -> float:
-    keys = sorted(set(np.unique(ref).tolist()) | set(np.unique(cur).tolist()), key=repr)
-    return homogeneity_p_value(_shares(ref, keys) * len(ref), _shares(cur, keys) * len(cur))
+    keys = _keys(ref, cur)
+    return homogeneity_p_value(_counts(ref, keys), _counts(cur, keys))
 
 
 def z_proportions(ref: np.ndarray, cur: np.ndarray, kind: FeatureKind) -> float:
-    keys = sorted(set(np.unique(ref).tolist()) | set(np.unique(cur).tolist()), key=repr)
+    keys = _keys(ref, cur)
     if len(keys) == 1:
         return 1.0
     # Share of values other than the first key, in each sample.
@@ -197,7 +207,7 @@ def kl_div(ref: np.ndarray, cur: np.ndarray, kind: FeatureKind) -> float:
 
 def hellinger(ref: np.ndarray, cur: np.ndarray, kind: FeatureKind) -> float:
     if kind is FeatureKind.categorical:
-        keys = sorted(set(np.unique(ref).tolist()) | set(np.unique(cur).tolist()), key=repr)
+        keys = _keys(ref, cur)
         overlap = float(np.sum(np.sqrt(_shares(ref, keys) * _shares(cur, keys))))
     else:
         edges = np.histogram_bin_edges(np.unique(np.concatenate([ref, cur])), bins="sturges")

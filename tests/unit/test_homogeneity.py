@@ -83,3 +83,16 @@ def test_summaries_and_samples_agree() -> None:
     summarised = drift_from_summaries(CategoricalSummary.of(ref), CategoricalSummary.of(cur), test="chisquare_2samp")
     assert summarised.score == raw.score
     assert summarised.drifted == raw.drifted == (raw.score < ALPHA)
+
+
+def test_counts_rebuilt_from_shares_are_the_counts() -> None:
+    """15 of 22 as a share times 22 is 14.999...: rounded back to 15, not truncated to 14."""
+    ref, cur = np.array([15.0, 7.0]), np.array([4.0, 18.0])
+    assert homogeneity_p_value(ref / 22 * 22, cur / 22 * 22) == homogeneity_p_value(ref, cur)
+    raw = test_drift(
+        np.array(["a"] * 15 + ["b"] * 7, dtype=object),
+        np.array(["a"] * 4 + ["b"] * 18, dtype=object),
+        FeatureKind.categorical,
+        test="chisquare_2samp",
+    )
+    assert raw.score == homogeneity_p_value(ref, cur)
