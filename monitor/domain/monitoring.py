@@ -8,6 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from monitor.metrics.drift_decision import Rule
 from monitor.metrics.stattests import REGISTRY
 
 QUALITY_METRICS = frozenset(
@@ -98,6 +99,10 @@ class MonitoringConfig(BaseModel):
         if len(set(v)) != len(v):
             raise ValueError("duplicate windows")
         return v
+
+    def drift_rule(self) -> Rule:
+        """How the window job decides drift, for features and for regression residuals alike."""
+        return Rule(self.stattest_profile, self.fdr_alpha, self.min_sample_size, self.fdr)
 
     def window_lengths(self) -> list[timedelta]:
         return [parse_window(w) for w in self.windows]

@@ -101,8 +101,8 @@ def _evidently(
     return out
 
 
-def _tests_for(ref: Any, cur: Any, distinct: int | None, override: ColumnTest) -> tuple[str, str, float | None]:
-    """(significance test, effect size, the override's threshold for whichever it names)."""
+def _tests_for(ref: Any, cur: Any, distinct: int | None, override: ColumnTest) -> tuple[str, str]:
+    """(significance test, effect size): the override replaces the one of its kind."""
     numerical = isinstance(ref, NumericSummary)
     many = numerical and max(distinct or 0, cur.distinct_lower_bound()) > FEW_VALUES
     significance, effect = ("ks", "wasserstein") if many else ("chisquare_2samp", "jensenshannon")
@@ -111,7 +111,7 @@ def _tests_for(ref: Any, cur: Any, distinct: int | None, override: ColumnTest) -
             significance = override.test
         else:
             effect = override.test
-    return significance, effect, override.threshold
+    return significance, effect
 
 
 def _calibrated(
@@ -123,9 +123,10 @@ def _calibrated(
     tested: dict[str, tuple[DriftResult, DriftResult, float | None]] = {}
     for col, (ref, cur, distinct) in columns.items():
         override = overrides.get(col, ColumnTest())
-        significance, effect, threshold = _tests_for(ref, cur, distinct, override)
-        sig_threshold = threshold if REGISTRY[significance].name == override.test else rule.alpha
-        eff_threshold = threshold if REGISTRY[effect].name == override.test else None
+        significance, effect = _tests_for(ref, cur, distinct, override)
+        # the override's threshold belongs to the test it names
+        sig_threshold = override.threshold if significance == override.test else rule.alpha
+        eff_threshold = override.threshold if effect == override.test else None
         p = drift_from_summaries(ref, cur, ref_distinct=distinct, test=significance, threshold=sig_threshold)
         e = drift_from_summaries(ref, cur, ref_distinct=distinct, test=effect, threshold=eff_threshold)
         tested[col] = (p, e, sig_threshold)

@@ -21,7 +21,7 @@ from monitor.db.summary_repo import ColumnSpec, Segment
 from monitor.domain.monitoring import MonitoringConfig
 from monitor.domain.schema import ModelSchema, schema_from_json
 from monitor.errors import MonitorError
-from monitor.metrics.drift_decision import ColumnTest, Rule, decide
+from monitor.metrics.drift_decision import ColumnTest, decide
 from monitor.metrics.points import MetricPoint
 from monitor.metrics.profiles import (
     LATENCY_EDGES,
@@ -240,8 +240,7 @@ def _window_points(
         for col in columns
         if (t := cfg.feature_tests.get(col.removeprefix("features."))) is not None
     }
-    rule = Rule(cfg.stattest_profile, cfg.fdr_alpha, cfg.min_sample_size, cfg.fdr)
-    decisions = decide(columns, features, rule, overrides)
+    decisions = decide(columns, features, cfg.drift_rule(), overrides)
 
     points = []
     for col, d in decisions.items():

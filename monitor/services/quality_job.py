@@ -20,7 +20,7 @@ from monitor.db.summary_repo import Segment
 from monitor.domain.monitoring import MonitoringConfig
 from monitor.domain.schema import ModelSchema, Task
 from monitor.metrics.concept import ddm_steps, quality_drop, standard_error
-from monitor.metrics.drift_decision import Rule, decide
+from monitor.metrics.drift_decision import decide
 from monitor.metrics.points import MetricPoint
 from monitor.metrics.profiles import NumericSummary, summary_from_json
 from monitor.metrics.quality_summary import (
@@ -250,9 +250,8 @@ def _concept_points(
     elif s.residuals is not None and s.residuals.n and RESIDUALS_COLUMN in extras:
         ref_json = extras[RESIDUALS_COLUMN]
         # the model's drift rule, the residuals tested alone (not in the features' family)
-        rule = Rule(cfg.stattest_profile, cfg.fdr_alpha, cfg.min_sample_size)
         columns = {"residuals": (summary_from_json(ref_json), s.residuals, ref_json.get("distinct"))}
-        res = decide(columns, set(), rule)["residuals"]
+        res = decide(columns, set(), cfg.drift_rule())["residuals"]
         points.append(
             MetricPoint(
                 "concept_drift.residual_shift",
