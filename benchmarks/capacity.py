@@ -56,8 +56,10 @@ import orjson
 import psutil
 import psycopg
 
+from alerts.signing import new_secret
 from monitor.config import Settings
 from monitor.db.engine import database_url
+from monitor.demo_receivers import PrintingReceiver
 from monitor.domain.monitoring import MonitoringConfig
 from monitor.domain.tabular import TableFormat
 from monitor.server import free_port, wait_ready
@@ -163,31 +165,7 @@ async def generate(base: str, key: str, rate: float, seconds: float, batch: int,
 # -- the stack ------------------------------------------------------------------------------------
 
 
-class Receiver:
-    """The webhook receiver the rules deliver to: counts what it is sent."""
-
-    def __init__(self) -> None:
-        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-        self.received = 0
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                self.rfile.read(int(self.headers.get("content-length", 0)))
-                outer.received += 1
-                self.send_response(204)
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-
-def set_up(settings: Settings, schedule: int, receiver_url: str) -> str:
+def set_up(settings: Settings, schedule: int, receiver: PrintingReceiver) -> str:
     """The model (20 features, its reference, its schedule), a rule that fires and its receiver;
     returns an ingest key."""
     ctx = open_context(settings, migrate=True)
@@ -202,7 +180,14 @@ def set_up(settings: Settings, schedule: int, receiver_url: str) -> str:
             lines.append(",".join([*values, r["prediction"], r["prediction"]]))
         upload_reference(ctx, MODEL, "\n".join(lines).encode(), TableFormat.csv)
         alert_config.put_receiver(
-            ctx, {"name": "capacity-oncall", "kind": "webhook", "url": receiver_url, "group_wait": "5s"}
+            ctx,
+            {
+                "name": "capacity-oncall",
+                "kind": "webhook",
+                "url": receiver.url,
+                "secret": receiver.secret,
+                "group_wait": "5s",
+            },
         )
         alert_config.put_rule(
             ctx,
@@ -420,12 +405,13 @@ def main() -> None:
         return
 
     rates = [float(r) for r in args.rates.split(",")]
-    receiver = Receiver()
+    received: list[dict] = []  # each signed message once, as the demo's receivers take them
+    receiver = PrintingReceiver(new_secret(), received.append)
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(data_dir=Path(tmp), database_url=os.environ.get("MONITOR_DATABASE_URL"))
         url = database_url(settings)
         settings = settings.model_copy(update={"database_url": url, "allow_loopback_receivers": True})
-        key = set_up(settings, args.schedule, receiver.url)
+        key = set_up(settings, args.schedule, receiver)
         psql_url = url.replace("postgresql+psycopg://", "postgresql://")
         where = "embedded pgserver" if not os.environ.get("MONITOR_DATABASE_URL") else "MONITOR_DATABASE_URL"
         print(
@@ -446,7 +432,7 @@ def main() -> None:
                 if ingest_ok and sched_ok:
                     best = rate
             runs += drain(stack, args.drain_seconds)
-            print(f"deliveries received by the webhook receiver: {receiver.received}")
+            print(f"messages received (signature verified) by the webhook receiver: {len(received)}")
             print(
                 f"highest step where ingestion and the scheduler kept up: {best:,.0f} predictions/s"
                 if best
