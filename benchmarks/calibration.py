@@ -13,6 +13,9 @@ false-alarm rate. Then, with 10,000 current rows against a reference of 5,000, t
 windows in which a mean shift of 0.1, 0.2 and 0.5 standard deviations in one numerical feature
 (of the 20) and a 5- or 15-point move of one category's share are found.
 
+Last, the concept-drift detectors against River's (``benchmarks/concept_drift.py``; needs
+River, ``pip install river``; ``--no-concept`` leaves it out).
+
 Targets for the default (calibrated) profile: at most 5 % of no-drift windows with any feature
 flagged in every regime; at least 90 % detection of a 0.2 sigma shift with 10,000 current rows.
 """
@@ -20,8 +23,11 @@ flagged in every regime; at least 90 % detection of a 0.2 sigma shift with 10,00
 from __future__ import annotations
 
 import argparse
+import subprocess
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -102,6 +108,8 @@ def flagged(columns: dict[str, Any], rule: Rule) -> set[str]:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--windows", type=int, default=200)
+    p.add_argument("--seeds", type=int, default=30, help="streams per concept-drift case")
+    p.add_argument("--no-concept", action="store_true", help="leave out concept drift (which needs River)")
     args = p.parse_args()
     n_features = len(NUMERICAL) + len(CATEGORICAL)
     started = time.perf_counter()
@@ -141,6 +149,11 @@ def main() -> None:
                 found[name] += feature in flagged(cols, rule)
         print(f"{label:>34} | " + " | ".join(f"{found[n] / args.windows:>20.1%}" for n in PROFILES))
     print(f"\n{time.perf_counter() - started:.0f} s")
+    if not args.no_concept:
+        print("\nConcept drift on the error stream, against River (benchmarks/concept_drift.py)")
+        sys.stdout.flush()
+        script = Path(__file__).with_name("concept_drift.py")
+        subprocess.run([sys.executable, str(script), "--seeds", str(args.seeds)], check=True)
 
 
 if __name__ == "__main__":

@@ -247,9 +247,9 @@ def quality(points: list[Point], metric: str) -> Figure:
 
 
 def concept_detections(points: list[Point]) -> list[dict[str, Any]]:
-    """When concept drift was detected: DDM's detection minutes (sliding windows report the same
-    one again; it is shown once), and for the other tests the first window of each run of
-    drifted windows."""
+    """When concept drift was detected: the error-stream detector's changes (each window lists
+    those inside it; sliding windows list one again, shown once), and for the other tests the
+    first window of each run of drifted windows."""
     out = []
     by_metric: dict[str, list[Point]] = defaultdict(list)
     for p in points:
@@ -261,12 +261,16 @@ def concept_detections(points: list[Point]) -> list[dict[str, Any]]:
         seen: set[Any] = set()
         before = False
         for p in ps:
-            detected = (p.get("details") or {}).get("detected_at")
-            if p["drifted"] and detected:
-                at = datetime.fromisoformat(detected) if isinstance(detected, str) else detected
-                if at not in seen:
-                    seen.add(at)
-                    out.append({"at": at, "what": what, "value": p["value"]})
+            details = p.get("details") or {}
+            found = [d.get("at") for d in details.get("detections") or [] if isinstance(d, dict)]
+            if not found and details.get("detected_at"):
+                found = [details["detected_at"]]
+            if p["drifted"] and found:
+                for detected in found:
+                    at = datetime.fromisoformat(detected) if isinstance(detected, str) else detected
+                    if at not in seen:
+                        seen.add(at)
+                        out.append({"at": at, "what": what, "value": p["value"]})
             elif p["drifted"] and not before:
                 out.append({"at": p["window_end"], "what": what, "value": p["value"]})
             before = bool(p["drifted"])

@@ -26,6 +26,7 @@ duplicates by, or raises ``WebhookVerificationError``.
 from __future__ import annotations
 
 import logging
+import math
 import queue
 import threading
 import time
@@ -79,6 +80,17 @@ class _Item:
     model: str
     version: str | None
     record: dict[str, Any]
+
+
+def _features(features: Mapping[str, Any]) -> dict[str, Any]:
+    """The features as JSON can carry them: JSON has no infinity and no NaN (orjson would write
+    null for both, and ±inf would arrive as a missing value), so ±inf goes as the strings the
+    server keeps it as ("Infinity", "-Infinity"; protobuf's JSON mapping) and NaN as missing."""
+    out = dict(features)
+    for name, v in out.items():
+        if isinstance(v, float) and not math.isfinite(v):
+            out[name] = None if v != v else ("Infinity" if v > 0 else "-Infinity")
+    return out
 
 
 def _iso(ts: datetime | str | float | None) -> str | float | None:
@@ -143,7 +155,7 @@ class MonitorClient:
     ) -> str:
         """Queue a prediction; returns its id (generated here when not given, so a retry is idempotent)."""
         pid = prediction_id or uuid.uuid4().hex
-        record: dict[str, Any] = {"prediction_id": pid, "features": dict(features), "prediction": prediction}
+        record: dict[str, Any] = {"prediction_id": pid, "features": _features(features), "prediction": prediction}
         if timestamp is not None:
             record["timestamp"] = _iso(timestamp)
         if scores is not None:

@@ -91,6 +91,7 @@ TABLES = ", ".join(
         "rule_file_errors",
         "rules",
         "receivers",
+        "error_stream_states",
         "bucket_summaries",
         "reference_summaries",
         "metric_points",

@@ -89,6 +89,12 @@ def layout(ctx: ServiceContext, name: str, search: str) -> html.Div:
         ("latency", figures.latency(points)),
         ("missing", figures.series(points, "data_quality.missing_share", "Missing values", by="feature", percent=True)),
         (
+            "non-finite",
+            figures.series(
+                points, "data_quality.non_finite_share", "Infinite values (±inf)", by="feature", percent=True
+            ),
+        ),
+        (
             "out-of-range",
             figures.series(
                 points, "data_quality.out_of_range_share", "Outside the reference range", by="feature", percent=True

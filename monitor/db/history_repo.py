@@ -1,7 +1,7 @@
 """What the service keeps beyond the prediction log, and its retention: metric points, hourly
-summaries, alerts that ended, alert history, finished webhooks and their delivery log,
-retraining triggers and expired silences (reports have a retention of their own, in
-``report_repo``). Functions take a connection and never commit."""
+summaries and the error-stream detectors' state, alerts that ended, alert history, finished
+webhooks and their delivery log, retraining triggers and expired silences (reports have a
+retention of their own, in ``report_repo``). Functions take a connection and never commit."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ _DELETES = (
         "bucket_summaries",
         "DELETE FROM bucket_summaries b USING models m WHERE b.model_id = m.id AND b.bucket_start < :c",
     ),
+    ("error_stream_states", "DELETE FROM error_stream_states WHERE hour < :c"),
     ("alerts", "DELETE FROM alerts WHERE state IN ('resolved', 'inactive') AND updated_at < :c"),
     ("alert_history", "DELETE FROM alert_history WHERE at < :c"),
     ("outbox", "DELETE FROM outbox WHERE status <> 'pending' AND created_at < :c"),

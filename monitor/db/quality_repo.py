@@ -17,7 +17,14 @@ import numpy as np
 from sqlalchemy import Connection, text
 
 from monitor.db.summary_repo import Groups, groups_sql, window_params
-from monitor.metrics.quality_summary import EPS, SCORE_BINS, ClassificationSummary, RegressionSummary
+from monitor.metrics.quality_summary import (
+    EPS,
+    LOGIT_LIMIT,
+    SCORE_BINS,
+    SCORE_CLIP,
+    ClassificationSummary,
+    RegressionSummary,
+)
 
 _JOINED = """
     SELECT g.grp, p.ts, p.prediction #>> '{{}}' AS yhat, l.label #>> '{{}}' AS y, p.scores
@@ -70,7 +77,7 @@ def summarise_classification(
     if not rows:
         return out
     probs = _probabilities_sql(classes, len(classes) == 2, params)
-    params.update(bins=SCORE_BINS, eps=EPS, class_names=list(classes))
+    params.update(bins=SCORE_BINS, eps=EPS, clip=SCORE_CLIP, z=LOGIT_LIMIT, class_names=list(classes))
     scored = f"""
         WITH raw AS (
             SELECT j.grp, array_position(CAST(:class_names AS text[]), j.y) AS truth, {probs} AS p
@@ -92,8 +99,12 @@ def summarise_classification(
             text(
                 scored
                 + """SELECT n.grp, u.i - 1 AS cls, (u.i = n.truth)::int AS own,
-                            least(floor(u.v * :bins)::int, :bins - 1) AS bin, count(*)
+                            -- quality_summary.score_bins: equal bins of the clipped score's logit
+                            least(greatest(floor((ln(c.v / (1 - c.v)) + :z) * :bins / (2 * :z))::int, 0), :bins - 1)
+                                AS bin,
+                            count(*)
                      FROM norm n CROSS JOIN LATERAL unnest(n.p) WITH ORDINALITY AS u(v, i)
+                     CROSS JOIN LATERAL (SELECT least(greatest(u.v, :clip), 1 - :clip) AS v) c
                      GROUP BY 1, 2, 3, 4"""
             ),
             params,

@@ -40,22 +40,29 @@ WITH spec AS (
 -- planner sorted every value to feed the per-column step below its (col, b) order: 3.2M values
 -- for 200k rows of 16 columns, spilled to disk, a third of the query's time.
 by_bucket AS MATERIALIZED (
-    SELECT col, b, count(x) AS n, count(*) - count(x) AS missing, min(x) AS mn, max(x) AS mx,
+    SELECT col, b, count(x) AS n, count(*) - count(x) - count(*) FILTER (WHERE inf) AS missing,
+           count(*) FILTER (WHERE inf) AS non_finite, min(x) AS mn, max(x) AS mx,
            sum(x) AS total, sum(x * x) AS total_sq,
            coalesce(sum(x) FILTER (WHERE x < lo), 0) AS low_sum,
            coalesce(sum(x) FILTER (WHERE x > hi), 0) AS high_sum
     FROM (
-        SELECT col, lo, hi, x, CASE WHEN wb > 0 AND x = edges[wb] THEN 2 * wb - 1 ELSE 2 * wb END AS b
+        SELECT col, lo, hi, x, inf, CASE WHEN wb > 0 AND x = edges[wb] THEN 2 * wb - 1 ELSE 2 * wb END AS b
         FROM (
             -- each OFFSET 0 keeps the value and its bucket computed once per row and column; inlined,
             -- the value's extraction ran four times and width_bucket three
-            SELECT col, lo, hi, x, edges, width_bucket(x, edges) AS wb
+            SELECT col, lo, hi, x, inf, edges, width_bucket(x, edges) AS wb
             FROM (
-                SELECT s.col, s.lo, s.hi, s.edges, ({value})::float8 AS x
-                FROM predictions p CROSS JOIN spec s
-                WHERE p.model_id = :model_id AND p.model_version_id = :version_id AND p.ts >= :start AND p.ts < :end
-                      {segment}
-                OFFSET 0
+                -- ±inf (stored as the strings 'Infinity' and '-Infinity', which float8 reads) is
+                -- counted apart and is no value: no bucket, no sum
+                SELECT col, lo, hi, edges, coalesce(abs(x0) = 'Infinity', false) AS inf,
+                       CASE WHEN abs(x0) < 'Infinity' THEN x0 END AS x
+                FROM (
+                    SELECT s.col, s.lo, s.hi, s.edges, ({value})::float8 AS x0
+                    FROM predictions p CROSS JOIN spec s
+                    WHERE p.model_id = :model_id AND p.model_version_id = :version_id
+                          AND p.ts >= :start AND p.ts < :end {segment}
+                    OFFSET 0
+                ) r
             ) v
             OFFSET 0
         ) w
@@ -64,7 +71,8 @@ by_bucket AS MATERIALIZED (
 )
 -- one row per column: its statistics (from its buckets' and its missing values' group) and its
 -- non-empty buckets as two arrays
-SELECT col, sum(n)::bigint AS n, sum(missing)::bigint AS missing, min(mn) AS mn, max(mx) AS mx,
+SELECT col, sum(n)::bigint AS n, sum(missing)::bigint AS missing, sum(non_finite)::bigint AS non_finite,
+       min(mn) AS mn, max(mx) AS mx,
        sum(total) AS total, sum(total_sq) AS total_sq, sum(low_sum) AS low_sum, sum(high_sum) AS high_sum,
        array_agg(b ORDER BY b) FILTER (WHERE b IS NOT NULL) AS buckets,
        array_agg(n ORDER BY b) FILTER (WHERE b IS NOT NULL) AS bucket_counts
@@ -266,6 +274,7 @@ def _summarise_numeric(
             "type": "numerical",
             "n": int(r["n"]),
             "missing": int(r["missing"]),
+            "non_finite": int(r["non_finite"]),
             "min": r["mn"],
             "max": r["mx"],
             "total": float(r["total"] or 0.0),

@@ -200,3 +200,17 @@ bucket_summaries = Table(
     Column("counts", LargeBinary),
     Column("computed_at", DateTime(timezone=True), nullable=False),
 )
+
+error_stream_states = Table(  # the concept-drift detector's state after each hour (monitor.metrics.error_stream)
+    "error_stream_states",
+    metadata,
+    Column("model_id", Integer, ForeignKey("models.id"), nullable=False),
+    Column("model_version_id", Integer, ForeignKey("model_versions.id"), primary_key=True),
+    Column("segment", Text, primary_key=True),  # "" or "column=value", as the summaries
+    Column("method", Text, primary_key=True),
+    Column("hour", DateTime(timezone=True), primary_key=True),
+    Column("state", JSONB, nullable=False),
+    Column("detections", JSONB, nullable=False),  # [[epoch minute, error rate before, after], ...]
+    Column("rows", BigInteger, nullable=False),  # labelled rows the detector holds after the hour
+    Column("error_rate", Float, nullable=False),  # their error rate
+)

@@ -71,7 +71,12 @@ class MonitoringConfig(BaseModel):
         0.01,
         ge=0,
         description="relative quality drop that counts as concept drift, when it is also significant at fdr_alpha "
-        "(accuracy, MAE); for metrics without a standard error the tolerance alone decides",
+        "(accuracy, recall, precision, ROC AUC, MAE); for metrics without a standard error the tolerance alone decides",
+    )
+    concept_drift_detector: Literal["adwin", "ddm"] = Field(
+        "adwin",
+        description="the change detector run on the labelled predictions' error stream, minute by minute across "
+        "windows: adwin (ADWIN, the default: no more false alarms than River's on SEA and Agrawal streams) or ddm",
     )
     quality_metric: str | None = Field(
         None,

@@ -12,19 +12,21 @@ from monitor.errors import MalformedBody, MonitorError
 NDJSON_TYPES = {"application/x-ndjson", "application/ndjson", "application/jsonl", "application/x-jsonlines"}
 
 
-def _loads(data: bytes) -> Any:
-    """JSON through orjson; a number orjson cannot hold (an integer of hundreds of digits reads as
-    an infinite double there) through the standard library, which reads it exactly, so that the
-    validator names the record and field it is in instead of the whole body being malformed."""
+def loads_json(data: bytes) -> Any:
+    """JSON through orjson; what orjson refuses, through the standard library, so that the
+    validator names the record and field a value is in instead of the whole body being malformed:
+    a number orjson cannot hold (an integer of hundreds of digits reads as an infinite double
+    there; the standard library reads it exactly), and the ``Infinity``, ``-Infinity`` and ``NaN``
+    literals that Python's ``json.dumps`` writes for a float feature (±inf in a numerical feature
+    is kept; NaN is a missing value). Anything still unreadable keeps orjson's message."""
     try:
         return orjson.loads(data)
     except orjson.JSONDecodeError as exc:
-        if "infinity" not in str(exc):
-            raise
+        first = exc
     try:
         return json.loads(data)
-    except (ValueError, RecursionError) as exc:
-        raise orjson.JSONDecodeError(str(exc), "", 0) from exc
+    except (ValueError, RecursionError):
+        raise first from None
 
 
 def parse_records(body: bytes, content_type: str) -> tuple[list[Any], str | None, str | None]:
@@ -41,12 +43,12 @@ def parse_records(body: bytes, content_type: str) -> tuple[list[Any], str | None
             if not line.strip():
                 continue
             try:
-                records.append(_loads(line))
+                records.append(loads_json(line))
             except orjson.JSONDecodeError as exc:
                 raise MalformedBody(f"NDJSON line {lineno} is not valid JSON: {exc}") from exc
         return records, None, None
     try:
-        doc = _loads(body)
+        doc = loads_json(body)
     except orjson.JSONDecodeError as exc:
         raise MalformedBody(f"the request body is not valid JSON: {exc}") from exc
     if isinstance(doc, list):

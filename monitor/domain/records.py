@@ -26,6 +26,13 @@ MAX_CATEGORY_LENGTH = 1024
 # that is accepted can overflow the rollup's sums; 1e200 or a 400-digit integer is refused here.
 MAX_MAGNITUDE = 2**53
 MAGNITUDE_REASON = f"expected a finite number of magnitude at most 2^53 ({MAX_MAGNITUDE:,})"
+# ±inf in a numerical feature is data, not a broken record: it is kept as the strings protobuf's
+# JSON mapping uses ("Infinity", "-Infinity"), since neither JSON nor jsonb has a number for it.
+# The rollup reads them back as float8's infinities and counts them apart, out of drift
+# (``data_quality.non_finite_share``). A feature arrives as ±inf from a JSON ``Infinity``
+# literal, a number past float64's range (1e400), a table reader, or those strings themselves.
+POS_INF, NEG_INF = "Infinity", "-Infinity"
+_NUMBER_STRINGS: dict[str, str | None] = {POS_INF: POS_INF, NEG_INF: NEG_INF, "NaN": None}
 PREDICTION_KEYS = frozenset(
     {"prediction_id", "timestamp", "features", "prediction", "scores", "latency_ms", "segments", "model", "version"}
 )
@@ -93,6 +100,7 @@ Converter = Callable[[Any], tuple[Any, str | None]]
 
 
 def _numerical(value: Any) -> tuple[Any, str | None]:
+    """A finite number (a regression model's prediction or label)."""
     t = type(value)
     if t is float or t is int:
         # abs() of an int of any size is exact; of a float, nan compares false and fails too
@@ -100,6 +108,25 @@ def _numerical(value: Any) -> tuple[Any, str | None]:
             return value, None
         return None, MAGNITUDE_REASON
     return None, f"expected a number, got {_type_name(value)}"
+
+
+def _numerical_feature(value: Any) -> tuple[Any, str | None]:
+    """A numerical feature: a finite number, or ±inf kept as its string (see ``POS_INF``)."""
+    t = type(value)
+    if t is float and math.isinf(value):
+        return (POS_INF if value > 0 else NEG_INF), None
+    if t is str and value in _NUMBER_STRINGS:
+        return _NUMBER_STRINGS[value], None  # "NaN": missing, as a NaN number is
+    return _numerical(value)
+
+
+def stored_number(value: Any) -> Any:
+    """A stored numerical feature's value as a number: ±inf for the strings that keep them."""
+    if value == POS_INF:
+        return math.inf
+    if value == NEG_INF:
+        return -math.inf
+    return value
 
 
 def _categorical(value: Any) -> tuple[Any, str | None]:
@@ -122,7 +149,7 @@ def _boolean(value: Any) -> tuple[Any, str | None]:
 
 
 _CONVERTERS: dict[FeatureType, Converter] = {
-    FeatureType.numerical: _numerical,
+    FeatureType.numerical: _numerical_feature,
     FeatureType.categorical: _categorical,
     FeatureType.boolean: _boolean,
 }

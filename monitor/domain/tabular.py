@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 import pandas as pd
 
+from monitor.domain.payloads import loads_json
 from monitor.domain.records import RecordError
 from monitor.domain.schema import FeatureType, ModelSchema
 
@@ -101,7 +102,7 @@ def _read_frame(data: bytes, fmt: TableFormat, text: set[str]) -> pd.DataFrame |
             return pd.read_csv(io.BytesIO(data), dtype=dict.fromkeys(text, str))
         if fmt is TableFormat.parquet:
             return pd.read_parquet(io.BytesIO(data))
-        doc = orjson.loads(data)
+        doc = loads_json(data)  # Python's Infinity and NaN literals too, as ingestion reads them
     except orjson.JSONDecodeError as exc:
         raise UnreadableTable(f"malformed JSON: {exc}") from exc
     except Exception as exc:  # pandas and pyarrow raise many kinds
@@ -112,7 +113,12 @@ def _read_frame(data: bytes, fmt: TableFormat, text: set[str]) -> pd.DataFrame |
         raise UnreadableTable('JSON reference data must be a list of objects or {"records": [...]}')
     if doc and "features" in doc[0]:
         return doc  # already in the nested record shape
-    return pd.DataFrame.from_records(doc)
+    try:
+        return pd.DataFrame.from_records(doc)
+    except OverflowError:
+        # an integer past float64 (JSON reads it exactly): kept as it is, so that the validator
+        # refuses it with its row and column
+        return pd.DataFrame(doc, dtype=object)
 
 
 def read_reference(

@@ -1,8 +1,8 @@
 """Concept drift: the relation between inputs and outcome changing, seen on labelled rows.
 
-Two signals, as the design asks: a quality drop against the reference beyond a tolerance, and
-change detection on the per-row error stream ordered by prediction time — DDM (Gama et al.,
-2004) on classification errors, a two-sample KS test on regression residuals.
+Per window: a quality drop against the reference, significant and beyond a tolerance, and for
+regression a shift of the residuals. Classification's error stream is watched across windows by
+``monitor.metrics.error_stream``.
 """
 
 from __future__ import annotations
@@ -13,90 +13,6 @@ from math import sqrt
 
 import numpy as np
 from scipy import stats
-
-
-@dataclass(frozen=True)
-class DDMResult:
-    drift: bool
-    warning: bool
-    drift_index: int | None  # position in the stream where drift was signalled
-    warning_index: int | None
-    error_rate: float  # over the whole stream
-    min_error_rate: float  # p_min at the best point seen
-    statistic: float  # (p + s - p_min) / s_min at the end, in units of s_min
-    n: int
-
-
-def ddm(
-    errors: Sequence[bool | int], *, min_instances: int = 30, warning_level: float = 2.0, drift_level: float = 3.0
-) -> DDMResult:
-    """Drift Detection Method over a 0/1 error stream (ordered by prediction time).
-
-    Tracks the running error rate p and its deviation s = sqrt(p(1-p)/i); remembers the point
-    where p + s was lowest; warns when p + s >= p_min + 2 s_min and signals drift at 3 s_min.
-
-    Measured here: the minimum of early, noisy estimates makes DDM alarm on stable streams more
-    often than its 3-sigma boundary suggests — over 3,000 rows at a steady 10 % error rate,
-    43 % of streams with ``min_instances=30`` (the paper's warm-up), 8.5 % with 500. The metric
-    engine therefore reports it as evidence beside the quality drop, not as a paging signal alone.
-    """
-    e = np.asarray(errors, dtype=np.int64)
-    return ddm_steps(
-        np.ones(len(e), dtype=np.int64),
-        e,
-        min_instances=min_instances,
-        warning_level=warning_level,
-        drift_level=drift_level,
-    )
-
-
-def ddm_steps(
-    rows: Sequence[int] | np.ndarray,
-    errors: Sequence[int] | np.ndarray,
-    *,
-    min_instances: int = 30,
-    warning_level: float = 2.0,
-    drift_level: float = 3.0,
-) -> DDMResult:
-    """DDM on a stream that arrives in steps (a minute's labelled rows and errors at a time),
-    checked at the end of each step; with one row a step it is ``ddm`` exactly. Indices in the
-    result are step indices."""
-    n_rows = np.cumsum(np.asarray(rows, dtype=np.int64))
-    n_err = np.cumsum(np.asarray(errors, dtype=np.int64))
-    total = int(n_rows[-1]) if len(n_rows) else 0
-    p_min = s_min = float("inf")
-    drift_at = warn_at = None
-    stat = 0.0
-    if total:
-        i = np.maximum(n_rows, 1).astype(float)
-        p_all = n_err / i
-        s_all = np.sqrt(p_all * (1 - p_all) / i)
-        for step in range(len(n_rows)):
-            if n_rows[step] < min_instances or n_rows[step] == 0:
-                continue
-            p, s = float(p_all[step]), float(s_all[step])
-            # A deviation of zero (no error yet, or only errors) cannot anchor the minimum: one
-            # error after a perfect start would otherwise count as drift.
-            if s > 0 and p + s <= p_min + s_min:
-                p_min, s_min = p, s
-            if s_min == float("inf"):
-                continue
-            stat = (p + s - p_min) / s_min
-            if warn_at is None and p + s >= p_min + warning_level * s_min:
-                warn_at = step
-            if p + s >= p_min + drift_level * s_min:
-                drift_at = step
-                break
-    return DDMResult(
-        drift=drift_at is not None,
-        warning=warn_at is not None,
-        drift_index=drift_at,
-        warning_index=warn_at,
-        error_rate=float(n_err[-1] / total) if total else 0.0,
-        min_error_rate=p_min if p_min != float("inf") else 0.0,
-        statistic=stat,
-        n=total,
-    )
 
 
 @dataclass(frozen=True)
@@ -129,18 +45,37 @@ class QualityDrop:
     significant: bool | None = None
 
 
-def standard_error(metric: str, values: dict[str, float], n: int) -> float | None:
+def standard_error(metric: str, values: dict[str, float], n: int, positive_class: str | None = None) -> float | None:
     """The standard error of a window's (or the reference's) metric from what its summary gives:
-    accuracy is a share of ``n`` labelled rows (binomial); MAE is a mean of absolute errors whose
-    mean square is RMSE squared. None for the metrics without one here (F1, AUC, log loss, ...)."""
+    accuracy is a share of ``n`` labelled rows, recall of the positive class's rows and precision
+    of the rows predicted positive (binomial); ROC AUC by Hanley and McNeil (1982) from the
+    numbers of positives and negatives; MAE is a mean of absolute errors whose mean square is
+    RMSE squared. None for the metrics without one here (F1, macro averages, log loss, RMSE,
+    ...): for those the tolerance alone decides."""
     if n < 2 or metric not in values:
         return None
+    v = values[metric]
     if metric == "accuracy":
-        p = values["accuracy"]
-        return sqrt(max(p * (1 - p), 0.0) / n)
+        return _binomial(v, n)
     if metric == "mae" and "rmse" in values:
         return sqrt(max(values["rmse"] ** 2 - values["mae"] ** 2, 0.0) / (n - 1))
+    positives = values.get(f"support.{positive_class}") if positive_class else None
+    if not positives:
+        return None
+    if metric == "recall":
+        return _binomial(v, positives)
+    if metric == "precision" and v > 0 and "recall" in values:
+        return _binomial(v, values["recall"] * positives / v)  # rows predicted positive: tp / precision
+    if metric == "roc_auc" and positives < n:
+        n_pos, n_neg = positives, n - positives
+        q1, q2 = v / (2 - v), 2 * v * v / (1 + v)
+        var = (v * (1 - v) + (n_pos - 1) * (q1 - v * v) + (n_neg - 1) * (q2 - v * v)) / (n_pos * n_neg)
+        return sqrt(max(var, 0.0))
     return None
+
+
+def _binomial(p: float, n: float) -> float | None:
+    return sqrt(max(p * (1 - p), 0.0) / n) if n >= 2 else None
 
 
 def quality_drop(

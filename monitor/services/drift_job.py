@@ -326,16 +326,30 @@ def _operational_points(
 def _quality_of_data_points(
     ref: dict[str, dict[str, Any]], current: dict[str, Summary], window_start: datetime, window_end: datetime
 ) -> list[MetricPoint]:
-    """Per feature: share of missing values; numerical, share outside the reference's range
-    (its edges run from the reference's minimum to its maximum, so this is exact); categorical,
-    share of values in categories the reference never had."""
+    """Per feature: share of missing values; numerical, share of ±inf values and share outside
+    the reference's range (its edges run from the reference's minimum to its maximum, so this is
+    exact; of the finite values); categorical, share of values in categories the reference never
+    had."""
     points = []
     for col, ref_json in ref.items():
         cur = current.get(col)
         if not col.startswith("features.") or cur is None:
             continue
         labels = {"feature": col.removeprefix("features.")}
-        total = cur.n + cur.missing
+        non_finite = cur.non_finite if isinstance(cur, NumericSummary) else 0
+        total = cur.n + cur.missing + non_finite
+        if total and isinstance(cur, NumericSummary):
+            points.append(
+                MetricPoint(
+                    "data_quality.non_finite_share",
+                    window_start,
+                    window_end,
+                    non_finite / total,
+                    sample_size=total,
+                    labels=labels,
+                    details={"non_finite": non_finite},
+                )
+            )
         if total:
             points.append(
                 MetricPoint(

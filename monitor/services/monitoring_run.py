@@ -17,9 +17,9 @@ from monitor.db import alert_repo, log_repo, metrics_repo, reference_repo, water
 from monitor.db.registry_repo import VersionRow
 from monitor.domain.monitoring import MonitoringConfig
 from monitor.metrics.points import MetricPoint
-from monitor.services import job_log, registry
+from monitor.services import error_stream_job, job_log, registry
 from monitor.services.context import ServiceContext
-from monitor.services.drift_job import compute_window, rollup
+from monitor.services.drift_job import compute_window, load_reference, rollup
 from monitor.services.metric_store import record_points
 from monitor.services.windows import HOUR, hour_floor, hours
 
@@ -75,6 +75,9 @@ def run_model(ctx: ServiceContext, model: str, now: datetime | None = None) -> R
     report.rows_summarised = rollup(ctx, model, vrow.version, start, end, failures=report.failures)
     _set_watermark(ctx, vrow.version_id, "rollup", end)
     attempts = len(hours(start, end))
+    _resummarise_stale(ctx, model, vrow, stale, start, report)
+    # the error stream changed from the first hour summarised: the detector reads on from there
+    _advance_error_stream(ctx, vrow, cfg, min([start, *(s.hour for s in stale)]), end, report)
     for spec, length in zip(cfg.windows, cfg.window_lengths(), strict=True):
         job = f"drift:{spec}"
         with ctx.uow() as uow:
@@ -87,7 +90,7 @@ def run_model(ctx: ServiceContext, model: str, now: datetime | None = None) -> R
         _set_watermark(ctx, vrow.version_id, job, end)
         report.windows[spec] = len(ends)
         attempts += len(ends)
-    _redo_stale(ctx, model, vrow, cfg, stale, start, computed_until, report)
+    _recompute_stale_windows(ctx, model, vrow, cfg, stale, computed_until, report)
     with ctx.uow() as uow:
         log_repo.clear_stale_hours(uow.conn, vrow.model_id, stale)
         uow.commit()
@@ -146,25 +149,17 @@ def _report_failures(
     record_points(ctx, model, vrow.version, [point])
 
 
-def _redo_stale(
+def _resummarise_stale(
     ctx: ServiceContext,
     model: str,
     vrow: VersionRow,
-    cfg: MonitoringConfig,
     stale: list[log_repo.StaleHour],
     rolled_from: datetime,
-    computed_until: dict[str, datetime | None],
     report: RunReport,
 ) -> None:
     """Hours that labels or late predictions changed after they were summarised: summarise those
-    this run's rollup did not cover again (only their quality when only labels changed), then
-    recompute every window computed before this run that holds one of them (not windows never
-    computed, such as those before a model's first run). Windows this run computes already saw
-    the data, since the marks were taken before the rollup.
-
-    The windows are redone whether or not the hour was in this run's rollup: the window that
-    ended at the last boundary is final once a run after that boundary has computed it, so a
-    label or prediction for that hour landing a minute later must still reach it."""
+    this run's rollup did not cover again (only their quality when only labels changed). Done
+    before the run's windows, so that they, and the error-stream detector, see the new data."""
     report.stale_hours = len(stale)
     for log_changed in (True, False):
         redo = [s.hour for s in stale if s.hour < rolled_from and s.log_changed is log_changed]
@@ -180,6 +175,47 @@ def _redo_stale(
                 failures=report.failures,
             )
             report.resummarised_hours += len(redo)
+
+
+def _advance_error_stream(
+    ctx: ServiceContext,
+    vrow: VersionRow,
+    cfg: MonitoringConfig,
+    changed_from: datetime,
+    end: datetime,
+    report: RunReport,
+) -> None:
+    ref = load_reference(ctx, vrow)
+    job_log.isolated(
+        f"error stream from {changed_from.isoformat()}",
+        report.failures,
+        error_stream_job.advance,
+        ctx,
+        vrow,
+        cfg,
+        ref.reference_id,
+        list(ref.columns),
+        changed_from,
+        end,
+    )
+
+
+def _recompute_stale_windows(
+    ctx: ServiceContext,
+    model: str,
+    vrow: VersionRow,
+    cfg: MonitoringConfig,
+    stale: list[log_repo.StaleHour],
+    computed_until: dict[str, datetime | None],
+    report: RunReport,
+) -> None:
+    """Recompute every window computed before this run that holds a stale hour (not windows
+    never computed, such as those before a model's first run). Windows this run computes already
+    saw the data, since the marks were taken before the rollup.
+
+    The windows are redone whether or not the hour was in this run's rollup: the window that
+    ended at the last boundary is final once a run after that boundary has computed it, so a
+    label or prediction for that hour landing a minute later must still reach it."""
     log_changed_hours = {s.hour for s in stale if s.log_changed}
     for spec, length in zip(cfg.windows, cfg.window_lengths(), strict=True):
         until = computed_until.get(spec)
@@ -211,6 +247,7 @@ def backfill(
     report = RunReport(model, vrow.version)
     start, end = hour_floor(start), hour_floor(end)
     report.rows_summarised = rollup(ctx, model, vrow.version, start, end, failures=report.failures)
+    _advance_error_stream(ctx, vrow, cfg, start, end, report)
     ends = [b + HOUR for b in hours(start, end)]
     total, done = len(ends) * len(cfg.windows), 0
     for spec, length in zip(cfg.windows, cfg.window_lengths(), strict=True):

@@ -19,7 +19,7 @@ from monitor.db.registry_repo import VersionRow
 from monitor.db.summary_repo import Segment
 from monitor.domain.monitoring import MonitoringConfig
 from monitor.domain.schema import ModelSchema, Task
-from monitor.metrics.concept import ddm_steps, quality_drop, standard_error
+from monitor.metrics.concept import quality_drop, standard_error
 from monitor.metrics.drift_decision import decide
 from monitor.metrics.points import MetricPoint
 from monitor.metrics.profiles import NumericSummary, summary_from_json
@@ -32,13 +32,11 @@ from monitor.metrics.quality_summary import (
     quality_metrics,
 )
 from monitor.services.context import ServiceContext
+from monitor.services.error_stream_job import StreamInWindow, detections_in
 from monitor.services.windows import HOUR, merged_window
 
 # Lower is better for these; higher for the rest.
 LOWER_IS_BETTER = {"mae", "rmse", "mape", "log_loss"}
-# DDM's warm-up, in labelled rows: with the paper's 30 it alarms on a large share of stable
-# streams (see ``monitor.metrics.concept.ddm``).
-DDM_MIN_INSTANCES = 500
 
 
 def residual_edges(extras: dict[str, dict[str, Any]]) -> np.ndarray | None:
@@ -167,8 +165,48 @@ def quality_points(
         )
     if not q.n_labelled:
         return points
-    points += _concept_points(schema, extras, cfg, s, q.values, start, end, seg_labels)
+    stream = None
+    if isinstance(s, ClassificationSummary):
+        stream = detections_in(ctx, vrow, cfg, summary_repo.segment_key(segment), start, end)
+    points += _concept_points(schema, extras, cfg, s, q.values, stream, start, end, seg_labels)
     return points
+
+
+# Detections listed on one point; a window holding more says how many in its value.
+DETECTIONS_SHOWN = 20
+
+
+def error_stream_point(
+    stream: StreamInWindow, cfg: MonitoringConfig, start: datetime, end: datetime, seg_labels: dict[str, str]
+) -> MetricPoint:
+    """What the error-stream detector found inside the window: its value is the number of changes,
+    ``drifted`` whether there was one, and each change says when and from what error rate to what."""
+
+    def at(minute: int) -> str:
+        return datetime.fromtimestamp(minute * 60, UTC).isoformat()
+
+    found = stream.detections
+    return MetricPoint(
+        "concept_drift.error_stream",
+        start,
+        end,
+        float(len(found)),
+        sample_size=stream.rows,
+        labels={"method": cfg.concept_drift_detector, **seg_labels},
+        threshold=1.0,
+        drifted=bool(found),
+        details={
+            "value_is": "changes the detector found in the window's error stream",
+            "detected_at": at(found[0].minute) if found else None,
+            "detections": [
+                {"at": at(d.minute), "error_rate_before": d.error_rate_before, "error_rate_after": d.error_rate_after}
+                for d in found[:DETECTIONS_SHOWN]
+            ],
+            "error_rate": stream.error_rate,
+            "rows_held": stream.rows,
+            "step": "minute",
+        },
+    )
 
 
 def _concept_points(
@@ -177,6 +215,7 @@ def _concept_points(
     cfg: MonitoringConfig,
     s: QualitySummary,
     values: dict[str, float],
+    stream: StreamInWindow | None,
     start: datetime,
     end: datetime,
     seg_labels: dict[str, str],
@@ -192,8 +231,8 @@ def _concept_points(
             values[metric],
             cfg.quality_tolerance,
             metric not in LOWER_IS_BETTER,
-            se_reference=standard_error(metric, ref_quality["values"], ref_n),
-            se_current=standard_error(metric, values, n),
+            se_reference=standard_error(metric, ref_quality["values"], ref_n, schema.positive_class),
+            se_current=standard_error(metric, values, n, schema.positive_class),
             alpha=cfg.fdr_alpha,
         )
         worse = -drop.relative_change if metric not in LOWER_IS_BETTER else drop.relative_change
@@ -221,32 +260,8 @@ def _concept_points(
             )
         )
     if isinstance(s, ClassificationSummary):
-        minutes, rows, errors = s.error_stream()
-        r = ddm_steps(rows, errors, min_instances=DDM_MIN_INSTANCES)
-
-        def at(i: int | None) -> str | None:
-            return None if i is None else datetime.fromtimestamp(int(minutes[i]) * 60, UTC).isoformat()
-
-        points.append(
-            MetricPoint(
-                "concept_drift.ddm",
-                start,
-                end,
-                r.statistic,
-                sample_size=r.n,
-                labels={"method": "ddm", **seg_labels},
-                threshold=3.0,
-                drifted=bool(r.drift),
-                details={
-                    "detected_at": at(r.drift_index),
-                    "warning_at": at(r.warning_index),
-                    "error_rate": r.error_rate,
-                    "min_error_rate": r.min_error_rate,
-                    "min_instances": DDM_MIN_INSTANCES,
-                    "step": "minute",
-                },
-            )
-        )
+        if stream is not None:
+            points.append(error_stream_point(stream, cfg, start, end, seg_labels))
     elif s.residuals is not None and s.residuals.n and RESIDUALS_COLUMN in extras:
         ref_json = extras[RESIDUALS_COLUMN]
         # the model's drift rule, the residuals tested alone (not in the features' family)

@@ -9,7 +9,7 @@ import numpy as np
 
 from monitor.db import reference_repo
 from monitor.db.summary_repo import segment_key
-from monitor.domain.records import RecordError, ReferenceRow
+from monitor.domain.records import RecordError, ReferenceRow, stored_number
 from monitor.domain.schema import FeatureType, ModelSchema, Task
 from monitor.domain.tabular import TableFormat, UnreadableTable, read_reference
 from monitor.errors import InvalidRecords, MonitorError
@@ -39,8 +39,10 @@ def column_summaries(schema: ModelSchema, rows: list[ReferenceRow]) -> dict[str,
     each class's score. Their edges are what hourly summaries of the log are counted on."""
     out = {}
     for f in schema.features:
+        numerical = f.type is FeatureType.numerical
+        values = [r.features.get(f.name) for r in rows]
         out[f"features.{f.name}"] = reference_summary(
-            [r.features.get(f.name) for r in rows], numerical=f.type is FeatureType.numerical
+            [stored_number(v) for v in values] if numerical else values, numerical=numerical
         )
     predictions = [r.prediction for r in rows]
     if any(p is not None for p in predictions):

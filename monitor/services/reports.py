@@ -16,6 +16,7 @@ import orjson
 import pandas as pd
 
 from monitor.db import reference_repo, report_repo
+from monitor.domain.records import NEG_INF, POS_INF
 from monitor.domain.schema import FeatureType, ModelSchema, Task, schema_from_json
 from monitor.errors import MonitorError, NotFound, TooManyRequests
 from monitor.services.context import ServiceContext
@@ -31,6 +32,8 @@ def _frame(rows: list[dict[str, Any]], schema: ModelSchema) -> pd.DataFrame:
         values = [r["features"].get(f.name) for r in rows]
         if f.type is FeatureType.boolean:
             values = [None if v is None else str(v).lower() for v in values]
+        elif f.type is FeatureType.numerical:  # ±inf left out, as the drift metrics leave it out
+            values = [None if v in (POS_INF, NEG_INF) else v for v in values]
         data[f.name] = values
     data["prediction"] = [r["prediction"] for r in rows]
     data["target"] = [r["label"] for r in rows]

@@ -6,6 +6,9 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import numpy as np
+from sqlalchemy import text
+
 from monitor.api.app import create_app
 from monitor.client import MonitorClient
 from monitor.server import ThreadedServer, free_port
@@ -30,14 +33,28 @@ def test_log_predictions_and_labels_end_to_end(api: Api) -> None:
             for i in range(230)
         ]
         client.log_prediction({"tenure": "bad", "plan": "pro"}, "leave")  # rejected by the server, counted
+        # JSON has no infinity: sent as the strings the server keeps, not as null (missing)
+        client.log_prediction({"tenure": float("inf"), "plan": "pro"}, "leave", prediction_id="inf+")
+        client.log_prediction({"tenure": np.float64("-inf"), "plan": "pro"}, "leave", prediction_id="inf-")
+        client.log_prediction({"tenure": float("nan"), "plan": "pro"}, "leave", prediction_id="nan")
         for pid in ids[:100]:
             client.log_label(pid, "stay")
         assert client.flush(timeout=30)
         client.close()
-        assert client.stats.sent == 330
+        assert client.stats.sent == 333
         assert client.stats.rejected == 1
         assert client.stats.dropped == 0
-        assert api.count("SELECT count(*) FROM predictions") == 230
+        assert api.count("SELECT count(*) FROM predictions") == 233
+        with api.ctx.engine.connect() as conn:
+            stored = dict(
+                conn.execute(
+                    text(
+                        "SELECT prediction_id, features ->> 'tenure' FROM predictions "
+                        "WHERE prediction_id IN ('inf+', 'inf-', 'nan')"
+                    )
+                ).all()
+            )
+        assert stored == {"inf+": "Infinity", "inf-": "-Infinity", "nan": None}
         assert api.count("SELECT count(*) FROM labels WHERE prediction_ts IS NOT NULL") == 100
     finally:
         server.stop()

@@ -6,14 +6,18 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 
 import httpx
+import numpy as np
 import pandas as pd
 import pytest
+from sqlalchemy import text
 
 from monitor.api.app import create_app
 from monitor.domain.kserve import REQUEST, RESPONSE
 from monitor.server import ThreadedServer, free_port
+from monitor.services.drift_job import compute_window, rollup
 from tests.integration.helpers import Api
 
 HUGE = "1" + "0" * 400
@@ -47,7 +51,10 @@ BAD_RECORDS = {
     "timestamp of 400 digits": _record("h8", extra=', "timestamp": ' + HUGE),
 }
 SHAPES = {"batch": _batch, "array": _array, "ndjson": _ndjson}
-CSV_CELLS = ["1e200", "Infinity", "-inf", HUGE, "NaNx"]
+# cells refused with their row and column: past 2^53, or not a number (Parquet's float column can
+# only hold the first)
+HOSTILE_CELLS = [("csv", c) for c in ("1e200", HUGE, "NaNx")] + [("json", c) for c in ("1e200", HUGE, "NaNx")]
+HOSTILE_CELLS += [("parquet", "1e200")]
 
 
 @pytest.fixture
@@ -104,8 +111,7 @@ def test_hostile_labels(live: tuple[httpx.Client, Api], body: bytes) -> None:
     _nothing_stored(api)
 
 
-@pytest.mark.parametrize("fmt", ["csv", "json", "parquet"])
-@pytest.mark.parametrize("cell", CSV_CELLS)
+@pytest.mark.parametrize(("fmt", "cell"), HOSTILE_CELLS)
 def test_hostile_reference_cells(live: tuple[httpx.Client, Api], fmt: str, cell: str) -> None:
     client, api = live
     frame = pd.DataFrame({"tenure": ["1", cell], "plan": ["basic", "pro"], "prediction": ["stay", "leave"]})
@@ -116,8 +122,7 @@ def test_hostile_reference_cells(live: tuple[httpx.Client, Api], fmt: str, cell:
         media = "application/json"
     else:
         buf = io.BytesIO()
-        numeric = pd.to_numeric(frame["tenure"], errors="coerce")
-        frame.assign(tenure=numeric.where(numeric.notna(), float("inf"))).to_parquet(buf)
+        frame.assign(tenure=[1.0, float(cell)]).to_parquet(buf)
         content, media = buf.getvalue(), "application/vnd.apache.parquet"
     r = client.post("/v1/models/churn/reference", content=content, headers={**api.admin, "Content-Type": media})
     _refused(client, r)
@@ -166,3 +171,77 @@ def test_a_timestamp_with_any_offset_python_reads_is_stored_in_utc(live: tuple[h
         from sqlalchemy import text
 
         assert conn.execute(text("SELECT ts FROM predictions")).scalar_one() == instant
+
+
+# ±inf as each format spells it: data for the feature, not a broken row
+INFINITE_CELLS = {
+    "csv": ["Infinity", "-inf"],
+    "json": ["Infinity", "-Infinity", '"Infinity"', "1e400"],
+    "parquet": ["inf"],
+}
+
+
+@pytest.mark.parametrize(("fmt", "cell"), [(f, c) for f, cells in INFINITE_CELLS.items() for c in cells])
+def test_an_infinite_reference_cell_is_counted_not_refused(live: tuple[httpx.Client, Api], fmt: str, cell: str) -> None:
+    client, api = live
+    frame = pd.DataFrame({"tenure": ["1", "2", cell], "plan": ["basic", "pro", "pro"], "prediction": ["stay"] * 3})
+    if fmt == "csv":
+        content, media = frame.to_csv(index=False).encode(), "text/csv"
+    elif fmt == "json":
+        rows = [
+            '{"tenure": 1, "plan": "basic"}',
+            '{"tenure": 2, "plan": "pro"}',
+            f'{{"tenure": {cell}, "plan": "pro"}}',
+        ]
+        content, media = ("[" + ", ".join(rows) + "]").encode(), "application/json"
+    else:
+        buf = io.BytesIO()
+        frame.assign(tenure=[1.0, 2.0, float(cell)]).to_parquet(buf)
+        content, media = buf.getvalue(), "application/vnd.apache.parquet"
+    r = client.post("/v1/models/churn/reference", content=content, headers={**api.admin, "Content-Type": media})
+    assert r.status_code == 201, r.text
+    with api.ctx.engine.connect() as conn:
+        summary = conn.execute(
+            text("SELECT summary FROM reference_summaries WHERE column_name = 'features.tenure' AND segment = ''")
+        ).scalar_one()
+    assert summary["non_finite"] == 1 and summary["n"] == 2 and summary["missing"] == 0
+    assert summary["edges"] == [1.0, 2.0]  # the edges, sums and range are the finite values'
+
+
+def test_infinite_features_are_a_data_quality_share_not_rejected_records(live: tuple[httpx.Client, Api]) -> None:
+    """±inf arrives as a JSON Infinity literal (Python's json.dumps), a number past float64's
+    range, or protobuf's strings; each record is stored, the infinities are counted per feature
+    and hour, and drift is measured on the finite values only."""
+    client, api = live
+    ref = pd.DataFrame({"tenure": np.arange(200) % 50, "plan": ["basic", "pro"] * 100, "prediction": ["stay"] * 200})
+    r = client.post(
+        "/v1/models/churn/reference",
+        content=ref.to_csv(index=False).encode(),
+        headers={**api.admin, "Content-Type": "text/csv"},
+    )
+    assert r.status_code == 201, r.text
+    hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=2)
+    at = f', "timestamp": "{(hour + timedelta(minutes=5)).isoformat()}"'
+    finite = [_record(f"f{i}", f'{{"tenure": {i % 50}, "plan": "basic"}}', at) for i in range(120)]
+    infinite = [
+        _record("inf1", '{"tenure": Infinity, "plan": "basic"}', at),
+        _record("inf2", '{"tenure": -Infinity, "plan": "basic"}', at),
+        _record("inf3", '{"tenure": 1e400, "plan": "pro"}', at),
+        _record("inf4", '{"tenure": "-Infinity", "plan": "pro"}', at),
+        _record("nan1", '{"tenure": NaN, "plan": "pro"}', at),
+    ]
+    r = client.post(
+        "/v1/predictions",
+        content=_batch(*finite, *infinite),
+        headers={**api.ingest, "Content-Type": "application/json"},
+    )
+    assert r.status_code == 200 and r.json()["accepted"] == 125, r.text
+    assert api.count("SELECT count(*) FROM predictions WHERE features ->> 'tenure' IN ('Infinity', '-Infinity')") == 4
+    rollup(api.ctx, "churn", None, hour, hour + timedelta(hours=1))
+    points = compute_window(api.ctx, "churn", None, hour, hour + timedelta(hours=1))
+    mine = {p.metric: p for p in points if p.labels.get("feature") == "tenure" and "segment" not in p.labels}
+    assert mine["data_quality.non_finite_share"].value == pytest.approx(4 / 125)
+    assert mine["data_quality.non_finite_share"].details == {"non_finite": 4}
+    assert mine["data_quality.missing_share"].value == pytest.approx(1 / 125)
+    drift = mine["feature_drift"]
+    assert drift.sample_size == 120 and drift.drifted is False  # the same values as the reference, infinities apart

@@ -109,6 +109,7 @@ def test_metric_points_and_summaries_go_after_the_history_retention(ctx: Service
     kept = {
         "metric_points": "SELECT count(*) FROM metric_points WHERE window_end >= :c",
         "bucket_summaries": "SELECT count(*) FROM bucket_summaries WHERE bucket_start >= :c",
+        "error_stream_states": "SELECT count(*) FROM error_stream_states WHERE hour >= :c",
     }
     before = {table: _count(ctx, sql, c=cutoff) for table, sql in kept.items()}
     assert all(before.values()), before

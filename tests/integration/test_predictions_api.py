@@ -313,7 +313,7 @@ def test_numbers_past_the_stored_bound_are_refused_per_record_and_field(churn: A
     assert stored(churn) == 1
 
 
-@pytest.mark.parametrize("cell", ["1e200", "Infinity", "-inf", "1" + "0" * 400])
+@pytest.mark.parametrize("cell", ["1e200", "1" + "0" * 400])  # ±inf is data: test_hostile_input.py
 def test_a_reference_cell_past_the_bound_is_refused_naming_row_and_column(churn: Api, cell: str) -> None:
     csv = f"tenure,plan,prediction\n1,basic,stay\n{cell},pro,leave\n".encode()
     h = {**churn.admin, "Content-Type": "text/csv"}

@@ -148,7 +148,7 @@ def test_promtool_accepts_a_real_scrape(churn: Api) -> None:
         MetricPoint("latency.p95", start, end, 12.5, sample_size=2),
         MetricPoint("latency.mean", start, end, 8.0, sample_size=2),
         MetricPoint("throughput.per_minute", start, end, 3.0, sample_size=2),
-        MetricPoint("concept_drift.ddm", start, end, 1.0, sample_size=2, drifted=True),
+        MetricPoint("concept_drift.error_stream", start, end, 1.0, sample_size=2, drifted=True),
     ]
     record_points(churn.ctx, "churn", "1", points)
     job_log.succeeded(churn.ctx, "churn", "metrics", 1.0)

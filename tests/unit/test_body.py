@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from monitor.domain.payloads import parse_records
@@ -37,3 +39,14 @@ def test_ndjson_skips_blank_lines_and_names_the_bad_line() -> None:
 def test_bad_bodies(body: bytes, error: type[Exception], match: str) -> None:
     with pytest.raises(error, match=match):
         parse_records(body, "application/json")
+
+
+def test_pythons_non_standard_literals_are_read_as_json_dumps_writes_them() -> None:
+    """``json.dumps`` writes Infinity, -Infinity and NaN for a float feature; orjson refuses them,
+    the body is read again by the standard library so the validator can judge each value."""
+    body = b'{"model": "m", "records": [{"features": {"a": Infinity, "b": -Infinity, "c": NaN, "d": 1e400}}]}'
+    (record,), _, _ = parse_records(body, "application/json")
+    f = record["features"]
+    assert f["a"] == math.inf and f["b"] == -math.inf and math.isnan(f["c"]) and f["d"] == math.inf
+    with pytest.raises(MalformedBody, match="not valid JSON: unexpected character"):
+        parse_records(b'{"a": Infinityx}', "application/json")  # still orjson's message

@@ -54,14 +54,25 @@ def test_heatmap_cells_and_hover_carry_the_numbers() -> None:
 
 
 def test_concept_detections_are_shown_once_per_change() -> None:
-    ddm = {"detected_at": (T + timedelta(minutes=30)).isoformat()}
-    pts = [point("concept_drift.ddm", T + timedelta(hours=h), 4.0, drifted=True, details=ddm) for h in range(3)]
+    # one change seen by the three 1h-sliding windows that hold it, a second by the last one
+    first, second = (T + timedelta(minutes=30)).isoformat(), (T + timedelta(hours=2, minutes=5)).isoformat()
+    pts = [
+        point(
+            "concept_drift.error_stream",
+            T + timedelta(hours=h),
+            1.0,
+            drifted=True,
+            details={"detected_at": first, "detections": [{"at": first}] + ([{"at": second}] if h == 2 else [])},
+        )
+        for h in range(3)
+    ]
     drops = [False, True, True, False, True]
     pts += [point("concept_drift.quality_drop", T + timedelta(hours=h), 0.2, drifted=d) for h, d in enumerate(drops)]
     marks = figures.concept_detections(pts)
     assert [(m["what"], m["at"]) for m in marks] == [
-        ("ddm", T + timedelta(minutes=30)),
+        ("error_stream", T + timedelta(minutes=30)),
         ("quality_drop", T + timedelta(hours=1)),
+        ("error_stream", T + timedelta(hours=2, minutes=5)),
         ("quality_drop", T + timedelta(hours=4)),
     ]
 

@@ -7,14 +7,16 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-from monitor.metrics.concept import ddm, ddm_steps
-from monitor.metrics.profiles import NumericSummary, reference_edges
+from monitor.metrics.profiles import NumericSummary, pack_counts, reference_edges
 from monitor.metrics.quality import binary_score_matrix, classification_quality, regression_quality
 from monitor.metrics.quality_summary import (
+    LINEAR_SCORE_BINS,
+    SCORE_BINS,
     ClassificationSummary,
     RegressionSummary,
     classification_metrics,
     regression_metrics,
+    score_bins,
 )
 
 RNG = np.random.default_rng(5)
@@ -46,7 +48,7 @@ def test_binary_summary_matches_sklearn_and_direct_metrics() -> None:
     for name in ("accuracy", "precision", "recall", "f1", "f1.macro", "precision.repaid", "support.default"):
         assert got.values[name] == pytest.approx(direct.values[name], abs=1e-12), name
     assert got.values["log_loss"] == pytest.approx(skm.log_loss(y == "default", scores[:, 1]), rel=1e-9)
-    # binned AUC: ties only inside a 0.001-wide bin
+    # binned AUC: ties only inside one bin of the logit
     assert got.values["roc_auc"] == pytest.approx(skm.roc_auc_score(y == "default", scores[:, 1]), abs=1e-3)
     assert got.label_coverage == pytest.approx(4000 / 5000)
 
@@ -124,31 +126,40 @@ def test_constant_target_r2_as_sklearn() -> None:
     assert regression_metrics(RegressionSummary.of(y, y + 1)).values["r2"] == skm.r2_score(y, y + 1)
 
 
-def test_ddm_in_steps_is_ddm_with_one_row_a_step() -> None:
-    errors = (RNG.random(4000) < np.where(np.arange(4000) < 2500, 0.1, 0.3)).astype(int)
-    one = ddm(errors)
-    steps = ddm_steps(np.ones(4000, dtype=int), errors)
-    assert one == steps and one.drift and one.drift_index is not None and one.drift_index >= 2500
+def _rare_crowded(seed: int, n: int = 100_000) -> tuple[np.ndarray, np.ndarray]:
+    """0.5 % positives, scores crowded near 0 (most under 0.001), near 1, or in [1e-4, 2e-4]."""
+    r = np.random.default_rng(seed)
+    y = r.random(n) < 0.005
+    z = np.where(y, r.normal(-6.2, 1.2, n), r.normal(-8.0, 1.2, n))
+    p = 1 / (1 + np.exp(-z))
+    if seed % 3 == 1:
+        p = 1 - p
+        y = ~y
+    elif seed % 3 == 2:
+        p = 1e-4 * (1 + np.where(y, r.beta(3, 2, n), r.beta(2, 3, n)))
+    return y, p
 
 
-def test_ddm_by_minute_finds_the_change_minute() -> None:
-    rows = np.full(240, 40)
-    rate = np.where(np.arange(240) < 150, 0.08, 0.35)
-    errors = RNG.binomial(rows, rate)
-    r = ddm_steps(rows, errors, min_instances=500)
-    assert r.drift and r.drift_index is not None and 150 <= r.drift_index < 165
-    stable = ddm_steps(rows, RNG.binomial(rows, 0.08), min_instances=500)
-    assert not stable.drift
+@pytest.mark.parametrize("seed", range(6))
+def test_roc_auc_is_exact_to_a_thousandth_for_rare_positives_and_crowded_scores(seed: int) -> None:
+    y, p = _rare_crowded(seed)
+    classes = ["no", "yes"]
+    truth = np.where(y, "yes", "no")
+    s = ClassificationSummary.of(classes, truth, truth, np.zeros(len(y)), binary_score_matrix(p, classes, "yes"))
+    got = classification_metrics(s, "yes").values["roc_auc"]
+    assert got == pytest.approx(skm.roc_auc_score(y, p), abs=1e-3)
 
 
-def test_ddm_by_minute_alarm_rates_at_the_engines_warm_up() -> None:
-    """The rates the README states: on stable 10 % error streams (40 labelled rows a minute for
-    4 hours) DDM with a 500-row warm-up fires on about 9 % of streams; after a jump to 20 % it
-    fires on nearly all."""
-    rng = np.random.default_rng(0)
-    rows = np.full(240, 40)
-    stable = [ddm_steps(rows, rng.binomial(rows, 0.1), min_instances=500).drift for _ in range(300)]
-    jump = np.where(np.arange(240) < 120, 0.1, 0.2)
-    shifted = [ddm_steps(rows, rng.binomial(rows, jump), min_instances=500).drift for _ in range(100)]
-    assert 0.02 < np.mean(stable) < 0.16
-    assert np.mean(shifted) > 0.95
+def test_summaries_stored_with_the_linear_bins_are_still_read() -> None:
+    """Summaries stored before the logit bins held 1,000 equal bins of [0, 1]: each bin's count
+    moves to the logit bin of its middle, so a month of old and new hours still merges."""
+    classes = ["repaid", "default"]
+    old = np.zeros((2, 2, LINEAR_SCORE_BINS), dtype=np.int64)
+    old[1, 1, 900] = 7  # seven defaults scored 0.9005 for "default"
+    old[1, 0, 100] = 5
+    stats = ClassificationSummary(classes).to_parts()[0]
+    s = ClassificationSummary(classes)
+    s.add_parts(stats, pack_counts(old.ravel()))
+    assert s.hist.sum() == 12 and s.hist.shape == (2, 2, SCORE_BINS)
+    assert s.hist[1, 1, score_bins(np.array([0.9005]))[0]] == 7
+    assert s.hist[1, 0, score_bins(np.array([0.1005]))[0]] == 5

@@ -171,7 +171,8 @@ def test_time_bounds() -> None:
 @pytest.mark.parametrize(
     ("features", "field", "reason"),
     [
-        ({"age": float("inf"), "city": "Oslo", "vip": True}, "features.age", "finite"),
+        ({"age": 1e200, "city": "Oslo", "vip": True}, "features.age", "finite"),
+        ({"age": "inf", "city": "Oslo", "vip": True}, "features.age", "expected a number, got string"),
         ({"age": 1, "city": "x" * 2000, "vip": True}, "features.city", "longer than 1024"),
         ({"age": 1, "town": "Oslo", "vip": True}, "features.town", "unknown feature"),
         ({"age": 1, "city": "Oslo", "vip": 1.0}, "features.vip", "expected a boolean"),
@@ -202,3 +203,33 @@ def test_a_record_whose_every_category_is_missing_is_valid() -> None:
     )
     row, errors = validate({"features": {"plan": None, "x": 1.0}, "prediction": 2.0}, schema)
     assert errors == [] and row.features == {"plan": None, "x": 1.0}
+
+
+@pytest.mark.parametrize(
+    ("value", "stored"),
+    [
+        (float("inf"), "Infinity"),
+        (float("-inf"), "-Infinity"),
+        ("Infinity", "Infinity"),  # protobuf's JSON mapping
+        ("-Infinity", "-Infinity"),
+        ("NaN", None),  # missing, as a NaN number is
+        (float("nan"), None),
+    ],
+)
+def test_infinity_in_a_numerical_feature_is_kept_as_data(value: Any, stored: str | None) -> None:
+    row, errors = validate(good(features={"age": value, "city": "Oslo", "vip": True}))
+    assert errors == [] and row.features["age"] == stored
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        {"prediction_id": "p", "features": {"x": 1.0}, "prediction": float("inf")},
+        {"prediction_id": "p", "features": {"x": 1.0}, "prediction": "Infinity"},
+        {"prediction_id": "p", "features": {"x": 1.0}, "prediction": 1.0, "latency_ms": float("inf")},
+    ],
+)
+def test_infinity_is_still_refused_where_it_is_not_a_feature(record: dict[str, Any]) -> None:
+    """A regression prediction, a label or a latency of ±inf cannot be measured: refused, named."""
+    row, errors = validate(record, REGRESSION)
+    assert row is None and errors and errors[0].field in ("prediction", "latency_ms")
