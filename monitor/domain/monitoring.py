@@ -57,7 +57,10 @@ class MonitoringConfig(BaseModel):
         "evidently: Evidently's choice of test and threshold, to the number",
     )
     min_sample_size: int = Field(
-        100, ge=1, description="fewer rows in a window than this: drift is reported but not decided (drifted null)"
+        100,
+        ge=1,
+        description="fewer rows in a window than this (labelled rows, for the quality drop): drift and the quality "
+        "drop are reported but not decided (drifted null)",
     )
     drift_share: float = Field(0.5, gt=0, le=1, description="dataset drift when this share of features drifts")
     fdr: bool = Field(

@@ -236,6 +236,7 @@ def _concept_points(
             alpha=cfg.fdr_alpha,
         )
         worse = -drop.relative_change if metric not in LOWER_IS_BETTER else drop.relative_change
+        decided = n >= cfg.min_sample_size  # fewer labelled rows: the value, but no decision
         points.append(
             MetricPoint(
                 "concept_drift.quality_drop",
@@ -246,7 +247,7 @@ def _concept_points(
                 labels={"metric": metric, **seg_labels},
                 reference_size=int(ref_quality["n_labelled"]),
                 threshold=cfg.quality_tolerance,
-                drifted=bool(drop.drift),
+                drifted=bool(drop.drift) if decided else None,
                 details={
                     "reference": drop.reference,
                     "current": drop.current,
@@ -256,6 +257,7 @@ def _concept_points(
                     "p_value": drop.p_value,  # None: no standard error for this metric, the tolerance decides
                     "significant": drop.significant,
                     "alpha": cfg.fdr_alpha,
+                    "min_sample_size": cfg.min_sample_size,
                 },
             )
         )

@@ -330,3 +330,22 @@ def test_the_rollup_bins_scores_as_the_summary_does_and_auc_holds_for_rare_posit
     assert np.array_equal(stored.hist, direct.hist)
     points = _by_name(compute_window(ctx, MODEL, None, start, start + timedelta(hours=1)))
     assert points[("quality.roc_auc", "")].value == pytest.approx(skm.roc_auc_score(y, p), abs=1e-3)
+
+
+def test_too_few_labelled_rows_give_the_quality_drop_but_no_decision(ctx: ServiceContext) -> None:
+    register_demo(ctx, MonitoringConfig(min_sample_size=100))
+    start = hour_floor(datetime.now(UTC)) - timedelta(hours=3)
+    frame = traffic(ctx, start, 400, "few-", seed=6, concept=1.0)  # a changed concept: much worse
+    label(ctx, frame.iloc[:60])
+    rollup(ctx, MODEL, None, start, start + timedelta(hours=1))
+    drop = _by_name(compute_window(ctx, MODEL, None, start, start + timedelta(hours=1)))[
+        ("concept_drift.quality_drop", "")
+    ]
+    assert drop.sample_size == 60 and drop.value > 0 and drop.drifted is None
+    assert drop.details["min_sample_size"] == 100
+    label(ctx, frame.iloc[60:])  # with 400 labelled rows the same drop is decided
+    rollup(ctx, MODEL, None, start, start + timedelta(hours=1))
+    drop = _by_name(compute_window(ctx, MODEL, None, start, start + timedelta(hours=1)))[
+        ("concept_drift.quality_drop", "")
+    ]
+    assert drop.sample_size == 400 and drop.drifted is True
