@@ -73,6 +73,12 @@ def _slack_text(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+# Attachments one Slack message lists (firing first); the rest are counted in one more. Slack
+# refuses a message of over 100 attachments, and the per-feature drift alerts of a wide model
+# arrive as one group of hundreds.
+SLACK_MAX_ATTACHMENTS = 20
+
+
 def slack_message(payload: dict[str, Any]) -> dict[str, Any]:
     """A Slack incoming-webhook message from an Alertmanager-shaped payload."""
     firing = [a for a in payload["alerts"] if a["status"] == "firing"]
@@ -82,7 +88,8 @@ def slack_message(payload: dict[str, Any]) -> dict[str, Any]:
     )
     head = f"[{payload['status'].upper()}{':' + str(len(firing)) if firing else ''}] {_slack_text(name)}"
     attachments = []
-    for a in payload["alerts"]:
+    shown = firing + resolved
+    for a in shown[:SLACK_MAX_ATTACHMENTS]:
         labels = a["labels"]
         what = ", ".join(f"{k}={v}" for k, v in sorted(labels.items()) if k not in ("alertname", "severity"))
         text = a["annotations"].get("description") or a["annotations"].get("summary") or what
@@ -97,6 +104,17 @@ def slack_message(payload: dict[str, Any]) -> dict[str, Any]:
                 "title_link": link,
                 "text": _slack_text(text),
                 "footer": _slack_text(what),
+            }
+        )
+    if len(shown) > SLACK_MAX_ATTACHMENTS:
+        more = len(shown) - SLACK_MAX_ATTACHMENTS
+        link = next((a["annotations"].get("dashboard") for a in shown if a["annotations"].get("dashboard")), "")
+        attachments.append(
+            {
+                "color": "#7f7f7f",
+                "title": f"and {more:,} more alerts in this group",
+                "title_link": link or payload.get("externalURL", ""),
+                "text": "the full list is on the dashboard and in the webhook payload",
             }
         )
     return {"text": f"{head} ({len(firing)} firing, {len(resolved)} resolved)", "attachments": attachments}

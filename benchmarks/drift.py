@@ -21,12 +21,9 @@ Targets: >= 100x faster than Evidently, the same decision on >= 95 % of features
 from __future__ import annotations
 
 import argparse
-import gc
 import os
 import tempfile
 import time
-import tracemalloc
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -34,6 +31,7 @@ from typing import Any
 import numpy as np
 import orjson
 import pandas as pd
+from timing import peak_mb, timed
 
 from monitor.config import Settings
 from monitor.domain.monitoring import MonitoringConfig
@@ -79,24 +77,6 @@ def frame(n: int, seed: int, shifted: bool) -> pd.DataFrame:
             p = p[::-1] ** 2
         cols[name] = rng.choice(cats, n, p=p / p.sum())
     return pd.DataFrame(cols)
-
-
-def timed(fn: Callable[[], Any]) -> tuple[Any, float]:
-    gc.collect()
-    t = time.perf_counter()
-    out = fn()
-    return out, time.perf_counter() - t
-
-
-def peak_mb(fn: Callable[[], Any]) -> float:
-    """Peak of Python and numpy allocations during a call (tracemalloc slows the call, so the
-    time is taken in another run)."""
-    gc.collect()
-    tracemalloc.start()
-    fn()
-    peak = tracemalloc.get_traced_memory()[1] / 1e6
-    tracemalloc.stop()
-    return peak
 
 
 def ingest_frame(ctx: ServiceContext, df: pd.DataFrame, day: datetime, prefix: str, chunk: int = 50_000) -> None:

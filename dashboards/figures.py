@@ -95,13 +95,51 @@ def drift_severity(p: Point) -> float:
     return float(score / threshold)
 
 
-def drift_heatmap(points: list[Point]) -> go.Figure:
-    """Features by windows, coloured by severity (green below the threshold, red past it); the
-    hover shows the test, score, threshold and both sample sizes; a click's x and y (window end,
-    feature) open the distribution."""
-    feats = sorted({p["labels"]["feature"] for p in points if p["metric"] == "feature_drift"})
-    if not feats:
-        return _empty("Feature drift", "no drift computed in this range yet")
+# Features a heatmap page shows: a wide model's thousand rows would be one unreadable wall.
+HEATMAP_ROWS = 40
+
+
+def ranked_features(points: list[Point], match: str = "") -> list[str]:
+    """The features with drift points, most drifted first — the highest severity in the range,
+    then the most drifted windows, then the name — keeping those whose name holds ``match``
+    (ignoring case)."""
+    worst: dict[str, float] = {}
+    drifted: dict[str, int] = {}
+    needle = match.strip().lower()
+    for p in points:
+        if p["metric"] != "feature_drift":
+            continue
+        f = p["labels"]["feature"]
+        if needle and needle not in f.lower():
+            continue
+        sev = drift_severity(p)
+        worst[f] = max(worst.get(f, 0.0), 0.0 if sev != sev else sev)
+        drifted[f] = drifted.get(f, 0) + bool(p["drifted"])
+    return sorted(worst, key=lambda f: (-worst[f], -drifted[f], f))
+
+
+def heatmap_pages(n_features: int, per_page: int = HEATMAP_ROWS) -> int:
+    return max(1, -(-n_features // per_page))
+
+
+def drift_heatmap(points: list[Point], match: str = "", page: int = 1, per_page: int = HEATMAP_ROWS) -> go.Figure:
+    """Features by windows, coloured by severity (green below the threshold, red past it), the
+    most drifted at the top, ``per_page`` at a time (``match`` filters by name); the hover shows
+    the test, score, threshold and both sample sizes; a click's x and y (window end, feature)
+    open the distribution."""
+    ranked = ranked_features(points, match)
+    if not ranked:
+        why = (
+            f"no feature name holds {match!r}"
+            if match.strip() and any(p["metric"] == "feature_drift" for p in points)
+            else "no drift computed in this range yet"
+        )
+        return _empty("Feature drift", why)
+    page = min(max(page, 1), heatmap_pages(len(ranked), per_page))
+    first = (page - 1) * per_page
+    feats = ranked[first : first + per_page]
+    shown = set(feats)
+    points = [p for p in points if p["metric"] == "feature_drift" and p["labels"]["feature"] in shown]
     # naive UTC: plotly hands clicked datetimes back without a zone
     ends = sorted({p["window_end"] for p in points if p["metric"] == "feature_drift"})
     col = {e: i for i, e in enumerate(ends)}
@@ -138,7 +176,13 @@ def drift_heatmap(points: list[Point]) -> go.Figure:
             ygap=1,
         )
     )
-    return _layout(fig, "Feature drift — click a cell for its distributions", height=max(300, 28 * len(feats) + 120))
+    rest = len(ranked) - len(feats)
+    which = f"{len(ranked):,} features" + (f" matching {match.strip()!r}" if match.strip() else "")
+    title = f"Feature drift — {which}, most drifted first"
+    if rest:
+        title += f"; {first + 1:,} to {first + len(feats):,} shown, {rest:,} more on other pages"
+    fig.update_yaxes(autorange="reversed")  # the first (most drifted) at the top
+    return _layout(fig, title + " — click a cell for its distributions", height=max(300, 28 * len(feats) + 120))
 
 
 def distribution(dist: dict[str, Any], point: Point | None, feature: str) -> go.Figure:

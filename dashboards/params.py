@@ -1,5 +1,6 @@
 """Page parameters from the URL, so every view has a link (alert annotations point at them):
-``/models/<name>?from=…&to=…&window=1h&segment=region%3DEU&feature=age``."""
+``/models/<name>?from=…&to=…&window=1h&segment=region%3DEU&feature=age`` (and the heatmap's
+``features=`` name filter and ``page=``)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs, urlencode
 
 RANGES = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30)}
+MAX_FILTER = 128  # a feature name's longest
 
 
 def _when(text: str | None) -> datetime | None:
@@ -29,6 +31,8 @@ class ModelParams:
     feature: str | None
     metric: str | None
     range_name: str  # a preset ('24h', '7d', '30d') or 'custom'
+    features: str = ""  # the heatmap's filter: feature names holding this
+    page: int = 1  # the heatmap's page
 
     @classmethod
     def from_search(cls, search: str | None, now: datetime | None = None) -> ModelParams:
@@ -44,10 +48,23 @@ class ModelParams:
         else:
             name = "custom"
         assert start is not None and end is not None
-        return cls(start, end, q.get("window"), q.get("segment", ""), q.get("feature"), q.get("metric"), name)
+        page = q.get("page", "1")
+        return cls(
+            start,
+            end,
+            q.get("window"),
+            q.get("segment", ""),
+            q.get("feature"),
+            q.get("metric"),
+            name,
+            q.get("features", "")[:MAX_FILTER],
+            int(page) if page.isdigit() and 0 < int(page) < 100_000 else 1,
+        )
 
     def search(self, **changes: str | None) -> str:
-        q: dict[str, str] = {"window": self.window or "", "segment": self.segment}
+        q: dict[str, str] = {"window": self.window or "", "segment": self.segment, "features": self.features}
+        if self.page > 1:
+            q["page"] = str(self.page)
         if self.range_name == "custom":
             q.update({"from": self.start.isoformat(), "to": self.end.isoformat()})
         else:

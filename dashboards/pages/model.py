@@ -12,7 +12,7 @@ from dash import Dash, Input, Output, State, dcc, html, no_update
 
 from alerts.rules import parse_duration
 from dashboards import figures
-from dashboards.params import RANGES, ModelParams
+from dashboards.params import MAX_FILTER, RANGES, ModelParams
 from monitor.errors import MonitorError
 from monitor.services import dashboard_data
 from monitor.services.context import ServiceContext
@@ -131,10 +131,47 @@ def layout(ctx: ServiceContext, name: str, search: str) -> html.Div:
                 className="muted",
                 id="range-text",
             ),
-            dcc.Graph(id="drift-heatmap", figure=figures.drift_heatmap(points), **graph),
+            _heatmap_controls(p, points),
+            dcc.Graph(id="drift-heatmap", figure=figures.drift_heatmap(points, p.features, p.page), **graph),
             dcc.Loading(html.Div(id="distribution", children=_distribution_hint(p, points))),
             *[dcc.Graph(id=gid, figure=span(fig), **graph) for gid, fig in timeseries],
         ]
+    )
+
+
+def _heatmap_controls(p: ModelParams, points: list[dict[str, Any]]) -> html.Div:
+    """A name filter and the heatmap's pages, for models with more features than a page holds."""
+    ranked = figures.ranked_features(points, p.features)
+    pages = figures.heatmap_pages(len(ranked))
+    return html.Div(
+        [
+            html.Label(
+                [
+                    "features ",
+                    dcc.Input(
+                        id="feature-filter",
+                        type="search",
+                        value=p.features,
+                        placeholder="filter by name",
+                        debounce=True,
+                        maxLength=MAX_FILTER,
+                    ),
+                ]
+            ),
+            html.Label(
+                [
+                    "page ",
+                    dcc.Dropdown(
+                        id="feature-page",
+                        options=[{"label": f"{i} of {pages}", "value": i} for i in range(1, pages + 1)],
+                        value=min(p.page, pages),
+                        clearable=False,
+                        style={"width": "9rem"},
+                    ),
+                ]
+            ),
+        ],
+        className="controls",
     )
 
 
@@ -156,6 +193,20 @@ def register(app: Dash, ctx: ServiceContext) -> None:
     def controls_to_url(range_name: str, window: str, segment: str, search: str) -> str:
         p = ModelParams.from_search(search)
         return p.search(range=range_name if range_name != "custom" else None, window=window, segment=segment)
+
+    @app.callback(
+        Output("url", "search", allow_duplicate=True),
+        Input("feature-filter", "value"),
+        Input("feature-page", "value"),
+        State("url", "search"),
+        prevent_initial_call=True,
+    )
+    def heatmap_to_url(features: str | None, page: int | None, search: str) -> str:
+        p = ModelParams.from_search(search)
+        features = (features or "")[:MAX_FILTER]
+        # a new filter starts on its first page
+        page = 1 if features != p.features or not page else int(page)
+        return p.search(features=features, page=str(page) if page > 1 else None)
 
     @app.callback(
         Output("distribution", "children"),

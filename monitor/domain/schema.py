@@ -44,7 +44,8 @@ class ModelSchema(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     task: Task
-    features: list[Feature] = Field(min_length=1, max_length=2000)
+    # wide models (recommendation, fraud, credit) log thousands; the rollup is linear in them
+    features: list[Feature] = Field(min_length=1, max_length=5000)
     classes: list[str] | None = Field(
         default=None, description="Class labels, required for classification (exactly 2 for binary)."
     )

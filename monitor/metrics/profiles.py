@@ -120,7 +120,13 @@ class NumericSummary:
             s.counts = np.bincount(bucket_index(x, s.edges), minlength=len(s.counts)).astype(np.int64)
             s.n = len(x)
             s.minimum, s.maximum = float(x.min()), float(x.max())
-            s.total, s.total_sq = float(x.sum()), float(np.square(x).sum())
+            with np.errstate(over="ignore"):  # checked just below, with a message that says why
+                s.total, s.total_sq = float(x.sum()), float(np.square(x).sum())
+            if not np.isfinite(s.total_sq):
+                # only a value stored before ingestion bounded numbers (2^53) can do this
+                raise ArithmeticError(
+                    f"values up to {max(abs(s.minimum), abs(s.maximum)):.3g} overflow the sum of squares"
+                )
             s.low_sum = float(x[x < s.edges[0]].sum())
             s.high_sum = float(x[x > s.edges[-1]].sum())
         return s
@@ -199,8 +205,9 @@ def quantile(s: NumericSummary, q: float) -> float:
 def bucket_index(x: np.ndarray, edges: np.ndarray) -> np.ndarray:
     """Bucket of each value: 2i+1 when equal to edge i, 2i when between edge i-1 and edge i."""
     left = np.searchsorted(edges, x, side="left")
-    right = np.searchsorted(edges, x, side="right")
-    return np.where(right > left, 2 * left + 1, 2 * left)
+    # equal to the edge found (one search, not a second one on the right)
+    on_edge = edges[np.minimum(left, len(edges) - 1)] == x if len(edges) else np.zeros(len(x), dtype=bool)
+    return np.where(on_edge, 2 * left + 1, 2 * left)
 
 
 @dataclass
@@ -245,10 +252,14 @@ def _ks_from_buckets(ref: NumericSummary, cur: NumericSummary) -> float:
     return float(np.max(np.abs(r - c)))
 
 
-def _ks_p_value(d: float, n1: int, n2: int) -> float:
+def _ks_p_value(d: float, n1: int, n2: int, exact_below: float = 1.0, exact_up_to: int = 10_000) -> float:
     """scipy.stats.ks_2samp's two-sided p-value for statistic ``d`` (its default 'auto' mode:
-    the exact distribution up to 10,000 values a side, Smirnov's asymptotic one beyond)."""
-    if max(n1, n2) <= 10_000:
+    the exact distribution up to ``exact_up_to`` = 10,000 values a side, Smirnov's asymptotic one
+    beyond). ``exact_below``: the exact distribution only where Smirnov's p-value is at most this.
+    The exact one costs ~1 ms a feature at 2,000 values a side and ~17 ms at 10,000."""
+    m, n = sorted([float(n1), float(n2)], reverse=True)
+    asymptotic = float(np.clip(stats.kstwo.sf(d, np.round(m * n / (m + n))), 0, 1))
+    if max(n1, n2) <= exact_up_to and asymptotic <= exact_below:
         # scipy keeps this step private; if it moves, the asymptotic value below still holds.
         try:
             from scipy.stats._stats_py import _attempt_exact_2kssamp
@@ -258,8 +269,7 @@ def _ks_p_value(d: float, n1: int, n2: int) -> float:
                 return float(np.clip(p, 0, 1))
         except ImportError:
             pass
-    m, n = sorted([float(n1), float(n2)], reverse=True)
-    return float(np.clip(stats.kstwo.sf(d, np.round(m * n / (m + n))), 0, 1))
+    return asymptotic
 
 
 def _wasserstein_from_buckets(ref: NumericSummary, cur: NumericSummary) -> float:
@@ -358,6 +368,8 @@ def drift_from_summaries(
     ref_distinct: int | None = None,
     test: str | None = None,
     threshold: float | None = None,
+    exact_p_below: float = 1.0,
+    exact_p_up_to: int = 10_000,
 ) -> DriftResult:
     """Drift of one feature from summaries, choosing the test as Evidently would.
 
@@ -383,7 +395,7 @@ def drift_from_summaries(
         assert isinstance(ref, NumericSummary) and isinstance(cur, NumericSummary)
         if chosen is KS:
             d = _ks_from_buckets(ref, cur)
-            score = _ks_p_value(d, ref.n, cur.n)
+            score = _ks_p_value(d, ref.n, cur.n, exact_p_below, exact_p_up_to)
         elif chosen is WASSERSTEIN:
             score = _wasserstein_from_buckets(ref, cur) / max(ref.std, 0.001)
         elif chosen is HELLINGER:

@@ -4,11 +4,13 @@ What every process shares is read from the database at scrape time — records i
 deliveries by outcome, scheduler job durations and last successes, the newest metric points —
 so any API replica answers the same. Request latency is per process (a histogram each API
 worker keeps). Model series are those over all predictions (no segment labels), the newest
-window of each length: label sets stay bounded by features, classes and windows.
+window of each length: label sets stay bounded by classes, windows and, per model and window,
+the ``metrics_max_features`` most drifted features.
 """
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -24,6 +26,16 @@ from monitor.services.context import ServiceContext
 MODEL_METRICS = ["dataset_drift", "feature_drift", "prediction_drift", "quality.*", "latency.*", "throughput.*"]
 MODEL_METRICS += ["concept_drift.*"]
 FRESHNESS = timedelta(days=2)
+
+
+def _severity(p: dict[str, Any]) -> float:
+    """How far a drift point is past its threshold (1 = at it), for distances and p-values alike."""
+    value, threshold = p["value"], p["threshold"]
+    if value is None or not threshold:
+        return 0.0
+    if (p.get("details") or {}).get("kind") == "p_value":
+        return math.log(max(value, 1e-300)) / math.log(threshold) if 0 < threshold < 1 else 0.0
+    return value / threshold
 
 
 def _ts(d: datetime | None) -> float | None:
@@ -89,6 +101,27 @@ class StoreCollector:
                     out.append((name, p))
         return out
 
+    def _bounded_features(
+        self, points: list[tuple[str, dict[str, Any]]], fam: dict[str, GaugeMetricFamily]
+    ) -> list[tuple[str, dict[str, Any]]]:
+        """The points with each model's and window's feature drift cut to the
+        ``metrics_max_features`` most drifted features (drifted first, then the furthest past
+        their threshold); the counts of drifted and measured features go to their own gauges."""
+        limit = self.ctx.settings.metrics_max_features
+        by_window: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        rest = []
+        for model, p in points:
+            if p["metric"] == "feature_drift":
+                by_window.setdefault((model, window_name(p["window_end"] - p["window_start"])), []).append(p)
+            else:
+                rest.append((model, p))
+        for (model, window), ps in by_window.items():
+            fam["drifted_count"].add_metric([model, window], float(sum(1 for p in ps if p["drifted"])))
+            fam["features_total"].add_metric([model, window], float(len(ps)))
+            ps.sort(key=lambda p: (not p["drifted"], -_severity(p), p["labels"]["feature"]))
+            rest.extend((model, p) for p in ps[:limit])
+        return rest
+
     def _model_families(self, points: list[tuple[str, dict[str, Any]]]) -> Iterator[Metric]:
         fam = {
             "drift_share": GaugeMetricFamily(
@@ -129,6 +162,17 @@ class StoreCollector:
                 "monitor_model_concept_drift", "1 when concept drift is detected", labels=["model", "method", "window"]
             ),
         }
+        fam["drifted_count"] = GaugeMetricFamily(
+            "monitor_model_features_drifted",
+            "How many features drifted (all of them, also those past MONITOR_METRICS_MAX_FEATURES)",
+            labels=["model", "window"],
+        )
+        fam["features_total"] = GaugeMetricFamily(
+            "monitor_model_features_measured",
+            "How many features drift was measured on (the per-feature series hold the most drifted of them)",
+            labels=["model", "window"],
+        )
+        points = self._bounded_features(points, fam)
         for model, p in points:
             metric, labels, value = p["metric"], p["labels"], p["value"]
             if value is None:

@@ -189,3 +189,34 @@ def test_every_scrape_of_a_multi_worker_api_sees_all_workers_requests(churn: Api
         assert counts == {24.0}
     finally:
         stop_process(proc)
+
+
+def test_a_wide_models_feature_series_stay_bounded_most_drifted_first(churn: Api) -> None:
+    """120 features: the per-feature series hold the 50 most drifted (MONITOR_METRICS_MAX_FEATURES),
+    the drifted ones among them whatever their names; the counts cover all 120."""
+    churn.http.post("/v1/predictions", json={"model": "churn", "records": [prediction("p")]}, headers=churn.ingest)
+    end = hour_floor(datetime.now(UTC)) + timedelta(hours=1)
+    start = end - timedelta(hours=1)
+    drifted = {"f3", "f77", "f119"}
+    points = [
+        MetricPoint(
+            "feature_drift",
+            start,
+            end,
+            0.5 if f"f{i}" in drifted else 0.001 * i,
+            1000,
+            {"feature": f"f{i}", "method": "wasserstein"},
+            threshold=0.1,
+            drifted=f"f{i}" in drifted,
+            details={"kind": "distance"},
+        )
+        for i in range(120)
+    ]
+    record_points(churn.ctx, "churn", "1", points)
+    samples = scrape(churn)
+    series = {labels["feature"] for labels, _ in samples["monitor_model_feature_drift_score"]}
+    assert churn.ctx.settings.metrics_max_features == 50 and len(series) == 50
+    assert drifted <= series  # the drifted first
+    assert {f"f{i}" for i in range(119, 72, -1)} - {"f119", "f77"} <= series  # then the largest scores
+    assert value(samples, "monitor_model_features_drifted", model="churn", window="1h") == 3
+    assert value(samples, "monitor_model_features_measured", model="churn", window="1h") == 120

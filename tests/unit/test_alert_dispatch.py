@@ -164,3 +164,20 @@ def test_a_pathological_pattern_evaluates_in_linear_time() -> None:
 def test_patterns_re2_cannot_run_in_linear_time_are_refused(pattern: str) -> None:
     with pytest.raises(ValidationError, match="regular expression"):
         Matcher(name="model", value=pattern, op="=~")
+
+
+def test_a_wide_models_thousand_feature_alerts_are_one_readable_notification() -> None:
+    """The default grouping (alertname, model) puts the per-feature drift alerts of a model in one
+    group, whatever the feature and window; the Slack message lists 20 and counts the rest
+    (Slack refuses over 100 attachments), the webhook payload carries all of them."""
+    notices = [
+        Notice(f"fp{i}", "firing", {**LABELS, "feature": f"f{i}", "window": "1h"}, {"summary": f"f{i}"}, T, None, "")
+        for i in range(1000)
+    ]
+    keys = {group_key("oncall", ["alertname", "model"], n.labels) for n in notices}
+    assert len(keys) == 1
+    body = alertmanager_webhook("oncall", keys.pop(), {"alertname": "drift", "model": "credit"}, notices)
+    assert len(body["alerts"]) == 1000
+    slack = slack_message(body)
+    assert slack["text"].startswith("[FIRING:1000] drift")
+    assert len(slack["attachments"]) == 21 and slack["attachments"][-1]["title"] == "and 980 more alerts in this group"

@@ -107,3 +107,25 @@ def test_the_evidently_profile_is_evidently_s_test_to_the_number(fdr: bool) -> N
         assert (d.value, d.method, d.threshold) == (theirs.score, theirs.test, theirs.threshold)
         assert d.drifted == theirs.drifted or fdr  # with fdr the decision is BH's
         assert d.details["profile"] == "evidently" and ("fdr" in d.details) == (fdr and theirs.kind == "p_value")
+
+
+def test_exact_ks_p_values_only_where_they_can_decide_and_the_same_decisions() -> None:
+    """The exact KS distribution is computed where Smirnov's p-value is at most 0.25; above it the
+    asymptotic one is reported. No decision changes: a p-value above alpha decides nothing."""
+    rng = np.random.default_rng(9)
+    cols = {
+        f"features.x{i}": numeric(rng.normal(0, 1, 2000), rng.normal(0.02 * i, 1 + 0.01 * i, 1500)) for i in range(40)
+    }
+    fast = decide(cols, set(cols), CALIBRATED)
+    exact = {}
+    for col, (ref, cur, distinct) in cols.items():
+        exact[col] = drift_from_summaries(ref, cur, ref_distinct=distinct, test="ks").score
+    assert len({d.details["p_exact_below"] for d in fast.values()}) == 1
+    adjusted = dict(zip(cols, benjamini_hochberg(list(exact.values()), 0.05), strict=True))
+    for col, d in fast.items():
+        assert d.details["significant"] == adjusted[col]
+        if exact[col] <= 0.2:
+            assert d.details["p_value"] == exact[col]  # scipy's own, to the digit
+        else:
+            assert d.details["p_value"] == pytest.approx(exact[col], abs=0.05)
+    assert any(e > 0.3 for e in exact.values()) and any(e < 0.01 for e in exact.values())
