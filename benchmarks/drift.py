@@ -5,7 +5,7 @@
 On identical data — a reference of 100k rows and a current window of 1M rows, 15 numerical and
 5 categorical features, 3 of them shifted — it prints:
   - the setup (ingesting the 1M rows through the service, not timed against anything);
-  - the hourly rollup of that day inside Postgres (paid once per hour of data, as it arrives);
+  - the hourly rollup of that day (paid once per hour of data, as it arrives);
   - this project's drift computation for the 1-day window as the scheduler runs it (merging the
     window's summaries, testing every feature, writing the metric points): time and peak memory
     (tracemalloc), on first run (merging the day from its hours) and after;
@@ -151,7 +151,7 @@ def main() -> None:
         month_start = day - timedelta(days=29)
         _, t_roll = timed(lambda: rollup(ctx, SPEC["name"], None, day, day + timedelta(days=1)))
         print(
-            f"hourly rollup of the {args.current:,}-row day inside Postgres: {t_roll:.1f} s "
+            f"hourly rollup of the {args.current:,}-row day: {t_roll:.1f} s "
             f"({args.current / t_roll:,.0f} rows/s; paid once per hour of data as it arrives)"
         )
         rollup(ctx, SPEC["name"], None, month_start, day)

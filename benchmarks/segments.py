@@ -8,7 +8,7 @@ same predictions in one hour; one declares two segment columns (``region``, ``ch
 ``--values`` values each, all tracked (the default ``segment_top_values`` is 10), so every
 metric is computed for all rows and for each of the 2 x values segments. ``--label-share`` of
 the predictions get a label, so the quality summaries have work to do. It prints, for each
-model, the rollup of the hour (column and quality summaries, inside Postgres) and the 1-hour
+model, the rollup of the hour (column and quality summaries) and the 1-hour
 window job (every metric, written as points), and the ratio segmented / flat. Each segment
 value sees 1/values of the rows, so the segments add as much summarising work as all rows
 again per segment column; the ratio to aim for is near 1 + 2 columns = 3.

@@ -2,7 +2,8 @@
 throughput, data quality, and (through ``quality_job``) quality and concept drift — for all
 predictions and per tracked segment.
 
-``rollup`` summarises the prediction log hour by hour inside Postgres; ``compute_window`` merges
+``rollup`` summarises the prediction log hour by hour (each hour's rows read once, see
+``summary_repo.summarise_columns``); ``compute_window`` merges
 a window's hourly summaries (a month costs what an hour costs: the summaries are of fixed size)
 and runs each column's test against its reference summary, writing metric points.
 """
