@@ -13,6 +13,8 @@ from typing import Any
 import numpy as np
 import plotly.graph_objects as go
 
+from monitor.metrics.points import drift_severity
+
 Point = dict[str, Any]
 
 OK, WARN, BAD = "#2ca02c", "#ff7f0e", "#d62728"
@@ -83,18 +85,6 @@ def with_time_range(fig: Figure, start: datetime, end: datetime) -> Figure:
     return fig.update_xaxes(range=[start, end]) if fig.data else fig
 
 
-def drift_severity(p: Point) -> float:
-    """How far a drift score is past its threshold, on one scale for both kinds of test:
-    1 = at the threshold, above 1 = drifted. Distances: score / threshold; p-values (drift when
-    small): log(p) / log(threshold)."""
-    score, threshold = p["value"], p["threshold"]
-    if score is None or not threshold:
-        return float("nan")
-    if (p.get("details") or {}).get("kind") == "p_value":
-        return float(np.log(max(score, 1e-300)) / np.log(threshold)) if threshold < 1 else float("nan")
-    return float(score / threshold)
-
-
 # Features a heatmap page shows: a wide model's thousand rows would be one unreadable wall.
 HEATMAP_ROWS = 40
 
@@ -122,12 +112,18 @@ def heatmap_pages(n_features: int, per_page: int = HEATMAP_ROWS) -> int:
     return max(1, -(-n_features // per_page))
 
 
-def drift_heatmap(points: list[Point], match: str = "", page: int = 1, per_page: int = HEATMAP_ROWS) -> go.Figure:
+def drift_heatmap(
+    points: list[Point],
+    match: str = "",
+    page: int = 1,
+    per_page: int = HEATMAP_ROWS,
+    ranked: list[str] | None = None,
+) -> go.Figure:
     """Features by windows, coloured by severity (green below the threshold, red past it), the
     most drifted at the top, ``per_page`` at a time (``match`` filters by name); the hover shows
     the test, score, threshold and both sample sizes; a click's x and y (window end, feature)
-    open the distribution."""
-    ranked = ranked_features(points, match)
+    open the distribution. ``ranked``: ``ranked_features(points, match)``, when the caller has it."""
+    ranked = ranked_features(points, match) if ranked is None else ranked
     if not ranked:
         why = (
             f"no feature name holds {match!r}"
@@ -141,14 +137,12 @@ def drift_heatmap(points: list[Point], match: str = "", page: int = 1, per_page:
     shown = set(feats)
     points = [p for p in points if p["metric"] == "feature_drift" and p["labels"]["feature"] in shown]
     # naive UTC: plotly hands clicked datetimes back without a zone
-    ends = sorted({p["window_end"] for p in points if p["metric"] == "feature_drift"})
+    ends = sorted({p["window_end"] for p in points})
     col = {e: i for i, e in enumerate(ends)}
     row = {f: i for i, f in enumerate(feats)}
     z = np.full((len(feats), len(ends)), np.nan)
     text = np.full((len(feats), len(ends)), "", dtype=object)
     for p in points:
-        if p["metric"] != "feature_drift":
-            continue
         i, j = row[p["labels"]["feature"]], col[p["window_end"]]
         z[i, j] = min(drift_severity(p), 3.0)
         text[i, j] = (

@@ -71,6 +71,7 @@ def layout(ctx: ServiceContext, name: str, search: str) -> html.Div:
         className="controls",
     )
     quality_metric = dashboard_data.main_quality_metric(info["task"])
+    ranked = figures.ranked_features(points, p.features)  # the heatmap's rows, and its pages
     n_windows = len({pt["window_end"] for pt in points})
     step_hours = dashboard_data.window_step(p.start, p.end) // 3600
     every = "" if step_hours == 1 else f" (one every {step_hours} hours of this range)"
@@ -131,18 +132,19 @@ def layout(ctx: ServiceContext, name: str, search: str) -> html.Div:
                 className="muted",
                 id="range-text",
             ),
-            _heatmap_controls(p, points),
-            dcc.Graph(id="drift-heatmap", figure=figures.drift_heatmap(points, p.features, p.page), **graph),
+            _heatmap_controls(p, len(ranked)),
+            dcc.Graph(
+                id="drift-heatmap", figure=figures.drift_heatmap(points, p.features, p.page, ranked=ranked), **graph
+            ),
             dcc.Loading(html.Div(id="distribution", children=_distribution_hint(p, points))),
             *[dcc.Graph(id=gid, figure=span(fig), **graph) for gid, fig in timeseries],
         ]
     )
 
 
-def _heatmap_controls(p: ModelParams, points: list[dict[str, Any]]) -> html.Div:
+def _heatmap_controls(p: ModelParams, n_features: int) -> html.Div:
     """A name filter and the heatmap's pages, for models with more features than a page holds."""
-    ranked = figures.ranked_features(points, p.features)
-    pages = figures.heatmap_pages(len(ranked))
+    pages = figures.heatmap_pages(n_features)
     return html.Div(
         [
             html.Label(

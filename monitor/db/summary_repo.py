@@ -23,7 +23,7 @@ import orjson
 from sqlalchemy import ColumnElement, Connection, delete, select, text
 
 from monitor.db.tables import bucket_summaries
-from monitor.metrics.log_summary import Chunk, Column, GroupSummaries
+from monitor.metrics.log_summary import Chunk, Column, GroupSummaries, Parts
 from monitor.metrics.quality_summary import QUALITY_COLUMN
 
 # The window's rows, each read once, as the column summaries need them (monitor.metrics.log_summary).
@@ -47,21 +47,8 @@ GROUP BY 1
 # (column, value) of a segment, or None for all predictions.
 Segment = tuple[str, str] | None
 
-# (stats, counts): the storage form of one column's summary (see monitor.metrics.profiles).
-Parts = tuple[dict[str, Any], bytes | None]
 # (bucket start, column, rows in bucket, stats, counts): one stored summary, as load_buckets reads it.
 BucketRow = tuple[datetime, str, int, dict[str, Any], bytes | None]
-
-
-@dataclass(frozen=True)
-class ColumnSpec:
-    column: str  # "features.age", "prediction", "scores.default", "latency_ms"
-    edges: Sequence[float] | None  # reference edges for a numerical column; None for categorical
-
-    @property
-    def source_and_key(self) -> tuple[str, str]:
-        source, _, key = self.column.partition(".")
-        return source, key
 
 
 @dataclass(frozen=True)
@@ -131,7 +118,7 @@ def summarise_columns(
     version_id: int,
     start: datetime,
     end: datetime,
-    columns: dict[str, Sequence[ColumnSpec]],
+    columns: dict[str, Sequence[Column]],
     groups: Groups,
     counts: dict[str, int],
 ) -> dict[str, dict[str, Parts]]:
@@ -139,11 +126,7 @@ def summarise_columns(
 
     The window's rows are read once, in chunks, for every group and column (a group's numerical
     columns on its own reference's edges): linear in rows x columns, whatever the width."""
-    accumulators = {
-        key: GroupSummaries([Column(c.column, None if c.edges is None else np.asarray(c.edges)) for c in cols])
-        for key, cols in columns.items()
-        if counts.get(key)
-    }
+    accumulators = {key: GroupSummaries(cols) for key, cols in columns.items() if counts.get(key)}
     if accumulators:
         width = max(1, *(len(cols) for cols in columns.values()))
         per_chunk = max(100, VALUES_PER_CHUNK // width)

@@ -28,12 +28,12 @@ compiled object, not something to keep in Postgres and replay after a late label
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 ADWIN = "adwin"
 DDM = "ddm"
-METHODS = (ADWIN, DDM)
 
 
 @dataclass(frozen=True)
@@ -228,14 +228,6 @@ class StreamDDM:
             return Detection(minute, before, p)
         return None
 
-    @property
-    def statistic(self) -> float:
-        """(p + s - p_min) / s_min now: DDM signals at ``drift_level``."""
-        if not self.n or self.p_min is None or not self.s_min:
-            return 0.0
-        p = self.errors / self.n
-        return (p + math.sqrt(p * (1 - p) / self.n) - self.p_min) / self.s_min
-
     def to_state(self) -> dict[str, Any]:
         return {"n": self.n, "errors": self.errors, "p_min": self.p_min, "s_min": self.s_min, "warning": self.warning}
 
@@ -251,25 +243,24 @@ class StreamDDM:
         )
 
 
-def new_detector(method: str) -> Adwin | StreamDDM:
-    if method == ADWIN:
-        return Adwin()
-    if method == DDM:
-        return StreamDDM()
-    raise ValueError(f"unknown error-stream detector {method!r}; known: {', '.join(METHODS)}")
+_DETECTORS: dict[str, type[Adwin] | type[StreamDDM]] = {ADWIN: Adwin, DDM: StreamDDM}
 
 
-def detector_from_state(method: str, state: dict[str, Any] | None) -> Adwin | StreamDDM:
-    if state is None:
-        return new_detector(method)
-    if method == ADWIN:
-        return Adwin.from_state(state)
-    if method == DDM:
-        return StreamDDM.from_state(state)
-    raise ValueError(f"unknown error-stream detector {method!r}; known: {', '.join(METHODS)}")
+def detector_from_state(method: str, state: dict[str, Any] | None) -> ErrorStreamDetector:
+    """The ``method`` detector, going on from ``state`` (None: a new one)."""
+    kind = _DETECTORS.get(method)
+    if kind is None:
+        raise ValueError(f"unknown error-stream detector {method!r}; known: {', '.join(_DETECTORS)}")
+    return kind() if state is None else kind.from_state(state)
 
 
-def run_minutes(detector: Adwin | StreamDDM, minutes: list[int], rows: list[int], errors: list[int]) -> list[Detection]:
+def new_detector(method: str) -> ErrorStreamDetector:
+    return detector_from_state(method, None)
+
+
+def run_minutes(
+    detector: ErrorStreamDetector, minutes: Sequence[int], rows: Sequence[int], errors: Sequence[int]
+) -> list[Detection]:
     """Feed minutes in time order; the changes found."""
     found = []
     for m, n, e in zip(minutes, rows, errors, strict=True):

@@ -23,6 +23,7 @@ import numpy as np
 
 from monitor.metrics.profiles import CategoricalSummary, NumericSummary, Summary, category_key, summary_to_parts
 
+# (stats, counts): the storage form of one column's summary (see monitor.metrics.profiles).
 Parts = tuple[dict[str, Any], bytes | None]
 
 

@@ -27,3 +27,15 @@ class MetricPoint:
         if self.value is not None and not math.isfinite(self.value):
             # JSON (and so the API and the dashboard) has no NaN: a value that cannot be computed is None.
             object.__setattr__(self, "value", None)
+
+
+def drift_severity(point: dict[str, Any]) -> float:
+    """How far a stored drift point's score is past its threshold, on one scale for both kinds of
+    test: 1 = at the threshold, above 1 = drifted. Distances: score / threshold; p-values (drift
+    when small): log(p) / log(threshold). NaN when the point has no score or threshold."""
+    score, threshold = point["value"], point["threshold"]
+    if score is None or not threshold:
+        return float("nan")
+    if (point.get("details") or {}).get("kind") == "p_value":
+        return math.log(max(score, 1e-300)) / math.log(threshold) if 0 < threshold < 1 else float("nan")
+    return float(score / threshold)

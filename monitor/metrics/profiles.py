@@ -60,7 +60,8 @@ MAX_EDGES = 1000
 # they are: their edges are their values, and the buckets between them stay empty.
 TAIL_SHARE = 0.02
 TAIL_CUTS = 16
-FEW_VALUES = 20
+# at most this many distinct values: the edges are the values, no cuts
+UNCUT_UP_TO = 20
 
 
 def reference_edges(values: np.ndarray, max_edges: int = MAX_EDGES) -> tuple[np.ndarray, bool]:
@@ -68,7 +69,7 @@ def reference_edges(values: np.ndarray, max_edges: int = MAX_EDGES) -> tuple[np.
     v = np.asarray(values, dtype=float)
     v = v[np.isfinite(v)]
     uniq = np.unique(v)
-    if len(uniq) <= FEW_VALUES:
+    if len(uniq) <= UNCUT_UP_TO:
         return uniq, True
     every = len(uniq) <= max_edges
     edges = uniq if every else np.unique(np.quantile(v, np.linspace(0, 1, max_edges)))

@@ -18,11 +18,12 @@ import numpy as np
 
 from monitor.db import log_repo, reference_repo, summary_repo
 from monitor.db.registry_repo import VersionRow
-from monitor.db.summary_repo import ColumnSpec, Segment
+from monitor.db.summary_repo import Segment
 from monitor.domain.monitoring import MonitoringConfig
 from monitor.domain.schema import ModelSchema, schema_from_json
 from monitor.errors import MonitorError
 from monitor.metrics.drift_decision import ColumnTest, decide
+from monitor.metrics.log_summary import Column
 from monitor.metrics.points import MetricPoint
 from monitor.metrics.profiles import (
     LATENCY_EDGES,
@@ -89,9 +90,12 @@ def parse_segment(key: str, schema: ModelSchema) -> Segment:
     raise MonitorError(f"segment {key!r} is not one of the model's segment columns")
 
 
-def _specs(columns: dict[str, dict[str, Any]]) -> list[ColumnSpec]:
-    specs = [ColumnSpec(col, s["edges"] if s["type"] == "numerical" else None) for col, s in columns.items()]
-    specs.append(ColumnSpec(LATENCY, LATENCY_EDGES.tolist()))
+def _specs(columns: dict[str, dict[str, Any]]) -> list[Column]:
+    specs = [
+        Column(col, np.asarray(s["edges"], dtype=float) if s["type"] == "numerical" else None)
+        for col, s in columns.items()
+    ]
+    specs.append(Column(LATENCY, LATENCY_EDGES))
     return specs
 
 

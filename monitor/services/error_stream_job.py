@@ -19,7 +19,7 @@ from monitor.db.error_stream_repo import HourState
 from monitor.db.registry_repo import VersionRow
 from monitor.domain.monitoring import MonitoringConfig
 from monitor.domain.schema import Task, schema_from_json
-from monitor.metrics.error_stream import Detection, detector_from_state, new_detector
+from monitor.metrics.error_stream import Detection, detector_from_state, new_detector, run_minutes
 from monitor.services.context import ServiceContext
 from monitor.services.windows import HOUR
 
@@ -40,8 +40,8 @@ def advance(
     method = cfg.concept_drift_detector
     read = 0
     with ctx.uow() as uow:
+        conn = uow.conn
         for segment in segments:
-            conn = uow.conn
             before = error_stream_repo.state_before(conn, vrow.version_id, segment, method, changed_from)
             if before is None:  # never run (or its state expired): from the first hour kept
                 first = error_stream_repo.first_stream_hour(conn, vrow.version_id, reference_id, segment)
@@ -53,11 +53,7 @@ def advance(
             hours = error_stream_repo.error_minutes(conn, vrow.version_id, reference_id, segment, start, end)
             states = []
             for hour, minutes in hours.items():
-                found: list[Detection] = []
-                for m, n, e in minutes:
-                    d = detector.update(int(m), int(n), int(e))
-                    if d is not None:
-                        found.append(d)
+                found = run_minutes(detector, *_columns(minutes))
                 states.append(
                     HourState(
                         hour, detector.to_state(), [d.to_json() for d in found], detector.rows, detector.error_rate
@@ -69,6 +65,11 @@ def advance(
     return read
 
 
+def _columns(minutes: list[list[int]]) -> tuple[list[int], list[int], list[int]]:
+    """[[minute, rows, errors], ...] as the three lists ``run_minutes`` takes."""
+    return [m for m, _, _ in minutes], [n for _, n, _ in minutes], [e for _, _, e in minutes]
+
+
 @dataclass(frozen=True)
 class StreamInWindow:
     """What the detector found in a window, and where it stood at the window's end."""
@@ -76,7 +77,6 @@ class StreamInWindow:
     detections: list[Detection]
     rows: int  # labelled rows it held at the end
     error_rate: float
-    hours_read: int
 
 
 def detections_in(
@@ -90,4 +90,4 @@ def detections_in(
     if not states:
         return None
     found = [Detection.from_json(d) for s in states for d in s.detections]
-    return StreamInWindow(found, states[-1].rows, states[-1].error_rate, len(states))
+    return StreamInWindow(found, states[-1].rows, states[-1].error_rate)

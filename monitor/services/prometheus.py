@@ -21,6 +21,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 
 from alerts.evaluate import window_name
 from monitor.db import alert_repo, ops_repo, registry_repo
+from monitor.metrics.points import drift_severity
 from monitor.services.context import ServiceContext
 
 MODEL_METRICS = ["dataset_drift", "feature_drift", "prediction_drift", "quality.*", "latency.*", "throughput.*"]
@@ -28,14 +29,8 @@ MODEL_METRICS += ["concept_drift.*"]
 FRESHNESS = timedelta(days=2)
 
 
-def _severity(p: dict[str, Any]) -> float:
-    """How far a drift point is past its threshold (1 = at it), for distances and p-values alike."""
-    value, threshold = p["value"], p["threshold"]
-    if value is None or not threshold:
-        return 0.0
-    if (p.get("details") or {}).get("kind") == "p_value":
-        return math.log(max(value, 1e-300)) / math.log(threshold) if 0 < threshold < 1 else 0.0
-    return value / threshold
+def _ordered(severity: float) -> float:
+    return 0.0 if math.isnan(severity) else severity  # no score: last
 
 
 def _ts(d: datetime | None) -> float | None:
@@ -118,7 +113,7 @@ class StoreCollector:
         for (model, window), ps in by_window.items():
             fam["drifted_count"].add_metric([model, window], float(sum(1 for p in ps if p["drifted"])))
             fam["features_total"].add_metric([model, window], float(len(ps)))
-            ps.sort(key=lambda p: (not p["drifted"], -_severity(p), p["labels"]["feature"]))
+            ps.sort(key=lambda p: (not p["drifted"], -_ordered(drift_severity(p)), p["labels"]["feature"]))
             rest.extend((model, p) for p in ps[:limit])
         return rest
 
