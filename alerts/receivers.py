@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, field
 from datetime import timedelta
 from enum import StrEnum
 
@@ -63,7 +64,7 @@ class ReceiverSpec(BaseModel):
     def _url(cls, v: str) -> str:
         # The form of the URL here; its address against the settings where the receiver is stored,
         # and names resolved and checked before every attempt.
-        check_url(v, allow_private=True, allow_loopback=True, resolve=False)
+        check_url(v, allow_private=True, allow_loopback=True)
         return v
 
     @field_validator("secret")
@@ -106,6 +107,16 @@ class ReceiverSpec(BaseModel):
             parse_duration(self.group_interval or interval),
             parse_duration(self.repeat_interval or repeat),
         )
+
+
+@dataclass(frozen=True)
+class Receiver:
+    """A stored receiver as the notification pipeline needs it (no URL, no secrets)."""
+
+    name: str
+    kind: ReceiverKind
+    group_by: list[str]
+    timers: Timers = field(default_factory=Timers)
 
 
 def timers_from_seconds(wait: int, interval: int, repeat: int) -> Timers:

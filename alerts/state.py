@@ -34,6 +34,20 @@ class AlertState:
     resolved_at: datetime | None = None
 
 
+@dataclass(frozen=True)
+class Alert:
+    """An alert instance as the notification pipeline sees it."""
+
+    fingerprint: str
+    rule: str
+    labels: dict[str, str]
+    annotations: dict[str, str]
+    state: State
+    active_at: datetime | None = None
+    fired_at: datetime | None = None
+    resolved_at: datetime | None = None
+
+
 def fingerprint(rule: str, labels: dict[str, str]) -> str:
     """Stable id of an alert instance: the rule and its label set, order-independent."""
     doc = orjson.dumps({"rule": rule, "labels": labels}, option=orjson.OPT_SORT_KEYS)

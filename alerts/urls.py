@@ -7,14 +7,14 @@ allow-list: only globally routable addresses pass by default, so that ranges a d
 192.0.0.0/24; IPv6 addresses that carry an IPv4 one, 6to4, Teredo, NAT64, mapped) are refused
 for what they lead to.
 
-A name is resolved once per attempt, and the request goes to the address that was checked
-(``vet_url``): if the connection resolved the name again, a DNS server answering a public
-address to the check and 169.254.169.254 to the connection (DNS rebinding) would get past it."""
+A name is resolved once per attempt, by the deliverer (``monitor.services.resolver``: this
+package does no I/O), and the request goes to the address that was checked (``pin``): if the
+connection resolved the name again, a DNS server answering a public address to the check and
+169.254.169.254 to the connection (DNS rebinding) would get past it."""
 
 from __future__ import annotations
 
 import ipaddress
-import socket
 from dataclasses import dataclass
 from urllib.parse import SplitResult, urlsplit
 
@@ -73,41 +73,56 @@ class Target:
     sni_hostname: str | None = None
 
 
-def check_url(
-    url: str,
-    *,
-    allow_private: bool = False,
-    allow_loopback: bool = False,
-    resolve: bool = True,
-) -> str:
-    """The URL if it is an http(s) URL whose host resolves only to allowed addresses; else
-    ``UnsafeURL`` saying why. ``resolve=False`` checks literal IP hosts only (for validating a
-    rule offline; the deliverer checks again, resolving, before every attempt)."""
-    _checked_addresses(url, allow_private, allow_loopback, resolve)
+def check_url(url: str, *, allow_private: bool = False, allow_loopback: bool = False) -> str:
+    """The URL if it is an http(s) URL without credentials whose host, when an address, is
+    allowed; else ``UnsafeURL`` saying why. A host name is not resolved here (this package does
+    no I/O): the deliverer resolves it before every attempt and checks the answer with ``pin``."""
+    parts = _parts(url)
+    literal = literal_address(parts)
+    if literal is not None:
+        _check_addresses(url, parts, [literal], allow_private, allow_loopback)
     return url
 
 
-def vet_url(url: str, *, allow_private: bool = False, allow_loopback: bool = False) -> list[Target]:
-    """Check ``url`` as ``check_url`` does; one request target per address checked, in the
-    resolver's order (the next is tried when one refuses the connection)."""
-    parts, addresses, resolved = _checked_addresses(url, allow_private, allow_loopback, resolve=True)
-    if not resolved:  # an address already
+def literal_address(parts: SplitResult) -> IP | None:
+    """The URL's host when it is an address, else None (a name, to be resolved)."""
+    try:
+        return ipaddress.ip_address(parts.hostname or "")
+    except ValueError:
+        return None
+
+
+def pin(url: str, addresses: list[str], *, allow_private: bool = False, allow_loopback: bool = False) -> list[Target]:
+    """Request targets for ``url`` whose host name resolved to ``addresses`` (in the resolver's
+    order, repeats allowed): one per address, all checked, each with the name for the Host header
+    and the TLS SNI; ``UnsafeURL`` when any address is forbidden or there is none. A URL whose
+    host is an address already is its own single target (``addresses`` is not read)."""
+    parts = _parts(url)
+    literal = literal_address(parts)
+    if literal is not None:
+        _check_addresses(url, parts, [literal], allow_private, allow_loopback)
         return [Target(url)]
     host = parts.hostname or ""
+    if not addresses:
+        raise UnsafeURL(f"{url!r}: {host!r} resolves to no address")
+    ips = list(dict.fromkeys(ipaddress.ip_address(a.split("%")[0]) for a in addresses))
+    _check_addresses(url, parts, ips, allow_private, allow_loopback)
     host_header = host if parts.port is None else f"{host}:{parts.port}"
+    sni = host if parts.scheme == "https" else None
     targets = []
-    for ip in dict.fromkeys(addresses):  # getaddrinfo repeats an address per socket type
-        literal = f"[{ip}]" if ip.version == 6 else str(ip)
-        netloc = literal if parts.port is None else f"{literal}:{parts.port}"
-        sni = host if parts.scheme == "https" else None
+    for ip in ips:
+        literal_host = f"[{ip}]" if ip.version == 6 else str(ip)
+        netloc = literal_host if parts.port is None else f"{literal_host}:{parts.port}"
         targets.append(Target(parts._replace(netloc=netloc).geturl(), host_header, sni))
     return targets
 
 
-def _checked_addresses(
-    url: str, allow_private: bool, allow_loopback: bool, resolve: bool
-) -> tuple[SplitResult, list[IP], bool]:
-    """The URL's parts, its host's addresses (all allowed), and whether the host was a name resolved."""
+def default_port(url: str) -> int:
+    parts = _parts(url)
+    return parts.port or (443 if parts.scheme == "https" else 80)
+
+
+def _parts(url: str) -> SplitResult:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https"):
         raise UnsafeURL(f"{url!r}: only http and https URLs are allowed")
@@ -115,23 +130,15 @@ def _checked_addresses(
         raise UnsafeURL(f"{url!r}: no host")
     if parts.username or parts.password:
         raise UnsafeURL(f"{url!r}: credentials in the URL are not allowed; use the receiver's headers")
-    host = parts.hostname
-    resolved = False
     try:
-        addresses = [ipaddress.ip_address(host)]
-    except ValueError:
-        if not resolve:
-            return parts, [], False
-        resolved = True
-        try:
-            infos = socket.getaddrinfo(host, parts.port or (443 if parts.scheme == "https" else 80))
-        except socket.gaierror as exc:
-            raise UnsafeURL(f"{url!r}: cannot resolve {host!r}: {exc}") from exc
-        addresses = [ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos]
-        if not addresses:
-            raise UnsafeURL(f"{url!r}: {host!r} resolves to no address") from None
-    for ip in addresses:
+        parts.port  # noqa: B018 - raises on a port out of range
+    except ValueError as exc:
+        raise UnsafeURL(f"{url!r}: {exc}") from None
+    return parts
+
+
+def _check_addresses(url: str, parts: SplitResult, ips: list[IP], allow_private: bool, allow_loopback: bool) -> None:
+    for ip in ips:
         why = _forbidden(ip, allow_private, allow_loopback)
         if why:
-            raise UnsafeURL(f"{url!r}: {host!r} is {why}; allow it in the settings if it is intended")
-    return parts, addresses, resolved
+            raise UnsafeURL(f"{url!r}: {parts.hostname!r} is {why}; allow it in the settings if it is intended")

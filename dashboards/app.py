@@ -11,7 +11,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from dash import Dash, Input, Output, dcc, html
-from flask import Response
+from flask import Flask, Response
 
 from dashboards import auth, security
 from dashboards.pages import alerts, model, overview, reports
@@ -44,7 +44,7 @@ def create_dashboard(ctx: ServiceContext, *, open_access: bool = False) -> Dash:
         __name__,
         title="Model Monitor",
         suppress_callback_exceptions=True,
-        update_title=None,
+        update_title=None,  # type: ignore[arg-type]  # None turns the "Updating..." title off (Dash's docs)
         serve_locally=True,
     )
     app.index_string = app.index_string.replace("{%css%}", "{%css%}<style>" + CSS + "</style>")
@@ -90,7 +90,9 @@ def create_dashboard(ctx: ServiceContext, *, open_access: bool = False) -> Dash:
     alerts.register(app, ctx)
     reports.register(app, ctx)
 
-    @app.server.route("/report-html/<name>/<int:report_id>")
+    server: Flask = app.server
+
+    @server.route("/report-html/<name>/<int:report_id>")
     def report_html(name: str, report_id: int) -> Response:
         try:
             report = report_service.get_report(ctx, name, report_id, with_html=True)

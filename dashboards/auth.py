@@ -50,7 +50,8 @@ def _safe_next(target: str) -> str:
 
 
 def principal() -> Principal:
-    return g.principal  # set for every request that got past the check
+    p: Principal = g.principal  # set for every request that got past the check
+    return p
 
 
 def install(server: Flask, ctx: ServiceContext, *, open_access: bool) -> None:

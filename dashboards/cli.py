@@ -6,10 +6,14 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
 
 from monitor import cli as monitor_cli
 from monitor.config import get_settings
 from monitor.services.context import ServiceContext
+
+if TYPE_CHECKING:
+    from dashboards.serve import DashboardServer
 
 
 class DemoDashboard:
@@ -17,14 +21,15 @@ class DemoDashboard:
 
     def __init__(self, port: int) -> None:
         self.port = port
-        self._server = None
+        self._server: DashboardServer | None = None
 
     def start(self, ctx: ServiceContext) -> str:
         from dashboards.app import create_dashboard
         from dashboards.serve import DashboardServer
 
-        self._server = DashboardServer(create_dashboard(ctx, open_access=True), "127.0.0.1", self.port).start()
-        return f"dashboard      {self._server.url}/          (open: the demo listens on loopback only)"
+        server = DashboardServer(create_dashboard(ctx, open_access=True), "127.0.0.1", self.port).start()
+        self._server = server
+        return f"dashboard      {server.url}/          (open: the demo listens on loopback only)"
 
     def stop(self) -> None:
         if self._server is not None:

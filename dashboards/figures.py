@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
 import plotly.graph_objects as go
@@ -30,7 +30,8 @@ def _scatter(**kw: Any) -> dict[str, Any]:
     return {"type": "scatter", **kw}
 
 
-Figure = go.Figure | dict[str, Any]
+# plotly ships no type information: go.Figure is Any to the type checker
+Figure: TypeAlias = "go.Figure | dict[str, Any]"
 
 
 def _figure(traces: list[dict[str, Any]], layout: dict[str, Any] | None = None) -> dict[str, Any]:

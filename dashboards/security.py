@@ -13,6 +13,7 @@ answers to, and where state-changing requests may come from.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from urllib.parse import urlsplit
 
 from dash import Dash
@@ -25,7 +26,7 @@ REPORT_PREFIX = "/report-html/"
 UNSAFE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 
 
-def _csp(script_hashes: list[str]) -> str:
+def _csp(script_hashes: Sequence[str]) -> str:
     scripts = " ".join(["'self'", *script_hashes])  # Dash gives them quoted: 'sha256-…'
     return (
         f"default-src 'self'; script-src {scripts}; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "

@@ -269,7 +269,7 @@ class MonitorClient:
         body = resp.json() if resp.content else {}
         if resp.status_code >= 400:
             raise MonitorAPIError(resp.status_code, body)
-        return body  # type: ignore[no-any-return]
+        return body
 
     # -- the sender thread -------------------------------------------------------------------------
 

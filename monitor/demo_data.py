@@ -82,7 +82,7 @@ def applicants(n: int, rng: np.random.Generator, drift: float = 0.0) -> Applican
 
 def _logit(a: Applicants, concept: float) -> np.ndarray:
     c = a.columns
-    z = (
+    z: np.ndarray = (
         -2.2
         + 3.0 * (c["debt_ratio"] - 0.3)
         - 0.9 * (np.log(c["income"]) - np.log(52_000))
@@ -97,7 +97,8 @@ def _logit(a: Applicants, concept: float) -> np.ndarray:
 
 def model_scores(a: Applicants) -> np.ndarray:
     """The deployed model: it learned the reference world."""
-    return 1 / (1 + np.exp(-_logit(a, 0.0)))
+    scores: np.ndarray = 1 / (1 + np.exp(-_logit(a, 0.0)))
+    return scores
 
 
 def true_default(a: Applicants, rng: np.random.Generator, drift: float = 0.0) -> np.ndarray:

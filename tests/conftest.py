@@ -73,45 +73,20 @@ def session_ctx(settings: Settings) -> Iterator[ServiceContext]:
     ctx.close()
 
 
-TABLES = ", ".join(
-    [
-        "reports",
-        "dashboard_sessions",
-        "job_watermarks",
-        "job_runs",
-        "kserve_events",
-        "stale_hours",
-        "retrain_triggers",
-        "deliveries",
-        "outbox",
-        "notification_groups",
-        "silences",
-        "alert_history",
-        "alerts",
-        "rule_file_errors",
-        "rules",
-        "receivers",
-        "error_stream_states",
-        "bucket_summaries",
-        "reference_summaries",
-        "metric_points",
-        "api_keys",
-        "schema_violations",
-        "ingest_stats",
-        "labels",
-        "prediction_keys",
-        "predictions",
-        "reference_rows",
-        "reference_datasets",
-        "model_versions",
-        "models",
-    ]
-)
+# Every table the migrations made (partitions go with their parent), read from the catalog so a
+# new table is emptied too; the migrations' own bookkeeping stays.
+_TABLES_SQL = """
+    SELECT string_agg(format('%I', c.relname), ', ' ORDER BY c.relname)
+    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p') AND NOT c.relispartition
+      AND c.relname <> 'alembic_version'
+"""
 
 
 def empty_database(ctx: ServiceContext) -> None:
     with ctx.engine.begin() as conn:
-        conn.execute(text(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE"))
+        tables = conn.execute(text(_TABLES_SQL)).scalar_one()
+        conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
     ctx._validators.clear()
     ctx._decoders.clear()
     ctx._references.clear()  # ids restart with the tables

@@ -55,7 +55,9 @@ def timeline(history: list[dict[str, Any]]) -> go.Figure:
 def _alert_rows(alerts: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [
         {
-            "state": a["state"] + (" (silenced)" if a.get("silenced_by") else ""),
+            "state": a["state"]
+            + (" (silenced)" if a.get("silenced_by") else "")
+            + (" (inhibited)" if a.get("inhibited_by") else ""),
             "rule": a["rule"],
             "model": a["model"],
             "labels": ", ".join(

@@ -25,7 +25,7 @@ def _model_name(pathname: str) -> str:
 def layout(ctx: ServiceContext, name: str, search: str) -> html.Div:
     info = dashboard_data.model_info(ctx, name)
     p = ModelParams.from_search(search)
-    window = p.window if p.window in info["windows"] else info["windows"][0]
+    window = p.window if p.window and p.window in info["windows"] else str(info["windows"][0])
     points = dashboard_data.window_points(ctx, name, p.start, p.end, parse_duration(window), p.segment)
     controls = html.Div(
         [
@@ -75,7 +75,7 @@ def layout(ctx: ServiceContext, name: str, search: str) -> html.Div:
     n_windows = len({pt["window_end"] for pt in points})
     step_hours = dashboard_data.window_step(p.start, p.end) // 3600
     every = "" if step_hours == 1 else f" (one every {step_hours} hours of this range)"
-    graph = {"config": {"displaylogo": False}}
+    graph: dict[str, Any] = {"config": {"displaylogo": False}}
 
     def span(fig: figures.Figure) -> figures.Figure:
         return figures.with_time_range(fig, p.start, p.end)
@@ -226,7 +226,8 @@ def register(app: Dash, ctx: ServiceContext) -> None:
         name = _model_name(pathname)
         p = ModelParams.from_search(search)
         windows = dashboard_data.model_info(ctx, name)["windows"]
-        start = end - parse_duration(p.window if p.window in windows else windows[0])
+        window = p.window if p.window and p.window in windows else str(windows[0])
+        start = end - parse_duration(window)
         try:
             dist = dashboard_data.feature_distribution(ctx, name, f"features.{feature}", start, end, p.segment)
         except MonitorError as exc:

@@ -39,7 +39,7 @@ def create_app(settings: Settings | None = None, ctx: ServiceContext | None = No
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = ctx is None
-        context = ctx or await run_in_threadpool(open_context, settings or get_settings())
+        context = ctx if ctx is not None else await run_in_threadpool(open_context, settings or get_settings())
         app.state.ctx = context
         app.state.authenticator = Authenticator(context)
         app.state.rate_limiter = RateLimiter(context.settings.rate_limit_per_second, context.settings.rate_limit_burst)

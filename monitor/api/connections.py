@@ -71,7 +71,7 @@ class H11WithHeadDeadline(_HeadDeadline, H11Protocol):
 
 if HttpToolsProtocol is not None:
 
-    class HttpToolsWithHeadDeadline(_HeadDeadline, HttpToolsProtocol):  # type: ignore[valid-type,misc]
+    class HttpToolsWithHeadDeadline(_HeadDeadline, HttpToolsProtocol):
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             super().connection_made(transport)
             self._arm()

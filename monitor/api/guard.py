@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
 
 import anyio
 from fastapi import Request, Response
@@ -45,7 +46,7 @@ from monitor.api.encoding import (
 )
 from monitor.api.responses import error_response
 from monitor.errors import MonitorError, PayloadTooLarge, Unauthorized
-from monitor.services.keys import Principal, Scope
+from monitor.services.keys import Authenticator, Principal, Scope
 
 Send = Callable[[Message], Awaitable[None]]
 
@@ -75,7 +76,7 @@ def required_scope(route: APIRoute) -> tuple[Scope | None, bool]:
 
 
 class GuardedRoute(APIRoute):
-    def get_route_handler(self) -> Callable[[Request], Awaitable[Response]]:
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
         scope, query_key = required_scope(self)
         setting, variable = body_limit(self.path_format)
@@ -97,7 +98,7 @@ class GuardedRoute(APIRoute):
 
 async def _authenticate(request: Request, scope: Scope, query_key: bool) -> Principal:
     state = request.app.state
-    auth = state.authenticator
+    auth: Authenticator = state.authenticator
     header = request.headers.get("authorization")
     if header is None and query_key and request.query_params.get("api_key"):
         header = f"Bearer {request.query_params['api_key']}"

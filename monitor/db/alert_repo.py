@@ -18,24 +18,32 @@ def _json(v: Any) -> str:
 # -- rules and receivers -------------------------------------------------------------------------
 
 
-def list_rules(conn: Connection) -> list[dict[str, Any]]:
-    rows = conn.execute(text("SELECT name, definition, source, updated_at FROM rules ORDER BY name")).mappings()
+# Rules and inhibit rules are stored alike: a name, the definition, where it came from.
+INHIBIT_RULES = "inhibit_rules"
+RULE_TABLES = ("rules", INHIBIT_RULES)
+
+
+def list_rules(conn: Connection, table: str = "rules") -> list[dict[str, Any]]:
+    assert table in RULE_TABLES
+    rows = conn.execute(text(f"SELECT name, definition, source, updated_at FROM {table} ORDER BY name")).mappings()
     return [dict(r) for r in rows]
 
 
-def get_rule(conn: Connection, name: str) -> dict[str, Any] | None:
+def get_rule(conn: Connection, name: str, table: str = "rules") -> dict[str, Any] | None:
+    assert table in RULE_TABLES
     row = (
-        conn.execute(text("SELECT name, definition, source, updated_at FROM rules WHERE name = :n"), {"n": name})
+        conn.execute(text(f"SELECT name, definition, source, updated_at FROM {table} WHERE name = :n"), {"n": name})
         .mappings()
         .first()
     )
     return dict(row) if row else None
 
 
-def upsert_rule(conn: Connection, name: str, definition: dict[str, Any], source: str) -> None:
+def upsert_rule(conn: Connection, name: str, definition: dict[str, Any], source: str, table: str = "rules") -> None:
+    assert table in RULE_TABLES
     conn.execute(
         text(
-            "INSERT INTO rules (name, definition, source) VALUES (:n, CAST(:d AS jsonb), :s) "
+            f"INSERT INTO {table} (name, definition, source) VALUES (:n, CAST(:d AS jsonb), :s) "
             "ON CONFLICT (name) DO UPDATE SET definition = EXCLUDED.definition, source = EXCLUDED.source, "
             "updated_at = now()"
         ),
@@ -43,13 +51,14 @@ def upsert_rule(conn: Connection, name: str, definition: dict[str, Any], source:
     )
 
 
-def delete_rule(conn: Connection, name: str) -> bool:
-    return conn.execute(text("DELETE FROM rules WHERE name = :n"), {"n": name}).rowcount > 0
+def delete_rule(conn: Connection, name: str, table: str = "rules") -> bool:
+    assert table in RULE_TABLES
+    return conn.execute(text(f"DELETE FROM {table} WHERE name = :n"), {"n": name}).rowcount > 0
 
 
 def delete_file_items(conn: Connection, table: str, keep: Sequence[str]) -> None:
-    """Drop what the rules file no longer defines (``table``: rules or receivers)."""
-    assert table in ("rules", "receivers")
+    """Drop what the rules file no longer defines (``table``: rules, inhibit_rules or receivers)."""
+    assert table in (*RULE_TABLES, "receivers")
     conn.execute(text(f"DELETE FROM {table} WHERE source = 'file' AND NOT (name = ANY(:keep))"), {"keep": list(keep)})
 
 

@@ -36,7 +36,7 @@ def start_embedded(data_dir: Path) -> str:
     log.info("starting embedded Postgres in %s", pgdata)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        server = pgserver.get_server(pgdata, cleanup_mode="stop")
+        server = pgserver.get_server(pgdata, cleanup_mode="stop")  # type: ignore[attr-defined]  # not re-exported
     uri = server.get_uri()  # postgresql://postgres:@/postgres?host=/socket/dir
     with psycopg.connect(uri, autocommit=True) as conn:
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE_NAME,)).fetchone()

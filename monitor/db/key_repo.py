@@ -10,9 +10,13 @@ from monitor.db.tables import api_keys
 
 
 def insert_key(conn: Connection, name: str, prefix: str, key_hash: str, scopes: list[str]) -> int:
-    return conn.execute(
-        api_keys.insert().values(name=name, prefix=prefix, key_hash=key_hash, scopes=scopes).returning(api_keys.c.id)
-    ).scalar_one()
+    return int(
+        conn.execute(
+            api_keys.insert()
+            .values(name=name, prefix=prefix, key_hash=key_hash, scopes=scopes)
+            .returning(api_keys.c.id)
+        ).scalar_one()
+    )
 
 
 def find_active_key(conn: Connection, key_hash: str) -> dict[str, Any] | None:

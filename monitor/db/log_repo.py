@@ -121,9 +121,10 @@ def attach_waiting_labels(raw: Any, model_id: int, ids: Sequence[str]) -> int:
 
 def attach_all_waiting_labels(conn: Connection) -> int:
     """Catch-up for a label and its prediction committed at the same moment, each missing the other."""
-    return conn.execute(
-        text(
-            """
+    return int(
+        conn.execute(
+            text(
+                """
             WITH attached AS (
                 UPDATE labels l SET prediction_ts = k.ts
                 FROM prediction_keys k
@@ -137,8 +138,9 @@ def attach_all_waiting_labels(conn: Connection) -> int:
             )
             SELECT count(*) FROM attached
             """
-        )
-    ).scalar_one()
+            )
+        ).scalar_one()
+    )
 
 
 def upsert_labels(

@@ -147,7 +147,7 @@ def window_points(
         },
     ).all()
     # JSON as text, parsed by orjson: a month of points reads several times faster
-    keys = ("metric", "labels", "window_start", "window_end", "value", "sample_size", "reference_size")
+    keys: tuple[str, ...] = ("metric", "labels", "window_start", "window_end", "value", "sample_size", "reference_size")
     keys += ("threshold", "drifted", "details")
     out = []
     for r in rows:

@@ -27,7 +27,7 @@ def replace_active_reference(
         .where(reference_datasets.c.model_version_id == version_id, reference_datasets.c.is_active)
         .values(is_active=False)
     )
-    ref_id = conn.execute(
+    ref_id: int = conn.execute(
         reference_datasets.insert()
         .values(
             model_id=model_id,

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, Select, func, select
 
 from monitor.db.tables import ingest_stats, model_versions, models, reference_datasets
 
@@ -23,7 +23,7 @@ class VersionRow:
     created_at: datetime
 
 
-def _version_query():  # type: ignore[no-untyped-def]
+def _version_query() -> Select[Any]:
     return select(
         models.c.id.label("model_id"),
         models.c.name.label("model_name"),
@@ -57,9 +57,11 @@ def list_versions(conn: Connection, name: str | None = None) -> list[VersionRow]
 
 
 def insert_model(conn: Connection, name: str, task: str, description: str) -> int:
-    return conn.execute(
-        models.insert().values(name=name, task=task, description=description).returning(models.c.id)
-    ).scalar_one()
+    return int(
+        conn.execute(
+            models.insert().values(name=name, task=task, description=description).returning(models.c.id)
+        ).scalar_one()
+    )
 
 
 def lock_model(conn: Connection, model_id: int) -> None:
@@ -68,11 +70,13 @@ def lock_model(conn: Connection, model_id: int) -> None:
 
 
 def insert_version(conn: Connection, model_id: int, version: str, schema: dict[str, Any], description: str) -> int:
-    return conn.execute(
-        model_versions.insert()
-        .values(model_id=model_id, version=version, schema=schema, description=description)
-        .returning(model_versions.c.id)
-    ).scalar_one()
+    return int(
+        conn.execute(
+            model_versions.insert()
+            .values(model_id=model_id, version=version, schema=schema, description=description)
+            .returning(model_versions.c.id)
+        ).scalar_one()
+    )
 
 
 def active_references(conn: Connection, model_id: int) -> dict[int, dict[str, Any]]:
@@ -106,7 +110,8 @@ def ingest_totals(conn: Connection, model_id: int) -> dict[str, dict[str, int]]:
 
 
 def get_monitoring(conn: Connection, model_id: int) -> dict[str, Any]:
-    return conn.execute(select(models.c.monitoring).where(models.c.id == model_id)).scalar_one()
+    monitoring: dict[str, Any] = conn.execute(select(models.c.monitoring).where(models.c.id == model_id)).scalar_one()
+    return monitoring
 
 
 def set_monitoring(conn: Connection, model_id: int, monitoring: dict[str, Any]) -> None:

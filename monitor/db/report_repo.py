@@ -9,10 +9,12 @@ from sqlalchemy import Connection, text
 
 
 def window_rows(conn: Connection, version_id: int, start: datetime, end: datetime) -> int:
-    return conn.execute(
-        text("SELECT count(*) FROM predictions WHERE model_version_id = :v AND ts >= :s AND ts < :e"),
-        {"v": version_id, "s": start, "e": end},
-    ).scalar_one()
+    return int(
+        conn.execute(
+            text("SELECT count(*) FROM predictions WHERE model_version_id = :v AND ts >= :s AND ts < :e"),
+            {"v": version_id, "s": start, "e": end},
+        ).scalar_one()
+    )
 
 
 def sample_window(
@@ -48,18 +50,20 @@ def sample_reference(conn: Connection, reference_id: int, n: int, labelled_only:
 
 
 def insert_report(conn: Connection, **values: Any) -> int:
-    return conn.execute(
-        text(
-            """
+    return int(
+        conn.execute(
+            text(
+                """
             INSERT INTO reports (model_id, model_version_id, kind, window_start, window_end, sample_size,
                                  window_rows, reference_sample_size, summary, html)
             VALUES (:model_id, :model_version_id, :kind, :window_start, :window_end, :sample_size, :window_rows,
                     :reference_sample_size, CAST(:summary AS jsonb), :html)
             RETURNING id
             """
-        ),
-        values,
-    ).scalar_one()
+            ),
+            values,
+        ).scalar_one()
+    )
 
 
 def list_reports(conn: Connection, model_id: int) -> list[dict[str, Any]]:

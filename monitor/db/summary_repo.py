@@ -13,7 +13,7 @@ summaries stay in SQL: they read a few small columns.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -118,7 +118,7 @@ def summarise_columns(
     version_id: int,
     start: datetime,
     end: datetime,
-    columns: dict[str, Sequence[Column]],
+    columns: Mapping[str, Sequence[Column]],
     groups: Groups,
     counts: dict[str, int],
 ) -> dict[str, dict[str, Parts]]:

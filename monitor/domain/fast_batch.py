@@ -131,8 +131,9 @@ class BatchDecoder:
                     scores = {self._positive: scores}
                 elif not scores:  # {} is an error for the full path to explain
                     return None
+            segments: dict[str, Any] | None = None
             if record_segments or feature_segments:
-                segments: dict[str, Any] | None = {}
+                segments = {}
                 f = r.features
                 for name in feature_segments:
                     v = getattr(f, name)
@@ -140,8 +141,6 @@ class BatchDecoder:
                 s = r.segments
                 for name in record_segments:
                     segments[name] = None if s is None else getattr(s, name)
-            else:
-                segments = None
             rows.append(
                 PredictionRow(
                     r.prediction_id or uuid.uuid4().hex,

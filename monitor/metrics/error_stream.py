@@ -268,3 +268,12 @@ def run_minutes(
         if d is not None:
             found.append(d)
     return found
+
+
+@dataclass(frozen=True)
+class StreamInWindow:
+    """What the detector found in a window, and where it stood at the window's end."""
+
+    detections: list[Detection]
+    rows: int  # labelled rows it held at the end
+    error_rate: float

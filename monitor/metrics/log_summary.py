@@ -137,7 +137,8 @@ class GroupSummaries:
         for j, c in enumerate(self.numerical):
             part = NumericSummary.of(m[:, j], np.asarray(c.edges, dtype=float))
             s = self.summaries.get(c.name)
-            self.summaries[c.name] = part if s is None else s.merge(part)  # type: ignore[union-attr]
+            assert s is None or isinstance(s, NumericSummary)  # a numerical column's
+            self.summaries[c.name] = part if s is None else s.merge(part)
 
     def parts(self) -> dict[str, Parts]:
         self._count_pending()

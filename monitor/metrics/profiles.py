@@ -27,6 +27,7 @@ import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from math import gcd, sqrt
+from typing import cast
 
 import numpy as np
 from scipy import stats
@@ -295,10 +296,10 @@ def _wasserstein_from_buckets(ref: NumericSummary, cur: NumericSummary) -> float
         area = float(np.sum(np.where(cross, (a**2 + b**2) / (2 * safe), (np.abs(a) + np.abs(b)) / 2) * width))
 
     def low(s: NumericSummary) -> float:
-        return (s.counts[0] * e[0] - s.low_sum) / s.n
+        return float((s.counts[0] * e[0] - s.low_sum) / s.n)
 
     def high(s: NumericSummary) -> float:
-        return (s.high_sum - s.counts[2 * k] * e[-1]) / s.n
+        return float((s.high_sum - s.counts[2 * k] * e[-1]) / s.n)
 
     return area + abs(low(ref) - low(cur)) + abs(high(ref) - high(cur))
 
@@ -385,7 +386,7 @@ def drift_from_summaries(
             assert isinstance(cur, NumericSummary)
             n_unique = max(ref_distinct or 0, cur.distinct_lower_bound())
         else:
-            n_unique = len(set(ref.counts) | set(cur.counts))  # type: ignore[union-attr]
+            n_unique = len(set(ref.counts) | set(cur.counts))
         chosen = default_stattest(ref.n, n_unique, kind)
     else:
         chosen = get_stattest(test)
@@ -446,7 +447,8 @@ def summary_from_json(d: dict[str, object]) -> Summary:
 
 
 def _categorical(stats_: dict[str, object]) -> CategoricalSummary:
-    return CategoricalSummary(dict(stats_["counts"]), int(stats_["missing"]))  # type: ignore[arg-type, call-overload]
+    counts = cast(dict[str, int], stats_["counts"])
+    return CategoricalSummary(dict(counts), int(cast(int, stats_["missing"])))
 
 
 def numeric_from_parts(stats_: dict[str, object], edges: np.ndarray, counts: np.ndarray) -> NumericSummary:

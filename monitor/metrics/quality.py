@@ -82,7 +82,8 @@ def classification_quality(
 def _normalised(scores: np.ndarray) -> np.ndarray:
     """Rows scaled to sum to one (binary scores often carry only the positive class's)."""
     sums = scores.sum(axis=1, keepdims=True)
-    return np.divide(scores, sums, out=np.full_like(scores, 1.0 / scores.shape[1]), where=sums > 0)
+    out: np.ndarray = np.divide(scores, sums, out=np.full_like(scores, 1.0 / scores.shape[1]), where=sums > 0)
+    return out
 
 
 def binary_score_matrix(

@@ -44,7 +44,8 @@ def score_bins(p: np.ndarray) -> np.ndarray:
     c = np.clip(np.asarray(p, dtype=float), SCORE_CLIP, 1 - SCORE_CLIP)
     z = np.log(c / (1 - c))
     b = np.floor((z + LOGIT_LIMIT) * SCORE_BINS / (2 * LOGIT_LIMIT)).astype(np.int64)
-    return np.clip(b, 0, SCORE_BINS - 1)
+    bins: np.ndarray = np.clip(b, 0, SCORE_BINS - 1)
+    return bins
 
 
 _FROM_LINEAR = score_bins((np.arange(LINEAR_SCORE_BINS) + 0.5) / LINEAR_SCORE_BINS)
@@ -255,9 +256,9 @@ def classification_metrics(s: ClassificationSummary, positive_class: str | None 
     k = len(s.classes)
     index = {c: i for i, c in enumerate(s.classes)}
     cm = np.zeros((k, k), dtype=np.int64)  # [truth, prediction]
-    for key, c in s.confusion.items():
+    for key, count in s.confusion.items():
         y, yhat = key.split("\x1f", 1)
-        cm[index[y], index[yhat]] += c
+        cm[index[y], index[yhat]] += count
     tp = np.diag(cm).astype(float)
     predicted, actual = cm.sum(axis=0), cm.sum(axis=1)
     with np.errstate(divide="ignore", invalid="ignore"):  # zero_division=0, as scikit-learn's

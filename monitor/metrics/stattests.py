@@ -157,7 +157,8 @@ def homogeneity_p_value(ref_counts: np.ndarray, cur_counts: np.ndarray) -> float
     exp_ref, exp_cur = totals * (n_ref / n), totals * (n_cur / n)
 
     def statistic(cur: np.ndarray) -> np.ndarray:
-        return np.sum((cur - exp_cur) ** 2 / exp_cur + (totals - cur - exp_ref) ** 2 / exp_ref, axis=-1)
+        chi2: np.ndarray = np.sum((cur - exp_cur) ** 2 / exp_cur + (totals - cur - exp_ref) ** 2 / exp_ref, axis=-1)
+        return chi2
 
     observed = float(statistic(cur_counts))
     if min(exp_ref.min(), exp_cur.min()) >= _MIN_EXPECTED:
@@ -260,10 +261,11 @@ class DriftResult:
 def _clean(values: np.ndarray, kind: FeatureKind) -> np.ndarray:
     """Drop missing and infinite values, as Evidently does before testing."""
     if kind is FeatureKind.numerical:
-        values = np.asarray(values, dtype=float)
-        return values[np.isfinite(values)]
-    values = np.asarray(values, dtype=object)
-    return values[np.array([v is not None and v == v for v in values], dtype=bool)] if len(values) else values
+        numbers: np.ndarray = np.asarray(values, dtype=float)
+        finite: np.ndarray = numbers[np.isfinite(numbers)]
+        return finite
+    objects: np.ndarray = np.asarray(values, dtype=object)
+    return objects[np.array([v is not None and v == v for v in objects], dtype=bool)] if len(objects) else objects
 
 
 def test_drift(

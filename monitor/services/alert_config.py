@@ -14,6 +14,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from alerts.inhibit import InhibitRule
 from alerts.receivers import ReceiverSpec
 from alerts.rules import Rule, RuleError, load_yaml, parse_rule, parse_rules
 from alerts.signing import new_secret
@@ -132,6 +133,13 @@ def list_receivers(ctx: ServiceContext) -> list[dict[str, Any]]:
         return [public_receiver(r) for r in alert_repo.list_receivers(uow.conn)]
 
 
+def _refused(what: str, exc: ValidationError) -> MonitorError:
+    """The first validation error, naming the field and the reason."""
+    first = exc.errors()[0]
+    field, reason = ".".join(str(p) for p in first["loc"]), first["msg"]
+    return MonitorError(f"{what} refused: {field}: {reason}", [{"field": field, "reason": reason}])
+
+
 def _receiver_spec(doc: Any, settings: Settings) -> ReceiverSpec:
     """The receiver a document describes, its URL checked against the settings as far as it can
     be without resolving (a literal address; names are resolved and checked before every
@@ -142,12 +150,9 @@ def _receiver_spec(doc: Any, settings: Settings) -> ReceiverSpec:
             spec.url,
             allow_private=settings.allow_private_receivers,
             allow_loopback=settings.allow_loopback_receivers,
-            resolve=False,
         )
     except ValidationError as exc:
-        first = exc.errors()[0]
-        field, reason = ".".join(str(p) for p in first["loc"]), first["msg"]
-        raise MonitorError(f"receiver refused: {field}: {reason}", [{"field": field, "reason": reason}]) from None
+        raise _refused("receiver", exc) from None
     except UnsafeURL as exc:
         raise MonitorError(f"receiver refused: url: {exc}", [{"field": "url", "reason": str(exc)}]) from None
     return spec
@@ -202,6 +207,63 @@ def delete_receiver(ctx: ServiceContext, name: str) -> None:
             raise Conflict(f"receiver {name!r} is used by rules {', '.join(users)}")
         alert_repo.delete_receiver(uow.conn, name)
         uow.commit()
+
+
+def list_inhibit_rules(ctx: ServiceContext) -> list[dict[str, Any]]:
+    with ctx.uow() as uow:
+        return alert_repo.list_rules(uow.conn, alert_repo.INHIBIT_RULES)
+
+
+def _inhibit_rule(doc: Any) -> InhibitRule:
+    try:
+        return InhibitRule.model_validate(doc)
+    except ValidationError as exc:
+        raise _refused("inhibit rule", exc) from None
+
+
+def put_inhibit_rule(ctx: ServiceContext, doc: Any) -> dict[str, Any]:
+    """Create or replace an inhibit rule."""
+    rule = _inhibit_rule(doc)
+    with ctx.uow() as uow:
+        existing = alert_repo.get_rule(uow.conn, rule.name, alert_repo.INHIBIT_RULES)
+        if existing and existing["source"] == "file":
+            raise Conflict(f"inhibit rule {rule.name!r} is defined in the rules file; change it there")
+        alert_repo.upsert_rule(uow.conn, rule.name, rule.to_doc(), "api", alert_repo.INHIBIT_RULES)
+        uow.commit()
+        return alert_repo.get_rule(uow.conn, rule.name, alert_repo.INHIBIT_RULES) or {}
+
+
+def delete_inhibit_rule(ctx: ServiceContext, name: str) -> None:
+    with ctx.uow() as uow:
+        existing = alert_repo.get_rule(uow.conn, name, alert_repo.INHIBIT_RULES)
+        if existing is None:
+            raise NotFound(f"no inhibit rule named {name!r}")
+        if existing["source"] == "file":
+            raise Conflict(f"inhibit rule {name!r} is defined in the rules file; remove it there")
+        alert_repo.delete_rule(uow.conn, name, alert_repo.INHIBIT_RULES)
+        uow.commit()
+
+
+def _load_inhibit_rules(conn: Any, docs: Any, errors: list[dict[str, Any]]) -> list[str]:
+    """The rules file's inhibit rules stored (an invalid one left out, its error added); their names."""
+    kept: list[str] = []
+    if not isinstance(docs, list):
+        errors.append({"field": "inhibit_rules", "reason": "expected a list of inhibit rules"})
+        return kept
+    for i, doc in enumerate(docs):
+        name = doc.get("name") if isinstance(doc, dict) else None
+        try:
+            rule = _inhibit_rule(doc)
+        except MonitorError as exc:
+            errors += [{"inhibit_rule": name, "index": i, **d} for d in exc.details]
+            continue
+        existing = alert_repo.get_rule(conn, rule.name, alert_repo.INHIBIT_RULES)
+        if rule.name in kept or (existing and existing["source"] == "api"):
+            errors.append({"inhibit_rule": rule.name, "index": i, "field": "name", "reason": "a duplicate name"})
+            continue
+        alert_repo.upsert_rule(conn, rule.name, rule.to_doc(), "file", alert_repo.INHIBIT_RULES)
+        kept.append(rule.name)
+    return kept
 
 
 @dataclass
@@ -272,9 +334,17 @@ def load_rules_file(ctx: ServiceContext, text: str, path: str = "rules file") ->
             alert_repo.upsert_rule(uow.conn, rule.name, rule.to_doc(), "file")
             kept.append(rule.name)
         alert_repo.delete_file_items(uow.conn, "rules", kept)
+        inhibiting = _load_inhibit_rules(uow.conn, doc.get("inhibit_rules") or [], errors)
+        alert_repo.delete_file_items(uow.conn, alert_repo.INHIBIT_RULES, inhibiting)
         alert_repo.set_file_errors(uow.conn, path, errors, datetime.now(UTC))
         uow.commit()
     for e in errors:
         log.error("rules file: %s", e)
-    log.info("rules file loaded: %d rules, %d receivers, %d refused", len(kept), len(receivers), len(errors))
+    log.info(
+        "rules file loaded: %d rules, %d inhibit rules, %d receivers, %d refused",
+        len(kept),
+        len(inhibiting),
+        len(receivers),
+        len(errors),
+    )
     return errors

@@ -6,10 +6,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from alerts.silences import SilenceSpec, silenced_by
+from alerts.pipeline import mute
+from alerts.silences import SilenceSpec
 from monitor.db import alert_repo
 from monitor.errors import MonitorError, NotFound
-from monitor.services.alerting import active_silences
+from monitor.services.alerting import active_silences, alert_of, inhibit_rules
 from monitor.services.context import ServiceContext
 
 
@@ -19,9 +20,17 @@ def list_alerts(ctx: ServiceContext, state: str | None = None, model: str | None
     now = datetime.now(UTC)
     with ctx.uow() as uow:
         alerts = alert_repo.list_alerts(uow.conn, state, model)
-        silences = active_silences(uow.conn, now)
+        # the sources that inhibit may be any model's: every active alert takes part
+        everyone = {a["fingerprint"]: a for a in alert_repo.active_alerts(uow.conn)}
+        muting = mute(
+            [alert_of(a) for a in {**everyone, **{a["fingerprint"]: a for a in alerts}}.values()],
+            active_silences(uow.conn, now),
+            inhibit_rules(uow.conn),
+            now,
+        )
     for a in alerts:
-        a["silenced_by"] = silenced_by(a["labels"], silences, now)
+        a["silenced_by"] = muting.silenced_by.get(a["fingerprint"], [])
+        a["inhibited_by"] = muting.inhibited_by.get(a["fingerprint"], [])
     return alerts
 
 

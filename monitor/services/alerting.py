@@ -18,13 +18,15 @@ from urllib.parse import quote, urlencode
 import orjson
 from sqlalchemy import Connection
 
-from alerts.dispatch import GroupState, due, group_key
+from alerts.dispatch import GroupState
 from alerts.evaluate import Evaluation, Sample, evaluate, render, window_name
-from alerts.payloads import Notice, alertmanager_alerts, alertmanager_webhook, retrain_event, slack_message
-from alerts.receivers import timers_from_seconds
+from alerts.inhibit import InhibitRule
+from alerts.payloads import retrain_event
+from alerts.pipeline import Group, plan_notifications
+from alerts.receivers import Receiver, ReceiverKind, timers_from_seconds
 from alerts.rules import Rule, parse_duration
-from alerts.silences import Matcher, Silence, silenced_by
-from alerts.state import AlertState, State, step
+from alerts.silences import Matcher, Silence
+from alerts.state import Alert, AlertState, State, step
 from monitor.config import Settings
 from monitor.db import alert_repo, reference_repo
 from monitor.services.alert_config import active_rules
@@ -43,15 +45,16 @@ def new_message_id() -> str:
 
 def dashboard_link(settings: Settings, model: str, s: Sample | dict[str, Any]) -> str:
     """A deep link to the model page at the alert's window (the dashboard reads these parameters)."""
-    get = s.get if isinstance(s, dict) else lambda k: getattr(s, k)
-    start, end = get("window_start"), get("window_end")
+    if isinstance(s, Sample):
+        start, end, metric, labels = s.window_start, s.window_end, s.metric, s.labels
+    else:
+        start, end, metric, labels = s["window_start"], s["window_end"], s["metric"], s.get("labels") or {}
     params = {
         "from": (start - (end - start) * 6).isoformat(),
         "to": end.isoformat(),
-        "metric": get("metric"),
+        "metric": metric,
         "window": window_name(end - start),
     }
-    labels = get("labels") or {}
     if "feature" in labels:
         params["feature"] = labels["feature"]
     if "segment" in labels:
@@ -132,8 +135,8 @@ def evaluate_model(ctx: ServiceContext, model: str, now: datetime | None = None)
         for fp, row in existing.items():
             if fp in seen or row["state"] == State.resolved:
                 continue
-            rule = by_name.get(row["rule"])
-            keep = rule.keep_firing_duration if rule else timedelta(0)
+            its_rule = by_name.get(row["rule"])
+            keep = its_rule.keep_firing_duration if its_rule else timedelta(0)
             new, transition = step(_state_of(row), False, now, timedelta(0), keep)
             if transition is not None:
                 _transition_row(uow.conn, row, new, transition, now)
@@ -317,84 +320,70 @@ def active_silences(conn: Connection, now: datetime) -> list[Silence]:
     return out
 
 
-def flush_groups_in(conn: Connection, settings: Settings, now: datetime) -> int:
-    """Enqueue a message for every notification group that is due; returns how many."""
-    receivers = {r["name"]: r for r in alert_repo.list_receivers(conn) if r["kind"] != "retrain"}
-    rules = {r["name"]: r["definition"] for r in alert_repo.list_rules(conn)}
-    alerts = {a["fingerprint"]: a for a in alert_repo.active_alerts(conn)}
-    silences = active_silences(conn, now)
-    groups = alert_repo.groups_for_update(conn)
-    current: dict[tuple[str, str], dict[str, str]] = defaultdict(dict)
-    group_labels: dict[tuple[str, str], dict[str, str]] = {}
-    for fp, a in alerts.items():
-        if a["state"] != State.firing or silenced_by(a["labels"], silences, now):
-            continue
-        for name in rules.get(a["rule"], {}).get("receivers", []):
-            rcv = receivers.get(name)
-            if rcv is None:
-                continue
-            key = (name, group_key(name, rcv["group_by"], a["labels"]))
-            current[key][fp] = "firing"
-            group_labels[key] = {k: a["labels"].get(k, "") for k in rcv["group_by"]}
-    for key, g in groups.items():
-        for fp, status in g["last_sent"]:
-            if status == "firing" and fp not in current.get(key, {}):
-                a = alerts.get(fp)
-                if a is not None and silenced_by(a["labels"], silences, now):
-                    continue  # silenced: not even its end is told (it is, once the silence ends)
-                if a is None or a["state"] == State.resolved:
-                    current[key][fp] = "resolved"  # the group was told it fired: tell it it ended
-                    group_labels.setdefault(key, g["group_labels"])
-    sent = 0
-    for key in set(current) | set(groups):
-        name, gkey = key
-        rcv = receivers.get(name)
-        entries = current.get(key, {})
-        stored = groups.get(key)
-        if rcv is None or not entries:
-            if stored is not None and all(st == "resolved" for _, st in stored["last_sent"]):
-                alert_repo.delete_group(conn, name, gkey)  # everything told: the group ends
-            continue
-        state = (
-            GroupState(stored["first_seen_at"], stored["last_sent_at"], frozenset(map(tuple, stored["last_sent"])))
-            if stored
-            else GroupState(now)
-        )
-        row = {
-            "receiver": name,
-            "group_key": gkey,
-            "group_labels": group_labels.get(key, {}),
-            "first_seen_at": state.first_seen_at,
-            "last_sent_at": state.last_sent_at,
-            "last_sent": [list(e) for e in sorted(state.last_sent)],
-        }
-        timers = timers_from_seconds(rcv["group_wait_s"], rcv["group_interval_s"], rcv["repeat_interval_s"])
-        if due(state, frozenset(entries.items()), now, timers):
-            notices = [_notice(alerts.get(fp), fp, status, now) for fp, status in sorted(entries.items())]
-            body = _body(rcv, gkey, group_labels.get(key, {}), notices, settings)
-            alert_repo.enqueue(conn, new_message_id(), name, "notification", orjson.dumps(body))
-            row.update(last_sent_at=now, last_sent=[[fp, st] for fp, st in sorted(entries.items())])
-            sent += 1
-        alert_repo.save_group(conn, row)
-    return sent
+def inhibit_rules(conn: Connection) -> list[InhibitRule]:
+    """Every stored inhibit rule that still parses (they were checked when stored)."""
+    out = []
+    for row in alert_repo.list_rules(conn, alert_repo.INHIBIT_RULES):
+        try:
+            out.append(InhibitRule.model_validate(row["definition"]))
+        except ValueError as exc:
+            log.error("stored inhibit rule %s no longer parses: %s", row["name"], str(exc).splitlines()[-1][:300])
+    return out
 
 
-def _notice(a: dict[str, Any] | None, fp: str, status: str, now: datetime) -> Notice:
-    if a is None:  # deleted since: resolved with what the group last knew
-        return Notice(fp, "resolved", {}, {}, now, now)
-    return Notice(
-        fp,
-        status,
-        a["labels"],
-        a["annotations"],
-        a["fired_at"] or a["active_at"] or now,
-        (a["resolved_at"] or now) if status == "resolved" else None,
-        a["annotations"].get("dashboard", ""),
+def alert_of(row: dict[str, Any]) -> Alert:
+    return Alert(
+        row["fingerprint"],
+        row["rule"],
+        row["labels"],
+        row["annotations"],
+        State(row["state"]),
+        row["active_at"],
+        row["fired_at"],
+        row["resolved_at"],
     )
 
 
-def _body(rcv: dict[str, Any], gkey: str, glabels: dict[str, str], notices: list[Notice], settings: Settings) -> Any:
-    if rcv["kind"] == "alertmanager":
-        return alertmanager_alerts(notices)
-    payload = alertmanager_webhook(rcv["name"], gkey, glabels, notices, settings.public_url)
-    return slack_message(payload) if rcv["kind"] == "slack" else payload
+def flush_groups_in(conn: Connection, settings: Settings, now: datetime) -> int:
+    """Enqueue a message for every notification group that is due; returns how many. Loads what
+    the pipeline (``alerts.pipeline``) needs, and stores what it decided."""
+    receivers = {
+        r["name"]: Receiver(
+            r["name"],
+            ReceiverKind(r["kind"]),
+            r["group_by"],
+            timers_from_seconds(r["group_wait_s"], r["group_interval_s"], r["repeat_interval_s"]),
+        )
+        for r in alert_repo.list_receivers(conn)
+    }
+    routes = {r["name"]: r["definition"].get("receivers", []) for r in alert_repo.list_rules(conn)}
+    alerts = [alert_of(a) for a in alert_repo.active_alerts(conn)]
+    stored = {
+        gid: Group(
+            g["receiver"],
+            g["group_key"],
+            g["group_labels"],
+            GroupState(g["first_seen_at"], g["last_sent_at"], frozenset((fp, st) for fp, st in g["last_sent"])),
+        )
+        for gid, g in alert_repo.groups_for_update(conn).items()
+    }
+    plan = plan_notifications(
+        alerts, routes, receivers, stored, active_silences(conn, now), inhibit_rules(conn), now, settings.public_url
+    )
+    for m in plan.messages:
+        alert_repo.enqueue(conn, new_message_id(), m.receiver, "notification", orjson.dumps(m.body))
+    for g in plan.save:
+        alert_repo.save_group(
+            conn,
+            {
+                "receiver": g.receiver,
+                "group_key": g.key,
+                "group_labels": g.labels,
+                "first_seen_at": g.state.first_seen_at,
+                "last_sent_at": g.state.last_sent_at,
+                "last_sent": [list(e) for e in sorted(g.state.last_sent)],
+            },
+        )
+    for receiver, key in plan.delete:
+        alert_repo.delete_group(conn, receiver, key)
+    return len(plan.messages)

@@ -10,28 +10,25 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 
 from alerts import signing
-from alerts.retry import Outcome, backoff_seconds, classify, retry_after_seconds
-from alerts.urls import Target, UnsafeURL, vet_url
+from alerts.notifiers import notifier
+from alerts.retry import Outcome, backoff_seconds, retry_after_seconds
+from alerts.urls import Target, UnsafeURL
 from monitor.db import alert_repo
 from monitor.errors import NotFound
 from monitor.secret_box import SecretUnavailable
 from monitor.services.context import ServiceContext
+from monitor.services.resolver import vet_url
 
 log = logging.getLogger(__name__)
 
 USER_AGENT = "model-monitor-webhooks/1"
-
-
-def target_url(receiver: dict[str, Any]) -> str:
-    if receiver["kind"] == "alertmanager":
-        return receiver["url"].rstrip("/") + "/api/v2/alerts"
-    return receiver["url"]
 
 
 def deliver_due(ctx: ServiceContext, client: httpx.Client, now: datetime | None = None, limit: int = 20) -> int:
@@ -46,49 +43,29 @@ def deliver_due(ctx: ServiceContext, client: httpx.Client, now: datetime | None 
     return len(claimed)
 
 
-def _attempt(ctx: ServiceContext, client: httpx.Client, m: dict[str, Any], receiver: dict[str, Any] | None) -> None:
-    s = ctx.settings
-    body = bytes(m["body"])
+@dataclass(frozen=True)
+class Attempt:
+    outcome: Outcome
     status: int | None = None
     retry_after: float | None = None
     error: str | None = None
+
+
+def _attempt(ctx: ServiceContext, client: httpx.Client, m: dict[str, Any], receiver: dict[str, Any] | None) -> None:
+    s = ctx.settings
     started = time.perf_counter()
-    outcome: Outcome
     if receiver is None:
-        outcome, error = Outcome.failed, f"receiver {m['receiver']!r} no longer exists"
+        a = Attempt(Outcome.failed, error=f"receiver {m['receiver']!r} no longer exists")
     else:
-        url = target_url(receiver)
-        try:
-            # To an address checked, not to whatever the name resolves to when connecting.
-            targets = vet_url(url, allow_private=s.allow_private_receivers, allow_loopback=s.allow_loopback_receivers)
-            box = ctx.secrets
-            headers = {
-                # the receiver's own (Authorization, ...), stored encrypted, cannot override these
-                **box.open_headers(receiver.get("headers") or {}),
-                **signing.headers(box.open(receiver["secret"]), m["message_id"], body),
-                "content-type": "application/json",
-                "user-agent": USER_AGENT,
-            }
-            resp = _post(client, targets, body, headers, s.delivery_timeout_seconds)
-            status = resp.status_code
-            retry_after = retry_after_seconds(resp.headers.get("retry-after"))
-            if not 200 <= status < 300:
-                error = f"HTTP {status}: {resp.text[:300]}"
-            outcome = classify(status)
-        except UnsafeURL as exc:
-            outcome, error = Outcome.failed, str(exc)
-        except SecretUnavailable as exc:  # a key missing from this process's settings: fixable, so retried
-            outcome, error = Outcome.retry, str(exc)
-        except httpx.HTTPError as exc:
-            outcome, error = Outcome.retry, f"{type(exc).__name__}: {exc}"
+        a = _send(ctx, client, bytes(m["body"]), m["message_id"], receiver)
     latency_ms = (time.perf_counter() - started) * 1000
     now = datetime.now(UTC)
-    next_at = None
+    outcome, error, next_at = a.outcome, a.error, None
     if outcome is Outcome.retry:
         if m["attempts"] >= s.delivery_max_attempts:
             outcome, error = Outcome.failed, f"gave up after {m['attempts']} attempts; last: {error}"
         else:
-            next_at = now + timedelta(seconds=backoff_seconds(m["attempts"], retry_after))
+            next_at = now + timedelta(seconds=backoff_seconds(m["attempts"], a.retry_after))
     with ctx.uow() as uow:
         alert_repo.add_delivery(
             uow.conn,
@@ -97,7 +74,7 @@ def _attempt(ctx: ServiceContext, client: httpx.Client, m: dict[str, Any], recei
                 "receiver": m["receiver"],
                 "attempt": m["attempts"],
                 "at": now,
-                "status_code": status,
+                "status_code": a.status,
                 "latency_ms": latency_ms,
                 "outcome": outcome.value,
                 "error": error,
@@ -112,6 +89,41 @@ def _attempt(ctx: ServiceContext, client: httpx.Client, m: dict[str, Any], recei
         m["attempts"],
         outcome.value,
         f" ({error})" if error else "",
+    )
+
+
+def _send(ctx: ServiceContext, client: httpx.Client, body: bytes, message_id: str, receiver: dict[str, Any]) -> Attempt:
+    """One signed POST to the receiver, its result as its notifier judges it."""
+    s = ctx.settings
+    kind = notifier(receiver["kind"])
+    try:
+        # To an address checked, not to whatever the name resolves to when connecting.
+        targets = vet_url(
+            kind.url(receiver["url"]),
+            allow_private=s.allow_private_receivers,
+            allow_loopback=s.allow_loopback_receivers,
+        )
+        box = ctx.secrets
+        headers = {
+            # the receiver's own (Authorization, ...), stored encrypted, cannot override these
+            **box.open_headers(receiver.get("headers") or {}),
+            **signing.headers(box.open(receiver["secret"]), message_id, body),
+            "content-type": "application/json",
+            "user-agent": USER_AGENT,
+        }
+        resp = _post(client, targets, body, headers, s.delivery_timeout_seconds)
+    except UnsafeURL as exc:
+        return Attempt(Outcome.failed, error=str(exc))
+    except SecretUnavailable as exc:  # a key missing from this process's settings: fixable, so retried
+        return Attempt(Outcome.retry, error=str(exc))
+    except httpx.HTTPError as exc:
+        return Attempt(kind.outcome(None), error=f"{type(exc).__name__}: {exc}")
+    status = resp.status_code
+    return Attempt(
+        kind.outcome(status),
+        status,
+        retry_after_seconds(resp.headers.get("retry-after")),
+        None if 200 <= status < 300 else f"HTTP {status}: {resp.text[:300]}",
     )
 
 

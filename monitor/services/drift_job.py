@@ -10,7 +10,7 @@ and runs each column's test against its reference summary, writing metric points
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,27 +22,21 @@ from monitor.db.summary_repo import Segment
 from monitor.domain.monitoring import MonitoringConfig
 from monitor.domain.schema import ModelSchema, schema_from_json
 from monitor.errors import MonitorError
-from monitor.metrics.drift_decision import ColumnTest, decide
-from monitor.metrics.log_summary import Column
+from monitor.metrics.log_summary import Column, Parts
 from monitor.metrics.points import MetricPoint
 from monitor.metrics.profiles import (
     LATENCY_EDGES,
     CategoricalSummary,
     NumericSummary,
     Summary,
-    quantile,
-    summary_from_json,
     summary_to_parts,
 )
-from monitor.metrics.stattests import dataset_drift
+from monitor.metrics.window_points import LATENCY, segment_points
 from monitor.services import job_log, quality_job
 from monitor.services.context import ServiceContext
 from monitor.services.metric_store import record_points
 from monitor.services.registry import resolve_version
 from monitor.services.windows import HOUR, hours, merged_window
-
-LATENCY = "latency_ms"
-LATENCY_QUANTILES = {"p50": 0.5, "p90": 0.9, "p95": 0.95, "p99": 0.99}
 
 
 @dataclass(frozen=True)
@@ -176,7 +170,7 @@ class ColumnAccumulator:
         else:
             s.add_parts(stats)
 
-    def parts(self) -> dict[str, summary_repo.Parts]:
+    def parts(self) -> dict[str, Parts]:
         return {c: summary_to_parts(s) for c, s in self.columns.items()}
 
     @property
@@ -199,6 +193,7 @@ def compute_window(
     tracked segment, stored (replacing an earlier run's) and returned. ``quality_only``: just
     the quality and concept-drift points, what late labels change."""
     cfg = config or MonitoringConfig()
+    now = datetime.now(UTC)  # the one reading of the clock: how much of the window has passed
     vrow = resolve_version(ctx, model, version)
     schema = schema_from_json(vrow.schema)
     ref = load_reference(ctx, vrow)
@@ -206,7 +201,7 @@ def compute_window(
     for seg in ref.columns:
         segment = parse_segment(seg, schema)
         if not quality_only:
-            points += _window_points(ctx, vrow, ref, seg, segment, cfg, window_start, window_end)
+            points += _window_points(ctx, vrow, ref, seg, segment, cfg, window_start, window_end, now)
         points += quality_job.quality_points(
             ctx, vrow, schema, ref.reference_id, ref.extras[seg], cfg, window_start, window_end, segment
         )
@@ -225,183 +220,14 @@ def _window_points(
     cfg: MonitoringConfig,
     window_start: datetime,
     window_end: datetime,
+    now: datetime,
 ) -> list[MetricPoint]:
     """Drift, latency, throughput and data quality of one segment ('' for all predictions)."""
     ref = view.columns[seg]
     acc = merged_window(
         ctx, vrow, view.reference_id, window_start, window_end, lambda: ColumnAccumulator(ref), segment=seg
     )
-    current, n_rows = acc.columns, acc.n_rows
-    seg_labels = {} if segment is None else {"segment": segment[0], "segment_value": segment[1]}
-
-    columns = {}
-    for col, ref_json in ref.items():
-        cur = current.get(col)
-        if cur is not None and cur.n > 0:
-            columns[col] = (summary_from_json(ref_json), cur, ref_json.get("distinct"))
-    features = {c for c in columns if c.startswith("features.")}
-    overrides = {
-        col: ColumnTest(t.test, t.threshold)
-        for col in columns
-        if (t := cfg.feature_tests.get(col.removeprefix("features."))) is not None
-    }
-    decisions = decide(columns, features, cfg.drift_rule(), overrides)
-
-    points = []
-    for col, d in decisions.items():
-        is_feature = col in features
-        labels = {"feature": col.removeprefix("features.")} if is_feature else {"column": col}
-        labels.update(seg_labels)
-        points.append(
-            MetricPoint(
-                "feature_drift" if is_feature else "prediction_drift",
-                window_start,
-                window_end,
-                d.value,
-                sample_size=d.n_current,
-                labels={**labels, "method": d.method},
-                reference_size=d.n_reference,
-                threshold=d.threshold,
-                drifted=d.drifted,
-                details=d.details,
-            )
-        )
-    if features:
-        decided = {c: decisions[c].drifted for c in features if decisions[c].drifted is not None}
-        share, drifted = dataset_drift(list(decided.values()), cfg.drift_share)
-        points.append(
-            MetricPoint(
-                "dataset_drift",
-                window_start,
-                window_end,
-                share,
-                sample_size=n_rows,
-                labels=seg_labels,
-                threshold=cfg.drift_share,
-                drifted=drifted if decided else None,
-                details={
-                    "drifted_features": sorted(c.removeprefix("features.") for c, x in decided.items() if x),
-                    "n_features": len(features),
-                    "profile": cfg.stattest_profile,
-                    "fdr": cfg.fdr or cfg.stattest_profile == "calibrated",
-                },
-            )
-        )
-    points.extend(_operational_points(current.get(LATENCY), n_rows, window_start, window_end))
-    points.extend(_quality_of_data_points(ref, current, window_start, window_end))
-    if seg_labels:
-        points = [replace(p, labels={**p.labels, **seg_labels}) for p in points]
-    return points
-
-
-def _operational_points(
-    latency: Summary | None, n_rows: int, window_start: datetime, window_end: datetime
-) -> list[MetricPoint]:
-    """Latency percentiles, mean and max (ms), and throughput per minute over the elapsed window."""
-    elapsed = min(window_end, datetime.now(UTC)) - window_start
-    minutes = max(elapsed.total_seconds() / 60, 1 / 60)
-    points = [
-        MetricPoint(
-            "throughput.per_minute",
-            window_start,
-            window_end,
-            n_rows / minutes,
-            sample_size=n_rows,
-            details={"elapsed_minutes": round(minutes, 3)},
-        )
-    ]
-    if isinstance(latency, NumericSummary) and latency.n:
-        details = {"missing": latency.missing}
-        for name, q in LATENCY_QUANTILES.items():
-            points.append(
-                MetricPoint(
-                    f"latency.{name}",
-                    window_start,
-                    window_end,
-                    quantile(latency, q),
-                    sample_size=latency.n,
-                    details=details,
-                )
-            )
-        points.append(MetricPoint("latency.mean", window_start, window_end, latency.mean, sample_size=latency.n))
-        points.append(MetricPoint("latency.max", window_start, window_end, latency.maximum, sample_size=latency.n))
-    return points
-
-
-def _quality_of_data_points(
-    ref: dict[str, dict[str, Any]], current: dict[str, Summary], window_start: datetime, window_end: datetime
-) -> list[MetricPoint]:
-    """Per feature: share of missing values; numerical, share of ±inf values and share outside
-    the reference's range (its edges run from the reference's minimum to its maximum, so this is
-    exact; of the finite values); categorical, share of values in categories the reference never
-    had."""
-    points = []
-    for col, ref_json in ref.items():
-        cur = current.get(col)
-        if not col.startswith("features.") or cur is None:
-            continue
-        labels = {"feature": col.removeprefix("features.")}
-        non_finite = cur.non_finite if isinstance(cur, NumericSummary) else 0
-        total = cur.n + cur.missing + non_finite
-        if total and isinstance(cur, NumericSummary):
-            points.append(
-                MetricPoint(
-                    "data_quality.non_finite_share",
-                    window_start,
-                    window_end,
-                    non_finite / total,
-                    sample_size=total,
-                    labels=labels,
-                    details={"non_finite": non_finite},
-                )
-            )
-        if total:
-            points.append(
-                MetricPoint(
-                    "data_quality.missing_share",
-                    window_start,
-                    window_end,
-                    cur.missing / total,
-                    sample_size=total,
-                    labels=labels,
-                    details={"missing": cur.missing},
-                )
-            )
-        if not cur.n:
-            continue
-        if isinstance(cur, NumericSummary):
-            outside = int(cur.counts[0] + cur.counts[-1])
-            points.append(
-                MetricPoint(
-                    "data_quality.out_of_range_share",
-                    window_start,
-                    window_end,
-                    outside / cur.n,
-                    sample_size=cur.n,
-                    labels=labels,
-                    details={
-                        "outside": outside,
-                        "reference_min": float(cur.edges[0]),
-                        "reference_max": float(cur.edges[-1]),
-                    },
-                )
-            )
-        else:
-            known = ref_json["counts"]
-            new = {k: c for k, c in cur.counts.items() if k not in known}  # type: ignore[union-attr]
-            top = sorted(new.items(), key=lambda kv: -kv[1])[:10]
-            points.append(
-                MetricPoint(
-                    "data_quality.new_category_share",
-                    window_start,
-                    window_end,
-                    sum(new.values()) / cur.n,
-                    sample_size=cur.n,
-                    labels=labels,
-                    details={"new_categories": dict(top), "n_new": len(new)},
-                )
-            )
-    return points
+    return segment_points(ref, acc.columns, acc.n_rows, segment, cfg, window_start, window_end, now)
 
 
 def _violation_points(

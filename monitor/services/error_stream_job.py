@@ -11,7 +11,6 @@ reads what the detector found inside the window (``detections_in``).
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import datetime
 
 from monitor.db import error_stream_repo
@@ -19,7 +18,7 @@ from monitor.db.error_stream_repo import HourState
 from monitor.db.registry_repo import VersionRow
 from monitor.domain.monitoring import MonitoringConfig
 from monitor.domain.schema import Task, schema_from_json
-from monitor.metrics.error_stream import Detection, detector_from_state, new_detector, run_minutes
+from monitor.metrics.error_stream import Detection, StreamInWindow, detector_from_state, new_detector, run_minutes
 from monitor.services.context import ServiceContext
 from monitor.services.windows import HOUR
 
@@ -68,15 +67,6 @@ def advance(
 def _columns(minutes: list[list[int]]) -> tuple[list[int], list[int], list[int]]:
     """[[minute, rows, errors], ...] as the three lists ``run_minutes`` takes."""
     return [m for m, _, _ in minutes], [n for _, n, _ in minutes], [e for _, _, e in minutes]
-
-
-@dataclass(frozen=True)
-class StreamInWindow:
-    """What the detector found in a window, and where it stood at the window's end."""
-
-    detections: list[Detection]
-    rows: int  # labelled rows it held at the end
-    error_rate: float
 
 
 def detections_in(

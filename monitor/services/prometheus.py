@@ -205,12 +205,12 @@ def new_registry(ctx: ServiceContext) -> tuple[CollectorRegistry, Histogram]:
     answers it, adds up all of them (prometheus_client's multiprocess mode): a histogram per worker
     would make each scrape see a different process and ``rate()`` meaningless."""
     registry = CollectorRegistry()
-    registry.register(StoreCollector(ctx))  # type: ignore[arg-type]
+    registry.register(StoreCollector(ctx))
     shared = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
     if shared:
         from prometheus_client import multiprocess
 
-        multiprocess.MultiProcessCollector(registry)
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
     latency = Histogram(
         "monitor_ingest_request_duration_seconds",
         "Ingestion request latency, until the answer (after the commit), over every API worker",

@@ -87,8 +87,7 @@ def segment_slices(schema: ModelSchema, rows: list[ReferenceRow], top_values: in
     ``top_values`` most frequent values in the reference."""
     out: dict[str, list[ReferenceRow]] = {}
     for column in schema.segments:
-        counts = Counter((r.segments or {}).get(column) for r in rows)
-        counts.pop(None, None)
+        counts = Counter(v for r in rows if (v := (r.segments or {}).get(column)) is not None)
         for value, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:top_values]:
             out[segment_key((column, value))] = [r for r in rows if (r.segments or {}).get(column) == value]
     return out

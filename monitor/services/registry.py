@@ -29,7 +29,7 @@ def _model_view(
     versions: list[VersionRow], references: dict[int, dict[str, Any]], totals: dict[str, dict[str, int]] | None = None
 ) -> dict[str, Any]:
     latest = versions[-1]
-    view = {
+    view: dict[str, Any] = {
         "name": latest.model_name,
         "task": latest.task,
         "latest_version": latest.version,

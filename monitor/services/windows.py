@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypedDict, TypeVar
 
 from sqlalchemy import Connection
 
 from monitor.db import summary_repo
 from monitor.db.registry_repo import VersionRow
+from monitor.metrics.log_summary import Parts
 from monitor.services.context import ServiceContext
 
 HOUR = timedelta(hours=1)
@@ -40,7 +41,7 @@ class Accumulator(Protocol):
         self, bucket: datetime, hours_: int, col: str, n_rows: int, stats: dict[str, Any], counts: bytes | None
     ) -> None: ...
 
-    def parts(self) -> dict[str, summary_repo.Parts]: ...
+    def parts(self) -> dict[str, Parts]: ...
 
     @property
     def n_rows(self) -> int: ...
@@ -78,7 +79,7 @@ def merged_window(
         covered = set(whole)
         left = [h for h in left if start_of(h) not in covered]
         plan.append((size, whole))
-    kw = {"segment": segment, "quality": quality}
+    kw: BucketOptions = {"segment": segment, "quality": quality}
     with ctx.uow() as uow:
         found = []
         for size, starts in plan:
@@ -95,6 +96,13 @@ def merged_window(
     return acc
 
 
+class BucketOptions(TypedDict):
+    """Which summaries of a bucket: a segment's ("" for all rows), quality or column summaries."""
+
+    segment: str
+    quality: bool
+
+
 def _add_level(
     conn: Connection,
     vrow: VersionRow,
@@ -104,7 +112,7 @@ def _add_level(
     size: int,
     have: list[summary_repo.BucketRow],
     missing: list[datetime],
-    kw: dict[str, Any],
+    kw: BucketOptions,
 ) -> None:
     """Add ``size``-hour buckets to ``acc``: the stored ones (``have``), and the ``missing``
     ones merged and stored first. The caller holds the weeks' ``lock_merges``."""

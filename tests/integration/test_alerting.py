@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -14,6 +15,7 @@ import orjson
 import pytest
 
 from alerts.signing import verify
+from monitor.metrics.points import MetricPoint
 from monitor.scheduler import MetricScheduler
 from monitor.services import alert_config
 from monitor.services.alert_config import RulesFile
@@ -440,3 +442,87 @@ def test_receiver_secrets_are_encrypted_at_rest_and_rotated(api: Api, tmp_path: 
     # replacing the receiver without a secret keeps (and shows) the one it had
     kept = ctx_with(f"{new},{old}")
     assert alert_config.put_receiver(kept, {"name": "enc", "url": "http://127.0.0.1:9/other"})["secret"] == secret
+
+
+def test_dataset_drift_inhibits_the_feature_drift_alerts_of_its_model_and_window(
+    churn: Api, receiver: Receiver, wired: dict[str, str]
+) -> None:
+    text = f"""
+receivers:
+  - name: features-hook
+    url: {receiver.url}
+    secret: whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw
+    group_wait: 0s
+rules:
+  - name: feature-drift
+    metric: feature_drift
+    condition: {{drifted: true}}
+    receivers: [features-hook]
+inhibit_rules:
+  - name: dataset-mutes-features
+    source_matchers: [{{name: alertname, value: dataset-drift}}]
+    target_matchers: [{{name: alertname, value: feature-drift}}]
+    equal: [model, window]
+  - name: broken
+    source_matchers: []
+    target_matchers: [{{name: a, value: b}}]
+"""
+    errors = alert_config.load_rules_file(churn.ctx, text, "rules.yaml")
+    assert [(e.get("inhibit_rule"), e["field"]) for e in errors] == [("broken", "source_matchers")]
+    listed = churn.http.get("/v1/inhibit-rules", headers=churn.read).json()["inhibit_rules"]
+    assert [(r["name"], r["source"]) for r in listed] == [("dataset-mutes-features", "file")]
+    assert churn.http.delete("/v1/inhibit-rules/dataset-mutes-features", headers=churn.admin).status_code == 409
+
+    end = hour_floor(datetime.now(UTC))
+    features = [
+        MetricPoint(
+            "feature_drift", end - timedelta(hours=1), end, 0.3, 900, {"feature": f}, threshold=0.1, drifted=True
+        )
+        for f in ("age", "income")
+    ]
+    record_points(churn.ctx, "churn", "1", [drift_point(end, True, 0.67), *features])
+    assert evaluate_model(churn.ctx, "churn") == {"firing": 3}
+    alerts = {a["labels"]["alertname"] + a["labels"].get("feature", ""): a for a in _alerts(churn)}
+    source = alerts["dataset-drift"]["fingerprint"]
+    assert alerts["feature-driftage"]["inhibited_by"] == [source]
+    assert alerts["feature-driftincome"]["inhibited_by"] == [source]
+    assert alerts["dataset-drift"]["inhibited_by"] == []
+    bodies = [m["body"] for m in _outbox(churn)]
+    told = [a["labels"]["alertname"] for b in bodies if isinstance(b, dict) and "alerts" in b for a in b["alerts"]]
+    assert told == ["dataset-drift"]  # the feature alerts fire, muted
+
+    # dataset drift ends: the feature alerts, still firing, are told now
+    record_points(churn.ctx, "churn", "1", [drift_point(end + timedelta(hours=1), False, 0.1)])
+    later = [replace(p, window_start=p.window_end, window_end=p.window_end + timedelta(hours=1)) for p in features]
+    record_points(churn.ctx, "churn", "1", later)
+    evaluate_model(churn.ctx, "churn")
+    assert all(a["inhibited_by"] == [] for a in _alerts(churn))
+    bodies = [m["body"] for m in _outbox(churn)]
+    hooked = [b for b in bodies if isinstance(b, dict) and b.get("receiver") == "features-hook"]
+    assert [sorted(a["labels"]["feature"] for a in b["alerts"]) for b in hooked] == [["age", "income"]]
+
+
+def test_inhibit_rules_through_the_api(api: Api) -> None:
+    rule = {
+        "source_matchers": [{"name": "severity", "value": "critical"}],
+        "target_matchers": [{"name": "severity", "value": "warning"}],
+        "equal": ["model"],
+    }
+    r = api.http.put("/v1/inhibit-rules/critical-mutes-warning", json=rule, headers=api.read)
+    assert r.status_code == 403
+    r = api.http.put("/v1/inhibit-rules/critical-mutes-warning", json=rule, headers=api.admin)
+    assert r.status_code == 200, r.text
+    assert r.json()["definition"]["equal"] == ["model"]
+    bad = {**rule, "target_matchers": [{"name": "x", "value": "(a)\\1", "op": "=~"}]}
+    r = api.http.put("/v1/inhibit-rules/bad", json=bad, headers=api.admin)
+    assert r.status_code == 400 and r.json()["error"]["details"][0]["field"] == "target_matchers.0", r.text
+    assert api.http.delete("/v1/inhibit-rules/critical-mutes-warning", headers=api.admin).status_code == 204
+    assert api.http.get("/v1/inhibit-rules", headers=api.read).json() == {"inhibit_rules": []}
+
+
+def _alerts(api: Api) -> list[dict]:
+    return api.http.get("/v1/alerts", headers=api.read).json()["alerts"]
+
+
+def _outbox(api: Api) -> list[dict]:
+    return api.http.get("/v1/outbox", headers=api.read).json()["messages"]

@@ -23,6 +23,7 @@ from monitor.services.metric_store import record_points
 from monitor.services.windows import hour_floor
 from tests.integration.helpers import Api, drift_point, prediction
 from tests.integration.processes import monitor_process, stop_process, wait_ready
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -72,9 +73,15 @@ def test_the_api_finishes_a_request_in_flight_and_refuses_new_ones(
         assert first_half_sent.wait(10)
         time.sleep(0.5)  # the server has the request's headers and half its body
         api.send_signal(signal.SIGTERM)
-        time.sleep(1.0)
-        with pytest.raises(httpx.HTTPError):  # shutting down: a new request is not served
-            httpx.get(f"{url}/healthz", timeout=2)
+
+        def refused() -> bool:  # shutting down: a new request is not served
+            try:
+                httpx.get(f"{url}/healthz", timeout=2)
+            except httpx.HTTPError:
+                return True
+            return False
+
+        wait_until(refused, 10, "the server to stop taking new requests")
         finish.set()
         sender.join(60)
         assert api.wait(60) == 0, log_path.read_text()[-3000:]

@@ -65,7 +65,7 @@ def rebinding_dns(monkeypatch: pytest.MonkeyPatch) -> None:
         if host != NAME:
             return real(host, port, *args, **kwargs)
         asker = sys._getframe(1).f_code.co_filename
-        address = "127.0.0.1" if asker.endswith("alerts/urls.py") else "127.0.0.2"
+        address = "127.0.0.1" if asker.endswith("monitor/services/resolver.py") else "127.0.0.2"
         return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, int(port)))]
 
     monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)

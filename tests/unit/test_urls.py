@@ -4,7 +4,8 @@ import socket
 
 import pytest
 
-from alerts.urls import Target, UnsafeURL, check_url, vet_url
+from alerts.urls import Target, UnsafeURL, check_url, pin
+from monitor.services.resolver import vet_url
 
 
 @pytest.mark.parametrize(
@@ -34,12 +35,27 @@ from alerts.urls import Target, UnsafeURL, check_url, vet_url
         ("http://[2001:db8::1]/hook", "not a globally routable"),  # documentation
         ("http://0.0.0.0/hook", "reserved"),
         ("http://user:pw@example.com/hook", "credentials"),
-        ("http://localhost:9/hook", "loopback"),
+        ("http://localhost:9/hook", "loopback"),  # a name: refused once resolved
     ],
 )
 def test_unsafe_targets_are_refused(url: str, reason: str) -> None:
     with pytest.raises(UnsafeURL, match=reason):
-        check_url(url)
+        vet_url(url)
+    if "localhost" not in url:  # the pure check refuses what it can see without resolving
+        with pytest.raises(UnsafeURL, match=reason):
+            check_url(url)
+
+
+def test_the_pure_check_pins_to_the_addresses_it_is_given() -> None:
+    assert pin("https://hooks.example.com/x", ["93.184.216.34", "93.184.216.34"]) == [
+        Target("https://93.184.216.34/x", "hooks.example.com", "hooks.example.com")
+    ]
+    with pytest.raises(UnsafeURL, match="link-local"):
+        pin("https://hooks.example.com/x", ["93.184.216.34", "169.254.169.254"])
+    with pytest.raises(UnsafeURL, match="no address"):
+        pin("https://hooks.example.com/x", [])
+    with pytest.raises(UnsafeURL, match="link-local"):  # a scoped address is judged without its zone
+        pin("http://example.com/x", ["fe80::1%eth0", "::1"])
 
 
 def test_allowed_when_the_settings_say_so() -> None:
@@ -55,7 +71,7 @@ def test_public_literal_and_unresolved_names() -> None:
     assert check_url("https://93.184.216.34/hook")
     assert check_url("https://[2606:2800:220:1::1]/hook")
     assert check_url("https://[2002:5db8:d822::1]/hook")  # 6to4 of a public address
-    assert check_url("https://hooks.example.com/x", resolve=False)
+    assert check_url("https://hooks.example.com/x")  # a name: checked when resolved, before each attempt
 
 
 def _resolving(monkeypatch: pytest.MonkeyPatch, answers: dict[str, list[str]]) -> None:

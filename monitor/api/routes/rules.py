@@ -64,3 +64,21 @@ async def put_receiver(name: str, doc: JsonObject, ctx: ServiceContext = Depends
 @router.delete("/receivers/{name}", status_code=204, dependencies=admin)
 async def delete_receiver(name: str, ctx: ServiceContext = Depends(get_ctx)) -> None:
     await run_in_threadpool(alert_config.delete_receiver, ctx, name)
+
+
+@router.get("/inhibit-rules", dependencies=read)
+async def list_inhibit_rules(ctx: ServiceContext = Depends(get_ctx)) -> FastJSONResponse:
+    """Inhibit rules: while an alert matching ``source_matchers`` fires, alerts matching
+    ``target_matchers`` with the same values of the ``equal`` labels notify nobody."""
+    return FastJSONResponse({"inhibit_rules": await run_in_threadpool(alert_config.list_inhibit_rules, ctx)})
+
+
+@router.put("/inhibit-rules/{name}", dependencies=admin)
+async def put_inhibit_rule(name: str, doc: JsonObject, ctx: ServiceContext = Depends(get_ctx)) -> FastJSONResponse:
+    """Create or replace an inhibit rule; refused with the field and the reason when invalid."""
+    return FastJSONResponse(await run_in_threadpool(alert_config.put_inhibit_rule, ctx, {**doc, "name": name}))
+
+
+@router.delete("/inhibit-rules/{name}", status_code=204, dependencies=admin)
+async def delete_inhibit_rule(name: str, ctx: ServiceContext = Depends(get_ctx)) -> None:
+    await run_in_threadpool(alert_config.delete_inhibit_rule, ctx, name)

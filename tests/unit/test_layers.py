@@ -1,0 +1,66 @@
+"""The layering the README states, checked on the source: imports point one way (dashboards →
+monitor → alerts), the pure packages do no I/O, and transactions commit only in the services."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+IO = {"socket", "httpx", "sqlalchemy", "psycopg", "urllib.request", "requests", "http.client", "pgserver"}
+
+
+def _modules(package: str) -> list[Path]:
+    return sorted((ROOT / package).rglob("*.py"))
+
+
+def _imports(path: Path) -> set[str]:
+    out: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            out |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            out.add(node.module)
+    return out
+
+
+def _under(name: str, roots: set[str]) -> bool:
+    return any(name == r or name.startswith(r + ".") for r in roots)
+
+
+@pytest.mark.parametrize(
+    ("package", "forbidden"),
+    [
+        ("alerts", {"monitor", "dashboards", *IO}),  # pure: the rules engine and the notification pipeline
+        ("monitor/metrics", {"monitor.db", "monitor.services", "monitor.api", "dashboards", *IO}),
+        ("monitor/domain", {"monitor.db", "monitor.services", "monitor.api", "dashboards", *IO}),
+        ("monitor", {"dashboards"}),
+    ],
+)
+def test_imports_point_one_way(package: str, forbidden: set[str]) -> None:
+    wrong = {
+        f"{p.relative_to(ROOT)}: {name}" for p in _modules(package) for name in _imports(p) if _under(name, forbidden)
+    }
+    assert not wrong, sorted(wrong)
+
+
+def _calls(path: Path, attribute: str) -> list[int]:
+    return [
+        n.lineno
+        for n in ast.walk(ast.parse(path.read_text()))
+        if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr == attribute
+    ]
+
+
+def test_transactions_commit_only_in_the_services() -> None:
+    """Repositories, routes, the pure packages and the dashboard neither open a unit of work nor
+    commit (the unit of work itself and the migrations' runner are the database layer's own)."""
+    paths = sorted((ROOT / "monitor/db").glob("*_repo.py")) + [
+        p
+        for package in ("monitor/api", "monitor/metrics", "monitor/domain", "alerts", "dashboards")
+        for p in _modules(package)
+    ]
+    outside = [f"{p.relative_to(ROOT)}:{line}" for p in paths for line in _calls(p, "commit") + _calls(p, "uow")]
+    assert not outside, outside
