@@ -21,8 +21,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from monitor.metrics.profiles import CategoricalSummary, NumericSummary, drift_from_summaries
-from monitor.metrics.stattests import REGISTRY, DriftResult, benjamini_hochberg
+from monitor.metrics.profiles import CategoricalSummary, NumericSummary
+from monitor.metrics.stattests import REGISTRY, DriftResult, benjamini_hochberg, drift_from_summaries
 
 Profile = Literal["calibrated", "evidently"]
 

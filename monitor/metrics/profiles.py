@@ -8,7 +8,8 @@ into 2k+1 buckets — below the first edge, exactly at each edge, strictly betwe
 above the last — plus count, missing, min, max, sum and sum of squares. Summaries of the same
 edges add up bucket by bucket (hours into days into months).
 
-From two summaries on the same edges:
+From two summaries on the same edges (the tests' summary forms: ``monitor.metrics.bucket_tests``
+and the registry in ``monitor.metrics.stattests``):
 - KS is exact whenever the edges include all the reference's distinct values (Evidently uses KS
   only for references of at most 1,000 rows, which always qualify): the empirical CDFs can only
   cross between buckets, and every bucket's end points are known;
@@ -26,31 +27,10 @@ from __future__ import annotations
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from math import gcd, sqrt
+from math import sqrt
 from typing import cast
 
 import numpy as np
-from scipy import stats
-from scipy.spatial import distance
-
-from monitor.metrics.stattests import (
-    CHISQUARE,
-    CHISQUARE_TWO_SAMPLE,
-    HELLINGER,
-    JENSENSHANNON,
-    KL_DIV,
-    KS,
-    PSI,
-    WASSERSTEIN,
-    DriftResult,
-    FeatureKind,
-    StatTest,
-    Z,
-    _fill_zeroes,
-    default_stattest,
-    get_stattest,
-    homogeneity_p_value,
-)
 
 MAX_EDGES = 1000
 # The outermost 2 % of the intervals between edges, on each side, are cut into 16 equal parts.
@@ -242,174 +222,6 @@ class CategoricalSummary:
         for k, c in other.counts.items():
             counts[k] = counts.get(k, 0) + c
         return CategoricalSummary(counts, self.missing + other.missing)
-
-
-# -- drift from summaries -------------------------------------------------------------------------
-
-
-def _ks_from_buckets(ref: NumericSummary, cur: NumericSummary) -> float:
-    """Two-sample KS statistic: |F_ref - F_cur| is largest at a bucket boundary."""
-    r = np.cumsum(ref.counts) / ref.n
-    c = np.cumsum(cur.counts) / cur.n
-    return float(np.max(np.abs(r - c)))
-
-
-def _ks_p_value(d: float, n1: int, n2: int, exact_below: float = 1.0, exact_up_to: int = 10_000) -> float:
-    """scipy.stats.ks_2samp's two-sided p-value for statistic ``d`` (its default 'auto' mode:
-    the exact distribution up to ``exact_up_to`` = 10,000 values a side, Smirnov's asymptotic one
-    beyond). ``exact_below``: the exact distribution only where Smirnov's p-value is at most this.
-    The exact one costs ~1 ms a feature at 2,000 values a side and ~17 ms at 10,000."""
-    m, n = sorted([float(n1), float(n2)], reverse=True)
-    asymptotic = float(np.clip(stats.kstwo.sf(d, np.round(m * n / (m + n))), 0, 1))
-    if max(n1, n2) <= exact_up_to and asymptotic <= exact_below:
-        # scipy keeps this step private; if it moves, the asymptotic value below still holds.
-        try:
-            from scipy.stats._stats_py import _attempt_exact_2kssamp
-
-            ok, _, p = _attempt_exact_2kssamp(n1, n2, gcd(n1, n2), d, "two-sided")
-            if ok:
-                return float(np.clip(p, 0, 1))
-        except ImportError:
-            pass
-    return asymptotic
-
-
-def _wasserstein_from_buckets(ref: NumericSummary, cur: NumericSummary) -> float:
-    """∫|F_ref - F_cur| dx. Between two edges both CDFs are taken as linear (values spread
-    evenly), so the difference is linear and its area exact; at the edges they are exact; beyond
-    the outer edges each side's area is E[(e0 - X)+] or E[(X - e_last)+], exact from the sums."""
-    e = ref.edges
-    k = len(e)
-
-    def shares(s: NumericSummary) -> np.ndarray:
-        return np.concatenate([[0.0], np.cumsum(s.counts)]) / s.n  # [j]: share in buckets < j
-
-    cr, cc = shares(ref), shares(cur)
-    area = 0.0
-    if k > 1:
-        i = np.arange(k - 1)
-        a = cr[2 * i + 2] - cc[2 * i + 2]  # just after edge i (its point included)
-        b = cr[2 * i + 3] - cc[2 * i + 3]  # just before edge i+1 (the interval included)
-        width = np.diff(e)
-        cross = a * b < 0
-        safe = np.where(cross, np.abs(a) + np.abs(b), 1.0)
-        area = float(np.sum(np.where(cross, (a**2 + b**2) / (2 * safe), (np.abs(a) + np.abs(b)) / 2) * width))
-
-    def low(s: NumericSummary) -> float:
-        return float((s.counts[0] * e[0] - s.low_sum) / s.n)
-
-    def high(s: NumericSummary) -> float:
-        return float((s.high_sum - s.counts[2 * k] * e[-1]) / s.n)
-
-    return area + abs(low(ref) - low(cur)) + abs(high(ref) - high(cur))
-
-
-def _numeric_hellinger(ref: NumericSummary, cur: NumericSummary) -> float:
-    """Evidently's Hellinger for numerical features: densities on Sturges bins over the distinct
-    values. Values between edges are placed at the interval's middle (exact when there are none)."""
-    e = ref.edges
-    mids = (e[:-1] + e[1:]) / 2
-    lo = min(ref.minimum, cur.minimum)
-    hi = max(ref.maximum, cur.maximum)
-    # one position per bucket: below, e0, (e0,e1), e1, ..., e_last, above
-    pos = np.empty(2 * len(e) + 1)
-    pos[1::2] = e
-    pos[2:-1:2] = mids
-    pos[0], pos[-1] = lo, hi
-    present = (ref.counts + cur.counts) > 0
-    keys = np.unique(pos[present])
-    edges = np.histogram_bin_edges(keys, bins="sturges")
-    h1 = np.histogram(pos, bins=edges, weights=ref.counts, density=True)[0]
-    h2 = np.histogram(pos, bins=edges, weights=cur.counts, density=True)[0]
-    width = (edges.max() - edges.min()) / (len(edges) - 1)
-    overlap = float(np.sum(np.sqrt(h1 * h2)) * width)
-    return sqrt(1 - float(np.clip(overlap, 0, 1)))
-
-
-def _shares_by_bucket(ref: NumericSummary, cur: NumericSummary) -> tuple[np.ndarray, np.ndarray]:
-    keep = (ref.counts + cur.counts) > 0  # Evidently's keys: values seen in either sample
-    return ref.counts[keep] / ref.n, cur.counts[keep] / cur.n
-
-
-def _shares_by_category(ref: CategoricalSummary, cur: CategoricalSummary) -> tuple[np.ndarray, np.ndarray]:
-    keys = sorted(set(ref.counts) | set(cur.counts))
-    r = np.array([ref.counts.get(k, 0) for k in keys], dtype=float) / ref.n
-    c = np.array([cur.counts.get(k, 0) for k in keys], dtype=float) / cur.n
-    return r, c
-
-
-def _count_test(test: StatTest, r: np.ndarray, c: np.ndarray, n_cur: int, n_ref: int) -> float:
-    if test is CHISQUARE:
-        with np.errstate(divide="ignore", invalid="ignore"):  # a new category: p = 0, as in Evidently
-            return float(stats.chisquare(c * n_cur, r * n_cur).pvalue)
-    if test is CHISQUARE_TWO_SAMPLE:  # the shares are of whole counts: take the counts back
-        return homogeneity_p_value(r * n_ref, c * n_cur)
-    if test is Z:
-        if len(r) == 1:
-            return 1.0
-        p1, p2 = 1 - r[0], 1 - c[0]
-        pooled = (p1 * n_ref + p2 * n_cur) / (n_ref + n_cur)
-        z = (p1 - p2) / np.sqrt(pooled * (1 - pooled) * (1.0 / n_ref + 1.0 / n_cur))
-        return float(2 * (1 - stats.norm.cdf(np.abs(z))))
-    if test is JENSENSHANNON:
-        return float(distance.jensenshannon(r, c))
-    if test is PSI:
-        rf, cf = _fill_zeroes(r), _fill_zeroes(c)
-        return float(np.sum((rf - cf) * np.log(rf / cf)))
-    if test is KL_DIV:
-        return float(stats.entropy(_fill_zeroes(r), _fill_zeroes(c)))
-    if test is HELLINGER:
-        return sqrt(1 - float(np.clip(np.sum(np.sqrt(r * c)), 0, 1)))
-    raise ValueError(f"{test.name} is not a count-based test")
-
-
-def drift_from_summaries(
-    ref: NumericSummary | CategoricalSummary,
-    cur: NumericSummary | CategoricalSummary,
-    *,
-    ref_distinct: int | None = None,
-    test: str | None = None,
-    threshold: float | None = None,
-    exact_p_below: float = 1.0,
-    exact_p_up_to: int = 10_000,
-) -> DriftResult:
-    """Drift of one feature from summaries, choosing the test as Evidently would.
-
-    ``ref_distinct``: distinct reference values (numerical); the default choice needs it.
-    """
-    if ref.n == 0 or cur.n == 0:
-        raise ValueError("drift needs at least one non-missing value in both samples")
-    numerical = isinstance(ref, NumericSummary)
-    kind = FeatureKind.numerical if numerical else FeatureKind.categorical
-    if test is None:
-        if numerical:
-            assert isinstance(cur, NumericSummary)
-            n_unique = max(ref_distinct or 0, cur.distinct_lower_bound())
-        else:
-            n_unique = len(set(ref.counts) | set(cur.counts))
-        chosen = default_stattest(ref.n, n_unique, kind)
-    else:
-        chosen = get_stattest(test)
-        if kind not in chosen.applies_to:
-            raise ValueError(f"stat test {chosen.name!r} does not apply to {kind.value} features")
-    t = chosen.default_threshold if threshold is None else threshold
-    if numerical:
-        assert isinstance(ref, NumericSummary) and isinstance(cur, NumericSummary)
-        if chosen is KS:
-            d = _ks_from_buckets(ref, cur)
-            score = _ks_p_value(d, ref.n, cur.n, exact_p_below, exact_p_up_to)
-        elif chosen is WASSERSTEIN:
-            score = _wasserstein_from_buckets(ref, cur) / max(ref.std, 0.001)
-        elif chosen is HELLINGER:
-            score = _numeric_hellinger(ref, cur)
-        else:
-            r, c = _shares_by_bucket(ref, cur)
-            score = _count_test(chosen, r, c, cur.n, ref.n)
-    else:
-        assert isinstance(ref, CategoricalSummary) and isinstance(cur, CategoricalSummary)
-        r, c = _shares_by_category(ref, cur)
-        score = _count_test(chosen, r, c, cur.n, ref.n)
-    return DriftResult(chosen.name, chosen.kind, score, t, chosen.drifted(score, t), ref.n, cur.n)
 
 
 # -- storage form ---------------------------------------------------------------------------------

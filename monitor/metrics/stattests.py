@@ -24,25 +24,48 @@ import numpy as np
 from scipy import stats
 from scipy.spatial import distance
 
+from monitor.metrics import bucket_tests
+from monitor.metrics.profiles import CategoricalSummary, NumericSummary, Summary
+
 
 class FeatureKind(StrEnum):
     numerical = "numerical"
     categorical = "categorical"  # booleans are tested as categories, as Evidently does
 
 
+# on two samples (missing values dropped)
 TestFunc = Callable[[np.ndarray, np.ndarray, FeatureKind], float]
+# on the two samples' shares per bucket or category, and their sizes (reference, current)
+SharesFunc = Callable[[np.ndarray, np.ndarray, int, int], float]
+# on two numerical summaries on the same edges
+NumericSummaryFunc = Callable[[NumericSummary, NumericSummary, bucket_tests.SummaryOptions], float]
 
 
 @dataclass(frozen=True)
 class StatTest:
+    """One test, in both forms: on samples (``func``) and on summaries (``numeric_summary`` for
+    a numerical feature's buckets where the test has one; else ``shares``, the formula the test
+    applies to shares per bucket or category, which ``func`` applies too)."""
+
     name: str
     display_name: str
     kind: Literal["p_value", "distance"]
     default_threshold: float
     applies_to: frozenset[FeatureKind]
     func: TestFunc
+    shares: SharesFunc | None = None
+    numeric_summary: NumericSummaryFunc | None = None
     # Evidently's KS calls drift at p <= threshold; its other p-value tests at p < threshold.
     inclusive: bool = False
+
+    def on_summaries(self, ref: Summary, cur: Summary, opts: bucket_tests.SummaryOptions) -> float:
+        if isinstance(ref, NumericSummary) and self.numeric_summary is not None:
+            assert isinstance(cur, NumericSummary)
+            return self.numeric_summary(ref, cur, opts)
+        if self.shares is None:
+            raise ValueError(f"{self.name} has no summary form for categories")
+        r, c = bucket_tests.shares(ref, cur)
+        return self.shares(r, c, ref.n, cur.n)
 
     def drifted(self, score: float, threshold: float | None = None) -> bool:
         t = self.default_threshold if threshold is None else threshold
@@ -118,13 +141,15 @@ def ks(ref: np.ndarray, cur: np.ndarray, kind: FeatureKind) -> float:
     return float(stats.ks_2samp(ref, cur).pvalue)
 
 
-def chisquare(ref: np.ndarray, cur: np.ndarray, kind: FeatureKind) -> float:
-    keys = _keys(ref, cur)
-    expected = _shares(ref, keys) * len(cur)
-    observed = _shares(cur, keys) * len(cur)
+def chisquare_shares(r: np.ndarray, c: np.ndarray, n_ref: int, n_cur: int) -> float:
     # A category the reference never had makes the statistic infinite and p = 0, as in Evidently.
     with np.errstate(divide="ignore", invalid="ignore"):
-        return float(stats.chisquare(observed, expected).pvalue)
+        return float(stats.chisquare(c * n_cur, r * n_cur).pvalue)
+
+
+def chisquare(ref: np.ndarray, cur: np.ndarray, kind: FeatureKind) -> float:
+    keys = _keys(ref, cur)
+    return chisquare_shares(_shares(ref, keys), _shares(cur, keys), len(ref), len(cur))
 
 
 # Tables with an expected count under this take the conditional (permutation) test, by simulation.
@@ -168,22 +193,28 @@ def homogeneity_p_value(ref_counts: np.ndarray, cur_counts: np.ndarray) -> float
     return (1 + at_least) / (_DRAWS + 1)
 
 
+def homogeneity_shares(r: np.ndarray, c: np.ndarray, n_ref: int, n_cur: int) -> float:
+    return homogeneity_p_value(r * n_ref, c * n_cur)  # shares of whole counts: the counts back
+
+
 def chisquare_two_sample(ref: np.ndarray, cur: np.ndarray, kind: FeatureKind) -> float:
     keys = _keys(ref, cur)
     return homogeneity_p_value(_counts(ref, keys), _counts(cur, keys))
 
 
+def z_shares(r: np.ndarray, c: np.ndarray, n_ref: int, n_cur: int) -> float:
+    """Two-proportion Z-test on the share of values other than the first key."""
+    if len(r) == 1:
+        return 1.0
+    p1, p2 = 1 - r[0], 1 - c[0]
+    pooled = (p1 * n_ref + p2 * n_cur) / (n_ref + n_cur)
+    z = (p1 - p2) / np.sqrt(pooled * (1 - pooled) * (1.0 / n_ref + 1.0 / n_cur))
+    return float(2 * (1 - stats.norm.cdf(np.abs(z))))
+
+
 def z_proportions(ref: np.ndarray, cur: np.ndarray, kind: FeatureKind) -> float:
     keys = _keys(ref, cur)
-    if len(keys) == 1:
-        return 1.0
-    # Share of values other than the first key, in each sample.
-    p1 = float(np.mean(ref != keys[0]))
-    p2 = float(np.mean(cur != keys[0]))
-    n1, n2 = len(ref), len(cur)
-    pooled = (p1 * n1 + p2 * n2) / (n1 + n2)
-    z = (p1 - p2) / np.sqrt(pooled * (1 - pooled) * (1.0 / n1 + 1.0 / n2))
-    return float(2 * (1 - stats.norm.cdf(np.abs(z))))
+    return z_shares(_shares(ref, keys), _shares(cur, keys), len(ref), len(cur))
 
 
 def wasserstein_norm(ref: np.ndarray, cur: np.ndarray, kind: FeatureKind) -> float:
@@ -191,49 +222,99 @@ def wasserstein_norm(ref: np.ndarray, cur: np.ndarray, kind: FeatureKind) -> flo
     return float(stats.wasserstein_distance(ref, cur) / norm)
 
 
-def jensenshannon(ref: np.ndarray, cur: np.ndarray, kind: FeatureKind) -> float:
-    r, c = binned_shares(ref, cur, kind, fill_zeroes=False)
+def jensenshannon_shares(r: np.ndarray, c: np.ndarray, n_ref: int, n_cur: int) -> float:
     return float(distance.jensenshannon(r, c))
 
 
-def psi(ref: np.ndarray, cur: np.ndarray, kind: FeatureKind) -> float:
-    r, c = binned_shares(ref, cur, kind)
+def psi_shares(r: np.ndarray, c: np.ndarray, n_ref: int, n_cur: int) -> float:
+    r, c = _fill_zeroes(r), _fill_zeroes(c)
     return float(np.sum((r - c) * np.log(r / c)))
 
 
-def kl_div(ref: np.ndarray, cur: np.ndarray, kind: FeatureKind) -> float:
-    r, c = binned_shares(ref, cur, kind)
-    return float(stats.entropy(r, c))
+def kl_shares(r: np.ndarray, c: np.ndarray, n_ref: int, n_cur: int) -> float:
+    return float(stats.entropy(_fill_zeroes(r), _fill_zeroes(c)))
+
+
+def hellinger_shares(r: np.ndarray, c: np.ndarray, n_ref: int, n_cur: int) -> float:
+    return sqrt(1 - float(np.clip(np.sum(np.sqrt(r * c)), 0, 1)))
+
+
+def _on_binned_shares(formula: SharesFunc) -> TestFunc:
+    """The sample form of a test on Evidently's binned shares (``binned_shares``)."""
+
+    def test(ref: np.ndarray, cur: np.ndarray, kind: FeatureKind) -> float:
+        r, c = binned_shares(ref, cur, kind, fill_zeroes=False)
+        return formula(r, c, len(ref), len(cur))
+
+    return test
 
 
 def hellinger(ref: np.ndarray, cur: np.ndarray, kind: FeatureKind) -> float:
     if kind is FeatureKind.categorical:
         keys = _keys(ref, cur)
-        overlap = float(np.sum(np.sqrt(_shares(ref, keys) * _shares(cur, keys))))
-    else:
-        edges = np.histogram_bin_edges(np.unique(np.concatenate([ref, cur])), bins="sturges")
-        h1 = np.histogram(ref, bins=edges, density=True)[0]
-        h2 = np.histogram(cur, bins=edges, density=True)[0]
-        width = (edges.max() - edges.min()) / (len(edges) - 1)
-        overlap = float(np.sum(np.sqrt(h1 * h2)) * width)
+        return hellinger_shares(_shares(ref, keys), _shares(cur, keys), len(ref), len(cur))
+    edges = np.histogram_bin_edges(np.unique(np.concatenate([ref, cur])), bins="sturges")
+    h1 = np.histogram(ref, bins=edges, density=True)[0]
+    h2 = np.histogram(cur, bins=edges, density=True)[0]
+    width = (edges.max() - edges.min()) / (len(edges) - 1)
+    overlap = float(np.sum(np.sqrt(h1 * h2)) * width)
     return sqrt(1 - float(np.clip(overlap, 0, 1)))
 
 
 _BOTH = frozenset(FeatureKind)
 _NUM = frozenset({FeatureKind.numerical})
-KS = register(StatTest("ks", "K-S p_value", "p_value", 0.05, _NUM, ks, inclusive=True))
-CHISQUARE = register(StatTest("chisquare", "chi-square p_value", "p_value", 0.05, _BOTH, chisquare))
-Z = register(StatTest("z", "Z-test p_value", "p_value", 0.05, _BOTH, z_proportions))
+KS = register(StatTest("ks", "K-S p_value", "p_value", 0.05, _NUM, ks, numeric_summary=bucket_tests.ks, inclusive=True))
+CHISQUARE = register(StatTest("chisquare", "chi-square p_value", "p_value", 0.05, _BOTH, chisquare, chisquare_shares))
+Z = register(StatTest("z", "Z-test p_value", "p_value", 0.05, _BOTH, z_proportions, z_shares))
 CHISQUARE_TWO_SAMPLE = register(
-    StatTest("chisquare_2samp", "chi-square test of homogeneity p_value", "p_value", 0.05, _BOTH, chisquare_two_sample)
+    StatTest(
+        "chisquare_2samp",
+        "chi-square test of homogeneity p_value",
+        "p_value",
+        0.05,
+        _BOTH,
+        chisquare_two_sample,
+        homogeneity_shares,
+    )
 )
 WASSERSTEIN = register(
-    StatTest("wasserstein", "Wasserstein distance (normed)", "distance", 0.1, _NUM, wasserstein_norm)
+    StatTest(
+        "wasserstein",
+        "Wasserstein distance (normed)",
+        "distance",
+        0.1,
+        _NUM,
+        wasserstein_norm,
+        numeric_summary=bucket_tests.wasserstein_norm,
+    )
 )
-JENSENSHANNON = register(StatTest("jensenshannon", "Jensen-Shannon distance", "distance", 0.1, _BOTH, jensenshannon))
-PSI = register(StatTest("psi", "PSI", "distance", 0.1, _BOTH, psi))
-KL_DIV = register(StatTest("kl_div", "Kullback-Leibler divergence", "distance", 0.1, _BOTH, kl_div))
-HELLINGER = register(StatTest("hellinger", "Hellinger distance (normed)", "distance", 0.1, _BOTH, hellinger))
+JENSENSHANNON = register(
+    StatTest(
+        "jensenshannon",
+        "Jensen-Shannon distance",
+        "distance",
+        0.1,
+        _BOTH,
+        _on_binned_shares(jensenshannon_shares),
+        jensenshannon_shares,
+    )
+)
+PSI = register(StatTest("psi", "PSI", "distance", 0.1, _BOTH, _on_binned_shares(psi_shares), psi_shares))
+KL_DIV = register(
+    StatTest("kl_div", "Kullback-Leibler divergence", "distance", 0.1, _BOTH, _on_binned_shares(kl_shares), kl_shares)
+)
+HELLINGER = register(
+    StatTest(
+        "hellinger",
+        "Hellinger distance (normed)",
+        "distance",
+        0.1,
+        _BOTH,
+        hellinger,
+        hellinger_shares,
+        numeric_summary=bucket_tests.hellinger,
+    )
+)
 
 
 def default_stattest(n_reference: int, n_unique: int, kind: FeatureKind) -> StatTest:
@@ -292,6 +373,39 @@ def test_drift(
 
 
 test_drift.__test__ = False  # type: ignore[attr-defined]  # not a pytest test, despite its name
+
+
+def drift_from_summaries(
+    ref: Summary,
+    cur: Summary,
+    *,
+    ref_distinct: int | None = None,
+    test: str | None = None,
+    threshold: float | None = None,
+    exact_p_below: float = 1.0,
+    exact_p_up_to: int = 10_000,
+) -> DriftResult:
+    """Drift of one feature from summaries (the registry entry's summary form), choosing the
+    test as Evidently would. ``ref_distinct``: distinct reference values (numerical); the default
+    choice needs it."""
+    if ref.n == 0 or cur.n == 0:
+        raise ValueError("drift needs at least one non-missing value in both samples")
+    numerical = isinstance(ref, NumericSummary)
+    kind = FeatureKind.numerical if numerical else FeatureKind.categorical
+    if test is None:
+        if isinstance(ref, NumericSummary) and isinstance(cur, NumericSummary):
+            n_unique = max(ref_distinct or 0, cur.distinct_lower_bound())
+        else:
+            assert isinstance(ref, CategoricalSummary) and isinstance(cur, CategoricalSummary)
+            n_unique = len(set(ref.counts) | set(cur.counts))
+        chosen = default_stattest(ref.n, n_unique, kind)
+    else:
+        chosen = get_stattest(test)
+        if kind not in chosen.applies_to:
+            raise ValueError(f"stat test {chosen.name!r} does not apply to {kind.value} features")
+    t = chosen.default_threshold if threshold is None else threshold
+    score = chosen.on_summaries(ref, cur, bucket_tests.SummaryOptions(exact_p_below, exact_p_up_to))
+    return DriftResult(chosen.name, chosen.kind, score, t, chosen.drifted(score, t), ref.n, cur.n)
 
 
 def benjamini_hochberg(p_values: Sequence[float], alpha: float = 0.05) -> list[bool]:

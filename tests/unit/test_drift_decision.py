@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from monitor.metrics.drift_decision import ColumnTest, Rule, decide
-from monitor.metrics.profiles import NumericSummary, drift_from_summaries, reference_summary, summary_from_json
-from monitor.metrics.stattests import benjamini_hochberg
+from monitor.metrics.profiles import NumericSummary, reference_summary, summary_from_json
+from monitor.metrics.stattests import benjamini_hochberg, drift_from_summaries
 
 CALIBRATED = Rule("calibrated", alpha=0.05, min_sample_size=100)
 

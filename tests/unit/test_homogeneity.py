@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from monitor.metrics.profiles import CategoricalSummary, drift_from_summaries
-from monitor.metrics.stattests import FeatureKind, homogeneity_p_value, test_drift
+from monitor.metrics.profiles import CategoricalSummary
+from monitor.metrics.stattests import FeatureKind, drift_from_summaries, homogeneity_p_value, test_drift
 
 ALPHA = 0.05
 WINDOWS = 400  # the false-alarm rate is measured over this many no-drift windows

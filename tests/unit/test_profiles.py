@@ -10,13 +10,12 @@ from monitor.metrics.profiles import (
     CategoricalSummary,
     NumericSummary,
     bucket_index,
-    drift_from_summaries,
     numeric_from_parts,
     reference_edges,
     summary_to_parts,
     unpack_counts,
 )
-from monitor.metrics.stattests import FeatureKind, test_drift
+from monitor.metrics.stattests import REGISTRY, FeatureKind, drift_from_summaries, test_drift
 
 
 def summaries(ref: np.ndarray, cur: np.ndarray) -> tuple[NumericSummary, NumericSummary, int]:
@@ -214,3 +213,23 @@ def test_infinities_are_counted_apart_and_left_out_of_every_statistic() -> None:
     assert s.merge(back).non_finite == 4
     old = {k: v for k, v in stats_.items() if k != "non_finite"}
     assert numeric_from_parts(old, edges, unpack_counts(counts)).non_finite == 0
+
+
+@pytest.mark.parametrize(
+    ("test", "kind"), [(name, kind) for name, t in sorted(REGISTRY.items()) for kind in sorted(t.applies_to)]
+)
+def test_every_registered_test_has_a_summary_form_equal_to_its_sample_form(test: str, kind: FeatureKind) -> None:
+    """One registry entry, both forms: on few-valued data the summaries hold every value, so the
+    summary form must give the sample form's number."""
+    rng = np.random.default_rng(11)
+    values = np.array([0.0, 1.0, 2.0, 5.0]) if kind is FeatureKind.numerical else np.array(list("abcd"), dtype=object)
+    p = np.linspace(1, 1.3, len(values)) / np.linspace(1, 1.3, len(values)).sum()  # mild: p-values not 0
+    ref, cur = rng.choice(values, 900), rng.choice(values, 400, p=p)
+    if kind is FeatureKind.numerical:
+        r, c, distinct = summaries(ref, cur)
+        got = drift_from_summaries(r, c, ref_distinct=distinct, test=test)
+    else:
+        got = drift_from_summaries(CategoricalSummary.of(ref), CategoricalSummary.of(cur), test=test)
+    raw = test_drift(ref, cur, kind, test=test)
+    assert got.score == pytest.approx(raw.score, rel=1e-9, abs=1e-12)
+    assert got.drifted == raw.drifted
