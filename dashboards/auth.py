@@ -55,7 +55,8 @@ def principal() -> Principal:
 
 
 def install(server: Flask, ctx: ServiceContext, *, open_access: bool) -> None:
-    server.secret_key = ctx.settings.dashboard_secret_key or secrets.token_hex(32)
+    given = ctx.settings.dashboard_secret_key
+    server.secret_key = given.get_secret_value() if given else secrets.token_hex(32)
     server.config.update(SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax")
     auth = Authenticator(ctx)
     failures = RateLimiter(

@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal, Self
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -93,7 +93,7 @@ class Settings(BaseSettings):
     # Keys that encrypt receiver signing secrets and header values at rest: comma-separated
     # Fernet keys (`monitor secrets new-key`), the first encrypts, all decrypt. Unset: one key
     # generated into data_dir/secret.key (one host only; processes on several hosts share this).
-    secret_keys: str | None = Field(None, repr=False)
+    secret_keys: SecretStr | None = None
     # Where alert links point: the dashboard's base URL, and this API's own.
     dashboard_url: str = "http://127.0.0.1:8050"
     public_url: str = "http://127.0.0.1:8000"
@@ -108,7 +108,7 @@ class Settings(BaseSettings):
     # several dashboard processes sit behind one address).
     dashboard_host: str = "127.0.0.1"
     dashboard_port: int = 8050
-    dashboard_secret_key: str | None = None
+    dashboard_secret_key: SecretStr | None = None
     # A dashboard login lasts this long (logging out ends it at once, in every replica).
     dashboard_session_hours: float = Field(12.0, gt=0)
 

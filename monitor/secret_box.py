@@ -89,7 +89,7 @@ def _key_file(data_dir: Path) -> bytes:
 
 def load_box(settings: Settings) -> SecretBox:
     if settings.secret_keys:
-        keys = [k.strip().encode() for k in settings.secret_keys.split(",") if k.strip()]
+        keys = [k.strip().encode() for k in settings.secret_keys.get_secret_value().split(",") if k.strip()]
     else:
         keys = [_key_file(settings.data_dir)]
     try:

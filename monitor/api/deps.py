@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -14,7 +15,12 @@ _bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: 
 
 
 def get_ctx(request: Request) -> ServiceContext:
-    return request.app.state.ctx  # type: ignore[no-any-return]
+    ctx: ServiceContext = request.app.state.ctx
+    return ctx
+
+
+# A route's service context: ``ctx: Ctx``.
+Ctx = Annotated[ServiceContext, Depends(get_ctx)]
 
 
 def require(scope: Scope, *, query_key: bool = False) -> Callable[..., Awaitable[Principal]]:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import BaseModel
+
 _SCALAR = {"type": ["string", "number", "integer", "boolean", "null"]}
 
 PREDICTION_RECORD: dict[str, Any] = {
@@ -71,3 +73,33 @@ def _body(record: dict[str, Any], with_version: bool) -> dict[str, Any]:
 
 PREDICTION_BODY = _body(PREDICTION_RECORD, with_version=True)
 LABEL_BODY = _body(LABEL_RECORD, with_version=False)
+
+
+def _inline(node: Any, defs: dict[str, Any]) -> Any:
+    """``node`` with every ``$ref`` to ``#/$defs/...`` replaced by what it names (the models
+    documented this way are not recursive)."""
+    if isinstance(node, dict):
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/$defs/"):
+            return _inline(defs[ref.removeprefix("#/$defs/")], defs)
+        return {k: _inline(v, defs) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_inline(v, defs) for v in node]
+    return node
+
+
+def model_body(model: type[BaseModel], description: str, *, from_path: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """``openapi_extra`` documenting a JSON body of ``model``'s shape, for routes that take the
+    body as a plain object and validate it themselves (to answer 400 naming the field and the
+    reason, as the rules file reports it). ``from_path``: fields the path gives (left out)."""
+    schema = model.model_json_schema(by_alias=True)
+    body = _inline({k: v for k, v in schema.items() if k != "$defs"}, schema.get("$defs", {}))
+    body["properties"] = {k: v for k, v in body.get("properties", {}).items() if k not in from_path}
+    body["required"] = [k for k in body.get("required", []) if k not in from_path]
+    return {
+        "requestBody": {
+            "required": True,
+            "description": description,
+            "content": {"application/json": {"schema": body}},
+        }
+    }

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import orjson
 import pytest
+from pydantic import SecretStr
 
 from alerts.signing import verify
 from monitor.metrics.points import MetricPoint
@@ -428,9 +429,11 @@ def test_receiver_secrets_are_encrypted_at_rest_and_rotated(api: Api, tmp_path: 
     assert api.ctx.secrets.open(stored[0]) == secret  # what delivery signs with
 
     def ctx_with(keys: str) -> ServiceContext:
-        return ServiceContext(settings=api.ctx.settings.model_copy(update={"secret_keys": keys}), engine=api.ctx.engine)
+        settings = api.ctx.settings.model_copy(update={"secret_keys": SecretStr(keys)})
+        return ServiceContext(settings=settings, engine=api.ctx.engine)
 
-    old = api.ctx.settings.secret_keys or ""
+    assert api.ctx.settings.secret_keys is not None
+    old = api.ctx.settings.secret_keys.get_secret_value()
     new = Fernet.generate_key().decode()
     assert alert_config.rotate_secrets(ctx_with(f"{new},{old}")) == 1
     with api.ctx.engine.connect() as conn:

@@ -2,26 +2,30 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 from sqlalchemy import text
 from starlette.concurrency import run_in_threadpool
 
-from monitor.api.deps import get_ctx
+from monitor.api import schemas
+from monitor.api.deps import Ctx
 from monitor.api.guard import GuardedRoute
 from monitor.api.responses import FastJSONResponse, error_body
 from monitor.db.migrate import current_revision, head_revision
-from monitor.services.context import ServiceContext
 
 router = APIRouter(route_class=GuardedRoute, tags=["health"])
 
 
-@router.get("/healthz")
+@router.get("/healthz", response_model=schemas.Healthy)
 async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz")
-async def readyz(ctx: ServiceContext = Depends(get_ctx)) -> FastJSONResponse:
+@router.get(
+    "/readyz",
+    response_model=schemas.Ready,
+    responses={503: {"description": "The database is unreachable or not migrated to head"}},
+)
+async def readyz(ctx: Ctx) -> FastJSONResponse:
     def check() -> tuple[bool, str | None]:
         with ctx.engine.connect() as conn:
             conn.execute(text("SELECT 1"))

@@ -8,14 +8,14 @@ from typing import Any
 from fastapi import APIRouter, Depends, Query, Request
 from starlette.concurrency import run_in_threadpool
 
+from monitor.api import schemas
 from monitor.api.body import json_media_type, read_body
-from monitor.api.deps import get_ctx, require
+from monitor.api.deps import Ctx, require
 from monitor.api.guard import GuardedRoute
 from monitor.api.openapi_docs import LABEL_BODY, PREDICTION_BODY
 from monitor.api.responses import FastJSONResponse
 from monitor.domain.payloads import parse_records
 from monitor.services import ingestion
-from monitor.services.context import ServiceContext
 from monitor.services.ingestion import OnError
 from monitor.services.keys import Scope
 
@@ -35,10 +35,13 @@ def _result(result: Any) -> dict[str, Any]:
     return out
 
 
-@router.post("/predictions", dependencies=[Depends(require(Scope.ingest))], openapi_extra=PREDICTION_BODY)
-async def post_predictions(
-    request: Request, on_error: OnError = _ON_ERROR, ctx: ServiceContext = Depends(get_ctx)
-) -> FastJSONResponse:
+@router.post(
+    "/predictions",
+    dependencies=[Depends(require(Scope.ingest))],
+    openapi_extra=PREDICTION_BODY,
+    response_model=schemas.PredictionsStored,
+)
+async def post_predictions(request: Request, ctx: Ctx, on_error: OnError = _ON_ERROR) -> FastJSONResponse:
     """Log predictions: one record, a JSON batch, a JSON array or NDJSON. Answers only after the commit."""
     kind = json_media_type(request)  # before the body is read
     body = await read_body(request)
@@ -46,10 +49,13 @@ async def post_predictions(
     return FastJSONResponse(_result(result))
 
 
-@router.post("/labels", dependencies=[Depends(require(Scope.ingest))], openapi_extra=LABEL_BODY)
-async def post_labels(
-    request: Request, on_error: OnError = _ON_ERROR, ctx: ServiceContext = Depends(get_ctx)
-) -> FastJSONResponse:
+@router.post(
+    "/labels",
+    dependencies=[Depends(require(Scope.ingest))],
+    openapi_extra=LABEL_BODY,
+    response_model=schemas.LabelsStored,
+)
+async def post_labels(request: Request, ctx: Ctx, on_error: OnError = _ON_ERROR) -> FastJSONResponse:
     """Ground truth by prediction id. A label may precede its prediction; a newer label replaces an older one."""
     kind = json_media_type(request)  # before the body is read
     body = await read_body(request)

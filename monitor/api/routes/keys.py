@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
-from starlette.concurrency import run_in_threadpool
 
-from monitor.api.deps import get_ctx, require
+from monitor.api import schemas
+from monitor.api.deps import Ctx, require
 from monitor.api.guard import GuardedRoute
 from monitor.api.responses import FastJSONResponse
 from monitor.services import keys
-from monitor.services.context import ServiceContext
 from monitor.services.keys import Scope
 
 router = APIRouter(
@@ -23,18 +22,18 @@ class KeyRequest(BaseModel):
     scopes: list[Scope] = Field(min_length=1)
 
 
-@router.post("", status_code=201)
-async def create_key(req: KeyRequest, ctx: ServiceContext = Depends(get_ctx)) -> FastJSONResponse:
+@router.post("", status_code=201, response_model=schemas.KeyCreated)
+def create_key(req: KeyRequest, ctx: Ctx) -> FastJSONResponse:
     """Create a key. The key itself is in this response only; only its hash is stored."""
-    key, info = await run_in_threadpool(keys.create_key, ctx, req.name, req.scopes)
+    key, info = keys.create_key(ctx, req.name, req.scopes)
     return FastJSONResponse({"key": key, **info}, status_code=201)
 
 
-@router.get("")
-async def list_keys(ctx: ServiceContext = Depends(get_ctx)) -> FastJSONResponse:
-    return FastJSONResponse({"keys": await run_in_threadpool(keys.list_keys, ctx)})
+@router.get("", response_model=schemas.KeyList)
+def list_keys(ctx: Ctx) -> FastJSONResponse:
+    return FastJSONResponse({"keys": keys.list_keys(ctx)})
 
 
 @router.delete("/{prefix}", status_code=204)
-async def revoke_key(prefix: str, ctx: ServiceContext = Depends(get_ctx)) -> None:
-    await run_in_threadpool(keys.revoke_key, ctx, prefix)
+def revoke_key(prefix: str, ctx: Ctx) -> None:
+    keys.revoke_key(ctx, prefix)

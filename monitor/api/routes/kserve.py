@@ -5,21 +5,26 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Request
 from starlette.concurrency import run_in_threadpool
 
+from monitor.api import schemas
 from monitor.api.body import read_body
-from monitor.api.deps import get_ctx, require
+from monitor.api.deps import Ctx, require
 from monitor.api.guard import GuardedRoute
 from monitor.api.responses import FastJSONResponse
 from monitor.domain.kserve import CloudEvent, KServeError
 from monitor.errors import MonitorError
 from monitor.services import kserve
-from monitor.services.context import ServiceContext
 from monitor.services.keys import Scope
 
 router = APIRouter(route_class=GuardedRoute, prefix="/v1", tags=["ingestion"])
 
 
-@router.post("/kserve", dependencies=[Depends(require(Scope.ingest, query_key=True))])
-async def kserve_event(request: Request, ctx: ServiceContext = Depends(get_ctx)) -> FastJSONResponse:
+@router.post(
+    "/kserve",
+    dependencies=[Depends(require(Scope.ingest, query_key=True))],
+    response_model=schemas.KServeReceived,
+    responses={202: {"description": "Stored; waiting for the event's other half", "model": schemas.KServeReceived}},
+)
+async def kserve_event(request: Request, ctx: Ctx) -> FastJSONResponse:
     """A CloudEvent from KServe's payload logger (binary mode: ``Ce-Id``, ``Ce-Type``
     ``org.kubeflow.serving.inference.request`` / ``.response``, ``Ce-Inferenceservicename`` naming a
     registered model; V1 or Open Inference Protocol V2 bodies). The key may be sent as

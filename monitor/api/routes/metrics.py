@@ -5,14 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 
 from fastapi import APIRouter, Depends, Query
-from starlette.concurrency import run_in_threadpool
 
-from monitor.api.deps import get_ctx, require
+from monitor.api import schemas
+from monitor.api.deps import Ctx, require
 from monitor.api.guard import GuardedRoute
 from monitor.api.responses import FastJSONResponse
 from monitor.errors import MonitorError
 from monitor.services import metric_store
-from monitor.services.context import ServiceContext
 from monitor.services.keys import Scope
 
 router = APIRouter(route_class=GuardedRoute, prefix="/v1/models", tags=["metrics"])
@@ -28,21 +27,19 @@ def _labels(pairs: list[str]) -> dict[str, str]:
     return out
 
 
-@router.get("/{name}/metrics", dependencies=[Depends(require(Scope.read))])
-async def get_metrics(
+@router.get("/{name}/metrics", dependencies=[Depends(require(Scope.read))], response_model=schemas.MetricPoints)
+def get_metrics(
     name: str,
+    ctx: Ctx,
     metric: str | None = Query(None, description="e.g. feature_drift, dataset_drift, quality.accuracy"),
     version: str | None = Query(None),
     label: list[str] = Query([], description="key:value, repeatable; every one must match"),
     start: datetime | None = Query(None, description="windows ending after this time"),
     end: datetime | None = Query(None, description="windows starting before this time"),
     limit: int = Query(10_000, ge=1, le=100_000),
-    ctx: ServiceContext = Depends(get_ctx),
 ) -> FastJSONResponse:
     """Metric points, oldest window first, each with its sample size, threshold and details."""
-    points = await run_in_threadpool(
-        lambda: metric_store.query_metrics(
-            ctx, name, metric=metric, version=version, labels=_labels(label), start=start, end=end, limit=limit
-        )
+    points = metric_store.query_metrics(
+        ctx, name, metric=metric, version=version, labels=_labels(label), start=start, end=end, limit=limit
     )
     return FastJSONResponse({"points": points})

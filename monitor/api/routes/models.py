@@ -7,8 +7,9 @@ from typing import Any
 from fastapi import APIRouter, Depends, Query, Request
 from starlette.concurrency import run_in_threadpool
 
+from monitor.api import schemas
 from monitor.api.body import media_type, read_body
-from monitor.api.deps import get_ctx, require
+from monitor.api.deps import Ctx, require
 from monitor.api.guard import GuardedRoute
 from monitor.api.responses import FastJSONResponse
 from monitor.domain.monitoring import MonitoringConfig
@@ -16,7 +17,6 @@ from monitor.domain.schema import ModelSpec
 from monitor.domain.tabular import TableFormat, format_from
 from monitor.errors import MonitorError
 from monitor.services import reference, registry
-from monitor.services.context import ServiceContext
 from monitor.services.keys import Scope
 
 router = APIRouter(route_class=GuardedRoute, prefix="/v1/models", tags=["models"])
@@ -26,25 +26,26 @@ router = APIRouter(route_class=GuardedRoute, prefix="/v1/models", tags=["models"
     "",
     status_code=201,
     dependencies=[Depends(require(Scope.admin))],
+    response_model=schemas.ModelView,
     responses={
-        200: {"description": "The version was registered already with the same schema"},
+        200: {"description": "The version was registered already with the same schema", "model": schemas.ModelView},
         409: {"description": "The version exists with a different schema"},
     },
 )
-async def register_model(spec: ModelSpec, ctx: ServiceContext = Depends(get_ctx)) -> FastJSONResponse:
+def register_model(spec: ModelSpec, ctx: Ctx) -> FastJSONResponse:
     """Register a model, or a new version of it, with its schema. Idempotent for an identical schema."""
-    view, created = await run_in_threadpool(registry.register_model, ctx, spec)
+    view, created = registry.register_model(ctx, spec)
     return FastJSONResponse(view, status_code=201 if created else 200)
 
 
-@router.get("", dependencies=[Depends(require(Scope.read))])
-async def list_models(ctx: ServiceContext = Depends(get_ctx)) -> FastJSONResponse:
-    return FastJSONResponse({"models": await run_in_threadpool(registry.list_models, ctx)})
+@router.get("", dependencies=[Depends(require(Scope.read))], response_model=schemas.ModelList)
+def list_models(ctx: Ctx) -> FastJSONResponse:
+    return FastJSONResponse({"models": registry.list_models(ctx)})
 
 
-@router.get("/{name}", dependencies=[Depends(require(Scope.read))])
-async def get_model(name: str, ctx: ServiceContext = Depends(get_ctx)) -> FastJSONResponse:
-    return FastJSONResponse(await run_in_threadpool(registry.get_model, ctx, name))
+@router.get("/{name}", dependencies=[Depends(require(Scope.read))], response_model=schemas.ModelView)
+def get_model(name: str, ctx: Ctx) -> FastJSONResponse:
+    return FastJSONResponse(registry.get_model(ctx, name))
 
 
 _REFERENCE_BODY: dict[str, Any] = {
@@ -62,15 +63,19 @@ _REFERENCE_BODY: dict[str, Any] = {
 
 
 @router.post(
-    "/{name}/reference", dependencies=[Depends(require(Scope.admin))], openapi_extra=_REFERENCE_BODY, status_code=201
+    "/{name}/reference",
+    dependencies=[Depends(require(Scope.admin))],
+    openapi_extra=_REFERENCE_BODY,
+    status_code=201,
+    response_model=schemas.ReferenceStored,
 )
 async def upload_reference(
     name: str,
     request: Request,
+    ctx: Ctx,
     version: str | None = Query(None, description="Model version (default: the newest)"),
     format: TableFormat | None = Query(None, description="Overrides the Content-Type"),
     dataset_name: str = Query("", alias="name", description="A name to remember the dataset by"),
-    ctx: ServiceContext = Depends(get_ctx),
 ) -> FastJSONResponse:
     """Upload the reference dataset for a model version; it replaces the one in use."""
     fmt = format or format_from(media_type(request))
@@ -86,17 +91,13 @@ async def upload_reference(
     return FastJSONResponse(result, status_code=201)
 
 
-@router.get("/{name}/monitoring", dependencies=[Depends(require(Scope.read))])
-async def get_monitoring(name: str, ctx: ServiceContext = Depends(get_ctx)) -> FastJSONResponse:
+@router.get("/{name}/monitoring", dependencies=[Depends(require(Scope.read))], response_model=MonitoringConfig)
+def get_monitoring(name: str, ctx: Ctx) -> FastJSONResponse:
     """How the model is monitored: schedule, windows, drift tests."""
-    config = await run_in_threadpool(registry.get_monitoring, ctx, name)
-    return FastJSONResponse(config.model_dump(mode="json"))
+    return FastJSONResponse(registry.get_monitoring(ctx, name).model_dump(mode="json"))
 
 
-@router.put("/{name}/monitoring", dependencies=[Depends(require(Scope.admin))])
-async def put_monitoring(
-    name: str, config: MonitoringConfig, ctx: ServiceContext = Depends(get_ctx)
-) -> FastJSONResponse:
+@router.put("/{name}/monitoring", dependencies=[Depends(require(Scope.admin))], response_model=MonitoringConfig)
+def put_monitoring(name: str, config: MonitoringConfig, ctx: Ctx) -> FastJSONResponse:
     """Replace the model's monitoring settings; the scheduler picks them up on its next run."""
-    saved = await run_in_threadpool(registry.set_monitoring, ctx, name, config)
-    return FastJSONResponse(saved.model_dump(mode="json"))
+    return FastJSONResponse(registry.set_monitoring(ctx, name, config).model_dump(mode="json"))

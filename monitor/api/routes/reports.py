@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, Field
-from starlette.concurrency import run_in_threadpool
 
-from monitor.api.deps import get_ctx, require
+from monitor.api import schemas
+from monitor.api.deps import Ctx, require
 from monitor.api.guard import GuardedRoute
 from monitor.api.responses import FastJSONResponse
 from monitor.services import reports
-from monitor.services.context import ServiceContext
 from monitor.services.keys import Principal, Scope
 from monitor.web_security import REPORT_HEADERS
 
@@ -32,44 +31,32 @@ class ReportRequest(BaseModel):
     )
 
 
-@router.post("/{name}/reports", status_code=201)
-async def create_report(
-    name: str,
-    req: ReportRequest,
-    ctx: ServiceContext = Depends(get_ctx),
-    principal: Principal = Depends(READ),
+@router.post("/{name}/reports", status_code=201, response_model=schemas.ReportInfo)
+def create_report(
+    name: str, req: ReportRequest, ctx: Ctx, principal: Annotated[Principal, Depends(READ)]
 ) -> FastJSONResponse:
     """Build an Evidently report (data drift, or quality on labelled rows) from random samples.
     One at a time per key (429 with Retry-After meanwhile); reports are kept
     MONITOR_REPORT_RETENTION_DAYS."""
-    meta = await run_in_threadpool(
-        lambda: reports.build_report(
-            ctx,
-            name,
-            req.version,
-            req.start,
-            req.end,
-            kind=req.kind,
-            sample_size=req.sample_size,
-            key_id=principal.key_id,
-        )
+    meta = reports.build_report(
+        ctx, name, req.version, req.start, req.end, kind=req.kind, sample_size=req.sample_size, key_id=principal.key_id
     )
     return FastJSONResponse(meta, status_code=201)
 
 
-@router.get("/{name}/reports")
-async def list_reports(name: str, ctx: ServiceContext = Depends(get_ctx)) -> FastJSONResponse:
-    return FastJSONResponse({"reports": await run_in_threadpool(reports.list_reports, ctx, name)})
+@router.get("/{name}/reports", response_model=schemas.ReportList)
+def list_reports(name: str, ctx: Ctx) -> FastJSONResponse:
+    return FastJSONResponse({"reports": reports.list_reports(ctx, name)})
 
 
-@router.get("/{name}/reports/{report_id}")
-async def get_report(name: str, report_id: int, ctx: ServiceContext = Depends(get_ctx)) -> FastJSONResponse:
+@router.get("/{name}/reports/{report_id}", response_model=schemas.ReportInfo)
+def get_report(name: str, report_id: int, ctx: Ctx) -> FastJSONResponse:
     """The report's description and Evidently's JSON result."""
-    return FastJSONResponse(await run_in_threadpool(reports.get_report, ctx, name, report_id))
+    return FastJSONResponse(reports.get_report(ctx, name, report_id))
 
 
 @router.get("/{name}/reports/{report_id}/html", response_class=HTMLResponse)
-async def get_report_html(name: str, report_id: int, ctx: ServiceContext = Depends(get_ctx)) -> HTMLResponse:
-    report = await run_in_threadpool(lambda: reports.get_report(ctx, name, report_id, with_html=True))
+def get_report_html(name: str, report_id: int, ctx: Ctx) -> HTMLResponse:
+    report = reports.get_report(ctx, name, report_id, with_html=True)
     # Served sandboxed (an opaque origin, no network), also reports stored before their JSON was escaped.
     return HTMLResponse(report["html"], headers=REPORT_HEADERS)

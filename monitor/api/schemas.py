@@ -1,0 +1,321 @@
+"""What each route answers, for the OpenAPI document (and so for every client generated from it;
+the contract test checks the answers against it). The routes still encode their answers with
+orjson: these models describe the bodies, they are not a second encoding step. An object may
+carry more fields than listed (``extra="allow"``): new fields are added, not renamed."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Out(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+# -- health ---------------------------------------------------------------------------------------
+
+
+class Healthy(Out):
+    status: str
+
+
+class Ready(Out):
+    status: str
+    revision: str | None
+
+
+# -- ingestion ------------------------------------------------------------------------------------
+
+
+class RecordErrorOut(Out):
+    index: int | None
+    field: str
+    reason: str
+
+
+class PredictionsStored(Out):
+    accepted: int
+    duplicates: int
+    rejected: int
+    ids: list[str | None]  # per input record, in order; None where it was rejected
+    duplicate_ids: list[str]
+    errors: list[RecordErrorOut]
+
+
+class LabelsStored(Out):
+    accepted: int
+    new: int
+    replaced: int
+    matched: int
+    waiting: int
+    rejected: int
+    errors: list[RecordErrorOut]
+
+
+class KServeReceived(Out):
+    event: str
+    status: str  # "stored", "waiting for the response", "duplicate: ..."
+    accepted: int | None = None
+    duplicates: int | None = None
+    rejected: int | None = None
+    errors: list[RecordErrorOut] | None = None
+
+
+# -- models ---------------------------------------------------------------------------------------
+
+
+class VersionView(Out):
+    version: str
+    schema_: dict[str, Any] = Field(alias="schema")  # "schema" is a BaseModel attribute's name
+    description: str
+    created_at: datetime
+    reference: dict[str, Any] | None
+
+
+class ModelView(Out):
+    name: str
+    task: str
+    latest_version: str
+    versions: list[VersionView]
+    ingested: dict[str, dict[str, int]] | None = None
+
+
+class ModelList(Out):
+    models: list[ModelView]
+
+
+class ReferenceStored(Out):
+    model: str
+    version: str
+    reference_id: int
+    rows: int
+    format: str
+    segments: dict[str, int]
+    labelled: bool
+
+
+class MetricPointOut(Out):
+    metric: str
+    version: str
+    labels: dict[str, str]
+    window_start: datetime
+    window_end: datetime
+    value: float | None
+    sample_size: int
+    reference_size: int | None
+    threshold: float | None
+    drifted: bool | None
+    details: dict[str, Any]
+    computed_at: datetime
+
+
+class MetricPoints(Out):
+    points: list[MetricPointOut]
+
+
+# -- keys -----------------------------------------------------------------------------------------
+
+
+class KeyCreated(Out):
+    key: str  # shown in this answer only
+    id: int
+    name: str
+    prefix: str
+    scopes: list[str]
+
+
+class KeyInfo(Out):
+    id: int
+    name: str
+    prefix: str
+    scopes: list[str]
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+class KeyList(Out):
+    keys: list[KeyInfo]
+
+
+# -- rules and receivers --------------------------------------------------------------------------
+
+
+class StoredRule(Out):
+    name: str
+    definition: dict[str, Any]
+    source: str  # "api" or "file"
+    updated_at: datetime
+
+
+class FileErrors(Out):
+    path: str
+    loaded_at: datetime
+    errors: list[dict[str, Any]]
+
+
+class RuleList(Out):
+    rules: list[StoredRule]
+    file_errors: list[FileErrors]
+
+
+class InhibitRuleList(Out):
+    inhibit_rules: list[StoredRule]
+
+
+class ReceiverOut(Out):
+    name: str
+    kind: str
+    url: str
+    headers: dict[str, str]  # names only: every value reads "<hidden>"
+    group_by: list[str]
+    group_wait_s: int
+    group_interval_s: int
+    repeat_interval_s: int
+    source: str
+    updated_at: datetime | None = None
+    secret: str | None = None  # when created or replaced only: the signing secret, shown once
+
+
+class ReceiverList(Out):
+    receivers: list[ReceiverOut]
+
+
+# -- alerts ---------------------------------------------------------------------------------------
+
+
+class HistoryEntry(Out):
+    id: int
+    fingerprint: str
+    rule: str
+    model: str
+    from_state: str
+    to_state: str
+    at: datetime
+    value: float | None
+    threshold: float | None
+    labels: dict[str, str]
+    evidence: dict[str, Any]
+
+
+class AlertOut(Out):
+    fingerprint: str
+    rule: str
+    model: str
+    labels: dict[str, str]
+    annotations: dict[str, str]
+    state: str
+    active_at: datetime | None
+    fired_at: datetime | None
+    last_true_at: datetime | None
+    resolved_at: datetime | None
+    value: float | None
+    threshold: float | None
+    evidence: dict[str, Any]
+    acknowledged_by: str | None
+    acknowledged_at: datetime | None
+    ack_comment: str | None
+    updated_at: datetime
+    silenced_by: list[str] | None = None  # in lists: the silences muting it
+    inhibited_by: list[str] | None = None  # in lists: the firing alerts muting it
+    history: list[HistoryEntry] | None = None  # for one alert: its transitions
+
+
+class AlertList(Out):
+    alerts: list[AlertOut]
+
+
+class AlertHistory(Out):
+    history: list[HistoryEntry]
+
+
+class SilenceOut(Out):
+    id: str
+    matchers: list[dict[str, str]]
+    starts_at: datetime
+    ends_at: datetime
+    created_by: str
+    comment: str
+    created_at: datetime | None = None
+
+
+class SilenceList(Out):
+    silences: list[SilenceOut]
+
+
+class OutboxMessage(Out):
+    message_id: str
+    receiver: str
+    kind: str
+    status: str
+    attempts: int
+    next_attempt_at: datetime | None
+    created_at: datetime
+    delivered_at: datetime | None
+    last_error: str | None
+    body: Any
+
+
+class OutboxList(Out):
+    messages: list[OutboxMessage]
+
+
+class Redelivery(Out):
+    message_id: str
+    status: str
+
+
+class DeliveryOut(Out):
+    message_id: str
+    receiver: str
+    attempt: int
+    at: datetime
+    status_code: int | None
+    latency_ms: float | None
+    outcome: str
+    error: str | None
+
+
+class DeliveryList(Out):
+    deliveries: list[DeliveryOut]
+
+
+class TriggerOut(Out):
+    id: int
+    model: str
+    version: str
+    rule: str
+    fingerprint: str
+    receiver: str
+    message_id: str
+    reason: str
+    evidence: list[dict[str, Any]]
+    created_at: datetime
+    delivery_status: str | None
+    attempts: int | None
+
+
+class TriggerList(Out):
+    triggers: list[TriggerOut]
+
+
+# -- reports --------------------------------------------------------------------------------------
+
+
+class ReportInfo(Out):
+    id: int
+    version: str
+    kind: str
+    window_start: datetime
+    window_end: datetime
+    sample_size: int
+    window_rows: int
+    reference_sample_size: int
+    created_at: datetime | None = None
+    summary: Any = None  # one report: Evidently's JSON result
+
+
+class ReportList(Out):
+    reports: list[ReportInfo]
