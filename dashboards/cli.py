@@ -5,7 +5,6 @@ point one way: ``dashboards`` imports ``monitor``, never the reverse."""
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import TYPE_CHECKING
 
 from monitor import cli as monitor_cli
@@ -60,34 +59,32 @@ def _dashboard(args: argparse.Namespace) -> int:
     return 0
 
 
-def _demo(args: argparse.Namespace) -> int:
-    return monitor_cli._demo(args, services=[DemoDashboard(args.dashboard_port)])
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = monitor_cli.build_parser()
-    sub = next(a for a in p._actions if isinstance(a, argparse._SubParsersAction))
-    d = sub.add_parser("dashboard", help="serve the Dash dashboard (login with an API key)")
+def _dashboard_arguments(d: argparse.ArgumentParser) -> None:
     d.add_argument("--host", help="default MONITOR_DASHBOARD_HOST or 127.0.0.1")
     d.add_argument("--port", type=int, help="default MONITOR_DASHBOARD_PORT or 8050")
     d.add_argument("--open", action="store_true", help="no login (loopback addresses only)")
-    d.set_defaults(func=_dashboard)
-    demo = sub.choices["demo"]
+
+
+COMMANDS = [
+    monitor_cli.Command(
+        "dashboard", "serve the Dash dashboard (login with an API key)", _dashboard, _dashboard_arguments
+    )
+]
+
+
+def _demo_arguments(demo: argparse.ArgumentParser) -> None:
     demo.add_argument("--dashboard-port", type=int, default=8050, help="port of the demo's dashboard")
-    demo.set_defaults(func=_demo)
-    return p
+
+
+DEMO = [monitor_cli.DemoAddition(_demo_arguments, lambda args: DemoDashboard(args.dashboard_port))]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    return monitor_cli.build_parser(COMMANDS, DEMO)
 
 
 def main(argv: list[str] | None = None) -> int:
-    from monitor.services.bootstrap import SchemaNotAtHead
-
-    args = build_parser().parse_args(argv)
-    monitor_cli.setup_logging(args)
-    try:
-        return int(args.func(args) or 0)
-    except SchemaNotAtHead as exc:
-        print(exc, file=sys.stderr)
-        return 2
+    return monitor_cli.main(argv, COMMANDS, DEMO)
 
 
 if __name__ == "__main__":

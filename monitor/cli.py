@@ -1,4 +1,13 @@
-"""The ``monitor`` command: serve, migrate, keys, secrets, maintain, demo."""
+"""The ``monitor`` command: serve, migrate, keys, secrets, maintain, scheduler, backfill, demo.
+
+Other packages add to it through ``Command`` and ``DemoAddition`` (``dashboards.cli`` adds
+``monitor dashboard`` and the demo's dashboard): ``monitor`` never imports them.
+
+How each process opens the database (``monitor.services.bootstrap``): what writes (serve's
+parent, migrate, the scheduler, backfill, keys create and revoke, secrets rotate, the demo)
+migrates first, under a lock; what only reads or checks (the API workers, the dashboard, keys
+list, check, maintain) checks that the schema is at the newest migration and changes nothing
+on start."""
 
 from __future__ import annotations
 
@@ -9,11 +18,15 @@ import shutil
 import signal
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from monitor.config import get_settings
+
+if TYPE_CHECKING:
+    from monitor.demo import DemoService
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -217,7 +230,25 @@ def _backfill(args: argparse.Namespace) -> int:
     return 0
 
 
-def _demo(args: argparse.Namespace, services: Sequence[Any] = ()) -> int:
+@dataclass(frozen=True)
+class Command:
+    """A command another package adds to ``monitor``."""
+
+    name: str
+    help: str
+    run: Callable[[argparse.Namespace], int]
+    arguments: Callable[[argparse.ArgumentParser], None] | None = None
+
+
+@dataclass(frozen=True)
+class DemoAddition:
+    """Something ``monitor demo`` starts beside the API, with the options it takes."""
+
+    arguments: Callable[[argparse.ArgumentParser], None]
+    service: Callable[[argparse.Namespace], DemoService]
+
+
+def _demo(args: argparse.Namespace, additions: Sequence[DemoAddition]) -> int:
     from monitor.demo import run_demo
 
     return run_demo(
@@ -227,11 +258,12 @@ def _demo(args: argparse.Namespace, services: Sequence[Any] = ()) -> int:
         drift_after=args.drift_after,
         label_delay=args.label_delay,
         metrics_every=args.metrics_every,
-        services=services,
+        services=[a.service(args) for a in additions],
     )
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(commands: Sequence[Command] = (), demo: Sequence[DemoAddition] = ()) -> argparse.ArgumentParser:
+    """The parser of every command, with ``commands`` added and ``demo``'s options on the demo."""
     p = argparse.ArgumentParser(prog="monitor", description="Self-hosted model monitoring service")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -284,7 +316,15 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--drift-after", type=float, default=120.0, help="seconds of traffic before drift starts")
     d.add_argument("--label-delay", type=float, default=20.0, help="mean seconds before a label arrives")
     d.add_argument("--metrics-every", type=float, default=30.0, help="seconds between metric runs")
-    d.set_defaults(func=_demo)
+    for addition in demo:
+        addition.arguments(d)
+    d.set_defaults(func=lambda args: _demo(args, demo))
+
+    for c in commands:
+        cp = sub.add_parser(c.name, help=c.help)
+        if c.arguments is not None:
+            c.arguments(cp)
+        cp.set_defaults(func=c.run)
     return p
 
 
@@ -298,12 +338,18 @@ def setup_logging(args: argparse.Namespace) -> None:
     logging.config.dictConfig(log_config("DEBUG" if args.verbose else "INFO", fmt))
 
 
-def main(argv: list[str] | None = None) -> int:
-    """The service's commands without the dashboard (``dashboards.cli`` adds it: it is the
-    ``monitor`` console script)."""
-    args = build_parser().parse_args(argv)
+def main(argv: list[str] | None = None, commands: Sequence[Command] = (), demo: Sequence[DemoAddition] = ()) -> int:
+    """Run a command (``dashboards.cli.main``, the ``monitor`` console script, adds the
+    dashboard's). A database whose schema is behind exits 2 saying what to run."""
+    from monitor.services.bootstrap import SchemaNotAtHead
+
+    args = build_parser(commands, demo).parse_args(argv)
     setup_logging(args)
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except SchemaNotAtHead as exc:
+        print(exc, file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -5,10 +5,67 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, NotRequired, TypedDict, cast
 
 import orjson
 from sqlalchemy import Connection, text
+
+
+class ReceiverRow(TypedDict):
+    name: str
+    kind: str
+    url: str
+    secret: str  # sealed (monitor.secret_box)
+    headers: dict[str, str]  # values sealed
+    group_by: list[str]
+    group_wait_s: int
+    group_interval_s: int
+    repeat_interval_s: int
+    source: str
+    updated_at: NotRequired[datetime]
+
+
+class AlertRow(TypedDict):
+    fingerprint: str
+    rule: str
+    model: str
+    labels: dict[str, str]
+    annotations: dict[str, str]
+    state: str
+    active_at: datetime | None
+    fired_at: datetime | None
+    last_true_at: datetime | None
+    resolved_at: datetime | None
+    value: float | None
+    threshold: float | None
+    evidence: dict[str, Any]
+    acknowledged_by: NotRequired[str | None]
+    acknowledged_at: NotRequired[datetime | None]
+    ack_comment: NotRequired[str | None]
+    updated_at: datetime
+    # added where alerts are listed or shown
+    silenced_by: NotRequired[list[str]]
+    inhibited_by: NotRequired[list[str]]
+    history: NotRequired[list[dict[str, Any]]]
+
+
+class GroupRow(TypedDict):
+    receiver: str
+    group_key: str
+    group_labels: dict[str, str]
+    first_seen_at: datetime
+    last_sent_at: datetime | None
+    last_sent: list[list[str]]  # [fingerprint, "firing" | "resolved"] told last
+
+
+class ClaimedMessage(TypedDict):
+    id: int
+    message_id: str
+    receiver: str
+    kind: str
+    body: bytes
+    attempts: int
+    created_at: datetime
 
 
 def _json(v: Any) -> str:
@@ -80,18 +137,18 @@ def file_errors(conn: Connection) -> list[dict[str, Any]]:
 _RECEIVER_COLS = "name, kind, url, secret, headers, group_by, group_wait_s, group_interval_s, repeat_interval_s, source"
 
 
-def list_receivers(conn: Connection) -> list[dict[str, Any]]:
+def list_receivers(conn: Connection) -> list[ReceiverRow]:
     rows = conn.execute(text(f"SELECT {_RECEIVER_COLS}, updated_at FROM receivers ORDER BY name")).mappings()
-    return [dict(r) for r in rows]
+    return [cast(ReceiverRow, dict(r)) for r in rows]
 
 
-def get_receiver(conn: Connection, name: str) -> dict[str, Any] | None:
+def get_receiver(conn: Connection, name: str) -> ReceiverRow | None:
     row = (
         conn.execute(text(f"SELECT {_RECEIVER_COLS}, updated_at FROM receivers WHERE name = :n"), {"n": name})
         .mappings()
         .first()
     )
-    return dict(row) if row else None
+    return cast(ReceiverRow, dict(row)) if row else None
 
 
 def set_receiver_secrets(conn: Connection, name: str, secret: str, headers: dict[str, str]) -> None:
@@ -101,7 +158,7 @@ def set_receiver_secrets(conn: Connection, name: str, secret: str, headers: dict
     )
 
 
-def upsert_receiver(conn: Connection, r: dict[str, Any]) -> None:
+def upsert_receiver(conn: Connection, r: ReceiverRow) -> None:
     conn.execute(
         text(
             f"INSERT INTO receivers ({_RECEIVER_COLS}) VALUES (:name, :kind, :url, :secret, :headers, :group_by, "
@@ -127,13 +184,13 @@ _ALERT_COLS = (
 )
 
 
-def alerts_for_update(conn: Connection, model: str) -> dict[str, dict[str, Any]]:
+def alerts_for_update(conn: Connection, model: str) -> dict[str, AlertRow]:
     """The model's alert instances, locked: evaluations of one model never interleave."""
     rows = conn.execute(text(f"SELECT {_ALERT_COLS} FROM alerts WHERE model = :m FOR UPDATE"), {"m": model}).mappings()
-    return {r["fingerprint"]: dict(r) for r in rows}
+    return {r["fingerprint"]: cast(AlertRow, dict(r)) for r in rows}
 
 
-def save_alert(conn: Connection, a: dict[str, Any]) -> None:
+def save_alert(conn: Connection, a: AlertRow) -> None:
     conn.execute(
         text(
             "INSERT INTO alerts (fingerprint, rule, model, labels, annotations, state, active_at, fired_at, "
@@ -169,7 +226,7 @@ def add_history(conn: Connection, h: dict[str, Any]) -> None:
     )
 
 
-def list_alerts(conn: Connection, state: str | None, model: str | None) -> list[dict[str, Any]]:
+def list_alerts(conn: Connection, state: str | None, model: str | None) -> list[AlertRow]:
     rows = conn.execute(
         text(
             f"SELECT {_ALERT_COLS} FROM alerts WHERE (CAST(:s AS text) IS NULL OR state = :s) "
@@ -177,22 +234,22 @@ def list_alerts(conn: Connection, state: str | None, model: str | None) -> list[
         ),
         {"s": state, "m": model},
     ).mappings()
-    return [dict(r) for r in rows]
+    return [cast(AlertRow, dict(r)) for r in rows]
 
 
-def active_alerts(conn: Connection) -> list[dict[str, Any]]:
+def active_alerts(conn: Connection) -> list[AlertRow]:
     """Firing alerts, and resolved ones some group may still have to be told about."""
     rows = conn.execute(text(f"SELECT {_ALERT_COLS} FROM alerts WHERE state IN ('firing', 'resolved')")).mappings()
-    return [dict(r) for r in rows]
+    return [cast(AlertRow, dict(r)) for r in rows]
 
 
-def get_alert(conn: Connection, fingerprint: str) -> dict[str, Any] | None:
+def get_alert(conn: Connection, fingerprint: str) -> AlertRow | None:
     row = (
         conn.execute(text(f"SELECT {_ALERT_COLS} FROM alerts WHERE fingerprint = :f"), {"f": fingerprint})
         .mappings()
         .first()
     )
-    return dict(row) if row else None
+    return cast(AlertRow, dict(row)) if row else None
 
 
 def history(
@@ -265,17 +322,17 @@ def expire_silence(conn: Connection, silence_id: str, at: datetime) -> bool:
 # -- notification groups -------------------------------------------------------------------------
 
 
-def groups_for_update(conn: Connection) -> dict[tuple[str, str], dict[str, Any]]:
+def groups_for_update(conn: Connection) -> dict[tuple[str, str], GroupRow]:
     rows = conn.execute(
         text(
             "SELECT receiver, group_key, group_labels, first_seen_at, last_sent_at, last_sent "
             "FROM notification_groups FOR UPDATE"
         )
     ).mappings()
-    return {(r["receiver"], r["group_key"]): dict(r) for r in rows}
+    return {(r["receiver"], r["group_key"]): cast(GroupRow, dict(r)) for r in rows}
 
 
-def save_group(conn: Connection, g: dict[str, Any]) -> None:
+def save_group(conn: Connection, g: GroupRow) -> None:
     conn.execute(
         text(
             "INSERT INTO notification_groups (receiver, group_key, group_labels, first_seen_at, last_sent_at, "
@@ -303,7 +360,7 @@ def enqueue(conn: Connection, message_id: str, receiver: str, kind: str, body: b
     )
 
 
-def claim_due(conn: Connection, now: datetime, lease_seconds: float, limit: int) -> list[dict[str, Any]]:
+def claim_due(conn: Connection, now: datetime, lease_seconds: float, limit: int) -> list[ClaimedMessage]:
     """Take due messages for one attempt each: their next attempt moves a lease ahead, so another
     deliverer leaves them alone, and takes them over if this one dies mid-attempt."""
     rows = conn.execute(
@@ -319,7 +376,7 @@ def claim_due(conn: Connection, now: datetime, lease_seconds: float, limit: int)
         ),
         {"now": now, "lease": lease_seconds, "limit": limit},
     ).mappings()
-    return [dict(r) for r in rows]
+    return [cast(ClaimedMessage, dict(r)) for r in rows]
 
 
 def finish_attempt(

@@ -21,6 +21,7 @@ from alerts.signing import new_secret
 from alerts.urls import UnsafeURL, check_url
 from monitor.config import Settings
 from monitor.db import alert_repo
+from monitor.db.alert_repo import ReceiverRow
 from monitor.errors import Conflict, MonitorError, NotFound
 from monitor.secret_box import SecretBox
 from monitor.services.context import ServiceContext
@@ -101,7 +102,7 @@ def delete_rule(ctx: ServiceContext, name: str) -> None:
         uow.commit()
 
 
-def _receiver_row(spec: ReceiverSpec, source: str, box: SecretBox, secret: str) -> dict[str, Any]:
+def _receiver_row(spec: ReceiverSpec, source: str, box: SecretBox, secret: str) -> ReceiverRow:
     """The stored form of a receiver: its signing ``secret`` and header values encrypted."""
     t = spec.timers()
     return {
@@ -121,7 +122,7 @@ def _receiver_row(spec: ReceiverSpec, source: str, box: SecretBox, secret: str) 
 HIDDEN = "<hidden>"
 
 
-def public_receiver(row: dict[str, Any]) -> dict[str, Any]:
+def public_receiver(row: ReceiverRow) -> dict[str, Any]:
     """A receiver as shown: no secret, header names without their values (credentials, mostly)."""
     shown = {k: v for k, v in row.items() if k != "secret"}
     shown["headers"] = dict.fromkeys(row.get("headers") or {}, HIDDEN)

@@ -9,12 +9,13 @@ from typing import Any
 from alerts.pipeline import mute
 from alerts.silences import SilenceSpec
 from monitor.db import alert_repo
+from monitor.db.alert_repo import AlertRow
 from monitor.errors import MonitorError, NotFound
 from monitor.services.alerting import active_silences, alert_of, inhibit_rules
 from monitor.services.context import ServiceContext
 
 
-def list_alerts(ctx: ServiceContext, state: str | None = None, model: str | None = None) -> list[dict[str, Any]]:
+def list_alerts(ctx: ServiceContext, state: str | None = None, model: str | None = None) -> list[AlertRow]:
     if state is not None and state not in ("pending", "firing", "resolved"):
         raise MonitorError(f"state {state!r} is not one of pending, firing, resolved")
     now = datetime.now(UTC)
@@ -34,7 +35,7 @@ def list_alerts(ctx: ServiceContext, state: str | None = None, model: str | None
     return alerts
 
 
-def get_alert(ctx: ServiceContext, fingerprint: str) -> dict[str, Any]:
+def get_alert(ctx: ServiceContext, fingerprint: str) -> AlertRow:
     with ctx.uow() as uow:
         alert = alert_repo.get_alert(uow.conn, fingerprint)
         if alert is None:
@@ -48,12 +49,15 @@ def alert_history(ctx: ServiceContext, model: str | None, limit: int) -> list[di
         return alert_repo.history(uow.conn, model=model, limit=limit)
 
 
-def acknowledge(ctx: ServiceContext, fingerprint: str, by: str, comment: str) -> dict[str, Any]:
+def acknowledge(ctx: ServiceContext, fingerprint: str, by: str, comment: str) -> AlertRow:
     with ctx.uow() as uow:
         if not alert_repo.acknowledge(uow.conn, fingerprint, by, comment, datetime.now(UTC)):
             raise NotFound(f"no alert {fingerprint!r}")
         uow.commit()
-        return alert_repo.get_alert(uow.conn, fingerprint) or {}
+        alert = alert_repo.get_alert(uow.conn, fingerprint)
+    if alert is None:  # deleted in between (it stopped being evaluated)
+        raise NotFound(f"no alert {fingerprint!r}")
+    return alert
 
 
 def create_silence(ctx: ServiceContext, spec: SilenceSpec) -> dict[str, Any]:

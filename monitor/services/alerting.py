@@ -29,6 +29,7 @@ from alerts.silences import Matcher, Silence
 from alerts.state import Alert, AlertState, State, step
 from monitor.config import Settings
 from monitor.db import alert_repo, reference_repo
+from monitor.db.alert_repo import AlertRow
 from monitor.services.alert_config import active_rules
 from monitor.services.context import ServiceContext
 from monitor.services.registry import resolve_version
@@ -62,7 +63,7 @@ def dashboard_link(settings: Settings, model: str, s: Sample | dict[str, Any]) -
     return f"{settings.dashboard_url.rstrip('/')}/models/{quote(model)}?{urlencode(params)}"
 
 
-def _state_of(row: dict[str, Any] | None) -> AlertState:
+def _state_of(row: AlertRow | None) -> AlertState:
     if row is None:
         return AlertState()
     return AlertState(State(row["state"]), row["active_at"], row["fired_at"], row["last_true_at"], row["resolved_at"])
@@ -151,7 +152,7 @@ def _store(
     settings: Settings,
     rule: Rule,
     e: Evaluation,
-    prev: dict[str, Any] | None,
+    prev: AlertRow | None,
     new: AlertState,
     transition: State | None,
     now: datetime,
@@ -211,22 +212,16 @@ def _history(
     )
 
 
-def _transition_row(conn: Connection, row: dict[str, Any], new: AlertState, transition: State, now: datetime) -> None:
+def _transition_row(conn: Connection, row: AlertRow, new: AlertState, transition: State, now: datetime) -> None:
     if new.state is State.inactive:
         alert_repo.delete_alert(conn, row["fingerprint"])
     else:
-        alert_repo.save_alert(
-            conn,
-            {
-                **row,
-                "state": new.state.value,
-                "active_at": new.active_at,
-                "fired_at": new.fired_at,
-                "last_true_at": new.last_true_at,
-                "resolved_at": new.resolved_at,
-                "updated_at": now,
-            },
-        )
+        saved = row.copy()
+        saved["state"] = new.state.value
+        saved["active_at"], saved["fired_at"] = new.active_at, new.fired_at
+        saved["last_true_at"], saved["resolved_at"] = new.last_true_at, new.resolved_at
+        saved["updated_at"] = now
+        alert_repo.save_alert(conn, saved)
     alert_repo.add_history(
         conn,
         {
@@ -331,7 +326,7 @@ def inhibit_rules(conn: Connection) -> list[InhibitRule]:
     return out
 
 
-def alert_of(row: dict[str, Any]) -> Alert:
+def alert_of(row: AlertRow) -> Alert:
     return Alert(
         row["fingerprint"],
         row["rule"],

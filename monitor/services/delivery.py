@@ -12,7 +12,6 @@ import threading
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import httpx
 
@@ -21,6 +20,7 @@ from alerts.notifiers import notifier
 from alerts.retry import Outcome, backoff_seconds, retry_after_seconds
 from alerts.urls import Target, UnsafeURL
 from monitor.db import alert_repo
+from monitor.db.alert_repo import ClaimedMessage, ReceiverRow
 from monitor.errors import NotFound
 from monitor.secret_box import SecretUnavailable
 from monitor.services.context import ServiceContext
@@ -51,7 +51,7 @@ class Attempt:
     error: str | None = None
 
 
-def _attempt(ctx: ServiceContext, client: httpx.Client, m: dict[str, Any], receiver: dict[str, Any] | None) -> None:
+def _attempt(ctx: ServiceContext, client: httpx.Client, m: ClaimedMessage, receiver: ReceiverRow | None) -> None:
     s = ctx.settings
     started = time.perf_counter()
     if receiver is None:
@@ -92,7 +92,7 @@ def _attempt(ctx: ServiceContext, client: httpx.Client, m: dict[str, Any], recei
     )
 
 
-def _send(ctx: ServiceContext, client: httpx.Client, body: bytes, message_id: str, receiver: dict[str, Any]) -> Attempt:
+def _send(ctx: ServiceContext, client: httpx.Client, body: bytes, message_id: str, receiver: ReceiverRow) -> Attempt:
     """One signed POST to the receiver, its result as its notifier judges it."""
     s = ctx.settings
     kind = notifier(receiver["kind"])

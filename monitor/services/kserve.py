@@ -29,6 +29,8 @@ KIND = {REQUEST: "request", RESPONSE: "response"}
 
 
 def receive(ctx: ServiceContext, event: CloudEvent) -> dict[str, Any]:
+    """Keep one half of a request/response pair until the other arrives; with both, store the
+    pair's predictions and forget the halves."""
     # 404 for a model never registered; cached like every ingestion path's lookup
     vrow = resolve_cached(ctx, [(event.model, None)])[(event.model, None)]
     kind = KIND[event.type]
@@ -74,11 +76,7 @@ def receive(ctx: ServiceContext, event: CloudEvent) -> dict[str, Any]:
         # within the hour, and a resent half finds the predictions already stored (same ids).
         kserve_repo.forget(uow.conn, event.model, event.id, durable=False)
         uow.commit()
-    # validation's errors name the record's place in ``records``; the caller knows instances
-    instance = [int(r["prediction_id"].rsplit("-", 1)[1]) for r in records]
-    errors = [
-        RecordError(None if e.index is None else instance[e.index], e.field, e.reason) for e in result.errors
-    ] + unreadable
+    errors = _by_instance(records, result.errors) + unreadable
     errors.sort(key=lambda e: (e.index is None, e.index or 0))
     if not (result.accepted or result.duplicates) and errors:
         # nothing of the pair could be stored: a 422 naming each instance and field, not "stored"
@@ -91,6 +89,13 @@ def receive(ctx: ServiceContext, event: CloudEvent) -> dict[str, Any]:
         "rejected": result.rejected + len(unreadable),
         "errors": [e.as_dict() for e in errors],
     }
+
+
+def _by_instance(records: list[dict[str, Any]], errors: list[RecordError]) -> list[RecordError]:
+    """Validation's errors name the record's place in ``records``; the caller knows instances
+    (a record's prediction id ends with its instance's index)."""
+    instance = [int(r["prediction_id"].rsplit("-", 1)[1]) for r in records]
+    return [RecordError(None if e.index is None else instance[e.index], e.field, e.reason) for e in errors]
 
 
 def _completed(conn: Any, model_id: int, event_id: str, doc: Any) -> bool:

@@ -37,6 +37,60 @@ def _ts(d: datetime | None) -> float | None:
     return None if d is None else d.timestamp()
 
 
+def _model_metric_families() -> dict[str, GaugeMetricFamily]:
+    """The per-model families, empty: one per kind of metric point."""
+    fam: dict[str, GaugeMetricFamily] = {
+        "drift_share": GaugeMetricFamily(
+            "monitor_model_dataset_drift_share", "Share of drifted features", labels=["model", "window"]
+        ),
+        "feature": GaugeMetricFamily(
+            "monitor_model_feature_drift_score",
+            "Drift score of a feature (p-value or distance, see method)",
+            labels=["model", "feature", "method", "window"],
+        ),
+        "feature_drifted": GaugeMetricFamily(
+            "monitor_model_feature_drifted", "1 when the feature drifted", labels=["model", "feature", "window"]
+        ),
+        "prediction": GaugeMetricFamily(
+            "monitor_model_prediction_drift_score",
+            "Drift score of the prediction or a class score",
+            labels=["model", "column", "method", "window"],
+        ),
+        "quality": GaugeMetricFamily(
+            "monitor_model_quality",
+            "Model quality against labels (class '' = overall or the positive class; average 'macro' = "
+            "the unweighted mean over classes)",
+            labels=["model", "metric", "class", "average", "window"],
+        ),
+        "coverage": GaugeMetricFamily(
+            "monitor_model_label_coverage_ratio", "Labelled share of predictions", labels=["model", "window"]
+        ),
+        # not a summary: its percentiles come from the window's histogram, so no "quantile" label
+        "latency": GaugeMetricFamily(
+            "monitor_model_latency_seconds",
+            "Prediction latency over the window: a percentile (p50, p90, p95, p99) or the mean",
+            labels=["model", "statistic", "window"],
+        ),
+        "throughput": GaugeMetricFamily(
+            "monitor_model_predictions_per_minute", "Prediction throughput", labels=["model", "window"]
+        ),
+        "concept": GaugeMetricFamily(
+            "monitor_model_concept_drift", "1 when concept drift is detected", labels=["model", "method", "window"]
+        ),
+    }
+    fam["drifted_count"] = GaugeMetricFamily(
+        "monitor_model_features_drifted",
+        "How many features drifted (all of them, also those past MONITOR_METRICS_MAX_FEATURES)",
+        labels=["model", "window"],
+    )
+    fam["features_total"] = GaugeMetricFamily(
+        "monitor_model_features_measured",
+        "How many features drift was measured on (the per-feature series hold the most drifted of them)",
+        labels=["model", "window"],
+    )
+    return fam
+
+
 class StoreCollector:
     """Reads the shared numbers from the database on every scrape."""
 
@@ -118,55 +172,7 @@ class StoreCollector:
         return rest
 
     def _model_families(self, points: list[tuple[str, dict[str, Any]]]) -> Iterator[Metric]:
-        fam = {
-            "drift_share": GaugeMetricFamily(
-                "monitor_model_dataset_drift_share", "Share of drifted features", labels=["model", "window"]
-            ),
-            "feature": GaugeMetricFamily(
-                "monitor_model_feature_drift_score",
-                "Drift score of a feature (p-value or distance, see method)",
-                labels=["model", "feature", "method", "window"],
-            ),
-            "feature_drifted": GaugeMetricFamily(
-                "monitor_model_feature_drifted", "1 when the feature drifted", labels=["model", "feature", "window"]
-            ),
-            "prediction": GaugeMetricFamily(
-                "monitor_model_prediction_drift_score",
-                "Drift score of the prediction or a class score",
-                labels=["model", "column", "method", "window"],
-            ),
-            "quality": GaugeMetricFamily(
-                "monitor_model_quality",
-                "Model quality against labels (class '' = overall or the positive class; average 'macro' = "
-                "the unweighted mean over classes)",
-                labels=["model", "metric", "class", "average", "window"],
-            ),
-            "coverage": GaugeMetricFamily(
-                "monitor_model_label_coverage_ratio", "Labelled share of predictions", labels=["model", "window"]
-            ),
-            # not a summary: its percentiles come from the window's histogram, so no "quantile" label
-            "latency": GaugeMetricFamily(
-                "monitor_model_latency_seconds",
-                "Prediction latency over the window: a percentile (p50, p90, p95, p99) or the mean",
-                labels=["model", "statistic", "window"],
-            ),
-            "throughput": GaugeMetricFamily(
-                "monitor_model_predictions_per_minute", "Prediction throughput", labels=["model", "window"]
-            ),
-            "concept": GaugeMetricFamily(
-                "monitor_model_concept_drift", "1 when concept drift is detected", labels=["model", "method", "window"]
-            ),
-        }
-        fam["drifted_count"] = GaugeMetricFamily(
-            "monitor_model_features_drifted",
-            "How many features drifted (all of them, also those past MONITOR_METRICS_MAX_FEATURES)",
-            labels=["model", "window"],
-        )
-        fam["features_total"] = GaugeMetricFamily(
-            "monitor_model_features_measured",
-            "How many features drift was measured on (the per-feature series hold the most drifted of them)",
-            labels=["model", "window"],
-        )
+        fam = _model_metric_families()
         points = self._bounded_features(points, fam)
         for model, p in points:
             metric, labels, value = p["metric"], p["labels"], p["value"]

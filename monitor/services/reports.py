@@ -16,6 +16,7 @@ import orjson
 import pandas as pd
 
 from monitor.db import reference_repo, report_repo
+from monitor.db.registry_repo import VersionRow
 from monitor.domain.records import NEG_INF, POS_INF
 from monitor.domain.schema import FeatureType, ModelSchema, Task, schema_from_json
 from monitor.errors import MonitorError, NotFound, TooManyRequests
@@ -125,38 +126,10 @@ def _build(
     kind: str,
     n: int,
 ) -> dict[str, Any]:
-    from evidently import Dataset, Report
-    from evidently.presets import ClassificationPreset, DataDriftPreset, RegressionPreset
-
+    """Sample the window and the reference, run Evidently on them, store the report."""
     vrow = resolve_version(ctx, model, version)
     schema = schema_from_json(vrow.schema)
-    labelled = kind == "quality"
-    with ctx.uow() as uow:
-        ref = reference_repo.active_reference_summaries(uow.conn, vrow.version_id)
-        if ref is None:
-            raise MonitorError(f"model {model!r} version {vrow.version!r} has no reference dataset")
-        rows = report_repo.window_rows(uow.conn, vrow.version_id, window_start, window_end)
-        current = report_repo.sample_window(
-            uow.conn, vrow.model_id, vrow.version_id, window_start, window_end, n, labelled
-        )
-        reference = report_repo.sample_reference(uow.conn, ref[0], n, labelled)
-    if not current:
-        what = "labelled predictions" if labelled else "predictions"
-        raise MonitorError(f"no {what} in the window to report on")
-    if not reference:
-        raise MonitorError(
-            "the reference has no labelled rows to compare quality with" if labelled else "the reference is empty"
-        )
-    definition = _definition(schema, kind)
-    presets = (
-        [DataDriftPreset()]
-        if kind == "drift"
-        else [RegressionPreset() if schema.task is Task.regression else ClassificationPreset()]
-    )
-    snapshot = Report(presets).run(
-        Dataset.from_pandas(_frame(current, schema), data_definition=definition),
-        Dataset.from_pandas(_frame(reference, schema), data_definition=definition),
-    )
+    rows, current, reference = _samples(ctx, vrow, window_start, window_end, kind, n)
     meta = {
         "model": model,
         "version": vrow.version,
@@ -167,7 +140,7 @@ def _build(
         "window_rows": rows,
         "reference_sample_size": len(reference),
     }
-    page = escape_embedded_json(snapshot.get_html_str(as_iframe=False))
+    summary, page = _run_evidently(schema, kind, current, reference)
     page = page.replace("<body>", "<body>" + _banner(meta), 1) if "<body>" in page else _banner(meta) + page
     with ctx.uow() as uow:
         report_id = report_repo.insert_report(
@@ -180,11 +153,56 @@ def _build(
             sample_size=len(current),
             window_rows=rows,
             reference_sample_size=len(reference),
-            summary=_strict_json(snapshot.json()),
+            summary=summary,
             html=page,
         )
         uow.commit()
     return {"id": report_id, **meta}
+
+
+def _samples(
+    ctx: ServiceContext, vrow: VersionRow, window_start: datetime, window_end: datetime, kind: str, n: int
+) -> tuple[int, list[dict[str, Any]], list[dict[str, Any]]]:
+    """The window's row count, and random samples of at most ``n`` rows of the window and of the
+    reference (labelled ones for a quality report)."""
+    labelled = kind == "quality"
+    with ctx.uow() as uow:
+        ref = reference_repo.active_reference_summaries(uow.conn, vrow.version_id)
+        if ref is None:
+            raise MonitorError(f"model {vrow.model_name!r} version {vrow.version!r} has no reference dataset")
+        rows = report_repo.window_rows(uow.conn, vrow.version_id, window_start, window_end)
+        current = report_repo.sample_window(
+            uow.conn, vrow.model_id, vrow.version_id, window_start, window_end, n, labelled
+        )
+        reference = report_repo.sample_reference(uow.conn, ref[0], n, labelled)
+    if not current:
+        what = "labelled predictions" if labelled else "predictions"
+        raise MonitorError(f"no {what} in the window to report on")
+    if not reference:
+        raise MonitorError(
+            "the reference has no labelled rows to compare quality with" if labelled else "the reference is empty"
+        )
+    return rows, current, reference
+
+
+def _run_evidently(
+    schema: ModelSchema, kind: str, current: list[dict[str, Any]], reference: list[dict[str, Any]]
+) -> tuple[str, str]:
+    """Evidently's report on the two samples: its JSON result (strict JSON) and its HTML page."""
+    from evidently import Dataset, Report
+    from evidently.presets import ClassificationPreset, DataDriftPreset, RegressionPreset
+
+    definition = _definition(schema, kind)
+    presets = (
+        [DataDriftPreset()]
+        if kind == "drift"
+        else [RegressionPreset() if schema.task is Task.regression else ClassificationPreset()]
+    )
+    snapshot = Report(presets).run(
+        Dataset.from_pandas(_frame(current, schema), data_definition=definition),
+        Dataset.from_pandas(_frame(reference, schema), data_definition=definition),
+    )
+    return _strict_json(snapshot.json()), escape_embedded_json(snapshot.get_html_str(as_iframe=False))
 
 
 def list_reports(ctx: ServiceContext, model: str) -> list[dict[str, Any]]:

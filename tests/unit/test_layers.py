@@ -64,3 +64,20 @@ def test_transactions_commit_only_in_the_services() -> None:
     ]
     outside = [f"{p.relative_to(ROOT)}:{line}" for p in paths for line in _calls(p, "commit") + _calls(p, "uow")]
     assert not outside, outside
+
+
+MAX_LINES = 64
+
+
+@pytest.mark.parametrize("package", ["alerts", "monitor/services"])
+def test_functions_stay_short_or_say_why(package: str) -> None:
+    """The alert pipeline and the services read in small steps: a function of more than
+    MAX_LINES lines says in its docstring why it is one piece ("kept whole: ...")."""
+    long = []
+    for p in _modules(package):
+        for node in ast.walk(ast.parse(p.read_text())):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                length = (node.end_lineno or node.lineno) - node.lineno + 1
+                if length > MAX_LINES and "kept whole:" not in (ast.get_docstring(node) or ""):
+                    long.append(f"{p.relative_to(ROOT)}:{node.lineno} {node.name} ({length} lines)")
+    assert not long, long

@@ -1,0 +1,26 @@
+"""The ``monitor`` command is composed through its public interface: ``monitor.cli`` alone has
+the service's commands; ``dashboards.cli`` adds the dashboard and the demo's dashboard port."""
+
+from __future__ import annotations
+
+import pytest
+
+from dashboards import cli as full_cli
+from monitor import cli as service_cli
+
+
+def test_the_dashboard_is_added_from_outside_the_service_package(capsys: pytest.CaptureFixture[str]) -> None:
+    args = full_cli.build_parser().parse_args(["dashboard", "--port", "9000", "--open"])
+    assert (args.port, args.open, args.func) == (9000, True, full_cli.COMMANDS[0].run)
+    with pytest.raises(SystemExit):
+        service_cli.build_parser().parse_args(["dashboard"])  # monitor alone does not know it
+    assert "invalid choice: 'dashboard'" in capsys.readouterr().err
+
+
+def test_the_demo_takes_the_additions_options_and_starts_their_services() -> None:
+    args = full_cli.build_parser().parse_args(["demo", "--dashboard-port", "9100", "--rate", "5"])
+    assert (args.dashboard_port, args.rate) == (9100, 5.0)
+    service = full_cli.DEMO[0].service(args)
+    assert isinstance(service, full_cli.DemoDashboard) and service.port == 9100
+    with pytest.raises(SystemExit):
+        service_cli.build_parser().parse_args(["demo", "--dashboard-port", "9100"])
