@@ -39,7 +39,7 @@ def _dashboard(args: argparse.Namespace) -> int:
     from dashboards.app import create_dashboard
     from dashboards.auth import is_loopback
     from dashboards.serve import DashboardServer
-    from monitor.services.bootstrap import open_context
+    from monitor.services.bootstrap import open_for_reading
 
     settings = get_settings()
     host = args.host or settings.dashboard_host
@@ -47,7 +47,7 @@ def _dashboard(args: argparse.Namespace) -> int:
     if args.open and not is_loopback(host):
         print(f"--open (no login) is allowed on a loopback address only, not {host}")
         return 2
-    ctx = open_context(settings)
+    ctx = open_for_reading(settings)
     server = DashboardServer(create_dashboard(ctx, open_access=args.open), host, port)
     print(f"dashboard on {server.url}/ ({'open' if args.open else 'log in with an API key with the read scope'})")
     try:

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
 def _serve(args: argparse.Namespace) -> int:
     from monitor.server import pin_database_url
-    from monitor.services.bootstrap import open_context
+    from monitor.services.bootstrap import open_for_writing
 
     # uvicorn handles SIGTERM (finishing the requests in flight), then raises it again so that the
     # handler in place before it runs: with Python's default one the process dies on the spot,
@@ -39,7 +39,7 @@ def _serve(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, _exit_on_signal)
     settings = pin_database_url(get_settings())
     # Migrate once here rather than racing in every worker.
-    open_context(settings, migrate=True).close()
+    open_for_writing(settings).close()
     if args.workers <= 1:
         _run_uvicorn(args, settings)
         return 0
@@ -79,9 +79,9 @@ def _run_uvicorn(args: argparse.Namespace, settings: Any) -> None:
 
 def _migrate(_: argparse.Namespace) -> int:
     from monitor.db.migrate import current_revision
-    from monitor.services.bootstrap import open_context
+    from monitor.services.bootstrap import open_for_writing
 
-    ctx = open_context(get_settings(), migrate=True)
+    ctx = open_for_writing(get_settings())
     print(f"database at revision {current_revision(ctx.engine)}")
     ctx.close()
     return 0
@@ -113,10 +113,10 @@ def _check(_: argparse.Namespace) -> int:
 
 
 def _maintain(_: argparse.Namespace) -> int:
-    from monitor.services.bootstrap import open_context
+    from monitor.services.bootstrap import open_for_reading
     from monitor.services.maintenance import run_maintenance
 
-    ctx = open_context(get_settings())
+    ctx = open_for_reading(get_settings())
     print(run_maintenance(ctx))
     ctx.close()
     return 0
@@ -125,10 +125,11 @@ def _maintain(_: argparse.Namespace) -> int:
 def _keys(args: argparse.Namespace) -> int:
     from monitor.errors import NotFound
     from monitor.services import keys
-    from monitor.services.bootstrap import open_context
+    from monitor.services.bootstrap import open_for_reading, open_for_writing
 
     # listing reads only: it neither migrates nor maintains anything
-    ctx = open_context(get_settings(), migrate=args.keys_cmd != "list")
+    settings = get_settings()
+    ctx = open_for_reading(settings) if args.keys_cmd == "list" else open_for_writing(settings)
     try:
         if args.keys_cmd == "create":
             key, info = keys.create_key(ctx, args.name, [keys.Scope(s) for s in args.scope])
@@ -161,9 +162,9 @@ def _secrets(args: argparse.Namespace) -> int:
         return 0
     from monitor.secret_box import SecretUnavailable
     from monitor.services.alert_config import rotate_secrets
-    from monitor.services.bootstrap import open_context
+    from monitor.services.bootstrap import open_for_writing
 
-    ctx = open_context(get_settings(), migrate=True)
+    ctx = open_for_writing(get_settings())
     try:
         print(f"{rotate_secrets(ctx)} receivers' secrets encrypted with the first key")
     except SecretUnavailable as exc:
@@ -176,10 +177,10 @@ def _secrets(args: argparse.Namespace) -> int:
 
 def _scheduler(args: argparse.Namespace) -> int:
     from monitor.scheduler import MetricScheduler
-    from monitor.services.bootstrap import open_context
+    from monitor.services.bootstrap import open_for_writing
     from monitor.services.delivery import DeliveryWorker
 
-    ctx = open_context(get_settings(), migrate=True)
+    ctx = open_for_writing(get_settings())
     scheduler = MetricScheduler(ctx, tick_seconds=args.tick)
     # Every scheduler delivers, leader or not: messages are claimed one deliverer at a time.
     deliverer = DeliveryWorker(ctx)
@@ -208,14 +209,14 @@ def _backfill(args: argparse.Namespace) -> int:
 
     from tqdm import tqdm
 
-    from monitor.services.bootstrap import open_context
+    from monitor.services.bootstrap import open_for_writing
     from monitor.services.monitoring_run import backfill
 
     def when(s: str) -> datetime:
         ts = datetime.fromisoformat(s)
         return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
 
-    ctx = open_context(get_settings(), migrate=True)
+    ctx = open_for_writing(get_settings())
     try:
         with tqdm(desc=f"backfilling {args.model}", unit="window") as bar:
 

@@ -22,7 +22,7 @@ from monitor.domain.monitoring import MonitoringConfig
 from monitor.scheduler import MetricScheduler
 from monitor.server import ThreadedServer, pin_database_url, port_is_free
 from monitor.services import keys, registry
-from monitor.services.bootstrap import open_context
+from monitor.services.bootstrap import open_for_writing
 from monitor.services.context import ServiceContext
 from monitor.services.delivery import DeliveryWorker
 
@@ -61,7 +61,7 @@ def run_demo(
     print(f"starting the database ({where}) ...", flush=True)
     # the demo's own webhook receivers listen on loopback
     settings = pin_database_url(settings).model_copy(update={"allow_loopback_receivers": True})
-    ctx = open_context(settings, migrate=True, maintain=True)
+    ctx = open_for_writing(settings, maintain=True)
     admin_key, _ = keys.create_key(ctx, "demo-admin", [keys.Scope.admin])
     ingest_key, _ = keys.create_key(ctx, "demo-ingest", [keys.Scope.ingest])
     read_key, _ = keys.create_key(ctx, "demo-read", [keys.Scope.read])

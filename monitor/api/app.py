@@ -19,7 +19,7 @@ from monitor.api.openapi_errors import document_errors
 from monitor.api.routes import alerts, health, ingest, keys, kserve, metrics, models, prometheus, reports, rules
 from monitor.config import Settings, get_settings
 from monitor.logs import new_request_id, request_id
-from monitor.services.bootstrap import open_context
+from monitor.services.bootstrap import open_for_reading
 from monitor.services.context import ServiceContext
 from monitor.services.keys import Authenticator
 from monitor.services.prometheus import new_registry
@@ -39,7 +39,7 @@ def create_app(settings: Settings | None = None, ctx: ServiceContext | None = No
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = ctx is None
-        context = ctx if ctx is not None else await run_in_threadpool(open_context, settings or get_settings())
+        context = ctx if ctx is not None else await run_in_threadpool(open_for_reading, settings or get_settings())
         app.state.ctx = context
         app.state.authenticator = Authenticator(context)
         app.state.rate_limiter = RateLimiter(context.settings.rate_limit_per_second, context.settings.rate_limit_burst)

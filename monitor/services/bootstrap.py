@@ -38,3 +38,17 @@ def open_context(settings: Settings, *, migrate: bool = False, maintain: bool = 
         ctx.close()
         raise
     return ctx
+
+
+def open_for_writing(settings: Settings, *, maintain: bool = False) -> ServiceContext:
+    """For a process that writes (serve's parent, migrate, the scheduler, backfill, keys create
+    and revoke, secrets rotate, the demo): the schema migrated to the newest revision first,
+    under a lock; ``maintain``: partitions ahead and retention too."""
+    return open_context(settings, migrate=True, maintain=maintain)
+
+
+def open_for_reading(settings: Settings) -> ServiceContext:
+    """For a process that only reads or checks (API workers, the dashboard, keys list, check,
+    maintain's own connection): the schema must be at the newest revision (``SchemaNotAtHead``
+    says what to run otherwise); nothing changes on start."""
+    return open_context(settings)
