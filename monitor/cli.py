@@ -139,9 +139,10 @@ def _keys(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
         elif args.keys_cmd == "list":
+            print(f"{'PREFIX':8}  {'STATE':8}  {'SCOPES':20}  NAME")
             for k in keys.list_keys(ctx):
                 state = "revoked" if k["revoked_at"] else "active"
-                print(f"{k['prefix']}  {state:8}  {','.join(k['scopes']):20}  {k['name']}")
+                print(f"{k['prefix']:8}  {state:8}  {','.join(k['scopes']):20}  {k['name']}")
         elif args.keys_cmd == "revoke":
             try:
                 keys.revoke_key(ctx, args.prefix)
@@ -263,17 +264,33 @@ def _demo(args: argparse.Namespace, additions: Sequence[DemoAddition]) -> int:
     )
 
 
+class _Help(argparse.ArgumentDefaultsHelpFormatter):
+    """Every option's default in its help, where it has one (not for flags, nor for options whose
+    default comes from the settings: their help says which)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        if action.default is None or action.default is False or action.default in (argparse.SUPPRESS, []):
+            return action.help or ""
+        return super()._get_help_string(action) or ""
+
+
+class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _Help)
+        super().__init__(*args, **kwargs)
+
+
 def build_parser(commands: Sequence[Command] = (), demo: Sequence[DemoAddition] = ()) -> argparse.ArgumentParser:
     """The parser of every command, with ``commands`` added and ``demo``'s options on the demo."""
-    p = argparse.ArgumentParser(prog="monitor", description="Self-hosted model monitoring service")
+    p = _Parser(prog="monitor", description="Self-hosted model monitoring service")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    sub = p.add_subparsers(dest="cmd", required=True)
+    sub = p.add_subparsers(dest="cmd", required=True, parser_class=_Parser)
 
     s = sub.add_parser("serve", help="run the ingestion API")
-    s.add_argument("--host")
-    s.add_argument("--port", type=int)
-    s.add_argument("--workers", type=int, default=1)
-    s.add_argument("--log-level", default="info")
+    s.add_argument("--host", help="default MONITOR_HOST or 127.0.0.1")
+    s.add_argument("--port", type=int, help="default MONITOR_PORT or 8000")
+    s.add_argument("--workers", type=int, default=1, help="API worker processes")
+    s.add_argument("--log-level", default="info", help="debug, info, warning or error")
     s.set_defaults(func=_serve)
 
     sub.add_parser("migrate", help="apply database migrations").set_defaults(func=_migrate)
@@ -288,10 +305,10 @@ def build_parser(commands: Sequence[Command] = (), demo: Sequence[DemoAddition] 
     kc.add_argument(
         "--scope", action="append", required=True, choices=["ingest", "read", "admin"], help="repeat for several scopes"
     )
-    kc.add_argument("--name", default="cli")
+    kc.add_argument("--name", default="cli", help="what the key is for, shown in keys list")
     ksub.add_parser("list", help="list keys (prefixes only)")
     kr = ksub.add_parser("revoke", help="revoke a key by its prefix")
-    kr.add_argument("prefix")
+    kr.add_argument("prefix", help="the key's prefix, as keys list shows it")
     k.set_defaults(func=_keys)
 
     se = sub.add_parser("secrets", help="the keys receiver secrets are encrypted with")
@@ -305,7 +322,7 @@ def build_parser(commands: Sequence[Command] = (), demo: Sequence[DemoAddition] 
     sc.set_defaults(func=_scheduler)
 
     b = sub.add_parser("backfill", help="compute a model's metrics for a past period")
-    b.add_argument("--model", required=True)
+    b.add_argument("--model", required=True, help="the model's name")
     b.add_argument("--from", dest="start", required=True, help="ISO time, e.g. 2026-11-01 (UTC unless given)")
     b.add_argument("--to", dest="end", required=True, help="ISO time")
     b.set_defaults(func=_backfill)
@@ -329,13 +346,18 @@ def build_parser(commands: Sequence[Command] = (), demo: Sequence[DemoAddition] 
     return p
 
 
+# Long-running services, whose logs go to a collector: MONITOR_LOG_FORMAT (JSON lines by default).
+SERVICES = {"serve", "scheduler", "dashboard"}
+
+
 def setup_logging(args: argparse.Namespace) -> None:
-    """JSON lines (``MONITOR_LOG_FORMAT=json``, the default) or text; the demo talks to a person: text."""
+    """JSON lines (``MONITOR_LOG_FORMAT=json``, the default) or text for the services; text for
+    the commands a person runs at a terminal (keys, migrate, backfill, the demo, ...)."""
     import logging.config
 
     from monitor.logs import log_config
 
-    fmt = "text" if args.cmd == "demo" else get_settings().log_format
+    fmt = get_settings().log_format if args.cmd in SERVICES else "text"
     logging.config.dictConfig(log_config("DEBUG" if args.verbose else "INFO", fmt))
 
 

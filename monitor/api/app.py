@@ -13,6 +13,7 @@ from fastapi import FastAPI, Request
 from starlette.concurrency import run_in_threadpool
 
 from monitor import __version__
+from monitor.api.docs import DOCS, install_docs
 from monitor.api.errors import install_error_handlers
 from monitor.api.guard import BoundedBodies, GuardedRoute
 from monitor.api.openapi_errors import document_errors
@@ -29,7 +30,6 @@ from monitor.web_security import API_DOCS_HEADERS, API_HEADERS
 log = logging.getLogger(__name__)
 access_log = logging.getLogger("monitor.access")
 
-DOCS_PATHS = {"/docs", "/redoc", "/docs/oauth2-redirect"}
 INGEST_PATHS = {"/v1/predictions": "predictions", "/v1/labels": "labels", "/v1/kserve": "kserve"}
 
 
@@ -65,8 +65,10 @@ def create_app(settings: Settings | None = None, ctx: ServiceContext | None = No
         version=__version__,
         description="Prediction-log ingestion, drift and quality metrics, alerts and retraining webhooks.",
         lifespan=lifespan,
-        docs_url="/docs",
+        docs_url=None,  # served from this process (monitor.api.docs), not from a CDN
+        redoc_url=None,
     )
+    install_docs(app)
     install_error_handlers(app)
     document_errors(app)
     # Innermost of the middleware, so the request id, access log and security headers wrap its refusals.
@@ -92,7 +94,8 @@ def create_app(settings: Settings | None = None, ctx: ServiceContext | None = No
             request_id.reset(token)
         response.headers["X-Request-ID"] = rid
         # Security headers; a route that set its own (a sandboxed report) keeps them.
-        for name, value in (API_DOCS_HEADERS if request.url.path in DOCS_PATHS else API_HEADERS).items():
+        docs = request.url.path == DOCS or request.url.path.startswith(DOCS + "/")
+        for name, value in (API_DOCS_HEADERS if docs else API_HEADERS).items():
             response.headers.setdefault(name, value)
         return response
 

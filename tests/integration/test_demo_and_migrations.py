@@ -125,7 +125,8 @@ def test_read_only_commands_and_api_workers_neither_migrate_nor_maintain(setting
     from monitor.services.bootstrap import SchemaNotAtHead
 
     def keys_list(url: str) -> subprocess.CompletedProcess[str]:
-        env = {**os.environ, "MONITOR_DATABASE_URL": url, "MONITOR_LOG_FORMAT": "text"}
+        # MONITOR_LOG_FORMAT is json by default: a command run at a terminal logs text all the same
+        env = {**os.environ, "MONITOR_DATABASE_URL": url, "MONITOR_LOG_FORMAT": "json"}
         return subprocess.run(
             [sys.executable, "-m", "dashboards.cli", "keys", "list"],
             env=env,
@@ -149,7 +150,9 @@ def test_read_only_commands_and_api_workers_neither_migrate_nor_maintain(setting
         ).all():
             conn.execute(text(f'DROP TABLE "{name}"'))
     ctx.partitions.forget_before(datetime.max.replace(tzinfo=UTC).date())
-    assert keys_list(settings.database_url).returncode == 0
+    listed = keys_list(settings.database_url)
+    assert listed.returncode == 0
+    assert listed.stdout.splitlines()[0].split() == ["PREFIX", "STATE", "SCOPES", "NAME"]
     assert partitions() == 0  # no maintenance ran
 
     admin = settings.database_url.replace("postgresql+psycopg://", "postgresql://")
@@ -160,6 +163,7 @@ def test_read_only_commands_and_api_workers_neither_migrate_nor_maintain(setting
     try:
         refused = keys_list(url)
         assert refused.returncode == 2 and "run `monitor migrate` first" in refused.stderr, refused.stderr
+        assert not any(line.lstrip().startswith("{") for line in refused.stderr.splitlines()), refused.stderr
         with pytest.raises(SchemaNotAtHead), TestClient(create_app(settings.model_copy(update={"database_url": url}))):
             pass
         with psycopg.connect(url) as conn:  # nothing was created: not even Alembic's table

@@ -24,3 +24,30 @@ def test_the_demo_takes_the_additions_options_and_starts_their_services() -> Non
     assert isinstance(service, full_cli.DemoDashboard) and service.port == 9100
     with pytest.raises(SystemExit):
         service_cli.build_parser().parse_args(["demo", "--dashboard-port", "9100"])
+
+
+def test_every_option_says_its_default(capsys: pytest.CaptureFixture[str]) -> None:
+    parser = full_cli.build_parser()
+    commands = ["serve", "migrate", "maintain", "check", "scheduler", "backfill", "demo", "dashboard"]
+    texts = {}
+    for command in [*commands, "keys create", "keys list", "keys revoke", "secrets rotate"]:
+        with pytest.raises(SystemExit):
+            parser.parse_args([*command.split(), "--help"])
+        texts[command] = capsys.readouterr().out
+    assert "(default: 20.0)" in texts["demo"] and "(default: 8050)" in texts["demo"]
+    assert "(default: 30.0)" in texts["scheduler"] and "(default: cli)" in texts["keys create"]
+    assert "default MONITOR_PORT or 8000" in texts["serve"]
+    for command, text in texts.items():
+        assert "(default: None)" not in text and "(default: False)" not in text, command
+        # every option has a help line (argparse prints a bare '--name NAME' otherwise)
+        lines = text.splitlines()
+        bare = [
+            line
+            for line, after in zip(lines, [*lines[1:], ""], strict=True)
+            if line.startswith("  --") and len(line.split()) <= 2 and not after.startswith(" " * 10)
+        ]
+        assert not bare, (command, bare)
+
+
+def test_commands_run_at_a_terminal_log_text() -> None:
+    assert {"serve", "scheduler", "dashboard"} == service_cli.SERVICES
