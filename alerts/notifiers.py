@@ -79,7 +79,8 @@ class AlertmanagerNotifier(_HTTPNotifier):
     kind = ReceiverKind.alertmanager
 
     def url(self, receiver_url: str) -> str:
-        return receiver_url.rstrip("/") + "/api/v2/alerts"
+        base = receiver_url.rstrip("/").removesuffix("/api/v2/alerts")  # the base URL, or the endpoint given
+        return base + "/api/v2/alerts"
 
     def body(self, n: Notification) -> Any:
         return alertmanager_alerts(n.notices)

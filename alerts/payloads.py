@@ -10,6 +10,21 @@ from typing import Any
 ZERO_TIME = "0001-01-01T00:00:00Z"  # Alertmanager's endsAt of a firing alert
 
 
+_FNV_OFFSET, _FNV_PRIME, _SEPARATOR = 14695981039346656037, 1099511628211, b"\xff"
+
+
+def alertmanager_fingerprint(labels: dict[str, str]) -> str:
+    """Alertmanager's fingerprint of a label set (prometheus/common's ``LabelSet.Fingerprint``:
+    FNV-1a 64 over the sorted names and values, each followed by byte 255), as its API shows it:
+    16 hex digits. Receivers that join alerts across systems by fingerprint find ours."""
+    h = _FNV_OFFSET
+    for name in sorted(labels):
+        for part in (name.encode(), _SEPARATOR, labels[name].encode(), _SEPARATOR):
+            for byte in part:
+                h = ((h ^ byte) * _FNV_PRIME) & 0xFFFFFFFFFFFFFFFF
+    return f"{h:016x}"
+
+
 def rfc3339(ts: datetime | None) -> str:
     return ZERO_TIME if ts is None else ts.isoformat().replace("+00:00", "Z")
 
@@ -34,7 +49,8 @@ class Notice:
             "startsAt": rfc3339(self.starts_at),
             "endsAt": rfc3339(self.ends_at),
             "generatorURL": self.generator_url,
-            "fingerprint": self.fingerprint,
+            # Alertmanager's, of the labels; an alert deleted since (no labels known) keeps our id
+            "fingerprint": alertmanager_fingerprint(self.labels) if self.labels else self.fingerprint,
         }
 
 

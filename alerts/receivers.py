@@ -47,8 +47,15 @@ class ReceiverSpec(BaseModel):
 
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
     kind: ReceiverKind = ReceiverKind.webhook
-    url: str
-    secret: str | None = Field(None, description="whsec_…; generated when absent and shown once")
+    url: str = Field(
+        description="where requests go; for kind alertmanager the Alertmanager's base URL "
+        "(http://alertmanager:9093): alerts are posted to its /api/v2/alerts"
+    )
+    secret: str | None = Field(
+        None,
+        description="whsec_…; generated when absent and shown once. Signs every request (Standard Webhooks); "
+        "slack and alertmanager receivers check no signature, so need none in the rules file",
+    )
     headers: dict[str, str] | None = Field(
         None,
         description="sent with every request, e.g. Authorization for a receiver behind auth; values are "

@@ -3,14 +3,12 @@ with exponential backoff and full jitter, honouring Retry-After; any other 4xx f
 
 from __future__ import annotations
 
-import random
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from enum import StrEnum
 
+# the backoff itself is shared with the client SDK
+from monitor_client.retry import BASE_SECONDS, CAP_SECONDS, backoff_seconds, retry_after_seconds
+
 RETRY_STATUS = {408, 429}
-BASE_SECONDS = 1.0
-CAP_SECONDS = 600.0
 
 
 class Outcome(StrEnum):
@@ -28,34 +26,12 @@ def classify(status: int | None) -> Outcome:
     return Outcome.failed
 
 
-def retry_after_seconds(value: str | None, now: datetime | None = None) -> float | None:
-    """Retry-After as seconds: a number of seconds or an HTTP date."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
-
-
-def backoff_seconds(
-    attempt: int,
-    retry_after: float | None = None,
-    *,
-    base: float = BASE_SECONDS,
-    cap: float = CAP_SECONDS,
-    rng: random.Random | None = None,
-) -> float:
-    """Delay before attempt ``attempt + 1`` (``attempt`` counts from 1): full jitter over
-    base·2^(attempt-1), capped; never sooner than the receiver's Retry-After."""
-    ceiling = min(cap, base * 2 ** (attempt - 1))
-    delay = (rng or random).uniform(0, ceiling)
-    if retry_after is not None:
-        delay = max(delay, min(retry_after, cap))
-    return delay
+__all__ = [
+    "BASE_SECONDS",
+    "CAP_SECONDS",
+    "RETRY_STATUS",
+    "Outcome",
+    "backoff_seconds",
+    "classify",
+    "retry_after_seconds",
+]

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from alerts import templates
 
 _DURATION = re.compile(r"^(\d+)(s|m|h|d)$")
+LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")  # Alertmanager's (and Prometheus's) label names
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 Name = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
 
@@ -142,6 +143,16 @@ class Rule(BaseModel):
     def _durations(cls, v: str | None) -> str | None:
         if v is not None:
             parse_duration(v)
+        return v
+
+    @field_validator("labels", "annotations")
+    @classmethod
+    def _names(cls, v: dict[str, str]) -> dict[str, str]:
+        # Alertmanager refuses an alert with any other label or annotation name (400 for the whole
+        # request): a name it cannot take is refused here, when the rule is made
+        for name in v:
+            if not LABEL_NAME.match(name):
+                raise ValueError(f"{name!r} is not a name Alertmanager accepts ([a-zA-Z_][a-zA-Z0-9_]*)")
         return v
 
     @field_validator("annotations")

@@ -79,13 +79,19 @@ class BatchDecoder:
                 forbid_unknown_fields=True,
                 gc=False,
             )
+        self._integer_classes = False
         if schema.task is Task.regression:
             prediction: Any = Number
             scores: Any = None
         else:
-            cls = Literal[tuple(schema.classes or ())]  # type: ignore[valid-type]
-            prediction = cls
-            scores = dict[cls, Probability]  # type: ignore[valid-type]
+            classes = tuple(schema.classes or ())
+            cls = Literal[classes]  # type: ignore[valid-type]
+            # integer classes (scikit-learn's 0, 1) arrive as JSON numbers: taken as they are and
+            # turned into the class's text below
+            numbers = tuple(int(c) for c in classes if c.lstrip("-").isdigit() and str(int(c)) == c)
+            prediction = Literal[classes + numbers] if numbers else cls
+            self._integer_classes = bool(numbers)
+            scores = dict[cls, Probability]
             if schema.task is Task.binary_classification:
                 scores = Union[Probability, scores]  # noqa: UP007
         record_fields: list[tuple[Any, ...]] = [
@@ -114,6 +120,7 @@ class BatchDecoder:
             return None
         earliest, latest, now = bounds.earliest, bounds.latest, bounds.now
         feature_segments, record_segments = self._feature_segments, self._record_segments
+        integer_classes = self._integer_classes
         rows = []
         for r in decoded:
             if (r.model is not None and r.model != model) or (r.version is not None and r.version != version):
@@ -146,7 +153,7 @@ class BatchDecoder:
                     r.prediction_id or uuid.uuid4().hex,
                     ts,
                     r.features,
-                    r.prediction,
+                    str(r.prediction) if integer_classes and type(r.prediction) is int else r.prediction,
                     scores,
                     None if r.latency_ms is None else float(r.latency_ms),
                     segments,

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from monitor.domain.records import RecordError
-from monitor.domain.schema import ModelSchema, Task
+from monitor.domain.schema import ModelSchema, Task, class_key
 
 REQUEST = "org.kubeflow.serving.inference.request"
 RESPONSE = "org.kubeflow.serving.inference.response"
@@ -123,6 +123,9 @@ def _prediction(value: Any, schema: ModelSchema, where: str) -> tuple[Any, dict[
         value = value.decode()
     if isinstance(value, str):
         return value, None
+    key = class_key(value)
+    if key is not None and key in classes:
+        return key, None  # the class itself (a model whose classes are numbers predicts them)
     if isinstance(value, bool):
         return classes[int(value)], None
     if isinstance(value, float) and value.is_integer() and schema.task is Task.multiclass_classification:

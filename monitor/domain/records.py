@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from operator import itemgetter
 from typing import Any
 
-from monitor.domain.schema import FeatureType, ModelSchema, Task
+from monitor.domain.schema import FeatureType, ModelSchema, Task, class_key
 from monitor.domain.unstorable import find_unstorable
 
 MAX_ID_LENGTH = 256
@@ -301,7 +301,7 @@ class RecordValidator:
             if reason is not None:
                 errors.append(RecordError(index, field, reason))
             return converted
-        key = value if type(value) is str else str(value) if type(value) in (int, bool) else None
+        key = class_key(value)
         if key is None or key not in self._classes:
             shown = value if key is None else key
             errors.append(RecordError(index, field, f"{shown!r} is not one of the model's classes"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
 Name = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")]
 FieldName = Annotated[str, StringConstraints(min_length=1, max_length=128)]
@@ -38,6 +38,21 @@ class Feature(BaseModel):
     description: str = ""
 
 
+def class_key(value: Any) -> str | None:
+    """A class as the model's ``classes`` hold it: text as is, an integer as its digits (a
+    scikit-learn model's ``classes_`` are often ``[0, 1]``), an integral float as that integer
+    (``1.0`` is class ``1``: labels read back from a float column), a boolean as ``True`` /
+    ``False``. None for anything else (not a class)."""
+    t = type(value)
+    if t is str:
+        return value  # type: ignore[no-any-return]
+    if t is bool or t is int:
+        return str(value)
+    if t is float and value.is_integer() and abs(value) <= 2**53:
+        return str(int(value))
+    return None
+
+
 class ModelSchema(BaseModel):
     """The part of a model version that validates its records; stored as JSON with the version."""
 
@@ -47,11 +62,35 @@ class ModelSchema(BaseModel):
     # wide models (recommendation, fraud, credit) log thousands; the rollup is linear in them
     features: list[Feature] = Field(min_length=1, max_length=5000)
     classes: list[str] | None = Field(
-        default=None, description="Class labels, required for classification (exactly 2 for binary)."
+        default=None,
+        description="Class labels, required for multiclass (binary: default [0, 1]). Text, integers or booleans "
+        "(scikit-learn's classes_); kept as text, so label 1, 1.0 and '1' are one class.",
     )
     positive_class: str | None = Field(
         default=None, description="Binary classification: the class scores refer to (default: the second class)."
     )
+
+    @field_validator("classes", mode="before")
+    @classmethod
+    def _class_labels(cls, v: Any) -> Any:
+        if not isinstance(v, list):
+            return v
+        keys = [class_key(c) for c in v]
+        bad = [c for c, k in zip(v, keys, strict=True) if k is None]
+        if bad:
+            raise ValueError(f"a class is text, an integer or a boolean, not {bad[0]!r}")
+        return keys
+
+    @field_validator("positive_class", mode="before")
+    @classmethod
+    def _positive_label(cls, v: Any) -> Any:
+        if v is None or isinstance(v, str):
+            return v
+        key = class_key(v)
+        if key is None:
+            raise ValueError(f"a class is text, an integer or a boolean, not {v!r}")
+        return key
+
     segments: list[FieldName] = Field(
         default_factory=list,
         description="Segment columns. A name that is a categorical or boolean feature takes the feature's "
@@ -70,6 +109,8 @@ class ModelSchema(BaseModel):
         bad_segments = [s for s in self.segments if s in numerical]
         if bad_segments:
             raise ValueError(f"numerical features cannot be segment columns: {', '.join(bad_segments)}")
+        if self.task is Task.binary_classification and self.classes is None:
+            self.classes = ["0", "1"]  # what a scikit-learn binary classifier's classes_ hold
         if self.task.is_classification:
             if not self.classes or len(self.classes) < 2:
                 raise ValueError("classification models need `classes` with at least two labels")

@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from alerts.inhibit import InhibitRule
-from alerts.receivers import ReceiverSpec
+from alerts.receivers import ReceiverKind, ReceiverSpec
 from alerts.rules import Rule, RuleError, load_yaml, parse_rule, parse_rules
 from alerts.signing import new_secret
 from alerts.urls import UnsafeURL, check_url
@@ -177,6 +177,17 @@ def put_receiver(ctx: ServiceContext, doc: Any) -> dict[str, Any]:
     return public_receiver(row) | {"secret": secret}
 
 
+# Receivers that verify the Standard Webhooks signature (the service's own event formats).
+SIGNED_KINDS = {ReceiverKind.webhook, ReceiverKind.retrain}
+
+
+def _unchecked_secret(conn: Any, box: SecretBox, name: str) -> str:
+    """A receiver that checks no signature keeps the secret it has (a stable webhook-signature
+    header between loads), else gets a new one."""
+    existing = alert_repo.get_receiver(conn, name)
+    return box.open(existing["secret"]) if existing else new_secret()
+
+
 def rotate_secrets(ctx: ServiceContext) -> int:
     """Encrypt every stored receiver secret and header value with the first key of
     MONITOR_SECRET_KEYS (values from before encryption included); returns the receivers changed."""
@@ -311,12 +322,16 @@ def load_rules_file(ctx: ServiceContext, text: str, path: str = "rules file") ->
                 name = rdoc.get("name") if isinstance(rdoc, dict) else None
                 errors += [{"receiver": name, "index": i, **d} for d in exc.details]
                 continue
-            if spec.secret is None:
+            secret = spec.secret
+            if secret is None and spec.kind in SIGNED_KINDS:
+                # its receiver verifies signatures with it: a new one on every load would break that
                 errors.append(
                     {"receiver": spec.name, "index": i, "field": "secret", "reason": "a file receiver needs its secret"}
                 )
                 continue
-            alert_repo.upsert_receiver(uow.conn, _receiver_row(spec, "file", ctx.secrets, spec.secret))
+            # Slack and Alertmanager verify no signature: the secret only signs, never checked
+            secret = secret or _unchecked_secret(uow.conn, ctx.secrets, spec.name)
+            alert_repo.upsert_receiver(uow.conn, _receiver_row(spec, "file", ctx.secrets, secret))
             receivers.append(spec.name)
         alert_repo.delete_file_items(uow.conn, "receivers", receivers)
         rules, rule_errors = parse_rules(doc.get("rules") or [])

@@ -14,6 +14,7 @@ from pathlib import Path
 import orjson
 import pytest
 from pydantic import SecretStr
+from sqlalchemy import text as text_sql
 
 from alerts.signing import verify
 from monitor.metrics.points import MetricPoint
@@ -529,3 +530,32 @@ def _alerts(api: Api) -> list[dict]:
 
 def _outbox(api: Api) -> list[dict]:
     return api.http.get("/v1/outbox", headers=api.read).json()["messages"]
+
+
+def test_slack_and_alertmanager_receivers_in_the_rules_file_need_no_secret(api: Api) -> None:
+    text = """
+receivers:
+  - {name: chat, kind: slack, url: "http://127.0.0.1:9/slack"}
+  - {name: am, kind: alertmanager, url: "http://127.0.0.1:9093"}
+  - {name: hook, kind: webhook, url: "http://127.0.0.1:9/hook"}
+rules:
+  - name: bad-label
+    metric: dataset_drift
+    condition: {drifted: true}
+    labels: {team-name: risk}
+"""
+    errors = alert_config.load_rules_file(api.ctx, text, "rules.yaml")
+    assert sorted((e.get("receiver") or e.get("rule"), e["field"]) for e in errors) == [
+        ("bad-label", "labels"),
+        ("hook", "secret"),  # a webhook's receiver verifies the signature: it needs the secret
+    ]
+    receivers = {r["name"] for r in api.http.get("/v1/receivers", headers=api.read).json()["receivers"]}
+    assert receivers == {"chat", "am"}
+    with api.ctx.engine.connect() as conn:
+        before = api.ctx.secrets.open(
+            conn.execute(text_sql("SELECT secret FROM receivers WHERE name = 'chat'")).scalar_one()
+        )
+    alert_config.load_rules_file(api.ctx, text, "rules.yaml")  # reloaded: the same secret kept
+    with api.ctx.engine.connect() as conn:
+        after = conn.execute(text_sql("SELECT secret FROM receivers WHERE name = 'chat'")).scalar_one()
+    assert api.ctx.secrets.open(after) == before

@@ -181,3 +181,16 @@ def test_a_wide_models_thousand_feature_alerts_are_one_readable_notification() -
     slack = slack_message(body)
     assert slack["text"].startswith("[FIRING:1000] drift")
     assert len(slack["attachments"]) == 21 and slack["attachments"][-1]["title"] == "and 980 more alerts in this group"
+
+
+def test_the_webhook_carries_alertmanagers_fingerprint_of_the_labels() -> None:
+    from alerts.payloads import alertmanager_fingerprint
+
+    # prometheus/common's own test vectors (model.LabelsToSignature, the same hash)
+    assert int(alertmanager_fingerprint({}), 16) == 14695981039346656037
+    assert int(alertmanager_fingerprint({"name": "garland, briggs", "fear": "love is not enough"}), 16) == (
+        5799056148416392346
+    )
+    n = Notice("internal", "firing", LABELS, {}, T, None)
+    assert n.as_alertmanager()["fingerprint"] == alertmanager_fingerprint(LABELS)
+    assert Notice("gone", "resolved", {}, {}, T, T).as_alertmanager()["fingerprint"] == "gone"

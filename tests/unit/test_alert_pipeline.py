@@ -113,7 +113,7 @@ def test_alerts_of_one_group_go_out_in_one_webhook_message() -> None:
     body = plan.messages[0].body
     assert plan.messages[0].receiver == "hook"
     assert body["version"] == "4" and body["externalURL"] == "https://monitor.example"
-    assert [a["fingerprint"] for a in body["alerts"]] == ["f1", "f2"]
+    assert [a["labels"]["feature"] for a in body["alerts"]] == ["age", "income"]  # f1, f2
     assert body["groupLabels"] == {"alertname": "feature-drift", "model": "credit"}
     [saved] = plan.save
     assert saved.state.last_sent_at == T and saved.state.last_sent == {("f1", "firing"), ("f2", "firing")}
@@ -122,10 +122,10 @@ def test_alerts_of_one_group_go_out_in_one_webhook_message() -> None:
 def test_inhibited_and_silenced_alerts_notify_nobody() -> None:
     src, f1, f2 = alert("d1", "dataset-drift"), alert("f1", feature="age"), alert("f2", feature="income")
     plan = _plan([src, f1, f2], inhibit_rules=[DATASET])
-    assert [[a["fingerprint"] for a in m.body["alerts"]] for m in plan.messages] == [["d1"]]
+    assert [[a["labels"]["alertname"] for a in m.body["alerts"]] for m in plan.messages] == [["dataset-drift"]]
     silence = Silence("s1", [Matcher(name="alertname", value="dataset-drift")], T, T + timedelta(hours=1))
     plan = _plan([src, f1], silences=[silence])
-    assert [[a["fingerprint"] for a in m.body["alerts"]] for m in plan.messages] == [["f1"]]
+    assert [[a["labels"]["alertname"] for a in m.body["alerts"]] for m in plan.messages] == [["feature-drift"]]
     muting = mute([src, f1], [silence], [DATASET], T)
     assert muting.silenced_by == {"d1": ["s1"]} and muting.inhibited_by == {"f1": ["d1"]}
 
@@ -184,7 +184,8 @@ def test_each_notifier_builds_its_receivers_request() -> None:
     n = Notification("r", "r:{}", {"model": "credit"}, [notice], "https://m")
     assert NOTIFIERS[ReceiverKind.webhook].url("https://h/x") == "https://h/x"
     assert NOTIFIERS[ReceiverKind.alertmanager].url("http://am:9093/") == "http://am:9093/api/v2/alerts"
-    assert GROUP_NOTIFIERS[ReceiverKind.webhook].body(n)["alerts"][0]["fingerprint"] == "f1"
+    assert NOTIFIERS[ReceiverKind.alertmanager].url("http://am:9093/api/v2/alerts") == "http://am:9093/api/v2/alerts"
+    assert GROUP_NOTIFIERS[ReceiverKind.webhook].body(n)["alerts"][0]["labels"] == notice.labels
     assert GROUP_NOTIFIERS[ReceiverKind.alertmanager].body(n) == [
         {
             "labels": notice.labels,

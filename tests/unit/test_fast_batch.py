@@ -24,12 +24,17 @@ SCHEMAS = {
         }
     ),
     "regression": REGRESSION,
+    # scikit-learn's classes_: numbers
+    "sklearn": ModelSchema.model_validate(
+        {"task": "binary_classification", "classes": [0, 1], "features": [{"name": "x", "type": "numerical"}]}
+    ),
 }
 
 BASE = {
     "binary": {"features": {"age": 41, "city": "Oslo", "vip": True}, "prediction": "yes"},
     "multiclass": {"features": {"x": 1.5}, "prediction": "b"},
     "regression": {"features": {"x": 1.5}, "prediction": 3.25},
+    "sklearn": {"features": {"x": 1.5}, "prediction": 1},
 }
 
 ACCEPTED = [
@@ -48,6 +53,9 @@ ACCEPTED = [
     ("binary", {"features": {"age": 2, "city": 'é\\t"quoted"', "vip": False}}),
     ("multiclass", {"scores": {"a": 0.2, "b": 0.5, "c": 0.3}}),
     ("regression", {"prediction": 3}),
+    ("sklearn", {}),  # the class as the number a scikit-learn model predicts
+    ("sklearn", {"prediction": "0", "scores": {"0": 0.6, "1": 0.4}}),
+    ("sklearn", {"prediction": 0, "scores": 0.2}),
     ("regression", {"latency_ms": 0}),
     ("regression", {"features": {"x": 2**53}, "prediction": -(2**53), "latency_ms": 2**53}),  # the bound itself
     ("regression", {"features": {"x": -9.007e15}, "prediction": 9.007e15}),
@@ -78,6 +86,9 @@ HANDED_BACK = [
     ("binary", {"model": "other"}),
     ("binary", {"version": "2"}),
     ("regression", {"scores": {"a": 0.5}}),
+    ("sklearn", {"prediction": 1.0}),  # an integral float: the full path takes it as class 1
+    ("sklearn", {"prediction": 2}),  # not a class: an error
+    ("sklearn", {"prediction": True}),
     ("regression", {"prediction": "high"}),
     # numbers past records.MAX_MAGNITUDE, which the full path refuses with the field named
     ("binary", {"features": {"age": 2**53 + 1, "city": "x", "vip": True}}),

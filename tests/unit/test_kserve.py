@@ -141,3 +141,13 @@ def test_an_instance_that_cannot_be_read_is_refused_alone(request_doc: dict, res
 def test_integral_floats_of_a_v2_tensor_are_class_indices() -> None:
     doc = {"outputs": [{"name": "o", "shape": [3], "datatype": "FP32", "data": [0.0, 2.0, 1.0]}]}
     assert [p for p, _ in response_rows(doc, IRIS)] == ["setosa", "virginica", "versicolor"]
+
+
+def test_a_model_whose_classes_are_numbers_predicts_the_classes_not_their_indices() -> None:
+    """A scikit-learn server returns ``predict``'s labels: with classes_ [1, 2, 3] an output of
+    2 is class 2, not the class at index 2; an integral float (a V2 FP64 tensor) too."""
+    ratings = ModelSchema.model_validate(
+        {"task": "multiclass_classification", "classes": [1, 2, 3], "features": [{"name": "x", "type": "numerical"}]}
+    )
+    assert response_rows({"predictions": [2, 3.0, 1]}, ratings) == [("2", None), ("3", None), ("1", None)]
+    assert response_rows({"predictions": [0]}, IRIS) == [(IRIS.classes[0], None)]  # text classes: an index

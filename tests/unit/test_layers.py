@@ -4,6 +4,7 @@ monitor → alerts), the pure packages do no I/O, and transactions commit only i
 from __future__ import annotations
 
 import ast
+import sys
 from pathlib import Path
 
 import pytest
@@ -81,3 +82,16 @@ def test_functions_stay_short_or_say_why(package: str) -> None:
                 if length > MAX_LINES and "kept whole:" not in (ast.get_docstring(node) or ""):
                     long.append(f"{p.relative_to(ROOT)}:{node.lineno} {node.name} ({length} lines)")
     assert not long, long
+
+
+def test_the_client_needs_nothing_but_the_standard_library_and_httpx() -> None:
+    """The light client distribution (client/) installs httpx alone: its package may import the
+    standard library, httpx and itself (tqdm only where installed, for a progress bar)."""
+    allowed = set(sys.stdlib_module_names) | {"httpx", "monitor_client", "tqdm"}
+    wrong = {
+        f"{p.relative_to(ROOT)}: {name}"
+        for p in _modules("client/monitor_client")
+        for name in _imports(p)
+        if name.split(".")[0] not in allowed
+    }
+    assert not wrong, sorted(wrong)

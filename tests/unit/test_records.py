@@ -233,3 +233,18 @@ def test_infinity_is_still_refused_where_it_is_not_a_feature(record: dict[str, A
     """A regression prediction, a label or a latency of ±inf cannot be measured: refused, named."""
     row, errors = validate(record, REGRESSION)
     assert row is None and errors and errors[0].field in ("prediction", "latency_ms")
+
+
+def test_numeric_classes_take_labels_as_numbers_floats_and_text() -> None:
+    schema = ModelSchema.model_validate(
+        {"task": "binary_classification", "classes": [0, 1], "features": [{"name": "x", "type": "numerical"}]}
+    )
+    v = RecordValidator(schema)
+    for raw, expected in [(1, "1"), (1.0, "1"), ("0", "0"), (0.0, "0")]:
+        errors: list[RecordError] = []
+        row = v.label(0, {"prediction_id": "p", "label": raw}, BOUNDS, errors)
+        assert errors == [] and row is not None and row.label == expected, raw
+    for raw in (0.5, True, 2, "1.0"):
+        errors = []
+        assert v.label(0, {"prediction_id": "p", "label": raw}, BOUNDS, errors) is None, raw
+        assert errors[0].field == "label" and "not one of the model's classes" in errors[0].reason

@@ -1,0 +1,461 @@
+"""Client SDK for serving systems.
+
+``log_prediction`` and ``log_label`` never block the caller's request path: records go into a
+bounded in-memory queue and a background thread ships them in batches, retrying with the
+service's own policy (``monitor_client.retry``: exponential backoff with full jitter, honouring
+Retry-After as seconds or an HTTP date). Connection errors, timeouts, 408 and 429 (the service
+away or busy) are retried until the client is closed. A 5xx answer is retried at most
+``max_attempts`` times; then the batch is split in halves, each sent on its own, so that the
+record at fault is isolated and only it is dropped (``stats.dropped``, the reason logged): one
+bad record never jams the records behind it. When the queue is full a record is dropped and
+counted (``stats.dropped``) and a warning is logged: dropping is reported, never silent. Records
+the server rejects as invalid are counted in ``stats.rejected`` with the server's reasons logged.
+``close(timeout)`` returns within ``timeout``: what is not sent by then counts as dropped.
+
+    client = MonitorClient("http://monitor:8000", api_key, model="credit")
+    pid = client.log_prediction({"age": 41, "income": 52000.0}, prediction="approve", latency_ms=12.5)
+    ...
+    client.log_label(pid, "default")
+    client.close()
+
+Receivers of the service's webhooks (alerts, retraining triggers) check them with
+``verify_webhook(secret, request.headers, raw_body)``: it returns the ``webhook-id`` to drop
+duplicates by, or raises ``WebhookVerificationError``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import queue
+import threading
+import time
+import uuid
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from monitor_client.retry import backoff_seconds, retry_after_seconds
+from monitor_client.signing import WebhookVerificationError
+from monitor_client.signing import verify as verify_webhook
+
+__all__ = ["ClientStats", "MonitorAPIError", "MonitorClient", "WebhookVerificationError", "verify_webhook"]
+
+log = logging.getLogger("monitor.client")
+
+
+def _finite(value: Any) -> Any:
+    """``value`` with every NaN and infinity in it as None (what JSON can carry)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
+def _plain(value: Any) -> Any:
+    """NumPy scalars and arrays (what a scikit-learn model hands back) as Python values."""
+    if hasattr(value, "tolist"):
+        return _finite(value.tolist())
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def dumps(value: Any) -> bytes:
+    """Compact JSON, non-finite numbers as null (features' infinities are encoded before this,
+    see ``_features``). The standard library's encoder: the client depends on nothing but httpx."""
+    try:
+        return json.dumps(value, separators=(",", ":"), allow_nan=False, default=_plain).encode()
+    except ValueError:  # a NaN or an infinity somewhere
+        return json.dumps(_finite(value), separators=(",", ":"), allow_nan=False, default=_plain).encode()
+
+
+_BUSY_STATUS = {408, 429}  # the service is busy: retried until close, like a connection error
+_CONTENT_TYPES = {
+    ".csv": "text/csv",
+    ".parquet": "application/vnd.apache.parquet",
+    ".pq": "application/vnd.apache.parquet",
+    ".json": "application/json",
+}
+
+
+class MonitorAPIError(Exception):
+    def __init__(self, status: int, body: Any) -> None:
+        super().__init__(f"HTTP {status}: {body}")
+        self.status = status
+        self.body = body
+
+
+@dataclass
+class ClientStats:
+    queued: int = 0
+    sent: int = 0  # acknowledged by the server (stored or duplicate)
+    duplicates: int = 0
+    rejected: int = 0  # refused by the server as invalid
+    dropped: int = 0  # never sent: queue full, or still unsent when close() gave up
+    retries: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class _Item:
+    kind: str  # "prediction" | "label"
+    model: str
+    version: str | None
+    record: dict[str, Any]
+
+
+def _features(features: Mapping[str, Any]) -> dict[str, Any]:
+    """The features as JSON can carry them: JSON has no infinity and no NaN (a plain encoder
+    would write null for both, and ±inf would arrive as a missing value), so ±inf goes as the
+    strings the server keeps it as ("Infinity", "-Infinity"; protobuf's JSON mapping) and NaN as
+    missing. NumPy scalars go as the Python values they hold."""
+    out = dict(features)
+    for name, v in out.items():
+        if hasattr(v, "item") and not isinstance(v, str | bytes):  # a NumPy scalar
+            v = out[name] = v.item()
+        if isinstance(v, float) and not math.isfinite(v):
+            out[name] = None if v != v else ("Infinity" if v > 0 else "-Infinity")
+    return out
+
+
+def _progress(total: int, desc: str) -> Any:
+    """A tqdm progress bar where tqdm is installed (the client does not need it), else None."""
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return None
+    return tqdm(total=total, unit="B", unit_scale=True, desc=desc)
+
+
+def _iso(ts: datetime | str | float | None) -> str | float | None:
+    return ts.isoformat() if isinstance(ts, datetime) else ts
+
+
+class MonitorClient:
+    def __init__(
+        self,
+        url: str,
+        api_key: str,
+        *,
+        model: str | None = None,
+        version: str | None = None,
+        max_queue: int = 10_000,
+        batch_size: int = 500,
+        flush_interval: float = 0.5,
+        timeout: float = 10.0,
+        backoff_base: float = 0.2,
+        backoff_max: float = 30.0,
+        max_attempts: int = 8,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.url = url.rstrip("/")
+        self.model = model
+        self.version = version
+        self.batch_size = batch_size
+        self.flush_interval = flush_interval
+        self.backoff_base = backoff_base
+        self.backoff_max = backoff_max
+        self.max_attempts = max(1, max_attempts)
+        self.timeout = timeout
+        self.stats = ClientStats()
+        self._http = httpx.Client(
+            base_url=self.url,
+            headers={"Authorization": f"Bearer {api_key}", "User-Agent": "model-monitor-client"},
+            timeout=timeout,
+            transport=transport,
+        )
+        self._queue: queue.Queue[_Item] = queue.Queue(maxsize=max_queue)
+        self._closing = threading.Event()
+        self._deadline: float | None = None
+        self._last_drop_warning = 0.0
+        self._stats_lock = threading.Lock()
+        self._thread = threading.Thread(target=self._run, name="monitor-client-sender", daemon=True)
+        self._thread.start()
+
+    # -- the non-blocking logging calls -----------------------------------------------------------
+
+    def log_prediction(
+        self,
+        features: Mapping[str, Any],
+        prediction: Any,
+        *,
+        prediction_id: str | None = None,
+        timestamp: datetime | str | float | None = None,
+        scores: Mapping[str, float] | float | None = None,
+        latency_ms: float | None = None,
+        segments: Mapping[str, Any] | None = None,
+        model: str | None = None,
+        version: str | None = None,
+    ) -> str:
+        """Queue a prediction; returns its id (generated here when not given, so a retry is idempotent)."""
+        pid = prediction_id or uuid.uuid4().hex
+        record: dict[str, Any] = {"prediction_id": pid, "features": _features(features), "prediction": prediction}
+        if timestamp is not None:
+            record["timestamp"] = _iso(timestamp)
+        if scores is not None:
+            record["scores"] = scores if isinstance(scores, int | float) else dict(scores)
+        if latency_ms is not None:
+            record["latency_ms"] = latency_ms
+        if segments:
+            record["segments"] = dict(segments)
+        self._enqueue(_Item("prediction", self._model(model), version or self.version, record))
+        return pid
+
+    def log_label(
+        self,
+        prediction_id: str,
+        label: Any,
+        *,
+        timestamp: datetime | str | float | None = None,
+        model: str | None = None,
+    ) -> None:
+        """Queue the ground truth for a prediction id."""
+        record: dict[str, Any] = {"prediction_id": prediction_id, "label": label}
+        if timestamp is not None:
+            record["timestamp"] = _iso(timestamp)
+        self._enqueue(_Item("label", self._model(model), None, record))
+
+    def log_labels(self, labels: Mapping[str, Any], *, model: str | None = None) -> None:
+        for pid, label in labels.items():
+            self.log_label(pid, label, model=model)
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until everything queued so far was sent (or given up on). True when the queue drained."""
+        end = None if timeout is None else time.monotonic() + timeout
+        with self._queue.all_tasks_done:
+            while self._queue.unfinished_tasks:
+                remaining = None if end is None else end - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return False
+                self._queue.all_tasks_done.wait(remaining if remaining is not None else 0.5)
+        return True
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Send what is queued for at most ``timeout`` seconds, then stop; returns within it. What
+        is still unsent then counts as dropped."""
+        self._deadline = time.monotonic() + timeout
+        self._closing.set()
+        self._thread.join(max(0.0, self._deadline - time.monotonic()) + 0.5)
+        self._drop_unsent()
+        self._http.close()
+
+    def _drop_unsent(self) -> None:
+        n = 0
+        while True:
+            try:
+                self._queue.get_nowait()
+            except queue.Empty:
+                break
+            self._queue.task_done()
+            n += 1
+        if n:
+            with self._stats_lock:
+                self.stats.dropped += n
+            log.error("monitor client closed with %d records never sent", n)
+
+    def __enter__(self) -> MonitorClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- synchronous admin calls --------------------------------------------------------------------
+
+    def register_model(self, spec: Mapping[str, Any]) -> dict[str, Any]:
+        return self._call("POST", "/v1/models", content=dumps(dict(spec)))
+
+    def get_model(self, name: str) -> dict[str, Any]:
+        return self._call("GET", f"/v1/models/{name}")
+
+    def upload_reference(
+        self, path: str | Path, *, model: str | None = None, version: str | None = None, progress: bool = True
+    ) -> dict[str, Any]:
+        """Upload a CSV, Parquet or JSON reference file, streaming it with a progress bar."""
+        path = Path(path)
+        content_type = _CONTENT_TYPES.get(path.suffix.lower())
+        if content_type is None:
+            raise ValueError(f"{path.name}: expected a .csv, .parquet or .json file")
+        size = path.stat().st_size
+
+        def chunks() -> Iterator[bytes]:
+            bar = _progress(size, f"uploading {path.name}") if progress else None
+            with path.open("rb") as fh:
+                while chunk := fh.read(256 * 1024):
+                    if bar is not None:
+                        bar.update(len(chunk))
+                    yield chunk
+            if bar is not None:
+                bar.close()
+
+        params = {"version": version} if version else None
+        return self._call(
+            "POST",
+            f"/v1/models/{self._model(model)}/reference",
+            content=chunks(),
+            params=params,
+            headers={"Content-Type": content_type, "Content-Length": str(size)},
+        )
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        headers = {"Content-Type": "application/json", **kwargs.pop("headers", {})}
+        resp = self._http.request(method, path, headers=headers, **kwargs)
+        body = resp.json() if resp.content else {}
+        if resp.status_code >= 400:
+            raise MonitorAPIError(resp.status_code, body)
+        return body
+
+    # -- the sender thread -------------------------------------------------------------------------
+
+    def _model(self, model: str | None) -> str:
+        m = model or self.model
+        if not m:
+            raise ValueError("no model: pass model= here or to MonitorClient(...)")
+        return m
+
+    def _enqueue(self, item: _Item) -> None:
+        if self._closing.is_set():
+            raise RuntimeError("the client is closed")
+        try:
+            self._queue.put_nowait(item)
+        except queue.Full:
+            with self._stats_lock:
+                self.stats.dropped += 1
+                dropped = self.stats.dropped
+            now = time.monotonic()
+            if now - self._last_drop_warning > 10:
+                self._last_drop_warning = now
+                log.warning("monitor client queue full: %d records dropped so far", dropped)
+            return
+        with self._stats_lock:
+            self.stats.queued += 1
+
+    def _run(self) -> None:
+        while True:
+            batch = self._next_batch()
+            if batch:
+                self._send_batch(batch)
+                for _ in batch:
+                    self._queue.task_done()
+            elif self._closing.is_set():
+                return
+
+    def _next_batch(self) -> list[_Item]:
+        """Up to ``batch_size`` items of one kind and model, waiting at most ``flush_interval``."""
+        try:
+            first = self._queue.get(timeout=self.flush_interval)
+        except queue.Empty:
+            return []
+        batch = [first]
+        end = time.monotonic() + self.flush_interval
+        while len(batch) < self.batch_size:
+            try:
+                item = self._queue.get(timeout=max(0.0, end - time.monotonic()) if not self._closing.is_set() else 0)
+            except queue.Empty:
+                break
+            if (item.kind, item.model, item.version) != (first.kind, first.model, first.version):
+                # Different destination: send what we have, then start a new batch with it.
+                self._send_batch(batch)
+                for _ in batch:
+                    self._queue.task_done()
+                batch = [item]
+                first = item
+                continue
+            batch.append(item)
+        return batch
+
+    def _past_deadline(self) -> bool:
+        return self._deadline is not None and time.monotonic() >= self._deadline
+
+    def _send_batch(self, batch: list[_Item]) -> None:
+        """Send ``batch``; after ``max_attempts`` server errors, split it and send each half, down
+        to the one record at fault, which is dropped."""
+        outcome = self._send_once(batch)
+        if outcome is None or self._past_deadline():
+            if outcome is not None:  # closed before the batch could go
+                with self._stats_lock:
+                    self.stats.dropped += len(batch)
+                log.error("monitor client closed with %d unsent %ss", len(batch), batch[0].kind)
+            return
+        if len(batch) == 1:
+            with self._stats_lock:
+                self.stats.dropped += 1
+            log.error(
+                "monitor client dropped %s %s after %d failed attempts: %s",
+                batch[0].kind,
+                batch[0].record.get("prediction_id"),
+                self.max_attempts,
+                outcome,
+            )
+            return
+        half = len(batch) // 2
+        self._send_batch(batch[:half])
+        self._send_batch(batch[half:])
+
+    def _send_once(self, batch: list[_Item]) -> str | None:
+        """Try ``batch`` until it is answered, counting its outcome; None when done with it, else
+        why it failed ``max_attempts`` times (server errors) or could not go before close()."""
+        first = batch[0]
+        path = "/v1/predictions" if first.kind == "prediction" else "/v1/labels"
+        body: dict[str, Any] = {"model": first.model, "records": [i.record for i in batch]}
+        if first.version:
+            body["version"] = first.version
+        payload = dumps(body)
+        server_errors = 0
+        attempt = 0
+        while True:
+            retry_after: float | None = None
+            remaining = None if self._deadline is None else self._deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                return "the client was closed"
+            try:
+                resp = self._http.post(
+                    path,
+                    content=payload,
+                    params={"on_error": "skip"},
+                    headers={"Content-Type": "application/json"},
+                    timeout=self.timeout if remaining is None else min(self.timeout, max(remaining, 0.05)),
+                )
+            except httpx.HTTPError as exc:
+                why = f"{type(exc).__name__}: {exc}"
+                log.debug("monitor client: %s failed: %s", path, why)
+            else:
+                if resp.status_code < 300:
+                    self._account(resp.json(), len(batch))
+                    return None
+                if resp.status_code < 500 and resp.status_code not in _BUSY_STATUS:
+                    with self._stats_lock:
+                        self.stats.rejected += len(batch)
+                    status, text = resp.status_code, resp.text[:2000]
+                    log.error("monitor rejected %d %ss: HTTP %d %s", len(batch), first.kind, status, text)
+                    return None
+                why = f"HTTP {resp.status_code}: {resp.text[:300]}"
+                retry_after = retry_after_seconds(resp.headers.get("retry-after"))
+                if resp.status_code >= 500:
+                    server_errors += 1
+                    if server_errors >= self.max_attempts:
+                        return why
+            attempt += 1
+            with self._stats_lock:
+                self.stats.retries += 1
+            sleep = backoff_seconds(attempt, retry_after, base=self.backoff_base, cap=self.backoff_max)
+            if self._deadline is not None:
+                sleep = min(sleep, max(0.0, self._deadline - time.monotonic()))
+            if self._deadline is None:
+                self._closing.wait(sleep)  # close() cuts the wait short
+            else:
+                time.sleep(sleep)
+
+    def _account(self, result: dict[str, Any], n: int) -> None:
+        rejected = int(result.get("rejected", 0))
+        with self._stats_lock:
+            self.stats.sent += n - rejected
+            self.stats.duplicates += int(result.get("duplicates", 0))
+            self.stats.rejected += rejected
+        if rejected:
+            log.warning("monitor rejected %d records: %s", rejected, result.get("errors", [])[:20])
