@@ -124,6 +124,23 @@ def _features(features: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _mapping_params(mapping: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """A column mapping as the reference upload's query parameters."""
+    out: list[tuple[str, str]] = []
+    for key, value in mapping.items():
+        if key in ("scores", "features"):
+            out += [("scores" if key == "scores" else "feature", f"{k}:{v}") for k, v in value.items()]
+        elif key == "ignore":
+            out += [("ignore", str(c)) for c in value]
+        elif key == "ignore_unknown":
+            out.append(("ignore_unknown", "true" if value else "false"))
+        elif key in ("prediction", "label", "score", "timestamp", "id"):
+            out.append((key, str(value)))
+        else:
+            raise ValueError(f"unknown column mapping key {key!r}")
+    return out
+
+
 def _progress(total: int, desc: str) -> Any:
     """A tqdm progress bar where tqdm is installed (the client does not need it), else None."""
     try:
@@ -274,9 +291,18 @@ class MonitorClient:
         return self._call("GET", f"/v1/models/{name}")
 
     def upload_reference(
-        self, path: str | Path, *, model: str | None = None, version: str | None = None, progress: bool = True
+        self,
+        path: str | Path,
+        *,
+        model: str | None = None,
+        version: str | None = None,
+        progress: bool = True,
+        mapping: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """Upload a CSV, Parquet or JSON reference file, streaming it with a progress bar."""
+        """Upload a CSV, Parquet or JSON reference file, streaming it with a progress bar.
+        ``mapping`` names the file's own columns: ``prediction``, ``label``, ``score``,
+        ``scores`` ({class: column}), ``features`` ({feature: column}), ``timestamp``, ``id``,
+        ``ignore`` ([columns]), ``ignore_unknown`` (True)."""
         path = Path(path)
         content_type = _CONTENT_TYPES.get(path.suffix.lower())
         if content_type is None:
@@ -293,7 +319,8 @@ class MonitorClient:
             if bar is not None:
                 bar.close()
 
-        params = {"version": version} if version else None
+        params: list[tuple[str, str]] = [("version", version)] if version else []
+        params += _mapping_params(mapping or {})
         return self._call(
             "POST",
             f"/v1/models/{self._model(model)}/reference",

@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field
 
 from monitor.domain.payloads import loads_json
 from monitor.domain.records import RecordError
@@ -35,6 +36,81 @@ CONTENT_TYPES = {
     "application/parquet": TableFormat.parquet,
     "application/json": TableFormat.json,
 }
+
+
+class ColumnMapping(BaseModel):
+    """Which of a file's columns are what, for data with its own column names (Evidently's
+    ``ColumnMapping``, NannyML's ``y_pred``/``y_true``): nothing has to be renamed first. Features
+    and segments are read by name unless ``features`` maps them; ``timestamp`` and ``id`` columns
+    are read past (a reference has no time); ``ignore`` leaves columns out, ``ignore_unknown``
+    every column that is none of these."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    prediction: str | None = Field(None, description="the prediction's column (default: prediction)")
+    label: str | None = Field(None, description="the ground truth's column (default: label or target)")
+    score: str | None = Field(None, description="binary: the positive class's probability (default: score)")
+    scores: dict[str, str] = Field(default_factory=dict, description="class -> its probability's column")
+    features: dict[str, str] = Field(default_factory=dict, description="feature -> its column, where they differ")
+    timestamp: str | None = Field(None, description="a time column, read past")
+    id: str | None = Field(None, description="a row id column, read past")
+    ignore: list[str] = Field(default_factory=list, description="columns to leave out")
+    ignore_unknown: bool = Field(False, description="leave out every column that is none of the above")
+
+    def is_empty(self) -> bool:
+        return self == ColumnMapping()
+
+    def apply(self, table: pd.DataFrame, schema: ModelSchema) -> list[RecordError]:
+        """Rename the mapped columns to the names the reader takes and drop the ignored ones, in
+        place; errors name the mapping's field when a column it names is not in the file."""
+        columns = {str(c) for c in table.columns}
+        errors: list[RecordError] = []
+        renames: dict[str, str] = {}
+        wanted: list[tuple[str, str | None, str]] = [
+            ("prediction", self.prediction, "prediction"),
+            ("label", self.label, "label"),
+            ("score", self.score, "score"),
+            *[(f"scores.{cls}", col, f"score.{cls}") for cls, col in self.scores.items()],
+            *[(f"features.{name}", col, name) for name, col in self.features.items()],
+        ]
+        known = set(schema.feature_names())
+        for field, column, target in wanted:
+            if column is None:
+                continue
+            if column not in columns:
+                errors.append(RecordError(None, f"mapping.{field}", f"no column {column!r} in the file"))
+            elif field.startswith("features.") and field.removeprefix("features.") not in known:
+                errors.append(RecordError(None, f"mapping.{field}", "not a feature of the model"))
+            elif column != target:
+                renames[column] = target
+        dropped = set(self.ignore) | {c for c in (self.timestamp, self.id) if c is not None}
+        for column in sorted(dropped - columns):
+            errors.append(RecordError(None, "mapping.ignore", f"no column {column!r} in the file"))
+        taken = set(renames.values())
+        clash = sorted(c for c in columns if c in taken and c not in renames and c not in dropped)
+        for column in clash:
+            errors.append(RecordError(None, column, "the mapping names another column for this; ignore this one"))
+        if errors:
+            return errors
+        table.drop(columns=[c for c in table.columns if str(c) in dropped], inplace=True)
+        table.rename(columns=renames, inplace=True)
+        if self.ignore_unknown:
+            keep = _known_columns(schema)
+            table.drop(columns=[c for c in table.columns if not keep(str(c))], inplace=True)
+        return []
+
+
+def _known_columns(schema: ModelSchema) -> Any:
+    features, segments, classes = set(schema.feature_names()), set(schema.segments), set(schema.classes or [])
+
+    def known(col: str) -> bool:
+        if col in features or col in segments or col in ("prediction", "label", "target"):
+            return True
+        if col == "score":
+            return schema.positive_class is not None
+        return col.startswith(("score.", "scores.")) and col.split(".", 1)[1] in classes
+
+    return known
 
 
 class UnreadableTable(ValueError):
@@ -81,6 +157,15 @@ def _as_category(value: Any) -> Any:
 _WRITTEN_AS_FLOAT = re.compile(r"-?\d+\.0+")
 
 
+def _mapped_text_columns(mapping: ColumnMapping, schema: ModelSchema) -> set[str]:
+    """The file's own names of columns read as categories (read as written, before renaming)."""
+    categorical = {f.name for f in schema.features if f.type is FeatureType.categorical}
+    out = {col for name, col in mapping.features.items() if name in categorical}
+    if schema.task.is_classification:
+        out |= {c for c in (mapping.prediction, mapping.label) if c is not None}
+    return out
+
+
 def _categories_as_read(table: pd.DataFrame, columns: set[str]) -> None:
     for col in columns & set(table.columns):
         values = table[col].tolist()
@@ -122,14 +207,21 @@ def _read_frame(data: bytes, fmt: TableFormat, text: set[str]) -> pd.DataFrame |
 
 
 def read_reference(
-    data: bytes, fmt: TableFormat, schema: ModelSchema
+    data: bytes, fmt: TableFormat, schema: ModelSchema, mapping: ColumnMapping | None = None
 ) -> tuple[list[dict[str, Any]], list[RecordError]]:
     """Records in the nested shape, or column-level errors (index None) when the columns do not fit."""
-    text = text_columns(schema)
+    mapping = mapping or ColumnMapping()
+    text = text_columns(schema) | _mapped_text_columns(mapping, schema)
     table = _read_frame(data, fmt, text)
     if isinstance(table, list):
+        if not mapping.is_empty():
+            return [], [RecordError(None, "mapping", "a column mapping applies to flat tables, not nested records")]
         return table, []
-    _categories_as_read(table, text)
+    table.columns = [str(c) for c in table.columns]
+    mapping_errors = mapping.apply(table, schema)
+    if mapping_errors:
+        return [], mapping_errors
+    _categories_as_read(table, text_columns(schema))
     features = set(schema.feature_names())
     segments = [s for s in schema.segments if s not in features]
     classes = set(schema.classes or [])
@@ -145,7 +237,14 @@ def read_reference(
         elif col.startswith(("score.", "scores.")) and col.split(".", 1)[1] in classes:
             score_cols[col] = col.split(".", 1)[1]
         else:
-            errors.append(RecordError(None, col, "unknown column: not a feature, segment, prediction, label or score"))
+            errors.append(
+                RecordError(
+                    None,
+                    col,
+                    "unknown column: not a feature, segment, prediction, label or score "
+                    "(say what it is with the column mapping, or leave it out with ignore)",
+                )
+            )
     missing = [f.name for f in schema.features if f.required and f.name not in columns]
     errors.extend(RecordError(None, name, "required feature column is missing") for name in missing)
     if "label" in columns and "target" in columns:

@@ -11,7 +11,7 @@ from monitor.db import reference_repo
 from monitor.db.summary_repo import segment_key
 from monitor.domain.records import RecordError, ReferenceRow, stored_number
 from monitor.domain.schema import FeatureType, ModelSchema, Task
-from monitor.domain.tabular import TableFormat, UnreadableTable, read_reference
+from monitor.domain.tabular import ColumnMapping, TableFormat, UnreadableTable, read_reference
 from monitor.errors import InvalidRecords, MonitorError
 from monitor.metrics.profiles import reference_summary
 from monitor.metrics.quality import classification_quality, regression_quality
@@ -94,12 +94,19 @@ def segment_slices(schema: ModelSchema, rows: list[ReferenceRow], top_values: in
 
 
 def upload_reference(
-    ctx: ServiceContext, model: str, data: bytes, fmt: TableFormat, *, version: str | None = None, name: str = ""
+    ctx: ServiceContext,
+    model: str,
+    data: bytes,
+    fmt: TableFormat,
+    *,
+    version: str | None = None,
+    name: str = "",
+    mapping: ColumnMapping | None = None,
 ) -> dict[str, Any]:
     vrow = resolve_version(ctx, model, version)
     validator = ctx.validator(vrow.version_id, vrow.schema)
     try:
-        records, errors = read_reference(data, fmt, validator.schema)
+        records, errors = read_reference(data, fmt, validator.schema, mapping)
     except UnreadableTable as exc:
         raise MonitorError(str(exc)) from exc
     if errors:

@@ -56,4 +56,6 @@ def test_the_readme_examples_run_as_written(api: Api, live: str) -> None:
         for expected in shown:
             assert json.loads(expected) in [json.loads(a) for a in answers], (block, run.stdout)
     assert api.count("SELECT count(*) FROM predictions") == 1
-    assert api.count("SELECT count(*) FROM reference_rows") == 300
+    # both references uploaded (the file as the schema names it, then one with its own names)
+    assert api.count("SELECT count(*) FROM reference_rows") == 600
+    assert api.count("SELECT count(*) FROM reference_datasets WHERE is_active AND row_count = 300") == 1

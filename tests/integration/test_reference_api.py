@@ -91,3 +91,59 @@ def test_wrong_columns_and_unknown_format(churn: Api) -> None:
     assert r.status_code == 400 and "?format=" in r.json()["error"]["message"]
     r = churn.http.post("/v1/models/ghost/reference", content=data, headers={**churn.admin, "Content-Type": ctype})
     assert r.status_code == 404
+
+
+# A file as a data scientist has it: scikit-learn's and NannyML's names, a time and an id column,
+# a feature under another name, a column the model does not use.
+OWN_NAMES = FRAME.rename(
+    columns={"prediction": "y_pred", "label": "y_true", "score": "y_pred_proba", "tenure": "months_active"}
+).assign(timestamp=["2026-11-01", "2026-11-02", "2026-11-03"], row_id=[1, 2, 3], note=["a", "b", "c"])
+MAPPING = {
+    "prediction": "y_pred",
+    "label": "y_true",
+    "score": "y_pred_proba",
+    "feature": "tenure:months_active",
+    "timestamp": "timestamp",
+    "id": "row_id",
+    "ignore": "note",
+}
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet", "json"])
+def test_a_file_with_its_own_column_names_uploads_with_a_mapping(churn: Api, fmt: str) -> None:
+    data, ctype = encode(fmt, OWN_NAMES)
+    url, headers = "/v1/models/churn/reference", {**churn.admin, "Content-Type": ctype}
+    r = churn.http.post(url, content=data, headers=headers)
+    assert r.status_code == 422
+    unknown = {d["field"] for d in r.json()["error"]["details"]}
+    assert {"y_pred", "y_true", "note"} <= unknown
+    assert all("column mapping" in d["reason"] for d in r.json()["error"]["details"] if d["field"] == "y_pred")
+    r = churn.http.post(url, content=data, headers=headers, params=MAPPING)
+    assert r.status_code == 201, r.text
+    assert r.json()["rows"] == 3 and r.json()["labelled"] is True
+    stored = churn.count("SELECT count(*) FROM reference_rows WHERE prediction = '\"leave\"' AND label = '\"leave\"'")
+    assert stored == 1
+    # the same with every unknown column left out at once
+    r = churn.http.post(url, content=data, headers=headers, params={**MAPPING, "ignore_unknown": "true", "ignore": []})
+    assert r.status_code == 201, r.text
+
+
+def test_a_mapping_naming_a_missing_column_says_which(churn: Api) -> None:
+    data, ctype = encode("csv", OWN_NAMES)
+    headers = {**churn.admin, "Content-Type": ctype}
+    r = churn.http.post(
+        "/v1/models/churn/reference", content=data, headers=headers, params={**MAPPING, "label": "truth"}
+    )
+    assert r.status_code == 422
+    assert r.json()["error"]["details"][0] == {
+        "index": None,
+        "field": "mapping.label",
+        "reason": "no column 'truth' in the file",
+    }
+    r = churn.http.post("/v1/models/churn/reference", content=data, headers=headers, params={"feature": "tenure"})
+    assert r.status_code == 400 and r.json()["error"]["details"][0]["field"] == "feature"
+    # a mapped column and a column already named for its role: which is meant is not guessed
+    both = OWN_NAMES.assign(prediction=["stay", "stay", "stay"])
+    data, _ = encode("csv", both)
+    r = churn.http.post("/v1/models/churn/reference", content=data, headers=headers, params=MAPPING)
+    assert r.status_code == 422 and r.json()["error"]["details"][0]["field"] == "prediction"

@@ -29,3 +29,19 @@ def test_numpy_values_go_as_the_numbers_they_hold() -> None:
     assert type(features["age"]) is int
     body = {"features": features, "scores": np.array([0.25, np.nan]), "prediction": np.bool_(True)}
     assert json.loads(dumps(body)) == {"features": features, "scores": [0.25, None], "prediction": True}
+
+
+def test_a_column_mapping_goes_as_the_uploads_query() -> None:
+    from monitor_client.client import _mapping_params
+
+    assert _mapping_params(
+        {"prediction": "y_pred", "scores": {"leave": "p1"}, "features": {"tenure": "months"}, "ignore": ["a", "b"]}
+        | {"ignore_unknown": True}
+    ) == [
+        ("prediction", "y_pred"),
+        ("scores", "leave:p1"),
+        ("feature", "tenure:months"),
+        ("ignore", "a"),
+        ("ignore", "b"),
+        ("ignore_unknown", "true"),
+    ]

@@ -14,7 +14,7 @@ from monitor.api.guard import GuardedRoute
 from monitor.api.responses import FastJSONResponse
 from monitor.domain.monitoring import MonitoringConfig
 from monitor.domain.schema import ModelSpec
-from monitor.domain.tabular import TableFormat, format_from
+from monitor.domain.tabular import ColumnMapping, TableFormat, format_from
 from monitor.errors import MonitorError
 from monitor.services import reference, registry
 from monitor.services.keys import Scope
@@ -62,6 +62,19 @@ _REFERENCE_BODY: dict[str, Any] = {
 }
 
 
+def _pairs(param: str, values: list[str]) -> dict[str, str]:
+    """'name:column' query values as a mapping; 400 naming the parameter for a malformed one."""
+    out = {}
+    for v in values:
+        key, sep, column = v.partition(":")
+        if not sep or not key or not column:
+            raise MonitorError(
+                f"{param}={v!r} must look like name:column", [{"field": param, "reason": "expected name:column"}]
+            )
+        out[key] = column
+    return out
+
+
 @router.post(
     "/{name}/reference",
     dependencies=[Depends(require(Scope.admin))],
@@ -76,8 +89,30 @@ async def upload_reference(
     version: str | None = Query(None, description="Model version (default: the newest)"),
     format: TableFormat | None = Query(None, description="Overrides the Content-Type"),
     dataset_name: str = Query("", alias="name", description="A name to remember the dataset by"),
+    prediction: str | None = Query(None, description="the prediction's column, if not `prediction`"),
+    label: str | None = Query(None, description="the ground truth's column, if not `label` or `target`"),
+    score: str | None = Query(None, description="binary: the positive class's probability column, if not `score`"),
+    scores: list[str] = Query([], description="class:column, repeatable: each class's probability column"),
+    feature: list[str] = Query([], description="feature:column, repeatable, where a feature's column differs"),
+    timestamp: str | None = Query(None, description="a time column, read past"),
+    id: str | None = Query(None, description="a row id column, read past"),
+    ignore: list[str] = Query([], description="a column to leave out, repeatable"),
+    ignore_unknown: bool = Query(False, description="leave out every column that is not mapped or named like one"),
 ) -> FastJSONResponse:
-    """Upload the reference dataset for a model version; it replaces the one in use."""
+    """Upload the reference dataset for a model version; it replaces the one in use. Columns are
+    read by name (features, segments, `prediction`, `label`/`target`, `score`/`score.<class>`);
+    the query's column mapping names the file's own columns instead."""
+    mapping = ColumnMapping(
+        prediction=prediction,
+        label=label,
+        score=score,
+        scores=_pairs("scores", scores),
+        features=_pairs("feature", feature),
+        timestamp=timestamp,
+        id=id,
+        ignore=ignore,
+        ignore_unknown=ignore_unknown,
+    )
     fmt = format or format_from(media_type(request))
     if fmt is None:
         raise MonitorError(
@@ -86,7 +121,7 @@ async def upload_reference(
         )
     body = await read_body(request)
     result = await run_in_threadpool(
-        reference.upload_reference, ctx, name, body, fmt, version=version, name=dataset_name
+        lambda: reference.upload_reference(ctx, name, body, fmt, version=version, name=dataset_name, mapping=mapping)
     )
     return FastJSONResponse(result, status_code=201)
 
