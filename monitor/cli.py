@@ -201,6 +201,18 @@ def _scheduler(args: argparse.Namespace) -> int:
     return 0
 
 
+def _step(text: str) -> Any:
+    """--step: 'window' (None: each window's own length) or a duration."""
+    from alerts.rules import parse_duration
+
+    if text == "window":
+        return None
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _exit_on_signal(signum: int, _frame: object) -> None:
     raise SystemExit(0)
 
@@ -225,7 +237,7 @@ def _backfill(args: argparse.Namespace) -> int:
                 bar.total = total
                 bar.update(done - bar.n)
 
-            report = backfill(ctx, args.model, when(args.start), when(args.end), progress)
+            report = backfill(ctx, args.model, when(args.start), when(args.end), progress, step=args.step)
         print(f"{report.rows_summarised} predictions summarised; windows computed: {report.windows}")
     finally:
         ctx.close()
@@ -325,6 +337,13 @@ def build_parser(commands: Sequence[Command] = (), demo: Sequence[DemoAddition] 
     b.add_argument("--model", required=True, help="the model's name")
     b.add_argument("--from", dest="start", required=True, help="ISO time, e.g. 2026-11-01 (UTC unless given)")
     b.add_argument("--to", dest="end", required=True, help="ISO time")
+    b.add_argument(
+        "--step",
+        type=_step,
+        default="window",
+        help="how often a window ends: 'window' (each window's length: windows tile the period) or a "
+        "duration such as 1h (sliding, as the scheduler computes them) or 1d",
+    )
     b.set_defaults(func=_backfill)
 
     d = sub.add_parser("demo", help="start everything on the embedded Postgres with demo traffic")

@@ -162,6 +162,13 @@ def _add_chunk(chunk: Chunk, accumulators: dict[str, GroupSummaries], groups: Gr
         acc.add(chunk, rows, matrices.get(names))
 
 
+# Whether a merged bucket with no rows is stored (``benchmarks/backfill.py`` measures without).
+STORE_EMPTY_MERGES = True
+# The marker of a merged bucket that had no rows (column summaries, quality summaries).
+EMPTY = "_empty"
+EMPTY_QUALITY = "_empty_quality"
+
+
 def replace_bucket(
     conn: Connection,
     model_id: int,
@@ -178,6 +185,10 @@ def replace_bucket(
     """Store a bucket's summaries, replacing what an earlier run stored for it (idempotent).
     ``quality``: the parts are the bucket's quality summary, else its column summaries."""
     delete_bucket(conn, version_id, reference_id, bucket_start, bucket_hours, segment, quality=quality)
+    if not parts and bucket_hours > 1 and STORE_EMPTY_MERGES:
+        # A merged day or week with no rows is stored too (one marker row): else every window over
+        # a quiet stretch would merge it again, under its lock, on every read.
+        parts = {EMPTY_QUALITY if quality else EMPTY: ({}, None)}
     if parts:
         conn.execute(
             bucket_summaries.insert(),
@@ -199,11 +210,16 @@ def replace_bucket(
         )
 
 
+def is_marker(column: str) -> bool:
+    return column in (EMPTY, EMPTY_QUALITY)
+
+
 def _kind(quality: bool) -> ColumnElement[bool]:
     """Quality summaries (one column, ``QUALITY_COLUMN``) or column summaries: labels change the
     first long after the second is final, so each is replaced and merged on its own."""
     col = bucket_summaries.c.column_name
-    return col == QUALITY_COLUMN if quality else col != QUALITY_COLUMN
+    quality_columns = [QUALITY_COLUMN, EMPTY_QUALITY]
+    return col.in_(quality_columns) if quality else col.not_in(quality_columns)
 
 
 def delete_bucket(

@@ -17,8 +17,10 @@ Benjamini-Hochberg only when asked (``fdr``).
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from monitor.metrics.profiles import CategoricalSummary, NumericSummary
@@ -70,11 +72,61 @@ def decide(
 ) -> dict[str, Decision]:
     """Every column's decision. ``columns``: name -> (reference summary, current summary, the
     reference's distinct values). ``features``: the columns tested together as one family
-    (Benjamini-Hochberg); the others (prediction, scores) are tested each at ``alpha``."""
+    (Benjamini-Hochberg); the others (prediction, scores) are tested each at ``alpha``.
+
+    A pure function of its inputs, remembered for the last ``MEMO_SIZE`` distinct ones: windows
+    sliding hourly over a quiet stretch hold the same summaries hour after hour (a backfill of
+    months), and are decided once."""
     overrides = overrides or {}
-    if rule.profile == "evidently":
-        return _evidently(columns, features, rule, overrides)
-    return _calibrated(columns, features, rule, overrides)
+    key = (
+        tuple(
+            (col, _signature(ref), _signature(cur), distinct) for col, (ref, cur, distinct) in sorted(columns.items())
+        ),
+        frozenset(features),
+        rule,
+        tuple(sorted(overrides.items())),
+        (FEW_VALUES, EXACT_P_BELOW, EXACT_P_UP_TO),  # the module's own settings, read by the profiles
+    )
+    with _MEMO_LOCK:
+        known = _MEMO.get(key)
+        if known is not None:
+            _MEMO.move_to_end(key)
+    if known is None:
+        known = (
+            _evidently(columns, features, rule, overrides)
+            if rule.profile == "evidently"
+            else _calibrated(columns, features, rule, overrides)
+        )
+        with _MEMO_LOCK:
+            _MEMO[key] = known
+            while len(_MEMO) > MEMO_SIZE:
+                _MEMO.popitem(last=False)
+    # each caller gets details of its own (a point may add to them)
+    return {col: replace(d, details=dict(d.details)) for col, d in known.items()}
+
+
+MEMO_SIZE = 256
+_MEMO: OrderedDict[Any, dict[str, Decision]] = OrderedDict()
+_MEMO_LOCK = threading.Lock()
+
+
+def _signature(s: NumericSummary | CategoricalSummary) -> tuple[Any, ...]:
+    """Everything a test can read of a summary, hashable."""
+    if isinstance(s, NumericSummary):
+        return (
+            s.edges.tobytes(),
+            s.counts.tobytes(),
+            s.n,
+            s.missing,
+            s.non_finite,
+            s.total,
+            s.total_sq,
+            s.low_sum,
+            s.high_sum,
+            s.minimum,
+            s.maximum,
+        )
+    return (tuple(sorted(s.counts.items())), s.missing)
 
 
 def _evidently(

@@ -239,18 +239,24 @@ def backfill(
     start: datetime,
     end: datetime,
     progress: Callable[[int, int], None] | None = None,
+    step: timedelta | None = HOUR,
 ) -> RunReport:
-    """Summarise [start, end) and compute every configured window ending at each hour boundary in
-    (start, end]. Safe to repeat; ``progress(done, total)`` is called as windows complete."""
+    """Summarise [start, end) and compute every configured window ending every ``step`` in
+    (start, end], the last at ``end`` (``step`` None: each window's own length, so that
+    consecutive windows tile the period: ten 30-day windows over ten months, not 7,200 hourly
+    ones). Safe to repeat; ``progress(done, total)`` is called as windows complete."""
     cfg: MonitoringConfig = registry.get_monitoring(ctx, model)
     vrow = registry.resolve_version(ctx, model, None)
     report = RunReport(model, vrow.version)
     start, end = hour_floor(start), hour_floor(end)
     report.rows_summarised = rollup(ctx, model, vrow.version, start, end, failures=report.failures)
     _advance_error_stream(ctx, vrow, cfg, start, end, report)
-    ends = [b + HOUR for b in hours(start, end)]
-    total, done = len(ends) * len(cfg.windows), 0
-    for spec, length in zip(cfg.windows, cfg.window_lengths(), strict=True):
+    plan = [
+        (spec, length, window_ends(start, end, step or length))
+        for spec, length in zip(cfg.windows, cfg.window_lengths(), strict=True)
+    ]
+    total, done = sum(len(ends) for _, _, ends in plan), 0
+    for spec, length, ends in plan:
         for window_end in ends:
             _window(ctx, model, vrow.version, window_end - length, window_end, cfg, report)
             done += 1
@@ -258,6 +264,16 @@ def backfill(
                 progress(done, total)
         report.windows[spec] = len(ends)
     return report
+
+
+def window_ends(start: datetime, end: datetime, step: timedelta) -> list[datetime]:
+    """Hour boundaries in (start, end], every ``step`` back from ``end`` (at least an hour)."""
+    step = max(step, HOUR)
+    ends, t = [], end
+    while t > start:
+        ends.append(t)
+        t -= step
+    return ends[::-1]
 
 
 def _set_watermark(ctx: ServiceContext, version_id: int, job: str, until: datetime) -> None:

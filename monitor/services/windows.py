@@ -8,8 +8,9 @@ where it would read 720.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any, Protocol, TypedDict, TypeVar
 
 from sqlalchemy import Connection
@@ -71,14 +72,7 @@ def merged_window(
     quality summaries) into ``new()``."""
     acc = new()
     limit = min(end, datetime.now(UTC))  # a week or day still filling is read by its hours
-    left = hours(start, end)
-    plan: list[tuple[int, list[datetime]]] = []
-    for size, start_of in LEVELS:
-        span = timedelta(hours=size)
-        whole = sorted({b for b in map(start_of, left) if start <= b and b + span <= limit})
-        covered = set(whole)
-        left = [h for h in left if start_of(h) not in covered]
-        plan.append((size, whole))
+    plan, left = bucket_plan(start, end, limit)
     kw: BucketOptions = {"segment": segment, "quality": quality}
     with ctx.uow() as uow:
         found = []
@@ -92,8 +86,27 @@ def merged_window(
             _add_level(uow.conn, vrow, ref_id, new, acc, size, have, missing, kw)
         uow.commit()
         for b, col, n, st, ct in summary_repo.load_buckets(uow.conn, vrow.version_id, ref_id, 1, left, **kw):
-            acc.add(b, 1, col, n, st, ct)
+            if not summary_repo.is_marker(col):
+                acc.add(b, 1, col, n, st, ct)
     return acc
+
+
+@lru_cache(maxsize=1024)
+def bucket_plan(
+    start: datetime, end: datetime, limit: datetime
+) -> tuple[tuple[tuple[int, tuple[datetime, ...]], ...], tuple[datetime, ...]]:
+    """Which whole weeks and days (ending by ``limit``) and which hours make up [start, end):
+    ((168, weeks), (24, days)), hours. Cached: every segment and both kinds of summary of a
+    window read the same buckets."""
+    left = hours(start, end)
+    plan = []
+    for size, start_of in LEVELS:
+        span = timedelta(hours=size)
+        whole = sorted({b for b in map(start_of, left) if start <= b and b + span <= limit})
+        covered = set(whole)
+        left = [h for h in left if start_of(h) not in covered]
+        plan.append((size, tuple(whole)))
+    return tuple(plan), tuple(left)
 
 
 class BucketOptions(TypedDict):
@@ -117,7 +130,8 @@ def _add_level(
     """Add ``size``-hour buckets to ``acc``: the stored ones (``have``), and the ``missing``
     ones merged and stored first. The caller holds the weeks' ``lock_merges``."""
     for b, col, n, st, ct in have:
-        acc.add(b, size, col, n, st, ct)
+        if not summary_repo.is_marker(col):  # a merged bucket that had no rows adds nothing
+            acc.add(b, size, col, n, st, ct)
     for b in missing:
         built = new()
         child = BUILT_FROM[size]
@@ -132,5 +146,5 @@ def _add_level(
             acc.add(b, size, col, built.n_rows, st, ct)
 
 
-def _missing(starts: list[datetime], stored: list[summary_repo.BucketRow]) -> list[datetime]:
+def _missing(starts: Sequence[datetime], stored: list[summary_repo.BucketRow]) -> list[datetime]:
     return sorted(set(starts) - {row[0] for row in stored})

@@ -129,3 +129,24 @@ def test_exact_ks_p_values_only_where_they_can_decide_and_the_same_decisions() -
         else:
             assert d.details["p_value"] == pytest.approx(exact[col], abs=0.05)
     assert any(e > 0.3 for e in exact.values()) and any(e < 0.01 for e in exact.values())
+
+
+def test_equal_summaries_are_decided_once_and_different_ones_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    from monitor.metrics import drift_decision
+
+    made = []
+    real = drift_decision._calibrated
+    monkeypatch.setattr(drift_decision, "_calibrated", lambda *a: made.append(1) or real(*a))
+    monkeypatch.setattr(drift_decision, "_MEMO", type(drift_decision._MEMO)())
+    rng = np.random.default_rng(5)
+    ref, cur = rng.normal(0, 1, 3000), rng.normal(0.3, 1, 3000)
+    first = decide({"features.x": numeric(ref, cur)}, {"features.x"}, CALIBRATED)
+    first["features.x"].details["mine"] = True  # a caller adding to its details
+    again = decide({"features.x": numeric(ref, cur.copy())}, {"features.x"}, CALIBRATED)  # new, equal objects
+    assert len(made) == 1 and "mine" not in again["features.x"].details
+    assert again["features.x"].value == first["features.x"].value
+    moved = cur.copy()
+    moved[0] += 1e-3  # one value moved: another summary (its sum), decided again
+    decide({"features.x": numeric(ref, moved)}, {"features.x"}, CALIBRATED)
+    decide({"features.x": numeric(ref, cur)}, {"features.x"}, Rule("calibrated", alpha=0.01))  # another rule
+    assert len(made) == 3
