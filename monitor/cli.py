@@ -272,6 +272,8 @@ def _demo(args: argparse.Namespace, additions: Sequence[DemoAddition]) -> int:
         drift_after=args.drift_after,
         label_delay=args.label_delay,
         metrics_every=args.metrics_every,
+        history_hours=args.history_hours,
+        keep_data=args.keep_data,
         services=[a.service(args) for a in additions],
     )
 
@@ -353,6 +355,14 @@ def build_parser(commands: Sequence[Command] = (), demo: Sequence[DemoAddition] 
     d.add_argument("--drift-after", type=float, default=120.0, help="seconds of traffic before drift starts")
     d.add_argument("--label-delay", type=float, default=20.0, help="mean seconds before a label arrives")
     d.add_argument("--metrics-every", type=float, default=30.0, help="seconds between metric runs")
+    d.add_argument(
+        "--history-hours", type=int, default=48, help="hours of past traffic computed before the live traffic starts"
+    )
+    d.add_argument(
+        "--keep-data",
+        action="store_true",
+        help="reuse MONITOR_DATA_DIR's embedded database (default: a fresh one per run, removed at the end)",
+    )
     for addition in demo:
         addition.arguments(d)
     d.set_defaults(func=lambda args: _demo(args, demo))
@@ -378,6 +388,11 @@ def setup_logging(args: argparse.Namespace) -> None:
 
     fmt = get_settings().log_format if args.cmd in SERVICES else "text"
     logging.config.dictConfig(log_config("DEBUG" if args.verbose else "INFO", fmt))
+    if args.cmd == "demo" and not args.verbose:
+        # the demo's console tells its story (traffic, drift, the receivers' messages): not every
+        # request and job run
+        for name in ("monitor.access", "monitor.scheduler", "monitor.services", "apscheduler"):
+            logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def main(argv: list[str] | None = None, commands: Sequence[Command] = (), demo: Sequence[DemoAddition] = ()) -> int:

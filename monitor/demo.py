@@ -17,7 +17,7 @@ import numpy as np
 from monitor import demo_data, demo_receivers
 from monitor.api.app import create_app
 from monitor.client import MonitorClient
-from monitor.config import get_settings
+from monitor.config import Settings, get_settings
 from monitor.domain.monitoring import MonitoringConfig
 from monitor.scheduler import MetricScheduler
 from monitor.server import ThreadedServer, pin_database_url, port_is_free
@@ -50,9 +50,48 @@ def run_demo(
     label_share: float = 0.8,
     seed: int = 1,
     metrics_every: float = 30.0,
+    history_hours: int = 48,
+    keep_data: bool = False,
     services: Sequence[DemoService] = (),
 ) -> int:
     settings = get_settings()
+    fresh: tempfile.TemporaryDirectory[str] | None = None
+    if not settings.database_url and not keep_data:
+        # a fresh embedded database per run: no earlier run's data, keys or alerts
+        fresh = tempfile.TemporaryDirectory(prefix="monitor-demo-")
+        settings = settings.model_copy(update={"data_dir": Path(fresh.name)})
+    try:
+        return _run(
+            settings,
+            port,
+            rate,
+            duration,
+            drift_after,
+            label_delay,
+            label_share,
+            seed,
+            metrics_every,
+            history_hours,
+            services,
+        )
+    finally:
+        if fresh is not None:
+            fresh.cleanup()
+
+
+def _run(
+    settings: Settings,
+    port: int | None,
+    rate: float,
+    duration: float,
+    drift_after: float,
+    label_delay: float,
+    label_share: float,
+    seed: int,
+    metrics_every: float,
+    history_hours: int,
+    services: Sequence[DemoService],
+) -> int:
     port = port or settings.port
     if not port_is_free(settings.host, port):
         print(f"port {port} is in use: pass --port or set MONITOR_PORT")
@@ -62,6 +101,9 @@ def run_demo(
     # the demo's own webhook receivers listen on loopback
     settings = pin_database_url(settings).model_copy(update={"allow_loopback_receivers": True})
     ctx = open_for_writing(settings, maintain=True)
+    for k in keys.list_keys(ctx):  # a reused database: the earlier runs' demo keys go
+        if k["name"].startswith("demo-") and not k["revoked_at"]:
+            keys.revoke_key(ctx, k["prefix"])
     admin_key, _ = keys.create_key(ctx, "demo-admin", [keys.Scope.admin])
     ingest_key, _ = keys.create_key(ctx, "demo-ingest", [keys.Scope.ingest])
     read_key, _ = keys.create_key(ctx, "demo-read", [keys.Scope.read])
@@ -80,6 +122,8 @@ def run_demo(
         ctx, demo_data.MODEL_NAME, MonitoringConfig(windows=["1h", "1d"], schedule_seconds=max(10, int(metrics_every)))
     )
     receivers = demo_receivers.install(ctx)
+    if history_hours > 0:
+        _history(ctx, server.url, ingest_key, history_hours, rate, label_share, seed)
     scheduler = MetricScheduler(ctx, tick_seconds=metrics_every)
     scheduler.start(block=False)
     deliverer = DeliveryWorker(ctx)
@@ -95,8 +139,9 @@ Model Monitor demo is running.
   admin key      {admin_key}
   ingest key     {ingest_key}
   read key       {read_key}
+  history        {history_hours} hours of stable traffic before now, computed: the charts start full
   traffic        {rate:g} predictions/s, labels after ~{label_delay:g}s for {label_share:.0%} of them,
-                 drift injected after {drift_after:g}s
+                 drift injected after {drift_after:g}s (the console says when)
   metrics        drift, quality against the labels, concept drift, latency and data quality, per region
                  and channel too, every {metrics_every:g}s over the live 1h and 1d windows
   alerts         {len(demo_receivers.RULES)} rules ({", ".join(r["name"] for r in demo_receivers.RULES)});
@@ -134,6 +179,51 @@ Press Ctrl-C to stop.
     return 0
 
 
+HISTORY_PER_HOUR = 400  # predictions an hour in the history: enough for every window's tests
+
+
+def _history(
+    ctx: ServiceContext, url: str, ingest_key: str, hours_: int, rate: float, label_share: float, seed: int
+) -> None:
+    """``hours_`` hours of stable past traffic with their labels, sent through the API with past
+    timestamps and computed hour by hour as the scheduler would have: the model page's charts,
+    the overview and the heatmap have days to show on first open."""
+    from datetime import UTC, datetime, timedelta
+
+    from monitor.services.monitoring_run import backfill
+
+    end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    start = end - timedelta(hours=hours_)
+    print(f"replaying {hours_} hours of past traffic ({HISTORY_PER_HOUR} predictions an hour) ...", flush=True)
+    rng = np.random.default_rng(seed + 1)
+    client = MonitorClient(url, ingest_key, model=demo_data.MODEL_NAME, batch_size=2000)
+    for h in range(hours_):
+        batch = demo_data.applicants(HISTORY_PER_HOUR, rng, 0.0)
+        scores = demo_data.model_scores(batch)
+        outcomes = demo_data.true_default(batch, rng, 0.0)
+        channels = rng.choice(demo_data.CHANNELS, len(batch), p=[0.6, 0.25, 0.15])
+        hour = start + timedelta(hours=h)
+        for i, (rec, score, outcome, channel) in enumerate(
+            zip(batch.records(), scores, outcomes, channels, strict=True)
+        ):
+            pid = client.log_prediction(
+                rec,
+                "default" if score >= 0.5 else "repaid",
+                scores=round(float(score), 5),
+                latency_ms=round(float(rng.gamma(2.0, 6.0)), 2),
+                segments={"channel": str(channel)},
+                timestamp=hour + timedelta(seconds=3600 * i / len(batch)),
+            )
+            if rng.random() < label_share:
+                client.log_label(pid, "default" if outcome else "repaid")
+    client.flush(timeout=120)
+    client.close()
+    started = time.monotonic()
+    report = backfill(ctx, demo_data.MODEL_NAME, start, end, step=timedelta(hours=1))
+    windows = sum(report.windows.values())
+    print(f"  {windows} windows of history computed in {time.monotonic() - started:.0f}s", flush=True)
+
+
 def _stream(
     client: MonitorClient,
     stop: threading.Event,
@@ -150,13 +240,21 @@ def _stream(
     tick = 0.25
     n_sent = 0
     last_report = start
+    announced = False
     while not stop.is_set():
         now = time.monotonic()
         elapsed = now - start
         if duration and elapsed >= duration:
             break
-        # Drift ramps in over a minute after the drift point.
-        drift = min(1.0, max(0.0, (elapsed - drift_after) / 60.0))
+        # Drift comes in over ten seconds after the drift point (data and concept: the world changed).
+        drift = min(1.0, max(0.0, (elapsed - drift_after) / 10.0))
+        if drift > 0 and not announced:
+            announced = True
+            print(
+                f"[{elapsed:6.0f}s] [story] drift injected: applicants' incomes, debt and employment shift, and who "
+                "defaults changes; watch the on-call channel below",
+                flush=True,
+            )
         n = int(rng.poisson(rate * tick))
         if n:
             batch = demo_data.applicants(n, rng, drift)

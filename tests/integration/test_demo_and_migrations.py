@@ -13,10 +13,12 @@ from sqlalchemy.engine import make_url
 
 from monitor.db.migrate import alembic_config, current_revision, head_revision
 from monitor.server import free_port
+from monitor.services import keys
 
 
 def test_demo_streams_traffic_with_labels(settings, ctx) -> None:  # type: ignore[no-untyped-def]
-    # ctx: an empty database, whatever the tests before this one left
+    # ctx: an empty database, whatever the tests before this one left; a run before left its keys
+    stale, _ = keys.create_key(ctx, "demo-admin", [keys.Scope.admin])
     env = {**os.environ, "MONITOR_DATABASE_URL": settings.database_url}
     out = subprocess.run(
         [
@@ -32,6 +34,8 @@ def test_demo_streams_traffic_with_labels(settings, ctx) -> None:  # type: ignor
             "2",
             "--label-delay",
             "0.5",
+            "--history-hours",
+            "3",
             "--port",
             str(free_port()),
             "--dashboard-port",
@@ -63,6 +67,10 @@ def test_demo_streams_traffic_with_labels(settings, ctx) -> None:  # type: ignor
         ).fetchone()[0]
         rules = conn.execute("SELECT count(*) FROM rules").fetchone()[0]
         receivers = conn.execute("SELECT array_agg(kind ORDER BY kind) FROM receivers").fetchone()[0]
+        history = conn.execute(
+            "SELECT count(DISTINCT window_end) FROM metric_points WHERE metric = 'dataset_drift' "
+            "AND window_end <= date_trunc('hour', now()) AND window_end - window_start = interval '1 hour'"
+        ).fetchone()[0]
         segments = conn.execute(
             "SELECT count(DISTINCT labels->>'segment_value') FROM metric_points "
             "WHERE metric = 'dataset_drift' AND labels->>'segment' = 'region'"
@@ -73,7 +81,13 @@ def test_demo_streams_traffic_with_labels(settings, ctx) -> None:  # type: ignor
     assert n_drift >= 8  # the scheduler ran: every feature's drift over the live window
     assert coverage >= 1  # quality against labels, with its coverage
     assert segments >= 2  # and per region
-    assert rules == 4 and receivers == ["retrain", "webhook"]  # the demo's rules and its two receivers
+    assert rules == 5 and receivers == ["retrain", "webhook"]  # the demo's rules and its two receivers
+    assert history >= 3  # the hours before the demo started were computed: the charts start full
+    assert "replaying 3 hours of past traffic" in out.stdout and "[story] drift injected" in out.stdout
+    assert "monitor.access" not in out.stdout + out.stderr  # no access log lines in the story
+    active = [k["name"] for k in keys.list_keys(ctx) if k["name"].startswith("demo-") and not k["revoked_at"]]
+    assert sorted(active) == ["demo-admin", "demo-ingest", "demo-read"]  # the earlier run's went
+    assert stale.split("_")[1] not in {k["prefix"] for k in keys.list_keys(ctx) if not k["revoked_at"]}
 
 
 def test_migrations_go_down_and_up_again(database_url: str) -> None:
