@@ -4,12 +4,14 @@ retraining delivery log."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import plotly.graph_objects as go
 from dash import Dash, Input, Output, State, dcc, html
 
+from alerts.rules import Condition
 from alerts.silences import Matcher, SilenceSpec
 from dashboards import auth, figures
 from monitor.errors import MonitorError
@@ -107,18 +109,43 @@ def _table(id_: str, rows: list[dict[str, Any]], limit: int = 200) -> html.Div:
     )
 
 
+def _condition(doc: Any) -> str:
+    """A rule's condition as people read it ('value > 0.3', 'drifted'), not as a dict."""
+    try:
+        return Condition.model_validate(doc).describe()
+    except ValueError:
+        return str(doc)
+
+
+_MATCHER = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(=~|!~|!=|=)\s*(.*?)\s*$")
+
+
+def parse_matchers(text: str) -> list[Matcher]:
+    """'feature=age, segment_value=~EU|US' as matchers (=, !=, =~, !~); ValueError naming the
+    part it cannot read."""
+    out = []
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        m = _MATCHER.match(part)
+        if m is None:
+            raise ValueError(f"{part!r} is not a matcher like name=value, name!=value, name=~regex or name!~regex")
+        out.append(Matcher(name=m.group(1), op=m.group(2), value=m.group(3)))
+    return out
+
+
 def layout(ctx: ServiceContext) -> html.Div:
     data = dashboard_data.alerts_page(ctx)
     alerts = data["alerts"]
     firing = [a for a in alerts if a["state"] == "firing"]
-    models = sorted({a["model"] for a in alerts})
+    # any registered model: a silence may be made before its alerts exist (a planned deployment)
+    models = sorted(set(data["models"]) | {a["model"] for a in alerts})
+    default_model = firing[0]["model"] if firing else (models[0] if models else None)
     rules = [
         {
             "name": r["name"],
             "source": r["source"],
             "metric": r["definition"].get("metric"),
             "model": r["definition"].get("model", "*"),
-            "condition": str(r["definition"].get("condition")),
+            "condition": _condition(r["definition"].get("condition")),
             "for": r["definition"].get("for", "0s"),
             "severity": r["definition"].get("severity", "warning"),
             "receivers": ", ".join(r["definition"].get("receivers", [])),
@@ -165,7 +192,7 @@ def layout(ctx: ServiceContext) -> html.Div:
                             dcc.Dropdown(
                                 id="silence-model",
                                 options=models,
-                                value=models[0] if models else None,
+                                value=default_model,
                                 style={"width": "16rem"},
                             ),
                         ]
@@ -174,12 +201,25 @@ def layout(ctx: ServiceContext) -> html.Div:
                         [
                             "rule (optional) ",
                             dcc.Dropdown(
-                                id="silence-rule", options=sorted({a["rule"] for a in alerts}), style={"width": "16rem"}
+                                id="silence-rule", options=sorted(r["name"] for r in rules), style={"width": "16rem"}
                             ),
                         ]
                     ),
                     html.Label(
-                        ["for hours ", dcc.Input(id="silence-hours", type="number", value=2, min=0.1, step=0.5)]
+                        # min and step agree, so that the default is a value the input itself accepts
+                        ["for hours ", dcc.Input(id="silence-hours", type="number", value=2, min=0.5, step=0.5)]
+                    ),
+                    html.Label(
+                        [
+                            "more matchers (optional) ",
+                            dcc.Input(
+                                id="silence-matchers",
+                                type="text",
+                                value="",
+                                placeholder="feature=age, segment_value=~EU|US",
+                                style={"width": "20rem"},
+                            ),
+                        ]
                     ),
                     html.Label(["by ", dcc.Input(id="silence-by", type="text", value="", placeholder="your name")]),
                     html.Label(["comment ", dcc.Input(id="silence-comment", type="text", value="", placeholder="why")]),
@@ -231,15 +271,19 @@ def register(app: Dash, ctx: ServiceContext) -> None:
         State("silence-hours", "value"),
         State("silence-by", "value"),
         State("silence-comment", "value"),
+        State("silence-matchers", "value"),
         prevent_initial_call=True,
     )
-    def silence(_: int, model: str | None, rule: str | None, hours: float | None, by: str, comment: str) -> Any:
+    def silence(
+        _: int, model: str | None, rule: str | None, hours: float | None, by: str, comment: str, more: str | None
+    ) -> Any:
         if not auth.principal().allows(Scope.admin):
             return html.P("Silencing needs a key with the admin scope.", className="error")
         if not model or not by or not comment or not hours:
             return html.P("Give the model, how long, your name and a comment.", className="error")
         matchers = [Matcher(name="model", value=model)] + ([Matcher(name="alertname", value=rule)] if rule else [])
         try:
+            matchers += parse_matchers(more or "")
             spec = SilenceSpec(
                 matchers=matchers,
                 ends_at=datetime.now(UTC) + timedelta(hours=float(hours)),

@@ -217,4 +217,5 @@ def alerts_page(ctx: ServiceContext, model: str | None = None) -> dict[str, Any]
         "deliveries": alert_ops.list_deliveries(ctx, None, None, 200),
         "outbox": alert_ops.list_outbox(ctx, None, None, 200),
         "triggers": alert_ops.list_retrain_triggers(ctx, model, 200),
+        "models": sorted(m["name"] for m in registry.list_models(ctx)),
     }

@@ -170,13 +170,21 @@ def test_a_silence_made_on_the_alerts_page_is_stored(driver: webdriver.Chrome, d
     url, made, ctx = dashboard
     login(driver, url, made["admin"])
     open_page(driver, url, "/alerts", "#silence-button")
+    # the form's own default is a value it accepts (min and step agree)
+    assert driver.execute_script("return document.querySelector('#silence-hours').checkValidity()") is True
+    rules = driver.find_element(By.ID, "rules-table").text
+    assert "{" not in rules and ("drifted" in rules or "value" in rules)  # conditions as read, not dicts
     driver.find_element(By.ID, "silence-by").send_keys("on-call engineer")
     driver.find_element(By.ID, "silence-comment").send_keys("looking into the drift")
+    driver.find_element(By.ID, "silence-matchers").send_keys("feature=~inc.*")
     driver.find_element(By.ID, "silence-button").click()
     wait_for(lambda: driver.find_element(By.ID, "silence-created"), what="the silence to be created")
     with ctx.engine.connect() as conn:
         row = conn.execute(text("SELECT matchers, created_by, comment FROM silences")).one()
-    assert row.matchers == [{"name": "model", "value": MODEL, "op": "="}]
+    assert row.matchers == [
+        {"name": "model", "value": MODEL, "op": "="},
+        {"name": "feature", "value": "inc.*", "op": "=~"},
+    ]
     assert (row.created_by, row.comment) == ("on-call engineer", "looking into the drift")
 
 

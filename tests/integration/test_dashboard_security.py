@@ -100,6 +100,7 @@ def test_a_silence_callback_from_another_origin_is_refused_with_an_admin_session
             {"id": "silence-hours", "property": "value", "value": 1},
             {"id": "silence-by", "property": "value", "value": "x"},
             {"id": "silence-comment", "property": "value", "value": "y"},
+            {"id": "silence-matchers", "property": "value", "value": ""},
         ],
     }
     r = client.post(CALLBACK, json=body, headers={"Origin": "http://evil.example"})

@@ -110,3 +110,22 @@ def test_display_bins_keep_every_count_and_share_the_reference_bounds() -> None:
     assert same_bounds == bounds and len(bounds) <= 31
     assert sum(ref_shares) == pytest.approx(1) and sum(cur_shares) == pytest.approx(1)
     assert cur_shares[-1] > 0.5  # values above the reference's range land in the last bin
+
+
+def test_silence_matchers_typed_by_hand() -> None:
+    from dashboards.pages.alerts import _condition, parse_matchers
+
+    got = parse_matchers("feature=age, segment_value=~EU|US ,team!=ml, note!~x.*")
+    assert [(m.name, m.op, m.value) for m in got] == [
+        ("feature", "=", "age"),
+        ("segment_value", "=~", "EU|US"),
+        ("team", "!=", "ml"),
+        ("note", "!~", "x.*"),
+    ]
+    assert parse_matchers("  ") == []
+    with pytest.raises(ValueError, match="not a matcher"):
+        parse_matchers("feature")
+    with pytest.raises(ValueError, match="RE2"):
+        parse_matchers("feature=~(a)\\1")
+    assert _condition({"op": ">", "threshold": 0.3}) == "value > 0.3"
+    assert _condition({"drifted": True}) == "drifted"
