@@ -150,6 +150,39 @@ def test_model_charts_hold_the_stored_points(driver: webdriver.Chrome, dashboard
     assert {t["name"] for t in quality} >= {"accuracy", "label coverage"}
 
 
+CHART_METRICS = {
+    "dataset-drift": "dataset_drift",
+    "prediction-drift": "prediction_drift",
+    "quality": "quality.accuracy",
+    "latency": "latency.p95",
+    "missing": "data_quality.missing_share",
+    "out-of-range": "data_quality.out_of_range_share",
+}
+
+
+def test_every_chart_draws_a_line_where_there_are_several_windows(
+    driver: webdriver.Chrome, dashboard: Dashboard
+) -> None:
+    """A chart whose metric has several windows in the range shows them all: a line, not one dot
+    at the right edge (what a page showing only the newest window would draw)."""
+    url, made, ctx = dashboard
+    login(driver, url, made["read"])
+    open_page(driver, url, f"/models/{quote(MODEL)}?range=24h&window=1h", "#dataset-drift .js-plotly-plot")
+    for graph_id, metric in CHART_METRICS.items():
+        with ctx.engine.connect() as conn:
+            windows = conn.execute(
+                text(
+                    "SELECT count(DISTINCT window_end) FROM metric_points WHERE metric = :m "
+                    "AND window_end - window_start = interval '1 hour' AND NOT labels ? 'segment' "
+                    "AND window_end > now() - interval '24 hours'"
+                ),
+                {"m": metric},
+            ).scalar_one()
+        assert windows > 1, metric  # the seeded data has a day of hourly windows
+        longest = max(len(t["x"] or []) for t in plot_data(driver, graph_id))
+        assert longest == windows, (graph_id, longest, windows)  # every window of the range, as a line
+
+
 def test_a_heatmap_click_opens_the_distributions(driver: webdriver.Chrome, dashboard: Dashboard) -> None:
     url, made, _ = dashboard
     login(driver, url, made["read"])
