@@ -28,6 +28,8 @@ nav a { color: #eceff1; text-decoration: none; font-weight: 500; }
 nav .who { margin-left: auto; color: #90a4ae; font-size: .85rem; }
 main { padding: 1rem 1.5rem; }
 .table { border-collapse: collapse; width: 100%; }
+.scroll { overflow-x: auto; max-width: 100%; }
+.table td { overflow-wrap: anywhere; }
 .table th, .table td { border-bottom: 1px solid #e0e0e0; padding: .5rem; text-align: left; vertical-align: top; }
 .muted { color: #757575; }
 .error { color: #b71c1c; }
@@ -35,6 +37,9 @@ main { padding: 1rem 1.5rem; }
 .controls { display: flex; gap: 1rem; align-items: end; flex-wrap: wrap; margin: .5rem 0; }
 .controls label, .actions label { display: inline-flex; gap: .3rem; align-items: center; margin-right: .8rem; }
 .actions { background: #fafafa; padding: .5rem 1rem; border: 1px solid #eee; margin: 1rem 0; }
+/* inputs in a flex label shrank to 16 px; numbers need less room than text */
+.actions input, .controls input { box-sizing: border-box; flex: 0 0 auto; width: 14rem; padding: .3rem; }
+.actions input[type=number], .controls input[type=number] { width: 7rem; }
 """
 
 

@@ -231,9 +231,17 @@ def series(points: list[Point], metric: str, title: str, *, by: str | None = Non
             shape, note = _threshold_line(thresholds.pop())
             layout.update(shapes=[shape], annotations=[note])
     if percent:
-        layout["yaxis"] = {"tickformat": ".0%"}
+        layout["yaxis"] = percent_axis([p["value"] for p in chosen])
     fig = _figure(traces, layout)
     return _layout(fig, title)
+
+
+def percent_axis(values: list[float | None]) -> dict[str, Any]:
+    """A share's axis: from 0 (a share is never negative: autorange drew an all-zero series from
+    -100 %) to a little above the largest value, with as many decimals as its ticks need to differ
+    (a whole-percent format wrote '0 %' five times over a range below one percent)."""
+    top = max((v for v in values if v is not None and v == v), default=0.0)
+    return {"tickformat": ".2~%", "range": [0, max(top * 1.15, 0.01)], "automargin": True}
 
 
 def quality(points: list[Point], metric: str) -> Figure:
@@ -280,7 +288,18 @@ def quality(points: list[Point], metric: str) -> Figure:
         )
     fig = _figure(
         traces,
-        {"yaxis2": {"overlaying": "y", "side": "right", "tickformat": ".0%", "range": [0, 1], "title": "coverage"}},
+        {
+            "yaxis": {"automargin": True},
+            # its own margin, the title set off from the ticks: it was drawn over the tick labels
+            "yaxis2": {
+                "overlaying": "y",
+                "side": "right",
+                "tickformat": ".0%",
+                "range": [0, 1],
+                "title": {"text": "coverage", "standoff": 6},
+                "automargin": True,
+            },
+        },
     )
     return _layout(fig, "Quality against labels, with label coverage and concept-drift detections")
 

@@ -105,6 +105,7 @@ def _table(id_: str, rows: list[dict[str, Any]], limit: int = 200) -> html.Div:
             html.P(f"{len(rows)} rows, the first {limit} shown", className="muted") if len(rows) > limit else None,
         ],
         id=id_,
+        className="scroll",  # a wide table scrolls in its box instead of widening the page
         style={"overflowX": "auto"},
     )
 

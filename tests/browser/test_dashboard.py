@@ -203,6 +203,19 @@ def test_a_silence_made_on_the_alerts_page_is_stored(driver: webdriver.Chrome, d
     url, made, ctx = dashboard
     login(driver, url, made["admin"])
     open_page(driver, url, "/alerts", "#silence-button")
+    # the page is no wider than a narrow window: wide tables scroll in their own box
+    size = driver.get_window_size()
+    driver.set_window_size(800, size["height"])
+    try:
+        assert driver.execute_script("return document.documentElement.scrollWidth <= window.innerWidth + 1") is True
+    finally:
+        driver.set_window_size(size["width"], size["height"])
+    # every input of the form is wide enough to type in (they used to collapse to 16 px)
+    widths = driver.execute_script(
+        "return ['silence-hours', 'silence-by', 'silence-comment', 'silence-matchers', 'ack-by']"
+        ".map(id => document.getElementById(id).getBoundingClientRect().width)"
+    )
+    assert min(widths) >= 80 and max(widths) <= 400, widths
     # the form's own default is a value it accepts (min and step agree)
     assert driver.execute_script("return document.querySelector('#silence-hours').checkValidity()") is True
     rules = driver.find_element(By.ID, "rules-table").text

@@ -129,3 +129,32 @@ def test_silence_matchers_typed_by_hand() -> None:
         parse_matchers("feature=~(a)\\1")
     assert _condition({"op": ">", "threshold": 0.3}) == "value > 0.3"
     assert _condition({"drifted": True}) == "drifted"
+
+
+def test_share_axes_start_at_zero_and_ticks_differ() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from dashboards import figures
+
+    end = datetime(2026, 11, 30, tzinfo=UTC)
+    points = [
+        {
+            "metric": "data_quality.missing_share",
+            "labels": {"feature": "age"},
+            "window_start": end - timedelta(hours=i + 1),
+            "window_end": end - timedelta(hours=i),
+            "value": 0.0,
+            "sample_size": 100,
+            "threshold": None,
+        }
+        for i in range(5)
+    ]
+    fig = figures.series(points, "data_quality.missing_share", "Missing values", by="feature", percent=True)
+    axis = fig["layout"]["yaxis"]
+    assert axis["range"][0] == 0 and axis["range"][1] > 0  # all zero: not drawn from -100 %
+    assert axis["tickformat"] == ".2~%"
+    assert figures.percent_axis([0.002, 0.004])["range"][1] == pytest.approx(0.01)
+    assert figures.percent_axis([0.3, None])["range"][1] == pytest.approx(0.345)
+    q = figures.quality([{**p, "metric": "quality.label_coverage", "labels": {}} for p in points], "quality.accuracy")
+    y2 = q["layout"]["yaxis2"]
+    assert y2["automargin"] is True and y2["title"]["standoff"] == 6
