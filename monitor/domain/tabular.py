@@ -100,17 +100,19 @@ class ColumnMapping(BaseModel):
         return []
 
 
+def _score_class(col: str, schema: ModelSchema) -> str | None:
+    """The class a score column holds the probability of (``score``: the positive class's;
+    ``score.<class>``), or None when ``col`` is no score column of this model."""
+    if col == "score":
+        return schema.positive_class
+    if col.startswith(("score.", "scores.")) and col.split(".", 1)[1] in (schema.classes or []):
+        return col.split(".", 1)[1]
+    return None
+
+
 def _known_columns(schema: ModelSchema) -> Any:
-    features, segments, classes = set(schema.feature_names()), set(schema.segments), set(schema.classes or [])
-
-    def known(col: str) -> bool:
-        if col in features or col in segments or col in ("prediction", "label", "target"):
-            return True
-        if col == "score":
-            return schema.positive_class is not None
-        return col.startswith(("score.", "scores.")) and col.split(".", 1)[1] in classes
-
-    return known
+    named = set(schema.feature_names()) | set(schema.segments) | {"prediction", "label", "target"}
+    return lambda col: col in named or _score_class(col, schema) is not None
 
 
 class UnreadableTable(ValueError):
@@ -224,7 +226,6 @@ def read_reference(
     _categories_as_read(table, text_columns(schema))
     features = set(schema.feature_names())
     segments = [s for s in schema.segments if s not in features]
-    classes = set(schema.classes or [])
     errors: list[RecordError] = []
     columns = [str(c) for c in table.columns]
     table.columns = columns
@@ -232,10 +233,9 @@ def read_reference(
     for col in columns:
         if col in features or col in segments or col in ("prediction", "label", "target"):
             continue
-        if col == "score" and schema.positive_class:
-            score_cols[col] = schema.positive_class
-        elif col.startswith(("score.", "scores.")) and col.split(".", 1)[1] in classes:
-            score_cols[col] = col.split(".", 1)[1]
+        cls = _score_class(col, schema)
+        if cls is not None:
+            score_cols[col] = cls
         else:
             errors.append(
                 RecordError(
