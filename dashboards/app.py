@@ -29,17 +29,23 @@ nav .who { margin-left: auto; color: #90a4ae; font-size: .85rem; }
 main { padding: 1rem 1.5rem; }
 .table { border-collapse: collapse; width: 100%; }
 .scroll { overflow-x: auto; max-width: 100%; }
-.table td { overflow-wrap: anywhere; }
+/* a long word (a URL, an id) breaks only where it cannot fit; words are never cut to squeeze a column */
+.table td { overflow-wrap: break-word; }
 .table th, .table td { border-bottom: 1px solid #e0e0e0; padding: .5rem; text-align: left; vertical-align: top; }
 .muted { color: #757575; }
 .error { color: #b71c1c; }
 .firing { color: #b71c1c; font-size: .85rem; }
+/* marks drawn with CSS, not glyphs: a glyph missing from the reader's fonts renders as a box */
+.dot { display: inline-block; width: .8rem; height: .8rem; border-radius: 50%; vertical-align: middle; }
+.firing .dot { width: .5rem; height: .5rem; background: #b71c1c; margin-right: .3rem; }
 .controls { display: flex; gap: 1rem; align-items: end; flex-wrap: wrap; margin: .5rem 0; }
 .controls label, .actions label { display: inline-flex; gap: .3rem; align-items: center; margin-right: .8rem; }
 .actions { background: #fafafa; padding: .5rem 1rem; border: 1px solid #eee; margin: 1rem 0; }
-/* inputs in a flex label shrank to 16 px; numbers need less room than text */
-.actions input, .controls input { box-sizing: border-box; flex: 0 0 auto; width: 14rem; padding: .3rem; }
-.actions input[type=number], .controls input[type=number] { width: 7rem; }
+/* Dash wraps each input in a container that clips it and is 100 % of its parent wide: in a flex
+   label that came to a few px, hiding the input. The container gets a width of its own and does
+   not shrink; a number (with its two stepper buttons) needs less room than text. */
+label .dash-input-container, .actions .dash-input-container { flex: 0 0 auto; width: 14rem; }
+.dash-input-container:has(input[type=number]) { width: 11rem; }
 """
 
 

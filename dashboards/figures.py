@@ -183,18 +183,36 @@ def drift_heatmap(
 def distribution(dist: dict[str, Any], point: Point | None, feature: str) -> go.Figure:
     """Reference against current for one feature in one window (shares, so sizes compare)."""
     n_ref, n_cur = dist["n_reference"], dist["n_current"]
+    names = (f"reference (n = {n_ref:,})", f"current (n = {n_cur:,})")
+    colours = ("#1f77b4", "#ff7f0e")
     if dist["kind"] == "categorical":
-        x = dist["labels"]
-    else:
-        b = dist["bins"]
-        x = [f"{b[i]:.4g} to {b[i + 1]:.4g}" for i in range(len(b) - 1)]
-    fig = go.Figure(
-        [
-            go.Bar(x=x, y=dist["reference"], name=f"reference (n = {n_ref:,})", marker_color="#1f77b4", opacity=0.7),
-            go.Bar(x=x, y=dist["current"], name=f"current (n = {n_cur:,})", marker_color="#ff7f0e", opacity=0.7),
+        bars = [
+            go.Bar(x=dist["labels"], y=dist[side], name=name, marker_color=colour, opacity=0.7)
+            for side, name, colour in zip(("reference", "current"), names, colours, strict=True)
         ]
-    )
-    fig.update_layout(barmode="group", yaxis={"title": "share", "tickformat": ".0%"})
+        fig = go.Figure(bars).update_layout(barmode="group")
+    else:
+        # A histogram on a numeric axis, each bar as wide as its bin: the bins are the reference's
+        # quantiles, of very unequal widths, and as categories their labels overlapped.
+        b = dist["bins"]
+        centres = [(b[i] + b[i + 1]) / 2 for i in range(len(b) - 1)]
+        widths = [b[i + 1] - b[i] for i in range(len(b) - 1)]
+        spans = [f"{b[i]:.4g} to {b[i + 1]:.4g}" for i in range(len(b) - 1)]
+        bars = [
+            go.Bar(
+                x=centres,
+                y=dist[side],
+                width=widths,
+                name=name,
+                marker={"color": colour, "line": {"width": 0}},
+                opacity=0.55,
+                customdata=spans,
+                hovertemplate="%{customdata}: %{y:.1%}<extra>" + side + "</extra>",
+            )
+            for side, name, colour in zip(("reference", "current"), names, colours, strict=True)
+        ]
+        fig = go.Figure(bars).update_layout(barmode="overlay", xaxis={"title": feature})
+    fig.update_layout(yaxis={"title": "share", "tickformat": ".0%"})
     test = ""
     if point is not None:
         verdict = {True: "DRIFTED", False: "no drift", None: "too few rows to decide"}[point["drifted"]]

@@ -9,6 +9,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Protocol
 
@@ -22,9 +23,11 @@ from monitor.domain.monitoring import MonitoringConfig
 from monitor.scheduler import MetricScheduler
 from monitor.server import ThreadedServer, pin_database_url, port_is_free
 from monitor.services import keys, registry
+from monitor.services.alerting import evaluate_model
 from monitor.services.bootstrap import open_for_writing
 from monitor.services.context import ServiceContext
 from monitor.services.delivery import DeliveryWorker
+from monitor.services.monitoring_run import backfill
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +142,7 @@ Model Monitor demo is running.
   admin key      {admin_key}
   ingest key     {ingest_key}
   read key       {read_key}
-  history        {history_hours} hours of stable traffic before now, computed: the charts start full
+  history        {history_hours} hours of past traffic, an incident in the last day: the charts start full
   traffic        {rate:g} predictions/s, labels after ~{label_delay:g}s for {label_share:.0%} of them,
                  drift injected after {drift_after:g}s (the console says when)
   metrics        drift, quality against the labels, concept drift, latency and data quality, per region
@@ -182,46 +185,70 @@ Press Ctrl-C to stop.
 HISTORY_PER_HOUR = 400  # predictions an hour in the history: enough for every window's tests
 
 
+def incident_hours(hours_: int) -> range:
+    """The hours of the history (0 = the oldest) when a bad upstream release shifted the inputs
+    and the model's accuracy fell: a third of the way into the last day (for 48 hours, from 20 to
+    12 hours before now), so the alerts fired and resolved before the demo starts."""
+    return range(hours_ * 7 // 12, hours_ * 9 // 12)
+
+
 def _history(
     ctx: ServiceContext, url: str, ingest_key: str, hours_: int, rate: float, label_share: float, seed: int
 ) -> None:
-    """``hours_`` hours of stable past traffic with their labels, sent through the API with past
-    timestamps and computed hour by hour as the scheduler would have: the model page's charts,
-    the overview and the heatmap have days to show on first open."""
-    from datetime import UTC, datetime, timedelta
-
-    from monitor.services.monitoring_run import backfill
-
+    """``hours_`` hours of past traffic with their labels, sent through the API with past
+    timestamps, computed and evaluated hour by hour as the scheduler would have: the model
+    page's charts, the overview and the heatmap have days to show on first open, and the alerts
+    page the incident of the last day (see ``incident_hours``), with what on-call was sent."""
     end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
     start = end - timedelta(hours=hours_)
+    incident = incident_hours(hours_)
     print(f"replaying {hours_} hours of past traffic ({HISTORY_PER_HOUR} predictions an hour) ...", flush=True)
+    if incident:
+        ago = (hours_ - incident.start, hours_ - incident.stop)
+        print(
+            f"[story] in the history: from {ago[0]} to {ago[1]} hours ago a bad upstream release shifted "
+            "applicants' data and the model's accuracy fell; the alerts fired, retraining was asked for, and "
+            "all resolved when it was rolled back (the Alerts page shows it)",
+            flush=True,
+        )
     rng = np.random.default_rng(seed + 1)
-    client = MonitorClient(url, ingest_key, model=demo_data.MODEL_NAME, batch_size=2000)
-    for h in range(hours_):
-        batch = demo_data.applicants(HISTORY_PER_HOUR, rng, 0.0)
-        scores = demo_data.model_scores(batch)
-        outcomes = demo_data.true_default(batch, rng, 0.0)
-        channels = rng.choice(demo_data.CHANNELS, len(batch), p=[0.6, 0.25, 0.15])
-        hour = start + timedelta(hours=h)
-        for i, (rec, score, outcome, channel) in enumerate(
-            zip(batch.records(), scores, outcomes, channels, strict=True)
-        ):
-            pid = client.log_prediction(
-                rec,
-                "default" if score >= 0.5 else "repaid",
-                scores=round(float(score), 5),
-                latency_ms=round(float(rng.gamma(2.0, 6.0)), 2),
-                segments={"channel": str(channel)},
-                timestamp=hour + timedelta(seconds=3600 * i / len(batch)),
-            )
-            if rng.random() < label_share:
-                client.log_label(pid, "default" if outcome else "repaid")
-    client.flush(timeout=120)
-    client.close()
+    # an hour at a time, flushed before it is computed: no point waiting to fill a batch
+    client = MonitorClient(url, ingest_key, model=demo_data.MODEL_NAME, batch_size=2000, flush_interval=0.02)
     started = time.monotonic()
-    report = backfill(ctx, demo_data.MODEL_NAME, start, end, step=timedelta(hours=1))
-    windows = sum(report.windows.values())
+    windows = 0
+    try:
+        for h in range(hours_):
+            hour = start + timedelta(hours=h)
+            drift = 1.0 if h in incident else 0.0
+            _log_hour(client, rng, hour, drift, label_share)
+            client.flush(timeout=120)
+            report = backfill(ctx, demo_data.MODEL_NAME, hour, hour + timedelta(hours=1), step=timedelta(hours=1))
+            windows += sum(report.windows.values())
+            # the rules as the scheduler evaluated them at the end of that hour: the window ending
+            # then is the newest they see
+            evaluate_model(ctx, demo_data.MODEL_NAME, now=hour + timedelta(hours=1) - timedelta(seconds=1))
+    finally:
+        client.close()
     print(f"  {windows} windows of history computed in {time.monotonic() - started:.0f}s", flush=True)
+
+
+def _log_hour(client: MonitorClient, rng: np.random.Generator, hour: datetime, drift: float, share: float) -> None:
+    """An hour of traffic from ``hour`` on, its labels logged at once (it is the past)."""
+    batch = demo_data.applicants(HISTORY_PER_HOUR, rng, drift)
+    scores = demo_data.model_scores(batch)
+    outcomes = demo_data.true_default(batch, rng, drift)
+    channels = rng.choice(demo_data.CHANNELS, len(batch), p=[0.6, 0.25, 0.15])
+    for i, (rec, score, outcome, channel) in enumerate(zip(batch.records(), scores, outcomes, channels, strict=True)):
+        pid = client.log_prediction(
+            rec,
+            "default" if score >= 0.5 else "repaid",
+            scores=round(float(score), 5),
+            latency_ms=round(float(rng.gamma(2.0, 6.0 + 10 * drift)), 2),
+            segments={"channel": str(channel)},
+            timestamp=hour + timedelta(seconds=3600 * i / len(batch)),
+        )
+        if rng.random() < share:
+            client.log_label(pid, "default" if outcome else "repaid")
 
 
 def _stream(

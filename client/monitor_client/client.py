@@ -364,37 +364,35 @@ class MonitorClient:
 
     def _run(self) -> None:
         while True:
-            batch = self._next_batch()
-            if batch:
+            batches = self._next_batches()
+            for batch in batches:
                 self._send_batch(batch)
                 for _ in batch:
                     self._queue.task_done()
-            elif self._closing.is_set():
+            if not batches and self._closing.is_set():
                 return
 
-    def _next_batch(self) -> list[_Item]:
-        """Up to ``batch_size`` items of one kind and model, waiting at most ``flush_interval``."""
+    def _next_batches(self) -> list[list[_Item]]:
+        """Up to ``batch_size`` items, waiting at most ``flush_interval``, as one batch per
+        destination (kind, model, version): a server that logs each prediction and then the label
+        of an earlier one sends two batches, not a request per record. Predictions go before
+        labels: the service joins a label that comes first once its prediction arrives, but in
+        this order it is joined at once."""
         try:
             first = self._queue.get(timeout=self.flush_interval)
         except queue.Empty:
             return []
-        batch = [first]
+        by_destination: dict[tuple[str, str, str | None], list[_Item]] = {
+            (first.kind, first.model, first.version): [first]
+        }
         end = time.monotonic() + self.flush_interval
-        while len(batch) < self.batch_size:
+        for _ in range(self.batch_size - 1):
             try:
                 item = self._queue.get(timeout=max(0.0, end - time.monotonic()) if not self._closing.is_set() else 0)
             except queue.Empty:
                 break
-            if (item.kind, item.model, item.version) != (first.kind, first.model, first.version):
-                # Different destination: send what we have, then start a new batch with it.
-                self._send_batch(batch)
-                for _ in batch:
-                    self._queue.task_done()
-                batch = [item]
-                first = item
-                continue
-            batch.append(item)
-        return batch
+            by_destination.setdefault((item.kind, item.model, item.version), []).append(item)
+        return sorted(by_destination.values(), key=lambda batch: batch[0].kind != "prediction")
 
     def _past_deadline(self) -> bool:
         return self._deadline is not None and time.monotonic() >= self._deadline

@@ -26,6 +26,16 @@ def _fmt(ts: datetime | None) -> str:
     return "" if ts is None else f"{ts:%Y-%m-%d %H:%M:%S}"
 
 
+# Height of one row of the alert timeline: every row is labelled only when each has room for its
+# tick label (plotly skips every other category label on a crowded axis).
+ROW_PX = 22
+
+
+def _row(h: dict[str, Any]) -> str:
+    """The timeline row of a state change: the rule and what it watches (feature, segment or model)."""
+    return f"{h['rule']} · {h['labels'].get('feature') or h['labels'].get('segment_value') or h['model']}"
+
+
 def timeline(history: list[dict[str, Any]]) -> go.Figure:
     if not history:
         return figures._empty("Alert timeline", "no alert has changed state yet")
@@ -37,10 +47,7 @@ def timeline(history: list[dict[str, Any]]) -> go.Figure:
         fig.add_trace(
             go.Scatter(
                 x=[h["at"] for h in hs],
-                y=[
-                    f"{h['rule']} · {h['labels'].get('feature') or h['labels'].get('segment_value') or h['model']}"
-                    for h in hs
-                ],
+                y=[_row(h) for h in hs],
                 mode="markers",
                 name=state,
                 marker={"color": colour, "size": 11, "symbol": "diamond"},
@@ -49,9 +56,11 @@ def timeline(history: list[dict[str, Any]]) -> go.Figure:
                 "<br>n = %{customdata[2]:,}<extra></extra>",
             )
         )
-    return figures._layout(
-        fig, "Alert timeline (state changes)", height=max(260, 24 * len({h["rule"] for h in history}) + 160)
-    )
+    rows = sorted({_row(h) for h in history})
+    fig.update_yaxes(type="category", categoryorder="array", categoryarray=rows, dtick=1, automargin=True)
+    figures._layout(fig, "Alert timeline (state changes)", height=max(260, ROW_PX * len(rows) + 160))
+    # the legend above the plot: below it, it hid the dates under the times
+    return fig.update_layout(legend={"orientation": "h", "y": 1.0, "yanchor": "bottom", "x": 1, "xanchor": "right"})
 
 
 def _alert_rows(alerts: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -106,7 +115,6 @@ def _table(id_: str, rows: list[dict[str, Any]], limit: int = 200) -> html.Div:
         ],
         id=id_,
         className="scroll",  # a wide table scrolls in its box instead of widening the page
-        style={"overflowX": "auto"},
     )
 
 
@@ -238,7 +246,7 @@ def layout(ctx: ServiceContext) -> html.Div:
                         ],
                         style={"width": "30rem"},
                     ),
-                    dcc.Input(id="ack-by", type="text", placeholder="your name"),
+                    html.Label(["by ", dcc.Input(id="ack-by", type="text", placeholder="your name")]),
                     html.Button("Acknowledge", id="ack-button", n_clicks=0),
                     html.Div(id="ack-result"),
                 ],

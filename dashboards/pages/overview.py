@@ -33,7 +33,7 @@ def layout(ctx: ServiceContext) -> html.Div:
                 [
                     html.Td(
                         [
-                            html.Span("●", style={"color": HEALTH_COLOURS[m["health"]], "fontSize": "1.3rem"}),
+                            html.Span(className="dot", style={"background": HEALTH_COLOURS[m["health"]]}),
                             " ",
                             html.Span(m["health"], className=f"health health-{m['health']}"),
                         ]
@@ -74,7 +74,10 @@ def layout(ctx: ServiceContext) -> html.Div:
                         )
                     ),
                     html.Td(
-                        [html.Div(f"🔥 {a['rule']}: {a['summary']}", className="firing") for a in m["firing"]]
+                        [
+                            html.Div([html.Span(className="dot"), f"{a['rule']}: {a['summary']}"], className="firing")
+                            for a in m["firing"]
+                        ]
                         + ([html.Small(f"{m['pending']} pending")] if m["pending"] else [])
                         or [html.Span("none", className="muted")]
                     ),

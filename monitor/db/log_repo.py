@@ -281,15 +281,3 @@ def violations_between(conn: Connection, model_id: int, start: datetime, end: da
         {"m": model_id, "s": start, "e": end},
     ).all()
     return int(rejected), {f: int(n) for f, n in rows}
-
-
-def hourly_volume(conn: Connection, model_id: int, since: datetime) -> list[tuple[datetime, int]]:
-    """Predictions accepted per arrival hour since ``since``."""
-    rows = conn.execute(
-        text(
-            "SELECT bucket, sum(accepted) FROM ingest_stats WHERE model_id = :m AND kind = 'prediction' "
-            "AND bucket >= :since GROUP BY bucket ORDER BY bucket"
-        ),
-        {"m": model_id, "since": since},
-    ).all()
-    return [(b, int(n)) for b, n in rows]

@@ -276,6 +276,26 @@ def load_buckets(
     return [(b, c, n, st, bytes(ct) if ct is not None else None) for b, c, n, st, ct in rows]
 
 
+def hourly_rows(conn: Connection, model_id: int, since: datetime) -> list[tuple[datetime, int]]:
+    """Predictions per hour of their timestamps since ``since``, as the hourly summaries counted
+    them (over all predictions; the versions' counts add up, a version summarised against two
+    references counts once)."""
+    rows = conn.execute(
+        text(
+            """
+            SELECT bucket_start, sum(n) FROM (
+                SELECT bucket_start, model_version_id, max(n_rows) AS n FROM bucket_summaries
+                WHERE model_id = :m AND bucket_hours = 1 AND segment = '' AND bucket_start >= :since
+                GROUP BY bucket_start, model_version_id
+            ) per_version
+            GROUP BY bucket_start ORDER BY bucket_start
+            """
+        ),
+        {"m": model_id, "since": since},
+    ).all()
+    return [(b, int(n)) for b, n in rows]
+
+
 def day_of_hour(ts: datetime) -> datetime:
     return ts.replace(hour=0, minute=0, second=0, microsecond=0)
 

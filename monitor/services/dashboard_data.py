@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from monitor.db import alert_repo, log_repo, metrics_repo, ops_repo, registry_repo
+from monitor.db import alert_repo, metrics_repo, ops_repo, registry_repo, summary_repo
 from monitor.domain.monitoring import MonitoringConfig
 from monitor.domain.schema import Task, schema_from_json
 from monitor.errors import NotFound
@@ -55,7 +55,9 @@ def overview(ctx: ServiceContext, now: datetime | None = None) -> list[dict[str,
                 if "segment" not in p["labels"] and p["window_end"] - p["window_start"] == length
             }
             alerts = alert_repo.list_alerts(uow.conn, None, name)
-            volume = log_repo.hourly_volume(uow.conn, vrow.model_id, now - timedelta(days=7))
+            # by the predictions' own hours, as the windows count them: by arrival, a backfill or a
+            # late batch would be one bar
+            volume = summary_repo.hourly_rows(uow.conn, vrow.model_id, now - timedelta(days=7))
         firing = [a for a in alerts if a["state"] == "firing"]
         pending = [a for a in alerts if a["state"] == "pending"]
         drift = latest.get("dataset_drift")

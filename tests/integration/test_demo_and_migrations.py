@@ -71,6 +71,11 @@ def test_demo_streams_traffic_with_labels(settings, ctx) -> None:  # type: ignor
             "SELECT count(DISTINCT window_end) FROM metric_points WHERE metric = 'dataset_drift' "
             "AND window_end <= date_trunc('hour', now()) AND window_end - window_start = interval '1 hour'"
         ).fetchone()[0]
+        # the history's incident: alerts that fired and resolved before the live traffic began
+        incident = conn.execute(
+            "SELECT array_agg(DISTINCT to_state ORDER BY to_state) FROM alert_history "
+            "WHERE rule = 'dataset-drift' AND at < date_trunc('hour', now())"
+        ).fetchone()[0]
         segments = conn.execute(
             "SELECT count(DISTINCT labels->>'segment_value') FROM metric_points "
             "WHERE metric = 'dataset_drift' AND labels->>'segment' = 'region'"
@@ -83,6 +88,8 @@ def test_demo_streams_traffic_with_labels(settings, ctx) -> None:  # type: ignor
     assert segments >= 2  # and per region
     assert rules == 5 and receivers == ["retrain", "webhook"]  # the demo's rules and its two receivers
     assert history >= 3  # the hours before the demo started were computed: the charts start full
+    assert incident == ["firing", "resolved"], incident
+    assert "[story] in the history: from 2 to 1 hours ago" in out.stdout
     assert "replaying 3 hours of past traffic" in out.stdout and "[story] drift injected" in out.stdout
     assert "monitor.access" not in out.stdout + out.stderr  # no access log lines in the story
     active = [k["name"] for k in keys.list_keys(ctx) if k["name"].startswith("demo-") and not k["revoked_at"]]

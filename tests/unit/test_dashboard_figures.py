@@ -158,3 +158,29 @@ def test_share_axes_start_at_zero_and_ticks_differ() -> None:
     q = figures.quality([{**p, "metric": "quality.label_coverage", "labels": {}} for p in points], "quality.accuracy")
     y2 = q["layout"]["yaxis2"]
     assert y2["automargin"] is True and y2["title"]["standoff"] == 6
+
+
+def test_the_alert_timeline_has_room_for_every_row() -> None:
+    """Each rule · feature pair is a row with its own tick label: the height counts rows, not
+    rules (two rules over twelve features once left every other row unlabelled)."""
+    from dashboards.pages.alerts import ROW_PX, timeline
+
+    history = [
+        {
+            "at": T + timedelta(minutes=i),
+            "to_state": "firing",
+            "rule": rule,
+            "model": "churn",
+            "labels": {"feature": f"f{i:02d}"},
+            "value": 0.3,
+            "threshold": 0.1,
+            "evidence": {"sample_size": 500},
+        }
+        for rule in ("feature-drift", "feature-psi")
+        for i in range(12)
+    ]
+    fig = timeline(history)
+    rows = sorted({f"{h['rule']} · {h['labels']['feature']}" for h in history})
+    assert list(fig.layout.yaxis.categoryarray) == rows
+    assert fig.layout.yaxis.dtick == 1  # a label on every row, none skipped
+    assert fig.layout.height >= ROW_PX * len(rows)

@@ -1,0 +1,26 @@
+"""What the dashboard's pages read, from a real database."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from monitor.domain.monitoring import MonitoringConfig
+from monitor.services import dashboard_data
+from monitor.services.context import ServiceContext
+from monitor.services.monitoring_run import backfill
+from monitor.services.windows import hour_floor
+from tests.integration.demo_model import MODEL, register_demo, traffic
+
+HOUR = timedelta(hours=1)
+
+
+def test_the_overview_counts_predictions_by_their_own_hours(ctx: ServiceContext) -> None:
+    """A shipper that sends three past hours at once (a backfill, a replay) shows three hours of
+    volume, as the windows count them, not one bar at the hour they arrived."""
+    register_demo(ctx, MonitoringConfig(windows=["1h"]))
+    base = hour_floor(datetime.now(UTC)) - 6 * HOUR
+    for i, n in enumerate((120, 80, 200)):
+        traffic(ctx, base + i * HOUR, n, f"h{i}-", seed=i)
+    backfill(ctx, MODEL, base, base + 3 * HOUR)
+    [model] = dashboard_data.overview(ctx)
+    assert model["volume"] == [(base, 120), (base + HOUR, 80), (base + 2 * HOUR, 200)]
