@@ -122,6 +122,33 @@ def _maintain(_: argparse.Namespace) -> int:
     return 0
 
 
+def _citus(args: argparse.Namespace) -> int:
+    from monitor.errors import MonitorError
+    from monitor.services import citus
+    from monitor.services.bootstrap import open_for_reading, open_for_writing
+
+    settings = get_settings()
+    ctx = open_for_writing(settings) if args.citus_cmd == "distribute" else open_for_reading(settings)
+    try:
+        if args.citus_cmd == "distribute":
+            try:
+                layout = citus.distribute(ctx)
+            except MonitorError as exc:
+                print(f"cannot distribute: {exc.message}", file=sys.stderr)
+                return 1
+            print(f"{len(layout.ran)} tables distributed or made reference tables, over {layout.workers} workers")
+        placements = citus.layout(ctx)
+        print(f"{'TABLE':<24} PLACEMENT")
+        for table, kind in placements.items():
+            print(f"{table:<24} {kind}")
+        if args.citus_cmd == "status":
+            for model, worker in citus.model_workers(ctx).items():
+                print(f"model {model!r} lives on worker {worker}")
+    finally:
+        ctx.close()
+    return 0
+
+
 def _keys(args: argparse.Namespace) -> int:
     from monitor.errors import NotFound
     from monitor.services import keys
@@ -324,6 +351,12 @@ def build_parser(commands: Sequence[Command] = (), demo: Sequence[DemoAddition] 
     kr = ksub.add_parser("revoke", help="revoke a key by its prefix")
     kr.add_argument("prefix", help="the key's prefix, as keys list shows it")
     k.set_defaults(func=_keys)
+
+    ci = sub.add_parser("citus", help="scale out on a Citus coordinator")
+    cisub = ci.add_subparsers(dest="citus_cmd", required=True)
+    cisub.add_parser("distribute", help="migrate, then distribute the per-model tables by model_id (safe to repeat)")
+    cisub.add_parser("status", help="where each table and each model's rows live")
+    ci.set_defaults(func=_citus)
 
     se = sub.add_parser("secrets", help="the keys receiver secrets are encrypted with")
     sesub = se.add_subparsers(dest="secrets_cmd", required=True)

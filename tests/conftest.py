@@ -44,6 +44,16 @@ def _server_url() -> str:
 
 @pytest.fixture(scope="session")
 def database_url() -> Iterator[str]:
+    if os.environ.get("MONITOR_TEST_ON_CITUS") == "1":
+        # the whole suite on a coordinator and two workers (tests/citus/cluster.py)
+        from tests.citus.cluster import CitusCluster
+
+        cluster = CitusCluster().start()
+        try:
+            yield cluster.create_database("monitor_test")
+        finally:
+            cluster.stop()
+        return
     server = _server_url()
     name = f"monitor_test_{uuid.uuid4().hex[:10]}"
     with psycopg.connect(server, autocommit=True) as conn:
@@ -69,6 +79,10 @@ def settings(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Set
 @pytest.fixture(scope="session")
 def session_ctx(settings: Settings) -> Iterator[ServiceContext]:
     ctx = open_context(settings, migrate=True)
+    if os.environ.get("MONITOR_TEST_ON_CITUS") == "1":
+        from monitor.services import citus
+
+        citus.distribute(ctx)
     yield ctx
     ctx.close()
 

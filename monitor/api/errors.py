@@ -13,6 +13,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from monitor.api.responses import FastJSONResponse, error_body, error_response
+from monitor.db import citus
 from monitor.domain.unstorable import NUL_REASON, SURROGATE_REASON, find_unstorable
 from monitor.errors import MonitorError
 
@@ -98,10 +99,18 @@ def install_error_handlers(app: FastAPI) -> None:
         )
 
     async def dbapi_error(request: Request, exc: DBAPIError) -> FastJSONResponse:
-        if exc.connection_invalidated or isinstance(exc.orig, psycopg.OperationalError):
+        # the database down, or a Citus worker it needs: the same outage
+        away = isinstance(exc.orig, psycopg.OperationalError) or citus.is_node_unavailable(exc.orig)
+        if exc.connection_invalidated or away:
             return await database_away(request, exc)
         if _is_unstorable(exc.orig):
             return await unstorable(request, exc)
+        return await internal_error(request, exc)
+
+    async def driver_error(request: Request, exc: psycopg.Error) -> FastJSONResponse:
+        # raised by the driver itself, where a repository works on the raw connection (COPY)
+        if citus.is_node_unavailable(exc):
+            return await database_away(request, exc)
         return await internal_error(request, exc)
 
     async def statement_error(request: Request, exc: StatementError) -> FastJSONResponse:
@@ -114,6 +123,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(OperationalError, database_away)
     app.add_exception_handler(PoolTimeout, database_away)
     app.add_exception_handler(psycopg.OperationalError, database_away)
+    app.add_exception_handler(psycopg.Error, driver_error)  # type: ignore[arg-type]
     app.add_exception_handler(DBAPIError, dbapi_error)  # type: ignore[arg-type]
     app.add_exception_handler(StatementError, statement_error)  # type: ignore[arg-type]
     app.add_exception_handler(UnicodeEncodeError, unstorable)

@@ -102,7 +102,7 @@ def upsert_rule(conn: Connection, name: str, definition: dict[str, Any], source:
         text(
             f"INSERT INTO {table} (name, definition, source) VALUES (:n, CAST(:d AS jsonb), :s) "
             "ON CONFLICT (name) DO UPDATE SET definition = EXCLUDED.definition, source = EXCLUDED.source, "
-            "updated_at = now()"
+            "updated_at = EXCLUDED.updated_at"  # the default, now() (Citus takes no function in DO UPDATE)
         ),
         {"n": name, "d": _json(definition), "s": source},
     )
@@ -166,7 +166,7 @@ def upsert_receiver(conn: Connection, r: ReceiverRow) -> None:
             "kind = EXCLUDED.kind, url = EXCLUDED.url, secret = EXCLUDED.secret, headers = EXCLUDED.headers, "
             "group_by = EXCLUDED.group_by, "
             "group_wait_s = EXCLUDED.group_wait_s, group_interval_s = EXCLUDED.group_interval_s, "
-            "repeat_interval_s = EXCLUDED.repeat_interval_s, source = EXCLUDED.source, updated_at = now()"
+            "repeat_interval_s = EXCLUDED.repeat_interval_s, source = EXCLUDED.source, updated_at = EXCLUDED.updated_at"
         ),
         {**r, "headers": _json(r.get("headers") or {})},
     )

@@ -7,9 +7,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import psycopg
 from sqlalchemy import Connection, text
 
-from monitor.db.copy import NULL, copy_lines, copy_rows, dumps, json_field, text_field
+from monitor.db.copy import NULL, copy_lines, dumps, json_field, text_field
 from monitor.domain.records import LabelRow, PredictionRow
 
 
@@ -31,6 +32,14 @@ PREDICTION_COLUMNS = (
     "latency_ms",
     "segments",
 )
+
+
+def is_duplicate_key(exc: psycopg.Error) -> bool:
+    """A unique violation: Postgres says so with its SQLSTATE; Citus, when a worker refused a
+    COPY, re-raises the worker's message as an internal error."""
+    if exc.sqlstate == "23505":
+        return True
+    return exc.sqlstate == "XX000" and "duplicate key value violates unique constraint" in str(exc)
 
 
 def copy_prediction_keys(raw: Any, model_id: int, rows: Sequence[tuple[int, PredictionRow]]) -> None:
@@ -144,24 +153,15 @@ def attach_all_waiting_labels(conn: Connection) -> int:
 
 
 def upsert_labels(
-    conn: Connection, raw: object, model_id: int, rows: Sequence[LabelRow], received_at: datetime
+    conn: Connection, model_id: int, rows: Sequence[LabelRow], received_at: datetime
 ) -> tuple[int, int, int]:
     """Store labels, a newer one replacing an older one for the same id.
 
     Returns (new, replaced, matched to a stored prediction).
     """
-    conn.execute(
-        text(
-            "CREATE TEMP TABLE IF NOT EXISTS labels_stage "
-            "(prediction_id text, label jsonb, label_ts timestamptz) ON COMMIT DELETE ROWS"
-        )
-    )
-    copy_rows(
-        raw,
-        "labels_stage",
-        ("prediction_id", "label", "label_ts"),
-        ((r.prediction_id, dumps(r.label), r.ts) for r in rows),
-    )
+    # The batch as arrays, not a staged temp table: on Citus a temp table is local to the
+    # coordinator and cannot be joined with the model's shard; arrays travel with the query,
+    # which then runs on that one shard (every table filtered by the same model_id).
     result = conn.execute(
         text(
             """
@@ -173,7 +173,8 @@ def upsert_labels(
                 -- 31 ms per 100 labels at 100k predictions and growing with the log
                 SELECT :m, s.prediction_id, s.label, s.label_ts, :now, :now, 1,
                        (SELECT k.ts FROM prediction_keys k WHERE k.model_id = :m AND k.prediction_id = s.prediction_id)
-                FROM labels_stage s
+                FROM unnest(CAST(:ids AS text[]), CAST(:labels AS jsonb[]), CAST(:ts AS timestamptz[]))
+                     AS s(prediction_id, label, label_ts)
                 ON CONFLICT (model_id, prediction_id) DO UPDATE
                    SET label = EXCLUDED.label, label_ts = EXCLUDED.label_ts, received_at = EXCLUDED.received_at,
                        revision = l.revision + 1, prediction_ts = COALESCE(l.prediction_ts, EXCLUDED.prediction_ts)
@@ -187,7 +188,13 @@ def upsert_labels(
             SELECT inserted, prediction_ts IS NOT NULL AS matched FROM up
             """
         ),
-        {"m": model_id, "now": received_at},
+        {
+            "m": model_id,
+            "now": received_at,
+            "ids": [r.prediction_id for r in rows],
+            "labels": [dumps(r.label) for r in rows],
+            "ts": [r.ts for r in rows],
+        },
     ).all()
     new = sum(1 for inserted, _ in result if inserted)
     matched = sum(1 for _, m in result if m)

@@ -24,7 +24,8 @@ FROM unnest(
 ) AS p
 ON CONFLICT (model_id, model_version_id, metric, labels, window_start, window_end) DO UPDATE
 SET value = EXCLUDED.value, sample_size = EXCLUDED.sample_size, reference_size = EXCLUDED.reference_size,
-    threshold = EXCLUDED.threshold, drifted = EXCLUDED.drifted, details = EXCLUDED.details, computed_at = now()
+    threshold = EXCLUDED.threshold, drifted = EXCLUDED.drifted, details = EXCLUDED.details,
+    computed_at = EXCLUDED.computed_at  -- the default, now(): Citus takes no function in DO UPDATE
 """
 
 

@@ -11,6 +11,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, text
 
 import migrations
+from monitor.db import citus
 
 # Serialises concurrent start-ups (several API replicas) so only one runs the migrations.
 _MIGRATION_LOCK_KEY = 0x6D6F6E69746F72  # "monitor"
@@ -33,6 +34,9 @@ def upgrade_to_head(engine: Engine) -> None:
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, "head")
             conn.commit()
+            if citus.is_distributed(conn):  # tables a migration added join the distributed layout
+                citus.distribute(conn)
+                conn.commit()
         finally:
             conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _MIGRATION_LOCK_KEY})
             conn.commit()

@@ -150,7 +150,7 @@ metric_points = Table(
     "metric_points",
     metadata,
     Column("id", BigInteger, primary_key=True),
-    Column("model_id", Integer, ForeignKey("models.id"), nullable=False),
+    Column("model_id", Integer, ForeignKey("models.id"), primary_key=True),  # first in the key (Citus)
     Column("model_version_id", Integer, ForeignKey("model_versions.id"), nullable=False),
     Column("metric", Text, nullable=False),
     Column("labels", JSONB, nullable=False),
@@ -169,7 +169,7 @@ stale_hours = Table(  # hours the scheduler must summarise again and the windows
     "stale_hours",
     metadata,
     Column("id", BigInteger, primary_key=True),  # append-only: one mark per transaction and hour
-    Column("model_id", Integer, ForeignKey("models.id"), nullable=False),
+    Column("model_id", Integer, ForeignKey("models.id"), primary_key=True),
     Column("hour", DateTime(timezone=True), nullable=False),
     Column("cause", Text, nullable=False),  # 'labels' (quality only) or 'predictions' (everything)
     Column("marked_at", DateTime(timezone=True), nullable=False),
@@ -188,7 +188,7 @@ reference_summaries = Table(
 bucket_summaries = Table(
     "bucket_summaries",
     metadata,
-    Column("model_id", Integer, ForeignKey("models.id"), nullable=False),
+    Column("model_id", Integer, ForeignKey("models.id"), primary_key=True),
     Column("model_version_id", Integer, ForeignKey("model_versions.id"), primary_key=True),
     Column("reference_id", Integer, ForeignKey("reference_datasets.id"), primary_key=True),
     Column("bucket_start", DateTime(timezone=True), primary_key=True),
@@ -204,7 +204,7 @@ bucket_summaries = Table(
 error_stream_states = Table(  # the concept-drift detector's state after each hour (monitor.metrics.error_stream)
     "error_stream_states",
     metadata,
-    Column("model_id", Integer, ForeignKey("models.id"), nullable=False),
+    Column("model_id", Integer, ForeignKey("models.id"), primary_key=True),
     Column("model_version_id", Integer, ForeignKey("model_versions.id"), primary_key=True),
     Column("segment", Text, primary_key=True),  # "" or "column=value", as the summaries
     Column("method", Text, primary_key=True),

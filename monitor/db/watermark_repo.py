@@ -19,7 +19,8 @@ def set_(conn: Connection, version_id: int, job: str, done_until: datetime) -> N
         text(
             """
             INSERT INTO job_watermarks (model_version_id, job, done_until) VALUES (:v, :j, :d)
-            ON CONFLICT (model_version_id, job) DO UPDATE SET done_until = EXCLUDED.done_until, updated_at = now()
+            ON CONFLICT (model_version_id, job) DO UPDATE SET done_until = EXCLUDED.done_until,
+                updated_at = EXCLUDED.updated_at  -- the default, now(): Citus takes no function there
             """
         ),
         {"v": version_id, "j": job, "d": done_until},

@@ -314,7 +314,9 @@ def _store_predictions(
     nothing else yet; it is rolled back and the request is stored again claiming ids one by one."""
     try:
         return _store_predictions_once(ctx, to_store, errors, index_model, now, optimistic=True)
-    except psycopg.errors.UniqueViolation:
+    except psycopg.Error as exc:
+        if not log_repo.is_duplicate_key(exc):
+            raise
         return _store_predictions_once(ctx, to_store, errors, index_model, now, optimistic=False)
 
 
@@ -390,7 +392,7 @@ def ingest_labels(
         for mid, by_id in valid.items():
             if not by_id:
                 continue
-            new, replaced, matched = log_repo.upsert_labels(uow.conn, uow.raw, mid, list(by_id.values()), now)
+            new, replaced, matched = log_repo.upsert_labels(uow.conn, mid, list(by_id.values()), now)
             result.new += new
             result.replaced += replaced
             result.matched += matched

@@ -3,6 +3,8 @@ the service's commands; ``dashboards.cli`` adds the dashboard and the demo's das
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from dashboards import cli as full_cli
@@ -51,3 +53,18 @@ def test_every_option_says_its_default(capsys: pytest.CaptureFixture[str]) -> No
 
 def test_commands_run_at_a_terminal_log_text() -> None:
     assert {"serve", "scheduler", "dashboard"} == service_cli.SERVICES
+
+
+def test_every_compose_service_of_ours_runs_a_command_that_exists() -> None:
+    """compose.yaml's services built from this repository (the Citus profile's included) run
+    commands the ``monitor`` console script parses: a renamed command breaks this, not a deploy."""
+    import yaml
+
+    services = yaml.safe_load((Path(__file__).resolve().parents[2] / "compose.yaml").read_text())["services"]
+    ours = {name: s["command"] for name, s in services.items() if s.get("build") == "."}
+    assert {"migrate", "api", "scheduler", "dashboard", "citus-distribute"} <= set(ours)
+    for name, command in ours.items():
+        assert command[0] == "monitor", name
+        full_cli.build_parser().parse_args(command[1:])  # SystemExit on an unknown command or option
+    citus = {name for name, s in services.items() if "citus" in s.get("profiles", [])}
+    assert {"citus-coordinator", "citus-worker-1", "citus-worker-2", "citus-setup", "citus-distribute"} <= citus

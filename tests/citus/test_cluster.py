@@ -1,0 +1,154 @@
+"""The whole service on a Citus coordinator with two workers (see tests/citus/conftest.py)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import numpy as np
+import psycopg
+from sqlalchemy import text
+
+from monitor import demo_data
+from monitor.api.app import create_app
+from monitor.client import MonitorClient
+from monitor.config import Settings
+from monitor.db.citus import DISTRIBUTED
+from monitor.domain.schema import ModelSpec
+from monitor.server import ThreadedServer, free_port
+from monitor.services import citus, keys, registry
+from monitor.services.bootstrap import open_for_writing
+from monitor.services.context import ServiceContext
+from monitor.services.windows import hour_floor
+from tests.citus import workload
+from tests.citus.cluster import CitusCluster
+from tests.conftest import SECRET_KEYS
+from tests.integration.conftest import receiver  # noqa: F401  (a fixture)
+from tests.integration.helpers import Receiver
+from tests.waiting import wait_until
+
+MODEL = demo_data.MODEL_NAME
+
+
+def _settings(url: str, tmp: str) -> Settings:
+    return Settings(
+        database_url=url, data_dir=tmp, api_key_cache_seconds=0, allow_loopback_receivers=True, secret_keys=SECRET_KEYS
+    )
+
+
+def test_distribute_lays_out_the_tables_and_is_safe_to_repeat(citus_url: str) -> None:
+    env = {**os.environ, "MONITOR_DATABASE_URL": citus_url}
+    cmd = [sys.executable, "-m", "monitor.cli", "citus", "distribute"]
+    first = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    assert first.returncode == 0, first.stderr[-2000:]
+    assert "14 tables distributed or made reference tables, over 2 workers" in first.stdout
+    table = dict(line.split() for line in first.stdout.splitlines()[2:])
+    assert {t: table[t] for t in DISTRIBUTED} == dict.fromkeys(DISTRIBUTED, "distributed")
+    assert {t: table[t] for t in ("models", "model_versions", "reference_datasets")} == dict.fromkeys(
+        ("models", "model_versions", "reference_datasets"), "reference"
+    )
+    again = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0 and "0 tables distributed" in again.stdout, again.stdout + again.stderr
+    # a table a later migration adds is laid out by `monitor migrate` (here: one made local again)
+    url = citus_url.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("SELECT undistribute_table('prediction_keys')")
+    migrate = subprocess.run([sys.executable, "-m", "monitor.cli", "migrate"], env=env, capture_output=True, text=True)
+    assert migrate.returncode == 0, migrate.stderr[-2000:]
+    with psycopg.connect(url) as conn:
+        kind = conn.execute(
+            "SELECT partmethod FROM pg_dist_partition WHERE logicalrelid = 'prediction_keys'::regclass"
+        ).fetchone()
+    assert kind == ("h",)
+
+
+def test_the_same_input_gives_the_same_results_on_citus_as_on_postgres(
+    ctx: ServiceContext,
+    citus_url: str,
+    receiver: Receiver,  # noqa: F811  (the fixture imported above)
+    tmp_path,
+) -> None:
+    """Everything the service computes from one workload — every metric point, alert, label join
+    and delivered message — is the same on the cluster as on a single Postgres, and the models'
+    rows live on both workers."""
+    receiver.fail_first = 0
+    end = hour_floor(datetime.now(UTC)) - timedelta(hours=1)
+    workload.run(ctx, end, receiver)
+    single = workload.snapshot(ctx, receiver)
+    receiver.requests.clear()
+    cctx = open_for_writing(_settings(citus_url, str(tmp_path)))
+    try:
+        citus.distribute(cctx)
+        workload.run(cctx, end, receiver)
+        distributed = workload.snapshot(cctx, receiver)
+        workers = citus.model_workers(cctx)
+    finally:
+        cctx.close()
+    assert len(single["points"]) > 1000 and single["messages"], (len(single["points"]), single["alerts"])
+    for part in ("points", "alerts", "labels", "messages"):
+        assert distributed[part] == single[part], part
+    assert len(set(workers.values())) == 2, workers  # the models spread over both workers
+
+
+def test_a_migration_runs_on_the_distributed_tables(citus_url: str, cluster: CitusCluster, tmp_path) -> None:
+    """DDL on a distributed table (what a later migration does) reaches every shard."""
+    cctx = open_for_writing(_settings(citus_url, str(tmp_path)))
+    try:
+        citus.distribute(cctx)
+    finally:
+        cctx.close()
+    url = citus_url.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("ALTER TABLE metric_points ADD COLUMN note text")
+        shards = conn.execute(
+            "SELECT result FROM run_command_on_shards('metric_points', "
+            "$$SELECT count(*) FROM information_schema.columns WHERE table_name = '%s' AND column_name = 'note'$$)"
+        ).fetchall()
+        assert shards and {r[0] for r in shards} == {"1"}
+
+
+def test_a_worker_stopped_during_ingestion_loses_nothing(citus_url: str, cluster: CitusCluster, tmp_path) -> None:
+    """While the worker holding a model is down, its requests get 503 with Retry-After, as with a
+    single Postgres down; the client's retries land once it is back, every acknowledged record
+    exactly once."""
+    cctx = open_for_writing(_settings(citus_url, str(tmp_path)))
+    server = None
+    try:
+        citus.distribute(cctx)
+        registry.register_model(cctx, ModelSpec.model_validate(demo_data.SPEC))
+        key, _ = keys.create_key(cctx, "ingest", [keys.Scope.ingest])
+        server = ThreadedServer(create_app(ctx=cctx), "127.0.0.1", free_port()).start()
+        client = MonitorClient(server.url, key, model=MODEL, batch_size=50, backoff_base=0.05, backoff_max=0.5)
+        rng = np.random.default_rng(5)
+        for rec in demo_data.applicants(200, rng).records():
+            client.log_prediction(rec, "repaid")
+        assert client.flush(timeout=30)
+        worker = citus.model_workers(cctx)[MODEL]
+        node = cluster.ports.index(int(worker.split(":")[1]))
+        cluster.stop_node(node)
+        try:
+            probe = httpx.post(
+                f"{server.url}/v1/predictions",
+                json={"model": MODEL, "features": demo_data.applicants(1, rng).records()[0], "prediction": "repaid"},
+                headers={"Authorization": f"Bearer {key}"},
+                timeout=30,
+            )
+            assert probe.status_code == 503 and probe.headers.get("retry-after"), (probe.status_code, probe.text)
+            for rec in demo_data.applicants(200, rng).records():
+                client.log_prediction(rec, "repaid")
+            wait_until(lambda: client.stats.retries >= 2, 30, "the client to retry against the outage")
+        finally:
+            cluster.start_node(node)
+        assert client.flush(timeout=60)
+        client.close()
+        assert client.stats.sent == 400 and client.stats.dropped == 0
+        with cctx.engine.connect() as conn:
+            stored = conn.execute(text("SELECT count(*), count(DISTINCT prediction_id) FROM predictions")).one()
+        assert tuple(stored) == (400, 400)
+    finally:
+        if server is not None:
+            server.stop()
+        cctx.close()
