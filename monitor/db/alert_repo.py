@@ -510,6 +510,7 @@ def latest_points(
 
 def point_value(
     conn: Connection,
+    model_id: int,
     version_id: int,
     metric: str,
     labels: dict[str, str],
@@ -518,8 +519,8 @@ def point_value(
 ) -> float | None:
     return conn.execute(
         text(
-            "SELECT value FROM metric_points WHERE model_version_id = :v AND metric = :metric "
+            "SELECT value FROM metric_points WHERE model_id = :m AND model_version_id = :v AND metric = :metric "
             "AND labels = CAST(:labels AS jsonb) AND window_start = :s AND window_end = :e"
         ),
-        {"v": version_id, "metric": metric, "labels": _json(labels), "s": window_start, "e": window_end},
+        {"m": model_id, "v": version_id, "metric": metric, "labels": _json(labels), "s": window_start, "e": window_end},
     ).scalar()

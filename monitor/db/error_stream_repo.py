@@ -32,12 +32,20 @@ def _states() -> Any:
     return select(t.hour, t.state, t.detections, t.rows, t.error_rate)
 
 
-def state_before(conn: Connection, version_id: int, segment: str, method: str, hour: datetime) -> HourState | None:
+def state_before(
+    conn: Connection, model_id: int, version_id: int, segment: str, method: str, hour: datetime
+) -> HourState | None:
     """The state after the last hour before ``hour`` that the detector read, if any."""
     t = error_stream_states.c
     r = conn.execute(
         _states()
-        .where(t.model_version_id == version_id, t.segment == segment, t.method == method, t.hour < hour)
+        .where(
+            t.model_id == model_id,
+            t.model_version_id == version_id,
+            t.segment == segment,
+            t.method == method,
+            t.hour < hour,
+        )
         .order_by(t.hour.desc())
         .limit(1)
     ).first()
@@ -45,13 +53,14 @@ def state_before(conn: Connection, version_id: int, segment: str, method: str, h
 
 
 def states_between(
-    conn: Connection, version_id: int, segment: str, method: str, start: datetime, end: datetime
+    conn: Connection, model_id: int, version_id: int, segment: str, method: str, start: datetime, end: datetime
 ) -> list[HourState]:
     """The hours in [start, end) the detector read, in time order."""
     t = error_stream_states.c
     rows = conn.execute(
         _states()
         .where(
+            t.model_id == model_id,
             t.model_version_id == version_id,
             t.segment == segment,
             t.method == method,
@@ -76,7 +85,11 @@ def replace_from(
     t = error_stream_states.c
     conn.execute(
         delete(error_stream_states).where(
-            t.model_version_id == version_id, t.segment == segment, t.method == method, t.hour >= start
+            t.model_id == model_id,
+            t.model_version_id == version_id,
+            t.segment == segment,
+            t.method == method,
+            t.hour >= start,
         )
     )
     if hours:
@@ -99,11 +112,14 @@ def replace_from(
         )
 
 
-def first_stream_hour(conn: Connection, version_id: int, reference_id: int, segment: str) -> datetime | None:
+def first_stream_hour(
+    conn: Connection, model_id: int, version_id: int, reference_id: int, segment: str
+) -> datetime | None:
     """The first hour whose quality summary is kept: where a detector with no state starts."""
     b = bucket_summaries.c
     return conn.execute(
         select(func.min(b.bucket_start)).where(
+            b.model_id == model_id,
             b.model_version_id == version_id,
             b.reference_id == reference_id,
             b.bucket_hours == 1,
@@ -114,7 +130,7 @@ def first_stream_hour(conn: Connection, version_id: int, reference_id: int, segm
 
 
 def error_minutes(
-    conn: Connection, version_id: int, reference_id: int, segment: str, start: datetime, end: datetime
+    conn: Connection, model_id: int, version_id: int, reference_id: int, segment: str, start: datetime, end: datetime
 ) -> dict[datetime, list[list[int]]]:
     """Per hour in [start, end) with a quality summary, its minutes as [[epoch minute, labelled
     rows, errors], ...] (only that part of the summary is read)."""
@@ -122,11 +138,19 @@ def error_minutes(
         text(
             """
             SELECT bucket_start, stats -> 'minutes' AS minutes FROM bucket_summaries
-            WHERE model_version_id = :v AND reference_id = :r AND bucket_hours = 1 AND segment = :s
+            WHERE model_id = :m AND model_version_id = :v AND reference_id = :r AND bucket_hours = 1 AND segment = :s
               AND column_name = :c AND bucket_start >= :start AND bucket_start < :end
             ORDER BY bucket_start
             """
         ),
-        {"v": version_id, "r": reference_id, "s": segment, "c": QUALITY_COLUMN, "start": start, "end": end},
+        {
+            "m": model_id,
+            "v": version_id,
+            "r": reference_id,
+            "s": segment,
+            "c": QUALITY_COLUMN,
+            "start": start,
+            "end": end,
+        },
     ).all()
     return {r.bucket_start: r.minutes or [] for r in rows}

@@ -103,6 +103,7 @@ def query_points(
 
 def window_points(
     conn: Connection,
+    model_id: int,
     version_id: int,
     length_seconds: int,
     start: datetime,
@@ -130,13 +131,14 @@ def window_points(
                         WHEN starts_with(metric, 'concept_drift.') THEN details - 'reference' - 'current'
                         ELSE '{{}}'::jsonb END::text AS details
             FROM metric_points
-            WHERE model_version_id = :v AND window_end > :start AND window_end <= :end
+            WHERE model_id = :m AND model_version_id = :v AND window_end > :start AND window_end <= :end
               AND window_end - window_start = make_interval(secs => :len) {seg} {prefixes}
               AND CAST(extract(epoch FROM window_end) AS bigint) % :step = 0
             ORDER BY window_end, metric
             """
         ),
         {
+            "m": model_id,
             "v": version_id,
             "start": start,
             "end": end,
@@ -160,16 +162,16 @@ def window_points(
 
 
 def computed_window_ends(
-    conn: Connection, version_id: int, length_seconds: int, ends: Sequence[datetime]
+    conn: Connection, model_id: int, version_id: int, length_seconds: int, ends: Sequence[datetime]
 ) -> set[datetime]:
     """Which of ``ends`` a window of this length was computed for (every window writes at least
     its throughput point): an index probe per end."""
     rows = conn.execute(
         text(
-            "SELECT DISTINCT window_end FROM metric_points WHERE model_version_id = :v "
+            "SELECT DISTINCT window_end FROM metric_points WHERE model_id = :m AND model_version_id = :v "
             "AND window_end = ANY(CAST(:ends AS timestamptz[])) "
             "AND window_end - window_start = make_interval(secs => :len)"
         ),
-        {"v": version_id, "ends": list(ends), "len": length_seconds},
+        {"m": model_id, "v": version_id, "ends": list(ends), "len": length_seconds},
     ).scalars()
     return {e.astimezone(UTC) for e in rows}

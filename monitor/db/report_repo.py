@@ -8,11 +8,14 @@ from typing import Any
 from sqlalchemy import Connection, text
 
 
-def window_rows(conn: Connection, version_id: int, start: datetime, end: datetime) -> int:
+def window_rows(conn: Connection, model_id: int, version_id: int, start: datetime, end: datetime) -> int:
     return int(
         conn.execute(
-            text("SELECT count(*) FROM predictions WHERE model_version_id = :v AND ts >= :s AND ts < :e"),
-            {"v": version_id, "s": start, "e": end},
+            text(
+                "SELECT count(*) FROM predictions "
+                "WHERE model_id = :m AND model_version_id = :v AND ts >= :s AND ts < :e"
+            ),
+            {"m": model_id, "v": version_id, "s": start, "e": end},
         ).scalar_one()
     )
 

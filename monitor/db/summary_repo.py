@@ -184,7 +184,7 @@ def replace_bucket(
 ) -> None:
     """Store a bucket's summaries, replacing what an earlier run stored for it (idempotent).
     ``quality``: the parts are the bucket's quality summary, else its column summaries."""
-    delete_bucket(conn, version_id, reference_id, bucket_start, bucket_hours, segment, quality=quality)
+    delete_bucket(conn, model_id, version_id, reference_id, bucket_start, bucket_hours, segment, quality=quality)
     if not parts and bucket_hours > 1 and STORE_EMPTY_MERGES:
         # A merged day or week with no rows is stored too (one marker row): else every window over
         # a quiet stretch would merge it again, under its lock, on every read.
@@ -224,6 +224,7 @@ def _kind(quality: bool) -> ColumnElement[bool]:
 
 def delete_bucket(
     conn: Connection,
+    model_id: int,
     version_id: int,
     reference_id: int,
     bucket_start: datetime,
@@ -234,6 +235,7 @@ def delete_bucket(
 ) -> None:
     conn.execute(
         delete(bucket_summaries).where(
+            bucket_summaries.c.model_id == model_id,  # on Citus: the one shard of the model
             bucket_summaries.c.model_version_id == version_id,
             bucket_summaries.c.reference_id == reference_id,
             bucket_summaries.c.bucket_hours == bucket_hours,
@@ -246,6 +248,7 @@ def delete_bucket(
 
 def load_buckets(
     conn: Connection,
+    model_id: int,
     version_id: int,
     reference_id: int,
     bucket_hours: int,
@@ -265,6 +268,7 @@ def load_buckets(
             bucket_summaries.c.stats,
             bucket_summaries.c.counts,
         ).where(
+            bucket_summaries.c.model_id == model_id,
             bucket_summaries.c.model_version_id == version_id,
             bucket_summaries.c.reference_id == reference_id,
             bucket_summaries.c.segment == segment,
@@ -318,10 +322,17 @@ def lock_merges(conn: Connection, version_id: int, week: datetime) -> None:
 
 
 def drop_merged(
-    conn: Connection, version_id: int, reference_id: int, hour: datetime, segment: str = "", *, quality: bool = False
+    conn: Connection,
+    model_id: int,
+    version_id: int,
+    reference_id: int,
+    hour: datetime,
+    segment: str = "",
+    *,
+    quality: bool = False,
 ) -> None:
     """An hour was summarised again: drop the day and the week merged from it (merged again when
     next read)."""
     lock_merges(conn, version_id, week_of_hour(hour))
-    delete_bucket(conn, version_id, reference_id, day_of_hour(hour), 24, segment, quality=quality)
-    delete_bucket(conn, version_id, reference_id, week_of_hour(hour), 168, segment, quality=quality)
+    delete_bucket(conn, model_id, version_id, reference_id, day_of_hour(hour), 24, segment, quality=quality)
+    delete_bucket(conn, model_id, version_id, reference_id, week_of_hour(hour), 168, segment, quality=quality)

@@ -118,7 +118,7 @@ def evaluate_model(ctx: ServiceContext, model: str, now: datetime | None = None)
 
         def baseline(s: Sample, back: timedelta) -> float | None:
             return alert_repo.point_value(
-                uow.conn, vrow.version_id, s.metric, s.labels, s.window_start - back, s.window_end - back
+                uow.conn, vrow.model_id, vrow.version_id, s.metric, s.labels, s.window_start - back, s.window_end - back
             )
 
         existing = alert_repo.alerts_for_update(uow.conn, model)

@@ -129,7 +129,7 @@ def window_points(
     step = window_step(start, end, max_windows)
     with ctx.uow() as uow:
         return metrics_repo.window_points(
-            uow.conn, vrow.version_id, int(window.total_seconds()), start, end, seg, step_seconds=step
+            uow.conn, vrow.model_id, vrow.version_id, int(window.total_seconds()), start, end, seg, step_seconds=step
         )
 
 

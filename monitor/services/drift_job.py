@@ -136,7 +136,7 @@ def rollup(
                         parts[seg],
                         seg,
                     )
-                    summary_repo.drop_merged(uow.conn, vrow.version_id, ref.reference_id, bucket, seg)
+                    summary_repo.drop_merged(uow.conn, vrow.model_id, vrow.version_id, ref.reference_id, bucket, seg)
             quality_job.summarise_hour(uow.conn, vrow, schema, ref.reference_id, residual_edges, bucket, groups, counts)
             uow.commit()
             if not quality_only:

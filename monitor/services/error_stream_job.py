@@ -41,15 +41,17 @@ def advance(
     with ctx.uow() as uow:
         conn = uow.conn
         for segment in segments:
-            before = error_stream_repo.state_before(conn, vrow.version_id, segment, method, changed_from)
+            before = error_stream_repo.state_before(conn, vrow.model_id, vrow.version_id, segment, method, changed_from)
             if before is None:  # never run (or its state expired): from the first hour kept
-                first = error_stream_repo.first_stream_hour(conn, vrow.version_id, reference_id, segment)
+                first = error_stream_repo.first_stream_hour(conn, vrow.model_id, vrow.version_id, reference_id, segment)
                 if first is None or first >= end:
                     continue
                 start, detector = min(first, changed_from), new_detector(method)
             else:
                 start, detector = before.hour + HOUR, detector_from_state(method, before.state)
-            hours = error_stream_repo.error_minutes(conn, vrow.version_id, reference_id, segment, start, end)
+            hours = error_stream_repo.error_minutes(
+                conn, vrow.model_id, vrow.version_id, reference_id, segment, start, end
+            )
             states = []
             for hour, minutes in hours.items():
                 found = run_minutes(detector, *_columns(minutes))
@@ -75,7 +77,7 @@ def detections_in(
     """None when the detector has read no hour of the window."""
     with ctx.uow() as uow:
         states = error_stream_repo.states_between(
-            uow.conn, vrow.version_id, segment, cfg.concept_drift_detector, start, end
+            uow.conn, vrow.model_id, vrow.version_id, segment, cfg.concept_drift_detector, start, end
         )
     if not states:
         return None

@@ -225,7 +225,7 @@ def _recompute_stale_windows(
         candidates = sorted({e for s in stale for k in range(1, steps + 1) if (e := s.hour + HOUR * k) < until})
         with ctx.uow() as uow:  # only windows that were computed: no lone window before the first run
             computed = metrics_repo.computed_window_ends(
-                uow.conn, vrow.version_id, int(length.total_seconds()), candidates
+                uow.conn, vrow.model_id, vrow.version_id, int(length.total_seconds()), candidates
             )
         for window_end in (e for e in candidates if e in computed):
             whole = any(window_end - length <= h < window_end for h in log_changed_hours)

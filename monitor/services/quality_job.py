@@ -70,7 +70,7 @@ def summarise_hour(
         summary_repo.replace_bucket(
             conn, vrow.model_id, vrow.version_id, ref_id, bucket, 1, s.n_predictions, parts, key, quality=True
         )
-        summary_repo.drop_merged(conn, vrow.version_id, ref_id, bucket, key, quality=True)
+        summary_repo.drop_merged(conn, vrow.model_id, vrow.version_id, ref_id, bucket, key, quality=True)
 
 
 class QualityAccumulator:

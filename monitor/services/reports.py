@@ -170,7 +170,7 @@ def _samples(
         ref = reference_repo.active_reference_summaries(uow.conn, vrow.version_id)
         if ref is None:
             raise MonitorError(f"model {vrow.model_name!r} version {vrow.version!r} has no reference dataset")
-        rows = report_repo.window_rows(uow.conn, vrow.version_id, window_start, window_end)
+        rows = report_repo.window_rows(uow.conn, vrow.model_id, vrow.version_id, window_start, window_end)
         current = report_repo.sample_window(
             uow.conn, vrow.model_id, vrow.version_id, window_start, window_end, n, labelled
         )

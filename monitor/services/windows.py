@@ -77,7 +77,7 @@ def merged_window(
     with ctx.uow() as uow:
         found = []
         for size, starts in plan:
-            have = summary_repo.load_buckets(uow.conn, vrow.version_id, ref_id, size, starts, **kw)
+            have = summary_repo.load_buckets(uow.conn, vrow.model_id, vrow.version_id, ref_id, size, starts, **kw)
             found.append((size, have, _missing(starts, have)))
         # the weeks of what must be merged, locked in one order (no two windows wait on each other)
         for week in sorted({summary_repo.week_of_hour(b) for _, _, missing in found for b in missing}):
@@ -85,7 +85,9 @@ def merged_window(
         for size, have, missing in found:
             _add_level(uow.conn, vrow, ref_id, new, acc, size, have, missing, kw)
         uow.commit()
-        for b, col, n, st, ct in summary_repo.load_buckets(uow.conn, vrow.version_id, ref_id, 1, left, **kw):
+        for b, col, n, st, ct in summary_repo.load_buckets(
+            uow.conn, vrow.model_id, vrow.version_id, ref_id, 1, left, **kw
+        ):
             if not summary_repo.is_marker(col):
                 acc.add(b, 1, col, n, st, ct)
     return acc
@@ -136,7 +138,7 @@ def _add_level(
         built = new()
         child = BUILT_FROM[size]
         starts = [b + timedelta(hours=child * i) for i in range(size // child)]
-        stored = summary_repo.load_buckets(conn, vrow.version_id, ref_id, child, starts, **kw)
+        stored = summary_repo.load_buckets(conn, vrow.model_id, vrow.version_id, ref_id, child, starts, **kw)
         # hours are never merged from anything: a missing hour had no rows
         gaps = _missing(starts, stored) if child > 1 else []
         _add_level(conn, vrow, ref_id, new, built, child, stored, gaps, kw)

@@ -291,7 +291,7 @@ def test_a_merge_never_keeps_an_hour_summarised_again_while_it_was_built(ctx: Se
         summary_repo.replace_bucket(
             uow.conn, vrow.model_id, vrow.version_id, ref.reference_id, hour, 1, counts[""], parts[""]
         )
-        summary_repo.drop_merged(uow.conn, vrow.version_id, ref.reference_id, hour)
+        summary_repo.drop_merged(uow.conn, vrow.model_id, vrow.version_id, ref.reference_id, hour)
         result: list[list[MetricPoint]] = []
         window_job = threading.Thread(target=lambda: result.append(overall(ctx, demo_data.MODEL_NAME, None, *window)))
         window_job.start()
