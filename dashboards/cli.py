@@ -20,6 +20,7 @@ class DemoDashboard:
 
     def __init__(self, port: int) -> None:
         self.port = port
+        self.url: str | None = f"http://127.0.0.1:{port}"
         self._server: DashboardServer | None = None
 
     def start(self, ctx: ServiceContext) -> str:

@@ -36,6 +36,8 @@ class DemoService(Protocol):
     """Something the demo runs beside the API (the dashboard plugs in this way: ``monitor``
     does not import ``dashboards``)."""
 
+    url: str | None  # where it will listen, known before it starts (links in alerts point there)
+
     def start(self, ctx: ServiceContext) -> str:
         """Start; return the banner line that says where it is."""
         ...
@@ -101,8 +103,14 @@ def _run(
         return 2
     where = (settings.database_url and "MONITOR_DATABASE_URL") or f"embedded Postgres in {settings.data_dir}"
     print(f"starting the database ({where}) ...", flush=True)
-    # the demo's own webhook receivers listen on loopback
-    settings = pin_database_url(settings).model_copy(update={"allow_loopback_receivers": True})
+    # the demo's own webhook receivers listen on loopback; links in alerts and retraining
+    # requests point at this run's API and dashboard, wherever they listen (unless set)
+    urls = {"public_url": f"http://{settings.host}:{port}"}
+    dashboard = next((svc.url for svc in services if svc.url), None)
+    if dashboard:
+        urls["dashboard_url"] = dashboard
+    urls = {k: v for k, v in urls.items() if k not in settings.model_fields_set}
+    settings = pin_database_url(settings).model_copy(update={"allow_loopback_receivers": True, **urls})
     ctx = open_for_writing(settings, maintain=True)
     for k in keys.list_keys(ctx):  # a reused database: the earlier runs' demo keys go
         if k["name"].startswith("demo-") and not k["revoked_at"]:

@@ -20,6 +20,7 @@ def test_demo_streams_traffic_with_labels(settings, ctx) -> None:  # type: ignor
     # ctx: an empty database, whatever the tests before this one left; a run before left its keys
     stale, _ = keys.create_key(ctx, "demo-admin", [keys.Scope.admin])
     env = {**os.environ, "MONITOR_DATABASE_URL": settings.database_url}
+    dashboard_port = free_port()
     out = subprocess.run(
         [
             sys.executable,
@@ -39,7 +40,7 @@ def test_demo_streams_traffic_with_labels(settings, ctx) -> None:  # type: ignor
             "--port",
             str(free_port()),
             "--dashboard-port",
-            str(free_port()),
+            str(dashboard_port),
         ],
         env=env,
         capture_output=True,
@@ -71,6 +72,8 @@ def test_demo_streams_traffic_with_labels(settings, ctx) -> None:  # type: ignor
             "SELECT count(DISTINCT window_end) FROM metric_points WHERE metric = 'dataset_drift' "
             "AND window_end <= date_trunc('hour', now()) AND window_end - window_start = interval '1 hour'"
         ).fetchone()[0]
+        # links in what the alerts say point at this run's dashboard, on the port it was given
+        links = conn.execute("SELECT array_agg(annotations ->> 'dashboard') FROM alerts").fetchone()[0]
         # the history's incident: alerts that fired and resolved before the live traffic began
         incident = conn.execute(
             "SELECT array_agg(DISTINCT to_state ORDER BY to_state) FROM alert_history "
@@ -89,6 +92,7 @@ def test_demo_streams_traffic_with_labels(settings, ctx) -> None:  # type: ignor
     assert rules == 5 and receivers == ["retrain", "webhook"]  # the demo's rules and its two receivers
     assert history >= 3  # the hours before the demo started were computed: the charts start full
     assert incident == ["firing", "resolved"], incident
+    assert links and all(link.startswith(f"http://127.0.0.1:{dashboard_port}/models/") for link in links), links
     assert "[story] in the history: from 2 to 1 hours ago" in out.stdout
     assert "replaying 3 hours of past traffic" in out.stdout and "[story] drift injected" in out.stdout
     assert "monitor.access" not in out.stdout + out.stderr  # no access log lines in the story
