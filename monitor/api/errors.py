@@ -59,6 +59,11 @@ async def _find_unstorable(request: Request) -> tuple[str, str]:
     return "", f"{NUL_REASON}, or {SURROGATE_REASON}"
 
 
+def is_outage(orig: BaseException | None) -> bool:
+    """The database is down, or a Citus worker it needs: the same outage (503, retry later)."""
+    return isinstance(orig, psycopg.OperationalError) or citus.is_node_unavailable(orig)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(MonitorError)
     async def monitor_error(_: Request, exc: MonitorError) -> FastJSONResponse:
@@ -99,9 +104,7 @@ def install_error_handlers(app: FastAPI) -> None:
         )
 
     async def dbapi_error(request: Request, exc: DBAPIError) -> FastJSONResponse:
-        # the database down, or a Citus worker it needs: the same outage
-        away = isinstance(exc.orig, psycopg.OperationalError) or citus.is_node_unavailable(exc.orig)
-        if exc.connection_invalidated or away:
+        if exc.connection_invalidated or is_outage(exc.orig):
             return await database_away(request, exc)
         if _is_unstorable(exc.orig):
             return await unstorable(request, exc)
@@ -109,7 +112,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def driver_error(request: Request, exc: psycopg.Error) -> FastJSONResponse:
         # raised by the driver itself, where a repository works on the raw connection (COPY)
-        if citus.is_node_unavailable(exc):
+        if is_outage(exc):
             return await database_away(request, exc)
         return await internal_error(request, exc)
 
@@ -122,7 +125,6 @@ def install_error_handlers(app: FastAPI) -> None:
 
     app.add_exception_handler(OperationalError, database_away)
     app.add_exception_handler(PoolTimeout, database_away)
-    app.add_exception_handler(psycopg.OperationalError, database_away)
     app.add_exception_handler(psycopg.Error, driver_error)  # type: ignore[arg-type]
     app.add_exception_handler(DBAPIError, dbapi_error)  # type: ignore[arg-type]
     app.add_exception_handler(StatementError, statement_error)  # type: ignore[arg-type]

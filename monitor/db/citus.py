@@ -23,8 +23,6 @@ Pure SQL over a connection; ``monitor.services.citus`` runs it in one unit of wo
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import psycopg
 from sqlalchemy import Connection, text
 
@@ -42,12 +40,6 @@ DISTRIBUTED = (
 )
 REFERENCE = ("models", "model_versions", "reference_datasets", "reference_summaries")
 BY_REFERENCE = ("reference_rows",)  # distributed by reference_id
-
-
-@dataclass(frozen=True)
-class Placement:
-    table: str
-    kind: str  # 'distributed', 'reference', 'local' (a coordinator table Citus knows)
 
 
 # What the coordinator says when a worker it needs is down or unreachable: some of these come
@@ -83,12 +75,13 @@ def worker_count(conn: Connection) -> int:
     return int(conn.execute(text("SELECT count(*) FROM citus_get_active_worker_nodes()")).scalar_one())
 
 
-def placements(conn: Connection) -> dict[str, Placement]:
-    """What Citus holds of each table (absent: a plain coordinator table)."""
+def placements(conn: Connection) -> dict[str, str]:
+    """What Citus holds of each table: 'distributed', 'reference', or 'local' (a coordinator
+    table Citus knows); a plain coordinator table is absent. Partitions go with their parent."""
     rows = conn.execute(
         text(
-            "SELECT logicalrelid::regclass::text, partmethod, repmodel FROM pg_dist_partition "
-            "WHERE logicalrelid::regclass::text NOT LIKE '%\\_p2%'"  # not the log's daily partitions
+            "SELECT d.logicalrelid::regclass::text, d.partmethod, d.repmodel FROM pg_dist_partition d "
+            "JOIN pg_class c ON c.oid = d.logicalrelid WHERE NOT c.relispartition"
         )
     ).all()
 
@@ -97,7 +90,7 @@ def placements(conn: Connection) -> dict[str, Placement]:
     def kind(method: str, rep: str) -> str:
         return "distributed" if method == "h" else "reference" if rep == "t" else "local"
 
-    return {t: Placement(t, kind(method, rep)) for t, method, rep in rows}
+    return {t: kind(method, rep) for t, method, rep in rows}
 
 
 def distribute(conn: Connection) -> list[str]:
@@ -112,7 +105,7 @@ def distribute(conn: Connection) -> list[str]:
         ran.append(sql)
 
     for table in REFERENCE:
-        if done.get(table, Placement(table, "")).kind != "reference":
+        if done.get(table) != "reference":
             run(f"SELECT create_reference_table('{table}')")
     for table in DISTRIBUTED:
         if table not in done:

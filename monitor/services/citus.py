@@ -33,7 +33,7 @@ def distribute(ctx: ServiceContext) -> Layout:
 
 def layout(ctx: ServiceContext) -> dict[str, str]:
     with ctx.uow() as uow:
-        return {t: p.kind for t, p in sorted(citus.placements(uow.conn).items())}
+        return dict(sorted(citus.placements(uow.conn).items()))
 
 
 def model_workers(ctx: ServiceContext) -> dict[str, str]:
