@@ -262,19 +262,65 @@ def percent_axis(values: list[float | None]) -> dict[str, Any]:
     return {"tickformat": ".2~%", "range": [0, max(top * 1.15, 0.01)], "automargin": True}
 
 
+def _overall(points: list[Point], metric: str) -> list[Point]:
+    """The metric's points for the model as a whole (no class, no macro average)."""
+    return [p for p in points if p["metric"] == metric and "class" not in p["labels"] and "average" not in p["labels"]]
+
+
+def _band(ps: list[Point], name: str, color: str, yaxis: str = "y") -> list[dict[str, Any]]:
+    """A shaded band from each point's ``details`` lower to upper: two traces, the upper one
+    filled down to the lower."""
+    x = [p["window_end"] for p in ps]
+    lower = [(p.get("details") or {}).get("lower") for p in ps]
+    upper = [(p.get("details") or {}).get("upper") for p in ps]
+    edge = {"width": 0}
+    return [
+        _scatter(x=x, y=lower, mode="lines", line=edge, yaxis=yaxis, showlegend=False, hoverinfo="skip", name=name),
+        _scatter(
+            x=x,
+            y=upper,
+            mode="lines",
+            line=edge,
+            fill="tonexty",
+            fillcolor=color,
+            yaxis=yaxis,
+            name=name,
+            hoverinfo="skip",
+        ),
+    ]
+
+
 def quality(points: list[Point], metric: str) -> Figure:
-    """The quality metric over time with label coverage beside it (second axis), and concept-drift
-    detections marked on the time axis."""
-    q = [p for p in points if p["metric"] == metric and "class" not in p["labels"] and "average" not in p["labels"]]
+    """The quality metric over time: realized against labels where they have arrived, estimated
+    from every prediction's scores (with its 95 % band) before they do; label coverage beside it
+    (second axis), and concept-drift detections marked on the time axis."""
+    q = _overall(points, metric)
+    estimated = _overall(points, "estimated." + metric.removeprefix("quality."))
     cov = [p for p in points if p["metric"] == "quality.label_coverage"]
-    if not q and not cov:
+    if not q and not cov and not estimated:
         return _empty("Quality against labels", "no labelled predictions in this range yet")
-    traces = [
+    name = metric.removeprefix("quality.")
+    traces = []
+    if estimated:
+        traces += _band(estimated, "95 % band of the estimate", "rgba(31, 119, 180, 0.18)")
+        traces.append(
+            _scatter(
+                x=[p["window_end"] for p in estimated],
+                y=[p["value"] for p in estimated],
+                mode=_mode(len(estimated)),
+                name=f"{name}, estimated",
+                line={"dash": "dash", "color": "#1f77b4"},
+                customdata=[[p["sample_size"]] for p in estimated],
+                hovertemplate="estimated %{y:.4g}<br>from n = %{customdata[0]:,} scores<extra></extra>",
+            )
+        )
+    traces += [
         _scatter(
             x=[p["window_end"] for p in q],
             y=[p["value"] for p in q],
             mode=_mode(len(q)),
-            name=metric.removeprefix("quality."),
+            name=f"{name}, realized" if estimated else name,
+            line={"color": "#2ca02c"} if estimated else {},
             customdata=[[p["sample_size"]] for p in q],
             hovertemplate="%{y:.4g}<br>labelled n = %{customdata[0]:,}<extra></extra>",
         ),
@@ -319,7 +365,43 @@ def quality(points: list[Point], metric: str) -> Figure:
             },
         },
     )
-    return _layout(fig, "Quality against labels, with label coverage and concept-drift detections")
+    title = "Quality against labels, with label coverage and concept-drift detections"
+    if estimated:
+        title = "Quality: estimated from the scores before labels, realized against them"
+    return _layout(fig, title)
+
+
+def multivariate_drift(points: list[Point]) -> Figure:
+    """The reconstruction error over time inside the band the reference's own variability gives;
+    windows outside it marked drifted."""
+    ps = _overall(points, "multivariate_drift")
+    title = "Multivariate drift: reconstruction error of the rows under the reference's components"
+    if not ps:
+        return _empty(title, "no reconstruction model (fewer than two features, or no reference rows)")
+    drifted = [p for p in ps if p["drifted"]]
+    traces = [
+        *_band(ps, "reference band", "rgba(127, 127, 127, 0.18)"),
+        _scatter(
+            x=[p["window_end"] for p in ps],
+            y=[p["value"] for p in ps],
+            mode=_mode(len(ps)),
+            name="reconstruction error",
+            customdata=[[p["sample_size"]] for p in ps],
+            hovertemplate="%{y:.4g}<br>n = %{customdata[0]:,}<extra></extra>",
+        ),
+    ]
+    if drifted:
+        traces.append(
+            _scatter(
+                x=[p["window_end"] for p in drifted],
+                y=[p["value"] for p in drifted],
+                mode="markers",
+                name="drifted",
+                marker={"color": BAD, "size": 9},
+                hoverinfo="skip",
+            )
+        )
+    return _layout(_figure(traces, {"yaxis": {"automargin": True}}), title)
 
 
 def concept_detections(points: list[Point]) -> list[dict[str, Any]]:

@@ -153,7 +153,8 @@ Model Monitor demo is running.
   history        {history_hours} hours of past traffic, an incident in the last day: the charts start full
   traffic        {rate:g} predictions/s, labels after ~{label_delay:g}s for {label_share:.0%} of them,
                  drift injected after {drift_after:g}s (the console says when)
-  metrics        drift, quality against the labels, concept drift, latency and data quality, per region
+  metrics        drift (feature by feature and multivariate), quality against the labels and estimated
+                 from the scores before them, concept drift, latency and data quality, per region
                  and channel too, every {metrics_every:g}s over the live 1h and 1d windows
   alerts         {len(demo_receivers.RULES)} rules ({", ".join(r["name"] for r in demo_receivers.RULES)});
                  an on-call webhook and a retraining pipeline on loopback print what they receive below
@@ -161,6 +162,7 @@ Try:
   curl -H 'Authorization: Bearer {read_key}' {server.url}/v1/models/{demo_data.MODEL_NAME}
   curl -H 'Authorization: Bearer {read_key}' '{model_url}/metrics?metric=dataset_drift'
   curl -H 'Authorization: Bearer {read_key}' '{model_url}/metrics?metric=quality.accuracy&label=segment:region'
+  curl -H 'Authorization: Bearer {read_key}' '{model_url}/metrics?metric=estimated.accuracy'
   curl -H 'Authorization: Bearer {read_key}' {server.url}/v1/alerts
 Press Ctrl-C to stop.
 """,
@@ -200,6 +202,10 @@ def incident_hours(hours_: int) -> range:
     return range(hours_ * 7 // 12, hours_ * 9 // 12)
 
 
+# The last hours of the history whose labels have not arrived (at most a quarter of it).
+UNLABELLED_HOURS = 6
+
+
 def _history(
     ctx: ServiceContext, url: str, ingest_key: str, hours_: int, rate: float, label_share: float, seed: int
 ) -> None:
@@ -210,6 +216,7 @@ def _history(
     end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
     start = end - timedelta(hours=hours_)
     incident = incident_hours(hours_)
+    unlabelled = min(UNLABELLED_HOURS, hours_ // 4)
     print(f"replaying {hours_} hours of past traffic ({HISTORY_PER_HOUR} predictions an hour) ...", flush=True)
     if incident:
         ago = (hours_ - incident.start, hours_ - incident.stop)
@@ -217,6 +224,12 @@ def _history(
             f"[story] in the history: from {ago[0]} to {ago[1]} hours ago a bad upstream release shifted "
             "applicants' data and the model's accuracy fell; the alerts fired, retraining was asked for, and "
             "all resolved when it was rolled back (the Alerts page shows it)",
+            flush=True,
+        )
+    if unlabelled:
+        print(
+            f"[story] the labels of the last {unlabelled} hours have not arrived yet: the model page's quality "
+            "chart shows the accuracy estimated from the scores there, with its band",
             flush=True,
         )
     rng = np.random.default_rng(seed + 1)
@@ -228,7 +241,9 @@ def _history(
         for h in range(hours_):
             hour = start + timedelta(hours=h)
             drift = 1.0 if h in incident else 0.0
-            _log_hour(client, rng, hour, drift, label_share)
+            # the newest hours' labels have not arrived yet: there the model page shows the
+            # quality estimated from the scores alone
+            _log_hour(client, rng, hour, drift, label_share if h < hours_ - unlabelled else 0.0)
             client.flush(timeout=120)
             report = backfill(ctx, demo_data.MODEL_NAME, hour, hour + timedelta(hours=1), step=timedelta(hours=1))
             windows += sum(report.windows.values())

@@ -76,6 +76,21 @@ RULES: list[dict[str, Any]] = [
         "retrain": {"receiver": "demo-retrain", "cooldown": "1h"},
     },
     {
+        "name": "estimated-accuracy-drop",
+        "model": M,
+        "metric": "estimated.quality_drop",
+        "window": "1h",
+        "match": {"segment": ""},
+        "condition": {"drifted": True},
+        "severity": "critical",
+        "annotations": {
+            "summary": "{model}: accuracy estimated from the scores {value} worse than the reference's, "
+            "before the labels (tolerance {threshold})"
+        },
+        "receivers": ["demo-oncall"],
+        "retrain": {"receiver": "demo-retrain", "cooldown": "1h"},
+    },
+    {
         "name": "slow-predictions",
         "model": M,
         "metric": "latency.p95",

@@ -85,6 +85,7 @@ def layout(ctx: ServiceContext, name: str, search: str) -> html.Div:
             "dataset-drift",
             figures.series(points, "dataset_drift", "Dataset drift: share of drifted features", percent=True),
         ),
+        ("multivariate-drift", figures.multivariate_drift(points)),
         ("prediction-drift", figures.series(points, "prediction_drift", "Prediction drift", by="column")),
         ("quality", figures.quality(points, quality_metric)),
         ("latency", figures.latency(points)),

@@ -28,6 +28,7 @@ def layout(ctx: ServiceContext) -> html.Div:
     for m in rows:
         drift = m["drift"]
         cov = m["label_coverage"]
+        est = m["estimated_quality"]
         body.append(
             html.Tr(
                 [
@@ -62,6 +63,8 @@ def layout(ctx: ServiceContext) -> html.Div:
                             html.Small(
                                 f"label coverage {cov['value']:.0%}" if cov and cov["value"] is not None else ""
                             ),
+                            html.Br(),
+                            html.Small(f"estimated {est['value']:.3f}" if est and est["value"] is not None else ""),
                         ]
                     ),
                     html.Td(_number(m["latency_p95"], ".1f", " ms")),

@@ -95,6 +95,8 @@ class ReferenceStored(Out):
     format: str
     segments: dict[str, int]
     labelled: bool
+    calibrated: bool = Field(description="scores calibrated on the labels: quality is estimated before labels arrive")
+    reconstruction: bool = Field(description="a reconstruction model fitted: multivariate drift is measured")
 
 
 class MetricPointOut(Out):

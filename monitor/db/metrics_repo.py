@@ -129,6 +129,8 @@ def window_points(
                    -- what charts use of the details; the rest (per-point explanations) stays in the table
                    CASE WHEN metric = 'feature_drift' THEN jsonb_build_object('kind', details -> 'kind')
                         WHEN starts_with(metric, 'concept_drift.') THEN details - 'reference' - 'current'
+                        WHEN starts_with(metric, 'estimated.') OR metric = 'multivariate_drift'
+                            THEN jsonb_build_object('lower', details -> 'lower', 'upper', details -> 'upper')
                         ELSE '{{}}'::jsonb END::text AS details
             FROM metric_points
             WHERE model_id = :m AND model_version_id = :v AND window_end > :start AND window_end <= :end

@@ -23,7 +23,7 @@ import orjson
 from sqlalchemy import ColumnElement, Connection, delete, select, text
 
 from monitor.db.tables import bucket_summaries
-from monitor.metrics.log_summary import Chunk, Column, GroupSummaries, Parts
+from monitor.metrics.log_summary import Chunk, Column, Derived, GroupSummaries, Parts
 from monitor.metrics.quality_summary import QUALITY_COLUMN
 
 # The window's rows, each read once, as the column summaries need them (monitor.metrics.log_summary).
@@ -121,12 +121,14 @@ def summarise_columns(
     columns: Mapping[str, Sequence[Column]],
     groups: Groups,
     counts: dict[str, int],
+    derived: Sequence[Derived] = (),
 ) -> dict[str, dict[str, Parts]]:
-    """Each group's column summaries over [start, end), given its columns and its row count.
+    """Each group's column summaries over [start, end), given its columns and its row count, and
+    its summaries of the ``derived`` per-row values (label-free estimation, reconstruction).
 
     The window's rows are read once, in chunks, for every group and column (a group's numerical
     columns on its own reference's edges): linear in rows x columns, whatever the width."""
-    accumulators = {key: GroupSummaries(cols) for key, cols in columns.items() if counts.get(key)}
+    accumulators = {key: GroupSummaries(cols, derived) for key, cols in columns.items() if counts.get(key)}
     if accumulators:
         width = max(1, *(len(cols) for cols in columns.values()))
         per_chunk = max(100, VALUES_PER_CHUNK // width)
@@ -135,7 +137,7 @@ def summarise_columns(
         query = text(_ROWS_SQL).execution_options(stream_results=True, yield_per=per_chunk)
         result = conn.execute(query, window_params(model_id, version_id, start, end))
         for rows in result.partitions(per_chunk):
-            _add_chunk(_decode(rows), accumulators, groups)
+            _add_chunk(_decode(rows), accumulators, groups, derived)
     return {key: accumulators[key].parts() if key in accumulators else {} for key in groups.keys}
 
 
@@ -150,16 +152,21 @@ def _decode(rows: Sequence[Any]) -> Chunk:
     )
 
 
-def _add_chunk(chunk: Chunk, accumulators: dict[str, GroupSummaries], groups: Groups) -> None:
-    # the numbers of the same columns are read once for every group that has them
+def _add_chunk(
+    chunk: Chunk, accumulators: dict[str, GroupSummaries], groups: Groups, derived: Sequence[Derived]
+) -> None:
+    # the numbers of the same columns, and the derived values, are computed once for every group
+    # (the derived after the columns: the reconstruction reads features the columns have read)
     matrices: dict[tuple[str, ...], np.ndarray] = {}
-    for key, acc in accumulators.items():
-        segment = groups.segments[key]
-        rows = None if segment is None else chunk.in_segment(*segment)
+    for acc in accumulators.values():
         names = tuple(c.name for c in acc.numerical)
         if names and names not in matrices:
             matrices[names] = chunk.numbers(acc.numerical)
-        acc.add(chunk, rows, matrices.get(names))
+    derived_values = {d.name: d.rows(chunk) for d in derived}
+    for key, acc in accumulators.items():
+        segment = groups.segments[key]
+        rows = None if segment is None else chunk.in_segment(*segment)
+        acc.add(chunk, rows, matrices.get(tuple(c.name for c in acc.numerical)), derived_values)
 
 
 # Whether a merged bucket with no rows is stored (``benchmarks/backfill.py`` measures without).

@@ -14,13 +14,15 @@ category is spelled as Postgres's ``->>`` spells it (``category_key``).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from operator import itemgetter
-from typing import Any
+from typing import Any, Protocol, Self
 
 import numpy as np
 
+from monitor.metrics.estimation import SCORES_COLUMN, ScoreSummary, score_matrix
+from monitor.metrics.multivariate import RECONSTRUCTION_COLUMN, Reconstruction, ReconstructionSummary
 from monitor.metrics.profiles import CategoricalSummary, NumericSummary, Summary, category_key, summary_to_parts
 
 # (stats, counts): the storage form of one column's summary (see monitor.metrics.profiles).
@@ -47,6 +49,7 @@ class Chunk:
     predictions: list[Any]
     latency_ms: list[float | None]
     segments: list[dict[str, Any] | None]
+    _read: dict[str, np.ndarray] = field(default_factory=dict, repr=False)  # columns read, by name
 
     def __len__(self) -> int:
         return len(self.features)
@@ -64,7 +67,17 @@ class Chunk:
     def numbers(self, columns: Sequence[Column]) -> np.ndarray:
         """The columns' values as a rows x columns float matrix: None is NaN, "Infinity" ±inf.
         Features are read row by row (one list per row: the fast way through many dicts), the
-        few other columns one by one."""
+        few other columns one by one. Columns read once are kept: the reconstruction error reads
+        the features the drift columns read already."""
+        names = [c.name for c in columns]
+        if names and all(n in self._read for n in names):
+            return np.column_stack([self._read[n] for n in names])
+        out = self._numbers(columns)
+        for j, n in enumerate(names):
+            self._read[n] = out[:, j]
+        return out
+
+    def _numbers(self, columns: Sequence[Column]) -> np.ndarray:
         out = np.empty((len(self), len(columns)), dtype=float)
         features = [(j, c.source_and_key[1]) for j, c in enumerate(columns) if c.source_and_key[0] == "features"]
         if features:
@@ -92,6 +105,69 @@ class Chunk:
         return np.array([category_key((s or {}).get(column)) == value for s in self.segments], dtype=bool)
 
 
+class RowSummary(Protocol):
+    """A mergeable summary of something computed per row (not a column of the log)."""
+
+    def to_parts(self) -> tuple[dict[str, Any], bytes | None]: ...
+
+    def merge(self, other: Self) -> Self: ...
+
+
+class Derived(Protocol):
+    """A summary of values computed from each row: computed once per chunk, each group summarising
+    its own rows of them. Stored, like a column's summary, under ``name``."""
+
+    @property
+    def name(self) -> str: ...
+
+    def rows(self, chunk: Chunk) -> np.ndarray: ...
+
+    def summarise(self, values: np.ndarray) -> RowSummary: ...
+
+
+@dataclass(frozen=True)
+class ScoresOfRows:
+    """Every prediction's normalised scores and predicted class, for label-free estimation."""
+
+    classes: list[str]
+    positive_class: str | None
+    name: str = SCORES_COLUMN
+
+    def rows(self, chunk: Chunk) -> np.ndarray:
+        index = {c: i for i, c in enumerate(self.classes)}
+        p = score_matrix(chunk.scores, self.classes, self.positive_class)
+        predicted = [index.get(category_key(v) or "", -1) for v in chunk.predictions]
+        return np.column_stack([p, np.asarray(predicted, dtype=float)])
+
+    def summarise(self, values: np.ndarray) -> ScoreSummary:
+        return ScoreSummary.of(values[:, :-1], values[:, -1])
+
+
+@dataclass(frozen=True)
+class ReconstructionOfRows:
+    """Each row's reconstruction error under the reference's model (multivariate drift)."""
+
+    model: Reconstruction
+    name: str = RECONSTRUCTION_COLUMN
+
+    def rows(self, chunk: Chunk) -> np.ndarray:
+        numbers = chunk.numbers([Column(f"features.{f}", None) for f in self.model.numerical])
+        categories = [
+            [category_key(v) for v in chunk.values(Column(f"features.{f}", None))] for f in self.model.categorical
+        ]
+        return self.model.errors(self.model.encode(numbers, categories))
+
+    def summarise(self, values: np.ndarray) -> ReconstructionSummary:
+        return ReconstructionSummary.of(values)
+
+
+# How a stored per-row summary is read back, by the name it is stored under.
+ROW_SUMMARIES: dict[str, Callable[[dict[str, Any], bytes | None], RowSummary]] = {
+    SCORES_COLUMN: ScoreSummary.from_parts,
+    RECONSTRUCTION_COLUMN: ReconstructionSummary.from_parts,
+}
+
+
 # Numbers a group holds before it counts them: the rows of several decoded chunks are counted in
 # one pass per column, so a wide model's few rows per chunk do not pay a column's fixed cost
 # (searching its edges, allocating its counts) chunk after chunk. 4M values are 32 MB.
@@ -101,18 +177,34 @@ PENDING_VALUES = 4_000_000
 class GroupSummaries:
     """One group's column summaries, added up chunk by chunk."""
 
-    def __init__(self, columns: Sequence[Column]) -> None:
+    def __init__(self, columns: Sequence[Column], derived: Sequence[Derived] = ()) -> None:
         self.numerical = [c for c in columns if c.edges is not None]
         self.categorical = [c for c in columns if c.edges is None]
+        self.derived = list(derived)
         self.summaries: dict[str, Summary] = {}
+        self.row_summaries: dict[str, RowSummary] = {}
         self._pending: list[np.ndarray] = []
         self._pending_values = 0
 
-    def add(self, chunk: Chunk, rows: np.ndarray | None, matrix: np.ndarray | None) -> None:
+    def add(
+        self,
+        chunk: Chunk,
+        rows: np.ndarray | None,
+        matrix: np.ndarray | None,
+        derived_values: dict[str, np.ndarray] | None = None,
+    ) -> None:
         """Add the chunk's ``rows`` (a mask; None for all) of this group's columns. ``matrix``:
-        the chunk's values of ``self.numerical``, as ``Chunk.numbers`` makes them."""
+        the chunk's values of ``self.numerical``, as ``Chunk.numbers`` makes them;
+        ``derived_values``: each derived summary's per-row values of the chunk (computed here
+        when not given)."""
         if rows is not None and not rows.any():
             return
+        for d in self.derived:
+            given = (derived_values or {}).get(d.name)
+            per_row = d.rows(chunk) if given is None else given
+            part = d.summarise(per_row if rows is None else per_row[rows])
+            held = self.row_summaries.get(d.name)
+            self.row_summaries[d.name] = part if held is None else held.merge(part)
         if self.numerical:
             m = chunk.numbers(self.numerical) if matrix is None else matrix
             self._pending.append(m if rows is None else m[rows])
@@ -142,4 +234,5 @@ class GroupSummaries:
 
     def parts(self) -> dict[str, Parts]:
         self._count_pending()
-        return {name: summary_to_parts(s) for name, s in self.summaries.items()}
+        out = {name: summary_to_parts(s) for name, s in self.summaries.items()}
+        return out | {name: s.to_parts() for name, s in self.row_summaries.items()}

@@ -32,7 +32,8 @@ def main_quality_metric(task: str) -> str:
 
 def overview(ctx: ServiceContext, now: datetime | None = None) -> list[dict[str, Any]]:
     """Every model: health (ok / warning / firing), newest dataset drift share, main quality
-    metric with its label coverage, p95 latency, hourly volume over the last week, firing alerts."""
+    metric with its label coverage and its estimate from the scores, p95 latency, hourly volume
+    over the last week, firing alerts."""
     now = now or datetime.now(UTC)
     out = []
     with ctx.uow() as uow:
@@ -42,6 +43,7 @@ def overview(ctx: ServiceContext, now: datetime | None = None) -> list[dict[str,
         cfg = registry.get_monitoring(ctx, name)
         length = min(cfg.window_lengths())
         quality = main_quality_metric(vrow.task)
+        estimated = "estimated." + quality.removeprefix("quality.")
         with ctx.uow() as uow:
             latest = {
                 p["metric"]: p
@@ -49,7 +51,7 @@ def overview(ctx: ServiceContext, now: datetime | None = None) -> list[dict[str,
                     uow.conn,
                     vrow.model_id,
                     vrow.version_id,
-                    ["dataset_drift", quality, "quality.label_coverage", "latency.p95"],
+                    ["dataset_drift", quality, estimated, "quality.label_coverage", "latency.p95"],
                     now - timedelta(days=7),
                 )
                 if "segment" not in p["labels"] and p["window_end"] - p["window_start"] == length
@@ -72,6 +74,7 @@ def overview(ctx: ServiceContext, now: datetime | None = None) -> list[dict[str,
                 "drift": drift,
                 "quality_metric": quality,
                 "quality": latest.get(quality),
+                "estimated_quality": latest.get(estimated),  # from the scores, before labels
                 "label_coverage": latest.get("quality.label_coverage"),
                 "latency_p95": latest.get("latency.p95"),
                 "volume": volume,

@@ -20,9 +20,19 @@ from monitor.db import log_repo, reference_repo, summary_repo
 from monitor.db.registry_repo import VersionRow
 from monitor.db.summary_repo import Segment
 from monitor.domain.monitoring import MonitoringConfig
-from monitor.domain.schema import ModelSchema, schema_from_json
+from monitor.domain.schema import ModelSchema, Task, schema_from_json
 from monitor.errors import MonitorError
-from monitor.metrics.log_summary import Column, Parts
+from monitor.metrics.label_free_points import label_free_points
+from monitor.metrics.log_summary import (
+    ROW_SUMMARIES,
+    Column,
+    Derived,
+    Parts,
+    ReconstructionOfRows,
+    RowSummary,
+    ScoresOfRows,
+)
+from monitor.metrics.multivariate import RECONSTRUCTION_COLUMN, Reconstruction
 from monitor.metrics.points import MetricPoint
 from monitor.metrics.profiles import (
     LATENCY_EDGES,
@@ -93,6 +103,20 @@ def _specs(columns: dict[str, dict[str, Any]]) -> list[Column]:
     return specs
 
 
+def derived_summaries(schema: ModelSchema, ref: ReferenceView) -> list[Derived]:
+    """What the rollup computes per row besides the columns: a classifier's scores (label-free
+    estimation; kept whether or not the reference can calibrate them yet, so that a labelled
+    reference uploaded later estimates the hours already summarised) and, where the reference
+    has one, the reconstruction error under its model."""
+    derived: list[Derived] = []
+    if schema.task is not Task.regression and schema.classes:
+        derived.append(ScoresOfRows(list(schema.classes), schema.positive_class))
+    model = ref.extras[""].get(RECONSTRUCTION_COLUMN)
+    if model is not None:
+        derived.append(ReconstructionOfRows(Reconstruction.from_json(model)))
+    return derived
+
+
 def rollup(
     ctx: ServiceContext,
     model: str,
@@ -116,6 +140,7 @@ def rollup(
     specs = {seg: _specs(cols) for seg, cols in ref.columns.items()}
     groups = summary_repo.Groups({seg: parse_segment(seg, schema) for seg in ref.columns})
     residual_edges = {seg: quality_job.residual_edges(ref.extras[seg]) for seg in ref.columns}
+    derived = derived_summaries(schema, ref)
     total = [0]
 
     def summarise(bucket: datetime) -> None:
@@ -123,7 +148,7 @@ def rollup(
             window = (uow.conn, vrow.model_id, vrow.version_id, bucket, bucket + HOUR)
             counts = summary_repo.count_rows(*window, groups)
             if not quality_only:
-                parts = summary_repo.summarise_columns(*window, specs, groups, counts)
+                parts = summary_repo.summarise_columns(*window, specs, groups, counts, derived)
                 for seg in groups.keys:
                     summary_repo.replace_bucket(
                         uow.conn,
@@ -154,12 +179,18 @@ class ColumnAccumulator:
         self._edges = {c: np.asarray(s["edges"], dtype=float) for c, s in ref.items() if s["type"] == "numerical"}
         self._edges[LATENCY] = LATENCY_EDGES
         self.columns: dict[str, Summary] = {}
+        self.row_summaries: dict[str, RowSummary] = {}  # label-free estimation, reconstruction
         self._rows: dict[tuple[datetime, int], int] = {}
 
     def add(
         self, bucket: datetime, hours_: int, col: str, n_rows: int, stats: dict[str, Any], counts: bytes | None
     ) -> None:
         self._rows[(bucket, hours_)] = n_rows
+        read = ROW_SUMMARIES.get(col)
+        if read is not None:
+            part, held = read(stats, counts), self.row_summaries.get(col)
+            self.row_summaries[col] = part if held is None else held.merge(part)
+            return
         s = self.columns.get(col)
         if s is None:
             edges = self._edges.get(col)
@@ -171,7 +202,8 @@ class ColumnAccumulator:
             s.add_parts(stats)
 
     def parts(self) -> dict[str, Parts]:
-        return {c: summary_to_parts(s) for c, s in self.columns.items()}
+        out = {c: summary_to_parts(s) for c, s in self.columns.items()}
+        return out | {c: s.to_parts() for c, s in self.row_summaries.items()}
 
     @property
     def n_rows(self) -> int:
@@ -201,7 +233,7 @@ def compute_window(
     for seg in ref.columns:
         segment = parse_segment(seg, schema)
         if not quality_only:
-            points += _window_points(ctx, vrow, ref, seg, segment, cfg, window_start, window_end, now)
+            points += _window_points(ctx, vrow, schema, ref, seg, segment, cfg, window_start, window_end, now)
         points += quality_job.quality_points(
             ctx, vrow, schema, ref.reference_id, ref.extras[seg], cfg, window_start, window_end, segment
         )
@@ -214,6 +246,7 @@ def compute_window(
 def _window_points(
     ctx: ServiceContext,
     vrow: VersionRow,
+    schema: ModelSchema,
     view: ReferenceView,
     seg: str,
     segment: Segment,
@@ -222,12 +255,17 @@ def _window_points(
     window_end: datetime,
     now: datetime,
 ) -> list[MetricPoint]:
-    """Drift, latency, throughput and data quality of one segment ('' for all predictions)."""
+    """Drift, latency, throughput, data quality, estimated quality and multivariate drift of one
+    segment ('' for all predictions)."""
     ref = view.columns[seg]
     acc = merged_window(
         ctx, vrow, view.reference_id, window_start, window_end, lambda: ColumnAccumulator(ref), segment=seg
     )
-    return segment_points(ref, acc.columns, acc.n_rows, segment, cfg, window_start, window_end, now)
+    points = segment_points(ref, acc.columns, acc.n_rows, segment, cfg, window_start, window_end, now)
+    seg_labels = {} if segment is None else {"segment": segment[0], "segment_value": segment[1]}
+    return points + label_free_points(
+        schema, view.extras[""], view.extras[seg], acc.row_summaries, cfg, window_start, window_end, seg_labels
+    )
 
 
 def _violation_points(

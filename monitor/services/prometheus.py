@@ -25,7 +25,7 @@ from monitor.metrics.points import drift_severity
 from monitor.services.context import ServiceContext
 
 MODEL_METRICS = ["dataset_drift", "feature_drift", "prediction_drift", "quality.*", "latency.*", "throughput.*"]
-MODEL_METRICS += ["concept_drift.*"]
+MODEL_METRICS += ["concept_drift.*", "estimated.*", "multivariate_drift"]
 FRESHNESS = timedelta(days=2)
 
 
@@ -88,7 +88,7 @@ def _model_metric_families() -> dict[str, GaugeMetricFamily]:
         "How many features drift was measured on (the per-feature series hold the most drifted of them)",
         labels=["model", "window"],
     )
-    return fam
+    return fam | _label_free_families()
 
 
 class StoreCollector:
@@ -200,7 +200,58 @@ class StoreCollector:
                 fam["concept"].add_metric(
                     [model, metric.removeprefix("concept_drift."), window], float(bool(p["drifted"]))
                 )
+            else:
+                _label_free(fam, model, window, p)
         yield from fam.values()
+
+
+def _label_free_families() -> dict[str, GaugeMetricFamily]:
+    """Estimated quality (before labels) and multivariate drift."""
+    return {
+        "estimated": GaugeMetricFamily(
+            "monitor_model_estimated_quality",
+            "Model quality estimated from the scores of all predictions, before labels (as monitor_model_quality)",
+            labels=["model", "metric", "class", "average", "window"],
+        ),
+        "estimated_band": GaugeMetricFamily(
+            "monitor_model_estimated_quality_band",
+            "The 95 % band of the estimated quality (bound: lower, upper)",
+            labels=["model", "metric", "class", "average", "bound", "window"],
+        ),
+        "estimated_drop": GaugeMetricFamily(
+            "monitor_model_estimated_quality_drop",
+            "1 when the estimated main metric is worse than the reference's beyond tolerance and chance",
+            labels=["model", "metric", "window"],
+        ),
+        "multivariate": GaugeMetricFamily(
+            "monitor_model_multivariate_drift_error",
+            "Mean reconstruction error of the window's rows under the reference's principal components",
+            labels=["model", "window"],
+        ),
+        "multivariate_drifted": GaugeMetricFamily(
+            "monitor_model_multivariate_drifted",
+            "1 when the reconstruction error left the reference's band",
+            labels=["model", "window"],
+        ),
+    }
+
+
+def _label_free(fam: dict[str, GaugeMetricFamily], model: str, window: str, p: dict[str, Any]) -> None:
+    """Estimated quality (with its band and its drop) and multivariate drift."""
+    metric, labels, details = p["metric"], p["labels"], p.get("details") or {}
+    if metric == "estimated.quality_drop":
+        if p["drifted"] is not None:
+            fam["estimated_drop"].add_metric([model, labels.get("metric", ""), window], float(p["drifted"]))
+    elif metric.startswith("estimated."):
+        key = [model, metric.removeprefix("estimated."), labels.get("class", ""), labels.get("average", "")]
+        fam["estimated"].add_metric([*key, window], p["value"])
+        for bound in ("lower", "upper"):
+            if details.get(bound) is not None:
+                fam["estimated_band"].add_metric([*key, bound, window], float(details[bound]))
+    elif metric == "multivariate_drift":
+        fam["multivariate"].add_metric([model, window], p["value"])
+        if p["drifted"] is not None:
+            fam["multivariate_drifted"].add_metric([model, window], float(p["drifted"]))
 
 
 def new_registry(ctx: ServiceContext) -> tuple[CollectorRegistry, Histogram]:

@@ -13,7 +13,15 @@ from monitor.domain.records import RecordError, ReferenceRow, stored_number
 from monitor.domain.schema import FeatureType, ModelSchema, Task
 from monitor.domain.tabular import ColumnMapping, TableFormat, UnreadableTable, read_reference
 from monitor.errors import InvalidRecords, MonitorError
-from monitor.metrics.profiles import reference_summary
+from monitor.metrics.estimation import CALIBRATION_COLUMN, fit_calibration, score_matrix
+from monitor.metrics.multivariate import (
+    BASELINE_COLUMN,
+    MAX_FEATURES,
+    RECONSTRUCTION_COLUMN,
+    Baseline,
+    fit_reconstruction,
+)
+from monitor.metrics.profiles import category_key, reference_summary
 from monitor.metrics.quality import classification_quality, regression_quality
 from monitor.metrics.quality_summary import QUALITY_COLUMN, RESIDUALS_COLUMN
 from monitor.services.context import ServiceContext
@@ -82,6 +90,47 @@ def quality_summaries(schema: ModelSchema, rows: list[ReferenceRow]) -> dict[str
     return out
 
 
+def calibration(schema: ModelSchema, rows: list[ReferenceRow]) -> dict[str, dict[str, Any]]:
+    """A classifier's score calibration, fitted on the rows with scores, a prediction and a label
+    (what label-free estimation needs); empty for regression or without such rows."""
+    classes = list(schema.classes or [])
+    if schema.task is Task.regression or not classes:
+        return {}
+    index = {c: i for i, c in enumerate(classes)}
+    usable = [r for r in rows if r.label is not None and r.prediction is not None and r.scores]
+    p = score_matrix([r.scores for r in usable], classes, schema.positive_class)
+    ok = ~np.isnan(p).any(axis=1)
+    if ok.sum() < 2:
+        return {}
+    truth = np.array([index[str(r.label)] for r in usable])[ok]
+    predicted = np.array([index[str(r.prediction)] for r in usable])[ok]
+    return {CALIBRATION_COLUMN: fit_calibration(p[ok], truth, predicted, classes).to_json()}
+
+
+def reconstruction(
+    schema: ModelSchema, rows: list[ReferenceRow], slices: dict[str, list[ReferenceRow]]
+) -> dict[str, dict[str, dict[str, Any]]]:
+    """The reference's reconstruction model (under '') and each slice's baseline error, from every
+    row's error under components fitted without it; empty with fewer than two features."""
+    features = schema.features[:MAX_FEATURES]
+    numerical = [f.name for f in features if f.type is FeatureType.numerical]
+    categorical = [f.name for f in features if f.type is not FeatureType.numerical]
+    numbers = np.array([[stored_number(r.features.get(f)) for f in numerical] for r in rows], dtype=float).reshape(
+        len(rows), len(numerical)
+    )
+    categories = [[category_key(r.features.get(f)) for r in rows] for f in categorical]
+    fitted = fit_reconstruction(numerical, numbers, categorical, categories)
+    if fitted is None:
+        return {}
+    model, errors = fitted
+    position = {id(r): i for i, r in enumerate(rows)}
+    out: dict[str, dict[str, dict[str, Any]]] = {seg: {} for seg in slices}
+    for seg, part in slices.items():
+        out[seg][BASELINE_COLUMN] = Baseline.of(errors[[position[id(r)] for r in part]]).to_json()
+    out[""][RECONSTRUCTION_COLUMN] = model.to_json()
+    return out
+
+
 def segment_slices(schema: ModelSchema, rows: list[ReferenceRow], top_values: int) -> dict[str, list[ReferenceRow]]:
     """The reference's rows of each tracked segment ('column=value'): per segment column, its
     ``top_values`` most frequent values in the reference."""
@@ -125,6 +174,9 @@ def upload_reference(
     summaries = {
         seg: {**column_summaries(schema, part), **quality_summaries(schema, part)} for seg, part in slices.items()
     }
+    summaries[""] |= calibration(schema, rows)
+    for seg, extras in reconstruction(schema, rows, slices).items():
+        summaries[seg] |= extras
     with ctx.uow() as uow:
         ref_id = reference_repo.replace_active_reference(
             uow.conn, uow.raw, vrow.model_id, vrow.version_id, name, fmt.value, rows
@@ -140,4 +192,6 @@ def upload_reference(
         "format": fmt.value,
         "segments": {seg: len(part) for seg, part in slices.items() if seg},
         "labelled": QUALITY_COLUMN in summaries[""],
+        "calibrated": CALIBRATION_COLUMN in summaries[""],
+        "reconstruction": RECONSTRUCTION_COLUMN in summaries[""],
     }

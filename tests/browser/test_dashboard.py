@@ -183,13 +183,25 @@ def test_model_charts_hold_the_stored_points(driver: webdriver.Chrome, dashboard
     assert len(heatmap["x"]) == len({e for _, e, _ in stored})
     series = plot_data(driver, "dataset-drift")[0]
     assert series["y"] == pytest.approx(drift_values)
-    quality = plot_data(driver, "quality")
-    assert {t["name"] for t in quality} >= {"accuracy", "label coverage"}
+    quality = {t["name"]: t for t in plot_data(driver, "quality")}
+    assert set(quality) >= {"accuracy, realized", "accuracy, estimated", "95 % band of the estimate", "label coverage"}
+    with ctx.engine.connect() as conn:
+        estimated = conn.execute(
+            text(
+                "SELECT value, (details->>'upper')::float8 FROM metric_points WHERE metric = 'estimated.accuracy' "
+                "AND window_end - window_start = interval '1 hour' AND labels = '{}'::jsonb ORDER BY window_end"
+            )
+        ).all()
+    assert quality["accuracy, estimated"]["y"] == pytest.approx([v for v, _ in estimated])
+    assert quality["95 % band of the estimate"]["y"] == pytest.approx([u for _, u in estimated])
+    errors = plot_data(driver, "multivariate-drift")
+    assert any(t["name"] == "reconstruction error" and len(t["y"]) >= 2 for t in errors)
 
 
 CHART_METRICS = {
     "dataset-drift": "dataset_drift",
     "prediction-drift": "prediction_drift",
+    "multivariate-drift": "multivariate_drift",
     "quality": "quality.accuracy",
     "latency": "latency.p95",
     "missing": "data_quality.missing_share",

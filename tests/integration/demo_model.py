@@ -30,11 +30,19 @@ def register_demo(ctx: ServiceContext, cfg: MonitoringConfig | None = None) -> N
 
 
 def traffic(
-    ctx: ServiceContext, start: datetime, n: int, prefix: str, seed: int, concept: float = 0.0, minutes: int = 60
+    ctx: ServiceContext,
+    start: datetime,
+    n: int,
+    prefix: str,
+    seed: int,
+    concept: float = 0.0,
+    minutes: int = 60,
+    drift: float = 0.0,
 ) -> pd.DataFrame:
-    """``n`` scored predictions spread over ``minutes`` from ``start``; returns them with their truth."""
+    """``n`` scored predictions spread over ``minutes`` from ``start``, of applicants ``drift``
+    towards the shifted population; returns them with their truth."""
     rng = np.random.default_rng(seed)
-    a = demo_data.applicants(n, rng)
+    a = demo_data.applicants(n, rng, drift)
     p = demo_data.model_scores(a)
     truth = np.where(demo_data.true_default(a, rng, concept), "default", "repaid")
     frame = pd.DataFrame(

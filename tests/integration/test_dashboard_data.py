@@ -24,3 +24,15 @@ def test_the_overview_counts_predictions_by_their_own_hours(ctx: ServiceContext)
     backfill(ctx, MODEL, base, base + 3 * HOUR)
     [model] = dashboard_data.overview(ctx)
     assert model["volume"] == [(base, 120), (base + HOUR, 80), (base + 2 * HOUR, 200)]
+
+
+def test_the_overview_shows_the_estimated_quality_before_any_label(ctx: ServiceContext) -> None:
+    register_demo(ctx, MonitoringConfig(windows=["1h"]))
+    base = hour_floor(datetime.now(UTC)) - 3 * HOUR
+    traffic(ctx, base, 600, "h-", seed=3)  # no labels posted
+    backfill(ctx, MODEL, base, base + HOUR)
+    [model] = dashboard_data.overview(ctx)
+    assert model["quality"] is None  # nothing realized without labels
+    estimated = model["estimated_quality"]
+    assert estimated["metric"] == "estimated.accuracy" and estimated["sample_size"] == 540  # the scored ones
+    assert 0.75 < estimated["value"] < 0.95

@@ -83,13 +83,20 @@ def test_demo_streams_traffic_with_labels(settings, ctx) -> None:  # type: ignor
             "SELECT count(DISTINCT labels->>'segment_value') FROM metric_points "
             "WHERE metric = 'dataset_drift' AND labels->>'segment' = 'region'"
         ).fetchone()[0]
+        # quality estimated from the scores, with its band, and multivariate drift
+        label_free = conn.execute(
+            "SELECT count(*) FILTER (WHERE metric = 'estimated.accuracy' AND details ? 'upper'), "
+            "count(*) FILTER (WHERE metric = 'multivariate_drift') "
+            "FROM metric_points WHERE labels ->> 'segment' IS NULL"
+        ).fetchone()
     assert n_pred > 100
     assert n_lab > 20
     assert n_ref == 5000
     assert n_drift >= 8  # the scheduler ran: every feature's drift over the live window
     assert coverage >= 1  # quality against labels, with its coverage
     assert segments >= 2  # and per region
-    assert rules == 5 and receivers == ["retrain", "webhook"]  # the demo's rules and its two receivers
+    assert label_free[0] >= 1 and label_free[1] >= 1, label_free
+    assert rules == 6 and receivers == ["retrain", "webhook"]  # the demo's rules and its two receivers
     assert history >= 3  # the hours before the demo started were computed: the charts start full
     assert incident == ["firing", "resolved"], incident
     assert links and all(link.startswith(f"http://127.0.0.1:{dashboard_port}/models/") for link in links), links

@@ -28,6 +28,11 @@ from monitor.services.windows import hour_floor
 EVIDENTLY = MonitoringConfig(stattest_profile="evidently")
 
 
+# Column summaries a bucket of the demo model holds: 8 features, the prediction, one class score,
+# the latency, every prediction's scores and the reconstruction errors.
+COLUMNS = 13
+
+
 def overall(ctx: ServiceContext, *args: object) -> list[MetricPoint]:
     """The window's points over all predictions (the demo model also has segment points)."""
     if len(args) == 4:
@@ -141,7 +146,7 @@ def test_reruns_overwrite_and_settings_apply(ctx: ServiceContext) -> None:
         quality = conn.execute(
             text("SELECT count(*) FROM bucket_summaries WHERE segment = '' AND column_name = '_quality'")
         ).scalar_one()
-    assert per_bucket == (11, 33)  # 8 features + prediction + one class score + latency, 3 hours
+    assert per_bucket == (COLUMNS, 3 * COLUMNS)  # 3 hours
     assert quality == 3
     cfg = MonitoringConfig(
         stattest_profile="evidently", fdr=True, feature_tests={"income": FeatureTest(test="psi", threshold=0.2)}
@@ -210,7 +215,7 @@ def test_whole_days_are_read_as_day_summaries(ctx: ServiceContext) -> None:
     rollup(ctx, demo_data.MODEL_NAME, None, *window)
     points = overall(ctx, demo_data.MODEL_NAME, None, *window)
 
-    assert _merged_rows(ctx, 24) == 11  # the one whole day, merged once, for each of its 11 columns
+    assert _merged_rows(ctx, 24) == COLUMNS  # the one whole day, merged once, for each of its columns
     ref = raw_reference(ctx)
     age = next(p for p in points if p.labels.get("feature") == "age")
     raw = test_drift(
@@ -224,7 +229,7 @@ def test_whole_days_are_read_as_day_summaries(ctx: ServiceContext) -> None:
     assert _merged_rows(ctx, 24, everything=True) == 0  # segments' and quality's merges too
     again = overall(ctx, demo_data.MODEL_NAME, None, *window)
     assert next(p for p in again if p.labels.get("feature") == "age").value == pytest.approx(age.value, rel=1e-12)
-    assert _merged_rows(ctx, 24) == 11
+    assert _merged_rows(ctx, 24) == COLUMNS
 
 
 def _a_week_of_data(ctx: ServiceContext) -> tuple[datetime, tuple[datetime, datetime], list[dict]]:
@@ -253,7 +258,7 @@ def test_whole_weeks_are_read_as_week_summaries(ctx: ServiceContext) -> None:
     monday, window, records = _a_week_of_data(ctx)
 
     age = next(p for p in overall(ctx, demo_data.MODEL_NAME, None, *window) if p.labels.get("feature") == "age")
-    assert _merged_rows(ctx, 168) == 11 and _merged_rows(ctx, 24) == 7 * 11  # the week, and its days (11 columns each)
+    assert _merged_rows(ctx, 168) == COLUMNS and _merged_rows(ctx, 24) == 7 * COLUMNS  # the week, and its days
     ref = raw_reference(ctx)
     raw = test_drift(
         np.array([f["age"] for f in ref["features"]], dtype=float),
@@ -262,10 +267,10 @@ def test_whole_weeks_are_read_as_week_summaries(ctx: ServiceContext) -> None:
     )
     assert age.value == pytest.approx(raw.score, rel=1e-9) and age.sample_size == len(records)
     rollup(ctx, demo_data.MODEL_NAME, None, monday + timedelta(days=3, hours=5), monday + timedelta(days=3, hours=6))
-    assert _merged_rows(ctx, 168) == 0 and _merged_rows(ctx, 24) == 6 * 11  # that week and that day dropped
+    assert _merged_rows(ctx, 168) == 0 and _merged_rows(ctx, 24) == 6 * COLUMNS  # that week and that day dropped
     again = next(p for p in overall(ctx, demo_data.MODEL_NAME, None, *window) if p.labels.get("feature") == "age")
-    assert again.value == pytest.approx(age.value, rel=1e-12) and _merged_rows(ctx, 168) == 11
-    assert _merged_rows(ctx, 24) == 7 * 11
+    assert again.value == pytest.approx(age.value, rel=1e-12) and _merged_rows(ctx, 168) == COLUMNS
+    assert _merged_rows(ctx, 24) == 7 * COLUMNS
 
 
 def test_a_merge_never_keeps_an_hour_summarised_again_while_it_was_built(ctx: ServiceContext) -> None:

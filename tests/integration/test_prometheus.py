@@ -70,6 +70,9 @@ def test_service_and_model_metrics(churn: Api) -> None:
             MetricPoint(
                 "dataset_drift", start, end, 0.1, sample_size=1, labels={"segment": "plan", "segment_value": "basic"}
             ),
+            MetricPoint("estimated.accuracy", start, end, 0.8, 2, details={"lower": 0.7, "upper": 0.9}),
+            MetricPoint("estimated.quality_drop", start, end, 0.1, 2, {"metric": "accuracy"}, drifted=True),
+            MetricPoint("multivariate_drift", start, end, 1.4, 2, {"method": "reconstruction_error"}, drifted=False),
         ],
     )
     job_log.succeeded(churn.ctx, "churn", "metrics", 1.25)
@@ -101,6 +104,11 @@ def test_service_and_model_metrics(churn: Api) -> None:
     assert not [lab for lab, _ in m["monitor_model_feature_drifted"] if lab.get("feature") == "plan"]
     assert value(m, "monitor_model_quality", model="churn", metric="accuracy", average="", **{"class": ""}) == 0.9
     assert value(m, "monitor_model_quality", model="churn", metric="f1", average="macro") == 0.7
+    assert value(m, "monitor_model_estimated_quality", model="churn", metric="accuracy", average="") == 0.8
+    assert value(m, "monitor_model_estimated_quality_band", model="churn", metric="accuracy", bound="upper") == 0.9
+    assert value(m, "monitor_model_estimated_quality_drop", model="churn", metric="accuracy") == 1
+    assert value(m, "monitor_model_multivariate_drift_error", model="churn", window="1h") == 1.4
+    assert value(m, "monitor_model_multivariate_drifted", model="churn", window="1h") == 0
     assert value(m, "monitor_model_latency_seconds", model="churn", statistic="p95") == 0.0125
     assert value(m, "monitor_model_latency_seconds", model="churn", statistic="mean") == 0.008
     assert value(m, "monitor_ingest_request_duration_seconds_count", endpoint="predictions", status="2xx") == 2
@@ -149,6 +157,10 @@ def test_promtool_accepts_a_real_scrape(churn: Api) -> None:
         MetricPoint("latency.mean", start, end, 8.0, sample_size=2),
         MetricPoint("throughput.per_minute", start, end, 3.0, sample_size=2),
         MetricPoint("concept_drift.error_stream", start, end, 1.0, sample_size=2, drifted=True),
+        MetricPoint("estimated.accuracy", start, end, 0.8, 2, details={"lower": 0.7, "upper": 0.9}),
+        MetricPoint("estimated.f1", start, end, 0.6, 2, {"class": "leave"}, details={"lower": 0.5, "upper": 0.7}),
+        MetricPoint("estimated.quality_drop", start, end, 0.1, 2, {"metric": "accuracy"}, drifted=True),
+        MetricPoint("multivariate_drift", start, end, 1.4, 2, {"method": "reconstruction_error"}, drifted=False),
     ]
     record_points(churn.ctx, "churn", "1", points)
     job_log.succeeded(churn.ctx, "churn", "metrics", 1.0)

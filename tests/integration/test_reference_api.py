@@ -53,8 +53,12 @@ def test_upload_each_format(churn: Api, fmt: str) -> None:
         "prediction",
         "scores.leave",
         "_quality",  # the reference's own quality on its labelled rows: the concept-drift baseline
+        "_calibration",  # the scores against the labels: label-free estimation
     }
     assert columns["_quality"]["n_labelled"] == 3 and r.json()["labelled"] is True
+    # too few rows to calibrate by measurement (the identity) or to fit a reconstruction model
+    assert r.json()["calibrated"] is True and columns["_calibration"]["methods"] == ["identity"]
+    assert r.json()["reconstruction"] is False
     assert columns["features.tenure"]["edges"] == [1.0, 5.0, 30.0] and columns["features.tenure"]["distinct"] == 3
     assert columns["features.autopay"]["counts"] == {"true": 2, "false": 1}
     assert columns["prediction"]["counts"] == {"stay": 2, "leave": 1}

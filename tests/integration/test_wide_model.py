@@ -98,7 +98,8 @@ def test_a_wide_models_summaries_equal_its_columns_summarised_one_by_one(ctx: Se
         }
     for segment, rows in (("", records), ("region=EU", [r for r in records if r["features"]["region"] == "EU"])):
         stored = _stored(ctx, segment)
-        assert len(stored) == WIDTH + 3 + 1  # the features, the prediction, the latency
+        # the features, the prediction, the latency, the scores and the reconstruction errors
+        assert len(stored) == WIDTH + 3 + 1 + 2
         for i in range(WIDTH):
             col = f"features.n{i}"
             edges = np.asarray(reference[(segment, col)]["edges"], dtype=float)

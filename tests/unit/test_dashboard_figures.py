@@ -184,3 +184,33 @@ def test_the_alert_timeline_has_room_for_every_row() -> None:
     assert list(fig.layout.yaxis.categoryarray) == rows
     assert fig.layout.yaxis.dtick == 1  # a label on every row, none skipped
     assert fig.layout.height >= ROW_PX * len(rows)
+
+
+def test_quality_draws_the_estimate_in_its_band_before_labels_and_the_realized_line_after() -> None:
+    ends = [T + timedelta(hours=h) for h in range(4)]
+    band = {"lower": 0.7, "upper": 0.8}
+    points = [point("estimated.accuracy", e, 0.75, details=band) for e in ends]
+    points += [point("quality.accuracy", e, 0.74) for e in ends[:2]]  # labels only for the first two
+    fig = figures.quality(points, "quality.accuracy")
+    traces = {t.get("name"): t for t in fig["data"]}
+    assert traces["95 % band of the estimate"]["y"] == [0.8] * 4 and traces["95 % band of the estimate"]["fill"]
+    assert [t["y"] for t in fig["data"] if t.get("fill") is None and t["y"] == [0.7] * 4]  # the band's lower edge
+    assert traces["accuracy, estimated"]["x"] == ends and traces["accuracy, realized"]["x"] == ends[:2]
+    assert "estimated from the scores" in fig["layout"]["title"]
+    # before any label at all: the estimate alone, not "no labelled predictions"
+    alone = figures.quality(points[:4], "quality.accuracy")
+    assert "accuracy, estimated" in [t.get("name") for t in alone["data"]]
+
+
+def test_multivariate_drift_marks_the_windows_outside_the_reference_band() -> None:
+    band = {"lower": 1.1, "upper": 1.3}
+    points = [
+        point("multivariate_drift", T, 1.2, details=band, drifted=False),
+        point("multivariate_drift", T + timedelta(hours=1), 1.6, details=band, drifted=True),
+    ]
+    fig = figures.multivariate_drift(points)
+    traces = {t.get("name"): t for t in fig["data"]}
+    assert traces["reconstruction error"]["y"] == [1.2, 1.6]
+    assert traces["drifted"]["x"] == [T + timedelta(hours=1)]
+    assert traces["reference band"]["y"] == [1.3, 1.3]
+    assert "no reconstruction model" in str(figures.multivariate_drift([]).layout.annotations[0].text)
