@@ -19,6 +19,7 @@ be too small: the components were fitted to exactly those rows.
 
 from __future__ import annotations
 
+import warnings
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -107,7 +108,11 @@ def _components(x: np.ndarray, n: float | int = EXPLAINED_VARIANCE) -> np.ndarra
     """The principal components keeping ``n`` of the variance (a share) or ``n`` of them."""
     from sklearn.decomposition import PCA  # scikit-learn's import costs ~0.5 s; only here
 
-    pca = PCA(n_components=n, svd_solver="full").fit(x)
+    with warnings.catch_warnings():
+        # a reference with no variance at all divides 0 by 0 in its explained-variance ratios: the
+        # one component kept then rebuilds every row exactly, which is what such a reference says
+        warnings.simplefilter("ignore", RuntimeWarning)
+        pca = PCA(n_components=n, svd_solver="full").fit(x)
     comps: np.ndarray = pca.components_
     return comps
 
