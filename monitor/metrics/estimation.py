@@ -47,9 +47,7 @@ GRID = 128  # points each refit is kept on
 Z_BAND = 1.959963984540054  # the band is the estimate ± this many standard errors (95 %)
 
 
-def score_matrix(
-    scores: Sequence[dict[str, Any] | None], classes: Sequence[str], positive_class: str | None = None
-) -> np.ndarray:
+def score_matrix(scores: Sequence[dict[str, Any] | None], classes: Sequence[str]) -> np.ndarray:
     """Rows x classes of scores normalised to sum to 1; a row without a usable score for every
     class is NaN. A binary model's missing class takes the complement of the other."""
     m = np.array([[(s or {}).get(c, np.nan) for c in classes] for s in scores], dtype=float).reshape(
@@ -64,11 +62,8 @@ def score_matrix(
     return out
 
 
-def bin_scores() -> np.ndarray:
-    """The score at the middle (on the logit) of each of ``SCORE_BINS`` bins."""
-    z = (np.arange(SCORE_BINS) + 0.5) * (2 * LOGIT_LIMIT / SCORE_BINS) - LOGIT_LIMIT
-    out: np.ndarray = 1 / (1 + np.exp(-z))
-    return out
+# The score at the middle (on the logit) of each of ``SCORE_BINS`` bins.
+BIN_SCORES = 1 / (1 + np.exp(-((np.arange(SCORE_BINS) + 0.5) * (2 * LOGIT_LIMIT / SCORE_BINS) - LOGIT_LIMIT)))
 
 
 # -- calibration ----------------------------------------------------------------------------------
@@ -354,7 +349,7 @@ def estimate_classification(
     n = s.n
     if n == 0:
         return {}
-    x = bin_scores()
+    x = BIN_SCORES
     draws: list[int | None] = [None, *range(cal.n_resamples)]
     binary = s.n_classes == 2 and positive_class in cal.classes
     ks = [cal.classes.index(positive_class)] if binary else list(range(s.n_classes))  # type: ignore[arg-type]

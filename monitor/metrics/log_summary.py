@@ -130,12 +130,11 @@ class ScoresOfRows:
     """Every prediction's normalised scores and predicted class, for label-free estimation."""
 
     classes: list[str]
-    positive_class: str | None
     name: str = SCORES_COLUMN
 
     def rows(self, chunk: Chunk) -> np.ndarray:
         index = {c: i for i, c in enumerate(self.classes)}
-        p = score_matrix(chunk.scores, self.classes, self.positive_class)
+        p = score_matrix(chunk.scores, self.classes)
         predicted = [index.get(category_key(v) or "", -1) for v in chunk.predictions]
         return np.column_stack([p, np.asarray(predicted, dtype=float)])
 
@@ -195,13 +194,12 @@ class GroupSummaries:
     ) -> None:
         """Add the chunk's ``rows`` (a mask; None for all) of this group's columns. ``matrix``:
         the chunk's values of ``self.numerical``, as ``Chunk.numbers`` makes them;
-        ``derived_values``: each derived summary's per-row values of the chunk (computed here
-        when not given)."""
+        ``derived_values``: each derived summary's per-row values of the chunk, computed once for
+        every group (``summary_repo`` does)."""
         if rows is not None and not rows.any():
             return
         for d in self.derived:
-            given = (derived_values or {}).get(d.name)
-            per_row = d.rows(chunk) if given is None else given
+            per_row = (derived_values or {})[d.name]
             part = d.summarise(per_row if rows is None else per_row[rows])
             held = self.row_summaries.get(d.name)
             self.row_summaries[d.name] = part if held is None else held.merge(part)

@@ -55,15 +55,8 @@ class Reconstruction:
     def encode(self, numbers: np.ndarray, categories: Sequence[Sequence[str | None]]) -> np.ndarray:
         """Standardised rows x columns: ``numbers`` rows x numerical features (NaN, ±inf missing),
         ``categories`` one list of values per categorical feature."""
-        n = len(numbers) if len(self.numerical) else (len(categories[0]) if categories else 0)
-        x = np.empty((n, self.width))
         k = len(self.numerical)
-        if k:
-            nums = np.where(np.isfinite(numbers), numbers, np.nan)
-            x[:, :k] = np.where(np.isnan(nums), self.center[:k], nums)
-        for j, values in enumerate(categories):
-            share, missing = self.shares[j], self.missing_share[j]
-            x[:, k + j] = [missing if v is None else share.get(v, 0.0) for v in values]
+        x = _unscaled(numbers, categories, self.center[:k], self.shares, self.missing_share)
         out: np.ndarray = (x - self.center) / self.scale
         return out
 
@@ -95,6 +88,31 @@ class Reconstruction:
             [float(v) for v in d["missing_share"]],
             np.asarray(d["components"], dtype=float).reshape(-1, width),
         )
+
+
+def _rows(numbers: np.ndarray, categories: Sequence[Sequence[str | None]]) -> int:
+    return len(numbers) if numbers.size or not categories else len(categories[0])
+
+
+def _unscaled(
+    numbers: np.ndarray,
+    categories: Sequence[Sequence[str | None]],
+    fill: np.ndarray,
+    shares: list[dict[str, float]],
+    missing_share: list[float],
+) -> np.ndarray:
+    """Rows x columns before standardising, as the model reads them: a numerical value missing or
+    ±inf takes ``fill`` (the reference's mean), a category its share of the reference (unseen 0,
+    a missing value the share of missing ones)."""
+    k = len(fill)
+    x = np.empty((_rows(numbers, categories), k + len(categories)))
+    if k:
+        nums = np.where(np.isfinite(numbers), numbers, np.nan)
+        x[:, :k] = np.where(np.isnan(nums), fill, nums)
+    for j, values in enumerate(categories):
+        share, missing = shares[j], missing_share[j]
+        x[:, k + j] = [missing if v is None else share.get(v, 0.0) for v in values]
+    return x
 
 
 def _errors(x: np.ndarray, components: np.ndarray) -> np.ndarray:
@@ -146,7 +164,7 @@ def fit_reconstruction(
 ) -> tuple[Reconstruction, np.ndarray] | None:
     """The reconstruction model of the reference's rows, and each row's out-of-fold error (what
     baselines are taken from). None when there are fewer than two features or ``2 x FOLDS`` rows."""
-    n = len(numbers) if numerical else (len(categories[0]) if categories else 0)
+    n = _rows(numbers, categories)
     if len(numerical) + len(categorical) < 2 or n < 2 * FOLDS:
         return None
     shares, missing = [], []
@@ -154,14 +172,9 @@ def fit_reconstruction(
         counted = Counter(v for v in values if v is not None)
         shares.append({v: c / n for v, c in counted.items()})
         missing.append((n - sum(counted.values())) / n)
-    k = len(numerical)
-    raw = np.empty((n, k + len(categorical)))
-    if k:
-        nums = np.where(np.isfinite(numbers), numbers, np.nan)
-        means = np.array([np.nanmean(c) if (~np.isnan(c)).any() else 0.0 for c in nums.T])
-        raw[:, :k] = np.where(np.isnan(nums), means, nums)
-    for j, values in enumerate(categories):
-        raw[:, k + j] = [missing[j] if v is None else shares[j][v] for v in values]
+    nums = np.where(np.isfinite(numbers), numbers, np.nan)
+    means = np.array([np.nanmean(c) if (~np.isnan(c)).any() else 0.0 for c in nums.T])
+    raw = _unscaled(numbers, categories, means, shares, missing)
     center = raw.mean(axis=0)
     scale = raw.std(axis=0)
     scale = np.where(scale > 0, scale, 1.0)

@@ -29,6 +29,11 @@ class MetricPoint:
             object.__setattr__(self, "value", None)
 
 
+def segment_labels(segment: tuple[str, str] | None) -> dict[str, str]:
+    """The labels that put a point in a segment ('column', 'value'); none for all predictions."""
+    return {} if segment is None else {"segment": segment[0], "segment_value": segment[1]}
+
+
 def drift_severity(point: dict[str, Any]) -> float:
     """How far a stored drift point's score is past its threshold, on one scale for both kinds of
     test: 1 = at the threshold, above 1 = drifted. Distances: score / threshold; p-values (drift

@@ -12,7 +12,7 @@ from monitor.domain.schema import ModelSchema, Task
 from monitor.metrics.concept import quality_drop, standard_error
 from monitor.metrics.drift_decision import decide
 from monitor.metrics.error_stream import StreamInWindow
-from monitor.metrics.points import MetricPoint
+from monitor.metrics.points import MetricPoint, segment_labels
 from monitor.metrics.profiles import summary_from_json
 from monitor.metrics.quality_summary import (
     QUALITY_COLUMN,
@@ -56,7 +56,7 @@ def window_quality_points(
     """Quality, label coverage and concept drift of a window (of one segment) from its merged
     quality summary, the reference's quality extras and what the error-stream detector found in
     the window (``stream``; classification)."""
-    seg_labels = {} if segment is None else {"segment": segment[0], "segment_value": segment[1]}
+    seg_labels = segment_labels(segment)
     q = quality_metrics(s, schema.positive_class)
     common = {"label_coverage": q.label_coverage, "n_predictions": q.n_predictions}
     points = [

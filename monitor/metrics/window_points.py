@@ -10,7 +10,7 @@ from typing import Any
 
 from monitor.domain.monitoring import MonitoringConfig
 from monitor.metrics.drift_decision import ColumnTest, decide
-from monitor.metrics.points import MetricPoint
+from monitor.metrics.points import MetricPoint, segment_labels
 from monitor.metrics.profiles import NumericSummary, Summary, quantile, summary_from_json
 from monitor.metrics.stattests import dataset_drift
 
@@ -37,8 +37,7 @@ def segment_points(
     points += data_quality_points(ref, current, window_start, window_end)
     if segment is None:
         return points
-    seg_labels = {"segment": segment[0], "segment_value": segment[1]}
-    return [replace(p, labels={**p.labels, **seg_labels}) for p in points]
+    return [replace(p, labels={**p.labels, **segment_labels(segment)}) for p in points]
 
 
 def drift_points(

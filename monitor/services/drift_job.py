@@ -33,7 +33,7 @@ from monitor.metrics.log_summary import (
     ScoresOfRows,
 )
 from monitor.metrics.multivariate import RECONSTRUCTION_COLUMN, Reconstruction
-from monitor.metrics.points import MetricPoint
+from monitor.metrics.points import MetricPoint, segment_labels
 from monitor.metrics.profiles import (
     LATENCY_EDGES,
     CategoricalSummary,
@@ -110,7 +110,7 @@ def derived_summaries(schema: ModelSchema, ref: ReferenceView) -> list[Derived]:
     has one, the reconstruction error under its model."""
     derived: list[Derived] = []
     if schema.task is not Task.regression and schema.classes:
-        derived.append(ScoresOfRows(list(schema.classes), schema.positive_class))
+        derived.append(ScoresOfRows(list(schema.classes)))
     model = ref.extras[""].get(RECONSTRUCTION_COLUMN)
     if model is not None:
         derived.append(ReconstructionOfRows(Reconstruction.from_json(model)))
@@ -262,9 +262,15 @@ def _window_points(
         ctx, vrow, view.reference_id, window_start, window_end, lambda: ColumnAccumulator(ref), segment=seg
     )
     points = segment_points(ref, acc.columns, acc.n_rows, segment, cfg, window_start, window_end, now)
-    seg_labels = {} if segment is None else {"segment": segment[0], "segment_value": segment[1]}
     return points + label_free_points(
-        schema, view.extras[""], view.extras[seg], acc.row_summaries, cfg, window_start, window_end, seg_labels
+        schema,
+        view.extras[""],
+        view.extras[seg],
+        acc.row_summaries,
+        cfg,
+        window_start,
+        window_end,
+        segment_labels(segment),
     )
 
 

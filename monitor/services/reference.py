@@ -98,7 +98,7 @@ def calibration(schema: ModelSchema, rows: list[ReferenceRow]) -> dict[str, dict
         return {}
     index = {c: i for i, c in enumerate(classes)}
     usable = [r for r in rows if r.label is not None and r.prediction is not None and r.scores]
-    p = score_matrix([r.scores for r in usable], classes, schema.positive_class)
+    p = score_matrix([r.scores for r in usable], classes)
     ok = ~np.isnan(p).any(axis=1)
     if ok.sum() < 2:
         return {}
