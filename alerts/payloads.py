@@ -163,8 +163,10 @@ def retrain_event(
     link: str,
     fingerprint: str,
     at: datetime,
+    export: str | None = None,
 ) -> dict[str, Any]:
-    """``model.retrain_requested``, in the Standard Webhooks payload shape (type, timestamp, data)."""
+    """``model.retrain_requested``, in the Standard Webhooks payload shape (type, timestamp, data);
+    ``export`` is where the window's rows with their labels can be fetched."""
     return {
         "type": "model.retrain_requested",
         "timestamp": rfc3339(at),
@@ -177,5 +179,6 @@ def retrain_event(
             "evidence": evidence,
             "reference": reference,
             "link": link,
+            "export": export,
         },
     }

@@ -34,7 +34,7 @@ from dashboards.pages import alerts, model, overview, reports
 from dashboards.serve import DashboardServer
 from monitor import demo_data
 from monitor.config import Settings
-from monitor.db import partitions
+from monitor.db import bulk_repo
 from monitor.domain.monitoring import MonitoringConfig
 from monitor.domain.schema import ModelSpec
 from monitor.domain.tabular import TableFormat
@@ -48,32 +48,6 @@ from monitor.services.windows import hour_floor
 
 MODEL = demo_data.MODEL_NAME
 
-# Rows generated inside Postgres, shaped like the demo model's traffic (a little shifted from
-# the reference, so the drift charts have something to show).
-GENERATE = """
-INSERT INTO predictions (model_id, model_version_id, prediction_id, ts, received_at, features, prediction,
-                         scores, latency_ms, segments)
-SELECT :m, :v, 'b' || g, ts, ts, f,
-       to_jsonb(CASE WHEN s >= 0.5 THEN 'default' ELSE 'repaid' END),
-       jsonb_build_object('default', s), 4 + 30 * random() * random(),
-       jsonb_build_object('region', f ->> 'region', 'channel', (ARRAY['web', 'branch', 'partner'])[1 + (g % 3)])
-FROM (
-    SELECT g, :start + make_interval(secs => g::float8 * :step / 1e6) AS ts, round(random()::numeric, 4)::float8 AS s,
-           jsonb_build_object(
-               'age', round((21 + 50 * random())::numeric),
-               'income', round((15000 + 90000 * random() * random() + 20000 * random())::numeric, 2),
-               'debt_ratio', round((random() * 0.9)::numeric, 3),
-               'credit_lines', floor(1 + 9 * random()),
-               'late_payments', floor(4 * random() * random()),
-               'employment',
-                   (ARRAY['salaried', 'self-employed', 'unemployed', 'retired'])[1 + floor(4 * random())::int],
-               'region', (ARRAY['north', 'south', 'east', 'west'])[1 + floor(4 * random())::int],
-               'has_mortgage', random() < 0.4
-           ) AS f
-    FROM generate_series(:first, :last) g
-) rows
-"""
-
 
 def setup(ctx: ServiceContext, rows: int, days: int) -> datetime:
     spec = dict(demo_data.SPEC)
@@ -83,25 +57,13 @@ def setup(ctx: ServiceContext, rows: int, days: int) -> datetime:
     vrow = registry.resolve_version(ctx, MODEL, None)
     end = hour_floor(datetime.now(UTC))
     start = end - timedelta(days=days)
-    step_us = int(days * 86_400 * 1e6 / rows)
-    with ctx.uow() as uow:
-        partitions.create_partitions(uow.conn, [(start + timedelta(days=d)).date() for d in range(days + 1)])
-        uow.commit()
+    step = timedelta(days=days) / rows
     t = time.perf_counter()
     chunk = 1_000_000
     for first in range(0, rows, chunk):
         with ctx.uow() as uow:
-            uow.conn.execute(
-                text(GENERATE),
-                {
-                    "m": vrow.model_id,
-                    "v": vrow.version_id,
-                    "start": start,
-                    "step": step_us,
-                    "first": first,
-                    "last": min(first + chunk, rows) - 1,
-                },
-            )
+            last = min(first + chunk, rows) - 1
+            bulk_repo.demo_predictions(uow.conn, vrow.model_id, vrow.version_id, start, step, first, last)
             uow.commit()
         print(f"  generated {min(first + chunk, rows):,} predictions ({time.perf_counter() - t:.0f} s)", flush=True)
     with ctx.uow() as uow:

@@ -14,13 +14,14 @@ from urllib.parse import quote, urlparse
 
 from flask import Flask, Response, g, redirect, request, session
 
+from monitor.domain.audit import Actor
 from monitor.errors import MonitorError, TooManyRequests, Unauthorized
 from monitor.services import dashboard_sessions as sessions
 from monitor.services.context import ServiceContext
 from monitor.services.keys import Authenticator, Principal, Scope, hash_key
 from monitor.services.rate_limit import RateLimiter
 
-OPEN_PRINCIPAL = Principal(0, "open dashboard (loopback demo)", frozenset({Scope.admin.value}))
+OPEN_PRINCIPAL = Principal(0, "open dashboard (loopback demo)", frozenset({Scope.admin.value}), "open")
 PUBLIC_PREFIXES = ("/login", "/logout", "/_dash-component-suites/", "/assets/", "/_favicon.ico", "/favicon.ico")
 
 LOGIN_PAGE = """<!doctype html><html><head><title>Model Monitor — log in</title>
@@ -52,6 +53,12 @@ def _safe_next(target: str) -> str:
 def principal() -> Principal:
     p: Principal = g.principal  # set for every request that got past the check
     return p
+
+
+def actor() -> Actor:
+    """Who acts through this request, for the audit log: the logged-in key, from the browser's address."""
+    p = principal()
+    return Actor("dashboard", p.key_id, p.name, p.prefix or None, request.remote_addr)
 
 
 def install(server: Flask, ctx: ServiceContext, *, open_access: bool) -> None:

@@ -150,6 +150,7 @@ def _citus(args: argparse.Namespace) -> int:
 
 
 def _keys(args: argparse.Namespace) -> int:
+    from monitor.domain.audit import Actor
     from monitor.errors import NotFound
     from monitor.services import keys
     from monitor.services.bootstrap import open_for_reading, open_for_writing
@@ -159,7 +160,7 @@ def _keys(args: argparse.Namespace) -> int:
     ctx = open_for_reading(settings) if args.keys_cmd == "list" else open_for_writing(settings)
     try:
         if args.keys_cmd == "create":
-            key, info = keys.create_key(ctx, args.name, [keys.Scope(s) for s in args.scope])
+            key, info = keys.create_key(ctx, args.name, [keys.Scope(s) for s in args.scope], Actor.command_line())
             print(key)
             print(
                 f"# key {info['prefix']} ({', '.join(info['scopes'])}): shown once, only its hash is stored",
@@ -172,7 +173,7 @@ def _keys(args: argparse.Namespace) -> int:
                 print(f"{k['prefix']:8}  {state:8}  {','.join(k['scopes']):20}  {k['name']}")
         elif args.keys_cmd == "revoke":
             try:
-                keys.revoke_key(ctx, args.prefix)
+                keys.revoke_key(ctx, args.prefix, Actor.command_line())
             except NotFound as exc:
                 print(exc.message, file=sys.stderr)
                 return 1
@@ -188,13 +189,14 @@ def _secrets(args: argparse.Namespace) -> int:
 
         print(Fernet.generate_key().decode())
         return 0
+    from monitor.domain.audit import Actor
     from monitor.secret_box import SecretUnavailable
     from monitor.services.alert_config import rotate_secrets
     from monitor.services.bootstrap import open_for_writing
 
     ctx = open_for_writing(get_settings())
     try:
-        print(f"{rotate_secrets(ctx)} receivers' secrets encrypted with the first key")
+        print(f"{rotate_secrets(ctx, Actor.command_line())} receivers' secrets encrypted with the first key")
     except SecretUnavailable as exc:
         print(exc, file=sys.stderr)
         return 1
@@ -344,7 +346,11 @@ def build_parser(commands: Sequence[Command] = (), demo: Sequence[DemoAddition] 
     ksub = k.add_subparsers(dest="keys_cmd", required=True)
     kc = ksub.add_parser("create", help="create a key and print it (once)")
     kc.add_argument(
-        "--scope", action="append", required=True, choices=["ingest", "read", "admin"], help="repeat for several scopes"
+        "--scope",
+        action="append",
+        required=True,
+        choices=["ingest", "read", "data", "admin"],
+        help="repeat for several scopes",
     )
     kc.add_argument("--name", default="cli", help="what the key is for, shown in keys list")
     ksub.add_parser("list", help="list keys (prefixes only)")

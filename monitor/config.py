@@ -80,6 +80,11 @@ class Settings(BaseSettings):
     report_max_sample_size: int = Field(20_000, ge=100)
     report_retention_days: int = Field(30, ge=1)
 
+    # Exports of a window's rows (GET /v1/models/{name}/export): each holds a database connection
+    # and a read transaction while it streams, so at most this many run at once per API process,
+    # and one at a time per key (429 with Retry-After otherwise).
+    export_max_concurrent: int = Field(2, ge=1)
+
     # Logs: one JSON object per line with the request id ("json"), or plain text ("text").
     log_format: Literal["json", "text"] = "json"
 

@@ -34,9 +34,10 @@ import time
 import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -328,6 +329,66 @@ class MonitorClient:
             params=params,
             headers={"Content-Type": content_type, "Content-Length": str(size)},
         )
+
+    def get_prediction(self, prediction_id: str, *, model: str | None = None) -> dict[str, Any]:
+        """A stored prediction with its label and label revisions, the windows it counted in and
+        the alerts and retraining requests about them (a key with the `data` scope)."""
+        path = f"/v1/predictions/{quote(prediction_id, safe='')}"
+        return self._call("GET", path, params={"model": self._model(model)})
+
+    def export_window(
+        self,
+        start: datetime,
+        end: datetime,
+        path: str | Path,
+        *,
+        model: str | None = None,
+        version: str | None = None,
+        slice_hours: float = 1.0,
+        attempts: int = 5,
+    ) -> int:
+        """Download a window's predictions with their labels as one CSV file (a key with the
+        `data` scope); returns the bytes written. The window is fetched a slice of ``slice_hours``
+        at a time, so a download that breaks off is taken again from the slice it broke in, the
+        file cut back to where that slice began: up to ``attempts`` tries a slice, with backoff."""
+        path = Path(path)
+        params = {"format": "csv", **({"version": version} if version else {})}
+        url = f"/v1/models/{self._model(model)}/export"
+        with path.open("wb") as out:
+            at = start
+            while at < end:
+                until = min(end, at + timedelta(hours=slice_hours))
+                mark = out.tell()
+                for attempt in range(1, attempts + 1):
+                    try:
+                        self._export_slice(url, params | {"start": at.isoformat(), "end": until.isoformat()}, out)
+                        break
+                    except (httpx.TransportError, MonitorAPIError) as exc:
+                        retryable = (
+                            not isinstance(exc, MonitorAPIError) or exc.status in (408, 429) or exc.status >= 500
+                        )
+                        if attempt == attempts or not retryable:
+                            raise
+                        out.seek(mark)
+                        out.truncate()
+                        time.sleep(backoff_seconds(attempt, base=self.backoff_base, cap=self.backoff_max))
+                at = until
+            return out.tell()
+
+    def _export_slice(self, url: str, params: dict[str, str], out: Any) -> None:
+        """One slice appended to ``out`` (its header line only when ``out`` is empty)."""
+        in_header = out.tell() > 0  # the header line is dropped from every slice but the first
+        with self._http.stream("GET", url, params=params, timeout=None) as resp:
+            if resp.status_code >= 400:
+                resp.read()
+                raise MonitorAPIError(resp.status_code, resp.json() if resp.content else {})
+            for piece in resp.iter_bytes():
+                if in_header:
+                    end_of_header = piece.find(b"\n")
+                    if end_of_header < 0:
+                        continue
+                    piece, in_header = piece[end_of_header + 1 :], False
+                out.write(piece)
 
     def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
         headers = {"Content-Type": "application/json", **kwargs.pop("headers", {})}

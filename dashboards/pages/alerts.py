@@ -299,7 +299,7 @@ def register(app: Dash, ctx: ServiceContext) -> None:
                 created_by=by,
                 comment=comment,
             )
-            made = alert_ops.create_silence(ctx, spec)
+            made = alert_ops.create_silence(ctx, spec, auth.actor())
         except (MonitorError, ValueError) as exc:
             return html.P(str(exc), className="error")
         return html.P(f"Silence {made['id']} created until {made['ends_at']:%Y-%m-%d %H:%M} UTC.", id="silence-created")
@@ -317,7 +317,7 @@ def register(app: Dash, ctx: ServiceContext) -> None:
         if not fingerprint or not by:
             return html.P("Choose an alert and give your name.", className="error")
         try:
-            alert_ops.acknowledge(ctx, fingerprint, by, "")
+            alert_ops.acknowledge(ctx, fingerprint, by, "", auth.actor())
         except MonitorError as exc:
             return html.P(exc.message, className="error")
         return html.P("Acknowledged.", id="ack-done")

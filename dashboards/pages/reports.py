@@ -134,7 +134,7 @@ def register(app: Dash, ctx: ServiceContext) -> None:
                 end,
                 kind=kind,
                 sample_size=int(sample or 5000),
-                key_id=auth.principal().key_id,
+                actor=auth.actor(),
             )
         except MonitorError as exc:
             return html.P(exc.message, className="error"), _report_list(ctx, model), None

@@ -17,7 +17,19 @@ from monitor.api.docs import DOCS, install_docs
 from monitor.api.errors import install_error_handlers
 from monitor.api.guard import BoundedBodies, GuardedRoute
 from monitor.api.openapi_errors import document_errors
-from monitor.api.routes import alerts, health, ingest, keys, kserve, metrics, models, prometheus, reports, rules
+from monitor.api.routes import (
+    alerts,
+    health,
+    ingest,
+    keys,
+    kserve,
+    metrics,
+    models,
+    prometheus,
+    records,
+    reports,
+    rules,
+)
 from monitor.config import Settings, get_settings
 from monitor.logs import new_request_id, request_id
 from monitor.services.bootstrap import open_for_reading
@@ -28,6 +40,8 @@ from monitor.services.rate_limit import RateLimiter
 from monitor.web_security import API_DOCS_HEADERS, API_HEADERS
 
 log = logging.getLogger(__name__)
+# Every module of routes, in the order they are matched.
+ROUTE_MODULES = (health, models, ingest, kserve, metrics, reports, keys, rules, alerts, records, prometheus)
 access_log = logging.getLogger("monitor.access")
 
 INGEST_PATHS = {"/v1/predictions": "predictions", "/v1/labels": "labels", "/v1/kserve": "kserve"}
@@ -112,7 +126,7 @@ def create_app(settings: Settings | None = None, ctx: ServiceContext | None = No
             histogram.labels(endpoint, f"{response.status_code // 100}xx").observe(time.perf_counter() - started)
         return response
 
-    for module in (health, models, ingest, kserve, metrics, reports, keys, rules, alerts, prometheus):
+    for module in ROUTE_MODULES:
         # Keys, scopes and body limits are checked before a body is read only on guarded routes.
         if module.router.route_class is not GuardedRoute:
             raise TypeError(f"{module.__name__}.router must be APIRouter(route_class=GuardedRoute, ...)")

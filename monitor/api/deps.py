@@ -8,6 +8,8 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from monitor.domain.audit import Actor
+from monitor.logs import request_id
 from monitor.services.context import ServiceContext
 from monitor.services.keys import Authenticator, Principal, Scope
 
@@ -42,3 +44,18 @@ def require(scope: Scope, *, query_key: bool = False) -> Callable[..., Awaitable
     check.required_scope = scope  # type: ignore[attr-defined]
     check.query_key = query_key  # type: ignore[attr-defined]
     return check
+
+
+async def get_actor(request: Request) -> Actor:
+    """Who acts through this request, for the audit log: the key the guard checked, the client's
+    address (behind a proxy, the one uvicorn's ``--forwarded-allow-ips`` lets it trust) and the
+    request id."""
+    principal: Principal | None = getattr(request.state, "principal", None)
+    if principal is None:
+        raise RuntimeError(f"{request.url.path} is not served by a GuardedRoute: its key was not checked")
+    client = request.client.host if request.client else None
+    return Actor("api", principal.key_id, principal.name, principal.prefix or None, client, request_id.get())
+
+
+# The actor of an administrative route: ``actor: Caller``.
+Caller = Annotated[Actor, Depends(get_actor)]

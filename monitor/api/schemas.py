@@ -321,3 +321,91 @@ class ReportInfo(Out):
 
 class ReportList(Out):
     reports: list[ReportInfo]
+
+
+# -- records and the audit log -------------------------------------------------------------------
+
+
+class LabelOut(Out):
+    value: Any
+    timestamp: datetime
+    received_at: datetime
+    first_received_at: datetime
+    revision: int
+
+
+class LabelRevision(Out):
+    revision: int
+    label: Any
+    label_ts: datetime
+    received_at: datetime
+    replaced_at: datetime
+
+
+class WindowHeld(Out):
+    window_start: datetime
+    window_end: datetime
+    points: int  # metric points of all predictions and of the row's segments
+    drifted: int
+    segments: list[dict[str, Any]]
+
+
+class AlertTransition(Out):
+    fingerprint: str
+    rule: str
+    from_state: str
+    to_state: str
+    at: datetime
+    value: float | None
+    threshold: float | None
+    labels: dict[str, Any]
+    window_start: str | None
+    window_end: str | None
+
+
+class TriggerAbout(Out):
+    id: int
+    rule: str
+    fingerprint: str
+    receiver: str
+    message_id: str
+    reason: str
+    created_at: datetime
+
+
+class PredictionRecord(Out):
+    model: str
+    version: str
+    prediction_id: str
+    timestamp: datetime
+    received_at: datetime
+    features: dict[str, Any]
+    prediction: Any
+    scores: dict[str, Any] | None
+    latency_ms: float | None
+    segments: dict[str, Any] | None
+    label: LabelOut | None
+    label_revisions: list[LabelRevision]
+    windows: list[WindowHeld]
+    alerts: list[AlertTransition]
+    retrain_triggers: list[TriggerAbout]
+
+
+class AuditEntry(Out):
+    id: int
+    at: datetime
+    via: str  # api, dashboard, cli, rules_file, system
+    key_id: int | None
+    key_name: str | None
+    key_prefix: str | None
+    client_address: str | None
+    request_id: str | None
+    action: str
+    model: str | None
+    target: str
+    details: dict[str, Any]
+
+
+class AuditPage(Out):
+    entries: list[AuditEntry]
+    next_before_id: int | None

@@ -31,6 +31,7 @@ DISTRIBUTED = (
     "predictions",
     "prediction_keys",
     "labels",
+    "label_revisions",
     "ingest_stats",
     "schema_violations",
     "metric_points",

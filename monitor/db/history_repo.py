@@ -1,6 +1,6 @@
 """What the service keeps beyond the prediction log, and its retention: metric points, hourly
 summaries and the error-stream detectors' state, alerts that ended, alert history, finished
-webhooks and their delivery log, retraining triggers and expired silences (reports have a
+webhooks and their delivery log, retraining triggers, expired silences and the audit log (reports have a
 retention of their own, in ``report_repo``). Functions take a connection and never commit."""
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ _DELETES = (
     ("deliveries", "DELETE FROM deliveries WHERE at < :c"),
     ("retrain_triggers", "DELETE FROM retrain_triggers WHERE created_at < :c"),
     ("silences", "DELETE FROM silences WHERE ends_at < :c"),
+    ("audit_log", "DELETE FROM audit_log WHERE at < :c"),
 )
 
 

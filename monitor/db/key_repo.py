@@ -22,7 +22,7 @@ def insert_key(conn: Connection, name: str, prefix: str, key_hash: str, scopes: 
 def find_active_key(conn: Connection, key_hash: str) -> dict[str, Any] | None:
     row = (
         conn.execute(
-            select(api_keys.c.id, api_keys.c.name, api_keys.c.scopes).where(
+            select(api_keys.c.id, api_keys.c.name, api_keys.c.prefix, api_keys.c.scopes).where(
                 api_keys.c.key_hash == key_hash, api_keys.c.revoked_at.is_(None)
             )
         )

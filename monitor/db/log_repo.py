@@ -165,7 +165,17 @@ def upsert_labels(
     result = conn.execute(
         text(
             """
-            WITH up AS (
+            WITH replaced AS (  -- the labels about to be replaced, kept for the prediction's look-up
+                -- (every part of one statement sees the table as it was before the statement)
+                INSERT INTO label_revisions (model_id, prediction_id, revision, label, label_ts, received_at,
+                                             replaced_at)
+                SELECT l.model_id, l.prediction_id, l.revision, l.label, l.label_ts, l.received_at, :now
+                FROM labels l
+                WHERE l.model_id = :m AND l.prediction_id = ANY(CAST(:ids AS text[]))
+                -- two requests replacing the same label at once both read its revision: one keeps it
+                ON CONFLICT DO NOTHING
+            ),
+            up AS (
                 INSERT INTO labels AS l (model_id, prediction_id, label, label_ts, received_at, first_received_at,
                                          revision, prediction_ts)
                 -- one index probe per label, whatever the planner believes of the tables' sizes: as a
@@ -237,6 +247,7 @@ def delete_expired(conn: Connection, cutoff: datetime) -> dict[str, int]:
     labels = conn.execute(
         text("DELETE FROM labels WHERE coalesce(prediction_ts, received_at) < :c"), {"c": cutoff}
     ).rowcount
+    conn.execute(text("DELETE FROM label_revisions WHERE replaced_at < :c"), {"c": cutoff})
     stats = conn.execute(text("DELETE FROM ingest_stats WHERE bucket < :c"), {"c": cutoff}).rowcount
     conn.execute(text("DELETE FROM schema_violations WHERE bucket < :c"), {"c": cutoff})
     return {"prediction_keys": keys, "labels": labels, "ingest_stats": stats}

@@ -113,6 +113,19 @@ labels = Table(
     Column("prediction_ts", DateTime(timezone=True)),
 )
 
+# A label a newer one replaced (the newest is in ``labels``), for a prediction's look-up.
+label_revisions = Table(
+    "label_revisions",
+    metadata,
+    Column("model_id", Integer, primary_key=True),
+    Column("prediction_id", Text, primary_key=True),
+    Column("revision", Integer, primary_key=True),
+    Column("label", JSONB, nullable=False),
+    Column("label_ts", DateTime(timezone=True), nullable=False),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    Column("replaced_at", DateTime(timezone=True), nullable=False),
+)
+
 ingest_stats = Table(
     "ingest_stats",
     metadata,
@@ -144,6 +157,25 @@ api_keys = Table(
     Column("scopes", ARRAY(Text), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("revoked_at", DateTime(timezone=True)),
+)
+
+# Every administrative action: appended, never updated (a trigger refuses it), deleted only by
+# the history retention.
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("via", Text, nullable=False),  # api, dashboard, cli, rules_file, system
+    Column("key_id", Integer),
+    Column("key_name", Text),
+    Column("key_prefix", Text),
+    Column("client_address", Text),
+    Column("request_id", Text),
+    Column("action", Text, nullable=False),
+    Column("model", Text),
+    Column("target", Text, nullable=False),
+    Column("details", JSONB, nullable=False),
 )
 
 metric_points = Table(

@@ -40,6 +40,22 @@ class Column:
         return source, key
 
 
+def feature_block(features: Sequence[dict[str, Any]], keys: Sequence[str]) -> np.ndarray:
+    """Rows x keys of feature documents as floats: None (or an absent key) NaN, "Infinity" ±inf.
+    itemgetter looks every key up in C, a row at a time: the fast way through many dicts; a row
+    without one of the keys (an optional feature left out) takes the slower .get."""
+    if not keys:
+        return np.empty((len(features), 0))
+    get = itemgetter(*keys) if len(keys) > 1 else (lambda d, k=keys[0]: (d[k],))
+    rows = []
+    for d in features:
+        try:
+            rows.append(get(d))
+        except KeyError:
+            rows.append(tuple(d.get(k) for k in keys))
+    return np.array(rows, dtype=float).reshape(len(features), len(keys))
+
+
 @dataclass
 class Chunk:
     """Decoded rows of the log, in the same order in every list."""
@@ -82,23 +98,11 @@ class Chunk:
         features = [(j, c.source_and_key[1]) for j, c in enumerate(columns) if c.source_and_key[0] == "features"]
         if features:
             keys = [k for _, k in features]
-            out[:, [j for j, _ in features]] = self._feature_block(keys)
+            out[:, [j for j, _ in features]] = feature_block(self.features, keys)
         for j, c in enumerate(columns):
             if c.source_and_key[0] != "features":
                 out[:, j] = np.array(self.values(c), dtype=float)
         return out
-
-    def _feature_block(self, keys: list[str]) -> np.ndarray:
-        # itemgetter looks every key up in C, a row at a time; a row without one of the keys (an
-        # optional feature left out) takes the slower .get
-        get = itemgetter(*keys) if len(keys) > 1 else (lambda d, k=keys[0]: (d[k],))
-        rows = []
-        for d in self.features:
-            try:
-                rows.append(get(d))
-            except KeyError:
-                rows.append(tuple(d.get(k) for k in keys))
-        return np.array(rows, dtype=float).reshape(len(self), len(keys))
 
     def in_segment(self, column: str, value: str) -> np.ndarray:
         """Which rows a segment holds: their ``segments`` value of ``column`` spelled as ``value``."""

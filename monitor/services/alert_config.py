@@ -20,8 +20,9 @@ from alerts.rules import Rule, RuleError, load_yaml, parse_rule, parse_rules
 from alerts.signing import new_secret
 from alerts.urls import UnsafeURL, check_url
 from monitor.config import Settings
-from monitor.db import alert_repo
+from monitor.db import alert_repo, audit_repo
 from monitor.db.alert_repo import ReceiverRow
+from monitor.domain.audit import RULES_FILE, SYSTEM, Actor
 from monitor.errors import Conflict, MonitorError, NotFound
 from monitor.secret_box import SecretBox
 from monitor.services.context import ServiceContext
@@ -61,7 +62,9 @@ def get_rule(ctx: ServiceContext, name: str) -> dict[str, Any]:
     return row
 
 
-def put_rule(ctx: ServiceContext, doc: Any, *, name: str | None = None, create: bool = False) -> dict[str, Any]:
+def put_rule(
+    ctx: ServiceContext, doc: Any, *, name: str | None = None, create: bool = False, actor: Actor = SYSTEM
+) -> dict[str, Any]:
     try:
         rule = parse_rule(doc)
     except RuleError as exc:
@@ -76,6 +79,8 @@ def put_rule(ctx: ServiceContext, doc: Any, *, name: str | None = None, create: 
             raise Conflict(f"a rule named {rule.name!r} exists; PUT /v1/rules/{rule.name} replaces it")
         _check_receivers(uow.conn, rule)
         alert_repo.upsert_rule(uow.conn, rule.name, rule.to_doc(), "api")
+        action = "rule.replaced" if existing else "rule.created"
+        audit_repo.append(uow.conn, actor, action, rule.name, details={"definition": rule.to_doc()})
         uow.commit()
         return alert_repo.get_rule(uow.conn, rule.name) or {}
 
@@ -91,7 +96,7 @@ def _check_receivers(conn: Any, rule: Rule) -> None:
         )
 
 
-def delete_rule(ctx: ServiceContext, name: str) -> None:
+def delete_rule(ctx: ServiceContext, name: str, actor: Actor = SYSTEM) -> None:
     with ctx.uow() as uow:
         existing = alert_repo.get_rule(uow.conn, name)
         if existing is None:
@@ -99,6 +104,7 @@ def delete_rule(ctx: ServiceContext, name: str) -> None:
         if existing["source"] == "file":
             raise Conflict(f"rule {name!r} is defined in the rules file; remove it there")
         alert_repo.delete_rule(uow.conn, name)
+        audit_repo.append(uow.conn, actor, "rule.deleted", name, details={"definition": existing["definition"]})
         uow.commit()
 
 
@@ -159,7 +165,7 @@ def _receiver_spec(doc: Any, settings: Settings) -> ReceiverSpec:
     return spec
 
 
-def put_receiver(ctx: ServiceContext, doc: Any) -> dict[str, Any]:
+def put_receiver(ctx: ServiceContext, doc: Any, actor: Actor = SYSTEM) -> dict[str, Any]:
     """Create or replace a receiver; the answer carries its signing secret, the only time it is shown."""
     spec = _receiver_spec(doc, ctx.settings)
     box = ctx.secrets
@@ -173,8 +179,10 @@ def put_receiver(ctx: ServiceContext, doc: Any) -> dict[str, Any]:
         if existing and spec.headers is None:
             row["headers"] = existing["headers"]  # their values are never shown, so cannot be re-sent
         alert_repo.upsert_receiver(uow.conn, row)
+        shown = public_receiver(row)
+        audit_repo.append(uow.conn, actor, "receiver.changed", spec.name, details=shown)  # no secret, no header value
         uow.commit()
-    return public_receiver(row) | {"secret": secret}
+    return shown | {"secret": secret}
 
 
 # Receivers that verify the Standard Webhooks signature (the service's own event formats).
@@ -188,7 +196,7 @@ def _unchecked_secret(conn: Any, box: SecretBox, name: str) -> str:
     return box.open(existing["secret"]) if existing else new_secret()
 
 
-def rotate_secrets(ctx: ServiceContext) -> int:
+def rotate_secrets(ctx: ServiceContext, actor: Actor = SYSTEM) -> int:
     """Encrypt every stored receiver secret and header value with the first key of
     MONITOR_SECRET_KEYS (values from before encryption included); returns the receivers changed."""
     box = ctx.secrets
@@ -198,11 +206,12 @@ def rotate_secrets(ctx: ServiceContext) -> int:
             alert_repo.set_receiver_secrets(
                 uow.conn, row["name"], box.rotate(row["secret"]), box.rotate_headers(row.get("headers") or {})
             )
+        audit_repo.append(uow.conn, actor, "secrets.rotated", "receivers", details={"receivers": len(rows)})
         uow.commit()
     return len(rows)
 
 
-def delete_receiver(ctx: ServiceContext, name: str) -> None:
+def delete_receiver(ctx: ServiceContext, name: str, actor: Actor = SYSTEM) -> None:
     with ctx.uow() as uow:
         existing = alert_repo.get_receiver(uow.conn, name)
         if existing is None:
@@ -218,6 +227,9 @@ def delete_receiver(ctx: ServiceContext, name: str) -> None:
         if users:
             raise Conflict(f"receiver {name!r} is used by rules {', '.join(users)}")
         alert_repo.delete_receiver(uow.conn, name)
+        audit_repo.append(
+            uow.conn, actor, "receiver.deleted", name, details={"kind": existing["kind"], "url": existing["url"]}
+        )
         uow.commit()
 
 
@@ -233,7 +245,7 @@ def _inhibit_rule(doc: Any) -> InhibitRule:
         raise _refused("inhibit rule", exc) from None
 
 
-def put_inhibit_rule(ctx: ServiceContext, doc: Any) -> dict[str, Any]:
+def put_inhibit_rule(ctx: ServiceContext, doc: Any, actor: Actor = SYSTEM) -> dict[str, Any]:
     """Create or replace an inhibit rule."""
     rule = _inhibit_rule(doc)
     with ctx.uow() as uow:
@@ -241,11 +253,12 @@ def put_inhibit_rule(ctx: ServiceContext, doc: Any) -> dict[str, Any]:
         if existing and existing["source"] == "file":
             raise Conflict(f"inhibit rule {rule.name!r} is defined in the rules file; change it there")
         alert_repo.upsert_rule(uow.conn, rule.name, rule.to_doc(), "api", alert_repo.INHIBIT_RULES)
+        audit_repo.append(uow.conn, actor, "inhibit_rule.changed", rule.name, details={"definition": rule.to_doc()})
         uow.commit()
         return alert_repo.get_rule(uow.conn, rule.name, alert_repo.INHIBIT_RULES) or {}
 
 
-def delete_inhibit_rule(ctx: ServiceContext, name: str) -> None:
+def delete_inhibit_rule(ctx: ServiceContext, name: str, actor: Actor = SYSTEM) -> None:
     with ctx.uow() as uow:
         existing = alert_repo.get_rule(uow.conn, name, alert_repo.INHIBIT_RULES)
         if existing is None:
@@ -253,6 +266,7 @@ def delete_inhibit_rule(ctx: ServiceContext, name: str) -> None:
         if existing["source"] == "file":
             raise Conflict(f"inhibit rule {name!r} is defined in the rules file; remove it there")
         alert_repo.delete_rule(uow.conn, name, alert_repo.INHIBIT_RULES)
+        audit_repo.append(uow.conn, actor, "inhibit_rule.deleted", name, details={"definition": existing["definition"]})
         uow.commit()
 
 
@@ -276,6 +290,30 @@ def _load_inhibit_rules(conn: Any, docs: Any, errors: list[dict[str, Any]]) -> l
         alert_repo.upsert_rule(conn, rule.name, rule.to_doc(), "file", alert_repo.INHIBIT_RULES)
         kept.append(rule.name)
     return kept
+
+
+def _load_receivers(ctx: ServiceContext, conn: Any, docs: list[Any], errors: list[dict[str, Any]]) -> list[str]:
+    """The rules file's receivers stored (an invalid one left out, its error added); their names."""
+    receivers: list[str] = []
+    for i, rdoc in enumerate(docs):
+        try:
+            spec = _receiver_spec(rdoc, ctx.settings)
+        except MonitorError as exc:
+            name = rdoc.get("name") if isinstance(rdoc, dict) else None
+            errors += [{"receiver": name, "index": i, **d} for d in exc.details]
+            continue
+        secret = spec.secret
+        if secret is None and spec.kind in SIGNED_KINDS:
+            # its receiver verifies signatures with it: a new one on every load would break that
+            errors.append(
+                {"receiver": spec.name, "index": i, "field": "secret", "reason": "a file receiver needs its secret"}
+            )
+            continue
+        # Slack and Alertmanager verify no signature: the secret only signs, never checked
+        secret = secret or _unchecked_secret(conn, ctx.secrets, spec.name)
+        alert_repo.upsert_receiver(conn, _receiver_row(spec, "file", ctx.secrets, secret))
+        receivers.append(spec.name)
+    return receivers
 
 
 @dataclass
@@ -314,25 +352,7 @@ def load_rules_file(ctx: ServiceContext, text: str, path: str = "rules file") ->
             uow.commit()
             log.error("rules file refused: %s", errors[0]["reason"])
             return errors
-        receivers: list[str] = []
-        for i, rdoc in enumerate(doc.get("receivers") or []):
-            try:
-                spec = _receiver_spec(rdoc, ctx.settings)
-            except MonitorError as exc:
-                name = rdoc.get("name") if isinstance(rdoc, dict) else None
-                errors += [{"receiver": name, "index": i, **d} for d in exc.details]
-                continue
-            secret = spec.secret
-            if secret is None and spec.kind in SIGNED_KINDS:
-                # its receiver verifies signatures with it: a new one on every load would break that
-                errors.append(
-                    {"receiver": spec.name, "index": i, "field": "secret", "reason": "a file receiver needs its secret"}
-                )
-                continue
-            # Slack and Alertmanager verify no signature: the secret only signs, never checked
-            secret = secret or _unchecked_secret(uow.conn, ctx.secrets, spec.name)
-            alert_repo.upsert_receiver(uow.conn, _receiver_row(spec, "file", ctx.secrets, secret))
-            receivers.append(spec.name)
+        receivers = _load_receivers(ctx, uow.conn, doc.get("receivers") or [], errors)
         alert_repo.delete_file_items(uow.conn, "receivers", receivers)
         rules, rule_errors = parse_rules(doc.get("rules") or [])
         errors += [e.as_dict() for e in rule_errors]
@@ -353,6 +373,8 @@ def load_rules_file(ctx: ServiceContext, text: str, path: str = "rules file") ->
         inhibiting = _load_inhibit_rules(uow.conn, doc.get("inhibit_rules") or [], errors)
         alert_repo.delete_file_items(uow.conn, alert_repo.INHIBIT_RULES, inhibiting)
         alert_repo.set_file_errors(uow.conn, path, errors, datetime.now(UTC))
+        loaded = {"rules": kept, "inhibit_rules": inhibiting, "receivers": receivers, "refused": len(errors)}
+        audit_repo.append(uow.conn, RULES_FILE, "rules_file.loaded", path, details=loaded)
         uow.commit()
     for e in errors:
         log.error("rules file: %s", e)

@@ -8,8 +8,9 @@ from typing import Any
 
 from alerts.pipeline import mute
 from alerts.silences import SilenceSpec
-from monitor.db import alert_repo
+from monitor.db import alert_repo, audit_repo
 from monitor.db.alert_repo import AlertRow
+from monitor.domain.audit import SYSTEM, Actor
 from monitor.errors import MonitorError, NotFound
 from monitor.services.alerting import active_silences, alert_of, inhibit_rules
 from monitor.services.context import ServiceContext
@@ -49,10 +50,11 @@ def alert_history(ctx: ServiceContext, model: str | None, limit: int) -> list[di
         return alert_repo.history(uow.conn, model=model, limit=limit)
 
 
-def acknowledge(ctx: ServiceContext, fingerprint: str, by: str, comment: str) -> AlertRow:
+def acknowledge(ctx: ServiceContext, fingerprint: str, by: str, comment: str, actor: Actor = SYSTEM) -> AlertRow:
     with ctx.uow() as uow:
         if not alert_repo.acknowledge(uow.conn, fingerprint, by, comment, datetime.now(UTC)):
             raise NotFound(f"no alert {fingerprint!r}")
+        audit_repo.append(uow.conn, actor, "alert.acknowledged", fingerprint, details={"by": by, "comment": comment})
         uow.commit()
         alert = alert_repo.get_alert(uow.conn, fingerprint)
     if alert is None:  # deleted in between (it stopped being evaluated)
@@ -60,7 +62,7 @@ def acknowledge(ctx: ServiceContext, fingerprint: str, by: str, comment: str) ->
     return alert
 
 
-def create_silence(ctx: ServiceContext, spec: SilenceSpec) -> dict[str, Any]:
+def create_silence(ctx: ServiceContext, spec: SilenceSpec, actor: Actor = SYSTEM) -> dict[str, Any]:
     starts = spec.starts_at or datetime.now(UTC)
     if spec.ends_at <= starts:
         raise MonitorError(
@@ -70,8 +72,10 @@ def create_silence(ctx: ServiceContext, spec: SilenceSpec) -> dict[str, Any]:
         sid = alert_repo.create_silence(
             uow.conn, [m.model_dump() for m in spec.matchers], starts, spec.ends_at, spec.created_by, spec.comment
         )
+        made = {"id": sid, "starts_at": starts, **spec.model_dump(exclude={"starts_at"})}
+        audit_repo.append(uow.conn, actor, "silence.created", sid, details=made)
         uow.commit()
-    return {"id": sid, "starts_at": starts, **spec.model_dump(exclude={"starts_at"})}
+    return made
 
 
 def list_silences(ctx: ServiceContext, active_only: bool) -> list[dict[str, Any]]:
@@ -79,10 +83,11 @@ def list_silences(ctx: ServiceContext, active_only: bool) -> list[dict[str, Any]
         return alert_repo.list_silences(uow.conn, datetime.now(UTC) if active_only else None)
 
 
-def expire_silence(ctx: ServiceContext, silence_id: str) -> None:
+def expire_silence(ctx: ServiceContext, silence_id: str, actor: Actor = SYSTEM) -> None:
     with ctx.uow() as uow:
         if not alert_repo.expire_silence(uow.conn, silence_id, datetime.now(UTC)):
             raise NotFound(f"no active silence {silence_id!r}")
+        audit_repo.append(uow.conn, actor, "silence.expired", silence_id)
         uow.commit()
 
 

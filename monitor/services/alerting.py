@@ -87,6 +87,13 @@ def _evidence(e: Evaluation) -> dict[str, Any]:
     }
 
 
+def export_link(settings: Settings, model: str, s: Sample) -> str:
+    """The window's rows with their labels (``GET /v1/models/{name}/export``, a `data` key): what
+    a retraining pipeline fetches to retrain on exactly the data the alert is about."""
+    params = {"start": s.window_start.isoformat(), "end": s.window_end.isoformat(), "version": s.version}
+    return f"{settings.public_url.rstrip('/')}/v1/models/{quote(model, safe='')}/export?{urlencode(params)}"
+
+
 def evaluate_model(ctx: ServiceContext, model: str, now: datetime | None = None) -> dict[str, int]:
     """Evaluate every rule that reads ``model``; returns counts of transitions by new state."""
     now = now or datetime.now(UTC)
@@ -266,6 +273,7 @@ def _maybe_retrain(
     )
     evidence = [_evidence(e)]
     message_id = new_message_id()
+    export = export_link(settings, model, e.sample)
     body = retrain_event(
         model=model,
         version=e.sample.version,
@@ -274,6 +282,7 @@ def _maybe_retrain(
         evidence=evidence,
         reference=ref,
         link=link,
+        export=export,
         fingerprint=e.fingerprint,
         at=now,
     )

@@ -42,6 +42,7 @@ class ServiceContext:
     # reference id -> its summaries, most recently used last. See cached_reference.
     _references: OrderedDict[int, Any] = field(default_factory=OrderedDict)
     _secret_box: SecretBox | None = None
+    _exports: threading.BoundedSemaphore | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ServiceContext:
@@ -55,6 +56,17 @@ class ServiceContext:
             if self._secret_box is None:
                 self._secret_box = load_box(self.settings)
             return self._secret_box
+
+    def take_export_slot(self) -> bool:
+        """One of the ``export_max_concurrent`` exports this process runs at once; False if all are taken."""
+        with self._lock:
+            if self._exports is None:
+                self._exports = threading.BoundedSemaphore(self.settings.export_max_concurrent)
+        return self._exports.acquire(blocking=False)
+
+    def release_export_slot(self) -> None:
+        assert self._exports is not None
+        self._exports.release()
 
     def uow(self) -> UnitOfWork:
         return UnitOfWork(self.engine)

@@ -19,8 +19,9 @@ from alerts import signing
 from alerts.notifiers import notifier
 from alerts.retry import Outcome, backoff_seconds, retry_after_seconds
 from alerts.urls import Target, UnsafeURL
-from monitor.db import alert_repo
+from monitor.db import alert_repo, audit_repo
 from monitor.db.alert_repo import ClaimedMessage, ReceiverRow
+from monitor.domain.audit import SYSTEM, Actor
 from monitor.errors import NotFound
 from monitor.secret_box import SecretUnavailable
 from monitor.services.context import ServiceContext
@@ -144,10 +145,11 @@ def _post(
     raise AssertionError("vet_url returns at least one target")
 
 
-def redeliver(ctx: ServiceContext, message_id: str) -> None:
+def redeliver(ctx: ServiceContext, message_id: str, actor: Actor = SYSTEM) -> None:
     with ctx.uow() as uow:
         if not alert_repo.redeliver(uow.conn, message_id, datetime.now(UTC)):
             raise NotFound(f"no message {message_id!r}")
+        audit_repo.append(uow.conn, actor, "message.redelivered", message_id)
         uow.commit()
 
 

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from monitor.db import key_repo
+from monitor.db import audit_repo, key_repo
+from monitor.domain.audit import SYSTEM, Actor
 from monitor.errors import Forbidden, NotFound, Unauthorized
 from monitor.services.context import ServiceContext
 
@@ -24,6 +25,7 @@ KEY_PREFIX = "mon"
 class Scope(StrEnum):
     ingest = "ingest"  # ship predictions and labels
     read = "read"  # read models, metrics, alerts
+    data = "data"  # the stored records themselves: look a prediction up, export a window's rows
     admin = "admin"  # register models, upload references, manage everything; implies the others
 
 
@@ -32,6 +34,7 @@ class Principal:
     key_id: int
     name: str
     scopes: frozenset[str]
+    prefix: str = ""
 
     def allows(self, scope: Scope) -> bool:
         return Scope.admin.value in self.scopes or scope.value in self.scopes
@@ -41,16 +44,21 @@ def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def create_key(ctx: ServiceContext, name: str, scopes: list[Scope]) -> tuple[str, dict[str, Any]]:
+def create_key(
+    ctx: ServiceContext, name: str, scopes: list[Scope], actor: Actor = SYSTEM
+) -> tuple[str, dict[str, Any]]:
     """Create a key; returns (the key itself, shown only now, and its stored description)."""
     if not scopes:
         raise ValueError("a key needs at least one scope")
     prefix = secrets.token_hex(4)
     key = f"{KEY_PREFIX}_{prefix}_{secrets.token_urlsafe(32)}"
+    names = sorted({s.value for s in scopes})
+    info: dict[str, Any] = {"name": name, "prefix": prefix, "scopes": names}
     with ctx.uow() as uow:
-        key_id = key_repo.insert_key(uow.conn, name, prefix, hash_key(key), sorted({s.value for s in scopes}))
+        key_id = key_repo.insert_key(uow.conn, name, prefix, hash_key(key), names)
+        audit_repo.append(uow.conn, actor, "key.created", prefix, details={"id": key_id, **info})
         uow.commit()
-    return key, {"id": key_id, "name": name, "prefix": prefix, "scopes": sorted({s.value for s in scopes})}
+    return key, {"id": key_id, **info}
 
 
 def list_keys(ctx: ServiceContext) -> list[dict[str, Any]]:
@@ -58,12 +66,12 @@ def list_keys(ctx: ServiceContext) -> list[dict[str, Any]]:
         return key_repo.list_keys(uow.conn)
 
 
-def revoke_key(ctx: ServiceContext, prefix: str) -> None:
+def revoke_key(ctx: ServiceContext, prefix: str, actor: Actor = SYSTEM) -> None:
     with ctx.uow() as uow:
-        found = key_repo.revoke_key(uow.conn, prefix)
+        if not key_repo.revoke_key(uow.conn, prefix):
+            raise NotFound(f"no active key with prefix {prefix!r}")
+        audit_repo.append(uow.conn, actor, "key.revoked", prefix)
         uow.commit()
-    if not found:
-        raise NotFound(f"no active key with prefix {prefix!r}")
 
 
 class Authenticator:
@@ -113,7 +121,7 @@ class Authenticator:
             row = key_repo.find_active_key(uow.conn, digest)
         if row is None:
             raise Unauthorized("invalid or revoked API key")
-        principal = Principal(row["id"], row["name"], frozenset(row["scopes"]))
+        principal = Principal(row["id"], row["name"], frozenset(row["scopes"]), row["prefix"])
         with self._lock:
             if len(self._cache) > 10_000:
                 self._cache.clear()

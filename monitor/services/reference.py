@@ -7,8 +7,9 @@ from typing import Any
 
 import numpy as np
 
-from monitor.db import reference_repo
+from monitor.db import audit_repo, reference_repo
 from monitor.db.summary_repo import segment_key
+from monitor.domain.audit import SYSTEM, Actor
 from monitor.domain.records import RecordError, ReferenceRow, stored_number
 from monitor.domain.schema import FeatureType, ModelSchema, Task
 from monitor.domain.tabular import ColumnMapping, TableFormat, UnreadableTable, read_reference
@@ -151,6 +152,7 @@ def upload_reference(
     version: str | None = None,
     name: str = "",
     mapping: ColumnMapping | None = None,
+    actor: Actor = SYSTEM,
 ) -> dict[str, Any]:
     vrow = resolve_version(ctx, model, version)
     validator = ctx.validator(vrow.version_id, vrow.schema)
@@ -183,15 +185,24 @@ def upload_reference(
         )
         for seg, cols in summaries.items():
             reference_repo.insert_summaries(uow.conn, ref_id, vrow.model_id, cols, seg)
+        stored = {
+            "model": model,
+            "version": vrow.version,
+            "reference_id": ref_id,
+            "rows": len(rows),
+            "format": fmt.value,
+            "segments": {seg: len(part) for seg, part in slices.items() if seg},
+            "labelled": QUALITY_COLUMN in summaries[""],
+            "calibrated": CALIBRATION_COLUMN in summaries[""],
+            "reconstruction": RECONSTRUCTION_COLUMN in summaries[""],
+        }
+        audit_repo.append(
+            uow.conn,
+            actor,
+            "reference.uploaded",
+            ref_id,
+            model=model,
+            details={"name": name, "bytes": len(data)} | stored,
+        )
         uow.commit()
-    return {
-        "model": model,
-        "version": vrow.version,
-        "reference_id": ref_id,
-        "rows": len(rows),
-        "format": fmt.value,
-        "segments": {seg: len(part) for seg, part in slices.items() if seg},
-        "labelled": QUALITY_COLUMN in summaries[""],
-        "calibrated": CALIBRATION_COLUMN in summaries[""],
-        "reconstruction": RECONSTRUCTION_COLUMN in summaries[""],
-    }
+    return stored

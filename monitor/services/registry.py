@@ -7,8 +7,9 @@ from typing import Any
 from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
-from monitor.db import ops_repo, registry_repo
+from monitor.db import audit_repo, ops_repo, registry_repo
 from monitor.db.registry_repo import VersionRow
+from monitor.domain.audit import SYSTEM, Actor
 from monitor.domain.monitoring import MonitoringConfig
 from monitor.domain.schema import ModelSpec
 from monitor.errors import Conflict, NotFound
@@ -40,7 +41,7 @@ def _model_view(
     return view
 
 
-def register_model(ctx: ServiceContext, spec: ModelSpec) -> tuple[dict[str, Any], bool]:
+def register_model(ctx: ServiceContext, spec: ModelSpec, actor: Actor = SYSTEM) -> tuple[dict[str, Any], bool]:
     """Register a model or a new version of it. Returns (model view, created).
 
     Registering an existing version again with the same schema is a no-op (safe to call on every
@@ -71,6 +72,10 @@ def register_model(ctx: ServiceContext, spec: ModelSpec) -> tuple[dict[str, Any]
                             f"model {spec.name!r} is a {latest.task} model; a version cannot change the task"
                         )
                     registry_repo.insert_version(uow.conn, model_id, spec.version, schema, spec.description)
+                    details = {"version": spec.version, "task": spec.task.value, "features": len(spec.features)}
+                    audit_repo.append(
+                        uow.conn, actor, "model.registered", spec.version, model=spec.name, details=details
+                    )
                     created = True
                 versions = registry_repo.list_versions(uow.conn, spec.name)
                 refs = registry_repo.active_references(uow.conn, model_id)
@@ -154,9 +159,11 @@ def get_monitoring(ctx: ServiceContext, name: str) -> MonitoringConfig:
         return MonitoringConfig.model_validate(registry_repo.get_monitoring(uow.conn, model_id))
 
 
-def set_monitoring(ctx: ServiceContext, name: str, config: MonitoringConfig) -> MonitoringConfig:
+def set_monitoring(ctx: ServiceContext, name: str, config: MonitoringConfig, actor: Actor = SYSTEM) -> MonitoringConfig:
     with ctx.uow() as uow:
         model_id = model_id_or_404(uow.conn, name)
-        registry_repo.set_monitoring(uow.conn, model_id, config.model_dump(mode="json"))
+        settings = config.model_dump(mode="json")
+        registry_repo.set_monitoring(uow.conn, model_id, settings)
+        audit_repo.append(uow.conn, actor, "monitoring.changed", name, model=name, details=settings)
         uow.commit()
     return config

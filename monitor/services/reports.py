@@ -15,8 +15,9 @@ from typing import Any
 import orjson
 import pandas as pd
 
-from monitor.db import reference_repo, report_repo
+from monitor.db import audit_repo, reference_repo, report_repo
 from monitor.db.registry_repo import VersionRow
+from monitor.domain.audit import SYSTEM, Actor
 from monitor.domain.records import NEG_INF, POS_INF
 from monitor.domain.schema import FeatureType, ModelSchema, Task, schema_from_json
 from monitor.errors import MonitorError, NotFound, TooManyRequests
@@ -88,13 +89,14 @@ def build_report(
     *,
     kind: str = "drift",
     sample_size: int = 10_000,
-    key_id: int = 0,
+    actor: Actor = SYSTEM,
 ) -> dict[str, Any]:
     """Build, store and describe an Evidently report: data drift, or quality on labelled rows.
 
     A report costs seconds of CPU and megabytes of storage, and a read key may ask for one: the
     sample is bounded by ``report_max_sample_size``, and the key ``key_id`` builds one report at
     a time, across every API and dashboard process (a Postgres advisory lock)."""
+    key_id = actor.key_id or 0
     if kind not in ("drift", "quality"):
         raise MonitorError("kind must be 'drift' or 'quality'")
     if window_end <= window_start:
@@ -111,7 +113,7 @@ def build_report(
             raise TooManyRequests("a report is being built for this key already; one at a time", BUILD_RETRY_SECONDS)
         lock_conn.commit()  # the lock is the session's: no transaction stays open during the build
         try:
-            return _build(ctx, model, version, window_start, window_end, kind, max(1, sample_size))
+            return _build(ctx, model, version, window_start, window_end, kind, max(1, sample_size), actor)
         finally:
             report_repo.unlock_builder(lock_conn, key_id)
             lock_conn.commit()
@@ -125,6 +127,7 @@ def _build(
     window_end: datetime,
     kind: str,
     n: int,
+    actor: Actor,
 ) -> dict[str, Any]:
     """Sample the window and the reference, run Evidently on them, store the report."""
     vrow = resolve_version(ctx, model, version)
@@ -156,6 +159,7 @@ def _build(
             summary=summary,
             html=page,
         )
+        audit_repo.append(uow.conn, actor, "report.built", report_id, model=model, details=meta)
         uow.commit()
     return {"id": report_id, **meta}
 

@@ -18,7 +18,12 @@ def api(ctx: ServiceContext) -> Iterator[Api]:
     made = {s: keys.create_key(ctx, s.value, [s])[0] for s in keys.Scope}
     with TestClient(create_app(ctx=ctx)) as http:
         yield Api(
-            http, bearer(made[keys.Scope.admin]), bearer(made[keys.Scope.ingest]), bearer(made[keys.Scope.read]), ctx
+            http,
+            bearer(made[keys.Scope.admin]),
+            bearer(made[keys.Scope.ingest]),
+            bearer(made[keys.Scope.read]),
+            ctx,
+            bearer(made[keys.Scope.data]),
         )
 
 

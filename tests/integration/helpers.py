@@ -35,6 +35,7 @@ class Api:
     ingest: dict[str, str]
     read: dict[str, str]
     ctx: ServiceContext
+    data: dict[str, str] = field(default_factory=dict)  # the `data` scope: look-ups and exports
 
     def count(self, sql: str, **params: Any) -> int:
         with self.ctx.engine.connect() as conn:

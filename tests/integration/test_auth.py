@@ -51,6 +51,9 @@ ROUTES = [
     ("GET", "/v1/retrain-triggers", "read"),
     ("POST", "/v1/kserve", "ingest"),
     ("GET", "/metrics", "read"),
+    ("GET", "/v1/predictions/p1", "data"),
+    ("GET", "/v1/models/churn/export", "data"),
+    ("GET", "/v1/audit", "admin"),
 ]
 OPEN = {"/healthz", "/readyz"}
 
@@ -62,7 +65,7 @@ def test_the_matrix_covers_every_route(api: Api) -> None:
 
     declared = set()
     for method, path, _ in ROUTES:
-        declared.add((method, re.sub(r"/(churn|abcd|abc|r|1|msg_1)(?=/|$)", "/{}", path)))
+        declared.add((method, re.sub(r"/(churn|abcd|abc|r|1|msg_1|p1)(?=/|$)", "/{}", path)))
     paths = api.http.get("/openapi.json").json()["paths"]
     seen = 0
     for path, ops in paths.items():
@@ -83,11 +86,16 @@ def test_route_refuses_bad_keys(api: Api, method: str, path: str, scope: str) ->
     assert call({}) == 401
     assert call({"Authorization": "Basic dXNlcjpwYXNz"}) == 401
     assert call(bearer("mon_00000000_not-a-real-key")) == 401
-    others = {"admin": [api.read, api.ingest], "read": [api.ingest], "ingest": [api.read]}[scope]
+    others = {
+        "admin": [api.read, api.ingest, api.data],
+        "read": [api.ingest, api.data],
+        "ingest": [api.read, api.data],
+        "data": [api.read, api.ingest],
+    }[scope]
     for headers in others:
         assert call(headers) == 403
     # the right scope gets past authentication (whatever the empty body then earns)
-    right = {"admin": api.admin, "read": api.read, "ingest": api.ingest}[scope]
+    right = {"admin": api.admin, "read": api.read, "ingest": api.ingest, "data": api.data}[scope]
     assert call(right) not in (401, 403)
     assert call(api.admin) not in (401, 403)  # admin implies every scope
 

@@ -1,5 +1,5 @@
 """The README's API examples run as written: every ``bash`` block that calls the API is run by
-bash, from the repository's root, against a live server with ``ADMIN``, ``INGEST`` and ``READ``
+bash, from the repository's root, against a live server with ``ADMIN``, ``INGEST``, ``READ`` and ``DATA``
 set; each call must answer 2xx, and where the README shows the answer (a ``# {...}`` line after
 the call) the answer must be that."""
 
@@ -44,6 +44,7 @@ def test_the_readme_examples_run_as_written(api: Api, live: str) -> None:
         "ADMIN": api.admin["Authorization"].split()[1],
         "INGEST": api.ingest["Authorization"].split()[1],
         "READ": api.read["Authorization"].split()[1],
+        "DATA": api.data["Authorization"].split()[1],
     }
     for block in api_examples():
         script = block.replace("localhost:8000", live.removeprefix("http://"))

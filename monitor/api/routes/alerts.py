@@ -8,7 +8,7 @@ from pydantic import BaseModel, Field
 
 from alerts.silences import SilenceSpec
 from monitor.api import schemas
-from monitor.api.deps import Ctx, require
+from monitor.api.deps import Caller, Ctx, require
 from monitor.api.guard import GuardedRoute
 from monitor.api.responses import FastJSONResponse
 from monitor.services import alert_ops, delivery
@@ -46,9 +46,9 @@ class Ack(BaseModel):
 
 
 @router.post("/alerts/{fingerprint}/ack", dependencies=admin, response_model=schemas.AlertOut)
-def acknowledge(fingerprint: str, ack: Ack, ctx: Ctx) -> FastJSONResponse:
+def acknowledge(fingerprint: str, ack: Ack, ctx: Ctx, actor: Caller) -> FastJSONResponse:
     """Acknowledge an alert (until its next incident). It goes on notifying; silence it to stop that."""
-    return FastJSONResponse(alert_ops.acknowledge(ctx, fingerprint, ack.by, ack.comment))
+    return FastJSONResponse(alert_ops.acknowledge(ctx, fingerprint, ack.by, ack.comment, actor))
 
 
 @router.get("/silences", dependencies=read, response_model=schemas.SilenceList)
@@ -57,14 +57,14 @@ def list_silences(ctx: Ctx, active: bool = False) -> FastJSONResponse:
 
 
 @router.post("/silences", status_code=201, dependencies=admin, response_model=schemas.SilenceOut)
-def create_silence(spec: SilenceSpec, ctx: Ctx) -> FastJSONResponse:
+def create_silence(spec: SilenceSpec, ctx: Ctx, actor: Caller) -> FastJSONResponse:
     """Mute alerts whose labels match every matcher (=, !=, =~, !~) from ``starts_at`` to ``ends_at``."""
-    return FastJSONResponse(alert_ops.create_silence(ctx, spec), status_code=201)
+    return FastJSONResponse(alert_ops.create_silence(ctx, spec, actor), status_code=201)
 
 
 @router.delete("/silences/{silence_id}", status_code=204, dependencies=admin)
-def expire_silence(silence_id: str, ctx: Ctx) -> None:
-    alert_ops.expire_silence(ctx, silence_id)
+def expire_silence(silence_id: str, ctx: Ctx, actor: Caller) -> None:
+    alert_ops.expire_silence(ctx, silence_id, actor)
 
 
 @router.get("/outbox", dependencies=read, response_model=schemas.OutboxList)
@@ -76,9 +76,9 @@ def list_outbox(
 
 
 @router.post("/outbox/{message_id}/redeliver", status_code=202, dependencies=admin, response_model=schemas.Redelivery)
-def redeliver(message_id: str, ctx: Ctx) -> FastJSONResponse:
+def redeliver(message_id: str, ctx: Ctx, actor: Caller) -> FastJSONResponse:
     """Send a message again (same webhook-id: receivers that saw it drop the repeat)."""
-    delivery.redeliver(ctx, message_id)
+    delivery.redeliver(ctx, message_id, actor)
     return FastJSONResponse({"message_id": message_id, "status": "pending"}, status_code=202)
 
 

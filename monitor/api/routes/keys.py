@@ -6,7 +6,7 @@ from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 
 from monitor.api import schemas
-from monitor.api.deps import Ctx, require
+from monitor.api.deps import Caller, Ctx, require
 from monitor.api.guard import GuardedRoute
 from monitor.api.responses import FastJSONResponse
 from monitor.services import keys
@@ -23,9 +23,9 @@ class KeyRequest(BaseModel):
 
 
 @router.post("", status_code=201, response_model=schemas.KeyCreated)
-def create_key(req: KeyRequest, ctx: Ctx) -> FastJSONResponse:
+def create_key(req: KeyRequest, ctx: Ctx, actor: Caller) -> FastJSONResponse:
     """Create a key. The key itself is in this response only; only its hash is stored."""
-    key, info = keys.create_key(ctx, req.name, req.scopes)
+    key, info = keys.create_key(ctx, req.name, req.scopes, actor)
     return FastJSONResponse({"key": key, **info}, status_code=201)
 
 
@@ -35,5 +35,5 @@ def list_keys(ctx: Ctx) -> FastJSONResponse:
 
 
 @router.delete("/{prefix}", status_code=204)
-def revoke_key(prefix: str, ctx: Ctx) -> None:
-    keys.revoke_key(ctx, prefix)
+def revoke_key(prefix: str, ctx: Ctx, actor: Caller) -> None:
+    keys.revoke_key(ctx, prefix, actor)

@@ -9,7 +9,7 @@ from starlette.concurrency import run_in_threadpool
 
 from monitor.api import schemas
 from monitor.api.body import media_type, read_body
-from monitor.api.deps import Ctx, require
+from monitor.api.deps import Caller, Ctx, require
 from monitor.api.guard import GuardedRoute
 from monitor.api.responses import FastJSONResponse
 from monitor.domain.monitoring import MonitoringConfig
@@ -32,9 +32,9 @@ router = APIRouter(route_class=GuardedRoute, prefix="/v1/models", tags=["models"
         409: {"description": "The version exists with a different schema"},
     },
 )
-def register_model(spec: ModelSpec, ctx: Ctx) -> FastJSONResponse:
+def register_model(spec: ModelSpec, ctx: Ctx, actor: Caller) -> FastJSONResponse:
     """Register a model, or a new version of it, with its schema. Idempotent for an identical schema."""
-    view, created = registry.register_model(ctx, spec)
+    view, created = registry.register_model(ctx, spec, actor)
     return FastJSONResponse(view, status_code=201 if created else 200)
 
 
@@ -86,6 +86,7 @@ async def upload_reference(
     name: str,
     request: Request,
     ctx: Ctx,
+    actor: Caller,
     version: str | None = Query(None, description="Model version (default: the newest)"),
     format: TableFormat | None = Query(None, description="Overrides the Content-Type"),
     dataset_name: str = Query("", alias="name", description="A name to remember the dataset by"),
@@ -121,7 +122,9 @@ async def upload_reference(
         )
     body = await read_body(request)
     result = await run_in_threadpool(
-        lambda: reference.upload_reference(ctx, name, body, fmt, version=version, name=dataset_name, mapping=mapping)
+        lambda: reference.upload_reference(
+            ctx, name, body, fmt, version=version, name=dataset_name, mapping=mapping, actor=actor
+        )
     )
     return FastJSONResponse(result, status_code=201)
 
@@ -133,6 +136,6 @@ def get_monitoring(name: str, ctx: Ctx) -> FastJSONResponse:
 
 
 @router.put("/{name}/monitoring", dependencies=[Depends(require(Scope.admin))], response_model=MonitoringConfig)
-def put_monitoring(name: str, config: MonitoringConfig, ctx: Ctx) -> FastJSONResponse:
+def put_monitoring(name: str, config: MonitoringConfig, ctx: Ctx, actor: Caller) -> FastJSONResponse:
     """Replace the model's monitoring settings; the scheduler picks them up on its next run."""
-    return FastJSONResponse(registry.set_monitoring(ctx, name, config).model_dump(mode="json"))
+    return FastJSONResponse(registry.set_monitoring(ctx, name, config, actor).model_dump(mode="json"))

@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Literal
 
 from fastapi import APIRouter, Depends
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, Field
 
 from monitor.api import schemas
-from monitor.api.deps import Ctx, require
+from monitor.api.deps import Caller, Ctx, require
 from monitor.api.guard import GuardedRoute
 from monitor.api.responses import FastJSONResponse
 from monitor.services import reports
-from monitor.services.keys import Principal, Scope
+from monitor.services.keys import Scope
 from monitor.web_security import REPORT_HEADERS
 
 READ = require(Scope.read)
@@ -32,14 +32,12 @@ class ReportRequest(BaseModel):
 
 
 @router.post("/{name}/reports", status_code=201, response_model=schemas.ReportInfo)
-def create_report(
-    name: str, req: ReportRequest, ctx: Ctx, principal: Annotated[Principal, Depends(READ)]
-) -> FastJSONResponse:
+def create_report(name: str, req: ReportRequest, ctx: Ctx, actor: Caller) -> FastJSONResponse:
     """Build an Evidently report (data drift, or quality on labelled rows) from random samples.
     One at a time per key (429 with Retry-After meanwhile); reports are kept
     MONITOR_REPORT_RETENTION_DAYS."""
     meta = reports.build_report(
-        ctx, name, req.version, req.start, req.end, kind=req.kind, sample_size=req.sample_size, key_id=principal.key_id
+        ctx, name, req.version, req.start, req.end, kind=req.kind, sample_size=req.sample_size, actor=actor
     )
     return FastJSONResponse(meta, status_code=201)
 

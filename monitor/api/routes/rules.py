@@ -15,7 +15,7 @@ from alerts.inhibit import InhibitRule
 from alerts.receivers import ReceiverSpec
 from alerts.rules import Rule
 from monitor.api import schemas
-from monitor.api.deps import Ctx, require
+from monitor.api.deps import Caller, Ctx, require
 from monitor.api.guard import GuardedRoute
 from monitor.api.openapi_docs import model_body
 from monitor.api.responses import FastJSONResponse
@@ -37,9 +37,9 @@ def list_rules(ctx: Ctx) -> FastJSONResponse:
 
 
 @router.post("/rules", status_code=201, dependencies=admin, response_model=schemas.StoredRule, openapi_extra=RULE_BODY)
-def create_rule(doc: JsonObject, ctx: Ctx) -> FastJSONResponse:
+def create_rule(doc: JsonObject, ctx: Ctx, actor: Caller) -> FastJSONResponse:
     """A new rule; refused with the field and the reason when invalid."""
-    return FastJSONResponse(alert_config.put_rule(ctx, doc, create=True), status_code=201)
+    return FastJSONResponse(alert_config.put_rule(ctx, doc, create=True, actor=actor), status_code=201)
 
 
 @router.get("/rules/{name}", dependencies=read, response_model=schemas.StoredRule)
@@ -48,13 +48,13 @@ def get_rule(name: str, ctx: Ctx) -> FastJSONResponse:
 
 
 @router.put("/rules/{name}", dependencies=admin, response_model=schemas.StoredRule, openapi_extra=RULE_BODY)
-def replace_rule(name: str, doc: JsonObject, ctx: Ctx) -> FastJSONResponse:
-    return FastJSONResponse(alert_config.put_rule(ctx, doc, name=name))
+def replace_rule(name: str, doc: JsonObject, ctx: Ctx, actor: Caller) -> FastJSONResponse:
+    return FastJSONResponse(alert_config.put_rule(ctx, doc, name=name, actor=actor))
 
 
 @router.delete("/rules/{name}", status_code=204, dependencies=admin)
-def delete_rule(name: str, ctx: Ctx) -> None:
-    alert_config.delete_rule(ctx, name)
+def delete_rule(name: str, ctx: Ctx, actor: Caller) -> None:
+    alert_config.delete_rule(ctx, name, actor)
 
 
 @router.get("/receivers", dependencies=read, response_model=schemas.ReceiverList)
@@ -68,15 +68,15 @@ def list_receivers(ctx: Ctx) -> FastJSONResponse:
     response_model=schemas.ReceiverOut,
     openapi_extra=model_body(ReceiverSpec, "A receiver (its name from the path)", from_path=NAMED),
 )
-def put_receiver(name: str, doc: JsonObject, ctx: Ctx) -> FastJSONResponse:
+def put_receiver(name: str, doc: JsonObject, ctx: Ctx, actor: Caller) -> FastJSONResponse:
     """Create or replace a receiver. The answer holds its signing secret (whsec_…), the only time
     it is shown; replacing a receiver without a secret keeps the old one."""
-    return FastJSONResponse(alert_config.put_receiver(ctx, {**doc, "name": name}))
+    return FastJSONResponse(alert_config.put_receiver(ctx, {**doc, "name": name}, actor))
 
 
 @router.delete("/receivers/{name}", status_code=204, dependencies=admin)
-def delete_receiver(name: str, ctx: Ctx) -> None:
-    alert_config.delete_receiver(ctx, name)
+def delete_receiver(name: str, ctx: Ctx, actor: Caller) -> None:
+    alert_config.delete_receiver(ctx, name, actor)
 
 
 @router.get("/inhibit-rules", dependencies=read, response_model=schemas.InhibitRuleList)
@@ -92,11 +92,11 @@ def list_inhibit_rules(ctx: Ctx) -> FastJSONResponse:
     response_model=schemas.StoredRule,
     openapi_extra=model_body(InhibitRule, "An inhibit rule (its name from the path)", from_path=NAMED),
 )
-def put_inhibit_rule(name: str, doc: JsonObject, ctx: Ctx) -> FastJSONResponse:
+def put_inhibit_rule(name: str, doc: JsonObject, ctx: Ctx, actor: Caller) -> FastJSONResponse:
     """Create or replace an inhibit rule; refused with the field and the reason when invalid."""
-    return FastJSONResponse(alert_config.put_inhibit_rule(ctx, {**doc, "name": name}))
+    return FastJSONResponse(alert_config.put_inhibit_rule(ctx, {**doc, "name": name}, actor))
 
 
 @router.delete("/inhibit-rules/{name}", status_code=204, dependencies=admin)
-def delete_inhibit_rule(name: str, ctx: Ctx) -> None:
-    alert_config.delete_inhibit_rule(ctx, name)
+def delete_inhibit_rule(name: str, ctx: Ctx, actor: Caller) -> None:
+    alert_config.delete_inhibit_rule(ctx, name, actor)
