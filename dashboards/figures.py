@@ -267,6 +267,14 @@ def _overall(points: list[Point], metric: str) -> list[Point]:
     return [p for p in points if p["metric"] == metric and "class" not in p["labels"] and "average" not in p["labels"]]
 
 
+def _marks(ps: list[Point], name: str) -> list[dict[str, Any]]:
+    """Red markers on the windows ``ps`` (those decided drifted or violated); none when empty."""
+    if not ps:
+        return []
+    x, y = [p["window_end"] for p in ps], [p["value"] for p in ps]
+    return [_scatter(x=x, y=y, mode="markers", name=name, marker={"color": BAD, "size": 9}, hoverinfo="skip")]
+
+
 def _band(ps: list[Point], name: str, color: str, yaxis: str = "y") -> list[dict[str, Any]]:
     """A shaded band from each point's ``details`` lower to upper: two traces, the upper one
     filled down to the lower."""
@@ -390,18 +398,46 @@ def multivariate_drift(points: list[Point]) -> Figure:
             hovertemplate="%{y:.4g}<br>n = %{customdata[0]:,}<extra></extra>",
         ),
     ]
-    if drifted:
+    traces += _marks(drifted, "drifted")
+    return _layout(_figure(traces, {"yaxis": {"automargin": True}}), title)
+
+
+# The fairness measures a chart shows per protected attribute (the rest are in the API).
+FAIRNESS_SHOWN = {
+    "demographic_parity_ratio": ("demographic parity ratio", "rgba(31, 119, 180, 0.15)"),
+    "equalized_odds_difference": ("equalized odds difference", "rgba(148, 103, 189, 0.15)"),
+}
+
+
+def fairness(points: list[Point], ratio_threshold: float = 0.8) -> Figure:
+    """Per protected attribute, the demographic parity ratio and the equalized odds difference
+    over time, each in its 95 % band, with the four-fifths line; windows decided violating marked."""
+    title = "Fairness across protected attributes (Fairlearn's measures, 95 % bands)"
+    series: dict[tuple[str, str], list[Point]] = defaultdict(list)
+    for p in points:
+        measure = p["metric"].removeprefix("fairness.")
+        if measure in FAIRNESS_SHOWN and "attribute" in p["labels"]:
+            series[(p["labels"]["attribute"], measure)].append(p)
+    if not series:
+        return _empty(title, "no protected attributes (protected_attributes in the monitoring settings)")
+    traces: list[dict[str, Any]] = []
+    for (attribute, measure), ps in sorted(series.items()):
+        label, band = FAIRNESS_SHOWN[measure]
+        traces += _band(ps, f"{attribute}: {label}, 95 %", band)
         traces.append(
             _scatter(
-                x=[p["window_end"] for p in drifted],
-                y=[p["value"] for p in drifted],
-                mode="markers",
-                name="drifted",
-                marker={"color": BAD, "size": 9},
-                hoverinfo="skip",
+                x=[p["window_end"] for p in ps],
+                y=[p["value"] for p in ps],
+                mode=_mode(len(ps)),
+                name=f"{attribute}: {label}",
+                customdata=[[p["sample_size"]] for p in ps],
+                hovertemplate="%{y:.3f}<br>n = %{customdata[0]:,}<extra></extra>",
             )
         )
-    return _layout(_figure(traces, {"yaxis": {"automargin": True}}), title)
+        traces += _marks([p for p in ps if p["drifted"]], f"{attribute}: {label} violated")
+    shape, note = _threshold_line(ratio_threshold)
+    layout = {"yaxis": {"range": [0, 1.05], "automargin": True}, "shapes": [shape], "annotations": [note]}
+    return _layout(_figure(traces, layout), title)
 
 
 def concept_detections(points: list[Point]) -> list[dict[str, Any]]:

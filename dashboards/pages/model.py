@@ -88,6 +88,7 @@ def layout(ctx: ServiceContext, name: str, search: str) -> html.Div:
         ("multivariate-drift", figures.multivariate_drift(points)),
         ("prediction-drift", figures.series(points, "prediction_drift", "Prediction drift", by="column")),
         ("quality", figures.quality(points, quality_metric)),
+        ("fairness", figures.fairness(points)),
         ("latency", figures.latency(points)),
         ("missing", figures.series(points, "data_quality.missing_share", "Missing values", by="feature", percent=True)),
         (

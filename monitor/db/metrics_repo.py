@@ -130,6 +130,7 @@ def window_points(
                    CASE WHEN metric = 'feature_drift' THEN jsonb_build_object('kind', details -> 'kind')
                         WHEN starts_with(metric, 'concept_drift.') THEN details - 'reference' - 'current'
                         WHEN starts_with(metric, 'estimated.') OR metric = 'multivariate_drift'
+                             OR starts_with(metric, 'fairness.')
                             THEN jsonb_build_object('lower', details -> 'lower', 'upper', details -> 'upper')
                         ELSE '{{}}'::jsonb END::text AS details
             FROM metric_points

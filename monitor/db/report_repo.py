@@ -28,7 +28,7 @@ def sample_window(
     rows = conn.execute(
         text(
             f"""
-            SELECT p.features, p.prediction, p.scores, l.label
+            SELECT p.features, p.prediction, p.scores, p.segments, l.label
             FROM predictions p
             {join} labels l ON l.model_id = p.model_id AND l.prediction_id = p.prediction_id
             WHERE p.model_id = :m AND p.model_version_id = :v AND p.ts >= :s AND p.ts < :e

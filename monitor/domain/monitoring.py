@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from monitor.metrics.drift_decision import Rule
+from monitor.metrics.fairness import Thresholds
 from monitor.metrics.stattests import REGISTRY
 
 QUALITY_METRICS = frozenset(
@@ -91,6 +92,27 @@ class MonitoringConfig(BaseModel):
         le=100,
         description="segment values tracked per segment column: the reference's most frequent, chosen at its upload",
     )
+    protected_attributes: list[str] = Field(
+        default_factory=list,
+        max_length=20,
+        description="segment columns that are protected attributes: each window gets, for a binary classifier, "
+        "Fairlearn's fairness measures across their tracked values (demographic parity, equal opportunity, "
+        "equalized odds, each group's selection, true and false positive rates)",
+    )
+    fairness_ratio_threshold: float = Field(
+        0.8,
+        gt=0,
+        le=1,
+        description="a fairness ratio is decided violating (drifted) when its 95 % interval lies wholly below this "
+        "(0.8: the four-fifths rule)",
+    )
+    fairness_difference_threshold: float = Field(
+        0.1,
+        gt=0,
+        lt=1,
+        description="a fairness difference is decided violating (drifted) when its 95 % interval lies wholly "
+        "above this",
+    )
 
     @field_validator("quality_metric")
     @classmethod
@@ -111,6 +133,10 @@ class MonitoringConfig(BaseModel):
     def drift_rule(self) -> Rule:
         """How the window job decides drift, for features and for regression residuals alike."""
         return Rule(self.stattest_profile, self.fdr_alpha, self.min_sample_size, self.fdr)
+
+    def fairness_thresholds(self) -> Thresholds:
+        """When the fairness measures decide a violation (``monitor.metrics.fairness``)."""
+        return Thresholds(self.fairness_ratio_threshold, self.fairness_difference_threshold, self.min_sample_size)
 
     def window_lengths(self) -> list[timedelta]:
         return [parse_window(w) for w in self.windows]

@@ -22,6 +22,7 @@ from monitor.db.summary_repo import Segment
 from monitor.domain.monitoring import MonitoringConfig
 from monitor.domain.schema import ModelSchema, Task, schema_from_json
 from monitor.errors import MonitorError
+from monitor.metrics.fairness import GroupCounts, fairness_points, group_counts
 from monitor.metrics.label_free_points import label_free_points
 from monitor.metrics.log_summary import (
     ROW_SUMMARIES,
@@ -41,6 +42,7 @@ from monitor.metrics.profiles import (
     Summary,
     summary_to_parts,
 )
+from monitor.metrics.quality_summary import ClassificationSummary
 from monitor.metrics.window_points import LATENCY, segment_points
 from monitor.services import job_log, quality_job
 from monitor.services.context import ServiceContext
@@ -230,13 +232,27 @@ def compute_window(
     schema = schema_from_json(vrow.schema)
     ref = load_reference(ctx, vrow)
     points: list[MetricPoint] = []
+    # protected attribute -> its value -> the group's counts (binary classifiers: Fairlearn's measures)
+    protected = set(cfg.protected_attributes) if schema.task is Task.binary_classification else set()
+    groups: dict[str, dict[str, GroupCounts]] = {}
     for seg in ref.columns:
         segment = parse_segment(seg, schema)
+        selected: tuple[int, int] | None = None
         if not quality_only:
-            points += _window_points(ctx, vrow, schema, ref, seg, segment, cfg, window_start, window_end, now)
-        points += quality_job.quality_points(
+            seg_points, acc = _window_points(ctx, vrow, schema, ref, seg, segment, cfg, window_start, window_end, now)
+            points += seg_points
+            selected = _selected(acc, schema)
+        quality, summary = quality_job.quality_points(
             ctx, vrow, schema, ref.reference_id, ref.extras[seg], cfg, window_start, window_end, segment
         )
+        points += quality
+        if segment is not None and segment[0] in protected and isinstance(summary, ClassificationSummary):
+            assert schema.positive_class is not None
+            groups.setdefault(segment[0], {})[segment[1]] = group_counts(
+                schema.positive_class, selected, summary.confusion
+            )
+    for attribute, values in groups.items():
+        points += fairness_points(attribute, values, cfg.fairness_thresholds(), window_start, window_end)
     if not quality_only:
         points.extend(_violation_points(ctx, vrow.model_id, window_start, window_end))
     record_points(ctx, model, vrow.version, points)
@@ -254,9 +270,9 @@ def _window_points(
     window_start: datetime,
     window_end: datetime,
     now: datetime,
-) -> list[MetricPoint]:
+) -> tuple[list[MetricPoint], ColumnAccumulator]:
     """Drift, latency, throughput, data quality, estimated quality and multivariate drift of one
-    segment ('' for all predictions)."""
+    segment ('' for all predictions), and the summaries they come from."""
     ref = view.columns[seg]
     acc = merged_window(
         ctx, vrow, view.reference_id, window_start, window_end, lambda: ColumnAccumulator(ref), segment=seg
@@ -271,7 +287,17 @@ def _window_points(
         window_start,
         window_end,
         segment_labels(segment),
-    )
+    ), acc
+
+
+def _selected(acc: ColumnAccumulator, schema: ModelSchema) -> tuple[int, int] | None:
+    """(predictions of the positive class, predictions) of a window's segment, from the
+    prediction column's counts; None when the prediction column is not summarised (a reference
+    without predictions)."""
+    counts = acc.columns.get("prediction")
+    if not isinstance(counts, CategoricalSummary) or schema.positive_class is None:
+        return None
+    return counts.counts.get(schema.positive_class, 0), acc.n_rows
 
 
 def _violation_points(

@@ -25,7 +25,7 @@ from monitor.metrics.points import drift_severity
 from monitor.services.context import ServiceContext
 
 MODEL_METRICS = ["dataset_drift", "feature_drift", "prediction_drift", "quality.*", "latency.*", "throughput.*"]
-MODEL_METRICS += ["concept_drift.*", "estimated.*", "multivariate_drift"]
+MODEL_METRICS += ["concept_drift.*", "estimated.*", "multivariate_drift", "fairness.*"]
 FRESHNESS = timedelta(days=2)
 
 
@@ -88,7 +88,7 @@ def _model_metric_families() -> dict[str, GaugeMetricFamily]:
         "How many features drift was measured on (the per-feature series hold the most drifted of them)",
         labels=["model", "window"],
     )
-    return fam | _label_free_families()
+    return fam | _label_free_families() | _fairness_families()
 
 
 class StoreCollector:
@@ -236,10 +236,41 @@ def _label_free_families() -> dict[str, GaugeMetricFamily]:
     }
 
 
+def _fairness_families() -> dict[str, GaugeMetricFamily]:
+    """Fairness across protected attributes (a group label holds one of the attribute's tracked
+    values: at most segment_top_values of them)."""
+    return {
+        "fairness": GaugeMetricFamily(
+            "monitor_model_fairness",
+            "Fairlearn's fairness measures between the groups of a protected attribute "
+            "(demographic_parity_ratio, equalized_odds_difference, ...)",
+            labels=["model", "attribute", "measure", "window"],
+        ),
+        "fairness_violated": GaugeMetricFamily(
+            "monitor_model_fairness_violated",
+            "1 when the measure's 95 % interval lies wholly past its threshold (0.8 for ratios: the four-fifths rule)",
+            labels=["model", "attribute", "measure", "window"],
+        ),
+        "fairness_group": GaugeMetricFamily(
+            "monitor_model_fairness_group_rate",
+            "A group's selection, true positive or false positive rate",
+            labels=["model", "attribute", "group", "rate", "window"],
+        ),
+    }
+
+
 def _label_free(fam: dict[str, GaugeMetricFamily], model: str, window: str, p: dict[str, Any]) -> None:
-    """Estimated quality (with its band and its drop) and multivariate drift."""
+    """Estimated quality (with its band and its drop), multivariate drift and fairness."""
     metric, labels, details = p["metric"], p["labels"], p.get("details") or {}
-    if metric == "estimated.quality_drop":
+    if metric.startswith("fairness."):
+        measure, attribute = metric.removeprefix("fairness."), labels.get("attribute", "")
+        if "group" in labels:
+            fam["fairness_group"].add_metric([model, attribute, labels["group"], measure, window], p["value"])
+            return
+        fam["fairness"].add_metric([model, attribute, measure, window], p["value"])
+        if p["drifted"] is not None:
+            fam["fairness_violated"].add_metric([model, attribute, measure, window], float(p["drifted"]))
+    elif metric == "estimated.quality_drop":
         if p["drifted"] is not None:
             fam["estimated_drop"].add_metric([model, labels.get("metric", ""), window], float(p["drifted"]))
     elif metric.startswith("estimated."):

@@ -100,8 +100,9 @@ def quality_points(
     start: datetime,
     end: datetime,
     segment: Segment = None,
-) -> list[MetricPoint]:
-    """Quality, label coverage and concept drift of a window (of one segment)."""
+) -> tuple[list[MetricPoint], QualitySummary]:
+    """Quality, label coverage and concept drift of a window (of one segment), and the summary
+    they come from."""
     edges = residual_edges(extras)
     acc = merged_window(
         ctx,
@@ -115,8 +116,8 @@ def quality_points(
     )
     s = acc.summary
     if not s.n_predictions:
-        return []
+        return [], s
     stream = None
     if isinstance(s, ClassificationSummary) and s.n_labelled:
         stream = detections_in(ctx, vrow, cfg, summary_repo.segment_key(segment), start, end)
-    return window_quality_points(schema, extras, cfg, s, stream, start, end, segment)
+    return window_quality_points(schema, extras, cfg, s, stream, start, end, segment), s

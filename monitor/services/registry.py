@@ -12,7 +12,7 @@ from monitor.db.registry_repo import VersionRow
 from monitor.domain.audit import SYSTEM, Actor
 from monitor.domain.monitoring import MonitoringConfig
 from monitor.domain.schema import ModelSpec
-from monitor.errors import Conflict, NotFound
+from monitor.errors import Conflict, MonitorError, NotFound
 from monitor.services.context import ServiceContext
 
 
@@ -144,6 +144,19 @@ def resolve_version(ctx: ServiceContext, name: str, version: str | None) -> Vers
     return row
 
 
+def _check_protected(conn: Connection, name: str, config: MonitoringConfig) -> None:
+    """A protected attribute is one of the newest version's segment columns: fairness compares
+    its tracked values, which only segments have."""
+    newest = registry_repo.get_version(conn, name, None)
+    segments = set((newest.schema if newest else {}).get("segments") or [])
+    for i, attribute in enumerate(config.protected_attributes):
+        if attribute not in segments:
+            raise MonitorError(
+                f"protected attribute {attribute!r} is not one of the model's segment columns",
+                [{"field": f"protected_attributes.{i}", "reason": "not a segment column"}],
+            )
+
+
 def model_id_or_404(conn: Connection, name: str) -> int:
     """The model's id inside the caller's unit of work, or NotFound."""
     model_id = registry_repo.get_model_id(conn, name)
@@ -162,6 +175,7 @@ def get_monitoring(ctx: ServiceContext, name: str) -> MonitoringConfig:
 def set_monitoring(ctx: ServiceContext, name: str, config: MonitoringConfig, actor: Actor = SYSTEM) -> MonitoringConfig:
     with ctx.uow() as uow:
         model_id = model_id_or_404(uow.conn, name)
+        _check_protected(uow.conn, name, config)
         settings = config.model_dump(mode="json")
         registry_repo.set_monitoring(uow.conn, model_id, settings)
         audit_repo.append(uow.conn, actor, "monitoring.changed", name, model=name, details=settings)

@@ -18,11 +18,14 @@ import pandas as pd
 from monitor.db import audit_repo, reference_repo, report_repo
 from monitor.db.registry_repo import VersionRow
 from monitor.domain.audit import SYSTEM, Actor
+from monitor.domain.monitoring import MonitoringConfig
 from monitor.domain.records import NEG_INF, POS_INF
 from monitor.domain.schema import FeatureType, ModelSchema, Task, schema_from_json
 from monitor.errors import MonitorError, NotFound, TooManyRequests
+from monitor.metrics.fairness import counts_of_rows, fairness_points
+from monitor.metrics.points import MetricPoint
 from monitor.services.context import ServiceContext
-from monitor.services.registry import model_id_or_404, resolve_version
+from monitor.services.registry import get_monitoring, model_id_or_404, resolve_version
 from monitor.web_security import escape_embedded_json
 
 BUILD_RETRY_SECONDS = 10.0  # what a second request of the same key is told to wait
@@ -64,6 +67,64 @@ def _strict_json(text: str) -> str:
     """Evidently writes NaN for metrics it cannot compute (recall with no positives); JSON and
     Postgres have no NaN, so those become null."""
     return orjson.dumps(json.loads(text)).decode()  # orjson writes NaN and infinities as null
+
+
+def _fairness(
+    schema: ModelSchema, cfg: MonitoringConfig, rows: list[dict[str, Any]], start: datetime, end: datetime
+) -> list[MetricPoint]:
+    """Fairlearn's measures on the report's sample, per protected attribute (binary classifiers)."""
+    if schema.task is not Task.binary_classification or schema.positive_class is None:
+        return []
+    out = []
+    for attribute in cfg.protected_attributes:
+        groups = counts_of_rows(schema.positive_class, attribute, rows)
+        out += [
+            p
+            for p in fairness_points(attribute, groups, cfg.fairness_thresholds(), start, end)
+            if "group" not in p.labels
+        ]
+    return out
+
+
+def _fairness_entry(p: MetricPoint) -> dict[str, Any]:
+    return {
+        "attribute": p.labels["attribute"],
+        "measure": p.metric.removeprefix("fairness."),
+        "value": p.value,
+        "lower": p.details["lower"],
+        "upper": p.details["upper"],
+        "threshold": p.threshold,
+        "violated": p.drifted,
+        "groups": p.details["groups"],
+    }
+
+
+def _fairness_html(points: list[MetricPoint]) -> str:
+    """The sample's fairness measures as a table (every value escaped: group names are data)."""
+    if not points:
+        return ""
+    cells = []
+    for p in points:
+        e = _fairness_entry(p)
+        groups = "; ".join(
+            f"{html.escape(rate)}: "
+            + ", ".join(f"{html.escape(g)} {v['rate']:.3f} (n={v['rows']:,})" for g, v in by.items())
+            for rate, by in e["groups"].items()
+        )
+        verdict = {True: "violated", False: "within", None: "too few rows to decide"}[e["violated"]]
+        cells.append(
+            f"<tr><td>{html.escape(e['attribute'])}</td><td>{html.escape(e['measure'])}</td>"
+            f"<td>{e['value']:.3f}</td><td>{e['lower']:.3f} to {e['upper']:.3f}</td><td>{e['threshold']}</td>"
+            f"<td>{verdict}</td><td>{groups}</td></tr>"
+        )
+    return (
+        '<div style="font-family:sans-serif;padding:12px"><h3>Fairness across protected attributes</h3>'
+        "<p>Fairlearn's definitions, on this report's sample; 95 % intervals.</p>"
+        '<table border="1" cellpadding="4" style="border-collapse:collapse"><tr><th>attribute</th><th>measure</th>'
+        "<th>value</th><th>95 % interval</th><th>threshold</th><th>decision</th><th>groups</th></tr>"
+        + "".join(cells)
+        + "</table></div>"
+    )
 
 
 def _banner(meta: dict[str, Any]) -> str:
@@ -144,7 +205,10 @@ def _build(
         "reference_sample_size": len(reference),
     }
     summary, page = _run_evidently(schema, kind, current, reference)
-    page = page.replace("<body>", "<body>" + _banner(meta), 1) if "<body>" in page else _banner(meta) + page
+    fairness = _fairness(schema, get_monitoring(ctx, model), current, window_start, window_end)
+    head = _banner(meta) + _fairness_html(fairness)
+    page = page.replace("<body>", "<body>" + head, 1) if "<body>" in page else head + page
+    meta["fairness"] = [_fairness_entry(p) for p in fairness]
     with ctx.uow() as uow:
         report_id = report_repo.insert_report(
             uow.conn,

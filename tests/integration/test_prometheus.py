@@ -73,6 +73,8 @@ def test_service_and_model_metrics(churn: Api) -> None:
             MetricPoint("estimated.accuracy", start, end, 0.8, 2, details={"lower": 0.7, "upper": 0.9}),
             MetricPoint("estimated.quality_drop", start, end, 0.1, 2, {"metric": "accuracy"}, drifted=True),
             MetricPoint("multivariate_drift", start, end, 1.4, 2, {"method": "reconstruction_error"}, drifted=False),
+            MetricPoint("fairness.demographic_parity_ratio", start, end, 0.7, 900, {"attribute": "plan"}, drifted=True),
+            MetricPoint("fairness.selection_rate", start, end, 0.25, 300, {"attribute": "plan", "group": "basic"}),
         ],
     )
     job_log.succeeded(churn.ctx, "churn", "metrics", 1.25)
@@ -109,6 +111,10 @@ def test_service_and_model_metrics(churn: Api) -> None:
     assert value(m, "monitor_model_estimated_quality_drop", model="churn", metric="accuracy") == 1
     assert value(m, "monitor_model_multivariate_drift_error", model="churn", window="1h") == 1.4
     assert value(m, "monitor_model_multivariate_drifted", model="churn", window="1h") == 0
+    fair = {"model": "churn", "attribute": "plan", "window": "1h"}
+    assert value(m, "monitor_model_fairness", measure="demographic_parity_ratio", **fair) == 0.7
+    assert value(m, "monitor_model_fairness_violated", measure="demographic_parity_ratio", **fair) == 1
+    assert value(m, "monitor_model_fairness_group_rate", group="basic", rate="selection_rate", **fair) == 0.25
     assert value(m, "monitor_model_latency_seconds", model="churn", statistic="p95") == 0.0125
     assert value(m, "monitor_model_latency_seconds", model="churn", statistic="mean") == 0.008
     assert value(m, "monitor_ingest_request_duration_seconds_count", endpoint="predictions", status="2xx") == 2

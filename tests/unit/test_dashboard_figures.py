@@ -214,3 +214,29 @@ def test_multivariate_drift_marks_the_windows_outside_the_reference_band() -> No
     assert traces["drifted"]["x"] == [T + timedelta(hours=1)]
     assert traces["reference band"]["y"] == [1.3, 1.3]
     assert "no reconstruction model" in str(figures.multivariate_drift([]).layout.annotations[0].text)
+
+
+def test_fairness_draws_each_attributes_parity_ratio_and_odds_gap_in_their_bands() -> None:
+    sex = {"attribute": "sex"}
+    points = [
+        point("fairness.demographic_parity_ratio", T, 0.9, labels=sex, details={"lower": 0.85, "upper": 0.95}),
+        point(
+            "fairness.demographic_parity_ratio",
+            T + timedelta(hours=1),
+            0.6,
+            labels=sex,
+            details={"lower": 0.55, "upper": 0.66},
+            drifted=True,
+        ),
+        point("fairness.equalized_odds_difference", T, 0.05, labels=sex, details={"lower": 0.0, "upper": 0.1}),
+        point("fairness.selection_rate", T, 0.3, labels={**sex, "group": "F"}),  # groups are not drawn here
+    ]
+    fig = figures.fairness(points)
+    traces = {t.get("name"): t for t in fig["data"]}
+    assert traces["sex: demographic parity ratio"]["y"] == [0.9, 0.6]
+    assert traces["sex: demographic parity ratio, 95 %"]["y"] == [0.95, 0.66]
+    assert traces["sex: demographic parity ratio violated"]["x"] == [T + timedelta(hours=1)]
+    assert traces["sex: equalized odds difference"]["y"] == [0.05]
+    assert len(fig["data"]) == 7  # two bands of two traces, two lines, one set of marks
+    assert fig["layout"]["shapes"][0]["y0"] == 0.8
+    assert "no protected attributes" in str(figures.fairness([]).layout.annotations[0].text)

@@ -1,0 +1,236 @@
+"""Fairness across the groups of a protected attribute, from counts the summaries keep.
+
+Fairlearn's definitions (``fairlearn.metrics``), for a binary classifier's positive class:
+
+- selection rate of a group: the share of its predictions that are the positive class;
+- demographic parity difference: the largest selection rate minus the smallest, between groups;
+  the ratio: the smallest over the largest;
+- true and false positive rates of a group, on its labelled rows;
+- equal opportunity difference (ratio): of the true positive rates;
+- equalized odds difference: the larger of the true and false positive rates' differences (the
+  ratio: the smaller of their ratios), Fairlearn's ``agg="worst_case"``.
+
+A group's counts come from the window's mergeable summaries, so any window costs what an hour
+does: selection rates from the prediction column's category counts (every prediction, labelled
+or not, so demographic parity needs no label), the rates on labelled rows from the confusion
+counts of the quality summary.
+
+Each number carries a 95 % interval (Wilson's for a group's rate; for a difference or ratio, the
+2.5th and 97.5th percentiles over 2,000 parametric-bootstrap draws of every group's rate from its
+Jeffreys posterior, Beta(k + 1/2, n - k + 1/2)). A measure is ``drifted`` (the decision a rule pages
+on with ``{drifted: true}``) only when the interval lies wholly past the threshold: a ratio whose
+upper bound is under ``fairness_ratio_threshold`` (0.8: the four-fifths rule), a difference
+whose lower bound is over ``fairness_difference_threshold`` (0.1); a small group's noise widens
+its interval instead of paging. With fewer than two groups of ``min_sample_size`` rows, a
+measure gets its value but no decision.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+
+from monitor.metrics.points import MetricPoint
+
+DRAWS = 2_000
+Z95 = 1.959963984540054
+
+
+@dataclass(frozen=True)
+class GroupCounts:
+    """One group's counts in a window. ``predictions`` is None when the window's predictions
+    were not counted (a recomputation for late labels only reads the labelled rows)."""
+
+    predictions: int | None
+    selected: int | None  # predictions of the positive class
+    positives: int  # labelled rows whose truth is the positive class
+    true_positives: int
+    negatives: int  # labelled rows of the other class
+    false_positives: int
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    ratio: float = 0.8
+    difference: float = 0.1
+    min_group_size: int = 100
+
+
+def confusion_counts(positive: str, confusion: Mapping[str, int]) -> tuple[int, int, int, int]:
+    """(positives, true positives, negatives, false positives) of a quality summary's confusion
+    counts ("truth\\x1fprediction" -> rows)."""
+    pos = tp = neg = fp = 0
+    for key, n in confusion.items():
+        truth, _, predicted = key.partition("\x1f")
+        if truth == positive:
+            pos += n
+            tp += n if predicted == positive else 0
+        else:
+            neg += n
+            fp += n if predicted == positive else 0
+    return pos, tp, neg, fp
+
+
+def group_counts(positive: str, selected: tuple[int, int] | None, confusion: Mapping[str, int]) -> GroupCounts:
+    """A group's counts: ``selected`` (predictions of the positive class, predictions) from the
+    prediction column's counts, or None; the rest from the quality summary's confusion counts."""
+    pos, tp, neg, fp = confusion_counts(positive, confusion)
+    k, n = selected if selected is not None else (None, None)
+    return GroupCounts(n, k, pos, tp, neg, fp)
+
+
+def counts_of_rows(positive: str, attribute: str, rows: Iterable[Mapping[str, Any]]) -> dict[str, GroupCounts]:
+    """Each value's counts among rows with ``prediction``, ``label`` (None: unlabelled) and
+    ``segments`` (a full report's sample: every value there, not only the tracked ones)."""
+    tally: dict[str, list[int]] = {}
+    for r in rows:
+        value = (r.get("segments") or {}).get(attribute)
+        if value is None:
+            continue
+        t = tally.setdefault(str(value), [0] * 6)
+        chosen = r["prediction"] == positive
+        t[0] += 1
+        t[1] += chosen
+        if r.get("label") is not None:
+            truth = r["label"] == positive
+            t[2] += truth
+            t[3] += truth and chosen
+            t[4] += not truth
+            t[5] += (not truth) and chosen
+    return {g: GroupCounts(*t) for g, t in tally.items()}
+
+
+def wilson(k: int, n: int) -> tuple[float, float]:
+    """Wilson's 95 % score interval of a proportion k/n."""
+    if n == 0:
+        return 0.0, 1.0
+    p = k / n
+    centre = (p + Z95**2 / (2 * n)) / (1 + Z95**2 / n)
+    half = Z95 * np.sqrt(p * (1 - p) / n + Z95**2 / (4 * n * n)) / (1 + Z95**2 / n)
+    # at 0 of n or n of n the interval reaches the bound exactly (rounding would leave it short)
+    return (0.0 if k == 0 else float(max(0.0, centre - half))), (1.0 if k == n else float(min(1.0, centre + half)))
+
+
+def _difference(rates: np.ndarray) -> np.ndarray:
+    return np.asarray(rates.max(axis=-1) - rates.min(axis=-1))
+
+
+def _ratio(rates: np.ndarray) -> np.ndarray:
+    top = rates.max(axis=-1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.asarray(np.where(top > 0, rates.min(axis=-1) / np.where(top > 0, top, 1.0), 0.0))
+
+
+@dataclass(frozen=True)
+class _Rates:
+    """A rate per group (k of n) and its bootstrap draws."""
+
+    name: str  # selection_rate, true_positive_rate, false_positive_rate
+    groups: list[str]
+    k: np.ndarray
+    n: np.ndarray
+    draws: np.ndarray  # DRAWS x groups
+
+    @classmethod
+    def of(cls, name: str, pairs: Mapping[str, tuple[int, int]], rng: np.random.Generator) -> _Rates | None:
+        kept = {g: kn for g, kn in pairs.items() if kn[1] > 0}  # a group without rows has no rate
+        if len(kept) < 2:
+            return None
+        k = np.array([kn[0] for kn in kept.values()], dtype=float)
+        n = np.array([kn[1] for kn in kept.values()], dtype=float)
+        return cls(name, list(kept), k, n, rng.beta(k + 0.5, n - k + 0.5, size=(DRAWS, len(k))))
+
+    @property
+    def rates(self) -> np.ndarray:
+        return np.asarray(self.k / self.n)
+
+    def shown(self) -> dict[str, dict[str, float]]:
+        return {g: {"rate": float(r), "rows": int(n)} for g, r, n in zip(self.groups, self.rates, self.n, strict=True)}
+
+
+Point = Callable[..., MetricPoint]
+
+
+def _rate_points(rates: _Rates, point: Point) -> list[MetricPoint]:
+    """Each group's rate, with Wilson's interval."""
+    out = []
+    for j, g in enumerate(rates.groups):
+        lo, hi = wilson(int(rates.k[j]), int(rates.n[j]))
+        details = {"lower": lo, "upper": hi, "count": int(rates.k[j])}
+        out.append(
+            point(f"fairness.{rates.name}", float(rates.rates[j]), {"group": g}, int(rates.n[j]), None, None, details)
+        )
+    return out
+
+
+def _gap_points(measure: str, parts: list[_Rates], th: Thresholds, point: Point) -> list[MetricPoint]:
+    """A measure's difference (the largest of its parts' max - min) and ratio (the smallest of
+    their min / max), each with its bootstrap interval and decision."""
+    sizes = sum(p.n.sum() for p in parts)
+    decided = min(int((p.n >= th.min_group_size).sum()) for p in parts) >= 2
+    details: dict[str, object] = {"groups": {p.name: p.shown() for p in parts}}
+    out = []
+    for kind, fn, worst in (("difference", _difference, np.maximum), ("ratio", _ratio, np.minimum)):
+        value = float(worst.reduce([fn(p.rates) for p in parts]))
+        draws = worst.reduce([fn(p.draws) for p in parts])
+        lower, upper = (float(q) for q in np.quantile(draws, [0.025, 0.975]))
+        threshold = th.ratio if kind == "ratio" else th.difference
+        past = upper < threshold if kind == "ratio" else lower > threshold
+        decision = bool(past) if decided else None
+        shown = {"lower": lower, "upper": upper, **details}
+        out.append(point(f"fairness.{measure}_{kind}", value, {}, int(sizes), threshold, decision, shown))
+    return out
+
+
+def fairness_points(
+    attribute: str,
+    groups: Mapping[str, GroupCounts],
+    th: Thresholds,
+    window_start: datetime,
+    window_end: datetime,
+) -> list[MetricPoint]:
+    """The window's fairness points for one protected attribute (``groups``: its values)."""
+
+    def point(
+        metric: str,
+        value: float,
+        labels: dict[str, str],
+        size: int,
+        threshold: float | None,
+        drifted: bool | None,
+        details: dict[str, object],
+    ) -> MetricPoint:
+        return MetricPoint(
+            metric,
+            window_start,
+            window_end,
+            value,
+            sample_size=size,
+            labels={"attribute": attribute, **labels},
+            threshold=threshold,
+            drifted=drifted,
+            details=details,
+        )
+
+    # the same draws whenever the window is computed again
+    rng = np.random.default_rng([int(window_start.timestamp()), int(window_end.timestamp())])
+    counted = {g: c for g, c in groups.items() if c.predictions is not None}
+    selection = _Rates.of("selection_rate", {g: (c.selected or 0, c.predictions or 0) for g, c in counted.items()}, rng)
+    tpr = _Rates.of("true_positive_rate", {g: (c.true_positives, c.positives) for g, c in groups.items()}, rng)
+    fpr = _Rates.of("false_positive_rate", {g: (c.false_positives, c.negatives) for g, c in groups.items()}, rng)
+    points = [p for rates in (selection, tpr, fpr) if rates is not None for p in _rate_points(rates, point)]
+    if selection is not None:
+        points += _gap_points("demographic_parity", [selection], th, point)
+    if tpr is not None:
+        points += _gap_points("equal_opportunity", [tpr], th, point)
+    # equalized odds compares the groups that have both rates
+    both = {g: c for g, c in groups.items() if c.positives and c.negatives}
+    t = _Rates.of("true_positive_rate", {g: (c.true_positives, c.positives) for g, c in both.items()}, rng)
+    f = _Rates.of("false_positive_rate", {g: (c.false_positives, c.negatives) for g, c in both.items()}, rng)
+    if t is not None and f is not None:
+        points += _gap_points("equalized_odds", [t, f], th, point)
+    return points
