@@ -210,8 +210,12 @@ class MonitorClient:
         segments: Mapping[str, Any] | None = None,
         model: str | None = None,
         version: str | None = None,
+        request_id: str | None = None,
     ) -> str:
-        """Queue a prediction; returns its id (generated here when not given, so a retry is idempotent)."""
+        """Queue a prediction; returns its id (generated here when not given, so a retry is idempotent).
+        ``version``: the model version that made it (champion, canary, shadow...); ``request_id``:
+        the serving request it answered, the same for every version that scored that request (a
+        shadow's prediction is paired with the champion's by it)."""
         pid = prediction_id or uuid.uuid4().hex
         record: dict[str, Any] = {"prediction_id": pid, "features": _features(features), "prediction": prediction}
         if timestamp is not None:
@@ -222,6 +226,8 @@ class MonitorClient:
             record["latency_ms"] = latency_ms
         if segments:
             record["segments"] = dict(segments)
+        if request_id is not None:
+            record["request_id"] = request_id
         self._enqueue(_Item("prediction", self._model(model), version or self.version, record))
         return pid
 

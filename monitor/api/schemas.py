@@ -73,6 +73,8 @@ class VersionView(Out):
     description: str
     created_at: datetime
     reference: dict[str, Any] | None
+    deployment: str = "unspecified"  # champion, canary, ab, shadow, retired, unspecified
+    deployment_since: datetime | None = None
 
 
 class ModelView(Out):

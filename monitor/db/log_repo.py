@@ -31,6 +31,7 @@ PREDICTION_COLUMNS = (
     "scores",
     "latency_ms",
     "segments",
+    "request_id",
 )
 
 
@@ -84,7 +85,8 @@ def copy_predictions(raw: Any, model_id: int, rows: Sequence[tuple[int, Predicti
         (
             f"{mid}\t{vid}\t{text_field(r.prediction_id)}\t{r.ts.isoformat()}\t"
             f"{json_field(r.features)}\t{json_field(r.prediction)}\t{json_field(r.scores)}\t"
-            f"{NULL if r.latency_ms is None else r.latency_ms}\t{json_field(r.segments)}\n"
+            f"{NULL if r.latency_ms is None else r.latency_ms}\t{json_field(r.segments)}\t"
+            f"{NULL if r.request_id is None else text_field(r.request_id)}\n"
             for vid, r in rows
         ),
     )

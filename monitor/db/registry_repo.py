@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Select, func, select
+from sqlalchemy import Connection, Select, func, select, update
 
 from monitor.db.tables import ingest_stats, model_versions, models, reference_datasets
 
@@ -21,6 +21,8 @@ class VersionRow:
     schema: dict[str, Any]
     description: str
     created_at: datetime
+    deployment: str = "unspecified"
+    deployment_since: datetime | None = None
 
 
 def _version_query() -> Select[Any]:
@@ -33,6 +35,8 @@ def _version_query() -> Select[Any]:
         model_versions.c.schema,
         model_versions.c.description,
         model_versions.c.created_at,
+        model_versions.c.deployment,
+        model_versions.c.deployment_since,
     ).join(model_versions, model_versions.c.model_id == models.c.id)
 
 
@@ -76,6 +80,25 @@ def insert_version(conn: Connection, model_id: int, version: str, schema: dict[s
             .values(model_id=model_id, version=version, schema=schema, description=description)
             .returning(model_versions.c.id)
         ).scalar_one()
+    )
+
+
+def set_deployment(conn: Connection, model_id: int, version_id: int, mode: str) -> None:
+    """Say how a version serves; a new champion retires the one before it."""
+    if mode == "champion":
+        conn.execute(
+            update(model_versions)
+            .where(
+                model_versions.c.model_id == model_id,
+                model_versions.c.deployment == "champion",
+                model_versions.c.id != version_id,
+            )
+            .values(deployment="retired", deployment_since=func.now())
+        )
+    conn.execute(
+        update(model_versions)
+        .where(model_versions.c.id == version_id)
+        .values(deployment=mode, deployment_since=func.now())
     )
 
 

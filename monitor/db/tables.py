@@ -45,6 +45,8 @@ model_versions = Table(
     Column("schema", JSONB, nullable=False),
     Column("description", Text, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("deployment", Text, nullable=False),  # champion, canary, ab, shadow, retired, unspecified
+    Column("deployment_since", DateTime(timezone=True)),
 )
 
 reference_datasets = Table(
@@ -87,6 +89,7 @@ predictions = Table(
     Column("scores", JSONB),
     Column("latency_ms", Float),
     Column("segments", JSONB),
+    Column("request_id", Text),  # the serving request: shared by the versions that scored it (shadow)
 )
 
 # One row per stored prediction: the global uniqueness a partitioned table cannot enforce,

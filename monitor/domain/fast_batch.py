@@ -104,6 +104,7 @@ class BatchDecoder:
             ("segments", Union[segments, None], None),  # noqa: UP007
             ("model", Union[str, None], None),  # noqa: UP007
             ("version", Union[str, None], None),  # noqa: UP007
+            ("request_id", Union[PredictionId, None], None),  # noqa: UP007
         ]
         self._record = msgspec.defstruct("Record", record_fields, forbid_unknown_fields=True, gc=False)
         self._decoder = msgspec.json.Decoder(list[self._record])  # type: ignore[name-defined]
@@ -157,6 +158,7 @@ class BatchDecoder:
                     scores,
                     None if r.latency_ms is None else float(r.latency_ms),
                     segments,
+                    r.request_id,
                 )
             )
         return rows

@@ -29,6 +29,7 @@ class CloudEvent:
     model: str  # Ce-Inferenceservicename
     time: str | None
     body: bytes
+    endpoint: str | None = None  # Ce-Endpoint: "canary" for a canary rollout's predictor
 
     @classmethod
     def from_headers(cls, headers: dict[str, str], body: bytes) -> CloudEvent:
@@ -38,7 +39,7 @@ class CloudEvent:
             raise KServeError(f"missing CloudEvent header(s): {', '.join(missing)}")
         if h["ce-type"] not in (REQUEST, RESPONSE):
             raise KServeError(f"ce-type {h['ce-type']!r} is neither {REQUEST} nor {RESPONSE}")
-        return cls(h["ce-id"], h["ce-type"], h["ce-inferenceservicename"], h.get("ce-time"), body)
+        return cls(h["ce-id"], h["ce-type"], h["ce-inferenceservicename"], h.get("ce-time"), body, h.get("ce-endpoint"))
 
 
 def _tensor(t: dict[str, Any], where: str) -> np.ndarray:
@@ -170,7 +171,7 @@ def response_rows(doc: Any, schema: ModelSchema) -> list[Output | KServeError]:
 
 
 def pair_to_records(
-    event_id: str, request: Any, response: Any, schema: ModelSchema, timestamp: str | None
+    event_id: str, request: Any, response: Any, schema: ModelSchema, timestamp: str | None, version: str | None = None
 ) -> tuple[list[dict[str, Any]], list[RecordError]]:
     """One prediction record per readable instance: id ``<ce-id>-<i>``, the request's features,
     the response's prediction and scores; and an error, by instance index, for each instance that
@@ -194,7 +195,17 @@ def pair_to_records(
             continue
         assert not isinstance(feats, KServeError) and not isinstance(out, KServeError)
         prediction, scores = out
-        rec: dict[str, Any] = {"prediction_id": f"{event_id}-{i}", "features": feats, "prediction": prediction}
+        # the request id is the instance's, whichever version scored it (a shadow or a mirrored
+        # canary logs the same Ce-Id); a named version's prediction id carries the version, so
+        # two versions' predictions of one request are two predictions
+        request_id = f"{event_id}-{i}"
+        pid = request_id if version is None else f"{request_id}@{version}"
+        rec: dict[str, Any] = {
+            "prediction_id": pid,
+            "request_id": request_id,
+            "features": feats,
+            "prediction": prediction,
+        }
         if scores is not None:
             rec["scores"] = scores
         if timestamp:

@@ -34,7 +34,18 @@ MAGNITUDE_REASON = f"expected a finite number of magnitude at most 2^53 ({MAX_MA
 POS_INF, NEG_INF = "Infinity", "-Infinity"
 _NUMBER_STRINGS: dict[str, str | None] = {POS_INF: POS_INF, NEG_INF: NEG_INF, "NaN": None}
 PREDICTION_KEYS = frozenset(
-    {"prediction_id", "timestamp", "features", "prediction", "scores", "latency_ms", "segments", "model", "version"}
+    {
+        "prediction_id",
+        "timestamp",
+        "features",
+        "prediction",
+        "scores",
+        "latency_ms",
+        "segments",
+        "model",
+        "version",
+        "request_id",
+    }
 )
 LABEL_KEYS = frozenset({"prediction_id", "label", "timestamp", "model"})
 
@@ -58,6 +69,8 @@ class PredictionRow:
     scores: dict[str, float] | None
     latency_ms: float | None
     segments: dict[str, str | None] | None
+    # the serving request it answered: the same for versions that scored one request (shadow)
+    request_id: str | None = None
 
 
 @dataclass(slots=True)
@@ -424,11 +437,16 @@ class RecordValidator:
             else:
                 latency = float(latency)
         segments = self._segments(index, raw.get("segments"), features, errors)
+        request_id = None
+        if raw.get("request_id") is not None:
+            request_id, reason = _as_id(raw["request_id"])
+            if reason is not None:
+                errors.append(RecordError(index, "request_id", reason))
 
         if len(errors) > n_errors:
             return None
         assert pid is not None and features is not None
-        return PredictionRow(pid, ts, features, prediction, scores, latency, segments)
+        return PredictionRow(pid, ts, features, prediction, scores, latency, segments, request_id)
 
     def label(self, index: int, raw: Any, bounds: TimeBounds, errors: list[RecordError]) -> LabelRow | None:
         if type(raw) is not dict:

@@ -10,6 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from monitor.db import audit_repo, ops_repo, registry_repo
 from monitor.db.registry_repo import VersionRow
 from monitor.domain.audit import SYSTEM, Actor
+from monitor.domain.deployment import Deployment
 from monitor.domain.monitoring import MonitoringConfig
 from monitor.domain.schema import ModelSpec
 from monitor.errors import Conflict, MonitorError, NotFound
@@ -23,6 +24,8 @@ def _version_view(v: VersionRow, reference: dict[str, Any] | None) -> dict[str, 
         "description": v.description,
         "created_at": v.created_at,
         "reference": reference,
+        "deployment": v.deployment,
+        "deployment_since": v.deployment_since,
     }
 
 
@@ -134,6 +137,21 @@ def resolve_cached(ctx: ServiceContext, keys: list[tuple[str, str | None]]) -> d
     return out
 
 
+def versions_cached(ctx: ServiceContext, name: str) -> list[VersionRow]:
+    """Every version of a model, oldest first, with how each is deployed: from the process's
+    cache for ``registry_cache_seconds`` (the ingestion paths ask on every request); NotFound
+    for a model never registered."""
+    key = (name, "*")
+    rows: list[VersionRow] | None = ctx.cached_version(key)
+    if rows is None:
+        with ctx.uow() as uow:
+            rows = registry_repo.list_versions(uow.conn, name)
+        if not rows:
+            raise NotFound(f"model {name!r} is not registered")
+        ctx.cache_version(key, rows)
+    return rows
+
+
 def resolve_version(ctx: ServiceContext, name: str, version: str | None) -> VersionRow:
     with ctx.uow() as uow:
         row = registry_repo.get_version(uow.conn, name, version)
@@ -163,6 +181,26 @@ def model_id_or_404(conn: Connection, name: str) -> int:
     if model_id is None:
         raise NotFound(f"model {name!r} is not registered")
     return model_id
+
+
+def set_deployment(
+    ctx: ServiceContext, name: str, version: str, mode: Deployment, actor: Actor = SYSTEM
+) -> dict[str, Any]:
+    """Say how a version serves (champion, canary, ab, shadow, retired); the model view after."""
+    with ctx.uow() as uow:
+        row = registry_repo.get_version(uow.conn, name, version)
+        if row is None:
+            model_id_or_404(uow.conn, name)
+            raise NotFound(f"model {name!r} has no version {version!r}")
+        registry_repo.lock_model(uow.conn, row.model_id)
+        registry_repo.set_deployment(uow.conn, row.model_id, row.version_id, mode.value)
+        audit_repo.append(uow.conn, actor, "deployment.changed", version, model=name, details={"mode": mode.value})
+        view = _model_view(
+            registry_repo.list_versions(uow.conn, name), registry_repo.active_references(uow.conn, row.model_id)
+        )
+        uow.commit()
+    ctx.forget_versions()
+    return view
 
 
 def get_monitoring(ctx: ServiceContext, name: str) -> MonitoringConfig:

@@ -59,6 +59,13 @@ STEPS: list[tuple[str, str, str, Any, str]] = [
     ("POST", "/v1/models", "/v1/models", {**BINARY_SPEC, "version": "2"}, "model.registered"),
     ("POST", "/v1/models/{name}/reference", "/v1/models/churn/reference", REFERENCE_CSV, "reference.uploaded"),
     ("PUT", "/v1/models/{name}/monitoring", "/v1/models/churn/monitoring", {"windows": ["1h"]}, "monitoring.changed"),
+    (
+        "PUT",
+        "/v1/models/{name}/versions/{version}/deployment",
+        "/v1/models/churn/versions/1/deployment",
+        {"mode": "champion"},
+        "deployment.changed",
+    ),
     ("POST", "/v1/rules", "/v1/rules", RULE, "rule.created"),
     ("PUT", "/v1/rules/{name}", "/v1/rules/drift", {**RULE, "for": "1h"}, "rule.replaced"),
     ("DELETE", "/v1/rules/{name}", "/v1/rules/drift", None, "rule.deleted"),

@@ -75,11 +75,15 @@ def test_a_pair_becomes_one_record_per_instance() -> None:
     assert [r["prediction_id"] for r in records] == ["ev1-0", "ev1-1"]
     assert records[0] == {
         "prediction_id": "ev1-0",
+        "request_id": "ev1-0",
         "features": {"tenure": 12, "plan": "basic"},
         "prediction": "leave",
         "scores": {"leave": 0.9},
         "timestamp": "2026-11-22T10:00:00Z",
     }
+    # a named version's (a canary's or a shadow's): its own prediction ids, the request's id
+    canary, _ = pair_to_records("ev1", {"instances": [[12, "basic"]]}, {"predictions": [0.9]}, BINARY, None, "2")
+    assert (canary[0]["prediction_id"], canary[0]["request_id"]) == ("ev1-0@2", "ev1-0")
     with pytest.raises(KServeError, match="2 instances in the request but 1 in the response"):
         pair_to_records("ev", {"instances": [[1, "a"], [2, "b"]]}, {"predictions": [0.5]}, BINARY, None)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from starlette.concurrency import run_in_threadpool
 
 from monitor.api import schemas
@@ -24,7 +24,16 @@ router = APIRouter(route_class=GuardedRoute, prefix="/v1", tags=["ingestion"])
     response_model=schemas.KServeReceived,
     responses={202: {"description": "Stored; waiting for the event's other half", "model": schemas.KServeReceived}},
 )
-async def kserve_event(request: Request, ctx: Ctx) -> FastJSONResponse:
+async def kserve_event(
+    request: Request,
+    ctx: Ctx,
+    version: str | None = Query(
+        None,
+        max_length=64,
+        description="the version this logger's InferenceService serves (a canary's or a shadow's); default: the "
+        "version deployed as canary for Ce-Endpoint: canary, else the newest",
+    ),
+) -> FastJSONResponse:
     """A CloudEvent from KServe's payload logger (binary mode: ``Ce-Id``, ``Ce-Type``
     ``org.kubeflow.serving.inference.request`` / ``.response``, ``Ce-Inferenceservicename`` naming a
     registered model; V1 or Open Inference Protocol V2 bodies). The key may be sent as
@@ -35,5 +44,5 @@ async def kserve_event(request: Request, ctx: Ctx) -> FastJSONResponse:
         event = CloudEvent.from_headers(dict(request.headers), body)
     except KServeError as exc:
         raise MonitorError(str(exc)) from None
-    result = await run_in_threadpool(kserve.receive, ctx, event)
+    result = await run_in_threadpool(kserve.receive, ctx, event, version)
     return FastJSONResponse(result, status_code=202 if result["status"] != "stored" else 200)

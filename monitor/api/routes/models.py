@@ -12,6 +12,7 @@ from monitor.api.body import media_type, read_body
 from monitor.api.deps import Caller, Ctx, require
 from monitor.api.guard import GuardedRoute
 from monitor.api.responses import FastJSONResponse
+from monitor.domain.deployment import DeploymentSpec
 from monitor.domain.monitoring import MonitoringConfig
 from monitor.domain.schema import ModelSpec
 from monitor.domain.tabular import ColumnMapping, TableFormat, format_from
@@ -127,6 +128,17 @@ async def upload_reference(
         )
     )
     return FastJSONResponse(result, status_code=201)
+
+
+@router.put(
+    "/{name}/versions/{version}/deployment",
+    dependencies=[Depends(require(Scope.admin))],
+    response_model=schemas.ModelView,
+)
+def put_deployment(name: str, version: str, spec: DeploymentSpec, ctx: Ctx, actor: Caller) -> FastJSONResponse:
+    """Say how a version serves when several are live: champion (making one retires the one
+    before), canary, ab (a split's arm) or shadow (scores the champion's requests too), retired."""
+    return FastJSONResponse(registry.set_deployment(ctx, name, version, spec.mode, actor))
 
 
 @router.get("/{name}/monitoring", dependencies=[Depends(require(Scope.read))], response_model=MonitoringConfig)
