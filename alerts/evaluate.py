@@ -111,7 +111,11 @@ def evaluate(rule: Rule, samples: Iterable[Sample], baseline: BaselineLookup | N
             out.append(Evaluation(rule.name, fp, labels, compare(c.op, diff, c.threshold), s, c.threshold, base))
             continue
         assert cond.op is not None and cond.threshold is not None
-        out.append(Evaluation(rule.name, fp, labels, compare(cond.op, s.value, cond.threshold), s, cond.threshold))
+        compared = s.value if cond.on is None else s.details.get(cond.on)
+        if not isinstance(compared, int | float):
+            out.append(Evaluation(rule.name, fp, labels, False, s, cond.threshold, note=f"no {cond.on} bound"))
+            continue
+        out.append(Evaluation(rule.name, fp, labels, compare(cond.op, compared, cond.threshold), s, cond.threshold))
     return out
 
 

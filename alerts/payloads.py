@@ -152,6 +152,37 @@ def alertmanager_alerts(notices: list[Notice]) -> list[dict[str, Any]]:
     return out
 
 
+def version_event(
+    *,
+    event: str,
+    model: str,
+    champion: str | None,
+    challenger: str,
+    rule: str,
+    reason: str,
+    evidence: list[dict[str, Any]],
+    link: str,
+    fingerprint: str,
+    at: datetime,
+) -> dict[str, Any]:
+    """``model.promotion_suggested`` or ``model.rollback_suggested``: a challenger compared with
+    the champion, in the Standard Webhooks payload shape."""
+    return {
+        "type": event,
+        "timestamp": rfc3339(at),
+        "data": {
+            "model": model,
+            "champion": champion,
+            "challenger": challenger,
+            "rule": rule,
+            "reason": reason,
+            "alert_fingerprint": fingerprint,
+            "evidence": evidence,
+            "link": link,
+        },
+    }
+
+
 def retrain_event(
     *,
     model: str,

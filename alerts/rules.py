@@ -81,6 +81,10 @@ class Condition(BaseModel):
     model_config = ConfigDict(extra="forbid")
     op: Op | None = None
     threshold: float | None = None
+    # what op and threshold compare: the point's value (unset), or a bound of its 95 % interval
+    # (``lower``: "better by at least the threshold, with 97.5 % confidence"); a point without
+    # that bound does not hold
+    on: Literal["lower", "upper"] | None = None
     drifted: bool | None = None
     change: Change | None = None
 
@@ -93,6 +97,8 @@ class Condition(BaseModel):
             raise ValueError("a comparison needs both op and threshold")
         if self.drifted is False:
             raise ValueError("drifted: true is the only drifted condition")
+        if self.on is not None and not kinds[0]:
+            raise ValueError("on: lower or upper goes with op and threshold")
         return self
 
     def describe(self) -> str:
@@ -102,7 +108,8 @@ class Condition(BaseModel):
             c = self.change
             what = "relative change" if c.relative else "change"
             return f"{what} vs {c.baseline} earlier {c.op} {c.threshold:g}"
-        return f"value {self.op} {self.threshold:g}"
+        what = "value" if self.on is None else f"{self.on} bound of its interval"
+        return f"{what} {self.op} {self.threshold:g}"
 
 
 class Retrain(BaseModel):
@@ -115,6 +122,14 @@ class Retrain(BaseModel):
     def _cooldown(cls, v: str) -> str:
         parse_duration(v)
         return v
+
+
+# A rule's action -> the event it sends when its alert fires.
+EVENTS = {
+    "retrain": "model.retrain_requested",
+    "promote": "model.promotion_suggested",
+    "rollback": "model.rollback_suggested",
+}
 
 
 class Rule(BaseModel):
@@ -136,6 +151,10 @@ class Rule(BaseModel):
     annotations: dict[str, str] = Field(default_factory=dict)
     receivers: list[str] = Field(default_factory=list)
     retrain: Retrain | None = None
+    # for comparison rules (comparison.*): tell the deployment pipeline to promote the challenger,
+    # or to roll it back; signed events like retraining's, with the same cooldown per model
+    promote: Retrain | None = None
+    rollback: Retrain | None = None
     min_sample_size: int = Field(0, ge=0, description="points resting on fewer rows are not evaluated")
 
     @field_validator("for_", "keep_firing_for", "window")
@@ -180,6 +199,11 @@ class Rule(BaseModel):
             return False
         # A missing label reads as "": {segment: ""} selects the series over all predictions.
         return all(fnmatchcase(labels.get(k, ""), pattern) for k, pattern in self.match.items())
+
+    def events(self) -> list[tuple[str, Retrain]]:
+        """(event type, action) of each event the rule sends when its alert fires."""
+        actions = {"retrain": self.retrain, "promote": self.promote, "rollback": self.rollback}
+        return [(EVENTS[name], a) for name, a in actions.items() if a is not None]
 
     def to_doc(self) -> dict[str, Any]:
         return self.model_dump(mode="json", by_alias=True, exclude_none=True)

@@ -14,7 +14,7 @@ from dash import Dash, Input, Output, dcc, html
 from flask import Flask, Response
 
 from dashboards import auth, security
-from dashboards.pages import alerts, model, overview, reports
+from dashboards.pages import alerts, compare, model, overview, reports
 from monitor.errors import MonitorError
 from monitor.services import reports as report_service
 from monitor.services.context import ServiceContext
@@ -87,6 +87,8 @@ def create_dashboard(ctx: ServiceContext, *, open_access: bool = False) -> Dash:
         try:
             if path == "/":
                 return overview.layout(ctx), who
+            if path.startswith("/compare/"):
+                return compare.layout(ctx, unquote(path.removeprefix("/compare/").strip("/")), search or ""), who
             if path.startswith("/models/"):
                 return model.layout(ctx, unquote(path.removeprefix("/models/").strip("/")), search or ""), who
             if path == "/alerts":

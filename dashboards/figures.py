@@ -234,16 +234,7 @@ def series(points: list[Point], metric: str, title: str, *, by: str | None = Non
     traces = []
     layout: dict[str, Any] = {}
     for name, ps in sorted(lines.items()):
-        traces.append(
-            _scatter(
-                x=[p["window_end"] for p in ps],
-                y=[p["value"] for p in ps],
-                mode=_mode(len(ps)),
-                name=name,
-                customdata=[[p["sample_size"]] for p in ps],
-                hovertemplate=f"{name}: %{{y:.4g}}<br>n = %{{customdata[0]:,}}<extra></extra>",
-            )
-        )
+        traces.append(_line(ps, name, f"{name}: %{{y:.4g}}"))
         thresholds = {p["threshold"] for p in ps if p["threshold"] is not None}
         if len(thresholds) == 1 and len(lines) == 1:
             shape, note = _threshold_line(thresholds.pop())
@@ -265,6 +256,19 @@ def percent_axis(values: list[float | None]) -> dict[str, Any]:
 def _overall(points: list[Point], metric: str) -> list[Point]:
     """The metric's points for the model as a whole (no class, no macro average)."""
     return [p for p in points if p["metric"] == metric and "class" not in p["labels"] and "average" not in p["labels"]]
+
+
+def _line(ps: list[Point], name: str, hover: str = "%{y:.4g}", **kw: Any) -> dict[str, Any]:
+    """The points' values over their window ends, each hover with its sample size."""
+    return _scatter(
+        x=[p["window_end"] for p in ps],
+        y=[p["value"] for p in ps],
+        mode=_mode(len(ps)),
+        name=name,
+        customdata=[[p["sample_size"]] for p in ps],
+        hovertemplate=f"{hover}<br>n = %{{customdata[0]:,}}<extra></extra>",
+        **kw,
+    )
 
 
 def _marks(ps: list[Point], name: str) -> list[dict[str, Any]]:
@@ -389,14 +393,7 @@ def multivariate_drift(points: list[Point]) -> Figure:
     drifted = [p for p in ps if p["drifted"]]
     traces = [
         *_band(ps, "reference band", "rgba(127, 127, 127, 0.18)"),
-        _scatter(
-            x=[p["window_end"] for p in ps],
-            y=[p["value"] for p in ps],
-            mode=_mode(len(ps)),
-            name="reconstruction error",
-            customdata=[[p["sample_size"]] for p in ps],
-            hovertemplate="%{y:.4g}<br>n = %{customdata[0]:,}<extra></extra>",
-        ),
+        _line(ps, "reconstruction error"),
     ]
     traces += _marks(drifted, "drifted")
     return _layout(_figure(traces, {"yaxis": {"automargin": True}}), title)
@@ -424,20 +421,44 @@ def fairness(points: list[Point], ratio_threshold: float = 0.8) -> Figure:
     for (attribute, measure), ps in sorted(series.items()):
         label, band = FAIRNESS_SHOWN[measure]
         traces += _band(ps, f"{attribute}: {label}, 95 %", band)
-        traces.append(
-            _scatter(
-                x=[p["window_end"] for p in ps],
-                y=[p["value"] for p in ps],
-                mode=_mode(len(ps)),
-                name=f"{attribute}: {label}",
-                customdata=[[p["sample_size"]] for p in ps],
-                hovertemplate="%{y:.3f}<br>n = %{customdata[0]:,}<extra></extra>",
-            )
-        )
+        traces.append(_line(ps, f"{attribute}: {label}", "%{y:.3f}"))
         traces += _marks([p for p in ps if p["drifted"]], f"{attribute}: {label} violated")
     shape, note = _threshold_line(ratio_threshold)
     layout = {"yaxis": {"range": [0, 1.05], "automargin": True}, "shapes": [shape], "annotations": [note]}
     return _layout(_figure(traces, layout), title)
+
+
+def comparison(points: list[Point], champion: str, challenger: str) -> Figure:
+    """The challenger's accuracy minus the champion's, window by window, in its 95 % band; the
+    zero line; windows where the difference is significant marked."""
+    title = f"Accuracy of v{challenger} minus v{champion} (95 % band; paired for a shadow)"
+    ps = [p for p in points if p["metric"] == "comparison.accuracy"]
+    if not ps:
+        return _empty(title, "no labelled predictions of both versions in this range yet")
+    traces = [
+        *_band(ps, "95 % band", "rgba(31, 119, 180, 0.18)"),
+        _line(
+            ps,
+            "difference",
+            "%{y:+.4f}<br>p = %{text}",
+            text=[f"{(p.get('details') or {}).get('p_value', float('nan')):.3g}" for p in ps],
+        ),
+        *_marks([p for p in ps if p["drifted"]], "significant"),
+    ]
+    zero = {"type": "line", "xref": "paper", "x0": 0, "x1": 1, "y0": 0, "y1": 0, "line": {"color": "#7f7f7f"}}
+    return _layout(_figure(traces, {"yaxis": {"automargin": True}, "shapes": [zero]}), title)
+
+
+def versions_side_by_side(sides: dict[str, list[Point]], metric: str, title: str) -> Figure:
+    """One line per version of the same metric."""
+    traces = []
+    for version, ps in sides.items():
+        chosen = [p for p in ps if p["metric"] == metric and not p["labels"]]
+        if chosen:
+            traces.append(_line(chosen, f"v{version}", f"v{version}: %{{y:.4g}}"))
+    if not traces:
+        return _empty(title, f"no {metric} of either version in this range")
+    return _layout(_figure(traces, {"yaxis": {"automargin": True}}), title)
 
 
 def concept_detections(points: list[Point]) -> list[dict[str, Any]]:

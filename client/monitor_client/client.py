@@ -91,6 +91,7 @@ class MonitorAPIError(Exception):
         super().__init__(f"HTTP {status}: {body}")
         self.status = status
         self.body = body
+        self.retry_after: float | None = None  # seconds, from the answer's Retry-After
 
 
 @dataclass
@@ -377,7 +378,9 @@ class MonitorClient:
                             raise
                         out.seek(mark)
                         out.truncate()
-                        time.sleep(backoff_seconds(attempt, base=self.backoff_base, cap=self.backoff_max))
+                        # a 429 says when: the server frees a broken download's slot once it sees it gone
+                        wait = exc.retry_after if isinstance(exc, MonitorAPIError) else None
+                        time.sleep(backoff_seconds(attempt, wait, base=self.backoff_base, cap=self.backoff_max))
                 at = until
             return out.tell()
 
@@ -387,7 +390,9 @@ class MonitorClient:
         with self._http.stream("GET", url, params=params, timeout=None) as resp:
             if resp.status_code >= 400:
                 resp.read()
-                raise MonitorAPIError(resp.status_code, resp.json() if resp.content else {})
+                error = MonitorAPIError(resp.status_code, resp.json() if resp.content else {})
+                error.retry_after = retry_after_seconds(resp.headers.get("Retry-After"))
+                raise error
             for piece in resp.iter_bytes():
                 if in_header:
                     end_of_header = piece.find(b"\n")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import quote, unquote
 
 from dash import Dash, Input, Output, State, dcc, html, no_update
 
@@ -117,7 +117,13 @@ def layout(ctx: ServiceContext, name: str, search: str) -> html.Div:
 
     return html.Div(
         [
-            html.H2([f"{name} ", html.Small(f"v{info['version']} · {info['task']}")]),
+            html.H2(
+                [
+                    f"{name} ",
+                    html.Small(f"v{info['version']} · {info['task']} · "),
+                    dcc.Link(html.Small("compare versions"), href=f"/compare/{quote(name)}", id="compare-link"),
+                ]
+            ),
             *[
                 html.P(
                     f"The {j['job']} job skipped data at {j['last_error_at']:%Y-%m-%d %H:%M} UTC "

@@ -297,6 +297,7 @@ class TriggerOut(Out):
     reason: str
     evidence: list[dict[str, Any]]
     created_at: datetime
+    event: str = "model.retrain_requested"  # or model.promotion_suggested, model.rollback_suggested
     delivery_status: str | None
     attempts: int | None
 

@@ -448,18 +448,20 @@ def lock_model_triggers(conn: Connection, model: str) -> None:
     conn.execute(text("SELECT pg_advisory_xact_lock(hashtext('retrain:' || :m))"), {"m": model})
 
 
-def last_trigger_at(conn: Connection, model: str) -> datetime | None:
-    return conn.execute(text("SELECT max(created_at) FROM retrain_triggers WHERE model = :m"), {"m": model}).scalar()
+def last_trigger_at(conn: Connection, model: str, event: str = "model.retrain_requested") -> datetime | None:
+    return conn.execute(
+        text("SELECT max(created_at) FROM retrain_triggers WHERE model = :m AND event = :e"), {"m": model, "e": event}
+    ).scalar()
 
 
 def add_trigger(conn: Connection, t: dict[str, Any]) -> None:
     conn.execute(
         text(
             "INSERT INTO retrain_triggers (model, version, rule, fingerprint, receiver, message_id, reason, evidence, "
-            "created_at) VALUES (:model, :version, :rule, :fingerprint, :receiver, :message_id, :reason, "
-            "CAST(:evidence AS jsonb), :created_at)"
+            "created_at, event) VALUES (:model, :version, :rule, :fingerprint, :receiver, :message_id, :reason, "
+            "CAST(:evidence AS jsonb), :created_at, :event)"
         ),
-        {**t, "evidence": _json(t["evidence"])},
+        {"event": "model.retrain_requested", **t, "evidence": _json(t["evidence"])},
     )
 
 
@@ -467,7 +469,7 @@ def list_triggers(conn: Connection, model: str | None, limit: int) -> list[dict[
     rows = conn.execute(
         text(
             "SELECT t.id, t.model, t.version, t.rule, t.fingerprint, t.receiver, t.message_id, t.reason, t.evidence, "
-            "t.created_at, o.status AS delivery_status, o.attempts FROM retrain_triggers t "
+            "t.created_at, t.event, o.status AS delivery_status, o.attempts FROM retrain_triggers t "
             "LEFT JOIN outbox o ON o.message_id = t.message_id "
             "WHERE CAST(:m AS text) IS NULL OR t.model = :m ORDER BY t.id DESC LIMIT :l"
         ),

@@ -129,6 +129,7 @@ def window_points(
                    -- what charts use of the details; the rest (per-point explanations) stays in the table
                    CASE WHEN metric = 'feature_drift' THEN jsonb_build_object('kind', details -> 'kind')
                         WHEN starts_with(metric, 'concept_drift.') THEN details - 'reference' - 'current'
+                        WHEN starts_with(metric, 'comparison.') THEN details
                         WHEN starts_with(metric, 'estimated.') OR metric = 'multivariate_drift'
                              OR starts_with(metric, 'fairness.')
                             THEN jsonb_build_object('lower', details -> 'lower', 'upper', details -> 'upper')

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
+import orjson
 from sqlalchemy import Connection, text
 
 # Advisory-lock namespace (the first key of pg_try_advisory_xact_lock(int, int)) of exports.
@@ -192,3 +193,79 @@ def export_rows(
             yield rows
 
     return chunks()
+
+
+def paired_outcomes(
+    conn: Connection,
+    model_id: int,
+    champion_id: int,
+    challenger_id: int,
+    start: datetime,
+    end: datetime,
+    positive: str | None = None,
+) -> dict[str, int]:
+    """The champion's predictions in [start, end) joined by request id with the challenger's
+    (a shadow's, made at about the same time: within an hour either side), with the label either
+    one has: pairs, pairs that agree, and over labelled pairs who was right."""
+    row = (
+        conn.execute(
+            text(
+                """
+                SELECT count(*) AS pairs,
+                       count(*) FILTER (WHERE c.prediction = s.prediction) AS agree,
+                       count(*) FILTER (WHERE y.label = c.prediction AND y.label = s.prediction) AS both_right,
+                       count(*) FILTER (WHERE y.label = c.prediction AND y.label <> s.prediction) AS champion_only,
+                       count(*) FILTER (WHERE y.label <> c.prediction AND y.label = s.prediction) AS challenger_only,
+                       count(*) FILTER (WHERE y.label <> c.prediction AND y.label <> s.prediction) AS both_wrong,
+                       -- the same over the requests whose truth is the positive class: recall
+                       count(*) FILTER (WHERE y.label = :pos AND c.prediction = :pos AND s.prediction = :pos)
+                           AS positive_both_right,
+                       count(*) FILTER (WHERE y.label = :pos AND c.prediction = :pos AND s.prediction <> :pos)
+                           AS positive_champion_only,
+                       count(*) FILTER (WHERE y.label = :pos AND c.prediction <> :pos AND s.prediction = :pos)
+                           AS positive_challenger_only,
+                       count(*) FILTER (WHERE y.label = :pos AND c.prediction <> :pos AND s.prediction <> :pos)
+                           AS positive_both_wrong
+                FROM predictions c
+                JOIN predictions s ON s.model_id = c.model_id AND s.request_id = c.request_id
+                     AND s.model_version_id = :chal AND s.ts >= :start - interval '1 hour'
+                     AND s.ts < :end + interval '1 hour'
+                LEFT JOIN labels lc ON lc.model_id = c.model_id AND lc.prediction_id = c.prediction_id
+                LEFT JOIN labels ls ON ls.model_id = s.model_id AND ls.prediction_id = s.prediction_id
+                CROSS JOIN LATERAL (SELECT coalesce(lc.label, ls.label) AS label) y
+                WHERE c.model_id = :m AND c.model_version_id = :champ AND c.ts >= :start AND c.ts < :end
+                  AND c.request_id IS NOT NULL
+                """
+            ),
+            {
+                "m": model_id,
+                "champ": champion_id,
+                "chal": challenger_id,
+                "start": start,
+                "end": end,
+                "pos": orjson.dumps(positive).decode(),  # a class as stored: a JSON string (null: none)
+            },
+        )
+        .mappings()
+        .one()
+    )
+    return {k: int(v) for k, v in row.items()}
+
+
+def window_values(
+    conn: Connection, model_id: int, version_ids: list[int], metrics: list[str], start: datetime, end: datetime
+) -> dict[tuple[int, str], tuple[float | None, dict[str, Any]]]:
+    """Stored points of all predictions for exactly this window: (version id, metric) -> (value,
+    details)."""
+    rows = conn.execute(
+        text(
+            """
+            SELECT model_version_id, metric, value, details FROM metric_points
+            WHERE model_id = :m AND model_version_id = ANY(:v) AND metric = ANY(:metrics)
+              AND window_start = :s AND window_end = :e AND NOT labels ? 'segment'
+              AND NOT labels ? 'class' AND NOT labels ? 'average'
+            """
+        ),
+        {"m": model_id, "v": version_ids, "metrics": metrics, "s": start, "e": end},
+    ).all()
+    return {(int(v), m): (value, details) for v, m, value, details in rows}

@@ -92,6 +92,14 @@ class MonitoringConfig(BaseModel):
         le=100,
         description="segment values tracked per segment column: the reference's most frequent, chosen at its upload",
     )
+    comparison_confidence: float = Field(
+        0.95,
+        gt=0.5,
+        lt=1,
+        description="the confidence of a challenger's comparison intervals (and 1 - it the significance of its "
+        "decision): a rule on the lower bound says 'better by at least x with (1 + confidence) / 2 one-sided "
+        "confidence'",
+    )
     protected_attributes: list[str] = Field(
         default_factory=list,
         max_length=20,

@@ -104,13 +104,13 @@ def counts_of_rows(positive: str, attribute: str, rows: Iterable[Mapping[str, An
     return {g: GroupCounts(*t) for g, t in tally.items()}
 
 
-def wilson(k: int, n: int) -> tuple[float, float]:
-    """Wilson's 95 % score interval of a proportion k/n."""
+def wilson(k: int, n: int, z: float = Z95) -> tuple[float, float]:
+    """Wilson's score interval of a proportion k/n (95 % by default; ``z`` the normal quantile)."""
     if n == 0:
         return 0.0, 1.0
     p = k / n
-    centre = (p + Z95**2 / (2 * n)) / (1 + Z95**2 / n)
-    half = Z95 * np.sqrt(p * (1 - p) / n + Z95**2 / (4 * n * n)) / (1 + Z95**2 / n)
+    centre = (p + z**2 / (2 * n)) / (1 + z**2 / n)
+    half = z * np.sqrt(p * (1 - p) / n + z**2 / (4 * n * n)) / (1 + z**2 / n)
     # at 0 of n or n of n the interval reaches the bound exactly (rounding would leave it short)
     return (0.0 if k == 0 else float(max(0.0, centre - half))), (1.0 if k == n else float(min(1.0, centre + half)))
 

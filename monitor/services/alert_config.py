@@ -90,10 +90,9 @@ def _check_receivers(conn: Any, rule: Rule) -> None:
     for i, r in enumerate(rule.receivers):
         if r not in names:
             raise _rule_error(RuleError(None, rule.name, f"receivers.{i}", f"no receiver named {r!r}"))
-    if rule.retrain is not None and rule.retrain.receiver not in names:
-        raise _rule_error(
-            RuleError(None, rule.name, "retrain.receiver", f"no receiver named {rule.retrain.receiver!r}")
-        )
+    for field, action in (("retrain", rule.retrain), ("promote", rule.promote), ("rollback", rule.rollback)):
+        if action is not None and action.receiver not in names:
+            raise _rule_error(RuleError(None, rule.name, f"{field}.receiver", f"no receiver named {action.receiver!r}"))
 
 
 def delete_rule(ctx: ServiceContext, name: str, actor: Actor = SYSTEM) -> None:
@@ -222,7 +221,7 @@ def delete_receiver(ctx: ServiceContext, name: str, actor: Actor = SYSTEM) -> No
             r["name"]
             for r in alert_repo.list_rules(uow.conn)
             if name in r["definition"].get("receivers", [])
-            or (r["definition"].get("retrain") or {}).get("receiver") == name
+            or any((r["definition"].get(a) or {}).get("receiver") == name for a in ("retrain", "promote", "rollback"))
         ]
         if users:
             raise Conflict(f"receiver {name!r} is used by rules {', '.join(users)}")

@@ -21,10 +21,10 @@ from sqlalchemy import Connection
 from alerts.dispatch import GroupState
 from alerts.evaluate import Evaluation, Sample, evaluate, render, window_name
 from alerts.inhibit import InhibitRule
-from alerts.payloads import retrain_event
+from alerts.payloads import retrain_event, version_event
 from alerts.pipeline import Group, plan_notifications
 from alerts.receivers import Receiver, ReceiverKind, timers_from_seconds
-from alerts.rules import Rule, parse_duration
+from alerts.rules import EVENTS, Retrain, Rule, parse_duration
 from alerts.silences import Matcher, Silence
 from alerts.state import Alert, AlertState, State, step
 from monitor.config import Settings
@@ -136,8 +136,9 @@ def evaluate_model(ctx: ServiceContext, model: str, now: datetime | None = None)
                 prev = existing.get(e.fingerprint)
                 new, transition = step(_state_of(prev), e.holds, now, rule.for_duration, rule.keep_firing_duration)
                 _store(uow.conn, ctx.settings, rule, e, prev, new, transition, now, counts)
-                if transition is State.firing and rule.retrain is not None:
-                    _maybe_retrain(uow.conn, ctx.settings, rule, e, vrow.version_id, now)
+                if transition is State.firing:
+                    for event, action in rule.events():
+                        _maybe_send(uow.conn, ctx.settings, rule, event, action, e, vrow.version_id, now)
         # Instances nobody evaluated (their rule was removed, their series stopped): the
         # condition no longer holds.
         for fp, row in existing.items():
@@ -246,26 +247,26 @@ def _transition_row(conn: Connection, row: AlertRow, new: AlertState, transition
     )
 
 
-def _maybe_retrain(
-    conn: Connection, settings: Settings, rule: Rule, e: Evaluation, version_id: int, now: datetime
+def _maybe_send(
+    conn: Connection,
+    settings: Settings,
+    rule: Rule,
+    event: str,
+    action: Retrain,
+    e: Evaluation,
+    version_id: int,
+    now: datetime,
 ) -> None:
-    """At most one retraining trigger per model within the rule's cooldown: the first alert of an
-    incident triggers, the rest of it (other features, other rules) is covered by that one."""
-    assert rule.retrain is not None
+    """At most one event of a kind (retraining, promotion, rollback) per model within the rule's
+    cooldown: the first alert of an incident sends it, the rest of it (other features, other
+    rules) is covered by that one."""
     model = e.sample.model
     alert_repo.lock_model_triggers(conn, model)
-    last = alert_repo.last_trigger_at(conn, model)
-    cooldown = parse_duration(rule.retrain.cooldown)
+    last = alert_repo.last_trigger_at(conn, model, event)
+    cooldown = parse_duration(action.cooldown)
     if last is not None and now - last < cooldown:
-        log.info(
-            "retraining of %s not requested again: last request %s is within the %s cooldown", model, last, cooldown
-        )
+        log.info("%s for %s not sent again: the last one, %s, is within the %s cooldown", event, model, last, cooldown)
         return
-    ref = None
-    ref_id = reference_repo.active_reference_id(conn, version_id)
-    if ref_id is not None:
-        ref = {"reference_id": ref_id}
-    link = dashboard_link(settings, model, e.sample)
     reason = (
         f"rule {rule.name}: {e.sample.metric} {rule.condition.describe()} "
         f"(value {e.sample.value}, threshold {e.threshold}) over {window_name(e.sample.window)} ending "
@@ -273,33 +274,41 @@ def _maybe_retrain(
     )
     evidence = [_evidence(e)]
     message_id = new_message_id()
-    export = export_link(settings, model, e.sample)
-    body = retrain_event(
-        model=model,
-        version=e.sample.version,
-        rule=rule.name,
-        reason=reason,
-        evidence=evidence,
-        reference=ref,
-        link=link,
-        export=export,
-        fingerprint=e.fingerprint,
-        at=now,
-    )
-    alert_repo.enqueue(conn, message_id, rule.retrain.receiver, "retrain", orjson.dumps(body))
+    link = dashboard_link(settings, model, e.sample)
+    if event == EVENTS["retrain"]:
+        ref_id = reference_repo.active_reference_id(conn, version_id)
+        body = retrain_event(
+            model=model,
+            version=e.sample.version,
+            rule=rule.name,
+            reason=reason,
+            evidence=evidence,
+            reference=None if ref_id is None else {"reference_id": ref_id},
+            link=link,
+            export=export_link(settings, model, e.sample),
+            fingerprint=e.fingerprint,
+            at=now,
+        )
+    else:  # a comparison's: the challenger is the point's version, the champion its label
+        body = version_event(
+            event=event,
+            model=model,
+            champion=e.sample.labels.get("champion"),
+            challenger=e.sample.version,
+            rule=rule.name,
+            reason=reason,
+            evidence=evidence,
+            link=link,
+            fingerprint=e.fingerprint,
+            at=now,
+        )
+    alert_repo.enqueue(conn, message_id, action.receiver, "retrain", orjson.dumps(body))
+    trigger = {"model": model, "version": e.sample.version, "rule": rule.name, "fingerprint": e.fingerprint}
     alert_repo.add_trigger(
         conn,
-        {
-            "model": model,
-            "version": e.sample.version,
-            "rule": rule.name,
-            "fingerprint": e.fingerprint,
-            "receiver": rule.retrain.receiver,
-            "message_id": message_id,
-            "reason": reason,
-            "evidence": evidence,
-            "created_at": now,
-        },
+        trigger
+        | {"receiver": action.receiver, "message_id": message_id, "reason": reason, "evidence": evidence}
+        | {"created_at": now, "event": event},
     )
 
 

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from monitor.db import alert_repo, metrics_repo, ops_repo, registry_repo, summary_repo
+from monitor.domain.deployment import Deployment
 from monitor.domain.monitoring import MonitoringConfig
 from monitor.domain.schema import Task, schema_from_json
 from monitor.errors import NotFound
@@ -134,6 +135,40 @@ def window_points(
         return metrics_repo.window_points(
             uow.conn, vrow.model_id, vrow.version_id, int(window.total_seconds()), start, end, seg, step_seconds=step
         )
+
+
+def comparison_page(
+    ctx: ServiceContext, model: str, challenger: str | None, start: datetime, end: datetime, window: timedelta
+) -> dict[str, Any]:
+    """A challenger against the champion: its comparison points, and both versions' accuracy and
+    p95 latency, for windows of length ``window`` ending in (start, end]. ``challenger`` None:
+    the newest version deployed canary, ab or shadow."""
+    with ctx.uow() as uow:
+        versions = registry_repo.list_versions(uow.conn, model)
+        if not versions:
+            raise NotFound(f"model {model!r} is not registered")
+        champion = next((v for v in reversed(versions) if v.deployment == Deployment.champion.value), None)
+        rivals = [v for v in versions if Deployment(v.deployment).is_challenger]
+        chosen = next((v for v in reversed(rivals) if challenger in (None, v.version)), None)
+        out: dict[str, Any] = {
+            "champion": champion.version if champion else None,
+            "challengers": [{"version": v.version, "deployment": v.deployment} for v in rivals],
+            "challenger": chosen.version if chosen else None,
+            "deployment": chosen.deployment if chosen else None,
+            "comparison": [],
+            "sides": {},
+        }
+        if champion is None or chosen is None:
+            return out
+        step, length = window_step(start, end), int(window.total_seconds())
+        out["comparison"] = metrics_repo.window_points(
+            uow.conn, chosen.model_id, chosen.version_id, length, start, end, None, ["comparison.%"], step
+        )
+        for v in (champion, chosen):
+            out["sides"][v.version] = metrics_repo.window_points(
+                uow.conn, v.model_id, v.version_id, length, start, end, None, ["quality.accuracy", "latency.p95"], step
+            )
+    return out
 
 
 def window_step(start: datetime, end: datetime, max_windows: int = MAX_WINDOWS) -> int:

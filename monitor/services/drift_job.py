@@ -44,7 +44,7 @@ from monitor.metrics.profiles import (
 )
 from monitor.metrics.quality_summary import ClassificationSummary
 from monitor.metrics.window_points import LATENCY, segment_points
-from monitor.services import job_log, quality_job
+from monitor.services import comparison_job, job_log, quality_job
 from monitor.services.context import ServiceContext
 from monitor.services.metric_store import record_points
 from monitor.services.registry import resolve_version
@@ -253,6 +253,7 @@ def compute_window(
             )
     for attribute, values in groups.items():
         points += fairness_points(attribute, values, cfg.fairness_thresholds(), window_start, window_end)
+    points += comparison_job.window_comparison(ctx, vrow, schema, cfg, points, window_start, window_end)
     if not quality_only:
         points.extend(_violation_points(ctx, vrow.model_id, window_start, window_end))
     record_points(ctx, model, vrow.version, points)

@@ -13,9 +13,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from monitor.db import alert_repo, log_repo, metrics_repo, reference_repo, watermark_repo
+from monitor.db import alert_repo, log_repo, metrics_repo, reference_repo, registry_repo, watermark_repo
+from monitor.db.log_repo import StaleHour
 from monitor.db.registry_repo import VersionRow
+from monitor.domain.deployment import Deployment
 from monitor.domain.monitoring import MonitoringConfig
+from monitor.errors import NotFound
 from monitor.metrics.points import MetricPoint
 from monitor.services import error_stream_job, job_log, registry
 from monitor.services.context import ServiceContext
@@ -38,6 +41,8 @@ MAX_CATCH_UP = timedelta(days=7)
 MAX_STALE_HOURS_PER_RUN = 48
 # The metric point that says how many hours and windows a run skipped (alertable like any other).
 JOB_FAILURES = "job_failures"
+# versions the scheduler runs besides the newest: those deployed live
+LIVE = {d.value for d in (Deployment.champion, Deployment.canary, Deployment.ab, Deployment.shadow)}
 
 
 @dataclass
@@ -51,21 +56,52 @@ class RunReport:
     resummarised_hours: int = 0  # of those, the ones outside this run's rollup, summarised again
     recomputed_windows: int = 0  # windows computed before this run that hold a stale hour, computed again
     failures: list[str] = field(default_factory=list)  # hours and windows skipped: what, and why
+    versions: list[str] = field(default_factory=list)  # every version run (the newest and those deployed live)
 
 
 def run_model(ctx: ServiceContext, model: str, now: datetime | None = None) -> RunReport:
-    """The scheduled run of one model (its newest version)."""
+    """The scheduled run of one model: its newest version, and every other version deployed live
+    beside it (the champion first, then the challengers: a challenger's windows compare with the
+    champion's). Returns the newest version's report, with every version's failures."""
     now = now or datetime.now(UTC)
     cfg = registry.get_monitoring(ctx, model)
-    vrow = registry.resolve_version(ctx, model, None)
+    versions = _live_versions(ctx, model)
+    with ctx.uow() as uow:
+        # taken before the rollups: data landing after this is marked again and done next run
+        stale = log_repo.stale_hours(uow.conn, versions[0].model_id, MAX_STALE_HOURS_PER_RUN)
+    reports = [_run_version(ctx, model, vrow, cfg, stale, now) for vrow in versions]
+    if not all(r.skipped for r in reports):
+        with ctx.uow() as uow:
+            log_repo.clear_stale_hours(uow.conn, versions[0].model_id, stale)
+            uow.commit()
+    newest = max(versions, key=lambda v: v.version_id)
+    report = reports[versions.index(newest)]
+    report.failures = [f for r in reports for f in r.failures]
+    report.versions = [r.version or "" for r in reports]
+    return report
+
+
+def _live_versions(ctx: ServiceContext, model: str) -> list[VersionRow]:
+    """The newest version and every version deployed champion, canary, ab or shadow: the
+    champion first."""
+    with ctx.uow() as uow:
+        rows = registry_repo.list_versions(uow.conn, model)
+    if not rows:
+        raise NotFound(f"model {model!r} is not registered")
+    live = [v for v in rows if v.deployment in LIVE or v is rows[-1]]
+    return sorted(live, key=lambda v: (v.deployment != Deployment.champion.value, v.version_id))
+
+
+def _run_version(
+    ctx: ServiceContext, model: str, vrow: VersionRow, cfg: MonitoringConfig, stale: list[StaleHour], now: datetime
+) -> RunReport:
+    """Summarise one version's new hours, compute its windows, recompute what stale hours hold."""
     report = RunReport(model, vrow.version)
     with ctx.uow() as uow:
         if reference_repo.active_reference_id(uow.conn, vrow.version_id) is None:
             report.skipped = "no reference dataset"
             return report
         rolled_until = watermark_repo.get(uow.conn, vrow.version_id, "rollup")
-        # taken before the rollup: data landing after this is marked again and done next run
-        stale = log_repo.stale_hours(uow.conn, vrow.model_id, MAX_STALE_HOURS_PER_RUN)
         computed_until = {spec: watermark_repo.get(uow.conn, vrow.version_id, f"drift:{spec}") for spec in cfg.windows}
     end = hour_floor(now) + HOUR  # the boundary after now: the current hour is summarised as it fills
     earliest = end - MAX_CATCH_UP
@@ -91,9 +127,6 @@ def run_model(ctx: ServiceContext, model: str, now: datetime | None = None) -> R
         report.windows[spec] = len(ends)
         attempts += len(ends)
     _recompute_stale_windows(ctx, model, vrow, cfg, stale, computed_until, report)
-    with ctx.uow() as uow:
-        log_repo.clear_stale_hours(uow.conn, vrow.model_id, stale)
-        uow.commit()
     _report_failures(ctx, model, vrow, end, attempts, report.failures)
     return report
 

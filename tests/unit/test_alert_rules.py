@@ -62,6 +62,7 @@ def test_yaml_rules_parse() -> None:
         ),
         ({"name": "bad name!", "metric": "m", "condition": {"drifted": True}}, "name", "pattern"),
         ({"name": "x", "metric": "m", "condition": {"drifted": True}, "colour": 1}, "colour", "Extra inputs"),
+        ({"name": "x", "metric": "m", "condition": {"drifted": True, "on": "lower"}}, "condition", "goes with op"),
     ],
 )
 def test_a_bad_rule_is_refused_with_field_and_reason(doc: dict, field: str, reason: str) -> None:
@@ -139,3 +140,21 @@ def test_an_empty_matcher_selects_series_without_the_label() -> None:
     overall = sample("dataset_drift", 0.6, drifted=True)
     segment = sample("dataset_drift", 0.6, drifted=True, labels={"segment": "region", "segment_value": "EU"})
     assert [e.sample for e in evaluate(rule, [overall, segment])] == [overall]
+
+
+def test_a_condition_on_a_bound_of_the_interval() -> None:
+    """ "The challenger is better by at least 2 points, with 97.5 % confidence": the lower bound
+    of the difference's 95 % interval, not its value, must pass."""
+    rule = parse_rule(
+        {
+            "name": "promote",
+            "metric": "comparison.accuracy",
+            "condition": {"op": ">=", "threshold": 0.02, "on": "lower"},
+        }
+    )
+    sure = sample("comparison.accuracy", 0.05, labels={"champion": "1"}, details={"lower": 0.03, "upper": 0.07})
+    unsure = sample("comparison.accuracy", 0.05, labels={"champion": "2"}, details={"lower": -0.01, "upper": 0.11})
+    bare = sample("comparison.accuracy", 0.05, labels={"champion": "3"})
+    got = {e.labels["champion"]: (e.holds, e.note) for e in evaluate(rule, [sure, unsure, bare])}
+    assert got == {"1": (True, ""), "2": (False, ""), "3": (False, "no lower bound")}
+    assert rule.condition.describe() == "lower bound of its interval >= 0.02"

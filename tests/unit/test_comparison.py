@@ -89,3 +89,43 @@ def test_the_paired_p_value_is_mcnemars_exact_binomial_and_edges_are_safe() -> N
     assert paired(0, 0, 0, 0) is None
     everything = paired(0, 0, 30, 0)
     assert everything is not None and everything.upper <= 1.0 and everything.lower > 0.8
+
+
+def test_comparison_points_take_their_confidence_and_compare_recall_on_the_positive_requests() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from monitor.metrics.comparison import Side, comparison_points
+
+    start = datetime(2026, 12, 1, tzinfo=UTC)
+    champion = Side("1", 1000, labelled=1000, correct=800, positives=400, true_positives=300)
+    challenger = Side("2", 1000, labelled=1000, correct=850, positives=400, true_positives=340)
+    points = {
+        (p.metric, c): p
+        for c in (0.95, 0.99)
+        for p in comparison_points(champion, challenger, None, c, start, start + timedelta(hours=1))
+    }
+    narrow, wide = points[("comparison.accuracy", 0.95)], points[("comparison.accuracy", 0.99)]
+    assert wide.details["lower"] < narrow.details["lower"] and wide.details["upper"] > narrow.details["upper"]
+    assert narrow.details["confidence"] == 0.95 and narrow.value == pytest.approx(0.05)
+    recall = points[("comparison.recall", 0.95)]
+    assert recall.value == pytest.approx(0.1) and recall.details["paired"] is False and recall.sample_size == 800
+    pairs = {
+        "pairs": 1000,
+        "agree": 900,
+        "both_right": 780,
+        "champion_only": 20,
+        "challenger_only": 70,
+        "both_wrong": 130,
+    }
+    pairs |= {
+        "positive_both_right": 290,
+        "positive_champion_only": 10,
+        "positive_challenger_only": 50,
+        "positive_both_wrong": 50,
+    }
+    shadow = {
+        p.metric: p for p in comparison_points(champion, challenger, pairs, 0.95, start, start + timedelta(hours=1))
+    }
+    assert shadow["comparison.recall"].details["paired"] is True and shadow["comparison.recall"].sample_size == 400
+    assert shadow["comparison.recall"].value == pytest.approx((50 - 10) / 400)
+    assert shadow["comparison.accuracy"].value == pytest.approx((70 - 20) / 1000)

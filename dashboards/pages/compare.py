@@ -1,0 +1,113 @@
+"""Versions side by side (``/compare/<model>?challenger=2&range=7d&window=1h``): a challenger
+(canary, A/B arm, shadow) against the champion — the newest window's comparison in a table,
+the accuracy difference over time in its band, traffic share and agreement, and both versions'
+accuracy and p95 latency."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import parse_qs, quote
+
+from dash import dcc, html
+
+from alerts.rules import parse_duration
+from dashboards import figures
+from dashboards.params import ModelParams
+from monitor.services import dashboard_data
+from monitor.services.context import ServiceContext
+
+SHOWN = (  # (metric, what it is) in the table, in this order
+    ("comparison.accuracy", "accuracy, challenger minus champion"),
+    ("comparison.estimated_accuracy", "estimated accuracy (before labels), challenger minus champion"),
+    ("comparison.agreement", "same prediction on the same request"),
+    ("comparison.traffic_share", "challenger's share of the predictions"),
+    ("comparison.latency_p95_ms", "p95 latency, challenger minus champion (ms)"),
+)
+
+
+def _cell(v: Any, fmt: str = "{:.4g}") -> str:
+    return "" if v is None else fmt.format(v)
+
+
+def _table(points: list[dict[str, Any]]) -> html.Table:
+    newest: dict[str, dict[str, Any]] = {}
+    for p in points:
+        newest[p["metric"]] = p  # oldest first: the last is the newest window's
+    rows = [html.Tr([html.Th(h) for h in ("measure", "value", "95 % interval", "p-value", "rows", "")])]
+    for metric, what in SHOWN:
+        if metric not in newest:
+            continue
+        p = newest[metric]
+        d = p.get("details") or {}
+        band = f"{_cell(d.get('lower'))} to {_cell(d.get('upper'))}" if d.get("lower") is not None else ""
+        verdict = "significant" if p["drifted"] else ""
+        rows.append(
+            html.Tr(
+                [
+                    html.Td(what),
+                    html.Td(_cell(p["value"]), className="value", id=f"value-{metric.replace('.', '-')}"),
+                    html.Td(band),
+                    html.Td(_cell(d.get("p_value"), "{:.3g}")),
+                    html.Td(f"{p['sample_size']:,}"),
+                    html.Td(verdict + (" (paired)" if d.get("paired") else "")),
+                ]
+            )
+        )
+    return html.Table(rows, id="comparison-table")
+
+
+def layout(ctx: ServiceContext, name: str, search: str) -> html.Div:
+    p = ModelParams.from_search(search)
+    q = {k: v[-1] for k, v in parse_qs(search.lstrip("?")).items()}
+    window = p.window or "1h"
+    data = dashboard_data.comparison_page(ctx, name, q.get("challenger"), p.start, p.end, parse_duration(window))
+    if data["champion"] is None or data["challenger"] is None:
+        return html.Div(
+            [
+                html.H2(f"{name}: versions side by side"),
+                html.P(
+                    "Nothing to compare: declare a champion and a canary, A/B arm or shadow "
+                    "(PUT /v1/models/{name}/versions/{version}/deployment).",
+                    id="compare-empty",
+                ),
+            ]
+        )
+    champion, challenger = data["champion"], data["challenger"]
+    links = [
+        dcc.Link(
+            f"v{c['version']} ({c['deployment']})", href=f"/compare/{quote(name)}?challenger={quote(c['version'])}"
+        )
+        for c in data["challengers"]
+    ]
+    graph: dict[str, Any] = {"config": {"displaylogo": False}}
+    shares = [pt for pt in data["comparison"] if pt["metric"] in ("comparison.traffic_share", "comparison.agreement")]
+    return html.Div(
+        [
+            html.H2(f"{name}: v{challenger} ({data['deployment']}) against v{champion} (champion)", id="compare-title"),
+            html.P(["challengers: ", *[x for link in links for x in (link, " ")]], className="muted"),
+            html.P(
+                f"windows of {window} ending {p.start:%Y-%m-%d %H:%M} to {p.end:%Y-%m-%d %H:%M} UTC", className="muted"
+            ),
+            _table(data["comparison"]),
+            dcc.Graph(
+                id="comparison-accuracy", figure=figures.comparison(data["comparison"], champion, challenger), **graph
+            ),
+            dcc.Graph(
+                id="comparison-shares",
+                figure=figures.series(shares, "comparison.traffic_share", "Traffic share of the challenger")
+                if not any(s["metric"] == "comparison.agreement" for s in shares)
+                else figures.series(shares, "comparison.agreement", "Agreement with the champion (same request)"),
+                **graph,
+            ),
+            dcc.Graph(
+                id="versions-accuracy",
+                figure=figures.versions_side_by_side(data["sides"], "quality.accuracy", "Accuracy of each version"),
+                **graph,
+            ),
+            dcc.Graph(
+                id="versions-latency",
+                figure=figures.versions_side_by_side(data["sides"], "latency.p95", "p95 latency of each version (ms)"),
+                **graph,
+            ),
+        ]
+    )
