@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from monitor.metrics.points import MetricPoint
+from monitor.metrics.quality_summary import confusion_cells
 
 DRAWS = 2_000
 Z95 = 1.959963984540054
@@ -64,8 +65,7 @@ def confusion_counts(positive: str, confusion: Mapping[str, int]) -> tuple[int, 
     """(positives, true positives, negatives, false positives) of a quality summary's confusion
     counts ("truth\\x1fprediction" -> rows)."""
     pos = tp = neg = fp = 0
-    for key, n in confusion.items():
-        truth, _, predicted = key.partition("\x1f")
+    for truth, predicted, n in confusion_cells(confusion):
         if truth == positive:
             pos += n
             tp += n if predicted == positive else 0

@@ -20,6 +20,7 @@ two-sample test of concept drift.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,6 +58,13 @@ RESIDUALS_COLUMN = "_residuals"
 
 def _confusion_key(y: str, yhat: str) -> str:
     return f"{y}\x1f{yhat}"
+
+
+def confusion_cells(confusion: Mapping[str, int]) -> Iterator[tuple[str, str, int]]:
+    """(truth, prediction, rows) of each cell of a summary's confusion counts."""
+    for key, count in confusion.items():
+        y, yhat = key.split("\x1f", 1)
+        yield y, yhat, count
 
 
 @dataclass
@@ -256,8 +264,7 @@ def classification_metrics(s: ClassificationSummary, positive_class: str | None 
     k = len(s.classes)
     index = {c: i for i, c in enumerate(s.classes)}
     cm = np.zeros((k, k), dtype=np.int64)  # [truth, prediction]
-    for key, count in s.confusion.items():
-        y, yhat = key.split("\x1f", 1)
+    for y, yhat, count in confusion_cells(s.confusion):
         cm[index[y], index[yhat]] += count
     tp = np.diag(cm).astype(float)
     predicted, actual = cm.sum(axis=0), cm.sum(axis=1)

@@ -15,7 +15,7 @@ from monitor.domain.schema import ModelSchema, schema_from_json
 from monitor.metrics.comparison import Side, comparison_points
 from monitor.metrics.fairness import confusion_counts
 from monitor.metrics.points import MetricPoint
-from monitor.metrics.quality_summary import ClassificationSummary
+from monitor.metrics.quality_summary import ClassificationSummary, QualitySummary, confusion_cells
 from monitor.services import quality_job
 from monitor.services.context import ServiceContext
 from monitor.services.windows import merged_window
@@ -37,20 +37,27 @@ def champion_of(ctx: ServiceContext, vrow: VersionRow) -> VersionRow | None:
 Stored = dict[str, tuple[float | None, dict[str, Any]]]  # metric -> (value, details), all predictions
 
 
-def _side(ctx: ServiceContext, vrow: VersionRow, points: Stored, start: datetime, end: datetime) -> Side:
+def _quality(ctx: ServiceContext, vrow: VersionRow, start: datetime, end: datetime) -> QualitySummary | None:
+    """A version's quality summary of the window (all predictions), None without a reference."""
     schema = schema_from_json(vrow.schema)
     with ctx.uow() as uow:
         ref_id = reference_repo.active_reference_id(uow.conn, vrow.version_id)
+    if ref_id is None:
+        return None
+    acc = merged_window(
+        ctx, vrow, ref_id, start, end, lambda: quality_job.QualityAccumulator(schema, None), quality=True
+    )
+    return acc.summary
+
+
+def _side(vrow: VersionRow, points: Stored, s: QualitySummary | None) -> Side:
+    schema = schema_from_json(vrow.schema)
     predictions = labelled = correct = positives = true_positives = 0
-    if ref_id is not None:
-        acc = merged_window(
-            ctx, vrow, ref_id, start, end, lambda: quality_job.QualityAccumulator(schema, None), quality=True
-        )
-        s = acc.summary
+    if s is not None:
         predictions = s.n_predictions
         if isinstance(s, ClassificationSummary):
             labelled = s.n_labelled
-            correct = sum(n for key, n in s.confusion.items() if len(set(key.split("\x1f"))) == 1)
+            correct = sum(n for y, yhat, n in confusion_cells(s.confusion) if y == yhat)
             if schema.positive_class is not None:
                 positives, true_positives, _, _ = confusion_counts(schema.positive_class, s.confusion)
     latency = {stat: points.get(f"latency.{stat}", (None, {}))[0] for stat in ("p95", "mean")}
@@ -65,12 +72,13 @@ def window_comparison(
     schema: ModelSchema,
     cfg: MonitoringConfig,
     own: list[MetricPoint],
+    own_quality: QualitySummary | None,
     start: datetime,
     end: datetime,
 ) -> list[MetricPoint]:
-    """The window's comparison points when ``vrow`` is a challenger; none otherwise. ``own``:
-    the challenger's points of this window, just computed; the champion's are read as stored
-    (the scheduler computes the champion's windows first)."""
+    """The window's comparison points when ``vrow`` is a challenger; none otherwise. ``own`` and
+    ``own_quality``: the challenger's points of this window and its quality summary, just
+    computed; the champion's are read as stored (the scheduler computes its windows first)."""
     champion = champion_of(ctx, vrow)
     if champion is None or champion.version_id == vrow.version_id or not schema.task.is_classification:
         return []
@@ -84,8 +92,8 @@ def window_comparison(
     theirs: Stored = {m: v for (_, m), v in stored.items()}
     ours: Stored = {p.metric: (p.value, p.details) for p in own if p.metric in STORED and not set(p.labels) & UNSHOWN}
     return comparison_points(
-        _side(ctx, champion, theirs, start, end),
-        _side(ctx, vrow, ours, start, end),
+        _side(champion, theirs, _quality(ctx, champion, start, end)),
+        _side(vrow, ours, own_quality),
         pairs,
         cfg.comparison_confidence,
         start,

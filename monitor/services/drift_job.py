@@ -235,6 +235,7 @@ def compute_window(
     # protected attribute -> its value -> the group's counts (binary classifiers: Fairlearn's measures)
     protected = set(cfg.protected_attributes) if schema.task is Task.binary_classification else set()
     groups: dict[str, dict[str, GroupCounts]] = {}
+    overall = None  # the quality summary of all predictions: a challenger's comparison reads it
     for seg in ref.columns:
         segment = parse_segment(seg, schema)
         selected: tuple[int, int] | None = None
@@ -246,6 +247,7 @@ def compute_window(
             ctx, vrow, schema, ref.reference_id, ref.extras[seg], cfg, window_start, window_end, segment
         )
         points += quality
+        overall = summary if segment is None else overall
         if segment is not None and segment[0] in protected and isinstance(summary, ClassificationSummary):
             assert schema.positive_class is not None
             groups.setdefault(segment[0], {})[segment[1]] = group_counts(
@@ -253,7 +255,7 @@ def compute_window(
             )
     for attribute, values in groups.items():
         points += fairness_points(attribute, values, cfg.fairness_thresholds(), window_start, window_end)
-    points += comparison_job.window_comparison(ctx, vrow, schema, cfg, points, window_start, window_end)
+    points += comparison_job.window_comparison(ctx, vrow, schema, cfg, points, overall, window_start, window_end)
     if not quality_only:
         points.extend(_violation_points(ctx, vrow.model_id, window_start, window_end))
     record_points(ctx, model, vrow.version, points)
