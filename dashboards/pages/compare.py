@@ -1,7 +1,7 @@
 """Versions side by side (``/compare/<model>?challenger=2&range=7d&window=1h``): a challenger
 (canary, A/B arm, shadow) against the champion — the newest window's comparison in a table,
-the accuracy difference over time in its band, traffic share and agreement, and both versions'
-accuracy and p95 latency."""
+both versions' drift against the champion's reference, the accuracy difference over time in
+its band, traffic share and agreement, and both versions' accuracy and p95 latency."""
 
 from __future__ import annotations
 
@@ -18,6 +18,10 @@ from monitor.services.context import ServiceContext
 
 SHOWN = (  # (metric, what it is) in the table, in this order
     ("comparison.accuracy", "accuracy, challenger minus champion"),
+    ("comparison.precision", "precision of the positive class, challenger minus champion"),
+    ("comparison.recall", "recall of the positive class, challenger minus champion"),
+    ("comparison.f1", "F1 of the positive class, challenger minus champion"),
+    ("comparison.roc_auc", "ROC AUC, challenger minus champion"),
     ("comparison.estimated_accuracy", "estimated accuracy (before labels), challenger minus champion"),
     ("comparison.agreement", "same prediction on the same request"),
     ("comparison.traffic_share", "challenger's share of the predictions"),
@@ -56,6 +60,38 @@ def _table(points: list[dict[str, Any]]) -> html.Table:
     return html.Table(rows, id="comparison-table")
 
 
+DRIFT = ("comparison.dataset_drift", "comparison.prediction_drift", "comparison.feature_drift")
+
+
+def _drift_table(points: list[dict[str, Any]]) -> html.Table | html.P:
+    """The newest window's drift of both versions against the champion's reference, a row a
+    column (names are the data's own: Dash writes them as text)."""
+    drift = [p for p in points if p["metric"] in DRIFT]
+    if not drift:
+        return html.P("No drift against the champion's reference yet.", id="comparison-drift", className="muted")
+    newest = max(p["window_end"] for p in drift)
+    rows = [html.Tr([html.Th(h) for h in ("column", "challenger", "", "champion", "", "rows", "method")])]
+    for p in sorted(
+        (p for p in drift if p["window_end"] == newest), key=lambda p: (DRIFT.index(p["metric"]), str(p["labels"]))
+    ):
+        d, labels = p.get("details") or {}, p["labels"]
+        column = labels.get("feature") or labels.get("column") or "share of features drifted"
+        rows.append(
+            html.Tr(
+                [
+                    html.Td(column),
+                    html.Td(_cell(p["value"])),
+                    html.Td("drifted" if p["drifted"] else ""),
+                    html.Td(_cell(d.get("champion_value"))),
+                    html.Td("drifted" if d.get("champion_drifted") else ""),
+                    html.Td(f"{p['sample_size']:,}"),
+                    html.Td(labels.get("method", "")),
+                ]
+            )
+        )
+    return html.Table(rows, id="comparison-drift")
+
+
 def layout(ctx: ServiceContext, name: str, search: str) -> html.Div:
     p = ModelParams.from_search(search)
     q = {k: v[-1] for k, v in parse_qs(search.lstrip("?")).items()}
@@ -89,6 +125,8 @@ def layout(ctx: ServiceContext, name: str, search: str) -> html.Div:
                 f"windows of {window} ending {p.start:%Y-%m-%d %H:%M} to {p.end:%Y-%m-%d %H:%M} UTC", className="muted"
             ),
             _table(data["comparison"]),
+            html.H3("Drift of both against the champion's reference"),
+            _drift_table(data["comparison"]),
             dcc.Graph(
                 id="comparison-accuracy", figure=figures.comparison(data["comparison"], champion, challenger), **graph
             ),

@@ -122,15 +122,20 @@ def summarise_columns(
     groups: Groups,
     counts: dict[str, int],
     derived: Sequence[Derived] = (),
+    also: Mapping[str, Sequence[Column]] | None = None,
 ) -> dict[str, dict[str, Parts]]:
     """Each group's column summaries over [start, end), given its columns and its row count, and
     its summaries of the ``derived`` per-row values (label-free estimation, reconstruction).
+    ``also``: more summaries of all rows, on other edges (another reference's), returned under
+    their own keys, from the same reading of the rows.
 
     The window's rows are read once, in chunks, for every group and column (a group's numerical
     columns on its own reference's edges): linear in rows x columns, whatever the width."""
     accumulators = {key: GroupSummaries(cols, derived) for key, cols in columns.items() if counts.get(key)}
+    extra = {key: GroupSummaries(cols) for key, cols in (also or {}).items() if counts.get("")}
+    accumulators |= extra
     if accumulators:
-        width = max(1, *(len(cols) for cols in columns.values()))
+        width = max(1, *(len(cols) for cols in columns.values()), *(len(cols) for cols in (also or {}).values()))
         per_chunk = max(100, VALUES_PER_CHUNK // width)
         # a server-side cursor for this statement only (Connection.execution_options would set it
         # for every statement after it on the connection)
@@ -138,7 +143,7 @@ def summarise_columns(
         result = conn.execute(query, window_params(model_id, version_id, start, end))
         for rows in result.partitions(per_chunk):
             _add_chunk(_decode(rows), accumulators, groups, derived)
-    return {key: accumulators[key].parts() if key in accumulators else {} for key in groups.keys}
+    return {key: accumulators[key].parts() if key in accumulators else {} for key in [*groups.keys, *(also or {})]}
 
 
 def _decode(rows: Sequence[Any]) -> Chunk:
@@ -164,7 +169,7 @@ def _add_chunk(
             matrices[names] = chunk.numbers(acc.numerical)
     derived_values = {d.name: d.rows(chunk) for d in derived}
     for key, acc in accumulators.items():
-        segment = groups.segments[key]
+        segment = groups.segments.get(key)  # None: all rows (the summaries on other edges too)
         rows = None if segment is None else chunk.in_segment(*segment)
         acc.add(chunk, rows, matrices.get(tuple(c.name for c in acc.numerical)), derived_values)
 
@@ -285,6 +290,28 @@ def load_buckets(
         )
     ).all()
     return [(b, c, n, st, bytes(ct) if ct is not None else None) for b, c, n, st, ct in rows]
+
+
+def summarised_hours(
+    conn: Connection, model_id: int, version_id: int, reference_id: int, start: datetime, end: datetime
+) -> set[datetime]:
+    """The hours in [start, end) with column summaries of all rows against this reference."""
+    b = bucket_summaries.c
+    rows = conn.execute(
+        select(b.bucket_start)
+        .distinct()
+        .where(
+            b.model_id == model_id,
+            b.model_version_id == version_id,
+            b.reference_id == reference_id,
+            b.segment == "",
+            b.bucket_hours == 1,
+            b.bucket_start >= start,
+            b.bucket_start < end,
+            _kind(False),
+        )
+    ).all()
+    return {r[0] for r in rows}
 
 
 def hourly_rows(conn: Connection, model_id: int, since: datetime) -> list[tuple[datetime, int]]:

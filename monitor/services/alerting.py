@@ -30,9 +30,10 @@ from alerts.state import Alert, AlertState, State, step
 from monitor.config import Settings
 from monitor.db import alert_repo, reference_repo
 from monitor.db.alert_repo import AlertRow
+from monitor.db.registry_repo import VersionRow
 from monitor.services.alert_config import active_rules
 from monitor.services.context import ServiceContext
-from monitor.services.registry import resolve_version
+from monitor.services.registry import live_versions
 
 log = logging.getLogger(__name__)
 
@@ -94,39 +95,57 @@ def export_link(settings: Settings, model: str, s: Sample) -> str:
     return f"{settings.public_url.rstrip('/')}/v1/models/{quote(model, safe='')}/export?{urlencode(params)}"
 
 
+# The label that tells apart the alerts of a version other than the primary one (a challenger's)
+VERSION_LABEL = "version"
+
+
+def _samples(
+    ctx: ServiceContext, model: str, versions: list[VersionRow], rules: list[Rule], now: datetime
+) -> list[Sample]:
+    """The newest point of every series of each live version. The first (primary) version's
+    series keep their labels; the others' carry ``version`` too, so that a challenger's alerts
+    are instances of their own, never the champion's."""
+    metrics = sorted({r.metric for r in rules})
+    samples = []
+    with ctx.uow() as uow:
+        for i, vrow in enumerate(versions):
+            tag = {} if i == 0 else {VERSION_LABEL: vrow.version}
+            for r in alert_repo.latest_points(uow.conn, vrow.model_id, vrow.version_id, metrics, now - FRESHNESS):
+                samples.append(
+                    Sample(
+                        model,
+                        vrow.version,
+                        r["metric"],
+                        {**r["labels"], **tag},
+                        r["window_start"],
+                        r["window_end"],
+                        r["value"],
+                        r["sample_size"],
+                        r["threshold"],
+                        r["drifted"],
+                        r["details"],
+                    )
+                )
+    return samples
+
+
 def evaluate_model(ctx: ServiceContext, model: str, now: datetime | None = None) -> dict[str, int]:
-    """Evaluate every rule that reads ``model``; returns counts of transitions by new state."""
+    """Evaluate every rule that reads ``model``, on the points of each live version
+    (``registry.live_versions``); returns counts of transitions by new state."""
     now = now or datetime.now(UTC)
     rules = [r for r in active_rules(ctx) if fnmatchcase(model, r.model)]
     by_name = {r.name: r for r in rules}
-    vrow = resolve_version(ctx, model, None)
-    with ctx.uow() as uow:
-        rows = alert_repo.latest_points(
-            uow.conn, vrow.model_id, vrow.version_id, sorted({r.metric for r in rules}), now - FRESHNESS
-        )
-    samples = [
-        Sample(
-            model,
-            vrow.version,
-            r["metric"],
-            r["labels"],
-            r["window_start"],
-            r["window_end"],
-            r["value"],
-            r["sample_size"],
-            r["threshold"],
-            r["drifted"],
-            r["details"],
-        )
-        for r in rows
-    ]
+    versions = live_versions(ctx, model)
+    by_version = {v.version: v for v in versions}
+    samples = _samples(ctx, model, versions, rules, now)
     counts: dict[str, int] = defaultdict(int)
     with ctx.uow() as uow:
 
         def baseline(s: Sample, back: timedelta) -> float | None:
-            return alert_repo.point_value(
-                uow.conn, vrow.model_id, vrow.version_id, s.metric, s.labels, s.window_start - back, s.window_end - back
-            )
+            vrow = by_version[s.version]
+            labels = s.labels if vrow is versions[0] else {k: v for k, v in s.labels.items() if k != VERSION_LABEL}
+            start, end = s.window_start - back, s.window_end - back
+            return alert_repo.point_value(uow.conn, vrow.model_id, vrow.version_id, s.metric, labels, start, end)
 
         existing = alert_repo.alerts_for_update(uow.conn, model)
         seen: set[str] = set()
@@ -138,7 +157,8 @@ def evaluate_model(ctx: ServiceContext, model: str, now: datetime | None = None)
                 _store(uow.conn, ctx.settings, rule, e, prev, new, transition, now, counts)
                 if transition is State.firing:
                     for event, action in rule.events():
-                        _maybe_send(uow.conn, ctx.settings, rule, event, action, e, vrow.version_id, now)
+                        version_id = by_version[e.sample.version].version_id
+                        _maybe_send(uow.conn, ctx.settings, rule, event, action, e, version_id, now)
         # Instances nobody evaluated (their rule was removed, their series stopped): the
         # condition no longer holds.
         for fp, row in existing.items():

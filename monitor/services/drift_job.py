@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
+from sqlalchemy import Connection
 
 from monitor.db import log_repo, reference_repo, summary_repo
 from monitor.db.registry_repo import VersionRow
@@ -22,6 +23,7 @@ from monitor.db.summary_repo import Segment
 from monitor.domain.monitoring import MonitoringConfig
 from monitor.domain.schema import ModelSchema, Task, schema_from_json
 from monitor.errors import MonitorError
+from monitor.metrics.comparison import drift_against_one_reference
 from monitor.metrics.fairness import GroupCounts, fairness_points, group_counts
 from monitor.metrics.label_free_points import label_free_points
 from monitor.metrics.log_summary import (
@@ -43,12 +45,15 @@ from monitor.metrics.profiles import (
     summary_to_parts,
 )
 from monitor.metrics.quality_summary import ClassificationSummary
-from monitor.metrics.window_points import LATENCY, segment_points
-from monitor.services import comparison_job, job_log, quality_job
+from monitor.metrics.window_points import LATENCY, drift_points, segment_points
+from monitor.services import comparison_job, job_log, quality_job, registry
 from monitor.services.context import ServiceContext
 from monitor.services.metric_store import record_points
 from monitor.services.registry import resolve_version
 from monitor.services.windows import HOUR, hours, merged_window
+
+# The key of a challenger's summaries against its champion's reference (a segment's key has an '=')
+SHARED = "@champion-reference"
 
 
 @dataclass(frozen=True)
@@ -83,6 +88,38 @@ def _read_reference(ctx: ServiceContext, ref_id: int) -> ReferenceView:
     columns = {seg: {c: v for c, v in by_segment[seg].items() if not c.startswith("_")} for seg in segments}
     extras = {seg: {c: v for c, v in by_segment[seg].items() if c.startswith("_")} for seg in segments}
     return ReferenceView(ref_id, columns, extras)
+
+
+@dataclass(frozen=True)
+class SharedReference:
+    """A challenger's champion and the champion's reference, its drift columns that the
+    challenger has too: the one reference both versions' drift is measured against."""
+
+    champion: VersionRow
+    reference_id: int
+    columns: dict[str, dict[str, Any]]
+
+
+def shared_reference(ctx: ServiceContext, vrow: VersionRow, own: ReferenceView) -> SharedReference | None:
+    """None unless ``vrow`` is a challenger and its champion has a reference of its own."""
+    champion = registry.champion_of(ctx, vrow)
+    if champion is None or champion.version_id == vrow.version_id:
+        return None
+    with ctx.uow() as uow:
+        ref_id = reference_repo.active_reference_id(uow.conn, champion.version_id)
+    if ref_id is None or ref_id == own.reference_id:
+        return None
+    theirs = ctx.cached_reference(ref_id, lambda: _read_reference(ctx, ref_id)).columns[""]
+    ours = own.columns[""]
+    columns = {c: s for c, s in theirs.items() if c in ours and ours[c]["type"] == s["type"]}
+    return SharedReference(champion, ref_id, columns) if columns else None
+
+
+def _store_shared(
+    conn: Connection, vrow: VersionRow, shared: SharedReference, bucket: datetime, n: int, parts: dict[str, Parts]
+) -> None:
+    summary_repo.replace_bucket(conn, vrow.model_id, vrow.version_id, shared.reference_id, bucket, 1, n, parts)
+    summary_repo.drop_merged(conn, vrow.model_id, vrow.version_id, shared.reference_id, bucket)
 
 
 def parse_segment(key: str, schema: ModelSchema) -> Segment:
@@ -143,6 +180,9 @@ def rollup(
     groups = summary_repo.Groups({seg: parse_segment(seg, schema) for seg in ref.columns})
     residual_edges = {seg: quality_job.residual_edges(ref.extras[seg]) for seg in ref.columns}
     derived = derived_summaries(schema, ref)
+    # a challenger's hours are summarised against its champion's reference too, from the same rows
+    shared = None if quality_only else shared_reference(ctx, vrow, ref)
+    also = {SHARED: _specs(shared.columns)} if shared is not None else None
     total = [0]
 
     def summarise(bucket: datetime) -> None:
@@ -150,7 +190,9 @@ def rollup(
             window = (uow.conn, vrow.model_id, vrow.version_id, bucket, bucket + HOUR)
             counts = summary_repo.count_rows(*window, groups)
             if not quality_only:
-                parts = summary_repo.summarise_columns(*window, specs, groups, counts, derived)
+                parts = summary_repo.summarise_columns(*window, specs, groups, counts, derived, also)
+                if shared is not None:
+                    _store_shared(uow.conn, vrow, shared, bucket, counts[""], parts[SHARED])
                 for seg in groups.keys:
                     summary_repo.replace_bucket(
                         uow.conn,
@@ -243,6 +285,8 @@ def compute_window(
             seg_points, acc = _window_points(ctx, vrow, schema, ref, seg, segment, cfg, window_start, window_end, now)
             points += seg_points
             selected = _selected(acc, schema)
+            if segment is None:
+                points += _shared_drift(ctx, vrow, ref, cfg, acc.n_rows, window_start, window_end)
         quality, summary = quality_job.quality_points(
             ctx, vrow, schema, ref.reference_id, ref.extras[seg], cfg, window_start, window_end, segment
         )
@@ -260,6 +304,57 @@ def compute_window(
         points.extend(_violation_points(ctx, vrow.model_id, window_start, window_end))
     record_points(ctx, model, vrow.version, points)
     return points
+
+
+def _shared_drift(
+    ctx: ServiceContext,
+    vrow: VersionRow,
+    own: ReferenceView,
+    cfg: MonitoringConfig,
+    rows: int,
+    window_start: datetime,
+    window_end: datetime,
+) -> list[MetricPoint]:
+    """A challenger's drift and its champion's against the champion's reference
+    (``comparison.feature_drift``, ``.prediction_drift``, ``.dataset_drift``); none for a
+    version that is not a challenger. ``rows``: the challenger's predictions in the window."""
+    shared = shared_reference(ctx, vrow, own)
+    if shared is None:
+        return []
+    _summarise_shared(ctx, vrow, own, shared, window_start, window_end)
+
+    def new() -> ColumnAccumulator:
+        return ColumnAccumulator(shared.columns)
+
+    def drift(v: VersionRow) -> tuple[list[MetricPoint], int]:
+        acc = merged_window(ctx, v, shared.reference_id, window_start, window_end, new)
+        return drift_points(shared.columns, acc.columns, acc.n_rows, cfg, window_start, window_end), acc.n_rows
+
+    theirs, _ = drift(shared.champion)
+    mine, summarised = drift(vrow)
+    coverage = summarised / rows if rows else 1.0
+    return drift_against_one_reference(theirs, mine, shared.champion.version, shared.reference_id, coverage)
+
+
+def _summarise_shared(
+    ctx: ServiceContext, vrow: VersionRow, own: ReferenceView, shared: SharedReference, start: datetime, end: datetime
+) -> None:
+    """Summarise against the champion's reference the hours of [start, end) summarised against
+    the version's own reference only: those from before it was a challenger of this champion
+    (the rollup summarises the hours after against both)."""
+    with ctx.uow() as uow:
+        args = (uow.conn, vrow.model_id, vrow.version_id)
+        done = summary_repo.summarised_hours(*args, shared.reference_id, start, end)
+        missing = sorted(summary_repo.summarised_hours(*args, own.reference_id, start, end) - done)
+    also = {SHARED: _specs(shared.columns)}
+    everything = summary_repo.Groups({"": None})
+    for bucket in missing:
+        with ctx.uow() as uow:
+            window = (uow.conn, vrow.model_id, vrow.version_id, bucket, bucket + HOUR)
+            counts = summary_repo.count_rows(*window, everything)
+            parts = summary_repo.summarise_columns(*window, {}, everything, counts, (), also)
+            _store_shared(uow.conn, vrow, shared, bucket, counts[""], parts[SHARED])
+            uow.commit()
 
 
 def _window_points(

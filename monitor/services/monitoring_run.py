@@ -13,12 +13,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from monitor.db import alert_repo, log_repo, metrics_repo, reference_repo, registry_repo, watermark_repo
+from monitor.db import alert_repo, log_repo, metrics_repo, reference_repo, watermark_repo
 from monitor.db.log_repo import StaleHour
 from monitor.db.registry_repo import VersionRow
-from monitor.domain.deployment import Deployment
 from monitor.domain.monitoring import MonitoringConfig
-from monitor.errors import NotFound
 from monitor.metrics.points import MetricPoint
 from monitor.services import error_stream_job, job_log, registry
 from monitor.services.context import ServiceContext
@@ -41,8 +39,6 @@ MAX_CATCH_UP = timedelta(days=7)
 MAX_STALE_HOURS_PER_RUN = 48
 # The metric point that says how many hours and windows a run skipped (alertable like any other).
 JOB_FAILURES = "job_failures"
-# versions the scheduler runs besides the newest: those deployed live
-LIVE = {d.value for d in (Deployment.champion, Deployment.canary, Deployment.ab, Deployment.shadow)}
 
 
 @dataclass
@@ -65,7 +61,7 @@ def run_model(ctx: ServiceContext, model: str, now: datetime | None = None) -> R
     champion's). Returns the newest version's report, with every version's failures."""
     now = now or datetime.now(UTC)
     cfg = registry.get_monitoring(ctx, model)
-    versions = _live_versions(ctx, model)
+    versions = registry.live_versions(ctx, model)  # the champion first: its challengers read its points
     with ctx.uow() as uow:
         # taken before the rollups: data landing after this is marked again and done next run
         stale = log_repo.stale_hours(uow.conn, versions[0].model_id, MAX_STALE_HOURS_PER_RUN)
@@ -79,17 +75,6 @@ def run_model(ctx: ServiceContext, model: str, now: datetime | None = None) -> R
     report.failures = [f for r in reports for f in r.failures]
     report.versions = [r.version or "" for r in reports]
     return report
-
-
-def _live_versions(ctx: ServiceContext, model: str) -> list[VersionRow]:
-    """The newest version and every version deployed champion, canary, ab or shadow: the
-    champion first."""
-    with ctx.uow() as uow:
-        rows = registry_repo.list_versions(uow.conn, model)
-    if not rows:
-        raise NotFound(f"model {model!r} is not registered")
-    live = [v for v in rows if v.deployment in LIVE or v is rows[-1]]
-    return sorted(live, key=lambda v: (v.deployment != Deployment.champion.value, v.version_id))
 
 
 def _run_version(

@@ -152,6 +152,33 @@ def versions_cached(ctx: ServiceContext, name: str) -> list[VersionRow]:
     return rows
 
 
+# how a version serves when it is live: the champion and its challengers
+LIVE = {Deployment.champion.value, *(d.value for d in Deployment if d.is_challenger)}
+
+
+def live_versions(ctx: ServiceContext, name: str) -> list[VersionRow]:
+    """The versions monitored and alerted on: every version deployed live and the newest, the
+    primary one first: the champion, or the newest where none is declared. The others follow,
+    oldest first."""
+    with ctx.uow() as uow:
+        rows = registry_repo.list_versions(uow.conn, name)
+    if not rows:
+        raise NotFound(f"model {name!r} is not registered")
+    champion = next((v for v in reversed(rows) if v.deployment == Deployment.champion.value), None)
+    primary = champion or rows[-1]
+    return [primary, *(v for v in rows if v is not primary and (v.deployment in LIVE or v is rows[-1]))]
+
+
+def champion_of(ctx: ServiceContext, vrow: VersionRow) -> VersionRow | None:
+    """The champion a version is compared with: None unless the version is a challenger and
+    the model has a champion."""
+    if not Deployment(vrow.deployment).is_challenger:
+        return None
+    with ctx.uow() as uow:
+        versions = registry_repo.list_versions(uow.conn, vrow.model_name)
+    return next((v for v in reversed(versions) if v.deployment == Deployment.champion.value), None)
+
+
 def resolve_version(ctx: ServiceContext, name: str, version: str | None) -> VersionRow:
     with ctx.uow() as uow:
         row = registry_repo.get_version(uow.conn, name, version)

@@ -47,6 +47,16 @@ def compared(dashboard: Dashboard) -> Dashboard:
                 "comparison.agreement", start, end, 0.9, 800, {"champion": "1"}, details={"lower": 0.88, "upper": 0.92}
             ),
             MetricPoint("comparison.traffic_share", start, end, 0.5, 1600, {"champion": "1"}),
+            MetricPoint(
+                "comparison.feature_drift",
+                start,
+                end,
+                0.3 + i,
+                800,
+                {"champion": "1", "feature": "<b>odd</b>", "method": "psi"},
+                drifted=True,
+                details={"champion_value": 0.02, "champion_drifted": False, "coverage": 1.0},
+            ),
             MetricPoint("quality.accuracy", start, end, 0.8 + 0.01 * i, 800),
         ]
         metric_store.record_points(ctx, MODEL, "2", challenger)
@@ -65,6 +75,10 @@ def test_the_comparison_page_holds_the_stored_comparison(driver: webdriver.Chrom
     assert float(newest) == pytest.approx(stored[-1]["value"], abs=1e-4)
     table = driver.find_element(By.ID, "comparison-table").text
     assert "significant (paired)" in table and "1,600" in table
+    drift = driver.find_element(By.ID, "comparison-drift")
+    (row,) = [r.text for r in drift.find_elements(By.TAG_NAME, "tr")[1:]]
+    assert row.split() == ["<b>odd</b>", "2.3", "drifted", "0.02", "800", "psi"]  # the newest window's, as text
+    assert not drift.find_elements(By.TAG_NAME, "b")
     traces = {t["name"]: t for t in plot_data(driver, "comparison-accuracy")}
     assert traces["difference"]["y"] == pytest.approx([p["value"] for p in stored])
     assert traces["95 % band"]["y"] == pytest.approx([p["details"]["upper"] for p in stored])
