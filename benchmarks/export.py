@@ -63,6 +63,7 @@ def setup(ctx: ServiceContext, rows: int) -> tuple[datetime, datetime]:
         uow.conn.execute(text(LABELS_SQL), {"m": vrow.model_id})
         uow.commit()
         uow.conn.execute(text("ANALYZE"))
+        uow.commit()  # statistics are kept only if their transaction commits
     return start, start + timedelta(hours=1)
 
 

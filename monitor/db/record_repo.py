@@ -7,11 +7,9 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
-import numpy as np
-import orjson
 from sqlalchemy import Connection, text
 
-from monitor.metrics.comparison import PAIR_CELL_NAMES
+from monitor.metrics.pairs import PairingRow
 
 # Advisory-lock namespace (the first key of pg_try_advisory_xact_lock(int, int)) of exports.
 EXPORT_LOCK = 0x6578_7074  # "expt"
@@ -198,92 +196,35 @@ def export_rows(
     return chunks()
 
 
-_PAIRS_FROM = """
-    FROM predictions c
-    JOIN predictions s ON s.model_id = c.model_id AND s.request_id = c.request_id
-         AND s.model_version_id = :chal AND s.ts >= :start - interval '1 hour' AND s.ts < :end + interval '1 hour'
-    LEFT JOIN labels lc ON lc.model_id = c.model_id AND lc.prediction_id = c.prediction_id
-    LEFT JOIN labels ls ON ls.model_id = s.model_id AND ls.prediction_id = s.prediction_id
-    CROSS JOIN LATERAL (SELECT coalesce(lc.label, ls.label) AS label) y
-    WHERE c.model_id = :m AND c.model_version_id = :champ AND c.ts >= :start AND c.ts < :end
-      AND c.request_id IS NOT NULL
-"""
-
-
-def _pair_params(
-    model_id: int, champion_id: int, challenger_id: int, start: datetime, end: datetime, positive: str | None
-) -> dict[str, Any]:
-    # a class as stored: a JSON string (null: none)
-    pos = orjson.dumps(positive).decode()
-    return {"m": model_id, "champ": champion_id, "chal": challenger_id, "start": start, "end": end, "pos": pos}
-
-
-def _cell_sql(name: str) -> str:
-    """A count of one of ``comparison.PAIR_CELLS`` (``cell_<truth><champion><challenger>``, each
-    1 for the positive class): labelled pairs only."""
-    y, c, s = (("=" if flag == "1" else "<>") for flag in name.removeprefix("cell_"))
-    return (
-        f"count(*) FILTER (WHERE y.label {y} CAST(:pos AS jsonb) AND c.prediction {c} CAST(:pos AS jsonb) "
-        f"AND s.prediction {s} CAST(:pos AS jsonb)) AS {name}"
-    )
-
-
-def paired_outcomes(
+def pairing_rows(
     conn: Connection,
     model_id: int,
-    champion_id: int,
-    challenger_id: int,
+    version_id: int,
     start: datetime,
     end: datetime,
-    positive: str | None = None,
-) -> dict[str, int]:
-    """The champion's predictions in [start, end) joined by request id with the challenger's
-    (a shadow's, made at about the same time: within an hour either side), with the label either
-    one has: pairs, pairs that agree, over labelled pairs who was right, and with a ``positive``
-    class the labelled pairs in each of ``comparison.PAIR_CELLS``."""
-    cells = ",\n".join(_cell_sql(name) for name in PAIR_CELL_NAMES)
+    classes: tuple[str, str] | None,
+) -> list[PairingRow]:
+    """A version's predictions in [start, end) that carry a request id, in time order, as
+    ``monitor.metrics.pairs`` pairs them: with their label, and for a binary model (``classes``:
+    the other class, the positive one) the score of the positive class normalised as the quality
+    summaries normalise it (a missing half is the complement of the other). Labels are looked up
+    by the time of their prediction as well: else Postgres reads all of the model's labels."""
+    score = "NULL::float8"
+    params: dict[str, Any] = {"m": model_id, "v": version_id, "start": start, "end": end}
+    if classes is not None:
+        pos, neg = "(p.scores ->> :pos_name)::float8", "(p.scores ->> :neg_name)::float8"
+        score = f"coalesce({pos} / nullif({pos} + {neg}, 0), {pos}, 1 - {neg})"
+        params |= {"neg_name": classes[0], "pos_name": classes[1]}
     sql = f"""
-        SELECT count(*) AS pairs,
-               count(*) FILTER (WHERE c.prediction = s.prediction) AS agree,
-               count(*) FILTER (WHERE y.label = c.prediction AND y.label = s.prediction) AS both_right,
-               count(*) FILTER (WHERE y.label = c.prediction AND y.label <> s.prediction) AS champion_only,
-               count(*) FILTER (WHERE y.label <> c.prediction AND y.label = s.prediction) AS challenger_only,
-               count(*) FILTER (WHERE y.label <> c.prediction AND y.label <> s.prediction) AS both_wrong,
-               {cells}
-        {_PAIRS_FROM}
+        SELECT p.ts, p.request_id, p.prediction #>> '{{}}', l.label #>> '{{}}', {score}
+        FROM predictions p
+        LEFT JOIN labels l ON l.model_id = p.model_id AND l.prediction_id = p.prediction_id
+             AND l.prediction_ts >= :start AND l.prediction_ts < :end
+        WHERE p.model_id = :m AND p.model_version_id = :v AND p.ts >= :start AND p.ts < :end
+          AND p.request_id IS NOT NULL
+        ORDER BY p.ts
     """
-    params = _pair_params(model_id, champion_id, challenger_id, start, end, positive)
-    row = conn.execute(text(sql), params).mappings().one()
-    return {k: int(v) for k, v in row.items()}
-
-
-def paired_scores(
-    conn: Connection,
-    model_id: int,
-    champion_id: int,
-    challenger_id: int,
-    start: datetime,
-    end: datetime,
-    classes: tuple[str, str],
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Over the labelled pairs both versions scored (joined as ``paired_outcomes`` joins them):
-    whether the truth is the positive class (``classes``: the other class, the positive one),
-    and each version's score of the positive class, normalised as the quality summaries
-    normalise it (a missing half is the complement of the other)."""
-
-    def score(alias: str) -> str:
-        pos, neg = f"({alias}.scores ->> :pos_name)::float8", f"({alias}.scores ->> :neg_name)::float8"
-        return f"coalesce({pos} / nullif({pos} + {neg}, 0), {pos}, 1 - {neg})"
-
-    sql = f"""
-        SELECT y.label = CAST(:pos AS jsonb), {score("c")}, {score("s")}
-        {_PAIRS_FROM} AND y.label IS NOT NULL AND c.scores IS NOT NULL AND s.scores IS NOT NULL
-    """
-    params = _pair_params(model_id, champion_id, challenger_id, start, end, classes[1])
-    params |= {"neg_name": classes[0], "pos_name": classes[1]}
-    rows = [r for r in conn.execute(text(sql), params).all() if r[1] is not None and r[2] is not None]
-    truth = np.array([bool(r[0]) for r in rows], dtype=bool)
-    return truth, np.array([r[1] for r in rows], dtype=float), np.array([r[2] for r in rows], dtype=float)
+    return [tuple(r) for r in conn.execute(text(sql), params).all()]
 
 
 def window_values(

@@ -174,6 +174,11 @@ def _add_chunk(
         acc.add(chunk, rows, matrices.get(tuple(c.name for c in acc.numerical)), derived_values)
 
 
+# A shadow's pair summaries (``monitor.metrics.pairs``): one row per hour of the champion's
+# predictions, stored under the shadow's version and reference, named after the champion's version
+# id; ``n_rows`` holds the pairs, ``stats`` the counts and ``counts`` the joint score histogram.
+PAIRS = "_pairs:"
+
 # Whether a merged bucket with no rows is stored (``benchmarks/backfill.py`` measures without).
 STORE_EMPTY_MERGES = True
 # The marker of a merged bucket that had no rows (column summaries, quality summaries).
@@ -228,10 +233,13 @@ def is_marker(column: str) -> bool:
 
 def _kind(quality: bool) -> ColumnElement[bool]:
     """Quality summaries (one column, ``QUALITY_COLUMN``) or column summaries: labels change the
-    first long after the second is final, so each is replaced and merged on its own."""
+    first long after the second is final, so each is replaced and merged on its own. A shadow's
+    pair summaries (``PAIRS``) are neither."""
     col = bucket_summaries.c.column_name
     quality_columns = [QUALITY_COLUMN, EMPTY_QUALITY]
-    return col.in_(quality_columns) if quality else col.not_in(quality_columns)
+    if quality:
+        return col.in_(quality_columns)
+    return col.not_in(quality_columns) & ~col.startswith(PAIRS, autoescape=True)
 
 
 def delete_bucket(
@@ -324,12 +332,13 @@ def hourly_rows(conn: Connection, model_id: int, since: datetime) -> list[tuple[
             SELECT bucket_start, sum(n) FROM (
                 SELECT bucket_start, model_version_id, max(n_rows) AS n FROM bucket_summaries
                 WHERE model_id = :m AND bucket_hours = 1 AND segment = '' AND bucket_start >= :since
+                  AND NOT starts_with(column_name, :pairs)
                 GROUP BY bucket_start, model_version_id
             ) per_version
             GROUP BY bucket_start ORDER BY bucket_start
             """
         ),
-        {"m": model_id, "since": since},
+        {"m": model_id, "since": since, "pairs": PAIRS},
     ).all()
     return [(b, int(n)) for b, n in rows]
 
@@ -370,3 +379,109 @@ def drop_merged(
     lock_merges(conn, version_id, week_of_hour(hour))
     delete_bucket(conn, model_id, version_id, reference_id, day_of_hour(hour), 24, segment, quality=quality)
     delete_bucket(conn, model_id, version_id, reference_id, week_of_hour(hour), 168, segment, quality=quality)
+
+
+# The hours whose pair summary is missing, or older than a quality summary it depends on: the
+# champion's of the hour, or the shadow's of the hour or either next to it (its predictions are
+# paired within an hour either side). Quality summaries are summarised again when labels or late
+# predictions land in their hour, so a newer one means the pairs may have changed.
+_STALE_PAIRS_SQL = """
+    SELECT h.hour
+    FROM generate_series(CAST(:start AS timestamptz), CAST(:end AS timestamptz) - interval '1 hour',
+                         interval '1 hour') AS h(hour)
+    LEFT JOIN bucket_summaries p
+           ON p.model_id = :m AND p.model_version_id = :shadow AND p.reference_id = :ref AND p.bucket_hours = 1
+          AND p.segment = '' AND p.column_name = :col AND p.bucket_start = h.hour
+    WHERE p.computed_at IS NULL OR EXISTS (
+        SELECT 1 FROM bucket_summaries q
+        WHERE q.model_id = :m AND q.bucket_hours = 1 AND q.segment = '' AND q.column_name = :quality
+          AND q.computed_at > p.computed_at
+          AND ((q.model_version_id = :champion AND q.bucket_start = h.hour)
+               OR (q.model_version_id = :shadow AND q.bucket_start >= h.hour - interval '1 hour'
+                   AND q.bucket_start <= h.hour + interval '1 hour'))
+    )
+    ORDER BY 1
+"""
+
+
+def read_time(conn: Connection) -> datetime:
+    """The transaction's time, as ``computed_at`` defaults to it."""
+    return conn.execute(text("SELECT now()")).scalar_one()  # type: ignore[no-any-return]
+
+
+def pair_column(champion_id: int) -> str:
+    return f"{PAIRS}{champion_id}"
+
+
+def stale_pair_hours(
+    conn: Connection,
+    model_id: int,
+    shadow_id: int,
+    reference_id: int,
+    champion_id: int,
+    start: datetime,
+    end: datetime,
+) -> list[datetime]:
+    """The hours in [start, end) whose pair summary must be made (again), in order."""
+    params: dict[str, Any] = {"m": model_id, "shadow": shadow_id, "ref": reference_id, "champion": champion_id}
+    params |= {"start": start, "end": end, "col": pair_column(champion_id), "quality": QUALITY_COLUMN}
+    return [r[0] for r in conn.execute(text(_STALE_PAIRS_SQL), params).all()]
+
+
+def replace_pair_hour(
+    conn: Connection,
+    model_id: int,
+    shadow_id: int,
+    reference_id: int,
+    champion_id: int,
+    hour: datetime,
+    n_pairs: int,
+    parts: Parts,
+    computed_at: datetime,
+) -> None:
+    """Store an hour's pair summary (an hour without pairs too: else it is made on every read).
+    ``computed_at``: when the rows it was made from were read, not when it is written: a quality
+    summary written in between must make it stale."""
+    b = bucket_summaries.c
+    column = pair_column(champion_id)
+    key = (model_id, shadow_id, reference_id, hour, column)
+    conn.execute(
+        delete(bucket_summaries).where(
+            b.model_id == key[0],
+            b.model_version_id == key[1],
+            b.reference_id == key[2],
+            b.bucket_start == key[3],
+            b.bucket_hours == 1,
+            b.segment == "",
+            b.column_name == key[4],
+        )
+    )
+    row = dict(zip(["model_id", "model_version_id", "reference_id", "bucket_start", "column_name"], key, strict=True))
+    row |= {"bucket_hours": 1, "segment": "", "n_rows": n_pairs, "stats": parts[0], "counts": parts[1]}
+    conn.execute(bucket_summaries.insert(), [row | {"computed_at": computed_at}])
+
+
+def pair_hours(
+    conn: Connection,
+    model_id: int,
+    shadow_id: int,
+    reference_id: int,
+    champion_id: int,
+    start: datetime,
+    end: datetime,
+) -> list[Parts]:
+    """The stored pair summaries of the hours in [start, end)."""
+    b = bucket_summaries.c
+    rows = conn.execute(
+        select(b.stats, b.counts).where(
+            b.model_id == model_id,
+            b.model_version_id == shadow_id,
+            b.reference_id == reference_id,
+            b.bucket_hours == 1,
+            b.segment == "",
+            b.column_name == pair_column(champion_id),
+            b.bucket_start >= start,
+            b.bucket_start < end,
+        )
+    ).all()
+    return [(st, bytes(ct) if ct is not None else None) for st, ct in rows]

@@ -4,7 +4,7 @@ minus the champion's, with a 95 % interval and a two-sided p-value.
 - **Unpaired** (a canary or an A/B split: different requests): Newcombe's hybrid score
   interval for a difference of independent proportions (his method 10, from each share's Wilson
   interval), and the pooled two-proportion z-test.
-- **Paired** (a shadow: the same requests scored by both, joined by request id): each labelled
+- **Paired** (a shadow: the same requests scored by both, paired by request id): each labelled
   request is right or wrong under each version, so only the discordant ones tell them apart —
   ``b`` right only under the champion, ``c`` only under the challenger. The difference is
   (c - b) / n; its interval is Newcombe's for paired proportions (his method 10 for the paired
@@ -181,25 +181,33 @@ def auc_unpaired(champion: Placements | None, challenger: Placements | None, z: 
     return _normal_difference(np.array([champion.auc[0], challenger.auc[0]]), se, z, False, n)
 
 
-def auc_paired(truth: np.ndarray, champion: np.ndarray, challenger: np.ndarray, z: float = Z95) -> Difference | None:
+def auc_paired(
+    truth: np.ndarray,
+    champion: np.ndarray,
+    challenger: np.ndarray,
+    z: float = Z95,
+    weights: np.ndarray | None = None,
+) -> Difference | None:
     """The difference of two versions' ROC AUC on the same labelled requests (a shadow):
     DeLong's test for correlated curves. ``truth``: whether each request is of the positive
-    class; the others, each version's score of it. None without two of each outcome."""
+    class; the others, each version's score of it; ``weights``: the requests each row stands for
+    (a joint histogram's cells), one each by default. None without two of each outcome."""
+    w = np.ones(len(truth)) if weights is None else np.asarray(weights, dtype=float)
     both = np.column_stack([champion, challenger]).astype(float)
     pos, neg = both[truth], both[~truth]
-    if len(pos) < 2 or len(neg) < 2:
+    if w[truth].sum() < 2 or w[~truth].sum() < 2:
         return None
-    pl = Placements.of(pos, neg, np.ones(len(pos)), np.ones(len(neg)))
+    pl = Placements.of(pos, neg, w[truth], w[~truth])
     cov = pl.covariance()
     se = math.sqrt(max(0.0, float(cov[0, 0] + cov[1, 1] - 2 * cov[0, 1])))
-    return _normal_difference(pl.auc, se, z, True, len(truth))
+    return _normal_difference(pl.auc, se, z, True, int(w.sum()))
 
 
 # -- precision and F1: posterior draws of the confusion cells -------------------------------------
 
 # The cells of a labelled pair of a binary task, (truth, champion's prediction, challenger's
-# prediction) each of the positive class (1) or not (0), in this order: ``paired_outcomes``
-# counts them under these names.
+# prediction) each of the positive class (1) or not (0), in this order: a shadow's pair
+# summaries (``monitor.metrics.pairs``) count them under these names.
 PAIR_CELLS = [(y, c, s) for y in (1, 0) for c in (1, 0) for s in (1, 0)]
 PAIR_CELL_NAMES = [f"cell_{y}{c}{s}" for y, c, s in PAIR_CELLS]
 DRAWS = 2000
@@ -296,14 +304,21 @@ class Side:
 
 @dataclass(frozen=True)
 class Pairs:
-    """A shadow's predictions joined with the champion's by request id: the counts
-    ``record_repo.paired_outcomes`` takes, and over the labelled and scored pairs whether each
-    is of the positive class and both versions' scores of it (ROC AUC)."""
+    """A shadow's predictions paired with the champion's by request id (``monitor.metrics.pairs``):
+    the counts (``PAIR_COUNTS``), and over the labelled pairs both versions scored whether each
+    is of the positive class, both versions' scores of it and the pairs each row stands for
+    (ROC AUC)."""
 
     counts: dict[str, int]
     truth: np.ndarray | None = None
     champion_scores: np.ndarray | None = None
     challenger_scores: np.ndarray | None = None
+    weights: np.ndarray | None = None
+
+
+# What a shadow's pairs count: pairs, pairs whose predictions agree, over labelled pairs who was
+# right, and the labelled pairs in each of ``PAIR_CELLS``.
+PAIR_COUNTS = ["pairs", "agree", "both_right", "champion_only", "challenger_only", "both_wrong", *PAIR_CELL_NAMES]
 
 
 Point = Callable[..., MetricPoint]
@@ -404,7 +419,7 @@ def _quality_points(
     auc = None
     if pairs is not None and pairs.truth is not None:
         assert pairs.champion_scores is not None and pairs.challenger_scores is not None
-        auc = auc_paired(pairs.truth, pairs.champion_scores, pairs.challenger_scores, z)
+        auc = auc_paired(pairs.truth, pairs.champion_scores, pairs.challenger_scores, z, pairs.weights)
     if auc is None:
         auc = auc_unpaired(champion.placements, challenger.placements, z)
     for metric, diff in [*ratios.items(), ("roc_auc", auc)]:

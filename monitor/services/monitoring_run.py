@@ -258,13 +258,16 @@ def backfill(
     end: datetime,
     progress: Callable[[int, int], None] | None = None,
     step: timedelta | None = HOUR,
+    version: str | None = None,
 ) -> RunReport:
     """Summarise [start, end) and compute every configured window ending every ``step`` in
     (start, end], the last at ``end`` (``step`` None: each window's own length, so that
     consecutive windows tile the period: ten 30-day windows over ten months, not 7,200 hourly
-    ones). Safe to repeat; ``progress(done, total)`` is called as windows complete."""
+    ones), of ``version`` (default: the newest). Safe to repeat; ``progress(done, total)`` is
+    called as windows complete. A challenger's windows compare it with the champion's as
+    stored: backfill the champion first."""
     cfg: MonitoringConfig = registry.get_monitoring(ctx, model)
-    vrow = registry.resolve_version(ctx, model, None)
+    vrow = registry.resolve_version(ctx, model, version)
     report = RunReport(model, vrow.version)
     start, end = hour_floor(start), hour_floor(end)
     report.rows_summarised = rollup(ctx, model, vrow.version, start, end, failures=report.failures)

@@ -106,6 +106,9 @@ def test_the_same_input_gives_the_same_results_on_citus_as_on_postgres(
         fan_outs = f.read().count("multi-task query about to be executed")
     assert fan_outs <= 20, fan_outs
     assert len(single["points"]) > 1000 and single["messages"], (len(single["points"]), single["alerts"])
+    # the shadow's pairs with its champion, summarised by the hour on either database
+    compared = {p[1] for p in single["points"] if p[0] == workload.SHADOWED and p[1].startswith("comparison.")}
+    assert {"comparison.agreement", "comparison.accuracy", "comparison.roc_auc"} <= compared, compared
     for part in ("points", "alerts", "labels", "messages"):
         assert distributed[part] == single[part], part
     assert len(set(workers.values())) == 2, workers  # the models spread over both workers

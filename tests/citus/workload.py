@@ -28,6 +28,7 @@ from tests.integration.helpers import Receiver
 MODELS = [f"credit-{k}" for k in range(4)]
 HOURS = 8  # of traffic before ``end``; the last three drift for the odd models
 PER_HOUR = 150  # past min_sample_size (100), so that drift is decided
+SHADOWED = MODELS[0]  # its version 2 scores the same requests in shadow
 
 
 def _records(model: int, hour: int, start: datetime) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -42,6 +43,7 @@ def _records(model: int, hour: int, start: datetime) -> tuple[list[dict[str, Any
         preds.append(
             {
                 "prediction_id": pid,
+                "request_id": pid,
                 "timestamp": (start + timedelta(seconds=3600 * i / PER_HOUR)).isoformat(),
                 "features": rec,
                 "prediction": "default" if scores[i] >= 0.5 else "repaid",
@@ -53,6 +55,37 @@ def _records(model: int, hour: int, start: datetime) -> tuple[list[dict[str, Any
         if i % 5:
             labels.append({"prediction_id": pid, "label": "default" if truth[i] else "repaid"})
     return preds, labels
+
+
+def _shadow(http: TestClient, admin: dict[str, str], ingest: dict[str, str], start: datetime) -> None:
+    """Version 2 of ``SHADOWED`` in shadow: the same requests, 20 s later, scored otherwise."""
+    name = SHADOWED
+    assert (
+        http.post("/v1/models", json={**demo_data.SPEC, "name": name, "version": "2"}, headers=admin).status_code == 201
+    )
+    csv = io.BytesIO()
+    demo_data.reference_frame(1500, seed=9).to_csv(csv, index=False)
+    r = http.post(
+        f"/v1/models/{name}/reference?version=2", content=csv.getvalue(), headers={**admin, "Content-Type": "text/csv"}
+    )
+    assert r.status_code == 201, r.text
+    for version, mode in (("1", "champion"), ("2", "shadow")):
+        r = http.put(f"/v1/models/{name}/versions/{version}/deployment", json={"mode": mode}, headers=admin)
+        assert r.status_code == 200, r.text
+    rng = np.random.default_rng(77)
+    for hour in range(HOURS):
+        preds, _ = _records(MODELS.index(name), hour, start + timedelta(hours=hour))
+        shadowed = []
+        for p in preds:
+            score = float(np.clip(p["scores"] + 0.2 * rng.standard_normal(), 0.0, 1.0))
+            at = datetime.fromisoformat(p["timestamp"]) + timedelta(seconds=20)
+            shadowed.append(
+                p
+                | {"prediction_id": f"v2-{p['prediction_id']}", "timestamp": at.isoformat(), "scores": round(score, 6)}
+                | {"prediction": "default" if score >= 0.5 else "repaid"}
+            )
+        r = http.post("/v1/predictions", json={"model": name, "version": "2", "records": shadowed}, headers=ingest)
+        assert r.status_code == 200 and r.json()["accepted"] == PER_HOUR, r.text
 
 
 def run(ctx: ServiceContext, end: datetime, receiver: Receiver) -> None:
@@ -83,6 +116,7 @@ def run(ctx: ServiceContext, end: datetime, receiver: Receiver) -> None:
                     r = http.post("/v1/predictions", json={"model": name, "records": preds}, headers=i)
                 assert r.status_code == 200 and r.json()["accepted"] == PER_HOUR, r.text
                 assert http.post("/v1/labels", json={"model": name, "records": late}, headers=i).status_code == 200
+        _shadow(http, a, i, start)
     alert_config.put_receiver(
         ctx, {"name": "oncall", "url": receiver.url, "secret": "whsec_" + "A" * 32, "group_wait": "0s"}
     )
@@ -99,7 +133,9 @@ def run(ctx: ServiceContext, end: datetime, receiver: Receiver) -> None:
         },
     )
     for name in MODELS:
-        backfill(ctx, name, start, end)
+        backfill(ctx, name, start, end, version="1")
+        if name == SHADOWED:  # after its champion, whose windows it is compared with
+            backfill(ctx, name, start, end, version="2")
         evaluate_model(ctx, name, now=end - timedelta(seconds=1))
     with httpx.Client() as client:
         for k in range(5):  # past each backoff, should the receiver refuse an attempt
@@ -110,10 +146,11 @@ def snapshot(ctx: ServiceContext, receiver: Receiver) -> dict[str, Any]:
     with ctx.engine.connect() as conn:
         points = conn.execute(
             text(
-                "SELECT m.name, p.metric, p.labels::text, p.window_start, p.window_end, "
+                "SELECT m.name, p.metric, p.labels::text, p.window_start, p.window_end, v.version, "
                 "round(p.value::numeric, 9)::float8, p.sample_size, p.drifted "
                 "FROM metric_points p JOIN models m ON m.id = p.model_id "
-                "ORDER BY 1, 2, 3, 4, 5"
+                "JOIN model_versions v ON v.id = p.model_version_id "
+                "ORDER BY 1, 2, 3, 4, 5, 6"
             )
         ).all()
         alerts = conn.execute(

@@ -12,7 +12,9 @@ from typing import Any
 import numpy as np
 import pytest
 from sklearn.metrics import f1_score, precision_score, roc_auc_score
+from sqlalchemy import text
 
+from monitor.db import summary_repo
 from monitor.domain.monitoring import MonitoringConfig
 from monitor.domain.schema import ModelSpec
 from monitor.domain.tabular import TableFormat
@@ -41,14 +43,17 @@ def _log(
     prefix: str,
     requests: str,
     scores: np.ndarray | None = None,
+    every: float = 3.0,
+    after: float = 0.0,
 ) -> None:
-    """``scores``: each request's score of "leave" (the positive class)."""
+    """``scores``: each request's score of "leave" (the positive class); request i at ``after``
+    + ``every`` x i seconds from ``start``."""
     other = {"stay": "leave", "leave": "stay"}
     records = [
         {
             "prediction_id": f"{prefix}{i}",
             "request_id": f"{requests}{i}",
-            "timestamp": (start + timedelta(seconds=3 * i)).isoformat(),
+            "timestamp": (start + timedelta(seconds=after + every * i)).isoformat(),
             "features": {"tenure": 10 + i % 30, "plan": "basic"},
             "prediction": str(t) if r else other[str(t)],
             "latency_ms": 5.0 + (3.0 if version == "2" else 0.0),
@@ -135,7 +140,8 @@ def test_a_shadow_is_paired_with_the_champion_and_a_canary_compared_unpaired(ctx
         assert point["value"] == pytest.approx(mine - theirs) and point["details"]["lower"] <= mine - theirs
     auc = _newest(ctx, "comparison.roc_auc", "2")
     theirs, mine = roc_auc_score(positive, champion_scores), roc_auc_score(positive, shadow_scores)
-    assert auc["details"]["paired"] is True and auc["value"] == pytest.approx(mine - theirs)
+    # from the pairs' joint score histogram: within a bin's width of the raw scores' difference
+    assert auc["details"]["paired"] is True and auc["value"] == pytest.approx(mine - theirs, abs=1e-3)
     assert auc["drifted"] is True and auc["details"]["lower"] > 0  # the shadow ranks better, surely
     # drift of both against one reference, the champion's: the same requests, the same drift
     own = {
@@ -168,6 +174,66 @@ def test_a_shadow_is_paired_with_the_champion_and_a_canary_compared_unpaired(ctx
     assert canary_auc["details"]["paired"] is False and canary_auc["value"] == pytest.approx(expected, abs=2e-3)
     # the champion compares with nobody
     assert metric_store.query_metrics(ctx, "churn", metric="comparison.accuracy", version="1") == []
+
+
+def _pair_hours(ctx: ServiceContext) -> dict[datetime, tuple[int, datetime]]:
+    """The shadow's stored pair summaries: hour -> (pairs, computed at)."""
+    with ctx.uow() as uow:
+        rows = uow.conn.execute(
+            text(
+                "SELECT bucket_start, n_rows, computed_at FROM bucket_summaries "
+                "WHERE starts_with(column_name, '_pairs:') AND n_rows > 0"
+            )
+        ).all()
+    return {b: (int(n), at) for b, n, at in rows}
+
+
+def test_a_shadows_pairs_are_summarised_by_the_hour_and_paired_again_when_labels_land(ctx: ServiceContext) -> None:
+    _version(ctx, "1", "champion")
+    registry.set_monitoring(ctx, "churn", MonitoringConfig(windows=["1d"]))
+    _version(ctx, "2", "shadow")
+    rng = np.random.default_rng(8)
+    n = 900
+    start = hour_floor(datetime.now(UTC)) - timedelta(hours=4)
+    truth = np.where(rng.random(n) < 0.4, "leave", "stay")
+    difficulty = rng.random(n)
+    champion_right, shadow_right = difficulty < 0.75, difficulty < 0.85
+    # over three hours, every 12 s; the shadow answers 15 s later, some requests across an hour's end
+    _log(ctx, "1", start, truth, champion_right, "c", "r", every=12)
+    _log(ctx, "2", start, truth, shadow_right, "s", "r", every=12, after=15)
+    first = np.arange(n) < 300  # the first hour's requests, labelled on the champion's predictions
+    _label(ctx, "c", truth[first])
+    assert not run_model(ctx, "churn").failures
+
+    hours = _pair_hours(ctx)
+    assert sorted(hours) == [start, start + timedelta(hours=1), start + timedelta(hours=2)]
+    assert sum(pairs for pairs, _ in hours.values()) == n  # each request paired once
+    assert _newest(ctx, "comparison.agreement", "2")["sample_size"] == n
+    with ctx.uow() as uow:  # the hourly volume counts predictions, not pairs
+        model_id = uow.conn.execute(text("SELECT id FROM models WHERE name = 'churn'")).scalar_one()
+        volume = summary_repo.hourly_rows(uow.conn, model_id, start - timedelta(hours=1))
+    assert sum(rows for _, rows in volume) == 2 * n
+
+    def accuracy_difference(labelled: np.ndarray) -> float:
+        b = int((labelled & champion_right & ~shadow_right).sum())
+        c = int((labelled & ~champion_right & shadow_right).sum())
+        return (c - b) / int(labelled.sum())
+
+    accuracy = _newest(ctx, "comparison.accuracy", "2")
+    assert accuracy["sample_size"] == 300 and accuracy["value"] == pytest.approx(accuracy_difference(first))
+
+    # the last hour's labels land on the shadow's predictions: its pairs (and the hour before,
+    # whose shadow rows reach into it) are made again; the first hour's are kept
+    last = np.arange(n) >= 600
+    records = [{"prediction_id": f"s{i}", "label": str(truth[i])} for i in np.flatnonzero(last)]
+    assert not ingestion.ingest_labels(ctx, records, model="churn").errors
+    assert not run_model(ctx, "churn").failures
+    again = _pair_hours(ctx)
+    assert again[start] == hours[start]
+    assert again[start + timedelta(hours=2)][1] > hours[start + timedelta(hours=2)][1]
+    accuracy = _newest(ctx, "comparison.accuracy", "2")
+    assert accuracy["sample_size"] == 600
+    assert accuracy["value"] == pytest.approx(accuracy_difference(first | last))
 
 
 def test_a_rule_on_the_comparisons_lower_bound_suggests_promoting_the_challenger(ctx: ServiceContext) -> None:
