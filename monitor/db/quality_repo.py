@@ -30,6 +30,8 @@ _JOINED = """
     SELECT g.grp, p.ts, p.prediction #>> '{{}}' AS yhat, l.label #>> '{{}}' AS y, p.scores
     FROM predictions p
     JOIN labels l ON l.model_id = p.model_id AND l.prediction_id = p.prediction_id
+         -- a label carries its prediction's time: without it the join reads all the model's labels
+         AND l.prediction_ts >= :start AND l.prediction_ts < :end
     {groups}
     WHERE p.model_id = :model_id AND p.model_version_id = :version_id AND p.ts >= :start AND p.ts < :end
           AND g.grp = ANY(CAST(:groups AS text[]))
