@@ -15,7 +15,10 @@ PREDICTION_RECORD: dict[str, Any] = {
     "additionalProperties": False,
     "properties": {
         "model": {"type": "string", "description": "Required unless given by the batch"},
-        "version": {"type": "string", "description": "Default: the model's newest version"},
+        "version": {
+            "type": "string",
+            "description": "Default: the model's champion, or its newest version where none is declared",
+        },
         "prediction_id": {
             "type": "string",
             "maxLength": 256,

@@ -6,9 +6,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Select, func, select, update
+from sqlalchemy import Connection, Select, case, func, select, update
 
 from monitor.db.tables import ingest_stats, model_versions, models, reference_datasets
+from monitor.domain.deployment import Deployment
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +50,22 @@ def get_version(conn: Connection, name: str, version: str | None) -> VersionRow 
     q = _version_query().where(models.c.name == name)
     q = q.where(model_versions.c.version == version) if version is not None else q
     row = conn.execute(q.order_by(model_versions.c.id.desc()).limit(1)).mappings().first()
+    return VersionRow(**row) if row else None
+
+
+def primary_of(versions: list[VersionRow]) -> VersionRow:
+    """Of one model's versions, oldest first, the primary one (as ``get_primary_version``)."""
+    champions = [v for v in versions if v.deployment == Deployment.champion.value]
+    return champions[-1] if champions else versions[-1]
+
+
+def get_primary_version(conn: Connection, name: str) -> VersionRow | None:
+    """The version a model is known by where none is named: its champion, or the newest
+    registered one where no champion is declared (a shadow or a canary registered after the
+    champion is not the model's face, nor where its unversioned records go)."""
+    champion_first = case((model_versions.c.deployment == Deployment.champion.value, 0), else_=1)
+    q = _version_query().where(models.c.name == name).order_by(champion_first, model_versions.c.id.desc())
+    row = conn.execute(q.limit(1)).mappings().first()
     return VersionRow(**row) if row else None
 
 

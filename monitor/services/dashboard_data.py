@@ -40,7 +40,7 @@ def overview(ctx: ServiceContext, now: datetime | None = None) -> list[dict[str,
     with ctx.uow() as uow:
         names = registry_repo.list_model_names(uow.conn)
     for name in names:
-        vrow = registry.resolve_version(ctx, name, None)
+        vrow = registry.primary_version(ctx, name)
         cfg = registry.get_monitoring(ctx, name)
         length = min(cfg.window_lengths())
         quality = main_quality_metric(vrow.task)
@@ -90,8 +90,8 @@ def overview(ctx: ServiceContext, now: datetime | None = None) -> list[dict[str,
 
 
 def model_info(ctx: ServiceContext, model: str) -> dict[str, Any]:
-    """The model's newest version, its features, windows and tracked segments."""
-    vrow = registry.resolve_version(ctx, model, None)
+    """The model's primary version (its champion, or the newest), its features, windows and tracked segments."""
+    vrow = registry.primary_version(ctx, model)
     cfg: MonitoringConfig = registry.get_monitoring(ctx, model)
     schema = schema_from_json(vrow.schema)
     try:
@@ -125,10 +125,10 @@ def window_points(
     segment: str = "",
     max_windows: int = MAX_WINDOWS,
 ) -> list[dict[str, Any]]:
-    """Every point of the newest version for windows of length ``window`` ending in (start, end],
+    """Every point of the primary version for windows of length ``window`` ending in (start, end],
     for all predictions or one tracked segment ('column=value'). Windows end every hour; a range
     holding more than ``max_windows`` of them is thinned to every k-th hour (``window_step``)."""
-    vrow = registry.resolve_version(ctx, model, None)
+    vrow = registry.primary_version(ctx, model)
     seg = parse_segment(segment, schema_from_json(vrow.schema))
     step = window_step(start, end, max_windows)
     with ctx.uow() as uow:
@@ -187,7 +187,7 @@ def feature_distribution(
 ) -> dict[str, Any]:
     """Reference and current distributions of one column ('features.age', 'prediction',
     'scores.<class>') in a window, as display bins with shares, from the stored summaries."""
-    vrow = registry.resolve_version(ctx, model, None)
+    vrow = registry.primary_version(ctx, model)
     view = load_reference(ctx, vrow)
     ref_cols = view.columns.get(segment)
     if ref_cols is None or column not in ref_cols:

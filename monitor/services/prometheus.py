@@ -3,9 +3,10 @@
 What every process shares is read from the database at scrape time — records ingested, webhook
 deliveries by outcome, scheduler job durations and last successes, the newest metric points —
 so any API replica answers the same. Request latency is per process (a histogram each API
-worker keeps). Model series are those over all predictions (no segment labels), the newest
-window of each length: label sets stay bounded by classes, windows and, per model and window,
-the ``metrics_max_features`` most drifted features.
+worker keeps). Model series are the primary version's (the champion, or the newest where none is
+declared) over all predictions (no segment labels), the newest window of each length, and each
+live challenger's comparison with the champion: label sets stay bounded by classes, windows,
+challengers and, per model and window, the ``metrics_max_features`` most drifted features.
 """
 
 from __future__ import annotations
@@ -21,11 +22,16 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 
 from alerts.evaluate import window_name
 from monitor.db import alert_repo, ops_repo, registry_repo
+from monitor.domain.deployment import Deployment
 from monitor.metrics.points import drift_severity
 from monitor.services.context import ServiceContext
 
 MODEL_METRICS = ["dataset_drift", "feature_drift", "prediction_drift", "quality.*", "latency.*", "throughput.*"]
 MODEL_METRICS += ["concept_drift.*", "estimated.*", "multivariate_drift", "fairness.*"]
+# a challenger's comparison with the champion, over all predictions (not per feature: bounded series)
+COMPARISON_METRICS = [f"comparison.{m}" for m in ("accuracy", "recall", "precision", "f1", "roc_auc")]
+COMPARISON_METRICS += ["comparison.estimated_accuracy", "comparison.agreement", "comparison.traffic_share"]
+COMPARISON_METRICS += ["comparison.latency_*", "comparison.dataset_drift"]
 FRESHNESS = timedelta(days=2)
 
 
@@ -88,7 +94,7 @@ def _model_metric_families() -> dict[str, GaugeMetricFamily]:
         "How many features drift was measured on (the per-feature series hold the most drifted of them)",
         labels=["model", "window"],
     )
-    return fam | _label_free_families() | _fairness_families()
+    return fam | _label_free_families() | _fairness_families() | _comparison_families()
 
 
 class StoreCollector:
@@ -141,13 +147,21 @@ class StoreCollector:
     def _model_points(self, conn: Any) -> list[tuple[str, dict[str, Any]]]:
         out = []
         since = datetime.now(UTC) - FRESHNESS
-        for name in registry_repo.list_model_names(conn):
-            vrow = registry_repo.get_version(conn, name, None)
-            if vrow is None:
+        versions = registry_repo.list_versions(conn)  # by model, oldest first
+        by_model: dict[str, list[registry_repo.VersionRow]] = {}
+        for vrow in versions:
+            by_model.setdefault(vrow.model_name, []).append(vrow)
+        primary = {name: registry_repo.primary_of(rows).version_id for name, rows in by_model.items()}
+        for vrow in versions:
+            if vrow.version_id == primary[vrow.model_name]:
+                patterns = MODEL_METRICS
+            elif Deployment(vrow.deployment).is_challenger:
+                patterns = COMPARISON_METRICS  # a challenger's series: its comparison with the champion
+            else:
                 continue
-            for p in alert_repo.latest_points(conn, vrow.model_id, vrow.version_id, MODEL_METRICS, since):
+            for p in alert_repo.latest_points(conn, vrow.model_id, vrow.version_id, patterns, since):
                 if "segment" not in p["labels"]:
-                    out.append((name, p))
+                    out.append((vrow.model_name, p | {"version": vrow.version}))
         return out
 
     def _bounded_features(
@@ -196,6 +210,8 @@ class StoreCollector:
                 fam["latency"].add_metric([model, metric.removeprefix("latency."), window], value / 1000)
             elif metric == "throughput.per_minute":
                 fam["throughput"].add_metric([model, window], value)
+            elif metric.startswith("comparison."):
+                _comparison(fam, model, window, p)
             elif metric.startswith("concept_drift."):
                 fam["concept"].add_metric(
                     [model, metric.removeprefix("concept_drift."), window], float(bool(p["drifted"]))
@@ -283,6 +299,65 @@ def _label_free(fam: dict[str, GaugeMetricFamily], model: str, window: str, p: d
         fam["multivariate"].add_metric([model, window], p["value"])
         if p["drifted"] is not None:
             fam["multivariate_drifted"].add_metric([model, window], float(p["drifted"]))
+
+
+def _comparison_families() -> dict[str, GaugeMetricFamily]:
+    """A challenger (canary, A/B arm, shadow) against the champion: one label set per live
+    challenger, metric and window."""
+    pair = ["model", "challenger", "champion"]
+    return {
+        "comparison": GaugeMetricFamily(
+            "monitor_model_comparison_difference",
+            "The challenger's quality minus the champion's over the same window (accuracy, recall, precision, "
+            "f1, roc_auc of the positive class; estimated_accuracy before labels)",
+            labels=[*pair, "metric", "window"],
+        ),
+        "comparison_bound": GaugeMetricFamily(
+            "monitor_model_comparison_difference_bound",
+            "A bound of the difference's interval (at the model's comparison_confidence; bound: lower, upper)",
+            labels=[*pair, "metric", "bound", "window"],
+        ),
+        "comparison_significant": GaugeMetricFamily(
+            "monitor_model_comparison_significant",
+            "1 when the interval of the difference excludes 0",
+            labels=[*pair, "metric", "window"],
+        ),
+        "comparison_latency": GaugeMetricFamily(
+            "monitor_model_comparison_latency_difference_seconds",
+            "The challenger's latency minus the champion's (statistic: p95, mean)",
+            labels=[*pair, "statistic", "window"],
+        ),
+        "comparison_share": GaugeMetricFamily(
+            "monitor_model_comparison_ratio",
+            "agreement: a shadow's share of requests both versions predicted alike; traffic_share: the "
+            "challenger's share of both versions' predictions",
+            labels=[*pair, "ratio", "window"],
+        ),
+        "comparison_drift": GaugeMetricFamily(
+            "monitor_model_comparison_dataset_drift_share",
+            "Share of the challenger's features drifted against the champion's reference",
+            labels=[*pair, "window"],
+        ),
+    }
+
+
+def _comparison(fam: dict[str, GaugeMetricFamily], model: str, window: str, p: dict[str, Any]) -> None:
+    metric, details = p["metric"].removeprefix("comparison."), p.get("details") or {}
+    pair = [model, p["version"], p["labels"].get("champion", "")]
+    if metric in ("agreement", "traffic_share"):
+        fam["comparison_share"].add_metric([*pair, metric, window], p["value"])
+    elif metric.startswith("latency_"):  # latency_p95_ms: stored in milliseconds
+        statistic = metric.removeprefix("latency_").removesuffix("_ms")
+        fam["comparison_latency"].add_metric([*pair, statistic, window], p["value"] / 1000)
+    elif metric == "dataset_drift":
+        fam["comparison_drift"].add_metric([*pair, window], p["value"])
+    else:
+        fam["comparison"].add_metric([*pair, metric, window], p["value"])
+        for bound in ("lower", "upper"):
+            if details.get(bound) is not None:
+                fam["comparison_bound"].add_metric([*pair, metric, bound, window], float(details[bound]))
+        if p["drifted"] is not None:
+            fam["comparison_significant"].add_metric([*pair, metric, window], float(p["drifted"]))
 
 
 def new_registry(ctx: ServiceContext) -> tuple[CollectorRegistry, Histogram]:

@@ -116,7 +116,8 @@ def get_model(ctx: ServiceContext, name: str) -> dict[str, Any]:
 def resolve_cached(ctx: ServiceContext, keys: list[tuple[str, str | None]]) -> dict[tuple[str, str | None], VersionRow]:
     """(model, version) -> its row for the ingestion paths: from the process's cache when there
     (``registry_cache_seconds``; a version registered by another process is seen that much later),
-    else one unit of work for all the misses. ``version`` None means the newest."""
+    else one unit of work for all the misses. ``version`` None means the primary version
+    (``registry_repo.get_primary_version``: the champion, or the newest where none is declared)."""
     out: dict[tuple[str, str | None], VersionRow] = {}
     for key in keys:
         if (hit := ctx.cached_version(key)) is not None:
@@ -127,7 +128,10 @@ def resolve_cached(ctx: ServiceContext, keys: list[tuple[str, str | None]]) -> d
         for name, version in keys:
             if (name, version) in out:
                 continue
-            row = registry_repo.get_version(uow.conn, name, version)
+            if version is None:
+                row = registry_repo.get_primary_version(uow.conn, name)
+            else:
+                row = registry_repo.get_version(uow.conn, name, version)
             if row is None:
                 if registry_repo.get_model_id(uow.conn, name) is None:
                     raise NotFound(f"model {name!r} is not registered")
@@ -164,8 +168,7 @@ def live_versions(ctx: ServiceContext, name: str) -> list[VersionRow]:
         rows = registry_repo.list_versions(uow.conn, name)
     if not rows:
         raise NotFound(f"model {name!r} is not registered")
-    champion = next((v for v in reversed(rows) if v.deployment == Deployment.champion.value), None)
-    primary = champion or rows[-1]
+    primary = registry_repo.primary_of(rows)
     return [primary, *(v for v in rows if v is not primary and (v.deployment in LIVE or v is rows[-1]))]
 
 
@@ -177,6 +180,16 @@ def champion_of(ctx: ServiceContext, vrow: VersionRow) -> VersionRow | None:
     with ctx.uow() as uow:
         versions = registry_repo.list_versions(uow.conn, vrow.model_name)
     return next((v for v in reversed(versions) if v.deployment == Deployment.champion.value), None)
+
+
+def primary_version(ctx: ServiceContext, name: str) -> VersionRow:
+    """The version the model's pages and series show: the champion, or the newest version where
+    none is declared."""
+    with ctx.uow() as uow:
+        row = registry_repo.get_primary_version(uow.conn, name)
+    if row is None:
+        raise NotFound(f"model {name!r} is not registered")
+    return row
 
 
 def resolve_version(ctx: ServiceContext, name: str, version: str | None) -> VersionRow:

@@ -42,6 +42,40 @@ def test_a_version_is_deployed_as_champion_canary_or_shadow_and_one_champion_ret
     ]
 
 
+def _stored_versions(api: Api) -> dict[str, str]:
+    with api.ctx.engine.connect() as conn:
+        rows = conn.exec_driver_sql(
+            "SELECT p.prediction_id, v.version FROM predictions p JOIN model_versions v ON v.id = p.model_version_id"
+        ).all()
+    return dict(rows)
+
+
+def test_records_without_a_version_are_the_champions_once_one_is_declared(churn: Api) -> None:
+    """A shadow or canary registered after the champion does not take the champion's unversioned
+    traffic, on either decoding path; the model's pages and series show the champion too."""
+    from monitor.services import dashboard_data
+
+    api = churn
+    api.http.post("/v1/models", json={**BINARY_SPEC, "version": "2"}, headers=api.admin)
+
+    def log(pid: str) -> None:
+        r = api.http.post("/v1/predictions", json={"model": "churn", "records": [prediction(pid)]}, headers=api.ingest)
+        assert r.status_code == 200 and r.json()["accepted"] == 1, r.text
+        line = orjson.dumps({"model": "churn", **prediction(f"{pid}-nd")})
+        r = api.http.post(
+            "/v1/predictions", content=line, headers={**api.ingest, "Content-Type": "application/x-ndjson"}
+        )
+        assert r.status_code == 200 and r.json()["accepted"] == 1, r.text
+
+    log("a")  # no champion declared: the newest version's
+    assert dashboard_data.model_info(api.ctx, "churn")["version"] == "2"
+    _deploy(api, "1", "champion")
+    _deploy(api, "2", "shadow")
+    log("b")
+    assert _stored_versions(api) == {"a": "2", "a-nd": "2", "b": "1", "b-nd": "1"}
+    assert dashboard_data.model_info(api.ctx, "churn")["version"] == "1"
+
+
 def _request_ids(api: Api) -> dict[str, str | None]:
     with api.ctx.engine.connect() as conn:
         rows = conn.exec_driver_sql("SELECT prediction_id, request_id FROM predictions").all()

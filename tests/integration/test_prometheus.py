@@ -238,3 +238,61 @@ def test_a_wide_models_feature_series_stay_bounded_most_drifted_first(churn: Api
     assert {f"f{i}" for i in range(119, 72, -1)} - {"f119", "f77"} <= series  # then the largest scores
     assert value(samples, "monitor_model_features_drifted", model="churn", window="1h") == 3
     assert value(samples, "monitor_model_features_measured", model="churn", window="1h") == 120
+
+
+def test_the_champions_series_and_each_challengers_comparison_with_it(churn: Api) -> None:
+    """A shadow registered after the champion: the model's series stay the champion's, and the
+    shadow's comparison with it is exposed with both versions as labels; promtool accepts it."""
+    import shutil
+    import subprocess
+
+    from tests.integration.helpers import BINARY_SPEC
+
+    api = churn
+    assert api.http.post("/v1/models", json={**BINARY_SPEC, "version": "2"}, headers=api.admin).status_code == 201
+    for version, mode in (("1", "champion"), ("2", "shadow")):
+        r = api.http.put(f"/v1/models/churn/versions/{version}/deployment", json={"mode": mode}, headers=api.admin)
+        assert r.status_code == 200, r.text
+    end = hour_floor(datetime.now(UTC)) + timedelta(hours=1)
+    start = end - timedelta(hours=1)
+    champion = {"champion": "1"}
+    record_points(api.ctx, "churn", "1", [MetricPoint("quality.accuracy", start, end, 0.9, sample_size=50)])
+    shadow = [
+        MetricPoint("quality.accuracy", start, end, 0.5, sample_size=50),
+        MetricPoint(
+            "comparison.accuracy",
+            start,
+            end,
+            -0.4,
+            50,
+            champion,
+            drifted=True,
+            details={"lower": -0.55, "upper": -0.25, "p_value": 1e-6, "paired": True},
+        ),
+        MetricPoint("comparison.latency_p95_ms", start, end, 3.0, 100, champion),
+        MetricPoint("comparison.agreement", start, end, 0.8, 50, champion, details={"lower": 0.7, "upper": 0.87}),
+        MetricPoint("comparison.traffic_share", start, end, 0.5, 100, champion),
+        MetricPoint("comparison.dataset_drift", start, end, 0.25, 50, champion, drifted=False),
+        MetricPoint("comparison.feature_drift", start, end, 0.01, 50, {**champion, "feature": "tenure"}),
+    ]
+    record_points(api.ctx, "churn", "2", shadow)
+    m = scrape(api)
+    assert value(m, "monitor_model_quality", model="churn", metric="accuracy") == 0.9  # not the newer shadow's
+    pair = {"model": "churn", "challenger": "2", "champion": "1", "window": "1h"}
+    assert value(m, "monitor_model_comparison_difference", metric="accuracy", **pair) == -0.4
+    assert value(m, "monitor_model_comparison_difference_bound", metric="accuracy", bound="lower", **pair) == -0.55
+    assert value(m, "monitor_model_comparison_difference_bound", metric="accuracy", bound="upper", **pair) == -0.25
+    assert value(m, "monitor_model_comparison_significant", metric="accuracy", **pair) == 1.0
+    assert value(m, "monitor_model_comparison_latency_difference_seconds", statistic="p95", **pair) == 0.003
+    assert value(m, "monitor_model_comparison_ratio", ratio="agreement", **pair) == 0.8
+    assert value(m, "monitor_model_comparison_ratio", ratio="traffic_share", **pair) == 0.5
+    assert value(m, "monitor_model_comparison_dataset_drift_share", **pair) == 0.25
+    # per-feature comparisons stay off /metrics (bounded series), as do the shadow's own series
+    assert not any(
+        "tenure" in lab.values() for name, samples in m.items() for lab, _ in samples if "comparison" in name
+    )
+    promtool = shutil.which("promtool")
+    if promtool is not None:
+        text = api.http.get("/metrics", headers=api.read).text
+        checked = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True, text=True, timeout=60)
+        assert checked.returncode == 0, checked.stdout + checked.stderr

@@ -31,7 +31,7 @@ async def kserve_event(
         None,
         max_length=64,
         description="the version this logger's InferenceService serves (a canary's or a shadow's); default: the "
-        "version deployed as canary for Ce-Endpoint: canary, else the newest",
+        "version deployed as canary for Ce-Endpoint: canary, else the champion (the newest where none is declared)",
     ),
 ) -> FastJSONResponse:
     """A CloudEvent from KServe's payload logger (binary mode: ``Ce-Id``, ``Ce-Type``
