@@ -28,6 +28,16 @@ PANELS: list[tuple[str, str, str]] = [
     ("Label coverage", 'monitor_model_label_coverage_ratio{window="$window"}', "percentunit"),
     ("Latency p95", 'monitor_model_latency_seconds{window="$window", statistic="p95"}', "s"),
     ("Concept drift detected", 'monitor_model_concept_drift{window="$window"}', "short"),
+    (
+        "Challenger minus champion: accuracy",
+        'monitor_model_comparison_difference{window="$window", metric="accuracy"}',
+        "percentunit",
+    ),
+    (
+        "Challenger minus champion: accuracy, lower bound of the interval",
+        'monitor_model_comparison_difference_bound{window="$window", metric="accuracy", bound="lower"}',
+        "percentunit",
+    ),
 ]
 
 
