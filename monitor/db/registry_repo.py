@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Select, case, func, select, update
+from sqlalchemy import Connection, Select, func, select, update
 
 from monitor.db.tables import ingest_stats, model_versions, models, reference_datasets
 from monitor.domain.deployment import Deployment
@@ -63,10 +63,8 @@ def get_primary_version(conn: Connection, name: str) -> VersionRow | None:
     """The version a model is known by where none is named: its champion, or the newest
     registered one where no champion is declared (a shadow or a canary registered after the
     champion is not the model's face, nor where its unversioned records go)."""
-    champion_first = case((model_versions.c.deployment == Deployment.champion.value, 0), else_=1)
-    q = _version_query().where(models.c.name == name).order_by(champion_first, model_versions.c.id.desc())
-    row = conn.execute(q.limit(1)).mappings().first()
-    return VersionRow(**row) if row else None
+    versions = list_versions(conn, name)
+    return primary_of(versions) if versions else None
 
 
 def list_versions(conn: Connection, name: str | None = None) -> list[VersionRow]:

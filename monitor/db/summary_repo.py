@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import orjson
@@ -409,79 +409,63 @@ def read_time(conn: Connection) -> datetime:
     return conn.execute(text("SELECT now()")).scalar_one()  # type: ignore[no-any-return]
 
 
-def pair_column(champion_id: int) -> str:
-    return f"{PAIRS}{champion_id}"
+class PairKey(NamedTuple):
+    """Whose pair summaries: a shadow's (under its reference) with one champion."""
+
+    model_id: int
+    shadow_id: int
+    reference_id: int
+    champion_id: int
+
+    @property
+    def column(self) -> str:
+        return f"{PAIRS}{self.champion_id}"
+
+    def rows(self) -> list[ColumnElement[bool]]:
+        """The conditions its stored hours meet."""
+        b = bucket_summaries.c
+        return [
+            b.model_id == self.model_id,
+            b.model_version_id == self.shadow_id,
+            b.reference_id == self.reference_id,
+            b.bucket_hours == 1,
+            b.segment == "",
+            b.column_name == self.column,
+        ]
 
 
-def stale_pair_hours(
-    conn: Connection,
-    model_id: int,
-    shadow_id: int,
-    reference_id: int,
-    champion_id: int,
-    start: datetime,
-    end: datetime,
-) -> list[datetime]:
+def stale_pair_hours(conn: Connection, key: PairKey, start: datetime, end: datetime) -> list[datetime]:
     """The hours in [start, end) whose pair summary must be made (again), in order."""
-    params: dict[str, Any] = {"m": model_id, "shadow": shadow_id, "ref": reference_id, "champion": champion_id}
-    params |= {"start": start, "end": end, "col": pair_column(champion_id), "quality": QUALITY_COLUMN}
+    params: dict[str, Any] = {"m": key.model_id, "shadow": key.shadow_id, "ref": key.reference_id}
+    params |= {"champion": key.champion_id, "col": key.column, "quality": QUALITY_COLUMN, "start": start, "end": end}
     return [r[0] for r in conn.execute(text(_STALE_PAIRS_SQL), params).all()]
 
 
 def replace_pair_hour(
-    conn: Connection,
-    model_id: int,
-    shadow_id: int,
-    reference_id: int,
-    champion_id: int,
-    hour: datetime,
-    n_pairs: int,
-    parts: Parts,
-    computed_at: datetime,
+    conn: Connection, key: PairKey, hour: datetime, n_pairs: int, parts: Parts, computed_at: datetime
 ) -> None:
     """Store an hour's pair summary (an hour without pairs too: else it is made on every read).
     ``computed_at``: when the rows it was made from were read, not when it is written: a quality
     summary written in between must make it stale."""
-    b = bucket_summaries.c
-    column = pair_column(champion_id)
-    key = (model_id, shadow_id, reference_id, hour, column)
-    conn.execute(
-        delete(bucket_summaries).where(
-            b.model_id == key[0],
-            b.model_version_id == key[1],
-            b.reference_id == key[2],
-            b.bucket_start == key[3],
-            b.bucket_hours == 1,
-            b.segment == "",
-            b.column_name == key[4],
-        )
-    )
-    row = dict(zip(["model_id", "model_version_id", "reference_id", "bucket_start", "column_name"], key, strict=True))
-    row |= {"bucket_hours": 1, "segment": "", "n_rows": n_pairs, "stats": parts[0], "counts": parts[1]}
-    conn.execute(bucket_summaries.insert(), [row | {"computed_at": computed_at}])
+    conn.execute(delete(bucket_summaries).where(*key.rows(), bucket_summaries.c.bucket_start == hour))
+    row = {
+        "model_id": key.model_id,
+        "model_version_id": key.shadow_id,
+        "reference_id": key.reference_id,
+        "bucket_start": hour,
+        "bucket_hours": 1,
+        "column_name": key.column,
+        "segment": "",
+        "n_rows": n_pairs,
+        "stats": parts[0],
+        "counts": parts[1],
+        "computed_at": computed_at,
+    }
+    conn.execute(bucket_summaries.insert(), [row])
 
 
-def pair_hours(
-    conn: Connection,
-    model_id: int,
-    shadow_id: int,
-    reference_id: int,
-    champion_id: int,
-    start: datetime,
-    end: datetime,
-) -> list[Parts]:
+def pair_hours(conn: Connection, key: PairKey, start: datetime, end: datetime) -> list[Parts]:
     """The stored pair summaries of the hours in [start, end)."""
     b = bucket_summaries.c
-    rows = conn.execute(
-        select(b.stats, b.counts).where(
-            b.model_id == model_id,
-            b.model_version_id == shadow_id,
-            b.reference_id == reference_id,
-            b.bucket_hours == 1,
-            b.segment == "",
-            b.column_name == pair_column(champion_id),
-            b.bucket_start >= start,
-            b.bucket_start < end,
-        )
-    ).all()
-    return [(st, bytes(ct) if ct is not None else None) for st, ct in rows]
+    rows = conn.execute(select(b.stats, b.counts).where(*key.rows(), b.bucket_start >= start, b.bucket_start < end))
+    return [(st, bytes(ct) if ct is not None else None) for st, ct in rows.all()]

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from monitor.db import record_repo, reference_repo, summary_repo
@@ -22,11 +22,10 @@ from monitor.metrics.points import MetricPoint
 from monitor.metrics.quality_summary import ClassificationSummary, QualitySummary, confusion_cells
 from monitor.services import quality_job, registry
 from monitor.services.context import ServiceContext
-from monitor.services.windows import merged_window
+from monitor.services.windows import HOUR, merged_window
 
 STORED = ["latency.p95", "latency.mean", "estimated.accuracy"]
 UNSHOWN = {"segment", "class", "average"}  # the points of all predictions only
-HOUR = timedelta(hours=1)
 RUN_HOURS = 24  # stale pair hours read at once: a day's rows in two queries, not two per hour
 
 
@@ -97,12 +96,10 @@ def _read_pairs(
     return read_at, theirs, mine
 
 
-def _pair_run(
-    ctx: ServiceContext, vrow: VersionRow, champion_id: int, ref_id: int, run: list[datetime], schema: ModelSchema
-) -> None:
+def _pair_run(ctx: ServiceContext, key: summary_repo.PairKey, run: list[datetime], schema: ModelSchema) -> None:
     """Make and store the pair summaries of a run of hours, from one read of its rows."""
-    ids = (champion_id, vrow.version_id)
-    read_at, theirs, mine = _read_pairs(ctx, vrow.model_id, ids, run[0], run[-1] + HOUR, schema)
+    ids = (key.champion_id, key.shadow_id)
+    read_at, theirs, mine = _read_pairs(ctx, key.model_id, ids, run[0], run[-1] + HOUR, schema)
     at_c, at_s = [r[0] for r in theirs], [r[0] for r in mine]
     made = []
     for hour in run:
@@ -111,8 +108,7 @@ def _pair_run(
         made.append((hour, PairSummary.of(c, s, schema.positive_class)))
     with ctx.uow() as uow:
         for hour, summary in made:
-            args = (uow.conn, vrow.model_id, vrow.version_id, ref_id, champion_id, hour)
-            summary_repo.replace_pair_hour(*args, summary.counts["pairs"], summary.to_parts(), read_at)
+            summary_repo.replace_pair_hour(uow.conn, key, hour, summary.counts["pairs"], summary.to_parts(), read_at)
         uow.commit()
 
 
@@ -127,13 +123,13 @@ def shadow_pairs(
     if ref_id is None:
         _, theirs, mine = _read_pairs(ctx, vrow.model_id, (champion.version_id, vrow.version_id), start, end, schema)
         return PairSummary.of(theirs, mine, schema.positive_class).pairs()
-    key = (vrow.model_id, vrow.version_id, ref_id, champion.version_id)
+    key = summary_repo.PairKey(vrow.model_id, vrow.version_id, ref_id, champion.version_id)
     with ctx.uow() as uow:
-        stale = summary_repo.stale_pair_hours(uow.conn, *key, start, end)
+        stale = summary_repo.stale_pair_hours(uow.conn, key, start, end)
     for run in _runs(stale):
-        _pair_run(ctx, vrow, champion.version_id, ref_id, run, schema)
+        _pair_run(ctx, key, run, schema)
     with ctx.uow() as uow:
-        parts = summary_repo.pair_hours(uow.conn, *key, start, end)
+        parts = summary_repo.pair_hours(uow.conn, key, start, end)
     return PairSummary.merged([PairSummary.from_parts(*p) for p in parts]).pairs()
 
 
