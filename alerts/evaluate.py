@@ -48,11 +48,11 @@ class Evaluation:
     rule: str
     fingerprint: str
     labels: dict[str, str]  # the alert's labels: alertname, model, metric, window, the series', the rule's
-    holds: bool
+    holds: bool | None  # None: undecided (``note`` says why), the alert's state stays as it is
     sample: Sample
     threshold: float | None
     baseline: float | None = None
-    note: str = ""  # why a series was not judged (too few rows, no value)
+    note: str = ""  # why a series was not judged (too few rows, no decision, no value, no baseline)
 
 
 # (sample, how far back) -> the same series' value in the window ending that much earlier
@@ -91,19 +91,21 @@ def evaluate(rule: Rule, samples: Iterable[Sample], baseline: BaselineLookup | N
         fp = fingerprint(rule.name, labels)
         threshold = cond.threshold if cond.threshold is not None else s.threshold
         if s.sample_size < rule.min_sample_size:
-            out.append(Evaluation(rule.name, fp, labels, False, s, threshold, note="too few rows"))
+            out.append(Evaluation(rule.name, fp, labels, None, s, threshold, note="too few rows"))
             continue
         if cond.drifted:
-            out.append(Evaluation(rule.name, fp, labels, bool(s.drifted), s, s.threshold))
+            # a point that made no decision (too few rows for its test) is undecided, not "no drift"
+            note = "no decision" if s.drifted is None else ""
+            out.append(Evaluation(rule.name, fp, labels, s.drifted, s, s.threshold, note=note))
             continue
         if s.value is None:
-            out.append(Evaluation(rule.name, fp, labels, False, s, threshold, note="no value"))
+            out.append(Evaluation(rule.name, fp, labels, None, s, threshold, note="no value"))
             continue
         if cond.change is not None:
             c = cond.change
             base = baseline(s, parse_duration(c.baseline)) if baseline else None
             if base is None:
-                out.append(Evaluation(rule.name, fp, labels, False, s, c.threshold, note="no baseline"))
+                out.append(Evaluation(rule.name, fp, labels, None, s, c.threshold, note="no baseline"))
                 continue
             diff = s.value - base
             if c.relative:
@@ -113,7 +115,7 @@ def evaluate(rule: Rule, samples: Iterable[Sample], baseline: BaselineLookup | N
         assert cond.op is not None and cond.threshold is not None
         compared = s.value if cond.on is None else s.details.get(cond.on)
         if not isinstance(compared, int | float):
-            out.append(Evaluation(rule.name, fp, labels, False, s, cond.threshold, note=f"no {cond.on} bound"))
+            out.append(Evaluation(rule.name, fp, labels, None, s, cond.threshold, note=f"no {cond.on} bound"))
             continue
         out.append(Evaluation(rule.name, fp, labels, compare(cond.op, compared, cond.threshold), s, cond.threshold))
     return out

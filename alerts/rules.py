@@ -146,6 +146,11 @@ class Rule(BaseModel):
     condition: Condition
     for_: str = Field("0s", alias="for", description="how long the condition must hold before firing")
     keep_firing_for: str = Field("0s", description="how long to stay firing after the condition stops holding")
+    undecided_for: str = Field(
+        "24h",
+        description="how long an alert keeps its state while its windows cannot decide (too few rows, no "
+        "decision, no value or baseline) after the condition last held; then it resolves",
+    )
     severity: Severity = Severity.warning
     labels: dict[str, str] = Field(default_factory=dict)
     annotations: dict[str, str] = Field(default_factory=dict)
@@ -155,9 +160,11 @@ class Rule(BaseModel):
     # or to roll it back; signed events like retraining's, with the same cooldown per model
     promote: Retrain | None = None
     rollback: Retrain | None = None
-    min_sample_size: int = Field(0, ge=0, description="points resting on fewer rows are not evaluated")
+    min_sample_size: int = Field(
+        0, ge=0, description="points resting on fewer rows are undecided: they change no alert's state"
+    )
 
-    @field_validator("for_", "keep_firing_for", "window")
+    @field_validator("for_", "keep_firing_for", "undecided_for", "window")
     @classmethod
     def _durations(cls, v: str | None) -> str | None:
         if v is not None:
@@ -191,6 +198,10 @@ class Rule(BaseModel):
     @property
     def keep_firing_duration(self) -> timedelta:
         return parse_duration(self.keep_firing_for)
+
+    @property
+    def undecided_duration(self) -> timedelta:
+        return parse_duration(self.undecided_for)
 
     def matches(self, model: str, metric: str, labels: dict[str, str], window: timedelta) -> bool:
         if not fnmatchcase(model, self.model) or not fnmatchcase(metric, self.metric):

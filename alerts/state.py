@@ -6,6 +6,14 @@
 
 A pure function of the previous state, whether the condition holds now, and the time: the
 engine stores what it returns, and notifies on the transitions it reports.
+
+The condition may also be undecided (``holds`` None): the window rests on too few rows, the
+series made no decision, there is no value or no baseline. That says nothing about the incident,
+so it changes nothing: a firing alert stays firing and a pending one pending (it fires only on a
+decided evaluation). A window too small to decide is what every "1h" window was just after its
+hour turned; resolving then told on-call an incident was over while it was not. An alert that
+stays undecided for ``undecided_for`` after the condition last held resolves: by then the
+evidence it fired on has long left its windows.
 """
 
 from __future__ import annotations
@@ -54,15 +62,26 @@ def fingerprint(rule: str, labels: dict[str, str]) -> str:
     return hashlib.sha256(doc).hexdigest()[:16]
 
 
+# How long an undecided alert keeps its state by default (a rule's ``undecided_for``).
+UNDECIDED_FOR = timedelta(hours=24)
+
+
 def step(
     prev: AlertState,
-    holds: bool,
+    holds: bool | None,
     now: datetime,
     for_: timedelta = timedelta(0),
     keep_firing_for: timedelta = timedelta(0),
+    undecided_for: timedelta = UNDECIDED_FOR,
 ) -> tuple[AlertState, State | None]:
-    """The next state, and the state entered if it changed (``None`` when it did not)."""
+    """The next state, and the state entered if it changed (``None`` when it did not).
+    ``holds`` None: undecided, the state stays as it is (see the module's docstring)."""
     s = prev.state
+    if holds is None:
+        last = prev.last_true_at
+        if s is State.firing and last is not None and now - last >= max(undecided_for, keep_firing_for):
+            return replace(prev, state=State.resolved, resolved_at=now), State.resolved
+        return prev, None
     if holds:
         if s in (State.inactive, State.resolved):
             fresh = AlertState(State.pending, active_at=now, last_true_at=now)

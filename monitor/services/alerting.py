@@ -153,7 +153,9 @@ def evaluate_model(ctx: ServiceContext, model: str, now: datetime | None = None)
             for e in evaluate(rule, samples, baseline):
                 seen.add(e.fingerprint)
                 prev = existing.get(e.fingerprint)
-                new, transition = step(_state_of(prev), e.holds, now, rule.for_duration, rule.keep_firing_duration)
+                new, transition = step(
+                    _state_of(prev), e.holds, now, rule.for_duration, rule.keep_firing_duration, rule.undecided_duration
+                )
                 _store(uow.conn, ctx.settings, rule, e, prev, new, transition, now, counts)
                 if transition is State.firing:
                     for event, action in rule.events():
@@ -194,6 +196,8 @@ def _store(
         return
     if new.state is State.resolved and transition is None:
         return  # a resolved alert keeps the evidence it resolved with
+    if e.holds is None and transition is None:
+        return  # undecided: the alert keeps the evidence and the words of the window that decided
     link = dashboard_link(settings, e.sample.model, e.sample)
     alert_repo.save_alert(
         conn,

@@ -61,6 +61,27 @@ def wired(churn: Api, receiver: Receiver) -> dict[str, str]:
     return secrets
 
 
+def test_an_incident_across_an_hour_boundary_stays_firing(churn: Api, wired: dict[str, str]) -> None:
+    """The window just after the hour turns holds a few seconds of rows: too few to decide. That
+    changes nothing: the alert stays firing with the evidence that decided, and only a decided
+    "no drift" resolves it."""
+    end = hour_floor(datetime.now(UTC))
+    record_points(churn.ctx, "churn", "1", [drift_point(end, True, 0.67)])
+    assert evaluate_model(churn.ctx, "churn") == {"firing": 1}
+    early = MetricPoint("dataset_drift", end, end + timedelta(hours=1), 0.0, sample_size=3, threshold=0.5, drifted=None)
+    record_points(churn.ctx, "churn", "1", [early])
+    assert evaluate_model(churn.ctx, "churn") == {}
+    (alert,) = churn.http.get("/v1/alerts?state=firing", headers=churn.read).json()["alerts"]
+    assert alert["annotations"]["summary"] == "churn: 0.67 of features drifted"  # the window that decided
+    history = churn.http.get("/v1/alerts/history", headers=churn.read).json()
+    assert [h["to_state"] for h in history["history"]] == ["firing"]
+    later = MetricPoint(
+        "dataset_drift", end, end + timedelta(hours=1), 0.1, sample_size=900, threshold=0.5, drifted=False
+    )
+    record_points(churn.ctx, "churn", "1", [later])
+    assert evaluate_model(churn.ctx, "churn") == {"resolved": 1}
+
+
 def test_firing_alert_is_delivered_signed_once_after_retries_and_resolves(
     churn: Api, receiver: Receiver, wired: dict[str, str]
 ) -> None:

@@ -118,9 +118,9 @@ def test_change_against_a_baseline_and_too_few_rows() -> None:
     (e,) = evaluate(rule, [now], lambda s, back: 0.82)
     assert not e.holds
     (e,) = evaluate(rule, [now], lambda s, back: None)
-    assert not e.holds and e.note == "no baseline"
+    assert e.holds is None and e.note == "no baseline"
     (e,) = evaluate(rule, [sample("quality.accuracy", 0.1, n=20)], lambda s, back: 0.9)
-    assert not e.holds and e.note == "too few rows"
+    assert e.holds is None and e.note == "too few rows"
 
 
 def test_annotations_are_rendered_and_never_fail() -> None:
@@ -156,5 +156,28 @@ def test_a_condition_on_a_bound_of_the_interval() -> None:
     unsure = sample("comparison.accuracy", 0.05, labels={"champion": "2"}, details={"lower": -0.01, "upper": 0.11})
     bare = sample("comparison.accuracy", 0.05, labels={"champion": "3"})
     got = {e.labels["champion"]: (e.holds, e.note) for e in evaluate(rule, [sure, unsure, bare])}
-    assert got == {"1": (True, ""), "2": (False, ""), "3": (False, "no lower bound")}
+    assert got == {"1": (True, ""), "2": (False, ""), "3": (None, "no lower bound")}
     assert rule.condition.describe() == "lower bound of its interval >= 0.02"
+
+
+def test_a_point_without_a_decision_is_undecided_not_a_no() -> None:
+    """A drift point too small for its test carries ``drifted`` None: the alert must not read it as
+    "no drift" (it would resolve an incident at every hour turn)."""
+    rule = parse_rule({"name": "d", "metric": "dataset_drift", "condition": {"drifted": True}})
+    (e,) = evaluate(rule, [sample("dataset_drift", 0.0, drifted=None)])
+    assert (e.holds, e.note) == (None, "no decision")
+    (e,) = evaluate(rule, [sample("dataset_drift", 0.0, drifted=False)])
+    assert (e.holds, e.note) == (False, "")
+    (e,) = evaluate(rule, [sample("dataset_drift", None)])
+    assert e.holds is None
+
+
+def test_undecided_for_is_a_duration() -> None:
+    rule = parse_rule({"name": "d", "metric": "m", "condition": {"drifted": True}, "undecided_for": "2h"})
+    assert rule.undecided_duration == timedelta(hours=2)
+    assert parse_rule({"name": "d", "metric": "m", "condition": {"drifted": True}}).undecided_duration == timedelta(
+        hours=24
+    )
+    with pytest.raises(RuleError) as err:
+        parse_rule({"name": "d", "metric": "m", "condition": {"drifted": True}, "undecided_for": "soon"})
+    assert err.value.field == "undecided_for"

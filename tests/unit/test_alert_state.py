@@ -29,6 +29,17 @@ CASES = {
         [(0, True, P, P), (5, True, F, F), (6, False, R, R), (7, True, P, P), (12, True, F, F)],
     ),
     "nothing while inactive": (0, 0, [(0, False, I, None), (1, False, I, None)]),
+    # None: a window too small to decide (an hour just turned, a quiet night) changes nothing
+    "undecided keeps firing": (0, 0, [(0, True, F, F), (60, None, F, None), (62, None, F, None), (63, True, F, None)]),
+    "undecided keeps pending, fires only when decided": (
+        10,
+        0,
+        [(0, True, P, P), (5, None, P, None), (12, None, P, None), (13, True, F, F)],
+    ),
+    "undecided never starts an incident": (0, 0, [(0, None, I, None), (1, False, I, None)]),
+    "undecided after resolving stays resolved": (0, 0, [(0, True, F, F), (1, False, R, R), (2, None, R, None)]),
+    "decided no after undecided resolves": (0, 0, [(0, True, F, F), (30, None, F, None), (31, False, R, R)]),
+    "undecided too long resolves": (0, 0, [(0, True, F, F), (24 * 60 - 1, None, F, None), (24 * 60, None, R, R)]),
 }
 
 
