@@ -25,11 +25,15 @@ stayed under two schedules and a tick (one run waiting, one running); ingestion 
 least 98 % of the step's target rate was acknowledged with no error. The last line names the
 highest step where both held.
 
-A run summarises the hour holding ``now`` from its start, so its cost grows as that hour fills,
-and the steps see an hour with at most a few minutes of traffic in it. So the script also fits
-each run's time against the rows it summarised (over all the runs of all steps) and prints the
-highest rate at which the run at the *end* of an hour still fits in the schedule (this run's, and
-the default 300 s): the rate the scheduler keeps up with for a whole hour, whatever a step showed.
+Each prediction is summarised once, at ingestion; a run folds what arrived since the run before,
+so its cost follows the arrival rate, not the hour's size. The script still fits each run's time
+against the rows it reports (now: the rows it folded) and prints the rate that fit allows.
+
+    python benchmarks/capacity.py --run-cost 10000,500000,2000000 [--new-rows 20000]
+
+instead times one run with that many predictions already in the current hour and ``--new-rows``
+arrived since the run before, beside what a run cost before predictions were summarised at
+ingestion: the hour summarised again from its first row.
 """
 
 from __future__ import annotations
@@ -47,7 +51,7 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -68,7 +72,7 @@ from monitor.services.bootstrap import open_context
 from monitor.services.reference import upload_reference
 
 sys.path.insert(0, str(Path(__file__).parent))
-from ingest import SPEC, make_records  # the ingestion benchmark's model and rows
+from ingest import SPEC, make_records, reference_csv  # the ingestion benchmark's model and rows
 
 LABEL_SHARE = 0.2  # labels for one prediction in five
 MODEL = SPEC["name"]
@@ -172,13 +176,7 @@ def set_up(settings: Settings, schedule: int, receiver: PrintingReceiver) -> str
     try:
         registry.register_model(ctx, registry.ModelSpec.model_validate(SPEC))
         registry.set_monitoring(ctx, MODEL, MonitoringConfig(schedule_seconds=schedule, windows=["1h", "1d"]))
-        rows = make_records(5000, seed=1)
-        header = [f["name"] for f in SPEC["features"]] + ["prediction", "label"]
-        lines = [",".join(header)]
-        for r in rows:
-            values = [str(r["features"][n]) for n in header[:-2]]
-            lines.append(",".join([*values, r["prediction"], r["prediction"]]))
-        upload_reference(ctx, MODEL, "\n".join(lines).encode(), TableFormat.csv)
+        upload_reference(ctx, MODEL, reference_csv(), TableFormat.csv)
         alert_config.put_receiver(
             ctx,
             {
@@ -361,8 +359,8 @@ def report(step: dict, args: argparse.Namespace) -> tuple[bool, bool]:
 
 
 def whole_hour(runs: list[tuple[float, int]], schedules: list[int]) -> None:
-    """A run's time against the rows it summarised, over every run: what the run at the end of an
-    hour costs, and so the highest rate the scheduler keeps up with for a whole hour."""
+    """A run's time against the rows it folded (what arrived since the run before), over every
+    run: the rate the scheduler keeps up with, however full the hour."""
     runs = [(d, n) for d, n in runs if n > 0]
     if len(runs) < 2:
         print("too few scheduler runs to measure their cost per row")
@@ -371,15 +369,66 @@ def whole_hour(runs: list[tuple[float, int]], schedules: list[int]) -> None:
     per_row = float(np.sum(seconds * rows) / np.sum(rows * rows))  # least squares through the origin
     each = seconds / rows * 1e6
     print(
-        f"a scheduler run costs {per_row * 1e6:.0f} µs per row of the hour it summarises (least squares over "
-        f"{len(runs)} runs; {each.min():.0f}-{each.max():.0f} µs run by run, the most while ingestion shares the "
-        f"cores); the run at the end of an hour holds an hour of traffic, so:"
+        f"a scheduler run costs {per_row * 1e6:.1f} µs per row that arrived since the run before (least squares "
+        f"over {len(runs)} runs; {each.min():.1f}-{each.max():.1f} µs run by run, windows and rules included); "
+        f"a run every {', '.join(map(str, schedules))} s folds what arrived meanwhile, so it keeps up to "
+        f"~{1 / per_row:,.0f} predictions/s whatever the hour already holds"
     )
-    for schedule in schedules:
-        print(
-            f"    with a run every {schedule} s, it keeps up for a whole hour up to "
-            f"{schedule / (3600 * per_row):,.0f} predictions/s"
-        )
+
+
+def run_cost(settings: Settings, sizes: list[int], new: int, batch: int) -> None:
+    """One scheduler run's cost when ``size`` predictions are already in the current hour and
+    ``new`` arrived (a fifth labelled) since the run before; beside it, in the same run, what each
+    run cost before predictions were summarised at ingestion: the hour summarised from its first
+    row (``rollup`` of the hour, column and quality summaries). One process, no load beside it."""
+    from monitor.services import ingestion
+    from monitor.services.drift_job import rollup
+    from monitor.services.monitoring_run import run_model
+    from monitor.services.windows import HOUR, hour_floor
+
+    hour = hour_floor(datetime.now(UTC)) - HOUR  # the "current" hour, the clock pinned inside it
+    pinned = hour + timedelta(minutes=58)
+    ingestion._now = lambda: pinned  # type: ignore[assignment]
+    pool = make_records(20_000, seed=9)
+    ctx = open_context(settings, migrate=True)
+
+    def send(model: str, start: int, n: int, minutes: float) -> None:
+        for b in range(start, start + n, batch):
+            records, labels = [], []
+            for i in range(b, min(b + batch, start + n)):
+                r = dict(pool[i % len(pool)])
+                r["prediction_id"] = f"{model}-{i}"
+                r["timestamp"] = (hour + timedelta(seconds=minutes * 60 * (i - start) / n)).isoformat()
+                records.append(r)
+                if i % 5 == 0:
+                    labels.append({"prediction_id": r["prediction_id"], "label": r["prediction"]})
+            body = orjson.dumps({"model": model, "records": records})
+            assert not ingestion.ingest_prediction_body(ctx, body, "application/json").errors
+            assert not ingestion.ingest_labels(ctx, labels, model=model).errors
+
+    print(f"{'in the hour':>12} {'new rows':>9} {'one run now':>12} {'the hour from its first row (before)':>38}")
+    try:
+        for size in sizes:
+            model = f"runcost-{size}"
+            registry.register_model(ctx, registry.ModelSpec.model_validate(SPEC | {"name": model}))
+            registry.set_monitoring(ctx, model, MonitoringConfig(windows=["1h", "1d"]))
+            upload_reference(ctx, model, reference_csv(), TableFormat.csv)
+            send(model, 0, size, 50)
+            run_model(ctx, model, pinned)  # the first run: everything up to date
+            send(model, size, new, 5)
+            with ctx.uow() as uow:  # planner statistics, as autovacuum gives them in time (the old
+                uow.conn.exec_driver_sql("ANALYZE predictions, labels")  # path's join needs them)
+                uow.commit()
+            t = time.perf_counter()
+            report = run_model(ctx, model, pinned)
+            now_s = time.perf_counter() - t
+            t = time.perf_counter()
+            rollup(ctx, model, None, hour, hour + HOUR)
+            before = time.perf_counter() - t
+            assert report.rows_summarised == new, report
+            print(f"{size:>12,} {new:>9,} {now_s:>10.2f} s {before:>36.2f} s", flush=True)
+    finally:
+        ctx.close()
 
 
 def main() -> None:
@@ -392,6 +441,12 @@ def main() -> None:
     p.add_argument("--schedule", type=int, default=30, help="seconds between the model's metric runs")
     p.add_argument("--tick", type=float, default=5.0, help="the scheduler's tick")
     p.add_argument("--drain-seconds", type=float, default=900, help="how long to wait for the scheduler after the load")
+    p.add_argument(
+        "--run-cost",
+        metavar="SIZES",
+        help="instead of the stepped load: one run's cost with these many predictions already in the hour",
+    )
+    p.add_argument("--new-rows", type=int, default=20_000, help="with --run-cost: rows arrived since the last run")
     p.add_argument("--generate", metavar="BASE_URL", help=argparse.SUPPRESS)  # a step's generator process
     p.add_argument("--key", help=argparse.SUPPRESS)
     p.add_argument("--rate", type=float, help=argparse.SUPPRESS)
@@ -402,6 +457,13 @@ def main() -> None:
             generate(args.generate, args.key, args.rate, args.step_seconds, args.batch, args.concurrency, args.tag)
         )
         sys.stdout.write(orjson.dumps(out).decode())
+        return
+
+    if args.run_cost:
+        with tempfile.TemporaryDirectory() as tmp:
+            settings = Settings(data_dir=Path(tmp), database_url=os.environ.get("MONITOR_DATABASE_URL"))
+            settings = settings.model_copy(update={"database_url": database_url(settings)})
+            run_cost(settings, [int(n) for n in args.run_cost.split(",")], args.new_rows, args.batch)
         return
 
     rates = [float(r) for r in args.rates.split(",")]
@@ -456,16 +518,16 @@ def where_the_run_goes(settings: Settings) -> None:
     counted per group, the column summaries, the quality summaries of its labelled rows."""
     from monitor.db import summary_repo
     from monitor.domain.schema import schema_from_json
-    from monitor.services import drift_job, quality_job
+    from monitor.services import quality_job, summary_plan
     from monitor.services.windows import HOUR
 
     ctx = open_context(settings)
     try:
         vrow = registry.resolve_version(ctx, MODEL, None)
         schema = schema_from_json(vrow.schema)
-        ref = drift_job.load_reference(ctx, vrow)
-        specs = {seg: drift_job._specs(cols) for seg, cols in ref.columns.items()}
-        groups = summary_repo.Groups({seg: drift_job.parse_segment(seg, schema) for seg in ref.columns})
+        ref = summary_plan.load_reference(ctx, vrow)
+        specs = {seg: summary_plan.column_specs(cols) for seg, cols in ref.columns.items()}
+        groups = summary_repo.Groups({seg: summary_plan.parse_segment(seg, schema) for seg in ref.columns})
         edges = {seg: quality_job.residual_edges(ref.extras[seg]) for seg in ref.columns}
         with ctx.uow() as uow:
             hour = uow.conn.exec_driver_sql("SELECT date_trunc('hour', max(ts), 'UTC') FROM predictions").scalar_one()

@@ -37,8 +37,9 @@ from monitor.domain.tabular import TableFormat
 from monitor.services import ingestion, registry
 from monitor.services.bootstrap import open_context
 from monitor.services.context import ServiceContext
-from monitor.services.drift_job import compute_window, load_reference, rollup
+from monitor.services.drift_job import compute_window, rollup
 from monitor.services.reference import upload_reference
+from monitor.services.summary_plan import load_reference
 
 N_CAT = 5
 REFERENCE_ROWS = 2_000

@@ -371,7 +371,7 @@ def build_parser(commands: Sequence[Command] = (), demo: Sequence[DemoAddition] 
     se.set_defaults(func=_secrets)
 
     sc = sub.add_parser("scheduler", help="compute every model's metrics on its schedule (one leader at a time)")
-    sc.add_argument("--tick", type=float, default=30.0, help="seconds between checks for due models")
+    sc.add_argument("--tick", type=float, default=10.0, help="seconds between checks for due models")
     sc.set_defaults(func=_scheduler)
 
     b = sub.add_parser("backfill", help="compute a model's metrics for a past period")

@@ -34,7 +34,7 @@ MAINTENANCE_INTERVAL_SECONDS = 3600
 
 class MetricScheduler:
     def __init__(
-        self, ctx: ServiceContext, tick_seconds: float = 30.0, clock: Callable[[], float] = time.monotonic
+        self, ctx: ServiceContext, tick_seconds: float = 10.0, clock: Callable[[], float] = time.monotonic
     ) -> None:
         self.ctx = ctx
         self.tick_seconds = tick_seconds

@@ -104,6 +104,8 @@ def empty_database(ctx: ServiceContext) -> None:
     ctx._validators.clear()
     ctx._decoders.clear()
     ctx._references.clear()  # ids restart with the tables
+    ctx._plans.clear()
+    ctx._active_references.clear()
     ctx.forget_versions()
 
 

@@ -38,6 +38,7 @@ DISTRIBUTED = (
     "stale_hours",
     "bucket_summaries",
     "error_stream_states",
+    "summary_deltas",
 )
 REFERENCE = ("models", "model_versions", "reference_datasets", "reference_summaries")
 BY_REFERENCE = ("reference_rows",)  # distributed by reference_id

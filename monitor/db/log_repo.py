@@ -18,7 +18,9 @@ from monitor.domain.records import LabelRow, PredictionRow
 class StaleHour:
     hour: datetime
     mark_ids: list[int]
-    log_changed: bool  # predictions arrived late (summarise all of it), not only labels (its quality)
+    log_changed: bool  # predictions arrived late (its windows whole), not only labels (their quality)
+    from_log: bool = False  # its column summaries must be made from the log (see summary_deltas)
+    quality_from_log: bool = False  # its quality summaries must be (a label replaced or joined late)
 
 
 PREDICTION_COLUMNS = (
@@ -118,9 +120,9 @@ def attach_waiting_labels(raw: Any, model_id: int, ids: Sequence[str]) -> int:
             WHERE l.model_id = %(m)s AND l.prediction_id = f.prediction_id AND f.ts IS NOT NULL
             RETURNING l.prediction_ts
         ),
-        relabelled AS (  -- the hours whose quality changed, for the scheduler to recompute
+        relabelled AS (  -- the hours whose quality changed: summarised from the log by the scheduler
             INSERT INTO stale_hours (model_id, hour, cause)
-            SELECT DISTINCT %(m)s, date_trunc('hour', prediction_ts, 'UTC'), 'labels'
+            SELECT DISTINCT %(m)s, date_trunc('hour', prediction_ts, 'UTC'), 'quality'
             FROM attached WHERE prediction_ts IS NOT NULL
         )
         SELECT count(*) FROM attached
@@ -142,9 +144,9 @@ def attach_all_waiting_labels(conn: Connection) -> int:
                 WHERE l.prediction_ts IS NULL AND k.model_id = l.model_id AND k.prediction_id = l.prediction_id
                 RETURNING l.model_id, l.prediction_ts
             ),
-            relabelled AS (  -- the hours whose quality changed, for the scheduler to recompute
+            relabelled AS (  -- the hours whose quality changed: summarised from the log by the scheduler
                 INSERT INTO stale_hours (model_id, hour, cause)
-                SELECT DISTINCT model_id, date_trunc('hour', prediction_ts, 'UTC'), 'labels'
+                SELECT DISTINCT model_id, date_trunc('hour', prediction_ts, 'UTC'), 'quality'
                 FROM attached WHERE prediction_ts IS NOT NULL
             )
             SELECT count(*) FROM attached
@@ -154,13 +156,19 @@ def attach_all_waiting_labels(conn: Connection) -> int:
     )
 
 
-def upsert_labels(
-    conn: Connection, model_id: int, rows: Sequence[LabelRow], received_at: datetime
-) -> tuple[int, int, int]:
-    """Store labels, a newer one replacing an older one for the same id.
+@dataclass(frozen=True, slots=True)
+class StoredLabels:
+    new: int
+    replaced: int
+    matched: int  # to a stored prediction
+    # (prediction id, label, prediction's time) of the new labels matched: their quality is
+    # summarised at ingestion (monitor.services.summary_deltas)
+    new_matched: list[tuple[str, Any, datetime]]
 
-    Returns (new, replaced, matched to a stored prediction).
-    """
+
+def upsert_labels(conn: Connection, model_id: int, rows: Sequence[LabelRow], received_at: datetime) -> StoredLabels:
+    """Store labels, a newer one replacing an older one for the same id. A replaced label marks
+    its prediction's hour, whose quality the scheduler summarises again."""
     # The batch as arrays, not a staged temp table: on Citus a temp table is local to the
     # coordinator and cannot be joined with the model's shard; arrays travel with the query,
     # which then runs on that one shard (every table filtered by the same model_id).
@@ -190,14 +198,16 @@ def upsert_labels(
                 ON CONFLICT (model_id, prediction_id) DO UPDATE
                    SET label = EXCLUDED.label, label_ts = EXCLUDED.label_ts, received_at = EXCLUDED.received_at,
                        revision = l.revision + 1, prediction_ts = COALESCE(l.prediction_ts, EXCLUDED.prediction_ts)
-                RETURNING (xmax = 0) AS inserted, prediction_ts
+                RETURNING (xmax = 0) AS inserted, prediction_ts, prediction_id
             ),
-            relabelled AS (  -- the hours whose quality changed, for the scheduler to recompute
+            relabelled AS (  -- hours whose quality changed: summarised again from the log (a label
+                             -- replaced), or their windows computed again (a new one, its delta)
                 INSERT INTO stale_hours (model_id, hour, cause)
-                SELECT DISTINCT :m, date_trunc('hour', prediction_ts, 'UTC'), 'labels'
+                SELECT DISTINCT :m, date_trunc('hour', prediction_ts, 'UTC'),
+                       CASE WHEN inserted THEN 'labels' ELSE 'quality' END
                 FROM up WHERE prediction_ts IS NOT NULL
             )
-            SELECT inserted, prediction_ts IS NOT NULL AS matched FROM up
+            SELECT inserted, prediction_ts, prediction_id FROM up
             """
         ),
         {
@@ -208,9 +218,30 @@ def upsert_labels(
             "ts": [r.ts for r in rows],
         },
     ).all()
-    new = sum(1 for inserted, _ in result if inserted)
-    matched = sum(1 for _, m in result if m)
-    return new, len(result) - new, matched
+    new = sum(1 for inserted, _, _ in result if inserted)
+    matched = sum(1 for _, ts, _ in result if ts is not None)
+    label_of = {r.prediction_id: r.label for r in rows}
+    fresh = [(pid, label_of[pid], ts) for inserted, ts, pid in result if inserted and ts is not None]
+    return StoredLabels(new, len(result) - new, matched, fresh)
+
+
+def predictions_for_labels(
+    conn: Connection, model_id: int, ids: Sequence[str], times: Sequence[datetime]
+) -> list[tuple[str, int, datetime, str, str | None, str | None]]:
+    """(prediction id, version id, time, prediction, scores, segments; JSON as text) of the
+    predictions of ``ids``, found by their times (the index of the log) and then their ids."""
+    rows = conn.execute(
+        text(
+            """
+            SELECT p.prediction_id, p.model_version_id, p.ts, p.prediction::text, p.scores::text, p.segments::text
+            FROM predictions p
+            WHERE p.model_id = :m AND p.ts = ANY(CAST(:times AS timestamptz[]))
+              AND p.prediction_id = ANY(CAST(:ids AS text[]))
+            """
+        ),
+        {"m": model_id, "times": list(times), "ids": list(ids)},
+    ).all()
+    return [(r[0], r[1], r[2].astimezone(UTC), r[3], r[4], r[5]) for r in rows]
 
 
 def add_ingest_stats(
@@ -252,11 +283,15 @@ def delete_expired(conn: Connection, cutoff: datetime) -> dict[str, int]:
     conn.execute(text("DELETE FROM label_revisions WHERE replaced_at < :c"), {"c": cutoff})
     stats = conn.execute(text("DELETE FROM ingest_stats WHERE bucket < :c"), {"c": cutoff}).rowcount
     conn.execute(text("DELETE FROM schema_violations WHERE bucket < :c"), {"c": cutoff})
-    return {"prediction_keys": keys, "labels": labels, "ingest_stats": stats}
+    # deltas no scheduler folded (a version no longer run): their rows are past retention too
+    deltas = conn.execute(text("DELETE FROM summary_deltas WHERE minute < :c"), {"c": cutoff}).rowcount
+    return {"prediction_keys": keys, "labels": labels, "ingest_stats": stats, "summary_deltas": deltas}
 
 
 def mark_stale_hours(raw: Any, model_id: int, hours: Sequence[datetime], cause: str) -> None:
-    """Ask the scheduler to summarise these hours again (``cause``: 'labels' or 'predictions')."""
+    """Ask the scheduler to compute these hours' windows again (``cause``: 'labels' or
+    'predictions', which deltas changed), after summarising them from the log ('summaries': every
+    summary; 'quality': the quality summaries)."""
     raw.execute(
         "INSERT INTO stale_hours (model_id, hour, cause) SELECT %s, h, %s FROM unnest(%s::timestamptz[]) AS h",
         (model_id, cause, list(hours)),
@@ -268,12 +303,14 @@ def stale_hours(conn: Connection, model_id: int, limit: int) -> list[StaleHour]:
     first. Marks are appended, one per transaction and hour (no row two transactions update)."""
     rows = conn.execute(
         text(
-            "SELECT * FROM (SELECT hour, array_agg(id), bool_or(cause = 'predictions') FROM stale_hours "
+            "SELECT * FROM (SELECT hour, array_agg(id), bool_or(cause IN ('predictions', 'summaries')), "
+            "bool_or(cause = 'summaries'), bool_or(cause = 'quality') "
+            "FROM stale_hours "
             "WHERE model_id = :m GROUP BY hour ORDER BY hour DESC LIMIT :limit) newest ORDER BY hour"
         ),
         {"m": model_id, "limit": limit},
     ).all()
-    return [StaleHour(h.astimezone(UTC), list(ids), log_changed) for h, ids, log_changed in rows]
+    return [StaleHour(h.astimezone(UTC), list(ids), *flags) for h, ids, *flags in rows]
 
 
 def clear_stale_hours(conn: Connection, model_id: int, taken: Sequence[StaleHour]) -> None:

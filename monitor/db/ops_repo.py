@@ -63,3 +63,15 @@ def ingest_totals(conn: Connection) -> list[dict[str, Any]]:
 def delivery_totals(conn: Connection) -> list[dict[str, Any]]:
     rows = conn.execute(text("SELECT receiver, outcome, count(*) AS n FROM deliveries GROUP BY 1, 2")).mappings()
     return [dict(r) for r in rows]
+
+
+def summary_backlog(conn: Connection) -> list[dict[str, Any]]:
+    """Per model, the predictions summarised at ingestion and not yet folded by the scheduler,
+    and when the oldest of them was written."""
+    rows = conn.execute(
+        text(
+            "SELECT m.name AS model, sum(d.n_rows) AS rows, min(d.written_at) AS oldest FROM summary_deltas d "
+            "JOIN models m ON m.id = d.model_id WHERE d.kind = 'columns' AND d.segment = '' GROUP BY 1"
+        )
+    ).mappings()
+    return [dict(r) for r in rows]

@@ -18,12 +18,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
-import numpy as np
 import orjson
-from sqlalchemy import ColumnElement, Connection, delete, select, text
+from sqlalchemy import ColumnElement, Connection, bindparam, delete, func, select, text
 
 from monitor.db.tables import bucket_summaries
-from monitor.metrics.log_summary import Chunk, Column, Derived, GroupSummaries, Parts
+from monitor.metrics.log_summary import Chunk, Column, Derived, GroupSummaries, Parts, add_chunk
 from monitor.metrics.quality_summary import QUALITY_COLUMN
 
 # The window's rows, each read once, as the column summaries need them (monitor.metrics.log_summary).
@@ -112,6 +111,26 @@ def count_rows(
     return {key: 0 for key in groups.keys} | {grp: int(n) for grp, n in rows}
 
 
+def stored_counts(
+    conn: Connection, model_id: int, version_id: int, hour: datetime, reference_id: int, groups: Groups
+) -> dict[str, int]:
+    """The predictions of each group in an hour, as its stored column summaries count them."""
+    b = bucket_summaries.c
+    rows = conn.execute(
+        select(b.segment, func.max(b.n_rows))
+        .where(
+            b.model_id == model_id,
+            b.model_version_id == version_id,
+            b.reference_id == reference_id,
+            b.bucket_hours == 1,
+            b.bucket_start == hour,
+            _kind(False),
+        )
+        .group_by(b.segment)
+    ).all()
+    return {key: 0 for key in groups.keys} | {seg: int(n) for seg, n in rows if seg in groups.segments}
+
+
 def summarise_columns(
     conn: Connection,
     model_id: int,
@@ -142,7 +161,7 @@ def summarise_columns(
         query = text(_ROWS_SQL).execution_options(stream_results=True, yield_per=per_chunk)
         result = conn.execute(query, window_params(model_id, version_id, start, end))
         for rows in result.partitions(per_chunk):
-            _add_chunk(_decode(rows), accumulators, groups, derived)
+            add_chunk(_decode(rows), accumulators, groups.segments, derived)
     return {key: accumulators[key].parts() if key in accumulators else {} for key in [*groups.keys, *(also or {})]}
 
 
@@ -155,23 +174,6 @@ def _decode(rows: Sequence[Any]) -> Chunk:
         latency_ms=[r[3] for r in rows],
         segments=[None if r[4] is None else loads(r[4]) for r in rows],
     )
-
-
-def _add_chunk(
-    chunk: Chunk, accumulators: dict[str, GroupSummaries], groups: Groups, derived: Sequence[Derived]
-) -> None:
-    # the numbers of the same columns, and the derived values, are computed once for every group
-    # (the derived after the columns: the reconstruction reads features the columns have read)
-    matrices: dict[tuple[str, ...], np.ndarray] = {}
-    for acc in accumulators.values():
-        names = tuple(c.name for c in acc.numerical)
-        if names and names not in matrices:
-            matrices[names] = chunk.numbers(acc.numerical)
-    derived_values = {d.name: d.rows(chunk) for d in derived}
-    for key, acc in accumulators.items():
-        segment = groups.segments.get(key)  # None: all rows (the summaries on other edges too)
-        rows = None if segment is None else chunk.in_segment(*segment)
-        acc.add(chunk, rows, matrices.get(tuple(c.name for c in acc.numerical)), derived_values)
 
 
 # A shadow's pair summaries (``monitor.metrics.pairs``): one row per hour of the champion's
@@ -255,7 +257,10 @@ def delete_bucket(
 ) -> None:
     conn.execute(
         delete(bucket_summaries).where(
-            bucket_summaries.c.model_id == model_id,  # on Citus: the one shard of the model
+            # on Citus: the one shard of the model. Written into the statement (an integer), not
+            # bound: psycopg prepares a statement run five times, and Citus could not prune this
+            # DELETE's generic plan, which then ran on every shard of every worker
+            bucket_summaries.c.model_id == bindparam("model_id", int(model_id), literal_execute=True),
             bucket_summaries.c.model_version_id == version_id,
             bucket_summaries.c.reference_id == reference_id,
             bucket_summaries.c.bucket_hours == bucket_hours,
@@ -353,6 +358,11 @@ def week_of_hour(ts: datetime) -> datetime:
     return day - timedelta(days=day.weekday())
 
 
+def merge_lock_key(version_id: int, week: datetime) -> tuple[int, int]:
+    """The advisory lock key ``lock_merges`` takes, for a session lock on the same key."""
+    return version_id, int(week.timestamp()) // 86400
+
+
 def lock_merges(conn: Connection, version_id: int, week: datetime) -> None:
     """Serialise, per version and week, building a day or week merge with dropping one. Without
     it, a merge read before a rollup committed and stored after that rollup's drop would stay
@@ -360,7 +370,7 @@ def lock_merges(conn: Connection, version_id: int, week: datetime) -> None:
     transaction ends. Days lie inside weeks, so one key covers both."""
     conn.execute(
         text("SELECT pg_advisory_xact_lock(CAST(:v AS int4), CAST(:w AS int4))"),
-        {"v": version_id, "w": int(week.timestamp()) // 86400},
+        dict(zip(("v", "w"), merge_lock_key(version_id, week), strict=True)),
     )
 
 

@@ -249,3 +249,20 @@ error_stream_states = Table(  # the concept-drift detector's state after each ho
     Column("rows", BigInteger, nullable=False),  # labelled rows the detector holds after the hour
     Column("error_rate", Float, nullable=False),  # their error rate
 )
+
+# Column summaries of accepted batches, written at ingestion and folded by the scheduler
+# (monitor.services.summary_deltas): one row per (batch, version, reference, minute, group).
+summary_deltas = Table(
+    "summary_deltas",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("model_id", Integer, ForeignKey("models.id"), primary_key=True),
+    Column("model_version_id", Integer, nullable=False),
+    Column("reference_id", Integer, nullable=False),
+    Column("minute", DateTime(timezone=True), nullable=False),
+    Column("segment", Text, nullable=False),
+    Column("kind", Text, nullable=False),  # 'columns' or 'quality'
+    Column("n_rows", BigInteger, nullable=False),
+    Column("parts", LargeBinary, nullable=False),
+    Column("written_at", DateTime(timezone=True), nullable=False),
+)

@@ -5,18 +5,31 @@ from __future__ import annotations
 from types import TracebackType
 from typing import Any
 
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection, Engine, text
 
 
 class UnitOfWork:
-    """``with UnitOfWork(engine) as uow: ...; uow.commit()`` — anything not committed is rolled back."""
+    """``with UnitOfWork(engine) as uow: ...; uow.commit()`` — anything not committed is rolled back.
 
-    def __init__(self, engine: Engine) -> None:
+    ``snapshot``: the transaction reads one snapshot (repeatable read), taken after the session
+    has acquired ``session_locks`` (advisory locks, (int4, int4) keys, held until the unit of work
+    ends): a lock taken inside the transaction would be waited for after its snapshot was taken."""
+
+    def __init__(
+        self, engine: Engine, *, snapshot: bool = False, session_locks: tuple[tuple[int, int], ...] = ()
+    ) -> None:
         self._engine = engine
         self._conn: Connection | None = None
+        self._snapshot = snapshot
+        self._locks = session_locks
 
     def __enter__(self) -> UnitOfWork:
         self._conn = self._engine.connect()
+        for a, b in self._locks:
+            self._conn.execute(text("SELECT pg_advisory_lock(CAST(:a AS int4), CAST(:b AS int4))"), {"a": a, "b": b})
+            self._conn.commit()
+        if self._snapshot:
+            self._conn.execution_options(isolation_level="REPEATABLE READ")
         self._conn.begin()
         return self
 
@@ -27,6 +40,11 @@ class UnitOfWork:
         try:
             if self._conn.in_transaction():
                 self._conn.rollback()
+            for a, b in self._locks:
+                self._conn.execute(
+                    text("SELECT pg_advisory_unlock(CAST(:a AS int4), CAST(:b AS int4))"), {"a": a, "b": b}
+                )
+                self._conn.commit()
         finally:
             self._conn.close()
             self._conn = None

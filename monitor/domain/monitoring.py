@@ -49,7 +49,11 @@ class FeatureTest(BaseModel):
 class MonitoringConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    schedule_seconds: int = Field(300, ge=10, description="how often the model's metrics are computed")
+    schedule_seconds: int = Field(
+        30,
+        ge=10,
+        description="how often the model's metrics are computed: a run costs what arrived since the last one",
+    )
     windows: list[str] = Field(default_factory=lambda: ["1h", "1d"], min_length=1, max_length=10)
     stattest_profile: Literal["calibrated", "evidently"] = Field(
         "calibrated",

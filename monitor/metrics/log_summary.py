@@ -23,7 +23,14 @@ import numpy as np
 
 from monitor.metrics.estimation import SCORES_COLUMN, ScoreSummary, score_matrix
 from monitor.metrics.multivariate import RECONSTRUCTION_COLUMN, Reconstruction, ReconstructionSummary
-from monitor.metrics.profiles import CategoricalSummary, NumericSummary, Summary, category_key, summary_to_parts
+from monitor.metrics.profiles import (
+    CategoricalSummary,
+    NumericSummary,
+    Summary,
+    category_key,
+    numeric_parts,
+    summary_to_parts,
+)
 
 # (stats, counts): the storage form of one column's summary (see monitor.metrics.profiles).
 Parts = tuple[dict[str, Any], bytes | None]
@@ -66,6 +73,8 @@ class Chunk:
     latency_ms: list[float | None]
     segments: list[dict[str, Any] | None]
     _read: dict[str, np.ndarray] = field(default_factory=dict, repr=False)  # columns read, by name
+    _spelled: dict[str, np.ndarray] = field(default_factory=dict, repr=False)  # segment columns' values
+    _categories: dict[str, list[str | None]] = field(default_factory=dict, repr=False)  # by column name
 
     def __len__(self) -> int:
         return len(self.features)
@@ -105,8 +114,23 @@ class Chunk:
         return out
 
     def in_segment(self, column: str, value: str) -> np.ndarray:
-        """Which rows a segment holds: their ``segments`` value of ``column`` spelled as ``value``."""
-        return np.array([category_key((s or {}).get(column)) == value for s in self.segments], dtype=bool)
+        """Which rows a segment holds: their ``segments`` value of ``column`` spelled as ``value``.
+        Each row's value is spelled once per chunk, whatever the number of the column's values."""
+        key = f"segments.{column}"
+        spelled = self._spelled.get(key)
+        if spelled is None:
+            spelled = self._spelled[key] = np.array(
+                [category_key((s or {}).get(column)) for s in self.segments], dtype=object
+            )
+        return np.asarray(spelled == value, dtype=bool)
+
+    def categories(self, column: Column) -> list[str | None]:
+        """A column's values spelled as categories (``category_key``), once per chunk: every
+        group summarising the column reads the same list."""
+        spelled = self._categories.get(column.name)
+        if spelled is None:
+            spelled = self._categories[column.name] = [category_key(v) for v in self.values(column)]
+        return spelled
 
 
 class RowSummary(Protocol):
@@ -155,9 +179,7 @@ class ReconstructionOfRows:
 
     def rows(self, chunk: Chunk) -> np.ndarray:
         numbers = chunk.numbers([Column(f"features.{f}", None) for f in self.model.numerical])
-        categories = [
-            [category_key(v) for v in chunk.values(Column(f"features.{f}", None))] for f in self.model.categorical
-        ]
+        categories = [chunk.categories(Column(f"features.{f}", None)) for f in self.model.categorical]
         return self.model.errors(self.model.encode(numbers, categories))
 
     def summarise(self, values: np.ndarray) -> ReconstructionSummary:
@@ -216,10 +238,10 @@ class GroupSummaries:
         if self.categorical:
             chosen = None if rows is None else np.flatnonzero(rows).tolist()
             for c in self.categorical:
-                values = chunk.values(c)
+                values = chunk.categories(c)
                 if chosen is not None:
                     values = [values[i] for i in chosen]
-                part_c = CategoricalSummary.of([category_key(v) for v in values])
+                part_c = CategoricalSummary.of_keys(values)
                 s_c = self.summaries.get(c.name)
                 self.summaries[c.name] = part_c if s_c is None else s_c.merge(part_c)  # type: ignore[arg-type]
 
@@ -235,6 +257,38 @@ class GroupSummaries:
             self.summaries[c.name] = part if s is None else s.merge(part)
 
     def parts(self) -> dict[str, Parts]:
+        direct: dict[str, Parts] = {}
+        if self._pending and not any(c.name in self.summaries for c in self.numerical):
+            # all of it still pending (one batch, a small hour): its storage form made straight
+            # from the values, never the dense counts (``numeric_parts``); the cost of a batch
+            # summarised at ingestion is then what its rows cost, not its columns' edges
+            m = self._pending[0] if len(self._pending) == 1 else np.vstack(self._pending)
+            self._pending, self._pending_values = [], 0
+            direct = {
+                c.name: numeric_parts(m[:, j], np.asarray(c.edges, dtype=float)) for j, c in enumerate(self.numerical)
+            }
         self._count_pending()
-        out = {name: summary_to_parts(s) for name, s in self.summaries.items()}
+        out = direct | {name: summary_to_parts(s) for name, s in self.summaries.items()}
         return out | {name: s.to_parts() for name, s in self.row_summaries.items()}
+
+
+def add_chunk(
+    chunk: Chunk,
+    accumulators: dict[str, GroupSummaries],
+    segments: dict[str, tuple[str, str] | None],
+    derived: Sequence[Derived],
+) -> None:
+    """Add a chunk's rows to each group's summaries (``segments``: a group key's segment, None for
+    all rows; a key it does not name counts all rows too). The numbers of the same columns, and
+    the derived values, are computed once for every group (the derived after the columns: the
+    reconstruction reads features the columns have read)."""
+    matrices: dict[tuple[str, ...], np.ndarray] = {}
+    for acc in accumulators.values():
+        names = tuple(c.name for c in acc.numerical)
+        if names and names not in matrices:
+            matrices[names] = chunk.numbers(acc.numerical)
+    derived_values = {d.name: d.rows(chunk) for d in derived}
+    for key, acc in accumulators.items():
+        segment = segments.get(key)
+        rows = None if segment is None else chunk.in_segment(*segment)
+        acc.add(chunk, rows, matrices.get(tuple(c.name for c in acc.numerical)), derived_values)

@@ -6,7 +6,7 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 # References held per process: each is a few MB of summaries with 20 tracked segments.
 REFERENCES_CACHED = 16
+PLANS_CACHED = 256
 
 
 @dataclass
@@ -40,7 +41,11 @@ class ServiceContext:
     # (model name, version or None for the newest) -> (expiry, version row). See resolve_cached.
     _versions: dict[tuple[str, str | None], tuple[float, Any]] = field(default_factory=dict)
     # reference id -> its summaries, most recently used last. See cached_reference.
-    _references: OrderedDict[int, Any] = field(default_factory=OrderedDict)
+    _references: OrderedDict[Hashable, Any] = field(default_factory=OrderedDict)
+    # version id -> (expiry, its active reference id). See active_reference.
+    _active_references: dict[int, tuple[float, int | None]] = field(default_factory=dict)
+    # (version id, reference id) -> what ingestion summarises into. See cached_plan.
+    _plans: OrderedDict[Hashable, Any] = field(default_factory=OrderedDict)
     _secret_box: SecretBox | None = None
     _exports: threading.BoundedSemaphore | None = None
 
@@ -68,8 +73,8 @@ class ServiceContext:
         assert self._exports is not None
         self._exports.release()
 
-    def uow(self) -> UnitOfWork:
-        return UnitOfWork(self.engine)
+    def uow(self, *, snapshot: bool = False, session_locks: tuple[tuple[int, int], ...] = ()) -> UnitOfWork:
+        return UnitOfWork(self.engine, snapshot=snapshot, session_locks=session_locks)
 
     def validator(self, version_id: int, schema: dict) -> RecordValidator:  # type: ignore[type-arg]
         with self._lock:
@@ -97,6 +102,21 @@ class ServiceContext:
     def cache_version(self, key: tuple[str, str | None], row: Any) -> None:
         self._versions[key] = (time.monotonic() + self.settings.registry_cache_seconds, row)
 
+    def active_reference(self, version_id: int, load: Callable[[], int | None]) -> int | None:
+        """A version's active reference id for ingestion's summaries, from the process's cache
+        for ``registry_cache_seconds``. A batch summarised against a reference replaced meanwhile
+        is not lost: its hour is summarised from the log (``summary_deltas.fold``)."""
+        hit = self._active_references.get(version_id)
+        if hit is not None and hit[0] > time.monotonic():
+            return hit[1]
+        ref_id = load()
+        self._active_references[version_id] = (time.monotonic() + self.settings.registry_cache_seconds, ref_id)
+        return ref_id
+
+    def forget_active_reference(self, version_id: int) -> None:
+        """This process uploaded a reference for the version: its next batches use it."""
+        self._active_references.pop(version_id, None)
+
     def forget_versions(self) -> None:
         """Called when this process registers a version, so "the newest" is right at once here."""
         self._versions.clear()
@@ -104,15 +124,24 @@ class ServiceContext:
     def cached_reference(self, reference_id: int, load: Callable[[], T]) -> T:
         """A reference's summaries, read once per process: they never change after its upload
         (a new upload is a new reference). Callers must not modify what they get."""
+        return self._cached(self._references, reference_id, load, REFERENCES_CACHED)
+
+    def cached_plan(self, key: tuple[int, int], load: Callable[[], T]) -> T:
+        """What a (version, reference) is summarised into at ingestion: made once per process
+        (neither changes). Kept apart from the references, and more of them: every batch of every
+        model needs its plan, and a plan is a fraction of its reference's size."""
+        return self._cached(self._plans, key, load, PLANS_CACHED)
+
+    def _cached(self, store: OrderedDict[Hashable, Any], key: Hashable, load: Callable[[], T], limit: int) -> T:
         with self._lock:
-            if reference_id in self._references:
-                self._references.move_to_end(reference_id)
-                return self._references[reference_id]  # type: ignore[no-any-return]
+            if key in store:
+                store.move_to_end(key)
+                return store[key]  # type: ignore[no-any-return]
         loaded = load()  # outside the lock: two threads may both read it, and one result stays
         with self._lock:
-            self._references[reference_id] = loaded
-            while len(self._references) > REFERENCES_CACHED:
-                self._references.popitem(last=False)
+            store[key] = loaded
+            while len(store) > limit:
+                store.popitem(last=False)
         return loaded
 
     def close(self) -> None:

@@ -17,25 +17,19 @@ from typing import Any
 import numpy as np
 from sqlalchemy import Connection
 
-from monitor.db import log_repo, reference_repo, summary_repo
+from monitor.db import delta_repo, log_repo, reference_repo, summary_repo
 from monitor.db.registry_repo import VersionRow
 from monitor.db.summary_repo import Segment
 from monitor.domain.monitoring import MonitoringConfig
 from monitor.domain.schema import ModelSchema, Task, schema_from_json
-from monitor.errors import MonitorError
 from monitor.metrics.comparison import drift_against_one_reference
 from monitor.metrics.fairness import GroupCounts, fairness_points, group_counts
 from monitor.metrics.label_free_points import label_free_points
 from monitor.metrics.log_summary import (
     ROW_SUMMARIES,
-    Column,
-    Derived,
     Parts,
-    ReconstructionOfRows,
     RowSummary,
-    ScoresOfRows,
 )
-from monitor.metrics.multivariate import RECONSTRUCTION_COLUMN, Reconstruction
 from monitor.metrics.points import MetricPoint, segment_labels
 from monitor.metrics.profiles import (
     LATENCY_EDGES,
@@ -50,44 +44,19 @@ from monitor.services import comparison_job, job_log, quality_job, registry
 from monitor.services.context import ServiceContext
 from monitor.services.metric_store import record_points
 from monitor.services.registry import resolve_version
+from monitor.services.summary_plan import (
+    ReferenceView,
+    SummaryPlan,
+    column_specs,
+    load_reference,
+    parse_segment,
+    reference_view,
+    summary_plan,
+)
 from monitor.services.windows import HOUR, hours, merged_window
 
 # The key of a challenger's summaries against its champion's reference (a segment's key has an '=')
 SHARED = "@champion-reference"
-
-
-@dataclass(frozen=True)
-class ReferenceView:
-    """The reference in use: per segment ('' for all rows) its drift columns' summaries and its
-    quality extras (its own quality and residuals, when it has labels)."""
-
-    reference_id: int
-    columns: dict[str, dict[str, dict[str, Any]]]
-    extras: dict[str, dict[str, dict[str, Any]]]
-
-    @property
-    def segments(self) -> list[str]:
-        return [s for s in self.columns if s]
-
-
-def load_reference(ctx: ServiceContext, vrow: VersionRow) -> ReferenceView:
-    with ctx.uow() as uow:
-        ref_id = reference_repo.active_reference_id(uow.conn, vrow.version_id)
-    if ref_id is None:
-        raise MonitorError(
-            f"model {vrow.model_name!r} version {vrow.version!r} has no reference dataset to measure drift against"
-        )
-    return ctx.cached_reference(ref_id, lambda: _read_reference(ctx, ref_id))
-
-
-def _read_reference(ctx: ServiceContext, ref_id: int) -> ReferenceView:
-    with ctx.uow() as uow:
-        by_segment = reference_repo.all_summaries(uow.conn, ref_id)
-    by_segment.setdefault("", {})
-    segments = ["", *sorted(s for s in by_segment if s)]
-    columns = {seg: {c: v for c, v in by_segment[seg].items() if not c.startswith("_")} for seg in segments}
-    extras = {seg: {c: v for c, v in by_segment[seg].items() if c.startswith("_")} for seg in segments}
-    return ReferenceView(ref_id, columns, extras)
 
 
 @dataclass(frozen=True)
@@ -109,7 +78,7 @@ def shared_reference(ctx: ServiceContext, vrow: VersionRow, own: ReferenceView) 
         ref_id = reference_repo.active_reference_id(uow.conn, champion.version_id)
     if ref_id is None or ref_id == own.reference_id:
         return None
-    theirs = ctx.cached_reference(ref_id, lambda: _read_reference(ctx, ref_id)).columns[""]
+    theirs = reference_view(ctx, ref_id).columns[""]
     ours = own.columns[""]
     columns = {c: s for c, s in theirs.items() if c in ours and ours[c]["type"] == s["type"]}
     return SharedReference(champion, ref_id, columns) if columns else None
@@ -120,40 +89,6 @@ def _store_shared(
 ) -> None:
     summary_repo.replace_bucket(conn, vrow.model_id, vrow.version_id, shared.reference_id, bucket, 1, n, parts)
     summary_repo.drop_merged(conn, vrow.model_id, vrow.version_id, shared.reference_id, bucket)
-
-
-def parse_segment(key: str, schema: ModelSchema) -> Segment:
-    """'region=EU' -> ('region', 'EU'), reading the column by the declared names (a column name
-    may itself hold '=')."""
-    if not key:
-        return None
-    for column in sorted(schema.segments, key=len, reverse=True):
-        if key.startswith(column + "="):
-            return column, key[len(column) + 1 :]
-    raise MonitorError(f"segment {key!r} is not one of the model's segment columns")
-
-
-def _specs(columns: dict[str, dict[str, Any]]) -> list[Column]:
-    specs = [
-        Column(col, np.asarray(s["edges"], dtype=float) if s["type"] == "numerical" else None)
-        for col, s in columns.items()
-    ]
-    specs.append(Column(LATENCY, LATENCY_EDGES))
-    return specs
-
-
-def derived_summaries(schema: ModelSchema, ref: ReferenceView) -> list[Derived]:
-    """What the rollup computes per row besides the columns: a classifier's scores (label-free
-    estimation; kept whether or not the reference can calibrate them yet, so that a labelled
-    reference uploaded later estimates the hours already summarised) and, where the reference
-    has one, the reconstruction error under its model."""
-    derived: list[Derived] = []
-    if schema.task is not Task.regression and schema.classes:
-        derived.append(ScoresOfRows(list(schema.classes)))
-    model = ref.extras[""].get(RECONSTRUCTION_COLUMN)
-    if model is not None:
-        derived.append(ReconstructionOfRows(Reconstruction.from_json(model)))
-    return derived
 
 
 def rollup(
@@ -174,39 +109,32 @@ def rollup(
     is skipped and recorded there (``job_log.isolated``) instead of failing the rollup. Returns
     predictions summarised."""
     vrow = resolve_version(ctx, model, version)
-    schema = schema_from_json(vrow.schema)
     ref = load_reference(ctx, vrow)
-    specs = {seg: _specs(cols) for seg, cols in ref.columns.items()}
-    groups = summary_repo.Groups({seg: parse_segment(seg, schema) for seg in ref.columns})
-    residual_edges = {seg: quality_job.residual_edges(ref.extras[seg]) for seg in ref.columns}
-    derived = derived_summaries(schema, ref)
+    plan = summary_plan(schema_from_json(vrow.schema), ref)
     # a challenger's hours are summarised against its champion's reference too, from the same rows
     shared = None if quality_only else shared_reference(ctx, vrow, ref)
-    also = {SHARED: _specs(shared.columns)} if shared is not None else None
     total = [0]
 
     def summarise(bucket: datetime) -> None:
-        with ctx.uow() as uow:
+        # From the log, what is summarised and the deltas that summarised it at ingestion are
+        # read in one snapshot, and the deltas it sees discarded (monitor.services.summary_deltas);
+        # the merge lock is held from before that snapshot, so no day or week merged from the old
+        # hour outlives it.
+        lock = summary_repo.merge_lock_key(vrow.version_id, summary_repo.week_of_hour(bucket))
+        with ctx.uow(snapshot=True, session_locks=(lock,)) as uow:
             window = (uow.conn, vrow.model_id, vrow.version_id, bucket, bucket + HOUR)
-            counts = summary_repo.count_rows(*window, groups)
-            if not quality_only:
-                parts = summary_repo.summarise_columns(*window, specs, groups, counts, derived, also)
-                if shared is not None:
-                    _store_shared(uow.conn, vrow, shared, bucket, counts[""], parts[SHARED])
-                for seg in groups.keys:
-                    summary_repo.replace_bucket(
-                        uow.conn,
-                        vrow.model_id,
-                        vrow.version_id,
-                        ref.reference_id,
-                        bucket,
-                        1,
-                        counts[seg],
-                        parts[seg],
-                        seg,
-                    )
-                    summary_repo.drop_merged(uow.conn, vrow.model_id, vrow.version_id, ref.reference_id, bucket, seg)
-            quality_job.summarise_hour(uow.conn, vrow, schema, ref.reference_id, residual_edges, bucket, groups, counts)
+            kinds = (delta_repo.QUALITY,) if quality_only else (delta_repo.COLUMNS, delta_repo.QUALITY)
+            delta_repo.discard(*window, kinds)
+            if quality_only:
+                # the predictions as the stored column summaries count them: the column deltas
+                # not yet folded add theirs to the quality summary when they are
+                counts = summary_repo.stored_counts(*window[:4], ref.reference_id, plan.groups)
+            else:
+                counts = summary_repo.count_rows(*window, plan.groups)
+                _summarise_columns(uow.conn, vrow, plan, shared, bucket, counts)
+            quality_job.summarise_hour(
+                uow.conn, vrow, plan.schema, ref.reference_id, plan.residual_edges, bucket, plan.groups, counts
+            )
             uow.commit()
             if not quality_only:
                 total[0] += counts[""]
@@ -214,6 +142,28 @@ def rollup(
     for bucket in only if only is not None else hours(start, end):
         job_log.isolated(f"summary of the hour {bucket.isoformat()}", failures, summarise, bucket)
     return total[0]
+
+
+def _summarise_columns(
+    conn: Connection,
+    vrow: VersionRow,
+    plan: SummaryPlan,
+    shared: SharedReference | None,
+    bucket: datetime,
+    counts: dict[str, int],
+) -> None:
+    """An hour's column summaries read from the log, stored in place of what was (and, for a
+    challenger, its summaries on its champion's reference)."""
+    also = {SHARED: column_specs(shared.columns)} if shared is not None else None
+    window = (conn, vrow.model_id, vrow.version_id, bucket, bucket + HOUR)
+    parts = summary_repo.summarise_columns(*window, plan.columns, plan.groups, counts, plan.derived, also)
+    if shared is not None:
+        _store_shared(conn, vrow, shared, bucket, counts[""], parts[SHARED])
+    for seg in plan.groups.keys:
+        summary_repo.replace_bucket(
+            conn, vrow.model_id, vrow.version_id, plan.reference_id, bucket, 1, counts[seg], parts[seg], seg
+        )
+        summary_repo.drop_merged(conn, vrow.model_id, vrow.version_id, plan.reference_id, bucket, seg)
 
 
 class ColumnAccumulator:
@@ -224,12 +174,20 @@ class ColumnAccumulator:
         self._edges[LATENCY] = LATENCY_EDGES
         self.columns: dict[str, Summary] = {}
         self.row_summaries: dict[str, RowSummary] = {}  # label-free estimation, reconstruction
-        self._rows: dict[tuple[datetime, int], int] = {}
+        self._rows: dict[tuple[object, int], int] = {}  # rows per bucket (or delta) added
 
     def add(
         self, bucket: datetime, hours_: int, col: str, n_rows: int, stats: dict[str, Any], counts: bytes | None
     ) -> None:
         self._rows[(bucket, hours_)] = n_rows
+        self._add(col, stats, counts)
+
+    def add_delta(self, index: int, col: str, n_rows: int, stats: dict[str, Any], counts: bytes | None) -> None:
+        """Add the ``index``-th delta folded (``monitor.services.summary_deltas``) of a bucket."""
+        self._rows[("delta", index)] = n_rows
+        self._add(col, stats, counts)
+
+    def _add(self, col: str, stats: dict[str, Any], counts: bytes | None) -> None:
         read = ROW_SUMMARIES.get(col)
         if read is not None:
             part, held = read(stats, counts), self.row_summaries.get(col)
@@ -346,7 +304,7 @@ def _summarise_shared(
         args = (uow.conn, vrow.model_id, vrow.version_id)
         done = summary_repo.summarised_hours(*args, shared.reference_id, start, end)
         missing = sorted(summary_repo.summarised_hours(*args, own.reference_id, start, end) - done)
-    also = {SHARED: _specs(shared.columns)}
+    also = {SHARED: column_specs(shared.columns)}
     everything = summary_repo.Groups({"": None})
     for bucket in missing:
         with ctx.uow() as uow:

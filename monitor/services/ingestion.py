@@ -25,7 +25,7 @@ from monitor.domain.payloads import parse_records
 from monitor.domain.records import LabelRow, PredictionRow, RecordError, RecordValidator, TimeBounds, time_bounds
 from monitor.domain.unstorable import text_problem
 from monitor.errors import InvalidRecords, PayloadTooLarge
-from monitor.services import registry
+from monitor.services import registry, summary_deltas
 from monitor.services.context import ServiceContext
 
 log = logging.getLogger(__name__)
@@ -345,6 +345,8 @@ def _store_predictions_once(
                 duplicates.extend(r.prediction_id for _, r in rows if r.prediction_id not in new_ids)
             if new:
                 log_repo.copy_predictions(uow.raw, mid, new)
+                # each row summarised once, here, committed with it (monitor.services.summary_deltas)
+                summary_deltas.write_batch_deltas(ctx, uow.conn, uow.raw, mid, new)
                 log_repo.attach_waiting_labels(uow.raw, mid, [r.prediction_id for _, r in new])
                 # the clock read last, just before the commit: the margin covers only the commit
                 late = _late_hours(new, _now())
@@ -392,11 +394,13 @@ def ingest_labels(
         for mid, by_id in valid.items():
             if not by_id:
                 continue
-            new, replaced, matched = log_repo.upsert_labels(uow.conn, mid, list(by_id.values()), now)
-            result.new += new
-            result.replaced += replaced
-            result.matched += matched
-            log_repo.add_ingest_stats(uow.raw, mid, _hour(now), "label", new + replaced, 0, 0)
+            stored = log_repo.upsert_labels(uow.conn, mid, list(by_id.values()), now)
+            result.new += stored.new
+            result.replaced += stored.replaced
+            result.matched += stored.matched
+            # new labels' quality summarised once, here, committed with them (summary_deltas)
+            summary_deltas.write_label_deltas(ctx, uow.conn, uow.raw, mid, stored.new_matched)
+            log_repo.add_ingest_stats(uow.raw, mid, _hour(now), "label", stored.new + stored.replaced, 0, 0)
         uow.commit()
     result.accepted = result.new + result.replaced
     result.waiting = result.accepted - result.matched

@@ -18,10 +18,11 @@ from monitor.db.log_repo import StaleHour
 from monitor.db.registry_repo import VersionRow
 from monitor.domain.monitoring import MonitoringConfig
 from monitor.metrics.points import MetricPoint
-from monitor.services import error_stream_job, job_log, registry
+from monitor.services import error_stream_job, job_log, registry, summary_deltas
 from monitor.services.context import ServiceContext
-from monitor.services.drift_job import compute_window, load_reference, rollup
+from monitor.services.drift_job import compute_window, rollup, shared_reference
 from monitor.services.metric_store import record_points
+from monitor.services.summary_plan import load_reference
 from monitor.services.windows import HOUR, hour_floor, hours
 
 log = logging.getLogger(__name__)
@@ -83,22 +84,39 @@ def _run_version(
     """Summarise one version's new hours, compute its windows, recompute what stale hours hold."""
     report = RunReport(model, vrow.version)
     with ctx.uow() as uow:
-        if reference_repo.active_reference_id(uow.conn, vrow.version_id) is None:
+        ref_id = reference_repo.active_reference_id(uow.conn, vrow.version_id)
+        if ref_id is None:
             report.skipped = "no reference dataset"
             return report
         rolled_until = watermark_repo.get(uow.conn, vrow.version_id, "rollup")
+        from_log_until = watermark_repo.get(uow.conn, vrow.version_id, f"rollup:{ref_id}")
         computed_until = {spec: watermark_repo.get(uow.conn, vrow.version_id, f"drift:{spec}") for spec in cfg.windows}
     end = hour_floor(now) + HOUR  # the boundary after now: the current hour is summarised as it fills
     earliest = end - MAX_CATCH_UP
     start = rollup_start(rolled_until, end)
+    # Every prediction stored since the last run was summarised at ingestion: its deltas are
+    # folded into their hours, wherever those are (monitor.services.summary_deltas). The column
+    # summaries are made from the log only for what has no deltas: the hours before this
+    # reference's first run, and a challenger measured on its champion's reference too.
+    ref = load_reference(ctx, vrow)
+    folded = summary_deltas.fold(ctx, vrow, ref)
+    measured_twice = shared_reference(ctx, vrow, ref) is not None  # no deltas on the champion's reference
+    from_log = from_log_until is None or measured_twice
+    if from_log:
+        start = rollup_start(rolled_until if from_log_until is not None else None, end)
     # An hour or a window that fails on its data (job_log.DATA_ERRORS) is skipped and reported
     # (report.failures, the job's failure count, a job_failures point); the others are computed.
-    report.rows_summarised = rollup(ctx, model, vrow.version, start, end, failures=report.failures)
+    report.rows_summarised = folded.rows
+    if from_log:
+        report.rows_summarised = rollup(ctx, model, vrow.version, start, end, failures=report.failures)
     _set_watermark(ctx, vrow.version_id, "rollup", end)
+    if from_log_until is None:
+        _set_watermark(ctx, vrow.version_id, f"rollup:{ref_id}", end)
     attempts = len(hours(start, end))
-    _resummarise_stale(ctx, model, vrow, stale, start, report)
-    # the error stream changed from the first hour summarised: the detector reads on from there
-    _advance_error_stream(ctx, vrow, cfg, min([start, *(s.hour for s in stale)]), end, report)
+    _resummarise_stale(ctx, model, vrow, stale, start if from_log else end, measured_twice, report)
+    # the error stream changed from the first hour summarised or folded: the detector reads on from there
+    changed = [*(s.hour for s in stale), *folded.hours, *([start] if from_log else [])]
+    _advance_error_stream(ctx, vrow, cfg, min(changed, default=end), end, report)
     for spec, length in zip(cfg.windows, cfg.window_lengths(), strict=True):
         job = f"drift:{spec}"
         with ctx.uow() as uow:
@@ -172,15 +190,22 @@ def _resummarise_stale(
     model: str,
     vrow: VersionRow,
     stale: list[log_repo.StaleHour],
-    rolled_from: datetime,
+    done_from: datetime,
+    measured_twice: bool,
     report: RunReport,
 ) -> None:
-    """Hours that labels or late predictions changed after they were summarised: summarise those
-    this run's rollup did not cover again (only their quality when only labels changed). Done
-    before the run's windows, so that they, and the error-stream detector, see the new data."""
+    """Hours whose summaries must be made from the log (``monitor.services.summary_deltas``):
+    every summary of an hour whose deltas were against another reference or could not be made,
+    or, for a challenger also summarised on its champion's reference (which has no deltas), of an
+    hour that late predictions changed; the quality of an hour whose labels were replaced or
+    joined to predictions that came after them. Hours from ``done_from`` on were summarised from
+    the log by this run already. New predictions and labels were folded from their deltas: their
+    marks only have the windows computed again. Done before the run's windows, so that they, and
+    the error-stream detector, see the new data."""
     report.stale_hours = len(stale)
-    for log_changed in (True, False):
-        redo = [s.hour for s in stale if s.hour < rolled_from and s.log_changed is log_changed]
+    whole = [s.hour for s in stale if s.hour < done_from and (s.from_log or (measured_twice and s.log_changed))]
+    quality = [s.hour for s in stale if s.hour < done_from and s.quality_from_log and s.hour not in whole]
+    for redo, quality_only in ((whole, False), (quality, True)):
         if redo:
             rollup(
                 ctx,
@@ -188,7 +213,7 @@ def _resummarise_stale(
                 vrow.version,
                 redo[0],
                 redo[-1] + HOUR,
-                quality_only=not log_changed,
+                quality_only=quality_only,
                 only=redo,
                 failures=report.failures,
             )

@@ -125,7 +125,23 @@ class StoreCollector:
             "Hours and windows a scheduler job skipped because they failed, and failed runs",
             labels=["model", "job"],
         )
+        backlog = GaugeMetricFamily(
+            "monitor_scheduler_backlog_rows",
+            "Predictions summarised at ingestion that the scheduler has not folded yet",
+            labels=["model"],
+        )
+        backlog_age = GaugeMetricFamily(
+            "monitor_scheduler_backlog_age_seconds",
+            "How long the oldest of them has waited: the scheduler's lag (0 when none waits)",
+            labels=["model"],
+        )
         with self.ctx.uow() as uow:
+            now = datetime.now(UTC)
+            waiting = {r["model"]: r for r in ops_repo.summary_backlog(uow.conn)}
+            for name in registry_repo.list_model_names(uow.conn):
+                r = waiting.get(name)
+                backlog.add_metric([name], float(r["rows"]) if r else 0.0)
+                backlog_age.add_metric([name], max(0.0, (now - r["oldest"]).total_seconds()) if r else 0.0)
             for r in ops_repo.ingest_totals(uow.conn):
                 for outcome in ("accepted", "duplicates", "rejected"):
                     records.add_metric([r["model"], r["kind"], outcome], float(r[outcome]))
@@ -142,6 +158,8 @@ class StoreCollector:
         yield last_success
         yield duration
         yield failures
+        yield backlog
+        yield backlog_age
         yield from self._model_families(points)
 
     def _model_points(self, conn: Any) -> list[tuple[str, dict[str, Any]]]:

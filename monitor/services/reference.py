@@ -205,4 +205,5 @@ def upload_reference(
             details={"name": name, "bytes": len(data)} | stored,
         )
         uow.commit()
+    ctx.forget_active_reference(vrow.version_id)  # this process's next batches summarise against it
     return stored

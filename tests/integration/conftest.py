@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -59,3 +60,15 @@ def receiver() -> Iterator[Receiver]:
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield rec
     server.shutdown()
+
+
+@pytest.fixture
+def now(monkeypatch: pytest.MonkeyPatch) -> datetime:
+    """Half past the current hour, for ingestion and for the scheduler runs alike (the hour never
+    turns mid-test)."""
+    from monitor.services import ingestion
+    from monitor.services.windows import hour_floor
+
+    pinned = hour_floor(datetime.now(UTC)) + timedelta(minutes=30)
+    monkeypatch.setattr(ingestion, "_now", lambda: pinned)
+    return pinned

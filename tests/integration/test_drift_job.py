@@ -19,8 +19,10 @@ from monitor.metrics.points import MetricPoint
 from monitor.metrics.stattests import FeatureKind, test_drift
 from monitor.services import ingestion, registry
 from monitor.services.context import ServiceContext
-from monitor.services.drift_job import _specs, compute_window, load_reference, parse_segment, rollup
+from monitor.services.drift_job import compute_window, rollup
 from monitor.services.reference import upload_reference
+from monitor.services.summary_plan import column_specs as _specs
+from monitor.services.summary_plan import load_reference, parse_segment
 from monitor.services.windows import hour_floor
 
 # The summaries are checked against Evidently's tests on the raw rows: its profile, unless a test

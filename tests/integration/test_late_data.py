@@ -11,21 +11,13 @@ from sqlalchemy import text
 
 from monitor.db import log_repo
 from monitor.domain.monitoring import MonitoringConfig
-from monitor.services import ingestion, registry
+from monitor.services import registry
 from monitor.services.context import ServiceContext
 from monitor.services.monitoring_run import backfill, run_model
 from monitor.services.windows import hour_floor
 from tests.integration.demo_model import MODEL, label, register_demo, traffic
 
 HOUR = timedelta(hours=1)
-
-
-@pytest.fixture
-def now(monkeypatch: pytest.MonkeyPatch) -> datetime:
-    """Half past the current hour, for ingestion and for the scheduler runs alike."""
-    pinned = hour_floor(datetime.now(UTC)) + timedelta(minutes=30)
-    monkeypatch.setattr(ingestion, "_now", lambda: pinned)
-    return pinned
 
 
 def _point(ctx: ServiceContext, metric: str, start: datetime, end: datetime) -> tuple[float, int, datetime]:
@@ -63,7 +55,8 @@ def test_late_predictions_reach_every_window_that_holds_their_hour(ctx: ServiceC
     traffic(ctx, base, 10, "live-", seed=4, minutes=20)  # traffic as it happens marks nothing
     assert _marks(ctx) == [(old, True)]
     report = run_model(ctx, MODEL, now)
-    assert (report.stale_hours, report.resummarised_hours) == (1, 1)
+    # folded into its hour from the deltas ingestion wrote; the mark has its windows done again
+    assert (report.stale_hours, report.resummarised_hours) == (1, 0)
     assert report.recomputed_windows == 4  # the 1h window of that hour and the three 3h windows holding it
     assert _point(ctx, "dataset_drift", *one_hour)[1] == 300
     for k in range(1, 4):
@@ -94,15 +87,16 @@ def test_data_for_the_hour_just_closed_reaches_its_final_window(ctx: ServiceCont
     traffic(ctx, closed + timedelta(minutes=59), 30, "just-late-", seed=6, minutes=1)
     assert _marks(ctx) == [(closed, True)]
     report = run_model(ctx, MODEL, now)
-    assert report.resummarised_hours == 1  # through its mark: this run's rollup is the current hour's only
+    assert report.resummarised_hours == 0  # folded from the deltas; the mark has its window done again
     assert report.recomputed_windows == 1
     assert _point(ctx, "quality.label_coverage", *window)[0] == pytest.approx(120 / 330)
     assert _point(ctx, "dataset_drift", *window)[1] == 330
 
 
 def test_a_run_in_the_hour_of_the_one_before_summarises_that_hour_only(ctx: ServiceContext, now: datetime) -> None:
-    """Closed hours are summarised again by the first run after the hour turns, then only through
-    their marks: a run costs the rows of the hour that is filling, not three hours of the log."""
+    """After the first run, a run folds what arrived since the last (summarised at ingestion), not
+    the hour that is filling from its first row; late rows fold into their own hour, whose quality
+    and windows are done again through its mark."""
     register_demo(ctx, MonitoringConfig(windows=["1h"]))
     base = hour_floor(now)
     closed = base - HOUR
@@ -112,13 +106,13 @@ def test_a_run_in_the_hour_of_the_one_before_summarises_that_hour_only(ctx: Serv
     assert run_model(ctx, MODEL, now).rows_summarised == 230  # the first run: the closed hours too
     traffic(ctx, base, 10, "more-", seed=23, minutes=20)
     second = run_model(ctx, MODEL, now)
-    assert (second.rows_summarised, second.resummarised_hours) == (40, 0)
+    assert (second.rows_summarised, second.resummarised_hours) == (10, 0)  # what arrived, not the hour
     assert _point(ctx, "dataset_drift", base, base + HOUR)[1] == 40
 
     traffic(ctx, closed + timedelta(minutes=50), 5, "late-", seed=24, minutes=5)
     assert _marks(ctx) == [(closed, True)]
     third = run_model(ctx, MODEL, now)
-    assert (third.rows_summarised, third.resummarised_hours, third.recomputed_windows) == (40, 1, 1)
+    assert (third.rows_summarised, third.resummarised_hours, third.recomputed_windows) == (5, 0, 1)
     assert _point(ctx, "dataset_drift", closed, base)[1] == 205
 
 
@@ -167,7 +161,7 @@ def test_late_data_before_the_first_run_is_summarised_but_makes_no_lone_window(
     run_model(ctx, MODEL, now)  # the first run: windows from here on
     traffic(ctx, base - 5 * HOUR, 20, "history-", seed=20)
     report = run_model(ctx, MODEL, now)
-    assert (report.resummarised_hours, report.recomputed_windows) == (1, 0)
+    assert (report.rows_summarised, report.recomputed_windows) == (20, 0)  # folded into its hour
     with ctx.engine.connect() as conn:
         ends = conn.execute(text("SELECT DISTINCT window_end FROM metric_points")).scalars().all()
     assert [e.astimezone(UTC) for e in ends] == [base + HOUR]  # `monitor backfill` computes history

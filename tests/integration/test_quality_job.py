@@ -105,7 +105,8 @@ def test_late_labels_recompute_the_past_windows_they_belong_to(ctx: ServiceConte
     assert before_1h == pytest.approx(200 / 600) and before_3h == pytest.approx(300 / 700)
     label(ctx, frame.iloc[200:500])  # labels land for predictions five hours old
     report = run_model(ctx, MODEL, now)
-    assert report.stale_hours == report.resummarised_hours == 1  # the mark the labels' transaction wrote
+    # the mark the labels' transaction wrote; their quality was summarised then (a delta, folded)
+    assert (report.stale_hours, report.resummarised_hours) == (1, 0)
     # the 1h window holding that hour, and the three 3h windows that hold it
     assert report.recomputed_windows == 4
     after_1h, at_1h_again = coverage(old + timedelta(hours=1), 1)

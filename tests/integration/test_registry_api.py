@@ -68,7 +68,7 @@ def test_openapi_documents_the_routes_and_the_ingestion_bodies(api: Api) -> None
 def test_monitoring_settings_default_and_change(api: Api) -> None:
     api.http.post("/v1/models", json=BINARY_SPEC, headers=api.admin)
     got = api.http.get("/v1/models/churn/monitoring", headers=api.read).json()
-    assert got["windows"] == ["1h", "1d"] and got["schedule_seconds"] == 300 and got["fdr"] is False
+    assert got["windows"] == ["1h", "1d"] and got["schedule_seconds"] == 30 and got["fdr"] is False
     new = {**got, "windows": ["6h", "7d"], "fdr": True, "feature_tests": {"tenure": {"test": "psi", "threshold": 0.2}}}
     r = api.http.put("/v1/models/churn/monitoring", json=new, headers=api.admin)
     assert r.status_code == 200

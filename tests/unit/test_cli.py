@@ -37,7 +37,7 @@ def test_every_option_says_its_default(capsys: pytest.CaptureFixture[str]) -> No
             parser.parse_args([*command.split(), "--help"])
         texts[command] = capsys.readouterr().out
     assert "(default: 20.0)" in texts["demo"] and "(default: 8050)" in texts["demo"]
-    assert "(default: 30.0)" in texts["scheduler"] and "(default: cli)" in texts["keys create"]
+    assert "(default: 10.0)" in texts["scheduler"] and "(default: cli)" in texts["keys create"]
     assert "default MONITOR_PORT or 8000" in texts["serve"]
     for command, text in texts.items():
         assert "(default: None)" not in text and "(default: False)" not in text, command

@@ -233,3 +233,32 @@ def test_every_registered_test_has_a_summary_form_equal_to_its_sample_form(test:
     raw = test_drift(ref, cur, kind, test=test)
     assert got.score == pytest.approx(raw.score, rel=1e-9, abs=1e-12)
     assert got.drifted == raw.drifted
+
+
+@pytest.mark.parametrize("n", [0, 1, 3, 7, 8, 50, 5000])
+def test_numeric_parts_are_the_summarys_storage_form(n: int) -> None:
+    """A batch summarised at ingestion goes straight to its storage form, by another way for a
+    few values: the same stats and, unpacked, the same counts as the dense summary."""
+    from monitor.metrics.profiles import numeric_parts, summary_to_parts, unpack_counts
+
+    rng = np.random.default_rng(n)
+    edges = np.unique(np.round(rng.normal(size=300), 2))
+    values = np.concatenate([rng.normal(size=n), edges[: n // 3]])[:n]  # on edges too
+    if n >= 3:
+        values[:3] = [np.nan, np.inf, -50.0]  # missing, not finite, beyond the outer edge
+    got_stats, got_counts = numeric_parts(values, edges)
+    want_stats, want_counts = summary_to_parts(NumericSummary.of(values, edges))
+    assert want_counts is not None
+    assert np.array_equal(unpack_counts(got_counts), unpack_counts(want_counts))
+    assert got_stats == want_stats
+
+
+@pytest.mark.parametrize("nonzero", [0, 1, 10, 2000])
+def test_counts_pack_and_unpack_whatever_their_form(nonzero: int) -> None:
+    from monitor.metrics.profiles import pack_counts, unpack_counts
+
+    counts = np.zeros(4001, dtype=np.int64)
+    counts[np.random.default_rng(nonzero).choice(4001, nonzero, replace=False)] = np.arange(1, nonzero + 1)
+    packed = pack_counts(counts)
+    assert np.array_equal(unpack_counts(packed), counts)
+    assert packed[:1] == (b"\x00" if nonzero * 8 <= len(counts) else b"x")  # sparse, or zlib
