@@ -4,6 +4,7 @@ in order, resumable, one at a time per key, and audited."""
 
 from __future__ import annotations
 
+import gc
 import io
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -301,9 +302,15 @@ def test_the_sdk_downloads_a_window_slice_by_slice_and_takes_a_broken_slice_agai
     try:
         flaky = _BreaksOnce(nth=3)  # the second of four half-hour slices breaks off
         client = MonitorClient(server.url, api.data["Authorization"].split()[1], model=MODEL, transport=flaky)
-        client.backoff_base = 0.01
+        client.backoff_base = client.backoff_max = 0.05
         path = tmp_path / "window.csv"
-        assert client.export_window(start, end, path, slice_hours=0.5) == len(whole)
+        # The broken export must end when its response does, not when the garbage collector
+        # finds its abandoned body: with the collector off, a lock freed only by it stays held.
+        gc.disable()
+        try:
+            assert client.export_window(start, end, path, slice_hours=0.5) == len(whole)
+        finally:
+            gc.enable()
         client.close()
     finally:
         server.stop()

@@ -12,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from monitor.api import schemas
 from monitor.api.deps import Caller, Ctx, require
 from monitor.api.guard import GuardedRoute
-from monitor.api.responses import FastJSONResponse
+from monitor.api.responses import ClosingStreamingResponse, FastJSONResponse
 from monitor.domain.export_table import ExportFormat
 from monitor.services import audit, export, records
 from monitor.services.keys import Scope
@@ -60,7 +60,11 @@ async def export_window(
     req = export.ExportRequest(name, start, end, version, format, after, spreadsheet_safe)
     started = await run_in_threadpool(export.start_export, ctx, req, actor)
     headers = {"Content-Disposition": f'attachment; filename="{started.filename}"', "Cache-Control": "no-store"}
-    return StreamingResponse(started.body, media_type=started.media_type, headers=headers)
+    # closed when the response ends, also when the client went away mid-body (the export's lock,
+    # slot and connection are freed then, and its stop audited)
+    return ClosingStreamingResponse(
+        started.body, media_type=started.media_type, headers=headers, on_close=started.close
+    )
 
 
 @router.get("/audit", dependencies=[Depends(require(Scope.admin))], response_model=schemas.AuditPage)
