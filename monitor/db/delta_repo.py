@@ -108,15 +108,3 @@ def discard(
         ),
         {"m": model_id, "v": version_id, "start": start, "end": end, "kinds": list(kinds)},
     ).rowcount
-
-
-def pending(conn: Connection, model_id: int) -> tuple[int, datetime | None]:
-    """Rows not yet folded, and the oldest minute they hold (the scheduler's lag)."""
-    n, oldest = conn.execute(
-        text(
-            "SELECT coalesce(sum(n_rows), 0), min(minute) FROM summary_deltas "
-            "WHERE model_id = :m AND segment = '' AND kind = 'columns'"
-        ),
-        {"m": model_id},
-    ).one()
-    return int(n), oldest

@@ -316,10 +316,24 @@ _SPARSE = b"\x00"
 def pack_counts(counts: np.ndarray) -> bytes:
     c = np.asarray(counts, dtype="<i8")
     nonzero = np.flatnonzero(c)
-    if len(nonzero) * 8 <= len(c):
-        header = _SPARSE + np.array([len(c)], dtype="<u4").tobytes()
-        return header + nonzero.astype("<u4").tobytes() + c[nonzero].tobytes()
+    if _sparse_is_smaller(len(nonzero), len(c)):
+        return pack_cells(len(c), nonzero, c[nonzero])
     return zlib.compress(c.tobytes(), 1)
+
+
+def pack_cells(size: int, cells: Sequence[int] | np.ndarray, values: Sequence[int] | np.ndarray) -> bytes:
+    """``pack_counts`` of ``size`` counts given as their non-zero ``cells`` (ascending) and
+    ``values``, without making the dense counts unless zlib's form is the smaller."""
+    if _sparse_is_smaller(len(cells), size):
+        header = _SPARSE + np.array([size], dtype="<u4").tobytes()
+        return header + np.asarray(cells, dtype="<u4").tobytes() + np.asarray(values, dtype="<i8").tobytes()
+    dense = np.zeros(size, dtype="<i8")
+    dense[np.asarray(cells, dtype=np.intp)] = values
+    return zlib.compress(dense.tobytes(), 1)
+
+
+def _sparse_is_smaller(cells: int, size: int) -> bool:
+    return cells * 8 <= size
 
 
 def unpack_counts(data: bytes) -> np.ndarray:
@@ -356,15 +370,8 @@ def numeric_parts(values: np.ndarray, edges: np.ndarray) -> tuple[dict[str, obje
         "max": None,
     }
     if not len(x):
-        return stats_, _SPARSE + np.array([size], dtype="<u4").tobytes()
-    cells, n = np.unique(bucket_index(x, edges), return_counts=True)
-    if len(cells) * 8 > size:  # dense enough for zlib's form
-        counts = np.zeros(size, dtype=np.int64)
-        counts[cells] = n
-        packed = pack_counts(counts)
-    else:
-        packed = _SPARSE + np.array([size], dtype="<u4").tobytes() + cells.astype("<u4").tobytes()
-        packed += n.astype("<i8").tobytes()
+        return stats_, pack_cells(size, [], [])
+    packed = pack_cells(size, *np.unique(bucket_index(x, edges), return_counts=True))
     with np.errstate(over="ignore"):
         total, total_sq = float(x.sum()), float(np.square(x).sum())
     if not np.isfinite(total_sq):
@@ -395,8 +402,7 @@ def _few_numeric_parts(values: list[float], edges: np.ndarray) -> tuple[dict[str
         cell = 2 * i + 1 if i < len(edges) and edges[i] == a else 2 * i
         cells[cell] = cells.get(cell, 0) + 1
     order = sorted(cells)
-    packed = _SPARSE + np.array([size], dtype="<u4").tobytes() + np.array(order, dtype="<u4").tobytes()
-    packed += np.array([cells[c] for c in order], dtype="<i8").tobytes()
+    packed = pack_cells(size, order, [cells[c] for c in order])
     lo, hi = float(edges[0]), float(edges[-1])
     total_sq = sum(a * a for a in x)
     if not math.isfinite(total_sq):

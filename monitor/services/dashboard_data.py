@@ -18,9 +18,8 @@ from monitor.errors import NotFound
 from monitor.metrics.profiles import CategoricalSummary, NumericSummary, summary_from_json
 from monitor.services import alert_config, alert_ops, registry
 from monitor.services.context import ServiceContext
-from monitor.services.drift_job import ColumnAccumulator
 from monitor.services.summary_plan import load_reference, parse_segment
-from monitor.services.windows import merged_window
+from monitor.services.windows import ColumnAccumulator, merged_window
 
 DISPLAY_BINS = 30
 # Windows end every hour; a page draws at most this many (a month of hourly windows is thinned).

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import numpy as np
 from sqlalchemy import Connection
 
 from monitor.db import delta_repo, log_repo, reference_repo, summary_repo
@@ -26,20 +25,14 @@ from monitor.metrics.comparison import drift_against_one_reference
 from monitor.metrics.fairness import GroupCounts, fairness_points, group_counts
 from monitor.metrics.label_free_points import label_free_points
 from monitor.metrics.log_summary import (
-    ROW_SUMMARIES,
     Parts,
-    RowSummary,
 )
 from monitor.metrics.points import MetricPoint, segment_labels
 from monitor.metrics.profiles import (
-    LATENCY_EDGES,
     CategoricalSummary,
-    NumericSummary,
-    Summary,
-    summary_to_parts,
 )
 from monitor.metrics.quality_summary import ClassificationSummary
-from monitor.metrics.window_points import LATENCY, drift_points, segment_points
+from monitor.metrics.window_points import drift_points, segment_points
 from monitor.services import comparison_job, job_log, quality_job, registry
 from monitor.services.context import ServiceContext
 from monitor.services.metric_store import record_points
@@ -53,7 +46,7 @@ from monitor.services.summary_plan import (
     reference_view,
     summary_plan,
 )
-from monitor.services.windows import HOUR, hours, merged_window
+from monitor.services.windows import HOUR, ColumnAccumulator, hours, merged_window
 
 # The key of a challenger's summaries against its champion's reference (a segment's key has an '=')
 SHARED = "@champion-reference"
@@ -164,52 +157,6 @@ def _summarise_columns(
             conn, vrow.model_id, vrow.version_id, plan.reference_id, bucket, 1, counts[seg], parts[seg], seg
         )
         summary_repo.drop_merged(conn, vrow.model_id, vrow.version_id, plan.reference_id, bucket, seg)
-
-
-class ColumnAccumulator:
-    """Adds up a window's bucket summaries column by column."""
-
-    def __init__(self, ref: dict[str, dict[str, Any]]) -> None:
-        self._edges = {c: np.asarray(s["edges"], dtype=float) for c, s in ref.items() if s["type"] == "numerical"}
-        self._edges[LATENCY] = LATENCY_EDGES
-        self.columns: dict[str, Summary] = {}
-        self.row_summaries: dict[str, RowSummary] = {}  # label-free estimation, reconstruction
-        self._rows: dict[tuple[object, int], int] = {}  # rows per bucket (or delta) added
-
-    def add(
-        self, bucket: datetime, hours_: int, col: str, n_rows: int, stats: dict[str, Any], counts: bytes | None
-    ) -> None:
-        self._rows[(bucket, hours_)] = n_rows
-        self._add(col, stats, counts)
-
-    def add_delta(self, index: int, col: str, n_rows: int, stats: dict[str, Any], counts: bytes | None) -> None:
-        """Add the ``index``-th delta folded (``monitor.services.summary_deltas``) of a bucket."""
-        self._rows[("delta", index)] = n_rows
-        self._add(col, stats, counts)
-
-    def _add(self, col: str, stats: dict[str, Any], counts: bytes | None) -> None:
-        read = ROW_SUMMARIES.get(col)
-        if read is not None:
-            part, held = read(stats, counts), self.row_summaries.get(col)
-            self.row_summaries[col] = part if held is None else held.merge(part)
-            return
-        s = self.columns.get(col)
-        if s is None:
-            edges = self._edges.get(col)
-            s = self.columns[col] = NumericSummary.empty(edges) if edges is not None else CategoricalSummary()
-        if isinstance(s, NumericSummary):
-            assert counts is not None
-            s.add_parts(stats, counts)
-        else:
-            s.add_parts(stats)
-
-    def parts(self) -> dict[str, Parts]:
-        out = {c: summary_to_parts(s) for c, s in self.columns.items()}
-        return out | {c: s.to_parts() for c, s in self.row_summaries.items()}
-
-    @property
-    def n_rows(self) -> int:
-        return sum(self._rows.values())
 
 
 def compute_window(

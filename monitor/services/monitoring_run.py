@@ -22,7 +22,7 @@ from monitor.services import error_stream_job, job_log, registry, summary_deltas
 from monitor.services.context import ServiceContext
 from monitor.services.drift_job import compute_window, rollup, shared_reference
 from monitor.services.metric_store import record_points
-from monitor.services.summary_plan import load_reference
+from monitor.services.summary_plan import ReferenceView, load_reference, reference_view
 from monitor.services.windows import HOUR, hour_floor, hours
 
 log = logging.getLogger(__name__)
@@ -98,7 +98,7 @@ def _run_version(
     # folded into their hours, wherever those are (monitor.services.summary_deltas). The column
     # summaries are made from the log only for what has no deltas: the hours before this
     # reference's first run, and a challenger measured on its champion's reference too.
-    ref = load_reference(ctx, vrow)
+    ref = reference_view(ctx, ref_id)
     folded = summary_deltas.fold(ctx, vrow, ref)
     measured_twice = shared_reference(ctx, vrow, ref) is not None  # no deltas on the champion's reference
     from_log = from_log_until is None or measured_twice
@@ -116,7 +116,7 @@ def _run_version(
     _resummarise_stale(ctx, model, vrow, stale, start if from_log else end, measured_twice, report)
     # the error stream changed from the first hour summarised or folded: the detector reads on from there
     changed = [*(s.hour for s in stale), *folded.hours, *([start] if from_log else [])]
-    _advance_error_stream(ctx, vrow, cfg, min(changed, default=end), end, report)
+    _advance_error_stream(ctx, vrow, ref, cfg, min(changed, default=end), end, report)
     for spec, length in zip(cfg.windows, cfg.window_lengths(), strict=True):
         job = f"drift:{spec}"
         with ctx.uow() as uow:
@@ -223,12 +223,12 @@ def _resummarise_stale(
 def _advance_error_stream(
     ctx: ServiceContext,
     vrow: VersionRow,
+    ref: ReferenceView,
     cfg: MonitoringConfig,
     changed_from: datetime,
     end: datetime,
     report: RunReport,
 ) -> None:
-    ref = load_reference(ctx, vrow)
     job_log.isolated(
         f"error stream from {changed_from.isoformat()}",
         report.failures,
@@ -296,7 +296,7 @@ def backfill(
     report = RunReport(model, vrow.version)
     start, end = hour_floor(start), hour_floor(end)
     report.rows_summarised = rollup(ctx, model, vrow.version, start, end, failures=report.failures)
-    _advance_error_stream(ctx, vrow, cfg, start, end, report)
+    _advance_error_stream(ctx, vrow, load_reference(ctx, vrow), cfg, start, end, report)
     plan = [
         (spec, length, window_ends(start, end, step or length))
         for spec, length in zip(cfg.windows, cfg.window_lengths(), strict=True)

@@ -44,7 +44,7 @@ from monitor.metrics.quality_summary import QUALITY_COLUMN, ClassificationSummar
 from monitor.services.context import ServiceContext
 from monitor.services.quality_job import new_summary, residual_edges
 from monitor.services.summary_plan import ReferenceView, SummaryPlan, reference_view, summary_plan
-from monitor.services.windows import hour_floor
+from monitor.services.windows import ColumnAccumulator, hour_floor
 
 log = logging.getLogger(__name__)
 
@@ -242,8 +242,6 @@ def fold(ctx: ServiceContext, vrow: VersionRow, ref: ReferenceView) -> Folded:
 def _fold_columns(
     conn: Connection, vrow: VersionRow, ref: ReferenceView, hour: datetime, seg: str, deltas: list[Delta]
 ) -> None:
-    from monitor.services.drift_job import ColumnAccumulator  # the window merge's accumulator
-
     acc = ColumnAccumulator(ref.columns[seg])
     for b, col, n, st, ct in summary_repo.load_buckets(
         conn, vrow.model_id, vrow.version_id, ref.reference_id, 1, [hour], seg

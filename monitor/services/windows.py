@@ -13,11 +13,14 @@ from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any, Protocol, TypedDict, TypeVar
 
+import numpy as np
 from sqlalchemy import Connection
 
 from monitor.db import summary_repo
 from monitor.db.registry_repo import VersionRow
-from monitor.metrics.log_summary import Parts
+from monitor.metrics.log_summary import ROW_SUMMARIES, Parts, RowSummary
+from monitor.metrics.profiles import LATENCY_EDGES, CategoricalSummary, NumericSummary, Summary, summary_to_parts
+from monitor.metrics.window_points import LATENCY
 from monitor.services.context import ServiceContext
 
 HOUR = timedelta(hours=1)
@@ -49,6 +52,52 @@ class Accumulator(Protocol):
 
 
 A = TypeVar("A", bound=Accumulator)
+
+
+class ColumnAccumulator:
+    """Adds up a window's bucket summaries column by column."""
+
+    def __init__(self, ref: dict[str, dict[str, Any]]) -> None:
+        self._edges = {c: np.asarray(s["edges"], dtype=float) for c, s in ref.items() if s["type"] == "numerical"}
+        self._edges[LATENCY] = LATENCY_EDGES
+        self.columns: dict[str, Summary] = {}
+        self.row_summaries: dict[str, RowSummary] = {}  # label-free estimation, reconstruction
+        self._rows: dict[tuple[object, int], int] = {}  # rows per bucket (or delta) added
+
+    def add(
+        self, bucket: datetime, hours_: int, col: str, n_rows: int, stats: dict[str, Any], counts: bytes | None
+    ) -> None:
+        self._rows[(bucket, hours_)] = n_rows
+        self._add(col, stats, counts)
+
+    def add_delta(self, index: int, col: str, n_rows: int, stats: dict[str, Any], counts: bytes | None) -> None:
+        """Add the ``index``-th delta folded (``monitor.services.summary_deltas``) of a bucket."""
+        self._rows[("delta", index)] = n_rows
+        self._add(col, stats, counts)
+
+    def _add(self, col: str, stats: dict[str, Any], counts: bytes | None) -> None:
+        read = ROW_SUMMARIES.get(col)
+        if read is not None:
+            part, held = read(stats, counts), self.row_summaries.get(col)
+            self.row_summaries[col] = part if held is None else held.merge(part)
+            return
+        s = self.columns.get(col)
+        if s is None:
+            edges = self._edges.get(col)
+            s = self.columns[col] = NumericSummary.empty(edges) if edges is not None else CategoricalSummary()
+        if isinstance(s, NumericSummary):
+            assert counts is not None
+            s.add_parts(stats, counts)
+        else:
+            s.add_parts(stats)
+
+    def parts(self) -> dict[str, Parts]:
+        out = {c: summary_to_parts(s) for c, s in self.columns.items()}
+        return out | {c: s.to_parts() for c, s in self.row_summaries.items()}
+
+    @property
+    def n_rows(self) -> int:
+        return sum(self._rows.values())
 
 
 # Merged levels, coarsest first: (hours per bucket, the start of an hour's bucket), and the level
