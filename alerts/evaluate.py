@@ -39,8 +39,11 @@ class Sample:
 
 
 def window_name(length: timedelta) -> str:
-    hours = int(length.total_seconds() // 3600)
-    return f"{hours // 24}d" if hours % 24 == 0 and hours >= 24 else f"{hours}h"
+    """'10m', '1h', '7d': the largest unit the length is a whole number of."""
+    minutes = int(length.total_seconds() // 60)
+    if minutes % 1440 == 0 and minutes:
+        return f"{minutes // 1440}d"
+    return f"{minutes // 60}h" if minutes % 60 == 0 and minutes else f"{minutes}m"
 
 
 @dataclass(frozen=True)

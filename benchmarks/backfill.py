@@ -32,9 +32,10 @@ from monitor.metrics import drift_decision
 from monitor.services import ingestion, registry
 from monitor.services.bootstrap import open_context
 from monitor.services.context import ServiceContext
-from monitor.services.drift_job import compute_window, rollup
 from monitor.services.monitoring_run import window_ends
 from monitor.services.reference import upload_reference
+from monitor.services.rollup import rollup
+from monitor.services.window_job import compute_window
 
 HOUR, DAY = timedelta(hours=1), timedelta(days=1)
 MODEL = demo_data.MODEL_NAME

@@ -382,8 +382,8 @@ def run_cost(settings: Settings, sizes: list[int], new: int, batch: int) -> None
     run cost before predictions were summarised at ingestion: the hour summarised from its first
     row (``rollup`` of the hour, column and quality summaries). One process, no load beside it."""
     from monitor.services import ingestion
-    from monitor.services.drift_job import rollup
     from monitor.services.monitoring_run import run_model
+    from monitor.services.rollup import rollup
     from monitor.services.windows import HOUR, hour_floor
 
     hour = hour_floor(datetime.now(UTC)) - HOUR  # the "current" hour, the clock pinned inside it
@@ -537,7 +537,7 @@ def where_the_run_goes(settings: Settings) -> None:
             counted = time.perf_counter() - t
             summary_repo.summarise_columns(*window, specs, groups, counts)
             columns = time.perf_counter() - t - counted
-            quality_job.summarise_hour(uow.conn, vrow, schema, ref.reference_id, edges, hour, groups, counts)
+            quality_job.summarise_quality(uow.conn, vrow, schema, edges, hour, hour + HOUR, groups, counts)
             quality = time.perf_counter() - t - counted - columns
             uow.rollback()
         n = counts[""]

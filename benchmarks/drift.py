@@ -40,8 +40,9 @@ from monitor.domain.tabular import TableFormat
 from monitor.services import ingestion, registry
 from monitor.services.bootstrap import open_context
 from monitor.services.context import ServiceContext
-from monitor.services.drift_job import compute_window, rollup
 from monitor.services.reference import upload_reference
+from monitor.services.rollup import rollup
+from monitor.services.window_job import compute_window
 
 N_NUM, N_CAT = 15, 5
 NUMERICAL = [f"n{i}" for i in range(N_NUM)]

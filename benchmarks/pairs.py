@@ -45,8 +45,8 @@ from monitor.metrics.comparison import PAIR_CELL_NAMES, PAIR_COUNTS, auc_paired
 from monitor.services import comparison_job, registry
 from monitor.services.bootstrap import open_context
 from monitor.services.context import ServiceContext
-from monitor.services.drift_job import rollup
 from monitor.services.reference import upload_reference
+from monitor.services.rollup import rollup
 from monitor.services.windows import HOUR, hour_floor
 
 MODEL = demo_data.MODEL_NAME

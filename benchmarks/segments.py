@@ -33,8 +33,9 @@ from monitor.domain.tabular import TableFormat
 from monitor.services import ingestion, registry
 from monitor.services.bootstrap import open_context
 from monitor.services.context import ServiceContext
-from monitor.services.drift_job import compute_window, rollup
 from monitor.services.reference import upload_reference
+from monitor.services.rollup import rollup
+from monitor.services.window_job import compute_window
 
 sys.path.insert(0, str(Path(__file__).parent))
 from drift import CATEGORICAL, NUMERICAL, frame, timed  # the drift benchmark's features and their distributions

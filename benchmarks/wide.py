@@ -37,9 +37,10 @@ from monitor.domain.tabular import TableFormat
 from monitor.services import ingestion, registry
 from monitor.services.bootstrap import open_context
 from monitor.services.context import ServiceContext
-from monitor.services.drift_job import compute_window, rollup
 from monitor.services.reference import upload_reference
+from monitor.services.rollup import rollup
 from monitor.services.summary_plan import load_reference
+from monitor.services.window_job import compute_window
 
 N_CAT = 5
 REFERENCE_ROWS = 2_000

@@ -133,6 +133,7 @@ def layout(ctx: ServiceContext, name: str, search: str) -> html.Div:
                 )
                 for j in info["job_errors"]
             ],
+            _scheduler_status(info["scheduler"]),
             controls,
             html.P(
                 f"{n_windows} windows of {window}{every} ending {p.start:%Y-%m-%d %H:%M} to {p.end:%Y-%m-%d %H:%M} UTC"
@@ -250,3 +251,19 @@ def register(app: Dash, ctx: ServiceContext) -> None:
             None,
         )
         return dcc.Graph(id="distribution-graph", figure=figures.distribution(dist, point, feature))
+
+
+def _scheduler_status(s: dict[str, Any]) -> html.P:
+    """How fresh the windows are: when the scheduler last computed them, and the predictions that
+    arrived since and are not in them yet (and since when they wait)."""
+    if s["last_run_at"] is None:
+        text = "Metrics not computed yet: the scheduler has not run for this model."
+    else:
+        took = f" (took {s['last_duration_s']:.1f} s)" if s["last_duration_s"] is not None else ""
+        text = f"Metrics last computed {s['last_run_at']:%Y-%m-%d %H:%M:%S} UTC{took}"
+        if s["waiting_rows"]:
+            text += f"; {s['waiting_rows']:,} predictions since wait to be folded into the windows"
+            if s["waiting_since"] is not None:
+                text += f", the oldest since {s['waiting_since']:%H:%M:%S} UTC"
+        text += "."
+    return html.P(text, className="muted", id="scheduler-status")

@@ -519,10 +519,14 @@ def point_value(
     window_start: datetime,
     window_end: datetime,
 ) -> float | None:
+    """The series' value over the window of the same length ending at ``window_end``, or, when
+    that one is not kept (a sliding window's point is replaced by the next), the latest ending
+    less than an hour before it."""
     return conn.execute(
         text(
             "SELECT value FROM metric_points WHERE model_id = :m AND model_version_id = :v AND metric = :metric "
-            "AND labels = CAST(:labels AS jsonb) AND window_start = :s AND window_end = :e"
+            "AND labels = CAST(:labels AS jsonb) AND window_end <= :e AND window_end > :e - interval '1 hour' "
+            "AND window_end - window_start = :e - :s ORDER BY window_end DESC LIMIT 1"
         ),
         {"m": model_id, "v": version_id, "metric": metric, "labels": _json(labels), "s": window_start, "e": window_end},
     ).scalar()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -113,8 +113,9 @@ def window_points(
     step_seconds: int = 3600,
 ) -> list[dict[str, Any]]:
     """Points of one version for windows of one length ending in (start, end], for all
-    predictions (``segment`` None) or one segment value, oldest first; with ``step_seconds``
-    above an hour, only windows ending on multiples of it (a long range, thinned)."""
+    predictions (``segment`` None) or one segment value, oldest first: windows ending on
+    multiples of ``step_seconds`` (an hour, more for a long range, thinned), and the sliding
+    window that ends off the hour (one per series: the newest, what alerts were decided on)."""
     seg = (
         "AND NOT labels ? 'segment'"
         if segment is None
@@ -137,7 +138,8 @@ def window_points(
             FROM metric_points
             WHERE model_id = :m AND model_version_id = :v AND window_end > :start AND window_end <= :end
               AND window_end - window_start = make_interval(secs => :len) {seg} {prefixes}
-              AND CAST(extract(epoch FROM window_end) AS bigint) % :step = 0
+              AND (CAST(extract(epoch FROM window_end) AS bigint) % :step = 0
+                   OR CAST(extract(epoch FROM window_end) AS bigint) % 3600 <> 0)
             ORDER BY window_end, metric
             """
         ),
@@ -179,3 +181,20 @@ def computed_window_ends(
         {"m": model_id, "v": version_id, "ends": list(ends), "len": length_seconds},
     ).scalars()
     return {e.astimezone(UTC) for e in rows}
+
+
+def delete_sliding_points(
+    conn: Connection, model_id: int, version_id: int, length: timedelta, since: datetime, until: datetime
+) -> int:
+    """Drop the points of windows of ``length`` ending in [since, until) off an hour boundary:
+    a sliding window's points stand until the next one is computed (windows ending at hour
+    boundaries stay, as the series' history)."""
+    return conn.execute(
+        text(
+            "DELETE FROM metric_points WHERE model_id = :m AND model_version_id = :v "
+            "AND window_end >= :since AND window_end < :until "
+            "AND window_end - window_start = make_interval(secs => :len) "
+            "AND window_end <> date_trunc('hour', window_end, 'UTC')"
+        ),
+        {"m": model_id, "v": version_id, "since": since, "until": until, "len": length.total_seconds()},
+    ).rowcount

@@ -65,13 +65,15 @@ def delivery_totals(conn: Connection) -> list[dict[str, Any]]:
     return [dict(r) for r in rows]
 
 
-def summary_backlog(conn: Connection) -> list[dict[str, Any]]:
-    """Per model, the predictions summarised at ingestion and not yet folded by the scheduler,
-    and when the oldest of them was written."""
+def summary_backlog(conn: Connection, model: str | None = None) -> list[dict[str, Any]]:
+    """Per model (or of one), the predictions summarised at ingestion and not yet folded by the
+    scheduler, and when the oldest of them was written."""
+    only = "" if model is None else "AND m.name = :model "
     rows = conn.execute(
         text(
             "SELECT m.name AS model, sum(d.n_rows) AS rows, min(d.written_at) AS oldest FROM summary_deltas d "
-            "JOIN models m ON m.id = d.model_id WHERE d.kind = 'columns' AND d.segment = '' GROUP BY 1"
-        )
+            f"JOIN models m ON m.id = d.model_id WHERE d.kind = 'columns' AND d.segment = '' {only}GROUP BY 1"
+        ),
+        {"model": model},
     ).mappings()
     return [dict(r) for r in rows]

@@ -9,7 +9,7 @@ summarises all rows and every tracked segment in one pass (``summary_repo.Groups
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -27,7 +27,8 @@ from monitor.metrics.quality_summary import (
 )
 
 _JOINED = """
-    SELECT g.grp, p.ts, p.prediction #>> '{{}}' AS yhat, l.label #>> '{{}}' AS y, p.scores
+    SELECT g.grp, date_trunc('minute', p.ts) AS minute, p.ts, p.prediction #>> '{{}}' AS yhat,
+           l.label #>> '{{}}' AS y, p.scores
     FROM predictions p
     JOIN labels l ON l.model_id = p.model_id AND l.prediction_id = p.prediction_id
          -- a label carries its prediction's time: without it the join reads all the model's labels
@@ -60,60 +61,115 @@ def summarise_classification(
     counts: dict[str, int],
 ) -> dict[str, ClassificationSummary]:
     """Each group's summary, given its number of predictions (labelled or not) in [start, end)."""
-    params = window_params(model_id, version_id, start, end, groups)
     out = {key: ClassificationSummary(list(classes)) for key in groups.keys}
     for key, s in out.items():
         s.n_predictions = counts[key]
-    if not any(counts.values()):
-        return out
+    if any(counts.values()):
+        _fill_classification(conn, window_params(model_id, version_id, start, end, groups), classes, groups, out, None)
+    return out
+
+
+def summarise_classification_by_minute(
+    conn: Connection,
+    model_id: int,
+    version_id: int,
+    start: datetime,
+    end: datetime,
+    classes: Sequence[str],
+    groups: Groups,
+    counts: Mapping[datetime, dict[str, int]],
+) -> dict[datetime, dict[str, ClassificationSummary]]:
+    """``summarise_classification`` of each minute of [start, end) in ``counts`` (each one's
+    groups' predictions), from the same three queries as a whole hour's."""
+    out = {m: {key: ClassificationSummary(list(classes)) for key in groups.keys} for m in counts}
+    for m, summaries in out.items():
+        for key, s in summaries.items():
+            s.n_predictions = counts[m][key]
+    if out:
+        params = window_params(model_id, version_id, start, end, groups)
+        _fill_classification(conn, params, classes, groups, None, out)
+    return out
+
+
+def _fill_classification(
+    conn: Connection,
+    params: dict[str, Any],
+    classes: Sequence[str],
+    groups: Groups,
+    whole: dict[str, ClassificationSummary] | None,
+    by_minute: dict[datetime, dict[str, ClassificationSummary]] | None,
+) -> None:
+    """Add the labelled rows to ``whole`` (by group) or ``by_minute`` (by minute and group)."""
+    key = "j.grp" if by_minute is None else "j.minute, j.grp"
+    width = 1 if by_minute is None else 2
+
+    def summary(row: Sequence[Any]) -> ClassificationSummary | None:
+        if by_minute is None:
+            assert whole is not None
+            return whole[row[0]]
+        return by_minute.get(row[0], {}).get(row[1])  # a minute its counts do not have: left out
+
     joined = _JOINED.format(groups=groups_sql("p"))
     rows = conn.execute(
         text(
-            f"SELECT j.grp, j.y, j.yhat, floor(extract(epoch FROM j.ts) / 60)::bigint AS minute, count(*) "
-            f"FROM ({joined}) j GROUP BY 1, 2, 3, 4"
+            f"SELECT {key}, j.y, j.yhat, floor(extract(epoch FROM j.ts) / 60)::bigint AS minute, count(*) "
+            f"FROM ({joined}) j GROUP BY {', '.join(str(i) for i in range(1, width + 4))}"
         ),
         params,
     ).all()
-    for grp, y, yhat, minute, n in rows:
-        out[grp].add_row_counts(y, yhat, int(minute), int(n))
+    for row in rows:
+        s = summary(row)
+        y, yhat, minute, n = row[width:]
+        if s is not None:
+            s.add_row_counts(y, yhat, int(minute), int(n))
     if not rows:
-        return out
+        return
     probs = _probabilities_sql(classes, len(classes) == 2, params)
     params.update(bins=SCORE_BINS, eps=EPS, clip=SCORE_CLIP, z=LOGIT_LIMIT, class_names=list(classes))
     scored = f"""
         WITH raw AS (
-            SELECT j.grp, array_position(CAST(:class_names AS text[]), j.y) AS truth, {probs} AS p
+            SELECT {key}, array_position(CAST(:class_names AS text[]), j.y) AS truth, {probs} AS p
             FROM ({joined}) j WHERE j.scores IS NOT NULL
         ),
         norm AS (  -- rows scaled to sum to one; rows missing a class's score are left out
-            SELECT r.grp, r.truth, ARRAY(SELECT v / t.total FROM unnest(r.p) AS v) AS p
+            SELECT {key.replace("j.", "r.")}, r.truth, ARRAY(SELECT v / t.total FROM unnest(r.p) AS v) AS p
             FROM raw r CROSS JOIN LATERAL (SELECT sum(v) AS total, count(v) AS k FROM unnest(r.p) AS v) t
             WHERE t.k = cardinality(r.p) AND t.total > 0
         )
     """
-    for grp, n_scored, loss in conn.execute(
-        text(scored + "SELECT grp, count(*), sum(-ln(least(greatest(p[truth], :eps), 1 - :eps))) FROM norm GROUP BY 1"),
+    n_key = key.replace("j.", "")
+    any_scored = False
+    for row in conn.execute(
+        text(
+            scored + f"SELECT {n_key}, count(*), sum(-ln(least(greatest(p[truth], :eps), 1 - :eps))) "
+            f"FROM norm GROUP BY {', '.join(str(i) for i in range(1, width + 1))}"
+        ),
         params,
     ):
-        out[grp].n_scored, out[grp].log_loss_sum = int(n_scored), float(loss or 0.0)
-    if any(s.n_scored for s in out.values()):
+        s = summary(row)
+        if s is not None:
+            s.n_scored, s.log_loss_sum = int(row[width]), float(row[width + 1] or 0.0)
+            any_scored = any_scored or bool(s.n_scored)
+    if any_scored:
         hist = conn.execute(
             text(
                 scored
-                + """SELECT n.grp, u.i - 1 AS cls, (u.i = n.truth)::int AS own,
+                + f"""SELECT {key.replace("j.", "n.")}, u.i - 1 AS cls, (u.i = n.truth)::int AS own,
                             -- quality_summary.score_bins: equal bins of the clipped score's logit
                             least(greatest(floor((ln(c.v / (1 - c.v)) + :z) * :bins / (2 * :z))::int, 0), :bins - 1)
                                 AS bin,
                             count(*)
                      FROM norm n CROSS JOIN LATERAL unnest(n.p) WITH ORDINALITY AS u(v, i)
                      CROSS JOIN LATERAL (SELECT least(greatest(u.v, :clip), 1 - :clip) AS v) c
-                     GROUP BY 1, 2, 3, 4"""
+                     GROUP BY {", ".join(str(i) for i in range(1, width + 4))}"""
             ),
             params,
         ).all()
-        for grp, cls, own, b, n in hist:
-            out[grp].hist[cls, own, b] = n
-    return out
+        for row in hist:
+            s = summary(row)
+            cls, own, b, n = row[width:]
+            if s is not None:
+                s.hist[cls, own, b] = n
 
 
 def summarise_regression(
@@ -127,21 +183,44 @@ def summarise_regression(
     counts: dict[str, int],
 ) -> dict[str, RegressionSummary]:
     """Each group's summary, its residuals on its own reference's edges (``residual_edges`` by group)."""
-    out = {key: RegressionSummary(residuals=None) for key in groups.keys}
-    for key, s in out.items():
-        s.n_predictions = counts[key]
-    if not any(counts.values()):
+    minute = start  # the whole window as one "minute"
+    return summarise_regression_by_minute(
+        conn, model_id, version_id, start, end, residual_edges, groups, {minute: counts}, whole=True
+    ).get(minute, {key: RegressionSummary(residuals=None) for key in groups.keys})
+
+
+def summarise_regression_by_minute(
+    conn: Connection,
+    model_id: int,
+    version_id: int,
+    start: datetime,
+    end: datetime,
+    residual_edges: dict[str, np.ndarray | None],
+    groups: Groups,
+    counts: Mapping[datetime, dict[str, int]],
+    *,
+    whole: bool = False,
+) -> dict[datetime, dict[str, RegressionSummary]]:
+    """``summarise_regression`` of each minute of [start, end) in ``counts``, from one query
+    (``whole``: of the window as one, keyed by its only key)."""
+    out = {m: {key: RegressionSummary(residuals=None) for key in groups.keys} for m in counts}
+    for m, summaries in out.items():
+        for key, s in summaries.items():
+            s.n_predictions = counts[m][key]
+    if not any(any(c.values()) for c in counts.values()):
         return out
+    minute = "CAST(:start AS timestamptz)" if whole else "j.minute"
     found = conn.execute(
         text(
-            f"SELECT j.grp, array_agg(j.y::float8), array_agg(j.yhat::float8) "
-            f"FROM ({_JOINED.format(groups=groups_sql('p'))}) j GROUP BY 1"
+            f"SELECT {minute}, j.grp, array_agg(j.y::float8), array_agg(j.yhat::float8) "
+            f"FROM ({_JOINED.format(groups=groups_sql('p'))}) j GROUP BY 1, 2"
         ),
         window_params(model_id, version_id, start, end, groups),
     ).all()
-    labelled = {grp: (ys, yhats) for grp, ys, yhats in found}
-    for key, s in out.items():
-        if s.n_predictions:  # an hour without labels still gets its (empty) residual summary
-            ys, yhats = labelled.get(key, ([], []))
-            s.add_rows(np.asarray(ys, dtype=float), np.asarray(yhats, dtype=float), residual_edges[key])
+    labelled = {(m, grp): (ys, yhats) for m, grp, ys, yhats in found}
+    for m, summaries in out.items():
+        for key, s in summaries.items():
+            if s.n_predictions:  # a bucket without labels still gets its (empty) residual summary
+                ys, yhats = labelled.get((m, key), ([], []))
+                s.add_rows(np.asarray(ys, dtype=float), np.asarray(yhats, dtype=float), residual_edges[key])
     return out

@@ -13,7 +13,8 @@ summaries stay in SQL: they read a few small columns.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import base64
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
@@ -111,10 +112,30 @@ def count_rows(
     return {key: 0 for key in groups.keys} | {grp: int(n) for grp, n in rows}
 
 
+def count_rows_by_minute(
+    conn: Connection, model_id: int, version_id: int, start: datetime, end: datetime, groups: Groups
+) -> dict[datetime, dict[str, int]]:
+    """The number of predictions of each group in each minute of [start, end) that has any."""
+    sql = _COUNT_SQL.format(groups=groups_sql("p"))
+    sql = sql.replace("g.grp, count(*)", "date_trunc('minute', p.ts), g.grp, count(*)").replace("1\n", "1, 2\n")
+    rows = conn.execute(text(sql), window_params(model_id, version_id, start, end, groups)).all()
+    out: dict[datetime, dict[str, int]] = {}
+    for minute, grp, n in rows:
+        out.setdefault(minute, {key: 0 for key in groups.keys})[grp] = int(n)
+    return out
+
+
 def stored_counts(
-    conn: Connection, model_id: int, version_id: int, hour: datetime, reference_id: int, groups: Groups
+    conn: Connection,
+    model_id: int,
+    version_id: int,
+    bucket: datetime,
+    reference_id: int,
+    groups: Groups,
+    bucket_hours: int = 1,
 ) -> dict[str, int]:
-    """The predictions of each group in an hour, as its stored column summaries count them."""
+    """The predictions of each group in an hour (or a minute), as its stored column summaries
+    count them."""
     b = bucket_summaries.c
     rows = conn.execute(
         select(b.segment, func.max(b.n_rows))
@@ -122,13 +143,39 @@ def stored_counts(
             b.model_id == model_id,
             b.model_version_id == version_id,
             b.reference_id == reference_id,
-            b.bucket_hours == 1,
-            b.bucket_start == hour,
+            b.bucket_hours == bucket_hours,
+            b.bucket_start == bucket,
             _kind(False),
         )
         .group_by(b.segment)
     ).all()
     return {key: 0 for key in groups.keys} | {seg: int(n) for seg, n in rows if seg in groups.segments}
+
+
+def stored_minute_counts(
+    conn: Connection, model_id: int, version_id: int, reference_id: int, start: datetime, end: datetime, groups: Groups
+) -> dict[datetime, dict[str, int]]:
+    """The predictions of each group in each minute of [start, end), as its stored column
+    summaries count them."""
+    b = bucket_summaries.c
+    rows = conn.execute(
+        select(b.bucket_start, b.segment, func.max(b.n_rows))
+        .where(
+            b.model_id == model_id,
+            b.model_version_id == version_id,
+            b.reference_id == reference_id,
+            b.bucket_hours == MINUTE_BUCKET,
+            b.bucket_start >= start,
+            b.bucket_start < end,
+            _kind(False),
+        )
+        .group_by(b.bucket_start, b.segment)
+    ).all()
+    out: dict[datetime, dict[str, int]] = {}
+    for minute, seg, n in rows:
+        if seg in groups.segments:
+            out.setdefault(minute, {key: 0 for key in groups.keys})[seg] = int(n)
+    return out
 
 
 def summarise_columns(
@@ -165,6 +212,58 @@ def summarise_columns(
     return {key: accumulators[key].parts() if key in accumulators else {} for key in [*groups.keys, *(also or {})]}
 
 
+_ROWS_BY_MINUTE_SQL = (
+    _ROWS_SQL.replace("p.segments::text", "p.segments::text, date_trunc('minute', p.ts)") + "ORDER BY p.ts\n"
+)
+
+
+def summarise_columns_by_minute(
+    conn: Connection,
+    model_id: int,
+    version_id: int,
+    start: datetime,
+    end: datetime,
+    columns: Mapping[str, Sequence[Column]],
+    groups: Groups,
+    counts: Mapping[datetime, dict[str, int]],
+    derived: Sequence[Derived] = (),
+    also: Mapping[str, Sequence[Column]] | None = None,
+) -> Iterator[tuple[datetime, dict[str, dict[str, Parts]]]]:
+    """``summarise_columns`` of each minute of [start, end) with rows (``counts``: each one's
+    groups' rows), from one reading of its rows in time order: (minute, its summaries by group),
+    oldest first."""
+    width = max(1, *(len(cols) for cols in columns.values()), *(len(cols) for cols in (also or {}).values()))
+    per_chunk = max(100, VALUES_PER_CHUNK // width)
+    query = text(_ROWS_BY_MINUTE_SQL).execution_options(stream_results=True, yield_per=per_chunk)
+    result = conn.execute(query, window_params(model_id, version_id, start, end))
+    keys = [*groups.keys, *(also or {})]
+    minute: datetime | None = None
+    accumulators: dict[str, GroupSummaries] = {}
+
+    def done() -> tuple[datetime, dict[str, dict[str, Parts]]]:
+        assert minute is not None
+        return minute, {key: accumulators[key].parts() if key in accumulators else {} for key in keys}
+
+    for rows in result.partitions(per_chunk):
+        i = 0
+        while i < len(rows):
+            if rows[i][5] != minute:
+                if minute is not None:
+                    yield done()
+                minute = rows[i][5]
+                n = counts[minute]
+                accumulators = {key: GroupSummaries(cols, derived) for key, cols in columns.items() if n.get(key)}
+                accumulators |= {key: GroupSummaries(cols) for key, cols in (also or {}).items() if n.get("")}
+            j = i
+            while j < len(rows) and rows[j][5] == minute:
+                j += 1
+            if accumulators:
+                add_chunk(_decode(rows[i:j]), accumulators, groups.segments, derived)
+            i = j
+    if minute is not None:
+        yield done()
+
+
 def _decode(rows: Sequence[Any]) -> Chunk:
     loads = orjson.loads
     return Chunk(
@@ -183,6 +282,9 @@ PAIRS = "_pairs:"
 
 # Whether a merged bucket with no rows is stored (``benchmarks/backfill.py`` measures without).
 STORE_EMPTY_MERGES = True
+# ``bucket_hours`` of a minute's summaries (monitor.services.windows: the part-hours at a
+# sliding window's ends). The column counts whole hours; a minute is less than one.
+MINUTE_BUCKET = 0
 # The marker of a merged bucket that had no rows (column summaries, quality summaries).
 EMPTY = "_empty"
 EMPTY_QUALITY = "_empty_quality"
@@ -229,6 +331,45 @@ def replace_bucket(
         )
 
 
+# One bucket's summaries to insert: (bucket start, segment, rows in bucket, column -> parts).
+NewBucket = tuple[datetime, str, int, dict[str, Parts]]
+
+
+def insert_minutes(
+    conn: Connection, model_id: int, version_id: int, reference_id: int, buckets: Sequence[NewBucket]
+) -> None:
+    """Insert minute summaries where there are none (``delete_minutes`` cleared them), all in one
+    statement: an hour's minutes are thousands of rows, and a statement per minute and segment
+    cost a round trip each (on Citus, a distributed plan each)."""
+    rows = [
+        {"b": b, "s": seg, "n": n, "c": col, "st": st, "ct": None if ct is None else base64.b64encode(ct).decode()}
+        for b, seg, n, parts in buckets
+        for col, (st, ct) in parts.items()
+    ]
+    if not rows:
+        return
+    # one JSON document, made in C and parsed by Postgres: binding thousands of array elements
+    # one by one cost more than the summaries themselves
+    conn.execute(
+        text(
+            """
+            INSERT INTO bucket_summaries (model_id, model_version_id, reference_id, bucket_start, bucket_hours,
+                                          column_name, segment, n_rows, stats, counts)
+            SELECT :m, :v, :r, u.b, :size, u.c, u.s, u.n, u.st, decode(u.ct, 'base64')
+            FROM jsonb_to_recordset(CAST(:rows AS jsonb))
+                 AS u(b timestamptz, c text, s text, n bigint, st jsonb, ct text)
+            """
+        ),
+        {
+            "m": model_id,
+            "v": version_id,
+            "r": reference_id,
+            "size": MINUTE_BUCKET,
+            "rows": orjson.dumps(rows, option=orjson.OPT_SERIALIZE_NUMPY).decode(),
+        },
+    )
+
+
 def is_marker(column: str) -> bool:
     return column in (EMPTY, EMPTY_QUALITY)
 
@@ -269,6 +410,82 @@ def delete_bucket(
             _kind(quality),
         )
     )
+
+
+def delete_minutes(
+    conn: Connection,
+    model_id: int,
+    version_id: int,
+    reference_id: int,
+    start: datetime,
+    end: datetime,
+    *,
+    quality: bool = False,
+) -> None:
+    """Drop the minute summaries of [start, end), every segment's: the hour is summarised again."""
+    b = bucket_summaries.c
+    conn.execute(
+        delete(bucket_summaries).where(
+            b.model_id == bindparam("model_id", int(model_id), literal_execute=True),  # as delete_bucket
+            b.model_version_id == version_id,
+            b.reference_id == reference_id,
+            b.bucket_hours == MINUTE_BUCKET,
+            b.bucket_start >= start,
+            b.bucket_start < end,
+            _kind(quality),
+        )
+    )
+
+
+def load_minutes(
+    conn: Connection, model_id: int, version_id: int, reference_id: int, minutes: Sequence[datetime]
+) -> list[tuple[datetime, str, str, int, dict[str, Any], bytes | None]]:
+    """(minute, segment, column, rows, stats, counts) of every stored summary of these minutes:
+    every segment's, column and quality summaries alike."""
+    if not minutes:
+        return []
+    b = bucket_summaries.c
+    rows = conn.execute(
+        select(b.bucket_start, b.segment, b.column_name, b.n_rows, b.stats, b.counts).where(
+            b.model_id == model_id,
+            b.model_version_id == version_id,
+            b.reference_id == reference_id,
+            b.bucket_hours == MINUTE_BUCKET,
+            b.bucket_start.in_(list(minutes)),
+        )
+    ).all()
+    return [(m, seg, col, n, st, None if ct is None else bytes(ct)) for m, seg, col, n, st, ct in rows]
+
+
+def delete_minute_buckets(
+    conn: Connection, model_id: int, version_id: int, reference_id: int, keys: Sequence[tuple[datetime, str]]
+) -> None:
+    """Drop the summaries of these (minute, segment)s, in one statement."""
+    if not keys:
+        return
+    conn.execute(
+        text(
+            f"DELETE FROM bucket_summaries WHERE model_id = {int(model_id)} "  # literal: as delete_bucket
+            "AND model_version_id = :v AND reference_id = :r AND bucket_hours = :size "
+            "AND (bucket_start, segment) IN (SELECT * FROM unnest(CAST(:m AS timestamptz[]), CAST(:s AS text[])))"
+        ),
+        {
+            "v": version_id,
+            "r": reference_id,
+            "size": MINUTE_BUCKET,
+            "m": [k[0] for k in keys],
+            "s": [k[1] for k in keys],
+        },
+    )
+
+
+def delete_minutes_before(conn: Connection, cutoff: datetime) -> int:
+    """Drop every minute summary older than ``cutoff`` (past the minute horizon: no sliding
+    window reads it; its hour's summary holds it)."""
+    b = bucket_summaries.c
+    return conn.execute(
+        delete(bucket_summaries).where(b.bucket_hours == MINUTE_BUCKET, b.bucket_start < cutoff)
+    ).rowcount
 
 
 def load_buckets(

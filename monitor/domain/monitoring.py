@@ -16,16 +16,23 @@ QUALITY_METRICS = frozenset(
     {"accuracy", "precision", "recall", "f1", "f1.macro", "precision.macro", "recall.macro", "roc_auc", "log_loss"}
     | {"mae", "rmse", "mape", "r2"}
 )
-_DURATION = re.compile(r"^(\d+)([hd])$")
+_DURATION = re.compile(r"^(\d+)([mhd])$")
+_UNITS = {"m": "minutes", "h": "hours", "d": "days"}
+# A window longer than this reads more summaries than the log holds (the log's retention is
+# shorter), and an integer count of minutes past it is surely a mistake.
+MAX_WINDOW = timedelta(days=366)
 
 
 def parse_window(spec: str) -> timedelta:
-    """'6h', '1d', '30d': windows are whole hours, because summaries are hourly."""
+    """'10m', '6h', '1d', '30d': whole minutes, because summaries are kept by the minute (for
+    the last day) and by the hour."""
     m = _DURATION.match(spec)
-    if not m or int(m.group(1)) == 0:
-        raise ValueError(f"window {spec!r} must be a whole number of hours or days, like '1h', '6h', '7d'")
-    n = int(m.group(1))
-    return timedelta(hours=n) if m.group(2) == "h" else timedelta(days=n)
+    if not m or int(m.group(1)) == 0 or int(m.group(1)) > 1_000_000:
+        raise ValueError(f"window {spec!r} must be a whole number of minutes, hours or days, like '10m', '1h', '7d'")
+    length = timedelta(**{_UNITS[m.group(2)]: int(m.group(1))})
+    if length > MAX_WINDOW:
+        raise ValueError(f"window {spec!r} is longer than {MAX_WINDOW.days} days")
+    return length
 
 
 class FeatureTest(BaseModel):
@@ -136,10 +143,9 @@ class MonitoringConfig(BaseModel):
     @field_validator("windows")
     @classmethod
     def _windows(cls, v: list[str]) -> list[str]:
-        for w in v:
-            parse_window(w)
-        if len(set(v)) != len(v):
-            raise ValueError("duplicate windows")
+        lengths = [parse_window(w) for w in v]
+        if len(set(lengths)) != len(lengths):
+            raise ValueError("duplicate windows (the same length written twice, e.g. '60m' and '1h')")
         return v
 
     def drift_rule(self) -> Rule:

@@ -100,6 +100,8 @@ def model_info(ctx: ServiceContext, model: str) -> dict[str, Any]:
         segments = []
     with ctx.uow() as uow:
         jobs = ops_repo.model_job_runs(uow.conn, model)
+        waiting = ops_repo.summary_backlog(uow.conn, model)
+    metrics = next((j for j in jobs if j["job"] == "metrics"), None)
     # a job that skipped or failed on something in the last day: what the page warns about
     since = datetime.now(UTC) - timedelta(days=1)
     failing = [j for j in jobs if j["last_error_at"] is not None and j["last_error_at"] >= since]
@@ -108,6 +110,13 @@ def model_info(ctx: ServiceContext, model: str) -> dict[str, Any]:
         "version": vrow.version,
         "task": vrow.task,
         "job_errors": failing,
+        # how fresh the windows are: the scheduler's last run, and what arrived since, not yet in them
+        "scheduler": {
+            "last_run_at": None if metrics is None else metrics["last_success_at"],
+            "last_duration_s": None if metrics is None else metrics["last_duration_s"],
+            "waiting_rows": int(waiting[0]["rows"]) if waiting else 0,
+            "waiting_since": waiting[0]["oldest"] if waiting else None,
+        },
         "features": schema.feature_names(),
         "windows": cfg.windows,
         "segments": segments,

@@ -20,7 +20,7 @@ from monitor.domain.monitoring import MonitoringConfig
 from monitor.domain.schema import Task, schema_from_json
 from monitor.metrics.error_stream import Detection, StreamInWindow, detector_from_state, new_detector, run_minutes
 from monitor.services.context import ServiceContext
-from monitor.services.windows import HOUR
+from monitor.services.windows import HOUR, hour_floor
 
 
 def advance(
@@ -74,12 +74,15 @@ def _columns(minutes: list[list[int]]) -> tuple[list[int], list[int], list[int]]
 def detections_in(
     ctx: ServiceContext, vrow: VersionRow, cfg: MonitoringConfig, segment: str, start: datetime, end: datetime
 ) -> StreamInWindow | None:
-    """None when the detector has read no hour of the window."""
+    """None when the detector has read no hour of the window. A sliding window's part-hours are
+    read whole, their detections kept when their minute lies in the window."""
     with ctx.uow() as uow:
         states = error_stream_repo.states_between(
-            uow.conn, vrow.model_id, vrow.version_id, segment, cfg.concept_drift_detector, start, end
+            uow.conn, vrow.model_id, vrow.version_id, segment, cfg.concept_drift_detector, hour_floor(start), end
         )
     if not states:
         return None
+    first, last = int(start.timestamp()) // 60, int(end.timestamp()) // 60
     found = [Detection.from_json(d) for s in states for d in s.detections]
+    found = [d for d in found if first <= d.minute < last]
     return StreamInWindow(found, states[-1].rows, states[-1].error_rate)

@@ -1,5 +1,5 @@
-"""Keeping the database in shape: partitions ahead, retention of the log and of the history,
-labels that missed their prediction."""
+"""Keeping the database in shape: partitions ahead, retention of the log, of minute summaries and
+of the history, labels that missed their prediction."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from monitor.db import history_repo, kserve_repo, log_repo, partitions, report_repo, session_repo
+from monitor.db import history_repo, kserve_repo, log_repo, partitions, report_repo, session_repo, summary_repo
 from monitor.services.context import ServiceContext
+from monitor.services.windows import MINUTE_HORIZON
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +38,8 @@ def run_maintenance(ctx: ServiceContext, now: datetime | None = None) -> dict[st
         kserve_orphans = kserve_repo.delete_older(uow.conn, now - KSERVE_ORPHAN_AGE)
         uow.commit()
     with ctx.uow() as uow:
+        # Minutes past the horizon: no sliding window reads them, their hours hold them.
+        minutes = summary_repo.delete_minutes_before(uow.conn, now - MINUTE_HORIZON)
         history = history_repo.delete_older(uow.conn, now - timedelta(days=s.history_retention_days))
         # Reports are samples rebuilt on demand, megabytes each: kept a shorter time of their own.
         reports = report_repo.delete_older(uow.conn, now - timedelta(days=s.report_retention_days))
@@ -54,6 +57,7 @@ def run_maintenance(ctx: ServiceContext, now: datetime | None = None) -> dict[st
         "labels_attached": attached,
         "kserve_orphans_deleted": kserve_orphans,
         "history_deleted": history,
+        "minute_summaries_deleted": minutes,
     }
     if created or dropped or attached or kserve_orphans or history:
         log.info("maintenance: %s", report)

@@ -1,6 +1,9 @@
-"""One scheduled run for a model: summarise new hours of its log, then compute every configured
-window that ends at an hour boundary since the last run — catching up after downtime, and
-recomputing the window that ends at the next boundary, which fills as the hour goes on.
+"""One scheduled run for a model: fold what ingestion summarised (and summarise from the log
+what it could not), then compute every configured window that ends at an hour boundary since the
+last run — catching up after downtime — and the window that ends now: at the next minute for
+windows up to a day long (``monitor.services.windows.run_window_ends``), which slide by the minute,
+at the next hour boundary for longer ones. The window ending now is computed again by the next
+run; a sliding one is then replaced.
 
 Everything it writes is keyed by its window, so a run that dies half-way and runs again, or a
 second scheduler doing the same work, overwrites rather than duplicates.
@@ -9,6 +12,7 @@ second scheduler doing the same work, overwrites rather than duplicates.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -20,10 +24,19 @@ from monitor.domain.monitoring import MonitoringConfig
 from monitor.metrics.points import MetricPoint
 from monitor.services import error_stream_job, job_log, registry, summary_deltas
 from monitor.services.context import ServiceContext
-from monitor.services.drift_job import compute_window, rollup, shared_reference
 from monitor.services.metric_store import record_points
+from monitor.services.rollup import rollup, shared_reference
 from monitor.services.summary_plan import ReferenceView, load_reference, reference_view
-from monitor.services.windows import HOUR, hour_floor, hours
+from monitor.services.window_job import compute_window
+from monitor.services.windows import (
+    HOUR,
+    hour_floor,
+    hours,
+    is_hour_boundary,
+    live_end,
+    minute_horizon,
+    run_window_ends,
+)
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +79,10 @@ def run_model(ctx: ServiceContext, model: str, now: datetime | None = None) -> R
     with ctx.uow() as uow:
         # taken before the rollups: data landing after this is marked again and done next run
         stale = log_repo.stale_hours(uow.conn, versions[0].model_id, MAX_STALE_HOURS_PER_RUN)
-    reports = [_run_version(ctx, model, vrow, cfg, stale, now) for vrow in versions]
+    # With challengers live, every version's window ending at the next hour boundary is computed
+    # too: their comparison is made over those windows (monitor.services.window_job.compute_window)
+    hourly = len(versions) > 1
+    reports = [_run_version(ctx, model, vrow, cfg, stale, now, hourly) for vrow in versions]
     if not all(r.skipped for r in reports):
         with ctx.uow() as uow:
             log_repo.clear_stale_hours(uow.conn, versions[0].model_id, stale)
@@ -79,7 +95,13 @@ def run_model(ctx: ServiceContext, model: str, now: datetime | None = None) -> R
 
 
 def _run_version(
-    ctx: ServiceContext, model: str, vrow: VersionRow, cfg: MonitoringConfig, stale: list[StaleHour], now: datetime
+    ctx: ServiceContext,
+    model: str,
+    vrow: VersionRow,
+    cfg: MonitoringConfig,
+    stale: list[StaleHour],
+    now: datetime,
+    hourly: bool,
 ) -> RunReport:
     """Summarise one version's new hours, compute its windows, recompute what stale hours hold."""
     report = RunReport(model, vrow.version)
@@ -92,14 +114,13 @@ def _run_version(
         from_log_until = watermark_repo.get(uow.conn, vrow.version_id, f"rollup:{ref_id}")
         computed_until = {spec: watermark_repo.get(uow.conn, vrow.version_id, f"drift:{spec}") for spec in cfg.windows}
     end = hour_floor(now) + HOUR  # the boundary after now: the current hour is summarised as it fills
-    earliest = end - MAX_CATCH_UP
     start = rollup_start(rolled_until, end)
     # Every prediction stored since the last run was summarised at ingestion: its deltas are
     # folded into their hours, wherever those are (monitor.services.summary_deltas). The column
     # summaries are made from the log only for what has no deltas: the hours before this
     # reference's first run, and a challenger measured on its champion's reference too.
     ref = reference_view(ctx, ref_id)
-    folded = summary_deltas.fold(ctx, vrow, ref)
+    folded = summary_deltas.fold(ctx, vrow, ref, now, minute_horizon(cfg.window_lengths()))
     measured_twice = shared_reference(ctx, vrow, ref) is not None  # no deltas on the champion's reference
     from_log = from_log_until is None or measured_twice
     if from_log:
@@ -117,21 +138,42 @@ def _run_version(
     # the error stream changed from the first hour summarised or folded: the detector reads on from there
     changed = [*(s.hour for s in stale), *folded.hours, *([start] if from_log else [])]
     _advance_error_stream(ctx, vrow, ref, cfg, min(changed, default=end), end, report)
-    for spec, length in zip(cfg.windows, cfg.window_lengths(), strict=True):
-        job = f"drift:{spec}"
-        with ctx.uow() as uow:
-            done = watermark_repo.get(uow.conn, vrow.version_id, job)
-        # from the last boundary computed (it may have been partial) to the next one
-        first = max(earliest + HOUR, done if done is not None else end)
-        ends = [b + HOUR for b in hours(first - HOUR, end)]
-        for window_end in ends:
-            _window(ctx, model, vrow.version, window_end - length, window_end, cfg, report)
-        _set_watermark(ctx, vrow.version_id, job, end)
-        report.windows[spec] = len(ends)
-        attempts += len(ends)
+    attempts += _compute_windows(ctx, model, vrow, cfg, computed_until, now, hourly, report)
     _recompute_stale_windows(ctx, model, vrow, cfg, stale, computed_until, report)
     _report_failures(ctx, model, vrow, end, attempts, report.failures)
     return report
+
+
+def _compute_windows(
+    ctx: ServiceContext,
+    model: str,
+    vrow: VersionRow,
+    cfg: MonitoringConfig,
+    computed_until: dict[str, datetime | None],
+    now: datetime,
+    hourly: bool,
+    report: RunReport,
+) -> int:
+    """Each configured window's ends this run computes (``run_window_ends``); returns how many."""
+    earliest = hour_floor(now) + HOUR - MAX_CATCH_UP
+    attempts = 0
+    for spec, length in zip(cfg.windows, cfg.window_lengths(), strict=True):
+        done = computed_until[spec]
+        ends = run_window_ends(length, done, now, earliest, hourly=hourly)
+        for window_end in ends:
+            _window(ctx, model, vrow.version, window_end - length, window_end, cfg, report)
+        live = live_end(length, now)
+        if not is_hour_boundary(live):
+            # the sliding window's point replaces the one the run before left
+            with ctx.uow() as uow:
+                metrics_repo.delete_sliding_points(
+                    uow.conn, vrow.model_id, vrow.version_id, length, done or live - HOUR, live
+                )
+                uow.commit()
+        _set_watermark(ctx, vrow.version_id, f"drift:{spec}", live)
+        report.windows[spec] = len(ends)
+        attempts += len(ends)
+    return attempts
 
 
 def rollup_start(rolled_until: datetime | None, end: datetime) -> datetime:
@@ -264,14 +306,14 @@ def _recompute_stale_windows(
         until = computed_until.get(spec)
         if until is None:
             continue
-        steps = int(length / HOUR)
+        steps = math.ceil(length / HOUR)  # the hour boundaries whose window holds a part of the hour
         candidates = sorted({e for s in stale for k in range(1, steps + 1) if (e := s.hour + HOUR * k) < until})
         with ctx.uow() as uow:  # only windows that were computed: no lone window before the first run
             computed = metrics_repo.computed_window_ends(
                 uow.conn, vrow.model_id, vrow.version_id, int(length.total_seconds()), candidates
             )
         for window_end in (e for e in candidates if e in computed):
-            whole = any(window_end - length <= h < window_end for h in log_changed_hours)
+            whole = any(window_end - length < h + HOUR and h < window_end for h in log_changed_hours)
             _window(ctx, model, vrow.version, window_end - length, window_end, cfg, report, quality_only=not whole)
             report.recomputed_windows += 1
 

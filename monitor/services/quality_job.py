@@ -8,6 +8,7 @@ it again and recomputes every window that holds it, not only the newest.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -32,7 +33,7 @@ from monitor.metrics.quality_summary import (
 )
 from monitor.services.context import ServiceContext
 from monitor.services.error_stream_job import detections_in
-from monitor.services.windows import HOUR, merged_window
+from monitor.services.windows import merged_window
 
 
 def residual_edges(extras: dict[str, dict[str, Any]]) -> np.ndarray | None:
@@ -46,31 +47,61 @@ def new_summary(schema: ModelSchema, edges: np.ndarray | None) -> QualitySummary
     return ClassificationSummary(list(schema.classes or []))
 
 
-def summarise_hour(
+def summarise_quality(
     conn: Connection,
     vrow: VersionRow,
     schema: ModelSchema,
-    ref_id: int,
     residual_edges: dict[str, np.ndarray | None],
-    bucket: datetime,
+    start: datetime,
+    end: datetime,
     groups: summary_repo.Groups,
     counts: dict[str, int],
-) -> None:
-    """Summarise one hour's labelled predictions for all rows and each tracked segment, given
-    each one's number of predictions, and store the summaries, replacing earlier ones and
-    dropping the day's and week's merged summaries (merged again when next read)."""
-    window = (conn, vrow.model_id, vrow.version_id, bucket, bucket + HOUR)
-    summaries: dict[str, QualitySummary]
+) -> dict[str, QualitySummary]:
+    """The labelled predictions of [start, end) summarised for all rows and each tracked
+    segment, given each one's number of predictions."""
+    window = (conn, vrow.model_id, vrow.version_id, start, end)
     if schema.task is Task.regression:
-        summaries = dict(quality_repo.summarise_regression(*window, residual_edges, groups, counts))
+        return dict(quality_repo.summarise_regression(*window, residual_edges, groups, counts))
+    return dict(quality_repo.summarise_classification(*window, schema.classes or [], groups, counts))
+
+
+def summarise_quality_by_minute(
+    conn: Connection,
+    vrow: VersionRow,
+    schema: ModelSchema,
+    residual_edges: dict[str, np.ndarray | None],
+    start: datetime,
+    end: datetime,
+    groups: summary_repo.Groups,
+    counts: Mapping[datetime, dict[str, int]],
+) -> dict[datetime, dict[str, QualitySummary]]:
+    """``summarise_quality`` of each minute of [start, end) in ``counts``, in the queries of one."""
+    window = (conn, vrow.model_id, vrow.version_id, start, end)
+    found: Mapping[datetime, Mapping[str, QualitySummary]]
+    if schema.task is Task.regression:
+        found = quality_repo.summarise_regression_by_minute(*window, residual_edges, groups, counts)
     else:
-        summaries = dict(quality_repo.summarise_classification(*window, schema.classes or [], groups, counts))
+        found = quality_repo.summarise_classification_by_minute(*window, schema.classes or [], groups, counts)
+    return {m: dict(summaries) for m, summaries in found.items()}
+
+
+def store_quality(
+    conn: Connection,
+    vrow: VersionRow,
+    ref_id: int,
+    bucket: datetime,
+    size: int,
+    summaries: dict[str, QualitySummary],
+) -> None:
+    """Store a bucket's quality summaries (an hour, ``size`` 1, or a minute), replacing earlier
+    ones; an hour's drops its day's and week's merged summaries (merged again when next read)."""
     for key, s in summaries.items():
         parts = {QUALITY_COLUMN: s.to_parts()} if s.n_predictions else {}
         summary_repo.replace_bucket(
-            conn, vrow.model_id, vrow.version_id, ref_id, bucket, 1, s.n_predictions, parts, key, quality=True
+            conn, vrow.model_id, vrow.version_id, ref_id, bucket, size, s.n_predictions, parts, key, quality=True
         )
-        summary_repo.drop_merged(conn, vrow.model_id, vrow.version_id, ref_id, bucket, key, quality=True)
+        if size == 1:
+            summary_repo.drop_merged(conn, vrow.model_id, vrow.version_id, ref_id, bucket, key, quality=True)
 
 
 class QualityAccumulator:

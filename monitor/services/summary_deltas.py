@@ -22,7 +22,7 @@ import logging
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from operator import itemgetter
 from typing import Any, TypeVar
@@ -44,7 +44,7 @@ from monitor.metrics.quality_summary import QUALITY_COLUMN, ClassificationSummar
 from monitor.services.context import ServiceContext
 from monitor.services.quality_job import new_summary, residual_edges
 from monitor.services.summary_plan import ReferenceView, SummaryPlan, reference_view, summary_plan
-from monitor.services.windows import ColumnAccumulator, hour_floor
+from monitor.services.windows import MINUTE_HORIZON, ColumnAccumulator, has_minutes, hour_floor
 
 log = logging.getLogger(__name__)
 
@@ -206,12 +206,19 @@ class Folded:
     foreign_hours: set[datetime] = field(default_factory=set)
 
 
-def fold(ctx: ServiceContext, vrow: VersionRow, ref: ReferenceView) -> Folded:
+def fold(
+    ctx: ServiceContext,
+    vrow: VersionRow,
+    ref: ReferenceView,
+    now: datetime | None = None,
+    horizon: timedelta = MINUTE_HORIZON,
+) -> Folded:
     """Fold every delta of the version committed so far into its hours' summaries (column
     summaries, and quality summaries: their predictions from the column deltas, their labelled
-    rows from the quality deltas; all rows and each tracked segment), a transaction per
-    ``FOLD_BATCH`` deltas."""
+    rows from the quality deltas; all rows and each tracked segment), and into its minutes'
+    ``horizon`` back (``monitor.services.windows``), a transaction per ``FOLD_BATCH`` deltas."""
     schema = schema_from_json(vrow.schema)
+    now = now or datetime.now(UTC)
     out = Folded()
     while True:
         with ctx.uow() as uow:
@@ -223,15 +230,19 @@ def fold(ctx: ServiceContext, vrow: VersionRow, ref: ReferenceView) -> Folded:
                     ours[(hour, d.segment)].append(d)
                 else:
                     out.foreign_hours.add(hour)
+            recent: list[Delta] = []
             for (hour, seg), deltas in sorted(ours.items()):
                 columns = [d for d in deltas if d.kind == delta_repo.COLUMNS]
                 if columns:
                     _fold_columns(uow.conn, vrow, ref, hour, seg, columns)
                 _fold_quality(uow.conn, vrow, schema, ref, hour, seg, deltas)
+                if has_minutes(hour, now, horizon):
+                    recent += deltas
                 if not seg:
                     out.rows += sum(d.n_rows for d in columns)
                     out.labelled += sum(d.n_rows for d in deltas if d.kind == delta_repo.QUALITY)
                     out.hours.add(hour)
+            _fold_minutes(uow.conn, vrow, schema, ref, recent)
             if out.foreign_hours:
                 log_repo.mark_stale_hours(uow.raw, vrow.model_id, sorted(out.foreign_hours), "summaries")
             uow.commit()
@@ -239,21 +250,54 @@ def fold(ctx: ServiceContext, vrow: VersionRow, ref: ReferenceView) -> Folded:
             return out
 
 
+def _fold_minutes(
+    conn: Connection, vrow: VersionRow, schema: ModelSchema, ref: ReferenceView, deltas: list[Delta]
+) -> None:
+    """Add deltas to their minutes' stored summaries (column and quality summaries, per group) in
+    three statements however many minutes they hold: read those minutes, drop them, insert the sums."""
+    if not deltas:
+        return
+    key = (conn, vrow.model_id, vrow.version_id, ref.reference_id)
+    by_minute: dict[tuple[datetime, str], list[Delta]] = defaultdict(list)
+    for d in deltas:
+        by_minute[(d.minute, d.segment)].append(d)
+    columns = {k: ColumnAccumulator(ref.columns[k[1]]) for k in by_minute}
+    quality = {k: new_summary(schema, residual_edges(ref.extras[k[1]])) for k in by_minute}
+    for minute, seg, col, n, st, ct in summary_repo.load_minutes(*key, sorted({m for m, _ in by_minute})):
+        if (minute, seg) not in by_minute:
+            continue  # another group's, not changed
+        if col == QUALITY_COLUMN:
+            quality[(minute, seg)].add_parts(st, ct)
+        else:
+            columns[(minute, seg)].add(minute, summary_repo.MINUTE_BUCKET, col, n, st, ct)
+    for k, minute_deltas in by_minute.items():
+        for i, d in enumerate(minute_deltas):
+            if d.kind == delta_repo.COLUMNS:
+                for col, (st, ct) in d.parts.items():
+                    columns[k].add_delta(i, col, d.n_rows, st, ct)
+                quality[k].n_predictions += d.n_rows
+            else:
+                quality[k].add_parts(*d.parts[QUALITY_COLUMN])
+    summary_repo.delete_minute_buckets(*key, list(by_minute))
+    made: list[summary_repo.NewBucket] = []
+    for (minute, seg), acc in columns.items():
+        q = quality[(minute, seg)]
+        made += [(minute, seg, acc.n_rows, acc.parts()), (minute, seg, q.n_predictions, {QUALITY_COLUMN: q.to_parts()})]
+    summary_repo.insert_minutes(*key, made)
+
+
 def _fold_columns(
     conn: Connection, vrow: VersionRow, ref: ReferenceView, hour: datetime, seg: str, deltas: list[Delta]
 ) -> None:
     acc = ColumnAccumulator(ref.columns[seg])
-    for b, col, n, st, ct in summary_repo.load_buckets(
-        conn, vrow.model_id, vrow.version_id, ref.reference_id, 1, [hour], seg
-    ):
+    key = (conn, vrow.model_id, vrow.version_id, ref.reference_id)
+    for b, col, n, st, ct in summary_repo.load_buckets(*key, 1, [hour], seg):
         acc.add(b, 1, col, n, st, ct)
     for i, d in enumerate(deltas):
         for col, (st, ct) in d.parts.items():
             acc.add_delta(i, col, d.n_rows, st, ct)
-    summary_repo.replace_bucket(
-        conn, vrow.model_id, vrow.version_id, ref.reference_id, hour, 1, acc.n_rows, acc.parts(), seg
-    )
-    summary_repo.drop_merged(conn, vrow.model_id, vrow.version_id, ref.reference_id, hour, seg)
+    summary_repo.replace_bucket(*key, hour, 1, acc.n_rows, acc.parts(), seg)
+    summary_repo.drop_merged(*key, hour, seg)
 
 
 def _fold_quality(
@@ -266,9 +310,8 @@ def _fold_quality(
     deltas: list[Delta],
 ) -> None:
     summary = new_summary(schema, residual_edges(ref.extras[seg]))
-    for _, _, _, st, ct in summary_repo.load_buckets(
-        conn, vrow.model_id, vrow.version_id, ref.reference_id, 1, [hour], seg, quality=True
-    ):
+    key = (conn, vrow.model_id, vrow.version_id, ref.reference_id)
+    for _, _, _, st, ct in summary_repo.load_buckets(*key, 1, [hour], seg, quality=True):
         summary.add_parts(st, ct)
     for d in deltas:
         if d.kind == delta_repo.COLUMNS:
@@ -276,10 +319,8 @@ def _fold_quality(
         else:
             summary.add_parts(*d.parts[QUALITY_COLUMN])
     parts = {QUALITY_COLUMN: summary.to_parts()}
-    summary_repo.replace_bucket(
-        conn, vrow.model_id, vrow.version_id, ref.reference_id, hour, 1, summary.n_predictions, parts, seg, quality=True
-    )
-    summary_repo.drop_merged(conn, vrow.model_id, vrow.version_id, ref.reference_id, hour, seg, quality=True)
+    summary_repo.replace_bucket(*key, hour, 1, summary.n_predictions, parts, seg, quality=True)
+    summary_repo.drop_merged(*key, hour, seg, quality=True)
 
 
 def write_batch_deltas(

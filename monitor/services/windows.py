@@ -1,14 +1,18 @@
-"""Hours, windows, and merging a window's stored bucket summaries.
+"""Hours, minutes, windows, and merging a window's stored bucket summaries.
 
 Whole weeks (Monday to Monday, UTC) inside a window are read as week summaries, whole days
-outside them as day summaries, the hours around them as hour summaries; a merged summary is
-built from the level below on first use and stored. A 30-day window reads ~10 rows a column
-where it would read 720.
+outside them as day summaries, the whole hours around them as hour summaries, and the part-hours
+at either end as minute summaries; a merged summary is built from the level below on first use
+and stored. A 30-day window reads ~10 rows a column where it would read 720.
+
+Minute summaries are kept for the last ``MINUTE_HORIZON``: windows up to ``SLIDING_MAX`` long
+slide by the minute (a "1h" window at 00:00:19 is 23:01-00:01, not the 19 seconds since the hour
+turned); longer windows step by the hour, as their edges are older than the minutes kept.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any, Protocol, TypedDict, TypeVar
@@ -24,10 +28,19 @@ from monitor.metrics.window_points import LATENCY
 from monitor.services.context import ServiceContext
 
 HOUR = timedelta(hours=1)
+MINUTE = timedelta(minutes=1)
+# The longest window that slides by the minute, and how long minute summaries are kept: its
+# length, the hour its oldest edge lies in, and an hour for late rows and a scheduler that lags.
+SLIDING_MAX = timedelta(days=1)
+MINUTE_HORIZON = SLIDING_MAX + 2 * HOUR
 
 
 def hour_floor(ts: datetime) -> datetime:
     return ts.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+
+
+def minute_floor(ts: datetime) -> datetime:
+    return ts.astimezone(UTC).replace(second=0, microsecond=0)
 
 
 def hours(start: datetime, end: datetime) -> list[datetime]:
@@ -36,6 +49,64 @@ def hours(start: datetime, end: datetime) -> list[datetime]:
         out.append(t)
         t += HOUR
     return out
+
+
+def minutes(start: datetime, end: datetime) -> list[datetime]:
+    out, t = [], minute_floor(start)
+    while t < end:
+        out.append(t)
+        t += MINUTE
+    return out
+
+
+def minute_horizon(lengths: Iterable[timedelta]) -> timedelta:
+    """How far back a model's minute summaries are made: its longest sliding window, the hour its
+    oldest edge lies in and an hour for late rows and a scheduler that lags; none without a
+    sliding window. A model watched over "1h" only keeps three hours of minutes, not 26."""
+    longest = max((length for length in lengths if slides(length)), default=None)
+    return timedelta(0) if longest is None else longest + 2 * HOUR
+
+
+def has_minutes(hour: datetime, now: datetime, horizon: timedelta = MINUTE_HORIZON) -> bool:
+    """Whether an hour's minute summaries are made when it is summarised, ``horizon`` back."""
+    return horizon > timedelta(0) and hour + HOUR > now - horizon
+
+
+def slides(length: timedelta) -> bool:
+    """Whether windows of this length end at every minute, not only at hour boundaries."""
+    return length <= SLIDING_MAX
+
+
+def live_end(length: timedelta, now: datetime) -> datetime:
+    """Where the window of ``length`` that holds ``now`` ends: the next minute for a sliding
+    window, the next hour boundary for a longer one."""
+    if slides(length):
+        return minute_floor(now) + MINUTE
+    return hour_floor(now) + HOUR
+
+
+def run_window_ends(
+    length: timedelta, done: datetime | None, now: datetime, earliest: datetime, *, hourly: bool = False
+) -> list[datetime]:
+    """The ends of the windows of ``length`` a scheduler run at ``now`` computes, given the last
+    end computed (``done``, None before the first run) and how far back it catches up.
+
+    A sliding window ends at the minute boundary after ``now`` (``live_end``): it holds every row
+    up to now, and the minute still filling is computed again by the next run. Every hour
+    boundary since the last end computed is computed too (the last one was perhaps computed while
+    it filled): those windows stay, as the series' history, where a sliding one is replaced by the
+    next. A longer window ends at the hour boundary after ``now`` and steps by the hour.
+    ``hourly``: the window ending at the next hour boundary too, while it fills (a challenger's
+    comparison with its champion is made over those, see ``monitor.services.window_inputs``)."""
+    end = live_end(length, now)
+    first = max(earliest + HOUR, done if done is not None else end)
+    last = hour_floor(now) + HOUR if hourly else end
+    ends = {b for b in (h + HOUR for h in hours(first - HOUR, last)) if first <= b <= last}
+    return sorted({*ends, end})
+
+
+def is_hour_boundary(ts: datetime) -> bool:
+    return ts == hour_floor(ts)
 
 
 class Accumulator(Protocol):
@@ -121,7 +192,7 @@ def merged_window(
     quality summaries) into ``new()``."""
     acc = new()
     limit = min(end, datetime.now(UTC))  # a week or day still filling is read by its hours
-    plan, left = bucket_plan(start, end, limit)
+    plan, left, edges = bucket_plan(start, end, limit)
     kw: BucketOptions = {"segment": segment, "quality": quality}
     with ctx.uow() as uow:
         found = []
@@ -134,22 +205,28 @@ def merged_window(
         for size, have, missing in found:
             _add_level(uow.conn, vrow, ref_id, new, acc, size, have, missing, kw)
         uow.commit()
-        for b, col, n, st, ct in summary_repo.load_buckets(
-            uow.conn, vrow.model_id, vrow.version_id, ref_id, 1, left, **kw
-        ):
-            if not summary_repo.is_marker(col):
-                acc.add(b, 1, col, n, st, ct)
+        for size, starts in ((1, left), (summary_repo.MINUTE_BUCKET, edges)):
+            for b, col, n, st, ct in summary_repo.load_buckets(
+                uow.conn, vrow.model_id, vrow.version_id, ref_id, size, starts, **kw
+            ):
+                if not summary_repo.is_marker(col):
+                    acc.add(b, size, col, n, st, ct)
     return acc
 
 
 @lru_cache(maxsize=1024)
 def bucket_plan(
     start: datetime, end: datetime, limit: datetime
-) -> tuple[tuple[tuple[int, tuple[datetime, ...]], ...], tuple[datetime, ...]]:
-    """Which whole weeks and days (ending by ``limit``) and which hours make up [start, end):
-    ((168, weeks), (24, days)), hours. Cached: every segment and both kinds of summary of a
-    window read the same buckets."""
-    left = hours(start, end)
+) -> tuple[tuple[tuple[int, tuple[datetime, ...]], ...], tuple[datetime, ...], tuple[datetime, ...]]:
+    """Which whole weeks and days (ending by ``limit``), which whole hours and which minutes
+    make up [start, end): ((168, weeks), (24, days)), hours, minutes (the part-hours at either
+    end). Cached: every segment and both kinds of summary of a window read the same buckets."""
+    inner_start, inner_end = hour_floor(start), hour_floor(end)
+    inner_start += HOUR if inner_start < start else timedelta(0)
+    if inner_start >= inner_end:  # no whole hour: all minutes
+        return ((168, ()), (24, ())), (), tuple(minutes(start, end))
+    edges = (*minutes(start, inner_start), *minutes(inner_end, end))
+    left = hours(inner_start, inner_end)
     plan = []
     for size, start_of in LEVELS:
         span = timedelta(hours=size)
@@ -157,7 +234,7 @@ def bucket_plan(
         covered = set(whole)
         left = [h for h in left if start_of(h) not in covered]
         plan.append((size, tuple(whole)))
-    return tuple(plan), tuple(left)
+    return tuple(plan), tuple(left), edges
 
 
 class BucketOptions(TypedDict):

@@ -364,6 +364,8 @@ def test_an_alerts_dashboard_link_opens_the_model_page_at_its_window(
     path = link.removeprefix(ctx.settings.dashboard_url)
     open_page(driver, url, path, "#drift-heatmap .js-plotly-plot")
     text_ = driver.find_element(By.ID, "range-text").text
+    # how fresh the windows are, said above them (the seeded model was never run by a scheduler)
+    assert driver.find_element(By.ID, "scheduler-status").text.startswith("Metrics not computed yet")
     end = window_end[:16].replace("T", " ")
     assert f"to {end} UTC" in text_  # the range ends at the alert's window
     heatmap = plot_data(driver, "drift-heatmap")[0]

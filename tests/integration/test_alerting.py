@@ -82,6 +82,30 @@ def test_an_incident_across_an_hour_boundary_stays_firing(churn: Api, wired: dic
     assert evaluate_model(churn.ctx, "churn") == {"resolved": 1}
 
 
+def test_a_sliding_windows_baseline_is_the_nearest_window_kept(churn: Api) -> None:
+    """A sliding window's point is replaced by the next one, so the window exactly a baseline
+    back is rarely kept: the window of the same length that ended last in the hour before it is
+    the baseline."""
+    from monitor.db import alert_repo
+    from monitor.services import registry
+
+    hour = timedelta(hours=1)
+    end = hour_floor(datetime.now(UTC))
+    record_points(churn.ctx, "churn", "1", [drift_point(end - 2 * hour, True, 0.2), drift_point(end - hour, True, 0.4)])
+    vrow = registry.resolve_version(churn.ctx, "churn", "1")
+    sliding_end = end + timedelta(minutes=17)
+
+    def baseline(back: timedelta, length: timedelta = hour) -> float | None:
+        with churn.ctx.uow() as uow:
+            args = (uow.conn, vrow.model_id, vrow.version_id, "dataset_drift", {})
+            return alert_repo.point_value(*args, sliding_end - length - back, sliding_end - back)
+
+    assert baseline(hour) == 0.4  # ending 43 minutes before the hour: the hour window before it
+    assert baseline(2 * hour) == 0.2
+    assert baseline(hour, length=2 * hour) is None  # another length is another series
+    assert baseline(5 * hour) is None
+
+
 def test_firing_alert_is_delivered_signed_once_after_retries_and_resolves(
     churn: Api, receiver: Receiver, wired: dict[str, str]
 ) -> None:

@@ -10,8 +10,8 @@ from sqlalchemy import text
 from monitor.db import summary_repo
 from monitor.domain.monitoring import MonitoringConfig
 from monitor.services.context import ServiceContext
-from monitor.services.drift_job import compute_window
 from monitor.services.monitoring_run import backfill, window_ends
+from monitor.services.window_job import compute_window
 from monitor.services.windows import hour_floor
 from tests.integration.demo_model import MODEL, register_demo, traffic
 

@@ -288,7 +288,7 @@ def _drift(points: list[Any], metric: str) -> dict[str, Any]:
 def test_a_challengers_drift_is_measured_against_the_champions_reference_from_its_first_window(
     ctx: ServiceContext,
 ) -> None:
-    from monitor.services.drift_job import compute_window
+    from monitor.services.window_job import compute_window
 
     cfg = MonitoringConfig(windows=["1d"])
     _version(ctx, "1", "champion")

@@ -36,3 +36,23 @@ def test_the_overview_shows_the_estimated_quality_before_any_label(ctx: ServiceC
     estimated = model["estimated_quality"]
     assert estimated["metric"] == "estimated.accuracy" and estimated["sample_size"] == 540  # the scored ones
     assert 0.75 < estimated["value"] < 0.95
+
+
+def test_the_model_page_says_how_fresh_its_windows_are(ctx: ServiceContext) -> None:
+    """What arrived since the scheduler's last run waits to be folded: the page says how much and
+    since when, and when the metrics were last computed."""
+    from monitor.services import job_log
+    from monitor.services.monitoring_run import run_model
+
+    register_demo(ctx, MonitoringConfig(windows=["1h"]))
+    now = datetime.now(UTC)
+    before = dashboard_data.model_info(ctx, MODEL)["scheduler"]
+    assert before == {"last_run_at": None, "last_duration_s": None, "waiting_rows": 0, "waiting_since": None}
+    traffic(ctx, hour_floor(now), 90, "fresh-", seed=4, minutes=10)
+    waiting = dashboard_data.model_info(ctx, MODEL)["scheduler"]
+    assert waiting["waiting_rows"] == 90 and waiting["waiting_since"] <= datetime.now(UTC)
+    run_model(ctx, MODEL, now)
+    job_log.succeeded(ctx, MODEL, "metrics", 0.25)
+    after = dashboard_data.model_info(ctx, MODEL)["scheduler"]
+    assert after["waiting_rows"] == 0 and after["waiting_since"] is None
+    assert after["last_run_at"] is not None and after["last_duration_s"] == 0.25

@@ -19,10 +19,11 @@ from monitor.metrics.points import MetricPoint
 from monitor.metrics.stattests import FeatureKind, test_drift
 from monitor.services import ingestion, registry
 from monitor.services.context import ServiceContext
-from monitor.services.drift_job import compute_window, rollup
 from monitor.services.reference import upload_reference
+from monitor.services.rollup import rollup
 from monitor.services.summary_plan import column_specs as _specs
 from monitor.services.summary_plan import load_reference, parse_segment
+from monitor.services.window_job import compute_window
 from monitor.services.windows import hour_floor
 
 # The summaries are checked against Evidently's tests on the raw rows: its profile, unless a test
@@ -142,14 +143,28 @@ def test_reruns_overwrite_and_settings_apply(ctx: ServiceContext) -> None:
         per_bucket = conn.execute(
             text(
                 "SELECT count(DISTINCT column_name), count(*) FROM bucket_summaries "
-                "WHERE segment = '' AND column_name <> '_quality'"
+                "WHERE segment = '' AND column_name <> '_quality' AND bucket_hours = 1"
             )
         ).one()
         quality = conn.execute(
-            text("SELECT count(*) FROM bucket_summaries WHERE segment = '' AND column_name = '_quality'")
+            text(
+                "SELECT count(*) FROM bucket_summaries WHERE segment = '' AND column_name = '_quality' "
+                "AND bucket_hours = 1"
+            )
+        ).scalar_one()
+        minutes = conn.execute(
+            text(
+                "SELECT count(*), count(DISTINCT bucket_start) FROM bucket_summaries "
+                "WHERE segment = '' AND column_name = 'latency_ms' AND bucket_hours = 0"
+            )
+        ).one()
+        logged = conn.execute(
+            text("SELECT count(DISTINCT date_trunc('minute', ts)) FROM predictions WHERE ts >= :s AND ts < :e"),
+            {"s": start, "e": end},
         ).scalar_one()
     assert per_bucket == (COLUMNS, 3 * COLUMNS)  # 3 hours
     assert quality == 3
+    assert minutes == (logged, logged)  # recent hours: each minute with rows too, once
     cfg = MonitoringConfig(
         stattest_profile="evidently", fdr=True, feature_tests={"income": FeatureTest(test="psi", threshold=0.2)}
     )

@@ -17,9 +17,10 @@ from monitor.domain.tabular import TableFormat
 from monitor.services import alert_config, alert_ops, ingestion, registry, reports
 from monitor.services.alerting import evaluate_model
 from monitor.services.context import ServiceContext
-from monitor.services.drift_job import compute_window, rollup
 from monitor.services.monitoring_run import backfill
 from monitor.services.reference import upload_reference
+from monitor.services.rollup import rollup
+from monitor.services.window_job import compute_window
 from monitor.services.windows import hour_floor
 from tests.integration.helpers import Api
 

@@ -20,8 +20,8 @@ from monitor.domain.monitoring import MonitoringConfig
 from monitor.server import free_port, wait_ready
 from monitor.services import keys
 from monitor.services.context import ServiceContext
-from monitor.services.drift_job import rollup
 from monitor.services.monitoring_run import run_model
+from monitor.services.rollup import rollup
 from monitor.services.windows import HOUR, hour_floor
 from tests.integration.demo_model import MODEL, register_demo
 from tests.integration.processes import monitor_process, stop_process

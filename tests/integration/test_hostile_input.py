@@ -17,7 +17,8 @@ from sqlalchemy import text
 from monitor.api.app import create_app
 from monitor.domain.kserve import REQUEST, RESPONSE
 from monitor.server import ThreadedServer, free_port
-from monitor.services.drift_job import compute_window, rollup
+from monitor.services.rollup import rollup
+from monitor.services.window_job import compute_window
 from tests.integration.helpers import Api
 
 HUGE = "1" + "0" * 400

@@ -18,6 +18,7 @@ from monitor.services.windows import hour_floor
 from tests.integration.demo_model import MODEL, label, register_demo, traffic
 
 HOUR = timedelta(hours=1)
+MINUTE = timedelta(minutes=1)
 
 
 def _point(ctx: ServiceContext, metric: str, start: datetime, end: datetime) -> tuple[float, int, datetime]:
@@ -100,14 +101,16 @@ def test_a_run_in_the_hour_of_the_one_before_summarises_that_hour_only(ctx: Serv
     register_demo(ctx, MonitoringConfig(windows=["1h"]))
     base = hour_floor(now)
     closed = base - HOUR
-    traffic(ctx, closed, 200, "closed-", seed=21)
-    traffic(ctx, base, 30, "live-", seed=22, minutes=20)
+    frames = [traffic(ctx, closed, 200, "closed-", seed=21), traffic(ctx, base, 30, "live-", seed=22, minutes=20)]
     backfill(ctx, MODEL, closed - HOUR, base)
     assert run_model(ctx, MODEL, now).rows_summarised == 230  # the first run: the closed hours too
-    traffic(ctx, base, 10, "more-", seed=23, minutes=20)
+    frames.append(traffic(ctx, base, 10, "more-", seed=23, minutes=20))
     second = run_model(ctx, MODEL, now)
     assert (second.rows_summarised, second.resummarised_hours) == (10, 0)  # what arrived, not the hour
-    assert _point(ctx, "dataset_drift", base, base + HOUR)[1] == 40
+    live = (now + MINUTE - HOUR, now + MINUTE)  # the hour up to the next minute
+    in_live = sum(int(((f.ts >= live[0]) & (f.ts < live[1])).sum()) for f in frames)
+    assert in_live == 96 + 40  # a part of the closed hour and all of this one
+    assert _point(ctx, "dataset_drift", *live)[1] == in_live
 
     traffic(ctx, closed + timedelta(minutes=50), 5, "late-", seed=24, minutes=5)
     assert _marks(ctx) == [(closed, True)]
@@ -164,4 +167,4 @@ def test_late_data_before_the_first_run_is_summarised_but_makes_no_lone_window(
     assert (report.rows_summarised, report.recomputed_windows) == (20, 0)  # folded into its hour
     with ctx.engine.connect() as conn:
         ends = conn.execute(text("SELECT DISTINCT window_end FROM metric_points")).scalars().all()
-    assert [e.astimezone(UTC) for e in ends] == [base + HOUR]  # `monitor backfill` computes history
+    assert [e.astimezone(UTC) for e in ends] == [now + MINUTE]  # `monitor backfill` computes history

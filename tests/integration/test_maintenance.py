@@ -6,16 +6,17 @@ import pytest
 from sqlalchemy import text
 
 from monitor.config import Settings
-from monitor.db import partitions
+from monitor.db import partitions, summary_repo
 from monitor.domain.monitoring import MonitoringConfig
 from monitor.metrics.points import MetricPoint
 from monitor.server import free_port
+from monitor.services import registry
 from monitor.services.alerting import evaluate_model
 from monitor.services.context import ServiceContext
 from monitor.services.maintenance import run_maintenance
 from monitor.services.metric_store import record_points
 from monitor.services.monitoring_run import backfill
-from monitor.services.windows import hour_floor
+from monitor.services.windows import MINUTE, MINUTE_HORIZON, hour_floor
 from tests.integration.demo_model import MODEL, register_demo, traffic
 from tests.integration.helpers import Api, Receiver, deliver_all, drift_point, prediction
 
@@ -108,7 +109,7 @@ def test_metric_points_and_summaries_go_after_the_history_retention(ctx: Service
     cutoff = base - 3 * HOUR
     kept = {
         "metric_points": "SELECT count(*) FROM metric_points WHERE window_end >= :c",
-        "bucket_summaries": "SELECT count(*) FROM bucket_summaries WHERE bucket_start >= :c",
+        "bucket_summaries": "SELECT count(*) FROM bucket_summaries WHERE bucket_hours > 0 AND bucket_start >= :c",
         "error_stream_states": "SELECT count(*) FROM error_stream_states WHERE hour >= :c",
     }
     before = {table: _count(ctx, sql, c=cutoff) for table, sql in kept.items()}
@@ -116,10 +117,16 @@ def test_metric_points_and_summaries_go_after_the_history_retention(ctx: Service
     old = {table: _count(ctx, sql.replace(">=", "<"), c=cutoff) for table, sql in kept.items()}
     assert all(old.values()), old
 
+    minutes = "SELECT count(*) FROM bucket_summaries WHERE bucket_hours = 0"
+    minutes_before = _count(ctx, minutes)
+    assert minutes_before
+
     report = run_maintenance(ctx, cutoff + timedelta(days=ctx.settings.history_retention_days))
     assert report["history_deleted"] == old
     assert {table: _count(ctx, sql, c=cutoff) for table, sql in kept.items()} == before
     assert all(_count(ctx, sql.replace(">=", "<"), c=cutoff) == 0 for sql in kept.values())
+    # minutes go long before: past the minute horizon
+    assert report["minute_summaries_deleted"] == minutes_before and _count(ctx, minutes) == 0
 
 
 def test_reports_go_after_their_own_retention(ctx: ServiceContext) -> None:
@@ -177,3 +184,31 @@ def test_alerts_that_ended_and_finished_webhooks_go_after_the_history_retention(
 def test_the_history_cannot_be_kept_shorter_than_the_log() -> None:
     with pytest.raises(ValueError, match="MONITOR_HISTORY_RETENTION_DAYS"):
         Settings(retention_days=90, history_retention_days=30)
+
+
+def test_minute_summaries_past_the_horizon_are_dropped_and_their_hours_kept(ctx: ServiceContext) -> None:
+    register_demo(ctx, MonitoringConfig(windows=["1h"]))
+    now = datetime.now(UTC)
+    old, recent = hour_floor(now - MINUTE_HORIZON - 2 * HOUR), hour_floor(now) - HOUR
+    for start in (old, recent):
+        traffic(ctx, start, 30, f"m{start.hour}-", seed=start.hour)
+    backfill(ctx, MODEL, old, hour_floor(now))  # both hours from the log, minutes where kept
+
+    def stored(size: int) -> set[datetime]:
+        with ctx.engine.connect() as conn:
+            rows = conn.execute(
+                text("SELECT DISTINCT date_trunc('hour', bucket_start) FROM bucket_summaries WHERE bucket_hours = :s"),
+                {"s": size},
+            ).scalars()
+            return {r.astimezone(UTC) for r in rows}
+
+    assert stored(summary_repo.MINUTE_BUCKET) == {recent}  # an hour past the horizon: no minutes made
+    vrow = registry.resolve_version(ctx, MODEL, None)
+    with ctx.uow() as uow:  # a minute left from when the old hour was recent
+        ref_id = uow.conn.execute(text("SELECT id FROM reference_datasets")).scalar_one()
+        args = (uow.conn, vrow.model_id, vrow.version_id, ref_id, old + MINUTE, summary_repo.MINUTE_BUCKET)
+        summary_repo.replace_bucket(*args, 1, {"features.age": ({}, None)})
+        uow.commit()
+    assert stored(summary_repo.MINUTE_BUCKET) == {old, recent}
+    assert run_maintenance(ctx, now)["minute_summaries_deleted"] == 1
+    assert stored(summary_repo.MINUTE_BUCKET) == {recent} and stored(1) >= {old, recent}

@@ -23,9 +23,10 @@ from monitor.metrics.quality_summary import ClassificationSummary
 from monitor.services import ingestion, registry
 from monitor.services.bootstrap import open_context
 from monitor.services.context import ServiceContext
-from monitor.services.drift_job import compute_window, rollup
 from monitor.services.monitoring_run import backfill, run_model
 from monitor.services.reference import upload_reference
+from monitor.services.rollup import rollup
+from monitor.services.window_job import compute_window
 from monitor.services.windows import hour_floor
 from tests.integration.demo_model import MODEL, label, register_demo, traffic
 
@@ -316,7 +317,10 @@ def test_the_rollup_bins_scores_as_the_summary_does_and_auc_holds_for_rare_posit
     rollup(ctx, MODEL, None, start, start + timedelta(hours=1))
     with ctx.engine.connect() as conn:
         stats, counts = conn.execute(
-            text("SELECT stats, counts FROM bucket_summaries WHERE column_name = '_quality' AND segment = ''")
+            text(
+                "SELECT stats, counts FROM bucket_summaries WHERE column_name = '_quality' AND segment = '' "
+                "AND bucket_hours = 1"
+            )
         ).one()
     stored = ClassificationSummary(demo_data.CLASSES)
     stored.add_parts(stats, bytes(counts))

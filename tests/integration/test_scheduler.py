@@ -18,7 +18,7 @@ from monitor.services import ingestion, registry
 from monitor.services.context import ServiceContext
 from monitor.services.monitoring_run import backfill, run_model
 from monitor.services.reference import upload_reference
-from monitor.services.windows import hour_floor
+from monitor.services.windows import hour_floor, minute_floor
 
 
 def seed(ctx: ServiceContext, hours_back: int = 5) -> datetime:
@@ -63,7 +63,7 @@ def test_a_run_computes_the_live_windows_and_reruns_overwrite(ctx: ServiceContex
     report = run_model(ctx, demo_data.MODEL_NAME, now)
     assert report.skipped is None and report.windows == {"1h": 1, "3h": 1}
     assert report.rows_summarised >= 60  # the current hour and the late-data margin before it
-    live_end = hour_floor(now) + timedelta(hours=1)
+    live_end = minute_floor(now) + timedelta(minutes=1)  # both windows slide by the minute
     assert {end for _, end in drift_windows(ctx)} == {live_end}
     n = count_points(ctx)
     run_model(ctx, demo_data.MODEL_NAME, now)
@@ -74,10 +74,13 @@ def test_after_downtime_missed_windows_are_caught_up(ctx: ServiceContext) -> Non
     now = seed(ctx)
     run_model(ctx, demo_data.MODEL_NAME, now - timedelta(hours=3))
     report = run_model(ctx, demo_data.MODEL_NAME, now)
-    # from the boundary last computed (recomputed, it was partial) to the next one
+    # every hour boundary since the last window computed, and the window ending at the next
+    # minute; the sliding window the first run left is replaced
     assert report.windows == {"1h": 4, "3h": 4}
     ends = sorted({end for _, end in drift_windows(ctx)})
-    assert ends == [hour_floor(now) + timedelta(hours=h) for h in range(-2, 2)]
+    live = minute_floor(now) + timedelta(minutes=1)
+    boundaries = [hour_floor(now) + timedelta(hours=h) for h in range(-2, 1)]
+    assert ends == sorted({*boundaries, live, hour_floor(live)})
 
 
 def test_backfill_and_no_reference(ctx: ServiceContext) -> None:

@@ -14,27 +14,31 @@ from sqlalchemy import text
 
 from monitor.db import delta_repo, ops_repo, summary_repo
 from monitor.domain.monitoring import MonitoringConfig
+from monitor.domain.schema import schema_from_json
 from monitor.services import ingestion, registry, summary_deltas
 from monitor.services.context import ServiceContext
-from monitor.services.drift_job import rollup
 from monitor.services.monitoring_run import run_model
-from monitor.services.summary_plan import load_reference
-from monitor.services.windows import hour_floor
+from monitor.services.rollup import rollup
+from monitor.services.summary_plan import load_reference, summary_plan
+from monitor.services.windows import ColumnAccumulator, hour_floor, merged_window, minute_floor
 from tests.integration.demo_model import MODEL, label, register_demo, traffic
 from tests.integration.helpers import Api
 from tests.integration.test_prometheus import scrape, value
 
 HOUR = timedelta(hours=1)
+MINUTE = timedelta(minutes=1)
 
 
-def _summaries(ctx: ServiceContext) -> dict[tuple[Any, ...], tuple[int, dict[str, Any], bytes | None]]:
-    """Every stored hour's summary (columns and quality), by (hour, segment, column)."""
+def _summaries(ctx: ServiceContext, size: int = 1) -> dict[tuple[Any, ...], tuple[int, dict[str, Any], bytes | None]]:
+    """Every stored hour's summary (columns and quality), by (hour, segment, column); with
+    ``size`` 0, every minute's."""
     with ctx.engine.connect() as conn:
         rows = conn.execute(
             text(
                 "SELECT bucket_start, segment, column_name, n_rows, stats, counts FROM bucket_summaries "
-                "WHERE bucket_hours = 1"
-            )
+                "WHERE bucket_hours = :size"
+            ),
+            {"size": size},
         ).all()
     return {(b, seg, col): (n, st, None if ct is None else bytes(ct)) for b, seg, col, n, st, ct in rows}
 
@@ -108,10 +112,15 @@ def test_folded_deltas_equal_the_summary_from_the_log(ctx: ServiceContext, now: 
 
     # the relabelled hour's quality is made from the log, as the scheduler does through its mark
     rollup(ctx, MODEL, None, base, base + HOUR, quality_only=True)
-    by_deltas = _summaries(ctx)
+    by_deltas, minutes_by_deltas = _summaries(ctx), _summaries(ctx, summary_repo.MINUTE_BUCKET)
     assert by_deltas[(base - 3 * HOUR, "", "_quality")][1]["confusion"]  # the labelled rows, folded
+    # every minute with rows has its own summaries too (a sliding window's ends read them)
+    assert {k[0] for k in minutes_by_deltas if k[1] == ""} == {
+        minute_floor(t) for t in [*live.ts, *late.ts, *(base - HOUR + timedelta(seconds=17 * i) for i in range(90))]
+    }
     rollup(ctx, MODEL, None, base - 3 * HOUR, base + HOUR)  # the same hours, from the log
     _assert_equal(by_deltas, _summaries(ctx))
+    _assert_equal(minutes_by_deltas, _summaries(ctx, summary_repo.MINUTE_BUCKET))
 
 
 def test_a_fold_that_dies_half_way_loses_and_doubles_nothing(ctx: ServiceContext, now: datetime) -> None:
@@ -194,7 +203,8 @@ def test_the_schedulers_backlog_is_on_metrics(api: Api) -> None:
 
 def test_a_new_models_first_rows_reach_its_window_at_the_next_run(ctx: ServiceContext, now: datetime) -> None:
     """A model's first run may come before its first rows; the run after them (the default
-    schedule is 30 s) computes its live window with every row, from what ingestion summarised."""
+    schedule is 30 s) computes its live window, the hour up to the next minute, with every row,
+    from what ingestion summarised."""
     assert MonitoringConfig().schedule_seconds == 30
     register_demo(ctx, MonitoringConfig(windows=["1h"]))
     base = hour_floor(now)
@@ -208,6 +218,78 @@ def test_a_new_models_first_rows_reach_its_window_at_the_next_run(ctx: ServiceCo
                 "SELECT sample_size FROM metric_points WHERE metric = 'dataset_drift' AND labels = '{}'::jsonb "
                 "AND window_start = :s AND window_end = :e"
             ),
-            {"s": base, "e": base + HOUR},
+            {"s": now + MINUTE - HOUR, "e": now + MINUTE},
         ).scalar_one()
     assert n == 300
+
+
+def _window_equals_its_rows(ctx: ServiceContext, start: datetime, end: datetime) -> int:
+    """The merged summaries of [start, end) equal the summaries of its rows read at once;
+    returns its rows."""
+    vrow = registry.resolve_version(ctx, MODEL, None)
+    ref = load_reference(ctx, vrow)
+    plan = summary_plan(schema_from_json(vrow.schema), ref)
+    acc = merged_window(ctx, vrow, ref.reference_id, start, end, lambda: ColumnAccumulator(ref.columns[""]))
+    with ctx.engine.connect() as conn:
+        window = (conn, vrow.model_id, vrow.version_id, start, end)
+        counts = summary_repo.count_rows(*window, plan.groups)
+        parts = summary_repo.summarise_columns(*window, plan.columns, plan.groups, counts, plan.derived)[""]
+    assert acc.n_rows == counts[""]
+    merged = {("", "", col): (acc.n_rows, st, ct) for col, (st, ct) in acc.parts().items()}
+    _assert_equal(merged, {("", "", col): (counts[""], st, ct) for col, (st, ct) in parts.items()})
+    return acc.n_rows
+
+
+def test_a_window_ending_at_any_minute_covers_exactly_its_rows(ctx: ServiceContext, now: datetime) -> None:
+    """Whole hours from hour summaries, the part-hours at either end from minute summaries: the
+    window equals summarising its rows at once, whether the minutes were folded from deltas or
+    summarised from the log, late rows included."""
+    register_demo(ctx, MonitoringConfig(windows=["1h"]))
+    vrow = registry.resolve_version(ctx, MODEL, None)
+    base = hour_floor(now)
+    frames = [
+        traffic(ctx, base - 2 * HOUR, 500, "a-", seed=3, minutes=150),
+        traffic(ctx, base - 80 * MINUTE, 40, "late-", seed=4, minutes=20),  # back-dated into closed hours
+    ]
+    summary_deltas.fold(ctx, vrow, load_reference(ctx, vrow))
+    windows = [
+        (base - HOUR + 13 * MINUTE, base + 13 * MINUTE),  # a sliding hour: all minutes
+        (base - 2 * HOUR + 47 * MINUTE, base + 13 * MINUTE),  # part, a whole hour, part
+        (base - 2 * HOUR, base),  # hour-aligned: no minutes
+        (base - 70 * MINUTE, base - 65 * MINUTE),  # five minutes inside one hour
+    ]
+    expected = [sum(int(((f.ts >= s) & (f.ts < e)).sum()) for f in frames) for s, e in windows]
+    assert all(expected)
+    assert [_window_equals_its_rows(ctx, s, e) for s, e in windows] == expected
+    rollup(ctx, MODEL, None, base - 2 * HOUR, base + HOUR)  # the same hours summarised from the log
+    assert [_window_equals_its_rows(ctx, s, e) for s, e in windows] == expected
+
+
+def test_an_hour_window_just_after_the_hour_holds_the_hour_before(ctx: ServiceContext, now: datetime) -> None:
+    """At 19 seconds past the hour the "1h" window is the hour up to the next minute, not the 19
+    seconds since the hour turned; the next minute's window replaces it, boundaries stay."""
+    register_demo(ctx, MonitoringConfig(windows=["1h"]))
+    base = hour_floor(now)
+    frame = traffic(ctx, base - HOUR, 240, "h-", seed=5)
+    run_model(ctx, MODEL, base + timedelta(seconds=19))
+    first = (base - 59 * MINUTE, base + MINUTE)
+    assert _drift_sample(ctx, *first) == int((frame.ts >= first[0]).sum()) == 236
+    run_model(ctx, MODEL, base + 2 * MINUTE + timedelta(seconds=19))
+    assert _drift_sample(ctx, *first) is None  # replaced
+    assert _drift_sample(ctx, base - 57 * MINUTE, base + 3 * MINUTE) == 228
+    run_model(ctx, MODEL, base + HOUR + timedelta(seconds=5))
+    with ctx.engine.connect() as conn:
+        ends = conn.execute(text("SELECT DISTINCT window_end FROM metric_points ORDER BY 1")).scalars().all()
+    # the hour boundary stays as history; only the newest sliding window is kept
+    assert [e.astimezone(UTC) for e in ends] == [base + HOUR, base + HOUR + MINUTE]
+
+
+def _drift_sample(ctx: ServiceContext, start: datetime, end: datetime) -> int | None:
+    with ctx.engine.connect() as conn:
+        return conn.execute(
+            text(
+                "SELECT sample_size FROM metric_points WHERE metric = 'dataset_drift' AND labels = '{}'::jsonb "
+                "AND window_start = :s AND window_end = :e"
+            ),
+            {"s": start, "e": end},
+        ).scalar()

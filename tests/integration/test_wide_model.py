@@ -19,8 +19,8 @@ from monitor.metrics import log_summary
 from monitor.metrics.profiles import CategoricalSummary, NumericSummary, category_key, summary_to_parts, unpack_counts
 from monitor.services import ingestion, registry
 from monitor.services.context import ServiceContext
-from monitor.services.drift_job import rollup
 from monitor.services.reference import upload_reference
+from monitor.services.rollup import rollup
 from monitor.services.windows import hour_floor
 
 WIDTH = 400

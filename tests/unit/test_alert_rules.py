@@ -82,6 +82,7 @@ def test_one_bad_rule_does_not_stop_the_others() -> None:
 def test_durations() -> None:
     assert parse_duration("90s") == timedelta(seconds=90) and parse_duration("7d") == timedelta(days=7)
     assert window_name(timedelta(days=1)) == "1d" and window_name(timedelta(hours=6)) == "6h"
+    assert window_name(timedelta(minutes=10)) == "10m" and window_name(timedelta(minutes=90)) == "90m"
     with pytest.raises(ValueError):
         parse_duration("1w")
 
