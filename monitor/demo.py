@@ -135,7 +135,10 @@ def _run(
     receivers = demo_receivers.install(ctx)
     if history_hours > 0:
         _history(ctx, server.url, ingest_key, history_hours, rate, label_share, seed)
-    scheduler = MetricScheduler(ctx, tick_seconds=metrics_every)
+    # The tick, not the schedule, bounds how late a notification group that came due is sent
+    # (its group_wait counts from the firing): a tick as long as the schedule held every page
+    # back by up to one more run.
+    scheduler = MetricScheduler(ctx, tick_seconds=min(metrics_every, 5.0))
     scheduler.start(block=False)
     deliverer = DeliveryWorker(ctx)
     deliverer.start()

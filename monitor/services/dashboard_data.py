@@ -135,8 +135,9 @@ def window_points(
     max_windows: int = MAX_WINDOWS,
 ) -> list[dict[str, Any]]:
     """Every point of the primary version for windows of length ``window`` ending in (start, end],
-    for all predictions or one tracked segment ('column=value'). Windows end every hour; a range
-    holding more than ``max_windows`` of them is thinned to every k-th hour (``window_step``)."""
+    for all predictions or one tracked segment ('column=value'). Windows end every hour, and the
+    newest sliding window at its minute; a range holding more than ``max_windows`` hourly windows
+    is thinned to every k-th hour (``window_step``)."""
     vrow = registry.primary_version(ctx, model)
     seg = parse_segment(segment, schema_from_json(vrow.schema))
     step = window_step(start, end, max_windows)
