@@ -440,6 +440,11 @@ def main() -> None:
     p.add_argument("--workers", type=int, default=2, help="uvicorn worker processes")
     p.add_argument("--schedule", type=int, default=30, help="seconds between the model's metric runs")
     p.add_argument("--tick", type=float, default=5.0, help="the scheduler's tick")
+    p.add_argument(
+        "--across-hour",
+        action="store_true",
+        help="start the load so that its middle falls on the next hour boundary (waits for it)",
+    )
     p.add_argument("--drain-seconds", type=float, default=900, help="how long to wait for the scheduler after the load")
     p.add_argument(
         "--run-cost",
@@ -487,6 +492,8 @@ def main() -> None:
         runs: list[tuple[float, int]] = []
         try:
             time.sleep(args.tick * 2)  # the scheduler's first (empty) run
+            if args.across_hour:
+                wait_for_hour(args.step_seconds * len(rates))
             for i, rate in enumerate(rates):
                 step = run_step(args, stack, psql_url, key, rate, i)
                 runs += step["runs"]
@@ -511,6 +518,18 @@ def main() -> None:
                     proc.kill()
                     proc.wait()
         where_the_run_goes(settings)
+
+
+def wait_for_hour(load_seconds: float) -> None:
+    """Sleep until a load of ``load_seconds`` started now would have its middle on an hour
+    boundary: the hour that fills and the one that begins are both under load."""
+    now = datetime.now(UTC)
+    boundary = now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+    if boundary - timedelta(seconds=load_seconds / 2) < now:
+        boundary += timedelta(hours=1)
+    start = boundary - timedelta(seconds=load_seconds / 2)
+    print(f"waiting until {start:%H:%M:%S} UTC: the load spans the hour boundary at {boundary:%H:%M} UTC", flush=True)
+    time.sleep((start - now).total_seconds())
 
 
 def where_the_run_goes(settings: Settings) -> None:

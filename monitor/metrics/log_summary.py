@@ -27,8 +27,8 @@ from monitor.metrics.profiles import (
     CategoricalSummary,
     NumericSummary,
     Summary,
-    category_key,
-    numeric_parts,
+    category_keys,
+    numeric_parts_of_columns,
     summary_to_parts,
 )
 
@@ -120,7 +120,7 @@ class Chunk:
         spelled = self._spelled.get(key)
         if spelled is None:
             spelled = self._spelled[key] = np.array(
-                [category_key((s or {}).get(column)) for s in self.segments], dtype=object
+                category_keys([(s or {}).get(column) for s in self.segments]), dtype=object
             )
         return np.asarray(spelled == value, dtype=bool)
 
@@ -129,7 +129,7 @@ class Chunk:
         group summarising the column reads the same list."""
         spelled = self._categories.get(column.name)
         if spelled is None:
-            spelled = self._categories[column.name] = [category_key(v) for v in self.values(column)]
+            spelled = self._categories[column.name] = category_keys(self.values(column))
         return spelled
 
 
@@ -163,7 +163,7 @@ class ScoresOfRows:
     def rows(self, chunk: Chunk) -> np.ndarray:
         index = {c: i for i, c in enumerate(self.classes)}
         p = score_matrix(chunk.scores, self.classes)
-        predicted = [index.get(category_key(v) or "", -1) for v in chunk.predictions]
+        predicted = [index.get(k or "", -1) for k in category_keys(chunk.predictions)]
         return np.column_stack([p, np.asarray(predicted, dtype=float)])
 
     def summarise(self, values: np.ndarray) -> ScoreSummary:
@@ -264,9 +264,8 @@ class GroupSummaries:
             # summarised at ingestion is then what its rows cost, not its columns' edges
             m = self._pending[0] if len(self._pending) == 1 else np.vstack(self._pending)
             self._pending, self._pending_values = [], 0
-            direct = {
-                c.name: numeric_parts(m[:, j], np.asarray(c.edges, dtype=float)) for j, c in enumerate(self.numerical)
-            }
+            edges = [np.asarray(c.edges, dtype=float) for c in self.numerical]
+            direct = dict(zip((c.name for c in self.numerical), numeric_parts_of_columns(m, edges), strict=True))
         self._count_pending()
         out = direct | {name: summary_to_parts(s) for name, s in self.summaries.items()}
         return out | {name: s.to_parts() for name, s in self.row_summaries.items()}

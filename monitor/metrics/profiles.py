@@ -28,7 +28,7 @@ import bisect
 import math
 import zlib
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from math import sqrt
 from typing import cast
@@ -250,6 +250,12 @@ def category_key(value: object) -> str | None:
     return str(value)
 
 
+def category_keys(values: Iterable[object]) -> list[str | None]:
+    """``category_key`` of each value; a string, nearly every category, is its own key and is
+    taken as it is (the call per value was most of spelling a batch's categories)."""
+    return [v if type(v) is str else category_key(v) for v in values]
+
+
 def _finite_or_none(x: float) -> float | None:
     return x if np.isfinite(x) else None
 
@@ -419,6 +425,53 @@ def _few_numeric_parts(values: list[float], edges: np.ndarray) -> tuple[dict[str
         "min": min(x) if x else None,
         "max": max(x) if x else None,
     }, packed
+
+
+def numeric_parts_of_columns(m: np.ndarray, edges: Sequence[np.ndarray]) -> list[tuple[dict[str, object], bytes]]:
+    """``numeric_parts`` of each column of ``m`` on its own ``edges``, the same to the bit, in a
+    few numpy calls for all columns at once: a batch summarised at ingestion holds a thousand rows
+    of a few dozen columns per group, where numpy's fixed cost per call, a dozen calls per column,
+    was most of the work. A column with a missing or infinite value takes ``numeric_parts``."""
+    n, k = m.shape
+    if n < 8 or k == 0:
+        return [numeric_parts(m[:, j], edges[j]) for j in range(k)]
+    cols = np.ascontiguousarray(m.T)  # a column's values contiguous: its sums are the 1-D sums
+    finite = np.isfinite(cols).all(axis=1)
+    out: list[tuple[dict[str, object], bytes] | None] = [
+        None if finite[j] else numeric_parts(m[:, j], edges[j]) for j in range(k)
+    ]
+    todo = np.flatnonzero(finite)
+    if not len(todo):
+        return cast(list[tuple[dict[str, object], bytes]], out)
+    x = cols[todo]
+    with np.errstate(over="ignore"):
+        totals, squares = x.sum(axis=1), np.square(x).sum(axis=1)
+    lows, highs = x.min(axis=1), x.max(axis=1)
+    for i, j in enumerate(todo.tolist()):
+        e = edges[j]
+        if not math.isfinite(squares[i]):
+            raise ArithmeticError(f"values up to {max(abs(lows[i]), abs(highs[i])):.3g} overflow the sum of squares")
+        row = x[i]
+        cells = bucket_index(row, e)
+        counts = np.bincount(cells, minlength=2 * len(e) + 1)
+        nonzero = np.flatnonzero(counts)
+        # values beyond the outer edges are few or none: summed only where there are some
+        low_sum = float(row[row < e[0]].sum()) if lows[i] < e[0] else 0.0
+        high_sum = float(row[row > e[-1]].sum()) if highs[i] > e[-1] else 0.0
+        stats_: dict[str, object] = {
+            "n": n,
+            "missing": 0,
+            "total": float(totals[i]),
+            "total_sq": float(squares[i]),
+            "low_sum": low_sum,
+            "high_sum": high_sum,
+            "non_finite": 0,
+            "type": "numerical",
+            "min": float(lows[i]),
+            "max": float(highs[i]),
+        }
+        out[j] = (stats_, pack_cells(len(counts), nonzero, counts[nonzero]))
+    return cast(list[tuple[dict[str, object], bytes]], out)
 
 
 def summary_to_parts(s: Summary) -> tuple[dict[str, object], bytes | None]:

@@ -253,6 +253,35 @@ def test_numeric_parts_are_the_summarys_storage_form(n: int) -> None:
     assert got_stats == want_stats
 
 
+@pytest.mark.parametrize("n", [0, 5, 8, 1000])
+def test_numeric_parts_of_columns_are_each_columns_to_the_bit(n: int) -> None:
+    """A group's columns summarised together are each column's ``numeric_parts``: the same stats
+    to the bit and the same counts, with values beyond either outer edge, on an edge, missing or
+    infinite (those columns take the one-column way), and a column whose values overflow."""
+    from monitor.metrics.profiles import numeric_parts, numeric_parts_of_columns
+
+    rng = np.random.default_rng(n)
+    edges = [np.unique(np.round(rng.normal(scale=s, size=200), 2)) for s in (1.0, 0.5, 2.0, 1.0)]
+    m = rng.lognormal(sigma=1.5, size=(n, 4)) - 2.0  # below the first edge, a heavy tail past the last
+    if n >= 8:
+        m[:3, 1] = edges[1][:3]  # on edges
+        m[4, 2] = np.nan
+        m[5, 3] = -np.inf
+    got = numeric_parts_of_columns(m, edges)
+    assert got == [numeric_parts(m[:, j], edges[j]) for j in range(4)]
+    if n >= 8:
+        m[:, 2] = 1e200
+        with pytest.raises(ArithmeticError, match="overflow"):
+            numeric_parts_of_columns(m, edges)
+
+
+@pytest.mark.parametrize("value", ["a", "", "0", 0, 1.5, True, False, None, float("nan"), {"k": 1}, [1, 2]], ids=repr)
+def test_category_keys_spell_each_value_as_category_key(value: object) -> None:
+    from monitor.metrics.profiles import category_key, category_keys
+
+    assert category_keys([value, value]) == [category_key(value)] * 2
+
+
 @pytest.mark.parametrize("nonzero", [0, 1, 10, 2000])
 def test_counts_pack_and_unpack_whatever_their_form(nonzero: int) -> None:
     from monitor.metrics.profiles import pack_counts, unpack_counts
