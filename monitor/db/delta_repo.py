@@ -65,6 +65,9 @@ def write(raw: Any, model_id: int, deltas: Sequence[Delta]) -> None:
             [d.n_rows for d in deltas],
             [encode_parts(d.parts) for d in deltas],
         ),
+        # in binary: a text array of bytea is every byte spelled as two hex digits, dumped by
+        # psycopg and parsed by Postgres (a tenth of the API's time on a batch's summaries)
+        binary=True,
     )
 
 

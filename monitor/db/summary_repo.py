@@ -22,6 +22,7 @@ from typing import Any, NamedTuple
 import orjson
 from sqlalchemy import ColumnElement, Connection, bindparam, delete, func, select, text
 
+from monitor.db.registry_repo import VersionRow
 from monitor.db.tables import bucket_summaries
 from monitor.metrics.log_summary import Chunk, Column, Derived, GroupSummaries, Parts, add_chunk
 from monitor.metrics.quality_summary import QUALITY_COLUMN
@@ -46,6 +47,20 @@ GROUP BY 1
 
 # (column, value) of a segment, or None for all predictions.
 Segment = tuple[str, str] | None
+
+
+class Series(NamedTuple):
+    """Whose summaries a bucket holds: a model version's, against one of its references. The key
+    of every stored summary, passed as one value where three ids went in a row."""
+
+    model_id: int
+    version_id: int
+    reference_id: int
+
+    @classmethod
+    def of(cls, vrow: VersionRow, reference_id: int) -> Series:
+        return cls(vrow.model_id, vrow.version_id, reference_id)
+
 
 # (bucket start, column, rows in bucket, stats, counts): one stored summary, as load_buckets reads it.
 BucketRow = tuple[datetime, str, int, dict[str, Any], bytes | None]
@@ -125,26 +140,17 @@ def count_rows_by_minute(
     return out
 
 
-def stored_counts(
-    conn: Connection,
-    model_id: int,
-    version_id: int,
-    bucket: datetime,
-    reference_id: int,
-    groups: Groups,
-    bucket_hours: int = 1,
-) -> dict[str, int]:
-    """The predictions of each group in an hour (or a minute), as its stored column summaries
-    count them."""
+def stored_counts(conn: Connection, series: Series, hour: datetime, groups: Groups) -> dict[str, int]:
+    """The predictions of each group in an hour, as its stored column summaries count them."""
     b = bucket_summaries.c
     rows = conn.execute(
         select(b.segment, func.max(b.n_rows))
         .where(
-            b.model_id == model_id,
-            b.model_version_id == version_id,
-            b.reference_id == reference_id,
-            b.bucket_hours == bucket_hours,
-            b.bucket_start == bucket,
+            b.model_id == series.model_id,
+            b.model_version_id == series.version_id,
+            b.reference_id == series.reference_id,
+            b.bucket_hours == 1,
+            b.bucket_start == hour,
             _kind(False),
         )
         .group_by(b.segment)
@@ -153,7 +159,7 @@ def stored_counts(
 
 
 def stored_minute_counts(
-    conn: Connection, model_id: int, version_id: int, reference_id: int, start: datetime, end: datetime, groups: Groups
+    conn: Connection, series: Series, start: datetime, end: datetime, groups: Groups
 ) -> dict[datetime, dict[str, int]]:
     """The predictions of each group in each minute of [start, end), as its stored column
     summaries count them."""
@@ -161,9 +167,9 @@ def stored_minute_counts(
     rows = conn.execute(
         select(b.bucket_start, b.segment, func.max(b.n_rows))
         .where(
-            b.model_id == model_id,
-            b.model_version_id == version_id,
-            b.reference_id == reference_id,
+            b.model_id == series.model_id,
+            b.model_version_id == series.version_id,
+            b.reference_id == series.reference_id,
             b.bucket_hours == MINUTE_BUCKET,
             b.bucket_start >= start,
             b.bucket_start < end,
@@ -292,9 +298,7 @@ EMPTY_QUALITY = "_empty_quality"
 
 def replace_bucket(
     conn: Connection,
-    model_id: int,
-    version_id: int,
-    reference_id: int,
+    series: Series,
     bucket_start: datetime,
     bucket_hours: int,
     n_rows: int,
@@ -305,7 +309,7 @@ def replace_bucket(
 ) -> None:
     """Store a bucket's summaries, replacing what an earlier run stored for it (idempotent).
     ``quality``: the parts are the bucket's quality summary, else its column summaries."""
-    delete_bucket(conn, model_id, version_id, reference_id, bucket_start, bucket_hours, segment, quality=quality)
+    delete_bucket(conn, series, bucket_start, bucket_hours, segment, quality=quality)
     if not parts and bucket_hours > 1 and STORE_EMPTY_MERGES:
         # A merged day or week with no rows is stored too (one marker row): else every window over
         # a quiet stretch would merge it again, under its lock, on every read.
@@ -315,9 +319,9 @@ def replace_bucket(
             bucket_summaries.insert(),
             [
                 {
-                    "model_id": model_id,
-                    "model_version_id": version_id,
-                    "reference_id": reference_id,
+                    "model_id": series.model_id,
+                    "model_version_id": series.version_id,
+                    "reference_id": series.reference_id,
                     "bucket_start": bucket_start,
                     "bucket_hours": bucket_hours,
                     "column_name": col,
@@ -335,9 +339,7 @@ def replace_bucket(
 NewBucket = tuple[datetime, str, int, dict[str, Parts]]
 
 
-def insert_minutes(
-    conn: Connection, model_id: int, version_id: int, reference_id: int, buckets: Sequence[NewBucket]
-) -> None:
+def insert_minutes(conn: Connection, series: Series, buckets: Sequence[NewBucket]) -> None:
     """Insert minute summaries where there are none (``delete_minutes`` cleared them), all in one
     statement: an hour's minutes are thousands of rows, and a statement per minute and segment
     cost a round trip each (on Citus, a distributed plan each)."""
@@ -361,9 +363,9 @@ def insert_minutes(
             """
         ),
         {
-            "m": model_id,
-            "v": version_id,
-            "r": reference_id,
+            "m": series.model_id,
+            "v": series.version_id,
+            "r": series.reference_id,
             "size": MINUTE_BUCKET,
             "rows": orjson.dumps(rows, option=orjson.OPT_SERIALIZE_NUMPY).decode(),
         },
@@ -387,9 +389,7 @@ def _kind(quality: bool) -> ColumnElement[bool]:
 
 def delete_bucket(
     conn: Connection,
-    model_id: int,
-    version_id: int,
-    reference_id: int,
+    series: Series,
     bucket_start: datetime,
     bucket_hours: int,
     segment: str = "",
@@ -401,9 +401,9 @@ def delete_bucket(
             # on Citus: the one shard of the model. Written into the statement (an integer), not
             # bound: psycopg prepares a statement run five times, and Citus could not prune this
             # DELETE's generic plan, which then ran on every shard of every worker
-            bucket_summaries.c.model_id == bindparam("model_id", int(model_id), literal_execute=True),
-            bucket_summaries.c.model_version_id == version_id,
-            bucket_summaries.c.reference_id == reference_id,
+            bucket_summaries.c.model_id == bindparam("model_id", int(series.model_id), literal_execute=True),
+            bucket_summaries.c.model_version_id == series.version_id,
+            bucket_summaries.c.reference_id == series.reference_id,
             bucket_summaries.c.bucket_hours == bucket_hours,
             bucket_summaries.c.bucket_start == bucket_start,
             bucket_summaries.c.segment == segment,
@@ -414,9 +414,7 @@ def delete_bucket(
 
 def delete_minutes(
     conn: Connection,
-    model_id: int,
-    version_id: int,
-    reference_id: int,
+    series: Series,
     start: datetime,
     end: datetime,
     *,
@@ -426,9 +424,9 @@ def delete_minutes(
     b = bucket_summaries.c
     conn.execute(
         delete(bucket_summaries).where(
-            b.model_id == bindparam("model_id", int(model_id), literal_execute=True),  # as delete_bucket
-            b.model_version_id == version_id,
-            b.reference_id == reference_id,
+            b.model_id == bindparam("model_id", int(series.model_id), literal_execute=True),  # as delete_bucket
+            b.model_version_id == series.version_id,
+            b.reference_id == series.reference_id,
             b.bucket_hours == MINUTE_BUCKET,
             b.bucket_start >= start,
             b.bucket_start < end,
@@ -438,7 +436,7 @@ def delete_minutes(
 
 
 def load_minutes(
-    conn: Connection, model_id: int, version_id: int, reference_id: int, minutes: Sequence[datetime]
+    conn: Connection, series: Series, minutes: Sequence[datetime]
 ) -> list[tuple[datetime, str, str, int, dict[str, Any], bytes | None]]:
     """(minute, segment, column, rows, stats, counts) of every stored summary of these minutes:
     every segment's, column and quality summaries alike."""
@@ -447,9 +445,9 @@ def load_minutes(
     b = bucket_summaries.c
     rows = conn.execute(
         select(b.bucket_start, b.segment, b.column_name, b.n_rows, b.stats, b.counts).where(
-            b.model_id == model_id,
-            b.model_version_id == version_id,
-            b.reference_id == reference_id,
+            b.model_id == series.model_id,
+            b.model_version_id == series.version_id,
+            b.reference_id == series.reference_id,
             b.bucket_hours == MINUTE_BUCKET,
             b.bucket_start.in_(list(minutes)),
         )
@@ -457,21 +455,19 @@ def load_minutes(
     return [(m, seg, col, n, st, None if ct is None else bytes(ct)) for m, seg, col, n, st, ct in rows]
 
 
-def delete_minute_buckets(
-    conn: Connection, model_id: int, version_id: int, reference_id: int, keys: Sequence[tuple[datetime, str]]
-) -> None:
+def delete_minute_buckets(conn: Connection, series: Series, keys: Sequence[tuple[datetime, str]]) -> None:
     """Drop the summaries of these (minute, segment)s, in one statement."""
     if not keys:
         return
     conn.execute(
         text(
-            f"DELETE FROM bucket_summaries WHERE model_id = {int(model_id)} "  # literal: as delete_bucket
+            f"DELETE FROM bucket_summaries WHERE model_id = {int(series.model_id)} "  # literal: as delete_bucket
             "AND model_version_id = :v AND reference_id = :r AND bucket_hours = :size "
             "AND (bucket_start, segment) IN (SELECT * FROM unnest(CAST(:m AS timestamptz[]), CAST(:s AS text[])))"
         ),
         {
-            "v": version_id,
-            "r": reference_id,
+            "v": series.version_id,
+            "r": series.reference_id,
             "size": MINUTE_BUCKET,
             "m": [k[0] for k in keys],
             "s": [k[1] for k in keys],
@@ -490,9 +486,7 @@ def delete_minutes_before(conn: Connection, cutoff: datetime) -> int:
 
 def load_buckets(
     conn: Connection,
-    model_id: int,
-    version_id: int,
-    reference_id: int,
+    series: Series,
     bucket_hours: int,
     starts: Sequence[datetime],
     segment: str = "",
@@ -510,9 +504,9 @@ def load_buckets(
             bucket_summaries.c.stats,
             bucket_summaries.c.counts,
         ).where(
-            bucket_summaries.c.model_id == model_id,
-            bucket_summaries.c.model_version_id == version_id,
-            bucket_summaries.c.reference_id == reference_id,
+            bucket_summaries.c.model_id == series.model_id,
+            bucket_summaries.c.model_version_id == series.version_id,
+            bucket_summaries.c.reference_id == series.reference_id,
             bucket_summaries.c.segment == segment,
             bucket_summaries.c.bucket_hours == bucket_hours,
             bucket_summaries.c.bucket_start.in_(list(starts)),
@@ -522,18 +516,16 @@ def load_buckets(
     return [(b, c, n, st, bytes(ct) if ct is not None else None) for b, c, n, st, ct in rows]
 
 
-def summarised_hours(
-    conn: Connection, model_id: int, version_id: int, reference_id: int, start: datetime, end: datetime
-) -> set[datetime]:
+def summarised_hours(conn: Connection, series: Series, start: datetime, end: datetime) -> set[datetime]:
     """The hours in [start, end) with column summaries of all rows against this reference."""
     b = bucket_summaries.c
     rows = conn.execute(
         select(b.bucket_start)
         .distinct()
         .where(
-            b.model_id == model_id,
-            b.model_version_id == version_id,
-            b.reference_id == reference_id,
+            b.model_id == series.model_id,
+            b.model_version_id == series.version_id,
+            b.reference_id == series.reference_id,
             b.segment == "",
             b.bucket_hours == 1,
             b.bucket_start >= start,
@@ -593,9 +585,7 @@ def lock_merges(conn: Connection, version_id: int, week: datetime) -> None:
 
 def drop_merged(
     conn: Connection,
-    model_id: int,
-    version_id: int,
-    reference_id: int,
+    series: Series,
     hour: datetime,
     segment: str = "",
     *,
@@ -603,9 +593,9 @@ def drop_merged(
 ) -> None:
     """An hour was summarised again: drop the day and the week merged from it (merged again when
     next read)."""
-    lock_merges(conn, version_id, week_of_hour(hour))
-    delete_bucket(conn, model_id, version_id, reference_id, day_of_hour(hour), 24, segment, quality=quality)
-    delete_bucket(conn, model_id, version_id, reference_id, week_of_hour(hour), 168, segment, quality=quality)
+    lock_merges(conn, series.version_id, week_of_hour(hour))
+    delete_bucket(conn, series, day_of_hour(hour), 24, segment, quality=quality)
+    delete_bucket(conn, series, week_of_hour(hour), 168, segment, quality=quality)
 
 
 # The hours whose pair summary is missing, or older than a quality summary it depends on: the

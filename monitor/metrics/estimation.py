@@ -247,16 +247,16 @@ class ScoreSummary:
     def of(cls, p: np.ndarray, predicted: np.ndarray) -> ScoreSummary:
         """``p``: rows x classes normalised scores (NaN rows unscored); ``predicted``: each row's
         predicted class index (-1 or NaN: none)."""
-        s = cls(p.shape[1])
+        k = p.shape[1]
         pred = np.asarray(predicted, dtype=float)
         ok = ~np.isnan(p).any(axis=1) & ~np.isnan(pred) & (pred >= 0)
-        s.unscored = int((~ok).sum())
         bins, pred_i = score_bins(p[ok]), pred[ok].astype(np.int64)
-        for k in range(s.n_classes):
-            own = pred_i == k
-            s.hist[k, 1] += np.bincount(bins[own, k], minlength=SCORE_BINS)
-            s.hist[k, 0] += np.bincount(bins[~own, k], minlength=SCORE_BINS)
-        return s
+        # each (row, class) cell's place in the flat [class, predicted as it, bin] histogram: one
+        # count for all classes (two per class, with their masks, were most of a batch's summary)
+        own = pred_i[:, None] == np.arange(k)
+        cells = (np.arange(k) * 2 + own) * SCORE_BINS + bins
+        hist = np.bincount(cells.ravel(), minlength=k * 2 * SCORE_BINS).reshape(k, 2, SCORE_BINS)
+        return cls(k, hist.astype(np.int64, copy=False), int((~ok).sum()))
 
     def merge(self, other: ScoreSummary) -> ScoreSummary:
         return ScoreSummary(self.n_classes, self.hist + other.hist, self.unscored + other.unscored)

@@ -202,9 +202,8 @@ def feature_distribution(
     ref_cols = view.columns.get(segment)
     if ref_cols is None or column not in ref_cols:
         raise NotFound(f"no reference summary of {column!r} for segment {segment or 'all'!r}")
-    acc = merged_window(
-        ctx, vrow, view.reference_id, window_start, window_end, lambda: ColumnAccumulator(ref_cols), segment=segment
-    )
+    series = summary_repo.Series.of(vrow, view.reference_id)
+    acc = merged_window(ctx, series, window_start, window_end, lambda: ColumnAccumulator(ref_cols), segment=segment)
     ref = summary_from_json(ref_cols[column])
     cur = acc.columns.get(column)
     if isinstance(ref, CategoricalSummary):

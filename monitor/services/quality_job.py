@@ -95,13 +95,12 @@ def store_quality(
 ) -> None:
     """Store a bucket's quality summaries (an hour, ``size`` 1, or a minute), replacing earlier
     ones; an hour's drops its day's and week's merged summaries (merged again when next read)."""
+    series = summary_repo.Series.of(vrow, ref_id)
     for key, s in summaries.items():
         parts = {QUALITY_COLUMN: s.to_parts()} if s.n_predictions else {}
-        summary_repo.replace_bucket(
-            conn, vrow.model_id, vrow.version_id, ref_id, bucket, size, s.n_predictions, parts, key, quality=True
-        )
+        summary_repo.replace_bucket(conn, series, bucket, size, s.n_predictions, parts, key, quality=True)
         if size == 1:
-            summary_repo.drop_merged(conn, vrow.model_id, vrow.version_id, ref_id, bucket, key, quality=True)
+            summary_repo.drop_merged(conn, series, bucket, key, quality=True)
 
 
 class QualityAccumulator:
@@ -137,8 +136,7 @@ def quality_points(
     edges = residual_edges(extras)
     acc = merged_window(
         ctx,
-        vrow,
-        ref_id,
+        summary_repo.Series.of(vrow, ref_id),
         start,
         end,
         lambda: QualityAccumulator(schema, edges),

@@ -16,6 +16,7 @@ from sqlalchemy import Connection
 
 from monitor.db import delta_repo, reference_repo, summary_repo
 from monitor.db.registry_repo import VersionRow
+from monitor.db.summary_repo import Series
 from monitor.domain.schema import schema_from_json
 from monitor.metrics.log_summary import Parts
 from monitor.metrics.quality_summary import QUALITY_COLUMN, QualitySummary
@@ -64,8 +65,9 @@ def shared_reference(ctx: ServiceContext, vrow: VersionRow, own: ReferenceView) 
 def _store_shared(
     conn: Connection, vrow: VersionRow, shared: SharedReference, bucket: datetime, n: int, parts: dict[str, Parts]
 ) -> None:
-    summary_repo.replace_bucket(conn, vrow.model_id, vrow.version_id, shared.reference_id, bucket, 1, n, parts)
-    summary_repo.drop_merged(conn, vrow.model_id, vrow.version_id, shared.reference_id, bucket)
+    series = Series.of(vrow, shared.reference_id)
+    summary_repo.replace_bucket(conn, series, bucket, 1, n, parts)
+    summary_repo.drop_merged(conn, series, bucket)
 
 
 def rollup(
@@ -131,13 +133,17 @@ class HourSummariser:
     shared: SharedReference | None
     quality_only: bool
 
+    @property
+    def series(self) -> Series:
+        return Series.of(self.vrow, self.ref.reference_id)
+
     def whole(self, hour: datetime) -> int:
         """The hour read at once, its summaries stored in place of what was."""
         window = (self.conn, self.vrow.model_id, self.vrow.version_id, hour, hour + HOUR)
         if self.quality_only:
             # the predictions as the stored column summaries count them: the column deltas not
             # yet folded add theirs to the quality summary when they are
-            counts = summary_repo.stored_counts(*window[:4], self.ref.reference_id, self.plan.groups)
+            counts = summary_repo.stored_counts(self.conn, self.series, hour, self.plan.groups)
         else:
             counts = summary_repo.count_rows(*window, self.plan.groups)
             self._columns(hour, counts)
@@ -148,22 +154,25 @@ class HourSummariser:
     def by_minute(self, hour: datetime) -> int:
         """The hour read minute by minute: each minute's summaries stored (a sliding window's
         ends read them), and the hour's as their sum, so the log is read once."""
-        key = (self.conn, self.vrow.model_id, self.vrow.version_id, self.ref.reference_id)
+        conn, series = self.conn, self.series
         groups, plan = self.plan.groups, self.plan
-        summary_repo.delete_minutes(*key, hour, hour + HOUR, quality=True)
+        summary_repo.delete_minutes(conn, series, hour, hour + HOUR, quality=True)
         if self.quality_only:
-            by_minute = summary_repo.stored_minute_counts(*key, hour, hour + HOUR, groups)
+            by_minute = summary_repo.stored_minute_counts(conn, series, hour, hour + HOUR, groups)
         else:
-            summary_repo.delete_minutes(*key, hour, hour + HOUR)
-            by_minute = summary_repo.count_rows_by_minute(*key[:3], hour, hour + HOUR, groups)
+            summary_repo.delete_minutes(conn, series, hour, hour + HOUR)
+            by_minute = summary_repo.count_rows_by_minute(
+                conn, series.model_id, series.version_id, hour, hour + HOUR, groups
+            )
         columns = {seg: ColumnAccumulator(self.ref.columns[seg]) for seg in groups.keys}
         shared = None if self.shared is None else ColumnAccumulator(self.shared.columns)
         also = None if self.shared is None else {SHARED: column_specs(self.shared.columns)}
         quality = {seg: quality_job.new_summary(plan.schema, plan.residual_edges.get(seg)) for seg in groups.keys}
         made: list[summary_repo.NewBucket] = []  # the minutes' summaries, stored at once
         if not self.quality_only:
+            log_window = (conn, series.model_id, series.version_id, hour, hour + HOUR)
             for minute, parts in summary_repo.summarise_columns_by_minute(
-                *key[:3], hour, hour + HOUR, plan.columns, groups, by_minute, plan.derived, also
+                *log_window, plan.columns, groups, by_minute, plan.derived, also
             ):
                 counts = by_minute[minute]
                 made += [(minute, seg, counts[seg], parts[seg]) for seg in groups.keys if counts[seg]]
@@ -181,17 +190,17 @@ class HourSummariser:
                 if s.n_predictions:
                     made.append((minute, seg, s.n_predictions, {QUALITY_COLUMN: s.to_parts()}))
                     quality[seg].add_parts(*s.to_parts())
-        summary_repo.insert_minutes(*key, made)
+        summary_repo.insert_minutes(conn, series, made)
         if not self.quality_only:
             for seg in groups.keys:
-                summary_repo.replace_bucket(*key, hour, 1, columns[seg].n_rows, columns[seg].parts(), seg)
-                summary_repo.drop_merged(*key, hour, seg)
+                summary_repo.replace_bucket(conn, series, hour, 1, columns[seg].n_rows, columns[seg].parts(), seg)
+                summary_repo.drop_merged(conn, series, hour, seg)
             if shared is not None and self.shared is not None:
                 _store_shared(self.conn, self.vrow, self.shared, hour, columns[""].n_rows, shared.parts())
         else:
             # predictions the stored hour counts that no minute holds (the column deltas of an
             # hour summarised before minutes were kept) are still the hour's
-            stored = summary_repo.stored_counts(*key[:3], hour, self.ref.reference_id, groups)
+            stored = summary_repo.stored_counts(conn, series, hour, groups)
             for seg, s in quality.items():
                 s.n_predictions = max(s.n_predictions, stored[seg])
         quality_job.store_quality(self.conn, self.vrow, self.ref.reference_id, hour, 1, quality)
@@ -206,10 +215,10 @@ class HourSummariser:
         parts = summary_repo.summarise_columns(*window, plan.columns, plan.groups, counts, plan.derived, also)
         if shared is not None:
             _store_shared(conn, vrow, shared, hour, counts[""], parts[SHARED])
+        series = Series.of(vrow, plan.reference_id)
         for seg in plan.groups.keys:
-            key = (conn, vrow.model_id, vrow.version_id, plan.reference_id)
-            summary_repo.replace_bucket(*key, hour, 1, counts[seg], parts[seg], seg)
-            summary_repo.drop_merged(*key, hour, seg)
+            summary_repo.replace_bucket(conn, series, hour, 1, counts[seg], parts[seg], seg)
+            summary_repo.drop_merged(conn, series, hour, seg)
 
     def _quality(self, start: datetime, end: datetime, counts: dict[str, int]) -> dict[str, QualitySummary]:
         return quality_job.summarise_quality(
@@ -224,9 +233,8 @@ def summarise_shared(
     the version's own reference only: those from before it was a challenger of this champion
     (the rollup summarises the hours after against both)."""
     with ctx.uow() as uow:
-        args = (uow.conn, vrow.model_id, vrow.version_id)
-        done = summary_repo.summarised_hours(*args, shared.reference_id, start, end)
-        missing = sorted(summary_repo.summarised_hours(*args, own.reference_id, start, end) - done)
+        done = summary_repo.summarised_hours(uow.conn, Series.of(vrow, shared.reference_id), start, end)
+        missing = sorted(summary_repo.summarised_hours(uow.conn, Series.of(vrow, own.reference_id), start, end) - done)
     also = {SHARED: column_specs(shared.columns)}
     everything = summary_repo.Groups({"": None})
     for bucket in missing:

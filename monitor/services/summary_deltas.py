@@ -35,6 +35,7 @@ from sqlalchemy import Connection, text
 from monitor.db import delta_repo, log_repo, reference_repo, summary_repo
 from monitor.db.delta_repo import Delta
 from monitor.db.registry_repo import VersionRow
+from monitor.db.summary_repo import Series
 from monitor.domain.records import PredictionRow
 from monitor.domain.schema import ModelSchema, Task, schema_from_json
 from monitor.metrics.estimation import score_matrix
@@ -123,9 +124,7 @@ def summarise_labels(
     """The quality deltas of new labels joined to their stored predictions, given as (prediction
     id, label, the prediction's time): per version with a reference, minute and group, as the
     rollup's SQL summarises labelled rows (``monitor.db.quality_repo``)."""
-    found = log_repo.predictions_for_labels(
-        conn, model_id, [pid for pid, _, _ in labelled], sorted({ts for _, _, ts in labelled})
-    )
+    found = log_repo.predictions_for_labels(conn, model_id, [(pid, ts) for pid, _, ts in labelled])
     label_of = {pid: label for pid, label, _ in labelled}
     deltas: list[Delta] = []
     for plan, vid, minute, minute_rows in _by_plan_and_minute(ctx, conn, [(r[1], r) for r in found], itemgetter(2)):
@@ -255,13 +254,13 @@ def _fold_minutes(
     three statements however many minutes they hold: read those minutes, drop them, insert the sums."""
     if not deltas:
         return
-    key = (conn, vrow.model_id, vrow.version_id, ref.reference_id)
+    series = Series.of(vrow, ref.reference_id)
     by_minute: dict[tuple[datetime, str], list[Delta]] = defaultdict(list)
     for d in deltas:
         by_minute[(d.minute, d.segment)].append(d)
     columns = {k: ColumnAccumulator(ref.columns[k[1]]) for k in by_minute}
     quality = {k: new_summary(schema, residual_edges(ref.extras[k[1]])) for k in by_minute}
-    for minute, seg, col, n, st, ct in summary_repo.load_minutes(*key, sorted({m for m, _ in by_minute})):
+    for minute, seg, col, n, st, ct in summary_repo.load_minutes(conn, series, sorted({m for m, _ in by_minute})):
         if (minute, seg) not in by_minute:
             continue  # another group's, not changed
         if col == QUALITY_COLUMN:
@@ -276,26 +275,26 @@ def _fold_minutes(
                 quality[k].n_predictions += d.n_rows
             else:
                 quality[k].add_parts(*d.parts[QUALITY_COLUMN])
-    summary_repo.delete_minute_buckets(*key, list(by_minute))
+    summary_repo.delete_minute_buckets(conn, series, list(by_minute))
     made: list[summary_repo.NewBucket] = []
     for (minute, seg), acc in columns.items():
         q = quality[(minute, seg)]
         made += [(minute, seg, acc.n_rows, acc.parts()), (minute, seg, q.n_predictions, {QUALITY_COLUMN: q.to_parts()})]
-    summary_repo.insert_minutes(*key, made)
+    summary_repo.insert_minutes(conn, series, made)
 
 
 def _fold_columns(
     conn: Connection, vrow: VersionRow, ref: ReferenceView, hour: datetime, seg: str, deltas: list[Delta]
 ) -> None:
     acc = ColumnAccumulator(ref.columns[seg])
-    key = (conn, vrow.model_id, vrow.version_id, ref.reference_id)
-    for b, col, n, st, ct in summary_repo.load_buckets(*key, 1, [hour], seg):
+    series = Series.of(vrow, ref.reference_id)
+    for b, col, n, st, ct in summary_repo.load_buckets(conn, series, 1, [hour], seg):
         acc.add(b, 1, col, n, st, ct)
     for i, d in enumerate(deltas):
         for col, (st, ct) in d.parts.items():
             acc.add_delta(i, col, d.n_rows, st, ct)
-    summary_repo.replace_bucket(*key, hour, 1, acc.n_rows, acc.parts(), seg)
-    summary_repo.drop_merged(*key, hour, seg)
+    summary_repo.replace_bucket(conn, series, hour, 1, acc.n_rows, acc.parts(), seg)
+    summary_repo.drop_merged(conn, series, hour, seg)
 
 
 def _fold_quality(
@@ -308,8 +307,8 @@ def _fold_quality(
     deltas: list[Delta],
 ) -> None:
     summary = new_summary(schema, residual_edges(ref.extras[seg]))
-    key = (conn, vrow.model_id, vrow.version_id, ref.reference_id)
-    for _, _, _, st, ct in summary_repo.load_buckets(*key, 1, [hour], seg, quality=True):
+    series = Series.of(vrow, ref.reference_id)
+    for _, _, _, st, ct in summary_repo.load_buckets(conn, series, 1, [hour], seg, quality=True):
         summary.add_parts(st, ct)
     for d in deltas:
         if d.kind == delta_repo.COLUMNS:
@@ -317,8 +316,8 @@ def _fold_quality(
         else:
             summary.add_parts(*d.parts[QUALITY_COLUMN])
     parts = {QUALITY_COLUMN: summary.to_parts()}
-    summary_repo.replace_bucket(*key, hour, 1, summary.n_predictions, parts, seg, quality=True)
-    summary_repo.drop_merged(*key, hour, seg, quality=True)
+    summary_repo.replace_bucket(conn, series, hour, 1, summary.n_predictions, parts, seg, quality=True)
+    summary_repo.drop_merged(conn, series, hour, seg, quality=True)
 
 
 def write_batch_deltas(

@@ -15,6 +15,7 @@ from typing import Any
 
 from monitor.db import log_repo, record_repo, reference_repo
 from monitor.db.registry_repo import VersionRow
+from monitor.db.summary_repo import Series
 from monitor.domain.deployment import Deployment
 from monitor.domain.monitoring import MonitoringConfig
 from monitor.domain.schema import ModelSchema, schema_from_json
@@ -70,8 +71,7 @@ def _segment(
     edges = quality_job.residual_edges(extras)
     quality = merged_window(
         ctx,
-        vrow,
-        ref.reference_id,
+        Series.of(vrow, ref.reference_id),
         window.start,
         window.end,
         lambda: quality_job.QualityAccumulator(schema, edges),
@@ -88,7 +88,8 @@ def merged_columns(
     ctx: ServiceContext, vrow: VersionRow, ref_id: int, ref: dict[str, dict[str, Any]], window: Window, seg: str = ""
 ) -> MergedColumns:
     """A group's column summaries of the window, merged from its buckets, on ``ref``'s edges."""
-    acc = merged_window(ctx, vrow, ref_id, window.start, window.end, lambda: ColumnAccumulator(ref), segment=seg)
+    series = Series.of(vrow, ref_id)
+    acc = merged_window(ctx, series, window.start, window.end, lambda: ColumnAccumulator(ref), segment=seg)
     return MergedColumns(acc.columns, acc.row_summaries, acc.n_rows)
 
 
@@ -139,8 +140,7 @@ def _quality(ctx: ServiceContext, vrow: VersionRow, window: Window) -> QualitySu
         return None
     return merged_window(
         ctx,
-        vrow,
-        ref_id,
+        Series.of(vrow, ref_id),
         window.start,
         window.end,
         lambda: quality_job.QualityAccumulator(schema, None),

@@ -21,7 +21,7 @@ import numpy as np
 from sqlalchemy import Connection
 
 from monitor.db import summary_repo
-from monitor.db.registry_repo import VersionRow
+from monitor.db.summary_repo import Series
 from monitor.metrics.log_summary import ROW_SUMMARIES, Parts, RowSummary
 from monitor.metrics.profiles import LATENCY_EDGES, CategoricalSummary, NumericSummary, Summary, summary_to_parts
 from monitor.metrics.window_points import LATENCY
@@ -179,8 +179,7 @@ BUILT_FROM = {168: 24, 24: 1}
 
 def merged_window(
     ctx: ServiceContext,
-    vrow: VersionRow,
-    ref_id: int,
+    series: Series,
     start: datetime,
     end: datetime,
     new: Callable[[], A],
@@ -197,18 +196,16 @@ def merged_window(
     with ctx.uow() as uow:
         found = []
         for size, starts in plan:
-            have = summary_repo.load_buckets(uow.conn, vrow.model_id, vrow.version_id, ref_id, size, starts, **kw)
+            have = summary_repo.load_buckets(uow.conn, series, size, starts, **kw)
             found.append((size, have, _missing(starts, have)))
         # the weeks of what must be merged, locked in one order (no two windows wait on each other)
         for week in sorted({summary_repo.week_of_hour(b) for _, _, missing in found for b in missing}):
-            summary_repo.lock_merges(uow.conn, vrow.version_id, week)
+            summary_repo.lock_merges(uow.conn, series.version_id, week)
         for size, have, missing in found:
-            _add_level(uow.conn, vrow, ref_id, new, acc, size, have, missing, kw)
+            _add_level(uow.conn, series, new, acc, size, have, missing, kw)
         uow.commit()
         for size, starts in ((1, left), (summary_repo.MINUTE_BUCKET, edges)):
-            for b, col, n, st, ct in summary_repo.load_buckets(
-                uow.conn, vrow.model_id, vrow.version_id, ref_id, size, starts, **kw
-            ):
+            for b, col, n, st, ct in summary_repo.load_buckets(uow.conn, series, size, starts, **kw):
                 if not summary_repo.is_marker(col):
                     acc.add(b, size, col, n, st, ct)
     return acc
@@ -246,8 +243,7 @@ class BucketOptions(TypedDict):
 
 def _add_level(
     conn: Connection,
-    vrow: VersionRow,
-    ref_id: int,
+    series: Series,
     new: Callable[[], A],
     acc: A,
     size: int,
@@ -264,12 +260,12 @@ def _add_level(
         built = new()
         child = BUILT_FROM[size]
         starts = [b + timedelta(hours=child * i) for i in range(size // child)]
-        stored = summary_repo.load_buckets(conn, vrow.model_id, vrow.version_id, ref_id, child, starts, **kw)
+        stored = summary_repo.load_buckets(conn, series, child, starts, **kw)
         # hours are never merged from anything: a missing hour had no rows
         gaps = _missing(starts, stored) if child > 1 else []
-        _add_level(conn, vrow, ref_id, new, built, child, stored, gaps, kw)
+        _add_level(conn, series, new, built, child, stored, gaps, kw)
         parts = built.parts()
-        summary_repo.replace_bucket(conn, vrow.model_id, vrow.version_id, ref_id, b, size, built.n_rows, parts, **kw)
+        summary_repo.replace_bucket(conn, series, b, size, built.n_rows, parts, **kw)
         for col, (st, ct) in parts.items():
             acc.add(b, size, col, built.n_rows, st, ct)
 

@@ -310,10 +310,9 @@ def test_a_merge_never_keeps_an_hour_summarised_again_while_it_was_built(ctx: Se
         at = (uow.conn, vrow.model_id, vrow.version_id, hour, hour + timedelta(hours=1))
         counts = summary_repo.count_rows(*at, groups)
         parts = summary_repo.summarise_columns(*at, specs, groups, counts)
-        summary_repo.replace_bucket(
-            uow.conn, vrow.model_id, vrow.version_id, ref.reference_id, hour, 1, counts[""], parts[""]
-        )
-        summary_repo.drop_merged(uow.conn, vrow.model_id, vrow.version_id, ref.reference_id, hour)
+        series = summary_repo.Series.of(vrow, ref.reference_id)
+        summary_repo.replace_bucket(uow.conn, series, hour, 1, counts[""], parts[""])
+        summary_repo.drop_merged(uow.conn, series, hour)
         result: list[list[MetricPoint]] = []
         window_job = threading.Thread(target=lambda: result.append(overall(ctx, demo_data.MODEL_NAME, None, *window)))
         window_job.start()

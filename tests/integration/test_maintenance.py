@@ -206,8 +206,10 @@ def test_minute_summaries_past_the_horizon_are_dropped_and_their_hours_kept(ctx:
     vrow = registry.resolve_version(ctx, MODEL, None)
     with ctx.uow() as uow:  # a minute left from when the old hour was recent
         ref_id = uow.conn.execute(text("SELECT id FROM reference_datasets")).scalar_one()
-        args = (uow.conn, vrow.model_id, vrow.version_id, ref_id, old + MINUTE, summary_repo.MINUTE_BUCKET)
-        summary_repo.replace_bucket(*args, 1, {"features.age": ({}, None)})
+        series = summary_repo.Series.of(vrow, ref_id)
+        summary_repo.replace_bucket(
+            uow.conn, series, old + MINUTE, summary_repo.MINUTE_BUCKET, 1, {"features.age": ({}, None)}
+        )
         uow.commit()
     assert stored(summary_repo.MINUTE_BUCKET) == {old, recent}
     assert run_maintenance(ctx, now)["minute_summaries_deleted"] == 1

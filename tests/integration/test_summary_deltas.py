@@ -139,7 +139,7 @@ def test_a_fold_that_dies_half_way_loses_and_doubles_nothing(ctx: ServiceContext
     assert summary_deltas.fold(ctx, vrow, ref).rows == 0
     with ctx.uow() as uow:
         (_, _, n, _, _), *_ = summary_repo.load_buckets(
-            uow.conn, vrow.model_id, vrow.version_id, ref.reference_id, 1, [base]
+            uow.conn, summary_repo.Series.of(vrow, ref.reference_id), 1, [base]
         )
     assert n == 250
 
@@ -159,7 +159,7 @@ def test_deltas_of_a_replaced_reference_send_their_hour_to_the_log(ctx: ServiceC
     assert folded.rows == 0 and folded.foreign_hours == {base}
     run_model(ctx, MODEL, now)
     with ctx.uow() as uow:
-        rows = summary_repo.load_buckets(uow.conn, vrow.model_id, vrow.version_id, ref.reference_id, 1, [base])
+        rows = summary_repo.load_buckets(uow.conn, summary_repo.Series.of(vrow, ref.reference_id), 1, [base])
     assert {n for _, _, n, _, _ in rows} == {140}
 
 
@@ -229,7 +229,8 @@ def _window_equals_its_rows(ctx: ServiceContext, start: datetime, end: datetime)
     vrow = registry.resolve_version(ctx, MODEL, None)
     ref = load_reference(ctx, vrow)
     plan = summary_plan(schema_from_json(vrow.schema), ref)
-    acc = merged_window(ctx, vrow, ref.reference_id, start, end, lambda: ColumnAccumulator(ref.columns[""]))
+    series = summary_repo.Series.of(vrow, ref.reference_id)
+    acc = merged_window(ctx, series, start, end, lambda: ColumnAccumulator(ref.columns[""]))
     with ctx.engine.connect() as conn:
         window = (conn, vrow.model_id, vrow.version_id, start, end)
         counts = summary_repo.count_rows(*window, plan.groups)
