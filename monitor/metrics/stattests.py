@@ -155,6 +155,12 @@ def chisquare(ref: np.ndarray, cur: np.ndarray, kind: FeatureKind) -> float:
 # Tables with an expected count under this take the conditional (permutation) test, by simulation.
 _MIN_EXPECTED = 5.0
 _DRAWS = 9_999  # the smallest p-value it can give is 1e-4
+# Drawing stops once this many drawn tables were at least as extreme as the observed one (Besag
+# and Clifford's sequential rule): a window with no change, the usual one, is settled in a few
+# hundred draws instead of 9,999 (a 200-level category against a 50,000-row reference took 0.5 s
+# a window, 2,000 levels 5.8 s).
+_EXCEEDANCES = 50
+_BATCH = 500
 
 
 def homogeneity_p_value(ref_counts: np.ndarray, cur_counts: np.ndarray) -> float:
@@ -188,8 +194,28 @@ def homogeneity_p_value(ref_counts: np.ndarray, cur_counts: np.ndarray) -> float
     observed = float(statistic(cur_counts))
     if min(exp_ref.min(), exp_cur.min()) >= _MIN_EXPECTED:
         return float(stats.chi2.sf(observed, len(totals) - 1))
-    draws = np.random.default_rng(0).multivariate_hypergeometric(totals, n_cur, size=_DRAWS)
-    at_least = int(np.sum(statistic(draws) >= observed * (1 - 1e-12)))
+    return _simulated_p_value(statistic, observed, totals, n_cur)
+
+
+def _simulated_p_value(
+    statistic: Callable[[np.ndarray], np.ndarray], observed: float, totals: np.ndarray, n_cur: int
+) -> float:
+    """The share of tables drawn with the observed margins whose statistic is at least the
+    observed: (1 + k) / (1 + 9,999) after every draw, or h / l when the h-th such table
+    (``_EXCEEDANCES``) came at draw l, sooner. Both are valid p-values (Besag & Clifford, 1991,
+    "Sequential Monte Carlo p-values"): under no change, P(p <= a) <= a. The second is at least
+    h / 9,999 = 0.005; a p-value near a decision threshold (0.005 to 0.05) comes from 1,000 to
+    9,999 draws, a large one from a few hundred."""
+    rng = np.random.default_rng(0)
+    at_least = drawn = 0
+    while drawn < _DRAWS:
+        size = min(_BATCH, _DRAWS - drawn)
+        hits = statistic(rng.multivariate_hypergeometric(totals, n_cur, size=size)) >= observed * (1 - 1e-12)
+        found = int(hits.sum())
+        if at_least + found >= _EXCEEDANCES:
+            last = drawn + int(np.flatnonzero(hits)[_EXCEEDANCES - at_least - 1]) + 1
+            return _EXCEEDANCES / last
+        at_least, drawn = at_least + found, drawn + size
     return (1 + at_least) / (_DRAWS + 1)
 
 

@@ -96,3 +96,19 @@ def test_counts_rebuilt_from_shares_are_the_counts() -> None:
         test="chisquare_2samp",
     )
     assert raw.score == homogeneity_p_value(ref, cur)
+
+
+def test_drawing_stops_once_enough_drawn_tables_are_as_extreme() -> None:
+    """Besag and Clifford's sequential rule: a table like the reference's is settled as soon as 50
+    drawn tables were at least as extreme (p = 50 / draws so far), a changed one takes every draw
+    (p = (1 + k) / 10,000); both hold their error rate (the no-drift tests above)."""
+    rng = np.random.default_rng(11)
+    p = _probabilities(200, rare=True) * 0.5 + 0.5 / 200  # 200 levels, many expected counts under 5
+    ref = rng.multinomial(5_000, p)
+    settled = homogeneity_p_value(ref, rng.multinomial(1_000, p))
+    draws = 50 / settled
+    assert draws == pytest.approx(round(draws)) and draws < 2_000, settled
+    moved = p.copy()
+    moved[:5] *= 4.0
+    changed = homogeneity_p_value(ref, rng.multinomial(1_000, moved / moved.sum()))
+    assert changed * 10_000 == pytest.approx(round(changed * 10_000)) and changed < 0.005, changed
