@@ -61,12 +61,10 @@ def summarise_classification(
     counts: dict[str, int],
 ) -> dict[str, ClassificationSummary]:
     """Each group's summary, given its number of predictions (labelled or not) in [start, end)."""
-    out = {key: ClassificationSummary(list(classes)) for key in groups.keys}
-    for key, s in out.items():
-        s.n_predictions = counts[key]
-    if any(counts.values()):
-        _fill_classification(conn, window_params(model_id, version_id, start, end, groups), classes, groups, out, None)
-    return out
+    minute = start  # the whole window as one "minute"
+    return summarise_classification_by_minute(
+        conn, model_id, version_id, start, end, classes, groups, {minute: counts}, whole=True
+    )[minute]
 
 
 def summarise_classification_by_minute(
@@ -78,16 +76,19 @@ def summarise_classification_by_minute(
     classes: Sequence[str],
     groups: Groups,
     counts: Mapping[datetime, dict[str, int]],
+    *,
+    whole: bool = False,
 ) -> dict[datetime, dict[str, ClassificationSummary]]:
     """``summarise_classification`` of each minute of [start, end) in ``counts`` (each one's
-    groups' predictions), from the same three queries as a whole hour's."""
+    groups' predictions), from the same three queries as a whole hour's (``whole``: of the
+    window as one, keyed by its only key)."""
     out = {m: {key: ClassificationSummary(list(classes)) for key in groups.keys} for m in counts}
     for m, summaries in out.items():
         for key, s in summaries.items():
             s.n_predictions = counts[m][key]
-    if out:
+    if any(any(c.values()) for c in counts.values()):
         params = window_params(model_id, version_id, start, end, groups)
-        _fill_classification(conn, params, classes, groups, None, out)
+        _fill_classification(conn, params, classes, groups, out, "CAST(:start AS timestamptz)" if whole else "j.minute")
     return out
 
 
@@ -96,30 +97,27 @@ def _fill_classification(
     params: dict[str, Any],
     classes: Sequence[str],
     groups: Groups,
-    whole: dict[str, ClassificationSummary] | None,
-    by_minute: dict[datetime, dict[str, ClassificationSummary]] | None,
+    out: dict[datetime, dict[str, ClassificationSummary]],
+    bucket: str,
 ) -> None:
-    """Add the labelled rows to ``whole`` (by group) or ``by_minute`` (by minute and group)."""
-    key = "j.grp" if by_minute is None else "j.minute, j.grp"
-    width = 1 if by_minute is None else 2
+    """Add the labelled rows to ``out`` (by minute and group; ``bucket``: the SQL of a row's
+    minute, or of the window's start for the window as one)."""
+    key = f"{bucket} AS bucket, j.grp AS grp"
 
     def summary(row: Sequence[Any]) -> ClassificationSummary | None:
-        if by_minute is None:
-            assert whole is not None
-            return whole[row[0]]
-        return by_minute.get(row[0], {}).get(row[1])  # a minute its counts do not have: left out
+        return out.get(row[0], {}).get(row[1])  # a minute its counts do not have: left out
 
     joined = _JOINED.format(groups=groups_sql("p"))
     rows = conn.execute(
         text(
             f"SELECT {key}, j.y, j.yhat, floor(extract(epoch FROM j.ts) / 60)::bigint AS minute, count(*) "
-            f"FROM ({joined}) j GROUP BY {', '.join(str(i) for i in range(1, width + 4))}"
+            f"FROM ({joined}) j GROUP BY 1, 2, 3, 4, 5"
         ),
         params,
     ).all()
     for row in rows:
         s = summary(row)
-        y, yhat, minute, n = row[width:]
+        y, yhat, minute, n = row[2:]
         if s is not None:
             s.add_row_counts(y, yhat, int(minute), int(n))
     if not rows:
@@ -132,42 +130,41 @@ def _fill_classification(
             FROM ({joined}) j WHERE j.scores IS NOT NULL
         ),
         norm AS (  -- rows scaled to sum to one; rows missing a class's score are left out
-            SELECT {key.replace("j.", "r.")}, r.truth, ARRAY(SELECT v / t.total FROM unnest(r.p) AS v) AS p
+            SELECT r.bucket, r.grp, r.truth, ARRAY(SELECT v / t.total FROM unnest(r.p) AS v) AS p
             FROM raw r CROSS JOIN LATERAL (SELECT sum(v) AS total, count(v) AS k FROM unnest(r.p) AS v) t
             WHERE t.k = cardinality(r.p) AND t.total > 0
         )
     """
-    n_key = key.replace("j.", "")
     any_scored = False
     for row in conn.execute(
         text(
-            scored + f"SELECT {n_key}, count(*), sum(-ln(least(greatest(p[truth], :eps), 1 - :eps))) "
-            f"FROM norm GROUP BY {', '.join(str(i) for i in range(1, width + 1))}"
+            scored + "SELECT bucket, grp, count(*), sum(-ln(least(greatest(p[truth], :eps), 1 - :eps))) "
+            "FROM norm GROUP BY 1, 2"
         ),
         params,
     ):
         s = summary(row)
         if s is not None:
-            s.n_scored, s.log_loss_sum = int(row[width]), float(row[width + 1] or 0.0)
+            s.n_scored, s.log_loss_sum = int(row[2]), float(row[3] or 0.0)
             any_scored = any_scored or bool(s.n_scored)
     if any_scored:
         hist = conn.execute(
             text(
                 scored
-                + f"""SELECT {key.replace("j.", "n.")}, u.i - 1 AS cls, (u.i = n.truth)::int AS own,
+                + """SELECT n.bucket, n.grp, u.i - 1 AS cls, (u.i = n.truth)::int AS own,
                             -- quality_summary.score_bins: equal bins of the clipped score's logit
                             least(greatest(floor((ln(c.v / (1 - c.v)) + :z) * :bins / (2 * :z))::int, 0), :bins - 1)
                                 AS bin,
                             count(*)
                      FROM norm n CROSS JOIN LATERAL unnest(n.p) WITH ORDINALITY AS u(v, i)
                      CROSS JOIN LATERAL (SELECT least(greatest(u.v, :clip), 1 - :clip) AS v) c
-                     GROUP BY {", ".join(str(i) for i in range(1, width + 4))}"""
+                     GROUP BY 1, 2, 3, 4, 5"""
             ),
             params,
         ).all()
         for row in hist:
             s = summary(row)
-            cls, own, b, n = row[width:]
+            cls, own, b, n = row[2:]
             if s is not None:
                 s.hist[cls, own, b] = n
 

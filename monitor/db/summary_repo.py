@@ -36,12 +36,13 @@ WHERE p.model_id = :model_id AND p.model_version_id = :version_id AND p.ts >= :s
 # Values decoded at a time: a chunk of a 2,000-feature model's rows is 500 rows.
 VALUES_PER_CHUNK = 1_000_000
 
+# Rows per group, or per minute and group (``minute``: the minute's column and its comma).
 _COUNT_SQL = """
-SELECT g.grp, count(*)
+SELECT {minute}g.grp, count(*)
 FROM predictions p {groups}
 WHERE p.model_id = :model_id AND p.model_version_id = :version_id AND p.ts >= :start AND p.ts < :end
       AND g.grp = ANY(CAST(:groups AS text[]))
-GROUP BY 1
+GROUP BY {group_by}
 """
 
 
@@ -121,7 +122,7 @@ def count_rows(
 ) -> dict[str, int]:
     """The number of predictions in [start, end) of each group."""
     rows = conn.execute(
-        text(_COUNT_SQL.format(groups=groups_sql("p"))),
+        text(_COUNT_SQL.format(minute="", groups=groups_sql("p"), group_by="1")),
         window_params(model_id, version_id, start, end, groups),
     ).all()
     return {key: 0 for key in groups.keys} | {grp: int(n) for grp, n in rows}
@@ -131,8 +132,7 @@ def count_rows_by_minute(
     conn: Connection, model_id: int, version_id: int, start: datetime, end: datetime, groups: Groups
 ) -> dict[datetime, dict[str, int]]:
     """The number of predictions of each group in each minute of [start, end) that has any."""
-    sql = _COUNT_SQL.format(groups=groups_sql("p"))
-    sql = sql.replace("g.grp, count(*)", "date_trunc('minute', p.ts), g.grp, count(*)").replace("1\n", "1, 2\n")
+    sql = _COUNT_SQL.format(minute="date_trunc('minute', p.ts), ", groups=groups_sql("p"), group_by="1, 2")
     rows = conn.execute(text(sql), window_params(model_id, version_id, start, end, groups)).all()
     out: dict[datetime, dict[str, int]] = {}
     for minute, grp, n in rows:

@@ -120,6 +120,22 @@ class QualityAccumulator:
         return self.summary.n_predictions
 
 
+def merged_quality(
+    ctx: ServiceContext,
+    series: summary_repo.Series,
+    schema: ModelSchema,
+    edges: np.ndarray | None,
+    start: datetime,
+    end: datetime,
+    segment: str = "",
+) -> QualitySummary:
+    """A group's quality summary of [start, end), merged from its buckets (``edges``: its
+    reference's residual edges, a regression's)."""
+    return merged_window(
+        ctx, series, start, end, lambda: QualityAccumulator(schema, edges), segment=segment, quality=True
+    ).summary
+
+
 def quality_points(
     ctx: ServiceContext,
     vrow: VersionRow,
@@ -133,17 +149,8 @@ def quality_points(
 ) -> tuple[list[MetricPoint], QualitySummary]:
     """Quality, label coverage and concept drift of a window (of one segment), and the summary
     they come from."""
-    edges = residual_edges(extras)
-    acc = merged_window(
-        ctx,
-        summary_repo.Series.of(vrow, ref_id),
-        start,
-        end,
-        lambda: QualityAccumulator(schema, edges),
-        segment=summary_repo.segment_key(segment),
-        quality=True,
-    )
-    s = acc.summary
+    series = summary_repo.Series.of(vrow, ref_id)
+    s = merged_quality(ctx, series, schema, residual_edges(extras), start, end, summary_repo.segment_key(segment))
     if not s.n_predictions:
         return [], s
     stream = None

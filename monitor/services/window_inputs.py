@@ -69,15 +69,8 @@ def _segment(
     columns = None if quality_only else merged_columns(ctx, vrow, ref.reference_id, ref.columns[seg], window, seg)
     extras = ref.extras[seg]
     edges = quality_job.residual_edges(extras)
-    quality = merged_window(
-        ctx,
-        Series.of(vrow, ref.reference_id),
-        window.start,
-        window.end,
-        lambda: quality_job.QualityAccumulator(schema, edges),
-        segment=seg,
-        quality=True,
-    ).summary
+    series = Series.of(vrow, ref.reference_id)
+    quality = quality_job.merged_quality(ctx, series, schema, edges, window.start, window.end, seg)
     stream = None
     if isinstance(quality, ClassificationSummary) and quality.n_predictions and quality.n_labelled:
         stream = detections_in(ctx, vrow, cfg, seg, window.start, window.end)
@@ -138,12 +131,4 @@ def _quality(ctx: ServiceContext, vrow: VersionRow, window: Window) -> QualitySu
         ref_id = reference_repo.active_reference_id(uow.conn, vrow.version_id)
     if ref_id is None:
         return None
-    return merged_window(
-        ctx,
-        Series.of(vrow, ref_id),
-        window.start,
-        window.end,
-        lambda: quality_job.QualityAccumulator(schema, None),
-        segment="",
-        quality=True,
-    ).summary
+    return quality_job.merged_quality(ctx, Series.of(vrow, ref_id), schema, None, window.start, window.end)
