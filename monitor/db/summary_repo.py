@@ -142,20 +142,8 @@ def count_rows_by_minute(
 
 def stored_counts(conn: Connection, series: Series, hour: datetime, groups: Groups) -> dict[str, int]:
     """The predictions of each group in an hour, as its stored column summaries count them."""
-    b = bucket_summaries.c
-    rows = conn.execute(
-        select(b.segment, func.max(b.n_rows))
-        .where(
-            b.model_id == series.model_id,
-            b.model_version_id == series.version_id,
-            b.reference_id == series.reference_id,
-            b.bucket_hours == 1,
-            b.bucket_start == hour,
-            _kind(False),
-        )
-        .group_by(b.segment)
-    ).all()
-    return {key: 0 for key in groups.keys} | {seg: int(n) for seg, n in rows if seg in groups.segments}
+    found = _stored_counts(conn, series, 1, hour, hour + timedelta(hours=1), groups)
+    return found.get(hour, {key: 0 for key in groups.keys})
 
 
 def stored_minute_counts(
@@ -163,6 +151,13 @@ def stored_minute_counts(
 ) -> dict[datetime, dict[str, int]]:
     """The predictions of each group in each minute of [start, end), as its stored column
     summaries count them."""
+    return _stored_counts(conn, series, MINUTE_BUCKET, start, end, groups)
+
+
+def _stored_counts(
+    conn: Connection, series: Series, bucket_hours: int, start: datetime, end: datetime, groups: Groups
+) -> dict[datetime, dict[str, int]]:
+    """Per stored bucket of ``bucket_hours`` starting in [start, end), each group's predictions."""
     b = bucket_summaries.c
     rows = conn.execute(
         select(b.bucket_start, b.segment, func.max(b.n_rows))
@@ -170,7 +165,7 @@ def stored_minute_counts(
             b.model_id == series.model_id,
             b.model_version_id == series.version_id,
             b.reference_id == series.reference_id,
-            b.bucket_hours == MINUTE_BUCKET,
+            b.bucket_hours == bucket_hours,
             b.bucket_start >= start,
             b.bucket_start < end,
             _kind(False),
@@ -178,9 +173,9 @@ def stored_minute_counts(
         .group_by(b.bucket_start, b.segment)
     ).all()
     out: dict[datetime, dict[str, int]] = {}
-    for minute, seg, n in rows:
+    for bucket, seg, n in rows:
         if seg in groups.segments:
-            out.setdefault(minute, {key: 0 for key in groups.keys})[seg] = int(n)
+            out.setdefault(bucket, {key: 0 for key in groups.keys})[seg] = int(n)
     return out
 
 
@@ -203,12 +198,9 @@ def summarise_columns(
 
     The window's rows are read once, in chunks, for every group and column (a group's numerical
     columns on its own reference's edges): linear in rows x columns, whatever the width."""
-    accumulators = {key: GroupSummaries(cols, derived) for key, cols in columns.items() if counts.get(key)}
-    extra = {key: GroupSummaries(cols) for key, cols in (also or {}).items() if counts.get("")}
-    accumulators |= extra
+    accumulators = _accumulators(columns, also, derived, counts)
     if accumulators:
-        width = max(1, *(len(cols) for cols in columns.values()), *(len(cols) for cols in (also or {}).values()))
-        per_chunk = max(100, VALUES_PER_CHUNK // width)
+        per_chunk = _rows_per_chunk(columns, also)
         # a server-side cursor for this statement only (Connection.execution_options would set it
         # for every statement after it on the connection)
         query = text(_ROWS_SQL).execution_options(stream_results=True, yield_per=per_chunk)
@@ -238,8 +230,7 @@ def summarise_columns_by_minute(
     """``summarise_columns`` of each minute of [start, end) with rows (``counts``: each one's
     groups' rows), from one reading of its rows in time order: (minute, its summaries by group),
     oldest first."""
-    width = max(1, *(len(cols) for cols in columns.values()), *(len(cols) for cols in (also or {}).values()))
-    per_chunk = max(100, VALUES_PER_CHUNK // width)
+    per_chunk = _rows_per_chunk(columns, also)
     query = text(_ROWS_BY_MINUTE_SQL).execution_options(stream_results=True, yield_per=per_chunk)
     result = conn.execute(query, window_params(model_id, version_id, start, end))
     keys = [*groups.keys, *(also or {})]
@@ -257,9 +248,7 @@ def summarise_columns_by_minute(
                 if minute is not None:
                     yield done()
                 minute = rows[i][5]
-                n = counts[minute]
-                accumulators = {key: GroupSummaries(cols, derived) for key, cols in columns.items() if n.get(key)}
-                accumulators |= {key: GroupSummaries(cols) for key, cols in (also or {}).items() if n.get("")}
+                accumulators = _accumulators(columns, also, derived, counts[minute])
             j = i
             while j < len(rows) and rows[j][5] == minute:
                 j += 1
@@ -268,6 +257,22 @@ def summarise_columns_by_minute(
             i = j
     if minute is not None:
         yield done()
+
+
+def _accumulators(
+    columns: Mapping[str, Sequence[Column]],
+    also: Mapping[str, Sequence[Column]] | None,
+    derived: Sequence[Derived],
+    counts: Mapping[str, int],
+) -> dict[str, GroupSummaries]:
+    """A summary per group with rows (``also``'s summarise all rows, on their own edges)."""
+    out = {key: GroupSummaries(cols, derived) for key, cols in columns.items() if counts.get(key)}
+    return out | {key: GroupSummaries(cols) for key, cols in (also or {}).items() if counts.get("")}
+
+
+def _rows_per_chunk(columns: Mapping[str, Sequence[Column]], also: Mapping[str, Sequence[Column]] | None) -> int:
+    width = max(1, *(len(cols) for cols in columns.values()), *(len(cols) for cols in (also or {}).values()))
+    return max(100, VALUES_PER_CHUNK // width)
 
 
 def _decode(rows: Sequence[Any]) -> Chunk:

@@ -268,19 +268,28 @@ def _fold_minutes(
         else:
             columns[(minute, seg)].add(minute, summary_repo.MINUTE_BUCKET, col, n, st, ct)
     for k, minute_deltas in by_minute.items():
-        for i, d in enumerate(minute_deltas):
-            if d.kind == delta_repo.COLUMNS:
-                for col, (st, ct) in d.parts.items():
-                    columns[k].add_delta(i, col, d.n_rows, st, ct)
-                quality[k].n_predictions += d.n_rows
-            else:
-                quality[k].add_parts(*d.parts[QUALITY_COLUMN])
+        _add_deltas(minute_deltas, columns[k], quality[k])
     summary_repo.delete_minute_buckets(conn, series, list(by_minute))
     made: list[summary_repo.NewBucket] = []
     for (minute, seg), acc in columns.items():
         q = quality[(minute, seg)]
         made += [(minute, seg, acc.n_rows, acc.parts()), (minute, seg, q.n_predictions, {QUALITY_COLUMN: q.to_parts()})]
     summary_repo.insert_minutes(conn, series, made)
+
+
+def _add_deltas(deltas: list[Delta], columns: ColumnAccumulator | None, quality: QualitySummary | None) -> None:
+    """Add one bucket's deltas to its column summaries and its quality summary (either may be
+    left out): a column delta's summaries to the first and its predictions to the second's
+    count, a quality delta's labelled rows to the second."""
+    for i, d in enumerate(deltas):
+        if d.kind == delta_repo.COLUMNS:
+            if columns is not None:
+                for col, (st, ct) in d.parts.items():
+                    columns.add_delta(i, col, d.n_rows, st, ct)
+            if quality is not None:
+                quality.n_predictions += d.n_rows
+        elif quality is not None:
+            quality.add_parts(*d.parts[QUALITY_COLUMN])
 
 
 def _fold_columns(
@@ -290,9 +299,7 @@ def _fold_columns(
     series = Series.of(vrow, ref.reference_id)
     for b, col, n, st, ct in summary_repo.load_buckets(conn, series, 1, [hour], seg):
         acc.add(b, 1, col, n, st, ct)
-    for i, d in enumerate(deltas):
-        for col, (st, ct) in d.parts.items():
-            acc.add_delta(i, col, d.n_rows, st, ct)
+    _add_deltas(deltas, acc, None)
     summary_repo.replace_bucket(conn, series, hour, 1, acc.n_rows, acc.parts(), seg)
     summary_repo.drop_merged(conn, series, hour, seg)
 
@@ -310,11 +317,7 @@ def _fold_quality(
     series = Series.of(vrow, ref.reference_id)
     for _, _, _, st, ct in summary_repo.load_buckets(conn, series, 1, [hour], seg, quality=True):
         summary.add_parts(st, ct)
-    for d in deltas:
-        if d.kind == delta_repo.COLUMNS:
-            summary.n_predictions += d.n_rows
-        else:
-            summary.add_parts(*d.parts[QUALITY_COLUMN])
+    _add_deltas(deltas, None, summary)
     parts = {QUALITY_COLUMN: summary.to_parts()}
     summary_repo.replace_bucket(conn, series, hour, 1, summary.n_predictions, parts, seg, quality=True)
     summary_repo.drop_merged(conn, series, hour, seg, quality=True)

@@ -32,7 +32,8 @@ MINUTE = timedelta(minutes=1)
 # The longest window that slides by the minute, and how long minute summaries are kept: its
 # length, the hour its oldest edge lies in, and an hour for late rows and a scheduler that lags.
 SLIDING_MAX = timedelta(days=1)
-MINUTE_HORIZON = SLIDING_MAX + 2 * HOUR
+_HORIZON_MARGIN = 2 * HOUR  # beyond a window's length: the hour of its oldest edge, an hour of lag
+MINUTE_HORIZON = SLIDING_MAX + _HORIZON_MARGIN
 
 
 def hour_floor(ts: datetime) -> datetime:
@@ -43,20 +44,20 @@ def minute_floor(ts: datetime) -> datetime:
     return ts.astimezone(UTC).replace(second=0, microsecond=0)
 
 
-def hours(start: datetime, end: datetime) -> list[datetime]:
-    out, t = [], hour_floor(start)
+def _steps(t: datetime, end: datetime, step: timedelta) -> list[datetime]:
+    out = []
     while t < end:
         out.append(t)
-        t += HOUR
+        t += step
     return out
+
+
+def hours(start: datetime, end: datetime) -> list[datetime]:
+    return _steps(hour_floor(start), end, HOUR)
 
 
 def minutes(start: datetime, end: datetime) -> list[datetime]:
-    out, t = [], minute_floor(start)
-    while t < end:
-        out.append(t)
-        t += MINUTE
-    return out
+    return _steps(minute_floor(start), end, MINUTE)
 
 
 def minute_horizon(lengths: Iterable[timedelta]) -> timedelta:
@@ -64,7 +65,7 @@ def minute_horizon(lengths: Iterable[timedelta]) -> timedelta:
     oldest edge lies in and an hour for late rows and a scheduler that lags; none without a
     sliding window. A model watched over "1h" only keeps three hours of minutes, not 26."""
     longest = max((length for length in lengths if slides(length)), default=None)
-    return timedelta(0) if longest is None else longest + 2 * HOUR
+    return timedelta(0) if longest is None else longest + _HORIZON_MARGIN
 
 
 def has_minutes(hour: datetime, now: datetime, horizon: timedelta = MINUTE_HORIZON) -> bool:
