@@ -408,8 +408,11 @@ FAIRNESS_SHOWN = {
 
 def fairness(points: list[Point], ratio_threshold: float = 0.8) -> Figure:
     """Per protected attribute, the demographic parity ratio and the equalized odds difference
-    over time, each in its 95 % band, with the four-fifths line; windows decided violating marked."""
-    title = "Fairness across protected attributes (Fairlearn's measures, 95 % bands)"
+    over time, each in its interval (90 %: each side the one-sided 5 % a violation is decided at),
+    with the four-fifths line; windows decided violating marked."""
+    title = (
+        "Fairness across protected attributes (Fairlearn's measures, 90 % bands: violated when a band is past the line)"
+    )
     series: dict[tuple[str, str], list[Point]] = defaultdict(list)
     for p in points:
         measure = p["metric"].removeprefix("fairness.")
@@ -420,7 +423,7 @@ def fairness(points: list[Point], ratio_threshold: float = 0.8) -> Figure:
     traces: list[dict[str, Any]] = []
     for (attribute, measure), ps in sorted(series.items()):
         label, band = FAIRNESS_SHOWN[measure]
-        traces += _band(ps, f"{attribute}: {label}, 95 %", band)
+        traces += _band(ps, f"{attribute}: {label}, 90 %", band)
         traces.append(_line(ps, f"{attribute}: {label}", "%{y:.3f}"))
         traces += _marks([p for p in ps if p["drifted"]], f"{attribute}: {label} violated")
     shape, note = _threshold_line(ratio_threshold)

@@ -154,7 +154,9 @@ class MonitoringConfig(BaseModel):
 
     def fairness_thresholds(self) -> Thresholds:
         """When the fairness measures decide a violation (``monitor.metrics.fairness``)."""
-        return Thresholds(self.fairness_ratio_threshold, self.fairness_difference_threshold, self.min_sample_size)
+        return Thresholds(
+            self.fairness_ratio_threshold, self.fairness_difference_threshold, self.min_sample_size, self.fdr_alpha
+        )
 
     def window_lengths(self) -> list[timedelta]:
         return [parse_window(w) for w in self.windows]

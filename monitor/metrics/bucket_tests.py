@@ -11,6 +11,7 @@ from math import gcd, sqrt
 import numpy as np
 from scipy import stats
 
+from monitor.metrics import anderson_darling
 from monitor.metrics.profiles import CategoricalSummary, NumericSummary, Summary
 
 
@@ -54,6 +55,12 @@ def ks_p_value(d: float, n1: int, n2: int, exact_below: float = 1.0, exact_up_to
     return asymptotic
 
 
+def anderson(ref: NumericSummary, cur: NumericSummary, opts: SummaryOptions) -> float:
+    """The Anderson-Darling p-value of two summaries on the same edges, each bucket a group of
+    tied values (exact when the edges are the values)."""
+    return anderson_darling.p_value(ref.counts, cur.counts)
+
+
 def wasserstein_norm(ref: NumericSummary, cur: NumericSummary, opts: SummaryOptions) -> float:
     """The Wasserstein distance normed by the reference's standard deviation, as Evidently's."""
     return wasserstein(ref, cur) / max(ref.std, 0.001)
@@ -75,10 +82,7 @@ def wasserstein(ref: NumericSummary, cur: NumericSummary) -> float:
         i = np.arange(k - 1)
         a = cr[2 * i + 2] - cc[2 * i + 2]  # just after edge i (its point included)
         b = cr[2 * i + 3] - cc[2 * i + 3]  # just before edge i+1 (the interval included)
-        width = np.diff(e)
-        cross = a * b < 0
-        safe = np.where(cross, np.abs(a) + np.abs(b), 1.0)
-        area = float(np.sum(np.where(cross, (a**2 + b**2) / (2 * safe), (np.abs(a) + np.abs(b)) / 2) * width))
+        area = _area_between(a, b, np.diff(e))
 
     def low(s: NumericSummary) -> float:
         return float((s.counts[0] * e[0] - s.low_sum) / s.n)
@@ -87,6 +91,30 @@ def wasserstein(ref: NumericSummary, cur: NumericSummary) -> float:
         return float((s.high_sum - s.counts[2 * k] * e[-1]) / s.n)
 
     return area + abs(low(ref) - low(cur)) + abs(high(ref) - high(cur))
+
+
+def _area_between(a: np.ndarray, b: np.ndarray, width: np.ndarray) -> float:
+    """∫|d| over pieces where d goes linearly from ``a`` to ``b`` across ``width``."""
+    cross = a * b < 0
+    safe = np.where(cross, np.abs(a) + np.abs(b), 1.0)
+    return float(np.sum(np.where(cross, (a**2 + b**2) / (2 * safe), (np.abs(a) + np.abs(b)) / 2) * width))
+
+
+def quantile_wasserstein(ref: NumericSummary, cur: NumericSummary, opts: SummaryOptions) -> float:
+    """The Wasserstein distance on the reference's quantile scale: ∫|F_cur - F_ref| dF_ref, the
+    mean distance, in reference quantiles, that the current window's values moved (0 to 0.5).
+    Every value is read as its rank in the reference (F_ref(x)), so no tail, however heavy, and no
+    unit changes it: a mean shift of d standard deviations of a normal feature is ~0.28 d, and
+    the same change of log(x) gives the same distance for x, exp(x) or a Pareto. A value the
+    reference holds many times (a count, a mode) spreads over its share of the scale, the current
+    window's values there evenly with it; inside an interval between edges both CDFs are taken as
+    linear, as for ``wasserstein``. Exact when the edges are the reference's values."""
+    r = np.concatenate([[0.0], np.cumsum(ref.counts)]) / ref.n  # F_ref at every bucket boundary
+    c = np.concatenate([[0.0], np.cumsum(cur.counts)]) / cur.n
+    d = c - r
+    # only buckets holding reference values span the scale; a value the reference has none
+    # near moves the current CDF at one point of it (a step, which adds no area by itself)
+    return _area_between(d[:-1], d[1:], ref.counts / ref.n)
 
 
 def hellinger(ref: NumericSummary, cur: NumericSummary, opts: SummaryOptions) -> float:

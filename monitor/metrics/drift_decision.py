@@ -2,13 +2,20 @@
 
 ``calibrated`` (the default) calls a feature drifted when its change is both *significant* and
 *material*: significant when its two-sample test's p-value survives Benjamini-Hochberg across the
-window's features at ``alpha`` (KS for numerical features with more than five values, the
-two-sample chi-square otherwise; both hold their error rate at any sample size), and material
-when an effect size (normed Wasserstein for numerical features, Jensen-Shannon distance
-otherwise) reaches its threshold. A small window then cannot flag noise (its p-values stay large)
-and a large window cannot flag trivia (its effect sizes stay small), and the rule is the same at
-every reference size. Below ``min_sample_size`` rows in the window no decision is made:
-``drifted`` is None and the numbers are still reported.
+window's features at ``alpha``, and material when an effect size reaches its threshold. A small
+window then cannot flag noise (its p-values stay large) and a large window cannot flag trivia
+(its effect sizes stay small), and the rule is the same at every reference size. Below
+``min_sample_size`` rows in the window no decision is made: ``drifted`` is None and the numbers
+are still reported.
+
+Which test and which effect size is fixed by the reference, never by the window
+(``column_kind``): a continuous feature takes Anderson-Darling and the Wasserstein distance on the
+reference's quantile scale (the mean number of reference quantiles the values moved, which no
+heavy tail or unit can shrink, at least 0.025: a normal's mean moved by ~0.09 sd); a
+numerical one with many equal values takes KS (valid with ties) and the same distance; one with
+at most five values, and a categorical one, the categories' test (chi-square, or the largest
+move of one category by an exact test, whichever is stronger) and the largest change of one
+category's share (at least 3 points).
 
 ``evidently`` is Evidently's rule, to the number: its choice of test by reference size (p-value
 tests up to 1,000 reference rows, distances above), its thresholds, one test per feature, and
@@ -85,7 +92,7 @@ def decide(
         frozenset(features),
         rule,
         tuple(sorted(overrides.items())),
-        (FEW_VALUES, EXACT_P_BELOW, EXACT_P_UP_TO),  # the module's own settings, read by the profiles
+        (FEW_VALUES, MAX_TIE_SHARE, EXACT_P_BELOW, EXACT_P_UP_TO),  # the module's own settings, read by the profiles
     )
     with _MEMO_LOCK:
         known = _MEMO.get(key)
@@ -153,11 +160,46 @@ def _evidently(
     return out
 
 
-def _tests_for(ref: Any, cur: Any, distinct: int | None, override: ColumnTest) -> tuple[str, str]:
+ColumnKind = Literal["continuous", "discrete", "few_valued", "categorical"]
+
+# A value holding more than this share of the reference makes a numerical column discrete: the
+# Anderson-Darling p-value assumes values that are (nearly) all distinct, KS holds with ties.
+MAX_TIE_SHARE = 0.01
+
+
+def column_kind(ref: NumericSummary | CategoricalSummary, distinct: int | None) -> ColumnKind:
+    """How a column is tested, fixed by its reference (its summary and the distinct values stored
+    with it): a window's values never switch it, so one stray value of a count cannot move it from
+    the categories' test to the distributions'. A reference stored without its distinct count
+    falls back to the values its own summary shows.
+
+    - ``categorical``: a categorical feature;
+    - ``few_valued``: a numerical one with at most ``FEW_VALUES`` values, tested as categories;
+    - ``discrete``: more values, one of them (or one bucket of the summary) more than
+      ``MAX_TIE_SHARE`` of the reference: counts, rounded values, a feature mostly zero;
+    - ``continuous``: the rest."""
+    if isinstance(ref, CategoricalSummary):
+        return "categorical"
+    seen = distinct if distinct is not None else ref.distinct_lower_bound()
+    if seen <= FEW_VALUES:
+        return "few_valued"
+    if ref.n == 0 or ref.counts.max() > MAX_TIE_SHARE * ref.n:
+        return "discrete"
+    return "continuous"
+
+
+# (significance test, effect size) of each kind under the calibrated profile
+CALIBRATED_TESTS: dict[ColumnKind, tuple[str, str]] = {
+    "continuous": ("anderson", "quantile_wasserstein"),
+    "discrete": ("ks", "quantile_wasserstein"),
+    "few_valued": ("categories_2samp", "largest_share_change"),
+    "categorical": ("categories_2samp", "largest_share_change"),
+}
+
+
+def _tests_for(kind: ColumnKind, override: ColumnTest) -> tuple[str, str]:
     """(significance test, effect size): the override replaces the one of its kind."""
-    numerical = isinstance(ref, NumericSummary)
-    many = numerical and max(distinct or 0, cur.distinct_lower_bound()) > FEW_VALUES
-    significance, effect = ("ks", "wasserstein") if many else ("chisquare_2samp", "jensenshannon")
+    significance, effect = CALIBRATED_TESTS[kind]
     if override.test is not None:
         if REGISTRY[override.test].kind == "p_value":
             significance = override.test
@@ -183,10 +225,11 @@ def _calibrated(
     rule: Rule,
     overrides: Mapping[str, ColumnTest],
 ) -> dict[str, Decision]:
-    tested: dict[str, tuple[DriftResult, DriftResult, float | None, float]] = {}
+    tested: dict[str, tuple[DriftResult, DriftResult, float | None, float, ColumnKind]] = {}
     for col, (ref, cur, distinct) in columns.items():
         override = overrides.get(col, ColumnTest())
-        significance, effect = _tests_for(ref, cur, distinct, override)
+        kind = column_kind(ref, distinct)
+        significance, effect = _tests_for(kind, override)
         # the override's threshold belongs to the test it names
         sig_threshold = override.threshold if significance == override.test else rule.alpha
         eff_threshold = override.threshold if effect == override.test else None
@@ -201,19 +244,20 @@ def _calibrated(
             exact_p_up_to=EXACT_P_UP_TO,
         )
         e = drift_from_summaries(ref, cur, ref_distinct=distinct, test=effect, threshold=eff_threshold)
-        tested[col] = (p, e, sig_threshold, exact_below)
+        tested[col] = (p, e, sig_threshold, exact_below, kind)
     family = [c for c in tested if c in features]
     significant = {c: tested[c][0].drifted for c in tested}  # outside the family: each at alpha
     if family:
         adjusted = benjamini_hochberg([tested[c][0].score for c in family], rule.alpha)
         significant.update(zip(family, adjusted, strict=True))
     out = {}
-    for col, (p, e, sig_threshold, exact_below) in tested.items():
+    for col, (p, e, sig_threshold, exact_below, kind) in tested.items():
         material = e.drifted
         enough = p.n_current >= rule.min_sample_size
         drifted = (significant[col] and material) if enough else None
         details = {
             "profile": "calibrated",
+            "column_kind": kind,
             "stattest": e.test,
             "kind": e.kind,
             "p_value": p.score,

@@ -15,14 +15,21 @@ does: selection rates from the prediction column's category counts (every predic
 or not, so demographic parity needs no label), the rates on labelled rows from the confusion
 counts of the quality summary.
 
-Each number carries a 95 % interval (Wilson's for a group's rate; for a difference or ratio, the
-2.5th and 97.5th percentiles over 2,000 parametric-bootstrap draws of every group's rate from its
-Jeffreys posterior, Beta(k + 1/2, n - k + 1/2)). A measure is ``drifted`` (the decision a rule pages
-on with ``{drifted: true}``) only when the interval lies wholly past the threshold: a ratio whose
-upper bound is under ``fairness_ratio_threshold`` (0.8: the four-fifths rule), a difference
-whose lower bound is over ``fairness_difference_threshold`` (0.1); a small group's noise widens
-its interval instead of paging. With fewer than two groups of ``min_sample_size`` rows, a
-measure gets its value but no decision.
+A group's rate carries Wilson's 95 % interval. A difference or ratio carries an interval whose
+each bound is a one-sided bound at ``alpha`` (5 %: together a 90 % interval), simultaneous over
+every pair of groups the measure compares (Bonferroni): for each pair, Newcombe's interval of
+the pair's own difference p_i - p_j and the MOVER interval of its ratio p_i / p_j (Donner and
+Zou: Wilson's intervals of both rates, combined on the log scale), and the measure's interval
+is what the pairs' intervals allow of the largest gap (the smallest ratio). A pair's own
+difference can be 0 and its ratio 1, so a fair model's interval holds parity (a bootstrap of
+the largest gap itself cannot: the largest of several noisy rates is always above the
+smallest). A measure is ``drifted`` (the decision a rule pages on with ``{drifted: true}``) only
+when its interval lies wholly past the threshold: a ratio whose upper bound is under
+``fairness_ratio_threshold`` (0.8: the four-fifths rule), a difference whose lower bound is over
+``fairness_difference_threshold`` (0.1). So at a true ratio of exactly the threshold at most
+``alpha`` of windows are decided violating, the error rate the drift decisions hold; a small
+group's noise widens its interval instead of paging. With fewer than two groups of
+``min_sample_size`` rows, a measure gets its value but no decision.
 """
 
 from __future__ import annotations
@@ -30,6 +37,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from math import exp, inf, log, sqrt
+from statistics import NormalDist
 from typing import Any
 
 import numpy as np
@@ -37,7 +46,6 @@ import numpy as np
 from monitor.metrics.points import MetricPoint
 from monitor.metrics.quality_summary import confusion_cells
 
-DRAWS = 2_000
 Z95 = 1.959963984540054
 
 
@@ -59,6 +67,7 @@ class Thresholds:
     ratio: float = 0.8
     difference: float = 0.1
     min_group_size: int = 100
+    alpha: float = 0.05  # each bound of a gap's interval is one-sided at this level
 
 
 def confusion_counts(positive: str, confusion: Mapping[str, int]) -> tuple[int, int, int, int]:
@@ -127,22 +136,21 @@ def _ratio(rates: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class _Rates:
-    """A rate per group (k of n) and its bootstrap draws."""
+    """A rate per group: k of n."""
 
     name: str  # selection_rate, true_positive_rate, false_positive_rate
     groups: list[str]
     k: np.ndarray
     n: np.ndarray
-    draws: np.ndarray  # DRAWS x groups
 
     @classmethod
-    def of(cls, name: str, pairs: Mapping[str, tuple[int, int]], rng: np.random.Generator) -> _Rates | None:
+    def of(cls, name: str, pairs: Mapping[str, tuple[int, int]]) -> _Rates | None:
         kept = {g: kn for g, kn in pairs.items() if kn[1] > 0}  # a group without rows has no rate
         if len(kept) < 2:
             return None
         k = np.array([kn[0] for kn in kept.values()], dtype=float)
         n = np.array([kn[1] for kn in kept.values()], dtype=float)
-        return cls(name, list(kept), k, n, rng.beta(k + 0.5, n - k + 0.5, size=(DRAWS, len(k))))
+        return cls(name, list(kept), k, n)
 
     @property
     def rates(self) -> np.ndarray:
@@ -167,17 +175,55 @@ def _rate_points(rates: _Rates, point: Point) -> list[MetricPoint]:
     return out
 
 
+Interval = tuple[float, float]
+
+
+def pair_intervals(k1: int, n1: int, k2: int, n2: int, z: float) -> tuple[Interval, Interval]:
+    """Intervals of p1 - p2 (Newcombe's hybrid score) and of p1 / p2 (MOVER on the log scale),
+    each bound one-sided at the normal quantile ``z``, from Wilson's intervals of both rates. A
+    rate of 0 has no logarithm: its ratio takes the ratio of the Wilson bounds (wider, as valid)."""
+    p1, p2 = k1 / n1, k2 / n2
+    l1, u1 = wilson(k1, n1, z)
+    l2, u2 = wilson(k2, n2, z)
+    d = p1 - p2
+    difference = (d - sqrt((p1 - l1) ** 2 + (u2 - p2) ** 2), d + sqrt((u1 - p1) ** 2 + (p2 - l2) ** 2))
+    if k1 > 0 and k2 > 0:
+        r = log(p1 / p2)
+        ratio = (
+            exp(r - sqrt(log(p1 / l1) ** 2 + log(u2 / p2) ** 2)),
+            exp(r + sqrt(log(u1 / p1) ** 2 + log(p2 / l2) ** 2)),
+        )
+    else:
+        ratio = (l1 / u2, u1 / l2 if l2 > 0 else inf)
+    return difference, ratio
+
+
+def _gap_intervals(parts: list[_Rates], alpha: float) -> tuple[Interval, Interval]:
+    """Bounds of the largest |p_i - p_j| and of the smallest min(p_i / p_j, p_j / p_i) over
+    every pair of groups within each part, from the pairs' intervals at ``alpha`` / pairs."""
+    pairs = [(p, i, j) for p in parts for i in range(len(p.groups)) for j in range(i + 1, len(p.groups))]
+    z = float(NormalDist().inv_cdf(1 - alpha / len(pairs)))
+    gap_low, gap_high, ratio_low, ratio_high = [], [], [], []
+    for p, i, j in pairs:
+        (dl, dh), (rl, rh) = pair_intervals(int(p.k[i]), int(p.n[i]), int(p.k[j]), int(p.n[j]), z)
+        gap_low.append(0.0 if dl <= 0 <= dh else min(abs(dl), abs(dh)))
+        gap_high.append(max(abs(dl), abs(dh)))
+        ratio_low.append(min(rl, 1 / rh))
+        ratio_high.append(1.0 if rl <= 1 <= rh else (rh if rh < 1 else 1 / rl))
+    return (max(gap_low), max(gap_high)), (min(ratio_low), min(ratio_high))
+
+
 def _gap_points(measure: str, parts: list[_Rates], th: Thresholds, point: Point) -> list[MetricPoint]:
     """A measure's difference (the largest of its parts' max - min) and ratio (the smallest of
-    their min / max), each with its bootstrap interval and decision."""
+    their min / max), each with its interval, simultaneous over the pairs, and decision."""
     sizes = sum(p.n.sum() for p in parts)
     decided = min(int((p.n >= th.min_group_size).sum()) for p in parts) >= 2
-    details: dict[str, object] = {"groups": {p.name: p.shown() for p in parts}}
+    details: dict[str, object] = {"groups": {p.name: p.shown() for p in parts}, "alpha": th.alpha}
+    intervals = dict(zip(("difference", "ratio"), _gap_intervals(parts, th.alpha), strict=True))
     out = []
     for kind, fn, worst in (("difference", _difference, np.maximum), ("ratio", _ratio, np.minimum)):
         value = float(worst.reduce([fn(p.rates) for p in parts]))
-        draws = worst.reduce([fn(p.draws) for p in parts])
-        lower, upper = (float(q) for q in np.quantile(draws, [0.025, 0.975]))
+        lower, upper = intervals[kind]
         threshold = th.ratio if kind == "ratio" else th.difference
         past = upper < threshold if kind == "ratio" else lower > threshold
         decision = bool(past) if decided else None
@@ -216,12 +262,10 @@ def fairness_points(
             details=details,
         )
 
-    # the same draws whenever the window is computed again
-    rng = np.random.default_rng([int(window_start.timestamp()), int(window_end.timestamp())])
     counted = {g: c for g, c in groups.items() if c.predictions is not None}
-    selection = _Rates.of("selection_rate", {g: (c.selected or 0, c.predictions or 0) for g, c in counted.items()}, rng)
-    tpr = _Rates.of("true_positive_rate", {g: (c.true_positives, c.positives) for g, c in groups.items()}, rng)
-    fpr = _Rates.of("false_positive_rate", {g: (c.false_positives, c.negatives) for g, c in groups.items()}, rng)
+    selection = _Rates.of("selection_rate", {g: (c.selected or 0, c.predictions or 0) for g, c in counted.items()})
+    tpr = _Rates.of("true_positive_rate", {g: (c.true_positives, c.positives) for g, c in groups.items()})
+    fpr = _Rates.of("false_positive_rate", {g: (c.false_positives, c.negatives) for g, c in groups.items()})
     points = [p for rates in (selection, tpr, fpr) if rates is not None for p in _rate_points(rates, point)]
     if selection is not None:
         points += _gap_points("demographic_parity", [selection], th, point)
@@ -229,8 +273,8 @@ def fairness_points(
         points += _gap_points("equal_opportunity", [tpr], th, point)
     # equalized odds compares the groups that have both rates
     both = {g: c for g, c in groups.items() if c.positives and c.negatives}
-    t = _Rates.of("true_positive_rate", {g: (c.true_positives, c.positives) for g, c in both.items()}, rng)
-    f = _Rates.of("false_positive_rate", {g: (c.false_positives, c.negatives) for g, c in both.items()}, rng)
+    t = _Rates.of("true_positive_rate", {g: (c.true_positives, c.positives) for g, c in both.items()})
+    f = _Rates.of("false_positive_rate", {g: (c.false_positives, c.negatives) for g, c in both.items()})
     if t is not None and f is not None:
         points += _gap_points("equalized_odds", [t, f], th, point)
     return points

@@ -15,6 +15,7 @@ from monitor.db import summary_repo
 from monitor.domain.monitoring import FeatureTest, MonitoringConfig
 from monitor.domain.schema import ModelSpec, schema_from_json
 from monitor.domain.tabular import TableFormat
+from monitor.metrics.drift_decision import CALIBRATED_TESTS
 from monitor.metrics.points import MetricPoint
 from monitor.metrics.stattests import FeatureKind, test_drift
 from monitor.services import ingestion, registry
@@ -405,7 +406,9 @@ def test_the_calibrated_profile_decides_on_significance_and_materiality(ctx: Ser
         assert d["profile"] == "calibrated" and d["fdr"] is True
         assert p.value == d["effect"] and p.labels["method"] == d["stattest"]
         assert p.drifted == (d["significant"] and d["material"])
-        assert d["p_test"] in (("ks", "chisquare_2samp") if name in NUMERICAL else ("chisquare_2samp",))
+        # the test is the one the reference's kind of column takes
+        assert (d["p_test"], d["stattest"]) == CALIBRATED_TESTS[d["column_kind"]]
+        assert (d["column_kind"] in ("continuous", "discrete", "few_valued")) == (name in NUMERICAL)
     assert any(p.drifted for p in drifted.values())
 
     undecided = window(2, MonitoringConfig(min_sample_size=1501))

@@ -234,7 +234,7 @@ def test_fairness_draws_each_attributes_parity_ratio_and_odds_gap_in_their_bands
     fig = figures.fairness(points)
     traces = {t.get("name"): t for t in fig["data"]}
     assert traces["sex: demographic parity ratio"]["y"] == [0.9, 0.6]
-    assert traces["sex: demographic parity ratio, 95 %"]["y"] == [0.95, 0.66]
+    assert traces["sex: demographic parity ratio, 90 %"]["y"] == [0.95, 0.66]
     assert traces["sex: demographic parity ratio violated"]["x"] == [T + timedelta(hours=1)]
     assert traces["sex: equalized odds difference"]["y"] == [0.05]
     assert len(fig["data"]) == 7  # two bands of two traces, two lines, one set of marks

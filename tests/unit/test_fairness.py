@@ -9,7 +9,14 @@ import numpy as np
 import pytest
 from fairlearn import metrics as fl
 
-from monitor.metrics.fairness import GroupCounts, Thresholds, confusion_counts, fairness_points, wilson
+from monitor.metrics.fairness import (
+    GroupCounts,
+    Thresholds,
+    confusion_counts,
+    fairness_points,
+    pair_intervals,
+    wilson,
+)
 from monitor.metrics.points import MetricPoint
 
 START = datetime(2026, 11, 30, tzinfo=UTC)
@@ -79,8 +86,9 @@ def test_every_measure_is_fairlearns_on_the_same_rows(seed: int) -> None:
 
 
 def test_the_intervals_cover_the_populations_gap_at_least_as_often_as_they_claim() -> None:
-    """Groups drawn again and again from one population: the difference's 95 % interval holds
-    the population's own difference in about 95 % of windows (at least 90 % of 300)."""
+    """Groups drawn again and again from one population: the difference's interval (each bound
+    one-sided at 5 %, over three pairs at once) holds the population's own difference in at least
+    90 % of windows (at least 85 % of 300)."""
     truth = {"a": 0.30, "b": 0.22, "c": 0.26}
     rng = np.random.default_rng(7)
     held = 0
@@ -97,16 +105,17 @@ def test_the_intervals_cover_the_populations_gap_at_least_as_often_as_they_claim
             if p.metric == "fairness.demographic_parity_difference"
         ]
         held += dp.details["lower"] <= 0.08 <= dp.details["upper"]
-    assert held >= 270, held
+    assert held >= 255, held
 
 
-@pytest.mark.parametrize(("ratio", "at_most", "at_least"), [(1.0, 0.0, 0.0), (0.8, 0.05, 0.0), (0.6, 1.0, 0.95)])
+@pytest.mark.parametrize(("ratio", "at_most", "at_least"), [(1.0, 0.0, 0.0), (0.8, 0.08, 0.01), (0.6, 1.0, 0.95)])
 def test_the_four_fifths_rule_pages_only_when_the_interval_is_wholly_below(
     ratio: float, at_most: float, at_least: float
 ) -> None:
-    """At a true ratio of exactly 0.8 (the boundary) a window is decided violating in at most 5 %
-    of windows (the one-sided 2.5 % the interval allows, with room for 200 draws); a fair model
-    never; a ratio of 0.6 with 1,000-row groups nearly always."""
+    """At a true ratio of exactly 0.8 (the boundary) a window is decided violating in at most the
+    one-sided 5 % the interval allows (with room for 200 windows), and not far less (a bound that
+    wide would throw power away); a fair model never; a ratio of 0.6 with 1,000-row groups nearly
+    always."""
     rng = np.random.default_rng(11)
     hits = 0
     for i in range(200):
@@ -152,3 +161,32 @@ def test_confusion_counts_and_wilson() -> None:
     lo, hi = wilson(30, 40)
     assert lo == pytest.approx(0.5981, abs=1e-3) and hi == pytest.approx(0.8581, abs=1e-3)
     assert wilson(0, 0) == (0.0, 1.0)
+
+
+@pytest.mark.parametrize("sizes", [(1000, 60), (150, 150), (800, 200, 120)])
+def test_a_fair_model_s_intervals_hold_parity(sizes: tuple[int, ...]) -> None:
+    """Every group selected at 0.4: the ratio's interval holds 1 and the difference's holds 0 in
+    about 90 % of windows, its nominal coverage (at least 85 % of 300: three binomial standard
+    errors); a bootstrap of the largest gap never did: its draws all lie past parity."""
+    rng = np.random.default_rng(5)
+    ratio_held = difference_held = 0
+    for i in range(300):
+        groups = {f"g{j}": GroupCounts(n, int(rng.binomial(n, 0.4)), 0, 0, 0, 0) for j, n in enumerate(sizes)}
+        start = START + timedelta(hours=i)
+        got = by_metric(fairness_points("x", groups, Thresholds(), start, start + timedelta(hours=1)))
+        ratio_held += got["fairness.demographic_parity_ratio"].details["upper"] == 1.0
+        difference_held += got["fairness.demographic_parity_difference"].details["lower"] == 0.0
+    assert ratio_held >= 255 and difference_held >= 255, (ratio_held, difference_held)
+
+
+def test_pair_intervals_are_newcombe_s_and_the_log_ratio_s() -> None:
+    # Newcombe (1998), Statistics in Medicine 17, table II: 56/70 against 48/80, method 10
+    difference, ratio = pair_intervals(56, 70, 48, 80, 1.959963984540054)
+    assert difference == pytest.approx((0.0524, 0.3339), abs=1e-4)
+    # with many rows, the MOVER ratio is Katz's log interval
+    _, ratio = pair_intervals(400, 1000, 300, 1000, 1.959963984540054)
+    half = 1.959963984540054 * np.sqrt(0.6 / 400 + 0.7 / 300)
+    assert ratio == pytest.approx((4 / 3 * np.exp(-half), 4 / 3 * np.exp(half)), rel=2e-3)
+    # a rate of 0: the ratio's lower bound is 0, its upper bound finite while the other rate is not 0
+    _, (lo, hi) = pair_intervals(0, 50, 20, 100, 1.645)
+    assert lo == 0.0 and 0 < hi < 1

@@ -53,7 +53,8 @@ def _current(reference: dict[str, dict], rng: np.random.Generator, shift: float,
 
 
 def _inputs(shift: float, **kw: object) -> WindowInputs:
-    rng = np.random.default_rng(7)
+    # (seed 7 drew, by chance, colours at p = 0.004: a no-drift window of the 5 % the rule may flag)
+    rng = np.random.default_rng(8)
     reference = _reference(rng)
     quality = ClassificationSummary(["no", "yes"])
     quality.n_predictions = 2000  # none labelled
