@@ -72,7 +72,10 @@ def newest_per_series(samples: Iterable[Sample]) -> list[Sample]:
 
 
 def alert_labels(rule: Rule, s: Sample) -> dict[str, str]:
-    return {
+    """The series' labels, the service's and the rule's own; a label whose value is empty is
+    absent, as Alertmanager reads it (so a rule's ``{feature: ""}`` removes the series' label, as a
+    Prometheus rule's does, and the fingerprint is of the labels Alertmanager keeps)."""
+    labels = {
         **s.labels,
         "alertname": rule.name,
         "model": s.model,
@@ -81,6 +84,7 @@ def alert_labels(rule: Rule, s: Sample) -> dict[str, str]:
         "severity": rule.severity.value,
         **rule.labels,
     }
+    return {k: v for k, v in labels.items() if v != ""}
 
 
 def evaluate(rule: Rule, samples: Iterable[Sample], baseline: BaselineLookup | None = None) -> list[Evaluation]:
@@ -124,10 +128,12 @@ def evaluate(rule: Rule, samples: Iterable[Sample], baseline: BaselineLookup | N
     return out
 
 
-def render(rule: Rule, e: Evaluation, dashboard_url: str = "") -> dict[str, str]:
+def render(rule: Rule, e: Evaluation, dashboard_url: str = "", *, resolved: bool = False) -> dict[str, str]:
     """The rule's annotations with the evaluation's numbers filled in (``alerts.templates``: named
     values and labels only); a template that cannot be filled keeps its text rather than failing
-    the alert."""
+    the alert. A resolved alert says what holds now: its summary and description are the rule's
+    ``resolved_summary`` and ``resolved_description`` if it has them, else words of the service's
+    (the firing ones, "late_payments drifted", were repeated on the resolved notification)."""
     s = e.sample
     values = {
         "rule": rule.name,
@@ -145,4 +151,58 @@ def render(rule: Rule, e: Evaluation, dashboard_url: str = "") -> dict[str, str]
         "dashboard_url": dashboard_url,
         "severity": rule.severity.value,
     }
-    return {key: templates.render(text, values, e.labels) for key, text in rule.annotations.items()}
+    annotations = {**default_annotations(rule, e), **rule.annotations}
+    if resolved:
+        annotations.update(resolved_annotations(rule, e))
+    for key in RESOLVED_KEYS.values():
+        annotations.pop(key, None)
+    return {key: templates.render(text, values, e.labels) for key, text in annotations.items()}
+
+
+# The annotations a rule may give for its resolved notifications, and the ones they replace.
+RESOLVED_KEYS = {"summary": "resolved_summary", "description": "resolved_description"}
+
+
+# Labels every alert has, which a default text leaves out of the series it names.
+_NAMING = {"alertname", "model", "metric", "window", "severity"}
+
+
+def resolved_annotations(rule: Rule, e: Evaluation) -> dict[str, str]:
+    """Summary and description of a resolved alert: the rule's ``resolved_*`` annotations, else
+    what resolved it — a window that decided the condition no longer holds, or none deciding for
+    the rule's ``undecided_for`` since it last held."""
+    what = _series_text(rule, e)
+    if e.holds is None:
+        why = f"no window decided for {rule.undecided_for} since the condition last held: resolved without a decision"
+    else:
+        why = "{value} in the {window} window to {window_end}: the condition no longer holds"
+    own = {key: rule.annotations[name] for key, name in RESOLVED_KEYS.items() if name in rule.annotations}
+    return {
+        "summary": f"Resolved: {{model}}: {what}: {why} ({{rule}}: {{condition}})",
+        "description": f"Model {{model}} version {{version}}, {what}: {why}. Rule {{rule}} ({{severity}}) "
+        "fires on {condition}, threshold {threshold}.",
+        **own,
+    }
+
+
+def _series_text(rule: Rule, e: Evaluation) -> str:
+    """The metric and the labels that name its series (not the ones every alert or the rule has),
+    as a template."""
+    series = ", ".join(f"{k}={{labels[{k}]}}" for k in sorted(e.labels) if k not in _NAMING | set(rule.labels))
+    return "{metric}" + (f" ({series})" if series else "")
+
+
+def default_annotations(rule: Rule, e: Evaluation) -> dict[str, str]:
+    """A summary and a description for a rule without its own (an alert with labels only gave
+    notifications without words), from its metric, series, value, condition and window. Worded
+    to hold whatever the alert's state (a resolved notification repeats them): they say what the
+    window measured and when the rule fires, not that it fired. Templates, so every value goes
+    through the same safe filling as a rule's own."""
+    what = _series_text(rule, e)
+    return {
+        "summary": f"{{model}}: {what} {{value}} in the {{window}} window to {{window_end}}; "
+        "{rule} fires on {condition} (threshold {threshold})",
+        "description": f"Model {{model}} version {{version}}, {what}: {{value}} on {{sample_size}} rows "
+        "from {window_start} to {window_end}. Rule {rule} ({severity}) fires on {condition}, "
+        "threshold {threshold}.",
+    }

@@ -124,6 +124,15 @@ class Retrain(BaseModel):
         return v
 
 
+# The labels every alert gets from its rule and series, and where they come from.
+SERVICE_LABELS = {
+    "alertname": "the rule's name",
+    "severity": "the rule's severity field",
+    "model": "the model the point is of",
+    "metric": "the point's metric",
+    "window": "the point's window",
+}
+
 # A rule's action -> the event it sends when its alert fires.
 EVENTS = {
     "retrain": "model.retrain_requested",
@@ -179,6 +188,18 @@ class Rule(BaseModel):
         for name in v:
             if not LABEL_NAME.match(name):
                 raise ValueError(f"{name!r} is not a name Alertmanager accepts ([a-zA-Z_][a-zA-Z0-9_]*)")
+        return v
+
+    @field_validator("labels")
+    @classmethod
+    def _not_the_service_s(cls, v: dict[str, str]) -> dict[str, str]:
+        # these name the alert and its series; a rule's label of the same name replaced them
+        # silently (a second rule's alerts then grouped, inhibited and silenced as the first's)
+        taken = sorted(set(v) & set(SERVICE_LABELS))
+        if taken:
+            raise ValueError(
+                f"label {taken[0]!r} is set by the service ({SERVICE_LABELS[taken[0]]}): a rule cannot replace it"
+            )
         return v
 
     @field_validator("annotations")

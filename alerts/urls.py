@@ -137,8 +137,18 @@ def _parts(url: str) -> SplitResult:
     return parts
 
 
+# The service's settings that allow each kind of address (the environment variables, as a user
+# sets them); the other kinds are never allowed.
+ALLOWED_BY = {
+    "a loopback address": "MONITOR_ALLOW_LOOPBACK_RECEIVERS=true",
+    "not a globally routable address (private, shared or special-purpose)": "MONITOR_ALLOW_PRIVATE_RECEIVERS=true",
+}
+
+
 def _check_addresses(url: str, parts: SplitResult, ips: list[IP], allow_private: bool, allow_loopback: bool) -> None:
     for ip in ips:
         why = _forbidden(ip, allow_private, allow_loopback)
         if why:
-            raise UnsafeURL(f"{url!r}: {parts.hostname!r} is {why}; allow it in the settings if it is intended")
+            setting = next((v for k, v in ALLOWED_BY.items() if why.startswith(k)), None)
+            how = f"set {setting} where the service runs if it is intended" if setting else "it cannot be allowed"
+            raise UnsafeURL(f"{url!r}: {parts.hostname!r} is {why}; {how}")

@@ -285,9 +285,7 @@ def hypergeom_tails(totals: np.ndarray, drawn: np.ndarray, draws: int, populatio
     x = (np.arange(sizes.sum()) - np.repeat(np.cumsum(sizes) - sizes, sizes) + first[level]).astype(float)
     tk = t[level].astype(float)
     log_pmf = (
-        _log_choose(tk, x)
-        + _log_choose(population - tk, draws - x)
-        - _log_choose(float(population), float(draws))
+        _log_choose(tk, x) + _log_choose(population - tk, draws - x) - _log_choose(float(population), float(draws))
     )
     tails: np.ndarray = np.minimum(np.bincount(level, np.exp(log_pmf), minlength=len(t)), 1.0)
     return tails

@@ -206,7 +206,7 @@ def _store(
             "rule": rule.name,
             "model": e.sample.model,
             "labels": e.labels,
-            "annotations": {**render(rule, e, link), "dashboard": link},
+            "annotations": {**render(rule, e, link, resolved=new.state is State.resolved), "dashboard": link},
             "state": new.state.value,
             "active_at": new.active_at,
             "fired_at": new.fired_at,

@@ -131,6 +131,9 @@ def test_annotations_are_rendered_and_never_fail() -> None:
     assert text == {
         "summary": "credit: 0.6 of features drifted (threshold 0.5)",
         "dashboard": "http://dash/models/credit?start=x",
+        # the rule has no description: the default one, its own label (team) not read as the series'
+        "description": "Model credit version 1, dataset_drift: 0.6 on 500 rows from 2026-11-22T11:00:00+00:00 "
+        "to 2026-11-22T12:00:00+00:00. Rule dataset-drift (critical) fires on drifted, threshold 0.5.",
     }
 
 
@@ -182,3 +185,74 @@ def test_undecided_for_is_a_duration() -> None:
     with pytest.raises(RuleError) as err:
         parse_rule({"name": "d", "metric": "m", "condition": {"drifted": True}, "undecided_for": "soon"})
     assert err.value.field == "undecided_for"
+
+
+@pytest.mark.parametrize("name", ["alertname", "severity", "model", "metric", "window"])
+def test_a_rule_cannot_replace_the_labels_the_service_sets(name: str) -> None:
+    with pytest.raises(RuleError, match=f"label '{name}' is set by the service"):
+        parse_rule({"name": "r", "metric": "dataset_drift", "condition": {"drifted": True}, "labels": {name: "x"}})
+
+
+def test_an_empty_label_is_absent_as_alertmanager_reads_it() -> None:
+    """A rule's empty label is dropped, and one naming a series' label removes it; the alert is
+    the one without the label (same labels, same fingerprint)."""
+    base = {"name": "r", "metric": "feature_drift", "condition": {"op": ">", "threshold": 0.1}}
+    plain = parse_rule(base)
+    empty = parse_rule({**base, "labels": {"team": ""}})
+    point = sample("feature_drift", 0.3, labels={"feature": "age"})
+    (a,), (b,) = evaluate(plain, [point]), evaluate(empty, [point])
+    assert "team" not in b.labels and (a.labels, a.fingerprint) == (b.labels, b.fingerprint)
+    removed = parse_rule({**base, "labels": {"feature": ""}})
+    (c,) = evaluate(removed, [point])
+    assert "feature" not in c.labels and c.labels["alertname"] == "r"
+
+
+def test_a_rule_without_words_gets_a_summary_and_description_of_its_numbers() -> None:
+    """No annotations: notifications and the alert list still say what was measured, on which
+    series, and when the rule fires; hostile label values are filled in as text, not read."""
+    rule = parse_rule({"name": "bc-feature-drift", "metric": "feature_drift", "condition": {"drifted": True}})
+    point = sample("feature_drift", 0.153, labels={"feature": "late_{value}", "method": "anderson"}, drifted=True)
+    (e,) = evaluate(rule, [point])
+    text = render(rule, e)
+    assert text["summary"] == (
+        "credit: feature_drift (feature=late_{value}, method=anderson) 0.153 in the 1h window to "
+        "2026-11-22T12:00:00+00:00; bc-feature-drift fires on drifted (threshold n/a)"
+    )
+    assert text["description"].startswith("Model credit version 1, feature_drift (feature=late_{value}")
+    assert (
+        "500 rows" in text["description"] and "Rule bc-feature-drift (warning) fires on drifted" in text["description"]
+    )
+    # a rule's own summary is kept, the description filled in
+    worded = parse_rule({**rule.model_dump(by_alias=True, exclude_defaults=True), "annotations": {"summary": "x"}})
+    assert render(worded, evaluate(worded, [point])[0])["summary"] == "x"
+
+
+def test_a_resolved_alert_says_what_holds_now() -> None:
+    rule = parse_rule(
+        {
+            "name": "late-drift",
+            "metric": "feature_drift",
+            "condition": {"drifted": True},
+            "annotations": {"summary": "{labels[feature]} drifted ({value})", "runbook": "see {rule}"},
+        }
+    )
+    calm = sample("feature_drift", 0.01, labels={"feature": "late_payments"}, drifted=False)
+    (e,) = evaluate(rule, [calm])
+    firing_words = render(rule, e)
+    assert firing_words["summary"] == "late_payments drifted (0.01)"  # the rule's words, as written
+    text = render(rule, e, resolved=True)
+    assert text["summary"] == (
+        "Resolved: credit: feature_drift (feature=late_payments): 0.01 in the 1h window to "
+        "2026-11-22T12:00:00+00:00: the condition no longer holds (late-drift: drifted)"
+    )
+    assert "no longer holds" in text["description"] and text["runbook"] == "see late-drift"
+    # undecided for too long: said so, not "no longer holds"
+    (u,) = evaluate(rule, [sample("feature_drift", 0.3, labels={"feature": "late_payments"}, drifted=None)])
+    assert "no window decided for 24h" in render(rule, u, resolved=True)["summary"]
+    # the rule's own resolved words win, and never show while firing
+    own = parse_rule(
+        {**rule.model_dump(by_alias=True, exclude_defaults=True), "annotations": {"resolved_summary": "ok: {value}"}}
+    )
+    (o,) = evaluate(own, [calm])
+    assert render(own, o, resolved=True)["summary"] == "ok: 0.01"
+    assert "resolved_summary" not in render(own, o) and "resolved_summary" not in render(own, o, resolved=True)

@@ -113,3 +113,29 @@ def test_a_name_with_any_forbidden_address_is_refused(monkeypatch: pytest.Monkey
         vet_url("http://hooks.example.com/x")
     with pytest.raises(UnsafeURL, match="no address"):
         vet_url("http://empty.example.com/x")
+
+
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("http://127.0.0.1:8080/hook", "set MONITOR_ALLOW_LOOPBACK_RECEIVERS=true where the service runs"),
+        ("http://[::ffff:127.0.0.1]/hook", "set MONITOR_ALLOW_LOOPBACK_RECEIVERS=true"),
+        ("http://10.1.2.3/hook", "set MONITOR_ALLOW_PRIVATE_RECEIVERS=true where the service runs"),
+        ("http://169.254.169.254/", "it cannot be allowed"),
+        ("http://0.0.0.0/hook", "it cannot be allowed"),
+    ],
+)
+def test_a_refusal_names_the_setting_that_allows_it(url: str, says: str) -> None:
+    with pytest.raises(UnsafeURL, match=says):
+        check_url(url)
+
+
+def test_the_settings_a_refusal_names_exist() -> None:
+    from alerts.urls import ALLOWED_BY
+    from monitor.config import Settings
+
+    for setting in ALLOWED_BY.values():
+        name, value = setting.split("=")
+        field = name.removeprefix("MONITOR_").lower()
+        assert field in Settings.model_fields and value == "true"
+        assert Settings(**{field: True}).model_dump()[field] is True  # type: ignore[arg-type]
