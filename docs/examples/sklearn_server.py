@@ -1,6 +1,6 @@
 """A small scikit-learn model server that logs to the monitor through the light client.
 
-It needs only ``pip install ./client scikit-learn`` (not the monitor itself). At start it trains
+It needs only ``pip install ./client scikit-learn pandas`` (not the monitor itself). At start it trains
 a churn classifier on synthetic data, registers the model with the monitor (an admin key) and
 uploads its training sample as the reference; then it serves
 
@@ -61,7 +61,7 @@ def train(rng: random.Random, n: int = 2000) -> tuple[Any, list[dict[str, Any]],
         make_column_transformer((StandardScaler(), ["tenure"]), (OneHotEncoder(), ["plan"])),
         LogisticRegression(),
     )
-    import pandas as pd  # scikit-learn's own dependency
+    import pandas as pd  # the pipeline selects its columns by name
 
     model.fit(pd.DataFrame(rows), y)
     return model, rows, y

@@ -19,6 +19,7 @@ from monitor.metrics.quality_summary import (
     RESIDUALS_COLUMN,
     ClassificationSummary,
     QualitySummary,
+    confusion_cells,
     quality_metrics,
 )
 
@@ -92,11 +93,28 @@ def window_quality_points(
 DETECTIONS_SHOWN = 20
 
 
+def window_error_rate(s: ClassificationSummary) -> float | None:
+    """The share of the window's labelled rows predicted wrong (None without labelled rows)."""
+    if not s.n_labelled:
+        return None
+    right = sum(n for truth, predicted, n in confusion_cells(s.confusion) if truth == predicted)
+    return 1 - right / s.n_labelled
+
+
 def error_stream_point(
-    stream: StreamInWindow, cfg: MonitoringConfig, start: datetime, end: datetime, seg_labels: dict[str, str]
+    stream: StreamInWindow,
+    s: ClassificationSummary,
+    cfg: MonitoringConfig,
+    start: datetime,
+    end: datetime,
+    seg_labels: dict[str, str],
 ) -> MetricPoint:
     """What the error-stream detector found inside the window: its value is the number of changes,
-    ``drifted`` whether there was one, and each change says when and from what error rate to what."""
+    ``drifted`` whether there was one, and each change says when and from what error rate to what.
+    Its sample size and error rate are the window's labelled rows (the evidence a page or a
+    retraining request carries is the window that decided); what the detector holds at the
+    window's end is said beside them (``detector_rows``, ``detector_error_rate``): after a change
+    it starts again from nothing, which read as 0 rows at an error rate of 0 next to the change."""
 
     def at(minute: int) -> str:
         return datetime.fromtimestamp(minute * 60, UTC).isoformat()
@@ -107,7 +125,7 @@ def error_stream_point(
         start,
         end,
         float(len(found)),
-        sample_size=stream.rows,
+        sample_size=s.n_labelled,
         labels={"method": cfg.concept_drift_detector, **seg_labels},
         threshold=1.0,
         drifted=bool(found),
@@ -118,8 +136,9 @@ def error_stream_point(
                 {"at": at(d.minute), "error_rate_before": d.error_rate_before, "error_rate_after": d.error_rate_after}
                 for d in found[:DETECTIONS_SHOWN]
             ],
-            "error_rate": stream.error_rate,
-            "rows_held": stream.rows,
+            "error_rate": window_error_rate(s),
+            "detector_rows": stream.rows,
+            "detector_error_rate": stream.error_rate,
             "step": "minute",
         },
     )
@@ -145,7 +164,7 @@ def concept_points(
         points.append(drop)
     if isinstance(s, ClassificationSummary):
         if stream is not None:
-            points.append(error_stream_point(stream, cfg, start, end, seg_labels))
+            points.append(error_stream_point(stream, s, cfg, start, end, seg_labels))
     elif s.residuals is not None and s.residuals.n and RESIDUALS_COLUMN in extras:
         ref_json = extras[RESIDUALS_COLUMN]
         # the model's drift rule, the residuals tested alone (not in the features' family)

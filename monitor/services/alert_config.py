@@ -24,6 +24,7 @@ from monitor.db import alert_repo, audit_repo
 from monitor.db.alert_repo import ReceiverRow
 from monitor.domain.audit import RULES_FILE, SYSTEM, Actor
 from monitor.errors import Conflict, MonitorError, NotFound
+from monitor.metrics.names import metric_problem
 from monitor.secret_box import SecretBox
 from monitor.services.context import ServiceContext
 
@@ -71,6 +72,7 @@ def put_rule(
         raise _rule_error(exc) from None
     if name is not None and rule.name != name:
         raise MonitorError(f"the rule's name {rule.name!r} differs from the one in the path {name!r}")
+    _check_metric(rule)
     with ctx.uow() as uow:
         existing = alert_repo.get_rule(uow.conn, rule.name)
         if existing and existing["source"] == "file":
@@ -83,6 +85,15 @@ def put_rule(
         audit_repo.append(uow.conn, actor, action, rule.name, details={"definition": rule.to_doc()})
         uow.commit()
         return alert_repo.get_rule(uow.conn, rule.name) or {}
+
+
+def _check_metric(rule: Rule) -> None:
+    """A rule that can never fire is refused: its metric names no point the service writes, or
+    its condition reads a bound its points do not have."""
+    problem = metric_problem(rule.metric, rule.condition.on)
+    if problem is not None:
+        field = "metric" if problem.startswith("no metric") else "condition.on"
+        raise _rule_error(RuleError(None, rule.name, field, problem))
 
 
 def _check_receivers(conn: Any, rule: Rule) -> None:
@@ -358,6 +369,7 @@ def load_rules_file(ctx: ServiceContext, text: str, path: str = "rules file") ->
         kept = []
         for rule in rules:
             try:
+                _check_metric(rule)
                 _check_receivers(uow.conn, rule)
             except MonitorError as exc:
                 errors += exc.details

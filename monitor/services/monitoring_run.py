@@ -330,9 +330,9 @@ def backfill(
     """Summarise [start, end) and compute every configured window ending every ``step`` in
     (start, end], the last at ``end`` (``step`` None: each window's own length, so that
     consecutive windows tile the period: ten 30-day windows over ten months, not 7,200 hourly
-    ones), of ``version`` (default: the newest). Safe to repeat; ``progress(done, total)`` is
-    called as windows complete. A challenger's windows compare it with the champion's as
-    stored: backfill the champion first."""
+    ones), of ``version`` (default: the champion, or the newest where none is declared). Safe to
+    repeat; ``progress(done, total)`` is called as windows complete. A challenger's windows
+    compare it with the champion's as stored: backfill the champion first."""
     cfg: MonitoringConfig = registry.get_monitoring(ctx, model)
     vrow = registry.resolve_version(ctx, model, version)
     report = RunReport(model, vrow.version)

@@ -193,8 +193,14 @@ def primary_version(ctx: ServiceContext, name: str) -> VersionRow:
 
 
 def resolve_version(ctx: ServiceContext, name: str, version: str | None) -> VersionRow:
+    """A named version, or where none is named the model's primary one: its champion, or the
+    newest registered where no champion is declared (a shadow just registered is not where an
+    unversioned reference, report or backfill goes, as it is not where unversioned records go)."""
     with ctx.uow() as uow:
-        row = registry_repo.get_version(uow.conn, name, version)
+        if version is None:
+            row = registry_repo.get_primary_version(uow.conn, name)
+        else:
+            row = registry_repo.get_version(uow.conn, name, version)
     if row is None:
         if version is None:
             raise NotFound(f"model {name!r} is not registered")

@@ -11,6 +11,7 @@ import httpx
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
+from monitor.metrics.names import METRICS
 from monitor.metrics.points import MetricPoint
 from monitor.services.context import ServiceContext
 from monitor.services.delivery import deliver_due
@@ -67,6 +68,14 @@ class Receiver:
 
     def accepted(self) -> list[dict[str, Any]]:
         return [r for r in self.requests if r["status"] == 200]
+
+
+def unnamed_metrics(ctx: ServiceContext) -> set[str]:
+    """Metrics the run wrote that a rule could not name (``monitor.metrics.names``)."""
+    with ctx.engine.connect() as conn:
+        written = {row[0] for row in conn.execute(text("SELECT DISTINCT metric FROM metric_points"))}
+    assert written, "no metric points"
+    return written - set(METRICS)
 
 
 def drift_point(end: datetime, drifted: bool, value: float) -> MetricPoint:

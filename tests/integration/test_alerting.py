@@ -211,7 +211,7 @@ def test_bad_rules_and_receivers_are_refused_with_field_and_reason(churn: Api) -
     assert "exactly one" in r.json()["error"]["message"]
     r = churn.http.post(
         "/v1/rules",
-        json={"name": "x", "metric": "m", "condition": {"drifted": True}, "receivers": ["nobody"]},
+        json={"name": "x", "metric": "dataset_drift", "condition": {"drifted": True}, "receivers": ["nobody"]},
         headers=churn.admin,
     )
     assert r.status_code == 400 and r.json()["error"]["details"][0]["field"] == "receivers.0"
@@ -221,6 +221,31 @@ def test_bad_rules_and_receivers_are_refused_with_field_and_reason(churn: Api) -
     assert r.status_code == 400 and r.json()["error"]["details"] == [
         {"field": "headers", "reason": "Value error, 'Host' is set by the monitor itself"}
     ]
+
+
+def test_a_rule_that_can_never_fire_is_refused_with_the_names_it_may_mean(churn: Api) -> None:
+    """An unknown metric (``accuracy`` for ``quality.accuracy``) or a bound its points lack, from
+    the API (400, field and reason) and from the rules file (reported, the good rules load)."""
+    r = churn.http.post(
+        "/v1/rules",
+        json={"name": "acc", "metric": "accuracy", "condition": {"op": "<", "threshold": 0.8}},
+        headers=churn.admin,
+    )
+    assert r.status_code == 400
+    (detail,) = r.json()["error"]["details"]
+    assert (detail["rule"], detail["field"]) == ("acc", "metric") and "'quality.accuracy'" in detail["reason"]
+    bound = {"name": "b", "metric": "feature_drift", "condition": {"op": ">", "threshold": 0.1, "on": "lower"}}
+    r = churn.http.post("/v1/rules", json=bound, headers=churn.admin)
+    assert r.status_code == 400 and r.json()["error"]["details"][0]["field"] == "condition.on"
+    text = """
+rules:
+  - {name: good, metric: "quality.*", condition: {op: "<", threshold: 0.8}}
+  - {name: typo, metric: quality.acuracy, condition: {op: "<", threshold: 0.8}}
+"""
+    errors = alert_config.load_rules_file(churn.ctx, text, "rules.yaml")
+    assert [(e["rule"], e["field"]) for e in errors] == [("typo", "metric")]
+    assert "'quality.accuracy'" in errors[0]["reason"]
+    assert [r["name"] for r in churn.http.get("/v1/rules", headers=churn.read).json()["rules"]] == ["good"]
 
 
 def test_a_receivers_own_headers_are_sent_kept_and_never_shown(churn: Api, receiver: Receiver) -> None:
@@ -351,11 +376,11 @@ def test_alertmanager_receiver_gets_api_v2_alerts_and_a_4xx_is_not_retried(churn
 
 def test_the_rules_file_is_reloaded_when_it_changes(churn: Api, tmp_path: Path) -> None:
     path = tmp_path / "rules.yaml"
-    path.write_text("rules:\n  - {name: one, metric: m, condition: {drifted: true}}\n")
+    path.write_text("rules:\n  - {name: one, metric: dataset_drift, condition: {drifted: true}}\n")
     watcher = RulesFile(path)
     assert watcher.sync(churn.ctx) is True
     assert watcher.sync(churn.ctx) is False  # unchanged: not read again
-    path.write_text("rules:\n  - {name: two, metric: m, condition: {drifted: true}}\n")
+    path.write_text("rules:\n  - {name: two, metric: dataset_drift, condition: {drifted: true}}\n")
     os.utime(path, (time.time() + 5, time.time() + 5))
     assert watcher.sync(churn.ctx) is True
     assert [r["name"] for r in churn.http.get("/v1/rules", headers=churn.read).json()["rules"]] == ["two"]

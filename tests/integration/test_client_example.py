@@ -43,6 +43,14 @@ def test_the_example_imports_the_client_only() -> None:
     imported |= {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
     assert "monitor_client" in imported
     assert not imported & {"monitor", "alerts", "dashboards"}, imported
+    # every other package it imports, anywhere in it, is in the install line its docstring gives
+    # (pandas was missing: the example failed when installed as it said)
+    install = next(line for line in EXAMPLE.read_text().splitlines() if "pip install" in line)
+    distributions = {"sklearn": "scikit-learn", "monitor_client": "./client"}
+    third_party = {m for m in imported if m and m not in sys.stdlib_module_names and m != "__future__"}
+    assert third_party, imported
+    for module in third_party:
+        assert distributions.get(module, module) in install.replace("`", " ").split(), (module, install)
 
 
 def test_the_example_model_server_logs_predictions_then_labels(api: Api) -> None:

@@ -23,7 +23,7 @@ from monitor.services.context import ServiceContext
 from monitor.services.monitoring_run import run_model
 from monitor.services.reference import upload_reference
 from monitor.services.windows import hour_floor
-from tests.integration.helpers import BINARY_SPEC
+from tests.integration.helpers import BINARY_SPEC, unnamed_metrics
 
 REFERENCE = (Path(__file__).parents[2] / "docs" / "examples" / "churn-reference.csv").read_bytes()
 
@@ -127,6 +127,7 @@ def test_a_shadow_is_paired_with_the_champion_and_a_canary_compared_unpaired(ctx
     agreement = _newest(ctx, "comparison.agreement", "2")
     assert agreement["value"] == pytest.approx(float((champion_right == shadow_right).mean()))
     assert _newest(ctx, "comparison.traffic_share", "2")["value"] == pytest.approx(0.5)
+    assert not unnamed_metrics(ctx)  # every metric a champion, a shadow and a canary write, a rule may name
     assert _newest(ctx, "comparison.latency_mean_ms", "2")["value"] == pytest.approx(3.0)
     # precision, F1 and ROC AUC of "leave", paired over the same requests
     for metric, score in (("precision", precision_score), ("f1", f1_score)):

@@ -12,6 +12,7 @@ from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.engine import make_url
 
 from monitor.db.migrate import alembic_config, current_revision, head_revision
+from monitor.metrics.names import METRICS
 from monitor.server import free_port
 from monitor.services import keys
 
@@ -84,6 +85,7 @@ def test_demo_streams_traffic_with_labels(settings, ctx) -> None:  # type: ignor
             "WHERE metric = 'dataset_drift' AND labels->>'segment' = 'region'"
         ).fetchone()[0]
         # quality estimated from the scores, with its band, and multivariate drift
+        written = {row[0] for row in conn.execute("SELECT DISTINCT metric FROM metric_points")}
         label_free = conn.execute(
             "SELECT count(*) FILTER (WHERE metric = 'estimated.accuracy' AND details ? 'upper'), "
             "count(*) FILTER (WHERE metric = 'multivariate_drift') "
@@ -96,6 +98,8 @@ def test_demo_streams_traffic_with_labels(settings, ctx) -> None:  # type: ignor
     assert coverage >= 1  # quality against labels, with its coverage
     assert segments >= 2  # and per region
     assert label_free[0] >= 1 and label_free[1] >= 1, label_free
+    # every metric a run writes is one a rule may name (monitor.metrics.names)
+    assert written and written <= set(METRICS), written - set(METRICS)
     assert rules == 6 and receivers == ["retrain", "webhook"]  # the demo's rules and its two receivers
     assert history >= 3  # the hours before the demo started were computed: the charts start full
     assert incident == ["firing", "resolved"], incident

@@ -22,7 +22,7 @@ from monitor.services.reference import upload_reference
 from monitor.services.rollup import rollup
 from monitor.services.window_job import compute_window
 from monitor.services.windows import hour_floor
-from tests.integration.helpers import Api
+from tests.integration.helpers import Api, unnamed_metrics
 
 MODEL = "loans"
 SPEC = {
@@ -135,6 +135,7 @@ def test_fairness_points_are_fairlearns_numbers_on_the_windows_rows_and_the_four
     assert ratio.drifted is True and ratio.details["upper"] < 0.8 and ratio.threshold == 0.8
 
     assert evaluate_model(ctx, MODEL) == {"firing": 1}
+    assert not unnamed_metrics(ctx)  # fairness and quality: names a rule may give
     (alert,) = alert_ops.list_alerts(ctx, state="firing")
     assert alert["labels"]["alertname"] == "four-fifths" and alert["labels"]["attribute"] == "sex"
 

@@ -150,6 +150,13 @@ def test_concept_drift_found_on_the_error_stream_and_by_the_quality_drop(ctx: Se
     assert first["error_rate_before"] < 0.2 < first["error_rate_after"]
     detected = datetime.fromisoformat(found.details["detected_at"])
     assert start + timedelta(hours=2) < detected < start + timedelta(hours=2, minutes=30)
+    # the evidence is the window that decided: its labelled rows and their error rate, with what
+    # the detector holds after the change beside them
+    hour = _by_name(compute_window(ctx, MODEL, None, start + timedelta(hours=2), start + timedelta(hours=3)))
+    accuracy = hour[("quality.accuracy", "")]
+    assert found.sample_size == accuracy.sample_size > 1000
+    assert found.details["error_rate"] == pytest.approx(1 - accuracy.value)
+    assert found.details["detector_rows"] <= found.sample_size and "detector_error_rate" in found.details
     # the 1d window holds the same change: found once, not again because the window is longer
     day = _stream_points(ctx, 24)[start + timedelta(hours=4)]
     assert day.value == found.value and day.details["detected_at"] == found.details["detected_at"]

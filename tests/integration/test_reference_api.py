@@ -72,6 +72,29 @@ def test_new_upload_replaces_the_active_reference(churn: Api) -> None:
     assert churn.count("SELECT count(*) FROM reference_datasets WHERE is_active") == 1
 
 
+def test_a_reference_without_a_version_goes_to_the_champion_not_a_newer_shadow(churn: Api) -> None:
+    from tests.integration.helpers import BINARY_SPEC
+
+    api = churn
+    assert api.http.post("/v1/models", json={**BINARY_SPEC, "version": "2"}, headers=api.admin).status_code == 201
+    data, ctype = encode("csv")
+    headers = {**api.admin, "Content-Type": ctype}
+
+    def references() -> dict[str, int]:
+        model = api.http.get("/v1/models/churn", headers=api.read).json()
+        return {v["version"]: (v.get("reference") or {}).get("row_count", 0) for v in model["versions"]}
+
+    # no champion declared: the newest version, as before
+    assert api.http.post("/v1/models/churn/reference", content=data, headers=headers).status_code == 201
+    assert references() == {"1": 0, "2": 3}
+    deploy = "/v1/models/churn/versions/{}/deployment"
+    assert api.http.put(deploy.format("1"), json={"mode": "champion"}, headers=api.admin).status_code == 200
+    assert api.http.put(deploy.format("2"), json={"mode": "shadow"}, headers=api.admin).status_code == 200
+    assert api.http.post("/v1/models/churn/reference", content=data, headers=headers).status_code == 201
+    assert references() == {"1": 3, "2": 3}  # the champion's, not the shadow registered after it
+    assert api.http.post("/v1/models/churn/reference?version=2", content=data, headers=headers).status_code == 201
+
+
 def test_invalid_rows_reject_the_upload(churn: Api) -> None:
     df = FRAME.copy()
     df.loc[1, "label"] = "unknown-class"

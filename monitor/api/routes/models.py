@@ -88,7 +88,9 @@ async def upload_reference(
     request: Request,
     ctx: Ctx,
     actor: Caller,
-    version: str | None = Query(None, description="Model version (default: the newest)"),
+    version: str | None = Query(
+        None, description="Model version (default: the champion, or the newest where no champion is declared)"
+    ),
     format: TableFormat | None = Query(None, description="Overrides the Content-Type"),
     dataset_name: str = Query("", alias="name", description="A name to remember the dataset by"),
     prediction: str | None = Query(None, description="the prediction's column, if not `prediction`"),
