@@ -109,6 +109,47 @@ def ranked_features(points: list[Point], match: str = "") -> list[str]:
     return sorted(worst, key=lambda f: (-worst[f], -drifted[f], f))
 
 
+# A heatmap cell's colour value: UNDECIDED (grey) for a window too small to decide, [0, 1) for
+# "no drift" (greens, darker as the score nears the threshold; a score past it that was not
+# significant stays green), [1, 3] for "drifted" (reds, darker as it passes the threshold further).
+UNDECIDED = -1.0
+DECISION_COLOURS = [
+    [0.0, "#cfd8dc"],
+    [0.2499, "#cfd8dc"],
+    [0.25, "#f1f8e9"],
+    [0.4999, "#81c784"],
+    [0.5, "#ef9a9a"],
+    [1.0, "#b71c1c"],
+]
+
+
+def cell_colour(p: Point) -> float:
+    """Where a drift point's cell sits on ``DECISION_COLOURS``: its decision first, its strength
+    (``drift_severity``) within it."""
+    if p["drifted"] is None:
+        return UNDECIDED
+    sev = drift_severity(p)
+    sev = 0.0 if sev != sev else sev
+    return float(min(max(sev, 1.0), 3.0)) if p["drifted"] else float(min(sev, 0.99))
+
+
+def decision_words(p: Point) -> str:
+    """The decision and why, as the point's details give it."""
+    d = p.get("details") or {}
+    if p["drifted"] is None:
+        size = d.get("min_sample_size")
+        return "not decided: too few rows" + (f" (fewer than {size:,})" if isinstance(size, int) else "")
+    if "significant" not in d:
+        return "DRIFTED" if p["drifted"] else "no drift"
+    p_value = d.get("p_value")
+    said = f"p = {p_value:.2g}" if isinstance(p_value, (int, float)) else "p n/a"
+    significance = (
+        f"significant ({said})" if d["significant"] else f"not significant ({said}, after correction across features)"
+    )
+    materiality = "material" if d.get("material") else "not material (effect under its threshold)"
+    return f"{'DRIFTED' if p['drifted'] else 'no drift'}: {significance}, {materiality}"
+
+
 def heatmap_pages(n_features: int, per_page: int = HEATMAP_ROWS) -> int:
     return max(1, -(-n_features // per_page))
 
@@ -120,10 +161,12 @@ def drift_heatmap(
     per_page: int = HEATMAP_ROWS,
     ranked: list[str] | None = None,
 ) -> go.Figure:
-    """Features by windows, coloured by severity (green below the threshold, red past it), the
-    most drifted at the top, ``per_page`` at a time (``match`` filters by name); the hover shows
-    the test, score, threshold and both sample sizes; a click's x and y (window end, feature)
-    open the distribution. ``ranked``: ``ranked_features(points, match)``, when the caller has it."""
+    """Features by windows, coloured by the service's decision and its strength (``cell_colour``:
+    red only where the feature was decided drifted, green where it was decided not, grey where the
+    window was too small to decide), the most drifted at the top, ``per_page`` at a time
+    (``match`` filters by name); the hover says the decision and why, with the test, score,
+    threshold and both sample sizes; a click's x and y (window end, feature) open the
+    distribution. ``ranked``: ``ranked_features(points, match)``, when the caller has it."""
     ranked = ranked_features(points, match) if ranked is None else ranked
     if not ranked:
         why = (
@@ -145,11 +188,13 @@ def drift_heatmap(
     text = np.full((len(feats), len(ends)), "", dtype=object)
     for p in points:
         i, j = row[p["labels"]["feature"]], col[p["window_end"]]
-        z[i, j] = min(drift_severity(p), 3.0)
+        z[i, j] = cell_colour(p)
+        value = "n/a" if p["value"] is None else f"{p['value']:.4g}"
+        threshold = "n/a" if p["threshold"] is None else f"{p['threshold']:.4g}"
         text[i, j] = (
             f"{p['labels']['feature']}<br>{p['window_start']:%Y-%m-%d %H:%M} to {p['window_end']:%H:%M}<br>"
-            f"{p['labels'].get('method', '')}: {p['value']:.4g} (threshold {p['threshold']:.4g})<br>"
-            f"{'DRIFTED' if p['drifted'] else 'no drift'}<br>"
+            f"{p['labels'].get('method', '')}: {value} (threshold {threshold})<br>"
+            f"{decision_words(p)}<br>"
             f"n current = {p['sample_size']:,}, n reference = {p['reference_size'] or 0:,}"
         )
     fig = go.Figure(
@@ -159,13 +204,20 @@ def drift_heatmap(
             y=feats,
             text=text,
             hovertemplate="%{text}<extra></extra>",
-            zmin=0,
+            zmin=UNDECIDED,
             zmax=3,
-            colorscale=[[0, "#e8f5e9"], [0.33, "#a5d6a7"], [0.333, "#ffcc80"], [0.5, "#ef5350"], [1, "#b71c1c"]],
+            colorscale=DECISION_COLOURS,
             colorbar={
-                "title": "score / threshold",
-                "tickvals": [0, 1, 2, 3],
-                "ticktext": ["0", "1 (threshold)", "2", "≥3"],
+                "title": "decision",
+                "tickvals": [UNDECIDED, 0, 0.5, 1, 2, 3],
+                "ticktext": [
+                    "too few rows",
+                    "no drift",
+                    "no drift, half the threshold",
+                    "drifted, at the threshold",
+                    "drifted, twice it",
+                    "drifted, 3 times or more",
+                ],
             },
             xgap=1,
             ygap=1,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from datetime import UTC, datetime, timedelta
 
@@ -51,6 +52,63 @@ def test_heatmap_cells_and_hover_carry_the_numbers() -> None:
     z = np.array(trace.z, dtype=float)
     assert z[0, 0] == pytest.approx(3.0) and z[1, 0] == pytest.approx(0.5) and math.isnan(z[1, 1])
     assert "n current = 100, n reference = 1,000" in trace.text[0][0] and "DRIFTED" in trace.text[0][0]
+
+
+def _colour_at(z: float) -> str:
+    """The colour a heatmap cell of value z is drawn in (plotly reads the scale the same way)."""
+    span = 3 - figures.UNDECIDED
+    at = (z - figures.UNDECIDED) / span
+    stops = figures.DECISION_COLOURS
+    for (lo, lo_colour), (hi, hi_colour) in itertools.pairwise(stops):
+        if lo <= at <= hi:
+            return lo_colour if at - lo <= hi - at else hi_colour
+    raise AssertionError(z)
+
+
+def _is_red(colour: str) -> bool:
+    r, g, b = (int(colour[i : i + 2], 16) for i in (1, 3, 5))
+    return r > g + 40 and r > b + 40
+
+
+def test_a_cell_is_red_only_where_the_service_decided_drift() -> None:
+    """A score at 3x its threshold that was not significant after correction is drawn as "no
+    drift" (it was red); a window too small to decide is grey; the hover says why."""
+    calibrated = {"kind": "distance", "significant": False, "material": True, "p_value": 0.004}
+    material_not_significant = point(
+        "feature_drift", T, 0.075, threshold=0.025, drifted=False, details=calibrated, labels={"feature": "a"}
+    )
+    drifted = point(
+        "feature_drift",
+        T,
+        0.03,
+        threshold=0.025,
+        drifted=True,
+        details={**calibrated, "significant": True, "p_value": 1e-9},
+        labels={"feature": "b"},
+    )
+    small = point(
+        "feature_drift",
+        T,
+        0.2,
+        threshold=0.025,
+        drifted=None,
+        n=40,
+        details={**calibrated, "min_sample_size": 100},
+        labels={"feature": "c"},
+    )
+    quiet = point("feature_drift", T, 0.01, threshold=0.025, drifted=False, labels={"feature": "d"})
+    colours = {
+        p["labels"]["feature"]: figures.cell_colour(p) for p in (material_not_significant, drifted, small, quiet)
+    }
+    assert colours["a"] < 1 and colours["d"] < colours["a"]  # decided no drift: below the reds, stronger darker
+    assert colours["b"] >= 1 and colours["c"] == figures.UNDECIDED
+    assert not _is_red(_colour_at(colours["a"])) and not _is_red(_colour_at(colours["d"]))
+    assert _is_red(_colour_at(colours["b"])) and _colour_at(colours["c"]) == "#cfd8dc"
+    trace = figures.drift_heatmap([material_not_significant, drifted, small, quiet]).data[0]
+    text = {row: trace.text[i][0] for i, row in enumerate(trace.y)}
+    assert "no drift: not significant (p = 0.004, after correction across features), material" in text["a"]
+    assert "DRIFTED: significant (p = 1e-09), material" in text["b"]
+    assert "not decided: too few rows (fewer than 100)" in text["c"]
 
 
 def test_concept_detections_are_shown_once_per_change() -> None:
