@@ -68,3 +68,17 @@ def test_every_compose_service_of_ours_runs_a_command_that_exists() -> None:
         full_cli.build_parser().parse_args(command[1:])  # SystemExit on an unknown command or option
     citus = {name for name, s in services.items() if "citus" in s.get("profiles", [])}
     assert {"citus-coordinator", "citus-worker-1", "citus-worker-2", "citus-setup", "citus-distribute"} <= citus
+
+
+def test_the_readme_counts_the_demo_rules_the_demo_installs() -> None:
+    import re
+    from pathlib import Path
+
+    from monitor import demo_receivers
+
+    readme = Path(__file__).resolve().parents[2].joinpath("README.md").read_text()
+    said = re.search(r"`monitor demo` installs (\w+) rules \(([^)]*)\)", readme)
+    assert said is not None
+    words = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten"]
+    assert words.index(said.group(1)) == len(demo_receivers.RULES)
+    assert len(said.group(2).split(", ")) == len(demo_receivers.RULES)  # one description a rule
