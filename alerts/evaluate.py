@@ -179,10 +179,13 @@ def resolved_annotations(rule: Rule, e: Evaluation) -> dict[str, str]:
     own = {key: rule.annotations[name] for key, name in RESOLVED_KEYS.items() if name in rule.annotations}
     return {
         "summary": f"Resolved: {{model}}: {what}: {why} ({{rule}}: {{condition}})",
-        "description": f"Model {{model}} version {{version}}, {what}: {why}. Rule {{rule}} ({{severity}}) "
-        "fires on {condition}, threshold {threshold}.",
+        "description": f"Model {{model}} version {{version}}, {what}: {why}. {_WHEN_IT_FIRES}",
         **own,
     }
+
+
+# The last sentence of every default description, firing or resolved.
+_WHEN_IT_FIRES = "Rule {rule} ({severity}) fires on {condition}, threshold {threshold}."
 
 
 def _series_text(rule: Rule, e: Evaluation) -> str:
@@ -203,6 +206,5 @@ def default_annotations(rule: Rule, e: Evaluation) -> dict[str, str]:
         "summary": f"{{model}}: {what} {{value}} in the {{window}} window to {{window_end}}; "
         "{rule} fires on {condition} (threshold {threshold})",
         "description": f"Model {{model}} version {{version}}, {what}: {{value}} on {{sample_size}} rows "
-        "from {window_start} to {window_end}. Rule {rule} ({severity}) fires on {condition}, "
-        "threshold {threshold}.",
+        f"from {{window_start}} to {{window_end}}. {_WHEN_IT_FIRES}",
     }

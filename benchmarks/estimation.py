@@ -30,11 +30,11 @@ drift; and, on the first reference's windows, the alternative to the reconstruct
 domain classifier (gradient-boosted trees telling the window's rows from the reference's).
 
 NannyML runs in its own environment (its pins are not this project's): ``--nannyml-python`` is
-that environment's Python (default: ``$NANNYML_PYTHON``, else /var/tmp/nannyml-venv/bin/python
-when it exists). Make one with
+that environment's Python (default: ``$NANNYML_PYTHON``, else .nannyml-venv/bin/python, from
+where the script is run, when it exists). Make one with
 
-    python3 -m venv /var/tmp/nannyml-venv
-    /var/tmp/nannyml-venv/bin/pip install nannyml statsmodels pyarrow
+    python3 -m venv .nannyml-venv
+    .nannyml-venv/bin/pip install nannyml statsmodels pyarrow
 
 Targets: MAE of estimated ROC AUC and accuracy no worse than NannyML's on the same windows;
 realized inside the band in at least 90 % of windows; the correlation-only shift found in at
@@ -262,8 +262,12 @@ def nannyml_worker(tmp: str) -> None:
     Path(tmp, "results.json").write_text(json.dumps(out))
 
 
+# NannyML's own environment, where the docstring makes it (relative to the working directory)
+NANNYML_VENV_PYTHON = ".nannyml-venv/bin/python"
+
+
 def _nannyml_python(given: str | None) -> str | None:
-    for candidate in (given, os.environ.get("NANNYML_PYTHON"), "/var/tmp/nannyml-venv/bin/python"):
+    for candidate in (given, os.environ.get("NANNYML_PYTHON"), NANNYML_VENV_PYTHON):
         if candidate and Path(candidate).exists():
             return candidate
     return None
@@ -308,7 +312,7 @@ def main() -> None:
     if python:
         nannyml(python, references, windows, args.rows)
     else:
-        print("NannyML: not run (no --nannyml-python, $NANNYML_PYTHON or /var/tmp/nannyml-venv)")
+        print(f"NannyML: not run (no --nannyml-python, $NANNYML_PYTHON or {NANNYML_VENV_PYTHON})")
     per_window = None
     if not args.no_domain_classifier:
         timed = [domain_classifier(references[(m, 0)], windows[(m, 0)], args.rows) for m in MODELS]

@@ -72,11 +72,7 @@ def wasserstein(ref: NumericSummary, cur: NumericSummary) -> float:
     the outer edges each side's area is E[(e0 - X)+] or E[(X - e_last)+], exact from the sums."""
     e = ref.edges
     k = len(e)
-
-    def below(s: NumericSummary) -> np.ndarray:
-        return np.concatenate([[0.0], np.cumsum(s.counts)]) / s.n  # [j]: share in buckets < j
-
-    cr, cc = below(ref), below(cur)
+    cr, cc = _below(ref), _below(cur)
     area = 0.0
     if k > 1:
         i = np.arange(k - 1)
@@ -91,6 +87,13 @@ def wasserstein(ref: NumericSummary, cur: NumericSummary) -> float:
         return float((s.high_sum - s.counts[2 * k] * e[-1]) / s.n)
 
     return area + abs(low(ref) - low(cur)) + abs(high(ref) - high(cur))
+
+
+def _below(s: NumericSummary) -> np.ndarray:
+    """[j]: the share of the summary's values in the buckets before bucket j (its CDF at every
+    bucket boundary)."""
+    shares: np.ndarray = np.concatenate([[0.0], np.cumsum(s.counts)]) / s.n
+    return shares
 
 
 def _area_between(a: np.ndarray, b: np.ndarray, width: np.ndarray) -> float:
@@ -109,9 +112,7 @@ def quantile_wasserstein(ref: NumericSummary, cur: NumericSummary, opts: Summary
     reference holds many times (a count, a mode) spreads over its share of the scale, the current
     window's values there evenly with it; inside an interval between edges both CDFs are taken as
     linear, as for ``wasserstein``. Exact when the edges are the reference's values."""
-    r = np.concatenate([[0.0], np.cumsum(ref.counts)]) / ref.n  # F_ref at every bucket boundary
-    c = np.concatenate([[0.0], np.cumsum(cur.counts)]) / cur.n
-    d = c - r
+    d = _below(cur) - _below(ref)
     # only buckets holding reference values span the scale; a value the reference has none
     # near moves the current CDF at one point of it (a step, which adds no area by itself)
     return _area_between(d[:-1], d[1:], ref.counts / ref.n)

@@ -19,7 +19,6 @@ from monitor.metrics.quality_summary import (
     RESIDUALS_COLUMN,
     ClassificationSummary,
     QualitySummary,
-    confusion_cells,
     quality_metrics,
 )
 
@@ -93,17 +92,10 @@ def window_quality_points(
 DETECTIONS_SHOWN = 20
 
 
-def window_error_rate(s: ClassificationSummary) -> float | None:
-    """The share of the window's labelled rows predicted wrong (None without labelled rows)."""
-    if not s.n_labelled:
-        return None
-    right = sum(n for truth, predicted, n in confusion_cells(s.confusion) if truth == predicted)
-    return 1 - right / s.n_labelled
-
-
 def error_stream_point(
     stream: StreamInWindow,
     s: ClassificationSummary,
+    values: dict[str, float],
     cfg: MonitoringConfig,
     start: datetime,
     end: datetime,
@@ -136,7 +128,8 @@ def error_stream_point(
                 {"at": at(d.minute), "error_rate_before": d.error_rate_before, "error_rate_after": d.error_rate_after}
                 for d in found[:DETECTIONS_SHOWN]
             ],
-            "error_rate": window_error_rate(s),
+            # the window's labelled rows' error rate (its accuracy's complement; none without labels)
+            "error_rate": 1 - values["accuracy"] if "accuracy" in values else None,
             "detector_rows": stream.rows,
             "detector_error_rate": stream.error_rate,
             "step": "minute",
@@ -164,7 +157,7 @@ def concept_points(
         points.append(drop)
     if isinstance(s, ClassificationSummary):
         if stream is not None:
-            points.append(error_stream_point(stream, s, cfg, start, end, seg_labels))
+            points.append(error_stream_point(stream, s, values, cfg, start, end, seg_labels))
     elif s.residuals is not None and s.residuals.n and RESIDUALS_COLUMN in extras:
         ref_json = extras[RESIDUALS_COLUMN]
         # the model's drift rule, the residuals tested alone (not in the features' family)

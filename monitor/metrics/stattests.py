@@ -173,6 +173,19 @@ _EXCEEDANCES = 50
 _BATCH = 500
 
 
+def _table(ref_counts: np.ndarray, cur_counts: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """Two samples' counts per category as whole numbers, the categories neither sample has left
+    out; None when there is nothing to test (under two categories, or an empty sample)."""
+    # rounded, not truncated: counts rebuilt from shares (15/22 * 22) fall a hair below the integer
+    ref = np.rint(np.asarray(ref_counts, dtype=float)).astype(np.int64)
+    cur = np.rint(np.asarray(cur_counts, dtype=float)).astype(np.int64)
+    keep = (ref + cur) > 0
+    ref, cur = ref[keep], cur[keep]
+    if len(ref) < 2 or ref.sum() == 0 or cur.sum() == 0:
+        return None
+    return ref, cur
+
+
 def homogeneity_p_value(ref_counts: np.ndarray, cur_counts: np.ndarray) -> float:
     """Chi-square test of homogeneity of two samples' counts per category: did both come from one
     distribution? Both samples' sizes enter its variance, unlike ``chisquare``, which takes the
@@ -185,15 +198,12 @@ def homogeneity_p_value(ref_counts: np.ndarray, cur_counts: np.ndarray) -> float
     way of splitting the pooled rows into the two samples equally likely), whose statistic is at
     least the observed, which holds its error rate whatever the counts (a fixed seed keeps it
     repeatable)."""
-    # rounded, not truncated: counts rebuilt from shares (15/22 * 22) fall a hair below the integer
-    ref_counts = np.rint(np.asarray(ref_counts, dtype=float)).astype(np.int64)
-    cur_counts = np.rint(np.asarray(cur_counts, dtype=float)).astype(np.int64)
-    keep = (ref_counts + cur_counts) > 0
-    ref_counts, cur_counts = ref_counts[keep], cur_counts[keep]
+    table = _table(ref_counts, cur_counts)
+    if table is None:
+        return 1.0
+    ref_counts, cur_counts = table
     totals = ref_counts + cur_counts
     n_ref, n_cur = int(ref_counts.sum()), int(cur_counts.sum())
-    if len(totals) < 2 or n_ref == 0 or n_cur == 0:
-        return 1.0
     n = n_ref + n_cur
     exp_ref, exp_cur = totals * (n_ref / n), totals * (n_cur / n)
 
@@ -246,15 +256,13 @@ def largest_share_p_value(ref_counts: np.ndarray, cur_counts: np.ndarray) -> flo
     Pearson's statistic spreads a move of one category over k - 1 degrees of freedom, this test
     sees it undiluted: a 5-point move of the top level of 200 at 10,000 rows a side is p < 1e-15
     here and p ~ 0.3 there. With two categories both counts are one test (Fisher's exact)."""
-    ref_counts = np.rint(np.asarray(ref_counts, dtype=float)).astype(np.int64)
-    cur_counts = np.rint(np.asarray(cur_counts, dtype=float)).astype(np.int64)
-    totals = ref_counts + cur_counts
-    keep = totals > 0
-    totals, cur_counts = totals[keep], cur_counts[keep]
-    n_ref, n_cur = int(ref_counts.sum()), int(cur_counts.sum())
-    if len(totals) < 2 or n_ref == 0 or n_cur == 0:
+    table = _table(ref_counts, cur_counts)
+    if table is None:
         return 1.0
-    tails = hypergeom_tails(totals, cur_counts, n_cur, n_ref + n_cur)
+    ref_counts, cur_counts = table
+    totals = ref_counts + cur_counts
+    n_cur = int(cur_counts.sum())
+    tails = hypergeom_tails(totals, cur_counts, n_cur, int(totals.sum()))
     tests = 1 if len(totals) == 2 else len(totals)
     return float(min(1.0, 2 * tests * float(tails.min())))
 
@@ -307,24 +315,21 @@ def categories_p_value(ref_counts: np.ndarray, cur_counts: np.ndarray) -> float:
     a change cannot steer (every split of the pooled rows is as likely under no change), so its
     distribution holds; a move inside the rare ones is the largest-share test's to find. It costs
     ~1 ms at any number of categories (the simulated one up to seconds near a threshold)."""
-    ref_counts = np.rint(np.asarray(ref_counts, dtype=float))
-    cur_counts = np.rint(np.asarray(cur_counts, dtype=float))
-    one = largest_share_p_value(ref_counts, cur_counts)
-    if np.count_nonzero(ref_counts + cur_counts) <= 2:
+    table = _table(ref_counts, cur_counts)
+    if table is None:
+        return 1.0
+    one = largest_share_p_value(*table)
+    if len(table[0]) == 2:
         return one
-    return float(min(1.0, 2 * min(one, _pooled_homogeneity_p_value(ref_counts, cur_counts))))
+    return float(min(1.0, 2 * min(one, _pooled_homogeneity_p_value(*table))))
 
 
 def _pooled_homogeneity_p_value(ref_counts: np.ndarray, cur_counts: np.ndarray) -> float:
     """Pearson's chi-square of homogeneity with the rare categories pooled: the categories, rarest
     first by total, go into one pool until its expected counts, and every category's left
-    outside it, are at least 5."""
+    outside it, are at least 5. ``ref_counts``, ``cur_counts``: a ``_table``."""
     totals = ref_counts + cur_counts
-    keep = totals > 0
-    ref_counts, cur_counts, totals = ref_counts[keep], cur_counts[keep], totals[keep]
     n_ref, n_cur = ref_counts.sum(), cur_counts.sum()
-    if n_ref == 0 or n_cur == 0:
-        return 1.0
     smaller = min(n_ref, n_cur) / (n_ref + n_cur)  # the expected count of a total t is t * smaller
     order = np.argsort(totals, kind="stable")
     rare = 0
@@ -335,9 +340,7 @@ def _pooled_homogeneity_p_value(ref_counts: np.ndarray, cur_counts: np.ndarray) 
         rare += 1
     pooled_ref = np.append(ref_counts[order[rare:]], ref_counts[order[:rare]].sum()) if rare else ref_counts
     pooled_cur = np.append(cur_counts[order[rare:]], cur_counts[order[:rare]].sum()) if rare else cur_counts
-    if len(pooled_ref) < 2 or pooled_ref.sum() + pooled_cur.sum() == 0:
-        return 1.0
-    return homogeneity_p_value(pooled_ref, pooled_cur)
+    return homogeneity_p_value(pooled_ref, pooled_cur)  # a pool of everything: 1.0 there
 
 
 def categories_shares(r: np.ndarray, c: np.ndarray, n_ref: int, n_cur: int) -> float:
