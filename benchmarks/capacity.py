@@ -556,7 +556,8 @@ def where_the_run_goes(settings: Settings) -> None:
             counted = time.perf_counter() - t
             summary_repo.summarise_columns(*window, specs, groups, counts)
             columns = time.perf_counter() - t - counted
-            quality_job.summarise_quality(uow.conn, vrow, schema, edges, hour, hour + HOUR, groups, counts)
+            layout = summary_plan.score_layout(schema, ref)
+            quality_job.summarise_quality(uow.conn, vrow, schema, edges, layout, hour, hour + HOUR, groups, counts)
             quality = time.perf_counter() - t - counted - columns
             uow.rollback()
         n = counts[""]

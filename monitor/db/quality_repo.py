@@ -17,14 +17,8 @@ import numpy as np
 from sqlalchemy import Connection, text
 
 from monitor.db.summary_repo import Groups, groups_sql, window_params
-from monitor.metrics.quality_summary import (
-    EPS,
-    LOGIT_LIMIT,
-    SCORE_BINS,
-    SCORE_CLIP,
-    ClassificationSummary,
-    RegressionSummary,
-)
+from monitor.metrics.quality_summary import EPS, ClassificationSummary, RegressionSummary
+from monitor.metrics.score_layout import SCORE_BINS, SCORE_CEILING, SCORE_FLOOR, ScoreLayout
 
 _JOINED = """
     SELECT g.grp, date_trunc('minute', p.ts) AS minute, p.ts, p.prediction #>> '{{}}' AS yhat,
@@ -57,13 +51,15 @@ def summarise_classification(
     start: datetime,
     end: datetime,
     classes: Sequence[str],
+    layout: ScoreLayout,
     groups: Groups,
     counts: dict[str, int],
 ) -> dict[str, ClassificationSummary]:
-    """Each group's summary, given its number of predictions (labelled or not) in [start, end)."""
+    """Each group's summary, given its number of predictions (labelled or not) in [start, end),
+    its scores on ``layout``'s bins."""
     minute = start  # the whole window as one "minute"
     return summarise_classification_by_minute(
-        conn, model_id, version_id, start, end, classes, groups, {minute: counts}, whole=True
+        conn, model_id, version_id, start, end, classes, layout, groups, {minute: counts}, whole=True
     )[minute]
 
 
@@ -74,6 +70,7 @@ def summarise_classification_by_minute(
     start: datetime,
     end: datetime,
     classes: Sequence[str],
+    layout: ScoreLayout,
     groups: Groups,
     counts: Mapping[datetime, dict[str, int]],
     *,
@@ -82,13 +79,14 @@ def summarise_classification_by_minute(
     """``summarise_classification`` of each minute of [start, end) in ``counts`` (each one's
     groups' predictions), from the same three queries as a whole hour's (``whole``: of the
     window as one, keyed by its only key)."""
-    out = {m: {key: ClassificationSummary(list(classes)) for key in groups.keys} for m in counts}
+    out = {m: {key: ClassificationSummary(list(classes), layout=layout) for key in groups.keys} for m in counts}
     for m, summaries in out.items():
         for key, s in summaries.items():
             s.n_predictions = counts[m][key]
     if any(any(c.values()) for c in counts.values()):
         params = window_params(model_id, version_id, start, end, groups)
-        _fill_classification(conn, params, classes, groups, out, "CAST(:start AS timestamptz)" if whole else "j.minute")
+        bucket = "CAST(:start AS timestamptz)" if whole else "j.minute"
+        _fill_classification(conn, params, classes, layout, groups, out, bucket)
     return out
 
 
@@ -96,6 +94,7 @@ def _fill_classification(
     conn: Connection,
     params: dict[str, Any],
     classes: Sequence[str],
+    layout: ScoreLayout,
     groups: Groups,
     out: dict[datetime, dict[str, ClassificationSummary]],
     bucket: str,
@@ -123,7 +122,18 @@ def _fill_classification(
     if not rows:
         return
     probs = _probabilities_sql(classes, len(classes) == 2, params)
-    params.update(bins=SCORE_BINS, eps=EPS, clip=SCORE_CLIP, z=LOGIT_LIMIT, class_names=list(classes))
+    low, high = layout.ends()
+    params.update(
+        bins=SCORE_BINS,
+        eps=EPS,
+        floor=SCORE_FLOOR,
+        ceiling=SCORE_CEILING,
+        class_names=list(classes),
+        centres=list(layout.centres),
+        scales=list(layout.scales),
+        lows=low.tolist(),
+        highs=high.tolist(),
+    )
     scored = f"""
         WITH raw AS (
             SELECT {key}, array_position(CAST(:class_names AS text[]), j.y) AS truth, {probs} AS p
@@ -152,12 +162,17 @@ def _fill_classification(
             text(
                 scored
                 + """SELECT n.bucket, n.grp, u.i - 1 AS cls, (u.i = n.truth)::int AS own,
-                            -- quality_summary.score_bins: equal bins of the clipped score's logit
-                            least(greatest(floor((ln(c.v / (1 - c.v)) + :z) * :bins / (2 * :z))::int, 0), :bins - 1)
-                                AS bin,
+                            -- ScoreLayout.bins: equal bins of asinh((logit - centre) / scale)
+                            least(greatest(floor(
+                                (asinh((ln(c.v / (1 - c.v)) - l.centre) / l.scale) - l.low) * :bins / (l.high - l.low)
+                            )::int, 0), :bins - 1) AS bin,
                             count(*)
                      FROM norm n CROSS JOIN LATERAL unnest(n.p) WITH ORDINALITY AS u(v, i)
-                     CROSS JOIN LATERAL (SELECT least(greatest(u.v, :clip), 1 - :clip) AS v) c
+                     CROSS JOIN LATERAL (SELECT least(greatest(u.v, :floor), :ceiling) AS v) c
+                     CROSS JOIN LATERAL (
+                         SELECT (CAST(:centres AS float8[]))[u.i] AS centre, (CAST(:scales AS float8[]))[u.i] AS scale,
+                                (CAST(:lows AS float8[]))[u.i] AS low, (CAST(:highs AS float8[]))[u.i] AS high
+                     ) l
                      GROUP BY 1, 2, 3, 4, 5"""
             ),
             params,

@@ -107,3 +107,15 @@ def all_summaries(conn: Connection, reference_id: int) -> dict[str, dict[str, di
     ):
         out.setdefault(segment, {})[column] = summary
     return out
+
+
+def one_summary(conn: Connection, reference_id: int, column: str, segment: str = "") -> dict[str, Any] | None:
+    """One column's (or extra's) summary of a reference, None if it has none."""
+    found: dict[str, Any] | None = conn.execute(
+        select(reference_summaries.c.summary).where(
+            reference_summaries.c.reference_id == reference_id,
+            reference_summaries.c.segment == segment,
+            reference_summaries.c.column_name == column,
+        )
+    ).scalar()
+    return found

@@ -16,7 +16,7 @@ as they are: a fitted map would only add its own noise).
 
 Mergeable: an hour keeps, per class, the histogram of every prediction's normalised score for
 that class among rows predicted as the class and among the others (``ScoreSummary``), on the
-logit bins of the quality summaries. The calibration is applied when a window is estimated, so a
+score bins of the quality summaries. The calibration is applied when a window is estimated, so a
 new reference changes the estimates without summarising the log again.
 
 Each estimate carries its standard error given the scores: labels drawn independently with the
@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from monitor.metrics.profiles import pack_counts, unpack_counts
-from monitor.metrics.quality_summary import LOGIT_LIMIT, SCORE_BINS, SCORE_CLIP, score_bins
+from monitor.metrics.score_layout import SCORE_BINS, ScoreLayout, logits, stored_histogram
 
 SCORES_COLUMN = "_scores"  # the bucket summary of every prediction's scores
 CALIBRATION_COLUMN = "_calibration"  # the reference's calibration, among its extras
@@ -60,10 +60,6 @@ def score_matrix(scores: Sequence[dict[str, Any] | None], classes: Sequence[str]
     with np.errstate(invalid="ignore", divide="ignore"):
         out: np.ndarray = np.where(total > 0, m / total, np.nan)
     return out
-
-
-# The score at the middle (on the logit) of each of ``SCORE_BINS`` bins.
-BIN_SCORES = 1 / (1 + np.exp(-((np.arange(SCORE_BINS) + 0.5) * (2 * LOGIT_LIMIT / SCORE_BINS) - LOGIT_LIMIT)))
 
 
 # -- calibration ----------------------------------------------------------------------------------
@@ -130,14 +126,9 @@ def _isotonic(s: np.ndarray, y: np.ndarray) -> Knots:
     return [float(v) for v in iso.X_thresholds_], [float(v) for v in iso.y_thresholds_]
 
 
-def _logit(s: np.ndarray) -> np.ndarray:
-    c = np.clip(s, SCORE_CLIP, 1 - SCORE_CLIP)
-    out: np.ndarray = np.log(c / (1 - c))
-    return out
-
-
-# Where a Platt map is kept: its value at 512 scores equally spaced on the logit
-_PLATT_GRID = 1 / (1 + np.exp(-np.linspace(-LOGIT_LIMIT, LOGIT_LIMIT, 512)))
+# Where a Platt map is kept: its value at 512 scores spaced as the standard score bins are (equal
+# on asinh of the logit, so scores of 1e-12 keep knots of their own)
+_PLATT_GRID = ScoreLayout.standard(1).middles(0, 512)
 
 
 def _platt(s: np.ndarray, y: np.ndarray) -> Knots:
@@ -148,8 +139,8 @@ def _platt(s: np.ndarray, y: np.ndarray) -> Knots:
 
     if y.min() == y.max():
         return [0.0, 1.0], [float(y[0])] * 2
-    fit = LogisticRegression(C=1e6).fit(_logit(s)[:, None], y)
-    mapped = fit.predict_proba(_logit(_PLATT_GRID)[:, None])[:, 1]
+    fit = LogisticRegression(C=1e6).fit(logits(s)[:, None], y)
+    mapped = fit.predict_proba(logits(_PLATT_GRID)[:, None])[:, 1]
     return [float(v) for v in _PLATT_GRID], [float(v) for v in mapped]
 
 
@@ -228,47 +219,63 @@ def fit_calibration(p: np.ndarray, truth: np.ndarray, predicted: np.ndarray, cla
 @dataclass
 class ScoreSummary:
     """Every prediction's scores in a bucket: [class, 0 = predicted as another class / 1 = as
-    this class, bin of the class's normalised score]; ``unscored``: predictions without a usable
-    score for every class (left out of the estimate)."""
+    this class, bin of the class's normalised score on ``layout``]; ``unscored``: predictions
+    without a usable score for every class (left out of the estimate)."""
 
     n_classes: int
     hist: np.ndarray = field(default_factory=lambda: np.zeros((0, 2, SCORE_BINS), dtype=np.int64))
     unscored: int = 0
+    layout: ScoreLayout | None = None  # None: the standard layout
 
     def __post_init__(self) -> None:
         if self.hist.shape[0] != self.n_classes:
             self.hist = np.zeros((self.n_classes, 2, SCORE_BINS), dtype=np.int64)
+        if self.layout is None:
+            self.layout = ScoreLayout.standard(self.n_classes)
 
     @property
     def n(self) -> int:
         return int(self.hist[0].sum()) if self.n_classes else 0
 
     @classmethod
-    def of(cls, p: np.ndarray, predicted: np.ndarray) -> ScoreSummary:
+    def of(cls, p: np.ndarray, predicted: np.ndarray, layout: ScoreLayout | None = None) -> ScoreSummary:
         """``p``: rows x classes normalised scores (NaN rows unscored); ``predicted``: each row's
-        predicted class index (-1 or NaN: none)."""
+        predicted class index (-1 or NaN: none); ``layout``: the bins (the standard ones if None)."""
         k = p.shape[1]
+        layout = layout or ScoreLayout.standard(k)
         pred = np.asarray(predicted, dtype=float)
         ok = ~np.isnan(p).any(axis=1) & ~np.isnan(pred) & (pred >= 0)
-        bins, pred_i = score_bins(p[ok]), pred[ok].astype(np.int64)
+        bins, pred_i = layout.bins(p[ok]), pred[ok].astype(np.int64)
         # each (row, class) cell's place in the flat [class, predicted as it, bin] histogram: one
         # count for all classes (two per class, with their masks, were most of a batch's summary)
         own = pred_i[:, None] == np.arange(k)
         cells = (np.arange(k) * 2 + own) * SCORE_BINS + bins
         hist = np.bincount(cells.ravel(), minlength=k * 2 * SCORE_BINS).reshape(k, 2, SCORE_BINS)
-        return cls(k, hist.astype(np.int64, copy=False), int((~ok).sum()))
+        return cls(k, hist.astype(np.int64, copy=False), int((~ok).sum()), layout)
 
     def merge(self, other: ScoreSummary) -> ScoreSummary:
-        return ScoreSummary(self.n_classes, self.hist + other.hist, self.unscored + other.unscored)
+        """Both added up, on this one's bins (the other's moved to them if it has others)."""
+        assert self.layout is not None and other.layout is not None
+        theirs = other.hist
+        if other.layout != self.layout:
+            k = self.n_classes
+            theirs = stored_histogram(other.hist.ravel(), k, other.layout.to_json(), self.layout)
+        return ScoreSummary(self.n_classes, self.hist + theirs, self.unscored + other.unscored, self.layout)
 
     def to_parts(self) -> tuple[dict[str, Any], bytes]:
-        return {"type": "scores", "classes": self.n_classes, "unscored": self.unscored}, pack_counts(self.hist.ravel())
+        assert self.layout is not None
+        stats = {"type": "scores", "classes": self.n_classes, "unscored": self.unscored}
+        return {**stats, "score_layout": self.layout.to_json()}, pack_counts(self.hist.ravel())
 
     @classmethod
     def from_parts(cls, stats: dict[str, Any], counts: bytes | None) -> ScoreSummary:
+        """As stored, on its own bins (summaries stored before layouts were: on the standard ones)."""
         k = int(stats["classes"])
-        hist = np.zeros((k, 2, SCORE_BINS), dtype=np.int64) if counts is None else unpack_counts(counts)
-        return cls(k, hist.reshape(k, 2, SCORE_BINS).copy(), int(stats["unscored"]))
+        stored = stats.get("score_layout")
+        layout = ScoreLayout.standard(k) if stored is None else ScoreLayout.from_json(stored)
+        if counts is None:
+            return cls(k, np.zeros((k, 2, SCORE_BINS), dtype=np.int64), int(stats["unscored"]), layout)
+        return cls(k, stored_histogram(unpack_counts(counts), k, stored, layout), int(stats["unscored"]), layout)
 
 
 # -- estimates ------------------------------------------------------------------------------------
@@ -349,7 +356,6 @@ def estimate_classification(
     n = s.n
     if n == 0:
         return {}
-    x = BIN_SCORES
     draws: list[int | None] = [None, *range(cal.n_resamples)]
     binary = s.n_classes == 2 and positive_class in cal.classes
     ks = [cal.classes.index(positive_class)] if binary else list(range(s.n_classes))  # type: ignore[arg-type]
@@ -357,6 +363,7 @@ def estimate_classification(
     aucs: dict[int, _Draws] = {}
     for k in ks:
         held = np.flatnonzero(s.hist[k].sum(axis=0))
+        x = (s.layout or ScoreLayout.standard(s.n_classes)).middles(k)
         c0, c1 = s.hist[k, 0, held].astype(float), s.hist[k, 1, held].astype(float)
         p0 = np.vstack([cal.apply(k, 0, x[held], d) for d in draws])  # draws x bins
         p1 = np.vstack([cal.apply(k, 1, x[held], d) for d in draws])

@@ -31,6 +31,7 @@ from monitor.metrics.profiles import (
     numeric_parts_of_columns,
     summary_to_parts,
 )
+from monitor.metrics.score_layout import ScoreLayout
 
 # (stats, counts): the storage form of one column's summary (see monitor.metrics.profiles).
 Parts = tuple[dict[str, Any], bytes | None]
@@ -158,6 +159,7 @@ class ScoresOfRows:
     """Every prediction's normalised scores and predicted class, for label-free estimation."""
 
     classes: list[str]
+    layout: ScoreLayout
     name: str = SCORES_COLUMN
 
     def rows(self, chunk: Chunk) -> np.ndarray:
@@ -167,7 +169,7 @@ class ScoresOfRows:
         return np.column_stack([p, np.asarray(predicted, dtype=float)])
 
     def summarise(self, values: np.ndarray) -> ScoreSummary:
-        return ScoreSummary.of(values[:, :-1], values[:, -1])
+        return ScoreSummary.of(values[:, :-1], values[:, -1], self.layout)
 
 
 @dataclass(frozen=True)

@@ -3,12 +3,9 @@ quality over an hour costs, and a late label changes one hour's summary, not a m
 
 Classification keeps the confusion counts (accuracy, precision, recall and F1 from them are
 exact), the sum of the log loss over scored rows (exact), and per class a histogram of the
-normalised score among rows of that class and among the others, on ``SCORE_BINS`` equal bins
-of its logit (``score_bins``): ROC AUC from them treats two scores in one bin as tied, which
-moves it by at most half the share of positive-negative pairs falling in the same bin. Bins
-equal on the logit follow scores crowded near 0 or 1 as closely as those near 0.5: with 0.5 %
-positives and every score under 0.001, AUC stays within 0.0005 of scikit-learn's, where 1,000
-equal bins of [0, 1] put nearly every score in the first and were 0.03 off.
+normalised score among rows of that class and among the others, on bins the reference places
+(``monitor.metrics.score_layout``): ROC AUC from them treats two scores in one bin as tied, which
+moves it by at most half the share of positive-negative pairs falling in the same bin.
 It also keeps, per minute, labelled rows and errors: the error stream the concept-drift detector
 reads (``monitor.metrics.error_stream``).
 
@@ -28,28 +25,10 @@ import numpy as np
 
 from monitor.metrics.profiles import NumericSummary, numeric_from_parts, pack_counts, summary_to_parts, unpack_counts
 from monitor.metrics.quality import QualityResult
+from monitor.metrics.score_layout import SCORE_BINS, ScoreLayout, stored_histogram
 
-SCORE_BINS = 4096
-# Scores are binned on their logit, clipped to [logit(1e-8), logit(1 - 1e-8)]: a score under
-# 1e-8 (or above 1 - 1e-8) shares the end bin.
-SCORE_CLIP = 1e-8
-LOGIT_LIMIT = float(np.log((1 - SCORE_CLIP) / SCORE_CLIP))
-# Summaries stored before the logit bins had 1,000 equal bins of [0, 1]; read, each such bin's
-# count moves to the logit bin of its middle (no finer than it was).
-LINEAR_SCORE_BINS = 1000
 EPS = float(np.finfo(np.float64).eps)  # probabilities are clipped to [EPS, 1 - EPS], as scikit-learn's log loss
 
-
-def score_bins(p: np.ndarray) -> np.ndarray:
-    """The bin of each score, as the rollup's SQL computes it (``width_bucket`` on the logit)."""
-    c = np.clip(np.asarray(p, dtype=float), SCORE_CLIP, 1 - SCORE_CLIP)
-    z = np.log(c / (1 - c))
-    b = np.floor((z + LOGIT_LIMIT) * SCORE_BINS / (2 * LOGIT_LIMIT)).astype(np.int64)
-    bins: np.ndarray = np.clip(b, 0, SCORE_BINS - 1)
-    return bins
-
-
-_FROM_LINEAR = score_bins((np.arange(LINEAR_SCORE_BINS) + 0.5) / LINEAR_SCORE_BINS)
 # Column names of the quality summary among a bucket's summaries, and of the reference's quality
 # and residuals among its column summaries (a leading underscore: no feature column starts so).
 QUALITY_COLUMN = "_quality"
@@ -77,6 +56,8 @@ class ClassificationSummary:
     # [class, 0 = rows of other classes / 1 = rows of this class, bin]: the class's normalised score
     hist: np.ndarray = field(default_factory=lambda: np.zeros((0, 2, SCORE_BINS), dtype=np.int64))
     minutes: dict[int, list[int]] = field(default_factory=dict)  # epoch minute -> [labelled, errors]
+    # the bins of ``hist``: None until scores are added or a stored summary is (then its layout)
+    layout: ScoreLayout | None = None
 
     def __post_init__(self) -> None:
         if self.hist.shape[0] != len(self.classes):
@@ -95,10 +76,12 @@ class ClassificationSummary:
         minutes: np.ndarray,
         scores: np.ndarray | None = None,
         n_predictions: int | None = None,
+        layout: ScoreLayout | None = None,
     ) -> ClassificationSummary:
-        """The summary of labelled rows (``scores``: one column per class, NaN rows unscored),
-        as the rollup computes it in SQL."""
+        """The summary of labelled rows (``scores``: one column per class, NaN rows unscored;
+        ``layout``: their bins, the standard layout if None), as the rollup computes it in SQL."""
         s = cls(list(classes), len(y_true) if n_predictions is None else n_predictions)
+        s.layout = layout or ScoreLayout.standard(len(s.classes))
         for y, yhat, m in zip(y_true, y_pred, minutes, strict=True):
             s.add_row_counts(str(y), str(yhat), int(m), 1)
         if scores is not None and len(y_true):
@@ -109,7 +92,7 @@ class ClassificationSummary:
             s.n_scored = int(ok.sum())
             p_true = np.clip(p[np.arange(len(p)), truth], EPS, 1 - EPS)
             s.log_loss_sum = float(-np.log(p_true).sum())
-            bins = score_bins(p)
+            bins = s.layout.bins(p)
             for i in range(len(s.classes)):
                 own = truth == i
                 s.hist[i, 1] += np.bincount(bins[own, i], minlength=SCORE_BINS)
@@ -132,6 +115,7 @@ class ClassificationSummary:
             "n_scored": self.n_scored,
             "log_loss_sum": self.log_loss_sum,
             "minutes": [[m, n, e] for m, (n, e) in sorted(self.minutes.items())],
+            "score_layout": (self.layout or ScoreLayout.standard(len(self.classes))).to_json(),
         }
         return stats, pack_counts(self.hist.ravel())
 
@@ -142,13 +126,11 @@ class ClassificationSummary:
         self.n_scored += int(stats["n_scored"])
         self.log_loss_sum += float(stats["log_loss_sum"])
         if counts is not None:
-            flat = unpack_counts(counts)
-            if len(flat) == self.hist.shape[0] * 2 * LINEAR_SCORE_BINS:  # stored before the logit bins
-                old = flat.reshape(self.hist.shape[0], 2, LINEAR_SCORE_BINS)
-                for b in np.flatnonzero(old.any(axis=(0, 1))):
-                    self.hist[:, :, _FROM_LINEAR[b]] += old[:, :, b]
-            else:
-                self.hist += flat.reshape(self.hist.shape)
+            stored = stats.get("score_layout")
+            if self.layout is None:  # the first summary added: its bins are kept
+                k = len(self.classes)
+                self.layout = ScoreLayout.standard(k) if stored is None else ScoreLayout.from_json(stored)
+            self.hist += stored_histogram(unpack_counts(counts), len(self.classes), stored, self.layout)
         for m, n, e in stats["minutes"]:
             acc = self.minutes.setdefault(int(m), [0, 0])
             acc[0] += int(n)

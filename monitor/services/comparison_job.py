@@ -5,6 +5,7 @@ from the log where missing or stale, and merged."""
 from __future__ import annotations
 
 from bisect import bisect_left
+from collections.abc import Sequence
 from datetime import datetime
 
 from monitor.db import record_repo, reference_repo, summary_repo
@@ -12,6 +13,7 @@ from monitor.db.registry_repo import VersionRow
 from monitor.domain.schema import ModelSchema
 from monitor.metrics.comparison import Pairs
 from monitor.metrics.pairs import PairingRow, PairSummary
+from monitor.metrics.score_layout import SCORE_LAYOUT_COLUMN, ScoreLayout, reference_layout
 from monitor.services.context import ServiceContext
 from monitor.services.windows import HOUR
 
@@ -50,7 +52,25 @@ def _read_pairs(
     return read_at, theirs, mine
 
 
-def _pair_run(ctx: ServiceContext, key: summary_repo.PairKey, run: list[datetime], schema: ModelSchema) -> None:
+def _pair_layout(ctx: ServiceContext, version_ids: Sequence[int], schema: ModelSchema) -> ScoreLayout:
+    """The positive class's score bins of the first of ``version_ids`` whose reference has a
+    layout (the shadow's, then its champion's), or the standard ones."""
+    classes = list(schema.classes or [])
+    if schema.positive_class not in classes:
+        return ScoreLayout.standard(1)
+    with ctx.uow() as uow:
+        for version_id in version_ids:
+            ref_id = reference_repo.active_reference_id(uow.conn, version_id)
+            doc = None if ref_id is None else reference_repo.one_summary(uow.conn, ref_id, SCORE_LAYOUT_COLUMN)
+            if doc is not None:
+                extras = {SCORE_LAYOUT_COLUMN: doc}
+                return reference_layout(extras, len(classes)).only(classes.index(schema.positive_class))
+    return ScoreLayout.standard(1)
+
+
+def _pair_run(
+    ctx: ServiceContext, key: summary_repo.PairKey, run: list[datetime], schema: ModelSchema, layout: ScoreLayout
+) -> None:
     """Make and store the pair summaries of a run of hours, from one read of its rows."""
     ids = (key.champion_id, key.shadow_id)
     read_at, theirs, mine = _read_pairs(ctx, key.model_id, ids, run[0], run[-1] + HOUR, schema)
@@ -59,7 +79,7 @@ def _pair_run(ctx: ServiceContext, key: summary_repo.PairKey, run: list[datetime
     for hour in run:
         c = theirs[bisect_left(at_c, hour) : bisect_left(at_c, hour + HOUR)]
         s = mine[bisect_left(at_s, hour - HOUR) : bisect_left(at_s, hour + 2 * HOUR)]
-        made.append((hour, PairSummary.of(c, s, schema.positive_class)))
+        made.append((hour, PairSummary.of(c, s, schema.positive_class, layout)))
     with ctx.uow() as uow:
         for hour, summary in made:
             summary_repo.replace_pair_hour(uow.conn, key, hour, summary.counts["pairs"], summary.to_parts(), read_at)
@@ -74,14 +94,15 @@ def shadow_pairs(
     reference has nowhere to keep them: its window is paired whole."""
     with ctx.uow() as uow:
         ref_id = reference_repo.active_reference_id(uow.conn, vrow.version_id)
+    layout = _pair_layout(ctx, [vrow.version_id, champion.version_id], schema)
     if ref_id is None:
         _, theirs, mine = _read_pairs(ctx, vrow.model_id, (champion.version_id, vrow.version_id), start, end, schema)
-        return PairSummary.of(theirs, mine, schema.positive_class).pairs()
+        return PairSummary.of(theirs, mine, schema.positive_class, layout).pairs()
     key = summary_repo.PairKey(vrow.model_id, vrow.version_id, ref_id, champion.version_id)
     with ctx.uow() as uow:
         stale = summary_repo.stale_pair_hours(uow.conn, key, start, end)
     for run in _runs(stale):
-        _pair_run(ctx, key, run, schema)
+        _pair_run(ctx, key, run, schema, layout)
     with ctx.uow() as uow:
         parts = summary_repo.pair_hours(uow.conn, key, start, end)
     return PairSummary.merged([PairSummary.from_parts(*p) for p in parts]).pairs()

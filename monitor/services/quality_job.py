@@ -31,6 +31,7 @@ from monitor.metrics.quality_summary import (
     QualitySummary,
     RegressionSummary,
 )
+from monitor.metrics.score_layout import ScoreLayout
 from monitor.services.context import ServiceContext
 from monitor.services.error_stream_job import detections_in
 from monitor.services.windows import merged_window
@@ -41,10 +42,12 @@ def residual_edges(extras: dict[str, dict[str, Any]]) -> np.ndarray | None:
     return None if r is None else np.asarray(r["edges"], dtype=float)
 
 
-def new_summary(schema: ModelSchema, edges: np.ndarray | None) -> QualitySummary:
+def new_summary(schema: ModelSchema, edges: np.ndarray | None, layout: ScoreLayout | None = None) -> QualitySummary:
+    """An empty summary to add to: a regression's residuals on ``edges``, a classifier's scores on
+    ``layout`` (None: on the first added summary's, as a window merged from stored ones is)."""
     if schema.task is Task.regression:
         return RegressionSummary(residuals=None if edges is None else NumericSummary.empty(edges))
-    return ClassificationSummary(list(schema.classes or []))
+    return ClassificationSummary(list(schema.classes or []), layout=layout)
 
 
 def summarise_quality(
@@ -52,17 +55,18 @@ def summarise_quality(
     vrow: VersionRow,
     schema: ModelSchema,
     residual_edges: dict[str, np.ndarray | None],
+    layout: ScoreLayout,
     start: datetime,
     end: datetime,
     groups: summary_repo.Groups,
     counts: dict[str, int],
 ) -> dict[str, QualitySummary]:
     """The labelled predictions of [start, end) summarised for all rows and each tracked
-    segment, given each one's number of predictions."""
+    segment, given each one's number of predictions (a classifier's scores on ``layout``)."""
     window = (conn, vrow.model_id, vrow.version_id, start, end)
     if schema.task is Task.regression:
         return dict(quality_repo.summarise_regression(*window, residual_edges, groups, counts))
-    return dict(quality_repo.summarise_classification(*window, schema.classes or [], groups, counts))
+    return dict(quality_repo.summarise_classification(*window, schema.classes or [], layout, groups, counts))
 
 
 def summarise_quality_by_minute(
@@ -70,6 +74,7 @@ def summarise_quality_by_minute(
     vrow: VersionRow,
     schema: ModelSchema,
     residual_edges: dict[str, np.ndarray | None],
+    layout: ScoreLayout,
     start: datetime,
     end: datetime,
     groups: summary_repo.Groups,
@@ -81,7 +86,7 @@ def summarise_quality_by_minute(
     if schema.task is Task.regression:
         found = quality_repo.summarise_regression_by_minute(*window, residual_edges, groups, counts)
     else:
-        found = quality_repo.summarise_classification_by_minute(*window, schema.classes or [], groups, counts)
+        found = quality_repo.summarise_classification_by_minute(*window, schema.classes or [], layout, groups, counts)
     return {m: dict(summaries) for m, summaries in found.items()}
 
 

@@ -25,6 +25,7 @@ from monitor.metrics.multivariate import (
 from monitor.metrics.profiles import category_key, reference_summary
 from monitor.metrics.quality import classification_quality, regression_quality
 from monitor.metrics.quality_summary import QUALITY_COLUMN, RESIDUALS_COLUMN
+from monitor.metrics.score_layout import SCORE_LAYOUT_COLUMN, ScoreLayout
 from monitor.services.context import ServiceContext
 from monitor.services.registry import get_monitoring, resolve_version
 
@@ -108,6 +109,18 @@ def calibration(schema: ModelSchema, rows: list[ReferenceRow]) -> dict[str, dict
     return {CALIBRATION_COLUMN: fit_calibration(p[ok], truth, predicted, classes).to_json()}
 
 
+def score_layout(schema: ModelSchema, rows: list[ReferenceRow]) -> dict[str, dict[str, Any]]:
+    """Where a classifier's score bins go (``monitor.metrics.score_layout``), from the rows with
+    a usable score for every class, labelled or not; empty without such rows."""
+    classes = list(schema.classes or [])
+    if schema.task is Task.regression or not classes:
+        return {}
+    p = score_matrix([r.scores for r in rows if r.scores], classes)
+    if not (~np.isnan(p).any(axis=1)).any():
+        return {}
+    return {SCORE_LAYOUT_COLUMN: ScoreLayout.of_scores(p).to_json()}
+
+
 def reconstruction(
     schema: ModelSchema, rows: list[ReferenceRow], slices: dict[str, list[ReferenceRow]]
 ) -> dict[str, dict[str, dict[str, Any]]]:
@@ -176,7 +189,7 @@ def upload_reference(
     summaries = {
         seg: {**column_summaries(schema, part), **quality_summaries(schema, part)} for seg, part in slices.items()
     }
-    summaries[""] |= calibration(schema, rows)
+    summaries[""] |= calibration(schema, rows) | score_layout(schema, rows)
     for seg, extras in reconstruction(schema, rows, slices).items():
         summaries[seg] |= extras
     with ctx.uow() as uow:

@@ -167,7 +167,7 @@ class HourSummariser:
         columns = {seg: ColumnAccumulator(self.ref.columns[seg]) for seg in groups.keys}
         shared = None if self.shared is None else ColumnAccumulator(self.shared.columns)
         also = None if self.shared is None else {SHARED: column_specs(self.shared.columns)}
-        quality = {seg: quality_job.new_summary(plan.schema, plan.residual_edges.get(seg)) for seg in groups.keys}
+        quality = self._empty_quality()
         made: list[summary_repo.NewBucket] = []  # the minutes' summaries, stored at once
         if not self.quality_only:
             log_window = (conn, series.model_id, series.version_id, hour, hour + HOUR)
@@ -183,7 +183,15 @@ class HourSummariser:
                     for col, (st, ct) in parts[SHARED].items():
                         shared.add(minute, summary_repo.MINUTE_BUCKET, col, counts[""], st, ct)
         minute_quality = quality_job.summarise_quality_by_minute(
-            self.conn, self.vrow, plan.schema, plan.residual_edges, hour, hour + HOUR, groups, by_minute
+            self.conn,
+            self.vrow,
+            plan.schema,
+            plan.residual_edges,
+            plan.score_layout,
+            hour,
+            hour + HOUR,
+            groups,
+            by_minute,
         )
         for minute, summaries in sorted(minute_quality.items()):
             for seg, s in summaries.items():
@@ -206,6 +214,14 @@ class HourSummariser:
         quality_job.store_quality(self.conn, self.vrow, self.ref.reference_id, hour, 1, quality)
         return 0 if self.quality_only else columns[""].n_rows
 
+    def _empty_quality(self) -> dict[str, QualitySummary]:
+        """Each group's quality summary to add an hour's minutes to, its scores on the plan's bins."""
+        plan = self.plan
+        return {
+            seg: quality_job.new_summary(plan.schema, plan.residual_edges.get(seg), plan.score_layout)
+            for seg in plan.groups.keys
+        }
+
     def _columns(self, hour: datetime, counts: dict[str, int]) -> None:
         """An hour's column summaries read from the log, stored in place of what was (and, for a
         challenger, its summaries on its champion's reference)."""
@@ -221,8 +237,9 @@ class HourSummariser:
             summary_repo.drop_merged(conn, series, hour, seg)
 
     def _quality(self, start: datetime, end: datetime, counts: dict[str, int]) -> dict[str, QualitySummary]:
+        plan = self.plan
         return quality_job.summarise_quality(
-            self.conn, self.vrow, self.plan.schema, self.plan.residual_edges, start, end, self.plan.groups, counts
+            self.conn, self.vrow, plan.schema, plan.residual_edges, plan.score_layout, start, end, plan.groups, counts
         )
 
 

@@ -44,7 +44,7 @@ from monitor.metrics.profiles import category_key
 from monitor.metrics.quality_summary import QUALITY_COLUMN, ClassificationSummary, QualitySummary, RegressionSummary
 from monitor.services.context import ServiceContext
 from monitor.services.quality_job import new_summary, residual_edges
-from monitor.services.summary_plan import ReferenceView, SummaryPlan, reference_view, summary_plan
+from monitor.services.summary_plan import ReferenceView, SummaryPlan, reference_view, score_layout, summary_plan
 from monitor.services.windows import MINUTE_HORIZON, ColumnAccumulator, has_minutes, hour_floor
 
 log = logging.getLogger(__name__)
@@ -168,6 +168,7 @@ def _quality_deltas(
                 np.full(len(chosen), epoch_minute),
                 score_matrix(scores, classes) if any(sc is not None for sc in scores) else None,
                 n_predictions=0,
+                layout=plan.score_layout,
             )
         parts = {QUALITY_COLUMN: summary.to_parts()}
         out.append(Delta(version_id, plan.reference_id, minute, key, len(chosen), parts, delta_repo.QUALITY))
@@ -259,7 +260,8 @@ def _fold_minutes(
     for d in deltas:
         by_minute[(d.minute, d.segment)].append(d)
     columns = {k: ColumnAccumulator(ref.columns[k[1]]) for k in by_minute}
-    quality = {k: new_summary(schema, residual_edges(ref.extras[k[1]])) for k in by_minute}
+    layout = score_layout(schema, ref)
+    quality = {k: new_summary(schema, residual_edges(ref.extras[k[1]]), layout) for k in by_minute}
     for minute, seg, col, n, st, ct in summary_repo.load_minutes(conn, series, sorted({m for m, _ in by_minute})):
         if (minute, seg) not in by_minute:
             continue  # another group's, not changed
@@ -313,7 +315,7 @@ def _fold_quality(
     seg: str,
     deltas: list[Delta],
 ) -> None:
-    summary = new_summary(schema, residual_edges(ref.extras[seg]))
+    summary = new_summary(schema, residual_edges(ref.extras[seg]), score_layout(schema, ref))
     series = Series.of(vrow, ref.reference_id)
     for _, _, _, st, ct in summary_repo.load_buckets(conn, series, 1, [hour], seg, quality=True):
         summary.add_parts(st, ct)

@@ -24,6 +24,7 @@ from monitor.metrics.log_summary import Column, Derived, ReconstructionOfRows, S
 from monitor.metrics.multivariate import RECONSTRUCTION_COLUMN, Reconstruction
 from monitor.metrics.profiles import LATENCY_EDGES
 from monitor.metrics.quality_summary import RESIDUALS_COLUMN
+from monitor.metrics.score_layout import ScoreLayout, reference_layout
 from monitor.metrics.window_points import LATENCY
 from monitor.services.context import ServiceContext
 
@@ -95,7 +96,7 @@ def derived_summaries(schema: ModelSchema, ref: ReferenceView) -> list[Derived]:
     has one, the reconstruction error under its model."""
     derived: list[Derived] = []
     if schema.task is not Task.regression and schema.classes:
-        derived.append(ScoresOfRows(list(schema.classes)))
+        derived.append(ScoresOfRows(list(schema.classes), score_layout(schema, ref)))
     model = ref.extras[""].get(RECONSTRUCTION_COLUMN)
     if model is not None:
         derived.append(ReconstructionOfRows(Reconstruction.from_json(model)))
@@ -113,6 +114,11 @@ class SummaryPlan:
     derived: tuple[Derived, ...]
     schema: ModelSchema
     residual_edges: dict[str, np.ndarray | None]  # by group key: a regression's residual edges
+    score_layout: ScoreLayout  # a classifier's score bins (every group's: the whole reference's)
+
+
+def score_layout(schema: ModelSchema, ref: ReferenceView) -> ScoreLayout:
+    return reference_layout(ref.extras[""], len(schema.classes or []))
 
 
 def summary_plan(schema: ModelSchema, ref: ReferenceView) -> SummaryPlan:
@@ -124,4 +130,5 @@ def summary_plan(schema: ModelSchema, ref: ReferenceView) -> SummaryPlan:
         tuple(derived_summaries(schema, ref)),
         schema,
         {seg: None if r is None else np.asarray(r["edges"], dtype=float) for seg, r in residuals.items()},
+        score_layout(schema, ref),
     )

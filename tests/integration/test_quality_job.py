@@ -298,16 +298,23 @@ def test_a_label_marked_while_the_scheduler_works_stays_for_its_next_run(ctx: Se
         assert [(s.hour, len(s.mark_ids)) for s in log_repo.stale_hours(uow.conn, model_id, 10)] == [(old, 1)]
 
 
-def test_the_rollup_bins_scores_as_the_summary_does_and_auc_holds_for_rare_positives(ctx: ServiceContext) -> None:
-    """0.5 % defaults, scores crowded under 0.001: the SQL rollup's score histogram equals the
+@pytest.mark.parametrize("scale", [1.0, 1e-12])
+def test_the_rollup_bins_scores_as_the_summary_does_and_auc_holds_for_rare_positives(
+    ctx: ServiceContext, scale: float
+) -> None:
+    """0.5 % defaults, scores crowded under 0.001 (or, with the reference's, a trillion times
+    smaller): the SQL rollup's score histogram, on the bins the reference placed, equals the
     Python summary's bin for bin, and ROC AUC is within 0.001 of scikit-learn's."""
-    register_demo(ctx)
+    registry.register_model(ctx, ModelSpec.model_validate(demo_data.SPEC))
+    reference = demo_data.reference_frame(2000)
+    reference["score"] *= scale
+    upload_reference(ctx, MODEL, reference.to_csv(index=False).encode(), TableFormat.csv)
     start = hour_floor(datetime.now(UTC)) - timedelta(hours=3)
     rng = np.random.default_rng(4)
     n = 6000
     y = rng.random(n) < 0.005
     y[:3] = True
-    p = 1 / (1 + np.exp(-np.where(y, rng.normal(-6.2, 1.2, n), rng.normal(-8.0, 1.2, n))))
+    p = scale / (1 + np.exp(-np.where(y, rng.normal(-6.2, 1.2, n), rng.normal(-8.0, 1.2, n))))
     records = [
         {
             "prediction_id": f"r{i}",
@@ -331,6 +338,9 @@ def test_the_rollup_bins_scores_as_the_summary_does_and_auc_holds_for_rare_posit
         ).one()
     stored = ClassificationSummary(demo_data.CLASSES)
     stored.add_parts(stats, bytes(counts))
+    positive = demo_data.CLASSES.index("default")
+    assert stored.layout is not None
+    assert stored.layout.centres[positive] == pytest.approx(np.log(scale) - 1.9, abs=0.5)  # the reference's scores
     truth = np.where(y, "default", "repaid")
     direct = ClassificationSummary.of(
         demo_data.CLASSES,
@@ -338,6 +348,7 @@ def test_the_rollup_bins_scores_as_the_summary_does_and_auc_holds_for_rare_posit
         np.full(n, "repaid"),
         np.zeros(n),
         binary_score_matrix(p, demo_data.CLASSES, "default"),
+        layout=stored.layout,
     )
     assert np.array_equal(stored.hist, direct.hist)
     points = _by_name(compute_window(ctx, MODEL, None, start, start + timedelta(hours=1)))

@@ -53,6 +53,7 @@ def test_upload_each_format(churn: Api, fmt: str) -> None:
         "prediction",
         "scores.leave",
         "_quality",  # the reference's own quality on its labelled rows: the concept-drift baseline
+        "_score_layout",  # where the classifier's score bins go (monitor.metrics.score_layout)
         "_calibration",  # the scores against the labels: label-free estimation
     }
     assert columns["_quality"]["n_labelled"] == 3 and r.json()["labelled"] is True

@@ -195,21 +195,22 @@ def test_score_matrix_fills_a_binary_models_other_class_and_leaves_unscored_rows
 def test_the_score_summary_counts_each_rows_class_scores_where_its_prediction_puts_them(classes: int) -> None:
     """[class, predicted as it or not, bin of its score]: counted row by row here, all at once there;
     rows without a usable score or prediction are unscored."""
-    from monitor.metrics.quality_summary import SCORE_BINS, score_bins
+    from monitor.metrics.score_layout import SCORE_BINS, ScoreLayout
 
     rng = np.random.default_rng(classes)
     p = rng.dirichlet(np.ones(classes), size=500)
     predicted = rng.integers(-1, classes, size=500).astype(float)
     p[:5] = np.nan
     predicted[5:8] = np.nan
-    s = ScoreSummary.of(p, predicted)
+    layout = ScoreLayout.of_scores(rng.dirichlet(np.ones(classes), size=300))
+    s = ScoreSummary.of(p, predicted, layout)
     want = np.zeros((classes, 2, SCORE_BINS), dtype=np.int64)
     unscored = 0
     for row, pred in zip(p, predicted, strict=True):
         if np.isnan(row).any() or np.isnan(pred) or pred < 0:
             unscored += 1
             continue
-        for k, b in enumerate(score_bins(row)):
+        for k, b in enumerate(layout.bins(row[None, :])[0]):
             want[k, int(pred == k), b] += 1
     assert np.array_equal(s.hist, want) and s.hist.dtype == np.int64
     assert s.unscored == unscored and s.n == 500 - unscored

@@ -7,16 +7,13 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-from monitor.metrics.profiles import NumericSummary, pack_counts, reference_edges
+from monitor.metrics.profiles import NumericSummary, reference_edges
 from monitor.metrics.quality import binary_score_matrix, classification_quality, regression_quality
 from monitor.metrics.quality_summary import (
-    LINEAR_SCORE_BINS,
-    SCORE_BINS,
     ClassificationSummary,
     RegressionSummary,
     classification_metrics,
     regression_metrics,
-    score_bins,
 )
 
 RNG = np.random.default_rng(5)
@@ -148,18 +145,3 @@ def test_roc_auc_is_exact_to_a_thousandth_for_rare_positives_and_crowded_scores(
     s = ClassificationSummary.of(classes, truth, truth, np.zeros(len(y)), binary_score_matrix(p, classes, "yes"))
     got = classification_metrics(s, "yes").values["roc_auc"]
     assert got == pytest.approx(skm.roc_auc_score(y, p), abs=1e-3)
-
-
-def test_summaries_stored_with_the_linear_bins_are_still_read() -> None:
-    """Summaries stored before the logit bins held 1,000 equal bins of [0, 1]: each bin's count
-    moves to the logit bin of its middle, so a month of old and new hours still merges."""
-    classes = ["repaid", "default"]
-    old = np.zeros((2, 2, LINEAR_SCORE_BINS), dtype=np.int64)
-    old[1, 1, 900] = 7  # seven defaults scored 0.9005 for "default"
-    old[1, 0, 100] = 5
-    stats = ClassificationSummary(classes).to_parts()[0]
-    s = ClassificationSummary(classes)
-    s.add_parts(stats, pack_counts(old.ravel()))
-    assert s.hist.sum() == 12 and s.hist.shape == (2, 2, SCORE_BINS)
-    assert s.hist[1, 1, score_bins(np.array([0.9005]))[0]] == 7
-    assert s.hist[1, 0, score_bins(np.array([0.1005]))[0]] == 5
