@@ -33,6 +33,11 @@ main { padding: 1rem 1.5rem; }
 .table td { overflow-wrap: break-word; }
 .table th, .table td { border-bottom: 1px solid #e0e0e0; padding: .5rem; text-align: left; vertical-align: top; }
 .muted { color: #757575; }
+/* an alert group: its heading always in view, its table scrolling in its own box */
+.alert-group { margin: .4rem 0; border: 1px solid #eee; padding: .3rem .6rem; }
+.alert-group > summary { cursor: pointer; padding: .2rem 0; }
+.alerts td.summary { min-width: 18rem; }
+.alerts td.since, .alerts td.resolved { white-space: nowrap; }
 .error { color: #b71c1c; }
 .firing { color: #b71c1c; font-size: .85rem; }
 /* marks drawn with CSS, not glyphs: a glyph missing from the reader's fonts renders as a box */

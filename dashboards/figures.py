@@ -7,7 +7,8 @@ one number stands for the figure).
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import datetime
+from datetime import datetime, timedelta
+from itertools import pairwise
 from typing import Any, TypeAlias
 
 import numpy as np
@@ -77,13 +78,60 @@ def _layout(fig: Figure, title: str, height: int = 300) -> Figure:
     return fig
 
 
+# Time axes never tick finer than a minute: one window alone gave ticks like 00:59:59.9996.
+TIME_TICKS = {
+    "type": "date",
+    "tickformatstops": [
+        {"dtickrange": [None, 60_000], "value": "%H:%M\n%b %d, %Y"},
+        {"dtickrange": [60_000, 86_400_000], "value": "%H:%M\n%b %d"},
+    ],
+}
+MIN_SPAN = timedelta(hours=2)  # the shortest time axis: one window still has hours either side
+
+
+def time_axis(start: datetime, end: datetime) -> dict[str, Any]:
+    """A time axis over [start, end] (at least ``MIN_SPAN``, widened backwards)."""
+    start = min(start, end - MIN_SPAN)
+    return {**TIME_TICKS, "range": [start.isoformat(), end.isoformat()]}
+
+
 def with_time_range(fig: Figure, start: datetime, end: datetime) -> Figure:
     """The time axis showing [start, end], however few windows the figure holds."""
     if isinstance(fig, dict):
         if fig["data"]:
-            fig["layout"].setdefault("xaxis", {})["range"] = [start.isoformat(), end.isoformat()]
+            fig["layout"].setdefault("xaxis", {}).update(time_axis(start, end))
         return fig
-    return fig.update_xaxes(range=[start, end]) if fig.data else fig
+    if not fig.data:
+        return fig
+    axis = time_axis(start, end)
+    if any(getattr(t, "type", "") == "heatmap" for t in fig.data):  # its x is naive UTC (clicks hand it back)
+        axis["range"] = [datetime.fromisoformat(x).replace(tzinfo=None).isoformat() for x in axis["range"]]
+    return fig.update_xaxes(**axis)
+
+
+def shown_start(points: list[Point], start: datetime) -> datetime:
+    """Where a page's time axes start: the range's start, or the first window in it where the
+    data begins later (a week's range over two days of data left 5/7 of every chart empty)."""
+    first = min((p["window_start"] for p in points if p.get("window_start") is not None), default=None)
+    return max(start, first) if first is not None else start
+
+
+def _gapped(ps: list[Point]) -> list[Point]:
+    """The points in time order, with an empty point wherever windows are missing (more than 1.5
+    steps from the one before): a line breaks there instead of being drawn straight across hours
+    without data."""
+    ps = sorted(ps, key=lambda p: p["window_end"])
+    steps = [b["window_end"] - a["window_end"] for a, b in pairwise(ps)]
+    positive = [s for s in steps if s > timedelta(0)]
+    if not positive:
+        return ps
+    step = min(positive)
+    out = ps[:1]
+    for before, p in pairwise(ps):
+        if p["window_end"] - before["window_end"] > step * 1.5:
+            out.append({"window_end": before["window_end"] + step, "value": None, "sample_size": None, "details": {}})
+        out.append(p)
+    return out
 
 
 # Features a heatmap page shows: a wide model's thousand rows would be one unreadable wall.
@@ -275,14 +323,29 @@ def distribution(dist: dict[str, Any], point: Point | None, feature: str) -> go.
     return _layout(fig, f"{feature}{test}", height=340)
 
 
+# Lines a chart of one line per feature draws: a 1,000-feature model's thousand lines were
+# unreadable and slow to draw; the highest are the ones to look at.
+MAX_LINES = 12
+
+
 def series(points: list[Point], metric: str, title: str, *, by: str | None = None, percent: bool = False) -> Figure:
-    """One line per label value (``by``), with each point's sample size in the hover."""
+    """One line per label value (``by``), with each point's sample size in the hover; at most
+    ``MAX_LINES``, those reaching the highest values (the title says how many are left out)."""
     chosen = [p for p in points if p["metric"] == metric]
     if not chosen:
         return _empty(title, f"no {metric} in this range")
     lines: dict[str, list[Point]] = defaultdict(list)
     for p in chosen:
         lines[p["labels"].get(by, metric) if by else metric].append(p)
+    if len(lines) > MAX_LINES:
+
+        def peak(name: str) -> float:
+            return max((p["value"] for p in lines[name] if p["value"] is not None), default=float("-inf"))
+
+        kept = sorted(lines, key=lambda name: (-peak(name), name))[:MAX_LINES]
+        title = f"{title} — the {MAX_LINES} highest of {len(lines):,} {by or 'series'}s"
+        lines = {name: lines[name] for name in kept}
+        chosen = [p for ps in lines.values() for p in ps]
     traces = []
     layout: dict[str, Any] = {}
     for name, ps in sorted(lines.items()):
@@ -302,7 +365,8 @@ def percent_axis(values: list[float | None]) -> dict[str, Any]:
     -100 %) to a little above the largest value, with as many decimals as its ticks need to differ
     (a whole-percent format wrote '0 %' five times over a range below one percent)."""
     top = max((v for v in values if v is not None and v == v), default=0.0)
-    return {"tickformat": ".2~%", "range": [0, max(top * 1.15, 0.01)], "automargin": True}
+    # a share never passes 1: an axis to 1.15 (or, autoranged, ~1.9) suggested it might
+    return {"tickformat": ".2~%", "range": [0, min(max(top * 1.15, 0.01), 1.02)], "automargin": True}
 
 
 def _overall(points: list[Point], metric: str) -> list[Point]:
@@ -311,13 +375,18 @@ def _overall(points: list[Point], metric: str) -> list[Point]:
 
 
 def _line(ps: list[Point], name: str, hover: str = "%{y:.4g}", **kw: Any) -> dict[str, Any]:
-    """The points' values over their window ends, each hover with its sample size."""
+    """The points' values over their window ends, broken where windows are missing, each hover
+    with its sample size. ``text`` in ``kw``: one per point of ``ps``."""
+    drawn = _gapped(ps)
+    if "text" in kw:
+        by_end = {p["window_end"]: t for p, t in zip(ps, kw["text"], strict=True)}
+        kw["text"] = [by_end.get(p["window_end"], "") for p in drawn]
     return _scatter(
-        x=[p["window_end"] for p in ps],
-        y=[p["value"] for p in ps],
+        x=[p["window_end"] for p in drawn],
+        y=[p["value"] for p in drawn],
         mode=_mode(len(ps)),
         name=name,
-        customdata=[[p["sample_size"]] for p in ps],
+        customdata=[[p["sample_size"]] for p in drawn],
         hovertemplate=f"{hover}<br>n = %{{customdata[0]:,}}<extra></extra>",
         **kw,
     )
@@ -333,7 +402,8 @@ def _marks(ps: list[Point], name: str) -> list[dict[str, Any]]:
 
 def _band(ps: list[Point], name: str, color: str, yaxis: str = "y") -> list[dict[str, Any]]:
     """A shaded band from each point's ``details`` lower to upper: two traces, the upper one
-    filled down to the lower."""
+    filled down to the lower (broken where windows are missing)."""
+    ps = _gapped(ps)
     x = [p["window_end"] for p in ps]
     lower = [(p.get("details") or {}).get("lower") for p in ps]
     upper = [(p.get("details") or {}).get("upper") for p in ps]
@@ -368,35 +438,26 @@ def quality(points: list[Point], metric: str) -> Figure:
     if estimated:
         traces += _band(estimated, "95 % band of the estimate", "rgba(31, 119, 180, 0.18)")
         traces.append(
-            _scatter(
-                x=[p["window_end"] for p in estimated],
-                y=[p["value"] for p in estimated],
-                mode=_mode(len(estimated)),
-                name=f"{name}, estimated",
+            _line(
+                estimated,
+                f"{name}, estimated",
+                "estimated %{y:.4g} from the scores",
                 line={"dash": "dash", "color": "#1f77b4"},
-                customdata=[[p["sample_size"]] for p in estimated],
-                hovertemplate="estimated %{y:.4g}<br>from n = %{customdata[0]:,} scores<extra></extra>",
             )
         )
     traces += [
-        _scatter(
-            x=[p["window_end"] for p in q],
-            y=[p["value"] for p in q],
-            mode=_mode(len(q)),
-            name=f"{name}, realized" if estimated else name,
+        _line(
+            q,
+            f"{name}, realized" if estimated else name,
+            "%{y:.4g} against the labels",
             line={"color": "#2ca02c"} if estimated else {},
-            customdata=[[p["sample_size"]] for p in q],
-            hovertemplate="%{y:.4g}<br>labelled n = %{customdata[0]:,}<extra></extra>",
         ),
-        _scatter(
-            x=[p["window_end"] for p in cov],
-            y=[p["value"] for p in cov],
-            name="label coverage",
+        _line(
+            cov,
+            "label coverage",
+            "coverage %{y:.0%} of the predictions",
             yaxis="y2",
-            mode=_mode(len(cov)),
             line={"dash": "dot", "color": "#7f7f7f"},
-            customdata=[[p["sample_size"]] for p in cov],
-            hovertemplate="coverage %{y:.0%} of %{customdata[0]:,} predictions<extra></extra>",
         ),
     ]
     marks = concept_detections(points)
@@ -410,6 +471,7 @@ def quality(points: list[Point], metric: str) -> Figure:
                 mode="markers",
                 name="concept drift detected",
                 marker={"symbol": "triangle-down", "size": 12, "color": BAD},
+                cliponaxis=False,  # at the top of the axis: clipped, half of each marker was cut off
                 text=[d["what"] for d in marks],
                 hovertemplate="%{text} detected %{x}<extra></extra>",
             )
@@ -423,7 +485,8 @@ def quality(points: list[Point], metric: str) -> Figure:
                 "overlaying": "y",
                 "side": "right",
                 "tickformat": ".0%",
-                "range": [0, 1],
+                "range": [0, 1.04],
+                "tickvals": [0, 0.25, 0.5, 0.75, 1],
                 "title": {"text": "coverage", "standoff": 6},
                 "automargin": True,
             },
@@ -554,37 +617,59 @@ def latency(points: list[Point]) -> Figure:
     traces = []
     for name in names:
         ps = [p for p in points if p["metric"] == name]
-        traces.append(
-            _scatter(
-                x=[p["window_end"] for p in ps],
-                y=[p["value"] for p in ps],
-                name=name.removeprefix("latency."),
-                mode=_mode(len(ps)),
-                customdata=[[p["sample_size"]] for p in ps],
-                hovertemplate="%{y:.1f} ms<br>n = %{customdata[0]:,}<extra></extra>",
-            )
-        )
+        if ps:
+            traces.append(_line(ps, name.removeprefix("latency."), "%{y:.1f} ms"))
     tp = [p for p in points if p["metric"] == "throughput.per_minute"]
-    traces.append(
-        _scatter(
-            x=[p["window_end"] for p in tp],
-            y=[p["value"] for p in tp],
-            name="predictions / min",
-            yaxis="y2",
-            mode=_mode(len(tp)),
-            line={"dash": "dot", "color": "#7f7f7f"},
-            hovertemplate="%{y:.1f} / min<extra></extra>",
+    if tp:
+        traces.append(
+            _line(tp, "predictions / min", "%{y:.1f} / min", yaxis="y2", line={"dash": "dot", "color": "#7f7f7f"})
         )
-    )
+    # each axis title set off from its ticks, with room made for it: it was drawn over them
     fig = _figure(
-        traces, {"yaxis": {"title": "ms"}, "yaxis2": {"overlaying": "y", "side": "right", "title": "per minute"}}
+        traces,
+        {
+            "yaxis": {"title": {"text": "ms", "standoff": 6}, "automargin": True, "rangemode": "tozero"},
+            "yaxis2": {
+                "overlaying": "y",
+                "side": "right",
+                "title": {"text": "predictions / min", "standoff": 6},
+                "automargin": True,
+                "rangemode": "tozero",
+            },
+        },
     )
     return _layout(fig, "Latency percentiles and throughput")
 
 
 def volume(hours: list[tuple[datetime, int]]) -> go.Figure:
-    fig = go.Figure(go.Bar(x=[h for h, _ in hours], y=[n for _, n in hours], marker_color="#1f77b4"))
+    """Predictions an hour, as a sparkline with its scale said: the busiest hour's count above it
+    (without a scale one prediction drew as tall a bar as a million)."""
+    peak = max((n for _, n in hours), default=0)
+    fig = go.Figure(
+        go.Bar(
+            x=[h for h, _ in hours],
+            y=[n for _, n in hours],
+            marker_color="#1f77b4",
+            hovertemplate="%{x|%b %d %H:%M}: %{y:,} predictions<extra></extra>",
+        )
+    )
     fig.update_layout(
-        height=90, margin={"l": 10, "r": 10, "t": 5, "b": 20}, xaxis={"visible": False}, yaxis={"visible": False}
+        height=90,
+        margin={"l": 10, "r": 10, "t": 18, "b": 20},
+        xaxis={"visible": False},
+        yaxis={"visible": False, "range": [0, max(peak, 1)]},
+        annotations=[
+            {
+                "text": f"busiest hour {peak:,} predictions",
+                "xref": "paper",
+                "yref": "paper",
+                "x": 0,
+                "y": 1,
+                "yanchor": "bottom",
+                "xanchor": "left",
+                "showarrow": False,
+                "font": {"size": 10, "color": "#757575"},
+            }
+        ],
     )
     return fig

@@ -19,10 +19,11 @@ from monitor import demo_data, demo_receivers
 from monitor.api.app import create_app
 from monitor.client import MonitorClient
 from monitor.config import Settings, get_settings
+from monitor.db.embedded import release_embedded
 from monitor.domain.monitoring import MonitoringConfig
 from monitor.scheduler import MetricScheduler
 from monitor.server import ThreadedServer, pin_database_url, port_is_free
-from monitor.services import keys, registry
+from monitor.services import alert_ops, keys, registry
 from monitor.services.alerting import evaluate_model
 from monitor.services.bootstrap import open_for_writing
 from monitor.services.context import ServiceContext
@@ -81,6 +82,8 @@ def run_demo(
         )
     finally:
         if fresh is not None:
+            # stopped before its directory goes (it noticed 10-35 s later, when it did at all)
+            release_embedded(settings.data_dir)
             fresh.cleanup()
 
 
@@ -141,7 +144,11 @@ def _run(
     scheduler = MetricScheduler(ctx, tick_seconds=min(metrics_every, 5.0))
     scheduler.start(block=False)
     deliverer = DeliveryWorker(ctx)
+    if history_hours > 0:
+        print("what the replayed history sent on-call and the retraining pipeline (at its times):", flush=True)
     deliverer.start()
+    if history_hours > 0:
+        _drain_outbox(ctx)  # the history's messages print above the banner, the live ones below it
     extra_lines = "".join(f"  {svc.start(ctx)}\n" for svc in services)
 
     model_url = f"{server.url}/v1/models/{demo_data.MODEL_NAME}"
@@ -193,6 +200,13 @@ Press Ctrl-C to stop.
         server.stop()
         ctx.close()
     return 0
+
+
+def _drain_outbox(ctx: ServiceContext, timeout: float = 60.0) -> None:
+    """Wait until no message waits in the outbox (or ``timeout``)."""
+    deadline = time.monotonic() + timeout
+    while alert_ops.list_outbox(ctx, "pending", None, 1) and time.monotonic() < deadline:
+        time.sleep(0.2)
 
 
 HISTORY_PER_HOUR = 400  # predictions an hour in the history: enough for every window's tests

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -145,23 +146,48 @@ class PrintingReceiver:
         self.server.server_close()
 
 
-def _show_alerts(payload: dict[str, Any]) -> None:
-    for a in payload["alerts"]:
-        labels = a["labels"]
-        where = f" [{labels['segment']}={labels['segment_value']}]" if "segment" in labels else ""
-        summary = a["annotations"].get("summary", labels["alertname"])
-        print(f"  [on-call] {a['status'].upper()} {labels.get('severity', '')}: {summary}{where}", flush=True)
+def _when(rfc3339: str | None) -> str:
+    """'2026-12-05 19:00 UTC' of a payload's time ('' where it has none)."""
+    if not rfc3339 or rfc3339.startswith("0001-"):
+        return ""
+    at = datetime.fromisoformat(rfc3339.replace("Z", "+00:00")).astimezone(UTC)
+    return f"{at:%Y-%m-%d %H:%M} UTC"
+
+
+class AlertPrinter:
+    """Prints each alert when it starts firing and when it resolves, with the time it did. A
+    group's message carries every alert of the group each time it is sent (as Alertmanager's
+    do), so printing whole messages repeated the alerts still firing at every change."""
+
+    def __init__(self) -> None:
+        self.told: dict[str, str] = {}  # fingerprint -> the status printed last
+        self.lock = threading.Lock()
+
+    def __call__(self, payload: dict[str, Any]) -> None:
+        for a in payload["alerts"]:
+            with self.lock:
+                if self.told.get(a["fingerprint"]) == a["status"]:
+                    continue
+                self.told[a["fingerprint"]] = a["status"]
+            labels = a["labels"]
+            where = f" [{labels['segment']}={labels['segment_value']}]" if "segment" in labels else ""
+            # the status says "resolved" already: a resolved summary's own "Resolved: " goes
+            summary = a["annotations"].get("summary", labels["alertname"]).removeprefix("Resolved: ")
+            when = _when(a["endsAt"] if a["status"] == "resolved" else a["startsAt"])
+            status = a["status"].upper()
+            print(f"  [on-call {when}] {status} {labels.get('severity', '')}: {summary}{where}", flush=True)
 
 
 def _show_retrain(event: dict[str, Any]) -> None:
     d = event["data"]
-    print(f"  [retraining pipeline] {event['type']} for {d['model']} v{d['version']}: {d['reason']}", flush=True)
+    when = _when(event.get("timestamp"))
+    print(f"  [retraining pipeline {when}] {event['type']} for {d['model']} v{d['version']}: {d['reason']}", flush=True)
     print(f"                        evidence: {len(d['evidence'])} metric point(s); {d['link']}", flush=True)
 
 
 def install(ctx: ServiceContext) -> list[PrintingReceiver]:
     """Start the two receivers and store the demo's receivers and rules; returns the receivers."""
-    oncall = PrintingReceiver(new_secret(), _show_alerts)
+    oncall = PrintingReceiver(new_secret(), AlertPrinter())
     retrain = PrintingReceiver(new_secret(), _show_retrain)
     for name, kind, rec in (("demo-oncall", "webhook", oncall), ("demo-retrain", "retrain", retrain)):
         alert_config.put_receiver(

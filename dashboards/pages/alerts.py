@@ -64,29 +64,103 @@ def timeline(history: list[dict[str, Any]]) -> go.Figure:
 
 
 def _alert_rows(alerts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """An alert group's rows: what tells its alerts apart and what an engineer acts on (the rule,
+    model and severity are the group's; the fingerprint is each row's tooltip)."""
     return [
         {
             "state": a["state"]
             + (" (silenced)" if a.get("silenced_by") else "")
             + (" (inhibited)" if a.get("inhibited_by") else ""),
-            "rule": a["rule"],
-            "model": a["model"],
             "labels": ", ".join(
                 f"{k}={v}" for k, v in sorted(a["labels"].items()) if k not in ("alertname", "model", "severity")
             ),
-            "severity": a["labels"].get("severity", ""),
+            "summary": a["annotations"].get("summary", ""),
             "value": a["value"],
             "threshold": a["threshold"],
             "n": a["evidence"].get("sample_size"),
             "since": _fmt(a["fired_at"] or a["active_at"]),
             "resolved": _fmt(a["resolved_at"]),
             "acknowledged": a["acknowledged_by"] or "",
-            "summary": a["annotations"].get("summary", ""),
             "link": a["annotations"].get("dashboard", ""),
-            "fingerprint": a["fingerprint"],
         }
         for a in alerts
     ]
+
+
+# How a group ranks: firing first, then pending, then the rest; critical before warning
+_STATE_RANK = {"firing": 0, "pending": 1, "resolved": 2}
+_SEVERITY_RANK = {"critical": 0, "warning": 1, "info": 2}
+
+
+def alert_groups(
+    alerts: list[dict[str, Any]],
+    states: list[str] | None = None,
+    severities: list[str] | None = None,
+    models: list[str] | None = None,
+) -> list[Any]:
+    """The alerts that pass the filters (an empty filter passes all), grouped by rule and model:
+    each group a collapsible block whose heading counts its alerts by state, open while any of
+    them fires or is pending."""
+    chosen = [
+        a
+        for a in alerts
+        if (not states or a["state"] in states)
+        and (not severities or a["labels"].get("severity", "") in severities)
+        and (not models or a["model"] in models)
+    ]
+    if not chosen:
+        return [html.P("no alert matches" if alerts else "none", className="muted")]
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for a in chosen:
+        groups.setdefault((a["rule"], a["model"]), []).append(a)
+
+    def rank(key: tuple[str, str]) -> tuple[int, int, str, str]:
+        members = groups[key]
+        best = min(_STATE_RANK.get(a["state"], 3) for a in members)
+        severity = min(_SEVERITY_RANK.get(a["labels"].get("severity", ""), 3) for a in members)
+        return best, severity, key[0], key[1]
+
+    out = []
+    for rule, model in sorted(groups, key=rank):
+        members = sorted(groups[(rule, model)], key=lambda a: (_STATE_RANK.get(a["state"], 3), a["fingerprint"]))
+        counts = {s: sum(a["state"] == s for a in members) for s in ("firing", "pending", "resolved")}
+        severity = ", ".join(sorted({a["labels"].get("severity", "") for a in members} - {""}))
+        heading: list[Any] = [
+            html.Strong(f"{rule} · {model}"),
+            f" — {len(members)} alert{'s' if len(members) != 1 else ''}: ",
+            ", ".join(f"{n} {s}" for s, n in counts.items() if n) or "none active",
+            f" · {severity}" if severity else "",
+        ]
+        rows = _alert_rows(members)
+        columns = list(rows[0])
+        out.append(
+            html.Details(
+                [
+                    html.Summary(heading),
+                    html.Div(
+                        html.Table(
+                            [
+                                html.Thead(html.Tr([html.Th(c) for c in columns])),
+                                html.Tbody(
+                                    [
+                                        html.Tr(
+                                            [html.Td(_cell(c, r[c]), className=c) for c in columns],
+                                            title=f"fingerprint {a['fingerprint']}",
+                                        )
+                                        for r, a in zip(rows, members, strict=True)
+                                    ]
+                                ),
+                            ],
+                            className="table alerts",
+                        ),
+                        className="scroll",
+                    ),
+                ],
+                open=bool(counts["firing"] or counts["pending"]),
+                className="alert-group",
+            )
+        )
+    return out
 
 
 def _cell(column: str, value: Any) -> Any:
@@ -124,6 +198,11 @@ def _condition(doc: Any) -> str:
         return Condition.model_validate(doc).describe()
     except ValueError:
         return str(doc)
+
+
+def _filter(id_: str, options: list[str]) -> dcc.Dropdown:
+    """A filter of the alert groups: several values may be chosen, none shows all."""
+    return dcc.Dropdown(id=id_, options=options, value=[], multi=True, placeholder="all", style={"width": "14rem"})
 
 
 _MATCHER = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(=~|!~|!=|=)\s*(.*?)\s*$")
@@ -191,7 +270,20 @@ def layout(ctx: ServiceContext) -> html.Div:
         [
             html.H2(f"Alerts — {len(firing)} firing, {sum(a['state'] == 'pending' for a in alerts)} pending"),
             dcc.Graph(id="alert-timeline", figure=timeline(data["history"])),
-            _table("alerts-table", _alert_rows(alerts)),
+            html.Div(
+                [
+                    html.Label(["state ", _filter("alert-state", ["firing", "pending", "resolved"])]),
+                    html.Label(
+                        [
+                            "severity ",
+                            _filter("alert-severity", sorted({a["labels"].get("severity", "") for a in alerts} - {""})),
+                        ]
+                    ),
+                    html.Label(["model ", _filter("alert-model", models)]),
+                ],
+                className="controls",
+            ),
+            html.Div(alert_groups(alerts), id="alerts-table"),
             html.Div(
                 [
                     html.H3("Silence"),
@@ -272,6 +364,17 @@ def layout(ctx: ServiceContext) -> html.Div:
 
 
 def register(app: Dash, ctx: ServiceContext) -> None:
+    @app.callback(
+        Output("alerts-table", "children"),
+        Input("alert-state", "value"),
+        Input("alert-severity", "value"),
+        Input("alert-model", "value"),
+        prevent_initial_call=True,
+    )
+    def filter_alerts(states: list[str] | None, severities: list[str] | None, models: list[str] | None) -> Any:
+        found: list[dict[str, Any]] = [dict(a) for a in alert_ops.list_alerts(ctx, None, None)]
+        return alert_groups(found, states, severities, models)
+
     @app.callback(
         Output("silence-result", "children"),
         Input("silence-button", "n_clicks"),

@@ -92,6 +92,28 @@ def _drift_table(points: list[dict[str, Any]]) -> html.Table | html.P:
     return html.Table(rows, id="comparison-drift")
 
 
+def paired_accuracy(
+    sides: dict[str, list[dict[str, Any]]], comparison: list[dict[str, Any]], champion: str, challenger: str
+) -> dict[str, list[dict[str, Any]]]:
+    """Both versions' accuracy by window. A shadow's own predictions get no labels (the served
+    ones do), so it has no accuracy of its own: both lines then come from the paired comparison,
+    on the labelled requests both answered (its chart drew the champion alone)."""
+    mine = [p for p in sides.get(challenger, []) if p["metric"] == "quality.accuracy" and not p["labels"]]
+    paired = [p for p in comparison if p["metric"] == "comparison.accuracy" and (p.get("details") or {}).get("paired")]
+    if mine or not paired:
+        return sides
+
+    def line(key: str) -> list[dict[str, Any]]:
+        return [
+            {**p, "metric": "quality.accuracy", "labels": {}, "value": p["details"][key]}
+            for p in paired
+            if p["details"].get(key) is not None
+        ]
+
+    on_pairs = " (on the requests both answered)"
+    return {f"{champion}{on_pairs}": line("champion_value"), f"{challenger}{on_pairs}": line("challenger_value")}
+
+
 def layout(ctx: ServiceContext, name: str, search: str) -> html.Div:
     p = ModelParams.from_search(search)
     q = {k: v[-1] for k, v in parse_qs(search.lstrip("?")).items()}
@@ -125,6 +147,18 @@ def layout(ctx: ServiceContext, name: str, search: str) -> html.Div:
                 f"windows of {window} ending {p.start:%Y-%m-%d %H:%M} to {p.end:%Y-%m-%d %H:%M} UTC", className="muted"
             ),
             _table(data["comparison"]),
+            *(
+                []
+                if data["own_reference"]
+                else [
+                    html.P(
+                        f"v{challenger} has no reference of its own: it is measured against the champion's "
+                        "(drift, quality baselines, score bins), as the champion is.",
+                        id="compare-borrowed-reference",
+                        className="muted",
+                    )
+                ]
+            ),
             html.H3("Drift of both against the champion's reference"),
             _drift_table(data["comparison"]),
             dcc.Graph(
@@ -132,14 +166,22 @@ def layout(ctx: ServiceContext, name: str, search: str) -> html.Div:
             ),
             dcc.Graph(
                 id="comparison-shares",
-                figure=figures.series(shares, "comparison.traffic_share", "Traffic share of the challenger")
+                figure=figures.series(
+                    shares, "comparison.traffic_share", "Traffic share of the challenger", percent=True
+                )
                 if not any(s["metric"] == "comparison.agreement" for s in shares)
-                else figures.series(shares, "comparison.agreement", "Agreement with the champion (same request)"),
+                else figures.series(
+                    shares, "comparison.agreement", "Agreement with the champion (same request)", percent=True
+                ),
                 **graph,
             ),
             dcc.Graph(
                 id="versions-accuracy",
-                figure=figures.versions_side_by_side(data["sides"], "quality.accuracy", "Accuracy of each version"),
+                figure=figures.versions_side_by_side(
+                    paired_accuracy(data["sides"], data["comparison"], champion, challenger),
+                    "quality.accuracy",
+                    "Accuracy of each version",
+                ),
                 **graph,
             ),
             dcc.Graph(

@@ -77,8 +77,10 @@ def layout(ctx: ServiceContext, name: str, search: str) -> html.Div:
     every = "" if step_hours == 1 else f" (one every {step_hours} hours of this range)"
     graph: dict[str, Any] = {"config": {"displaylogo": False}}
 
+    start = figures.shown_start(points, p.start)  # the heatmap and every chart over the same span
+
     def span(fig: figures.Figure) -> figures.Figure:
-        return figures.with_time_range(fig, p.start, p.end)
+        return figures.with_time_range(fig, start, p.end)
 
     timeseries = [
         (
@@ -88,7 +90,6 @@ def layout(ctx: ServiceContext, name: str, search: str) -> html.Div:
         ("multivariate-drift", figures.multivariate_drift(points)),
         ("prediction-drift", figures.series(points, "prediction_drift", "Prediction drift", by="column")),
         ("quality", figures.quality(points, quality_metric)),
-        ("fairness", figures.fairness(points)),
         ("latency", figures.latency(points)),
         ("missing", figures.series(points, "data_quality.missing_share", "Missing values", by="feature", percent=True)),
         (
@@ -136,19 +137,36 @@ def layout(ctx: ServiceContext, name: str, search: str) -> html.Div:
             _scheduler_status(info["scheduler"]),
             controls,
             html.P(
-                f"{n_windows} windows of {window}{every} ending {p.start:%Y-%m-%d %H:%M} to {p.end:%Y-%m-%d %H:%M} UTC"
+                f"{n_windows} window{'' if n_windows == 1 else 's'} of {window}{every} ending "
+                f"{p.start:%Y-%m-%d %H:%M} to {p.end:%Y-%m-%d %H:%M} UTC"
                 + (f", segment {p.segment}" if p.segment else ", all predictions"),
                 className="muted",
                 id="range-text",
             ),
             _heatmap_controls(p, len(ranked)),
             dcc.Graph(
-                id="drift-heatmap", figure=figures.drift_heatmap(points, p.features, p.page, ranked=ranked), **graph
+                id="drift-heatmap",
+                figure=span(figures.drift_heatmap(points, p.features, p.page, ranked=ranked)),
+                **graph,
             ),
             dcc.Loading(html.Div(id="distribution", children=_distribution_hint(p, points))),
-            *[dcc.Graph(id=gid, figure=span(fig), **graph) for gid, fig in timeseries],
+            *[dcc.Graph(id=gid, figure=span(fig), **graph) for gid, fig in timeseries[:4]],
+            _fairness(points, span, graph),
+            *[dcc.Graph(id=gid, figure=span(fig), **graph) for gid, fig in timeseries[4:]],
         ]
     )
+
+
+def _fairness(points: list[dict[str, Any]], span: Any, graph: dict[str, Any]) -> Any:
+    """The fairness chart, or where no attribute is protected one line saying how to get it (an
+    empty chart box said nothing)."""
+    if not any(p["metric"].startswith("fairness.") for p in points):
+        return html.P(
+            "Fairness: no protected attributes are measured (protected_attributes in the monitoring settings).",
+            id="fairness",
+            className="muted",
+        )
+    return dcc.Graph(id="fairness", figure=span(figures.fairness(points)), **graph)
 
 
 def _heatmap_controls(p: ModelParams, n_features: int) -> html.Div:

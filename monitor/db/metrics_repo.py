@@ -128,7 +128,11 @@ def window_points(
             SELECT metric, labels::text, window_start, window_end, value, sample_size, reference_size, threshold,
                    drifted,
                    -- what charts use of the details; the rest (per-point explanations) stays in the table
-                   CASE WHEN metric = 'feature_drift' THEN jsonb_build_object('kind', details -> 'kind')
+                   -- (a feature's: its decision and why, which the heatmap's hover says)
+                   CASE WHEN metric = 'feature_drift' THEN jsonb_strip_nulls(jsonb_build_object(
+                            'kind', details -> 'kind', 'significant', details -> 'significant',
+                            'p_value', details -> 'p_value', 'material', details -> 'material',
+                            'min_sample_size', details -> 'min_sample_size'))
                         WHEN starts_with(metric, 'concept_drift.') THEN details - 'reference' - 'current'
                         WHEN starts_with(metric, 'comparison.') THEN details
                         WHEN starts_with(metric, 'estimated.') OR metric = 'multivariate_drift'

@@ -8,7 +8,8 @@ from typing import Any
 from sqlalchemy import Connection, select, update
 
 from monitor.db.copy import copy_rows, dumps
-from monitor.db.tables import reference_datasets, reference_summaries
+from monitor.db.tables import model_versions, reference_datasets, reference_summaries
+from monitor.domain.deployment import Deployment
 from monitor.domain.records import ReferenceRow
 
 
@@ -81,12 +82,35 @@ def active_reference_id(conn: Connection, version_id: int) -> int | None:
     ).scalar()
 
 
-def active_reference_summaries(
+def measured_reference_id(conn: Connection, version_id: int) -> int | None:
+    """The reference a version is measured against: its own active one, or for a challenger
+    (canary, A/B arm, shadow) without one, its champion's (both versions are then measured
+    against one reference, as a comparison wants); None if neither has one."""
+    own = active_reference_id(conn, version_id)
+    if own is not None:
+        return own
+    version, champion = model_versions.alias("v"), model_versions.alias("c")
+    challengers = [d.value for d in Deployment if d.is_challenger]
+    found: int | None = conn.execute(
+        select(reference_datasets.c.id)
+        .select_from(version)
+        .join(
+            champion, (champion.c.model_id == version.c.model_id) & (champion.c.deployment == Deployment.champion.value)
+        )
+        .join(reference_datasets, reference_datasets.c.model_version_id == champion.c.id)
+        .where(version.c.id == version_id, version.c.deployment.in_(challengers), reference_datasets.c.is_active)
+        .order_by(champion.c.id.desc())
+        .limit(1)
+    ).scalar()
+    return found
+
+
+def measured_reference_summaries(
     conn: Connection, version_id: int, segment: str = ""
 ) -> tuple[int, dict[str, dict[str, Any]]] | None:
-    """The reference in use for a version and its column summaries (of one segment's slice,
-    '' for all rows), or None without one."""
-    ref_id = active_reference_id(conn, version_id)
+    """The reference a version is measured against (``measured_reference_id``) and its column
+    summaries (of one segment's slice, '' for all rows), or None without one."""
+    ref_id = measured_reference_id(conn, version_id)
     if ref_id is None:
         return None
     rows = conn.execute(

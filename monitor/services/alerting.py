@@ -300,7 +300,7 @@ def _maybe_send(
     message_id = new_message_id()
     link = dashboard_link(settings, model, e.sample)
     if event == EVENTS["retrain"]:
-        ref_id = reference_repo.active_reference_id(conn, version_id)
+        ref_id = reference_repo.measured_reference_id(conn, version_id)
         body = retrain_event(
             model=model,
             version=e.sample.version,

@@ -90,10 +90,11 @@ def shadow_pairs(
     ctx: ServiceContext, vrow: VersionRow, champion: VersionRow, schema: ModelSchema, start: datetime, end: datetime
 ) -> Pairs:
     """A shadow's predictions of [start, end) paired with the champion's: the window's pair
-    summaries merged, after making those of hours never summarised or stale. A shadow without a
-    reference has nowhere to keep them: its window is paired whole."""
+    summaries merged, after making those of hours never summarised or stale. A shadow measured
+    against no reference (neither its own nor its champion's) has nowhere to keep them: its window
+    is paired whole."""
     with ctx.uow() as uow:
-        ref_id = reference_repo.active_reference_id(uow.conn, vrow.version_id)
+        ref_id = reference_repo.measured_reference_id(uow.conn, vrow.version_id)
     layout = _pair_layout(ctx, [vrow.version_id, champion.version_id], schema)
     if ref_id is None:
         _, theirs, mine = _read_pairs(ctx, vrow.model_id, (champion.version_id, vrow.version_id), start, end, schema)

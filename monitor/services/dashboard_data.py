@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from monitor.db import alert_repo, metrics_repo, ops_repo, registry_repo, summary_repo
+from monitor.db import alert_repo, metrics_repo, ops_repo, reference_repo, registry_repo, summary_repo
 from monitor.domain.deployment import Deployment
 from monitor.domain.monitoring import MonitoringConfig
 from monitor.domain.schema import Task, schema_from_json
@@ -167,9 +167,11 @@ def comparison_page(
             "deployment": chosen.deployment if chosen else None,
             "comparison": [],
             "sides": {},
+            "own_reference": None,  # whether the challenger has a reference of its own
         }
         if champion is None or chosen is None:
             return out
+        out["own_reference"] = reference_repo.active_reference_id(uow.conn, chosen.version_id) is not None
         step, length = window_step(start, end), int(window.total_seconds())
         out["comparison"] = metrics_repo.window_points(
             uow.conn, chosen.model_id, chosen.version_id, length, start, end, None, ["comparison.%"], step

@@ -106,7 +106,7 @@ def _run_version(
     """Summarise one version's new hours, compute its windows, recompute what stale hours hold."""
     report = RunReport(model, vrow.version)
     with ctx.uow() as uow:
-        ref_id = reference_repo.active_reference_id(uow.conn, vrow.version_id)
+        ref_id = reference_repo.measured_reference_id(uow.conn, vrow.version_id)  # a challenger's: maybe its champion's
         if ref_id is None:
             report.skipped = "no reference dataset"
             return report

@@ -235,7 +235,7 @@ def _samples(
     reference (labelled ones for a quality report)."""
     labelled = kind == "quality"
     with ctx.uow() as uow:
-        ref = reference_repo.active_reference_summaries(uow.conn, vrow.version_id)
+        ref = reference_repo.measured_reference_summaries(uow.conn, vrow.version_id)
         if ref is None:
             raise MonitorError(f"model {vrow.model_name!r} version {vrow.version!r} has no reference dataset")
         rows = report_repo.window_rows(uow.conn, vrow.model_id, vrow.version_id, window_start, window_end)

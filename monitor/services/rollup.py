@@ -62,6 +62,19 @@ def shared_reference(ctx: ServiceContext, vrow: VersionRow, own: ReferenceView) 
     return SharedReference(champion, ref_id, columns) if columns else None
 
 
+def borrowed_reference(ctx: ServiceContext, vrow: VersionRow, own: ReferenceView) -> SharedReference | None:
+    """A challenger measured against its champion's reference because it has none of its own:
+    that reference, all its drift columns (its own summaries are on it already); else None."""
+    champion = registry.champion_of(ctx, vrow)
+    if champion is None or champion.version_id == vrow.version_id:
+        return None
+    with ctx.uow() as uow:
+        ref_id = reference_repo.active_reference_id(uow.conn, champion.version_id)
+    if ref_id != own.reference_id or not own.columns[""]:
+        return None
+    return SharedReference(champion, ref_id, own.columns[""])
+
+
 def _store_shared(
     conn: Connection, vrow: VersionRow, shared: SharedReference, bucket: datetime, n: int, parts: dict[str, Parts]
 ) -> None:

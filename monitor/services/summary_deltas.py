@@ -83,7 +83,7 @@ def _by_plan_and_minute(
     for vid, item in items:
         by_version[vid].append(item)
     for vid, version_items in by_version.items():
-        ref_id = ctx.active_reference(vid, partial(reference_repo.active_reference_id, conn, vid))
+        ref_id = ctx.active_reference(vid, partial(reference_repo.measured_reference_id, conn, vid))
         if ref_id is None:
             continue
         plan = _plan(ctx, conn, vid, ref_id)

@@ -44,8 +44,10 @@ class ReferenceView:
 
 
 def load_reference(ctx: ServiceContext, vrow: VersionRow) -> ReferenceView:
+    """The reference the version is measured against: its own, or a challenger's champion's
+    (``reference_repo.measured_reference_id``)."""
     with ctx.uow() as uow:
-        ref_id = reference_repo.active_reference_id(uow.conn, vrow.version_id)
+        ref_id = reference_repo.measured_reference_id(uow.conn, vrow.version_id)
     if ref_id is None:
         raise MonitorError(
             f"model {vrow.model_name!r} version {vrow.version!r} has no reference dataset to measure drift against"

@@ -33,7 +33,7 @@ from monitor.metrics.window_metrics import (
 from monitor.services import comparison_job, quality_job, registry
 from monitor.services.context import ServiceContext
 from monitor.services.error_stream_job import detections_in
-from monitor.services.rollup import SharedReference, shared_reference, summarise_shared
+from monitor.services.rollup import SharedReference, borrowed_reference, shared_reference, summarise_shared
 from monitor.services.summary_plan import ReferenceView, load_reference, parse_segment
 from monitor.services.windows import ColumnAccumulator, merged_window
 
@@ -95,9 +95,12 @@ def _shared(ctx: ServiceContext, vrow: VersionRow, own: ReferenceView, window: W
     """A challenger's and its champion's summaries on the champion's reference; None for a
     version that is not a challenger (or whose champion has no reference)."""
     shared: SharedReference | None = shared_reference(ctx, vrow, own)
-    if shared is None:
-        return None
-    summarise_shared(ctx, vrow, own, shared, window.start, window.end)
+    if shared is not None:
+        summarise_shared(ctx, vrow, own, shared, window.start, window.end)
+    else:  # a challenger without a reference of its own is measured against its champion's alone
+        shared = borrowed_reference(ctx, vrow, own)
+        if shared is None:
+            return None
 
     def merged(v: VersionRow) -> MergedColumns:
         return merged_columns(ctx, v, shared.reference_id, shared.columns, window)
@@ -128,7 +131,7 @@ def _quality(ctx: ServiceContext, vrow: VersionRow, window: Window) -> QualitySu
     """A version's quality summary of the window (all predictions), None without a reference."""
     schema = schema_from_json(vrow.schema)
     with ctx.uow() as uow:
-        ref_id = reference_repo.active_reference_id(uow.conn, vrow.version_id)
+        ref_id = reference_repo.measured_reference_id(uow.conn, vrow.version_id)
     if ref_id is None:
         return None
     return quality_job.merged_quality(ctx, Series.of(vrow, ref_id), schema, None, window.start, window.end)

@@ -95,7 +95,7 @@ def plot_data(driver: webdriver.Chrome, graph_id: str) -> list[dict[str, Any]]:
     return wait_for(
         lambda: driver.execute_script(
             f"const g = document.querySelector('#{graph_id} .js-plotly-plot'); return g && g.data && g.data.length ? "
-            "g.data.map(t => ({name: t.name, x: t.x, y: t.y, z: t.z})) : null"
+            "g.data.map(t => ({name: t.name, x: t.x, y: t.y, z: t.z, text: t.text, colorscale: t.colorscale})) : null"
         ),
         what=f"the {graph_id} chart",
     )
@@ -370,3 +370,134 @@ def test_an_alerts_dashboard_link_opens_the_model_page_at_its_window(
     assert f"to {end} UTC" in text_  # the range ends at the alert's window
     heatmap = plot_data(driver, "drift-heatmap")[0]
     assert any(str(x).replace("T", " ").startswith(end) for x in heatmap["x"])
+
+
+def _many_alerts(now: datetime) -> list[Any]:
+    """24 firing alerts of one rule (long summaries and links) and 24 resolved of another."""
+    link = "http://127.0.0.1:8050/models/" + MODEL + "?from=2026-12-05T12%3A00%3A00%2B00%3A00&metric=feature_drift"
+    out = []
+    for i in range(48):
+        firing = i < 24
+        rule = "wide-feature-drift" if firing else "old-latency"
+        out.append(
+            {
+                "fingerprint": f"browser-many-{i:02d}",
+                "rule": rule,
+                "model": MODEL,
+                "labels": {"alertname": rule, "severity": "warning" if firing else "critical", "feature": f"f{i:02d}"},
+                "annotations": {
+                    "summary": f"{MODEL}: feature f{i:02d} drifted far past its threshold in every window "
+                    "of the last hour, which on-call must read in full",
+                    "dashboard": link,
+                },
+                "state": "firing" if firing else "resolved",
+                "active_at": now - timedelta(hours=2),
+                "fired_at": now - timedelta(hours=2),
+                "last_true_at": now,
+                "resolved_at": None if firing else now - timedelta(hours=1),
+                "value": 0.5,
+                "threshold": 0.1,
+                "evidence": {"sample_size": 1000},
+                "updated_at": now,
+            }
+        )
+    return out
+
+
+@pytest.mark.parametrize("width", [800, 1385])
+def test_fifty_alerts_are_grouped_by_rule_and_model_and_fit_the_window(
+    driver: webdriver.Chrome, dashboard: Dashboard, width: int
+) -> None:
+    """48 alerts more: two groups, the firing one first and open, the resolved one closed; no
+    column pushes the page wider than the window and the summary keeps room to be read (it was
+    squeezed to ~120 px beside the link and fingerprint columns, in a 9,000 px flat table)."""
+    from monitor.db import alert_repo
+
+    url, made, ctx = dashboard
+    added = _many_alerts(datetime.now(UTC))
+    with ctx.engine.begin() as conn:
+        for a in added:
+            alert_repo.save_alert(conn, a)
+    login(driver, url, made["read"])
+    size = driver.get_window_size()
+    driver.set_window_size(width, size["height"])
+    try:
+        open_page(driver, url, "/alerts", "#alerts-table .alert-group")
+        wait_for(
+            lambda: driver.execute_script("return document.documentElement.scrollWidth <= window.innerWidth + 1"),
+            timeout=5,
+            what=f"the page to fit a {width} px window",
+        )
+        groups = driver.find_elements(By.CSS_SELECTOR, "#alerts-table .alert-group")
+        headings = [g.find_element(By.TAG_NAME, "summary").text for g in groups]
+        wide = headings.index(f"wide-feature-drift · {MODEL} — 24 alerts: 24 firing · warning")
+        old = headings.index(f"old-latency · {MODEL} — 24 alerts: 24 resolved · critical")
+        assert wide < old
+        assert groups[wide].get_attribute("open") is not None and groups[old].get_attribute("open") is None
+        summary = groups[wide].find_element(By.CSS_SELECTOR, "td.summary")
+        assert summary.size["width"] >= 200, summary.size
+        assert "fingerprint" not in groups[wide].find_element(By.TAG_NAME, "thead").text
+        # the resolved group, closed, takes one line of the page
+        assert groups[old].size["height"] < 60
+        if width == 1385:  # the state filter keeps the resolved groups only
+            driver.find_element(By.CSS_SELECTOR, "#alert-state").click()
+            option = wait_for(
+                lambda: next(
+                    e for e in driver.find_elements(By.CSS_SELECTOR, "[role=option]") if e.text.strip() == "resolved"
+                ),
+                what="the state filter's options",
+            )
+            option.click()
+            wait_for(
+                lambda: (
+                    not any(
+                        "firing" in g.find_element(By.TAG_NAME, "summary").text
+                        for g in driver.find_elements(By.CSS_SELECTOR, "#alerts-table .alert-group")
+                    )
+                ),
+                what="the firing groups to be filtered out",
+            )
+            shown = [
+                g.find_element(By.TAG_NAME, "summary").text
+                for g in driver.find_elements(By.CSS_SELECTOR, "#alerts-table .alert-group")
+            ]
+            assert f"old-latency · {MODEL} — 24 alerts: 24 resolved · critical" in shown
+    finally:
+        driver.set_window_size(size["width"], size["height"])
+        with ctx.engine.begin() as conn:
+            conn.execute(text("DELETE FROM alerts WHERE fingerprint LIKE 'browser-many-%'"))
+
+
+def test_the_heatmap_colours_each_cell_by_the_decision_stored(driver: webdriver.Chrome, dashboard: Dashboard) -> None:
+    """Red (at or past 1 on the decision scale) exactly where the service stored drifted, green
+    below it where it stored no drift, grey where it could not decide; the hover says which. A
+    cell three times past its threshold but not significant was drawn red."""
+    from dashboards.figures import DECISION_COLOURS, UNDECIDED
+
+    url, made, ctx = dashboard
+    login(driver, url, made["read"])
+    open_page(driver, url, f"/models/{quote(MODEL)}?range=24h&window=1h", "#drift-heatmap .js-plotly-plot")
+    heatmap = plot_data(driver, "drift-heatmap")[0]
+    with ctx.engine.connect() as conn:
+        stored = conn.execute(
+            text(
+                "SELECT labels->>'feature', window_end, drifted FROM metric_points WHERE metric = 'feature_drift' "
+                "AND window_end - window_start = interval '1 hour' AND NOT labels ? 'segment'"
+            )
+        ).all()
+    column = {str(x).replace("T", " ")[:16]: j for j, x in enumerate(heatmap["x"])}
+    row = {f: i for i, f in enumerate(heatmap["y"])}
+    seen = {True: 0, False: 0}
+    for feature, end, drifted in stored:
+        i, j = row[feature], column[f"{end.astimezone(UTC):%Y-%m-%d %H:%M}"]
+        z, hover = heatmap["z"][i][j], heatmap["text"][i][j]
+        if drifted is None:
+            assert z == UNDECIDED and "not decided" in hover
+        elif drifted:
+            assert z >= 1 and "DRIFTED: significant (p = " in hover and ", material" in hover, (feature, end, hover)
+        else:
+            assert 0 <= z < 1 and "no drift: " in hover, (feature, end, z, hover)
+        if drifted is not None:
+            seen[drifted] += 1
+    assert seen[True] and seen[False]  # the seeded data has both
+    assert [list(c) for c in heatmap["colorscale"]] == [list(c) for c in DECISION_COLOURS]

@@ -382,3 +382,40 @@ def test_alerts_are_evaluated_for_every_live_version_a_challengers_apart_from_th
     firing = {(a["labels"]["alertname"], a["labels"].get("version")) for a in alerts if "segment" not in a["labels"]}
     # the champion's alert as before; the canary's, which is not the newest version, apart
     assert firing == {("slow", None), ("slow", "2"), ("canary-worse", "2")}
+
+
+def test_a_shadow_without_a_reference_of_its_own_is_measured_against_the_champions(ctx: ServiceContext) -> None:
+    """A shadow registered without a reference: every run measures it against its champion's
+    (it was skipped as 'no reference dataset' and the compare page gave the wrong reason), and the
+    compare page says so."""
+    from monitor.services import dashboard_data
+
+    _version(ctx, "1", "champion")
+    registry.set_monitoring(ctx, "churn", MonitoringConfig(windows=["1d"]))
+    registry.register_model(ctx, ModelSpec.model_validate({**BINARY_SPEC, "version": "2"}))
+    registry.set_deployment(ctx, "churn", "2", registry.Deployment("shadow"))
+    rng = np.random.default_rng(8)
+    n = 600
+    start = hour_floor(datetime.now(UTC)) - timedelta(hours=2)
+    truth = np.where(rng.random(n) < 0.4, "leave", "stay")
+    difficulty = rng.random(n)
+    champion_right, shadow_right = difficulty < 0.75, difficulty < 0.85
+    positive = truth == "leave"
+    champion_scores = _scores(rng, positive, positive == champion_right, 0.0)
+    shadow_scores = _scores(rng, positive, positive == shadow_right, 1.0)
+    _log(ctx, "1", start, truth, champion_right, "c", "r", champion_scores)
+    _log(ctx, "2", start, truth, shadow_right, "s", "r", shadow_scores)
+    _label(ctx, "c", truth)
+
+    report = run_model(ctx, "churn")
+    assert not report.failures and sorted(report.versions) == ["1", "2"]
+    accuracy = _newest(ctx, "comparison.accuracy", "2")
+    assert accuracy["details"]["paired"] is True and accuracy["sample_size"] == n
+    assert accuracy["value"] == pytest.approx(float((shadow_right & ~champion_right).mean()))
+    auc = _newest(ctx, "comparison.roc_auc", "2")
+    assert auc["details"]["challenger_value"] == pytest.approx(roc_auc_score(positive, shadow_scores), abs=2e-3)
+    drift = metric_store.query_metrics(ctx, "churn", metric="comparison.feature_drift", version="2")
+    assert {p["labels"]["feature"] for p in drift} == {"tenure", "plan"}
+    assert metric_store.query_metrics(ctx, "churn", metric="dataset_drift", version="2")
+    page = dashboard_data.comparison_page(ctx, "churn", "2", start, start + timedelta(days=2), timedelta(days=1))
+    assert page["own_reference"] is False and page["comparison"]

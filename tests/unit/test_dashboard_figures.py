@@ -298,3 +298,94 @@ def test_fairness_draws_each_attributes_parity_ratio_and_odds_gap_in_their_bands
     assert len(fig["data"]) == 7  # two bands of two traces, two lines, one set of marks
     assert fig["layout"]["shapes"][0]["y0"] == 0.8
     assert "no protected attributes" in str(figures.fairness([]).layout.annotations[0].text)
+
+
+def test_a_line_breaks_where_windows_are_missing_instead_of_crossing_the_gap() -> None:
+    """Hourly windows, then six hours without any, then more: the realized accuracy was drawn
+    straight across the six hours as if measured there."""
+    ends = [T, T + timedelta(hours=1), T + timedelta(hours=8), T + timedelta(hours=9)]
+    fig = figures.quality([point("quality.accuracy", e, 0.9) for e in ends], "quality.accuracy")
+    realized = next(t for t in fig["data"] if t["name"] == "accuracy")
+    assert realized["y"] == [0.9, 0.9, None, 0.9, 0.9]
+    assert realized["x"][2] == T + timedelta(hours=2)
+    # every line of every chart: the latency percentiles, bands
+    lat = figures.latency([point("latency.p95", e, 10.0) for e in ends])
+    assert lat["data"][0]["y"] == [10.0, 10.0, None, 10.0, 10.0]
+    regular = figures.series(
+        [point("dataset_drift", T + timedelta(hours=h), 0.1) for h in range(4)], "dataset_drift", "d"
+    )
+    assert None not in regular["data"][0]["y"]
+
+
+def test_one_window_gets_a_readable_time_axis() -> None:
+    """A range holding one window: the axis spans at least two hours and never ticks below a
+    minute (ticks read 00:59:59.9996)."""
+    fig = figures.with_time_range(figures.series([point("dataset_drift", T, 0.1)], "dataset_drift", "d"), T, T)
+    axis = fig["layout"]["xaxis"]
+    start, end = (datetime.fromisoformat(x) for x in axis["range"])
+    assert end - start >= timedelta(hours=2) and end == T
+    assert axis["type"] == "date" and all(
+        "%L" not in s["value"] and "%S" not in s["value"] for s in axis["tickformatstops"]
+    )
+    assert axis["tickformatstops"][0]["dtickrange"][0] is None  # the finest ticks are covered
+
+
+def test_the_charts_start_where_the_data_starts_within_the_range() -> None:
+    pts = [point("dataset_drift", T + timedelta(hours=h), 0.1) for h in range(48)]
+    assert figures.shown_start(pts, T - timedelta(days=5)) == T - timedelta(hours=1)
+    assert figures.shown_start(pts, T + timedelta(hours=5)) == T + timedelta(hours=5)
+    assert figures.shown_start([], T) == T
+    heatmap = figures.with_time_range(
+        figures.drift_heatmap([point("feature_drift", T, 0.2, threshold=0.1, labels={"feature": "age"})]),
+        T - timedelta(hours=3),
+        T,
+    )
+    assert heatmap.layout.xaxis.range[0] == (T - timedelta(hours=3)).replace(tzinfo=None).isoformat()
+
+
+def test_concept_markers_are_not_cut_and_shares_stay_within_one() -> None:
+    detection = point("concept_drift.error_stream", T, 1.0, drifted=True, details={"detections": [{"at": T}]})
+    fig = figures.quality([point("quality.accuracy", T, 0.9), detection], "quality.accuracy")
+    marks = next(t for t in fig["data"] if t["name"] == "concept drift detected")
+    assert marks["cliponaxis"] is False and fig["layout"]["yaxis2"]["range"][1] > 1
+    agreement = figures.series([point("comparison.agreement", T, 1.0)], "comparison.agreement", "a", percent=True)
+    assert agreement["layout"]["yaxis"]["range"][1] <= 1.02
+
+
+def test_the_latency_axis_titles_keep_off_the_ticks() -> None:
+    fig = figures.latency([point("latency.p95", T, 10.0), point("throughput.per_minute", T, 50.0)])
+    for axis in ("yaxis", "yaxis2"):
+        assert fig["layout"][axis]["automargin"] is True and fig["layout"][axis]["title"]["standoff"] > 0
+    assert fig["layout"]["yaxis2"]["title"]["text"] == "predictions / min"
+
+
+def test_the_volume_sparkline_says_its_scale() -> None:
+    fig = figures.volume([(T, 1)])
+    assert fig.layout.annotations[0].text == "busiest hour 1 predictions"
+    assert list(fig.layout.yaxis.range) == [0, 1]
+
+
+def test_a_shadows_accuracy_comes_from_the_pairs_when_it_has_none_of_its_own() -> None:
+    from dashboards.pages.compare import paired_accuracy
+
+    comparison = [
+        point("comparison.accuracy", T, 0.02, details={"paired": True, "champion_value": 0.8, "challenger_value": 0.82})
+    ]
+    sides = {"1": [point("quality.accuracy", T, 0.79)], "2": []}
+    lines = paired_accuracy(sides, comparison, "1", "2")
+    assert {k: [p["value"] for p in v] for k, v in lines.items()} == {
+        "1 (on the requests both answered)": [0.8],
+        "2 (on the requests both answered)": [0.82],
+    }
+    fig = figures.versions_side_by_side(lines, "quality.accuracy", "Accuracy of each version")
+    assert len(fig["data"]) == 2
+    own = {"1": sides["1"], "2": [point("quality.accuracy", T, 0.81)]}
+    assert paired_accuracy(own, comparison, "1", "2") is own  # a canary has labels of its own
+
+
+def test_a_chart_of_a_thousand_features_draws_the_highest_and_says_so() -> None:
+    pts = [point("data_quality.missing_share", T, i / 1000, labels={"feature": f"f{i:04d}"}) for i in range(1000)]
+    fig = figures.series(pts, "data_quality.missing_share", "Missing values", by="feature", percent=True)
+    assert len(fig["data"]) == figures.MAX_LINES
+    assert {t["name"] for t in fig["data"]} == {f"f{i:04d}" for i in range(1000 - figures.MAX_LINES, 1000)}
+    assert fig["layout"]["title"] == f"Missing values — the {figures.MAX_LINES} highest of 1,000 features"
