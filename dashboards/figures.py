@@ -15,6 +15,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from monitor.metrics.points import drift_severity
+from monitor.services.dashboard_data import rank_features
 
 Point = dict[str, Any]
 
@@ -139,22 +140,17 @@ HEATMAP_ROWS = 40
 
 
 def ranked_features(points: list[Point], match: str = "") -> list[str]:
-    """The features with drift points, most drifted first — the highest severity in the range,
-    then the most drifted windows, then the name — keeping those whose name holds ``match``
-    (ignoring case)."""
+    """The features with drift points, most drifted first (``dashboard_data.rank_features``)."""
     worst: dict[str, float] = {}
     drifted: dict[str, int] = {}
-    needle = match.strip().lower()
     for p in points:
         if p["metric"] != "feature_drift":
             continue
         f = p["labels"]["feature"]
-        if needle and needle not in f.lower():
-            continue
         sev = drift_severity(p)
         worst[f] = max(worst.get(f, 0.0), 0.0 if sev != sev else sev)
         drifted[f] = drifted.get(f, 0) + bool(p["drifted"])
-    return sorted(worst, key=lambda f: (-worst[f], -drifted[f], f))
+    return rank_features(worst, drifted, match)
 
 
 # A heatmap cell's colour value: UNDECIDED (grey) for a window too small to decide, [0, 1) for
@@ -328,24 +324,35 @@ def distribution(dist: dict[str, Any], point: Point | None, feature: str) -> go.
 MAX_LINES = 12
 
 
-def series(points: list[Point], metric: str, title: str, *, by: str | None = None, percent: bool = False) -> Figure:
+def series(
+    points: list[Point],
+    metric: str,
+    title: str,
+    *,
+    by: str | None = None,
+    percent: bool = False,
+    of: int | None = None,
+) -> Figure:
     """One line per label value (``by``), with each point's sample size in the hover; at most
-    ``MAX_LINES``, those reaching the highest values (the title says how many are left out)."""
+    ``MAX_LINES``, those reaching the highest values, the title saying how many there are in all
+    (``of``: when ``points`` hold only the highest already)."""
     chosen = [p for p in points if p["metric"] == metric]
     if not chosen:
         return _empty(title, f"no {metric} in this range")
     lines: dict[str, list[Point]] = defaultdict(list)
     for p in chosen:
         lines[p["labels"].get(by, metric) if by else metric].append(p)
+    total = max(of or 0, len(lines))
     if len(lines) > MAX_LINES:
 
         def peak(name: str) -> float:
             return max((p["value"] for p in lines[name] if p["value"] is not None), default=float("-inf"))
 
         kept = sorted(lines, key=lambda name: (-peak(name), name))[:MAX_LINES]
-        title = f"{title} — the {MAX_LINES} highest of {len(lines):,} {by or 'series'}s"
         lines = {name: lines[name] for name in kept}
         chosen = [p for ps in lines.values() for p in ps]
+    if total > len(lines):
+        title = f"{title} — the {len(lines)} highest of {total:,} {by or 'series'}s"
     traces = []
     layout: dict[str, Any] = {}
     for name, ps in sorted(lines.items()):

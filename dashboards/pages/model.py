@@ -26,7 +26,19 @@ def layout(ctx: ServiceContext, name: str, search: str) -> html.Div:
     info = dashboard_data.model_info(ctx, name)
     p = ModelParams.from_search(search)
     window = p.window if p.window and p.window in info["windows"] else str(info["windows"][0])
-    points = dashboard_data.window_points(ctx, name, p.start, p.end, parse_duration(window), p.segment)
+    shown = dashboard_data.model_page_points(
+        ctx,
+        name,
+        p.start,
+        p.end,
+        parse_duration(window),
+        p.segment,
+        p.features,
+        p.page,
+        figures.HEATMAP_ROWS,
+        figures.MAX_LINES,
+    )
+    points, ranked = shown.points, shown.ranked
     controls = html.Div(
         [
             html.Label(
@@ -71,7 +83,6 @@ def layout(ctx: ServiceContext, name: str, search: str) -> html.Div:
         className="controls",
     )
     quality_metric = dashboard_data.main_quality_metric(info["task"])
-    ranked = figures.ranked_features(points, p.features)  # the heatmap's rows, and its pages
     n_windows = len({pt["window_end"] for pt in points})
     step_hours = dashboard_data.window_step(p.start, p.end) // 3600
     every = "" if step_hours == 1 else f" (one every {step_hours} hours of this range)"
@@ -82,6 +93,10 @@ def layout(ctx: ServiceContext, name: str, search: str) -> html.Div:
     def span(fig: figures.Figure) -> figures.Figure:
         return figures.with_time_range(fig, start, p.end)
 
+    def quality_shares(metric: str, title: str) -> figures.Figure:
+        """A data-quality share by feature: the highest features' lines, out of how many."""
+        return figures.series(points, metric, title, by="feature", percent=True, of=shown.features.get(metric))
+
     timeseries = [
         (
             "dataset-drift",
@@ -91,28 +106,18 @@ def layout(ctx: ServiceContext, name: str, search: str) -> html.Div:
         ("prediction-drift", figures.series(points, "prediction_drift", "Prediction drift", by="column")),
         ("quality", figures.quality(points, quality_metric)),
         ("latency", figures.latency(points)),
-        ("missing", figures.series(points, "data_quality.missing_share", "Missing values", by="feature", percent=True)),
+        ("missing", quality_shares("data_quality.missing_share", "Missing values")),
         (
             "non-finite",
-            figures.series(
-                points, "data_quality.non_finite_share", "Infinite values (±inf)", by="feature", percent=True
-            ),
+            quality_shares("data_quality.non_finite_share", "Infinite values (±inf)"),
         ),
         (
             "out-of-range",
-            figures.series(
-                points, "data_quality.out_of_range_share", "Outside the reference range", by="feature", percent=True
-            ),
+            quality_shares("data_quality.out_of_range_share", "Outside the reference range"),
         ),
         (
             "new-categories",
-            figures.series(
-                points,
-                "data_quality.new_category_share",
-                "Categories the reference never had",
-                by="feature",
-                percent=True,
-            ),
+            quality_shares("data_quality.new_category_share", "Categories the reference never had"),
         ),
     ]
 
@@ -259,7 +264,9 @@ def register(app: Dash, ctx: ServiceContext) -> None:
             dist = dashboard_data.feature_distribution(ctx, name, f"features.{feature}", start, end, p.segment)
         except MonitorError as exc:
             return html.P(exc.message, className="error")
-        points = dashboard_data.window_points(ctx, name, start.replace(microsecond=0), end, end - start, p.segment)
+        points = dashboard_data.window_points(
+            ctx, name, start.replace(microsecond=0), end, end - start, p.segment, features=[feature]
+        )
         point = next(
             (
                 x

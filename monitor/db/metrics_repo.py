@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 from sqlalchemy import Connection, select, text
@@ -101,6 +102,47 @@ def query_points(
     return [dict(r) for r in conn.execute(q).mappings()]
 
 
+@dataclass(frozen=True)
+class WindowFilter:
+    """The points of one version for windows of one length ending in (start, end], for all
+    predictions (``segment`` None) or one segment value: windows ending on multiples of
+    ``step_seconds`` (an hour, more for a long range, thinned), and the sliding window that ends
+    off the hour (one per series: the newest, what alerts were decided on)."""
+
+    model_id: int
+    version_id: int
+    length_seconds: int
+    start: datetime
+    end: datetime
+    segment: tuple[str, str] | None
+    step_seconds: int = 3600
+
+    def sql(self) -> str:
+        seg = (
+            "AND NOT labels ? 'segment'"
+            if self.segment is None
+            else "AND labels ->> 'segment' = :seg_col AND labels ->> 'segment_value' = :seg_val"
+        )
+        return f"""
+            model_id = :m AND model_version_id = :v AND window_end > :start AND window_end <= :end
+            AND window_end - window_start = make_interval(secs => :len) {seg}
+            AND (CAST(extract(epoch FROM window_end) AS bigint) % :step = 0
+                 OR CAST(extract(epoch FROM window_end) AS bigint) % 3600 <> 0)
+        """
+
+    def params(self) -> dict[str, Any]:
+        return {
+            "m": self.model_id,
+            "v": self.version_id,
+            "start": self.start,
+            "end": self.end,
+            "len": self.length_seconds,
+            "step": self.step_seconds,
+            "seg_col": self.segment[0] if self.segment else None,
+            "seg_val": self.segment[1] if self.segment else None,
+        }
+
+
 def window_points(
     conn: Connection,
     model_id: int,
@@ -111,17 +153,17 @@ def window_points(
     segment: tuple[str, str] | None,
     metric_prefixes: Sequence[str] | None = None,
     step_seconds: int = 3600,
+    features: Sequence[str] | None = None,
 ) -> list[dict[str, Any]]:
-    """Points of one version for windows of one length ending in (start, end], for all
-    predictions (``segment`` None) or one segment value, oldest first: windows ending on
-    multiples of ``step_seconds`` (an hour, more for a long range, thinned), and the sliding
-    window that ends off the hour (one per series: the newest, what alerts were decided on)."""
-    seg = (
-        "AND NOT labels ? 'segment'"
-        if segment is None
-        else "AND labels ->> 'segment' = :seg_col AND labels ->> 'segment_value' = :seg_val"
-    )
+    """The points of ``WindowFilter``, oldest first (``metric_prefixes``: of those metrics only;
+    ``features``: a per-feature series of those features only, the rest all)."""
+    where = WindowFilter(model_id, version_id, length_seconds, start, end, segment, step_seconds)
     prefixes = "" if not metric_prefixes else "AND metric LIKE ANY (CAST(:prefixes AS text[]))"
+    chosen = (
+        ""
+        if features is None
+        else "AND (NOT labels ? 'feature' OR labels ->> 'feature' = ANY(CAST(:features AS text[])))"
+    )
     rows = conn.execute(
         text(
             f"""
@@ -140,23 +182,14 @@ def window_points(
                             THEN jsonb_build_object('lower', details -> 'lower', 'upper', details -> 'upper')
                         ELSE '{{}}'::jsonb END::text AS details
             FROM metric_points
-            WHERE model_id = :m AND model_version_id = :v AND window_end > :start AND window_end <= :end
-              AND window_end - window_start = make_interval(secs => :len) {seg} {prefixes}
-              AND (CAST(extract(epoch FROM window_end) AS bigint) % :step = 0
-                   OR CAST(extract(epoch FROM window_end) AS bigint) % 3600 <> 0)
+            WHERE {where.sql()} {prefixes} {chosen}
             ORDER BY window_end, metric
             """
         ),
         {
-            "m": model_id,
-            "v": version_id,
-            "start": start,
-            "end": end,
-            "len": length_seconds,
-            "step": step_seconds,
-            "seg_col": segment[0] if segment else None,
-            "seg_val": segment[1] if segment else None,
+            **where.params(),
             "prefixes": [p.replace("_", "\\_") + "%" for p in metric_prefixes or []],
+            "features": list(features or []),
         },
     ).all()
     # JSON as text, parsed by orjson: a month of points reads several times faster
@@ -169,6 +202,38 @@ def window_points(
         d["details"] = orjson.loads(d["details"])
         out.append(d)
     return out
+
+
+class FeaturePeak(NamedTuple):
+    metric: str
+    feature: str
+    peak: float  # feature_drift: the highest severity (metrics.points.drift_severity); else the highest value
+    drifted: int  # windows decided drifted
+
+
+def feature_peaks(conn: Connection, where: WindowFilter) -> list[FeaturePeak]:
+    """Each per-feature series' peak over the windows of ``where``, computed where the points are:
+    a wide model's page needs the order of its features, not its hundreds of thousands of points."""
+    rows = conn.execute(
+        text(
+            f"""
+            SELECT metric, labels ->> 'feature',
+                   coalesce(max(CASE WHEN metric <> 'feature_drift' THEN value
+                                     -- drift_severity: 1 at the threshold, above it drifted
+                                     WHEN value IS NULL OR threshold IS NULL OR threshold = 0 THEN 0
+                                     WHEN details ->> 'kind' = 'p_value' THEN
+                                          CASE WHEN threshold > 0 AND threshold < 1
+                                               THEN ln(greatest(value, 1e-300)) / ln(threshold) ELSE 0 END
+                                     ELSE value / threshold END), 0),
+                   count(*) FILTER (WHERE drifted)
+            FROM metric_points
+            WHERE {where.sql()} AND labels ? 'feature'
+            GROUP BY 1, 2
+            """
+        ),
+        where.params(),
+    ).all()
+    return [FeaturePeak(m, f, float(peak), int(n)) for m, f, peak, n in rows]
 
 
 def computed_window_ends(

@@ -5,6 +5,8 @@ page costs the same whatever the log holds.
 
 from __future__ import annotations
 
+from collections import defaultdict
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -133,18 +135,94 @@ def window_points(
     window: timedelta,
     segment: str = "",
     max_windows: int = MAX_WINDOWS,
+    features: list[str] | None = None,
 ) -> list[dict[str, Any]]:
     """Every point of the primary version for windows of length ``window`` ending in (start, end],
     for all predictions or one tracked segment ('column=value'). Windows end every hour, and the
     newest sliding window at its minute; a range holding more than ``max_windows`` hourly windows
-    is thinned to every k-th hour (``window_step``)."""
+    is thinned to every k-th hour (``window_step``); ``features``: of the per-feature series,
+    those features' only."""
     vrow = registry.primary_version(ctx, model)
     seg = parse_segment(segment, schema_from_json(vrow.schema))
     step = window_step(start, end, max_windows)
     with ctx.uow() as uow:
         return metrics_repo.window_points(
-            uow.conn, vrow.model_id, vrow.version_id, int(window.total_seconds()), start, end, seg, step_seconds=step
+            uow.conn,
+            vrow.model_id,
+            vrow.version_id,
+            int(window.total_seconds()),
+            start,
+            end,
+            seg,
+            step_seconds=step,
+            features=features,
         )
+
+
+def rank_features(worst: dict[str, float], drifted: dict[str, int], match: str = "") -> list[str]:
+    """Features most drifted first — the highest severity in the range (``worst``), then the most
+    windows decided drifted, then the name — keeping those whose name holds ``match`` (ignoring
+    case)."""
+    needle = match.strip().lower()
+    names = [f for f in worst if not needle or needle in f.lower()]
+    return sorted(names, key=lambda f: (-worst[f], -drifted.get(f, 0), f))
+
+
+@dataclass(frozen=True)
+class ModelPagePoints:
+    points: list[dict[str, Any]]  # the model's series, and the per-feature ones the page draws
+    ranked: list[str]  # every feature with drift points (holding the filter), most drifted first
+    features: dict[str, int]  # per-feature metric -> how many features it has in the range
+
+
+def model_page_points(
+    ctx: ServiceContext,
+    model: str,
+    start: datetime,
+    end: datetime,
+    window: timedelta,
+    segment: str,
+    match: str,
+    page: int,
+    per_page: int,
+    max_lines: int,
+) -> ModelPagePoints:
+    """What the model page draws (``window_points``' windows): every series of the model as a
+    whole, and of the per-feature series only those it shows — the heatmap page's features and
+    each data-quality chart's ``max_lines`` highest. Their order comes from a summary of every
+    feature computed in Postgres: a 1,000-feature model's week of windows is half a million
+    points, and reading them all took 6 s."""
+    vrow = registry.primary_version(ctx, model)
+    seg = parse_segment(segment, schema_from_json(vrow.schema))
+    where = metrics_repo.WindowFilter(
+        vrow.model_id, vrow.version_id, int(window.total_seconds()), start, end, seg, window_step(start, end)
+    )
+    with ctx.uow() as uow:
+        peaks = metrics_repo.feature_peaks(uow.conn, where)
+        drift = [p for p in peaks if p.metric == "feature_drift"]
+        ranked = rank_features(
+            {p.feature: max(p.peak, 0.0) for p in drift}, {p.feature: p.drifted for p in drift}, match
+        )
+        first = (min(max(page, 1), max(1, -(-len(ranked) // per_page))) - 1) * per_page
+        shown = set(ranked[first : first + per_page])
+        others: dict[str, list[metrics_repo.FeaturePeak]] = defaultdict(list)
+        for p in peaks:
+            if p.metric != "feature_drift":
+                others[p.metric].append(p)
+        for ps in others.values():
+            shown |= {p.feature for p in sorted(ps, key=lambda p: (-p.peak, p.feature))[:max_lines]}
+        points = metrics_repo.window_points(
+            uow.conn,
+            vrow.model_id,
+            vrow.version_id,
+            where.length_seconds,
+            start,
+            end,
+            seg,
+            step_seconds=where.step_seconds,
+            features=sorted(shown),
+        )
+    return ModelPagePoints(points, ranked, {m: len(ps) for m, ps in others.items()})
 
 
 def comparison_page(
