@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from alerts.dispatch import Entry, GroupState, due, group_key
+from alerts.dispatch import Entry, GroupState, due, group_key, group_labels
 from alerts.inhibit import InhibitRule, inhibitions
 from alerts.notifiers import GROUP_NOTIFIERS, Notification
 from alerts.payloads import Notice
@@ -102,7 +102,7 @@ def group(
         for rcv, key in route(a, routes, receivers):
             g = out.setdefault((rcv.name, key), _Pending())
             g.entries[a.fingerprint] = "firing"
-            g.labels = {k: a.labels.get(k, "") for k in rcv.group_by}
+            g.labels = group_labels(rcv.group_by, a.labels)
     return out
 
 

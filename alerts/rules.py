@@ -289,10 +289,25 @@ def parse_rules(docs: Any) -> tuple[list[Rule], list[RuleError]]:
     return rules, errors
 
 
+class RulesLoader(yaml.SafeLoader):
+    """YAML as 1.2 reads it: only true and false are booleans. PyYAML follows YAML 1.1, where
+    on, off, yes and no are too, so a condition's `on: lower` (a bound of the interval) arrived
+    as `True: lower` and was refused ("Keys should be strings")."""
+
+
+RulesLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+RulesLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+
+
 def load_yaml(text: str) -> Any:
     """The document of a rules file: ``{rules: [...], receivers: [...]}`` or a bare list of rules."""
     try:
-        doc = yaml.safe_load(text)
+        doc = yaml.load(text, Loader=RulesLoader)  # a SafeLoader with YAML 1.2's booleans
     except yaml.YAMLError as exc:
         raise RuleError(None, None, "", f"not valid YAML: {exc}") from exc
     if doc is None:

@@ -26,6 +26,7 @@ body { font-family: system-ui, -apple-system, sans-serif; margin: 0; color: #212
 nav { background: #263238; padding: .6rem 1.5rem; display: flex; gap: 1.5rem; align-items: center; }
 nav a { color: #eceff1; text-decoration: none; font-weight: 500; }
 nav .who { margin-left: auto; color: #90a4ae; font-size: .85rem; }
+nav .logout { background: none; border: none; color: #eceff1; font-size: .85rem; cursor: pointer; padding: 0; }
 main { padding: 1rem 1.5rem; }
 .table { border-collapse: collapse; width: 100%; }
 .scroll { overflow-x: auto; max-width: 100%; }
@@ -67,6 +68,7 @@ def create_dashboard(ctx: ServiceContext, *, open_access: bool = False) -> Dash:
     # Host, Origin and headers first: a foreign request is refused before the login looks at it.
     security.install(app, open_access=open_access, dashboard_url=ctx.settings.dashboard_url)
     auth.install(app.server, ctx, open_access=open_access)
+    security.refuse_malformed_callbacks(app)
     app.layout = html.Div(
         [
             dcc.Location(id="url", refresh=False),
@@ -76,7 +78,14 @@ def create_dashboard(ctx: ServiceContext, *, open_access: bool = False) -> Dash:
                     dcc.Link("Alerts", href="/alerts"),
                     dcc.Link("Reports", href="/reports"),
                     html.Span(id="who", className="who"),
-                    html.A("log out", href="/logout", style={"fontSize": ".85rem"}) if not open_access else None,
+                    # a POST: a GET that logged out could be sent by any site
+                    html.Form(
+                        html.Button("log out", type="submit", id="logout", className="logout"),
+                        action="/logout",
+                        method="POST",
+                    )
+                    if not open_access
+                    else None,
                 ]
             ),
             html.Main(id="page"),

@@ -24,6 +24,12 @@ from monitor.services.rate_limit import RateLimiter
 OPEN_PRINCIPAL = Principal(0, "open dashboard (loopback demo)", frozenset({Scope.admin.value}), "open")
 PUBLIC_PREFIXES = ("/login", "/logout", "/_dash-component-suites/", "/assets/", "/_favicon.ico", "/favicon.ico")
 
+LOGOUT_PAGE = """<!doctype html><html><head><title>Model Monitor — log out</title>
+<style>body{font-family:system-ui,sans-serif;max-width:28rem;margin:6rem auto;color:#222}
+button{padding:.5rem 1.2rem}</style></head><body><h2>Model Monitor</h2>
+<form method="post" action="/logout"><button type="submit" id="logout">Log out</button></form>
+<p><a href="/">Back to the dashboard</a></p></body></html>"""
+
 LOGIN_PAGE = """<!doctype html><html><head><title>Model Monitor — log in</title>
 <style>body{{font-family:system-ui,sans-serif;max-width:28rem;margin:6rem auto;color:#222}}
 input{{width:100%;padding:.5rem;margin:.5rem 0;font-family:monospace}}button{{padding:.5rem 1.2rem}}
@@ -117,8 +123,12 @@ def install(server: Flask, ctx: ServiceContext, *, open_access: bool) -> None:
         session["sid"] = sessions.start(ctx, hash_key(key))
         return redirect(nxt)  # type: ignore[return-value]
 
-    @server.route("/logout")
-    def logout() -> Response:
+    @server.route("/logout", methods=["GET", "POST"])
+    def logout() -> Response | str:
+        # A GET never logs out: any site could do it with an image or a link. It asks instead;
+        # the POST (same origin, as every POST here) ends the session.
+        if request.method == "GET":
+            return LOGOUT_PAGE
         sid = session.get("sid")
         if isinstance(sid, str):
             sessions.end(ctx, sid)  # server-side: the cookie, replayed, no longer opens anything

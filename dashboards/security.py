@@ -13,9 +13,11 @@ answers to, and where state-changing requests may come from.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 from urllib.parse import urlsplit
 
+import orjson
 from dash import Dash
 from flask import Flask, Response, request
 
@@ -74,6 +76,48 @@ def install(app: Dash, *, open_access: bool, dashboard_url: str) -> None:
         for name, value in chosen.items():
             response.headers.setdefault(name, value)
         return response
+
+
+def refuse_malformed_callbacks(app: Dash) -> None:
+    """A callback request Dash cannot read (not an object, no inputs list, an output no callback
+    has) is the client's error: 400, where Dash failed on it with a 500. Installed after the
+    login check, so only a logged-in client learns it."""
+    server: Flask = app.server
+
+    @server.before_request
+    def check_callback() -> Response | None:
+        if request.method != "POST" or request.path != "/_dash-update-component":
+            return None
+        body = request.get_json(silent=True)
+        problem = _callback_problem(body, app.callback_map)
+        if problem:
+            return Response(
+                orjson.dumps({"error": f"malformed callback request: {problem}"}),
+                status=400,
+                mimetype="application/json",
+            )
+        return None
+
+
+def _callback_problem(body: Any, callbacks: Mapping[str, Any]) -> str:
+    """Why a callback request's body cannot be a call of one of ``callbacks`` ('' if it can)."""
+    if not isinstance(body, dict):
+        return "the body is not a JSON object"
+    if not isinstance(body.get("output"), str) or body["output"] not in callbacks:
+        return "its output is no callback's"
+    for part in ("inputs", "state"):
+        items = body.get(part, [])
+        flat = [j for i in items for j in (i if isinstance(i, list) else [i])] if isinstance(items, list) else None
+        if flat is None or not all(
+            isinstance(i, dict) and isinstance(i.get("id"), str | dict) and isinstance(i.get("property"), str)
+            for i in flat
+        ):
+            return f"{part} is not a list of components' properties"
+    if not isinstance(body.get("outputs"), dict | list):
+        return "outputs is not an object or a list"
+    if "changedPropIds" in body and not isinstance(body["changedPropIds"], list):
+        return "changedPropIds is not a list"
+    return ""
 
 
 def _same_origin(host: str, known: set[str]) -> bool:

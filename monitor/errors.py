@@ -27,6 +27,17 @@ class MalformedBody(MonitorError):
     code = "malformed_json"
 
 
+class UnstorableValue(MonitorError):
+    """A value Postgres cannot hold (a NUL, an unpaired surrogate): refused before it is bound."""
+
+    status_code = 400
+    code = "unstorable_value"
+
+    @classmethod
+    def at(cls, field: str, reason: str) -> UnstorableValue:
+        return cls(f"{field}: {reason}", [{"field": field, "reason": reason}])
+
+
 class NotFound(MonitorError):
     status_code = 404
     code = "not_found"

@@ -11,6 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from sqlalchemy.exc import DBAPIError, OperationalError, StatementError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from monitor.api.responses import FastJSONResponse, error_body, error_response
 from monitor.db import citus
@@ -62,6 +63,13 @@ async def _find_unstorable(request: Request) -> tuple[str, str]:
 def is_outage(orig: BaseException | None) -> bool:
     """The database is down, or a Citus worker it needs: the same outage (503, retry later)."""
     return isinstance(orig, psycopg.OperationalError) or citus.is_node_unavailable(orig)
+
+
+async def _client_gone(request: Request, _: Exception) -> FastJSONResponse:
+    """The client went away before its body had arrived: nothing of it was stored and nobody
+    reads an answer. Its doing, not the service's error (it was logged at ERROR, twice)."""
+    log.info("the client disconnected before its request's body arrived: %s %s", request.method, request.url.path)
+    return FastJSONResponse(error_body("client_disconnected", "the request's body did not arrive"), 400)
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -129,4 +137,6 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(DBAPIError, dbapi_error)  # type: ignore[arg-type]
     app.add_exception_handler(StatementError, statement_error)  # type: ignore[arg-type]
     app.add_exception_handler(UnicodeEncodeError, unstorable)
+
+    app.add_exception_handler(ClientDisconnect, _client_gone)
     app.add_exception_handler(Exception, internal_error)

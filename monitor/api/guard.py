@@ -45,7 +45,8 @@ from monitor.api.encoding import (
     without_encoding_headers,
 )
 from monitor.api.responses import error_response
-from monitor.errors import MonitorError, PayloadTooLarge, Unauthorized
+from monitor.domain.unstorable import text_problem
+from monitor.errors import MonitorError, PayloadTooLarge, Unauthorized, UnstorableValue
 from monitor.services.keys import Authenticator, Principal, Scope
 
 Send = Callable[[Message], Awaitable[None]]
@@ -89,11 +90,24 @@ class GuardedRoute(APIRoute):
                 declared = request.headers.get("content-length", "")
                 if declared.isdigit() and int(declared) > limit:
                     raise PayloadTooLarge.over(limit, variable)
+                _refuse_unstorable(request)
             except MonitorError as exc:
                 return error_response(exc, CLOSE)
             return await handler(request)
 
         return guarded
+
+
+def _refuse_unstorable(request: Request) -> None:
+    """Every path and query parameter is text a query may bind: one Postgres cannot hold (a NUL,
+    an unpaired surrogate) is refused here, named, for every route at once (a NUL in an export's
+    ``after`` reached the database as a 500)."""
+    params = (("path", list(request.path_params.items())), ("query", request.query_params.multi_items()))
+    for where, values in params:
+        for name, value in values:
+            reason = text_problem(name) or (text_problem(value) if isinstance(value, str) else None)
+            if reason:
+                raise UnstorableValue.at(f"{where}.{name}", reason)
 
 
 async def _authenticate(request: Request, scope: Scope, query_key: bool) -> Principal:

@@ -8,6 +8,7 @@ and segment columns by name. JSON may also hold records in the prediction-log sh
 
 from __future__ import annotations
 
+import csv
 import io
 import re
 from enum import StrEnum
@@ -59,6 +60,14 @@ class ColumnMapping(BaseModel):
 
     def is_empty(self) -> bool:
         return self == ColumnMapping()
+
+    def file_columns(self, schema: ModelSchema) -> Any:
+        """Whether a column of the file is one the reader takes or the mapping names (before it
+        renames anything)."""
+        named = {c for c in (self.prediction, self.label, self.score, self.timestamp, self.id) if c is not None}
+        named |= set(self.scores.values()) | set(self.features.values()) | set(self.ignore)
+        known = _known_columns(schema)
+        return lambda col: col in named or known(col)
 
     def apply(self, table: pd.DataFrame, schema: ModelSchema) -> list[RecordError]:
         """Rename the mapped columns to the names the reader takes and drop the ignored ones, in
@@ -182,13 +191,39 @@ def _categories_as_read(table: pd.DataFrame, columns: set[str]) -> None:
         table[col] = pd.Series(fixed, index=table.index, dtype=object)
 
 
-def _read_frame(data: bytes, fmt: TableFormat, text: set[str]) -> pd.DataFrame | list[dict[str, Any]]:
+UNKNOWN_COLUMN = (
+    "unknown column: not a feature, segment, prediction, label or score "
+    "(say what it is with the column mapping, or leave it out with ignore)"
+)
+# Unknown columns a refusal names before the file is parsed: parsing a header of 100,000
+# columns took minutes of CPU to say that they were unknown.
+MAX_UNKNOWN_COLUMNS = 100
+
+
+def _header(data: bytes, fmt: TableFormat) -> list[str] | None:
+    """A flat file's column names, read without parsing its rows (None: not known before)."""
+    try:
+        if fmt is TableFormat.csv:
+            line = data.split(b"\n", 1)[0].decode("utf-8-sig", errors="replace").rstrip("\r")
+            return next(csv.reader([line]), [])
+        if fmt is TableFormat.parquet:
+            import pyarrow.parquet as pq  # only where a Parquet file comes
+
+            return list(pq.read_schema(io.BytesIO(data)).names)
+    except Exception:  # unreadable: the full read says why
+        return None
+    return None
+
+
+def _read_frame(
+    data: bytes, fmt: TableFormat, text: set[str], usecols: list[str] | None = None
+) -> pd.DataFrame | list[dict[str, Any]]:
     try:
         if fmt is TableFormat.csv:
             # categories as written ("007" stays "007"); an empty cell is missing either way
-            return pd.read_csv(io.BytesIO(data), dtype=dict.fromkeys(text, str))
+            return pd.read_csv(io.BytesIO(data), dtype=dict.fromkeys(text, str), usecols=usecols)
         if fmt is TableFormat.parquet:
-            return pd.read_parquet(io.BytesIO(data))
+            return pd.read_parquet(io.BytesIO(data), columns=usecols)
         doc = loads_json(data)  # Python's Infinity and NaN literals too, as ingestion reads them
     except orjson.JSONDecodeError as exc:
         raise UnreadableTable(f"malformed JSON: {exc}") from exc
@@ -214,7 +249,18 @@ def read_reference(
     """Records in the nested shape, or column-level errors (index None) when the columns do not fit."""
     mapping = mapping or ColumnMapping()
     text = text_columns(schema) | _mapped_text_columns(mapping, schema)
-    table = _read_frame(data, fmt, text)
+    header, usecols = _header(data, fmt), None
+    if header is not None:
+        keep = mapping.file_columns(schema)
+        if mapping.ignore_unknown:  # the others are never parsed
+            usecols = [c for c in header if keep(c)]
+        else:
+            unknown = [c for c in header if not keep(c)]
+            if len(unknown) > MAX_UNKNOWN_COLUMNS:
+                named = [RecordError(None, c, UNKNOWN_COLUMN) for c in unknown[:MAX_UNKNOWN_COLUMNS]]
+                why = f"{len(unknown):,} columns are none of the model's: the file was not read past its header"
+                return [], [*named, RecordError(None, "columns", why)]
+    table = _read_frame(data, fmt, text, usecols)
     if isinstance(table, list):
         if not mapping.is_empty():
             return [], [RecordError(None, "mapping", "a column mapping applies to flat tables, not nested records")]
@@ -237,14 +283,7 @@ def read_reference(
         if cls is not None:
             score_cols[col] = cls
         else:
-            errors.append(
-                RecordError(
-                    None,
-                    col,
-                    "unknown column: not a feature, segment, prediction, label or score "
-                    "(say what it is with the column mapping, or leave it out with ignore)",
-                )
-            )
+            errors.append(RecordError(None, col, UNKNOWN_COLUMN))
     missing = [f.name for f in schema.features if f.required and f.name not in columns]
     errors.extend(RecordError(None, name, "required feature column is missing") for name in missing)
     if "label" in columns and "target" in columns:

@@ -113,17 +113,19 @@ class StoreCollector:
             labels=["receiver", "outcome"],
         )
         last_success = GaugeMetricFamily(
-            "monitor_job_last_success_timestamp_seconds", "When a scheduler job last succeeded", labels=["model", "job"]
+            "monitor_job_last_success_timestamp_seconds",
+            "When a scheduler job last succeeded",
+            labels=["model", "task"],
         )
         duration = GaugeMetricFamily(
             "monitor_job_duration_seconds",
             "How long a scheduler job's last successful run took",
-            labels=["model", "job"],
+            labels=["model", "task"],
         )
         failures = CounterMetricFamily(
             "monitor_job_failures",
             "Hours and windows a scheduler job skipped because they failed, and failed runs",
-            labels=["model", "job"],
+            labels=["model", "task"],
         )
         backlog = GaugeMetricFamily(
             "monitor_scheduler_backlog_rows",

@@ -501,3 +501,15 @@ def test_the_heatmap_colours_each_cell_by_the_decision_stored(driver: webdriver.
             seen[drifted] += 1
     assert seen[True] and seen[False]  # the seeded data has both
     assert [list(c) for c in heatmap["colorscale"]] == [list(c) for c in DECISION_COLOURS]
+
+
+def test_the_log_out_button_ends_the_session(driver: webdriver.Chrome, dashboard: Dashboard) -> None:
+    """Logging out is a POST from the page's own button (a GET that logged out could be sent by
+    any site); after it the dashboard asks for a key again."""
+    url, made, _ = dashboard
+    login(driver, url, made["read"])
+    open_page(driver, url, "/alerts", "#alerts-table")
+    driver.find_element(By.ID, "logout").click()
+    wait_for(lambda: "/login" in driver.current_url, what="the login page after logging out")
+    driver.get(url + "/alerts")
+    wait_for(lambda: "/login" in driver.current_url, what="the login page, asked again")

@@ -147,7 +147,35 @@ def test_a_session_cookie_replayed_after_logout_opens_nothing(
     cookie = dict(client.cookies)
     assert client.get("/_dash-layout").status_code == 200
     assert read not in str(cookie) and keys.hash_key(read) not in str(cookie)  # the cookie holds a session id
-    assert client.get("/logout").status_code == 302
+    asked = client.get("/logout")  # a GET only asks: any site could send one
+    assert asked.status_code == 200 and 'method="post"' in asked.text
+    assert client.get("/_dash-layout").status_code == 200
+    assert client.post("/logout", headers={"Origin": "http://evil.example"}).status_code in (400, 403)
+    assert client.get("/_dash-layout").status_code == 200
+    assert client.post("/logout", headers=own).status_code == 302
     with httpx.Client(base_url=str(client.base_url), cookies=cookie) as replay:
         assert replay.get("/_dash-layout").status_code == 401
         assert replay.get("/", follow_redirects=False).headers["location"].startswith("/login")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "[]",
+        "{}",
+        '{"output": "nothing.children", "outputs": {"id": "nothing", "property": "children"}, "inputs": []}',
+        '{"output": "..page.children...who.children..", "outputs": [], "inputs": [5]}',
+        '{"output": "..page.children...who.children..", "outputs": [], "inputs": [{"id": 3}]}',
+        '{"output": "..page.children...who.children..", "outputs": 7, "inputs": []}',
+    ],
+)
+def test_a_malformed_callback_request_is_the_clients_error(
+    login_dashboard: tuple[httpx.Client, str], ctx: ServiceContext, body: str
+) -> None:
+    """A logged-in client posting a callback Dash cannot read gets a 400 saying so (a 500 before)."""
+    client, port = login_dashboard
+    own = {"Origin": f"http://127.0.0.1:{port}"}
+    read = keys.create_key(ctx, "dash-read", [keys.Scope.read])[0]
+    assert client.post("/login", data={"key": read, "next": "/"}, headers=own).status_code == 302
+    r = client.post("/_dash-update-component", content=body, headers={**own, "Content-Type": "application/json"})
+    assert r.status_code == 400 and "malformed callback request" in r.json()["error"]

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -129,6 +130,52 @@ def test_migrations_go_down_and_up_again(database_url: str) -> None:
             assert "predictions" not in inspect(conn).get_table_names()
             command.upgrade(cfg, "head")
         assert current_revision(engine) == head_revision()
+    finally:
+        engine.dispose()
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE "{scratch}" WITH (FORCE)')
+
+
+def test_notification_groups_stored_before_alertmanagers_keys_carry_over(database_url: str) -> None:
+    """A group stored under the old key (receiver and JSON labels) is found under Alertmanager's
+    key after the migration, so an alert told firing before is told resolved after; and back."""
+    from alerts.dispatch import group_key
+
+    url = make_url(database_url)
+    admin = url.render_as_string(hide_password=False).replace("postgresql+psycopg://", "postgresql://")
+    scratch = f"{url.database}_groups"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{scratch}"')
+    engine = create_engine(url.set(database=scratch))
+    labels = {"alertname": "feature-drift", "model": 'credit "v2"\n', "window": ""}
+    old_key = 'oncall:{"alertname":"feature-drift","model":"credit \\"v2\\"\\n","window":""}'
+    try:
+        with engine.begin() as conn:
+            cfg = alembic_config()
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "0024")
+            conn.execute(
+                text(
+                    "INSERT INTO receivers (name, kind, url, group_by, group_wait_s, group_interval_s, "
+                    "repeat_interval_s, source, secret) VALUES ('oncall', 'webhook', 'https://h.example.com', "
+                    "'{alertname,model,window}', 30, 300, 14400, 'api', '')"
+                )
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO notification_groups (receiver, group_key, group_labels, first_seen_at, last_sent) "
+                    "VALUES ('oncall', :k, CAST(:l AS jsonb), now(), '[[\"fp\", \"firing\"]]')"
+                ),
+                {"k": old_key, "l": json.dumps(labels)},
+            )
+            command.upgrade(cfg, "head")
+            row = conn.execute(text("SELECT group_key, group_labels, last_sent FROM notification_groups")).one()
+            assert row.group_key == group_key("oncall", ["alertname", "model", "window"], labels)
+            assert row.group_key == '{}/{receiver="oncall"}:{alertname="feature-drift", model="credit \\"v2\\"\\n"}'
+            assert row.group_labels == {"alertname": "feature-drift", "model": 'credit "v2"\n'}
+            assert row.last_sent == [["fp", "firing"]]
+            command.downgrade(cfg, "0024")
+            assert conn.execute(text("SELECT group_key FROM notification_groups")).scalar_one() == old_key
     finally:
         engine.dispose()
         with psycopg.connect(admin, autocommit=True) as conn:

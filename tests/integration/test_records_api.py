@@ -315,3 +315,30 @@ def test_the_sdk_downloads_a_window_slice_by_slice_and_takes_a_broken_slice_agai
     finally:
         server.stop()
     assert flaky.calls == 5 and path.read_bytes() == whole
+
+
+@pytest.mark.parametrize(
+    ("path", "params", "field"),
+    [
+        (f"/v1/models/{MODEL}/export", {"after": "r\x001"}, "query.after"),  # was a 500 (psycopg DataError)
+        (f"/v1/models/{MODEL}/export", {"version": "1\x00"}, "query.version"),
+        ("/v1/models/cred%00it/export", {}, "path.name"),
+        (
+            f"/v1/models/{MODEL}/metrics",
+            {"metric": "dataset_drift", "label": ["segment:a", "feature:\x00"]},
+            "query.label",
+        ),
+        (f"/v1/predictions/{MODEL}/p%00", {}, "path."),
+    ],
+)
+def test_a_parameter_postgres_cannot_hold_is_refused_by_name_on_every_route(
+    api: Api, path: str, params: dict[str, Any], field: str
+) -> None:
+    register_demo(api.ctx)
+    window = {"start": (datetime.now(UTC) - timedelta(hours=2)).isoformat(), "end": datetime.now(UTC).isoformat()}
+    query = {**window, **params} if path.endswith("/export") else params
+    r = api.http.get(path, params=query, headers=api.admin)
+    assert r.status_code == 400, r.text
+    body = r.json()
+    assert body["error"]["code"] == "unstorable_value" and body["error"]["details"][0]["field"].startswith(field)
+    assert "NUL" in body["error"]["details"][0]["reason"]

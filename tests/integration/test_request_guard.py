@@ -256,3 +256,26 @@ def test_errors_echo_a_bounded_prefix_of_what_was_sent(guarded) -> None:  # type
         assert 400 <= r.status_code < 500, r.text[:300]
         assert len(r.content) < 20_000, (path[:30], len(r.content))
         assert r.json()["error"]["message"]
+
+
+@pytest.mark.parametrize("path", ["/v1/predictions", "/v1/labels", "/v1/silences", "/v1/models/m/reference"])
+def test_a_client_gone_mid_body_is_its_doing_not_an_error(guarded, caplog: pytest.LogCaptureFixture, path: str) -> None:  # type: ignore[no-untyped-def]
+    """A client that sends half its body and closes the connection: nothing stored, and the
+    service logs it once at INFO (it logged an ERROR with two tracebacks)."""
+    import logging
+
+    _, port, made, _ = guarded
+    caplog.set_level(logging.INFO)
+    s = _raw(
+        port,
+        f"POST {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {made['admin']}\r\n"
+        "Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n",
+        b'{"model": "m", "records": [',
+    )
+    time.sleep(0.2)
+    s.close()
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and not any(path in r.getMessage() for r in caplog.records):
+        time.sleep(0.05)
+    assert any(path in r.getMessage() for r in caplog.records)  # the request was answered and logged
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], [r.getMessage() for r in caplog.records]

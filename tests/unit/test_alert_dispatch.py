@@ -194,3 +194,20 @@ def test_the_webhook_carries_alertmanagers_fingerprint_of_the_labels() -> None:
     n = Notice("internal", "firing", LABELS, {}, T, None)
     assert n.as_alertmanager()["fingerprint"] == alertmanager_fingerprint(LABELS)
     assert Notice("gone", "resolved", {}, {}, T, T).as_alertmanager()["fingerprint"] == "gone"
+
+
+def test_the_group_key_is_written_as_alertmanager_writes_it() -> None:
+    """Alertmanager's aggrGroup.GroupKey: the route's key, then the labels as Prometheus'
+    LabelSet.String writes them (sorted, ", " between, values Go-quoted); labels the alert does
+    not have are no part of it."""
+    from alerts.dispatch import go_quote, group_labels
+
+    labels = {"alertname": "feature-drift", "model": "credit", "severity": "warning", "feature": 'a"b\\c\n'}
+    assert (
+        group_key("oncall", ["model", "alertname", "window"], labels)
+        == '{}/{receiver="oncall"}:{alertname="feature-drift", model="credit"}'
+    )
+    assert group_key("oncall", ["feature"], labels) == '{}/{receiver="oncall"}:{feature="a\\"b\\\\c\\n"}'
+    assert group_labels(["model", "window"], {**labels, "window": ""}) == {"model": "credit"}
+    # Go's strconv.Quote: escapes for control characters, printable Unicode kept
+    assert go_quote("é\x01\x7f\t😀") == '"é\\x01\\x7f\\t😀"'

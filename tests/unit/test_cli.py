@@ -70,6 +70,18 @@ def test_every_compose_service_of_ours_runs_a_command_that_exists() -> None:
     assert {"citus-coordinator", "citus-worker-1", "citus-worker-2", "citus-setup", "citus-distribute"} <= citus
 
 
+def test_compose_requires_every_secret_instead_of_falling_back_to_a_known_one() -> None:
+    """A secret left unset stops `docker compose up` with a message; a default ('monitor',
+    'change-me') would run a database and a login anyone can guess."""
+    import re
+
+    text = (Path(__file__).resolve().parents[2] / "compose.yaml").read_text()
+    secrets = ("POSTGRES_PASSWORD", "MONITOR_SECRET_KEYS", "MONITOR_DASHBOARD_SECRET_KEY")
+    uses = re.findall(r"\$\{(" + "|".join(secrets) + r")(:?[-?=+]?)", text)
+    assert {name for name, _ in uses} == set(secrets)
+    assert all(op == ":?" for _, op in uses), [u for u in uses if u[1] != ":?"]
+
+
 def test_the_readme_counts_the_demo_rules_the_demo_installs() -> None:
     import re
     from pathlib import Path

@@ -139,3 +139,43 @@ def test_the_settings_a_refusal_names_exist() -> None:
         field = name.removeprefix("MONITOR_").lower()
         assert field in Settings.model_fields and value == "true"
         assert Settings(**{field: True}).model_dump()[field] is True  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://192.0.0.192/hook",  # IETF protocol assignments: Python's is_global said yes
+        "http://[::ffff:192.0.0.192]/hook",
+        "http://[2002:c000:c0::]/hook",  # 6to4 of 192.0.0.192
+        "http://192.0.0.9/hook",  # PCP anycast: "globally reachable" in IANA's column, no webhook
+        "http://192.0.0.10/hook",
+        "http://192.31.196.1/hook",  # AS112
+        "http://192.52.193.1/hook",  # AMT
+        "http://192.175.48.1/hook",
+        "http://[2001:1::1]/hook",  # IPv6 PCP anycast
+        "http://[2001:4:112::1]/hook",  # AS112-v6
+        "http://[2620:4f:8000::1]/hook",
+        "http://[3fff::1]/hook",  # documentation (RFC 9637)
+        "http://[5f00::1]/hook",  # segment routing
+        "http://[100::1]/hook",  # discard-only
+    ],
+)
+def test_every_special_purpose_address_is_refused_even_where_the_settings_allow_private_ones(url: str) -> None:
+    with pytest.raises(UnsafeURL, match=r"special-purpose|reserved"):
+        check_url(url, allow_private=True)
+
+
+def test_allowing_private_receivers_allows_private_use_networks_only() -> None:
+    for url in (
+        "http://10.0.0.1/",
+        "http://172.16.5.4/",
+        "http://192.168.1.1/",
+        "http://100.64.0.1/",
+        "http://[fd00::1]/",
+    ):
+        assert check_url(url, allow_private=True)
+    for url in ("http://192.0.2.1/", "http://198.18.0.1/", "http://[2001:db8::1]/"):  # Python calls these private
+        with pytest.raises(UnsafeURL, match="special-purpose"):
+            check_url(url, allow_private=True)
+    assert check_url("http://93.184.216.34/hook")  # an ordinary public address
+    assert check_url("http://[2606:2800:220:1:248:1893:25c8:1946]/hook")
