@@ -35,6 +35,11 @@ class Settings(BaseSettings):
     header_timeout_seconds: float = Field(10.0, gt=0)
     # Connections and requests in flight per API process; past it new ones get 503.
     max_connections: int = Field(1000, ge=1)
+    # The addresses (or networks, CIDR) of the reverse proxies in front of the API whose
+    # X-Forwarded-For and X-Forwarded-Proto are believed, comma-separated. Empty (the default):
+    # none, the connection's own address is the client's — uvicorn believed any process on the
+    # host, which let a local client pick the address the failed-login limit and the audit log see.
+    trusted_proxies: str = ""
     # Records per request; bigger batches should be split by the client.
     max_batch_records: int = 100_000
 

@@ -194,6 +194,10 @@ class MonitorClient:
         self._deadline: float | None = None
         self._last_drop_warning = 0.0
         self._stats_lock = threading.Lock()
+        # records the sender holds and has not counted yet; once close() gave up on them (counted
+        # dropped), ``_abandoned``: what the sender learns of them later counts nothing
+        self._in_flight = 0
+        self._abandoned = False
         self._thread = threading.Thread(target=self._run, name="monitor-client-sender", daemon=True)
         self._thread.start()
 
@@ -267,6 +271,11 @@ class MonitorClient:
         self._deadline = time.monotonic() + timeout
         self._closing.set()
         self._thread.join(max(0.0, self._deadline - time.monotonic()) + 0.5)
+        with self._stats_lock:  # a request still waiting on a silent server: its records are dropped
+            held, self._in_flight, self._abandoned = self._in_flight, 0, True
+            self.stats.dropped += held
+        if held:
+            log.error("monitor client closed with %d records in a request still unanswered", held)
         self._drop_unsent()
         self._http.close()
 
@@ -438,6 +447,10 @@ class MonitorClient:
         while True:
             batches = self._next_batches()
             for batch in batches:
+                with self._stats_lock:
+                    if self._abandoned:  # close() counted what is left: nothing more goes
+                        return
+                    self._in_flight += len(batch)
                 self._send_batch(batch)
                 for _ in batch:
                     self._queue.task_done()
@@ -475,13 +488,11 @@ class MonitorClient:
         outcome = self._send_once(batch)
         if outcome is None or self._past_deadline():
             if outcome is not None:  # closed before the batch could go
-                with self._stats_lock:
-                    self.stats.dropped += len(batch)
+                self._settle(len(batch), "dropped")
                 log.error("monitor client closed with %d unsent %ss", len(batch), batch[0].kind)
             return
         if len(batch) == 1:
-            with self._stats_lock:
-                self.stats.dropped += 1
+            self._settle(1, "dropped")
             log.error(
                 "monitor client dropped %s %s after %d failed attempts: %s",
                 batch[0].kind,
@@ -526,8 +537,7 @@ class MonitorClient:
                     self._account(resp.json(), len(batch))
                     return None
                 if resp.status_code < 500 and resp.status_code not in _BUSY_STATUS:
-                    with self._stats_lock:
-                        self.stats.rejected += len(batch)
+                    self._settle(len(batch), "rejected")
                     status, text = resp.status_code, resp.text[:2000]
                     log.error("monitor rejected %d %ss: HTTP %d %s", len(batch), first.kind, status, text)
                     return None
@@ -548,11 +558,19 @@ class MonitorClient:
             else:
                 time.sleep(sleep)
 
+    def _settle(self, n: int, outcome: str, duplicates: int = 0) -> None:
+        """Count ``n`` records the sender held as sent, rejected or dropped (and ``duplicates`` of
+        the sent), unless close() counted them dropped already."""
+        with self._stats_lock:
+            if self._abandoned:
+                return
+            setattr(self.stats, outcome, getattr(self.stats, outcome) + n)
+            self.stats.duplicates += duplicates
+            self._in_flight -= n
+
     def _account(self, result: dict[str, Any], n: int) -> None:
         rejected = int(result.get("rejected", 0))
-        with self._stats_lock:
-            self.stats.sent += n - rejected
-            self.stats.duplicates += int(result.get("duplicates", 0))
-            self.stats.rejected += rejected
+        self._settle(n - rejected, "sent", int(result.get("duplicates", 0)))
+        self._settle(rejected, "rejected")
         if rejected:
             log.warning("monitor rejected %d records: %s", rejected, result.get("errors", [])[:20])

@@ -90,8 +90,11 @@ if HttpToolsProtocol is not None:
 
 
 def server_options(settings: Settings) -> dict[str, Any]:
-    """uvicorn options that bound slow and idle connections by the settings."""
+    """uvicorn options that bound slow and idle connections by the settings, and believe
+    forwarded headers from the configured proxies only."""
     global _header_timeout
     _header_timeout = settings.header_timeout_seconds
     protocol = HttpToolsWithHeadDeadline if HttpToolsProtocol is not None else H11WithHeadDeadline
-    return {"http": protocol, "limit_concurrency": settings.max_connections}
+    proxies = [p.strip() for p in settings.trusted_proxies.split(",") if p.strip()]
+    forwarded = {"proxy_headers": bool(proxies), "forwarded_allow_ips": ",".join(proxies) or None}
+    return {"http": protocol, "limit_concurrency": settings.max_connections, **forwarded}

@@ -52,6 +52,23 @@ def _tensor(t: dict[str, Any], where: str) -> np.ndarray:
     return data
 
 
+def _rows(t: dict[str, Any], where: str, width: int) -> list[list[Any] | KServeError]:
+    """The rows of a [n, width] tensor. Given nested, a row of another length is that instance's
+    error alone (a ragged tensor lost every instance with it); given flat, the shape must hold."""
+    data, shape = t.get("data"), t.get("shape")
+    if isinstance(data, list) and data and all(isinstance(r, list) for r in data):
+        if not isinstance(shape, list) or not shape or shape[0] != len(data):
+            raise KServeError(f"{where}: {len(data)} rows for the shape {shape}")
+        return [
+            r if len(r) == width else KServeError(f"{where}[{i}]: {len(r)} values for {width} features")
+            for i, r in enumerate(data)
+        ]
+    array = _tensor(t, where)
+    if array.ndim != 2 or array.shape[1] != width:
+        raise KServeError(f"{where}: shape {list(array.shape)} does not hold {width} features per row")
+    return [row.tolist() for row in array]
+
+
 def request_rows(doc: Any, schema: ModelSchema) -> list[dict[str, Any] | KServeError]:
     """Feature dicts, one per instance (a ``KServeError`` in place of one that cannot be read).
     V1: ``instances`` of lists (schema order) or objects (by name); V2: one input of shape [n, k]
@@ -84,10 +101,10 @@ def request_rows(doc: Any, schema: ModelSchema) -> list[dict[str, Any] | KServeE
             raise KServeError("inputs: expected a list of tensors (objects with name, shape and data)")
         by_name = {t.get("name"): t for t in inputs}
         if len(inputs) == 1 and inputs[0].get("name") not in names:
-            data = _tensor(inputs[0], "inputs[0]")
-            if data.ndim != 2 or data.shape[1] != len(names):
-                raise KServeError(f"inputs[0]: shape {list(data.shape)} does not hold {len(names)} features per row")
-            return [dict(zip(names, row.tolist(), strict=True)) for row in data]
+            return [
+                row if isinstance(row, KServeError) else dict(zip(names, row, strict=True))
+                for row in _rows(inputs[0], "inputs[0]", len(names))
+            ]
         columns = {}
         for name in names:
             if name in by_name:
@@ -105,9 +122,9 @@ def _prediction(value: Any, schema: ModelSchema, where: str) -> tuple[Any, dict[
     """(prediction, scores) from one output row: a label, a class index, a number, or a
     probability per class (in the schema's class order; binary may give the positive one)."""
     classes = schema.classes or []
+    if isinstance(value, list) and len(value) == 1 and schema.task is not Task.binary_classification:
+        value = value[0]  # a row of a [n, 1] tensor: the value itself (binary: its probability, below)
     if schema.task is Task.regression:
-        if isinstance(value, list) and len(value) == 1:
-            value = value[0]
         return value, None
     if isinstance(value, list):
         try:
@@ -164,10 +181,36 @@ def response_rows(doc: Any, schema: ModelSchema) -> list[Output | KServeError]:
         outputs = doc["outputs"]
         if not isinstance(outputs, list) or not outputs:
             raise KServeError("outputs: expected a non-empty list of tensors")
-        data = _tensor(outputs[0], "outputs[0]")
-        rows = data.tolist() if data.ndim > 1 else data.reshape(-1).tolist()
-        return _each(rows, schema, "outputs[0]")
+        by_name = {o.get("name"): o for o in outputs if isinstance(o, dict)}
+        label = next((by_name[n] for n in LABEL_OUTPUTS if n in by_name), None)
+        probabilities = next((by_name[n] for n in PROBABILITY_OUTPUTS if n in by_name), None)
+        if len(outputs) == 1 or label is None or probabilities is None or schema.task is Task.regression:
+            chosen = outputs[0] if len(outputs) == 1 else (label or probabilities or outputs[0])
+            return _each(_output_rows(chosen, "outputs[0]"), schema, f"outputs[{chosen.get('name', 0)}]")
+        # both, by name: the prediction served is the label output's, the scores the probabilities'
+        said = _each(_output_rows(label, "outputs[predict]"), schema, f"outputs[{label['name']}]")
+        scored = _each(_output_rows(probabilities, "outputs[proba]"), schema, f"outputs[{probabilities['name']}]")
+        if len(said) != len(scored):
+            raise KServeError(f"outputs: {len(said)} labels but {len(scored)} rows of probabilities")
+        return [
+            s if isinstance(s, KServeError) else p if isinstance(p, KServeError) else (s[0], p[1])
+            for s, p in zip(said, scored, strict=True)
+        ]
     raise KServeError("response body: neither V1 'predictions' nor V2 'outputs'")
+
+
+# V2 outputs by name, as KServe's scikit-learn and XGBoost servers name them (and ONNX's and
+# Triton's common names): where a response holds both, the label is the prediction served and the
+# probabilities its scores; one output alone is read for both, as before.
+LABEL_OUTPUTS = ("predict", "output_label", "label", "labels")
+PROBABILITY_OUTPUTS = ("predict_proba", "output_probability", "probabilities", "probability", "probs")
+
+
+def _output_rows(t: Any, where: str) -> list[Any]:
+    if not isinstance(t, dict):
+        raise KServeError(f"{where}: not a V2 tensor")
+    data = _tensor(t, where)
+    return data.tolist() if data.ndim > 1 else data.reshape(-1).tolist()
 
 
 def pair_to_records(

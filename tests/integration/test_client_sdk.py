@@ -209,3 +209,42 @@ def test_close_returns_within_its_timeout_and_counts_what_was_not_sent() -> None
     assert took < 1.6, took
     assert not client._thread.is_alive()
     assert client.stats.dropped == 35 and client.stats.sent == 0
+
+
+def test_close_counts_the_batch_in_flight_to_a_server_that_never_answers() -> None:
+    """A request already waiting on a server that accepted it and went silent when close() is
+    called: close() returns within its timeout, and that batch is counted dropped with the rest
+    (it was counted in neither sent nor dropped)."""
+    import socket
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    accepted: list[socket.socket] = []
+
+    def hold() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            accepted.append(conn)  # read nothing, answer nothing
+
+    threading.Thread(target=hold, daemon=True).start()
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+    client = MonitorClient(url, "k", model="m", batch_size=10, timeout=30)
+    try:
+        for i in range(35):
+            client.log_prediction({"x": i}, "a")
+        wait_until(lambda: len(accepted) >= 1, 10, "the first request to be in flight")
+        time.sleep(0.2)
+        started = time.monotonic()
+        client.close(timeout=1.0)
+        took = time.monotonic() - started
+        stats = client.stats
+        assert took < 1.8, took
+        assert (stats.sent, stats.rejected, stats.dropped) == (0, 0, 35)
+        time.sleep(0.5)  # the abandoned request, ending later, counts nothing twice
+        assert client.stats.dropped == 35
+    finally:
+        listener.close()
+        for conn in accepted:
+            conn.close()

@@ -279,3 +279,31 @@ def test_a_client_gone_mid_body_is_its_doing_not_an_error(guarded, caplog: pytes
         time.sleep(0.05)
     assert any(path in r.getMessage() for r in caplog.records)  # the request was answered and logged
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR], [r.getMessage() for r in caplog.records]
+
+
+def test_forwarded_headers_are_believed_from_the_configured_proxies_only() -> None:
+    """uvicorn believed X-Forwarded-For from any process on the host: a local client could pick
+    the address the failed-login limit and the audit log see. Off unless proxies are named."""
+    from monitor.api.connections import server_options
+
+    none = server_options(Settings(trusted_proxies=""))
+    assert none["proxy_headers"] is False and none["forwarded_allow_ips"] is None
+    named = server_options(Settings(trusted_proxies="127.0.0.1, 10.1.0.0/16"))
+    assert named["proxy_headers"] is True and named["forwarded_allow_ips"] == "127.0.0.1,10.1.0.0/16"
+
+
+def test_a_forged_forwarded_address_is_not_the_clients(guarded) -> None:  # type: ignore[no-untyped-def]
+    url, _, made, ctx = guarded
+    from sqlalchemy import text
+
+    r = httpx.post(
+        f"{url}/v1/keys",
+        json={"name": "forwarded", "scopes": ["read"]},
+        headers={"Authorization": f"Bearer {made['admin']}", "X-Forwarded-For": "203.0.113.9"},
+    )
+    assert r.status_code == 201, r.text
+    with ctx.engine.connect() as conn:
+        address = conn.execute(
+            text("SELECT client_address FROM audit_log WHERE action = 'key.created' ORDER BY id DESC LIMIT 1")
+        ).scalar()
+    assert address == "127.0.0.1"

@@ -155,3 +155,34 @@ def test_a_model_whose_classes_are_numbers_predicts_the_classes_not_their_indice
     )
     assert response_rows({"predictions": [2, 3.0, 1]}, ratings) == [("2", None), ("3", None), ("1", None)]
     assert response_rows({"predictions": [0]}, IRIS) == [(IRIS.classes[0], None)]  # text classes: an index
+
+
+def _out(name: str, shape: list[int], data: list) -> dict:  # type: ignore[type-arg]
+    return {"name": name, "shape": shape, "datatype": "FP32", "data": data}
+
+
+@pytest.mark.parametrize("order", ["label first", "probabilities first"])
+def test_a_v2_response_with_labels_and_probabilities_uses_each_by_name(order: str) -> None:
+    """KServe's scikit-learn server asked for both returns `predict` and `predict_proba`: the
+    label is the prediction served, the probabilities its scores, whichever comes first (the first
+    output alone was read: the probabilities dropped, or a disagreeing label ignored)."""
+    label = _out("predict", [2], [2, 0])
+    probabilities = _out("predict_proba", [2, 3], [0.1, 0.5, 0.4, 0.7, 0.2, 0.1])  # row 0 disagrees: argmax 1
+    outputs = [label, probabilities] if order == "label first" else [probabilities, label]
+    assert response_rows({"outputs": outputs}, IRIS) == [
+        ("virginica", {"setosa": 0.1, "versicolor": 0.5, "virginica": 0.4}),
+        ("setosa", {"setosa": 0.7, "versicolor": 0.2, "virginica": 0.1}),
+    ]
+
+
+def test_a_multiclass_output_of_shape_n_by_1_holds_class_indices() -> None:
+    doc = {"outputs": [_out("predict", [3, 1], [[2], [0], [1]])]}
+    assert [p for p, _ in response_rows(doc, IRIS)] == ["virginica", "setosa", "versicolor"]
+
+
+def test_a_ragged_v2_input_loses_only_its_short_rows() -> None:
+    request = {"inputs": [{"name": "x", "shape": [3, 2], "datatype": "FP32", "data": [[1, "a"], [2], [3, "c"]]}]}
+    response = {"outputs": [_out("predict", [3], [0.9, 0.1, 0.2])]}
+    records, errors = pair_to_records("ev", request, response, BINARY, None)
+    assert [r["prediction_id"] for r in records] == ["ev-0", "ev-2"]
+    assert [(e.index, e.field) for e in errors] == [(1, "instances")]
