@@ -9,33 +9,42 @@ import json
 from pathlib import Path
 from typing import Any
 
+# Every API process exports the database's totals and the models' newest metrics: with several
+# replicas each of those series comes once per process, so the panels take the max across
+# processes (``ONCE``), never the sum. Only the request-latency histogram is per process.
+ONCE = "max without (instance, pod)"
+
 PANELS: list[tuple[str, str, str]] = [
-    ("Records ingested per second", "sum by (model, kind, outcome) (rate(monitor_records_total[5m]))", "reqps"),
     (
-        "Ingestion latency p99 (per API process)",
+        "Records ingested per second",
+        f"sum by (model, kind, outcome) ({ONCE} (rate(monitor_records_total[5m])))",
+        "reqps",
+    ),
+    (
+        "Ingestion latency p99 (all API processes)",
         "histogram_quantile(0.99, sum by (le, endpoint) (rate(monitor_ingest_request_duration_seconds_bucket[5m])))",
         "s",
     ),
-    ("Seconds since each job last succeeded", "time() - monitor_job_last_success_timestamp_seconds", "s"),
+    ("Seconds since each job last succeeded", f"time() - {ONCE} (monitor_job_last_success_timestamp_seconds)", "s"),
     (
         "Webhook attempts by outcome",
-        "sum by (receiver, outcome) (increase(monitor_webhook_deliveries_total[1h]))",
+        f"sum by (receiver, outcome) ({ONCE} (increase(monitor_webhook_deliveries_total[1h])))",
         "short",
     ),
-    ("Dataset drift share", 'monitor_model_dataset_drift_share{window="$window"}', "percentunit"),
-    ("Drifted features", 'sum by (model) (monitor_model_feature_drifted{window="$window"})', "short"),
-    ("Quality", 'monitor_model_quality{window="$window", class="", average=""}', "short"),
-    ("Label coverage", 'monitor_model_label_coverage_ratio{window="$window"}', "percentunit"),
-    ("Latency p95", 'monitor_model_latency_seconds{window="$window", statistic="p95"}', "s"),
-    ("Concept drift detected", 'monitor_model_concept_drift{window="$window"}', "short"),
+    ("Dataset drift share", f'{ONCE} (monitor_model_dataset_drift_share{{window="$window"}})', "percentunit"),
+    ("Drifted features", f'sum by (model) ({ONCE} (monitor_model_feature_drifted{{window="$window"}}))', "short"),
+    ("Quality", f'{ONCE} (monitor_model_quality{{window="$window", class="", average=""}})', "short"),
+    ("Label coverage", f'{ONCE} (monitor_model_label_coverage_ratio{{window="$window"}})', "percentunit"),
+    ("Latency p95", f'{ONCE} (monitor_model_latency_seconds{{window="$window", statistic="p95"}})', "s"),
+    ("Concept drift detected", f'{ONCE} (monitor_model_concept_drift{{window="$window"}})', "short"),
     (
         "Challenger minus champion: accuracy",
-        'monitor_model_comparison_difference{window="$window", metric="accuracy"}',
+        f'{ONCE} (monitor_model_comparison_difference{{window="$window", metric="accuracy"}})',
         "percentunit",
     ),
     (
         "Challenger minus champion: accuracy, lower bound of the interval",
-        'monitor_model_comparison_difference_bound{window="$window", metric="accuracy", bound="lower"}',
+        f'{ONCE} (monitor_model_comparison_difference_bound{{window="$window", metric="accuracy", bound="lower"}})',
         "percentunit",
     ),
 ]

@@ -42,3 +42,17 @@ def test_every_series_the_rules_read_is_one_the_service_exports() -> None:
         name for name in read if name not in exported and not any(name.removesuffix(s) in exported for s in suffixes)
     }
     assert read and not unknown, unknown
+
+
+def test_the_grafana_dashboard_counts_each_database_series_once_whatever_the_replicas() -> None:
+    """Every API process exports the database's series: a panel that summed them across
+    processes doubled every total with two replicas. Each such panel takes the max across
+    processes first; only the per-process request latency is summed."""
+    import json
+
+    doc = json.loads((ROOT / "docs" / "grafana-dashboard.json").read_text())
+    for panel in doc["panels"]:
+        expr = panel["targets"][0]["expr"]
+        if "monitor_ingest_request_duration_seconds" in expr:
+            continue
+        assert "max without (instance, pod)" in expr, (panel["title"], expr)
