@@ -39,22 +39,19 @@ _PRIVATE_USE = tuple(
 PRIVATE = "not a globally routable address (private: {})"
 # IANA's IPv4 and IPv6 Special-Purpose Address Registries (2025), every entry whatever its
 # "globally reachable" column says: no webhook lives at an anycast protocol address either
-# (Python's is_global let 192.0.0.192 and 192.0.0.9 through).
-SPECIAL_PURPOSE = tuple(
+# (Python's is_global let 192.0.0.192 and 192.0.0.9 through). The private-use blocks above are
+# among them.
+SPECIAL_PURPOSE = _PRIVATE_USE + tuple(
     (ipaddress.ip_network(n), name)
     for n, name in (
         ("0.0.0.0/8", "this network"),
-        ("10.0.0.0/8", "private use"),
-        ("100.64.0.0/10", "shared address space"),
         ("127.0.0.0/8", "loopback"),
         ("169.254.0.0/16", "link local"),
-        ("172.16.0.0/12", "private use"),
         ("192.0.0.0/24", "IETF protocol assignments"),
         ("192.0.2.0/24", "documentation"),
         ("192.31.196.0/24", "AS112"),
         ("192.52.193.0/24", "AMT"),
         ("192.88.99.0/24", "6to4 relay anycast"),
-        ("192.168.0.0/16", "private use"),
         ("192.175.48.0/24", "AS112 direct delegation"),
         ("198.18.0.0/15", "benchmarking"),
         ("198.51.100.0/24", "documentation"),
@@ -74,7 +71,6 @@ SPECIAL_PURPOSE = tuple(
         ("2620:4f:8000::/48", "AS112"),
         ("3fff::/20", "documentation"),
         ("5f00::/16", "segment routing"),
-        ("fc00::/7", "unique local"),
         ("fe80::/10", "link local"),
     )
 )

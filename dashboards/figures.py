@@ -15,7 +15,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from monitor.metrics.points import drift_severity
-from monitor.services.dashboard_data import rank_features
+from monitor.services.dashboard_data import page_count, page_start, rank_features
 
 Point = dict[str, Any]
 
@@ -195,7 +195,7 @@ def decision_words(p: Point) -> str:
 
 
 def heatmap_pages(n_features: int, per_page: int = HEATMAP_ROWS) -> int:
-    return max(1, -(-n_features // per_page))
+    return page_count(n_features, per_page)
 
 
 def drift_heatmap(
@@ -219,8 +219,7 @@ def drift_heatmap(
             else "no drift computed in this range yet"
         )
         return _empty("Feature drift", why)
-    page = min(max(page, 1), heatmap_pages(len(ranked), per_page))
-    first = (page - 1) * per_page
+    first = page_start(len(ranked), page, per_page)
     feats = ranked[first : first + per_page]
     shown = set(feats)
     points = [p for p in points if p["metric"] == "feature_drift" and p["labels"]["feature"] in shown]

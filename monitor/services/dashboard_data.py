@@ -159,6 +159,16 @@ def window_points(
         )
 
 
+def page_count(n: int, per_page: int) -> int:
+    """Pages of ``per_page`` that ``n`` items take (one at least)."""
+    return max(1, -(-n // per_page))
+
+
+def page_start(n: int, page: int, per_page: int) -> int:
+    """The index of the first of ``n`` items on ``page`` (1-based, brought within the pages)."""
+    return (min(max(page, 1), page_count(n, per_page)) - 1) * per_page
+
+
 def rank_features(worst: dict[str, float], drifted: dict[str, int], match: str = "") -> list[str]:
     """Features most drifted first — the highest severity in the range (``worst``), then the most
     windows decided drifted, then the name — keeping those whose name holds ``match`` (ignoring
@@ -203,7 +213,7 @@ def model_page_points(
         ranked = rank_features(
             {p.feature: max(p.peak, 0.0) for p in drift}, {p.feature: p.drifted for p in drift}, match
         )
-        first = (min(max(page, 1), max(1, -(-len(ranked) // per_page))) - 1) * per_page
+        first = page_start(len(ranked), page, per_page)
         shown = set(ranked[first : first + per_page])
         others: dict[str, list[metrics_repo.FeaturePeak]] = defaultdict(list)
         for p in peaks:

@@ -160,7 +160,11 @@ def test_overview_shows_health_and_numbers_with_sample_sizes(driver: webdriver.C
     assert "n = " in row and "label coverage" in row
 
 
-def test_model_charts_hold_the_stored_points(driver: webdriver.Chrome, dashboard: Dashboard) -> None:
+def _heatmap_and_stored_drift(
+    driver: webdriver.Chrome, dashboard: Dashboard, column: str
+) -> tuple[dict[str, Any], list[Any]]:
+    """The model page's heatmap as drawn over the last 24 h of 1 h windows, and the stored
+    feature drift points of those windows: (feature, window end, ``column``)."""
     url, made, ctx = dashboard
     login(driver, url, made["read"])
     open_page(driver, url, f"/models/{quote(MODEL)}?range=24h&window=1h", "#drift-heatmap .js-plotly-plot")
@@ -168,10 +172,17 @@ def test_model_charts_hold_the_stored_points(driver: webdriver.Chrome, dashboard
     with ctx.engine.connect() as conn:
         stored = conn.execute(
             text(
-                "SELECT labels->>'feature', window_end, value FROM metric_points WHERE metric = 'feature_drift' "
+                f"SELECT labels->>'feature', window_end, {column} FROM metric_points WHERE metric = 'feature_drift' "
                 "AND window_end - window_start = interval '1 hour' AND NOT labels ? 'segment'"
             )
         ).all()
+    return heatmap, list(stored)
+
+
+def test_model_charts_hold_the_stored_points(driver: webdriver.Chrome, dashboard: Dashboard) -> None:
+    heatmap, stored = _heatmap_and_stored_drift(driver, dashboard, "value")
+    ctx = dashboard[2]
+    with ctx.engine.connect() as conn:
         drift = conn.execute(
             text(
                 "SELECT value FROM metric_points WHERE metric = 'dataset_drift' "
@@ -474,17 +485,7 @@ def test_the_heatmap_colours_each_cell_by_the_decision_stored(driver: webdriver.
     cell three times past its threshold but not significant was drawn red."""
     from dashboards.figures import DECISION_COLOURS, UNDECIDED
 
-    url, made, ctx = dashboard
-    login(driver, url, made["read"])
-    open_page(driver, url, f"/models/{quote(MODEL)}?range=24h&window=1h", "#drift-heatmap .js-plotly-plot")
-    heatmap = plot_data(driver, "drift-heatmap")[0]
-    with ctx.engine.connect() as conn:
-        stored = conn.execute(
-            text(
-                "SELECT labels->>'feature', window_end, drifted FROM metric_points WHERE metric = 'feature_drift' "
-                "AND window_end - window_start = interval '1 hour' AND NOT labels ? 'segment'"
-            )
-        ).all()
+    heatmap, stored = _heatmap_and_stored_drift(driver, dashboard, "drifted")
     column = {str(x).replace("T", " ")[:16]: j for j, x in enumerate(heatmap["x"])}
     row = {f: i for i, f in enumerate(heatmap["y"])}
     seen = {True: 0, False: 0}
