@@ -4,10 +4,11 @@ in under a second, as the demo model's does (``benchmarks/dashboard.py``).
     MONITOR_DATABASE_URL=postgresql://…/empty_db python benchmarks/dashboard_wide.py [--features 1000] [--days 7]
 
 Setup (not timed): the model registered with ``--features`` features (four in five numerical),
-and the metric points a scheduler stores for it written directly — per hourly 1 h window, each
+and the metric points a scheduler stores for it, written as the scheduler writes them (a
+window's points at a time, with their per-feature digests) — per hourly 1 h window, each
 feature's drift (with its decision's details) and its data-quality shares, and the model's
 dataset drift, prediction drift, quality, latency and throughput. The page reads metric points
-only, never the log or its summaries, so points are what make it wide.
+and digests only, never the log or its summaries, so points are what make it wide.
 
 Timed, as ``benchmarks/dashboard.py`` times pages: the server building the model page (its
 queries and figures), median and max of ``--rounds``; with Chromium installed, the time from
@@ -20,101 +21,83 @@ import argparse
 import os
 import tempfile
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import numpy as np
 from sqlalchemy import text
 
 from benchmarks.dashboard import browser_times, timed
 from dashboards.pages import model
 from monitor.config import Settings
+from monitor.db import metrics_repo
 from monitor.domain.schema import ModelSpec
+from monitor.metrics.points import MetricPoint
 from monitor.services import registry
 from monitor.services.bootstrap import open_context
 from monitor.services.context import ServiceContext
 from monitor.services.windows import hour_floor
 
 MODEL = "wide-model"
+HOUR = timedelta(hours=1)
 
 
 def setup(ctx: ServiceContext, features: int, days: int) -> datetime:
     numerical = features * 4 // 5
+    names = [f"f{i:04d}" for i in range(features)]
     spec = {
         "name": MODEL,
         "task": "binary_classification",
         "classes": ["no", "yes"],
         "positive_class": "yes",
         "features": [
-            {"name": f"f{i:04d}", "type": "numerical" if i < numerical else "categorical"} for i in range(features)
+            {"name": name, "type": "numerical" if i < numerical else "categorical"} for i, name in enumerate(names)
         ],
     }
     registry.register_model(ctx, ModelSpec.model_validate(spec))
     vrow = registry.resolve_version(ctx, MODEL, None)
     end = hour_floor(datetime.now(UTC))
-    params = {"m": vrow.model_id, "v": vrow.version_id, "end": end, "hours": days * 24, "k": features, "num": numerical}
-    windows = "generate_series(0, :hours - 1) AS h, LATERAL (SELECT :end - h * interval '1 hour' AS e) w"
-    with ctx.uow() as uow:
+    rng = np.random.default_rng(5)
+    model_metrics = {
+        "dataset_drift": 0.03,
+        "prediction_drift": 0.01,
+        "quality.accuracy": 0.9,
+        "quality.label_coverage": 0.3,
+        "estimated.accuracy": 0.9,
+        "latency.p50": 5.0,
+        "latency.p90": 8.0,
+        "latency.p95": 9.0,
+        "latency.p99": 12.0,
+        "throughput.per_minute": 100.0,
+    }
+    # Written as the scheduler writes a window's points (metrics_repo.upsert_points, which keeps
+    # the per-feature digests too), a window at a time.
+    for h in range(days * 24):
+        we = end - timedelta(hours=h)
+        ws = we - HOUR
+        points = []
         # each feature's drift, decided as the calibrated profile decides (about 3 % drifted)
-        uow.conn.execute(
-            text(
-                f"""
-                INSERT INTO metric_points (model_id, model_version_id, metric, labels, window_start, window_end,
-                    value, sample_size, reference_size, threshold, drifted, details, computed_at)
-                SELECT :m, :v, 'feature_drift',
-                       jsonb_build_object('feature', 'f' || lpad(i::text, 4, '0'),
-                                          'method', CASE WHEN i < :num THEN 'quantile_wasserstein'
-                                                         ELSE 'largest_share_change' END),
-                       w.e - interval '1 hour', w.e, d.x, 2000, 5000, 0.025, d.x > 0.025,
-                       jsonb_build_object('kind', 'distance', 'significant', d.x > 0.02, 'p_value', 0.5 - d.x,
-                                          'material', d.x > 0.025, 'min_sample_size', 100),
-                       now()
-                FROM {windows}, generate_series(0, :k - 1) AS i, LATERAL (SELECT random() * 0.0258 AS x) d
-                """
-            ),
-            params,
-        )
+        for i, (name, x) in enumerate(zip(names, rng.random(features) * 0.0258, strict=True)):
+            method = "quantile_wasserstein" if i < numerical else "largest_share_change"
+            details = {"kind": "distance", "significant": x > 0.02, "p_value": 0.5 - x, "material": x > 0.025}
+            details["min_sample_size"] = 100
+            labels = {"feature": name, "method": method}
+            points.append(MetricPoint("feature_drift", ws, we, x, 2000, labels, 5000, 0.025, x > 0.025, details))
         for metric in ("data_quality.missing_share", "data_quality.out_of_range_share"):
-            uow.conn.execute(
-                text(
-                    f"""
-                    INSERT INTO metric_points (model_id, model_version_id, metric, labels, window_start, window_end,
-                        value, sample_size, details, computed_at)
-                    SELECT :m, :v, :metric, jsonb_build_object('feature', 'f' || lpad(i::text, 4, '0')),
-                           w.e - interval '1 hour', w.e, random() * 0.02, 2000, '{{}}', now()
-                    FROM {windows}, generate_series(0, :k - 1) AS i
-                    """
-                ),
-                {**params, "metric": metric},
-            )
-        model_metrics = {
-            "dataset_drift": 0.03,
-            "prediction_drift": 0.01,
-            "quality.accuracy": 0.9,
-            "quality.label_coverage": 0.3,
-            "estimated.accuracy": 0.9,
-            "latency.p50": 5.0,
-            "latency.p90": 8.0,
-            "latency.p95": 9.0,
-            "latency.p99": 12.0,
-            "throughput.per_minute": 100.0,
-        }
+            for name, x in zip(names, rng.random(features) * 0.02, strict=True):
+                points.append(MetricPoint(metric, ws, we, x, 2000, {"feature": name}))
         for metric, value in model_metrics.items():
-            uow.conn.execute(
-                text(
-                    f"""
-                    INSERT INTO metric_points (model_id, model_version_id, metric, labels, window_start, window_end,
-                        value, sample_size, details, computed_at)
-                    SELECT :m, :v, :metric, CASE WHEN :metric = 'prediction_drift'
-                                                 THEN '{{"column": "prediction"}}'::jsonb ELSE '{{}}' END,
-                           w.e - interval '1 hour', w.e, :value * (0.95 + random() * 0.1), 2000,
-                           jsonb_build_object('lower', :value * 0.9, 'upper', :value * 1.1), now()
-                    FROM {windows}
-                    """
-                ),
-                {**params, "metric": metric, "value": value},
-            )
-        uow.commit()
+            labels = {"column": "prediction"} if metric == "prediction_drift" else {}
+            x = value * (0.95 + rng.random() * 0.1)
+            details = {"lower": value * 0.9, "upper": value * 1.1}
+            points.append(MetricPoint(metric, ws, we, x, 2000, labels, details=details))
+        with ctx.uow() as uow:
+            metrics_repo.upsert_points(uow.conn, vrow.model_id, vrow.version_id, points)
+            uow.commit()
+    with ctx.uow() as uow:
         uow.conn.execute(text("ANALYZE metric_points"))
+        uow.conn.execute(text("ANALYZE feature_digests"))
+        uow.commit()  # statistics are kept only with the transaction that gathered them
     return end
 
 

@@ -229,13 +229,18 @@ def drift_heatmap(
     row = {f: i for i, f in enumerate(feats)}
     z = np.full((len(feats), len(ends)), np.nan)
     text = np.full((len(feats), len(ends)), "", dtype=object)
+    spans: dict[tuple[datetime, datetime], str] = {}  # a window's words, formatted once for its column
     for p in points:
         i, j = row[p["labels"]["feature"]], col[p["window_end"]]
         z[i, j] = cell_colour(p)
         value = "n/a" if p["value"] is None else f"{p['value']:.4g}"
         threshold = "n/a" if p["threshold"] is None else f"{p['threshold']:.4g}"
+        window = (p["window_start"], p["window_end"])
+        span = spans.get(window)
+        if span is None:
+            span = spans[window] = f"{window[0]:%Y-%m-%d %H:%M} to {window[1]:%H:%M}"
         text[i, j] = (
-            f"{p['labels']['feature']}<br>{p['window_start']:%Y-%m-%d %H:%M} to {p['window_end']:%H:%M}<br>"
+            f"{p['labels']['feature']}<br>{span}<br>"
             f"{p['labels'].get('method', '')}: {value} (threshold {threshold})<br>"
             f"{decision_words(p)}<br>"
             f"n current = {p['sample_size']:,}, n reference = {p['reference_size'] or 0:,}"

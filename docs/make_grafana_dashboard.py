@@ -9,9 +9,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-# Every API process exports the database's totals and the models' newest metrics: with several
-# replicas each of those series comes once per process, so the panels take the max across
-# processes (``ONCE``), never the sum. Only the request-latency histogram is per process.
+# The database's totals and the models' newest metrics come from ``/metrics/database``, scraped
+# once; scraped on every replica instead, each series would come once per replica, so the panels
+# take the max across targets (``ONCE``), never the sum. Only the request-latency histogram
+# (``/metrics``, every replica) is per process.
 ONCE = "max without (instance, pod)"
 
 PANELS: list[tuple[str, str, str]] = [

@@ -75,11 +75,8 @@ class Forbidden(MonitorError):
     code = "forbidden"
 
 
-class TooManyRequests(MonitorError):
-    """A key went over its request rate; ``retry_after`` seconds until a request fits again."""
-
-    status_code = 429
-    code = "rate_limited"
+class RetryLater(MonitorError):
+    """Refused for now: ``retry_after`` seconds until the request may succeed (``Retry-After``)."""
 
     def __init__(self, message: str, retry_after: float) -> None:
         super().__init__(message)
@@ -87,6 +84,13 @@ class TooManyRequests(MonitorError):
 
     def headers(self) -> dict[str, str]:
         return {"Retry-After": str(max(1, math.ceil(self.retry_after)))}
+
+
+class TooManyRequests(RetryLater):
+    """A key went over its request rate; ``retry_after`` seconds until a request fits again."""
+
+    status_code = 429
+    code = "rate_limited"
 
 
 class InvalidRecords(MonitorError):
@@ -103,3 +107,11 @@ class InvalidRecords(MonitorError):
 class DatabaseUnavailable(MonitorError):
     status_code = 503
     code = "database_unavailable"
+
+
+class LogBusy(RetryLater):
+    """The log's partition for a day could not be created within its lock timeout, a long read of
+    the log holding it: nothing was stored."""
+
+    status_code = 503
+    code = "log_busy"

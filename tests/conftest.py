@@ -88,12 +88,12 @@ def session_ctx(settings: Settings) -> Iterator[ServiceContext]:
 
 
 # Every table the migrations made (partitions go with their parent), read from the catalog so a
-# new table is emptied too; the migrations' own bookkeeping stays.
+# new table is emptied too; the migrations' own bookkeeping and the audit policy they seed stay.
 _TABLES_SQL = """
     SELECT string_agg(format('%I', c.relname), ', ' ORDER BY c.relname)
     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
     WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p') AND NOT c.relispartition
-      AND c.relname <> 'alembic_version'
+      AND c.relname NOT IN ('alembic_version', 'audit_policy')
 """
 
 

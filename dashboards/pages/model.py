@@ -265,7 +265,7 @@ def register(app: Dash, ctx: ServiceContext) -> None:
         except MonitorError as exc:
             return html.P(exc.message, className="error")
         points = dashboard_data.window_points(
-            ctx, name, start.replace(microsecond=0), end, end - start, p.segment, features=[feature]
+            ctx, name, start.replace(microsecond=0), end, end - start, p.segment, features={"feature_drift": [feature]}
         )
         point = next(
             (

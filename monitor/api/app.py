@@ -35,7 +35,7 @@ from monitor.logs import new_request_id, request_id
 from monitor.services.bootstrap import open_for_reading
 from monitor.services.context import ServiceContext
 from monitor.services.keys import Authenticator
-from monitor.services.prometheus import new_registry
+from monitor.services.prometheus import new_registries
 from monitor.services.rate_limit import RateLimiter
 from monitor.web_security import API_DOCS_HEADERS, API_HEADERS
 
@@ -62,7 +62,7 @@ def create_app(settings: Settings | None = None, ctx: ServiceContext | None = No
             context.settings.auth_failures_burst,
             what="too many failed authentications from this address (at most {rate:g} per second)",
         )
-        app.state.metrics_registry, app.state.ingest_latency = new_registry(context)
+        app.state.metrics = new_registries(context)
         if owned:
             # A server process: everything built at start-up lives as long as it does; keep the
             # cyclic collector from walking it again on every full collection (CPU and tail latency).
@@ -121,9 +121,10 @@ def create_app(settings: Settings | None = None, ctx: ServiceContext | None = No
             return await call_next(request)
         started = time.perf_counter()
         response = await call_next(request)
-        histogram = getattr(request.app.state, "ingest_latency", None)
-        if histogram is not None:
-            histogram.labels(endpoint, f"{response.status_code // 100}xx").observe(time.perf_counter() - started)
+        registries = getattr(request.app.state, "metrics", None)
+        if registries is not None:
+            status = f"{response.status_code // 100}xx"
+            registries.ingest_latency.labels(endpoint, status).observe(time.perf_counter() - started)
         return response
 
     for module in ROUTE_MODULES:

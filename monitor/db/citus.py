@@ -35,6 +35,7 @@ DISTRIBUTED = (
     "ingest_stats",
     "schema_violations",
     "metric_points",
+    "feature_digests",
     "stale_hours",
     "bucket_summaries",
     "error_stream_states",

@@ -17,6 +17,10 @@ _DELETES = (
         "DELETE FROM metric_points p USING model_versions v WHERE p.model_version_id = v.id AND p.window_end < :c",
     ),
     (
+        "feature_digests",
+        "DELETE FROM feature_digests d USING model_versions v WHERE d.model_version_id = v.id AND d.window_end < :c",
+    ),
+    (
         "bucket_summaries",
         "DELETE FROM bucket_summaries b USING models m WHERE b.model_id = m.id AND b.bucket_start < :c",
     ),
@@ -27,7 +31,8 @@ _DELETES = (
     ("deliveries", "DELETE FROM deliveries WHERE at < :c"),
     ("retrain_triggers", "DELETE FROM retrain_triggers WHERE created_at < :c"),
     ("silences", "DELETE FROM silences WHERE ends_at < :c"),
-    ("audit_log", "DELETE FROM audit_log WHERE at < :c"),
+    # never younger than the audit policy's age (a trigger refuses it; none at all without a policy)
+    ("audit_log", "DELETE FROM audit_log WHERE at < :c AND at < now() - (SELECT min_age FROM audit_policy)"),
 )
 
 

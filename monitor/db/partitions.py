@@ -13,6 +13,29 @@ from sqlalchemy import Connection, text
 
 PARENT = "predictions"
 _PARTITION_LOCK_KEY = 0x70617274  # "part": one DDL writer at a time across processes
+# Creating or dropping a partition takes an ACCESS EXCLUSIVE lock on the log's parent table, and
+# while that waits for a long reader (an export streaming for minutes, a month's rollup) every
+# insert into the log queues behind it: ingestion would stall for as long as the read lasts. The
+# DDL waits this long at most, then gives up (``is_lock_timeout``) and is tried again later.
+DDL_LOCK_TIMEOUT = "2s"
+
+
+def is_lock_timeout(exc: BaseException) -> bool:
+    """The DDL gave up waiting for the log's lock (SQLSTATE 55P03)."""
+    orig = getattr(exc, "orig", exc)
+    return getattr(orig, "sqlstate", None) == "55P03"
+
+
+def _bounded_lock_wait(conn: Connection) -> str:
+    """Bound lock waits for the DDL to come; returns the setting to put back after it (a timeout
+    left for the rest of the transaction would cut short its other statements' waits)."""
+    before = str(conn.execute(text("SELECT current_setting('lock_timeout')")).scalar_one())
+    conn.execute(text("SELECT set_config('lock_timeout', :t, true)"), {"t": DDL_LOCK_TIMEOUT})
+    return before
+
+
+def _restore_lock_wait(conn: Connection, before: str) -> None:
+    conn.execute(text("SELECT set_config('lock_timeout', :t, true)"), {"t": before})
 
 
 def partition_name(day: date) -> str:
@@ -51,7 +74,10 @@ def create_partitions(conn: Connection, days: Iterable[date]) -> list[str]:
         return []
     conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PARTITION_LOCK_KEY})
     have = existing_partitions(conn)
-    created = []
+    created: list[str] = []
+    if all(partition_name(day) in have for day in wanted):
+        return created
+    before = _bounded_lock_wait(conn)
     for day in wanted:
         name = partition_name(day)
         if name in have:
@@ -65,17 +91,26 @@ def create_partitions(conn: Connection, days: Iterable[date]) -> list[str]:
             )
         )
         created.append(name)
+    _restore_lock_wait(conn, before)
     return created
 
 
 def drop_expired_partitions(conn: Connection, cutoff: datetime) -> list[str]:
     """Drop partitions that hold only rows older than ``cutoff``; return their names."""
     conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PARTITION_LOCK_KEY})
-    dropped = []
-    for name, day in sorted(existing_partitions(conn).items(), key=lambda kv: kv[1]):
-        if datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(days=1) <= cutoff:
-            conn.execute(text(f"DROP TABLE {name}"))
-            dropped.append(name)
+    dropped: list[str] = []
+    expired = [
+        name
+        for name, day in sorted(existing_partitions(conn).items(), key=lambda kv: kv[1])
+        if datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(days=1) <= cutoff
+    ]
+    if not expired:
+        return dropped
+    before = _bounded_lock_wait(conn)
+    for name in expired:
+        conn.execute(text(f"DROP TABLE {name}"))
+        dropped.append(name)
+    _restore_lock_wait(conn, before)
     return dropped
 
 

@@ -25,6 +25,11 @@ class VersionRow:
     deployment: str = "unspecified"
     deployment_since: datetime | None = None
 
+    @property
+    def feature_names(self) -> list[str]:
+        """The schema's features, in its order."""
+        return [f["name"] for f in self.schema.get("features", [])]
+
 
 def _version_query() -> Select[Any]:
     return select(

@@ -200,6 +200,19 @@ metric_points = Table(
     Column("computed_at", DateTime(timezone=True), nullable=False),
 )
 
+feature_digests = Table(  # a window's per-feature series, one row (monitor.metrics.feature_digest)
+    "feature_digests",
+    metadata,
+    Column("model_id", Integer, ForeignKey("models.id"), primary_key=True),
+    Column("model_version_id", Integer, ForeignKey("model_versions.id"), primary_key=True),
+    Column("metric", Text, primary_key=True),
+    Column("labels", JSONB, primary_key=True),
+    Column("window_start", DateTime(timezone=True), primary_key=True),
+    Column("window_end", DateTime(timezone=True), primary_key=True),
+    Column("peaks", LargeBinary, nullable=False),  # big-endian float32 per feature
+    Column("drifted", LargeBinary, nullable=False),  # a byte per feature
+)
+
 stale_hours = Table(  # hours the scheduler must summarise again and the windows that hold them
     "stale_hours",
     metadata,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from enum import StrEnum
 from typing import Annotated, Any
 
@@ -100,7 +101,7 @@ class ModelSchema(BaseModel):
     @model_validator(mode="after")
     def _check(self) -> ModelSchema:
         names = [f.name for f in self.features]
-        dupes = sorted({n for n in names if names.count(n) > 1})
+        dupes = sorted(n for n, count in Counter(names).items() if count > 1)
         if dupes:
             raise ValueError(f"duplicate feature names: {', '.join(dupes)}")
         if len(set(self.segments)) != len(self.segments):

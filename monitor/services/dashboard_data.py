@@ -6,6 +6,7 @@ page costs the same whatever the log holds.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -17,6 +18,7 @@ from monitor.domain.deployment import Deployment
 from monitor.domain.monitoring import MonitoringConfig
 from monitor.domain.schema import Task, schema_from_json
 from monitor.errors import NotFound
+from monitor.metrics.feature_digest import FeaturePeak
 from monitor.metrics.profiles import CategoricalSummary, NumericSummary, summary_from_json
 from monitor.services import alert_config, alert_ops, registry
 from monitor.services.context import ServiceContext
@@ -135,13 +137,13 @@ def window_points(
     window: timedelta,
     segment: str = "",
     max_windows: int = MAX_WINDOWS,
-    features: list[str] | None = None,
+    features: Mapping[str, Collection[str]] | None = None,
 ) -> list[dict[str, Any]]:
     """Every point of the primary version for windows of length ``window`` ending in (start, end],
     for all predictions or one tracked segment ('column=value'). Windows end every hour, and the
     newest sliding window at its minute; a range holding more than ``max_windows`` hourly windows
-    is thinned to every k-th hour (``window_step``); ``features``: of the per-feature series,
-    those features' only."""
+    is thinned to every k-th hour (``window_step``); ``features``: of the per-feature metrics,
+    those it names, of each the features it lists."""
     vrow = registry.primary_version(ctx, model)
     seg = parse_segment(segment, schema_from_json(vrow.schema))
     step = window_step(start, end, max_windows)
@@ -200,7 +202,7 @@ def model_page_points(
     """What the model page draws (``window_points``' windows): every series of the model as a
     whole, and of the per-feature series only those it shows — the heatmap page's features and
     each data-quality chart's ``max_lines`` highest. Their order comes from a summary of every
-    feature computed in Postgres: a 1,000-feature model's week of windows is half a million
+    feature over the windows' digests: a 1,000-feature model's week of windows is half a million
     points, and reading them all took 6 s."""
     vrow = registry.primary_version(ctx, model)
     seg = parse_segment(segment, schema_from_json(vrow.schema))
@@ -208,19 +210,19 @@ def model_page_points(
         vrow.model_id, vrow.version_id, int(window.total_seconds()), start, end, seg, window_step(start, end)
     )
     with ctx.uow() as uow:
-        peaks = metrics_repo.feature_peaks(uow.conn, where)
+        peaks = metrics_repo.feature_peaks(uow.conn, where, vrow.feature_names)
         drift = [p for p in peaks if p.metric == "feature_drift"]
         ranked = rank_features(
             {p.feature: max(p.peak, 0.0) for p in drift}, {p.feature: p.drifted for p in drift}, match
         )
         first = page_start(len(ranked), page, per_page)
-        shown = set(ranked[first : first + per_page])
-        others: dict[str, list[metrics_repo.FeaturePeak]] = defaultdict(list)
+        others: dict[str, list[FeaturePeak]] = defaultdict(list)
         for p in peaks:
             if p.metric != "feature_drift":
                 others[p.metric].append(p)
-        for ps in others.values():
-            shown |= {p.feature for p in sorted(ps, key=lambda p: (-p.peak, p.feature))[:max_lines]}
+        shown = {"feature_drift": ranked[first : first + per_page]}
+        for metric, ps in others.items():
+            shown[metric] = [p.feature for p in sorted(ps, key=lambda p: (-p.peak, p.feature))[:max_lines]]
         points = metrics_repo.window_points(
             uow.conn,
             vrow.model_id,
@@ -230,7 +232,7 @@ def model_page_points(
             end,
             seg,
             step_seconds=where.step_seconds,
-            features=sorted(shown),
+            features=shown,
         )
     return ModelPagePoints(points, ranked, {m: len(ps) for m, ps in others.items()})
 

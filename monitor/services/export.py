@@ -6,7 +6,9 @@ leaves as a Parquet row group or a block of CSV before the next is read); each e
 connection and one read statement, so a process runs ``export_max_concurrent`` at once and a key
 one at a time (429 with Retry-After otherwise). Resumable: rows come in (timestamp, prediction
 id) order, and ``start`` = the last row's timestamp with ``after`` = its id goes on after it.
-Audited: the export is written down when it starts, and again when it finishes or stops.
+Audited: the export is written down when it starts, and again when it finishes or stops; an
+export whose process died mid-stream is written down as interrupted by the next maintenance
+(``close_interrupted``).
 """
 
 from __future__ import annotations
@@ -96,7 +98,7 @@ def start_export(ctx: ServiceContext, req: ExportRequest, actor: Actor) -> Expor
         chunks = record_repo.export_rows(conn, versions[0].model_id, ids, req.start, req.end, req.after, per_chunk)
         details = _described(req)
         with ctx.uow() as uow:
-            audit_repo.append(uow.conn, actor, "export.started", req.model, model=req.model, details=details)
+            started = audit_repo.append(uow.conn, actor, "export.started", req.model, model=req.model, details=details)
             uow.commit()
     except BaseException:
         if conn is not None:
@@ -107,7 +109,7 @@ def start_export(ctx: ServiceContext, req: ExportRequest, actor: Actor) -> Expor
     return Export(
         filename=_UNSAFE_IN_FILENAME.sub("_", f"{req.model}-{stamp}.{req.format.value}"),
         media_type=MEDIA_TYPES[req.format],
-        body=_stream(ctx, req, actor, conn, table, chunks),
+        body=_stream(ctx, req, actor, conn, table, chunks, started),
     )
 
 
@@ -129,6 +131,7 @@ def _stream(
     conn: Any,
     table: ExportTable,
     chunks: Iterator[Sequence[Any]],
+    started: int,
 ) -> Generator[bytes, None, None]:
     sent = {"rows": 0, "bytes": 0}
     last: dict[str, Any] = {}
@@ -150,7 +153,7 @@ def _stream(
         ahead.close()  # before the connection: its thread reads from it
         conn.close()
         ctx.release_export_slot()
-        details = _described(req) | sent | {"last_row": last or None}
+        details = _described(req) | sent | {"last_row": last or None, "started_id": started}
         with ctx.uow() as uow:
             action = "export.finished" if finished else "export.stopped"
             audit_repo.append(uow.conn, actor, action, req.model, model=req.model, details=details)
@@ -197,3 +200,31 @@ class _ReadAhead:
     def close(self) -> None:
         self._stop.set()
         self._thread.join()
+
+
+INTERRUPTED = "the process serving it stopped (a crash, a kill, a lost host) before it ended"
+
+
+def close_interrupted(ctx: ServiceContext) -> int:
+    """Exports whose process died mid-stream wrote their start and never their end: each gets an
+    ``export.interrupted`` entry, naming its start, once it is known not to be running. A running
+    export holds its key's lock on its own connection for as long as it streams, and Postgres
+    releases it when that connection dies: with the lock free, every open start of the key is
+    over; held, all but the newest are (a key exports one at a time). The starts are read again
+    after the lock is taken, so an export that ended meanwhile is not told interrupted."""
+    with ctx.uow() as uow:
+        keys = sorted({e["key_id"] or 0 for e in audit_repo.open_exports(uow.conn)})
+    closed = 0
+    for key in keys:
+        with ctx.uow() as uow:
+            free = record_repo.try_lock_export(uow.conn, key)
+            starts = audit_repo.open_exports(uow.conn, key)
+            for s in starts if free else starts[:-1]:
+                whose = Actor("system", key_id=s["key_id"], key_name=s["key_name"], key_prefix=s["key_prefix"])
+                details = {**s["details"], "started_id": s["id"], "reason": INTERRUPTED}
+                audit_repo.append(uow.conn, whose, "export.interrupted", s["target"], model=s["model"], details=details)
+                closed += 1
+            uow.commit()
+    if closed:
+        log.warning("%d export(s) were interrupted by the end of their process; written to the audit log", closed)
+    return closed

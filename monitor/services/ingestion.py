@@ -24,7 +24,7 @@ from monitor.domain.fast_batch import peek_batch
 from monitor.domain.payloads import parse_records
 from monitor.domain.records import LabelRow, PredictionRow, RecordError, RecordValidator, TimeBounds, time_bounds
 from monitor.domain.unstorable import text_problem
-from monitor.errors import InvalidRecords, PayloadTooLarge
+from monitor.errors import InvalidRecords, LogBusy, PayloadTooLarge
 from monitor.services import registry, summary_deltas
 from monitor.services.context import ServiceContext
 
@@ -85,6 +85,7 @@ def _hour(ts: datetime) -> datetime:
 # the hour turns and small clock differences between API and scheduler hosts. Traffic logged as
 # it happens marks nothing outside that minute.
 LATE_MARGIN = timedelta(minutes=1)
+PARTITION_RETRY_SECONDS = 5.0  # a new day's partition waited for a long read of the log
 
 
 def _late_hours(rows: list[tuple[int, PredictionRow]], now: datetime) -> list[datetime]:
@@ -196,9 +197,20 @@ def _ensure_partitions(ctx: ServiceContext, rows: list[tuple[int, PredictionRow]
     days = {partitions.day_of(r.ts) for _, r in rows}
     missing = ctx.partitions.missing(days)
     if missing:
-        with ctx.uow() as uow:
-            partitions.create_partitions(uow.conn, missing)
-            uow.commit()
+        try:
+            with ctx.uow() as uow:
+                partitions.create_partitions(uow.conn, missing)
+                uow.commit()
+        except Exception as exc:
+            if not partitions.is_lock_timeout(exc):
+                raise
+            first, last = min(missing), max(missing)
+            span = f"{first}" if first == last else f"{first} to {last}"
+            raise LogBusy(
+                f"the log's partition for {span} could not be made now: a long read of the log holds it; "
+                "nothing was stored, retry",
+                PARTITION_RETRY_SECONDS,
+            ) from exc
         ctx.partitions.add(missing)
 
 

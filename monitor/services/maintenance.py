@@ -1,19 +1,57 @@
 """Keeping the database in shape: partitions ahead, retention of the log, of minute summaries and
-of the history, labels that missed their prediction."""
+of the history, labels that missed their prediction, exports whose process died mid-stream."""
 
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from monitor.db import history_repo, kserve_repo, log_repo, partitions, report_repo, session_repo, summary_repo
+from monitor.services import export
 from monitor.services.context import ServiceContext
 from monitor.services.windows import MINUTE_HORIZON
 
 log = logging.getLogger(__name__)
 
 KSERVE_ORPHAN_AGE = timedelta(hours=1)
+
+
+def _partition_upkeep(
+    ctx: ServiceContext, days: list[date], cutoff: datetime
+) -> tuple[list[str], list[str], dict[str, int], list[str]]:
+    """The log's partitions made for ``days`` and dropped before ``cutoff`` (the rows of other
+    tables of the dropped days deleted with them): created, dropped, deleted per table, and which
+    of the two steps was deferred. Partition DDL gives up after a bounded wait for the log's lock
+    (``partitions.DDL_LOCK_TIMEOUT``) rather than stall ingestion behind a long reader; partitions
+    are made days ahead and expired ones can wait, so a deferred step is done by a later run."""
+    deferred: list[str] = []
+    created: list[str] = []
+    dropped: list[str] = []
+    deleted: dict[str, int] = {}
+    try:
+        with ctx.uow() as uow:
+            created = partitions.create_partitions(uow.conn, days)
+            uow.commit()
+        ctx.partitions.add(days)
+    except Exception as exc:
+        if not partitions.is_lock_timeout(exc):
+            raise
+        deferred.append("create")
+    try:
+        with ctx.uow() as uow:
+            dropped = partitions.drop_expired_partitions(uow.conn, cutoff)
+            # The other tables follow when a day leaves the log: once a day, so the sequential scan of
+            # prediction_keys (deliberately without a ts index, which would tax every insert) is rare.
+            deleted = log_repo.delete_expired(uow.conn, cutoff) if dropped else {}
+            uow.commit()
+    except Exception as exc:
+        if not partitions.is_lock_timeout(exc):
+            raise
+        deferred.append("drop")
+    if deferred:
+        log.warning("maintenance: partitions to %s deferred: a long read holds the log", " and ".join(deferred))
+    return created, dropped, deleted, deferred
 
 
 def run_maintenance(ctx: ServiceContext, now: datetime | None = None) -> dict[str, Any]:
@@ -24,15 +62,8 @@ def run_maintenance(ctx: ServiceContext, now: datetime | None = None) -> dict[st
     # Yesterday (late arrivals around midnight) to some days ahead; older days are created on demand
     # by ingestion when history is back-filled.
     days = [today + timedelta(days=d) for d in range(-1, s.partitions_ahead_days + 1)]
+    created, dropped, deleted, deferred = _partition_upkeep(ctx, days, cutoff)
     with ctx.uow() as uow:
-        created = partitions.create_partitions(uow.conn, days)
-        uow.commit()
-    ctx.partitions.add(days)
-    with ctx.uow() as uow:
-        dropped = partitions.drop_expired_partitions(uow.conn, cutoff)
-        # The other tables follow when a day leaves the log: once a day, so the sequential scan
-        # of prediction_keys (deliberately without a ts index, which would tax every insert) is rare.
-        deleted = log_repo.delete_expired(uow.conn, cutoff) if dropped else {}
         attached = log_repo.attach_all_waiting_labels(uow.conn)
         # A KServe half whose pair never came (a logger in request-only mode, a lost event).
         kserve_orphans = kserve_repo.delete_older(uow.conn, now - KSERVE_ORPHAN_AGE)
@@ -50,6 +81,7 @@ def run_maintenance(ctx: ServiceContext, now: datetime | None = None) -> dict[st
             history["dashboard_sessions"] = sessions
         uow.commit()
     ctx.partitions.forget_before(partitions.day_of(cutoff))
+    interrupted = export.close_interrupted(ctx)
     report = {
         "partitions_created": len(created),
         "partitions_dropped": dropped,
@@ -58,7 +90,9 @@ def run_maintenance(ctx: ServiceContext, now: datetime | None = None) -> dict[st
         "kserve_orphans_deleted": kserve_orphans,
         "history_deleted": history,
         "minute_summaries_deleted": minutes,
+        "exports_interrupted": interrupted,
+        "partitions_deferred": deferred,
     }
-    if created or dropped or attached or kserve_orphans or history:
+    if created or dropped or attached or kserve_orphans or history or interrupted:
         log.info("maintenance: %s", report)
     return report

@@ -1,12 +1,14 @@
-"""``/metrics`` for Prometheus: the service's own numbers and the newest model metrics.
+"""Prometheus' scrapes: the service's own numbers and the newest model metrics.
 
 What every process shares is read from the database at scrape time — records ingested, webhook
 deliveries by outcome, scheduler job durations and last successes, the newest metric points —
-so any API replica answers the same. Request latency is per process (a histogram each API
-worker keeps). Model series are the primary version's (the champion, or the newest where none is
-declared) over all predictions (no segment labels), the newest window of each length, and each
-live challenger's comparison with the champion: label sets stay bounded by classes, windows,
-challengers and, per model and window, the ``metrics_max_features`` most drifted features.
+so any API replica answers the same, and they are exported apart (``/metrics/database``) from
+what is each process's own, request latency (``/metrics``), so that a Prometheus scraping
+every replica counts the database's numbers once. Model series are the primary version's (the
+champion, or the newest where none is declared) over all predictions (no segment labels), the
+newest window of each length, and each live challenger's comparison with the champion: label
+sets stay bounded by classes, windows, challengers and, per model and window, the
+``metrics_max_features`` most drifted features.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -380,25 +383,39 @@ def _comparison(fam: dict[str, GaugeMetricFamily], model: str, window: str, p: d
             fam["comparison_significant"].add_metric([*pair, metric, window], float(p["drifted"]))
 
 
-def new_registry(ctx: ServiceContext) -> tuple[CollectorRegistry, Histogram]:
-    """A registry for one API process: the shared numbers, and the request latency.
+@dataclass(frozen=True)
+class Registries:
+    """What an API process exports, in two scrapes: ``process``, this process's own numbers
+    (``GET /metrics``: scrape every replica), and ``database``, the numbers every process reads
+    alike from the database (``GET /metrics/database``: scrape once, through any replica).
+    Exported by every replica on one endpoint, the database's series arrived once per replica,
+    and every ``sum`` over them counted each record as many times."""
+
+    process: CollectorRegistry
+    database: CollectorRegistry
+    ingest_latency: Histogram
+
+
+def new_registries(ctx: ServiceContext) -> Registries:
+    """The registries of one API process.
 
     Under ``monitor serve --workers N`` (``PROMETHEUS_MULTIPROC_DIR`` set by it before the workers
     start) every worker writes its latency samples to files there and a scrape, whichever worker
     answers it, adds up all of them (prometheus_client's multiprocess mode): a histogram per worker
     would make each scrape see a different process and ``rate()`` meaningless."""
-    registry = CollectorRegistry()
-    registry.register(StoreCollector(ctx))
+    database = CollectorRegistry()
+    database.register(StoreCollector(ctx))
+    process = CollectorRegistry()
     shared = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
     if shared:
         from prometheus_client import multiprocess
 
-        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        multiprocess.MultiProcessCollector(process)  # type: ignore[no-untyped-call]
     latency = Histogram(
         "monitor_ingest_request_duration_seconds",
-        "Ingestion request latency, until the answer (after the commit), over every API worker",
+        "Ingestion request latency, until the answer (after the commit), over every API worker of this host",
         ["endpoint", "status"],
         buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
-        registry=None if shared else registry,  # shared: its values live in the directory's files
+        registry=None if shared else process,  # shared: its values live in the directory's files
     )
-    return registry, latency
+    return Registries(process, database, latency)

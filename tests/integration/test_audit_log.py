@@ -15,6 +15,7 @@ from sqlalchemy import text
 
 from monitor.api.app import ROUTE_MODULES
 from monitor.api.guard import required_scope
+from monitor.db import history_repo
 from monitor.services import audit, maintenance
 from monitor.services.alerting import evaluate_model
 from monitor.services.keys import Scope
@@ -131,6 +132,8 @@ def test_the_log_is_admin_only_never_changed_and_kept_for_the_history_retention(
         assert api.http.request(method, "/v1/audit", headers=api.admin).status_code == 405
     with pytest.raises(Exception, match="never changed"), api.ctx.engine.begin() as conn:
         conn.execute(text("UPDATE audit_log SET action = 'nothing'"))
+    with pytest.raises(Exception, match="younger than 90 days are never deleted"), api.ctx.engine.begin() as conn:
+        conn.execute(text("DELETE FROM audit_log"))
     registered = api.http.get("/v1/audit", params={"action": "model.registered"}, headers=api.admin).json()
     assert [e["model"] for e in registered["entries"]] == ["churn"]
 
@@ -154,6 +157,104 @@ def test_the_log_is_admin_only_never_changed_and_kept_for_the_history_retention(
     maintenance.run_maintenance(api.ctx)
     assert audit.list_entries(api.ctx, action="old.thing")["entries"] == []
     assert audit.list_entries(api.ctx, action="model.registered")["entries"]
+    # a retention asked for everything (a cutoff in the future) deletes only what the policy lets go
+    with api.ctx.engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO audit_log (at, via, action, target, details) VALUES "
+                "(now() - interval '91 days', 'system', 'older.thing', 'x', '{}'), "
+                "(now() - interval '89 days', 'system', 'recent.thing', 'x', '{}')"
+            )
+        )
+        assert history_repo.delete_older(conn, datetime.now(UTC) + timedelta(days=1))["audit_log"] == 1
+    assert audit.list_entries(api.ctx, action="older.thing")["entries"] == []
+    assert audit.list_entries(api.ctx, action="recent.thing")["entries"]
+    assert audit.list_entries(api.ctx, action="model.registered")["entries"]
+
+
+def test_the_services_own_role_cannot_erase_the_log_once_another_role_owns_it(database_url: str) -> None:
+    """``docs/postgres/audit-owner.sql`` applied: the service's role, owner of every other table,
+    appends and reads entries and its retention deletes those past the policy's age, but it
+    cannot delete a recent entry, update, truncate, disable the triggers or change the policy."""
+    import shutil
+    import uuid
+
+    import psycopg
+    from sqlalchemy import create_engine
+    from sqlalchemy.engine import make_url
+
+    from monitor.db import audit_repo
+    from monitor.db.migrate import upgrade_to_head
+    from monitor.domain.audit import Actor
+
+    psql = shutil.which("psql")
+    if psql is None:
+        pytest.skip("no psql: apt-get install postgresql-client to run this test")
+    url = make_url(database_url)
+    admin = url.render_as_string(hide_password=False).replace("postgresql+psycopg://", "postgresql://")
+    tag = uuid.uuid4().hex[:8]
+    service, owner, scratch = f"svc_{tag}", f"audit_{tag}", f"{url.database}_audit_{tag}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE ROLE "{service}" LOGIN')
+        conn.execute(f'CREATE DATABASE "{scratch}" OWNER "{service}"')
+    as_service = create_engine(url.set(database=scratch, username=service, password=None))
+    try:
+        upgrade_to_head(as_service)  # the service's role owns what the migrations make
+        script = Path(__file__).parents[2] / "docs" / "postgres" / "audit-owner.sql"
+        target = make_url(admin).set(database=scratch).render_as_string(hide_password=False)
+        subprocess.run(
+            [
+                psql,
+                target,
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-v",
+                f"service_role={service}",
+                "-v",
+                f"audit_owner={owner}",
+                "-f",
+                str(script),
+            ],
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
+        with as_service.begin() as conn:
+            audit_repo.append(conn, Actor(via="system"), "key.created", "k")
+            conn.execute(
+                text(
+                    "INSERT INTO audit_log (at, via, action, target, details) VALUES "
+                    "(now() - interval '500 days', 'system', 'old.thing', 'x', '{}'), "
+                    "(now() - interval '10 days', 'system', 'recent.thing', 'x', '{}')"
+                )
+            )
+        refused = {
+            "DELETE FROM audit_log WHERE action = 'key.created'": "never deleted",
+            "UPDATE audit_log SET action = 'nothing'": "permission denied",
+            "TRUNCATE audit_log": "permission denied",
+            "ALTER TABLE audit_log DISABLE TRIGGER audit_log_kept": "must be owner",
+            "UPDATE audit_policy SET min_age = interval '1 day'": "permission denied",
+            "DROP TABLE audit_log": "must be owner",
+        }
+        for sql, why in refused.items():
+            with pytest.raises(Exception, match=why), as_service.begin() as conn:
+                conn.execute(text(sql))
+        # a policy of its own first on the search path changes nothing
+        with pytest.raises(Exception, match="never deleted"), as_service.begin() as conn:
+            conn.execute(text("CREATE SCHEMA mine"))
+            conn.execute(text("CREATE TABLE mine.audit_policy AS SELECT interval '1 day' AS min_age"))
+            conn.execute(text("SET LOCAL search_path = mine, public"))
+            conn.execute(text("DELETE FROM public.audit_log WHERE action = 'recent.thing'"))
+        with as_service.begin() as conn:
+            assert history_repo.delete_older(conn, datetime.now(UTC) + timedelta(days=1))["audit_log"] == 1
+            kept = conn.execute(text("SELECT action FROM audit_log ORDER BY id")).scalars().all()
+            assert kept == ["key.created", "recent.thing"]
+    finally:
+        as_service.dispose()
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE "{scratch}" WITH (FORCE)')
+            conn.execute(f'DROP ROLE IF EXISTS "{owner}"')
+            conn.execute(f'DROP ROLE "{service}"')
 
 
 def test_the_command_line_is_audited_as_the_operating_system_user(ctx: Any) -> None:

@@ -51,6 +51,7 @@ ROUTES = [
     ("GET", "/v1/retrain-triggers", "read"),
     ("POST", "/v1/kserve", "ingest"),
     ("GET", "/metrics", "read"),
+    ("GET", "/metrics/database", "read"),
     ("GET", "/v1/predictions/p1", "data"),
     ("GET", "/v1/models/churn/export", "data"),
     ("GET", "/v1/audit", "admin"),

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import text
 
 from monitor.domain.monitoring import MonitoringConfig
 from monitor.services import dashboard_data
@@ -128,3 +131,108 @@ def test_the_model_page_reads_the_features_it_draws_in_the_order_all_points_give
         assert shown.features == {missing: 90}
         whole = [p for p in everything if "feature" not in p["labels"]]
         assert [p for p in shown.points if "feature" not in p["labels"]] == whole
+
+
+def _drift_points(features: list[str], end: datetime, rng: object, segment: dict[str, str] | None = None) -> list:
+    import random
+
+    from monitor.metrics.points import MetricPoint
+
+    assert isinstance(rng, random.Random)
+    out = []
+    for f in features:
+        value = rng.random() * 0.05
+        labels = {"feature": f, "method": "wasserstein", **(segment or {})}
+        out.append(
+            MetricPoint(
+                "feature_drift",
+                end - HOUR,
+                end,
+                value,
+                300,
+                labels,
+                threshold=0.025,
+                drifted=value > 0.025,
+                details={"kind": "distance"},
+            )
+        )
+    return out
+
+
+def test_feature_peaks_follow_the_points_through_rewrites_sliding_windows_and_retention(ctx: ServiceContext) -> None:
+    """The digests the page ranks by are written and deleted with their points: every peak equals
+    the one every point gives, for all predictions and a segment, after a window is computed
+    again with lower scores, after a sliding window is replaced and after retention."""
+    import random
+
+    from dashboards import figures
+    from monitor.db import history_repo, metrics_repo
+    from monitor.domain.schema import ModelSpec
+    from monitor.metrics.points import drift_severity
+    from monitor.services import registry
+
+    features = [f"f{i:02d}" for i in range(12)]
+    spec = {
+        "name": "digests",
+        "task": "regression",
+        "features": [{"name": f, "type": "numerical"} for f in features],
+        "segments": ["region"],
+    }
+    registry.register_model(ctx, ModelSpec.model_validate(spec))
+    vrow = registry.resolve_version(ctx, "digests", None)
+    end = hour_floor(datetime.now(UTC))
+    rng = random.Random(11)
+    north = {"segment": "region", "segment_value": "north"}
+
+    def write(points: list) -> None:
+        with ctx.uow() as uow:
+            metrics_repo.upsert_points(uow.conn, vrow.model_id, vrow.version_id, points)
+            uow.commit()
+
+    def check(segment: tuple[str, str] | None) -> None:
+        start = end - 30 * HOUR
+        seg = "" if segment is None else "=".join(segment)
+        # the ranking every point gives (the old path), against the digests' (the page's)
+        everything = dashboard_data.window_points(ctx, "digests", start, end + HOUR, HOUR, seg)
+        where = metrics_repo.WindowFilter(vrow.model_id, vrow.version_id, 3600, start, end + HOUR, segment)
+        with ctx.uow() as uow:
+            peaks = metrics_repo.feature_peaks(uow.conn, where, vrow.feature_names)
+        drift = [p for p in everything if p["metric"] == "feature_drift"]
+        assert {p.feature for p in peaks} == {p["labels"]["feature"] for p in drift}
+        for peak in peaks:
+            own = [p for p in drift if p["labels"]["feature"] == peak.feature]
+            assert peak.drifted == sum(bool(p["drifted"]) for p in own)
+            assert abs(peak.peak - max(drift_severity(p) for p in own)) < 1e-5
+        assert dashboard_data.model_page_points(
+            ctx, "digests", start, end + HOUR, HOUR, seg, "", 1, 40, figures.MAX_LINES
+        ).ranked == figures.ranked_features(everything, "")
+
+    for h in range(24):
+        write(_drift_points(features, end - h * HOUR, rng) + _drift_points(features[:6], end - h * HOUR, rng, north))
+    check(None)
+    check(("region", "north"))
+    # the newest window again, every score lower: its old peaks must not stand
+    write([replace(p, value=0.001, drifted=False) for p in _drift_points(features, end, rng)])
+    check(None)
+    # sliding windows: each replaces the one before, which leaves with its digest
+    for minute in (10, 20):
+        with ctx.uow() as uow:
+            metrics_repo.delete_sliding_points(
+                uow.conn, vrow.model_id, vrow.version_id, HOUR, end, end + timedelta(minutes=minute)
+            )
+            uow.commit()
+        sliding = [
+            replace(p, value=0.2 if minute == 10 else 0.01, drifted=minute == 10)
+            for p in _drift_points(features, end + timedelta(minutes=minute), rng)
+        ]
+        write(sliding)
+    check(None)
+    with ctx.uow() as uow:
+        newer = text("SELECT count(*) FROM feature_digests WHERE window_end > :e")
+        assert uow.conn.execute(newer, {"e": end}).scalar() == 1  # the 20th minute's only
+        history_repo.delete_older(uow.conn, end - 12 * HOUR)
+        uow.commit()
+        left = uow.conn.execute(text("SELECT min(window_end) FROM feature_digests")).scalar()
+    assert left >= end - 12 * HOUR
+    check(None)
+    check(("region", "north"))

@@ -5,11 +5,13 @@ import os
 import subprocess
 import sys
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 
 import psycopg
 from alembic import command
-from sqlalchemy import create_engine, inspect, text
+from sqlalchemy import Engine, create_engine, inspect, text
 from sqlalchemy.engine import make_url
 
 from monitor.db.migrate import alembic_config, current_revision, head_revision
@@ -113,15 +115,26 @@ def test_demo_streams_traffic_with_labels(settings, ctx) -> None:  # type: ignor
     assert stale.split("_")[1] not in {k["prefix"] for k in keys.list_keys(ctx) if not k["revoked_at"]}
 
 
-def test_migrations_go_down_and_up_again(database_url: str) -> None:
-    # A scratch database of its own, so the shared one is left at head.
+@contextmanager
+def scratch_engine(database_url: str, suffix: str) -> Iterator[Engine]:
+    """An engine on a scratch database of its own, dropped afterwards, so the shared one is left
+    at head."""
     url = make_url(database_url)
     admin = url.render_as_string(hide_password=False).replace("postgresql+psycopg://", "postgresql://")
-    scratch = f"{url.database}_mig"
+    scratch = f"{url.database}_{suffix}"
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{scratch}"')
     engine = create_engine(url.set(database=scratch))
     try:
+        yield engine
+    finally:
+        engine.dispose()
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE "{scratch}" WITH (FORCE)')
+
+
+def test_migrations_go_down_and_up_again(database_url: str) -> None:
+    with scratch_engine(database_url, "mig") as engine:
         with engine.begin() as conn:
             cfg = alembic_config()
             cfg.attributes["connection"] = conn
@@ -130,10 +143,6 @@ def test_migrations_go_down_and_up_again(database_url: str) -> None:
             assert "predictions" not in inspect(conn).get_table_names()
             command.upgrade(cfg, "head")
         assert current_revision(engine) == head_revision()
-    finally:
-        engine.dispose()
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE "{scratch}" WITH (FORCE)')
 
 
 def test_notification_groups_stored_before_alertmanagers_keys_carry_over(database_url: str) -> None:
@@ -141,45 +150,34 @@ def test_notification_groups_stored_before_alertmanagers_keys_carry_over(databas
     key after the migration, so an alert told firing before is told resolved after; and back."""
     from alerts.dispatch import group_key
 
-    url = make_url(database_url)
-    admin = url.render_as_string(hide_password=False).replace("postgresql+psycopg://", "postgresql://")
-    scratch = f"{url.database}_groups"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{scratch}"')
-    engine = create_engine(url.set(database=scratch))
     labels = {"alertname": "feature-drift", "model": 'credit "v2"\n', "window": ""}
     old_key = 'oncall:{"alertname":"feature-drift","model":"credit \\"v2\\"\\n","window":""}'
-    try:
-        with engine.begin() as conn:
-            cfg = alembic_config()
-            cfg.attributes["connection"] = conn
-            command.upgrade(cfg, "0024")
-            conn.execute(
-                text(
-                    "INSERT INTO receivers (name, kind, url, group_by, group_wait_s, group_interval_s, "
-                    "repeat_interval_s, source, secret) VALUES ('oncall', 'webhook', 'https://h.example.com', "
-                    "'{alertname,model,window}', 30, 300, 14400, 'api', '')"
-                )
+    with scratch_engine(database_url, "groups") as engine, engine.begin() as conn:
+        cfg = alembic_config()
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0024")
+        conn.execute(
+            text(
+                "INSERT INTO receivers (name, kind, url, group_by, group_wait_s, group_interval_s, "
+                "repeat_interval_s, source, secret) VALUES ('oncall', 'webhook', 'https://h.example.com', "
+                "'{alertname,model,window}', 30, 300, 14400, 'api', '')"
             )
-            conn.execute(
-                text(
-                    "INSERT INTO notification_groups (receiver, group_key, group_labels, first_seen_at, last_sent) "
-                    "VALUES ('oncall', :k, CAST(:l AS jsonb), now(), '[[\"fp\", \"firing\"]]')"
-                ),
-                {"k": old_key, "l": json.dumps(labels)},
-            )
-            command.upgrade(cfg, "head")
-            row = conn.execute(text("SELECT group_key, group_labels, last_sent FROM notification_groups")).one()
-            assert row.group_key == group_key("oncall", ["alertname", "model", "window"], labels)
-            assert row.group_key == '{}/{receiver="oncall"}:{alertname="feature-drift", model="credit \\"v2\\"\\n"}'
-            assert row.group_labels == {"alertname": "feature-drift", "model": 'credit "v2"\n'}
-            assert row.last_sent == [["fp", "firing"]]
-            command.downgrade(cfg, "0024")
-            assert conn.execute(text("SELECT group_key FROM notification_groups")).scalar_one() == old_key
-    finally:
-        engine.dispose()
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE "{scratch}" WITH (FORCE)')
+        )
+        conn.execute(
+            text(
+                "INSERT INTO notification_groups (receiver, group_key, group_labels, first_seen_at, last_sent) "
+                "VALUES ('oncall', :k, CAST(:l AS jsonb), now(), '[[\"fp\", \"firing\"]]')"
+            ),
+            {"k": old_key, "l": json.dumps(labels)},
+        )
+        command.upgrade(cfg, "head")
+        row = conn.execute(text("SELECT group_key, group_labels, last_sent FROM notification_groups")).one()
+        assert row.group_key == group_key("oncall", ["alertname", "model", "window"], labels)
+        assert row.group_key == '{}/{receiver="oncall"}:{alertname="feature-drift", model="credit \\"v2\\"\\n"}'
+        assert row.group_labels == {"alertname": "feature-drift", "model": 'credit "v2"\n'}
+        assert row.last_sent == [["fp", "firing"]]
+        command.downgrade(cfg, "0024")
+        assert conn.execute(text("SELECT group_key FROM notification_groups")).scalar_one() == old_key
 
 
 def test_monitor_check_is_a_healthcheck(settings, ctx) -> None:  # type: ignore[no-untyped-def]
@@ -254,3 +252,46 @@ def test_read_only_commands_and_api_workers_neither_migrate_nor_maintain(setting
     finally:
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE "{scratch}" WITH (FORCE)')
+
+
+def test_feature_digests_carried_over_equal_those_written_with_the_points(database_url: str) -> None:
+    """The migration's digests of points stored before it are those the service writes with its
+    points, byte for byte: p-values and distances, points without a score, segments, a
+    data-quality share, a feature outside the schema, a feature without a point."""
+    from datetime import UTC, datetime, timedelta
+
+    from monitor.db import metrics_repo, registry_repo
+    from monitor.metrics.points import MetricPoint
+
+    end = datetime(2026, 12, 6, 12, tzinfo=UTC)
+    features = ["age", "income", "city", "unseen"]
+    points = []
+    for h in range(3):
+        we, ws = end - timedelta(hours=h), end - timedelta(hours=h + 1)
+        for i, (f, kind) in enumerate((("age", "p_value"), ("income", "distance"), ("city", "distance"))):
+            value = None if (h, i) == (1, 1) else 0.013 * (h + 1) * (i + 1)
+            for segment in ({}, {"segment": "region", "segment_value": "north"}):
+                labels = {"feature": f, "method": "ks" if kind == "p_value" else "wasserstein", **segment}
+                threshold = 0.05 if kind == "p_value" else 0.025
+                drifted = None if value is None else (value < threshold if kind == "p_value" else value > threshold)
+                kept = (value, 90, labels, None, threshold, drifted, {"kind": kind})
+                points.append(MetricPoint("feature_drift", ws, we, *kept))
+            points.append(MetricPoint("data_quality.missing_share", ws, we, value, 90, {"feature": f}))
+        points.append(MetricPoint("feature_drift", ws, we, 0.9, 90, {"feature": "undeclared", "method": "x"}))
+        points.append(MetricPoint("dataset_drift", ws, we, 0.5, 90))
+    digests = "SELECT metric, labels, window_end, peaks, drifted FROM feature_digests "
+    digests += "ORDER BY metric, labels::text, window_end"
+    with scratch_engine(database_url, "digests") as engine, engine.begin() as conn:
+        cfg = alembic_config()
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "head")
+        model_id = registry_repo.insert_model(conn, "m", "regression", "")
+        schema = {"task": "regression", "features": [{"name": f, "type": "numerical"} for f in features]}
+        version_id = registry_repo.insert_version(conn, model_id, "1", schema, "")
+        metrics_repo.upsert_points(conn, model_id, version_id, points)
+        written = [tuple(r) for r in conn.execute(text(digests))]
+        assert len(written) == 9 and all(len(r[3]) == 16 for r in written)
+        command.downgrade(cfg, "0025")
+        assert "feature_digests" not in inspect(conn).get_table_names()
+        command.upgrade(cfg, "head")
+        assert [tuple(r) for r in conn.execute(text(digests))] == written

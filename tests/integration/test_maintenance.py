@@ -36,6 +36,58 @@ def test_partitions_are_created_ahead(api: Api) -> None:
     assert {now.date() + timedelta(days=d) for d in range(-1, ahead + 1)} <= days
 
 
+def test_a_long_read_of_the_log_defers_partitions_and_never_stalls_ingestion(churn: Api) -> None:
+    """A new partition needs an exclusive lock on the log, which a long read (an export) holds off:
+    waiting for it, the DDL would queue every insert behind it for as long as the read lasts.
+    Maintenance gives up after a bounded wait and makes the partitions on a later run; records of
+    a day without a partition get a 503 ``log_busy`` (nothing stored), the others go through."""
+    import threading
+    import time
+
+    import psycopg
+
+    churn.http.post("/v1/predictions", json={"model": "churn", "records": [prediction("first")]}, headers=churn.ingest)
+    old_day = (datetime.now(UTC) - timedelta(days=47)).date()  # a back-fill's day: no partition yet
+    with churn.ctx.engine.begin() as conn:  # (partitions outlive the tests' emptying of the log)
+        conn.execute(text(f"DROP TABLE IF EXISTS {partitions.partition_name(old_day)}"))
+    churn.ctx.partitions.forget_before(old_day + timedelta(days=1))
+    url = churn.ctx.settings.database_url or ""
+    reader = psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://"))
+    threads: list[threading.Thread] = []
+    try:
+        reader.execute("SELECT count(*) FROM predictions")  # its transaction stays open: a long read
+        later = datetime.now(UTC) + timedelta(days=40)
+        report: dict = {}
+        maintaining = threading.Thread(target=lambda: report.update(run_maintenance(churn.ctx, later)))
+        threads.append(maintaining)
+        started = time.monotonic()
+        maintaining.start()
+        time.sleep(0.3)  # the DDL now waits for the reader's lock, inserts queued behind it
+        during = {"model": "churn", "records": [prediction("during")]}
+        answers: list = []
+        ingesting = threading.Thread(
+            target=lambda: answers.append(churn.http.post("/v1/predictions", json=during, headers=churn.ingest))
+        )
+        threads.append(ingesting)
+        ingesting.start()
+        ingesting.join(timeout=8)  # the DDL's wait is bounded: not the reader's length
+        assert answers and answers[0].status_code == 200, "ingestion stalled behind the partition's DDL"
+        assert time.monotonic() - started < 8
+        maintaining.join(timeout=30)
+        assert report["partitions_deferred"] == ["create"] and report["partitions_created"] == 0
+        assert later.date() not in partition_days(churn)
+        back_filled = prediction("old", timestamp=f"{old_day}T12:00:00+00:00")
+        r = churn.http.post("/v1/predictions", json={"model": "churn", "records": [back_filled]}, headers=churn.ingest)
+        assert r.status_code == 503 and r.json()["error"]["code"] == "log_busy" and r.headers["Retry-After"] == "5"
+    finally:
+        reader.close()  # what a stalled ingestion and maintenance waited for
+        for thread in threads:
+            thread.join(timeout=30)
+    assert run_maintenance(churn.ctx, later)["partitions_created"] > 0 and later.date() in partition_days(churn)
+    r = churn.http.post("/v1/predictions", json={"model": "churn", "records": [back_filled]}, headers=churn.ingest)
+    assert r.status_code == 200 and r.json()["accepted"] == 1
+
+
 def test_retention_drops_old_partitions_keys_and_labels(churn: Api) -> None:
     old = datetime.now(UTC) - timedelta(days=20)
     recent = datetime.now(UTC) - timedelta(hours=1)
@@ -109,6 +161,7 @@ def test_metric_points_and_summaries_go_after_the_history_retention(ctx: Service
     cutoff = base - 3 * HOUR
     kept = {
         "metric_points": "SELECT count(*) FROM metric_points WHERE window_end >= :c",
+        "feature_digests": "SELECT count(*) FROM feature_digests WHERE window_end >= :c",
         "bucket_summaries": "SELECT count(*) FROM bucket_summaries WHERE bucket_hours > 0 AND bucket_start >= :c",
         "error_stream_states": "SELECT count(*) FROM error_stream_states WHERE hour >= :c",
     }

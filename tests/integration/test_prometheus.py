@@ -1,4 +1,4 @@
-"""/metrics: the service's numbers and the newest model metrics, in Prometheus's format."""
+"""/metrics and /metrics/database: the service's numbers and the newest model metrics, in Prometheus's format."""
 
 from __future__ import annotations
 
@@ -14,12 +14,22 @@ from monitor.services.metric_store import record_points
 from monitor.services.windows import hour_floor
 from tests.integration.helpers import Api, prediction
 
+SCRAPES = ("/metrics", "/metrics/database")  # this process's numbers; the database's
+
+
+def exposition(api: Api) -> str:
+    """Both scrapes, as Prometheus gets them."""
+    texts = []
+    for path in SCRAPES:
+        r = api.http.get(path, headers=api.read)
+        assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
+        texts.append(r.text)
+    return "".join(texts)
+
 
 def scrape(api: Api) -> dict[str, list[tuple[dict[str, str], float]]]:
-    r = api.http.get("/metrics", headers=api.read)
-    assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
     out: dict[str, list[tuple[dict[str, str], float]]] = {}
-    for fam in text_string_to_metric_families(r.text):
+    for fam in text_string_to_metric_families(exposition(api)):
         for s in fam.samples:
             out.setdefault(s.name, []).append((s.labels, s.value))
     return out
@@ -120,7 +130,7 @@ def test_service_and_model_metrics(churn: Api) -> None:
     assert value(m, "monitor_model_latency_seconds", model="churn", statistic="p95") == 0.0125
     assert value(m, "monitor_model_latency_seconds", model="churn", statistic="mean") == 0.008
     assert value(m, "monitor_ingest_request_duration_seconds_count", endpoint="predictions", status="2xx") == 2
-    assert churn.http.get("/metrics").status_code == 401
+    assert churn.http.get("/metrics").status_code == churn.http.get("/metrics/database").status_code == 401
 
 
 def test_the_example_grafana_dashboard_reads_only_exposed_series(api: Api) -> None:
@@ -128,9 +138,8 @@ def test_the_example_grafana_dashboard_reads_only_exposed_series(api: Api) -> No
     import re
     from pathlib import Path
 
-    r = api.http.get("/metrics", headers=api.read)
     exposed = set()
-    for fam in text_string_to_metric_families(r.text):
+    for fam in text_string_to_metric_families(exposition(api)):
         exposed.add(fam.name)
         exposed.update(s.name for s in fam.samples)
         exposed.update({f"{fam.name}_total", f"{fam.name}_bucket"})
@@ -173,9 +182,10 @@ def test_promtool_accepts_a_real_scrape(churn: Api) -> None:
     record_points(churn.ctx, "churn", "1", points)
     job_log.succeeded(churn.ctx, "churn", "metrics", 1.0)
     job_log.failed(churn.ctx, "churn", "rules", "boom")
-    text = churn.http.get("/metrics", headers=churn.read).text
-    checked = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True, text=True, timeout=60)
-    assert checked.returncode == 0, checked.stdout + checked.stderr
+    for path in SCRAPES:
+        text = churn.http.get(path, headers=churn.read).text
+        checked = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True, text=True, timeout=60)
+        assert checked.returncode == 0, path + checked.stdout + checked.stderr
 
 
 def test_every_scrape_of_a_multi_worker_api_sees_all_workers_requests(churn: Api, tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -209,6 +219,63 @@ def test_every_scrape_of_a_multi_worker_api_sees_all_workers_requests(churn: Api
         assert counts == {24.0}
     finally:
         stop_process(proc)
+
+
+def test_replicas_export_the_databases_series_once(churn: Api, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Two API replicas, scraped as Prometheus scrapes them: each one's ``/metrics`` holds its own
+    requests and none of the database's series (so summing over replicas counts each request
+    once and each record never twice), and ``/metrics/database`` is the same whichever replica
+    answers it, the records counted once."""
+    import httpx
+
+    from monitor.server import free_port
+    from monitor.services import keys
+    from tests.integration.processes import monitor_process, stop_process, wait_ready
+
+    ingest = keys.create_key(churn.ctx, "replica-ingest", [keys.Scope.ingest])[0]
+    read = {"Authorization": f"Bearer {keys.create_key(churn.ctx, 'replica-read', [keys.Scope.read])[0]}"}
+    env = {"MONITOR_DATABASE_URL": churn.ctx.settings.database_url or "", "MONITOR_LOG_FORMAT": "text"}
+    urls, procs = [], []
+    try:
+        for i in range(2):
+            port = free_port()
+            urls.append(f"http://127.0.0.1:{port}")
+            procs.append(
+                monitor_process(["serve", "--host", "127.0.0.1", "--port", str(port)], env, tmp_path / f"{i}.log")
+            )
+        for url, proc in zip(urls, procs, strict=True):
+            wait_ready(url, proc)
+        for i in range(5):  # 3 requests to the first replica, 2 to the second
+            body = {"model": "churn", "records": [prediction(f"rep{i}")]}
+            r = httpx.post(f"{urls[i % 2]}/v1/predictions", json=body, headers={"Authorization": f"Bearer {ingest}"})
+            assert r.status_code == 200, r.text
+        requests, database = 0.0, []
+        for url in urls:
+            own = {
+                s.name: s
+                for f in text_string_to_metric_families(httpx.get(f"{url}/metrics", headers=read).text)
+                for s in f.samples
+            }
+            assert not [name for name in own if name.startswith(("monitor_records", "monitor_model", "monitor_job"))]
+            requests += own["monitor_ingest_request_duration_seconds_count"].value
+            shared = httpx.get(f"{url}/metrics/database", headers=read).text
+            assert "monitor_ingest_request_duration_seconds" not in shared
+            database.append(
+                {
+                    (s.name, tuple(sorted(s.labels.items()))): s.value
+                    for f in text_string_to_metric_families(shared)
+                    for s in f.samples
+                }
+            )
+        assert requests == 5
+        assert database[0] == database[1]
+        accepted = database[0][
+            ("monitor_records_total", (("kind", "prediction"), ("model", "churn"), ("outcome", "accepted")))
+        ]
+        assert accepted == 5
+    finally:
+        for proc in procs:
+            stop_process(proc)
 
 
 def test_a_wide_models_feature_series_stay_bounded_most_drifted_first(churn: Api) -> None:
@@ -295,6 +362,6 @@ def test_the_champions_series_and_each_challengers_comparison_with_it(churn: Api
     )
     promtool = shutil.which("promtool")
     if promtool is not None:
-        text = api.http.get("/metrics", headers=api.read).text
+        text = api.http.get("/metrics/database", headers=api.read).text
         checked = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True, text=True, timeout=60)
         assert checked.returncode == 0, checked.stdout + checked.stderr

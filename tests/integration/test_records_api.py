@@ -342,3 +342,71 @@ def test_a_parameter_postgres_cannot_hold_is_refused_by_name_on_every_route(
     body = r.json()
     assert body["error"]["code"] == "unstorable_value" and body["error"]["details"][0]["field"].startswith(field)
     assert "NUL" in body["error"]["details"][0]["reason"]
+
+
+def test_an_export_whose_process_dies_mid_stream_is_recorded_interrupted(ctx: Any, tmp_path: Path) -> None:
+    """kill -9 while an export streams: its start stays without an end, until maintenance finds
+    its key's lock free (Postgres released it with the dead process's connection) and writes
+    ``export.interrupted`` naming the start; while the process lives, nothing is written, nor for
+    exports that ended, including one ended before ends named their start."""
+    import signal
+    import subprocess
+    import sys
+
+    from monitor.services.maintenance import run_maintenance
+
+    register_demo(ctx)
+    start = hour_floor(datetime.now(UTC)) - timedelta(hours=2)
+    traffic(ctx, start, 300, "k-", seed=5)
+    with ctx.engine.begin() as conn:  # an export that ended before ends named their start
+        for action in ("export.started", "export.finished"):
+            conn.execute(
+                text("INSERT INTO audit_log (via, key_id, action, target, details) VALUES ('api', 1, :a, 'm', '{}')"),
+                {"a": action},
+            )
+    finished = export.start_export(ctx, export.ExportRequest(MODEL, start, start + HOUR), Actor("api", key_id=2))
+    b"".join(finished.body)
+    script = f"""
+import os, signal, sys
+from datetime import datetime
+from pathlib import Path
+from monitor.config import Settings
+from monitor.domain.audit import Actor
+from monitor.domain.export_table import ExportFormat
+from monitor.services import export
+from monitor.services.bootstrap import open_context
+
+settings = Settings(database_url={ctx.settings.database_url!r}, data_dir=Path({str(tmp_path)!r}))
+ctx = open_context(settings, migrate=False)
+req = export.ExportRequest({MODEL!r}, datetime.fromisoformat({start.isoformat()!r}),
+                           datetime.fromisoformat({(start + HOUR).isoformat()!r}), format=ExportFormat.csv)
+body = export.start_export(ctx, req, Actor("api", key_id=1, key_name="alice")).body
+next(body)
+print("streaming", flush=True)
+sys.stdin.readline()
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+    proc = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "streaming"
+        assert run_maintenance(ctx)["exports_interrupted"] == 0  # alive: its lock is held
+        assert proc.stdin is not None
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
+        assert proc.wait(timeout=30) == -signal.SIGKILL
+    finally:
+        proc.kill()
+    deadline = datetime.now(UTC) + timedelta(seconds=10)  # Postgres notices the closed connection
+    while run_maintenance(ctx)["exports_interrupted"] == 0:
+        assert datetime.now(UTC) < deadline, "the dead export's lock was never released"
+    entries = audit.list_entries(ctx, action="export.")["entries"]
+    (interrupted,) = [e for e in entries if e["action"] == "export.interrupted"]
+    started = [e for e in entries if e["action"] == "export.started" and e["key_id"] == 1]
+    assert interrupted["details"]["started_id"] == max(e["id"] for e in started)
+    assert interrupted["key_id"] == 1 and interrupted["key_name"] == "alice" and interrupted["model"] == MODEL
+    assert interrupted["details"]["reason"] == export.INTERRUPTED and interrupted["details"]["format"] == "csv"
+    assert run_maintenance(ctx)["exports_interrupted"] == 0  # once
+    (done,) = [e for e in entries if e["action"] == "export.finished" and e["key_id"] == 2]
+    assert done["details"]["started_id"] == next(
+        e["id"] for e in entries if e["action"] == "export.started" and e["key_id"] == 2
+    )

@@ -54,7 +54,7 @@ def test_a_poisoned_hour_is_skipped_and_reported_and_the_rest_computed(api: Api)
     model = api.http.get(f"/v1/models/{MODEL}", headers=api.read).json()
     (job,) = [j for j in model["jobs"] if j["job"] == "metrics"]
     assert job["failures"] == len(report.failures) and "skipped" in job["last_error"]
-    scrape = api.http.get("/metrics", headers=api.read).text
+    scrape = api.http.get("/metrics/database", headers=api.read).text
     assert f'monitor_job_failures_total{{model="{MODEL}",task="metrics"}} {float(len(report.failures))}' in scrape
 
     # fixed (the value removed), the next run computes the hour and writes 0, resolving any alert

@@ -14,7 +14,8 @@ README = (Path(__file__).parents[2] / "README.md").read_text()
 BLOCKS = [
     block
     for block in (m.group(1) for m in re.finditer(r"```yaml\n(.*?)```", README, re.S))
-    if not block.lstrip().startswith("apiVersion")  # KServe's resource, not a rules file
+    # KServe's resource and Prometheus' scrape configuration, not rules files
+    if not block.lstrip().startswith(("apiVersion", "scrape_configs"))
 ]
 BLOCKS = [re.sub(r"^  ", "", b, flags=re.M) if b.startswith("  ") else b for b in BLOCKS]  # in a list item
 

@@ -1,11 +1,13 @@
-"""``GET /metrics`` in Prometheus's text format (needs `read`: give Prometheus a read key as its
-scrape ``authorization`` credentials)."""
+"""Prometheus' two scrapes (each needs `read`: give Prometheus a read key as its scrape
+``authorization`` credentials): ``GET /metrics``, this process's own numbers, to scrape on every
+replica; ``GET /metrics/database``, the numbers read from the database, alike on every replica,
+to scrape once."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from starlette.concurrency import run_in_threadpool
 
 from monitor.api.deps import require
@@ -15,9 +17,21 @@ from monitor.services.keys import Scope
 router = APIRouter(route_class=GuardedRoute, tags=["operations"])
 
 
+async def _exposition(registry: CollectorRegistry) -> Response:
+    body = await run_in_threadpool(generate_latest, registry)
+    return Response(body, media_type=CONTENT_TYPE_LATEST)
+
+
 @router.get("/metrics", dependencies=[Depends(require(Scope.read))], response_class=Response)
 async def metrics(request: Request) -> Response:
-    """Records ingested, ingestion latency (this process), webhook deliveries by outcome,
-    scheduler job durations and last successes, and the newest model metrics."""
-    body = await run_in_threadpool(generate_latest, request.app.state.metrics_registry)
-    return Response(body, media_type=CONTENT_TYPE_LATEST)
+    """This process's own numbers: ingestion latency (over every worker of ``monitor serve
+    --workers N``). Scrape every replica."""
+    return await _exposition(request.app.state.metrics.process)
+
+
+@router.get("/metrics/database", dependencies=[Depends(require(Scope.read))], response_class=Response)
+async def database_metrics(request: Request) -> Response:
+    """Records ingested, webhook deliveries by outcome, scheduler job durations, failures, last
+    successes and backlog, and the newest model metrics: read from the database, the same on every
+    replica. Scrape once (through the service's address, not each replica)."""
+    return await _exposition(request.app.state.metrics.database)
