@@ -3,9 +3,21 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
-from monitor.domain.records import RecordError
+
+@dataclass(slots=True, frozen=True)
+class RecordError:
+    """What is wrong with one record: its index in the request (None: the request as a whole),
+    the field and why."""
+
+    index: int | None
+    field: str
+    reason: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"index": self.index, "field": self.field, "reason": self.reason}
 
 
 class MonitorError(Exception):

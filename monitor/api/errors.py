@@ -14,9 +14,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
 from monitor.api.responses import FastJSONResponse, error_body, error_response
-from monitor.db import citus
 from monitor.domain.unstorable import NUL_REASON, SURROGATE_REASON, find_unstorable
 from monitor.errors import MonitorError
+from monitor.services.database_status import is_outage
 
 log = logging.getLogger(__name__)
 
@@ -58,11 +58,6 @@ async def _find_unstorable(request: Request) -> tuple[str, str]:
     if found:
         return found
     return "", f"{NUL_REASON}, or {SURROGATE_REASON}"
-
-
-def is_outage(orig: BaseException | None) -> bool:
-    """The database is down, or a Citus worker it needs: the same outage (503, retry later)."""
-    return isinstance(orig, psycopg.OperationalError) or citus.is_node_unavailable(orig)
 
 
 async def _client_gone(request: Request, _: Exception) -> FastJSONResponse:

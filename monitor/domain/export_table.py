@@ -23,9 +23,8 @@ import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
-from monitor.domain.schema import FeatureType, ModelSchema, Task
-from monitor.metrics.log_summary import feature_block
-from monitor.metrics.profiles import category_key
+from monitor.domain.feature_values import feature_block
+from monitor.domain.schema import FeatureType, ModelSchema, Task, category_key
 
 # The log's own columns, before the features; a feature or segment of one of these names (or of
 # the reference columns after them) is written as ``feature.<name>`` / ``segment.<name>``.

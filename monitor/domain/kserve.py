@@ -11,8 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from monitor.domain.records import RecordError
 from monitor.domain.schema import ModelSchema, Task, class_key
+from monitor.errors import RecordError
 
 REQUEST = "org.kubeflow.serving.inference.request"
 RESPONSE = "org.kubeflow.serving.inference.response"

@@ -18,6 +18,7 @@ from typing import Any
 
 from monitor.domain.schema import FeatureType, ModelSchema, Task, class_key
 from monitor.domain.unstorable import find_unstorable
+from monitor.errors import RecordError
 
 MAX_ID_LENGTH = 256
 MAX_CATEGORY_LENGTH = 1024
@@ -48,16 +49,6 @@ PREDICTION_KEYS = frozenset(
     }
 )
 LABEL_KEYS = frozenset({"prediction_id", "label", "timestamp", "model"})
-
-
-@dataclass(slots=True, frozen=True)
-class RecordError:
-    index: int | None
-    field: str
-    reason: str
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"index": self.index, "field": self.field, "reason": self.reason}
 
 
 @dataclass(slots=True)

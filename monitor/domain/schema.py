@@ -39,6 +39,15 @@ class Feature(BaseModel):
     description: str = ""
 
 
+def category_key(value: object) -> str | None:
+    """A category as Postgres's ``->>`` spells a JSON value: booleans lower-case, the rest as text."""
+    if value is None or (isinstance(value, float) and value != value):
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
 def class_key(value: Any) -> str | None:
     """A class as the model's ``classes`` hold it: text as is, an integer as its digits (a
     scikit-learn model's ``classes_`` are often ``[0, 1]``), an integral float as that integer

@@ -19,8 +19,8 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 from monitor.domain.payloads import loads_json
-from monitor.domain.records import RecordError
 from monitor.domain.schema import FeatureType, ModelSchema
+from monitor.errors import RecordError
 
 
 class TableFormat(StrEnum):

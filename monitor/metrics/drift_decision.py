@@ -30,6 +30,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
+from monitor.domain.monitoring import MonitoringConfig
 from monitor.metrics.profiles import CategoricalSummary, NumericSummary
 from monitor.metrics.stattests import REGISTRY, DriftResult, benjamini_hochberg, drift_from_summaries
 
@@ -69,6 +70,11 @@ class Rule:
     alpha: float = 0.05  # significance, after Benjamini-Hochberg across the window's features
     min_sample_size: int = 100
     fdr: bool = False  # the evidently profile's optional Benjamini-Hochberg
+
+
+def rule_for(cfg: MonitoringConfig) -> Rule:
+    """How the window job decides drift, for features and for regression residuals alike."""
+    return Rule(cfg.stattest_profile, cfg.fdr_alpha, cfg.min_sample_size, cfg.fdr)
 
 
 def decide(

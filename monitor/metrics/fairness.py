@@ -43,6 +43,7 @@ from typing import Any
 
 import numpy as np
 
+from monitor.domain.monitoring import MonitoringConfig
 from monitor.metrics.points import MetricPoint
 from monitor.metrics.quality_summary import confusion_cells
 
@@ -68,6 +69,13 @@ class Thresholds:
     difference: float = 0.1
     min_group_size: int = 100
     alpha: float = 0.05  # each bound of a gap's interval is one-sided at this level
+
+
+def thresholds_for(cfg: MonitoringConfig) -> Thresholds:
+    """When the fairness measures decide a violation, as the model's monitoring says."""
+    return Thresholds(
+        cfg.fairness_ratio_threshold, cfg.fairness_difference_threshold, cfg.min_sample_size, cfg.fdr_alpha
+    )
 
 
 def confusion_counts(positive: str, confusion: Mapping[str, int]) -> tuple[int, int, int, int]:

@@ -16,11 +16,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from operator import itemgetter
 from typing import Any, Protocol, Self
 
 import numpy as np
 
+from monitor.domain.feature_values import feature_block
 from monitor.metrics.estimation import SCORES_COLUMN, ScoreSummary, score_matrix
 from monitor.metrics.multivariate import RECONSTRUCTION_COLUMN, Reconstruction, ReconstructionSummary
 from monitor.metrics.profiles import (
@@ -46,22 +46,6 @@ class Column:
     def source_and_key(self) -> tuple[str, str]:
         source, _, key = self.name.partition(".")
         return source, key
-
-
-def feature_block(features: Sequence[dict[str, Any]], keys: Sequence[str]) -> np.ndarray:
-    """Rows x keys of feature documents as floats: None (or an absent key) NaN, "Infinity" ±inf.
-    itemgetter looks every key up in C, a row at a time: the fast way through many dicts; a row
-    without one of the keys (an optional feature left out) takes the slower .get."""
-    if not keys:
-        return np.empty((len(features), 0))
-    get = itemgetter(*keys) if len(keys) > 1 else (lambda d, k=keys[0]: (d[k],))
-    rows = []
-    for d in features:
-        try:
-            rows.append(get(d))
-        except KeyError:
-            rows.append(tuple(d.get(k) for k in keys))
-    return np.array(rows, dtype=float).reshape(len(features), len(keys))
 
 
 @dataclass

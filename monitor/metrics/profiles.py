@@ -35,6 +35,8 @@ from typing import cast
 
 import numpy as np
 
+from monitor.domain.schema import category_key  # how a category is keyed: the schema's say
+
 MAX_EDGES = 1000
 # The outermost 2 % of the intervals between edges, on each side, are cut into 16 equal parts.
 # In a heavy tail those intervals are wide and the current window's values inside them are not
@@ -239,15 +241,6 @@ class CategoricalSummary:
 # -- storage form ---------------------------------------------------------------------------------
 
 Summary = NumericSummary | CategoricalSummary
-
-
-def category_key(value: object) -> str | None:
-    """A category as Postgres's ``->>`` spells a JSON value: booleans lower-case, the rest as text."""
-    if value is None or (isinstance(value, float) and value != value):
-        return None
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
 
 
 def category_keys(values: Iterable[object]) -> list[str | None]:

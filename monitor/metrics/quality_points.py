@@ -10,7 +10,7 @@ from typing import Any
 from monitor.domain.monitoring import MonitoringConfig
 from monitor.domain.schema import ModelSchema, Task
 from monitor.metrics.concept import quality_drop, standard_error
-from monitor.metrics.drift_decision import decide
+from monitor.metrics.drift_decision import decide, rule_for
 from monitor.metrics.error_stream import StreamInWindow
 from monitor.metrics.points import MetricPoint, segment_labels
 from monitor.metrics.profiles import summary_from_json
@@ -162,7 +162,7 @@ def concept_points(
         ref_json = extras[RESIDUALS_COLUMN]
         # the model's drift rule, the residuals tested alone (not in the features' family)
         columns = {"residuals": (summary_from_json(ref_json), s.residuals, ref_json.get("distinct"))}
-        res = decide(columns, set(), cfg.drift_rule())["residuals"]
+        res = decide(columns, set(), rule_for(cfg))["residuals"]
         points.append(
             MetricPoint(
                 "concept_drift.residual_shift",

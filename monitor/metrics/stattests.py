@@ -27,6 +27,7 @@ import numpy as np
 from scipy import special, stats
 from scipy.spatial import distance
 
+from monitor.domain.monitoring import STAT_TESTS
 from monitor.metrics import anderson_darling, bucket_tests
 from monitor.metrics.profiles import CategoricalSummary, NumericSummary, Summary
 
@@ -83,6 +84,8 @@ REGISTRY: dict[str, StatTest] = {}
 def register(test: StatTest) -> StatTest:
     if test.name in REGISTRY:
         raise ValueError(f"stat test {test.name!r} is registered twice")
+    if test.name not in STAT_TESTS:  # configurations are validated against that list
+        raise ValueError(f"stat test {test.name!r} is not in monitor.domain.monitoring.STAT_TESTS")
     REGISTRY[test.name] = test
     return test
 

@@ -17,7 +17,7 @@ from monitor.domain.monitoring import MonitoringConfig
 from monitor.domain.schema import ModelSchema, Task
 from monitor.metrics.comparison import Pairs, Placements, Side, comparison_points, drift_against_one_reference
 from monitor.metrics.error_stream import StreamInWindow
-from monitor.metrics.fairness import GroupCounts, confusion_counts, fairness_points, group_counts
+from monitor.metrics.fairness import GroupCounts, confusion_counts, fairness_points, group_counts, thresholds_for
 from monitor.metrics.label_free_points import label_free_points
 from monitor.metrics.log_summary import RowSummary
 from monitor.metrics.points import MetricPoint, segment_labels
@@ -133,7 +133,7 @@ def window_points(inputs: WindowInputs, cfg: MonitoringConfig, now: datetime) ->
             counts = group_counts(schema.positive_class, selected, s.quality.confusion)
             groups.setdefault(s.segment[0], {})[s.segment[1]] = counts
     for attribute, values in groups.items():
-        points += fairness_points(attribute, values, cfg.fairness_thresholds(), w.start, w.end)
+        points += fairness_points(attribute, values, thresholds_for(cfg), w.start, w.end)
     if inputs.comparison is not None:
         own: Stored = {
             p.metric: (p.value, p.details) for p in points if p.metric in COMPARED and not set(p.labels) & UNSHOWN

@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from monitor.domain.monitoring import MonitoringConfig
-from monitor.metrics.drift_decision import ColumnTest, decide
+from monitor.metrics.drift_decision import ColumnTest, decide, rule_for
 from monitor.metrics.points import MetricPoint, segment_labels
 from monitor.metrics.profiles import NumericSummary, Summary, quantile, summary_from_json
 from monitor.metrics.stattests import dataset_drift
@@ -61,7 +61,7 @@ def drift_points(
         for col in columns
         if (t := cfg.feature_tests.get(col.removeprefix("features."))) is not None
     }
-    decisions = decide(columns, features, cfg.drift_rule(), overrides)
+    decisions = decide(columns, features, rule_for(cfg), overrides)
 
     points = []
     for col, d in decisions.items():

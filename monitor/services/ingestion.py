@@ -22,9 +22,9 @@ from monitor.db import log_repo, partitions
 from monitor.db.registry_repo import VersionRow
 from monitor.domain.fast_batch import peek_batch
 from monitor.domain.payloads import parse_records
-from monitor.domain.records import LabelRow, PredictionRow, RecordError, RecordValidator, TimeBounds, time_bounds
+from monitor.domain.records import LabelRow, PredictionRow, RecordValidator, TimeBounds, time_bounds
 from monitor.domain.unstorable import text_problem
-from monitor.errors import InvalidRecords, LogBusy, PayloadTooLarge
+from monitor.errors import InvalidRecords, LogBusy, PayloadTooLarge, RecordError
 from monitor.services import registry, summary_deltas
 from monitor.services.context import ServiceContext
 

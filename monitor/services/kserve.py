@@ -18,9 +18,8 @@ import orjson
 
 from monitor.db import kserve_repo
 from monitor.domain.kserve import REQUEST, RESPONSE, CloudEvent, KServeError, pair_to_records
-from monitor.domain.records import RecordError
 from monitor.domain.schema import schema_from_json
-from monitor.errors import InvalidRecords, MonitorError
+from monitor.errors import InvalidRecords, MonitorError, RecordError
 from monitor.services import ingestion
 from monitor.services.context import ServiceContext
 from monitor.services.registry import resolve_cached, versions_cached

@@ -9,8 +9,8 @@ from typing import Any
 from monitor.db import audit_repo, record_repo, registry_repo
 from monitor.domain.audit import Actor
 from monitor.domain.monitoring import MonitoringConfig
+from monitor.domain.schema import category_key
 from monitor.errors import NotFound
-from monitor.metrics.profiles import category_key
 from monitor.services.context import ServiceContext
 from monitor.services.registry import model_id_or_404
 

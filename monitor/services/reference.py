@@ -10,10 +10,10 @@ import numpy as np
 from monitor.db import audit_repo, reference_repo
 from monitor.db.summary_repo import segment_key
 from monitor.domain.audit import SYSTEM, Actor
-from monitor.domain.records import RecordError, ReferenceRow, stored_number
-from monitor.domain.schema import FeatureType, ModelSchema, Task
+from monitor.domain.records import ReferenceRow, stored_number
+from monitor.domain.schema import FeatureType, ModelSchema, Task, category_key
 from monitor.domain.tabular import ColumnMapping, TableFormat, UnreadableTable, read_reference
-from monitor.errors import InvalidRecords, MonitorError
+from monitor.errors import InvalidRecords, MonitorError, RecordError
 from monitor.metrics.estimation import CALIBRATION_COLUMN, fit_calibration, score_matrix
 from monitor.metrics.multivariate import (
     BASELINE_COLUMN,
@@ -22,7 +22,7 @@ from monitor.metrics.multivariate import (
     Baseline,
     fit_reconstruction,
 )
-from monitor.metrics.profiles import category_key, reference_summary
+from monitor.metrics.profiles import reference_summary
 from monitor.metrics.quality import classification_quality, regression_quality
 from monitor.metrics.quality_summary import QUALITY_COLUMN, RESIDUALS_COLUMN
 from monitor.metrics.score_layout import SCORE_LAYOUT_COLUMN, ScoreLayout

@@ -22,7 +22,7 @@ from monitor.domain.monitoring import MonitoringConfig
 from monitor.domain.records import NEG_INF, POS_INF
 from monitor.domain.schema import FeatureType, ModelSchema, Task, schema_from_json
 from monitor.errors import MonitorError, NotFound, TooManyRequests
-from monitor.metrics.fairness import counts_of_rows, fairness_points
+from monitor.metrics.fairness import counts_of_rows, fairness_points, thresholds_for
 from monitor.metrics.points import MetricPoint
 from monitor.services.context import ServiceContext
 from monitor.services.registry import get_monitoring, model_id_or_404, resolve_version
@@ -79,9 +79,7 @@ def _fairness(
     for attribute in cfg.protected_attributes:
         groups = counts_of_rows(schema.positive_class, attribute, rows)
         out += [
-            p
-            for p in fairness_points(attribute, groups, cfg.fairness_thresholds(), start, end)
-            if "group" not in p.labels
+            p for p in fairness_points(attribute, groups, thresholds_for(cfg), start, end) if "group" not in p.labels
         ]
     return out
 

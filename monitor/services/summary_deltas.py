@@ -37,10 +37,9 @@ from monitor.db.delta_repo import Delta
 from monitor.db.registry_repo import VersionRow
 from monitor.db.summary_repo import Series
 from monitor.domain.records import PredictionRow
-from monitor.domain.schema import ModelSchema, Task, schema_from_json
+from monitor.domain.schema import ModelSchema, Task, category_key, schema_from_json
 from monitor.metrics.estimation import score_matrix
 from monitor.metrics.log_summary import Chunk, GroupSummaries, add_chunk
-from monitor.metrics.profiles import category_key
 from monitor.metrics.quality_summary import QUALITY_COLUMN, ClassificationSummary, QualitySummary, RegressionSummary
 from monitor.services.context import ServiceContext
 from monitor.services.quality_job import new_summary, residual_edges

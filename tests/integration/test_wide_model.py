@@ -13,10 +13,10 @@ import pandas as pd
 from sqlalchemy import text
 
 from monitor.db import summary_repo
-from monitor.domain.schema import ModelSpec
+from monitor.domain.schema import ModelSpec, category_key
 from monitor.domain.tabular import TableFormat
 from monitor.metrics import log_summary
-from monitor.metrics.profiles import CategoricalSummary, NumericSummary, category_key, summary_to_parts, unpack_counts
+from monitor.metrics.profiles import CategoricalSummary, NumericSummary, summary_to_parts, unpack_counts
 from monitor.services import ingestion, registry
 from monitor.services.context import ServiceContext
 from monitor.services.reference import upload_reference

@@ -10,8 +10,9 @@ import orjson
 import pytest
 
 from monitor.domain.fast_batch import BatchDecoder, features_as_dict, peek_batch
-from monitor.domain.records import RecordError, RecordValidator
+from monitor.domain.records import RecordValidator
 from monitor.domain.schema import ModelSchema
+from monitor.errors import RecordError
 from tests.unit.test_records import BINARY, BOUNDS, REGRESSION
 
 SCHEMAS = {

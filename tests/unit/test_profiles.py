@@ -151,7 +151,8 @@ def test_missing_values_are_counted_not_tested() -> None:
 def test_summaries_survive_their_storage_form() -> None:
     import orjson
 
-    from monitor.metrics.profiles import category_key, reference_summary, summary_from_json, summary_to_json
+    from monitor.domain.schema import category_key
+    from monitor.metrics.profiles import reference_summary, summary_from_json, summary_to_json
 
     rng = np.random.default_rng(4)
     ref = reference_summary([*rng.normal(size=2000), None], numerical=True)
@@ -277,7 +278,8 @@ def test_numeric_parts_of_columns_are_each_columns_to_the_bit(n: int) -> None:
 
 @pytest.mark.parametrize("value", ["a", "", "0", 0, 1.5, True, False, None, float("nan"), {"k": 1}, [1, 2]], ids=repr)
 def test_category_keys_spell_each_value_as_category_key(value: object) -> None:
-    from monitor.metrics.profiles import category_key, category_keys
+    from monitor.domain.schema import category_key
+    from monitor.metrics.profiles import category_keys
 
     assert category_keys([value, value]) == [category_key(value)] * 2
 

@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 
-from monitor.domain.records import RecordError, RecordValidator, parse_timestamp, time_bounds
+from monitor.domain.records import RecordValidator, parse_timestamp, time_bounds
 from monitor.domain.schema import ModelSchema
+from monitor.errors import RecordError
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 BOUNDS = time_bounds(NOW, retention_days=30, skew_seconds=3600)

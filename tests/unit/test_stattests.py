@@ -55,6 +55,14 @@ def samples(kind: FeatureKind, shift: float, n_ref: int, n_cur: int, seed: int, 
 OWN = {"chisquare_2samp", "anderson", "categories_2samp", "quantile_wasserstein", "largest_share_change"}
 assert set(REGISTRY) == set(EVIDENTLY) | OWN
 
+
+def test_configurations_name_exactly_the_registered_tests() -> None:
+    """A column's ``test`` is validated against the domain's list, without the maths: the two agree."""
+    from monitor.domain.monitoring import STAT_TESTS
+
+    assert set(REGISTRY) == STAT_TESTS
+
+
 CASES = [
     (name, kind, shift, sizes, n_cats)
     for name, test in REGISTRY.items()

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
-from sqlalchemy import text
 from starlette.concurrency import run_in_threadpool
 
 from monitor.api import schemas
 from monitor.api.deps import Ctx
 from monitor.api.guard import GuardedRoute
 from monitor.api.responses import FastJSONResponse, error_body
-from monitor.db.migrate import current_revision, head_revision
+from monitor.services.database_status import readiness
 
 router = APIRouter(route_class=GuardedRoute, tags=["health"])
 
@@ -26,14 +25,8 @@ async def healthz() -> dict[str, str]:
     responses={503: {"description": "The database is unreachable or not migrated to head"}},
 )
 async def readyz(ctx: Ctx) -> FastJSONResponse:
-    def check() -> tuple[bool, str | None]:
-        with ctx.engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
-        rev = current_revision(ctx.engine)
-        return rev == head_revision(), rev
-
     try:
-        at_head, rev = await run_in_threadpool(check)
+        at_head, rev = await run_in_threadpool(readiness, ctx)
     except Exception as exc:
         return FastJSONResponse(
             error_body("not_ready", f"database unreachable: {exc}"), 503, headers={"Retry-After": "5"}
