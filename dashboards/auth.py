@@ -67,6 +67,19 @@ def actor() -> Actor:
     return Actor("dashboard", p.key_id, p.name, p.prefix or None, request.remote_addr)
 
 
+def _session_principal(ctx: ServiceContext, auth: Authenticator) -> Principal | None:
+    """Who the login cookie's session is, if it is live and its key may still read; else None."""
+    sid = session.get("sid")
+    digest = sessions.key_hash_of(ctx, sid) if isinstance(sid, str) else None
+    if not digest:
+        return None
+    try:
+        who = auth.authenticate_digest(digest)
+    except MonitorError:
+        return None
+    return who if who.allows(Scope.read) else None
+
+
 def install(server: Flask, ctx: ServiceContext, *, open_access: bool) -> None:
     given = ctx.settings.dashboard_secret_key
     server.secret_key = given.get_secret_value() if given else secrets.token_hex(32)
@@ -85,17 +98,11 @@ def install(server: Flask, ctx: ServiceContext, *, open_access: bool) -> None:
             return None
         if request.path.startswith(PUBLIC_PREFIXES):
             return None
-        sid = session.get("sid")
-        digest = sessions.key_hash_of(ctx, sid) if isinstance(sid, str) else None
-        if digest:
-            try:
-                who = auth.authenticate_digest(digest)
-                if who.allows(Scope.read):
-                    g.principal = who
-                    return None
-            except MonitorError:
-                pass
-        if sid is not None:
+        who = _session_principal(ctx, auth)
+        if who is not None:
+            g.principal = who
+            return None
+        if session.get("sid") is not None:
             session.clear()
         if request.path.startswith("/_dash-") or request.path.startswith("/report-html/"):
             return Response('{"error": "log in first"}', status=401, mimetype="application/json")

@@ -74,48 +74,55 @@ def request_rows(doc: Any, schema: ModelSchema) -> list[dict[str, Any] | KServeE
     V1: ``instances`` of lists (schema order) or objects (by name); V2: one input of shape [n, k]
     (schema order) or one input per feature of shape [n] or [n, 1] (by name). A body whose shape
     cannot be read at all raises ``KServeError``."""
-    names = schema.feature_names()
     if not isinstance(doc, dict):
         raise KServeError("request body: expected a JSON object")
     if "instances" in doc:
-        if not isinstance(doc["instances"], list):
-            raise KServeError("instances: expected a list")
-        out: list[dict[str, Any] | KServeError] = []
-        for i, inst in enumerate(doc["instances"]):
-            if isinstance(inst, dict):
-                out.append(inst)
-            elif isinstance(inst, list):
-                # trailing optional features may be left out
-                if len(inst) > len(names) or any(f.required for f in schema.features[len(inst) :]):
-                    out.append(KServeError(f"instances[{i}]: {len(inst)} values for {len(names)} features {names}"))
-                else:
-                    out.append(dict(zip(names, inst, strict=False)))
-            else:
-                out.append(KServeError(f"instances[{i}]: expected a list or an object"))
-        return out
+        return _v1_rows(doc["instances"], schema)
     if "inputs" in doc:
-        inputs = doc["inputs"]
-        if not isinstance(inputs, list) or not inputs:
-            raise KServeError("inputs: expected a non-empty list of tensors")
-        if not all(isinstance(t, dict) for t in inputs):
-            raise KServeError("inputs: expected a list of tensors (objects with name, shape and data)")
-        by_name = {t.get("name"): t for t in inputs}
-        if len(inputs) == 1 and inputs[0].get("name") not in names:
-            return [
-                row if isinstance(row, KServeError) else dict(zip(names, row, strict=True))
-                for row in _rows(inputs[0], "inputs[0]", len(names))
-            ]
-        columns = {}
-        for name in names:
-            if name in by_name:
-                columns[name] = _tensor(by_name[name], f"inputs[{name}]").reshape(-1).tolist()
-        if not columns:
-            raise KServeError(f"inputs: no tensor named after a feature ({', '.join(names)})")
-        n = {len(c) for c in columns.values()}
-        if len(n) != 1:
-            raise KServeError("inputs: feature tensors of different lengths")
-        return [{k: v[i] for k, v in columns.items()} for i in range(n.pop())]
+        return _v2_rows(doc["inputs"], schema.feature_names())
     raise KServeError("request body: neither V1 'instances' nor V2 'inputs'")
+
+
+def _v1_rows(instances: Any, schema: ModelSchema) -> list[dict[str, Any] | KServeError]:
+    """V1 ``instances``: objects by feature name, or lists in schema order (trailing optional
+    features may be left out)."""
+    if not isinstance(instances, list):
+        raise KServeError("instances: expected a list")
+    names = schema.feature_names()
+    out: list[dict[str, Any] | KServeError] = []
+    for i, inst in enumerate(instances):
+        if isinstance(inst, dict):
+            out.append(inst)
+        elif not isinstance(inst, list):
+            out.append(KServeError(f"instances[{i}]: expected a list or an object"))
+        elif len(inst) > len(names) or any(f.required for f in schema.features[len(inst) :]):
+            out.append(KServeError(f"instances[{i}]: {len(inst)} values for {len(names)} features {names}"))
+        else:
+            out.append(dict(zip(names, inst, strict=False)))
+    return out
+
+
+def _v2_rows(inputs: Any, names: list[str]) -> list[dict[str, Any] | KServeError]:
+    """V2 ``inputs``: one tensor of shape [n, k] in schema order, or one per feature by name."""
+    if not isinstance(inputs, list) or not inputs:
+        raise KServeError("inputs: expected a non-empty list of tensors")
+    if not all(isinstance(t, dict) for t in inputs):
+        raise KServeError("inputs: expected a list of tensors (objects with name, shape and data)")
+    if len(inputs) == 1 and inputs[0].get("name") not in names:
+        return [
+            row if isinstance(row, KServeError) else dict(zip(names, row, strict=True))
+            for row in _rows(inputs[0], "inputs[0]", len(names))
+        ]
+    by_name = {t.get("name"): t for t in inputs}
+    columns = {
+        name: _tensor(by_name[name], f"inputs[{name}]").reshape(-1).tolist() for name in names if name in by_name
+    }
+    if not columns:
+        raise KServeError(f"inputs: no tensor named after a feature ({', '.join(names)})")
+    n = {len(c) for c in columns.values()}
+    if len(n) != 1:
+        raise KServeError("inputs: feature tensors of different lengths")
+    return [{k: v[i] for k, v in columns.items()} for i in range(n.pop())]
 
 
 def _prediction(value: Any, schema: ModelSchema, where: str) -> tuple[Any, dict[str, float] | None]:

@@ -270,14 +270,20 @@ def read_reference(
     if mapping_errors:
         return [], mapping_errors
     _categories_as_read(table, text_columns(schema))
+    score_cols, errors = _column_roles(list(table.columns), schema)
+    if errors:
+        return [], errors
+    return _nested_records(table, schema, score_cols), []
+
+
+def _column_roles(columns: list[str], schema: ModelSchema) -> tuple[dict[str, str], list[RecordError]]:
+    """The score columns (column -> class) of a flat table, or what is wrong with its columns:
+    one that is nothing of the model's, a required feature missing, both a label and a target."""
     features = set(schema.feature_names())
-    segments = [s for s in schema.segments if s not in features]
     errors: list[RecordError] = []
-    columns = [str(c) for c in table.columns]
-    table.columns = columns
     score_cols: dict[str, str] = {}
     for col in columns:
-        if col in features or col in segments or col in ("prediction", "label", "target"):
+        if col in features or col in schema.segments or col in ("prediction", "label", "target"):
             continue
         cls = _score_class(col, schema)
         if cls is not None:
@@ -288,9 +294,14 @@ def read_reference(
     errors.extend(RecordError(None, name, "required feature column is missing") for name in missing)
     if "label" in columns and "target" in columns:
         errors.append(RecordError(None, "target", "give either a label or a target column, not both"))
-    if errors:
-        return [], errors
+    return score_cols, errors
 
+
+def _nested_records(table: pd.DataFrame, schema: ModelSchema, score_cols: dict[str, str]) -> list[dict[str, Any]]:
+    """A flat table's rows in the nested record shape the validator takes."""
+    columns = list(table.columns)
+    features = set(schema.feature_names())
+    segments = [s for s in schema.segments if s not in features]
     label_col = "label" if "label" in columns else "target" if "target" in columns else None
     feature_cols = [c for c in columns if c in features]
     out = []
@@ -306,4 +317,4 @@ def read_reference(
         if segments:
             rec["segments"] = {s: row.get(s) for s in segments if s in row}
         out.append(rec)
-    return out, []
+    return out
