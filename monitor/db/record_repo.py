@@ -13,6 +13,7 @@ from monitor.metrics.pairs import PairingRow
 
 # Advisory-lock namespace (the first key of pg_try_advisory_xact_lock(int, int)) of exports.
 EXPORT_LOCK = 0x6578_7074  # "expt"
+EXPORT_READER_PAUSE = "15min"  # how long an export's client may go without reading
 
 
 def prediction(conn: Connection, model_id: int, prediction_id: str) -> dict[str, Any] | None:
@@ -185,6 +186,11 @@ def export_rows(
     raw = conn.connection.driver_connection
     assert raw is not None
     raw.execute("SET LOCAL cursor_tuple_fraction = 0.001")
+    # The client sets the pace: between its reads the connection idles in this transaction, and
+    # the engine's bound for that (60 s, for sessions that died mid-transaction) ended an export
+    # whose reader paused a minute. A reader that goes away is noticed by the server, which
+    # closes the export, so the bound here is only for a reader that stays and does not read.
+    raw.execute(f"SET LOCAL idle_in_transaction_session_timeout = '{EXPORT_READER_PAUSE}'")
     sql = _EXPORT_SQL.format(after="" if after is None else "AND (p.ts > %(start)s OR p.prediction_id > %(after)s)")
     cursor = raw.cursor(name="export_rows")
     cursor.execute(sql, {"m": model_id, "versions": version_ids, "start": start, "end": end, "after": after})

@@ -410,3 +410,23 @@ os.kill(os.getpid(), signal.SIGKILL)
     assert done["details"]["started_id"] == next(
         e["id"] for e in entries if e["action"] == "export.started" and e["key_id"] == 2
     )
+
+
+def test_an_exports_reader_may_pause_longer_than_an_idle_transaction_otherwise_lives(ctx: Any) -> None:
+    """Between the client's reads the export's connection idles in its transaction: the engine's
+    bound for that (60 s) would end an export whose reader paused a minute; the export's own
+    transaction allows its reader's pauses."""
+    from monitor.db import record_repo
+
+    register_demo(ctx)
+    start = hour_floor(datetime.now(UTC)) - timedelta(hours=2)
+    traffic(ctx, start, 50, "p-", seed=8)
+    with ctx.engine.connect() as conn:
+        idle = "SHOW idle_in_transaction_session_timeout"
+        assert conn.exec_driver_sql(idle).scalar() == "1min"  # any other transaction
+        conn.rollback()
+        conn.begin()
+        vrow = registry.resolve_version(ctx, MODEL, None)
+        chunks = record_repo.export_rows(conn, vrow.model_id, [vrow.version_id], start, start + HOUR, None, 100)
+        assert len(next(chunks)) == 50
+        assert conn.exec_driver_sql(idle).scalar() == record_repo.EXPORT_READER_PAUSE == "15min"
