@@ -1,4 +1,4 @@
-"""Writes docs/grafana-dashboard.json: an example Grafana dashboard over the series of /metrics.
+"""Writes docs/grafana-dashboard.json: an example Grafana dashboard over the series of /metrics and /metrics/database.
 
 python docs/make_grafana_dashboard.py
 """

@@ -54,7 +54,7 @@ class Settings(BaseSettings):
     # How far in the future a prediction timestamp may lie (client clock skew).
     max_future_skew_seconds: int = 3600
 
-    # /metrics exports the per-feature drift series of this many features per model and window, the
+    # /metrics/database exports the per-feature drift series of this many features per model and window, the
     # most drifted first (plus every model's count of drifted features): a 2,000-feature model
     # would otherwise add 4,000 series per window to every scrape.
     metrics_max_features: int = Field(50, ge=0)

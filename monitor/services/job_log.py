@@ -1,4 +1,4 @@
-"""The scheduler's record of its jobs per model (read by /metrics), and the isolation of one
+"""The scheduler's record of its jobs per model (read by /metrics/database), and the isolation of one
 hour's or one window's failure from the rest of a run."""
 
 from __future__ import annotations

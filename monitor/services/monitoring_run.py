@@ -205,7 +205,7 @@ def _report_failures(
     ctx: ServiceContext, model: str, vrow: VersionRow, end: datetime, attempts: int, failures: list[str]
 ) -> None:
     """What a run skipped, where on-call sees it: the job's failure count and last error (in
-    /metrics and on the model), and a ``job_failures`` point over the run's hour that rules can
+    /metrics/database and on the model), and a ``job_failures`` point over the run's hour that rules can
     alert on; a run without failures after one with them writes 0, so such an alert resolves."""
     if failures:
         job_log.failed(ctx, model, "metrics", f"{len(failures)} skipped; last: {failures[-1]}", count=len(failures))
