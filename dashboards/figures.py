@@ -56,32 +56,44 @@ def _threshold_line(y: float) -> tuple[dict[str, Any], dict[str, Any]]:
     return shape, note
 
 
-def _empty(title: str, why: str) -> go.Figure:
-    fig = go.Figure()
-    fig.update_layout(
-        title=title,
-        annotations=[{"text": why, "showarrow": False, "xref": "paper", "yref": "paper", "x": 0.5, "y": 0.5}],
-        xaxis={"visible": False},
-        yaxis={"visible": False},
-        height=260,
-        margin={"l": 40, "r": 20, "t": 50, "b": 30},
+def _empty(title: str, why: str) -> dict[str, Any]:
+    """A chart's box saying why it has nothing to draw (a plain dict: a ``go.Figure`` took 7 ms)."""
+    return _figure(
+        [],
+        {
+            "title": title,
+            "annotations": [{"text": why, "showarrow": False, "xref": "paper", "yref": "paper", "x": 0.5, "y": 0.5}],
+            "xaxis": {"visible": False},
+            "yaxis": {"visible": False},
+            "height": 260,
+            "margin": {"l": 40, "r": 20, "t": 50, "b": 30},
+        },
     )
-    return fig
+
+
+# Plotly's default for date and linear axes ("hide past div") measures every tick label's box to
+# hide those crossing the chart's edge: a fifth of the time a page of ten charts took to draw.
+# The margins keep tick labels inside the chart, so none is hidden and none is measured.
+TICK_LABELS = {"ticklabeloverflow": "allow"}
 
 
 def _layout(fig: Figure, title: str, height: int = 300) -> Figure:
     common = {"title": title, "height": height, "margin": {"l": 50, "r": 20, "t": 50, "b": 40}}
     common["legend"] = {"orientation": "h"}
     if isinstance(fig, dict):
-        fig["layout"].update(common)
+        layout = fig["layout"]
+        layout.update(common)
+        for axis in ("xaxis", "yaxis", *(k for k in layout if k.startswith(("xaxis", "yaxis")))):
+            layout.setdefault(axis, {}).update(TICK_LABELS)
     else:
-        fig.update_layout(**common)
+        fig.update_layout(**common).update_xaxes(**TICK_LABELS).update_yaxes(**TICK_LABELS)
     return fig
 
 
 # Time axes never tick finer than a minute: one window alone gave ticks like 00:59:59.9996.
 TIME_TICKS = {
     "type": "date",
+    **TICK_LABELS,
     "tickformatstops": [
         {"dtickrange": [None, 60_000], "value": "%H:%M\n%b %d, %Y"},
         {"dtickrange": [60_000, 86_400_000], "value": "%H:%M\n%b %d"},
@@ -98,15 +110,15 @@ def time_axis(start: datetime, end: datetime) -> dict[str, Any]:
 
 def with_time_range(fig: Figure, start: datetime, end: datetime) -> Figure:
     """The time axis showing [start, end], however few windows the figure holds."""
-    if isinstance(fig, dict):
-        if fig["data"]:
-            fig["layout"].setdefault("xaxis", {}).update(time_axis(start, end))
-        return fig
-    if not fig.data:
+    traces = fig["data"] if isinstance(fig, dict) else fig.data
+    if not traces:
         return fig
     axis = time_axis(start, end)
-    if any(getattr(t, "type", "") == "heatmap" for t in fig.data):  # its x is naive UTC (clicks hand it back)
+    if any(t["type"] == "heatmap" for t in traces):  # its x is naive UTC (clicks hand it back)
         axis["range"] = [datetime.fromisoformat(x).replace(tzinfo=None).isoformat() for x in axis["range"]]
+    if isinstance(fig, dict):
+        fig["layout"].setdefault("xaxis", {}).update(axis)
+        return fig
     return fig.update_xaxes(**axis)
 
 
@@ -204,7 +216,7 @@ def drift_heatmap(
     page: int = 1,
     per_page: int = HEATMAP_ROWS,
     ranked: list[str] | None = None,
-) -> go.Figure:
+) -> dict[str, Any]:
     """Features by windows, coloured by the service's decision and its strength (``cell_colour``:
     red only where the feature was decided drifted, green where it was decided not, grey where the
     window was too small to decide), the most drifted at the top, ``per_page`` at a time
@@ -245,38 +257,37 @@ def drift_heatmap(
             f"{decision_words(p)}<br>"
             f"n current = {p['sample_size']:,}, n reference = {p['reference_size'] or 0:,}"
         )
-    fig = go.Figure(
-        go.Heatmap(
-            z=z,
-            x=[e.replace(tzinfo=None) for e in ends],
-            y=feats,
-            text=text,
-            hovertemplate="%{text}<extra></extra>",
-            zmin=UNDECIDED,
-            zmax=3,
-            colorscale=DECISION_COLOURS,
-            colorbar={
-                "title": "decision",
-                "tickvals": [UNDECIDED, 0, 0.5, 1, 2, 3],
-                "ticktext": [
-                    "too few rows",
-                    "no drift",
-                    "no drift, half the threshold",
-                    "drifted, at the threshold",
-                    "drifted, twice it",
-                    "drifted, 3 times or more",
-                ],
-            },
-            xgap=1,
-            ygap=1,
-        )
-    )
+    heatmap = {
+        "type": "heatmap",
+        "z": [[None if v != v else v for v in r] for r in z.tolist()],  # NaN is no JSON: an empty cell
+        "x": [e.replace(tzinfo=None) for e in ends],
+        "y": feats,
+        "text": text.tolist(),
+        "hovertemplate": "%{text}<extra></extra>",
+        "zmin": UNDECIDED,
+        "zmax": 3,
+        "colorscale": DECISION_COLOURS,
+        "colorbar": {
+            "title": "decision",
+            "tickvals": [UNDECIDED, 0, 0.5, 1, 2, 3],
+            "ticktext": [
+                "too few rows",
+                "no drift",
+                "no drift, half the threshold",
+                "drifted, at the threshold",
+                "drifted, twice it",
+                "drifted, 3 times or more",
+            ],
+        },
+        "xgap": 1,
+        "ygap": 1,
+    }
     rest = len(ranked) - len(feats)
     which = f"{len(ranked):,} features" + (f" matching {match.strip()!r}" if match.strip() else "")
     title = f"Feature drift — {which}, most drifted first"
     if rest:
         title += f"; {first + 1:,} to {first + len(feats):,} shown, {rest:,} more on other pages"
-    fig.update_yaxes(autorange="reversed")  # the first (most drifted) at the top
+    fig = _figure([heatmap], {"yaxis": {"autorange": "reversed"}})  # the first (most drifted) at the top
     return _layout(fig, title + " — click a cell for its distributions", height=max(300, 28 * len(feats) + 120))
 
 

@@ -14,7 +14,7 @@ from alerts.rules import parse_duration
 from dashboards import figures
 from dashboards.params import MAX_FILTER, RANGES, ModelParams
 from monitor.errors import MonitorError
-from monitor.services import dashboard_data
+from monitor.services import dashboard_data, registry
 from monitor.services.context import ServiceContext
 
 
@@ -23,12 +23,13 @@ def _model_name(pathname: str) -> str:
 
 
 def layout(ctx: ServiceContext, name: str, search: str) -> html.Div:
-    info = dashboard_data.model_info(ctx, name)
+    vrow = registry.primary_version(ctx, name)  # read once: a wide model's schema is a thousand features
+    info = dashboard_data.version_info(ctx, vrow)
     p = ModelParams.from_search(search)
     window = p.window if p.window and p.window in info["windows"] else str(info["windows"][0])
     shown = dashboard_data.model_page_points(
         ctx,
-        name,
+        vrow,
         p.start,
         p.end,
         parse_duration(window),
@@ -155,11 +156,21 @@ def layout(ctx: ServiceContext, name: str, search: str) -> html.Div:
                 **graph,
             ),
             dcc.Loading(html.Div(id="distribution", children=_distribution_hint(p, points))),
-            *[dcc.Graph(id=gid, figure=span(fig), **graph) for gid, fig in timeseries[:4]],
+            *[_chart(gid, span(fig), graph) for gid, fig in timeseries[:4]],
             _fairness(points, span, graph),
-            *[dcc.Graph(id=gid, figure=span(fig), **graph) for gid, fig in timeseries[4:]],
+            *[_chart(gid, span(fig), graph) for gid, fig in timeseries[4:]],
         ]
     )
+
+
+def _chart(gid: str, fig: figures.Figure, graph: dict[str, Any]) -> Any:
+    """The chart, or where it has nothing to draw one line saying so: an empty box took the room
+    and the drawing time of a chart (a healthy model's infinite values and new categories)."""
+    if isinstance(fig, dict) and not fig["data"]:
+        layout = fig["layout"]
+        why = layout["annotations"][0]["text"] if layout.get("annotations") else "nothing in this range"
+        return html.P(f"{layout['title']}: {why}.", id=gid, className="muted")
+    return dcc.Graph(id=gid, figure=fig, **graph)
 
 
 def _fairness(points: list[dict[str, Any]], span: Any, graph: dict[str, Any]) -> Any:

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from monitor.db import alert_repo, metrics_repo, ops_repo, reference_repo, registry_repo, summary_repo
+from monitor.db.registry_repo import VersionRow
 from monitor.domain.deployment import Deployment
 from monitor.domain.monitoring import MonitoringConfig
 from monitor.domain.schema import Task, schema_from_json
@@ -95,7 +96,12 @@ def overview(ctx: ServiceContext, now: datetime | None = None) -> list[dict[str,
 
 def model_info(ctx: ServiceContext, model: str) -> dict[str, Any]:
     """The model's primary version (its champion, or the newest), its features, windows and tracked segments."""
-    vrow = registry.primary_version(ctx, model)
+    return version_info(ctx, registry.primary_version(ctx, model))
+
+
+def version_info(ctx: ServiceContext, vrow: VersionRow) -> dict[str, Any]:
+    """``model_info`` of a version already read (``registry.primary_version``)."""
+    model = vrow.model_name
     cfg: MonitoringConfig = registry.get_monitoring(ctx, model)
     schema = schema_from_json(vrow.schema)
     try:
@@ -189,7 +195,7 @@ class ModelPagePoints:
 
 def model_page_points(
     ctx: ServiceContext,
-    model: str,
+    vrow: VersionRow,
     start: datetime,
     end: datetime,
     window: timedelta,
@@ -203,8 +209,8 @@ def model_page_points(
     whole, and of the per-feature series only those it shows — the heatmap page's features and
     each data-quality chart's ``max_lines`` highest. Their order comes from a summary of every
     feature over the windows' digests: a 1,000-feature model's week of windows is half a million
-    points, and reading them all took 6 s."""
-    vrow = registry.primary_version(ctx, model)
+    points, and reading them all took 6 s. ``vrow``: the model's primary version
+    (``registry.primary_version``), read once by the page."""
     seg = parse_segment(segment, schema_from_json(vrow.schema))
     where = metrics_repo.WindowFilter(
         vrow.model_id, vrow.version_id, int(window.total_seconds()), start, end, seg, window_step(start, end)

@@ -116,7 +116,16 @@ def test_the_model_page_reads_the_features_it_draws_in_the_order_all_points_give
     highest = {t["name"] for t in full_chart["data"]}
     for match, page in (("", 1), ("", 3), ("f0", 1)):
         shown = dashboard_data.model_page_points(
-            ctx, "wide", start, end, timedelta(hours=1), "", match, page, 40, figures.MAX_LINES
+            ctx,
+            registry.primary_version(ctx, "wide"),
+            start,
+            end,
+            timedelta(hours=1),
+            "",
+            match,
+            page,
+            40,
+            figures.MAX_LINES,
         )
         assert shown.ranked == figures.ranked_features(everything, match)
         on_page = set(shown.ranked[(page - 1) * 40 : page * 40])
@@ -204,7 +213,7 @@ def test_feature_peaks_follow_the_points_through_rewrites_sliding_windows_and_re
             assert peak.drifted == sum(bool(p["drifted"]) for p in own)
             assert abs(peak.peak - max(drift_severity(p) for p in own)) < 1e-5
         assert dashboard_data.model_page_points(
-            ctx, "digests", start, end + HOUR, HOUR, seg, "", 1, 40, figures.MAX_LINES
+            ctx, registry.primary_version(ctx, "digests"), start, end + HOUR, HOUR, seg, "", 1, 40, figures.MAX_LINES
         ).ranked == figures.ranked_features(everything, "")
 
     for h in range(24):

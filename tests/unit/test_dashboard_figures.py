@@ -47,11 +47,11 @@ def test_heatmap_cells_and_hover_carry_the_numbers() -> None:
         point("feature_drift", T, 0.05, threshold=0.1, labels={"feature": "income", "method": "wasserstein"}),
         point("feature_drift", T + timedelta(hours=1), 0.01, threshold=0.1, labels={"feature": "age", "method": "w"}),
     ]
-    trace = figures.drift_heatmap(pts).data[0]
-    assert list(trace.y) == ["age", "income"] and len(trace.x) == 2
-    z = np.array(trace.z, dtype=float)
+    trace = figures.drift_heatmap(pts)["data"][0]
+    assert list(trace["y"]) == ["age", "income"] and len(trace["x"]) == 2
+    z = np.array(trace["z"], dtype=float)
     assert z[0, 0] == pytest.approx(3.0) and z[1, 0] == pytest.approx(0.5) and math.isnan(z[1, 1])
-    assert "n current = 100, n reference = 1,000" in trace.text[0][0] and "DRIFTED" in trace.text[0][0]
+    assert "n current = 100, n reference = 1,000" in trace["text"][0][0] and "DRIFTED" in trace["text"][0][0]
 
 
 def _colour_at(z: float) -> str:
@@ -104,8 +104,8 @@ def test_a_cell_is_red_only_where_the_service_decided_drift() -> None:
     assert colours["b"] >= 1 and colours["c"] == figures.UNDECIDED
     assert not _is_red(_colour_at(colours["a"])) and not _is_red(_colour_at(colours["d"]))
     assert _is_red(_colour_at(colours["b"])) and _colour_at(colours["c"]) == "#cfd8dc"
-    trace = figures.drift_heatmap([material_not_significant, drifted, small, quiet]).data[0]
-    text = {row: trace.text[i][0] for i, row in enumerate(trace.y)}
+    trace = figures.drift_heatmap([material_not_significant, drifted, small, quiet])["data"][0]
+    text = {row: trace["text"][i][0] for i, row in enumerate(trace["y"])}
     assert "no drift: not significant (p = 0.004, after correction across features), material" in text["a"]
     assert "DRIFTED: significant (p = 1e-09), material" in text["b"]
     assert "not decided: too few rows (fewer than 100)" in text["c"]
@@ -271,7 +271,7 @@ def test_multivariate_drift_marks_the_windows_outside_the_reference_band() -> No
     assert traces["reconstruction error"]["y"] == [1.2, 1.6]
     assert traces["drifted"]["x"] == [T + timedelta(hours=1)]
     assert traces["reference band"]["y"] == [1.3, 1.3]
-    assert "no reconstruction model" in str(figures.multivariate_drift([]).layout.annotations[0].text)
+    assert "no reconstruction model" in figures.multivariate_drift([])["layout"]["annotations"][0]["text"]
 
 
 def test_fairness_draws_each_attributes_parity_ratio_and_odds_gap_in_their_bands() -> None:
@@ -297,7 +297,7 @@ def test_fairness_draws_each_attributes_parity_ratio_and_odds_gap_in_their_bands
     assert traces["sex: equalized odds difference"]["y"] == [0.05]
     assert len(fig["data"]) == 7  # two bands of two traces, two lines, one set of marks
     assert fig["layout"]["shapes"][0]["y0"] == 0.8
-    assert "no protected attributes" in str(figures.fairness([]).layout.annotations[0].text)
+    assert "no protected attributes" in figures.fairness([])["layout"]["annotations"][0]["text"]
 
 
 def test_a_line_breaks_where_windows_are_missing_instead_of_crossing_the_gap() -> None:
@@ -340,7 +340,7 @@ def test_the_charts_start_where_the_data_starts_within_the_range() -> None:
         T - timedelta(hours=3),
         T,
     )
-    assert heatmap.layout.xaxis.range[0] == (T - timedelta(hours=3)).replace(tzinfo=None).isoformat()
+    assert heatmap["layout"]["xaxis"]["range"][0] == (T - timedelta(hours=3)).replace(tzinfo=None).isoformat()
 
 
 def test_concept_markers_are_not_cut_and_shares_stay_within_one() -> None:
