@@ -25,54 +25,54 @@ class UnsafeURL(ValueError):
 
 IP = ipaddress.IPv4Address | ipaddress.IPv6Address
 _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+
+
+def _networks(*named: tuple[str, str]) -> tuple[tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, str], ...]:
+    return tuple((ipaddress.ip_network(n), name) for n, name in named)
+
+
 # What MONITOR_ALLOW_PRIVATE_RECEIVERS lets through: networks for private use, nothing else
-_PRIVATE_USE = tuple(
-    (ipaddress.ip_network(n), name)
-    for n, name in (
-        ("10.0.0.0/8", "private use"),
-        ("172.16.0.0/12", "private use"),
-        ("192.168.0.0/16", "private use"),
-        ("100.64.0.0/10", "shared address space"),
-        ("fc00::/7", "unique local"),
-    )
+_PRIVATE_USE = _networks(
+    ("10.0.0.0/8", "private use"),
+    ("172.16.0.0/12", "private use"),
+    ("192.168.0.0/16", "private use"),
+    ("100.64.0.0/10", "shared address space"),
+    ("fc00::/7", "unique local"),
 )
 PRIVATE = "not a globally routable address (private: {})"
 # IANA's IPv4 and IPv6 Special-Purpose Address Registries (2025), every entry whatever its
 # "globally reachable" column says: no webhook lives at an anycast protocol address either
 # (Python's is_global let 192.0.0.192 and 192.0.0.9 through). The private-use blocks above are
 # among them.
-SPECIAL_PURPOSE = _PRIVATE_USE + tuple(
-    (ipaddress.ip_network(n), name)
-    for n, name in (
-        ("0.0.0.0/8", "this network"),
-        ("127.0.0.0/8", "loopback"),
-        ("169.254.0.0/16", "link local"),
-        ("192.0.0.0/24", "IETF protocol assignments"),
-        ("192.0.2.0/24", "documentation"),
-        ("192.31.196.0/24", "AS112"),
-        ("192.52.193.0/24", "AMT"),
-        ("192.88.99.0/24", "6to4 relay anycast"),
-        ("192.175.48.0/24", "AS112 direct delegation"),
-        ("198.18.0.0/15", "benchmarking"),
-        ("198.51.100.0/24", "documentation"),
-        ("203.0.113.0/24", "documentation"),
-        ("240.0.0.0/4", "reserved"),
-        ("255.255.255.255/32", "limited broadcast"),
-        ("::/128", "unspecified"),
-        ("::1/128", "loopback"),
-        ("::ffff:0:0/96", "IPv4-mapped"),
-        ("64:ff9b::/96", "IPv4-IPv6 translation"),
-        ("64:ff9b:1::/48", "local-use IPv4-IPv6 translation"),
-        ("100::/64", "discard-only"),
-        ("100:0:0:1::/64", "dummy prefix"),
-        ("2001::/23", "IETF protocol assignments"),
-        ("2001:db8::/32", "documentation"),
-        ("2002::/16", "6to4"),
-        ("2620:4f:8000::/48", "AS112"),
-        ("3fff::/20", "documentation"),
-        ("5f00::/16", "segment routing"),
-        ("fe80::/10", "link local"),
-    )
+SPECIAL_PURPOSE = _PRIVATE_USE + _networks(
+    ("0.0.0.0/8", "this network"),
+    ("127.0.0.0/8", "loopback"),
+    ("169.254.0.0/16", "link local"),
+    ("192.0.0.0/24", "IETF protocol assignments"),
+    ("192.0.2.0/24", "documentation"),
+    ("192.31.196.0/24", "AS112"),
+    ("192.52.193.0/24", "AMT"),
+    ("192.88.99.0/24", "6to4 relay anycast"),
+    ("192.175.48.0/24", "AS112 direct delegation"),
+    ("198.18.0.0/15", "benchmarking"),
+    ("198.51.100.0/24", "documentation"),
+    ("203.0.113.0/24", "documentation"),
+    ("240.0.0.0/4", "reserved"),
+    ("255.255.255.255/32", "limited broadcast"),
+    ("::/128", "unspecified"),
+    ("::1/128", "loopback"),
+    ("::ffff:0:0/96", "IPv4-mapped"),
+    ("64:ff9b::/96", "IPv4-IPv6 translation"),
+    ("64:ff9b:1::/48", "local-use IPv4-IPv6 translation"),
+    ("100::/64", "discard-only"),
+    ("100:0:0:1::/64", "dummy prefix"),
+    ("2001::/23", "IETF protocol assignments"),
+    ("2001:db8::/32", "documentation"),
+    ("2002::/16", "6to4"),
+    ("2620:4f:8000::/48", "AS112"),
+    ("3fff::/20", "documentation"),
+    ("5f00::/16", "segment routing"),
+    ("fe80::/10", "link local"),
 )
 
 

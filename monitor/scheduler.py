@@ -23,13 +23,14 @@ from monitor.services import job_log, registry
 from monitor.services.alert_config import RulesFile
 from monitor.services.alerting import evaluate_model, flush_groups
 from monitor.services.context import ServiceContext
-from monitor.services.maintenance import run_maintenance
+from monitor.services.maintenance import analyse_new_tables, run_maintenance
 from monitor.services.monitoring_run import run_model
 
 log = logging.getLogger(__name__)
 
 LEADER_LOCK_KEY = 0x7363686564  # "sched"
 MAINTENANCE_INTERVAL_SECONDS = 3600
+STATISTICS_INTERVAL_SECONDS = 60  # how often the log's tables are looked at for missing statistics
 
 
 class MetricScheduler:
@@ -42,6 +43,7 @@ class MetricScheduler:
         self._lock_conn: Connection | None = None
         self._last_run: dict[str, float] = {}
         self._last_maintenance = float("-inf")
+        self._last_statistics = float("-inf")
         self._guard = threading.Lock()
         self._scheduler: BackgroundScheduler | BlockingScheduler | None = None
         path = ctx.settings.rules_file
@@ -86,6 +88,7 @@ class MetricScheduler:
                 return []
             ran = []
             self._maintain()
+            self._analyse()
             if self._rules_file is not None:
                 try:
                     self._rules_file.sync(self.ctx)
@@ -136,6 +139,17 @@ class MetricScheduler:
             run_maintenance(self.ctx)
         except Exception:
             log.exception("maintenance failed; retrying in an hour")
+
+    def _analyse(self) -> None:
+        """A new day's partition analysed from its first rows on (``analyse_new_tables``), before
+        the runs that read it, once a minute at most."""
+        if self._clock() - self._last_statistics < STATISTICS_INTERVAL_SECONDS:
+            return
+        self._last_statistics = self._clock()
+        try:
+            analyse_new_tables(self.ctx)
+        except Exception:  # the runs' window joins need no statistics (quality_repo)
+            log.exception("could not analyse the log's new tables; trying again in a minute")
 
     def _due(self, model: str, schedule_seconds: float) -> bool:
         # a tick may fire a little early; a tenth of a tick (at most a second) still counts as on time

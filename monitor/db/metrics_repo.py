@@ -201,20 +201,13 @@ def tuple_rows(conn: Connection, statement: TextClause, params: dict[str, Any]) 
 
 def window_points(
     conn: Connection,
-    model_id: int,
-    version_id: int,
-    length_seconds: int,
-    start: datetime,
-    end: datetime,
-    segment: tuple[str, str] | None,
+    where: WindowFilter,
     metric_prefixes: Sequence[str] | None = None,
-    step_seconds: int = 3600,
     features: Mapping[str, Collection[str]] | None = None,
 ) -> list[dict[str, Any]]:
-    """The points of ``WindowFilter``, oldest first (``metric_prefixes``: of those metrics only;
+    """The points of ``where``, oldest first (``metric_prefixes``: of those metrics only;
     ``features``: of the per-feature metrics, those it names and of each the features it lists;
     None: every series)."""
-    where = WindowFilter(model_id, version_id, length_seconds, start, end, segment, step_seconds)
     prefixes = "" if not metric_prefixes else "AND metric LIKE ANY (CAST(:prefixes AS text[]))"
     # The rows are found by index probes whose plan no statistics can change (the rest of the
     # filter is applied to what they return; OFFSET 0 keeps the planner from merging the two):

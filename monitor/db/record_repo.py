@@ -221,13 +221,20 @@ def pairing_rows(
         pos, neg = "(p.scores ->> :pos_name)::float8", "(p.scores ->> :neg_name)::float8"
         score = f"coalesce({pos} / nullif({pos} + {neg}, 0), {pos}, 1 - {neg})"
         params |= {"neg_name": classes[0], "pos_name": classes[1]}
+    # A full join, kept to the predictions by a condition that does not prove them present (a
+    # strict one would make it a left join, which may be planned as a nested loop): only a hash
+    # or a merge join, whatever the planner believes of the window (quality_repo._JOINED).
     sql = f"""
         SELECT p.ts, p.request_id, p.prediction #>> '{{}}', l.label #>> '{{}}', {score}
-        FROM predictions p
-        LEFT JOIN labels l ON l.model_id = p.model_id AND l.prediction_id = p.prediction_id
-             AND l.prediction_ts >= :start AND l.prediction_ts < :end
-        WHERE p.model_id = :m AND p.model_version_id = :v AND p.ts >= :start AND p.ts < :end
-          AND p.request_id IS NOT NULL
+        FROM (
+            SELECT true AS present, ts, request_id, prediction_id, prediction, scores FROM predictions
+            WHERE model_id = :m AND model_version_id = :v AND ts >= :start AND ts < :end AND request_id IS NOT NULL
+        ) p
+        FULL JOIN (
+            SELECT prediction_id, label FROM labels
+            WHERE model_id = :m AND prediction_ts >= :start AND prediction_ts < :end
+        ) l ON l.prediction_id = p.prediction_id
+        WHERE p.present IS NOT DISTINCT FROM true
         ORDER BY p.ts
     """
     return [tuple(r) for r in conn.execute(text(sql), params).all()]

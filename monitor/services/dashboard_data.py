@@ -152,19 +152,17 @@ def window_points(
     those it names, of each the features it lists."""
     vrow = registry.primary_version(ctx, model)
     seg = parse_segment(segment, schema_from_json(vrow.schema))
-    step = window_step(start, end, max_windows)
+    where = metrics_repo.WindowFilter(
+        vrow.model_id,
+        vrow.version_id,
+        int(window.total_seconds()),
+        start,
+        end,
+        seg,
+        window_step(start, end, max_windows),
+    )
     with ctx.uow() as uow:
-        return metrics_repo.window_points(
-            uow.conn,
-            vrow.model_id,
-            vrow.version_id,
-            int(window.total_seconds()),
-            start,
-            end,
-            seg,
-            step_seconds=step,
-            features=features,
-        )
+        return metrics_repo.window_points(uow.conn, where, features=features)
 
 
 def page_count(n: int, per_page: int) -> int:
@@ -229,17 +227,7 @@ def model_page_points(
         shown = {"feature_drift": ranked[first : first + per_page]}
         for metric, ps in others.items():
             shown[metric] = [p.feature for p in sorted(ps, key=lambda p: (-p.peak, p.feature))[:max_lines]]
-        points = metrics_repo.window_points(
-            uow.conn,
-            vrow.model_id,
-            vrow.version_id,
-            where.length_seconds,
-            start,
-            end,
-            seg,
-            step_seconds=where.step_seconds,
-            features=shown,
-        )
+        points = metrics_repo.window_points(uow.conn, where, features=shown)
     return ModelPagePoints(points, ranked, {m: len(ps) for m, ps in others.items()})
 
 
@@ -269,13 +257,13 @@ def comparison_page(
             return out
         out["own_reference"] = reference_repo.active_reference_id(uow.conn, chosen.version_id) is not None
         step, length = window_step(start, end), int(window.total_seconds())
-        out["comparison"] = metrics_repo.window_points(
-            uow.conn, chosen.model_id, chosen.version_id, length, start, end, None, ["comparison.%"], step
-        )
+
+        def of(v: VersionRow) -> metrics_repo.WindowFilter:
+            return metrics_repo.WindowFilter(v.model_id, v.version_id, length, start, end, None, step)
+
+        out["comparison"] = metrics_repo.window_points(uow.conn, of(chosen), ["comparison.%"])
         for v in (champion, chosen):
-            out["sides"][v.version] = metrics_repo.window_points(
-                uow.conn, v.model_id, v.version_id, length, start, end, None, ["quality.accuracy", "latency.p95"], step
-            )
+            out["sides"][v.version] = metrics_repo.window_points(uow.conn, of(v), ["quality.accuracy", "latency.p95"])
     return out
 
 

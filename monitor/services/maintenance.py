@@ -4,10 +4,21 @@ of the history, labels that missed their prediction, exports whose process died 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from monitor.db import history_repo, kserve_repo, log_repo, partitions, report_repo, session_repo, summary_repo
+from monitor.db import (
+    history_repo,
+    kserve_repo,
+    log_repo,
+    partitions,
+    report_repo,
+    session_repo,
+    summary_repo,
+    table_stats,
+)
 from monitor.services import export
 from monitor.services.context import ServiceContext
 from monitor.services.windows import MINUTE_HORIZON
@@ -15,6 +26,18 @@ from monitor.services.windows import MINUTE_HORIZON
 log = logging.getLogger(__name__)
 
 KSERVE_ORPHAN_AGE = timedelta(hours=1)
+
+
+@contextmanager
+def _deferred_on_lock_timeout(deferred: list[str], step: str) -> Iterator[None]:
+    """The step's DDL gave up waiting for the log's lock: ``step`` noted in ``deferred``, for a
+    later run; any other error is raised."""
+    try:
+        yield
+    except Exception as exc:
+        if not partitions.is_lock_timeout(exc):
+            raise
+        deferred.append(step)
 
 
 def _partition_upkeep(
@@ -29,26 +52,16 @@ def _partition_upkeep(
     created: list[str] = []
     dropped: list[str] = []
     deleted: dict[str, int] = {}
-    try:
-        with ctx.uow() as uow:
-            created = partitions.create_partitions(uow.conn, days)
-            uow.commit()
+    with _deferred_on_lock_timeout(deferred, "create"), ctx.uow() as uow:
+        created = partitions.create_partitions(uow.conn, days)
+        uow.commit()
         ctx.partitions.add(days)
-    except Exception as exc:
-        if not partitions.is_lock_timeout(exc):
-            raise
-        deferred.append("create")
-    try:
-        with ctx.uow() as uow:
-            dropped = partitions.drop_expired_partitions(uow.conn, cutoff)
-            # The other tables follow when a day leaves the log: once a day, so the sequential scan of
-            # prediction_keys (deliberately without a ts index, which would tax every insert) is rare.
-            deleted = log_repo.delete_expired(uow.conn, cutoff) if dropped else {}
-            uow.commit()
-    except Exception as exc:
-        if not partitions.is_lock_timeout(exc):
-            raise
-        deferred.append("drop")
+    with _deferred_on_lock_timeout(deferred, "drop"), ctx.uow() as uow:
+        dropped = partitions.drop_expired_partitions(uow.conn, cutoff)
+        # The other tables follow when a day leaves the log: once a day, so the sequential scan of
+        # prediction_keys (deliberately without a ts index, which would tax every insert) is rare.
+        deleted = log_repo.delete_expired(uow.conn, cutoff) if dropped else {}
+        uow.commit()
     if deferred:
         log.warning("maintenance: partitions to %s deferred: a long read holds the log", " and ".join(deferred))
     return created, dropped, deleted, deferred
@@ -96,3 +109,16 @@ def run_maintenance(ctx: ServiceContext, now: datetime | None = None) -> dict[st
     if created or dropped or attached or kserve_orphans or history or interrupted:
         log.info("maintenance: %s", report)
     return report
+
+
+def analyse_new_tables(ctx: ServiceContext, now: datetime | None = None) -> list[str]:
+    """The log's tables that began to fill with no planner statistics, analysed
+    (``monitor.db.table_stats``): a new day's partition from its first rows on, not when
+    autovacuum gets to it."""
+    with ctx.uow() as uow:
+        tables = table_stats.unanalysed(uow.conn, (now or datetime.now(UTC)).date())
+        table_stats.analyse(uow.conn, tables)
+        uow.commit()  # statistics are kept only with the transaction that gathered them
+    if tables:
+        log.info("analysed %s: they held rows and had no statistics", ", ".join(tables))
+    return tables

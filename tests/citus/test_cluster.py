@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -28,6 +29,7 @@ from tests.citus.cluster import CitusCluster
 from tests.conftest import SECRET_KEYS
 from tests.integration.conftest import receiver  # noqa: F401  (a fixture)
 from tests.integration.helpers import Receiver
+from tests.integration.unanalysed_log import joins_labels, nested_loops_over_the_log, relations, run_on_unanalysed_log
 from tests.waiting import wait_until
 
 MODEL = demo_data.MODEL_NAME
@@ -174,3 +176,31 @@ def test_a_worker_stopped_during_ingestion_loses_nothing(citus_url: str, cluster
         if server is not None:
             server.stop()
         cctx.close()
+
+
+def test_the_workers_plan_no_nested_loop_over_a_log_without_statistics(citus_url: str, tmp_path) -> None:
+    """As on a single Postgres (tests/integration/test_unanalysed_log.py), on the workers' shard
+    partitions: the setting that keeps a window's join off nested loops goes with the statement
+    to the worker that plans it, and the new tables' statistics are looked for on the shards."""
+    cctx = open_for_writing(_settings(citus_url, str(tmp_path)))
+    try:
+        citus.distribute(cctx)
+        runs = run_on_unanalysed_log(cctx, 2000)
+        with cctx.engine.connect() as conn:
+            holding = {
+                t
+                for t in conn.execute(
+                    text("SELECT inhrelid::regclass::text FROM pg_inherits WHERE inhparent = 'predictions'::regclass")
+                ).scalars()
+                if conn.execute(text(f"SELECT EXISTS (SELECT 1 FROM {t})")).scalar()
+            }
+    finally:
+        cctx.close()
+    joins = [plan for sql, plan in runs.plans if joins_labels(sql)]
+    assert len(joins) >= 3
+    shards = {r for plan in joins for r in relations(plan) if re.fullmatch(r"labels_\d+", r)}
+    assert shards, "the plans read are the workers' (a shard of labels)"
+    bad = {sql[:200]: loops for sql, plan in runs.plans if (loops := nested_loops_over_the_log(plan))}
+    assert not bad, bad
+    assert set(runs.analysed_tables) == {*holding, "labels", "prediction_keys"}
+    assert runs.analysed_again == []

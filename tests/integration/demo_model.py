@@ -20,13 +20,14 @@ from monitor.services.reference import upload_reference
 MODEL = demo_data.MODEL_NAME
 
 
-def register_demo(ctx: ServiceContext, cfg: MonitoringConfig | None = None) -> None:
-    registry.register_model(ctx, ModelSpec.model_validate(demo_data.SPEC))
+def register_demo(ctx: ServiceContext, cfg: MonitoringConfig | None = None, model: str = MODEL) -> None:
+    """The demo model (under ``model``: another name for a second one) with its reference."""
+    registry.register_model(ctx, ModelSpec.model_validate({**demo_data.SPEC, "name": model}))
     if cfg is not None:
-        registry.set_monitoring(ctx, MODEL, cfg)
+        registry.set_monitoring(ctx, model, cfg)
     buf = io.BytesIO()
     demo_data.reference_frame(2000).to_csv(buf, index=False)
-    upload_reference(ctx, MODEL, buf.getvalue(), TableFormat.csv)
+    upload_reference(ctx, model, buf.getvalue(), TableFormat.csv)
 
 
 def traffic(
@@ -38,6 +39,7 @@ def traffic(
     concept: float = 0.0,
     minutes: int = 60,
     drift: float = 0.0,
+    model: str = MODEL,
 ) -> pd.DataFrame:
     """``n`` scored predictions spread over ``minutes`` from ``start``, of applicants ``drift``
     towards the shifted population; returns them with their truth."""
@@ -66,10 +68,10 @@ def traffic(
         }
         for i, (row, rec) in enumerate(zip(frame.itertuples(), a.records(), strict=True))
     ]
-    assert not ingestion.ingest_predictions(ctx, records, model=MODEL).errors
+    assert not ingestion.ingest_predictions(ctx, records, model=model).errors
     return frame
 
 
-def label(ctx: ServiceContext, frame: pd.DataFrame) -> None:
+def label(ctx: ServiceContext, frame: pd.DataFrame, model: str = MODEL) -> None:
     records = [{"prediction_id": pid, "label": y} for pid, y in zip(frame.prediction_id, frame.label, strict=True)]
-    assert not ingestion.ingest_labels(ctx, records, model=MODEL).errors
+    assert not ingestion.ingest_labels(ctx, records, model=model).errors

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+import psycopg
 from fastapi.testclient import TestClient
-from sqlalchemy import text
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.engine import make_url
 
 from monitor.metrics.names import METRICS
 from monitor.metrics.points import MetricPoint
@@ -90,3 +94,31 @@ def deliver_all(api: Api, rounds: int = 10) -> None:
         for i in range(rounds):
             if not deliver_due(api.ctx, client, now=datetime.now(UTC) + timedelta(minutes=30 * (i + 1))):
                 return
+
+
+@contextmanager
+def scratch_database(database_url: str, suffix: str) -> Iterator[str]:
+    """The URL of a database of its own on the tests' server, dropped afterwards: for a test that
+    needs one untouched (the shared one is left at head, and keeps statistics through its
+    truncations)."""
+    url = make_url(database_url)
+    admin = url.render_as_string(hide_password=False).replace("postgresql+psycopg://", "postgresql://")
+    scratch = f"{url.database}_{suffix}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{scratch}"')
+    try:
+        yield url.set(database=scratch).render_as_string(hide_password=False)
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE "{scratch}" WITH (FORCE)')
+
+
+@contextmanager
+def scratch_engine(database_url: str, suffix: str) -> Iterator[Engine]:
+    """An engine on a ``scratch_database``."""
+    with scratch_database(database_url, suffix) as url:
+        engine = create_engine(url)
+        try:
+            yield engine
+        finally:
+            engine.dispose()

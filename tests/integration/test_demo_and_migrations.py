@@ -5,19 +5,17 @@ import os
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 
 import psycopg
 from alembic import command
-from sqlalchemy import Engine, create_engine, inspect, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import inspect, text
 
 from monitor.db.migrate import alembic_config, current_revision, head_revision
 from monitor.metrics.names import METRICS
 from monitor.server import free_port
 from monitor.services import keys
+from tests.integration.helpers import scratch_engine
 
 
 def test_demo_streams_traffic_with_labels(settings, ctx) -> None:  # type: ignore[no-untyped-def]
@@ -113,24 +111,6 @@ def test_demo_streams_traffic_with_labels(settings, ctx) -> None:  # type: ignor
     active = [k["name"] for k in keys.list_keys(ctx) if k["name"].startswith("demo-") and not k["revoked_at"]]
     assert sorted(active) == ["demo-admin", "demo-ingest", "demo-read"]  # the earlier run's went
     assert stale.split("_")[1] not in {k["prefix"] for k in keys.list_keys(ctx) if not k["revoked_at"]}
-
-
-@contextmanager
-def scratch_engine(database_url: str, suffix: str) -> Iterator[Engine]:
-    """An engine on a scratch database of its own, dropped afterwards, so the shared one is left
-    at head."""
-    url = make_url(database_url)
-    admin = url.render_as_string(hide_password=False).replace("postgresql+psycopg://", "postgresql://")
-    scratch = f"{url.database}_{suffix}"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{scratch}"')
-    engine = create_engine(url.set(database=scratch))
-    try:
-        yield engine
-    finally:
-        engine.dispose()
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE "{scratch}" WITH (FORCE)')
 
 
 def test_migrations_go_down_and_up_again(database_url: str) -> None:
