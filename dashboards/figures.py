@@ -83,7 +83,7 @@ def _layout(fig: Figure, title: str, height: int = 300) -> Figure:
     if isinstance(fig, dict):
         layout = fig["layout"]
         layout.update(common)
-        for axis in ("xaxis", "yaxis", *(k for k in layout if k.startswith(("xaxis", "yaxis")))):
+        for axis in {"xaxis", "yaxis", *(k for k in layout if k.startswith(("xaxis", "yaxis")))}:
             layout.setdefault(axis, {}).update(TICK_LABELS)
     else:
         fig.update_layout(**common).update_xaxes(**TICK_LABELS).update_yaxes(**TICK_LABELS)

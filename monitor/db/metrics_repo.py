@@ -11,6 +11,7 @@ import numpy as np
 import orjson
 from sqlalchemy import Connection, TextClause, select, text
 
+from monitor.db.registry_repo import VersionRow
 from monitor.db.tables import metric_points, model_versions
 from monitor.metrics.feature_digest import FeatureDigest, FeaturePeak, feature_digests, range_peaks
 from monitor.metrics.points import MetricPoint
@@ -160,6 +161,19 @@ class WindowFilter:
     end: datetime
     segment: tuple[str, str] | None
     step_seconds: int = 3600
+
+    @classmethod
+    def of(
+        cls,
+        vrow: VersionRow,
+        window: timedelta,
+        start: datetime,
+        end: datetime,
+        segment: tuple[str, str] | None,
+        step_seconds: int,
+    ) -> WindowFilter:
+        """The windows of length ``window`` of a version (as ``registry_repo`` reads it)."""
+        return cls(vrow.model_id, vrow.version_id, int(window.total_seconds()), start, end, segment, step_seconds)
 
     def sql(self) -> str:
         seg = (

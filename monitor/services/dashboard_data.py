@@ -152,15 +152,7 @@ def window_points(
     those it names, of each the features it lists."""
     vrow = registry.primary_version(ctx, model)
     seg = parse_segment(segment, schema_from_json(vrow.schema))
-    where = metrics_repo.WindowFilter(
-        vrow.model_id,
-        vrow.version_id,
-        int(window.total_seconds()),
-        start,
-        end,
-        seg,
-        window_step(start, end, max_windows),
-    )
+    where = metrics_repo.WindowFilter.of(vrow, window, start, end, seg, window_step(start, end, max_windows))
     with ctx.uow() as uow:
         return metrics_repo.window_points(uow.conn, where, features=features)
 
@@ -210,9 +202,7 @@ def model_page_points(
     points, and reading them all took 6 s. ``vrow``: the model's primary version
     (``registry.primary_version``), read once by the page."""
     seg = parse_segment(segment, schema_from_json(vrow.schema))
-    where = metrics_repo.WindowFilter(
-        vrow.model_id, vrow.version_id, int(window.total_seconds()), start, end, seg, window_step(start, end)
-    )
+    where = metrics_repo.WindowFilter.of(vrow, window, start, end, seg, window_step(start, end))
     with ctx.uow() as uow:
         peaks = metrics_repo.feature_peaks(uow.conn, where, vrow.feature_names)
         drift = [p for p in peaks if p.metric == "feature_drift"]
@@ -256,10 +246,10 @@ def comparison_page(
         if champion is None or chosen is None:
             return out
         out["own_reference"] = reference_repo.active_reference_id(uow.conn, chosen.version_id) is not None
-        step, length = window_step(start, end), int(window.total_seconds())
+        step = window_step(start, end)
 
         def of(v: VersionRow) -> metrics_repo.WindowFilter:
-            return metrics_repo.WindowFilter(v.model_id, v.version_id, length, start, end, None, step)
+            return metrics_repo.WindowFilter.of(v, window, start, end, None, step)
 
         out["comparison"] = metrics_repo.window_points(uow.conn, of(chosen), ["comparison.%"])
         for v in (champion, chosen):
