@@ -66,10 +66,12 @@ from monitor.db.engine import database_url
 from monitor.demo_receivers import PrintingReceiver
 from monitor.domain.monitoring import MonitoringConfig
 from monitor.domain.tabular import TableFormat
-from monitor.server import free_port, wait_ready
 from monitor.services import alert_config, keys, registry
 from monitor.services.bootstrap import open_context
 from monitor.services.reference import upload_reference
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.servers import free_port, wait_ready
 
 sys.path.insert(0, str(Path(__file__).parent))
 from ingest import SPEC, make_records, reference_csv  # the ingestion benchmark's model and rows

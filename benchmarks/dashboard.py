@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -34,7 +35,6 @@ from dashboards.pages import alerts, model, overview, reports
 from dashboards.serve import DashboardServer
 from monitor import demo_data
 from monitor.config import Settings
-from monitor.db import bulk_repo
 from monitor.domain.monitoring import MonitoringConfig
 from monitor.domain.schema import ModelSpec
 from monitor.domain.tabular import TableFormat
@@ -45,6 +45,9 @@ from monitor.services.context import ServiceContext
 from monitor.services.monitoring_run import backfill
 from monitor.services.reference import upload_reference
 from monitor.services.windows import hour_floor
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests import bulk
 
 MODEL = demo_data.MODEL_NAME
 
@@ -63,7 +66,7 @@ def setup(ctx: ServiceContext, rows: int, days: int) -> datetime:
     for first in range(0, rows, chunk):
         with ctx.uow() as uow:
             last = min(first + chunk, rows) - 1
-            bulk_repo.demo_predictions(uow.conn, vrow.model_id, vrow.version_id, start, step, first, last)
+            bulk.demo_predictions(uow.conn, vrow.model_id, vrow.version_id, start, step, first, last)
             uow.commit()
         print(f"  generated {min(first + chunk, rows):,} predictions ({time.perf_counter() - t:.0f} s)", flush=True)
     with ctx.uow() as uow:

@@ -31,13 +31,15 @@ from sqlalchemy import text
 
 from monitor import demo_data
 from monitor.config import Settings
-from monitor.db import bulk_repo
 from monitor.domain.schema import ModelSpec
-from monitor.server import free_port, wait_ready
 from monitor.services import keys, registry
 from monitor.services.bootstrap import open_context
 from monitor.services.context import ServiceContext
 from monitor.services.windows import HOUR, hour_floor
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests import bulk
+from tests.servers import free_port, wait_ready
 
 MODEL = demo_data.MODEL_NAME
 LABELS_SQL = (
@@ -59,7 +61,7 @@ def setup(ctx: ServiceContext, rows: int) -> tuple[datetime, datetime]:
     with ctx.uow() as uow:
         for first in range(0, rows, 500_000):
             last = min(first + 500_000, rows) - 1
-            bulk_repo.demo_predictions(uow.conn, vrow.model_id, vrow.version_id, start, HOUR / rows, first, last)
+            bulk.demo_predictions(uow.conn, vrow.model_id, vrow.version_id, start, HOUR / rows, first, last)
         uow.conn.execute(text(LABELS_SQL), {"m": vrow.model_id})
         uow.commit()
         uow.conn.execute(text("ANALYZE"))

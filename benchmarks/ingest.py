@@ -41,10 +41,12 @@ from monitor.db.engine import database_url
 from monitor.db.log_repo import copy_predictions
 from monitor.domain.records import PredictionRow
 from monitor.domain.tabular import TableFormat
-from monitor.server import free_port, wait_ready
 from monitor.services import keys, registry
 from monitor.services.bootstrap import open_context
 from monitor.services.reference import upload_reference
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.servers import free_port, wait_ready
 
 N_NUM, N_CAT = 15, 5
 SPEC = {

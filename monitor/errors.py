@@ -116,11 +116,6 @@ class InvalidRecords(MonitorError):
         self.errors = errors
 
 
-class DatabaseUnavailable(MonitorError):
-    status_code = 503
-    code = "database_unavailable"
-
-
 class LogBusy(RetryLater):
     """The log's partition for a day could not be created within its lock timeout, a long read of
     the log holding it: nothing was stored."""

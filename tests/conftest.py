@@ -21,6 +21,18 @@ from monitor.db.engine import normalise_url
 from monitor.services.bootstrap import open_context
 from monitor.services.context import ServiceContext
 
+TESTS = Path(__file__).resolve().parent
+TIERS = ("unit", "integration", "browser", "citus")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Each test carries its tier's marker (its folder), so that ``pytest -m unit`` runs one tier."""
+    for item in items:
+        parts = item.path.resolve().relative_to(TESTS).parts
+        if parts and parts[0] in TIERS:
+            item.add_marker(parts[0])
+
+
 DEFAULT_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
 # The key receiver secrets are encrypted with, in this test process and in every monitor process a
 # test starts (tests.integration.processes), as processes of one deployment share it.

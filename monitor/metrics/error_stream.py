@@ -124,15 +124,10 @@ class Adwin:
             i += 1
 
     # --- detection ----------------------------------------------------------------------------
-    def _cut(self, n0: float, n1: float, delta_mean: float, width: float, variance: float) -> bool:
-        delta_prime = math.log(2 * math.log(width) / self.delta)
-        m_recip = 1 / (n0 - self.min_window_length + 1) + 1 / (n1 - self.min_window_length + 1)
-        epsilon = math.sqrt(2 * m_recip * variance * delta_prime) + 2 / 3 * delta_prime * m_recip
-        return abs(delta_mean) > epsilon
-
     def _find_cut(self) -> tuple[float, float] | None:
         """The first split (oldest first) whose two sides differ beyond the bound: the error rates
-        of the older and newer sides, or None."""
+        of the older and newer sides, or None. River's bound (``epsilon`` below), its terms that do
+        not depend on the split worked out once per check: the scan runs every 32 rows."""
         buckets = self._buckets()
         width = sum(b[0] for b in buckets)
         if width <= self.grace_period or width < 2:
@@ -142,14 +137,20 @@ class Adwin:
         for b in buckets:
             whole = self._merge(whole, b)
         variance = whole[2] / width  # the window's variance, as River's variance_in_window
+        delta_prime = math.log(2 * math.log(width) / self.delta)
+        least = self.min_window_length
         n0 = u0 = 0.0
         for b in buckets[:-1]:
             n0 += b[0]
             u0 += b[1]
-            n1, u1 = width - n0, total - u0
-            enough = n0 > self.min_window_length and n1 > self.min_window_length
-            if enough and self._cut(n0, n1, u0 / n0 - u1 / n1, width, variance):
-                return u0 / n0, u1 / n1
+            n1 = width - n0
+            if n0 <= least or n1 <= least:
+                continue
+            m_recip = 1 / (n0 - least + 1) + 1 / (n1 - least + 1)
+            epsilon = math.sqrt(2 * m_recip * variance * delta_prime) + 2 / 3 * delta_prime * m_recip
+            older, newer = u0 / n0, (total - u0) / n1
+            if abs(older - newer) > epsilon:
+                return older, newer
         return None
 
     def update(self, minute: int, rows: int, errors: int) -> Detection | None:

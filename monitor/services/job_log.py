@@ -4,9 +4,9 @@ hour's or one window's failure from the rest of a run."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any
 
 from sqlalchemy.exc import DataError
 
@@ -17,25 +17,27 @@ log = logging.getLogger(__name__)
 
 
 # What the data a job computes on can cause: a value out of range in a sum (Postgres' DataError),
-# maths that fails on it, a shape the code did not expect. Anything else (the database away, a
-# deadlock, a concurrent write) is not about the data: the run fails and is retried whole.
-DATA_ERRORS = (DataError, ArithmeticError, ValueError, TypeError, LookupError)
+# arithmetic that fails on it (a division by zero, an overflow), a value the maths refuses
+# (numpy's and scipy's ValueError). Anything else is not about the data: the database away, a
+# deadlock or a concurrent write fail the run, retried whole on the next tick; a TypeError or a
+# LookupError is a bug in the code, which must fail loudly, not become a skipped window.
+DATA_ERRORS: tuple[type[Exception], ...] = (DataError, ArithmeticError, ValueError)
 
 
-def isolated(what: str, failures: list[str] | None, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> bool:
-    """Run ``fn``; if it fails on the data it computes on (``DATA_ERRORS``), record ``what`` and
-    why in ``failures`` and return False, so that the run goes on with the other hours and windows
-    instead of failing whole on every tick for ever. ``failures`` None: nothing isolated."""
+@contextmanager
+def isolated(what: str, failures: list[str] | None) -> Iterator[None]:
+    """Run the block; if it fails on the data it computes on (``DATA_ERRORS``), record ``what``
+    and why in ``failures`` and go on, so that the run computes the other hours and windows
+    instead of failing whole on every tick for ever. ``failures`` None: nothing is isolated."""
     if failures is None:
-        fn(*args, **kwargs)
-        return True
+        yield
+        return
     try:
-        fn(*args, **kwargs)
-        return True
+        yield
     except DATA_ERRORS as exc:
         log.error("%s failed, skipped: %s", what, exc, exc_info=exc)
-        failures.append(f"{what}: {type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}")
-        return False
+        first_line = str(exc).splitlines()[0][:300] if str(exc) else ""
+        failures.append(f"{what}: {type(exc).__name__}: {first_line}")
 
 
 def succeeded(ctx: ServiceContext, model: str, job: str, duration_s: float) -> None:

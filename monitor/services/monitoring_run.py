@@ -196,9 +196,8 @@ def _window(
     quality_only: bool = False,
 ) -> None:
     what = f"window [{start.isoformat()}, {end.isoformat()})"
-    job_log.isolated(
-        what, report.failures, compute_window, ctx, model, version, start, end, cfg, quality_only=quality_only
-    )
+    with job_log.isolated(what, report.failures):
+        compute_window(ctx, model, version, start, end, cfg, quality_only=quality_only)
 
 
 def _report_failures(
@@ -271,18 +270,8 @@ def _advance_error_stream(
     end: datetime,
     report: RunReport,
 ) -> None:
-    job_log.isolated(
-        f"error stream from {changed_from.isoformat()}",
-        report.failures,
-        error_stream_job.advance,
-        ctx,
-        vrow,
-        cfg,
-        ref.reference_id,
-        list(ref.columns),
-        changed_from,
-        end,
-    )
+    with job_log.isolated(f"error stream from {changed_from.isoformat()}", report.failures):
+        error_stream_job.advance(ctx, vrow, cfg, ref.reference_id, list(ref.columns), changed_from, end)
 
 
 def _recompute_stale_windows(

@@ -128,7 +128,8 @@ def rollup(
 
     now = datetime.now(UTC)
     for bucket in only if only is not None else hours(start, end):
-        job_log.isolated(f"summary of the hour {bucket.isoformat()}", failures, summarise, bucket)
+        with job_log.isolated(f"summary of the hour {bucket.isoformat()}", failures):
+            summarise(bucket)
     return total[0]
 
 

@@ -11,9 +11,10 @@ from selenium import webdriver
 from selenium.webdriver.common.by import By
 
 from monitor.api.app import create_app
-from monitor.server import ThreadedServer, free_port
+from monitor.server import ThreadedServer
 from monitor.services.context import ServiceContext
 from tests.browser.test_dashboard import wait_for
+from tests.servers import free_port
 
 
 @pytest.fixture(scope="module")

@@ -15,13 +15,17 @@ from pathlib import Path
 
 import psycopg
 
-from monitor.server import free_port
+from tests.servers import free_port
 
 MARKER = ".citus-13.2.2"
 
 
+# Where the build is: MONITOR_CITUS_HOME, by default beside the checkout's .venv (git ignores it).
+DEFAULT_HOME = Path(__file__).resolve().parents[2] / ".citus-13.2.2"
+
+
 def citus_home() -> Path:
-    return Path(os.environ.get("MONITOR_CITUS_HOME", "/var/tmp/monitor-citus-13.2.2"))
+    return Path(os.environ.get("MONITOR_CITUS_HOME", str(DEFAULT_HOME)))
 
 
 def available() -> bool:

@@ -14,7 +14,7 @@ from tests.citus.cluster import CitusCluster, available, citus_home
 
 HOW = (
     "build Citus for these tests with the build script the project's CI uses "
-    "(build.sh PYTHON DEST, with DEST = MONITOR_CITUS_HOME, default /var/tmp/monitor-citus-13.2.2)"
+    "(build.sh PYTHON DEST, with DEST = MONITOR_CITUS_HOME, default .citus-13.2.2 in the checkout)"
 )
 
 

@@ -19,7 +19,7 @@ from monitor.client import MonitorClient
 from monitor.config import Settings
 from monitor.db.citus import BY_REFERENCE, DISTRIBUTED, REFERENCE
 from monitor.domain.schema import ModelSpec
-from monitor.server import ThreadedServer, free_port
+from monitor.server import ThreadedServer
 from monitor.services import citus, keys, registry
 from monitor.services.bootstrap import open_for_writing
 from monitor.services.context import ServiceContext
@@ -30,6 +30,7 @@ from tests.conftest import SECRET_KEYS
 from tests.integration.conftest import receiver  # noqa: F401  (a fixture)
 from tests.integration.helpers import Receiver
 from tests.integration.unanalysed_log import joins_labels, nested_loops_over_the_log, relations, run_on_unanalysed_log
+from tests.servers import free_port
 from tests.waiting import wait_until
 
 MODEL = demo_data.MODEL_NAME

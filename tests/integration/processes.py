@@ -13,8 +13,8 @@ from pathlib import Path
 
 import psycopg
 
-from monitor.server import free_port, wait_ready
 from tests.conftest import SECRET_KEYS
+from tests.servers import free_port, wait_ready
 
 __all__ = ["PostgresCluster", "monitor_process", "stop_process", "wait_ready"]
 

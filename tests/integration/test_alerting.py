@@ -389,7 +389,7 @@ def test_the_rules_file_is_reloaded_when_it_changes(churn: Api, tmp_path: Path) 
 def test_a_receiver_down_for_several_attempts_gets_every_message_once_when_back(
     churn: Api, wired: dict[str, str]
 ) -> None:
-    from monitor.server import free_port
+    from tests.servers import free_port
 
     port = free_port()
     down = f"http://127.0.0.1:{port}/hook"

@@ -15,8 +15,9 @@ from pathlib import Path
 from types import ModuleType
 
 from monitor.api.app import create_app
-from monitor.server import ThreadedServer, free_port
+from monitor.server import ThreadedServer
 from tests.integration.helpers import Api
+from tests.servers import free_port
 from tests.waiting import wait_until
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "docs" / "examples" / "sklearn_server.py"

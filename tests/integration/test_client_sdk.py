@@ -12,8 +12,9 @@ from sqlalchemy import text
 
 from monitor.api.app import create_app
 from monitor.client import MonitorClient
-from monitor.server import ThreadedServer, free_port
+from monitor.server import ThreadedServer
 from tests.integration.helpers import BINARY_SPEC, Api
+from tests.servers import free_port
 from tests.waiting import wait_until
 
 

@@ -13,9 +13,9 @@ from sqlalchemy import inspect, text
 
 from monitor.db.migrate import alembic_config, current_revision, head_revision
 from monitor.metrics.names import METRICS
-from monitor.server import free_port
 from monitor.services import keys
 from tests.integration.helpers import scratch_engine
+from tests.servers import free_port
 
 
 def test_demo_streams_traffic_with_labels(settings, ctx) -> None:  # type: ignore[no-untyped-def]

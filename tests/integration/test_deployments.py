@@ -105,7 +105,8 @@ def test_the_sdk_sends_the_version_and_request_id(churn: Api) -> None:
     from monitor_client import MonitorClient
 
     from monitor.api.app import create_app
-    from monitor.server import ThreadedServer, free_port
+    from monitor.server import ThreadedServer
+    from tests.servers import free_port
 
     api = churn
     api.http.post("/v1/models", json={**BINARY_SPEC, "version": "2"}, headers=api.admin)

@@ -69,8 +69,8 @@ def test_sigterm_to_monitor_serve_stops_the_embedded_postgres(data_dir: Path, tm
     import signal
     import time
 
-    from monitor.server import free_port, wait_ready
     from tests.integration.processes import monitor_process
+    from tests.servers import free_port, wait_ready
 
     env = {"MONITOR_DATA_DIR": str(data_dir), "MONITOR_LOG_FORMAT": "text"}
     port = free_port()
@@ -118,8 +118,8 @@ def _start_three(data_dir: Path, tmp_path: Path) -> dict[str, Any]:
     """The API, the scheduler and the dashboard on one embedded Postgres, each once it holds it."""
     import time
 
-    from monitor.server import free_port, wait_ready
     from tests.integration.processes import monitor_process
+    from tests.servers import free_port, wait_ready
 
     env = {"MONITOR_DATA_DIR": str(data_dir), "MONITOR_LOG_FORMAT": "text"}
     api, dash = free_port(), free_port()
@@ -187,7 +187,7 @@ def test_the_demo_stops_its_embedded_postgres_before_deleting_its_data(tmp_path:
     stopped first (it went on running 10-35 s in a deleted directory)."""
     import re
 
-    from monitor.server import free_port
+    from tests.servers import free_port
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("MONITOR_")}
     args = ["demo", "--duration", "2", "--rate", "20", "--history-hours", "2", "--port", str(free_port())]

@@ -21,11 +21,11 @@ import pytest
 from monitor.client import MonitorClient
 from monitor.config import Settings
 from monitor.domain.schema import ModelSpec
-from monitor.server import free_port
 from monitor.services import keys, registry
 from monitor.services.bootstrap import open_context
 from tests.integration.helpers import BINARY_SPEC, prediction
 from tests.integration.processes import PostgresCluster, monitor_process, stop_process, wait_ready
+from tests.servers import free_port
 
 pytestmark = pytest.mark.timeout(240)
 

@@ -17,7 +17,6 @@ from sqlalchemy import text
 from monitor import demo_data
 from monitor.config import Settings
 from monitor.domain.monitoring import MonitoringConfig
-from monitor.server import free_port, wait_ready
 from monitor.services import keys
 from monitor.services.context import ServiceContext
 from monitor.services.monitoring_run import run_model
@@ -26,6 +25,7 @@ from monitor.services.windows import HOUR, hour_floor
 from tests.integration.demo_model import MODEL, register_demo
 from tests.integration.processes import monitor_process, stop_process
 from tests.integration.test_summary_deltas import _assert_equal, _summaries
+from tests.servers import free_port, wait_ready
 
 pytestmark = pytest.mark.timeout(300)
 

@@ -16,13 +16,13 @@ import orjson
 import pytest
 
 from monitor.config import Settings
-from monitor.server import free_port
 from monitor.services import keys
 from monitor.services.alerting import evaluate_model
 from monitor.services.metric_store import record_points
 from monitor.services.windows import hour_floor
 from tests.integration.helpers import Api, drift_point, prediction
 from tests.integration.processes import monitor_process, stop_process, wait_ready
+from tests.servers import free_port
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.timeout(180)

@@ -16,10 +16,11 @@ from sqlalchemy import text
 
 from monitor.api.app import create_app
 from monitor.domain.kserve import REQUEST, RESPONSE
-from monitor.server import ThreadedServer, free_port
+from monitor.server import ThreadedServer
 from monitor.services.rollup import rollup
 from monitor.services.window_job import compute_window
 from tests.integration.helpers import Api
+from tests.servers import free_port
 
 HUGE = "1" + "0" * 400
 DEEP = "[" * 5000 + "]" * 5000

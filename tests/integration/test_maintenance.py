@@ -9,7 +9,6 @@ from monitor.config import Settings
 from monitor.db import partitions, summary_repo
 from monitor.domain.monitoring import MonitoringConfig
 from monitor.metrics.points import MetricPoint
-from monitor.server import free_port
 from monitor.services import registry
 from monitor.services.alerting import evaluate_model
 from monitor.services.context import ServiceContext
@@ -19,6 +18,7 @@ from monitor.services.monitoring_run import backfill
 from monitor.services.windows import MINUTE, MINUTE_HORIZON, hour_floor
 from tests.integration.demo_model import MODEL, register_demo, traffic
 from tests.integration.helpers import Api, Receiver, deliver_all, drift_point, prediction
+from tests.servers import free_port
 
 HOUR = timedelta(hours=1)
 

@@ -14,11 +14,12 @@ from hypothesis import HealthCheck, settings
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
 from monitor.api.app import create_app
-from monitor.server import ThreadedServer, free_port
+from monitor.server import ThreadedServer
 from monitor.services.alerting import evaluate_model, flush_groups
 from monitor.services.metric_store import record_points
 from monitor.services.windows import hour_floor
 from tests.integration.helpers import Api, Receiver, deliver_all, drift_point, prediction
+from tests.servers import free_port
 
 # The document is built without a database (the app opens its context at start-up, not here).
 schema = schemathesis.openapi.from_dict(create_app().openapi())

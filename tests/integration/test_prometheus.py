@@ -193,9 +193,9 @@ def test_every_scrape_of_a_multi_worker_api_sees_all_workers_requests(churn: Api
     scrape reports the latency histogram of them all (prometheus_client's multiprocess mode)."""
     import httpx
 
-    from monitor.server import free_port
     from monitor.services import keys
     from tests.integration.processes import monitor_process, stop_process, wait_ready
+    from tests.servers import free_port
 
     ingest = keys.create_key(churn.ctx, "multi-ingest", [keys.Scope.ingest])[0]
     read = keys.create_key(churn.ctx, "multi-read", [keys.Scope.read])[0]
@@ -228,9 +228,9 @@ def test_replicas_export_the_databases_series_once(churn: Api, tmp_path) -> None
     answers it, the records counted once."""
     import httpx
 
-    from monitor.server import free_port
     from monitor.services import keys
     from tests.integration.processes import monitor_process, stop_process, wait_ready
+    from tests.servers import free_port
 
     ingest = keys.create_key(churn.ctx, "replica-ingest", [keys.Scope.ingest])[0]
     read = {"Authorization": f"Bearer {keys.create_key(churn.ctx, 'replica-read', [keys.Scope.read])[0]}"}

@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 
 from monitor.api.app import create_app
-from monitor.server import ThreadedServer, free_port
+from monitor.server import ThreadedServer
 from tests.integration.helpers import Api
+from tests.servers import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 BLOCK = re.compile(r"```bash\n(.*?)```", re.S)

@@ -18,19 +18,20 @@ from sqlalchemy import text
 
 from monitor import demo_data
 from monitor.api.app import create_app
-from monitor.db import bulk_repo
 from monitor.domain.audit import Actor
 from monitor.domain.export_table import ExportFormat
 from monitor.domain.schema import ModelSpec
 from monitor.errors import TooManyRequests
-from monitor.server import ThreadedServer, free_port
+from monitor.server import ThreadedServer
 from monitor.services import alert_config, alert_ops, audit, export, ingestion, keys, registry
 from monitor.services.alerting import evaluate_model
 from monitor.services.monitoring_run import backfill
 from monitor.services.windows import HOUR, hour_floor
+from tests import bulk
 from tests.integration.demo_model import MODEL, register_demo, traffic
 from tests.integration.helpers import Api, bearer
 from tests.integration.processes import monitor_process, stop_process, wait_ready
+from tests.servers import free_port
 
 
 def _always_firing_rule(ctx: Any) -> None:
@@ -221,7 +222,7 @@ def test_a_million_row_window_streams_from_a_real_server_in_bounded_memory(ctx: 
     vrow = registry.resolve_version(ctx, MODEL, None)
     start = hour_floor(datetime.now(UTC)) - timedelta(hours=2)
     with ctx.uow() as uow:
-        bulk_repo.demo_predictions(uow.conn, vrow.model_id, vrow.version_id, start, HOUR / rows, 0, rows - 1)
+        bulk.demo_predictions(uow.conn, vrow.model_id, vrow.version_id, start, HOUR / rows, 0, rows - 1)
         uow.conn.execute(
             text(
                 "INSERT INTO labels (model_id, prediction_id, label, label_ts, received_at, first_received_at, "

@@ -22,7 +22,6 @@ from sqlalchemy.exc import DBAPIError
 from monitor.config import Settings
 from monitor.domain.kserve import REQUEST, RESPONSE
 from monitor.logs import JsonFormatter, TextFormatter, log_config, redact
-from monitor.server import free_port
 from monitor.services import keys
 from monitor.services.alerting import evaluate_model
 from monitor.services.context import ServiceContext
@@ -31,6 +30,7 @@ from monitor.services.windows import hour_floor
 from tests.conftest import SECRET_KEYS
 from tests.integration.helpers import Api, drift_point, prediction
 from tests.integration.processes import monitor_process, stop_process, wait_ready
+from tests.servers import free_port
 
 pytestmark = pytest.mark.timeout(180)
 

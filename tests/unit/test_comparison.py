@@ -40,6 +40,7 @@ def _paired_counts(
     )
 
 
+@pytest.mark.calibration
 @pytest.mark.parametrize(("n", "p1", "p2", "rho"), [(200, 0.8, 0.85, 0.7), (1000, 0.9, 0.9, 0.8), (80, 0.7, 0.6, 0.5)])
 def test_the_paired_interval_holds_the_true_difference_about_95_percent_of_the_time(
     n: int, p1: float, p2: float, rho: float
@@ -64,6 +65,7 @@ def test_the_unpaired_interval_holds_the_true_difference_about_95_percent_of_the
     assert 930 <= held <= 985, held
 
 
+@pytest.mark.calibration
 def test_mcnemars_exact_test_keeps_its_false_alarm_rate_and_pairing_sees_more() -> None:
     rng = np.random.default_rng(3)
     same = [paired(*_paired_counts(rng, 500, 0.85, 0.85, 0.8)) for _ in range(1000)]
@@ -195,6 +197,7 @@ def test_the_unpaired_auc_comes_from_the_score_histograms_as_delong_defines_it()
     assert Placements.of_histogram(np.array([0, 1, 0]), np.array([3, 0, 0])) is None  # one positive
 
 
+@pytest.mark.calibration
 def test_pairing_the_auc_sees_a_gain_a_split_misses() -> None:
     from monitor.metrics.comparison import Placements, auc_paired, auc_unpaired
 
@@ -237,6 +240,7 @@ def _true_ratio(metric: str, tpr: float, fpr: float) -> float:
     return tp / (tp + fp) if metric == "precision" else 2 * tp / (2 * tp + fp + fn)
 
 
+@pytest.mark.calibration
 @pytest.mark.parametrize("paired_cells", [True, False])
 def test_precision_and_f1_intervals_hold_the_true_difference_about_95_percent_of_the_time(paired_cells: bool) -> None:
     from monitor.metrics.comparison import ratio_differences

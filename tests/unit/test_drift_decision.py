@@ -236,6 +236,7 @@ def _column(ref: np.ndarray, cur: np.ndarray) -> tuple:
     return numeric(ref, cur) if ref.dtype.kind == "f" else categorical(ref.tolist(), cur.tolist())
 
 
+@pytest.mark.calibration
 @pytest.mark.parametrize("change", list(CHANGES))
 def test_material_changes_in_heavy_tails_counts_and_categories_are_found_and_no_change_is_not(change: str) -> None:
     """Ten windows with the change, ten without, among 19 unchanged normal features: every changed

@@ -87,6 +87,7 @@ def test_minutes_of_many_rows_find_a_change(method: str, rate_after: float, with
     assert found[0].error_rate_before < found[0].error_rate_after
 
 
+@pytest.mark.calibration
 @pytest.mark.parametrize("method", [ADWIN, DDM])
 def test_few_false_alarms_on_stable_streams(method: str) -> None:
     """A week of a steady 10 % error rate at 20 labelled rows a minute, 30 seeds: ADWIN's bound

@@ -105,6 +105,7 @@ def test_a_summary_split_and_merged_estimates_what_the_whole_does() -> None:
     assert again == whole
 
 
+@pytest.mark.calibration
 @pytest.mark.parametrize("kind", ["binary", "multi"])
 def test_the_standard_error_is_the_spread_of_the_realized_metric(kind: str) -> None:
     """Labels drawn with the calibrated probabilities, again and again on the same scores: the

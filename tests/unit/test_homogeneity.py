@@ -20,6 +20,7 @@ def _probabilities(k: int, rare: bool) -> np.ndarray:
     return p / p.sum()
 
 
+@pytest.mark.calibration
 @pytest.mark.parametrize(
     ("n_ref", "n_cur", "k", "rare"),
     [

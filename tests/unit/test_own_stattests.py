@@ -72,6 +72,7 @@ def test_anderson_limit_is_the_inverted_characteristic_function(x: float) -> Non
     assert anderson_darling.limit_sf(x) == pytest.approx(_imhof_sf(x), rel=0.01)
 
 
+@pytest.mark.calibration
 @pytest.mark.parametrize(
     ("n_ref", "n_cur", "shape"),
     [(800, 800, "normal"), (5_000, 50, "lognormal"), (200, 50, "pareto"), (20_000, 5_000, "normal")],
@@ -96,6 +97,7 @@ def test_anderson_on_summaries_flags_no_drift_at_the_rate_it_claims(n_ref: int, 
         assert alpha - 3 * se <= np.mean(p < alpha) <= alpha + 3 * se, (alpha, np.mean(p < alpha))
 
 
+@pytest.mark.calibration
 def test_anderson_finds_a_small_shift_ks_misses() -> None:
     """+0.2 sd, 800 rows a side, at the level one feature of 20 gets (0.05 / 20)."""
     found = {"anderson": 0, "ks": 0}
@@ -180,6 +182,7 @@ def test_the_categories_test_flags_no_drift_at_most_at_the_rate_it_claims(
     assert flagged / windows <= 0.05 + 3 * np.sqrt(0.05 * 0.95 / windows), flagged / windows
 
 
+@pytest.mark.calibration
 def test_a_move_in_one_of_200_levels_is_found_where_the_chi_square_is_blind() -> None:
     p = 1.0 / np.arange(1, 201)
     p /= p.sum()

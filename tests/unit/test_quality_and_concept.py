@@ -140,6 +140,7 @@ def _fires(metric: str, ref: dict[str, float], n_ref: int, cur: dict[str, float]
     ).drift
 
 
+@pytest.mark.calibration
 @pytest.mark.parametrize("metric", ["recall", "precision", "roc_auc"])
 @pytest.mark.parametrize("n_cur", [300, 5000])
 def test_recall_precision_and_auc_drops_are_tests_too(metric: str, n_cur: int) -> None:

@@ -131,6 +131,7 @@ def test_missing_values_are_dropped_first() -> None:
     assert cats.n_reference == 40 and not cats.drifted
 
 
+@pytest.mark.calibration
 def test_no_drift_alarms_at_about_the_nominal_rate_and_a_shift_is_found() -> None:
     false_alarms = sum(
         test_drift(*samples(FeatureKind.numerical, 0.0, 500, 500, seed=s), FeatureKind.numerical).drifted

@@ -1,6 +1,6 @@
-"""Many predictions of the demo model written inside Postgres at once, for benchmarks and scale
-tests (the ingestion path has benchmarks of its own). Functions take a connection and never
-commit."""
+"""Many predictions of the demo model written inside Postgres at once, for scale tests and
+benchmarks, not part of the service (the ingestion path has benchmarks of its own). Functions
+take a connection and never commit."""
 
 from __future__ import annotations
 
