@@ -7,7 +7,7 @@ allow-list: only globally routable addresses pass by default, so that ranges a d
 192.0.0.0/24; IPv6 addresses that carry an IPv4 one, 6to4, Teredo, NAT64, mapped) are refused
 for what they lead to.
 
-A name is resolved once per attempt, by the deliverer (``monitor.services.resolver``: this
+A name is resolved once per attempt, by the deliverer (``monitor.services.alerting.resolver``: this
 package does no I/O), and the request goes to the address that was checked (``pin``): if the
 connection resolved the name again, a DNS server answering a public address to the check and
 169.254.169.254 to the connection (DNS rebinding) would get past it."""

@@ -29,13 +29,14 @@ from monitor.domain.monitoring import MonitoringConfig
 from monitor.domain.schema import ModelSpec
 from monitor.domain.tabular import TableFormat
 from monitor.metrics import drift_decision
-from monitor.services import ingestion, registry
 from monitor.services.bootstrap import open_context
-from monitor.services.context import ServiceContext
-from monitor.services.monitoring_run import window_ends
-from monitor.services.reference import upload_reference
-from monitor.services.rollup import rollup
-from monitor.services.window_job import compute_window
+from monitor.services.catalog import registry
+from monitor.services.catalog.reference import upload_reference
+from monitor.services.infra.context import ServiceContext
+from monitor.services.ingest import ingestion
+from monitor.services.jobs.monitoring_run import window_ends
+from monitor.services.jobs.rollup import rollup
+from monitor.services.jobs.window_job import compute_window
 
 HOUR, DAY = timedelta(hours=1), timedelta(days=1)
 MODEL = demo_data.MODEL_NAME

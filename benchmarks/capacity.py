@@ -66,9 +66,10 @@ from monitor.db.engine import database_url
 from monitor.demo_receivers import PrintingReceiver
 from monitor.domain.monitoring import MonitoringConfig
 from monitor.domain.tabular import TableFormat
-from monitor.services import alert_config, keys, registry
+from monitor.services.alerting import alert_config
 from monitor.services.bootstrap import open_context
-from monitor.services.reference import upload_reference
+from monitor.services.catalog import keys, registry
+from monitor.services.catalog.reference import upload_reference
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.servers import free_port, wait_ready
@@ -383,10 +384,10 @@ def run_cost(settings: Settings, sizes: list[int], new: int, batch: int) -> None
     ``new`` arrived (a fifth labelled) since the run before; beside it, in the same run, what each
     run cost before predictions were summarised at ingestion: the hour summarised from its first
     row (``rollup`` of the hour, column and quality summaries). One process, no load beside it."""
-    from monitor.services import ingestion
-    from monitor.services.monitoring_run import run_model
-    from monitor.services.rollup import rollup
-    from monitor.services.windows import HOUR, hour_floor
+    from monitor.services.ingest import ingestion
+    from monitor.services.jobs.monitoring_run import run_model
+    from monitor.services.jobs.rollup import rollup
+    from monitor.services.jobs.windows import HOUR, hour_floor
 
     hour = hour_floor(datetime.now(UTC)) - HOUR  # the "current" hour, the clock pinned inside it
     pinned = hour + timedelta(minutes=58)
@@ -539,8 +540,8 @@ def where_the_run_goes(settings: Settings) -> None:
     counted per group, the column summaries, the quality summaries of its labelled rows."""
     from monitor.db import summary_repo
     from monitor.domain.schema import schema_from_json
-    from monitor.services import quality_job, summary_plan
-    from monitor.services.windows import HOUR
+    from monitor.services.jobs import quality_job, summary_plan
+    from monitor.services.jobs.windows import HOUR
 
     ctx = open_context(settings)
     try:

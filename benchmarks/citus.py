@@ -35,11 +35,13 @@ from monitor.config import Settings
 from monitor.domain.monitoring import MonitoringConfig
 from monitor.domain.schema import ModelSpec
 from monitor.domain.tabular import TableFormat
-from monitor.services import citus, ingestion, registry
 from monitor.services.bootstrap import open_for_writing
-from monitor.services.context import ServiceContext
-from monitor.services.monitoring_run import backfill
-from monitor.services.reference import upload_reference
+from monitor.services.catalog import registry
+from monitor.services.catalog.reference import upload_reference
+from monitor.services.infra import citus
+from monitor.services.infra.context import ServiceContext
+from monitor.services.ingest import ingestion
+from monitor.services.jobs.monitoring_run import backfill
 from tests.citus.cluster import CitusCluster, available, citus_home
 
 BATCH = 1000

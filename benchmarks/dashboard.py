@@ -38,13 +38,15 @@ from monitor.config import Settings
 from monitor.domain.monitoring import MonitoringConfig
 from monitor.domain.schema import ModelSpec
 from monitor.domain.tabular import TableFormat
-from monitor.services import alert_config, dashboard_data, registry
-from monitor.services.alerting import evaluate_model
+from monitor.services.alerting import alert_config
+from monitor.services.alerting.evaluation import evaluate_model
 from monitor.services.bootstrap import open_context
-from monitor.services.context import ServiceContext
-from monitor.services.monitoring_run import backfill
-from monitor.services.reference import upload_reference
-from monitor.services.windows import hour_floor
+from monitor.services.catalog import registry
+from monitor.services.catalog.reference import upload_reference
+from monitor.services.infra.context import ServiceContext
+from monitor.services.jobs.monitoring_run import backfill
+from monitor.services.jobs.windows import hour_floor
+from monitor.services.read_models import dashboard_data
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests import bulk

@@ -33,10 +33,10 @@ from monitor.config import Settings
 from monitor.db import metrics_repo
 from monitor.domain.schema import ModelSpec
 from monitor.metrics.points import MetricPoint
-from monitor.services import registry
 from monitor.services.bootstrap import open_context
-from monitor.services.context import ServiceContext
-from monitor.services.windows import hour_floor
+from monitor.services.catalog import registry
+from monitor.services.infra.context import ServiceContext
+from monitor.services.jobs.windows import hour_floor
 
 sys.path.insert(0, str(Path(__file__).parent))
 from dashboard import browser_times, timed  # the dashboard benchmark's timings, in Chromium too

@@ -37,13 +37,15 @@ from monitor.config import Settings
 from monitor.domain.monitoring import MonitoringConfig
 from monitor.domain.schema import ModelSpec
 from monitor.domain.tabular import TableFormat
-from monitor.services import ingestion, registry, summary_deltas
 from monitor.services.bootstrap import open_context
-from monitor.services.context import ServiceContext
-from monitor.services.reference import upload_reference
-from monitor.services.rollup import rollup
-from monitor.services.summary_plan import load_reference
-from monitor.services.window_job import compute_window
+from monitor.services.catalog import registry
+from monitor.services.catalog.reference import upload_reference
+from monitor.services.infra.context import ServiceContext
+from monitor.services.ingest import ingestion
+from monitor.services.jobs import summary_deltas
+from monitor.services.jobs.rollup import rollup
+from monitor.services.jobs.summary_plan import load_reference
+from monitor.services.jobs.window_job import compute_window
 
 N_NUM, N_CAT = 15, 5
 NUMERICAL = [f"n{i}" for i in range(N_NUM)]

@@ -32,10 +32,10 @@ from sqlalchemy import text
 from monitor import demo_data
 from monitor.config import Settings
 from monitor.domain.schema import ModelSpec
-from monitor.services import keys, registry
 from monitor.services.bootstrap import open_context
-from monitor.services.context import ServiceContext
-from monitor.services.windows import HOUR, hour_floor
+from monitor.services.catalog import keys, registry
+from monitor.services.infra.context import ServiceContext
+from monitor.services.jobs.windows import HOUR, hour_floor
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests import bulk

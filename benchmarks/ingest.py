@@ -41,9 +41,9 @@ from monitor.db.engine import database_url
 from monitor.db.log_repo import copy_predictions
 from monitor.domain.records import PredictionRow
 from monitor.domain.tabular import TableFormat
-from monitor.services import keys, registry
 from monitor.services.bootstrap import open_context
-from monitor.services.reference import upload_reference
+from monitor.services.catalog import keys, registry
+from monitor.services.catalog.reference import upload_reference
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.servers import free_port, wait_ready

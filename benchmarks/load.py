@@ -39,8 +39,8 @@ import psycopg
 from monitor.config import Settings
 from monitor.db.engine import database_url
 from monitor.domain.kserve import REQUEST, RESPONSE
-from monitor.services import keys, registry
 from monitor.services.bootstrap import open_context
+from monitor.services.catalog import keys, registry
 
 sys.path.insert(0, str(Path(__file__).parent))
 from ingest import SPEC, make_records, start_api  # the ingestion benchmark's model and rows

@@ -41,9 +41,9 @@ from monitor.config import Settings
 from monitor.db import quality_repo
 from monitor.db.embedded import start_embedded
 from monitor.services.bootstrap import open_context
-from monitor.services.maintenance import analyse_new_tables, run_maintenance
-from monitor.services.monitoring_run import run_model
-from monitor.services.windows import hour_floor
+from monitor.services.jobs.maintenance import analyse_new_tables, run_maintenance
+from monitor.services.jobs.monitoring_run import run_model
+from monitor.services.jobs.windows import hour_floor
 from tests.integration.demo_model import MODEL, label, register_demo, traffic  # the tests' demo traffic
 
 # The window's join as it was: an inner join, which the planner may make a nested loop.

@@ -42,12 +42,13 @@ from monitor.db import partitions
 from monitor.domain.schema import ModelSpec, schema_from_json
 from monitor.domain.tabular import TableFormat
 from monitor.metrics.comparison import PAIR_CELL_NAMES, PAIR_COUNTS, auc_paired
-from monitor.services import comparison_job, registry
 from monitor.services.bootstrap import open_context
-from monitor.services.context import ServiceContext
-from monitor.services.reference import upload_reference
-from monitor.services.rollup import rollup
-from monitor.services.windows import HOUR, hour_floor
+from monitor.services.catalog import registry
+from monitor.services.catalog.reference import upload_reference
+from monitor.services.infra.context import ServiceContext
+from monitor.services.jobs import comparison_job
+from monitor.services.jobs.rollup import rollup
+from monitor.services.jobs.windows import HOUR, hour_floor
 
 MODEL = demo_data.MODEL_NAME
 

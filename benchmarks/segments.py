@@ -30,12 +30,13 @@ from monitor.config import Settings
 from monitor.domain.monitoring import MonitoringConfig
 from monitor.domain.schema import ModelSpec
 from monitor.domain.tabular import TableFormat
-from monitor.services import ingestion, registry
 from monitor.services.bootstrap import open_context
-from monitor.services.context import ServiceContext
-from monitor.services.reference import upload_reference
-from monitor.services.rollup import rollup
-from monitor.services.window_job import compute_window
+from monitor.services.catalog import registry
+from monitor.services.catalog.reference import upload_reference
+from monitor.services.infra.context import ServiceContext
+from monitor.services.ingest import ingestion
+from monitor.services.jobs.rollup import rollup
+from monitor.services.jobs.window_job import compute_window
 
 sys.path.insert(0, str(Path(__file__).parent))
 from drift import CATEGORICAL, NUMERICAL, frame, timed  # the drift benchmark's features and their distributions

@@ -1,6 +1,6 @@
 """The Dash app: routing by URL (every view has a link), the login, the pages.
 
-It reads through ``monitor``'s query functions only (``monitor.services.dashboard_data`` and
+It reads through ``monitor``'s query functions only (``monitor.services.read_models.dashboard_data`` and
 the service functions of alerts and reports), never the raw prediction log.
 """
 
@@ -16,8 +16,8 @@ from flask import Flask, Response
 from dashboards import auth, security
 from dashboards.pages import alerts, compare, model, overview, reports
 from monitor.errors import MonitorError
-from monitor.services import reports as report_service
-from monitor.services.context import ServiceContext
+from monitor.services.infra.context import ServiceContext
+from monitor.services.read_models import reports as report_service
 
 log = logging.getLogger(__name__)
 

@@ -16,10 +16,10 @@ from flask import Flask, Response, g, redirect, request, session
 
 from monitor.domain.audit import Actor
 from monitor.errors import MonitorError, TooManyRequests, Unauthorized
-from monitor.services import dashboard_sessions as sessions
-from monitor.services.context import ServiceContext
-from monitor.services.keys import Authenticator, Principal, Scope, hash_key
-from monitor.services.rate_limit import RateLimiter
+from monitor.services.catalog import dashboard_sessions as sessions
+from monitor.services.catalog.keys import Authenticator, Principal, Scope, hash_key
+from monitor.services.infra.context import ServiceContext
+from monitor.services.ingest.rate_limit import RateLimiter
 
 OPEN_PRINCIPAL = Principal(0, "open dashboard (loopback demo)", frozenset({Scope.admin.value}), "open")
 PUBLIC_PREFIXES = ("/login", "/logout", "/_dash-component-suites/", "/assets/", "/_favicon.ico", "/favicon.ico")

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from monitor import cli as monitor_cli
 from monitor.config import get_settings
-from monitor.services.context import ServiceContext
+from monitor.services.infra.context import ServiceContext
 
 if TYPE_CHECKING:
     from dashboards.serve import DashboardServer

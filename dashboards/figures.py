@@ -15,7 +15,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from monitor.metrics.points import drift_severity
-from monitor.services.dashboard_data import page_count, page_start, rank_features
+from monitor.services.read_models.dashboard_data import page_count, page_start, rank_features
 
 Point = dict[str, Any]
 

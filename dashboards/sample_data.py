@@ -13,12 +13,14 @@ from monitor import demo_data
 from monitor.domain.monitoring import MonitoringConfig
 from monitor.domain.schema import ModelSpec
 from monitor.domain.tabular import TableFormat
-from monitor.services import alert_config, ingestion, registry
-from monitor.services.alerting import evaluate_model
-from monitor.services.context import ServiceContext
-from monitor.services.monitoring_run import backfill
-from monitor.services.reference import upload_reference
-from monitor.services.windows import hour_floor
+from monitor.services.alerting import alert_config
+from monitor.services.alerting.evaluation import evaluate_model
+from monitor.services.catalog import registry
+from monitor.services.catalog.reference import upload_reference
+from monitor.services.infra.context import ServiceContext
+from monitor.services.ingest import ingestion
+from monitor.services.jobs.monitoring_run import backfill
+from monitor.services.jobs.windows import hour_floor
 
 MODEL = demo_data.MODEL_NAME
 

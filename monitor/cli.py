@@ -114,7 +114,7 @@ def _check(_: argparse.Namespace) -> int:
 
 def _maintain(_: argparse.Namespace) -> int:
     from monitor.services.bootstrap import open_for_reading
-    from monitor.services.maintenance import run_maintenance
+    from monitor.services.jobs.maintenance import run_maintenance
 
     ctx = open_for_reading(get_settings())
     print(run_maintenance(ctx))
@@ -124,8 +124,8 @@ def _maintain(_: argparse.Namespace) -> int:
 
 def _citus(args: argparse.Namespace) -> int:
     from monitor.errors import MonitorError
-    from monitor.services import citus
     from monitor.services.bootstrap import open_for_reading, open_for_writing
+    from monitor.services.infra import citus
 
     settings = get_settings()
     ctx = open_for_writing(settings) if args.citus_cmd == "distribute" else open_for_reading(settings)
@@ -152,8 +152,8 @@ def _citus(args: argparse.Namespace) -> int:
 def _keys(args: argparse.Namespace) -> int:
     from monitor.domain.audit import Actor
     from monitor.errors import NotFound
-    from monitor.services import keys
     from monitor.services.bootstrap import open_for_reading, open_for_writing
+    from monitor.services.catalog import keys
 
     # listing reads only: it neither migrates nor maintains anything
     settings = get_settings()
@@ -191,7 +191,7 @@ def _secrets(args: argparse.Namespace) -> int:
         return 0
     from monitor.domain.audit import Actor
     from monitor.secret_box import SecretUnavailable
-    from monitor.services.alert_config import rotate_secrets
+    from monitor.services.alerting.alert_config import rotate_secrets
     from monitor.services.bootstrap import open_for_writing
 
     ctx = open_for_writing(get_settings())
@@ -207,8 +207,8 @@ def _secrets(args: argparse.Namespace) -> int:
 
 def _scheduler(args: argparse.Namespace) -> int:
     from monitor.scheduler import MetricScheduler
+    from monitor.services.alerting.delivery import DeliveryWorker
     from monitor.services.bootstrap import open_for_writing
-    from monitor.services.delivery import DeliveryWorker
 
     ctx = open_for_writing(get_settings())
     scheduler = MetricScheduler(ctx, tick_seconds=args.tick)
@@ -252,7 +252,7 @@ def _backfill(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from monitor.services.bootstrap import open_for_writing
-    from monitor.services.monitoring_run import backfill
+    from monitor.services.jobs.monitoring_run import backfill
 
     def when(s: str) -> datetime:
         ts = datetime.fromisoformat(s)

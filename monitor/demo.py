@@ -23,12 +23,13 @@ from monitor.db.embedded import release_embedded
 from monitor.domain.monitoring import MonitoringConfig
 from monitor.scheduler import MetricScheduler
 from monitor.server import ThreadedServer, pin_database_url, port_is_free
-from monitor.services import alert_ops, keys, registry
-from monitor.services.alerting import evaluate_model
+from monitor.services.alerting import alert_ops
+from monitor.services.alerting.delivery import DeliveryWorker
+from monitor.services.alerting.evaluation import evaluate_model
 from monitor.services.bootstrap import open_for_writing
-from monitor.services.context import ServiceContext
-from monitor.services.delivery import DeliveryWorker
-from monitor.services.monitoring_run import backfill
+from monitor.services.catalog import keys, registry
+from monitor.services.infra.context import ServiceContext
+from monitor.services.jobs.monitoring_run import backfill
 
 log = logging.getLogger(__name__)
 

@@ -13,8 +13,8 @@ import orjson
 
 from alerts.signing import WebhookVerificationError, new_secret, verify
 from monitor import demo_data
-from monitor.services import alert_config
-from monitor.services.context import ServiceContext
+from monitor.services.alerting import alert_config
+from monitor.services.infra.context import ServiceContext
 
 M = demo_data.MODEL_NAME
 

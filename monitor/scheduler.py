@@ -19,12 +19,13 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from sqlalchemy import Connection, text
 
 from monitor.db import registry_repo
-from monitor.services import job_log, registry
-from monitor.services.alert_config import RulesFile
-from monitor.services.alerting import evaluate_model, flush_groups
-from monitor.services.context import ServiceContext
-from monitor.services.maintenance import analyse_new_tables, run_maintenance
-from monitor.services.monitoring_run import run_model
+from monitor.services.alerting.alert_config import RulesFile
+from monitor.services.alerting.evaluation import evaluate_model, flush_groups
+from monitor.services.catalog import registry
+from monitor.services.infra.context import ServiceContext
+from monitor.services.jobs import job_log
+from monitor.services.jobs.maintenance import analyse_new_tables, run_maintenance
+from monitor.services.jobs.monitoring_run import run_model
 
 log = logging.getLogger(__name__)
 

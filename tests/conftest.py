@@ -19,7 +19,7 @@ from sqlalchemy.engine import make_url
 from monitor.config import Settings
 from monitor.db.engine import normalise_url
 from monitor.services.bootstrap import open_context
-from monitor.services.context import ServiceContext
+from monitor.services.infra.context import ServiceContext
 
 TESTS = Path(__file__).resolve().parent
 TIERS = ("unit", "integration", "browser", "citus")
@@ -92,7 +92,7 @@ def settings(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Set
 def session_ctx(settings: Settings) -> Iterator[ServiceContext]:
     ctx = open_context(settings, migrate=True)
     if os.environ.get("MONITOR_TEST_ON_CITUS") == "1":
-        from monitor.services import citus
+        from monitor.services.infra import citus
 
         citus.distribute(ctx)
     yield ctx

@@ -15,9 +15,10 @@ from alerts.rules import Condition
 from alerts.silences import Matcher, SilenceSpec
 from dashboards import auth, figures
 from monitor.errors import MonitorError
-from monitor.services import alert_ops, dashboard_data
-from monitor.services.context import ServiceContext
-from monitor.services.keys import Scope
+from monitor.services.alerting import alert_ops
+from monitor.services.catalog.keys import Scope
+from monitor.services.infra.context import ServiceContext
+from monitor.services.read_models import dashboard_data
 
 STATE_COLOURS = {"firing": figures.BAD, "pending": figures.WARN, "resolved": figures.OK, "inactive": "#9e9e9e"}
 

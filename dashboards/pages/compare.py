@@ -13,8 +13,8 @@ from dash import dcc, html
 from alerts.rules import parse_duration
 from dashboards import figures
 from dashboards.params import ModelParams
-from monitor.services import dashboard_data
-from monitor.services.context import ServiceContext
+from monitor.services.infra.context import ServiceContext
+from monitor.services.read_models import dashboard_data
 
 SHOWN = (  # (metric, what it is) in the table, in this order
     ("comparison.accuracy", "accuracy, challenger minus champion"),

@@ -14,8 +14,9 @@ from alerts.rules import parse_duration
 from dashboards import figures
 from dashboards.params import MAX_FILTER, RANGES, ModelParams
 from monitor.errors import MonitorError
-from monitor.services import dashboard_data, registry
-from monitor.services.context import ServiceContext
+from monitor.services.catalog import registry
+from monitor.services.infra.context import ServiceContext
+from monitor.services.read_models import dashboard_data
 
 
 def _model_name(pathname: str) -> str:

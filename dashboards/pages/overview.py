@@ -8,8 +8,8 @@ from urllib.parse import quote
 from dash import dcc, html
 
 from dashboards import figures
-from monitor.services import dashboard_data
-from monitor.services.context import ServiceContext
+from monitor.services.infra.context import ServiceContext
+from monitor.services.read_models import dashboard_data
 
 HEALTH_COLOURS = {"ok": figures.OK, "warning": figures.WARN, "firing": figures.BAD}
 

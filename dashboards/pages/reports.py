@@ -12,9 +12,9 @@ from dash import ctx as dash_ctx
 from dashboards import auth
 from dashboards.params import RANGES
 from monitor.errors import MonitorError
-from monitor.services import reports
-from monitor.services.context import ServiceContext
-from monitor.services.registry import list_models
+from monitor.services.catalog.registry import list_models
+from monitor.services.infra.context import ServiceContext
+from monitor.services.read_models import reports
 from monitor.web_security import REPORT_IFRAME_SANDBOX
 
 

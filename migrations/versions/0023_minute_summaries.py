@@ -1,7 +1,7 @@
 """Minute summaries: ``bucket_summaries`` rows with ``bucket_hours`` 0.
 
 The scheduler folds each minute's deltas into a minute summary beside its hour's, for the last
-day and two hours (``monitor.services.windows.MINUTE_HORIZON``): a window up to a day long then
+day and two hours (``monitor.services.jobs.windows.MINUTE_HORIZON``): a window up to a day long then
 slides by the minute, its whole hours read from hour summaries and the part-hours at its ends from
 minute summaries. The partial index serves the retention that drops minutes past the horizon.
 

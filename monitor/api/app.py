@@ -33,10 +33,10 @@ from monitor.api.routes import (
 from monitor.config import Settings, get_settings
 from monitor.logs import new_request_id, request_id
 from monitor.services.bootstrap import open_for_reading
-from monitor.services.context import ServiceContext
-from monitor.services.keys import Authenticator
-from monitor.services.prometheus import new_registries
-from monitor.services.rate_limit import RateLimiter
+from monitor.services.catalog.keys import Authenticator
+from monitor.services.infra.context import ServiceContext
+from monitor.services.ingest.rate_limit import RateLimiter
+from monitor.services.read_models.prometheus import new_registries
 from monitor.web_security import API_DOCS_HEADERS, API_HEADERS
 
 log = logging.getLogger(__name__)

@@ -10,8 +10,8 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from monitor.domain.audit import Actor
 from monitor.logs import request_id
-from monitor.services.context import ServiceContext
-from monitor.services.keys import Authenticator, Principal, Scope
+from monitor.services.catalog.keys import Authenticator, Principal, Scope
+from monitor.services.infra.context import ServiceContext
 
 _bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer <key>`")
 

@@ -16,7 +16,7 @@ from starlette.requests import ClientDisconnect
 from monitor.api.responses import FastJSONResponse, error_body, error_response
 from monitor.domain.unstorable import NUL_REASON, SURROGATE_REASON, find_unstorable
 from monitor.errors import MonitorError
-from monitor.services.database_status import is_outage
+from monitor.services.infra.database_status import is_outage
 
 log = logging.getLogger(__name__)
 

@@ -47,7 +47,7 @@ from monitor.api.encoding import (
 from monitor.api.responses import error_response
 from monitor.domain.unstorable import text_problem
 from monitor.errors import MonitorError, PayloadTooLarge, Unauthorized, UnstorableValue
-from monitor.services.keys import Authenticator, Principal, Scope
+from monitor.services.catalog.keys import Authenticator, Principal, Scope
 
 Send = Callable[[Message], Awaitable[None]]
 

@@ -18,7 +18,7 @@ to every node, and which stay on the coordinator.
   migrations, merges) are taken there too: they are per node, and the coordinator is the one
   node every process shares.
 
-Pure SQL over a connection; ``monitor.services.citus`` runs it in one unit of work.
+Pure SQL over a connection; ``monitor.services.infra.citus`` runs it in one unit of work.
 """
 
 from __future__ import annotations

@@ -162,7 +162,7 @@ class StoredLabels:
     replaced: int
     matched: int  # to a stored prediction
     # (prediction id, label, prediction's time) of the new labels matched: their quality is
-    # summarised at ingestion (monitor.services.summary_deltas)
+    # summarised at ingestion (monitor.services.jobs.summary_deltas)
     new_matched: list[tuple[str, Any, datetime]]
 
 

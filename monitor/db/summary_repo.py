@@ -293,7 +293,7 @@ PAIRS = "_pairs:"
 
 # Whether a merged bucket with no rows is stored (``benchmarks/backfill.py`` measures without).
 STORE_EMPTY_MERGES = True
-# ``bucket_hours`` of a minute's summaries (monitor.services.windows: the part-hours at a
+# ``bucket_hours`` of a minute's summaries (monitor.services.jobs.windows: the part-hours at a
 # sliding window's ends). The column counts whole hours; a minute is less than one.
 MINUTE_BUCKET = 0
 # The marker of a merged bucket that had no rows (column summaries, quality summaries).

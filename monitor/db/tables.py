@@ -264,7 +264,7 @@ error_stream_states = Table(  # the concept-drift detector's state after each ho
 )
 
 # Column summaries of accepted batches, written at ingestion and folded by the scheduler
-# (monitor.services.summary_deltas): one row per (batch, version, reference, minute, group).
+# (monitor.services.jobs.summary_deltas): one row per (batch, version, reference, minute, group).
 summary_deltas = Table(
     "summary_deltas",
     metadata,

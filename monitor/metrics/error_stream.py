@@ -2,7 +2,7 @@
 
 The stream is the labelled predictions in prediction-time order, as the hourly quality summaries
 keep it: per minute, labelled rows and errors. A detector consumes one minute at a time and keeps
-its state between scheduler runs (``monitor.services.error_stream_job`` stores it per hour), so
+its state between scheduler runs (``monitor.services.jobs.error_stream_job`` stores it per hour), so
 a change at a window's edge is found like any other and a long window does not multiply its
 false alarms: each minute is tested once, whatever windows hold it.
 

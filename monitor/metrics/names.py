@@ -57,7 +57,7 @@ METRICS: dict[str, bool] = {
     **{f"latency.{m}": False for m in LATENCY},
     "throughput.per_minute": False,
     **{f"data_quality.{m}": False for m in DATA_QUALITY},
-    "job_failures": False,  # a scheduler run that skipped something (monitor.services.monitoring_run)
+    "job_failures": False,  # a scheduler run that skipped something (monitor.services.jobs.monitoring_run)
     **{f"comparison.{m}": m in COMPARISON_WITH_INTERVALS for m in COMPARISON},
 }
 

@@ -1,9 +1,9 @@
 """A window's metric points from what was loaded for it: pure, like the alert pipeline's stages.
 
-``monitor.services.window_inputs`` loads a ``WindowInputs`` (the window's merged summaries per
+``monitor.services.jobs.window_inputs`` loads a ``WindowInputs`` (the window's merged summaries per
 segment, what the error-stream detector found in it, a challenger's inputs for its comparison
 with the champion, records rejected at ingestion); ``window_points`` makes every point from it;
-``monitor.services.window_job.compute_window`` stores them. Nothing here reads the database, so
+``monitor.services.jobs.window_job.compute_window`` stores them. Nothing here reads the database, so
 each kind of point can be tested from summaries alone.
 """
 

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from monitor.config import Settings
 from monitor.db.migrate import current_revision, head_revision, upgrade_to_head
-from monitor.services.context import ServiceContext
-from monitor.services.maintenance import run_maintenance
+from monitor.services.infra.context import ServiceContext
+from monitor.services.jobs.maintenance import run_maintenance
 
 
 class SchemaNotAtHead(RuntimeError):

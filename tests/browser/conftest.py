@@ -17,8 +17,8 @@ from dashboards.app import create_dashboard
 from dashboards.headless import available, start_chromium
 from dashboards.sample_data import seed
 from dashboards.serve import DashboardServer
-from monitor.services import keys
-from monitor.services.context import ServiceContext
+from monitor.services.catalog import keys
+from monitor.services.infra.context import ServiceContext
 from tests.conftest import empty_database
 
 

@@ -12,7 +12,7 @@ from selenium.webdriver.common.by import By
 
 from monitor.api.app import create_app
 from monitor.server import ThreadedServer
-from monitor.services.context import ServiceContext
+from monitor.services.infra.context import ServiceContext
 from tests.browser.test_dashboard import wait_for
 from tests.servers import free_port
 

@@ -15,7 +15,8 @@ from monitor.demo_data import SPEC
 from monitor.domain.deployment import Deployment
 from monitor.domain.schema import ModelSpec
 from monitor.metrics.points import MetricPoint
-from monitor.services import metric_store, registry
+from monitor.services.catalog import registry
+from monitor.services.jobs import metric_store
 from tests.browser.test_dashboard import Dashboard, login, open_page, plot_data, wait_for
 
 

@@ -18,8 +18,8 @@ from sqlalchemy import text
 
 from alerts.silences import Matcher, SilenceSpec
 from dashboards.sample_data import MODEL
-from monitor.services import alert_ops
-from monitor.services.context import ServiceContext
+from monitor.services.alerting import alert_ops
+from monitor.services.infra.context import ServiceContext
 
 Dashboard = tuple[str, dict[str, str], ServiceContext]
 

@@ -26,10 +26,12 @@ from dashboards.serve import DashboardServer
 from monitor.db import report_repo
 from monitor.domain.schema import ModelSpec
 from monitor.domain.tabular import TableFormat
-from monitor.services import ingestion, keys, registry, reports
-from monitor.services.context import ServiceContext
-from monitor.services.reference import upload_reference
-from monitor.services.registry import resolve_version
+from monitor.services.catalog import keys, registry
+from monitor.services.catalog.reference import upload_reference
+from monitor.services.catalog.registry import resolve_version
+from monitor.services.infra.context import ServiceContext
+from monitor.services.ingest import ingestion
+from monitor.services.read_models import reports
 from tests.browser.test_dashboard import login, open_page, wait_for
 
 MODEL = "hostile-data"

@@ -17,9 +17,9 @@ from dashboards.figures import HEATMAP_ROWS
 from dashboards.serve import DashboardServer
 from monitor.domain.schema import ModelSpec
 from monitor.metrics.points import MetricPoint
-from monitor.services import keys, registry
-from monitor.services.context import ServiceContext
-from monitor.services.metric_store import record_points
+from monitor.services.catalog import keys, registry
+from monitor.services.infra.context import ServiceContext
+from monitor.services.jobs.metric_store import record_points
 from tests.browser.test_dashboard import console_errors, login, open_page, plot_data, wait_for
 from tests.conftest import empty_database
 

@@ -20,10 +20,11 @@ from monitor.config import Settings
 from monitor.db.citus import BY_REFERENCE, DISTRIBUTED, REFERENCE
 from monitor.domain.schema import ModelSpec
 from monitor.server import ThreadedServer
-from monitor.services import citus, keys, registry
 from monitor.services.bootstrap import open_for_writing
-from monitor.services.context import ServiceContext
-from monitor.services.windows import hour_floor
+from monitor.services.catalog import keys, registry
+from monitor.services.infra import citus
+from monitor.services.infra.context import ServiceContext
+from monitor.services.jobs.windows import hour_floor
 from tests.citus import workload
 from tests.citus.cluster import CitusCluster
 from tests.conftest import SECRET_KEYS

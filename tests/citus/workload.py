@@ -18,11 +18,12 @@ from sqlalchemy import text
 
 from monitor import demo_data
 from monitor.api.app import create_app
-from monitor.services import alert_config, keys
-from monitor.services.alerting import evaluate_model
-from monitor.services.context import ServiceContext
-from monitor.services.delivery import deliver_due
-from monitor.services.monitoring_run import backfill
+from monitor.services.alerting import alert_config
+from monitor.services.alerting.delivery import deliver_due
+from monitor.services.alerting.evaluation import evaluate_model
+from monitor.services.catalog import keys
+from monitor.services.infra.context import ServiceContext
+from monitor.services.jobs.monitoring_run import backfill
 from tests.integration.helpers import Receiver
 
 MODELS = [f"credit-{k}" for k in range(4)]

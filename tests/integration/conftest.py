@@ -9,8 +9,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from monitor.api.app import create_app
-from monitor.services import keys
-from monitor.services.context import ServiceContext
+from monitor.services.catalog import keys
+from monitor.services.infra.context import ServiceContext
 from tests.integration.helpers import BINARY_SPEC, Api, Receiver, bearer
 
 
@@ -66,8 +66,8 @@ def receiver() -> Iterator[Receiver]:
 def now(monkeypatch: pytest.MonkeyPatch) -> datetime:
     """Half past the current hour, for ingestion and for the scheduler runs alike (the hour never
     turns mid-test)."""
-    from monitor.services import ingestion
-    from monitor.services.windows import hour_floor
+    from monitor.services.ingest import ingestion
+    from monitor.services.jobs.windows import hour_floor
 
     pinned = hour_floor(datetime.now(UTC)) + timedelta(minutes=30)
     monkeypatch.setattr(ingestion, "_now", lambda: pinned)

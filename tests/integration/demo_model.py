@@ -13,9 +13,10 @@ from monitor import demo_data
 from monitor.domain.monitoring import MonitoringConfig
 from monitor.domain.schema import ModelSpec
 from monitor.domain.tabular import TableFormat
-from monitor.services import ingestion, registry
-from monitor.services.context import ServiceContext
-from monitor.services.reference import upload_reference
+from monitor.services.catalog import registry
+from monitor.services.catalog.reference import upload_reference
+from monitor.services.infra.context import ServiceContext
+from monitor.services.ingest import ingestion
 
 MODEL = demo_data.MODEL_NAME
 

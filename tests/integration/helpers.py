@@ -17,8 +17,8 @@ from sqlalchemy.engine import make_url
 
 from monitor.metrics.names import METRICS
 from monitor.metrics.points import MetricPoint
-from monitor.services.context import ServiceContext
-from monitor.services.delivery import deliver_due
+from monitor.services.alerting.delivery import deliver_due
+from monitor.services.infra.context import ServiceContext
 
 BINARY_SPEC: dict[str, Any] = {
     "name": "churn",

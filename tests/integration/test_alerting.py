@@ -19,11 +19,11 @@ from sqlalchemy import text as text_sql
 from alerts.signing import verify
 from monitor.metrics.points import MetricPoint
 from monitor.scheduler import MetricScheduler
-from monitor.services import alert_config
-from monitor.services.alert_config import RulesFile
-from monitor.services.alerting import evaluate_model, flush_groups
-from monitor.services.metric_store import record_points
-from monitor.services.windows import hour_floor
+from monitor.services.alerting import alert_config
+from monitor.services.alerting.alert_config import RulesFile
+from monitor.services.alerting.evaluation import evaluate_model, flush_groups
+from monitor.services.jobs.metric_store import record_points
+from monitor.services.jobs.windows import hour_floor
 from tests.integration.helpers import Api, Receiver, deliver_all, drift_point
 
 
@@ -87,7 +87,7 @@ def test_a_sliding_windows_baseline_is_the_nearest_window_kept(churn: Api) -> No
     back is rarely kept: the window of the same length that ended last in the hour before it is
     the baseline."""
     from monitor.db import alert_repo
-    from monitor.services import registry
+    from monitor.services.catalog import registry
 
     hour = timedelta(hours=1)
     end = hour_floor(datetime.now(UTC))
@@ -324,7 +324,7 @@ def test_a_deliverer_that_dies_mid_attempt_is_taken_over_and_each_id_arrives_onc
     churn: Api, receiver: Receiver, wired: dict[str, str]
 ) -> None:
     from monitor.db import alert_repo
-    from monitor.services.delivery import DeliveryWorker
+    from monitor.services.alerting.delivery import DeliveryWorker
 
     receiver.fail_first = 0
     record_points(churn.ctx, "churn", "1", [drift_point(hour_floor(datetime.now(UTC)), True, 0.7)])
@@ -441,7 +441,7 @@ def test_a_silence_regex_re2_cannot_run_is_refused_naming_the_matcher(api: Api) 
 
 def test_a_stored_silence_re2_cannot_run_mutes_nothing_and_breaks_nothing(api: Api) -> None:
     from monitor.db import alert_repo
-    from monitor.services.alerting import active_silences
+    from monitor.services.alerting.evaluation import active_silences
 
     now = datetime.now(UTC)
     with api.ctx.uow() as uow:  # stored before patterns were checked with RE2
@@ -489,7 +489,7 @@ def test_receiver_secrets_are_encrypted_at_rest_and_rotated(api: Api, tmp_path: 
     from sqlalchemy import text
 
     from monitor.secret_box import SecretUnavailable
-    from monitor.services.context import ServiceContext
+    from monitor.services.infra.context import ServiceContext
 
     secret = "whsec_" + "B" * 40
     doc = {"url": "http://127.0.0.1:9/hook", "secret": secret, "headers": {"Authorization": "Bearer hunter2"}}

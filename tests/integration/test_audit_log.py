@@ -16,11 +16,12 @@ from sqlalchemy import text
 from monitor.api.app import ROUTE_MODULES
 from monitor.api.guard import required_scope
 from monitor.db import history_repo
-from monitor.services import audit, maintenance
-from monitor.services.alerting import evaluate_model
-from monitor.services.keys import Scope
-from monitor.services.metric_store import record_points
-from monitor.services.windows import hour_floor
+from monitor.services.alerting.evaluation import evaluate_model
+from monitor.services.catalog.keys import Scope
+from monitor.services.jobs import maintenance
+from monitor.services.jobs.metric_store import record_points
+from monitor.services.jobs.windows import hour_floor
+from monitor.services.read_models import audit
 from tests.integration.helpers import BINARY_SPEC, Api, drift_point
 
 REFERENCE_CSV = (Path(__file__).parents[2] / "docs" / "examples" / "churn-reference.csv").read_bytes()

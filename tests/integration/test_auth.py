@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from monitor.services import keys
+from monitor.services.catalog import keys
 from tests.integration.helpers import BINARY_SPEC, Api, bearer
 
 ROUTES = [

@@ -9,10 +9,10 @@ from sqlalchemy import text
 
 from monitor.db import summary_repo
 from monitor.domain.monitoring import MonitoringConfig
-from monitor.services.context import ServiceContext
-from monitor.services.monitoring_run import backfill, window_ends
-from monitor.services.window_job import compute_window
-from monitor.services.windows import hour_floor
+from monitor.services.infra.context import ServiceContext
+from monitor.services.jobs.monitoring_run import backfill, window_ends
+from monitor.services.jobs.window_job import compute_window
+from monitor.services.jobs.windows import hour_floor
 from tests.integration.demo_model import MODEL, register_demo, traffic
 
 HOUR = timedelta(hours=1)

@@ -18,11 +18,13 @@ from monitor.db import summary_repo
 from monitor.domain.monitoring import MonitoringConfig
 from monitor.domain.schema import ModelSpec
 from monitor.domain.tabular import TableFormat
-from monitor.services import ingestion, metric_store, registry
-from monitor.services.context import ServiceContext
-from monitor.services.monitoring_run import run_model
-from monitor.services.reference import upload_reference
-from monitor.services.windows import hour_floor
+from monitor.services.catalog import registry
+from monitor.services.catalog.reference import upload_reference
+from monitor.services.infra.context import ServiceContext
+from monitor.services.ingest import ingestion
+from monitor.services.jobs import metric_store
+from monitor.services.jobs.monitoring_run import run_model
+from monitor.services.jobs.windows import hour_floor
 from tests.integration.helpers import BINARY_SPEC, unnamed_metrics
 
 REFERENCE = (Path(__file__).parents[2] / "docs" / "examples" / "churn-reference.csv").read_bytes()
@@ -238,8 +240,8 @@ def test_a_shadows_pairs_are_summarised_by_the_hour_and_paired_again_when_labels
 
 
 def test_a_rule_on_the_comparisons_lower_bound_suggests_promoting_the_challenger(ctx: ServiceContext) -> None:
-    from monitor.services import alert_config, alert_ops
-    from monitor.services.alerting import evaluate_model
+    from monitor.services.alerting import alert_config, alert_ops
+    from monitor.services.alerting.evaluation import evaluate_model
 
     _version(ctx, "1", "champion")
     registry.set_monitoring(ctx, "churn", MonitoringConfig(windows=["1d"]))
@@ -289,7 +291,7 @@ def _drift(points: list[Any], metric: str) -> dict[str, Any]:
 def test_a_challengers_drift_is_measured_against_the_champions_reference_from_its_first_window(
     ctx: ServiceContext,
 ) -> None:
-    from monitor.services.window_job import compute_window
+    from monitor.services.jobs.window_job import compute_window
 
     cfg = MonitoringConfig(windows=["1d"])
     _version(ctx, "1", "champion")
@@ -346,8 +348,8 @@ def test_a_challengers_drift_is_measured_against_the_champions_reference_from_it
 def test_alerts_are_evaluated_for_every_live_version_a_challengers_apart_from_the_champions(
     ctx: ServiceContext,
 ) -> None:
-    from monitor.services import alert_config, alert_ops
-    from monitor.services.alerting import evaluate_model
+    from monitor.services.alerting import alert_config, alert_ops
+    from monitor.services.alerting.evaluation import evaluate_model
 
     _version(ctx, "1", "champion")
     registry.set_monitoring(ctx, "churn", MonitoringConfig(windows=["1d"]))
@@ -388,7 +390,7 @@ def test_a_shadow_without_a_reference_of_its_own_is_measured_against_the_champio
     """A shadow registered without a reference: every run measures it against its champion's
     (it was skipped as 'no reference dataset' and the compare page gave the wrong reason), and the
     compare page says so."""
-    from monitor.services import dashboard_data
+    from monitor.services.read_models import dashboard_data
 
     _version(ctx, "1", "champion")
     registry.set_monitoring(ctx, "churn", MonitoringConfig(windows=["1d"]))

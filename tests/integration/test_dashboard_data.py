@@ -8,10 +8,10 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import text
 
 from monitor.domain.monitoring import MonitoringConfig
-from monitor.services import dashboard_data
-from monitor.services.context import ServiceContext
-from monitor.services.monitoring_run import backfill
-from monitor.services.windows import hour_floor
+from monitor.services.infra.context import ServiceContext
+from monitor.services.jobs.monitoring_run import backfill
+from monitor.services.jobs.windows import hour_floor
+from monitor.services.read_models import dashboard_data
 from tests.integration.demo_model import MODEL, register_demo, traffic
 
 HOUR = timedelta(hours=1)
@@ -44,8 +44,8 @@ def test_the_overview_shows_the_estimated_quality_before_any_label(ctx: ServiceC
 def test_the_model_page_says_how_fresh_its_windows_are(ctx: ServiceContext) -> None:
     """What arrived since the scheduler's last run waits to be folded: the page says how much and
     since when, and when the metrics were last computed."""
-    from monitor.services import job_log
-    from monitor.services.monitoring_run import run_model
+    from monitor.services.jobs import job_log
+    from monitor.services.jobs.monitoring_run import run_model
 
     register_demo(ctx, MonitoringConfig(windows=["1h"]))
     now = datetime.now(UTC)
@@ -71,7 +71,7 @@ def test_the_model_page_reads_the_features_it_draws_in_the_order_all_points_give
     from monitor.db import metrics_repo
     from monitor.domain.schema import ModelSpec
     from monitor.metrics.points import MetricPoint
-    from monitor.services import registry
+    from monitor.services.catalog import registry
 
     features = [f"f{i:03d}" for i in range(90)]
     spec = {"name": "wide", "task": "regression", "features": [{"name": f, "type": "numerical"} for f in features]}
@@ -178,7 +178,7 @@ def test_feature_peaks_follow_the_points_through_rewrites_sliding_windows_and_re
     from monitor.db import history_repo, metrics_repo
     from monitor.domain.schema import ModelSpec
     from monitor.metrics.points import drift_severity
-    from monitor.services import registry
+    from monitor.services.catalog import registry
 
     features = [f"f{i:02d}" for i in range(12)]
     spec = {

@@ -10,8 +10,8 @@ import pytest
 
 from dashboards.app import create_dashboard
 from dashboards.serve import DashboardServer
-from monitor.services import keys
-from monitor.services.context import ServiceContext
+from monitor.services.catalog import keys
+from monitor.services.infra.context import ServiceContext
 
 CALLBACK = "/_dash-update-component"
 

@@ -13,7 +13,7 @@ from sqlalchemy import inspect, text
 
 from monitor.db.migrate import alembic_config, current_revision, head_revision
 from monitor.metrics.names import METRICS
-from monitor.services import keys
+from monitor.services.catalog import keys
 from tests.integration.helpers import scratch_engine
 from tests.servers import free_port
 

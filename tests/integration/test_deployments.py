@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 
 from monitor.domain.kserve import REQUEST, RESPONSE
-from monitor.services import audit
+from monitor.services.read_models import audit
 from tests.integration.helpers import BINARY_SPEC, Api, prediction
 
 
@@ -53,7 +53,7 @@ def _stored_versions(api: Api) -> dict[str, str]:
 def test_records_without_a_version_are_the_champions_once_one_is_declared(churn: Api) -> None:
     """A shadow or canary registered after the champion does not take the champion's unversioned
     traffic, on either decoding path; the model's pages and series show the champion too."""
-    from monitor.services import dashboard_data
+    from monitor.services.read_models import dashboard_data
 
     api = churn
     api.http.post("/v1/models", json={**BINARY_SPEC, "version": "2"}, headers=api.admin)

@@ -18,14 +18,15 @@ from monitor.domain.tabular import TableFormat
 from monitor.metrics.drift_decision import CALIBRATED_TESTS
 from monitor.metrics.points import MetricPoint
 from monitor.metrics.stattests import FeatureKind, test_drift
-from monitor.services import ingestion, registry
-from monitor.services.context import ServiceContext
-from monitor.services.reference import upload_reference
-from monitor.services.rollup import rollup
-from monitor.services.summary_plan import column_specs as _specs
-from monitor.services.summary_plan import load_reference, parse_segment
-from monitor.services.window_job import compute_window
-from monitor.services.windows import hour_floor
+from monitor.services.catalog import registry
+from monitor.services.catalog.reference import upload_reference
+from monitor.services.infra.context import ServiceContext
+from monitor.services.ingest import ingestion
+from monitor.services.jobs.rollup import rollup
+from monitor.services.jobs.summary_plan import column_specs as _specs
+from monitor.services.jobs.summary_plan import load_reference, parse_segment
+from monitor.services.jobs.window_job import compute_window
+from monitor.services.jobs.windows import hour_floor
 
 # The summaries are checked against Evidently's tests on the raw rows: its profile, unless a test
 # passes a configuration of its own.

@@ -17,7 +17,8 @@ SCRIPT = """
 import sys
 from monitor.config import Settings
 from monitor.services.bootstrap import open_context
-from monitor.services import ingestion, registry
+from monitor.services.ingest import ingestion
+from monitor.services.catalog import registry
 from monitor.domain.schema import ModelSpec
 from sqlalchemy import text
 

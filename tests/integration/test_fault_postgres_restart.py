@@ -21,8 +21,8 @@ import pytest
 from monitor.client import MonitorClient
 from monitor.config import Settings
 from monitor.domain.schema import ModelSpec
-from monitor.services import keys, registry
 from monitor.services.bootstrap import open_context
+from monitor.services.catalog import keys, registry
 from tests.integration.helpers import BINARY_SPEC, prediction
 from tests.integration.processes import PostgresCluster, monitor_process, stop_process, wait_ready
 from tests.servers import free_port

@@ -20,11 +20,12 @@ from monitor.db import watermark_repo
 from monitor.domain.monitoring import MonitoringConfig
 from monitor.domain.schema import ModelSpec
 from monitor.domain.tabular import TableFormat
-from monitor.services import ingestion, registry
-from monitor.services.context import ServiceContext
-from monitor.services.monitoring_run import run_model
-from monitor.services.reference import upload_reference
-from monitor.services.windows import HOUR, hour_floor
+from monitor.services.catalog import registry
+from monitor.services.catalog.reference import upload_reference
+from monitor.services.infra.context import ServiceContext
+from monitor.services.ingest import ingestion
+from monitor.services.jobs.monitoring_run import run_model
+from monitor.services.jobs.windows import HOUR, hour_floor
 from tests.integration.processes import monitor_process, stop_process
 
 pytestmark = pytest.mark.timeout(300)

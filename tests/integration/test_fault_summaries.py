@@ -17,11 +17,11 @@ from sqlalchemy import text
 from monitor import demo_data
 from monitor.config import Settings
 from monitor.domain.monitoring import MonitoringConfig
-from monitor.services import keys
-from monitor.services.context import ServiceContext
-from monitor.services.monitoring_run import run_model
-from monitor.services.rollup import rollup
-from monitor.services.windows import HOUR, hour_floor
+from monitor.services.catalog import keys
+from monitor.services.infra.context import ServiceContext
+from monitor.services.jobs.monitoring_run import run_model
+from monitor.services.jobs.rollup import rollup
+from monitor.services.jobs.windows import HOUR, hour_floor
 from tests.integration.demo_model import MODEL, register_demo
 from tests.integration.processes import monitor_process, stop_process
 from tests.integration.test_summary_deltas import _assert_equal, _summaries

@@ -16,10 +16,10 @@ import orjson
 import pytest
 
 from monitor.config import Settings
-from monitor.services import keys
-from monitor.services.alerting import evaluate_model
-from monitor.services.metric_store import record_points
-from monitor.services.windows import hour_floor
+from monitor.services.alerting.evaluation import evaluate_model
+from monitor.services.catalog import keys
+from monitor.services.jobs.metric_store import record_points
+from monitor.services.jobs.windows import hour_floor
 from tests.integration.helpers import Api, drift_point, prediction
 from tests.integration.processes import monitor_process, stop_process, wait_ready
 from tests.servers import free_port

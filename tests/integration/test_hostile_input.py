@@ -17,8 +17,8 @@ from sqlalchemy import text
 from monitor.api.app import create_app
 from monitor.domain.kserve import REQUEST, RESPONSE
 from monitor.server import ThreadedServer
-from monitor.services.rollup import rollup
-from monitor.services.window_job import compute_window
+from monitor.services.jobs.rollup import rollup
+from monitor.services.jobs.window_job import compute_window
 from tests.integration.helpers import Api
 from tests.servers import free_port
 

@@ -15,7 +15,7 @@ ROOT = Path(__file__).parents[2]
 ENTRY_POINTS = [
     "monitor.api.app",
     "monitor.scheduler",
-    "monitor.services.delivery",
+    "monitor.services.alerting.delivery",
     "alerts.retry",
     "dashboards.cli",
     "dashboards.app",

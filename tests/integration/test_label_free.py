@@ -14,14 +14,16 @@ from sqlalchemy import text
 from monitor.domain.schema import ModelSpec
 from monitor.domain.tabular import TableFormat
 from monitor.metrics.points import MetricPoint
-from monitor.services import alert_config, alert_ops, ingestion, registry
-from monitor.services.alerting import evaluate_model
-from monitor.services.context import ServiceContext
-from monitor.services.monitoring_run import backfill
-from monitor.services.reference import upload_reference
-from monitor.services.rollup import rollup
-from monitor.services.window_job import compute_window
-from monitor.services.windows import hour_floor
+from monitor.services.alerting import alert_config, alert_ops
+from monitor.services.alerting.evaluation import evaluate_model
+from monitor.services.catalog import registry
+from monitor.services.catalog.reference import upload_reference
+from monitor.services.infra.context import ServiceContext
+from monitor.services.ingest import ingestion
+from monitor.services.jobs.monitoring_run import backfill
+from monitor.services.jobs.rollup import rollup
+from monitor.services.jobs.window_job import compute_window
+from monitor.services.jobs.windows import hour_floor
 from tests.integration.demo_model import MODEL, label, register_demo, traffic
 
 

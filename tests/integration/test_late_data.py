@@ -11,10 +11,10 @@ from sqlalchemy import text
 
 from monitor.db import log_repo
 from monitor.domain.monitoring import MonitoringConfig
-from monitor.services import registry
-from monitor.services.context import ServiceContext
-from monitor.services.monitoring_run import backfill, run_model
-from monitor.services.windows import hour_floor
+from monitor.services.catalog import registry
+from monitor.services.infra.context import ServiceContext
+from monitor.services.jobs.monitoring_run import backfill, run_model
+from monitor.services.jobs.windows import hour_floor
 from tests.integration.demo_model import MODEL, label, register_demo, traffic
 
 HOUR = timedelta(hours=1)
@@ -136,7 +136,7 @@ def test_only_labels_changed_so_only_quality_is_recomputed(ctx: ServiceContext, 
 def test_a_long_replay_is_redone_newest_first_over_several_runs(
     ctx: ServiceContext, now: datetime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from monitor.services import monitoring_run
+    from monitor.services.jobs import monitoring_run
 
     monkeypatch.setattr(monitoring_run, "MAX_STALE_HOURS_PER_RUN", 2)
     register_demo(ctx, MonitoringConfig(windows=["1h"]))

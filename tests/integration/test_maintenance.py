@@ -9,13 +9,13 @@ from monitor.config import Settings
 from monitor.db import partitions, summary_repo
 from monitor.domain.monitoring import MonitoringConfig
 from monitor.metrics.points import MetricPoint
-from monitor.services import registry
-from monitor.services.alerting import evaluate_model
-from monitor.services.context import ServiceContext
-from monitor.services.maintenance import run_maintenance
-from monitor.services.metric_store import record_points
-from monitor.services.monitoring_run import backfill
-from monitor.services.windows import MINUTE, MINUTE_HORIZON, hour_floor
+from monitor.services.alerting.evaluation import evaluate_model
+from monitor.services.catalog import registry
+from monitor.services.infra.context import ServiceContext
+from monitor.services.jobs.maintenance import run_maintenance
+from monitor.services.jobs.metric_store import record_points
+from monitor.services.jobs.monitoring_run import backfill
+from monitor.services.jobs.windows import MINUTE, MINUTE_HORIZON, hour_floor
 from tests.integration.demo_model import MODEL, register_demo, traffic
 from tests.integration.helpers import Api, Receiver, deliver_all, drift_point, prediction
 from tests.servers import free_port

@@ -6,7 +6,7 @@ import pytest
 
 from monitor.errors import NotFound
 from monitor.metrics.points import MetricPoint
-from monitor.services.metric_store import record_points
+from monitor.services.jobs.metric_store import record_points
 from tests.integration.helpers import Api
 
 T0 = datetime(2026, 11, 20, tzinfo=UTC)

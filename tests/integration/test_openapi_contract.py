@@ -15,9 +15,9 @@ from schemathesis.specs.openapi.checks import response_schema_conformance
 
 from monitor.api.app import create_app
 from monitor.server import ThreadedServer
-from monitor.services.alerting import evaluate_model, flush_groups
-from monitor.services.metric_store import record_points
-from monitor.services.windows import hour_floor
+from monitor.services.alerting.evaluation import evaluate_model, flush_groups
+from monitor.services.jobs.metric_store import record_points
+from monitor.services.jobs.windows import hour_floor
 from tests.integration.helpers import Api, Receiver, deliver_all, drift_point, prediction
 from tests.servers import free_port
 

@@ -9,9 +9,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from monitor.db import alert_repo
 from monitor.metrics.points import MetricPoint
-from monitor.services import job_log
-from monitor.services.metric_store import record_points
-from monitor.services.windows import hour_floor
+from monitor.services.jobs import job_log
+from monitor.services.jobs.metric_store import record_points
+from monitor.services.jobs.windows import hour_floor
 from tests.integration.helpers import Api, prediction
 
 SCRAPES = ("/metrics", "/metrics/database")  # this process's numbers; the database's
@@ -193,7 +193,7 @@ def test_every_scrape_of_a_multi_worker_api_sees_all_workers_requests(churn: Api
     scrape reports the latency histogram of them all (prometheus_client's multiprocess mode)."""
     import httpx
 
-    from monitor.services import keys
+    from monitor.services.catalog import keys
     from tests.integration.processes import monitor_process, stop_process, wait_ready
     from tests.servers import free_port
 
@@ -228,7 +228,7 @@ def test_replicas_export_the_databases_series_once(churn: Api, tmp_path) -> None
     answers it, the records counted once."""
     import httpx
 
-    from monitor.services import keys
+    from monitor.services.catalog import keys
     from tests.integration.processes import monitor_process, stop_process, wait_ready
     from tests.servers import free_port
 

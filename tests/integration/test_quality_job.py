@@ -20,14 +20,15 @@ from monitor.domain.tabular import TableFormat
 from monitor.metrics.points import MetricPoint
 from monitor.metrics.quality import binary_score_matrix
 from monitor.metrics.quality_summary import ClassificationSummary
-from monitor.services import ingestion, registry
 from monitor.services.bootstrap import open_context
-from monitor.services.context import ServiceContext
-from monitor.services.monitoring_run import backfill, run_model
-from monitor.services.reference import upload_reference
-from monitor.services.rollup import rollup
-from monitor.services.window_job import compute_window
-from monitor.services.windows import hour_floor
+from monitor.services.catalog import registry
+from monitor.services.catalog.reference import upload_reference
+from monitor.services.infra.context import ServiceContext
+from monitor.services.ingest import ingestion
+from monitor.services.jobs.monitoring_run import backfill, run_model
+from monitor.services.jobs.rollup import rollup
+from monitor.services.jobs.window_job import compute_window
+from monitor.services.jobs.windows import hour_floor
 from tests.integration.demo_model import MODEL, label, register_demo, traffic
 
 

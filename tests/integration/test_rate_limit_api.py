@@ -5,8 +5,8 @@ from __future__ import annotations
 from fastapi.testclient import TestClient
 
 from monitor.api.app import create_app
-from monitor.services import keys
-from monitor.services.context import ServiceContext
+from monitor.services.catalog import keys
+from monitor.services.infra.context import ServiceContext
 
 
 def test_a_key_over_its_rate_gets_429_with_retry_after(ctx: ServiceContext) -> None:

@@ -23,10 +23,14 @@ from monitor.domain.export_table import ExportFormat
 from monitor.domain.schema import ModelSpec
 from monitor.errors import TooManyRequests
 from monitor.server import ThreadedServer
-from monitor.services import alert_config, alert_ops, audit, export, ingestion, keys, registry
-from monitor.services.alerting import evaluate_model
-from monitor.services.monitoring_run import backfill
-from monitor.services.windows import HOUR, hour_floor
+from monitor.services.alerting import alert_config, alert_ops
+from monitor.services.alerting.evaluation import evaluate_model
+from monitor.services.catalog import keys, registry
+from monitor.services.ingest import ingestion
+from monitor.services.jobs import maintenance
+from monitor.services.jobs.monitoring_run import backfill
+from monitor.services.jobs.windows import HOUR, hour_floor
+from monitor.services.read_models import audit, export
 from tests import bulk
 from tests.integration.demo_model import MODEL, register_demo, traffic
 from tests.integration.helpers import Api, bearer
@@ -354,7 +358,7 @@ def test_an_export_whose_process_dies_mid_stream_is_recorded_interrupted(ctx: An
     import subprocess
     import sys
 
-    from monitor.services.maintenance import run_maintenance
+    from monitor.services.jobs.maintenance import run_maintenance
 
     register_demo(ctx)
     start = hour_floor(datetime.now(UTC)) - timedelta(hours=2)
@@ -374,7 +378,7 @@ from pathlib import Path
 from monitor.config import Settings
 from monitor.domain.audit import Actor
 from monitor.domain.export_table import ExportFormat
-from monitor.services import export
+from monitor.services.read_models import export
 from monitor.services.bootstrap import open_context
 
 settings = Settings(database_url={ctx.settings.database_url!r}, data_dir=Path({str(tmp_path)!r}))
@@ -405,7 +409,7 @@ os.kill(os.getpid(), signal.SIGKILL)
     started = [e for e in entries if e["action"] == "export.started" and e["key_id"] == 1]
     assert interrupted["details"]["started_id"] == max(e["id"] for e in started)
     assert interrupted["key_id"] == 1 and interrupted["key_name"] == "alice" and interrupted["model"] == MODEL
-    assert interrupted["details"]["reason"] == export.INTERRUPTED and interrupted["details"]["format"] == "csv"
+    assert interrupted["details"]["reason"] == maintenance.INTERRUPTED and interrupted["details"]["format"] == "csv"
     assert run_maintenance(ctx)["exports_interrupted"] == 0  # once
     (done,) = [e for e in entries if e["action"] == "export.finished" and e["key_id"] == 2]
     assert done["details"]["started_id"] == next(

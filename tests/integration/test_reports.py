@@ -9,10 +9,11 @@ from monitor import demo_data
 from monitor.db import report_repo
 from monitor.domain.schema import ModelSpec
 from monitor.domain.tabular import TableFormat
-from monitor.services import ingestion, registry
-from monitor.services.context import ServiceContext
-from monitor.services.keys import Scope, create_key
-from monitor.services.reference import upload_reference
+from monitor.services.catalog import registry
+from monitor.services.catalog.keys import Scope, create_key
+from monitor.services.catalog.reference import upload_reference
+from monitor.services.infra.context import ServiceContext
+from monitor.services.ingest import ingestion
 from tests.integration.helpers import Api, bearer
 
 

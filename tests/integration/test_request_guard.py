@@ -18,9 +18,9 @@ import pytest
 from monitor.api.app import create_app
 from monitor.config import Settings
 from monitor.server import ThreadedServer
-from monitor.services import keys
 from monitor.services.bootstrap import open_context
-from monitor.services.context import ServiceContext
+from monitor.services.catalog import keys
+from monitor.services.infra.context import ServiceContext
 from tests.servers import free_port
 
 BODY_TIMEOUT = 1.0

@@ -14,11 +14,12 @@ from monitor.domain.monitoring import MonitoringConfig
 from monitor.domain.schema import ModelSpec
 from monitor.domain.tabular import TableFormat
 from monitor.scheduler import MetricScheduler
-from monitor.services import ingestion, registry
-from monitor.services.context import ServiceContext
-from monitor.services.monitoring_run import backfill, run_model
-from monitor.services.reference import upload_reference
-from monitor.services.windows import hour_floor, minute_floor
+from monitor.services.catalog import registry
+from monitor.services.catalog.reference import upload_reference
+from monitor.services.infra.context import ServiceContext
+from monitor.services.ingest import ingestion
+from monitor.services.jobs.monitoring_run import backfill, run_model
+from monitor.services.jobs.windows import hour_floor, minute_floor
 
 
 def seed(ctx: ServiceContext, hours_back: int = 5) -> datetime:

@@ -22,11 +22,11 @@ from sqlalchemy.exc import DBAPIError
 from monitor.config import Settings
 from monitor.domain.kserve import REQUEST, RESPONSE
 from monitor.logs import JsonFormatter, TextFormatter, log_config, redact
-from monitor.services import keys
-from monitor.services.alerting import evaluate_model
-from monitor.services.context import ServiceContext
-from monitor.services.metric_store import record_points
-from monitor.services.windows import hour_floor
+from monitor.services.alerting.evaluation import evaluate_model
+from monitor.services.catalog import keys
+from monitor.services.infra.context import ServiceContext
+from monitor.services.jobs.metric_store import record_points
+from monitor.services.jobs.windows import hour_floor
 from tests.conftest import SECRET_KEYS
 from tests.integration.helpers import Api, drift_point, prediction
 from tests.integration.processes import monitor_process, stop_process, wait_ready

@@ -15,12 +15,14 @@ from sqlalchemy import text
 from monitor.db import delta_repo, ops_repo, summary_repo
 from monitor.domain.monitoring import MonitoringConfig
 from monitor.domain.schema import schema_from_json
-from monitor.services import ingestion, registry, summary_deltas
-from monitor.services.context import ServiceContext
-from monitor.services.monitoring_run import run_model
-from monitor.services.rollup import rollup
-from monitor.services.summary_plan import load_reference, summary_plan
-from monitor.services.windows import ColumnAccumulator, hour_floor, merged_window, minute_floor
+from monitor.services.catalog import registry
+from monitor.services.infra.context import ServiceContext
+from monitor.services.ingest import ingestion
+from monitor.services.jobs import summary_deltas
+from monitor.services.jobs.monitoring_run import run_model
+from monitor.services.jobs.rollup import rollup
+from monitor.services.jobs.summary_plan import load_reference, summary_plan
+from monitor.services.jobs.windows import ColumnAccumulator, hour_floor, merged_window, minute_floor
 from tests.integration.demo_model import MODEL, label, register_demo, traffic
 from tests.integration.helpers import Api
 from tests.integration.test_prometheus import scrape, value
@@ -168,7 +170,7 @@ def register_demo_reference_again(ctx: ServiceContext) -> None:
 
     from monitor import demo_data
     from monitor.domain.tabular import TableFormat
-    from monitor.services.reference import upload_reference
+    from monitor.services.catalog.reference import upload_reference
 
     buf = io.BytesIO()
     demo_data.reference_frame(1500).to_csv(buf, index=False)

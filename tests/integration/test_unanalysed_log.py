@@ -16,7 +16,7 @@ from sqlalchemy import text
 
 from monitor.config import Settings
 from monitor.services.bootstrap import open_context
-from monitor.services.context import ServiceContext
+from monitor.services.infra.context import ServiceContext
 from tests.conftest import SECRET_KEYS
 from tests.integration.helpers import scratch_database
 from tests.integration.unanalysed_log import joins_labels, nested_loops_over_the_log, run_on_unanalysed_log

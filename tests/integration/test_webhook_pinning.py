@@ -17,10 +17,10 @@ import httpx
 import pytest
 import trustme
 
-from monitor.services.alerting import evaluate_model
-from monitor.services.delivery import deliver_due
-from monitor.services.metric_store import record_points
-from monitor.services.windows import hour_floor
+from monitor.services.alerting.delivery import deliver_due
+from monitor.services.alerting.evaluation import evaluate_model
+from monitor.services.jobs.metric_store import record_points
+from monitor.services.jobs.windows import hour_floor
 from tests.integration.helpers import Api, drift_point
 
 NAME = "hooks.test"
@@ -65,7 +65,7 @@ def rebinding_dns(monkeypatch: pytest.MonkeyPatch) -> None:
         if host != NAME:
             return real(host, port, *args, **kwargs)
         asker = sys._getframe(1).f_code.co_filename
-        address = "127.0.0.1" if asker.endswith("monitor/services/resolver.py") else "127.0.0.2"
+        address = "127.0.0.1" if asker.endswith("monitor/services/alerting/resolver.py") else "127.0.0.2"
         return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, int(port)))]
 
     monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)

@@ -10,9 +10,9 @@ import pytest
 from sqlalchemy import text
 
 from monitor.domain.monitoring import MonitoringConfig
-from monitor.services import monitoring_run
-from monitor.services.monitoring_run import JOB_FAILURES, backfill, run_model
-from monitor.services.windows import HOUR, hour_floor
+from monitor.services.jobs import monitoring_run
+from monitor.services.jobs.monitoring_run import JOB_FAILURES, backfill, run_model
+from monitor.services.jobs.windows import HOUR, hour_floor
 from tests.integration.demo_model import MODEL, register_demo, traffic
 from tests.integration.helpers import Api
 
@@ -95,7 +95,7 @@ def test_a_window_that_fails_is_skipped_and_the_others_computed(api: Api, monkey
 
 def test_the_dashboard_model_page_says_what_was_skipped(api: Api) -> None:
     from dashboards.pages import model as model_page
-    from monitor.services import job_log
+    from monitor.services.jobs import job_log
 
     register_demo(api.ctx, MonitoringConfig(windows=["1h"]))
     job_log.failed(api.ctx, MODEL, "metrics", "1 skipped; last: summary of the hour X: DataError: overflow")

@@ -17,11 +17,12 @@ from monitor.domain.schema import ModelSpec, category_key
 from monitor.domain.tabular import TableFormat
 from monitor.metrics import log_summary
 from monitor.metrics.profiles import CategoricalSummary, NumericSummary, summary_to_parts, unpack_counts
-from monitor.services import ingestion, registry
-from monitor.services.context import ServiceContext
-from monitor.services.reference import upload_reference
-from monitor.services.rollup import rollup
-from monitor.services.windows import hour_floor
+from monitor.services.catalog import registry
+from monitor.services.catalog.reference import upload_reference
+from monitor.services.infra.context import ServiceContext
+from monitor.services.ingest import ingestion
+from monitor.services.jobs.rollup import rollup
+from monitor.services.jobs.windows import hour_floor
 
 WIDTH = 400
 MODEL = "wide"

@@ -21,10 +21,10 @@ from typing import Any
 import psycopg
 from sqlalchemy import Engine, event, text
 
-from monitor.services.context import ServiceContext
-from monitor.services.maintenance import analyse_new_tables, run_maintenance
-from monitor.services.monitoring_run import run_model
-from monitor.services.windows import hour_floor
+from monitor.services.infra.context import ServiceContext
+from monitor.services.jobs.maintenance import analyse_new_tables, run_maintenance
+from monitor.services.jobs.monitoring_run import run_model
+from monitor.services.jobs.windows import hour_floor
 from tests.integration.demo_model import MODEL, label, register_demo, traffic
 
 OTHER = f"{MODEL}-analysed"

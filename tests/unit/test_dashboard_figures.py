@@ -12,7 +12,7 @@ import pytest
 from dashboards import figures
 from dashboards.params import ModelParams
 from monitor.metrics.profiles import NumericSummary
-from monitor.services.dashboard_data import _display_bins, window_step
+from monitor.services.read_models.dashboard_data import _display_bins, window_step
 
 T = datetime(2026, 11, 22, 12, tzinfo=UTC)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy.exc import DataError, OperationalError
 
-from monitor.services import job_log
+from monitor.services.jobs import job_log
 
 
 class _Orig(Exception):

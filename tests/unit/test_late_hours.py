@@ -7,7 +7,7 @@ from datetime import datetime
 import pytest
 
 from monitor.domain.records import PredictionRow
-from monitor.services import ingestion
+from monitor.services.ingest import ingestion
 
 
 @pytest.mark.parametrize(

@@ -50,6 +50,39 @@ def test_imports_point_one_way(package: str, forbidden: set[str]) -> None:
     assert not wrong, sorted(wrong)
 
 
+# The service layer's rooms, each using only the rooms listed (and itself): what is monitored
+# (catalog) and the context (infra) below everything; the scheduler's jobs on them; ingestion
+# summarising as the jobs do; alerting reads only the catalog; read models read everything they
+# show. ``monitor/services/bootstrap.py``, the composition root, may use every room.
+SERVICE_ROOMS = {
+    "infra": set(),
+    "catalog": {"infra"},
+    "jobs": {"catalog", "infra"},
+    "ingest": {"jobs", "catalog", "infra"},
+    "alerting": {"catalog", "infra"},
+    "read_models": {"alerting", "jobs", "catalog", "infra"},
+}
+
+
+@pytest.mark.parametrize("room", sorted(SERVICE_ROOMS))
+def test_service_rooms_point_one_way(room: str) -> None:
+    allowed = {f"monitor.services.{r}" for r in {room, *SERVICE_ROOMS[room]}}
+    wrong = {
+        f"{p.relative_to(ROOT)}: {name}"
+        for p in _modules(f"monitor/services/{room}")
+        for name in _imports(p)
+        if _under(name, {"monitor.services"}) and not _under(name, allowed)
+    }
+    assert not wrong, sorted(wrong)
+
+
+def test_every_service_lives_in_a_room() -> None:
+    services = ROOT / "monitor" / "services"
+    loose = {p.name for p in services.glob("*.py")} - {"__init__.py", "bootstrap.py"}
+    rooms = {p.name for p in services.iterdir() if p.is_dir() and p.name != "__pycache__"}
+    assert not loose and rooms == set(SERVICE_ROOMS), (loose, rooms)
+
+
 def test_the_errors_module_stands_alone() -> None:
     """``monitor.errors`` is imported by every layer, the domain among them: it imports none."""
     imports = {name for name in _imports(ROOT / "monitor" / "errors.py") if _under(name, {"monitor", "alerts"})}

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from monitor.errors import TooManyRequests
-from monitor.services.rate_limit import RateLimiter
+from monitor.services.ingest.rate_limit import RateLimiter
 
 
 def test_a_bucket_per_key_refilled_at_the_rate() -> None:
@@ -43,7 +43,7 @@ def test_failures_are_charged_and_checked_per_address() -> None:
 
 
 def test_buckets_do_not_grow_without_bound(monkeypatch: pytest.MonkeyPatch) -> None:
-    from monitor.services import rate_limit
+    from monitor.services.ingest import rate_limit
 
     monkeypatch.setattr(rate_limit, "MAX_BUCKETS", 10)
     now = [0.0]

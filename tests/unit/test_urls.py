@@ -5,7 +5,7 @@ import socket
 import pytest
 
 from alerts.urls import Target, UnsafeURL, check_url, pin
-from monitor.services.resolver import vet_url
+from monitor.services.alerting.resolver import vet_url
 
 
 @pytest.mark.parametrize(

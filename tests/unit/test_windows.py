@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from monitor.services.windows import (
+from monitor.services.jobs.windows import (
     HOUR,
     MINUTE,
     MINUTE_HORIZON,

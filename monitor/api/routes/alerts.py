@@ -11,8 +11,8 @@ from monitor.api import schemas
 from monitor.api.deps import Caller, Ctx, require
 from monitor.api.guard import GuardedRoute
 from monitor.api.responses import FastJSONResponse
-from monitor.services import alert_ops, delivery
-from monitor.services.keys import Scope
+from monitor.services.alerting import alert_ops, delivery
+from monitor.services.catalog.keys import Scope
 
 router = APIRouter(route_class=GuardedRoute, prefix="/v1", tags=["alerts"])
 read = [Depends(require(Scope.read))]

@@ -9,7 +9,7 @@ from monitor.api import schemas
 from monitor.api.deps import Ctx
 from monitor.api.guard import GuardedRoute
 from monitor.api.responses import FastJSONResponse, error_body
-from monitor.services.database_status import readiness
+from monitor.services.infra.database_status import readiness
 
 router = APIRouter(route_class=GuardedRoute, tags=["health"])
 

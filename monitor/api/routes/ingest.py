@@ -15,9 +15,9 @@ from monitor.api.guard import GuardedRoute
 from monitor.api.openapi_docs import LABEL_BODY, PREDICTION_BODY
 from monitor.api.responses import FastJSONResponse
 from monitor.domain.payloads import parse_records
-from monitor.services import ingestion
-from monitor.services.ingestion import OnError
-from monitor.services.keys import Scope
+from monitor.services.catalog.keys import Scope
+from monitor.services.ingest import ingestion
+from monitor.services.ingest.ingestion import OnError
 
 router = APIRouter(route_class=GuardedRoute, prefix="/v1", tags=["ingestion"])
 

@@ -9,8 +9,8 @@ from monitor.api import schemas
 from monitor.api.deps import Caller, Ctx, require
 from monitor.api.guard import GuardedRoute
 from monitor.api.responses import FastJSONResponse
-from monitor.services import keys
-from monitor.services.keys import Scope
+from monitor.services.catalog import keys
+from monitor.services.catalog.keys import Scope
 
 router = APIRouter(
     route_class=GuardedRoute, prefix="/v1/keys", tags=["keys"], dependencies=[Depends(require(Scope.admin))]

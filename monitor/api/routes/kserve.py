@@ -12,8 +12,8 @@ from monitor.api.guard import GuardedRoute
 from monitor.api.responses import FastJSONResponse
 from monitor.domain.kserve import CloudEvent, KServeError
 from monitor.errors import MonitorError
-from monitor.services import kserve
-from monitor.services.keys import Scope
+from monitor.services.catalog.keys import Scope
+from monitor.services.ingest import kserve
 
 router = APIRouter(route_class=GuardedRoute, prefix="/v1", tags=["ingestion"])
 

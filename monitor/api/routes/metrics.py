@@ -11,8 +11,8 @@ from monitor.api.deps import Ctx, require
 from monitor.api.guard import GuardedRoute
 from monitor.api.responses import FastJSONResponse
 from monitor.errors import MonitorError
-from monitor.services import metric_store
-from monitor.services.keys import Scope
+from monitor.services.catalog.keys import Scope
+from monitor.services.jobs import metric_store
 
 router = APIRouter(route_class=GuardedRoute, prefix="/v1/models", tags=["metrics"])
 

@@ -17,8 +17,8 @@ from monitor.domain.monitoring import MonitoringConfig
 from monitor.domain.schema import ModelSpec
 from monitor.domain.tabular import ColumnMapping, TableFormat, format_from
 from monitor.errors import MonitorError
-from monitor.services import reference, registry
-from monitor.services.keys import Scope
+from monitor.services.catalog import reference, registry
+from monitor.services.catalog.keys import Scope
 
 router = APIRouter(route_class=GuardedRoute, prefix="/v1/models", tags=["models"])
 

@@ -12,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 
 from monitor.api.deps import require
 from monitor.api.guard import GuardedRoute
-from monitor.services.keys import Scope
+from monitor.services.catalog.keys import Scope
 
 router = APIRouter(route_class=GuardedRoute, tags=["operations"])
 

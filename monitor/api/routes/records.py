@@ -14,8 +14,8 @@ from monitor.api.deps import Caller, Ctx, require
 from monitor.api.guard import GuardedRoute
 from monitor.api.responses import ClosingStreamingResponse, FastJSONResponse
 from monitor.domain.export_table import ExportFormat
-from monitor.services import audit, export, records
-from monitor.services.keys import Scope
+from monitor.services.catalog.keys import Scope
+from monitor.services.read_models import audit, export, records
 
 router = APIRouter(route_class=GuardedRoute, prefix="/v1", tags=["records"])
 data = [Depends(require(Scope.data))]

@@ -13,8 +13,8 @@ from monitor.api import schemas
 from monitor.api.deps import Caller, Ctx, require
 from monitor.api.guard import GuardedRoute
 from monitor.api.responses import FastJSONResponse
-from monitor.services import reports
-from monitor.services.keys import Scope
+from monitor.services.catalog.keys import Scope
+from monitor.services.read_models import reports
 from monitor.web_security import REPORT_HEADERS
 
 READ = require(Scope.read)

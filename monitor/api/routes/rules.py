@@ -19,8 +19,8 @@ from monitor.api.deps import Caller, Ctx, require
 from monitor.api.guard import GuardedRoute
 from monitor.api.openapi_docs import model_body
 from monitor.api.responses import FastJSONResponse
-from monitor.services import alert_config
-from monitor.services.keys import Scope
+from monitor.services.alerting import alert_config
+from monitor.services.catalog.keys import Scope
 
 router = APIRouter(route_class=GuardedRoute, prefix="/v1", tags=["rules"])
 JsonObject = Annotated[dict[str, Any], Body()]

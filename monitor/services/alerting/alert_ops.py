@@ -1,0 +1,108 @@
+"""What on-call engineers and the dashboard do with alerts: list them with their history,
+acknowledge them, silence them; read the outbox, the delivery log and retraining triggers."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from alerts.pipeline import mute
+from alerts.silences import SilenceSpec
+from monitor.db import alert_repo, audit_repo
+from monitor.db.alert_repo import AlertRow
+from monitor.domain.audit import SYSTEM, Actor
+from monitor.errors import MonitorError, NotFound
+from monitor.services.alerting.evaluation import active_silences, alert_of, inhibit_rules
+from monitor.services.infra.context import ServiceContext
+
+
+def list_alerts(ctx: ServiceContext, state: str | None = None, model: str | None = None) -> list[AlertRow]:
+    if state is not None and state not in ("pending", "firing", "resolved"):
+        raise MonitorError(f"state {state!r} is not one of pending, firing, resolved")
+    now = datetime.now(UTC)
+    with ctx.uow() as uow:
+        alerts = alert_repo.list_alerts(uow.conn, state, model)
+        # the sources that inhibit may be any model's: every active alert takes part
+        everyone = {a["fingerprint"]: a for a in alert_repo.active_alerts(uow.conn)}
+        muting = mute(
+            [alert_of(a) for a in {**everyone, **{a["fingerprint"]: a for a in alerts}}.values()],
+            active_silences(uow.conn, now),
+            inhibit_rules(uow.conn),
+            now,
+        )
+    for a in alerts:
+        a["silenced_by"] = muting.silenced_by.get(a["fingerprint"], [])
+        a["inhibited_by"] = muting.inhibited_by.get(a["fingerprint"], [])
+    return alerts
+
+
+def get_alert(ctx: ServiceContext, fingerprint: str) -> AlertRow:
+    with ctx.uow() as uow:
+        alert = alert_repo.get_alert(uow.conn, fingerprint)
+        if alert is None:
+            raise NotFound(f"no alert {fingerprint!r}")
+        alert["history"] = alert_repo.history(uow.conn, fingerprint=fingerprint)
+    return alert
+
+
+def alert_history(ctx: ServiceContext, model: str | None, limit: int) -> list[dict[str, Any]]:
+    with ctx.uow() as uow:
+        return alert_repo.history(uow.conn, model=model, limit=limit)
+
+
+def acknowledge(ctx: ServiceContext, fingerprint: str, by: str, comment: str, actor: Actor = SYSTEM) -> AlertRow:
+    with ctx.uow() as uow:
+        if not alert_repo.acknowledge(uow.conn, fingerprint, by, comment, datetime.now(UTC)):
+            raise NotFound(f"no alert {fingerprint!r}")
+        audit_repo.append(uow.conn, actor, "alert.acknowledged", fingerprint, details={"by": by, "comment": comment})
+        uow.commit()
+        alert = alert_repo.get_alert(uow.conn, fingerprint)
+    if alert is None:  # deleted in between (it stopped being evaluated)
+        raise NotFound(f"no alert {fingerprint!r}")
+    return alert
+
+
+def create_silence(ctx: ServiceContext, spec: SilenceSpec, actor: Actor = SYSTEM) -> dict[str, Any]:
+    starts = spec.starts_at or datetime.now(UTC)
+    if spec.ends_at <= starts:
+        raise MonitorError(
+            "a silence must end after it starts", [{"field": "ends_at", "reason": "not after starts_at"}]
+        )
+    with ctx.uow() as uow:
+        sid = alert_repo.create_silence(
+            uow.conn, [m.model_dump() for m in spec.matchers], starts, spec.ends_at, spec.created_by, spec.comment
+        )
+        made = {"id": sid, "starts_at": starts, **spec.model_dump(exclude={"starts_at"})}
+        audit_repo.append(uow.conn, actor, "silence.created", sid, details=made)
+        uow.commit()
+    return made
+
+
+def list_silences(ctx: ServiceContext, active_only: bool) -> list[dict[str, Any]]:
+    with ctx.uow() as uow:
+        return alert_repo.list_silences(uow.conn, datetime.now(UTC) if active_only else None)
+
+
+def expire_silence(ctx: ServiceContext, silence_id: str, actor: Actor = SYSTEM) -> None:
+    with ctx.uow() as uow:
+        if not alert_repo.expire_silence(uow.conn, silence_id, datetime.now(UTC)):
+            raise NotFound(f"no active silence {silence_id!r}")
+        audit_repo.append(uow.conn, actor, "silence.expired", silence_id)
+        uow.commit()
+
+
+def list_outbox(ctx: ServiceContext, status: str | None, receiver: str | None, limit: int) -> list[dict[str, Any]]:
+    with ctx.uow() as uow:
+        return alert_repo.list_outbox(uow.conn, status, receiver, limit)
+
+
+def list_deliveries(
+    ctx: ServiceContext, message_id: str | None, receiver: str | None, limit: int
+) -> list[dict[str, Any]]:
+    with ctx.uow() as uow:
+        return alert_repo.list_deliveries(uow.conn, message_id, receiver, limit)
+
+
+def list_retrain_triggers(ctx: ServiceContext, model: str | None, limit: int) -> list[dict[str, Any]]:
+    with ctx.uow() as uow:
+        return alert_repo.list_triggers(uow.conn, model, limit)

@@ -1,0 +1,278 @@
+"""Summaries made from the prediction log, where ingestion made none (``monitor.services.jobs.summary_deltas``):
+the hours before a reference's first run, a backfill, a challenger's summaries on its champion's
+reference, an hour whose batch was summarised against a reference replaced meanwhile, the quality
+of an hour whose labels were replaced. Each hour's rows are read once, streamed in chunks
+(``summary_repo.summarise_columns``); a recent hour minute by minute (a sliding window's ends
+read its minutes), its hour summary their sum.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection
+
+from monitor.db import delta_repo, reference_repo, summary_repo
+from monitor.db.registry_repo import VersionRow
+from monitor.db.summary_repo import Series
+from monitor.domain.schema import schema_from_json
+from monitor.metrics.log_summary import Parts
+from monitor.metrics.quality_summary import QUALITY_COLUMN, QualitySummary
+from monitor.services.catalog import registry
+from monitor.services.catalog.registry import resolve_version
+from monitor.services.infra.context import ServiceContext
+from monitor.services.jobs import job_log, quality_job
+from monitor.services.jobs.summary_plan import (
+    ReferenceView,
+    SummaryPlan,
+    column_specs,
+    load_reference,
+    reference_view,
+    summary_plan,
+)
+from monitor.services.jobs.windows import HOUR, ColumnAccumulator, has_minutes, hours, minute_horizon
+
+# The key of a challenger's summaries against its champion's reference (a segment's key has an '=')
+SHARED = "@champion-reference"
+
+
+@dataclass(frozen=True)
+class SharedReference:
+    """A challenger's champion and the champion's reference, its drift columns that the
+    challenger has too: the one reference both versions' drift is measured against."""
+
+    champion: VersionRow
+    reference_id: int
+    columns: dict[str, dict[str, Any]]
+
+
+def shared_reference(ctx: ServiceContext, vrow: VersionRow, own: ReferenceView) -> SharedReference | None:
+    """None unless ``vrow`` is a challenger and its champion has a reference of its own."""
+    champion = registry.champion_of(ctx, vrow)
+    if champion is None or champion.version_id == vrow.version_id:
+        return None
+    with ctx.uow() as uow:
+        ref_id = reference_repo.active_reference_id(uow.conn, champion.version_id)
+    if ref_id is None or ref_id == own.reference_id:
+        return None
+    theirs = reference_view(ctx, ref_id).columns[""]
+    ours = own.columns[""]
+    columns = {c: s for c, s in theirs.items() if c in ours and ours[c]["type"] == s["type"]}
+    return SharedReference(champion, ref_id, columns) if columns else None
+
+
+def borrowed_reference(ctx: ServiceContext, vrow: VersionRow, own: ReferenceView) -> SharedReference | None:
+    """A challenger measured against its champion's reference because it has none of its own:
+    that reference, all its drift columns (its own summaries are on it already); else None."""
+    champion = registry.champion_of(ctx, vrow)
+    if champion is None or champion.version_id == vrow.version_id:
+        return None
+    with ctx.uow() as uow:
+        ref_id = reference_repo.active_reference_id(uow.conn, champion.version_id)
+    if ref_id != own.reference_id or not own.columns[""]:
+        return None
+    return SharedReference(champion, ref_id, own.columns[""])
+
+
+def _store_shared(
+    conn: Connection, vrow: VersionRow, shared: SharedReference, bucket: datetime, n: int, parts: dict[str, Parts]
+) -> None:
+    series = Series.of(vrow, shared.reference_id)
+    summary_repo.replace_bucket(conn, series, bucket, 1, n, parts)
+    summary_repo.drop_merged(conn, series, bucket)
+
+
+def rollup(
+    ctx: ServiceContext,
+    model: str,
+    version: str | None,
+    start: datetime,
+    end: datetime,
+    *,
+    quality_only: bool = False,
+    only: list[datetime] | None = None,
+    failures: list[str] | None = None,
+) -> int:
+    """Summarise each hour in [start, end) — its columns and its labelled predictions, for all
+    rows and for each tracked segment; within the minute horizon each of its minutes too
+    (``HourSummariser.by_minute``). Re-running an hour replaces it and drops its day's merged
+    summary, merged again when next needed. ``quality_only``: the labels changed, the log did
+    not. ``only``: these hours of the range, not all. ``failures``: an hour that fails on its data
+    is skipped and recorded there (``job_log.isolated``) instead of failing the rollup. Returns
+    predictions summarised."""
+    vrow = resolve_version(ctx, model, version)
+    ref = load_reference(ctx, vrow)
+    plan = summary_plan(schema_from_json(vrow.schema), ref)
+    horizon = minute_horizon(registry.get_monitoring(ctx, model).window_lengths())
+    # a challenger's hours are summarised against its champion's reference too, from the same rows
+    shared = None if quality_only else shared_reference(ctx, vrow, ref)
+    total = [0]
+
+    def summarise(bucket: datetime) -> None:
+        # From the log, what is summarised and the deltas that summarised it at ingestion are
+        # read in one snapshot, and the deltas it sees discarded (monitor.services.jobs.summary_deltas);
+        # the merge lock is held from before that snapshot, so no day or week merged from the old
+        # hour outlives it.
+        lock = summary_repo.merge_lock_key(vrow.version_id, summary_repo.week_of_hour(bucket))
+        with ctx.uow(snapshot=True, session_locks=(lock,)) as uow:
+            window = (uow.conn, vrow.model_id, vrow.version_id, bucket, bucket + HOUR)
+            kinds = (delta_repo.QUALITY,) if quality_only else (delta_repo.COLUMNS, delta_repo.QUALITY)
+            delta_repo.discard(*window, kinds)
+            summarised = HourSummariser(uow.conn, vrow, ref, plan, shared, quality_only)
+            if has_minutes(bucket, now, horizon):
+                total[0] += summarised.by_minute(bucket)
+            else:
+                total[0] += summarised.whole(bucket)
+            uow.commit()
+
+    now = datetime.now(UTC)
+    for bucket in only if only is not None else hours(start, end):
+        with job_log.isolated(f"summary of the hour {bucket.isoformat()}", failures):
+            summarise(bucket)
+    return total[0]
+
+
+@dataclass
+class HourSummariser:
+    """An hour's summaries made from the log, in the caller's transaction: column summaries
+    (unless ``quality_only``: the labels changed, the log did not) and quality summaries, for
+    all rows and each tracked segment, and a challenger's on its champion's reference
+    (``shared``). Each returns the predictions summarised (0 when ``quality_only``)."""
+
+    conn: Connection
+    vrow: VersionRow
+    ref: ReferenceView
+    plan: SummaryPlan
+    shared: SharedReference | None
+    quality_only: bool
+
+    @property
+    def series(self) -> Series:
+        return Series.of(self.vrow, self.ref.reference_id)
+
+    def whole(self, hour: datetime) -> int:
+        """The hour read at once, its summaries stored in place of what was."""
+        window = (self.conn, self.vrow.model_id, self.vrow.version_id, hour, hour + HOUR)
+        if self.quality_only:
+            # the predictions as the stored column summaries count them: the column deltas not
+            # yet folded add theirs to the quality summary when they are
+            counts = summary_repo.stored_counts(self.conn, self.series, hour, self.plan.groups)
+        else:
+            counts = summary_repo.count_rows(*window, self.plan.groups)
+            self._columns(hour, counts)
+        quality = self._quality(hour, hour + HOUR, counts)
+        quality_job.store_quality(self.conn, self.vrow, self.ref.reference_id, hour, 1, quality)
+        return 0 if self.quality_only else counts[""]
+
+    def by_minute(self, hour: datetime) -> int:
+        """The hour read minute by minute: each minute's summaries stored (a sliding window's
+        ends read them), and the hour's as their sum, so the log is read once."""
+        conn, series = self.conn, self.series
+        groups, plan = self.plan.groups, self.plan
+        summary_repo.delete_minutes(conn, series, hour, hour + HOUR, quality=True)
+        if self.quality_only:
+            by_minute = summary_repo.stored_minute_counts(conn, series, hour, hour + HOUR, groups)
+        else:
+            summary_repo.delete_minutes(conn, series, hour, hour + HOUR)
+            by_minute = summary_repo.count_rows_by_minute(
+                conn, series.model_id, series.version_id, hour, hour + HOUR, groups
+            )
+        columns = {seg: ColumnAccumulator(self.ref.columns[seg]) for seg in groups.keys}
+        shared = None if self.shared is None else ColumnAccumulator(self.shared.columns)
+        also = None if self.shared is None else {SHARED: column_specs(self.shared.columns)}
+        quality = self._empty_quality()
+        made: list[summary_repo.NewBucket] = []  # the minutes' summaries, stored at once
+        if not self.quality_only:
+            log_window = (conn, series.model_id, series.version_id, hour, hour + HOUR)
+            for minute, parts in summary_repo.summarise_columns_by_minute(
+                *log_window, plan.columns, groups, by_minute, plan.derived, also
+            ):
+                counts = by_minute[minute]
+                made += [(minute, seg, counts[seg], parts[seg]) for seg in groups.keys if counts[seg]]
+                for seg in groups.keys:
+                    for col, (st, ct) in parts[seg].items():
+                        columns[seg].add(minute, summary_repo.MINUTE_BUCKET, col, counts[seg], st, ct)
+                if shared is not None:
+                    for col, (st, ct) in parts[SHARED].items():
+                        shared.add(minute, summary_repo.MINUTE_BUCKET, col, counts[""], st, ct)
+        minute_quality = quality_job.summarise_quality_by_minute(
+            self.conn,
+            self.vrow,
+            plan.schema,
+            plan.residual_edges,
+            plan.score_layout,
+            hour,
+            hour + HOUR,
+            groups,
+            by_minute,
+        )
+        for minute, summaries in sorted(minute_quality.items()):
+            for seg, s in summaries.items():
+                if s.n_predictions:
+                    made.append((minute, seg, s.n_predictions, {QUALITY_COLUMN: s.to_parts()}))
+                    quality[seg].add_parts(*s.to_parts())
+        summary_repo.insert_minutes(conn, series, made)
+        if not self.quality_only:
+            for seg in groups.keys:
+                summary_repo.replace_bucket(conn, series, hour, 1, columns[seg].n_rows, columns[seg].parts(), seg)
+                summary_repo.drop_merged(conn, series, hour, seg)
+            if shared is not None and self.shared is not None:
+                _store_shared(self.conn, self.vrow, self.shared, hour, columns[""].n_rows, shared.parts())
+        else:
+            # predictions the stored hour counts that no minute holds (the column deltas of an
+            # hour summarised before minutes were kept) are still the hour's
+            stored = summary_repo.stored_counts(conn, series, hour, groups)
+            for seg, s in quality.items():
+                s.n_predictions = max(s.n_predictions, stored[seg])
+        quality_job.store_quality(self.conn, self.vrow, self.ref.reference_id, hour, 1, quality)
+        return 0 if self.quality_only else columns[""].n_rows
+
+    def _empty_quality(self) -> dict[str, QualitySummary]:
+        """Each group's quality summary to add an hour's minutes to, its scores on the plan's bins."""
+        plan = self.plan
+        return {
+            seg: quality_job.new_summary(plan.schema, plan.residual_edges.get(seg), plan.score_layout)
+            for seg in plan.groups.keys
+        }
+
+    def _columns(self, hour: datetime, counts: dict[str, int]) -> None:
+        """An hour's column summaries read from the log, stored in place of what was (and, for a
+        challenger, its summaries on its champion's reference)."""
+        conn, vrow, plan, shared = self.conn, self.vrow, self.plan, self.shared
+        also = {SHARED: column_specs(shared.columns)} if shared is not None else None
+        window = (conn, vrow.model_id, vrow.version_id, hour, hour + HOUR)
+        parts = summary_repo.summarise_columns(*window, plan.columns, plan.groups, counts, plan.derived, also)
+        if shared is not None:
+            _store_shared(conn, vrow, shared, hour, counts[""], parts[SHARED])
+        series = Series.of(vrow, plan.reference_id)
+        for seg in plan.groups.keys:
+            summary_repo.replace_bucket(conn, series, hour, 1, counts[seg], parts[seg], seg)
+            summary_repo.drop_merged(conn, series, hour, seg)
+
+    def _quality(self, start: datetime, end: datetime, counts: dict[str, int]) -> dict[str, QualitySummary]:
+        plan = self.plan
+        return quality_job.summarise_quality(
+            self.conn, self.vrow, plan.schema, plan.residual_edges, plan.score_layout, start, end, plan.groups, counts
+        )
+
+
+def summarise_shared(
+    ctx: ServiceContext, vrow: VersionRow, own: ReferenceView, shared: SharedReference, start: datetime, end: datetime
+) -> None:
+    """Summarise against the champion's reference the hours of [start, end) summarised against
+    the version's own reference only: those from before it was a challenger of this champion
+    (the rollup summarises the hours after against both)."""
+    with ctx.uow() as uow:
+        done = summary_repo.summarised_hours(uow.conn, Series.of(vrow, shared.reference_id), start, end)
+        missing = sorted(summary_repo.summarised_hours(uow.conn, Series.of(vrow, own.reference_id), start, end) - done)
+    also = {SHARED: column_specs(shared.columns)}
+    everything = summary_repo.Groups({"": None})
+    for bucket in missing:
+        with ctx.uow() as uow:
+            window = (uow.conn, vrow.model_id, vrow.version_id, bucket, bucket + HOUR)
+            counts = summary_repo.count_rows(*window, everything)
+            parts = summary_repo.summarise_columns(*window, {}, everything, counts, (), also)
+            _store_shared(uow.conn, vrow, shared, bucket, counts[""], parts[SHARED])
+            uow.commit()

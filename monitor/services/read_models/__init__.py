@@ -1,0 +1,1 @@
+"""What the dashboard, /metrics, look-ups, exports, reports and the audit log read."""
