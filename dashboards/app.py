@@ -7,6 +7,7 @@ the service functions of alerts and reports), never the raw prediction log.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
@@ -21,39 +22,6 @@ from monitor.services.read_models import reports as report_service
 
 log = logging.getLogger(__name__)
 
-CSS = """
-body { font-family: system-ui, -apple-system, sans-serif; margin: 0; color: #212121; }
-nav { background: #263238; padding: .6rem 1.5rem; display: flex; gap: 1.5rem; align-items: center; }
-nav a { color: #eceff1; text-decoration: none; font-weight: 500; }
-nav .who { margin-left: auto; color: #90a4ae; font-size: .85rem; }
-nav .logout { background: none; border: none; color: #eceff1; font-size: .85rem; cursor: pointer; padding: 0; }
-main { padding: 1rem 1.5rem; }
-.table { border-collapse: collapse; width: 100%; }
-.scroll { overflow-x: auto; max-width: 100%; }
-/* a long word (a URL, an id) breaks only where it cannot fit; words are never cut to squeeze a column */
-.table td { overflow-wrap: break-word; }
-.table th, .table td { border-bottom: 1px solid #e0e0e0; padding: .5rem; text-align: left; vertical-align: top; }
-.muted { color: #757575; }
-/* an alert group: its heading always in view, its table scrolling in its own box */
-.alert-group { margin: .4rem 0; border: 1px solid #eee; padding: .3rem .6rem; }
-.alert-group > summary { cursor: pointer; padding: .2rem 0; }
-.alerts td.summary { min-width: 18rem; }
-.alerts td.since, .alerts td.resolved { white-space: nowrap; }
-.error { color: #b71c1c; }
-.firing { color: #b71c1c; font-size: .85rem; }
-/* marks drawn with CSS, not glyphs: a glyph missing from the reader's fonts renders as a box */
-.dot { display: inline-block; width: .8rem; height: .8rem; border-radius: 50%; vertical-align: middle; }
-.firing .dot { width: .5rem; height: .5rem; background: #b71c1c; margin-right: .3rem; }
-.controls { display: flex; gap: 1rem; align-items: end; flex-wrap: wrap; margin: .5rem 0; }
-.controls label, .actions label { display: inline-flex; gap: .3rem; align-items: center; margin-right: .8rem; }
-.actions { background: #fafafa; padding: .5rem 1rem; border: 1px solid #eee; margin: 1rem 0; }
-/* Dash wraps each input in a container that clips it and is 100 % of its parent wide: in a flex
-   label that came to a few px, hiding the input. The container gets a width of its own and does
-   not shrink; a number (with its two stepper buttons) needs less room than text. */
-label .dash-input-container, .actions .dash-input-container { flex: 0 0 auto; width: 14rem; }
-.dash-input-container:has(input[type=number]) { width: 11rem; }
-"""
-
 
 def create_dashboard(ctx: ServiceContext, *, open_access: bool = False) -> Dash:
     """The dashboard over ``ctx``. ``open_access`` (no login) is for the demo on loopback."""
@@ -63,8 +31,9 @@ def create_dashboard(ctx: ServiceContext, *, open_access: bool = False) -> Dash:
         suppress_callback_exceptions=True,
         update_title=None,  # type: ignore[arg-type]  # None turns the "Updating..." title off (Dash's docs)
         serve_locally=True,
+        # dashboards/assets/: the styles (dashboard.css), served by Dash from the package itself
+        assets_folder=str(Path(__file__).parent / "assets"),
     )
-    app.index_string = app.index_string.replace("{%css%}", "{%css%}<style>" + CSS + "</style>")
     # Host, Origin and headers first: a foreign request is refused before the login looks at it.
     security.install(app, open_access=open_access, dashboard_url=ctx.settings.dashboard_url)
     auth.install(app.server, ctx, open_access=open_access)

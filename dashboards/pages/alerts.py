@@ -11,7 +11,7 @@ from typing import Any
 import plotly.graph_objects as go
 from dash import Dash, Input, Output, State, dcc, html
 
-from alerts.rules import Condition
+from alerts.rules import RuleError, parse_rule
 from alerts.silences import Matcher, SilenceSpec
 from dashboards import auth, figures
 from monitor.errors import MonitorError
@@ -193,12 +193,25 @@ def _table(id_: str, rows: list[dict[str, Any]], limit: int = 200) -> html.Div:
     )
 
 
-def _condition(doc: Any) -> str:
-    """A rule's condition as people read it ('value > 0.3', 'drifted'), not as a dict."""
+def _rule_row(stored: dict[str, Any]) -> dict[str, Any]:
+    """A stored rule as the table shows it: its fields as the rules engine reads them, defaults
+    included (``alerts.rules.Rule``), its condition in words ('value > 0.3', 'drifted'). One
+    stored by an older version that no longer parses is shown as stored."""
+    row = {"name": stored["name"], "source": stored["source"]}
     try:
-        return Condition.model_validate(doc).describe()
-    except ValueError:
-        return str(doc)
+        rule = parse_rule({**stored["definition"], "name": stored["name"]})
+    except RuleError:
+        definition = stored["definition"]
+        return row | {"metric": definition.get("metric"), "condition": str(definition.get("condition"))}
+    return row | {
+        "metric": rule.metric,
+        "model": rule.model,
+        "condition": rule.condition.describe(),
+        "for": rule.for_,
+        "severity": rule.severity.value,
+        "receivers": ", ".join(rule.receivers),
+        "retrain": rule.retrain.receiver if rule.retrain else "",
+    }
 
 
 def _filter(id_: str, options: list[str]) -> dcc.Dropdown:
@@ -228,20 +241,7 @@ def layout(ctx: ServiceContext) -> html.Div:
     # any registered model: a silence may be made before its alerts exist (a planned deployment)
     models = sorted(set(data["models"]) | {a["model"] for a in alerts})
     default_model = firing[0]["model"] if firing else (models[0] if models else None)
-    rules = [
-        {
-            "name": r["name"],
-            "source": r["source"],
-            "metric": r["definition"].get("metric"),
-            "model": r["definition"].get("model", "*"),
-            "condition": _condition(r["definition"].get("condition")),
-            "for": r["definition"].get("for", "0s"),
-            "severity": r["definition"].get("severity", "warning"),
-            "receivers": ", ".join(r["definition"].get("receivers", [])),
-            "retrain": (r["definition"].get("retrain") or {}).get("receiver", ""),
-        }
-        for r in data["rules"]["rules"]
-    ]
+    rules = [_rule_row(r) for r in data["rules"]["rules"]]
     deliveries = [{k: (_fmt(v) if isinstance(v, datetime) else v) for k, v in d.items()} for d in data["deliveries"]]
     triggers = [
         {

@@ -7,6 +7,8 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, text
 
+from monitor.db.alert_repo import AlertRepository
+
 
 class UnitOfWork:
     """``with UnitOfWork(engine) as uow: ...; uow.commit()`` — anything not committed is rolled back.
@@ -53,6 +55,11 @@ class UnitOfWork:
     def conn(self) -> Connection:
         assert self._conn is not None, "unit of work not entered"
         return self._conn
+
+    @property
+    def alerts(self) -> AlertRepository:
+        """The alerting tables in this transaction."""
+        return AlertRepository(self.conn)
 
     @property
     def raw(self) -> Any:

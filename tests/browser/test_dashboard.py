@@ -422,13 +422,12 @@ def test_fifty_alerts_are_grouped_by_rule_and_model_and_fit_the_window(
     """48 alerts more: two groups, the firing one first and open, the resolved one closed; no
     column pushes the page wider than the window and the summary keeps room to be read (it was
     squeezed to ~120 px beside the link and fingerprint columns, in a 9,000 px flat table)."""
-    from monitor.db import alert_repo
-
     url, made, ctx = dashboard
     added = _many_alerts(datetime.now(UTC))
-    with ctx.engine.begin() as conn:
+    with ctx.uow() as uow:
         for a in added:
-            alert_repo.save_alert(conn, a)
+            uow.alerts.save_alert(a)
+        uow.commit()
     login(driver, url, made["read"])
     size = driver.get_window_size()
     driver.set_window_size(width, size["height"])

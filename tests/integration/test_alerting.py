@@ -86,7 +86,6 @@ def test_a_sliding_windows_baseline_is_the_nearest_window_kept(churn: Api) -> No
     """A sliding window's point is replaced by the next one, so the window exactly a baseline
     back is rarely kept: the window of the same length that ended last in the hour before it is
     the baseline."""
-    from monitor.db import alert_repo
     from monitor.services.catalog import registry
 
     hour = timedelta(hours=1)
@@ -97,8 +96,8 @@ def test_a_sliding_windows_baseline_is_the_nearest_window_kept(churn: Api) -> No
 
     def baseline(back: timedelta, length: timedelta = hour) -> float | None:
         with churn.ctx.uow() as uow:
-            args = (uow.conn, vrow.model_id, vrow.version_id, "dataset_drift", {})
-            return alert_repo.point_value(*args, sliding_end - length - back, sliding_end - back)
+            args = (vrow.model_id, vrow.version_id, "dataset_drift", {})
+            return uow.alerts.point_value(*args, sliding_end - length - back, sliding_end - back)
 
     assert baseline(hour) == 0.4  # ending 43 minutes before the hour: the hour window before it
     assert baseline(2 * hour) == 0.2
@@ -323,7 +322,6 @@ rules:
 def test_a_deliverer_that_dies_mid_attempt_is_taken_over_and_each_id_arrives_once(
     churn: Api, receiver: Receiver, wired: dict[str, str]
 ) -> None:
-    from monitor.db import alert_repo
     from monitor.services.alerting.delivery import DeliveryWorker
 
     receiver.fail_first = 0
@@ -331,7 +329,7 @@ def test_a_deliverer_that_dies_mid_attempt_is_taken_over_and_each_id_arrives_onc
     evaluate_model(churn.ctx, "churn")
     # a deliverer claims both messages and dies before sending: their lease holds them...
     with churn.ctx.uow() as uow:
-        claimed = alert_repo.claim_due(uow.conn, datetime.now(UTC), 60, 10)
+        claimed = uow.alerts.claim_due(datetime.now(UTC), 60, 10)
         uow.commit()
     assert len(claimed) == 2
     worker = DeliveryWorker(churn.ctx, idle_seconds=0.05)
@@ -440,18 +438,17 @@ def test_a_silence_regex_re2_cannot_run_is_refused_naming_the_matcher(api: Api) 
 
 
 def test_a_stored_silence_re2_cannot_run_mutes_nothing_and_breaks_nothing(api: Api) -> None:
-    from monitor.db import alert_repo
     from monitor.services.alerting.evaluation import active_silences
 
     now = datetime.now(UTC)
     with api.ctx.uow() as uow:  # stored before patterns were checked with RE2
         old = [{"name": "model", "value": r"(c)\1", "op": "=~"}]
-        alert_repo.create_silence(uow.conn, old, now - timedelta(hours=1), now + timedelta(hours=1), "a", "old")
+        uow.alerts.create_silence(old, now - timedelta(hours=1), now + timedelta(hours=1), "a", "old")
         good = [{"name": "model", "value": "credit", "op": "="}]
-        kept = alert_repo.create_silence(uow.conn, good, now - timedelta(hours=1), now + timedelta(hours=1), "a", "ok")
+        kept = uow.alerts.create_silence(good, now - timedelta(hours=1), now + timedelta(hours=1), "a", "ok")
         uow.commit()
     with api.ctx.uow() as uow:
-        assert [s.id for s in active_silences(uow.conn, now)] == [kept]
+        assert [s.id for s in active_silences(uow.alerts, now)] == [kept]
     assert api.http.get("/v1/alerts", headers=api.read).status_code == 200
 
 

@@ -3,6 +3,7 @@ requests may come from, and the headers every response carries."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 import httpx
@@ -179,3 +180,14 @@ def test_a_malformed_callback_request_is_the_clients_error(
     assert client.post("/login", data={"key": read, "next": "/"}, headers=own).status_code == 302
     r = client.post("/_dash-update-component", content=body, headers={**own, "Content-Type": "application/json"})
     assert r.status_code == 400 and "malformed callback request" in r.json()["error"]
+
+
+def test_the_styles_are_a_stylesheet_of_the_dashboards_own_origin(open_dashboard: tuple[httpx.Client, str]) -> None:
+    """No inline style block: the page links dashboards/assets/dashboard.css, served from here."""
+    client, _ = open_dashboard
+    page = client.get("/").text
+    linked = re.search(r'<link rel="stylesheet" href="(/assets/dashboard\.css[^"]*)"', page)
+    assert linked and "<style>" not in page, page[:2000]
+    css = client.get(linked.group(1))
+    assert css.status_code == 200 and css.headers["content-type"].startswith("text/css")
+    assert ".alert-group" in css.text

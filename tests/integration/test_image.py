@@ -76,6 +76,10 @@ def test_the_images_distribution_starts_every_process(tmp_path: Path) -> None:
     with zipfile.ZipFile(wheel) as z:
         z.extractall(site)
     assert (site / "monitor_client" / "__init__.py").exists()
+    # what the packages read from their own folders at run time travels with them
+    assert (site / "dashboards" / "assets" / "dashboard.css").read_text() == (
+        ROOT / "dashboards" / "assets" / "dashboard.css"
+    ).read_text()
     checked = subprocess.run(
         [sys.executable, "-I", "-c", IMPORT_CHECK, str(site), str(ROOT), *ENTRY_POINTS],
         capture_output=True,

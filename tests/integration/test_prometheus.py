@@ -7,7 +7,6 @@ from datetime import UTC, datetime, timedelta
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from monitor.db import alert_repo
 from monitor.metrics.points import MetricPoint
 from monitor.services.jobs import job_log
 from monitor.services.jobs.metric_store import record_points
@@ -89,8 +88,7 @@ def test_service_and_model_metrics(churn: Api) -> None:
     )
     job_log.succeeded(churn.ctx, "churn", "metrics", 1.25)
     with churn.ctx.uow() as uow:
-        alert_repo.add_delivery(
-            uow.conn,
+        uow.alerts.add_delivery(
             {
                 "message_id": "msg_1",
                 "receiver": "oncall",

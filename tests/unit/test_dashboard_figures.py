@@ -171,7 +171,7 @@ def test_display_bins_keep_every_count_and_share_the_reference_bounds() -> None:
 
 
 def test_silence_matchers_typed_by_hand() -> None:
-    from dashboards.pages.alerts import _condition, parse_matchers
+    from dashboards.pages.alerts import parse_matchers
 
     got = parse_matchers("feature=age, segment_value=~EU|US ,team!=ml, note!~x.*")
     assert [(m.name, m.op, m.value) for m in got] == [
@@ -185,8 +185,49 @@ def test_silence_matchers_typed_by_hand() -> None:
         parse_matchers("feature")
     with pytest.raises(ValueError, match="RE2"):
         parse_matchers("feature=~(a)\\1")
-    assert _condition({"op": ">", "threshold": 0.3}) == "value > 0.3"
-    assert _condition({"drifted": True}) == "drifted"
+
+
+def test_a_rule_is_shown_as_the_engine_reads_it() -> None:
+    """The rules table reads a stored rule through ``alerts.rules``: its defaults are the engine's
+    (not re-derived here), its condition in words; one that no longer parses is shown as stored."""
+    from dashboards.pages.alerts import _rule_row
+
+    bare = _rule_row({"name": "d", "source": "api", "definition": {"metric": "m", "condition": {"drifted": True}}})
+    assert bare == {
+        "name": "d",
+        "source": "api",
+        "metric": "m",
+        "model": "*",
+        "condition": "drifted",
+        "for": "0s",
+        "severity": "warning",
+        "receivers": "",
+        "retrain": "",
+    }
+    full = _rule_row(
+        {
+            "name": "a",
+            "source": "file",
+            "definition": {
+                "metric": "feature_drift",
+                "model": "credit*",
+                "condition": {"op": ">", "threshold": 0.3},
+                "for": "2h",
+                "severity": "critical",
+                "receivers": ["oncall", "chat"],
+                "retrain": {"receiver": "trainer"},
+            },
+        }
+    )
+    assert (full["condition"], full["for"], full["severity"], full["receivers"], full["retrain"]) == (
+        "value > 0.3",
+        "2h",
+        "critical",
+        "oncall, chat",
+        "trainer",
+    )
+    old = _rule_row({"name": "o", "source": "api", "definition": {"metric": "m", "condition": {"bogus": 1}}})
+    assert old == {"name": "o", "source": "api", "metric": "m", "condition": "{'bogus': 1}"}
 
 
 def test_share_axes_start_at_zero_and_ticks_differ() -> None:

@@ -21,7 +21,7 @@ from alerts.signing import new_secret
 from alerts.urls import UnsafeURL, check_url
 from monitor.config import Settings
 from monitor.db import alert_repo, audit_repo
-from monitor.db.alert_repo import ReceiverRow
+from monitor.db.alert_repo import AlertRepository, ReceiverRow
 from monitor.domain.audit import RULES_FILE, SYSTEM, Actor
 from monitor.errors import Conflict, MonitorError, NotFound
 from monitor.metrics.names import metric_problem
@@ -37,8 +37,8 @@ def _rule_error(exc: RuleError) -> MonitorError:
 
 def list_rules(ctx: ServiceContext) -> dict[str, Any]:
     with ctx.uow() as uow:
-        rules = alert_repo.list_rules(uow.conn)
-        errors = alert_repo.file_errors(uow.conn)
+        rules = uow.alerts.list_rules()
+        errors = uow.alerts.file_errors()
     return {"rules": rules, "file_errors": errors}
 
 
@@ -46,7 +46,7 @@ def active_rules(ctx: ServiceContext) -> list[Rule]:
     """Every stored rule that still parses (they were checked when stored)."""
     out = []
     with ctx.uow() as uow:
-        rows = alert_repo.list_rules(uow.conn)
+        rows = uow.alerts.list_rules()
     for row in rows:
         try:
             out.append(parse_rule(row["definition"]))
@@ -57,7 +57,7 @@ def active_rules(ctx: ServiceContext) -> list[Rule]:
 
 def get_rule(ctx: ServiceContext, name: str) -> dict[str, Any]:
     with ctx.uow() as uow:
-        row = alert_repo.get_rule(uow.conn, name)
+        row = uow.alerts.get_rule(name)
     if row is None:
         raise NotFound(f"no rule named {name!r}")
     return row
@@ -74,17 +74,17 @@ def put_rule(
         raise MonitorError(f"the rule's name {rule.name!r} differs from the one in the path {name!r}")
     _check_metric(rule)
     with ctx.uow() as uow:
-        existing = alert_repo.get_rule(uow.conn, rule.name)
+        existing = uow.alerts.get_rule(rule.name)
         if existing and existing["source"] == "file":
             raise Conflict(f"rule {rule.name!r} is defined in the rules file; change it there")
         if existing and create:
             raise Conflict(f"a rule named {rule.name!r} exists; PUT /v1/rules/{rule.name} replaces it")
-        _check_receivers(uow.conn, rule)
-        alert_repo.upsert_rule(uow.conn, rule.name, rule.to_doc(), "api")
+        _check_receivers(uow.alerts, rule)
+        uow.alerts.upsert_rule(rule.name, rule.to_doc(), "api")
         action = "rule.replaced" if existing else "rule.created"
         audit_repo.append(uow.conn, actor, action, rule.name, details={"definition": rule.to_doc()})
         uow.commit()
-        return alert_repo.get_rule(uow.conn, rule.name) or {}
+        return uow.alerts.get_rule(rule.name) or {}
 
 
 def _check_metric(rule: Rule) -> None:
@@ -96,8 +96,8 @@ def _check_metric(rule: Rule) -> None:
         raise _rule_error(RuleError(None, rule.name, field, problem))
 
 
-def _check_receivers(conn: Any, rule: Rule) -> None:
-    names = {r["name"]: r["kind"] for r in alert_repo.list_receivers(conn)}
+def _check_receivers(alerts: AlertRepository, rule: Rule) -> None:
+    names = {r["name"]: r["kind"] for r in alerts.list_receivers()}
     for i, r in enumerate(rule.receivers):
         if r not in names:
             raise _rule_error(RuleError(None, rule.name, f"receivers.{i}", f"no receiver named {r!r}"))
@@ -108,12 +108,12 @@ def _check_receivers(conn: Any, rule: Rule) -> None:
 
 def delete_rule(ctx: ServiceContext, name: str, actor: Actor = SYSTEM) -> None:
     with ctx.uow() as uow:
-        existing = alert_repo.get_rule(uow.conn, name)
+        existing = uow.alerts.get_rule(name)
         if existing is None:
             raise NotFound(f"no rule named {name!r}")
         if existing["source"] == "file":
             raise Conflict(f"rule {name!r} is defined in the rules file; remove it there")
-        alert_repo.delete_rule(uow.conn, name)
+        uow.alerts.delete_rule(name)
         audit_repo.append(uow.conn, actor, "rule.deleted", name, details={"definition": existing["definition"]})
         uow.commit()
 
@@ -147,7 +147,7 @@ def public_receiver(row: ReceiverRow) -> dict[str, Any]:
 
 def list_receivers(ctx: ServiceContext) -> list[dict[str, Any]]:
     with ctx.uow() as uow:
-        return [public_receiver(r) for r in alert_repo.list_receivers(uow.conn)]
+        return [public_receiver(r) for r in uow.alerts.list_receivers()]
 
 
 def _refused(what: str, exc: ValidationError) -> MonitorError:
@@ -180,7 +180,7 @@ def put_receiver(ctx: ServiceContext, doc: Any, actor: Actor = SYSTEM) -> dict[s
     spec = _receiver_spec(doc, ctx.settings)
     box = ctx.secrets
     with ctx.uow() as uow:
-        existing = alert_repo.get_receiver(uow.conn, spec.name)
+        existing = uow.alerts.get_receiver(spec.name)
         if existing and existing["source"] == "file":
             raise Conflict(f"receiver {spec.name!r} is defined in the rules file; change it there")
         # an existing receiver keeps the secret its receivers already verify with
@@ -188,7 +188,7 @@ def put_receiver(ctx: ServiceContext, doc: Any, actor: Actor = SYSTEM) -> dict[s
         row = _receiver_row(spec, "api", box, secret)
         if existing and spec.headers is None:
             row["headers"] = existing["headers"]  # their values are never shown, so cannot be re-sent
-        alert_repo.upsert_receiver(uow.conn, row)
+        uow.alerts.upsert_receiver(row)
         shown = public_receiver(row)
         audit_repo.append(uow.conn, actor, "receiver.changed", spec.name, details=shown)  # no secret, no header value
         uow.commit()
@@ -199,10 +199,10 @@ def put_receiver(ctx: ServiceContext, doc: Any, actor: Actor = SYSTEM) -> dict[s
 SIGNED_KINDS = {ReceiverKind.webhook, ReceiverKind.retrain}
 
 
-def _unchecked_secret(conn: Any, box: SecretBox, name: str) -> str:
+def _unchecked_secret(alerts: AlertRepository, box: SecretBox, name: str) -> str:
     """A receiver that checks no signature keeps the secret it has (a stable webhook-signature
     header between loads), else gets a new one."""
-    existing = alert_repo.get_receiver(conn, name)
+    existing = alerts.get_receiver(name)
     return box.open(existing["secret"]) if existing else new_secret()
 
 
@@ -211,10 +211,10 @@ def rotate_secrets(ctx: ServiceContext, actor: Actor = SYSTEM) -> int:
     MONITOR_SECRET_KEYS (values from before encryption included); returns the receivers changed."""
     box = ctx.secrets
     with ctx.uow() as uow:
-        rows = alert_repo.list_receivers(uow.conn)
+        rows = uow.alerts.list_receivers()
         for row in rows:
-            alert_repo.set_receiver_secrets(
-                uow.conn, row["name"], box.rotate(row["secret"]), box.rotate_headers(row.get("headers") or {})
+            uow.alerts.set_receiver_secrets(
+                row["name"], box.rotate(row["secret"]), box.rotate_headers(row.get("headers") or {})
             )
         audit_repo.append(uow.conn, actor, "secrets.rotated", "receivers", details={"receivers": len(rows)})
         uow.commit()
@@ -223,20 +223,20 @@ def rotate_secrets(ctx: ServiceContext, actor: Actor = SYSTEM) -> int:
 
 def delete_receiver(ctx: ServiceContext, name: str, actor: Actor = SYSTEM) -> None:
     with ctx.uow() as uow:
-        existing = alert_repo.get_receiver(uow.conn, name)
+        existing = uow.alerts.get_receiver(name)
         if existing is None:
             raise NotFound(f"no receiver named {name!r}")
         if existing["source"] == "file":
             raise Conflict(f"receiver {name!r} is defined in the rules file; remove it there")
         users = [
             r["name"]
-            for r in alert_repo.list_rules(uow.conn)
+            for r in uow.alerts.list_rules()
             if name in r["definition"].get("receivers", [])
             or any((r["definition"].get(a) or {}).get("receiver") == name for a in ("retrain", "promote", "rollback"))
         ]
         if users:
             raise Conflict(f"receiver {name!r} is used by rules {', '.join(users)}")
-        alert_repo.delete_receiver(uow.conn, name)
+        uow.alerts.delete_receiver(name)
         audit_repo.append(
             uow.conn, actor, "receiver.deleted", name, details={"kind": existing["kind"], "url": existing["url"]}
         )
@@ -245,7 +245,7 @@ def delete_receiver(ctx: ServiceContext, name: str, actor: Actor = SYSTEM) -> No
 
 def list_inhibit_rules(ctx: ServiceContext) -> list[dict[str, Any]]:
     with ctx.uow() as uow:
-        return alert_repo.list_rules(uow.conn, alert_repo.INHIBIT_RULES)
+        return uow.alerts.list_rules(alert_repo.INHIBIT_RULES)
 
 
 def _inhibit_rule(doc: Any) -> InhibitRule:
@@ -259,28 +259,28 @@ def put_inhibit_rule(ctx: ServiceContext, doc: Any, actor: Actor = SYSTEM) -> di
     """Create or replace an inhibit rule."""
     rule = _inhibit_rule(doc)
     with ctx.uow() as uow:
-        existing = alert_repo.get_rule(uow.conn, rule.name, alert_repo.INHIBIT_RULES)
+        existing = uow.alerts.get_rule(rule.name, alert_repo.INHIBIT_RULES)
         if existing and existing["source"] == "file":
             raise Conflict(f"inhibit rule {rule.name!r} is defined in the rules file; change it there")
-        alert_repo.upsert_rule(uow.conn, rule.name, rule.to_doc(), "api", alert_repo.INHIBIT_RULES)
+        uow.alerts.upsert_rule(rule.name, rule.to_doc(), "api", alert_repo.INHIBIT_RULES)
         audit_repo.append(uow.conn, actor, "inhibit_rule.changed", rule.name, details={"definition": rule.to_doc()})
         uow.commit()
-        return alert_repo.get_rule(uow.conn, rule.name, alert_repo.INHIBIT_RULES) or {}
+        return uow.alerts.get_rule(rule.name, alert_repo.INHIBIT_RULES) or {}
 
 
 def delete_inhibit_rule(ctx: ServiceContext, name: str, actor: Actor = SYSTEM) -> None:
     with ctx.uow() as uow:
-        existing = alert_repo.get_rule(uow.conn, name, alert_repo.INHIBIT_RULES)
+        existing = uow.alerts.get_rule(name, alert_repo.INHIBIT_RULES)
         if existing is None:
             raise NotFound(f"no inhibit rule named {name!r}")
         if existing["source"] == "file":
             raise Conflict(f"inhibit rule {name!r} is defined in the rules file; remove it there")
-        alert_repo.delete_rule(uow.conn, name, alert_repo.INHIBIT_RULES)
+        uow.alerts.delete_rule(name, alert_repo.INHIBIT_RULES)
         audit_repo.append(uow.conn, actor, "inhibit_rule.deleted", name, details={"definition": existing["definition"]})
         uow.commit()
 
 
-def _load_inhibit_rules(conn: Any, docs: Any, errors: list[dict[str, Any]]) -> list[str]:
+def _load_inhibit_rules(alerts: AlertRepository, docs: Any, errors: list[dict[str, Any]]) -> list[str]:
     """The rules file's inhibit rules stored (an invalid one left out, its error added); their names."""
     kept: list[str] = []
     if not isinstance(docs, list):
@@ -293,16 +293,18 @@ def _load_inhibit_rules(conn: Any, docs: Any, errors: list[dict[str, Any]]) -> l
         except MonitorError as exc:
             errors += [{"inhibit_rule": name, "index": i, **d} for d in exc.details]
             continue
-        existing = alert_repo.get_rule(conn, rule.name, alert_repo.INHIBIT_RULES)
+        existing = alerts.get_rule(rule.name, alert_repo.INHIBIT_RULES)
         if rule.name in kept or (existing and existing["source"] == "api"):
             errors.append({"inhibit_rule": rule.name, "index": i, "field": "name", "reason": "a duplicate name"})
             continue
-        alert_repo.upsert_rule(conn, rule.name, rule.to_doc(), "file", alert_repo.INHIBIT_RULES)
+        alerts.upsert_rule(rule.name, rule.to_doc(), "file", alert_repo.INHIBIT_RULES)
         kept.append(rule.name)
     return kept
 
 
-def _load_receivers(ctx: ServiceContext, conn: Any, docs: list[Any], errors: list[dict[str, Any]]) -> list[str]:
+def _load_receivers(
+    ctx: ServiceContext, alerts: AlertRepository, docs: list[Any], errors: list[dict[str, Any]]
+) -> list[str]:
     """The rules file's receivers stored (an invalid one left out, its error added); their names."""
     receivers: list[str] = []
     for i, rdoc in enumerate(docs):
@@ -320,8 +322,8 @@ def _load_receivers(ctx: ServiceContext, conn: Any, docs: list[Any], errors: lis
             )
             continue
         # Slack and Alertmanager verify no signature: the secret only signs, never checked
-        secret = secret or _unchecked_secret(conn, ctx.secrets, spec.name)
-        alert_repo.upsert_receiver(conn, _receiver_row(spec, "file", ctx.secrets, secret))
+        secret = secret or _unchecked_secret(alerts, ctx.secrets, spec.name)
+        alerts.upsert_receiver(_receiver_row(spec, "file", ctx.secrets, secret))
         receivers.append(spec.name)
     return receivers
 
@@ -358,32 +360,32 @@ def load_rules_file(ctx: ServiceContext, text: str, path: str = "rules file") ->
         doc = None
     with ctx.uow() as uow:
         if doc is None:  # unreadable: keep what was loaded before
-            alert_repo.set_file_errors(uow.conn, path, errors, datetime.now(UTC))
+            uow.alerts.set_file_errors(path, errors, datetime.now(UTC))
             uow.commit()
             log.error("rules file refused: %s", errors[0]["reason"])
             return errors
-        receivers = _load_receivers(ctx, uow.conn, doc.get("receivers") or [], errors)
-        alert_repo.delete_file_items(uow.conn, "receivers", receivers)
+        receivers = _load_receivers(ctx, uow.alerts, doc.get("receivers") or [], errors)
+        uow.alerts.delete_file_items("receivers", receivers)
         rules, rule_errors = parse_rules(doc.get("rules") or [])
         errors += [e.as_dict() for e in rule_errors]
         kept = []
         for rule in rules:
             try:
                 _check_metric(rule)
-                _check_receivers(uow.conn, rule)
+                _check_receivers(uow.alerts, rule)
             except MonitorError as exc:
                 errors += exc.details
                 continue
-            existing = alert_repo.get_rule(uow.conn, rule.name)
+            existing = uow.alerts.get_rule(rule.name)
             if existing and existing["source"] == "api":
                 errors.append({"rule": rule.name, "field": "name", "reason": "a rule of this name exists from the API"})
                 continue
-            alert_repo.upsert_rule(uow.conn, rule.name, rule.to_doc(), "file")
+            uow.alerts.upsert_rule(rule.name, rule.to_doc(), "file")
             kept.append(rule.name)
-        alert_repo.delete_file_items(uow.conn, "rules", kept)
-        inhibiting = _load_inhibit_rules(uow.conn, doc.get("inhibit_rules") or [], errors)
-        alert_repo.delete_file_items(uow.conn, alert_repo.INHIBIT_RULES, inhibiting)
-        alert_repo.set_file_errors(uow.conn, path, errors, datetime.now(UTC))
+        uow.alerts.delete_file_items("rules", kept)
+        inhibiting = _load_inhibit_rules(uow.alerts, doc.get("inhibit_rules") or [], errors)
+        uow.alerts.delete_file_items(alert_repo.INHIBIT_RULES, inhibiting)
+        uow.alerts.set_file_errors(path, errors, datetime.now(UTC))
         loaded = {"rules": kept, "inhibit_rules": inhibiting, "receivers": receivers, "refused": len(errors)}
         audit_repo.append(uow.conn, RULES_FILE, "rules_file.loaded", path, details=loaded)
         uow.commit()

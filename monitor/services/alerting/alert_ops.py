@@ -8,8 +8,8 @@ from typing import Any
 
 from alerts.pipeline import mute
 from alerts.silences import SilenceSpec
-from monitor.db import alert_repo, audit_repo
-from monitor.db.alert_repo import AlertRow
+from monitor.db import audit_repo
+from monitor.db.alert_repo import AlertRow, SilenceRow
 from monitor.domain.audit import SYSTEM, Actor
 from monitor.errors import MonitorError, NotFound
 from monitor.services.alerting.evaluation import active_silences, alert_of, inhibit_rules
@@ -21,13 +21,13 @@ def list_alerts(ctx: ServiceContext, state: str | None = None, model: str | None
         raise MonitorError(f"state {state!r} is not one of pending, firing, resolved")
     now = datetime.now(UTC)
     with ctx.uow() as uow:
-        alerts = alert_repo.list_alerts(uow.conn, state, model)
+        alerts = uow.alerts.list_alerts(state, model)
         # the sources that inhibit may be any model's: every active alert takes part
-        everyone = {a["fingerprint"]: a for a in alert_repo.active_alerts(uow.conn)}
+        everyone = {a["fingerprint"]: a for a in uow.alerts.active_alerts()}
         muting = mute(
             [alert_of(a) for a in {**everyone, **{a["fingerprint"]: a for a in alerts}}.values()],
-            active_silences(uow.conn, now),
-            inhibit_rules(uow.conn),
+            active_silences(uow.alerts, now),
+            inhibit_rules(uow.alerts),
             now,
         )
     for a in alerts:
@@ -38,25 +38,25 @@ def list_alerts(ctx: ServiceContext, state: str | None = None, model: str | None
 
 def get_alert(ctx: ServiceContext, fingerprint: str) -> AlertRow:
     with ctx.uow() as uow:
-        alert = alert_repo.get_alert(uow.conn, fingerprint)
+        alert = uow.alerts.get_alert(fingerprint)
         if alert is None:
             raise NotFound(f"no alert {fingerprint!r}")
-        alert["history"] = alert_repo.history(uow.conn, fingerprint=fingerprint)
+        alert["history"] = uow.alerts.history(fingerprint=fingerprint)
     return alert
 
 
 def alert_history(ctx: ServiceContext, model: str | None, limit: int) -> list[dict[str, Any]]:
     with ctx.uow() as uow:
-        return alert_repo.history(uow.conn, model=model, limit=limit)
+        return uow.alerts.history(model=model, limit=limit)
 
 
 def acknowledge(ctx: ServiceContext, fingerprint: str, by: str, comment: str, actor: Actor = SYSTEM) -> AlertRow:
     with ctx.uow() as uow:
-        if not alert_repo.acknowledge(uow.conn, fingerprint, by, comment, datetime.now(UTC)):
+        if not uow.alerts.acknowledge(fingerprint, by, comment, datetime.now(UTC)):
             raise NotFound(f"no alert {fingerprint!r}")
         audit_repo.append(uow.conn, actor, "alert.acknowledged", fingerprint, details={"by": by, "comment": comment})
         uow.commit()
-        alert = alert_repo.get_alert(uow.conn, fingerprint)
+        alert = uow.alerts.get_alert(fingerprint)
     if alert is None:  # deleted in between (it stopped being evaluated)
         raise NotFound(f"no alert {fingerprint!r}")
     return alert
@@ -69,8 +69,8 @@ def create_silence(ctx: ServiceContext, spec: SilenceSpec, actor: Actor = SYSTEM
             "a silence must end after it starts", [{"field": "ends_at", "reason": "not after starts_at"}]
         )
     with ctx.uow() as uow:
-        sid = alert_repo.create_silence(
-            uow.conn, [m.model_dump() for m in spec.matchers], starts, spec.ends_at, spec.created_by, spec.comment
+        sid = uow.alerts.create_silence(
+            [m.model_dump() for m in spec.matchers], starts, spec.ends_at, spec.created_by, spec.comment
         )
         made = {"id": sid, "starts_at": starts, **spec.model_dump(exclude={"starts_at"})}
         audit_repo.append(uow.conn, actor, "silence.created", sid, details=made)
@@ -78,14 +78,14 @@ def create_silence(ctx: ServiceContext, spec: SilenceSpec, actor: Actor = SYSTEM
     return made
 
 
-def list_silences(ctx: ServiceContext, active_only: bool) -> list[dict[str, Any]]:
+def list_silences(ctx: ServiceContext, active_only: bool) -> list[SilenceRow]:
     with ctx.uow() as uow:
-        return alert_repo.list_silences(uow.conn, datetime.now(UTC) if active_only else None)
+        return uow.alerts.list_silences(datetime.now(UTC) if active_only else None)
 
 
 def expire_silence(ctx: ServiceContext, silence_id: str, actor: Actor = SYSTEM) -> None:
     with ctx.uow() as uow:
-        if not alert_repo.expire_silence(uow.conn, silence_id, datetime.now(UTC)):
+        if not uow.alerts.expire_silence(silence_id, datetime.now(UTC)):
             raise NotFound(f"no active silence {silence_id!r}")
         audit_repo.append(uow.conn, actor, "silence.expired", silence_id)
         uow.commit()
@@ -93,16 +93,16 @@ def expire_silence(ctx: ServiceContext, silence_id: str, actor: Actor = SYSTEM) 
 
 def list_outbox(ctx: ServiceContext, status: str | None, receiver: str | None, limit: int) -> list[dict[str, Any]]:
     with ctx.uow() as uow:
-        return alert_repo.list_outbox(uow.conn, status, receiver, limit)
+        return uow.alerts.list_outbox(status, receiver, limit)
 
 
 def list_deliveries(
     ctx: ServiceContext, message_id: str | None, receiver: str | None, limit: int
 ) -> list[dict[str, Any]]:
     with ctx.uow() as uow:
-        return alert_repo.list_deliveries(uow.conn, message_id, receiver, limit)
+        return uow.alerts.list_deliveries(message_id, receiver, limit)
 
 
 def list_retrain_triggers(ctx: ServiceContext, model: str | None, limit: int) -> list[dict[str, Any]]:
     with ctx.uow() as uow:
-        return alert_repo.list_triggers(uow.conn, model, limit)
+        return uow.alerts.list_triggers(model, limit)

@@ -14,12 +14,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import httpx
+from apscheduler.schedulers.background import BackgroundScheduler
 
 from alerts import signing
 from alerts.notifiers import notifier
 from alerts.retry import Outcome, backoff_seconds, retry_after_seconds
 from alerts.urls import Target, UnsafeURL
-from monitor.db import alert_repo, audit_repo
+from monitor.db import audit_repo
 from monitor.db.alert_repo import ClaimedMessage, ReceiverRow
 from monitor.domain.audit import SYSTEM, Actor
 from monitor.errors import NotFound
@@ -36,8 +37,8 @@ def deliver_due(ctx: ServiceContext, client: httpx.Client, now: datetime | None 
     """One round: attempt every due message (up to ``limit``); returns how many were attempted."""
     s = ctx.settings
     with ctx.uow() as uow:
-        claimed = alert_repo.claim_due(uow.conn, now or datetime.now(UTC), s.delivery_lease_seconds, limit)
-        receivers = {r["name"]: r for r in alert_repo.list_receivers(uow.conn)}
+        claimed = uow.alerts.claim_due(now or datetime.now(UTC), s.delivery_lease_seconds, limit)
+        receivers = {r["name"]: r for r in uow.alerts.list_receivers()}
         uow.commit()
     for m in claimed:
         _attempt(ctx, client, m, receivers.get(m["receiver"]))
@@ -68,8 +69,7 @@ def _attempt(ctx: ServiceContext, client: httpx.Client, m: ClaimedMessage, recei
         else:
             next_at = now + timedelta(seconds=backoff_seconds(m["attempts"], a.retry_after))
     with ctx.uow() as uow:
-        alert_repo.add_delivery(
-            uow.conn,
+        uow.alerts.add_delivery(
             {
                 "message_id": m["message_id"],
                 "receiver": m["receiver"],
@@ -81,7 +81,7 @@ def _attempt(ctx: ServiceContext, client: httpx.Client, m: ClaimedMessage, recei
                 "error": error,
             },
         )
-        alert_repo.finish_attempt(uow.conn, m["message_id"], outcome.value, next_at, error, now)
+        uow.alerts.finish_attempt(m["message_id"], outcome.value, next_at, error, now)
         uow.commit()
     log.info(
         "delivery %s to %s, attempt %d: %s%s",
@@ -147,37 +147,51 @@ def _post(
 
 def redeliver(ctx: ServiceContext, message_id: str, actor: Actor = SYSTEM) -> None:
     with ctx.uow() as uow:
-        if not alert_repo.redeliver(uow.conn, message_id, datetime.now(UTC)):
+        if not uow.alerts.redeliver(message_id, datetime.now(UTC)):
             raise NotFound(f"no message {message_id!r}")
         audit_repo.append(uow.conn, actor, "message.redelivered", message_id)
         uow.commit()
 
 
 class DeliveryWorker:
-    """A background thread delivering the outbox; ``stop`` lets the attempt in flight finish."""
+    """The outbox delivered in the background, in the scheduler's loop style: an APScheduler
+    interval job that, every ``idle_seconds``, delivers until nothing is due (a backlog is drained
+    without waiting between rounds). ``stop`` lets the attempt in flight finish."""
 
     def __init__(self, ctx: ServiceContext, idle_seconds: float = 1.0) -> None:
         self.ctx = ctx
         self.idle_seconds = idle_seconds
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._stopping = threading.Event()
+        self._client: httpx.Client | None = None
+        self._scheduler: BackgroundScheduler | None = None
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="webhook-delivery", daemon=True)
-        self._thread.start()
+        self._client = httpx.Client(follow_redirects=False)
+        self._scheduler = BackgroundScheduler(timezone="UTC")
+        self._scheduler.add_job(
+            self._drain,
+            "interval",
+            seconds=self.idle_seconds,
+            max_instances=1,
+            coalesce=True,
+            next_run_time=datetime.now(UTC),
+            id="webhook-delivery",
+        )
+        self._scheduler.start()
 
-    def _run(self) -> None:
-        with httpx.Client(follow_redirects=False) as client:
-            while not self._stop.is_set():
-                try:
-                    n = deliver_due(self.ctx, client)
-                except Exception:
-                    log.exception("delivery round failed; trying again")
-                    n = 0
-                if n == 0:
-                    self._stop.wait(self.idle_seconds)
+    def _drain(self) -> None:
+        assert self._client is not None
+        while not self._stopping.is_set():
+            try:
+                if deliver_due(self.ctx, self._client) == 0:
+                    return
+            except Exception:
+                log.exception("delivery round failed; trying again")
+                return
 
-    def stop(self, timeout: float = 30.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._scheduler is not None:
+            self._scheduler.shutdown(wait=True)  # the round in flight ends with its attempt
+        if self._client is not None:
+            self._client.close()

@@ -10,13 +10,14 @@ from __future__ import annotations
 import logging
 import uuid
 from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from fnmatch import fnmatchcase
 from typing import Any
 from urllib.parse import quote, urlencode
 
 import orjson
-from sqlalchemy import Connection
 
 from alerts.dispatch import GroupState
 from alerts.evaluate import Evaluation, Sample, evaluate, render, window_name
@@ -28,10 +29,11 @@ from alerts.rules import EVENTS, Retrain, Rule, parse_duration
 from alerts.silences import Matcher, Silence
 from alerts.state import Alert, AlertState, State, step
 from monitor.config import Settings
-from monitor.db import alert_repo, reference_repo
-from monitor.db.alert_repo import AlertRow
+from monitor.db import reference_repo
+from monitor.db.alert_repo import INHIBIT_RULES, AlertRow, GroupRow, HistoryRow, TriggerRow
 from monitor.db.registry_repo import VersionRow
 from monitor.services.alerting.alert_config import active_rules
+from monitor.services.alerting.store import AlertStore
 from monitor.services.catalog.registry import live_versions
 from monitor.services.infra.context import ServiceContext
 
@@ -67,7 +69,7 @@ def dashboard_link(settings: Settings, model: str, s: Sample | dict[str, Any]) -
 def _state_of(row: AlertRow | None) -> AlertState:
     if row is None:
         return AlertState()
-    return AlertState(State(row["state"]), row["active_at"], row["fired_at"], row["last_true_at"], row["resolved_at"])
+    return AlertState(row["state"], row["active_at"], row["fired_at"], row["last_true_at"], row["resolved_at"])
 
 
 def _evidence(e: Evaluation) -> dict[str, Any]:
@@ -100,32 +102,31 @@ VERSION_LABEL = "version"
 
 
 def _samples(
-    ctx: ServiceContext, model: str, versions: list[VersionRow], rules: list[Rule], now: datetime
+    alerts: AlertStore, model: str, versions: list[VersionRow], rules: list[Rule], now: datetime
 ) -> list[Sample]:
     """The newest point of every series of each live version. The first (primary) version's
     series keep their labels; the others' carry ``version`` too, so that a challenger's alerts
     are instances of their own, never the champion's."""
     metrics = sorted({r.metric for r in rules})
     samples = []
-    with ctx.uow() as uow:
-        for i, vrow in enumerate(versions):
-            tag = {} if i == 0 else {VERSION_LABEL: vrow.version}
-            for r in alert_repo.latest_points(uow.conn, vrow.model_id, vrow.version_id, metrics, now - FRESHNESS):
-                samples.append(
-                    Sample(
-                        model,
-                        vrow.version,
-                        r["metric"],
-                        {**r["labels"], **tag},
-                        r["window_start"],
-                        r["window_end"],
-                        r["value"],
-                        r["sample_size"],
-                        r["threshold"],
-                        r["drifted"],
-                        r["details"],
-                    )
+    for i, vrow in enumerate(versions):
+        tag = {} if i == 0 else {VERSION_LABEL: vrow.version}
+        for p in alerts.latest_points(vrow.model_id, vrow.version_id, metrics, now - FRESHNESS):
+            samples.append(
+                Sample(
+                    model=model,
+                    version=vrow.version,
+                    metric=p["metric"],
+                    labels={**p["labels"], **tag},
+                    window_start=p["window_start"],
+                    window_end=p["window_end"],
+                    value=p["value"],
+                    sample_size=p["sample_size"],
+                    threshold=p["threshold"],
+                    drifted=p["drifted"],
+                    details=p["details"],
                 )
+            )
     return samples
 
 
@@ -134,51 +135,84 @@ def evaluate_model(ctx: ServiceContext, model: str, now: datetime | None = None)
     (``registry.live_versions``); returns counts of transitions by new state."""
     now = now or datetime.now(UTC)
     rules = [r for r in active_rules(ctx) if fnmatchcase(model, r.model)]
-    by_name = {r.name: r for r in rules}
     versions = live_versions(ctx, model)
-    by_version = {v.version: v for v in versions}
-    samples = _samples(ctx, model, versions, rules, now)
-    counts: dict[str, int] = defaultdict(int)
     with ctx.uow() as uow:
-
-        def baseline(s: Sample, back: timedelta) -> float | None:
-            vrow = by_version[s.version]
-            labels = s.labels if vrow is versions[0] else {k: v for k, v in s.labels.items() if k != VERSION_LABEL}
-            start, end = s.window_start - back, s.window_end - back
-            return alert_repo.point_value(uow.conn, vrow.model_id, vrow.version_id, s.metric, labels, start, end)
-
-        existing = alert_repo.alerts_for_update(uow.conn, model)
-        seen: set[str] = set()
-        for rule in rules:
-            for e in evaluate(rule, samples, baseline):
-                seen.add(e.fingerprint)
-                prev = existing.get(e.fingerprint)
-                new, transition = step(
-                    _state_of(prev), e.holds, now, rule.for_duration, rule.keep_firing_duration, rule.undecided_duration
-                )
-                _store(uow.conn, ctx.settings, rule, e, prev, new, transition, now, counts)
-                if transition is State.firing:
-                    for event, action in rule.events():
-                        version_id = by_version[e.sample.version].version_id
-                        _maybe_send(uow.conn, ctx.settings, rule, event, action, e, version_id, now)
-        # Instances nobody evaluated (their rule was removed, their series stopped): the
-        # condition no longer holds.
-        for fp, row in existing.items():
-            if fp in seen or row["state"] == State.resolved:
-                continue
-            its_rule = by_name.get(row["rule"])
-            keep = its_rule.keep_firing_duration if its_rule else timedelta(0)
-            new, transition = step(_state_of(row), False, now, timedelta(0), keep)
-            if transition is not None:
-                _transition_row(uow.conn, row, new, transition, now)
-                counts[transition.value] += 1
-        flush_groups_in(uow.conn, ctx.settings, now)
+        samples = _samples(uow.alerts, model, versions, rules, now)
+    with ctx.uow() as uow:
+        conn = uow.conn
+        counts = evaluate_in(
+            uow.alerts,
+            ctx.settings,
+            Subject(model, versions, lambda version_id: reference_repo.measured_reference_id(conn, version_id)),
+            rules,
+            samples,
+            now,
+        )
         uow.commit()
+    return counts
+
+
+@dataclass(frozen=True)
+class Subject:
+    """The model whose rules are evaluated: its live versions, the primary one first, and where to
+    find the reference a version is measured against (named in a retraining request)."""
+
+    model: str
+    versions: list[VersionRow]
+    reference_of: Callable[[int], int | None]
+
+    def version(self, name: str) -> VersionRow:
+        return next(v for v in self.versions if v.version == name)
+
+
+def evaluate_in(
+    alerts: AlertStore, settings: Settings, subject: Subject, rules: list[Rule], samples: list[Sample], now: datetime
+) -> dict[str, int]:
+    """Step every alert instance of the model on its rules' evaluations of ``samples``, in the
+    caller's transaction: the instance, its history, the notifications and requests due now.
+    Returns counts of transitions by new state."""
+    counts: dict[str, int] = defaultdict(int)
+    primary = subject.versions[0]
+
+    def baseline(s: Sample, back: timedelta) -> float | None:
+        vrow = subject.version(s.version)
+        labels = s.labels if vrow is primary else {k: v for k, v in s.labels.items() if k != VERSION_LABEL}
+        return alerts.point_value(
+            vrow.model_id, vrow.version_id, s.metric, labels, s.window_start - back, s.window_end - back
+        )
+
+    existing = alerts.alerts_for_update(subject.model)
+    seen: set[str] = set()
+    for rule in rules:
+        for e in evaluate(rule, samples, baseline):
+            seen.add(e.fingerprint)
+            prev = existing.get(e.fingerprint)
+            new, transition = step(
+                _state_of(prev), e.holds, now, rule.for_duration, rule.keep_firing_duration, rule.undecided_duration
+            )
+            _store(alerts, settings, rule, e, prev, new, transition, now, counts)
+            if transition is State.firing:
+                for event, action in rule.events():
+                    reference = subject.reference_of(subject.version(e.sample.version).version_id)
+                    _maybe_send(alerts, settings, rule, event, action, e, reference, now)
+    by_name = {r.name: r for r in rules}
+    # Instances nobody evaluated (their rule was removed, their series stopped): the condition
+    # no longer holds.
+    for fp, row in existing.items():
+        if fp in seen or row["state"] is State.resolved:
+            continue
+        its_rule = by_name.get(row["rule"])
+        keep = its_rule.keep_firing_duration if its_rule else timedelta(0)
+        new, transition = step(_state_of(row), False, now, timedelta(0), keep)
+        if transition is not None:
+            _transition_row(alerts, row, new, transition, now)
+            counts[transition.value] += 1
+    flush_groups_in(alerts, settings, now)
     return dict(counts)
 
 
 def _store(
-    conn: Connection,
+    alerts: AlertStore,
     settings: Settings,
     rule: Rule,
     e: Evaluation,
@@ -190,103 +224,102 @@ def _store(
 ) -> None:
     if new.state is State.inactive:
         if prev is not None and transition is State.inactive:  # pending that never fired: forgotten
-            alert_repo.delete_alert(conn, e.fingerprint)
-            _history(conn, prev["rule"], prev["model"], e.fingerprint, prev["state"], "inactive", now, e)
-            counts["inactive"] += 1
+            alerts.delete_alert(e.fingerprint)
+            alerts.add_history(_history(e, prev["rule"], prev["state"], State.inactive, now))
+            counts[State.inactive.value] += 1
         return
     if new.state is State.resolved and transition is None:
         return  # a resolved alert keeps the evidence it resolved with
     if e.holds is None and transition is None:
         return  # undecided: the alert keeps the evidence and the words of the window that decided
     link = dashboard_link(settings, e.sample.model, e.sample)
-    alert_repo.save_alert(
-        conn,
-        {
-            "fingerprint": e.fingerprint,
-            "rule": rule.name,
-            "model": e.sample.model,
-            "labels": e.labels,
-            "annotations": {**render(rule, e, link, resolved=new.state is State.resolved), "dashboard": link},
-            "state": new.state.value,
+    alerts.save_alert(
+        AlertRow(
+            fingerprint=e.fingerprint,
+            rule=rule.name,
+            model=e.sample.model,
+            labels=e.labels,
+            annotations={**render(rule, e, link, resolved=new.state is State.resolved), "dashboard": link},
+            state=new.state,
+            active_at=new.active_at,
+            fired_at=new.fired_at,
+            last_true_at=new.last_true_at,
+            resolved_at=new.resolved_at,
+            value=e.sample.value,
+            threshold=e.threshold,
+            evidence=_evidence(e),
+            updated_at=now,
+        )
+    )
+    if transition is not None:
+        before = prev["state"] if prev is not None else State.inactive
+        alerts.add_history(_history(e, rule.name, before, transition, now))
+        counts[transition.value] += 1
+
+
+def _history(e: Evaluation, rule: str, before: State, after: State, at: datetime) -> HistoryRow:
+    return HistoryRow(
+        fingerprint=e.fingerprint,
+        rule=rule,
+        model=e.sample.model,
+        from_state=before,
+        to_state=after,
+        at=at,
+        value=e.sample.value,
+        threshold=e.threshold,
+        labels=e.labels,
+        evidence=_evidence(e),
+    )
+
+
+def _transition_row(alerts: AlertStore, row: AlertRow, new: AlertState, transition: State, now: datetime) -> None:
+    """An instance no rule evaluated any more steps on its stored row, its evidence kept."""
+    if new.state is State.inactive:
+        alerts.delete_alert(row["fingerprint"])
+    else:
+        saved: AlertRow = {
+            **row,
+            "state": new.state,
             "active_at": new.active_at,
             "fired_at": new.fired_at,
             "last_true_at": new.last_true_at,
             "resolved_at": new.resolved_at,
-            "value": e.sample.value,
-            "threshold": e.threshold,
-            "evidence": _evidence(e),
             "updated_at": now,
-        },
-    )
-    if transition is not None:
-        before = prev["state"] if prev is not None else "inactive"
-        _history(conn, rule.name, e.sample.model, e.fingerprint, before, transition.value, now, e)
-        counts[transition.value] += 1
-
-
-def _history(
-    conn: Connection, rule: str, model: str, fp: str, before: str, after: str, at: datetime, e: Evaluation
-) -> None:
-    alert_repo.add_history(
-        conn,
-        {
-            "fingerprint": fp,
-            "rule": rule,
-            "model": model,
-            "from_state": before,
-            "to_state": after,
-            "at": at,
-            "value": e.sample.value,
-            "threshold": e.threshold,
-            "labels": e.labels,
-            "evidence": _evidence(e),
-        },
-    )
-
-
-def _transition_row(conn: Connection, row: AlertRow, new: AlertState, transition: State, now: datetime) -> None:
-    if new.state is State.inactive:
-        alert_repo.delete_alert(conn, row["fingerprint"])
-    else:
-        saved = row.copy()
-        saved["state"] = new.state.value
-        saved["active_at"], saved["fired_at"] = new.active_at, new.fired_at
-        saved["last_true_at"], saved["resolved_at"] = new.last_true_at, new.resolved_at
-        saved["updated_at"] = now
-        alert_repo.save_alert(conn, saved)
-    alert_repo.add_history(
-        conn,
-        {
-            "fingerprint": row["fingerprint"],
-            "rule": row["rule"],
-            "model": row["model"],
-            "from_state": row["state"],
-            "to_state": transition.value,
-            "at": now,
-            "value": row["value"],
-            "threshold": row["threshold"],
-            "labels": row["labels"],
-            "evidence": {**row["evidence"], "note": "no longer evaluated: the rule or the series is gone"},
-        },
+        }
+        alerts.save_alert(saved)
+    note = "no longer evaluated: the rule or the series is gone"
+    alerts.add_history(
+        HistoryRow(
+            fingerprint=row["fingerprint"],
+            rule=row["rule"],
+            model=row["model"],
+            from_state=row["state"],
+            to_state=transition,
+            at=now,
+            value=row["value"],
+            threshold=row["threshold"],
+            labels=row["labels"],
+            evidence={**row["evidence"], "note": note},
+        )
     )
 
 
 def _maybe_send(
-    conn: Connection,
+    alerts: AlertStore,
     settings: Settings,
     rule: Rule,
     event: str,
     action: Retrain,
     e: Evaluation,
-    version_id: int,
+    reference_id: int | None,
     now: datetime,
 ) -> None:
     """At most one event of a kind (retraining, promotion, rollback) per model within the rule's
     cooldown: the first alert of an incident sends it, the rest of it (other features, other
     rules) is covered by that one."""
     model = e.sample.model
-    alert_repo.lock_model_triggers(conn, model)
-    last = alert_repo.last_trigger_at(conn, model, event)
+    alerts.lock_model_triggers(model)
+    last = alerts.last_trigger_at(model, event)
     cooldown = parse_duration(action.cooldown)
     if last is not None and now - last < cooldown:
         log.info("%s for %s not sent again: the last one, %s, is within the %s cooldown", event, model, last, cooldown)
@@ -298,56 +331,78 @@ def _maybe_send(
     )
     evidence = [_evidence(e)]
     message_id = new_message_id()
+    body = _request_body(settings, rule, event, e, reason, evidence, reference_id, now)
+    alerts.enqueue(message_id, action.receiver, "retrain", orjson.dumps(body))
+    alerts.add_trigger(
+        TriggerRow(
+            model=model,
+            version=e.sample.version,
+            rule=rule.name,
+            fingerprint=e.fingerprint,
+            receiver=action.receiver,
+            message_id=message_id,
+            reason=reason,
+            evidence=evidence,
+            created_at=now,
+            event=event,
+        )
+    )
+
+
+def _request_body(
+    settings: Settings,
+    rule: Rule,
+    event: str,
+    e: Evaluation,
+    reason: str,
+    evidence: list[dict[str, Any]],
+    reference_id: int | None,
+    now: datetime,
+) -> dict[str, Any]:
+    """The signed event's body: a retraining request names the reference and the window's export;
+    a comparison's promotion or rollback names the challenger (the point's version) and its champion
+    (the point's label)."""
+    model = e.sample.model
     link = dashboard_link(settings, model, e.sample)
     if event == EVENTS["retrain"]:
-        ref_id = reference_repo.measured_reference_id(conn, version_id)
-        body = retrain_event(
+        return retrain_event(
             model=model,
             version=e.sample.version,
             rule=rule.name,
             reason=reason,
             evidence=evidence,
-            reference=None if ref_id is None else {"reference_id": ref_id},
+            reference=None if reference_id is None else {"reference_id": reference_id},
             link=link,
             export=export_link(settings, model, e.sample),
             fingerprint=e.fingerprint,
             at=now,
         )
-    else:  # a comparison's: the challenger is the point's version, the champion its label
-        body = version_event(
-            event=event,
-            model=model,
-            champion=e.sample.labels.get("champion"),
-            challenger=e.sample.version,
-            rule=rule.name,
-            reason=reason,
-            evidence=evidence,
-            link=link,
-            fingerprint=e.fingerprint,
-            at=now,
-        )
-    alert_repo.enqueue(conn, message_id, action.receiver, "retrain", orjson.dumps(body))
-    trigger = {"model": model, "version": e.sample.version, "rule": rule.name, "fingerprint": e.fingerprint}
-    alert_repo.add_trigger(
-        conn,
-        trigger
-        | {"receiver": action.receiver, "message_id": message_id, "reason": reason, "evidence": evidence}
-        | {"created_at": now, "event": event},
+    return version_event(
+        event=event,
+        model=model,
+        champion=e.sample.labels.get("champion"),
+        challenger=e.sample.version,
+        rule=rule.name,
+        reason=reason,
+        evidence=evidence,
+        link=link,
+        fingerprint=e.fingerprint,
+        at=now,
     )
 
 
 def flush_groups(ctx: ServiceContext, now: datetime | None = None) -> int:
     with ctx.uow() as uow:
-        n = flush_groups_in(uow.conn, ctx.settings, now or datetime.now(UTC))
+        n = flush_groups_in(uow.alerts, ctx.settings, now or datetime.now(UTC))
         uow.commit()
     return n
 
 
-def active_silences(conn: Connection, now: datetime) -> list[Silence]:
+def active_silences(alerts: AlertStore, now: datetime) -> list[Silence]:
     """The silences in force at ``now``. One stored before its pattern was refused (a regular
     expression RE2 cannot run) mutes nothing: its alerts are sent, and the log says why."""
     out = []
-    for s in alert_repo.list_silences(conn, now):
+    for s in alerts.list_silences(now):
         try:
             matchers = [Matcher.model_validate(m) for m in s["matchers"]]
         except ValueError as exc:
@@ -357,10 +412,10 @@ def active_silences(conn: Connection, now: datetime) -> list[Silence]:
     return out
 
 
-def inhibit_rules(conn: Connection) -> list[InhibitRule]:
+def inhibit_rules(alerts: AlertStore) -> list[InhibitRule]:
     """Every stored inhibit rule that still parses (they were checked when stored)."""
     out = []
-    for row in alert_repo.list_rules(conn, alert_repo.INHIBIT_RULES):
+    for row in alerts.list_rules(INHIBIT_RULES):
         try:
             out.append(InhibitRule.model_validate(row["definition"]))
         except ValueError as exc:
@@ -374,14 +429,14 @@ def alert_of(row: AlertRow) -> Alert:
         row["rule"],
         row["labels"],
         row["annotations"],
-        State(row["state"]),
+        row["state"],
         row["active_at"],
         row["fired_at"],
         row["resolved_at"],
     )
 
 
-def flush_groups_in(conn: Connection, settings: Settings, now: datetime) -> int:
+def flush_groups_in(alerts: AlertStore, settings: Settings, now: datetime) -> int:
     """Enqueue a message for every notification group that is due; returns how many. Loads what
     the pipeline (``alerts.pipeline``) needs, and stores what it decided."""
     receivers = {
@@ -391,10 +446,10 @@ def flush_groups_in(conn: Connection, settings: Settings, now: datetime) -> int:
             r["group_by"],
             timers_from_seconds(r["group_wait_s"], r["group_interval_s"], r["repeat_interval_s"]),
         )
-        for r in alert_repo.list_receivers(conn)
+        for r in alerts.list_receivers()
     }
-    routes = {r["name"]: r["definition"].get("receivers", []) for r in alert_repo.list_rules(conn)}
-    alerts = [alert_of(a) for a in alert_repo.active_alerts(conn)]
+    routes = {r["name"]: r["definition"].get("receivers", []) for r in alerts.list_rules()}
+    instances = [alert_of(a) for a in alerts.active_alerts()]
     stored = {
         gid: Group(
             g["receiver"],
@@ -402,25 +457,31 @@ def flush_groups_in(conn: Connection, settings: Settings, now: datetime) -> int:
             g["group_labels"],
             GroupState(g["first_seen_at"], g["last_sent_at"], frozenset((fp, st) for fp, st in g["last_sent"])),
         )
-        for gid, g in alert_repo.groups_for_update(conn).items()
+        for gid, g in alerts.groups_for_update().items()
     }
     plan = plan_notifications(
-        alerts, routes, receivers, stored, active_silences(conn, now), inhibit_rules(conn), now, settings.public_url
+        instances,
+        routes,
+        receivers,
+        stored,
+        active_silences(alerts, now),
+        inhibit_rules(alerts),
+        now,
+        settings.public_url,
     )
     for m in plan.messages:
-        alert_repo.enqueue(conn, new_message_id(), m.receiver, "notification", orjson.dumps(m.body))
+        alerts.enqueue(new_message_id(), m.receiver, "notification", orjson.dumps(m.body))
     for g in plan.save:
-        alert_repo.save_group(
-            conn,
-            {
-                "receiver": g.receiver,
-                "group_key": g.key,
-                "group_labels": g.labels,
-                "first_seen_at": g.state.first_seen_at,
-                "last_sent_at": g.state.last_sent_at,
-                "last_sent": [list(e) for e in sorted(g.state.last_sent)],
-            },
+        alerts.save_group(
+            GroupRow(
+                receiver=g.receiver,
+                group_key=g.key,
+                group_labels=g.labels,
+                first_seen_at=g.state.first_seen_at,
+                last_sent_at=g.state.last_sent_at,
+                last_sent=[list(e) for e in sorted(g.state.last_sent)],
+            )
         )
     for receiver, key in plan.delete:
-        alert_repo.delete_group(conn, receiver, key)
+        alerts.delete_group(receiver, key)
     return len(plan.messages)

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from monitor.db import alert_repo, log_repo, metrics_repo, reference_repo, watermark_repo
+from monitor.db import log_repo, metrics_repo, reference_repo, watermark_repo
 from monitor.db.log_repo import StaleHour
 from monitor.db.registry_repo import VersionRow
 from monitor.domain.monitoring import MonitoringConfig
@@ -210,9 +210,7 @@ def _report_failures(
     if failures:
         job_log.failed(ctx, model, "metrics", f"{len(failures)} skipped; last: {failures[-1]}", count=len(failures))
     with ctx.uow() as uow:
-        previous = alert_repo.latest_points(
-            uow.conn, vrow.model_id, vrow.version_id, [JOB_FAILURES], end - MAX_CATCH_UP
-        )
+        previous = uow.alerts.latest_points(vrow.model_id, vrow.version_id, [JOB_FAILURES], end - MAX_CATCH_UP)
     if not failures and not any(p["value"] for p in previous):
         return
     point = MetricPoint(

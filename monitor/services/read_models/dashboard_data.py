@@ -13,7 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from monitor.db import alert_repo, metrics_repo, ops_repo, reference_repo, registry_repo, summary_repo
+from alerts.state import State
+from monitor.db import metrics_repo, ops_repo, reference_repo, registry_repo, summary_repo
 from monitor.db.registry_repo import VersionRow
 from monitor.domain.deployment import Deployment
 from monitor.domain.monitoring import MonitoringConfig
@@ -54,8 +55,7 @@ def overview(ctx: ServiceContext, now: datetime | None = None) -> list[dict[str,
         with ctx.uow() as uow:
             latest = {
                 p["metric"]: p
-                for p in alert_repo.latest_points(
-                    uow.conn,
+                for p in uow.alerts.latest_points(
                     vrow.model_id,
                     vrow.version_id,
                     ["dataset_drift", quality, estimated, "quality.label_coverage", "latency.p95"],
@@ -63,12 +63,12 @@ def overview(ctx: ServiceContext, now: datetime | None = None) -> list[dict[str,
                 )
                 if "segment" not in p["labels"] and p["window_end"] - p["window_start"] == length
             }
-            alerts = alert_repo.list_alerts(uow.conn, None, name)
+            alerts = uow.alerts.list_alerts(None, name)
             # by the predictions' own hours, as the windows count them: by arrival, a backfill or a
             # late batch would be one bar
             volume = summary_repo.hourly_rows(uow.conn, vrow.model_id, now - timedelta(days=7))
-        firing = [a for a in alerts if a["state"] == "firing"]
-        pending = [a for a in alerts if a["state"] == "pending"]
+        firing = [a for a in alerts if a["state"] is State.firing]
+        pending = [a for a in alerts if a["state"] is State.pending]
         drift = latest.get("dataset_drift")
         health = "firing" if firing else ("warning" if pending or (drift and drift["drifted"]) else "ok")
         out.append(

@@ -24,7 +24,8 @@ from prometheus_client import CollectorRegistry, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from alerts.evaluate import window_name
-from monitor.db import alert_repo, ops_repo, registry_repo
+from monitor.db import ops_repo, registry_repo
+from monitor.db.alert_repo import AlertRepository
 from monitor.domain.deployment import Deployment
 from monitor.metrics.points import drift_severity
 from monitor.services.infra.context import ServiceContext
@@ -157,7 +158,7 @@ class StoreCollector:
                     last_success.add_metric([r["model"], r["job"]], r["last_success_at"].timestamp())
                     duration.add_metric([r["model"], r["job"]], float(r["last_duration_s"] or 0.0))
                 failures.add_metric([r["model"], r["job"]], float(r["failures"]))
-            points = self._model_points(uow.conn)
+            points = self._model_points(uow.conn, uow.alerts)
         yield records
         yield deliveries
         yield last_success
@@ -167,7 +168,7 @@ class StoreCollector:
         yield backlog_age
         yield from self._model_families(points)
 
-    def _model_points(self, conn: Any) -> list[tuple[str, dict[str, Any]]]:
+    def _model_points(self, conn: Any, alerts: AlertRepository) -> list[tuple[str, dict[str, Any]]]:
         out = []
         since = datetime.now(UTC) - FRESHNESS
         versions = registry_repo.list_versions(conn)  # by model, oldest first
@@ -182,7 +183,7 @@ class StoreCollector:
                 patterns = COMPARISON_METRICS  # a challenger's series: its comparison with the champion
             else:
                 continue
-            for p in alert_repo.latest_points(conn, vrow.model_id, vrow.version_id, patterns, since):
+            for p in alerts.latest_points(vrow.model_id, vrow.version_id, patterns, since):
                 if "segment" not in p["labels"]:
                     out.append((vrow.model_name, p | {"version": vrow.version}))
         return out
