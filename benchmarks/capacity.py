@@ -18,7 +18,10 @@ MONITOR_DATABASE_URL is set:
 For each step it prints: predictions and labels per second acknowledged; ingest latency p50 and
 p99 from each request's scheduled time; the scheduler's lag (now minus the start of its newest
 finished run: every row older than that is summarised and in its windows) at worst during the
-step, and its runs' durations; each process's CPU (share of one core); and the database's growth.
+step, and its runs' durations, the first of them with whether today's partition of the log had
+planner statistics when the step began (on a fresh database, and after midnight until the
+scheduler's statistics step, it has none: ``--across-midnight`` puts 00:00 UTC in the middle of
+the load); each process's CPU (share of one core); and the database's growth.
 
 The scheduler keeps up in a step when each of its runs finished within the schedule and its lag
 stayed under two schedules and a tick (one run waiting, one running); ingestion keeps up when at
@@ -62,6 +65,7 @@ import psycopg
 
 from alerts.signing import new_secret
 from monitor.config import Settings
+from monitor.db import partitions
 from monitor.db.engine import database_url
 from monitor.demo_receivers import PrintingReceiver
 from monitor.domain.monitoring import MonitoringConfig
@@ -293,9 +297,20 @@ def database_bytes(url: str) -> int:
         return int(conn.execute("SELECT pg_database_size(current_database())").fetchone()[0])  # type: ignore[index]
 
 
+def todays_partition_analysed(url: str) -> bool | None:
+    """Whether the planner has statistics for the log's partition of today (UTC): False on a fresh
+    database and after midnight until the scheduler's statistics step (or autovacuum) analyses it;
+    None when the partition does not exist yet."""
+    name = partitions.partition_name(datetime.now(UTC).date())
+    with psycopg.connect(url) as conn:
+        row = conn.execute("SELECT reltuples FROM pg_class WHERE relname = %s", (name,)).fetchone()
+    return None if row is None else row[0] >= 0
+
+
 def run_step(args: argparse.Namespace, stack: Stack, url: str, key: str, rate: float, index: int) -> dict:
     procs = stack.processes()
     stack.new_runs()  # runs finished before the step are the previous step's
+    analysed = todays_partition_analysed(url)
     gen = subprocess.Popen(
         [
             *(sys.executable, __file__, "--generate", stack.base, "--key", key, "--tag", f"s{index}"),
@@ -334,6 +349,7 @@ def run_step(args: argparse.Namespace, stack: Stack, url: str, key: str, rate: f
         "wall": wall,
         "lag": worst_lag[0],
         "runs": stack.new_runs(),
+        "analysed": analysed,
     }
 
 
@@ -349,11 +365,18 @@ def report(step: dict, args: argparse.Namespace) -> tuple[bool, bool]:
     ingest_ok = not failed and preds >= 0.98 * rate
     sched_ok = bool(runs) and max(d for d, _ in runs) < args.schedule and step["lag"] <= 2 * args.schedule + args.tick
     cpu = ", ".join(f"{name} {share:.0%}" for name, share in step["cpu"].items())
+    partition = {
+        None: "today's partition of the log did not exist yet",
+        False: "today's partition of the log had no planner statistics",
+        True: "today's partition of the log had planner statistics",
+    }
+    first = f"{runs[0][0]:.1f} s for {runs[0][1]:,} rows" if runs else "-"
     print(
         f"target {rate:>7,.0f}/s: {preds:>8,.0f} predictions/s and {labels:>6,.0f} labels/s acknowledged "
         f"(p50 {p50:.0f} ms, p99 {p99:.0f} ms){'; errors ' + str(failed) if failed else ''}\n"
         f"    scheduler: {len(runs)} runs ({', '.join(f'{d:.1f} s for {n:,} rows' for d, n in runs) or '-'}), "
         f"worst lag {step['lag']:.0f} s -> {'keeps up' if sched_ok else 'FALLS BEHIND'}\n"
+        f"    first run of the step: {first}; when the step began, {partition[step['analysed']]}\n"
         f"    CPU (share of one core): {cpu}; database +{step['growth'] / 1e6:,.0f} MB "
         f"({step['growth'] / step['wall'] * 3600 / 1e9:,.1f} GB/hour)",
         flush=True,
@@ -448,6 +471,11 @@ def main() -> None:
         action="store_true",
         help="start the load so that its middle falls on the next hour boundary (waits for it)",
     )
+    p.add_argument(
+        "--across-midnight",
+        action="store_true",
+        help="start the load so that its middle falls on 00:00 UTC, when the log's new day begins (waits for it)",
+    )
     p.add_argument("--drain-seconds", type=float, default=900, help="how long to wait for the scheduler after the load")
     p.add_argument(
         "--run-cost",
@@ -495,8 +523,9 @@ def main() -> None:
         runs: list[tuple[float, int]] = []
         try:
             time.sleep(args.tick * 2)  # the scheduler's first (empty) run
-            if args.across_hour:
-                wait_for_hour(args.step_seconds * len(rates))
+            if args.across_hour or args.across_midnight:
+                every = timedelta(days=1) if args.across_midnight else timedelta(hours=1)
+                wait_for_boundary(args.step_seconds * len(rates), every)
             for i, rate in enumerate(rates):
                 step = run_step(args, stack, psql_url, key, rate, i)
                 runs += step["runs"]
@@ -523,15 +552,17 @@ def main() -> None:
         where_the_run_goes(settings)
 
 
-def wait_for_hour(load_seconds: float) -> None:
-    """Sleep until a load of ``load_seconds`` started now would have its middle on an hour
-    boundary: the hour that fills and the one that begins are both under load."""
+def wait_for_boundary(load_seconds: float, every: timedelta) -> None:
+    """Sleep until a load of ``load_seconds`` started now would have its middle on the next
+    boundary of ``every`` (an hour, or a day: midnight UTC, when the log's new partition begins):
+    the span that fills and the one that begins are both under load."""
     now = datetime.now(UTC)
-    boundary = now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    boundary = epoch + ((now - epoch) // every + 1) * every
     if boundary - timedelta(seconds=load_seconds / 2) < now:
-        boundary += timedelta(hours=1)
+        boundary += every
     start = boundary - timedelta(seconds=load_seconds / 2)
-    print(f"waiting until {start:%H:%M:%S} UTC: the load spans the hour boundary at {boundary:%H:%M} UTC", flush=True)
+    print(f"waiting until {start:%Y-%m-%d %H:%M:%S} UTC: the load spans {boundary:%Y-%m-%d %H:%M} UTC", flush=True)
     time.sleep((start - now).total_seconds())
 
 

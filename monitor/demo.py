@@ -116,12 +116,7 @@ def _run(
     urls = {k: v for k, v in urls.items() if k not in settings.model_fields_set}
     settings = pin_database_url(settings).model_copy(update={"allow_loopback_receivers": True, **urls})
     ctx = open_for_writing(settings, maintain=True)
-    for k in keys.list_keys(ctx):  # a reused database: the earlier runs' demo keys go
-        if k["name"].startswith("demo-") and not k["revoked_at"]:
-            keys.revoke_key(ctx, k["prefix"])
-    admin_key, _ = keys.create_key(ctx, "demo-admin", [keys.Scope.admin])
-    ingest_key, _ = keys.create_key(ctx, "demo-ingest", [keys.Scope.ingest])
-    read_key, _ = keys.create_key(ctx, "demo-read", [keys.Scope.read])
+    admin_key, ingest_key, read_key = _demo_keys(ctx)
 
     server = ThreadedServer(create_app(settings, ctx), settings.host, port, settings).start()
     admin = MonitorClient(server.url, admin_key, model=demo_data.MODEL_NAME)
@@ -201,6 +196,18 @@ Press Ctrl-C to stop.
         server.stop()
         ctx.close()
     return 0
+
+
+def _demo_keys(ctx: ServiceContext) -> tuple[str, str, str]:
+    """New admin, ingest and read keys; a reused database's earlier demo keys are revoked."""
+    for k in keys.list_keys(ctx):
+        if k["name"].startswith("demo-") and not k["revoked_at"]:
+            keys.revoke_key(ctx, k["prefix"])
+    made = [
+        keys.create_key(ctx, f"demo-{scope.value}", [scope])[0]
+        for scope in (keys.Scope.admin, keys.Scope.ingest, keys.Scope.read)
+    ]
+    return made[0], made[1], made[2]
 
 
 def _drain_outbox(ctx: ServiceContext, timeout: float = 60.0) -> None:

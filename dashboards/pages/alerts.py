@@ -240,8 +240,89 @@ def layout(ctx: ServiceContext) -> html.Div:
     firing = [a for a in alerts if a["state"] == "firing"]
     # any registered model: a silence may be made before its alerts exist (a planned deployment)
     models = sorted(set(data["models"]) | {a["model"] for a in alerts})
-    default_model = firing[0]["model"] if firing else (models[0] if models else None)
     rules = [_rule_row(r) for r in data["rules"]["rules"]]
+    return html.Div(
+        [
+            html.H2(f"Alerts — {len(firing)} firing, {sum(a['state'] == 'pending' for a in alerts)} pending"),
+            dcc.Graph(id="alert-timeline", figure=timeline(data["history"])),
+            _alert_filters(alerts, models),
+            html.Div(alert_groups(alerts), id="alerts-table"),
+            html.Div(
+                [*_silence_form(firing, models, rules), *_acknowledge_form(firing)],
+                className="actions",
+            ),
+            *_records(data, rules),
+        ]
+    )
+
+
+def _alert_filters(alerts: list[dict[str, Any]], models: list[str]) -> html.Div:
+    severities = sorted({a["labels"].get("severity", "") for a in alerts} - {""})
+    return html.Div(
+        [
+            html.Label(["state ", _filter("alert-state", ["firing", "pending", "resolved"])]),
+            html.Label(["severity ", _filter("alert-severity", severities)]),
+            html.Label(["model ", _filter("alert-model", models)]),
+        ],
+        className="controls",
+    )
+
+
+def _silence_form(firing: list[dict[str, Any]], models: list[str], rules: list[dict[str, Any]]) -> list[Any]:
+    """A silence of a model's alerts (of one rule, more matchers optional) for some hours; the
+    model of the first firing alert chosen."""
+    default_model = firing[0]["model"] if firing else (models[0] if models else None)
+    return [
+        html.H3("Silence"),
+        html.Label(
+            ["model ", dcc.Dropdown(id="silence-model", options=models, value=default_model, style={"width": "16rem"})]
+        ),
+        html.Label(
+            [
+                "rule (optional) ",
+                dcc.Dropdown(id="silence-rule", options=sorted(r["name"] for r in rules), style={"width": "16rem"}),
+            ]
+        ),
+        html.Label(
+            # min and step agree, so that the default is a value the input itself accepts
+            ["for hours ", dcc.Input(id="silence-hours", type="number", value=2, min=0.5, step=0.5)]
+        ),
+        html.Label(
+            [
+                "more matchers (optional) ",
+                dcc.Input(
+                    id="silence-matchers",
+                    type="text",
+                    value="",
+                    placeholder="feature=age, segment_value=~EU|US",
+                    style={"width": "20rem"},
+                ),
+            ]
+        ),
+        html.Label(["by ", dcc.Input(id="silence-by", type="text", value="", placeholder="your name")]),
+        html.Label(["comment ", dcc.Input(id="silence-comment", type="text", value="", placeholder="why")]),
+        html.Button("Silence", id="silence-button", n_clicks=0),
+        html.Div(id="silence-result"),
+    ]
+
+
+def _acknowledge_form(firing: list[dict[str, Any]]) -> list[Any]:
+    options = [
+        {"label": f"{a['rule']} · {a['model']} · {a['labels'].get('feature', '')}", "value": a["fingerprint"]}
+        for a in firing
+    ]
+    return [
+        html.H3("Acknowledge"),
+        dcc.Dropdown(id="ack-alert", options=options, style={"width": "30rem"}),
+        html.Label(["by ", dcc.Input(id="ack-by", type="text", placeholder="your name")]),
+        html.Button("Acknowledge", id="ack-button", n_clicks=0),
+        html.Div(id="ack-result"),
+    ]
+
+
+def _records(data: dict[str, Any], rules: list[dict[str, Any]]) -> list[Any]:
+    """The silences, the rules (and the rules file's errors), the retraining requests and the
+    webhook deliveries, as tables."""
     deliveries = [{k: (_fmt(v) if isinstance(v, datetime) else v) for k, v in d.items()} for d in data["deliveries"]]
     triggers = [
         {
@@ -267,101 +348,18 @@ def layout(ctx: ServiceContext) -> html.Div:
         }
         for s in data["silences"]
     ]
-    return html.Div(
-        [
-            html.H2(f"Alerts — {len(firing)} firing, {sum(a['state'] == 'pending' for a in alerts)} pending"),
-            dcc.Graph(id="alert-timeline", figure=timeline(data["history"])),
-            html.Div(
-                [
-                    html.Label(["state ", _filter("alert-state", ["firing", "pending", "resolved"])]),
-                    html.Label(
-                        [
-                            "severity ",
-                            _filter("alert-severity", sorted({a["labels"].get("severity", "") for a in alerts} - {""})),
-                        ]
-                    ),
-                    html.Label(["model ", _filter("alert-model", models)]),
-                ],
-                className="controls",
-            ),
-            html.Div(alert_groups(alerts), id="alerts-table"),
-            html.Div(
-                [
-                    html.H3("Silence"),
-                    html.Label(
-                        [
-                            "model ",
-                            dcc.Dropdown(
-                                id="silence-model",
-                                options=models,
-                                value=default_model,
-                                style={"width": "16rem"},
-                            ),
-                        ]
-                    ),
-                    html.Label(
-                        [
-                            "rule (optional) ",
-                            dcc.Dropdown(
-                                id="silence-rule", options=sorted(r["name"] for r in rules), style={"width": "16rem"}
-                            ),
-                        ]
-                    ),
-                    html.Label(
-                        # min and step agree, so that the default is a value the input itself accepts
-                        ["for hours ", dcc.Input(id="silence-hours", type="number", value=2, min=0.5, step=0.5)]
-                    ),
-                    html.Label(
-                        [
-                            "more matchers (optional) ",
-                            dcc.Input(
-                                id="silence-matchers",
-                                type="text",
-                                value="",
-                                placeholder="feature=age, segment_value=~EU|US",
-                                style={"width": "20rem"},
-                            ),
-                        ]
-                    ),
-                    html.Label(["by ", dcc.Input(id="silence-by", type="text", value="", placeholder="your name")]),
-                    html.Label(["comment ", dcc.Input(id="silence-comment", type="text", value="", placeholder="why")]),
-                    html.Button("Silence", id="silence-button", n_clicks=0),
-                    html.Div(id="silence-result"),
-                    html.H3("Acknowledge"),
-                    dcc.Dropdown(
-                        id="ack-alert",
-                        options=[
-                            {
-                                "label": f"{a['rule']} · {a['model']} · {a['labels'].get('feature', '')}",
-                                "value": a["fingerprint"],
-                            }
-                            for a in firing
-                        ],
-                        style={"width": "30rem"},
-                    ),
-                    html.Label(["by ", dcc.Input(id="ack-by", type="text", placeholder="your name")]),
-                    html.Button("Acknowledge", id="ack-button", n_clicks=0),
-                    html.Div(id="ack-result"),
-                ],
-                className="actions",
-            ),
-            html.H3("Silences"),
-            _table("silences-table", silences),
-            html.H3("Rules"),
-            html.Div(
-                [
-                    html.P(f"rules file: {e}", className="error")
-                    for f in data["rules"]["file_errors"]
-                    for e in f["errors"]
-                ]
-            ),
-            _table("rules-table", rules),
-            html.H3("Retraining triggers"),
-            _table("triggers-table", triggers),
-            html.H3("Webhook deliveries"),
-            _table("deliveries-table", deliveries),
-        ]
-    )
+    file_errors = [f"rules file: {e}" for f in data["rules"]["file_errors"] for e in f["errors"]]
+    return [
+        html.H3("Silences"),
+        _table("silences-table", silences),
+        html.H3("Rules"),
+        html.Div([html.P(e, className="error") for e in file_errors]),
+        _table("rules-table", rules),
+        html.H3("Retraining triggers"),
+        _table("triggers-table", triggers),
+        html.H3("Webhook deliveries"),
+        _table("deliveries-table", deliveries),
+    ]
 
 
 def register(app: Dash, ctx: ServiceContext) -> None:

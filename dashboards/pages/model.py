@@ -41,7 +41,48 @@ def layout(ctx: ServiceContext, name: str, search: str) -> html.Div:
         figures.MAX_LINES,
     )
     points, ranked = shown.points, shown.ranked
-    controls = html.Div(
+    quality_metric = dashboard_data.main_quality_metric(info["task"])
+    n_windows = len({pt["window_end"] for pt in points})
+    step_hours = dashboard_data.window_step(p.start, p.end) // 3600
+    every = "" if step_hours == 1 else f" (one every {step_hours} hours of this range)"
+    graph: dict[str, Any] = {"config": {"displaylogo": False}}
+
+    start = figures.shown_start(points, p.start)  # the heatmap and every chart over the same span
+
+    def span(fig: figures.Figure) -> figures.Figure:
+        return figures.with_time_range(fig, start, p.end)
+
+    timeseries = _timeseries(points, shown.features, quality_metric)
+
+    return html.Div(
+        [
+            *_heading(name, info),
+            _scheduler_status(info["scheduler"]),
+            _controls(p, info, window),
+            html.P(
+                f"{n_windows} window{'' if n_windows == 1 else 's'} of {window}{every} ending "
+                f"{p.start:%Y-%m-%d %H:%M} to {p.end:%Y-%m-%d %H:%M} UTC"
+                + (f", segment {p.segment}" if p.segment else ", all predictions"),
+                className="muted",
+                id="range-text",
+            ),
+            _heatmap_controls(p, len(ranked)),
+            dcc.Graph(
+                id="drift-heatmap",
+                figure=span(figures.drift_heatmap(points, p.features, p.page, ranked=ranked)),
+                **graph,
+            ),
+            dcc.Loading(html.Div(id="distribution", children=_distribution_hint(p, points))),
+            *[_chart(gid, span(fig), graph) for gid, fig in timeseries[:4]],
+            _fairness(points, span, graph),
+            *[_chart(gid, span(fig), graph) for gid, fig in timeseries[4:]],
+        ]
+    )
+
+
+def _controls(p: ModelParams, info: dict[str, Any], window: str) -> html.Div:
+    """The range, window and segment the page shows."""
+    return html.Div(
         [
             html.Label(
                 [
@@ -84,22 +125,18 @@ def layout(ctx: ServiceContext, name: str, search: str) -> html.Div:
         ],
         className="controls",
     )
-    quality_metric = dashboard_data.main_quality_metric(info["task"])
-    n_windows = len({pt["window_end"] for pt in points})
-    step_hours = dashboard_data.window_step(p.start, p.end) // 3600
-    every = "" if step_hours == 1 else f" (one every {step_hours} hours of this range)"
-    graph: dict[str, Any] = {"config": {"displaylogo": False}}
 
-    start = figures.shown_start(points, p.start)  # the heatmap and every chart over the same span
 
-    def span(fig: figures.Figure) -> figures.Figure:
-        return figures.with_time_range(fig, start, p.end)
+def _timeseries(
+    points: list[dict[str, Any]], features: dict[str, int], quality_metric: str
+) -> list[tuple[str, figures.Figure]]:
+    """The charts under the heatmap, by id: drift, quality, latency, then data quality."""
 
     def quality_shares(metric: str, title: str) -> figures.Figure:
         """A data-quality share by feature: the highest features' lines, out of how many."""
-        return figures.series(points, metric, title, by="feature", percent=True, of=shown.features.get(metric))
+        return figures.series(points, metric, title, by="feature", percent=True, of=features.get(metric))
 
-    timeseries = [
+    return [
         (
             "dataset-drift",
             figures.series(points, "dataset_drift", "Dataset drift: share of drifted features", percent=True),
@@ -123,45 +160,27 @@ def layout(ctx: ServiceContext, name: str, search: str) -> html.Div:
         ),
     ]
 
-    return html.Div(
-        [
-            html.H2(
-                [
-                    f"{name} ",
-                    html.Small(f"v{info['version']} · {info['task']} · "),
-                    dcc.Link(html.Small("compare versions"), href=f"/compare/{quote(name)}", id="compare-link"),
-                ]
-            ),
-            *[
-                html.P(
-                    f"The {j['job']} job skipped data at {j['last_error_at']:%Y-%m-%d %H:%M} UTC "
-                    f"({j['failures']} failures so far): {j['last_error']}",
-                    className="error",
-                    id="job-errors",
-                )
-                for j in info["job_errors"]
-            ],
-            _scheduler_status(info["scheduler"]),
-            controls,
+
+def _heading(name: str, info: dict[str, Any]) -> list[Any]:
+    """The model's name, version and task, a link to compare its versions, and what its jobs skipped."""
+    return [
+        html.H2(
+            [
+                f"{name} ",
+                html.Small(f"v{info['version']} · {info['task']} · "),
+                dcc.Link(html.Small("compare versions"), href=f"/compare/{quote(name)}", id="compare-link"),
+            ]
+        ),
+        *[
             html.P(
-                f"{n_windows} window{'' if n_windows == 1 else 's'} of {window}{every} ending "
-                f"{p.start:%Y-%m-%d %H:%M} to {p.end:%Y-%m-%d %H:%M} UTC"
-                + (f", segment {p.segment}" if p.segment else ", all predictions"),
-                className="muted",
-                id="range-text",
-            ),
-            _heatmap_controls(p, len(ranked)),
-            dcc.Graph(
-                id="drift-heatmap",
-                figure=span(figures.drift_heatmap(points, p.features, p.page, ranked=ranked)),
-                **graph,
-            ),
-            dcc.Loading(html.Div(id="distribution", children=_distribution_hint(p, points))),
-            *[_chart(gid, span(fig), graph) for gid, fig in timeseries[:4]],
-            _fairness(points, span, graph),
-            *[_chart(gid, span(fig), graph) for gid, fig in timeseries[4:]],
-        ]
-    )
+                f"The {j['job']} job skipped data at {j['last_error_at']:%Y-%m-%d %H:%M} UTC "
+                f"({j['failures']} failures so far): {j['last_error']}",
+                className="error",
+                id="job-errors",
+            )
+            for j in info["job_errors"]
+        ],
+    ]
 
 
 def _chart(gid: str, fig: figures.Figure, graph: dict[str, Any]) -> Any:

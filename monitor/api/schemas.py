@@ -10,6 +10,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from alerts.state import State
+
 
 class Out(BaseModel):
     model_config = ConfigDict(extra="allow")
@@ -195,8 +197,8 @@ class HistoryEntry(Out):
     fingerprint: str
     rule: str
     model: str
-    from_state: str
-    to_state: str
+    from_state: State
+    to_state: State
     at: datetime
     value: float | None
     threshold: float | None
@@ -210,7 +212,7 @@ class AlertOut(Out):
     model: str
     labels: dict[str, str]
     annotations: dict[str, str]
-    state: str
+    state: State
     active_at: datetime | None
     fired_at: datetime | None
     last_true_at: datetime | None
@@ -356,8 +358,8 @@ class WindowHeld(Out):
 class AlertTransition(Out):
     fingerprint: str
     rule: str
-    from_state: str
-    to_state: str
+    from_state: State
+    to_state: State
     at: datetime
     value: float | None
     threshold: float | None
