@@ -13,6 +13,16 @@ from sqlalchemy import Connection, text
 from alerts.state import State
 
 
+class RuleRow(TypedDict):
+    """A stored rule or inhibit rule: its definition as checked when stored, and where it came
+    from (``api`` or ``file``)."""
+
+    name: str
+    definition: dict[str, Any]
+    source: str
+    updated_at: datetime
+
+
 class ReceiverRow(TypedDict):
     name: str
     kind: str
@@ -105,6 +115,48 @@ class SilenceRow(TypedDict):
     created_at: datetime
 
 
+class FileErrors(TypedDict):
+    """What the rules file at ``path`` held that was refused when it was last loaded."""
+
+    path: str
+    loaded_at: datetime
+    errors: list[dict[str, Any]]
+
+
+class OutboxRow(TypedDict):
+    message_id: str
+    receiver: str
+    kind: str  # notification | retrain
+    status: str  # pending | delivered | failed
+    attempts: int
+    next_attempt_at: datetime
+    created_at: datetime
+    delivered_at: datetime | None
+    last_error: str | None
+    body: dict[str, Any]
+
+
+class DeliveryRow(TypedDict):
+    """One attempt to deliver a message."""
+
+    message_id: str
+    receiver: str
+    attempt: int
+    at: datetime
+    status_code: int | None
+    latency_ms: float | None
+    outcome: str
+    error: str | None
+
+
+class TriggerStatus(TriggerRow):
+    """A request sent, with its message's delivery so far."""
+
+    id: int
+    delivery_status: str | None
+    attempts: int | None
+
+
 class GroupRow(TypedDict):
     receiver: str
     group_key: str
@@ -164,14 +216,14 @@ class AlertRepository:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
 
-    def list_rules(self, table: str = "rules") -> list[dict[str, Any]]:
+    def list_rules(self, table: str = "rules") -> list[RuleRow]:
         assert table in RULE_TABLES
         rows = self.conn.execute(
             text(f"SELECT name, definition, source, updated_at FROM {table} ORDER BY name")
         ).mappings()
-        return [dict(r) for r in rows]
+        return [cast(RuleRow, dict(r)) for r in rows]
 
-    def get_rule(self, name: str, table: str = "rules") -> dict[str, Any] | None:
+    def get_rule(self, name: str, table: str = "rules") -> RuleRow | None:
         assert table in RULE_TABLES
         row = (
             self.conn.execute(
@@ -180,7 +232,7 @@ class AlertRepository:
             .mappings()
             .first()
         )
-        return dict(row) if row else None
+        return cast(RuleRow, dict(row)) if row else None
 
     def upsert_rule(self, name: str, definition: dict[str, Any], source: str, table: str = "rules") -> None:
         assert table in RULE_TABLES
@@ -213,9 +265,9 @@ class AlertRepository:
             {"p": path, "at": at, "e": _json(errors)},
         )
 
-    def file_errors(self) -> list[dict[str, Any]]:
+    def file_errors(self) -> list[FileErrors]:
         rows = self.conn.execute(text("SELECT path, loaded_at, errors FROM rule_file_errors ORDER BY path")).mappings()
-        return [dict(r) for r in rows]
+        return [cast(FileErrors, dict(r)) for r in rows]
 
     def list_receivers(self) -> list[ReceiverRow]:
         rows = self.conn.execute(text(f"SELECT {_RECEIVER_COLS}, updated_at FROM receivers ORDER BY name")).mappings()
@@ -446,7 +498,7 @@ class AlertRepository:
             {"s": status, "n": next_attempt_at, "e": error, "at": at, "i": message_id},
         )
 
-    def add_delivery(self, d: dict[str, Any]) -> None:
+    def add_delivery(self, d: DeliveryRow) -> None:
         self.conn.execute(
             text(
                 "INSERT INTO deliveries (message_id, receiver, attempt, at, status_code, latency_ms, outcome, error) "
@@ -455,7 +507,7 @@ class AlertRepository:
             d,
         )
 
-    def list_outbox(self, status: str | None, receiver: str | None, limit: int) -> list[dict[str, Any]]:
+    def list_outbox(self, status: str | None, receiver: str | None, limit: int) -> list[OutboxRow]:
         rows = self.conn.execute(
             text(
                 "SELECT message_id, receiver, kind, status, attempts, next_attempt_at, created_at, delivered_at, "
@@ -465,9 +517,9 @@ class AlertRepository:
             ),
             {"s": status, "r": receiver, "l": limit},
         ).mappings()
-        return [dict(r) for r in rows]
+        return [cast(OutboxRow, dict(r)) for r in rows]
 
-    def list_deliveries(self, message_id: str | None, receiver: str | None, limit: int) -> list[dict[str, Any]]:
+    def list_deliveries(self, message_id: str | None, receiver: str | None, limit: int) -> list[DeliveryRow]:
         rows = self.conn.execute(
             text(
                 "SELECT message_id, receiver, attempt, at, status_code, latency_ms, outcome, error FROM deliveries "
@@ -476,7 +528,7 @@ class AlertRepository:
             ),
             {"i": message_id, "r": receiver, "l": limit},
         ).mappings()
-        return [dict(r) for r in rows]
+        return [cast(DeliveryRow, dict(r)) for r in rows]
 
     def redeliver(self, message_id: str, at: datetime) -> bool:
         return (
@@ -511,18 +563,17 @@ class AlertRepository:
             {**t, "evidence": _json(t["evidence"])},
         )
 
-    def list_triggers(self, model: str | None, limit: int) -> list[dict[str, Any]]:
+    def list_triggers(self, model: str | None, limit: int) -> list[TriggerStatus]:
         rows = self.conn.execute(
             text(
                 "SELECT t.id, t.model, t.version, t.rule, t.fingerprint, t.receiver, t.message_id, t.reason, "
-                "t.evidence, "
-                "t.created_at, t.event, o.status AS delivery_status, o.attempts FROM retrain_triggers t "
+                "t.evidence, t.created_at, t.event, o.status AS delivery_status, o.attempts FROM retrain_triggers t "
                 "LEFT JOIN outbox o ON o.message_id = t.message_id "
                 "WHERE CAST(:m AS text) IS NULL OR t.model = :m ORDER BY t.id DESC LIMIT :l"
             ),
             {"m": model, "l": limit},
         ).mappings()
-        return [dict(r) for r in rows]
+        return [cast(TriggerStatus, dict(r)) for r in rows]
 
     def latest_points(
         self, model_id: int, version_id: int, metric_patterns: Sequence[str], since: datetime

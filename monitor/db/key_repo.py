@@ -2,11 +2,26 @@
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import datetime
+from typing import TypedDict, cast
 
 from sqlalchemy import Connection, func, select, update
 
 from monitor.db.tables import api_keys
+
+
+class ActiveKey(TypedDict):
+    """A key that authenticates: who it is and what it may do (never its hash)."""
+
+    id: int
+    name: str
+    prefix: str
+    scopes: list[str]
+
+
+class KeyRow(ActiveKey):
+    created_at: datetime
+    revoked_at: datetime | None
 
 
 def insert_key(conn: Connection, name: str, prefix: str, key_hash: str, scopes: list[str]) -> int:
@@ -19,7 +34,7 @@ def insert_key(conn: Connection, name: str, prefix: str, key_hash: str, scopes: 
     )
 
 
-def find_active_key(conn: Connection, key_hash: str) -> dict[str, Any] | None:
+def find_active_key(conn: Connection, key_hash: str) -> ActiveKey | None:
     row = (
         conn.execute(
             select(api_keys.c.id, api_keys.c.name, api_keys.c.prefix, api_keys.c.scopes).where(
@@ -29,10 +44,10 @@ def find_active_key(conn: Connection, key_hash: str) -> dict[str, Any] | None:
         .mappings()
         .first()
     )
-    return dict(row) if row else None
+    return cast(ActiveKey, dict(row)) if row else None
 
 
-def list_keys(conn: Connection) -> list[dict[str, Any]]:
+def list_keys(conn: Connection) -> list[KeyRow]:
     rows = conn.execute(
         select(
             api_keys.c.id,
@@ -43,7 +58,7 @@ def list_keys(conn: Connection) -> list[dict[str, Any]]:
             api_keys.c.revoked_at,
         ).order_by(api_keys.c.id)
     ).mappings()
-    return [dict(r) for r in rows]
+    return [cast(KeyRow, dict(r)) for r in rows]
 
 
 def revoke_key(conn: Connection, prefix: str) -> bool:

@@ -4,9 +4,44 @@ connection and never commit."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TypedDict, cast
 
 from sqlalchemy import Connection, text
+
+
+class JobRun(TypedDict):
+    """A job's bookkeeping for a model: its last success, its last failure, how many failed."""
+
+    job: str
+    last_success_at: datetime | None
+    last_duration_s: float | None
+    last_error: str | None
+    last_error_at: datetime | None
+    failures: int
+
+
+class ModelJobRun(JobRun):
+    model: str
+
+
+class IngestTotal(TypedDict):
+    model: str
+    kind: str
+    accepted: int
+    duplicates: int
+    rejected: int
+
+
+class DeliveryTotal(TypedDict):
+    receiver: str
+    outcome: str
+    n: int
+
+
+class SummaryBacklog(TypedDict):
+    model: str
+    rows: int
+    oldest: datetime
 
 
 def record_job_success(conn: Connection, model: str, job: str, at: datetime, duration_s: float) -> None:
@@ -31,14 +66,14 @@ def record_job_failure(conn: Connection, model: str, job: str, at: datetime, err
     )
 
 
-def job_runs(conn: Connection) -> list[dict[str, Any]]:
+def job_runs(conn: Connection) -> list[ModelJobRun]:
     rows = conn.execute(
         text("SELECT model, job, last_success_at, last_duration_s, last_error, last_error_at, failures FROM job_runs")
     ).mappings()
-    return [dict(r) for r in rows]
+    return [cast(ModelJobRun, dict(r)) for r in rows]
 
 
-def model_job_runs(conn: Connection, model: str) -> list[dict[str, Any]]:
+def model_job_runs(conn: Connection, model: str) -> list[JobRun]:
     rows = conn.execute(
         text(
             "SELECT job, last_success_at, last_duration_s, last_error, last_error_at, failures FROM job_runs "
@@ -46,10 +81,10 @@ def model_job_runs(conn: Connection, model: str) -> list[dict[str, Any]]:
         ),
         {"m": model},
     ).mappings()
-    return [dict(r) for r in rows]
+    return [cast(JobRun, dict(r)) for r in rows]
 
 
-def ingest_totals(conn: Connection) -> list[dict[str, Any]]:
+def ingest_totals(conn: Connection) -> list[IngestTotal]:
     """Records per model and kind since retention last trimmed the hourly counts."""
     rows = conn.execute(
         text(
@@ -57,15 +92,15 @@ def ingest_totals(conn: Connection) -> list[dict[str, Any]]:
             "sum(s.rejected) AS rejected FROM ingest_stats s JOIN models m ON m.id = s.model_id GROUP BY 1, 2"
         )
     ).mappings()
-    return [dict(r) for r in rows]
+    return [cast(IngestTotal, dict(r)) for r in rows]
 
 
-def delivery_totals(conn: Connection) -> list[dict[str, Any]]:
+def delivery_totals(conn: Connection) -> list[DeliveryTotal]:
     rows = conn.execute(text("SELECT receiver, outcome, count(*) AS n FROM deliveries GROUP BY 1, 2")).mappings()
-    return [dict(r) for r in rows]
+    return [cast(DeliveryTotal, dict(r)) for r in rows]
 
 
-def summary_backlog(conn: Connection, model: str | None = None) -> list[dict[str, Any]]:
+def summary_backlog(conn: Connection, model: str | None = None) -> list[SummaryBacklog]:
     """Per model (or of one), the predictions summarised at ingestion and not yet folded by the
     scheduler, and when the oldest of them was written."""
     only = "" if model is None else "AND m.name = :model "
@@ -76,4 +111,4 @@ def summary_backlog(conn: Connection, model: str | None = None) -> list[dict[str
         ),
         {"model": model},
     ).mappings()
-    return [dict(r) for r in rows]
+    return [cast(SummaryBacklog, dict(r)) for r in rows]

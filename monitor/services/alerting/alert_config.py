@@ -21,7 +21,7 @@ from alerts.signing import new_secret
 from alerts.urls import UnsafeURL, check_url
 from monitor.config import Settings
 from monitor.db import alert_repo, audit_repo
-from monitor.db.alert_repo import AlertRepository, ReceiverRow
+from monitor.db.alert_repo import AlertRepository, ReceiverRow, RuleRow
 from monitor.domain.audit import RULES_FILE, SYSTEM, Actor
 from monitor.errors import Conflict, MonitorError, NotFound
 from monitor.metrics.names import metric_problem
@@ -55,7 +55,7 @@ def active_rules(ctx: ServiceContext) -> list[Rule]:
     return out
 
 
-def get_rule(ctx: ServiceContext, name: str) -> dict[str, Any]:
+def get_rule(ctx: ServiceContext, name: str) -> RuleRow:
     with ctx.uow() as uow:
         row = uow.alerts.get_rule(name)
     if row is None:
@@ -65,7 +65,7 @@ def get_rule(ctx: ServiceContext, name: str) -> dict[str, Any]:
 
 def put_rule(
     ctx: ServiceContext, doc: Any, *, name: str | None = None, create: bool = False, actor: Actor = SYSTEM
-) -> dict[str, Any]:
+) -> RuleRow:
     try:
         rule = parse_rule(doc)
     except RuleError as exc:
@@ -83,8 +83,15 @@ def put_rule(
         uow.alerts.upsert_rule(rule.name, rule.to_doc(), "api")
         action = "rule.replaced" if existing else "rule.created"
         audit_repo.append(uow.conn, actor, action, rule.name, details={"definition": rule.to_doc()})
+        stored = _written(uow.alerts.get_rule(rule.name))
         uow.commit()
-        return uow.alerts.get_rule(rule.name) or {}
+    return stored
+
+
+def _written(row: RuleRow | None) -> RuleRow:
+    """A rule read back in the transaction that wrote it: there, whatever else happens."""
+    assert row is not None, "a rule written in this transaction is there"
+    return row
 
 
 def _check_metric(rule: Rule) -> None:
@@ -243,7 +250,7 @@ def delete_receiver(ctx: ServiceContext, name: str, actor: Actor = SYSTEM) -> No
         uow.commit()
 
 
-def list_inhibit_rules(ctx: ServiceContext) -> list[dict[str, Any]]:
+def list_inhibit_rules(ctx: ServiceContext) -> list[RuleRow]:
     with ctx.uow() as uow:
         return uow.alerts.list_rules(alert_repo.INHIBIT_RULES)
 
@@ -255,7 +262,7 @@ def _inhibit_rule(doc: Any) -> InhibitRule:
         raise _refused("inhibit rule", exc) from None
 
 
-def put_inhibit_rule(ctx: ServiceContext, doc: Any, actor: Actor = SYSTEM) -> dict[str, Any]:
+def put_inhibit_rule(ctx: ServiceContext, doc: Any, actor: Actor = SYSTEM) -> RuleRow:
     """Create or replace an inhibit rule."""
     rule = _inhibit_rule(doc)
     with ctx.uow() as uow:
@@ -264,8 +271,9 @@ def put_inhibit_rule(ctx: ServiceContext, doc: Any, actor: Actor = SYSTEM) -> di
             raise Conflict(f"inhibit rule {rule.name!r} is defined in the rules file; change it there")
         uow.alerts.upsert_rule(rule.name, rule.to_doc(), "api", alert_repo.INHIBIT_RULES)
         audit_repo.append(uow.conn, actor, "inhibit_rule.changed", rule.name, details={"definition": rule.to_doc()})
+        stored = _written(uow.alerts.get_rule(rule.name, alert_repo.INHIBIT_RULES))
         uow.commit()
-        return uow.alerts.get_rule(rule.name, alert_repo.INHIBIT_RULES) or {}
+    return stored
 
 
 def delete_inhibit_rule(ctx: ServiceContext, name: str, actor: Actor = SYSTEM) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 from alerts.pipeline import mute
 from alerts.silences import SilenceSpec
 from monitor.db import audit_repo
-from monitor.db.alert_repo import AlertRow, SilenceRow
+from monitor.db.alert_repo import AlertRow, DeliveryRow, OutboxRow, SilenceRow, TriggerStatus
 from monitor.domain.audit import SYSTEM, Actor
 from monitor.errors import MonitorError, NotFound
 from monitor.services.alerting.evaluation import active_silences, alert_of, inhibit_rules
@@ -91,18 +91,16 @@ def expire_silence(ctx: ServiceContext, silence_id: str, actor: Actor = SYSTEM) 
         uow.commit()
 
 
-def list_outbox(ctx: ServiceContext, status: str | None, receiver: str | None, limit: int) -> list[dict[str, Any]]:
+def list_outbox(ctx: ServiceContext, status: str | None, receiver: str | None, limit: int) -> list[OutboxRow]:
     with ctx.uow() as uow:
         return uow.alerts.list_outbox(status, receiver, limit)
 
 
-def list_deliveries(
-    ctx: ServiceContext, message_id: str | None, receiver: str | None, limit: int
-) -> list[dict[str, Any]]:
+def list_deliveries(ctx: ServiceContext, message_id: str | None, receiver: str | None, limit: int) -> list[DeliveryRow]:
     with ctx.uow() as uow:
         return uow.alerts.list_deliveries(message_id, receiver, limit)
 
 
-def list_retrain_triggers(ctx: ServiceContext, model: str | None, limit: int) -> list[dict[str, Any]]:
+def list_retrain_triggers(ctx: ServiceContext, model: str | None, limit: int) -> list[TriggerStatus]:
     with ctx.uow() as uow:
         return uow.alerts.list_triggers(model, limit)

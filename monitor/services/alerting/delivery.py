@@ -21,7 +21,7 @@ from alerts.notifiers import notifier
 from alerts.retry import Outcome, backoff_seconds, retry_after_seconds
 from alerts.urls import Target, UnsafeURL
 from monitor.db import audit_repo
-from monitor.db.alert_repo import ClaimedMessage, ReceiverRow
+from monitor.db.alert_repo import ClaimedMessage, DeliveryRow, ReceiverRow
 from monitor.domain.audit import SYSTEM, Actor
 from monitor.errors import NotFound
 from monitor.secret_box import SecretUnavailable
@@ -70,16 +70,16 @@ def _attempt(ctx: ServiceContext, client: httpx.Client, m: ClaimedMessage, recei
             next_at = now + timedelta(seconds=backoff_seconds(m["attempts"], a.retry_after))
     with ctx.uow() as uow:
         uow.alerts.add_delivery(
-            {
-                "message_id": m["message_id"],
-                "receiver": m["receiver"],
-                "attempt": m["attempts"],
-                "at": now,
-                "status_code": a.status,
-                "latency_ms": latency_ms,
-                "outcome": outcome.value,
-                "error": error,
-            },
+            DeliveryRow(
+                message_id=m["message_id"],
+                receiver=m["receiver"],
+                attempt=m["attempts"],
+                at=now,
+                status_code=a.status,
+                latency_ms=latency_ms,
+                outcome=outcome.value,
+                error=error,
+            )
         )
         uow.alerts.finish_attempt(m["message_id"], outcome.value, next_at, error, now)
         uow.commit()

@@ -6,9 +6,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
-from monitor.db.alert_repo import AlertRow, GroupRow, HistoryRow, PointRow, ReceiverRow, SilenceRow, TriggerRow
+from monitor.db.alert_repo import (
+    AlertRow,
+    GroupRow,
+    HistoryRow,
+    PointRow,
+    ReceiverRow,
+    RuleRow,
+    SilenceRow,
+    TriggerRow,
+)
 
 
 @runtime_checkable
@@ -47,7 +56,7 @@ class AlertStore(Protocol):
     def add_trigger(self, t: TriggerRow) -> None: ...
 
     # -- the notification pipeline's inputs and what it decided
-    def list_rules(self, table: str = ...) -> list[dict[str, Any]]: ...
+    def list_rules(self, table: str = ...) -> list[RuleRow]: ...
 
     def list_receivers(self) -> list[ReceiverRow]: ...
 

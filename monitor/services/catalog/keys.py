@@ -15,6 +15,7 @@ from enum import StrEnum
 from typing import Any
 
 from monitor.db import audit_repo, key_repo
+from monitor.db.key_repo import KeyRow
 from monitor.domain.audit import SYSTEM, Actor
 from monitor.errors import Forbidden, NotFound, Unauthorized
 from monitor.services.infra.context import ServiceContext
@@ -61,7 +62,7 @@ def create_key(
     return key, {"id": key_id, **info}
 
 
-def list_keys(ctx: ServiceContext) -> list[dict[str, Any]]:
+def list_keys(ctx: ServiceContext) -> list[KeyRow]:
     with ctx.uow() as uow:
         return key_repo.list_keys(uow.conn)
 

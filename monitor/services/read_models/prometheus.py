@@ -143,21 +143,25 @@ class StoreCollector:
         )
         with self.ctx.uow() as uow:
             now = datetime.now(UTC)
-            waiting = {r["model"]: r for r in ops_repo.summary_backlog(uow.conn)}
+            waiting = {b["model"]: b for b in ops_repo.summary_backlog(uow.conn)}
             for name in registry_repo.list_model_names(uow.conn):
-                r = waiting.get(name)
-                backlog.add_metric([name], float(r["rows"]) if r else 0.0)
-                backlog_age.add_metric([name], max(0.0, (now - r["oldest"]).total_seconds()) if r else 0.0)
-            for r in ops_repo.ingest_totals(uow.conn):
-                for outcome in ("accepted", "duplicates", "rejected"):
-                    records.add_metric([r["model"], r["kind"], outcome], float(r[outcome]))
-            for r in ops_repo.delivery_totals(uow.conn):
-                deliveries.add_metric([r["receiver"], r["outcome"]], float(r["n"]))
-            for r in ops_repo.job_runs(uow.conn):
-                if r["last_success_at"] is not None:
-                    last_success.add_metric([r["model"], r["job"]], r["last_success_at"].timestamp())
-                    duration.add_metric([r["model"], r["job"]], float(r["last_duration_s"] or 0.0))
-                failures.add_metric([r["model"], r["job"]], float(r["failures"]))
+                b = waiting.get(name)
+                backlog.add_metric([name], float(b["rows"]) if b else 0.0)
+                backlog_age.add_metric([name], max(0.0, (now - b["oldest"]).total_seconds()) if b else 0.0)
+            for t in ops_repo.ingest_totals(uow.conn):
+                for outcome, n in (
+                    ("accepted", t["accepted"]),
+                    ("duplicates", t["duplicates"]),
+                    ("rejected", t["rejected"]),
+                ):
+                    records.add_metric([t["model"], t["kind"], outcome], float(n))
+            for d in ops_repo.delivery_totals(uow.conn):
+                deliveries.add_metric([d["receiver"], d["outcome"]], float(d["n"]))
+            for j in ops_repo.job_runs(uow.conn):
+                if j["last_success_at"] is not None:
+                    last_success.add_metric([j["model"], j["job"]], j["last_success_at"].timestamp())
+                    duration.add_metric([j["model"], j["job"]], float(j["last_duration_s"] or 0.0))
+                failures.add_metric([j["model"], j["job"]], float(j["failures"]))
             points = self._model_points(uow.conn, uow.alerts)
         yield records
         yield deliveries
