@@ -7,7 +7,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from fnmatch import fnmatchcase
 from typing import Any
 
@@ -57,15 +57,17 @@ class FakeAlertStore:
         window_start: datetime,
         window_end: datetime,
     ) -> float | None:
+        # as Postgres answers it: the window of the same length ending at window_end, or the
+        # latest of that length ending less than an hour before it
         found = [
             p
             for p in self.points.get((model_id, version_id), [])
             if p["metric"] == metric
             and p["labels"] == labels
-            and p["window_end"] == window_end
-            and p["window_start"] == window_start
+            and window_end - timedelta(hours=1) < p["window_end"] <= window_end
+            and p["window_end"] - p["window_start"] == window_end - window_start
         ]
-        return found[0]["value"] if found else None
+        return max(found, key=lambda p: p["window_end"])["value"] if found else None
 
     # -- alert instances and their history
     def alerts_for_update(self, model: str) -> dict[str, AlertRow]:

@@ -14,7 +14,7 @@ from alerts.evaluate import Sample
 from alerts.rules import parse_rule
 from alerts.state import State
 from monitor.config import Settings
-from monitor.db.alert_repo import AlertRepository
+from monitor.db.alert_repo import AlertRepository, PointRow
 from monitor.db.registry_repo import VersionRow
 from monitor.services.alerting.evaluation import Subject, evaluate_in
 from monitor.services.alerting.store import AlertStore
@@ -161,6 +161,36 @@ def test_a_request_is_sent_on_firing_not_on_every_evaluation_while_firing() -> N
     for minutes in range(5):
         run(store, [r], [drift(0.9, T + minutes * M)], T + minutes * M)
     assert len(store.triggers) == 1
+
+
+def test_a_baseline_condition_reads_the_window_a_baseline_back() -> None:
+    """A rule against a baseline compares with the same series' window ``baseline`` ago (the
+    nearest kept one, as a sliding window's point is replaced by the next)."""
+    store = FakeAlertStore()
+    week_ago = T - timedelta(days=7) - 17 * M
+    store.points[(7, 70)] = [
+        PointRow(
+            metric="feature_drift",
+            labels={"feature": "age"},
+            window_start=week_ago - timedelta(hours=1),
+            window_end=week_ago,
+            value=0.2,
+            sample_size=500,
+            threshold=0.1,
+            drifted=False,
+            details={},
+        )
+    ]
+    r = parse_rule(
+        {
+            "name": "age-drift",
+            "metric": "feature_drift",
+            "condition": {"change": {"baseline": "7d", "op": ">", "threshold": 0.25, "relative": False}},
+        }
+    )
+    run(store, [r], [drift(0.5, T)], T)
+    assert the_state(store) is State.firing
+    assert next(iter(store.alerts.values()))["evidence"]["baseline"] == 0.2
 
 
 def test_a_firing_and_a_resolved_notification_go_to_the_rules_receiver() -> None:
