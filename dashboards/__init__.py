@@ -1,1 +1,1 @@
-"""The Dash dashboard. Reads through `monitor`'s query functions only (filled in by the dashboard issue)."""
+"""The Dash dashboard. Reads through `monitor`'s query functions only, never the raw prediction log."""

@@ -1,4 +1,5 @@
-"""The Dash app: routing by URL (every view has a link), the login, the pages.
+"""The Dash app: the login, the shell around the pages (Dash Pages routes each URL to one,
+see ``dashboards.routing``), and the report pages.
 
 It reads through ``monitor``'s query functions only (``monitor.services.read_models.dashboard_data`` and
 the service functions of alerts and reports), never the raw prediction log.
@@ -8,14 +9,14 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
-from urllib.parse import unquote
 
+import dash
 from dash import Dash, Input, Output, dcc, html
 from flask import Flask, Response
 
-from dashboards import auth, security
-from dashboards.pages import alerts, compare, model, overview, reports
+from dashboards import auth, routing, security
+from dashboards.pages import alerts, model, reports
+from dashboards.params import LOCATION
 from monitor.errors import MonitorError
 from monitor.services.infra.context import ServiceContext
 from monitor.services.read_models import reports as report_service
@@ -33,14 +34,18 @@ def create_dashboard(ctx: ServiceContext, *, open_access: bool = False) -> Dash:
         serve_locally=True,
         # dashboards/assets/: the styles (dashboard.css), served by Dash from the package itself
         assets_folder=str(Path(__file__).parent / "assets"),
+        use_pages=True,
+        pages_folder="",  # the pages are registered by dashboards.routing, not imported from a folder
+        include_pages_meta=False,  # no social-card <meta> tags: an internal tool, and they echo the URL
     )
+    app.server.extensions[routing.EXTENSION] = ctx
+    routing.register_pages()
     # Host, Origin and headers first: a foreign request is refused before the login looks at it.
     security.install(app, open_access=open_access, dashboard_url=ctx.settings.dashboard_url)
     auth.install(app.server, ctx, open_access=open_access)
     security.refuse_malformed_callbacks(app)
     app.layout = html.Div(
         [
-            dcc.Location(id="url", refresh=False),
             html.Nav(
                 [
                     dcc.Link("Models", href="/"),
@@ -57,7 +62,7 @@ def create_dashboard(ctx: ServiceContext, *, open_access: bool = False) -> Dash:
                     else None,
                 ]
             ),
-            html.Main(id="page"),
+            html.Main(dash.page_container, id="page"),
             # Dash loads Plotly when the first chart appears: for a deep link, after the page came
             # from the server. A hidden empty chart in the shell has it loaded and compiled while
             # the server builds the page instead (a cold link to a wide model's week: ~0.1 s).
@@ -65,26 +70,9 @@ def create_dashboard(ctx: ServiceContext, *, open_access: bool = False) -> Dash:
         ]
     )
 
-    @app.callback(
-        Output("page", "children"), Output("who", "children"), Input("url", "pathname"), Input("url", "search")
-    )
-    def route(pathname: str | None, search: str | None) -> tuple[Any, str]:
-        who = auth.principal().name
-        path = pathname or "/"
-        try:
-            if path == "/":
-                return overview.layout(ctx), who
-            if path.startswith("/compare/"):
-                return compare.layout(ctx, unquote(path.removeprefix("/compare/").strip("/")), search or ""), who
-            if path.startswith("/models/"):
-                return model.layout(ctx, unquote(path.removeprefix("/models/").strip("/")), search or ""), who
-            if path == "/alerts":
-                return alerts.layout(ctx), who
-            if path == "/reports":
-                return reports.layout(ctx, search or ""), who
-        except MonitorError as exc:
-            return html.Div([html.H2("Not available"), html.P(exc.message, className="error")]), who
-        return html.Div([html.H2("Not found"), html.P(f"No page at {path}.")]), who
+    @app.callback(Output("who", "children"), Input(LOCATION, "pathname"))
+    def who(_pathname: str | None) -> str:
+        return auth.principal().name
 
     model.register(app, ctx)
     alerts.register(app, ctx)

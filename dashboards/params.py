@@ -8,6 +8,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs, urlencode
 
+# The address bar as Dash Pages keeps it (the dcc.Location inside ``dash.page_container``): pages
+# read their query from it and write their controls into it, and Dash Pages builds the page anew
+# for every address written (a second Location would change the address without telling it).
+LOCATION = "_pages_location"
+
 RANGES = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30)}
 MAX_FILTER = 128  # a feature name's longest
 

@@ -12,7 +12,6 @@ on start."""
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import shutil
 import signal
@@ -206,27 +205,17 @@ def _secrets(args: argparse.Namespace) -> int:
 
 
 def _scheduler(args: argparse.Namespace) -> int:
-    from monitor.scheduler import MetricScheduler
-    from monitor.services.alerting.delivery import DeliveryWorker
+    from monitor.processes import BackgroundWork
     from monitor.services.bootstrap import open_for_writing
 
     ctx = open_for_writing(get_settings())
-    scheduler = MetricScheduler(ctx, tick_seconds=args.tick)
-    # Every scheduler delivers, leader or not: messages are claimed one deliverer at a time.
-    deliverer = DeliveryWorker(ctx)
-    deliverer.start()
     # SIGTERM (docker stop, Kubernetes) ends it like Ctrl-C: the job and the delivery attempt in
     # flight finish and are recorded, and the leader lock is handed over at once.
     signal.signal(signal.SIGTERM, _exit_on_signal)
     try:
-        scheduler.start(block=True)
-    except (KeyboardInterrupt, SystemExit):
-        pass
+        BackgroundWork(ctx, tick_seconds=args.tick).run()
     finally:
-        scheduler.stop()
-        deliverer.stop()  # lets the attempt in flight finish and be recorded
         ctx.close()
-        logging.getLogger("monitor.scheduler").info("scheduler stopped cleanly")
     return 0
 
 

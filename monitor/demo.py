@@ -9,6 +9,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Protocol
@@ -21,10 +22,9 @@ from monitor.client import MonitorClient
 from monitor.config import Settings, get_settings
 from monitor.db.embedded import release_embedded
 from monitor.domain.monitoring import MonitoringConfig
-from monitor.scheduler import MetricScheduler
+from monitor.processes import BackgroundWork
 from monitor.server import ThreadedServer, pin_database_url, port_is_free
 from monitor.services.alerting import alert_ops
-from monitor.services.alerting.delivery import DeliveryWorker
 from monitor.services.alerting.evaluation import evaluate_model
 from monitor.services.bootstrap import open_for_writing
 from monitor.services.catalog import keys, registry
@@ -47,6 +47,30 @@ class DemoService(Protocol):
     def stop(self) -> None: ...
 
 
+@dataclass(frozen=True)
+class Traffic:
+    """What the demo sends: live predictions at ``rate`` a second (for ``duration`` seconds, 0:
+    until stopped), drift from ``drift_after`` seconds, labels ~``label_delay`` seconds later for
+    ``label_share`` of them, metrics every ``metrics_every`` seconds, after ``history_hours`` of
+    replayed past traffic."""
+
+    rate: float = 20.0
+    duration: float = 0.0
+    drift_after: float = 120.0
+    label_delay: float = 20.0
+    label_share: float = 0.8
+    seed: int = 1
+    metrics_every: float = 30.0
+    history_hours: int = 48
+
+
+@dataclass(frozen=True)
+class DemoKeys:
+    admin: str
+    ingest: str
+    read: str
+
+
 def run_demo(
     *,
     port: int | None = None,
@@ -61,6 +85,7 @@ def run_demo(
     keep_data: bool = False,
     services: Sequence[DemoService] = (),
 ) -> int:
+    traffic = Traffic(rate, duration, drift_after, label_delay, label_share, seed, metrics_every, history_hours)
     settings = get_settings()
     fresh: tempfile.TemporaryDirectory[str] | None = None
     if not settings.database_url and not keep_data:
@@ -68,19 +93,11 @@ def run_demo(
         fresh = tempfile.TemporaryDirectory(prefix="monitor-demo-")
         settings = settings.model_copy(update={"data_dir": Path(fresh.name)})
     try:
-        return _run(
-            settings,
-            port,
-            rate,
-            duration,
-            drift_after,
-            label_delay,
-            label_share,
-            seed,
-            metrics_every,
-            history_hours,
-            services,
-        )
+        port = port or settings.port
+        if not port_is_free(settings.host, port):
+            print(f"port {port} is in use: pass --port or set MONITOR_PORT")
+            return 2
+        return _run(_demo_settings(settings, port, services), port, traffic, services)
     finally:
         if fresh is not None:
             # stopped before its directory goes (it noticed 10-35 s later, when it did at all)
@@ -88,105 +105,50 @@ def run_demo(
             fresh.cleanup()
 
 
-def _run(
-    settings: Settings,
-    port: int | None,
-    rate: float,
-    duration: float,
-    drift_after: float,
-    label_delay: float,
-    label_share: float,
-    seed: int,
-    metrics_every: float,
-    history_hours: int,
-    services: Sequence[DemoService],
-) -> int:
-    port = port or settings.port
-    if not port_is_free(settings.host, port):
-        print(f"port {port} is in use: pass --port or set MONITOR_PORT")
-        return 2
+def _demo_settings(settings: Settings, port: int, services: Sequence[DemoService]) -> Settings:
+    """The database started and pinned; webhooks to loopback allowed (the demo's own receivers
+    listen there); links in alerts and retraining requests pointing at this run's API and
+    dashboard, wherever they listen (unless set)."""
     where = (settings.database_url and "MONITOR_DATABASE_URL") or f"embedded Postgres in {settings.data_dir}"
     print(f"starting the database ({where}) ...", flush=True)
-    # the demo's own webhook receivers listen on loopback; links in alerts and retraining
-    # requests point at this run's API and dashboard, wherever they listen (unless set)
     urls = {"public_url": f"http://{settings.host}:{port}"}
     dashboard = next((svc.url for svc in services if svc.url), None)
     if dashboard:
         urls["dashboard_url"] = dashboard
     urls = {k: v for k, v in urls.items() if k not in settings.model_fields_set}
-    settings = pin_database_url(settings).model_copy(update={"allow_loopback_receivers": True, **urls})
-    ctx = open_for_writing(settings, maintain=True)
-    admin_key, ingest_key, read_key = _demo_keys(ctx)
+    return pin_database_url(settings).model_copy(update={"allow_loopback_receivers": True, **urls})
 
+
+def _run(settings: Settings, port: int, traffic: Traffic, services: Sequence[DemoService]) -> int:
+    ctx = open_for_writing(settings, maintain=True)
+    made = _demo_keys(ctx)
     server = ThreadedServer(create_app(settings, ctx), settings.host, port, settings).start()
-    admin = MonitorClient(server.url, admin_key, model=demo_data.MODEL_NAME)
-    admin.register_model(demo_data.SPEC)
-    with tempfile.TemporaryDirectory() as tmp:
-        ref_path = Path(tmp) / "credit_reference.csv"
-        demo_data.reference_frame(5000).to_csv(ref_path, index=False)
-        print(f"uploading the reference dataset ({ref_path.stat().st_size / 1e6:.1f} MB) ...", flush=True)
-        ref = admin.upload_reference(ref_path)
-    admin.close()
-    # Hourly windows, recomputed often so that the injected drift shows within minutes.
-    registry.set_monitoring(
-        ctx, demo_data.MODEL_NAME, MonitoringConfig(windows=["1h", "1d"], schedule_seconds=max(10, int(metrics_every)))
-    )
+    reference_rows = _register_model(ctx, server.url, made.admin, traffic)
     receivers = demo_receivers.install(ctx)
-    if history_hours > 0:
-        _history(ctx, server.url, ingest_key, history_hours, rate, label_share, seed)
+    if traffic.history_hours > 0:
+        _history(ctx, server.url, made.ingest, traffic.history_hours, traffic.rate, traffic.label_share, traffic.seed)
     # The tick, not the schedule, bounds how late a notification group that came due is sent
     # (its group_wait counts from the firing): a tick as long as the schedule held every page
     # back by up to one more run.
-    scheduler = MetricScheduler(ctx, tick_seconds=min(metrics_every, 5.0))
-    scheduler.start(block=False)
-    deliverer = DeliveryWorker(ctx)
-    if history_hours > 0:
+    work = BackgroundWork(ctx, tick_seconds=min(traffic.metrics_every, 5.0))
+    if traffic.history_hours > 0:
         print("what the replayed history sent on-call and the retraining pipeline (at its times):", flush=True)
-    deliverer.start()
-    if history_hours > 0:
+    work.start()
+    if traffic.history_hours > 0:
         _drain_outbox(ctx)  # the history's messages print above the banner, the live ones below it
     extra_lines = "".join(f"  {svc.start(ctx)}\n" for svc in services)
-
-    model_url = f"{server.url}/v1/models/{demo_data.MODEL_NAME}"
-    print(
-        f"""
-Model Monitor demo is running.
-  API            {server.url}          (OpenAPI docs: {server.url}/docs)
-{extra_lines}  model          {demo_data.MODEL_NAME}: {ref["rows"]} reference rows
-  admin key      {admin_key}
-  ingest key     {ingest_key}
-  read key       {read_key}
-  history        {history_hours} hours of past traffic, an incident in the last day: the charts start full
-  traffic        {rate:g} predictions/s, labels after ~{label_delay:g}s for {label_share:.0%} of them,
-                 drift injected after {drift_after:g}s (the console says when)
-  metrics        drift (feature by feature and multivariate), quality against the labels and estimated
-                 from the scores before them, concept drift, latency and data quality, per region
-                 and channel too, every {metrics_every:g}s over the live 1h and 1d windows
-  alerts         {len(demo_receivers.RULES)} rules ({", ".join(r["name"] for r in demo_receivers.RULES)});
-                 an on-call webhook and a retraining pipeline on loopback print what they receive below
-Try:
-  curl -H 'Authorization: Bearer {read_key}' {server.url}/v1/models/{demo_data.MODEL_NAME}
-  curl -H 'Authorization: Bearer {read_key}' '{model_url}/metrics?metric=dataset_drift'
-  curl -H 'Authorization: Bearer {read_key}' '{model_url}/metrics?metric=quality.accuracy&label=segment:region'
-  curl -H 'Authorization: Bearer {read_key}' '{model_url}/metrics?metric=estimated.accuracy'
-  curl -H 'Authorization: Bearer {read_key}' {server.url}/v1/alerts
-Press Ctrl-C to stop.
-""",
-        flush=True,
-    )
+    print(_banner(server.url, extra_lines, reference_rows, made, traffic), flush=True)
 
     stop = threading.Event()
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGINT, lambda *_: stop.set())
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    client = MonitorClient(server.url, ingest_key, model=demo_data.MODEL_NAME)
+    client = MonitorClient(server.url, made.ingest, model=demo_data.MODEL_NAME)
     try:
-        _stream(client, stop, rate, duration, drift_after, label_delay, label_share, seed)
+        _stream(client, stop, traffic)
     finally:
         client.close(timeout=10)
-        scheduler.tick(force=True)  # one last run, so the latest traffic is in the metrics
-        scheduler.stop()
-        deliverer.stop()
+        work.stop(final_run=True)  # one last run, so the latest traffic is in the metrics
         for r in receivers:
             r.stop()
         for svc in services:
@@ -198,7 +160,53 @@ Press Ctrl-C to stop.
     return 0
 
 
-def _demo_keys(ctx: ServiceContext) -> tuple[str, str, str]:
+def _register_model(ctx: ServiceContext, url: str, admin_key: str, traffic: Traffic) -> int:
+    """The demo model registered with its reference (through the API, as a user would) and its
+    hourly windows recomputed often, so that the injected drift shows within minutes. Returns
+    the reference's row count."""
+    admin = MonitorClient(url, admin_key, model=demo_data.MODEL_NAME)
+    admin.register_model(demo_data.SPEC)
+    with tempfile.TemporaryDirectory() as tmp:
+        ref_path = Path(tmp) / "credit_reference.csv"
+        demo_data.reference_frame(5000).to_csv(ref_path, index=False)
+        print(f"uploading the reference dataset ({ref_path.stat().st_size / 1e6:.1f} MB) ...", flush=True)
+        ref = admin.upload_reference(ref_path)
+    admin.close()
+    schedule = max(10, int(traffic.metrics_every))
+    registry.set_monitoring(
+        ctx, demo_data.MODEL_NAME, MonitoringConfig(windows=["1h", "1d"], schedule_seconds=schedule)
+    )
+    return int(ref["rows"])
+
+
+def _banner(url: str, extra_lines: str, reference_rows: int, made: DemoKeys, t: Traffic) -> str:
+    model_url = f"{url}/v1/models/{demo_data.MODEL_NAME}"
+    return f"""
+Model Monitor demo is running.
+  API            {url}          (OpenAPI docs: {url}/docs)
+{extra_lines}  model          {demo_data.MODEL_NAME}: {reference_rows} reference rows
+  admin key      {made.admin}
+  ingest key     {made.ingest}
+  read key       {made.read}
+  history        {t.history_hours} hours of past traffic, an incident in the last day: the charts start full
+  traffic        {t.rate:g} predictions/s, labels after ~{t.label_delay:g}s for {t.label_share:.0%} of them,
+                 drift injected after {t.drift_after:g}s (the console says when)
+  metrics        drift (feature by feature and multivariate), quality against the labels and estimated
+                 from the scores before them, concept drift, latency and data quality, per region
+                 and channel too, every {t.metrics_every:g}s over the live 1h and 1d windows
+  alerts         {len(demo_receivers.RULES)} rules ({", ".join(r["name"] for r in demo_receivers.RULES)});
+                 an on-call webhook and a retraining pipeline on loopback print what they receive below
+Try:
+  curl -H 'Authorization: Bearer {made.read}' {url}/v1/models/{demo_data.MODEL_NAME}
+  curl -H 'Authorization: Bearer {made.read}' '{model_url}/metrics?metric=dataset_drift'
+  curl -H 'Authorization: Bearer {made.read}' '{model_url}/metrics?metric=quality.accuracy&label=segment:region'
+  curl -H 'Authorization: Bearer {made.read}' '{model_url}/metrics?metric=estimated.accuracy'
+  curl -H 'Authorization: Bearer {made.read}' {url}/v1/alerts
+Press Ctrl-C to stop.
+"""
+
+
+def _demo_keys(ctx: ServiceContext) -> DemoKeys:
     """New admin, ingest and read keys; a reused database's earlier demo keys are revoked."""
     for k in keys.list_keys(ctx):
         if k["name"].startswith("demo-") and not k["revoked_at"]:
@@ -207,7 +215,7 @@ def _demo_keys(ctx: ServiceContext) -> tuple[str, str, str]:
         keys.create_key(ctx, f"demo-{scope.value}", [scope])[0]
         for scope in (keys.Scope.admin, keys.Scope.ingest, keys.Scope.read)
     ]
-    return made[0], made[1], made[2]
+    return DemoKeys(made[0], made[1], made[2])
 
 
 def _drain_outbox(ctx: ServiceContext, timeout: float = 60.0) -> None:
@@ -299,17 +307,9 @@ def _log_hour(client: MonitorClient, rng: np.random.Generator, hour: datetime, d
             client.log_label(pid, "default" if outcome else "repaid")
 
 
-def _stream(
-    client: MonitorClient,
-    stop: threading.Event,
-    rate: float,
-    duration: float,
-    drift_after: float,
-    label_delay: float,
-    label_share: float,
-    seed: int,
-) -> None:
-    rng = np.random.default_rng(seed)
+def _stream(client: MonitorClient, stop: threading.Event, traffic: Traffic) -> None:
+    """Live predictions, and their labels when they come due, until ``stop`` (or the duration)."""
+    rng = np.random.default_rng(traffic.seed)
     pending: list[tuple[float, str, str]] = []  # (due time, prediction id, label)
     start = time.monotonic()
     tick = 0.25
@@ -319,10 +319,10 @@ def _stream(
     while not stop.is_set():
         now = time.monotonic()
         elapsed = now - start
-        if duration and elapsed >= duration:
+        if traffic.duration and elapsed >= traffic.duration:
             break
         # Drift comes in over ten seconds after the drift point (data and concept: the world changed).
-        drift = min(1.0, max(0.0, (elapsed - drift_after) / 10.0))
+        drift = min(1.0, max(0.0, (elapsed - traffic.drift_after) / 10.0))
         if drift > 0 and not announced:
             announced = True
             print(
@@ -330,26 +330,9 @@ def _stream(
                 "defaults changes; watch the on-call channel below",
                 flush=True,
             )
-        n = int(rng.poisson(rate * tick))
+        n = int(rng.poisson(traffic.rate * tick))
         if n:
-            batch = demo_data.applicants(n, rng, drift)
-            scores = demo_data.model_scores(batch)
-            outcomes = demo_data.true_default(batch, rng, drift)
-            channels = rng.choice(demo_data.CHANNELS, n, p=[0.6, 0.25, 0.15])
-            latencies = rng.gamma(2.0, 6.0 + 10 * drift, n)
-            for rec, score, outcome, channel, latency in zip(
-                batch.records(), scores, outcomes, channels, latencies, strict=True
-            ):
-                pid = client.log_prediction(
-                    rec,
-                    "default" if score >= 0.5 else "repaid",
-                    scores=round(float(score), 5),
-                    latency_ms=round(float(latency), 2),
-                    segments={"channel": str(channel)},
-                )
-                if rng.random() < label_share:
-                    due = now + rng.exponential(label_delay)
-                    heapq.heappush(pending, (due, pid, "default" if outcome else "repaid"))
+            _send_batch(client, rng, n, drift, now, traffic, pending)
             n_sent += n
         while pending and pending[0][0] <= now:
             _, pid, label = heapq.heappop(pending)
@@ -362,3 +345,34 @@ def _stream(
                 flush=True,
             )
         stop.wait(tick)
+
+
+def _send_batch(
+    client: MonitorClient,
+    rng: np.random.Generator,
+    n: int,
+    drift: float,
+    now: float,
+    traffic: Traffic,
+    pending: list[tuple[float, str, str]],
+) -> None:
+    """``n`` applicants scored and logged; the labels of ``label_share`` of them queued in
+    ``pending`` for when they come due."""
+    batch = demo_data.applicants(n, rng, drift)
+    scores = demo_data.model_scores(batch)
+    outcomes = demo_data.true_default(batch, rng, drift)
+    channels = rng.choice(demo_data.CHANNELS, n, p=[0.6, 0.25, 0.15])
+    latencies = rng.gamma(2.0, 6.0 + 10 * drift, n)
+    for rec, score, outcome, channel, latency in zip(
+        batch.records(), scores, outcomes, channels, latencies, strict=True
+    ):
+        pid = client.log_prediction(
+            rec,
+            "default" if score >= 0.5 else "repaid",
+            scores=round(float(score), 5),
+            latency_ms=round(float(latency), 2),
+            segments={"channel": str(channel)},
+        )
+        if rng.random() < traffic.label_share:
+            due = now + rng.exponential(traffic.label_delay)
+            heapq.heappush(pending, (due, pid, "default" if outcome else "repaid"))

@@ -12,7 +12,7 @@ from dash import Dash, Input, Output, State, dcc, html, no_update
 
 from alerts.rules import parse_duration
 from dashboards import figures
-from dashboards.params import MAX_FILTER, RANGES, ModelParams
+from dashboards.params import LOCATION, MAX_FILTER, RANGES, ModelParams
 from monitor.errors import MonitorError
 from monitor.services.catalog import registry
 from monitor.services.infra.context import ServiceContext
@@ -248,11 +248,11 @@ def _distribution_hint(p: ModelParams, points: list[dict[str, Any]]) -> Any:
 
 def register(app: Dash, ctx: ServiceContext) -> None:
     @app.callback(
-        Output("url", "search", allow_duplicate=True),
+        Output(LOCATION, "search", allow_duplicate=True),
         Input("range", "value"),
         Input("window", "value"),
         Input("segment", "value"),
-        State("url", "search"),
+        State(LOCATION, "search"),
         prevent_initial_call=True,
     )
     def controls_to_url(range_name: str, window: str, segment: str, search: str) -> str:
@@ -260,10 +260,10 @@ def register(app: Dash, ctx: ServiceContext) -> None:
         return p.search(range=range_name if range_name != "custom" else None, window=window, segment=segment)
 
     @app.callback(
-        Output("url", "search", allow_duplicate=True),
+        Output(LOCATION, "search", allow_duplicate=True),
         Input("feature-filter", "value"),
         Input("feature-page", "value"),
-        State("url", "search"),
+        State(LOCATION, "search"),
         prevent_initial_call=True,
     )
     def heatmap_to_url(features: str | None, page: int | None, search: str) -> str:
@@ -276,8 +276,8 @@ def register(app: Dash, ctx: ServiceContext) -> None:
     @app.callback(
         Output("distribution", "children"),
         Input("drift-heatmap", "clickData"),
-        State("url", "pathname"),
-        State("url", "search"),
+        State(LOCATION, "pathname"),
+        State(LOCATION, "search"),
         prevent_initial_call=True,
     )
     def open_distribution(click: dict[str, Any] | None, pathname: str, search: str) -> Any:

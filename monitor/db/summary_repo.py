@@ -96,14 +96,6 @@ def groups_sql(alias: str) -> str:
         ) g"""
 
 
-def segment_filter(segment: Segment, params: dict[str, Any]) -> str:
-    """The SQL condition on the log's rows (alias ``p``) for a segment, its values put in ``params``."""
-    if segment is None:
-        return ""
-    params["seg_col"], params["seg_val"] = segment
-    return "AND p.segments ->> :seg_col = :seg_val"
-
-
 def segment_key(segment: Segment) -> str:
     """How a segment is named in stored summaries: '' for all predictions, else 'column=value'."""
     return "" if segment is None else f"{segment[0]}={segment[1]}"

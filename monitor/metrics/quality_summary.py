@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from monitor.metrics.profiles import NumericSummary, numeric_from_parts, pack_counts, summary_to_parts, unpack_counts
+from monitor.metrics.profiles import NumericSummary, pack_counts, summary_to_parts, unpack_counts
 from monitor.metrics.quality import QualityResult
 from monitor.metrics.score_layout import SCORE_BINS, ScoreLayout, stored_histogram
 
@@ -222,10 +222,6 @@ class RegressionSummary:
 
 
 QualitySummary = ClassificationSummary | RegressionSummary
-
-
-def residual_summary_from_parts(stats: dict[str, Any], counts: bytes, edges: np.ndarray) -> NumericSummary:
-    return numeric_from_parts(stats, edges, unpack_counts(counts).copy())
 
 
 # -- metrics from summaries -----------------------------------------------------------------------

@@ -513,3 +513,23 @@ def test_the_log_out_button_ends_the_session(driver: webdriver.Chrome, dashboard
     wait_for(lambda: "/login" in driver.current_url, what="the login page after logging out")
     driver.get(url + "/alerts")
     wait_for(lambda: "/login" in driver.current_url, what="the login page, asked again")
+
+
+def test_each_address_shows_what_it_names_and_titles_the_tab(driver: webdriver.Chrome, dashboard: Dashboard) -> None:
+    """Dash Pages merges a query's parameters over the path's variables: ``?name=`` must not
+    turn one model's address into another's page. Each page titles the browser tab."""
+    url, made, _ = dashboard
+    login(driver, url, made["read"])
+    open_page(driver, url, f"/models/{quote(MODEL)}?range=24h&name=elsewhere", "#drift-heatmap .js-plotly-plot")
+    assert MODEL in driver.find_element(By.TAG_NAME, "h2").text
+    assert "elsewhere" not in driver.find_element(By.ID, "page").text
+    wait_for(lambda: driver.title == f"{MODEL} · Model · Model Monitor", what="the model page's title")
+    open_page(driver, url, "/models/elsewhere", "#page h2")
+    assert driver.find_element(By.TAG_NAME, "h2").text == "Not available"
+    assert "elsewhere" in driver.find_element(By.ID, "page").text
+    open_page(driver, url, "/nowhere?x=1", "#page h2")
+    assert driver.find_element(By.TAG_NAME, "h2").text == "Not found"
+    assert "No page at /nowhere." in driver.find_element(By.ID, "page").text
+    wait_for(lambda: driver.title == "Not found · Model Monitor", what="the not-found page's title")
+    open_page(driver, url, "/alerts", "#alerts-table")
+    wait_for(lambda: driver.title == "Alerts · Model Monitor", what="the alerts page's title")

@@ -140,6 +140,7 @@ def test_a_report_opened_in_the_dashboard_frame_cannot_act_as_the_dashboard(
     open_page(driver, url, "/reports", "#report-frame")
     frame = driver.find_element(By.ID, "report-frame")
     assert frame.get_attribute("sandbox") == "allow-scripts"
+    wait_for(lambda: driver.title == "Reports · Model Monitor", what="the page's own title")
     driver.execute_script("arguments[0].src = arguments[1]", frame, f"/report-html/{MODEL}/{ids[which]}")
     driver.switch_to.frame(frame)
     try:
@@ -152,7 +153,7 @@ def test_a_report_opened_in_the_dashboard_frame_cannot_act_as_the_dashboard(
     finally:
         driver.switch_to.default_content()
     driver.execute_script("return new Promise(r => setTimeout(r, 1500))")  # time for anything to fire
-    assert driver.title == "Model Monitor"
+    assert driver.title == "Reports · Model Monitor"  # the report set its own document's title only
     assert driver.execute_script("return document.body.dataset.pwned") is None
     assert recorder.canaries() == []
     assert _silences(ctx) == silences

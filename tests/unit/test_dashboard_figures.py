@@ -430,3 +430,14 @@ def test_a_chart_of_a_thousand_features_draws_the_highest_and_says_so() -> None:
     assert len(fig["data"]) == figures.MAX_LINES
     assert {t["name"] for t in fig["data"]} == {f"f{i:04d}" for i in range(1000 - figures.MAX_LINES, 1000)}
     assert fig["layout"]["title"] == f"Missing values — the {figures.MAX_LINES} highest of 1,000 features"
+
+
+def test_the_pages_location_is_the_one_dash_pages_routes_by() -> None:
+    """The model page writes its controls into ``LOCATION``: it must be the dcc.Location inside
+    Dash's page container, or an address written would not rebuild the page."""
+    import dash
+
+    from dashboards.params import LOCATION
+
+    locations = [c.id for c in dash.page_container.children if type(c).__name__ == "Location"]
+    assert locations == [LOCATION]

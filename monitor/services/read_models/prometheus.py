@@ -43,10 +43,6 @@ def _ordered(severity: float) -> float:
     return 0.0 if math.isnan(severity) else severity  # no score: last
 
 
-def _ts(d: datetime | None) -> float | None:
-    return None if d is None else d.timestamp()
-
-
 def _model_metric_families() -> dict[str, GaugeMetricFamily]:
     """The per-model families, empty: one per kind of metric point."""
     fam: dict[str, GaugeMetricFamily] = {
