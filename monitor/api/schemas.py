@@ -11,6 +11,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from alerts.state import State
+from monitor.domain.alert_views import AlertHistoryEntry, AlertRecord
 
 
 class Out(BaseModel):
@@ -192,49 +193,12 @@ class ReceiverList(Out):
 # -- alerts ---------------------------------------------------------------------------------------
 
 
-class HistoryEntry(Out):
-    id: int
-    fingerprint: str
-    rule: str
-    model: str
-    from_state: State
-    to_state: State
-    at: datetime
-    value: float | None
-    threshold: float | None
-    labels: dict[str, str]
-    evidence: dict[str, Any]
-
-
-class AlertOut(Out):
-    fingerprint: str
-    rule: str
-    model: str
-    labels: dict[str, str]
-    annotations: dict[str, str]
-    state: State
-    active_at: datetime | None
-    fired_at: datetime | None
-    last_true_at: datetime | None
-    resolved_at: datetime | None
-    value: float | None
-    threshold: float | None
-    evidence: dict[str, Any]
-    acknowledged_by: str | None
-    acknowledged_at: datetime | None
-    ack_comment: str | None
-    updated_at: datetime
-    silenced_by: list[str] | None = None  # in lists: the silences muting it
-    inhibited_by: list[str] | None = None  # in lists: the firing alerts muting it
-    history: list[HistoryEntry] | None = None  # for one alert: its transitions
-
-
 class AlertList(Out):
-    alerts: list[AlertOut]
+    alerts: list[AlertRecord]
 
 
 class AlertHistory(Out):
-    history: list[HistoryEntry]
+    history: list[AlertHistoryEntry]
 
 
 class SilenceOut(Out):

@@ -11,6 +11,7 @@ import orjson
 from sqlalchemy import Connection, text
 
 from alerts.state import State
+from monitor.domain.alert_views import AlertHistoryEntry, AlertRecord
 
 
 class RuleRow(TypedDict):
@@ -35,45 +36,6 @@ class ReceiverRow(TypedDict):
     repeat_interval_s: int
     source: str
     updated_at: NotRequired[datetime]
-
-
-class AlertRow(TypedDict):
-    fingerprint: str
-    rule: str
-    model: str
-    labels: dict[str, str]
-    annotations: dict[str, str]
-    state: State
-    active_at: datetime | None
-    fired_at: datetime | None
-    last_true_at: datetime | None
-    resolved_at: datetime | None
-    value: float | None
-    threshold: float | None
-    evidence: dict[str, Any]
-    acknowledged_by: NotRequired[str | None]
-    acknowledged_at: NotRequired[datetime | None]
-    ack_comment: NotRequired[str | None]
-    updated_at: datetime
-    # added where alerts are listed or shown
-    silenced_by: NotRequired[list[str]]
-    inhibited_by: NotRequired[list[str]]
-    history: NotRequired[list[dict[str, Any]]]
-
-
-class HistoryRow(TypedDict):
-    """One change of an alert instance's state, with the evidence it changed on."""
-
-    fingerprint: str
-    rule: str
-    model: str
-    from_state: State
-    to_state: State
-    at: datetime
-    value: float | None
-    threshold: float | None
-    labels: dict[str, str]
-    evidence: dict[str, Any]
 
 
 class TriggerRow(TypedDict):
@@ -197,9 +159,14 @@ _ALERT_COLS = (
 )
 
 
-def _alert(row: Any) -> AlertRow:
+def _alert(row: Any) -> AlertRecord:
     """A stored alert, its state as the state machine's ``State``."""
-    return cast(AlertRow, {**row, "state": State(row["state"])})
+    return cast(AlertRecord, {**row, "state": State(row["state"])})
+
+
+def _transition(row: Any) -> AlertHistoryEntry:
+    """A stored change of state, its states as ``State``."""
+    return cast(AlertHistoryEntry, {**row, "from_state": State(row["from_state"]), "to_state": State(row["to_state"])})
 
 
 def _like(pattern: str) -> str:
@@ -304,14 +271,14 @@ class AlertRepository:
     def delete_receiver(self, name: str) -> bool:
         return self.conn.execute(text("DELETE FROM receivers WHERE name = :n"), {"n": name}).rowcount > 0
 
-    def alerts_for_update(self, model: str) -> dict[str, AlertRow]:
+    def alerts_for_update(self, model: str) -> dict[str, AlertRecord]:
         """The model's alert instances, locked: evaluations of one model never interleave."""
         rows = self.conn.execute(
             text(f"SELECT {_ALERT_COLS} FROM alerts WHERE model = :m FOR UPDATE"), {"m": model}
         ).mappings()
         return {r["fingerprint"]: _alert(r) for r in rows}
 
-    def save_alert(self, a: AlertRow) -> None:
+    def save_alert(self, a: AlertRecord) -> None:
         self.conn.execute(
             text(
                 "INSERT INTO alerts (fingerprint, rule, model, labels, annotations, state, active_at, fired_at, "
@@ -340,7 +307,7 @@ class AlertRepository:
     def delete_alert(self, fingerprint: str) -> None:
         self.conn.execute(text("DELETE FROM alerts WHERE fingerprint = :f"), {"f": fingerprint})
 
-    def add_history(self, h: HistoryRow) -> None:
+    def add_history(self, h: AlertHistoryEntry) -> None:
         self.conn.execute(
             text(
                 "INSERT INTO alert_history (fingerprint, rule, model, from_state, to_state, at, value, threshold, "
@@ -351,7 +318,7 @@ class AlertRepository:
             {**h, "labels": _json(h["labels"]), "evidence": _json(h["evidence"])},
         )
 
-    def list_alerts(self, state: str | None, model: str | None) -> list[AlertRow]:
+    def list_alerts(self, state: str | None, model: str | None) -> list[AlertRecord]:
         rows = self.conn.execute(
             text(
                 f"SELECT {_ALERT_COLS} FROM alerts WHERE (CAST(:s AS text) IS NULL OR state = :s) "
@@ -361,14 +328,14 @@ class AlertRepository:
         ).mappings()
         return [_alert(r) for r in rows]
 
-    def active_alerts(self) -> list[AlertRow]:
+    def active_alerts(self) -> list[AlertRecord]:
         """Firing alerts, and resolved ones some group may still have to be told about."""
         rows = self.conn.execute(
             text(f"SELECT {_ALERT_COLS} FROM alerts WHERE state IN ('firing', 'resolved')")
         ).mappings()
         return [_alert(r) for r in rows]
 
-    def get_alert(self, fingerprint: str) -> AlertRow | None:
+    def get_alert(self, fingerprint: str) -> AlertRecord | None:
         row = (
             self.conn.execute(text(f"SELECT {_ALERT_COLS} FROM alerts WHERE fingerprint = :f"), {"f": fingerprint})
             .mappings()
@@ -378,7 +345,7 @@ class AlertRepository:
 
     def history(
         self, fingerprint: str | None = None, model: str | None = None, limit: int = 500
-    ) -> list[dict[str, Any]]:
+    ) -> list[AlertHistoryEntry]:
         rows = self.conn.execute(
             text(
                 "SELECT id, fingerprint, rule, model, from_state, to_state, at, value, threshold, labels, evidence "
@@ -387,7 +354,7 @@ class AlertRepository:
             ),
             {"f": fingerprint, "m": model, "l": limit},
         ).mappings()
-        return [dict(r) for r in rows]
+        return [_transition(r) for r in rows]
 
     def acknowledge(self, fingerprint: str, by: str, comment: str, at: datetime) -> bool:
         return (

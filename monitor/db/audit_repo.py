@@ -5,7 +5,7 @@ deletes old ones, ``history_repo``, and a trigger refuses to delete recent ones)
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, TypedDict, cast
 
 from sqlalchemy import Connection, select, text
 
@@ -87,7 +87,19 @@ ORDER BY s.id
 """
 
 
-def open_exports(conn: Connection, key: int | None = None) -> list[dict[str, Any]]:
+class OpenExport(TypedDict):
+    """An export's start with no end: who started it, of which model, and its details."""
+
+    id: int
+    key_id: int | None
+    key_name: str | None
+    key_prefix: str | None
+    model: str | None
+    target: str
+    details: dict[str, Any]
+
+
+def open_exports(conn: Connection, key: int | None = None) -> list[OpenExport]:
     """Exports started and not (yet) ended, oldest first (``key``: of that key's lock only, 0 for
     exports without a key)."""
-    return [dict(r) for r in conn.execute(text(_OPEN_EXPORTS), {"key": key}).mappings()]
+    return [cast(OpenExport, dict(r)) for r in conn.execute(text(_OPEN_EXPORTS), {"key": key}).mappings()]

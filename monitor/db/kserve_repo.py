@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import NamedTuple
 
 from sqlalchemy import Connection, text
+
+
+class StoredHalf(NamedTuple):
+    """The half of an event that came first: its body as received, and its CloudEvent time."""
+
+    body: bytes
+    event_time: str | None
 
 
 def lock_pair(conn: Connection, model: str, event_id: str) -> None:
@@ -15,7 +22,7 @@ def lock_pair(conn: Connection, model: str, event_id: str) -> None:
     )
 
 
-def find(conn: Connection, model: str, event_id: str, kind: str) -> dict[str, Any] | None:
+def find(conn: Connection, model: str, event_id: str, kind: str) -> StoredHalf | None:
     row = (
         conn.execute(
             text("SELECT body, event_time FROM kserve_events WHERE model = :m AND event_id = :i AND kind = :k"),
@@ -24,7 +31,7 @@ def find(conn: Connection, model: str, event_id: str, kind: str) -> dict[str, An
         .mappings()
         .first()
     )
-    return None if row is None else {"body": bytes(row["body"]), "event_time": row["event_time"]}
+    return None if row is None else StoredHalf(bytes(row["body"]), row["event_time"])
 
 
 def store(conn: Connection, model: str, event_id: str, kind: str, body: bytes, event_time: str | None) -> None:

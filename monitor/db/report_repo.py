@@ -3,9 +3,26 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, NotRequired, TypedDict, cast
 
 from sqlalchemy import Connection, text
+
+
+class ReportRow(TypedDict):
+    """A stored report: what it covers and how much of it was sampled; its summary (and page)
+    where one report is read."""
+
+    id: int
+    version: str
+    kind: str
+    window_start: datetime
+    window_end: datetime
+    sample_size: int
+    window_rows: int
+    reference_sample_size: int
+    created_at: datetime
+    summary: NotRequired[dict[str, Any]]
+    html: NotRequired[str]
 
 
 def window_rows(conn: Connection, model_id: int, version_id: int, start: datetime, end: datetime) -> int:
@@ -69,7 +86,7 @@ def insert_report(conn: Connection, **values: Any) -> int:
     )
 
 
-def list_reports(conn: Connection, model_id: int) -> list[dict[str, Any]]:
+def list_reports(conn: Connection, model_id: int) -> list[ReportRow]:
     rows = conn.execute(
         text(
             """
@@ -81,10 +98,10 @@ def list_reports(conn: Connection, model_id: int) -> list[dict[str, Any]]:
         ),
         {"m": model_id},
     ).mappings()
-    return [dict(r) for r in rows]
+    return [cast(ReportRow, dict(r)) for r in rows]
 
 
-def get_report(conn: Connection, model_id: int, report_id: int, with_html: bool) -> dict[str, Any] | None:
+def get_report(conn: Connection, model_id: int, report_id: int, with_html: bool) -> ReportRow | None:
     cols = "summary, html" if with_html else "summary"
     row = (
         conn.execute(
@@ -101,7 +118,7 @@ def get_report(conn: Connection, model_id: int, report_id: int, with_html: bool)
         .mappings()
         .first()
     )
-    return dict(row) if row else None
+    return cast(ReportRow, dict(row)) if row else None
 
 
 # Advisory-lock namespace (the first key of pg_try_advisory_lock(int, int)) of report builds.

@@ -14,7 +14,8 @@ from typing import Any
 import orjson
 
 from alerts.state import State
-from monitor.db.alert_repo import AlertRow, GroupRow, HistoryRow, PointRow, ReceiverRow, SilenceRow, TriggerRow
+from monitor.db.alert_repo import GroupRow, PointRow, ReceiverRow, SilenceRow, TriggerRow
+from monitor.domain.alert_views import AlertHistoryEntry, AlertRecord
 
 
 @dataclass
@@ -28,8 +29,8 @@ class Enqueued:
 @dataclass
 class FakeAlertStore:
     points: dict[tuple[int, int], list[PointRow]] = field(default_factory=dict)
-    alerts: dict[str, AlertRow] = field(default_factory=dict)
-    history: list[HistoryRow] = field(default_factory=list)
+    alerts: dict[str, AlertRecord] = field(default_factory=dict)
+    history: list[AlertHistoryEntry] = field(default_factory=list)
     triggers: list[TriggerRow] = field(default_factory=list)
     rules: dict[str, list[dict[str, Any]]] = field(default_factory=lambda: {"rules": [], "inhibit_rules": []})
     receivers: list[ReceiverRow] = field(default_factory=list)
@@ -70,19 +71,19 @@ class FakeAlertStore:
         return max(found, key=lambda p: p["window_end"])["value"] if found else None
 
     # -- alert instances and their history
-    def alerts_for_update(self, model: str) -> dict[str, AlertRow]:
+    def alerts_for_update(self, model: str) -> dict[str, AlertRecord]:
         return {fp: copy.deepcopy(a) for fp, a in self.alerts.items() if a["model"] == model}
 
-    def save_alert(self, a: AlertRow) -> None:
+    def save_alert(self, a: AlertRecord) -> None:
         self.alerts[a["fingerprint"]] = copy.deepcopy(a)
 
     def delete_alert(self, fingerprint: str) -> None:
         self.alerts.pop(fingerprint, None)
 
-    def add_history(self, h: HistoryRow) -> None:
+    def add_history(self, h: AlertHistoryEntry) -> None:
         self.history.append(copy.deepcopy(h))
 
-    def active_alerts(self) -> list[AlertRow]:
+    def active_alerts(self) -> list[AlertRecord]:
         return [copy.deepcopy(a) for a in self.alerts.values() if a["state"] in (State.firing, State.resolved)]
 
     # -- requests

@@ -11,6 +11,7 @@ from monitor.api import schemas
 from monitor.api.deps import Caller, Ctx, require
 from monitor.api.guard import GuardedRoute
 from monitor.api.responses import FastJSONResponse
+from monitor.domain.alert_views import AlertRecord
 from monitor.services.alerting import alert_ops, delivery
 from monitor.services.catalog.keys import Scope
 
@@ -35,7 +36,7 @@ def alert_history(ctx: Ctx, model: str | None = None, limit: int = Query(500, ge
     return FastJSONResponse({"history": alert_ops.alert_history(ctx, model, limit)})
 
 
-@router.get("/alerts/{fingerprint}", dependencies=read, response_model=schemas.AlertOut)
+@router.get("/alerts/{fingerprint}", dependencies=read, response_model=AlertRecord)
 def get_alert(fingerprint: str, ctx: Ctx) -> FastJSONResponse:
     return FastJSONResponse(alert_ops.get_alert(ctx, fingerprint))
 
@@ -45,7 +46,7 @@ class Ack(BaseModel):
     comment: str = Field("", max_length=2000)
 
 
-@router.post("/alerts/{fingerprint}/ack", dependencies=admin, response_model=schemas.AlertOut)
+@router.post("/alerts/{fingerprint}/ack", dependencies=admin, response_model=AlertRecord)
 def acknowledge(fingerprint: str, ack: Ack, ctx: Ctx, actor: Caller) -> FastJSONResponse:
     """Acknowledge an alert (until its next incident). It goes on notifying; silence it to stop that."""
     return FastJSONResponse(alert_ops.acknowledge(ctx, fingerprint, ack.by, ack.comment, actor))

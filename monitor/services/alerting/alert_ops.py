@@ -9,14 +9,15 @@ from typing import Any
 from alerts.pipeline import mute
 from alerts.silences import SilenceSpec
 from monitor.db import audit_repo
-from monitor.db.alert_repo import AlertRow, DeliveryRow, OutboxRow, SilenceRow, TriggerStatus
+from monitor.db.alert_repo import DeliveryRow, OutboxRow, SilenceRow, TriggerStatus
+from monitor.domain.alert_views import AlertHistoryEntry, AlertRecord
 from monitor.domain.audit import SYSTEM, Actor
 from monitor.errors import MonitorError, NotFound
 from monitor.services.alerting.evaluation import active_silences, alert_of, inhibit_rules
 from monitor.services.infra.context import ServiceContext
 
 
-def list_alerts(ctx: ServiceContext, state: str | None = None, model: str | None = None) -> list[AlertRow]:
+def list_alerts(ctx: ServiceContext, state: str | None = None, model: str | None = None) -> list[AlertRecord]:
     if state is not None and state not in ("pending", "firing", "resolved"):
         raise MonitorError(f"state {state!r} is not one of pending, firing, resolved")
     now = datetime.now(UTC)
@@ -36,7 +37,7 @@ def list_alerts(ctx: ServiceContext, state: str | None = None, model: str | None
     return alerts
 
 
-def get_alert(ctx: ServiceContext, fingerprint: str) -> AlertRow:
+def get_alert(ctx: ServiceContext, fingerprint: str) -> AlertRecord:
     with ctx.uow() as uow:
         alert = uow.alerts.get_alert(fingerprint)
         if alert is None:
@@ -45,12 +46,12 @@ def get_alert(ctx: ServiceContext, fingerprint: str) -> AlertRow:
     return alert
 
 
-def alert_history(ctx: ServiceContext, model: str | None, limit: int) -> list[dict[str, Any]]:
+def alert_history(ctx: ServiceContext, model: str | None, limit: int) -> list[AlertHistoryEntry]:
     with ctx.uow() as uow:
         return uow.alerts.history(model=model, limit=limit)
 
 
-def acknowledge(ctx: ServiceContext, fingerprint: str, by: str, comment: str, actor: Actor = SYSTEM) -> AlertRow:
+def acknowledge(ctx: ServiceContext, fingerprint: str, by: str, comment: str, actor: Actor = SYSTEM) -> AlertRecord:
     with ctx.uow() as uow:
         if not uow.alerts.acknowledge(fingerprint, by, comment, datetime.now(UTC)):
             raise NotFound(f"no alert {fingerprint!r}")

@@ -30,8 +30,9 @@ from alerts.silences import Matcher, Silence
 from alerts.state import Alert, AlertState, State, step
 from monitor.config import Settings
 from monitor.db import reference_repo
-from monitor.db.alert_repo import INHIBIT_RULES, AlertRow, GroupRow, HistoryRow, TriggerRow
+from monitor.db.alert_repo import INHIBIT_RULES, GroupRow, TriggerRow
 from monitor.db.registry_repo import VersionRow
+from monitor.domain.alert_views import AlertHistoryEntry, AlertRecord
 from monitor.services.alerting.alert_config import active_rules
 from monitor.services.alerting.store import AlertStore
 from monitor.services.catalog.registry import live_versions
@@ -66,7 +67,7 @@ def dashboard_link(settings: Settings, model: str, s: Sample | dict[str, Any]) -
     return f"{settings.dashboard_url.rstrip('/')}/models/{quote(model)}?{urlencode(params)}"
 
 
-def _state_of(row: AlertRow | None) -> AlertState:
+def _state_of(row: AlertRecord | None) -> AlertState:
     if row is None:
         return AlertState()
     return AlertState(row["state"], row["active_at"], row["fired_at"], row["last_true_at"], row["resolved_at"])
@@ -216,7 +217,7 @@ def _store(
     settings: Settings,
     rule: Rule,
     e: Evaluation,
-    prev: AlertRow | None,
+    prev: AlertRecord | None,
     new: AlertState,
     transition: State | None,
     now: datetime,
@@ -234,7 +235,7 @@ def _store(
         return  # undecided: the alert keeps the evidence and the words of the window that decided
     link = dashboard_link(settings, e.sample.model, e.sample)
     alerts.save_alert(
-        AlertRow(
+        AlertRecord(
             fingerprint=e.fingerprint,
             rule=rule.name,
             model=e.sample.model,
@@ -257,8 +258,8 @@ def _store(
         counts[transition.value] += 1
 
 
-def _history(e: Evaluation, rule: str, before: State, after: State, at: datetime) -> HistoryRow:
-    return HistoryRow(
+def _history(e: Evaluation, rule: str, before: State, after: State, at: datetime) -> AlertHistoryEntry:
+    return AlertHistoryEntry(
         fingerprint=e.fingerprint,
         rule=rule,
         model=e.sample.model,
@@ -272,12 +273,12 @@ def _history(e: Evaluation, rule: str, before: State, after: State, at: datetime
     )
 
 
-def _transition_row(alerts: AlertStore, row: AlertRow, new: AlertState, transition: State, now: datetime) -> None:
+def _transition_row(alerts: AlertStore, row: AlertRecord, new: AlertState, transition: State, now: datetime) -> None:
     """An instance no rule evaluated any more steps on its stored row, its evidence kept."""
     if new.state is State.inactive:
         alerts.delete_alert(row["fingerprint"])
     else:
-        saved: AlertRow = {
+        saved: AlertRecord = {
             **row,
             "state": new.state,
             "active_at": new.active_at,
@@ -289,7 +290,7 @@ def _transition_row(alerts: AlertStore, row: AlertRow, new: AlertState, transiti
         alerts.save_alert(saved)
     note = "no longer evaluated: the rule or the series is gone"
     alerts.add_history(
-        HistoryRow(
+        AlertHistoryEntry(
             fingerprint=row["fingerprint"],
             rule=row["rule"],
             model=row["model"],
@@ -423,7 +424,7 @@ def inhibit_rules(alerts: AlertStore) -> list[InhibitRule]:
     return out
 
 
-def alert_of(row: AlertRow) -> Alert:
+def alert_of(row: AlertRecord) -> Alert:
     return Alert(
         row["fingerprint"],
         row["rule"],

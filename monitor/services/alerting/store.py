@@ -9,15 +9,14 @@ from datetime import datetime
 from typing import Protocol, runtime_checkable
 
 from monitor.db.alert_repo import (
-    AlertRow,
     GroupRow,
-    HistoryRow,
     PointRow,
     ReceiverRow,
     RuleRow,
     SilenceRow,
     TriggerRow,
 )
+from monitor.domain.alert_views import AlertHistoryEntry, AlertRecord
 
 
 @runtime_checkable
@@ -38,15 +37,15 @@ class AlertStore(Protocol):
     ) -> float | None: ...
 
     # -- alert instances and their history
-    def alerts_for_update(self, model: str) -> dict[str, AlertRow]: ...
+    def alerts_for_update(self, model: str) -> dict[str, AlertRecord]: ...
 
-    def save_alert(self, a: AlertRow) -> None: ...
+    def save_alert(self, a: AlertRecord) -> None: ...
 
     def delete_alert(self, fingerprint: str) -> None: ...
 
-    def add_history(self, h: HistoryRow) -> None: ...
+    def add_history(self, h: AlertHistoryEntry) -> None: ...
 
-    def active_alerts(self) -> list[AlertRow]: ...
+    def active_alerts(self) -> list[AlertRecord]: ...
 
     # -- retraining, promotion and rollback requests
     def lock_model_triggers(self, model: str) -> None: ...

@@ -70,9 +70,9 @@ def receive(ctx: ServiceContext, event: CloudEvent, version: str | None = None) 
             uow.commit()
             return {"event": event.id, "status": f"waiting for the {other_kind}"}
         uow.commit()
-    timestamp = (event.time if kind == "request" else other["event_time"]) or event.time
+    timestamp = (event.time if kind == "request" else other.event_time) or event.time
     try:
-        stored = _json(other["body"], other_kind)
+        stored = _json(other.body, other_kind)
         request_doc, response_doc = (doc, stored) if kind == "request" else (stored, doc)
         records, unreadable = pair_to_records(
             event.id, request_doc, response_doc, schema_from_json(vrow.schema), timestamp, named

@@ -17,6 +17,7 @@ import pandas as pd
 
 from monitor.db import audit_repo, reference_repo, report_repo
 from monitor.db.registry_repo import VersionRow
+from monitor.db.report_repo import ReportRow
 from monitor.domain.audit import SYSTEM, Actor
 from monitor.domain.monitoring import MonitoringConfig
 from monitor.domain.records import NEG_INF, POS_INF
@@ -271,12 +272,12 @@ def _run_evidently(
     return _strict_json(snapshot.json()), escape_embedded_json(snapshot.get_html_str(as_iframe=False))
 
 
-def list_reports(ctx: ServiceContext, model: str) -> list[dict[str, Any]]:
+def list_reports(ctx: ServiceContext, model: str) -> list[ReportRow]:
     with ctx.uow() as uow:
         return report_repo.list_reports(uow.conn, model_id_or_404(uow.conn, model))
 
 
-def get_report(ctx: ServiceContext, model: str, report_id: int, *, with_html: bool = False) -> dict[str, Any]:
+def get_report(ctx: ServiceContext, model: str, report_id: int, *, with_html: bool = False) -> ReportRow:
     with ctx.uow() as uow:
         report = report_repo.get_report(uow.conn, model_id_or_404(uow.conn, model), report_id, with_html)
     if report is None:
