@@ -41,7 +41,7 @@ def create_dashboard(ctx: ServiceContext, *, open_access: bool = False) -> Dash:
     app.server.extensions[routing.EXTENSION] = ctx
     routing.register_pages()
     # Host, Origin and headers first: a foreign request is refused before the login looks at it.
-    security.install(app, open_access=open_access, dashboard_url=ctx.settings.dashboard_url)
+    security.install(app, open_access=open_access, dashboard_url=ctx.settings.dashboard_url, tls=ctx.settings.tls)
     auth.install(app.server, ctx, open_access=open_access)
     security.refuse_malformed_callbacks(app)
     app.layout = html.Div(

@@ -83,7 +83,10 @@ def _session_principal(ctx: ServiceContext, auth: Authenticator) -> Principal | 
 def install(server: Flask, ctx: ServiceContext, *, open_access: bool) -> None:
     given = ctx.settings.dashboard_secret_key
     server.secret_key = given.get_secret_value() if given else secrets.token_hex(32)
-    server.config.update(SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax")
+    # Secure where the browser reaches the dashboard over HTTPS: served so, or behind a proxy
+    # that terminates TLS at the configured https:// address.
+    secure = ctx.settings.tls or ctx.settings.dashboard_url.startswith("https://")
+    server.config.update(SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax", SESSION_COOKIE_SECURE=secure)
     auth = Authenticator(ctx)
     failures = RateLimiter(
         ctx.settings.auth_failures_per_second,

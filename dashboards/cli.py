@@ -41,15 +41,21 @@ def _dashboard(args: argparse.Namespace) -> int:
     from dashboards.auth import is_loopback
     from dashboards.serve import DashboardServer
     from monitor.services.bootstrap import open_for_reading
+    from monitor.tls import TLSConfigError, server_context
 
     settings = get_settings()
+    try:
+        tls = server_context(settings)
+    except TLSConfigError as exc:
+        print(exc)
+        return 2
     host = args.host or settings.dashboard_host
     port = args.port or settings.dashboard_port
     if args.open and not is_loopback(host):
         print(f"--open (no login) is allowed on a loopback address only, not {host}")
         return 2
     ctx = open_for_reading(settings)
-    server = DashboardServer(create_dashboard(ctx, open_access=args.open), host, port)
+    server = DashboardServer(create_dashboard(ctx, open_access=args.open), host, port, tls)
     print(f"dashboard on {server.url}/ ({'open' if args.open else 'log in with an API key with the read scope'})")
     try:
         server.serve_forever()

@@ -22,6 +22,7 @@ from dash import Dash
 from flask import Flask, Response, request
 
 from dashboards.auth import is_loopback
+from monitor.tls import HSTS
 from monitor.web_security import COMMON_HEADERS, REPORT_HEADERS
 
 REPORT_PREFIX = "/report-html/"
@@ -50,9 +51,10 @@ def is_loopback_host(host: str, port: str) -> bool:
     return is_loopback(name.lower().removeprefix("[").removesuffix("]"))
 
 
-def install(app: Dash, *, open_access: bool, dashboard_url: str) -> None:
+def install(app: Dash, *, open_access: bool, dashboard_url: str, tls: bool = False) -> None:
     server: Flask = app.server
     known_origins = {_netloc(dashboard_url)} - {""}
+    transport_headers = HSTS if tls else {}
     app_headers: dict[str, str] = {}
 
     @server.before_request
@@ -71,7 +73,7 @@ def install(app: Dash, *, open_access: bool, dashboard_url: str) -> None:
         else:
             if not app_headers:  # Dash knows its inline scripts once every callback is registered
                 csp = {"Content-Security-Policy": _csp(app.csp_hashes()), "X-Frame-Options": "DENY"}
-                app_headers.update(COMMON_HEADERS | csp)
+                app_headers.update(COMMON_HEADERS | csp | transport_headers)
             chosen = app_headers
         for name, value in chosen.items():
             response.headers.setdefault(name, value)

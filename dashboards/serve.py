@@ -1,7 +1,9 @@
-"""Serving the dashboard: a threaded WSGI server, in the foreground or in a background thread."""
+"""Serving the dashboard: a threaded WSGI server, in the foreground or in a background thread,
+over HTTPS where the settings give a certificate (``monitor.tls``)."""
 
 from __future__ import annotations
 
+import ssl
 import threading
 
 from dash import Dash
@@ -9,9 +11,9 @@ from werkzeug.serving import BaseWSGIServer, make_server
 
 
 class DashboardServer:
-    def __init__(self, app: Dash, host: str, port: int) -> None:
-        self._server: BaseWSGIServer = make_server(host, port, app.server, threaded=True)
-        self.url = f"http://{host}:{self._server.server_port}"
+    def __init__(self, app: Dash, host: str, port: int, tls: ssl.SSLContext | None = None) -> None:
+        self._server: BaseWSGIServer = make_server(host, port, app.server, threaded=True, ssl_context=tls)
+        self.url = f"{'https' if tls else 'http'}://{host}:{self._server.server_port}"
         self._thread: threading.Thread | None = None
 
     def start(self) -> DashboardServer:

@@ -31,7 +31,13 @@ if TYPE_CHECKING:
 def _serve(args: argparse.Namespace) -> int:
     from monitor.server import pin_database_url
     from monitor.services.bootstrap import open_for_writing
+    from monitor.tls import TLSConfigError, server_context
 
+    try:
+        server_context(get_settings())  # the certificate and key load, before anything starts
+    except TLSConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 2
     # uvicorn handles SIGTERM (finishing the requests in flight), then raises it again so that the
     # handler in place before it runs: with Python's default one the process dies on the spot,
     # skipping the exit hook that stops an embedded Postgres this process started. Ours exits.

@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal, Self
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -40,6 +40,14 @@ class Settings(BaseSettings):
     # none, the connection's own address is the client's — uvicorn believed any process on the
     # host, which let a local client pick the address the failed-login limit and the audit log see.
     trusted_proxies: str = ""
+    # HTTPS: a PEM certificate (its chain after it) and its private key. Both set: the API and
+    # the dashboard serve HTTPS only, with HSTS, and the dashboard's login cookie is Secure.
+    # Unset: plain HTTP, for loopback or behind a TLS-terminating proxy (see trusted_proxies).
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+    # The key file's passphrase, if it has one.
+    tls_key_password: SecretStr | None = None
+
     # Records per request; bigger batches should be split by the client.
     max_batch_records: int = 100_000
 
@@ -121,6 +129,22 @@ class Settings(BaseSettings):
     dashboard_secret_key: SecretStr | None = None
     # A dashboard login lasts this long (logging out ends it at once, in every replica).
     dashboard_session_hours: float = Field(12.0, gt=0)
+
+    @field_validator("tls_cert_file", "tls_key_file", "tls_key_password", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # compose passes an unset variable on as "" (``${MONITOR_TLS_KEY_PASSWORD:-}``)
+        return None if value == "" else value
+
+    @property
+    def tls(self) -> bool:
+        return self.tls_cert_file is not None
+
+    @model_validator(mode="after")
+    def _tls_needs_both_files(self) -> Self:
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("MONITOR_TLS_CERT_FILE and MONITOR_TLS_KEY_FILE are set together or not at all")
+        return self
 
     @model_validator(mode="after")
     def _history_outlives_the_log(self) -> Self:

@@ -116,7 +116,9 @@ def _demo_settings(settings: Settings, port: int, services: Sequence[DemoService
     if dashboard:
         urls["dashboard_url"] = dashboard
     urls = {k: v for k, v in urls.items() if k not in settings.model_fields_set}
-    return pin_database_url(settings).model_copy(update={"allow_loopback_receivers": True, **urls})
+    # on loopback, over plain HTTP: a certificate in the settings is for the real service
+    plain = {"tls_cert_file": None, "tls_key_file": None}
+    return pin_database_url(settings).model_copy(update={"allow_loopback_receivers": True, **plain, **urls})
 
 
 def _run(settings: Settings, port: int, traffic: Traffic, services: Sequence[DemoService]) -> int:

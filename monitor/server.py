@@ -38,9 +38,11 @@ class ThreadedServer:
     def __init__(self, app: FastAPI, host: str, port: int, settings: Settings | None = None) -> None:
         from monitor.api.connections import server_options
         from monitor.config import get_settings
+        from monitor.tls import scheme
 
-        self.host, self.port = host, port
-        options = server_options(settings or get_settings())
+        settings = settings or get_settings()
+        self.host, self.port, self.scheme = host, port, scheme(settings)
+        options = server_options(settings)
         self._server = uvicorn.Server(
             uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on", **options)
         )
@@ -48,7 +50,7 @@ class ThreadedServer:
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"{self.scheme}://{self.host}:{self.port}"
 
     def start(self, timeout: float = 30.0) -> ThreadedServer:
         self._thread.start()

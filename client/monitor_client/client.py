@@ -12,7 +12,11 @@ counted (``stats.dropped``) and a warning is logged: dropping is reported, never
 the server rejects as invalid are counted in ``stats.rejected`` with the server's reasons logged.
 ``close(timeout)`` returns within ``timeout``: what is not sent by then counts as dropped.
 
-    client = MonitorClient("http://monitor:8000", api_key, model="credit")
+The service's certificate is verified (``https://`` URLs) against the system's authorities, or
+against ``ca_bundle`` (a PEM file) for a private CA; a certificate that does not verify is never
+accepted, and the background sender logs it as an error while it retries.
+
+    client = MonitorClient("https://monitor:8000", api_key, model="credit")
     pid = client.log_prediction({"age": 41, "income": 52000.0}, prediction="approve", latency_ms=12.5)
     ...
     client.log_label(pid, "default")
@@ -28,7 +32,9 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import queue
+import ssl
 import threading
 import time
 import uuid
@@ -156,6 +162,12 @@ def _iso(ts: datetime | str | float | None) -> str | float | None:
     return ts.isoformat() if isinstance(ts, datetime) else ts
 
 
+def _untrusted(exc: BaseException) -> bool:
+    """Whether a request failed because the server's certificate did not verify."""
+    cause = exc.__cause__ or exc.__context__
+    return isinstance(cause, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in str(exc)
+
+
 class MonitorClient:
     def __init__(
         self,
@@ -172,6 +184,7 @@ class MonitorClient:
         backoff_max: float = 30.0,
         max_attempts: int = 8,
         transport: httpx.BaseTransport | None = None,
+        ca_bundle: str | os.PathLike[str] | None = None,
     ) -> None:
         self.url = url.rstrip("/")
         self.model = model
@@ -188,7 +201,9 @@ class MonitorClient:
             headers={"Authorization": f"Bearer {api_key}", "User-Agent": "model-monitor-client"},
             timeout=timeout,
             transport=transport,
+            verify=ssl.create_default_context(cafile=os.fspath(ca_bundle)) if ca_bundle is not None else True,
         )
+        self._told_untrusted = False
         self._queue: queue.Queue[_Item] = queue.Queue(maxsize=max_queue)
         self._closing = threading.Event()
         self._deadline: float | None = None
@@ -531,6 +546,9 @@ class MonitorClient:
                 )
             except httpx.HTTPError as exc:
                 why = f"{type(exc).__name__}: {exc}"
+                if _untrusted(exc) and not self._told_untrusted:
+                    self._told_untrusted = True  # once: it is retried, in case the server's certificate is fixed
+                    log.error("monitor client: the service's certificate is not trusted (ca_bundle=...?): %s", why)
                 log.debug("monitor client: %s failed: %s", path, why)
             else:
                 if resp.status_code < 300:

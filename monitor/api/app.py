@@ -37,6 +37,7 @@ from monitor.services.catalog.keys import Authenticator
 from monitor.services.infra.context import ServiceContext
 from monitor.services.ingest.rate_limit import RateLimiter
 from monitor.services.read_models.prometheus import new_registries
+from monitor.tls import HSTS
 from monitor.web_security import API_DOCS_HEADERS, API_HEADERS
 
 log = logging.getLogger(__name__)
@@ -49,6 +50,8 @@ INGEST_PATHS = {"/v1/predictions": "predictions", "/v1/labels": "labels", "/v1/k
 
 def create_app(settings: Settings | None = None, ctx: ServiceContext | None = None) -> FastAPI:
     """The app. With ``ctx`` given (tests, the demo) it is used as is; otherwise one is opened at start-up."""
+    # Served over HTTPS (a certificate in the settings): browsers are told to use nothing else.
+    transport_headers = HSTS if (settings or get_settings()).tls else {}
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -109,7 +112,7 @@ def create_app(settings: Settings | None = None, ctx: ServiceContext | None = No
         response.headers["X-Request-ID"] = rid
         # Security headers; a route that set its own (a sandboxed report) keeps them.
         docs = request.url.path == DOCS or request.url.path.startswith(DOCS + "/")
-        for name, value in (API_DOCS_HEADERS if docs else API_HEADERS).items():
+        for name, value in {**(API_DOCS_HEADERS if docs else API_HEADERS), **transport_headers}.items():
             response.headers.setdefault(name, value)
         return response
 

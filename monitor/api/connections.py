@@ -16,6 +16,7 @@ from typing import Any
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from monitor import tls
 from monitor.config import Settings, get_settings
 
 try:
@@ -90,11 +91,16 @@ if HttpToolsProtocol is not None:
 
 
 def server_options(settings: Settings) -> dict[str, Any]:
-    """uvicorn options that bound slow and idle connections by the settings, and believe
-    forwarded headers from the configured proxies only."""
+    """uvicorn options that bound slow and idle connections by the settings, believe forwarded
+    headers from the configured proxies only, and serve HTTPS where a certificate is set."""
     global _header_timeout
     _header_timeout = settings.header_timeout_seconds
     protocol = HttpToolsWithHeadDeadline if HttpToolsProtocol is not None else H11WithHeadDeadline
     proxies = [p.strip() for p in settings.trusted_proxies.split(",") if p.strip()]
     forwarded = {"proxy_headers": bool(proxies), "forwarded_allow_ips": ",".join(proxies) or None}
-    return {"http": protocol, "limit_concurrency": settings.max_connections, **forwarded}
+    return {
+        "http": protocol,
+        "limit_concurrency": settings.max_connections,
+        **forwarded,
+        **tls.uvicorn_options(settings),
+    }

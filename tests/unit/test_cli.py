@@ -70,6 +70,28 @@ def test_every_compose_service_of_ours_runs_a_command_that_exists() -> None:
     assert {"citus-coordinator", "citus-worker-1", "citus-worker-2", "citus-setup", "citus-distribute"} <= citus
 
 
+def test_the_tls_override_adds_only_settings_to_services_compose_has() -> None:
+    """compose.tls.yaml, laid over compose.yaml: the services it touches exist there, every
+    variable it sets is a setting, and the API and dashboard get a certificate and a key."""
+    import yaml
+
+    from monitor.config import Settings
+
+    root = Path(__file__).resolve().parents[2]
+    base = yaml.safe_load((root / "compose.yaml").read_text())["services"]
+    over = yaml.safe_load((root / "compose.tls.yaml").read_text())["services"]
+    settings = {f"MONITOR_{name.upper()}" for name in Settings.model_fields}
+    assert set(over) <= set(base)
+    for name, service in over.items():
+        assert set(service["environment"]) <= settings, name
+    for name in ("api", "dashboard"):
+        env = over[name]["environment"]
+        assert env["MONITOR_TLS_CERT_FILE"].startswith("/run/tls/") and env["MONITOR_TLS_KEY_FILE"].startswith(
+            "/run/tls/"
+        )
+        assert "https://127.0.0.1" in " ".join(over[name]["healthcheck"]["test"])
+
+
 def test_compose_requires_every_secret_instead_of_falling_back_to_a_known_one() -> None:
     """A secret left unset stops `docker compose up` with a message; a default ('monitor',
     'change-me') would run a database and a login anyone can guess."""

@@ -1,0 +1,188 @@
+"""What a stored prediction costs: bytes per prediction in Postgres against the same rows as
+Parquet with zstd, in one run.
+
+    python benchmarks/storage.py [--rows 100000] [--widths 20,200]
+
+For each width, a model of that many features (four in five numerical, one in five categorical),
+a score, a latency, a segment and 36-character prediction ids; ``--rows`` predictions over one
+past day, ingested through the service in batches of 1,000, and labels for one in five of them.
+Then, after VACUUM ANALYZE, the bytes the model added to the prediction log (its day partition:
+table, TOAST and every index), to ``prediction_keys`` and to ``labels`` (tables, TOAST and
+indexes), per prediction; beside them the same predictions and labels written as one Parquet file
+with zstd (pyarrow's default level). Ingestion rows/s and the rollup's rows/s of the same rows are
+printed too, so that a smaller row is not bought with speed.
+
+Starts an embedded Postgres (pgserver) in a temporary directory, unless MONITOR_DATABASE_URL is
+set (then its database must be empty of other data: sizes are measured as the tables' growth).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+from sqlalchemy import text
+
+from monitor.config import Settings
+from monitor.domain.schema import ModelSpec
+from monitor.services.bootstrap import open_context
+from monitor.services.catalog import registry
+from monitor.services.infra.context import ServiceContext
+from monitor.services.ingest import ingestion
+from monitor.services.jobs.rollup import rollup
+
+BATCH = 1_000
+LABEL_EVERY = 5
+CATEGORIES = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta"]
+# Every relation a prediction's rows live in: the log's partitions, the key table, the labels.
+TABLES = ("predictions", "prediction_keys", "labels", "label_revisions")
+
+
+def spec(width: int) -> dict[str, Any]:
+    n_cat = width // 5
+    return {
+        "name": f"storage-{width}",
+        "task": "binary_classification",
+        "classes": ["0", "1"],
+        "features": [{"name": f"n{i}", "type": "numerical"} for i in range(width - n_cat)]
+        + [{"name": f"c{i}", "type": "categorical"} for i in range(n_cat)],
+        "segments": ["region"],
+    }
+
+
+def records(width: int, n: int, day: datetime, seed: int = 1) -> list[dict[str, Any]]:
+    rng = np.random.default_rng(seed)
+    n_cat = width // 5
+    num = np.round(rng.normal(50, 15, size=(n, width - n_cat)), 3).tolist()
+    cats = rng.choice(CATEGORIES, size=(n, n_cat)).tolist()
+    scores = np.round(rng.uniform(size=n), 5).tolist()
+    latency = np.round(rng.gamma(2.0, 6.0, n), 2).tolist()
+    regions = rng.choice(["eu", "us", "apac"], n).tolist()
+    step = 86_400 / n
+    out = []
+    for i in range(n):
+        features: dict[str, Any] = {f"n{j}": v for j, v in enumerate(num[i])}
+        features.update({f"c{j}": v for j, v in enumerate(cats[i])})
+        out.append(
+            {
+                "prediction_id": str(uuid.UUID(int=int(rng.integers(2**63)) << 64 | i)),
+                "timestamp": (day + timedelta(seconds=i * step)).isoformat(),
+                "features": features,
+                "prediction": "1" if scores[i] >= 0.5 else "0",
+                "scores": scores[i],
+                "latency_ms": latency[i],
+                "segments": {"region": regions[i]},
+            }
+        )
+    return out
+
+
+def relation_bytes(ctx: ServiceContext) -> dict[str, int]:
+    """Each table's bytes with its TOAST and indexes, a partitioned table's partitions summed."""
+    with ctx.engine.connect() as conn:
+        return {
+            table: int(
+                conn.execute(
+                    text(
+                        "SELECT coalesce(sum(pg_total_relation_size(relid)), 0) "
+                        "FROM pg_partition_tree(CAST(:t AS regclass))"
+                    ),
+                    {"t": table},
+                ).scalar_one()
+            )
+            for table in TABLES
+        }
+
+
+def vacuum(ctx: ServiceContext) -> None:
+    with ctx.engine.connect() as conn:
+        conn.execution_options(isolation_level="AUTOCOMMIT").execute(text("VACUUM ANALYZE"))
+
+
+def parquet_bytes(rows: list[dict[str, Any]], labels: dict[str, str]) -> int:
+    """The same predictions, with their labels, as one Parquet file (zstd)."""
+    flat = pd.DataFrame([r["features"] for r in rows])
+    flat.insert(0, "prediction_id", [r["prediction_id"] for r in rows])
+    flat.insert(1, "ts", pd.to_datetime([r["timestamp"] for r in rows], utc=True))
+    flat["prediction"] = [r["prediction"] for r in rows]
+    flat["score"] = [r["scores"] for r in rows]
+    flat["latency_ms"] = [r["latency_ms"] for r in rows]
+    flat["region"] = [r["segments"]["region"] for r in rows]
+    flat["label"] = [labels.get(r["prediction_id"]) for r in rows]
+    buf = io.BytesIO()
+    pq.write_table(pa.Table.from_pandas(flat, preserve_index=False), buf, compression="zstd")
+    return buf.tell()
+
+
+def measure(ctx: ServiceContext, width: int, n: int, day: datetime) -> dict[str, float]:
+    s = spec(width)
+    model = s["name"]
+    registry.register_model(ctx, ModelSpec.model_validate(s))
+    rows = records(width, n, day)
+    before = relation_bytes(ctx)
+    t = time.perf_counter()
+    for i in range(0, n, BATCH):
+        result = ingestion.ingest_predictions(ctx, rows[i : i + BATCH], model=model)
+        assert not result.errors, result.errors[:3]
+    t_ingest = time.perf_counter() - t
+    labels = {r["prediction_id"]: r["prediction"] for r in rows[::LABEL_EVERY]}
+    label_records = [{"prediction_id": pid, "label": label} for pid, label in labels.items()]
+    for i in range(0, len(label_records), BATCH):
+        result_l = ingestion.ingest_labels(ctx, label_records[i : i + BATCH], model=model)
+        assert not result_l.errors, result_l.errors[:3]
+    t = time.perf_counter()
+    rollup(ctx, model, None, day, day + timedelta(days=1))
+    t_rollup = time.perf_counter() - t
+    vacuum(ctx)
+    after = relation_bytes(ctx)
+    grown = {table: after[table] - before[table] for table in TABLES}
+    return {
+        **{f"{table} B": grown[table] / n for table in TABLES},
+        "postgres B": sum(grown.values()) / n,
+        "parquet B": parquet_bytes(rows, labels) / n,
+        "ingest rows/s": n / t_ingest,
+        "rollup rows/s": n / t_rollup,
+    }
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--rows", type=int, default=100_000)
+    p.add_argument("--widths", default="20,200")
+    args = p.parse_args()
+    widths = [int(w) for w in args.widths.split(",")]
+    # a whole past day: one partition, closed, as most of a log's 90 days are
+    day = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=2)
+    print(f"{args.rows:,} predictions a model over {day.date()}, labels for one in {LABEL_EVERY}\n")
+    print(
+        "| features | Postgres B/prediction | log | keys | labels | Parquet zstd B | Postgres / Parquet "
+        "| ingest rows/s | rollup rows/s |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = Settings(data_dir=Path(tmp), database_url=os.environ.get("MONITOR_DATABASE_URL"))
+        ctx = open_context(settings, migrate=True)
+        for width in widths:
+            m = measure(ctx, width, args.rows, day)
+            print(
+                f"| {width} | {m['postgres B']:,.0f} | {m['predictions B']:,.0f} | {m['prediction_keys B']:,.0f} "
+                f"| {m['labels B'] + m['label_revisions B']:,.0f} | {m['parquet B']:,.0f} "
+                f"| {m['postgres B'] / m['parquet B']:.1f}x | {m['ingest rows/s']:,.0f} | {m['rollup rows/s']:,.0f} |",
+                flush=True,
+            )
+        ctx.close()
+
+
+if __name__ == "__main__":
+    main()
