@@ -4,8 +4,9 @@ Parquet with zstd, in one run.
     python benchmarks/storage.py [--rows 100000] [--widths 20,200]
 
 For each width, a model of that many features (four in five numerical, one in five categorical),
-a score, a latency, a segment and 36-character prediction ids; ``--rows`` predictions over one
-past day, ingested through the service in batches of 1,000, and labels for one in five of them.
+a score, a latency, a segment and 36-character prediction ids, with a reference of 2,000 rows;
+``--rows`` predictions over one past day, ingested through the service in batches of 1,000, and
+labels for one in five of them.
 Then, after VACUUM ANALYZE, the bytes the model added to the prediction log (its day partition:
 table, TOAST and every index), to ``prediction_keys`` and to ``labels`` (tables, TOAST and
 indexes), per prediction; beside them the same predictions and labels written as one Parquet file
@@ -36,8 +37,10 @@ from sqlalchemy import text
 
 from monitor.config import Settings
 from monitor.domain.schema import ModelSpec
+from monitor.domain.tabular import TableFormat
 from monitor.services.bootstrap import open_context
 from monitor.services.catalog import registry
+from monitor.services.catalog.reference import upload_reference
 from monitor.services.infra.context import ServiceContext
 from monitor.services.ingest import ingestion
 from monitor.services.jobs.rollup import rollup
@@ -95,8 +98,9 @@ def relation_bytes(ctx: ServiceContext) -> dict[str, int]:
             table: int(
                 conn.execute(
                     text(
-                        "SELECT coalesce(sum(pg_total_relation_size(relid)), 0) "
-                        "FROM pg_partition_tree(CAST(:t AS regclass))"
+                        "SELECT CASE WHEN c.relkind = 'p' THEN (SELECT coalesce(sum(pg_total_relation_size(relid)), 0) "
+                        "FROM pg_partition_tree(c.oid)) ELSE pg_total_relation_size(c.oid) END "
+                        "FROM pg_class c WHERE c.oid = CAST(:t AS regclass)"
                     ),
                     {"t": table},
                 ).scalar_one()
@@ -114,7 +118,7 @@ def parquet_bytes(rows: list[dict[str, Any]], labels: dict[str, str]) -> int:
     """The same predictions, with their labels, as one Parquet file (zstd)."""
     flat = pd.DataFrame([r["features"] for r in rows])
     flat.insert(0, "prediction_id", [r["prediction_id"] for r in rows])
-    flat.insert(1, "ts", pd.to_datetime([r["timestamp"] for r in rows], utc=True))
+    flat.insert(1, "ts", pd.to_datetime([r["timestamp"] for r in rows], utc=True, format="ISO8601"))
     flat["prediction"] = [r["prediction"] for r in rows]
     flat["score"] = [r["scores"] for r in rows]
     flat["latency_ms"] = [r["latency_ms"] for r in rows]
@@ -129,6 +133,9 @@ def measure(ctx: ServiceContext, width: int, n: int, day: datetime) -> dict[str,
     s = spec(width)
     model = s["name"]
     registry.register_model(ctx, ModelSpec.model_validate(s))
+    # a reference first, as in production: ingestion summarises each batch against its edges
+    reference = pd.DataFrame([{**r["features"], "prediction": r["prediction"]} for r in records(width, 2_000, day, 7)])
+    upload_reference(ctx, model, reference.to_csv(index=False).encode(), TableFormat.csv)
     rows = records(width, n, day)
     before = relation_bytes(ctx)
     t = time.perf_counter()

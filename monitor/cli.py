@@ -211,7 +211,7 @@ def _secrets(args: argparse.Namespace) -> int:
 
 
 def _scheduler(args: argparse.Namespace) -> int:
-    from monitor.processes import BackgroundWork
+    from monitor.scheduler import BackgroundWork
     from monitor.services.bootstrap import open_for_writing
 
     ctx = open_for_writing(get_settings())

@@ -22,7 +22,7 @@ from monitor.client import MonitorClient
 from monitor.config import Settings, get_settings
 from monitor.db.embedded import release_embedded
 from monitor.domain.monitoring import MonitoringConfig
-from monitor.processes import BackgroundWork
+from monitor.scheduler import BackgroundWork
 from monitor.server import ThreadedServer, pin_database_url, port_is_free
 from monitor.services.alerting import alert_ops
 from monitor.services.alerting.evaluation import evaluate_model

@@ -20,6 +20,7 @@ from sqlalchemy import Connection, text
 
 from monitor.db import registry_repo
 from monitor.services.alerting.alert_config import RulesFile
+from monitor.services.alerting.delivery import DeliveryWorker
 from monitor.services.alerting.evaluation import evaluate_model, flush_groups
 from monitor.services.catalog import registry
 from monitor.services.infra.context import ServiceContext
@@ -188,3 +189,39 @@ class MetricScheduler:
             except Exception:
                 log.warning("could not release the leader lock cleanly; closing its session")
         self._release()
+
+
+class BackgroundWork:
+    """The background work of a running service, in one place for ``monitor scheduler`` and the
+    demo: the scheduler's runs and the deliverer's sends of what those runs queued, started and
+    stopped together. Every scheduler process delivers, leader or not: a message is claimed by one
+    deliverer at a time."""
+
+    def __init__(self, ctx: ServiceContext, *, tick_seconds: float) -> None:
+        self.scheduler = MetricScheduler(ctx, tick_seconds=tick_seconds)
+        self.deliverer = DeliveryWorker(ctx)
+
+    def start(self) -> None:
+        """Both in background threads."""
+        self.scheduler.start(block=False)
+        self.deliverer.start()
+
+    def run(self) -> None:
+        """Deliver in the background and run the scheduler in this thread until it is interrupted
+        (Ctrl-C, or SIGTERM turned into SystemExit); then stop both cleanly."""
+        self.deliverer.start()
+        try:
+            self.scheduler.start(block=True)
+        except (KeyboardInterrupt, SystemExit):
+            pass
+        finally:
+            self.stop()
+            log.info("scheduler stopped cleanly")
+
+    def stop(self, *, final_run: bool = False) -> None:
+        """The job and the delivery attempt in flight finish and are recorded, and the leader lock
+        is handed over at once. ``final_run``: one last run first, so the latest traffic counts."""
+        if final_run:
+            self.scheduler.tick(force=True)
+        self.scheduler.stop()
+        self.deliverer.stop()

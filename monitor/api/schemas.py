@@ -10,8 +10,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from alerts.records import AlertHistoryEntry, AlertRecord
 from alerts.state import State
-from monitor.domain.alert_views import AlertHistoryEntry, AlertRecord
 
 
 class Out(BaseModel):

@@ -10,8 +10,8 @@ from typing import Any, NotRequired, TypedDict, cast
 import orjson
 from sqlalchemy import Connection, text
 
+from alerts.records import AlertHistoryEntry, AlertRecord
 from alerts.state import State
-from monitor.domain.alert_views import AlertHistoryEntry, AlertRecord
 
 
 class RuleRow(TypedDict):

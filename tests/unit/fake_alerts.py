@@ -13,9 +13,9 @@ from typing import Any
 
 import orjson
 
+from alerts.records import AlertHistoryEntry, AlertRecord
 from alerts.state import State
 from monitor.db.alert_repo import GroupRow, PointRow, ReceiverRow, SilenceRow, TriggerRow
-from monitor.domain.alert_views import AlertHistoryEntry, AlertRecord
 
 
 @dataclass

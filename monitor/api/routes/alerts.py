@@ -6,12 +6,12 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
 
+from alerts.records import AlertRecord
 from alerts.silences import SilenceSpec
 from monitor.api import schemas
 from monitor.api.deps import Caller, Ctx, require
 from monitor.api.guard import GuardedRoute
 from monitor.api.responses import FastJSONResponse
-from monitor.domain.alert_views import AlertRecord
 from monitor.services.alerting import alert_ops, delivery
 from monitor.services.catalog.keys import Scope
 

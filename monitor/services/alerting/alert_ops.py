@@ -7,10 +7,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from alerts.pipeline import mute
+from alerts.records import AlertHistoryEntry, AlertRecord
 from alerts.silences import SilenceSpec
 from monitor.db import audit_repo
 from monitor.db.alert_repo import DeliveryRow, OutboxRow, SilenceRow, TriggerStatus
-from monitor.domain.alert_views import AlertHistoryEntry, AlertRecord
 from monitor.domain.audit import SYSTEM, Actor
 from monitor.errors import MonitorError, NotFound
 from monitor.services.alerting.evaluation import active_silences, alert_of, inhibit_rules

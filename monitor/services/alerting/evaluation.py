@@ -25,6 +25,7 @@ from alerts.inhibit import InhibitRule
 from alerts.payloads import retrain_event, version_event
 from alerts.pipeline import Group, plan_notifications
 from alerts.receivers import Receiver, ReceiverKind, timers_from_seconds
+from alerts.records import AlertHistoryEntry, AlertRecord
 from alerts.rules import EVENTS, Retrain, Rule, parse_duration
 from alerts.silences import Matcher, Silence
 from alerts.state import Alert, AlertState, State, step
@@ -32,7 +33,6 @@ from monitor.config import Settings
 from monitor.db import reference_repo
 from monitor.db.alert_repo import INHIBIT_RULES, GroupRow, TriggerRow
 from monitor.db.registry_repo import VersionRow
-from monitor.domain.alert_views import AlertHistoryEntry, AlertRecord
 from monitor.services.alerting.alert_config import active_rules
 from monitor.services.alerting.store import AlertStore
 from monitor.services.catalog.registry import live_versions

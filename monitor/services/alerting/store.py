@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
+from alerts.records import AlertHistoryEntry, AlertRecord
 from monitor.db.alert_repo import (
     GroupRow,
     PointRow,
@@ -16,7 +17,6 @@ from monitor.db.alert_repo import (
     SilenceRow,
     TriggerRow,
 )
-from monitor.domain.alert_views import AlertHistoryEntry, AlertRecord
 
 
 @runtime_checkable

@@ -1,6 +1,6 @@
-"""An alert instance and a change of its state: one shape, declared once, for the repository that
-stores them, the evaluation that changes them and the API that returns them (its documented
-responses are these types).
+"""An alert instance and a change of its state as stored and shown: one shape, declared once, for
+the repository that stores them, the evaluation that changes them and the API that returns them
+(its documented responses are these types).
 
 ``typing_extensions``' TypedDict: pydantic reads it on Python 3.11 (the standard library's only
 from 3.12)."""
