@@ -15,6 +15,9 @@ printed too, so that a smaller row is not bought with speed.
 
 Starts an embedded Postgres (pgserver) in a temporary directory, unless MONITOR_DATABASE_URL is
 set (then its database must be empty of other data: sizes are measured as the tables' growth).
+``--citus``: on a Citus coordinator with two workers instead (the build CI uses,
+MONITOR_CITUS_HOME), the tables distributed; the sizes are the shards' on the workers, and the
+closed day's partition is then moved to Citus' columnar storage and measured again.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from __future__ import annotations
 import argparse
 import io
 import os
+import sys
 import tempfile
 import time
 import uuid
@@ -35,12 +39,16 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from sqlalchemy import text
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 from monitor.config import Settings
+from monitor.db.partitions import partition_name
 from monitor.domain.schema import ModelSpec
 from monitor.domain.tabular import TableFormat
 from monitor.services.bootstrap import open_context
 from monitor.services.catalog import registry
 from monitor.services.catalog.reference import upload_reference
+from monitor.services.infra import citus
 from monitor.services.infra.context import ServiceContext
 from monitor.services.ingest import ingestion
 from monitor.services.jobs.rollup import rollup
@@ -91,15 +99,17 @@ def records(width: int, n: int, day: datetime, seed: int = 1) -> list[dict[str, 
     return out
 
 
-def relation_bytes(ctx: ServiceContext) -> dict[str, int]:
-    """Each table's bytes with its TOAST and indexes, a partitioned table's partitions summed."""
+def relation_bytes(ctx: ServiceContext, distributed: bool = False) -> dict[str, int]:
+    """Each table's bytes with its TOAST and indexes, a partitioned table's partitions summed (on
+    Citus, its shards' on the workers)."""
+    size = "citus_total_relation_size" if distributed else "pg_total_relation_size"
     with ctx.engine.connect() as conn:
         return {
             table: int(
                 conn.execute(
                     text(
-                        "SELECT CASE WHEN c.relkind = 'p' THEN (SELECT coalesce(sum(pg_total_relation_size(relid)), 0) "
-                        "FROM pg_partition_tree(c.oid)) ELSE pg_total_relation_size(c.oid) END "
+                        f"SELECT CASE WHEN c.relkind = 'p' THEN (SELECT coalesce(sum({size}(relid)), 0) "
+                        f"FROM pg_partition_tree(c.oid) WHERE isleaf) ELSE {size}(c.oid) END "
                         "FROM pg_class c WHERE c.oid = CAST(:t AS regclass)"
                     ),
                     {"t": table},
@@ -107,6 +117,18 @@ def relation_bytes(ctx: ServiceContext) -> dict[str, int]:
             )
             for table in TABLES
         }
+
+
+def columnar_bytes(ctx: ServiceContext, day: datetime) -> int:
+    """The day's partition moved to Citus' columnar storage; its bytes on the workers then."""
+    name = partition_name(day.date())
+    with ctx.engine.connect() as conn:
+        conn.execution_options(isolation_level="AUTOCOMMIT")
+        conn.execute(text("SELECT alter_table_set_access_method(CAST(:t AS regclass), 'columnar')"), {"t": name})
+        conn.execute(text(f"VACUUM ANALYZE {name}"))
+        return int(
+            conn.execute(text("SELECT citus_total_relation_size(CAST(:t AS regclass))"), {"t": name}).scalar_one()
+        )
 
 
 def vacuum(ctx: ServiceContext) -> None:
@@ -129,7 +151,7 @@ def parquet_bytes(rows: list[dict[str, Any]], labels: dict[str, str]) -> int:
     return buf.tell()
 
 
-def measure(ctx: ServiceContext, width: int, n: int, day: datetime) -> dict[str, float]:
+def measure(ctx: ServiceContext, width: int, n: int, day: datetime, distributed: bool = False) -> dict[str, float]:
     s = spec(width)
     model = s["name"]
     registry.register_model(ctx, ModelSpec.model_validate(s))
@@ -137,7 +159,7 @@ def measure(ctx: ServiceContext, width: int, n: int, day: datetime) -> dict[str,
     reference = pd.DataFrame([{**r["features"], "prediction": r["prediction"]} for r in records(width, 2_000, day, 7)])
     upload_reference(ctx, model, reference.to_csv(index=False).encode(), TableFormat.csv)
     rows = records(width, n, day)
-    before = relation_bytes(ctx)
+    before = relation_bytes(ctx, distributed)
     t = time.perf_counter()
     for i in range(0, n, BATCH):
         result = ingestion.ingest_predictions(ctx, rows[i : i + BATCH], model=model)
@@ -152,7 +174,7 @@ def measure(ctx: ServiceContext, width: int, n: int, day: datetime) -> dict[str,
     rollup(ctx, model, None, day, day + timedelta(days=1))
     t_rollup = time.perf_counter() - t
     vacuum(ctx)
-    after = relation_bytes(ctx)
+    after = relation_bytes(ctx, distributed)
     grown = {table: after[table] - before[table] for table in TABLES}
     return {
         **{f"{table} B": grown[table] / n for table in TABLES},
@@ -160,6 +182,7 @@ def measure(ctx: ServiceContext, width: int, n: int, day: datetime) -> dict[str,
         "parquet B": parquet_bytes(rows, labels) / n,
         "ingest rows/s": n / t_ingest,
         "rollup rows/s": n / t_rollup,
+        "columnar log B": columnar_bytes(ctx, day) / n if distributed else float("nan"),
     }
 
 
@@ -167,6 +190,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--rows", type=int, default=100_000)
     p.add_argument("--widths", default="20,200")
+    p.add_argument("--citus", action="store_true", help="on a Citus coordinator with two workers")
     args = p.parse_args()
     widths = [int(w) for w in args.widths.split(",")]
     # a whole past day: one partition, closed, as most of a log's 90 days are
@@ -174,21 +198,35 @@ def main() -> None:
     print(f"{args.rows:,} predictions a model over {day.date()}, labels for one in {LABEL_EVERY}\n")
     print(
         "| features | Postgres B/prediction | log | keys | labels | Parquet zstd B | Postgres / Parquet "
-        "| ingest rows/s | rollup rows/s |"
+        "| ingest rows/s | rollup rows/s |" + (" log in columnar B |" if args.citus else "")
     )
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|" + ("---|" if args.citus else ""))
+    cluster = None
     with tempfile.TemporaryDirectory() as tmp:
-        settings = Settings(data_dir=Path(tmp), database_url=os.environ.get("MONITOR_DATABASE_URL"))
-        ctx = open_context(settings, migrate=True)
-        for width in widths:
-            m = measure(ctx, width, args.rows, day)
-            print(
-                f"| {width} | {m['postgres B']:,.0f} | {m['predictions B']:,.0f} | {m['prediction_keys B']:,.0f} "
-                f"| {m['labels B'] + m['label_revisions B']:,.0f} | {m['parquet B']:,.0f} "
-                f"| {m['postgres B'] / m['parquet B']:.1f}x | {m['ingest rows/s']:,.0f} | {m['rollup rows/s']:,.0f} |",
-                flush=True,
-            )
-        ctx.close()
+        url = os.environ.get("MONITOR_DATABASE_URL")
+        if args.citus:
+            from tests.citus.cluster import CitusCluster
+
+            cluster = CitusCluster(workers=2).start()
+            url = cluster.create_database("storage")
+        try:
+            ctx = open_context(Settings(data_dir=Path(tmp), database_url=url), migrate=True)
+            if args.citus:
+                citus.distribute(ctx)
+            for width in widths:
+                m = measure(ctx, width, args.rows, day, args.citus)
+                columnar = f" {m['columnar log B']:,.0f} |" if args.citus else ""
+                print(
+                    f"| {width} | {m['postgres B']:,.0f} | {m['predictions B']:,.0f} | {m['prediction_keys B']:,.0f} "
+                    f"| {m['labels B'] + m['label_revisions B']:,.0f} | {m['parquet B']:,.0f} "
+                    f"| {m['postgres B'] / m['parquet B']:.1f}x | {m['ingest rows/s']:,.0f} "
+                    f"| {m['rollup rows/s']:,.0f} |{columnar}",
+                    flush=True,
+                )
+            ctx.close()
+        finally:
+            if cluster is not None:
+                cluster.stop()
 
 
 if __name__ == "__main__":

@@ -9,15 +9,25 @@ decrypts, so a key is rotated by putting a new one first, running ``monitor secr
 generated once into ``MONITOR_DATA_DIR/secret.key`` (mode 0600): enough for one host; processes on
 several hosts (API, scheduler) must share MONITOR_SECRET_KEYS. A value written before encryption
 (no ``enc:v1:`` prefix) is read as it is and encrypted by the next rotation.
+
+The same keys hash the data subjects records name (``subject_hash``): HMAC-SHA256 under a key
+derived from each (HKDF), so a stored hash cannot be tied back to a person without the keys, and
+an erasure finds a subject's records under every configured key (``subject_hashes``): the keys
+rotate as the secrets' do.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import os
 import time
 from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from monitor.config import Settings
 
@@ -34,6 +44,21 @@ class SecretBox:
         if not keys:
             raise ValueError("at least one key is needed")
         self._fernet = MultiFernet([Fernet(k) for k in keys])
+        # one HMAC key per secret key, derived for this use only (never the encryption key itself)
+        self._subject_keys = [
+            HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"model-monitor data subject v1").derive(
+                base64.urlsafe_b64decode(k)
+            )
+            for k in keys
+        ]
+
+    def subject_hash(self, subject: str) -> bytes:
+        """The keyed hash a data subject is stored as (under the first key)."""
+        return hmac.new(self._subject_keys[0], subject.encode(), hashlib.sha256).digest()
+
+    def subject_hashes(self, subject: str) -> list[bytes]:
+        """The subject's hash under every configured key: records stored before a rotation too."""
+        return [hmac.new(k, subject.encode(), hashlib.sha256).digest() for k in self._subject_keys]
 
     def seal(self, plaintext: str) -> str:
         return PREFIX + self._fernet.encrypt(plaintext.encode()).decode()

@@ -231,11 +231,13 @@ class MonitorClient:
         model: str | None = None,
         version: str | None = None,
         request_id: str | None = None,
+        subject: str | None = None,
     ) -> str:
         """Queue a prediction; returns its id (generated here when not given, so a retry is idempotent).
         ``version``: the model version that made it (champion, canary, shadow...); ``request_id``:
         the serving request it answered, the same for every version that scored that request (a
-        shadow's prediction is paired with the champion's by it)."""
+        shadow's prediction is paired with the champion's by it); ``subject``: the person it is
+        about (the service stores only a keyed hash of it, so that ``erase_subject`` can find it)."""
         pid = prediction_id or uuid.uuid4().hex
         record: dict[str, Any] = {"prediction_id": pid, "features": _features(features), "prediction": prediction}
         if timestamp is not None:
@@ -248,6 +250,8 @@ class MonitorClient:
             record["segments"] = dict(segments)
         if request_id is not None:
             record["request_id"] = request_id
+        if subject is not None:
+            record["subject"] = subject
         self._enqueue(_Item("prediction", self._model(model), version or self.version, record))
         return pid
 
@@ -318,6 +322,10 @@ class MonitorClient:
 
     def register_model(self, spec: Mapping[str, Any]) -> dict[str, Any]:
         return self._call("POST", "/v1/models", content=dumps(dict(spec)))
+
+    def erase_subject(self, subject: str) -> dict[str, Any]:
+        """Erase every prediction that named ``subject``, in every model, with its labels (admin key)."""
+        return self._call("POST", "/v1/erasures", json={"subject": subject})
 
     def get_model(self, name: str) -> dict[str, Any]:
         return self._call("GET", f"/v1/models/{name}")

@@ -29,6 +29,7 @@ from monitor.api.routes import (
     records,
     reports,
     rules,
+    subjects,
 )
 from monitor.config import Settings, get_settings
 from monitor.logs import new_request_id, request_id
@@ -42,7 +43,7 @@ from monitor.web_security import API_DOCS_HEADERS, API_HEADERS
 
 log = logging.getLogger(__name__)
 # Every module of routes, in the order they are matched.
-ROUTE_MODULES = (health, models, ingest, kserve, metrics, reports, keys, rules, alerts, records, prometheus)
+ROUTE_MODULES = (health, models, ingest, kserve, metrics, reports, keys, rules, alerts, records, subjects, prometheus)
 access_log = logging.getLogger("monitor.access")
 
 INGEST_PATHS = {"/v1/predictions": "predictions", "/v1/labels": "labels", "/v1/kserve": "kserve"}

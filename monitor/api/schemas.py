@@ -360,6 +360,13 @@ class PredictionRecord(Out):
     retrain_triggers: list[TriggerAbout]
 
 
+class ErasureOut(Out):
+    subject_hash: str = Field(description="the subject's keyed hash, hex: what the audit log names")
+    predictions: int
+    labels: int
+    label_revisions: int
+
+
 class AuditEntry(Out):
     id: int
     at: datetime

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -34,6 +34,7 @@ PREDICTION_COLUMNS = (
     "latency_ms",
     "segments",
     "request_id",
+    "subject_hash",
 )
 
 
@@ -74,12 +75,25 @@ def claim_prediction_ids(raw: Any, model_id: int, rows: Sequence[tuple[int, Pred
     return {pid for (pid,) in cur.fetchall()}
 
 
-def copy_predictions(raw: Any, model_id: int, rows: Sequence[tuple[int, PredictionRow]]) -> None:
-    """COPY predictions, given as (version id, row), into the partitioned log.
+def copy_predictions(
+    raw: Any,
+    model_id: int,
+    rows: Sequence[tuple[int, PredictionRow]],
+    subject_hash: Callable[[str], bytes] | None = None,
+) -> None:
+    """COPY predictions, given as (version id, row), into the partitioned log. A row's data
+    subject is stored as ``subject_hash`` of it, never as given (rows naming one need the hash).
 
     ``received_at`` is left to its default, the storing transaction's start time.
     """
     mid = str(model_id)
+
+    def subject(r: PredictionRow) -> str:
+        if r.subject is None:
+            return NULL
+        assert subject_hash is not None, "a row names its data subject: the keyed hash is needed"
+        return "\\\\x" + subject_hash(r.subject).hex()  # bytea in hex, its backslash escaped for COPY
+
     copy_lines(
         raw,
         "predictions",
@@ -88,7 +102,7 @@ def copy_predictions(raw: Any, model_id: int, rows: Sequence[tuple[int, Predicti
             f"{mid}\t{vid}\t{text_field(r.prediction_id)}\t{r.ts.isoformat()}\t"
             f"{json_field(r.features)}\t{json_field(r.prediction)}\t{json_field(r.scores)}\t"
             f"{NULL if r.latency_ms is None else r.latency_ms}\t{json_field(r.segments)}\t"
-            f"{NULL if r.request_id is None else text_field(r.request_id)}\n"
+            f"{NULL if r.request_id is None else text_field(r.request_id)}\t{subject(r)}\n"
             for vid, r in rows
         ),
     )
@@ -345,3 +359,34 @@ def violations_between(conn: Connection, model_id: int, start: datetime, end: da
         {"m": model_id, "s": start, "e": end},
     ).all()
     return int(rejected), {f: int(n) for f, n in rows}
+
+
+@dataclass(frozen=True, slots=True)
+class Erased:
+    predictions: int
+    labels: int
+    label_revisions: int
+
+
+def erase_subject(conn: Connection, model_id: int, hashes: Sequence[bytes]) -> Erased:
+    """Delete one model's predictions whose subject hash is one of ``hashes``, with their keys,
+    labels and replaced labels. Filtered by the model first: on Citus each statement stays on the
+    model's shard."""
+    ids = list(
+        conn.execute(
+            text(
+                "DELETE FROM predictions WHERE model_id = :m AND subject_hash = ANY(:h) "
+                "AND subject_hash IS NOT NULL RETURNING prediction_id"
+            ),
+            {"m": model_id, "h": list(hashes)},
+        ).scalars()
+    )
+    if not ids:
+        return Erased(0, 0, 0)
+    by_id = {"m": model_id, "ids": ids}
+    conn.execute(text("DELETE FROM prediction_keys WHERE model_id = :m AND prediction_id = ANY(:ids)"), by_id)
+    labels = conn.execute(text("DELETE FROM labels WHERE model_id = :m AND prediction_id = ANY(:ids)"), by_id)
+    revisions = conn.execute(
+        text("DELETE FROM label_revisions WHERE model_id = :m AND prediction_id = ANY(:ids)"), by_id
+    )
+    return Erased(len(ids), labels.rowcount, revisions.rowcount)

@@ -163,3 +163,7 @@ def set_monitoring(conn: Connection, model_id: int, monitoring: dict[str, Any]) 
 
 def list_model_names(conn: Connection) -> list[str]:
     return list(conn.execute(select(models.c.name).order_by(models.c.name)).scalars())
+
+
+def list_model_ids(conn: Connection) -> list[int]:
+    return list(conn.execute(select(models.c.id).order_by(models.c.id)).scalars())

@@ -90,6 +90,7 @@ predictions = Table(
     Column("latency_ms", Float),
     Column("segments", JSONB),
     Column("request_id", Text),  # the serving request: shared by the versions that scored it (shadow)
+    Column("subject_hash", LargeBinary),  # the keyed hash of the person it is about (erasure), or null
 )
 
 # One row per stored prediction: the global uniqueness a partitioned table cannot enforce,

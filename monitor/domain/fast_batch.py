@@ -105,6 +105,7 @@ class BatchDecoder:
             ("model", Union[str, None], None),  # noqa: UP007
             ("version", Union[str, None], None),  # noqa: UP007
             ("request_id", Union[PredictionId, None], None),  # noqa: UP007
+            ("subject", Union[PredictionId, None], None),  # noqa: UP007
         ]
         self._record = msgspec.defstruct("Record", record_fields, forbid_unknown_fields=True, gc=False)
         self._decoder = msgspec.json.Decoder(list[self._record])  # type: ignore[name-defined]
@@ -159,6 +160,7 @@ class BatchDecoder:
                     None if r.latency_ms is None else float(r.latency_ms),
                     segments,
                     r.request_id,
+                    r.subject,
                 )
             )
         return rows

@@ -46,6 +46,7 @@ PREDICTION_KEYS = frozenset(
         "model",
         "version",
         "request_id",
+        "subject",
     }
 )
 LABEL_KEYS = frozenset({"prediction_id", "label", "timestamp", "model"})
@@ -62,6 +63,9 @@ class PredictionRow:
     segments: dict[str, str | None] | None
     # the serving request it answered: the same for versions that scored one request (shadow)
     request_id: str | None = None
+    # the person the prediction is about, as the client names them; never stored as given: the
+    # service keeps only its keyed hash (monitor.secret_box), by which it can be erased
+    subject: str | None = None
 
 
 @dataclass(slots=True)
@@ -434,10 +438,16 @@ class RecordValidator:
             if reason is not None:
                 errors.append(RecordError(index, "request_id", reason))
 
+        subject = None
+        if raw.get("subject") is not None:
+            subject, reason = _as_id(raw["subject"])
+            if reason is not None:
+                errors.append(RecordError(index, "subject", reason))
+
         if len(errors) > n_errors:
             return None
         assert pid is not None and features is not None
-        return PredictionRow(pid, ts, features, prediction, scores, latency, segments, request_id)
+        return PredictionRow(pid, ts, features, prediction, scores, latency, segments, request_id, subject)
 
     def label(self, index: int, raw: Any, bounds: TimeBounds, errors: list[RecordError]) -> LabelRow | None:
         if type(raw) is not dict:

@@ -79,6 +79,7 @@ STEPS: list[tuple[str, str, str, Any, str]] = [
     ("DELETE", "/v1/silences/{silence_id}", "/v1/silences/{silence}", None, "silence.expired"),
     ("POST", "/v1/alerts/{fingerprint}/ack", "/v1/alerts/{fingerprint}/ack", ACK, "alert.acknowledged"),
     ("POST", "/v1/outbox/{message_id}/redeliver", "/v1/outbox/{message}/redeliver", None, "message.redelivered"),
+    ("POST", "/v1/erasures", "/v1/erasures", {"subject": "customer-8841"}, "subject.erased"),
 ]
 
 

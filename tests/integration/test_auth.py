@@ -55,6 +55,7 @@ ROUTES = [
     ("GET", "/v1/predictions/p1", "data"),
     ("GET", "/v1/models/churn/export", "data"),
     ("GET", "/v1/audit", "admin"),
+    ("POST", "/v1/erasures", "admin"),
     ("PUT", "/v1/models/churn/versions/1/deployment", "admin"),
 ]
 OPEN = {"/healthz", "/readyz"}

@@ -357,7 +357,8 @@ def _store_predictions_once(
                 new = [(vid, r) for vid, r in rows if r.prediction_id in new_ids]
                 duplicates.extend(r.prediction_id for _, r in rows if r.prediction_id not in new_ids)
             if new:
-                log_repo.copy_predictions(uow.raw, mid, new)
+                # the keys are read only if a row names its data subject
+                log_repo.copy_predictions(uow.raw, mid, new, lambda subject: ctx.secrets.subject_hash(subject))
                 # each row summarised once, here, committed with it (monitor.services.jobs.summary_deltas)
                 summary_deltas.write_batch_deltas(ctx, uow.conn, uow.raw, mid, new)
                 log_repo.attach_waiting_labels(uow.raw, mid, [r.prediction_id for _, r in new])
