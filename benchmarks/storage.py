@@ -124,6 +124,7 @@ def columnar_bytes(ctx: ServiceContext, day: datetime) -> int:
     name = partition_name(day.date())
     with ctx.engine.connect() as conn:
         conn.execution_options(isolation_level="AUTOCOMMIT")
+        conn.execute(text("CREATE EXTENSION IF NOT EXISTS citus_columnar"))  # its own extension since Citus 11.1
         conn.execute(text("SELECT alter_table_set_access_method(CAST(:t AS regclass), 'columnar')"), {"t": name})
         conn.execute(text(f"VACUUM ANALYZE {name}"))
         return int(
