@@ -11,7 +11,8 @@ Then, after VACUUM ANALYZE, the bytes the model added to the prediction log (its
 table, TOAST and every index), to ``prediction_keys`` and to ``labels`` (tables, TOAST and
 indexes), per prediction; beside them the same predictions and labels written as one Parquet file
 with zstd (pyarrow's default level). Ingestion rows/s and the rollup's rows/s of the same rows are
-printed too, so that a smaller row is not bought with speed.
+printed too, so that a smaller row is not bought with speed, and what the keyed hash a value is
+stored as (a data subject's) costs per value.
 
 Starts an embedded Postgres (pgserver) in a temporary directory, unless MONITOR_DATABASE_URL is
 set (then its database must be empty of other data: sizes are measured as the tables' growth).
@@ -187,6 +188,21 @@ def measure(ctx: ServiceContext, width: int, n: int, day: datetime, distributed:
     }
 
 
+def keyed_hash_cost(n: int = 200_000) -> float:
+    """Microseconds per value of the keyed hash a data subject is stored as (HMAC-SHA256 under a
+    derived key, ``monitor.secret_box``): what hashing a value at ingestion costs."""
+    from cryptography.fernet import Fernet
+
+    from monitor.secret_box import SecretBox
+
+    box = SecretBox([Fernet.generate_key()])
+    values = [f"customer-{i:08d}" for i in range(n)]
+    t = time.perf_counter()
+    for v in values:
+        box.subject_hash(v)
+    return (time.perf_counter() - t) / n * 1e6
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--rows", type=int, default=100_000)
@@ -228,6 +244,7 @@ def main() -> None:
         finally:
             if cluster is not None:
                 cluster.stop()
+    print(f"\nkeyed hash of a value (HMAC-SHA256, a data subject's): {keyed_hash_cost():.2f} µs")
 
 
 if __name__ == "__main__":
