@@ -1,6 +1,6 @@
-"""An alert instance and a change of its state as stored and shown: one shape, declared once, for
-the repository that stores them, the evaluation that changes them and the API that returns them
-(its documented responses are these types).
+"""An alert instance, a change of its state and an attempt to deliver a message, as stored and
+shown: one shape each, declared once, for the repository that stores them, the services that
+make them and the API that returns them (its documented responses are these types).
 
 ``typing_extensions``' TypedDict: pydantic reads it on Python 3.11 (the standard library's only
 from 3.12)."""
@@ -55,3 +55,16 @@ class AlertRecord(TypedDict):
     silenced_by: NotRequired[list[str]]
     inhibited_by: NotRequired[list[str]]
     history: NotRequired[list[AlertHistoryEntry]]  # where one alert is shown: its transitions, newest first
+
+
+class DeliveryAttempt(TypedDict):
+    """One attempt to deliver a message."""
+
+    message_id: str
+    receiver: str
+    attempt: int
+    at: datetime
+    status_code: int | None
+    latency_ms: float | None
+    outcome: str
+    error: str | None

@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from alerts.records import AlertHistoryEntry, AlertRecord
+from alerts.records import AlertHistoryEntry, AlertRecord, DeliveryAttempt
 from alerts.state import State
 
 
@@ -237,19 +237,8 @@ class Redelivery(Out):
     status: str
 
 
-class DeliveryOut(Out):
-    message_id: str
-    receiver: str
-    attempt: int
-    at: datetime
-    status_code: int | None
-    latency_ms: float | None
-    outcome: str
-    error: str | None
-
-
 class DeliveryList(Out):
-    deliveries: list[DeliveryOut]
+    deliveries: list[DeliveryAttempt]
 
 
 class TriggerOut(Out):

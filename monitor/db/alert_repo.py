@@ -10,7 +10,7 @@ from typing import Any, NotRequired, TypedDict, cast
 import orjson
 from sqlalchemy import Connection, text
 
-from alerts.records import AlertHistoryEntry, AlertRecord
+from alerts.records import AlertHistoryEntry, AlertRecord, DeliveryAttempt
 from alerts.state import State
 
 
@@ -96,19 +96,6 @@ class OutboxRow(TypedDict):
     delivered_at: datetime | None
     last_error: str | None
     body: dict[str, Any]
-
-
-class DeliveryRow(TypedDict):
-    """One attempt to deliver a message."""
-
-    message_id: str
-    receiver: str
-    attempt: int
-    at: datetime
-    status_code: int | None
-    latency_ms: float | None
-    outcome: str
-    error: str | None
 
 
 class TriggerStatus(TriggerRow):
@@ -465,7 +452,7 @@ class AlertRepository:
             {"s": status, "n": next_attempt_at, "e": error, "at": at, "i": message_id},
         )
 
-    def add_delivery(self, d: DeliveryRow) -> None:
+    def add_delivery(self, d: DeliveryAttempt) -> None:
         self.conn.execute(
             text(
                 "INSERT INTO deliveries (message_id, receiver, attempt, at, status_code, latency_ms, outcome, error) "
@@ -486,7 +473,7 @@ class AlertRepository:
         ).mappings()
         return [cast(OutboxRow, dict(r)) for r in rows]
 
-    def list_deliveries(self, message_id: str | None, receiver: str | None, limit: int) -> list[DeliveryRow]:
+    def list_deliveries(self, message_id: str | None, receiver: str | None, limit: int) -> list[DeliveryAttempt]:
         rows = self.conn.execute(
             text(
                 "SELECT message_id, receiver, attempt, at, status_code, latency_ms, outcome, error FROM deliveries "
@@ -495,7 +482,7 @@ class AlertRepository:
             ),
             {"i": message_id, "r": receiver, "l": limit},
         ).mappings()
-        return [cast(DeliveryRow, dict(r)) for r in rows]
+        return [cast(DeliveryAttempt, dict(r)) for r in rows]
 
     def redeliver(self, message_id: str, at: datetime) -> bool:
         return (

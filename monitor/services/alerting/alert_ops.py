@@ -7,10 +7,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from alerts.pipeline import mute
-from alerts.records import AlertHistoryEntry, AlertRecord
+from alerts.records import AlertHistoryEntry, AlertRecord, DeliveryAttempt
 from alerts.silences import SilenceSpec
 from monitor.db import audit_repo
-from monitor.db.alert_repo import DeliveryRow, OutboxRow, SilenceRow, TriggerStatus
+from monitor.db.alert_repo import OutboxRow, SilenceRow, TriggerStatus
 from monitor.domain.audit import SYSTEM, Actor
 from monitor.errors import MonitorError, NotFound
 from monitor.services.alerting.evaluation import active_silences, alert_of, inhibit_rules
@@ -97,7 +97,9 @@ def list_outbox(ctx: ServiceContext, status: str | None, receiver: str | None, l
         return uow.alerts.list_outbox(status, receiver, limit)
 
 
-def list_deliveries(ctx: ServiceContext, message_id: str | None, receiver: str | None, limit: int) -> list[DeliveryRow]:
+def list_deliveries(
+    ctx: ServiceContext, message_id: str | None, receiver: str | None, limit: int
+) -> list[DeliveryAttempt]:
     with ctx.uow() as uow:
         return uow.alerts.list_deliveries(message_id, receiver, limit)
 

@@ -18,10 +18,11 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from alerts import signing
 from alerts.notifiers import notifier
+from alerts.records import DeliveryAttempt
 from alerts.retry import Outcome, backoff_seconds, retry_after_seconds
 from alerts.urls import Target, UnsafeURL
 from monitor.db import audit_repo
-from monitor.db.alert_repo import ClaimedMessage, DeliveryRow, ReceiverRow
+from monitor.db.alert_repo import ClaimedMessage, ReceiverRow
 from monitor.domain.audit import SYSTEM, Actor
 from monitor.errors import NotFound
 from monitor.secret_box import SecretUnavailable
@@ -70,7 +71,7 @@ def _attempt(ctx: ServiceContext, client: httpx.Client, m: ClaimedMessage, recei
             next_at = now + timedelta(seconds=backoff_seconds(m["attempts"], a.retry_after))
     with ctx.uow() as uow:
         uow.alerts.add_delivery(
-            DeliveryRow(
+            DeliveryAttempt(
                 message_id=m["message_id"],
                 receiver=m["receiver"],
                 attempt=m["attempts"],
