@@ -7,6 +7,8 @@ from typing import NamedTuple
 
 from sqlalchemy import Connection, text
 
+from monitor.db.prediction_key import keys_of
+
 
 class StoredHalf(NamedTuple):
     """The half of an event that came first: its body as received, and its CloudEvent time."""
@@ -60,7 +62,9 @@ def any_stored(conn: Connection, model_id: int, prediction_ids: list[str]) -> bo
     """Whether any of these predictions is stored (one index probe each)."""
     return bool(
         conn.execute(
-            text("SELECT EXISTS (SELECT 1 FROM prediction_keys WHERE model_id = :m AND prediction_id = ANY(:ids))"),
-            {"m": model_id, "ids": prediction_ids},
+            text(
+                "SELECT EXISTS (SELECT 1 FROM prediction_keys WHERE model_id = :m AND key = ANY(CAST(:keys AS uuid[])))"
+            ),
+            {"m": model_id, "keys": keys_of(prediction_ids)},
         ).scalar()
     )

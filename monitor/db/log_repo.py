@@ -11,6 +11,7 @@ import psycopg
 from sqlalchemy import Connection, text
 
 from monitor.db.copy import NULL, copy_lines, dumps, json_field, text_field
+from monitor.db.prediction_key import KEY_OF_SQL, key_of, keys_of
 from monitor.domain.records import LabelRow, PredictionRow
 
 
@@ -52,8 +53,8 @@ def copy_prediction_keys(raw: Any, model_id: int, rows: Sequence[tuple[int, Pred
     copy_lines(
         raw,
         "prediction_keys",
-        ("model_id", "prediction_id", "ts"),
-        (f"{mid}\t{text_field(r.prediction_id)}\t{r.ts.isoformat()}\n" for _, r in rows),
+        ("model_id", "key", "ts"),
+        (f"{mid}\t{key_of(r.prediction_id)}\t{r.ts.isoformat()}\n" for _, r in rows),
     )
 
 
@@ -63,16 +64,17 @@ def claim_prediction_ids(raw: Any, model_id: int, rows: Sequence[tuple[int, Pred
     ON CONFLICT DO NOTHING makes this exact under concurrency: a second transaction inserting the
     same key waits for the first and then skips it, so each id is stored once without retries.
     """
+    id_of = {key_of(r.prediction_id): r.prediction_id for _, r in rows}
     cur = raw.execute(
         """
-        INSERT INTO prediction_keys (model_id, prediction_id, ts)
-        SELECT %s, k.id, k.ts FROM unnest(%s::text[], %s::timestamptz[]) AS k(id, ts)
+        INSERT INTO prediction_keys (model_id, key, ts)
+        SELECT %s, k.key, k.ts FROM unnest(%s::uuid[], %s::timestamptz[]) AS k(key, ts)
         ON CONFLICT DO NOTHING
-        RETURNING prediction_id
+        RETURNING replace(key::text, '-', '')
         """,
-        (model_id, [r.prediction_id for _, r in rows], [r.ts for _, r in rows]),
+        (model_id, list(id_of), [r.ts for _, r in rows]),
     )
-    return {pid for (pid,) in cur.fetchall()}
+    return {id_of[key] for (key,) in cur.fetchall()}
 
 
 def copy_predictions(
@@ -123,8 +125,7 @@ def attach_waiting_labels(raw: Any, model_id: int, ids: Sequence[str]) -> int:
         """
         WITH found AS (  -- index probes of the batch's ids, never a hash of every key of the model
             SELECT l.prediction_id,
-                   (SELECT k.ts FROM prediction_keys k
-                    WHERE k.model_id = %(m)s AND k.prediction_id = l.prediction_id) AS ts
+                   (SELECT k.ts FROM prediction_keys k WHERE k.model_id = %(m)s AND k.key = {key}) AS ts
             FROM labels l
             WHERE l.model_id = %(m)s AND l.prediction_ts IS NULL AND l.prediction_id = ANY(%(ids)s::text[])
         ),
@@ -140,7 +141,7 @@ def attach_waiting_labels(raw: Any, model_id: int, ids: Sequence[str]) -> int:
             FROM attached WHERE prediction_ts IS NOT NULL
         )
         SELECT count(*) FROM attached
-        """,
+        """.replace("{key}", KEY_OF_SQL.format("l.prediction_id")),
         {"m": model_id, "ids": list(ids)},
     )
     return int(cur.fetchone()[0])
@@ -155,7 +156,7 @@ def attach_all_waiting_labels(conn: Connection) -> int:
             WITH attached AS (
                 UPDATE labels l SET prediction_ts = k.ts
                 FROM prediction_keys k
-                WHERE l.prediction_ts IS NULL AND k.model_id = l.model_id AND k.prediction_id = l.prediction_id
+                WHERE l.prediction_ts IS NULL AND k.model_id = l.model_id AND k.key = {key}
                 RETURNING l.model_id, l.prediction_ts
             ),
             relabelled AS (  -- the hours whose quality changed: summarised from the log by the scheduler
@@ -164,7 +165,7 @@ def attach_all_waiting_labels(conn: Connection) -> int:
                 FROM attached WHERE prediction_ts IS NOT NULL
             )
             SELECT count(*) FROM attached
-            """
+            """.format(key=KEY_OF_SQL.format("l.prediction_id"))
             )
         ).scalar_one()
     )
@@ -206,9 +207,9 @@ def upsert_labels(conn: Connection, model_id: int, rows: Sequence[LabelRow], rec
                 -- join it hashed every key of the model (unknown stage size, stale key statistics),
                 -- 31 ms per 100 labels at 100k predictions and growing with the log
                 SELECT :m, s.prediction_id, s.label, s.label_ts, :now, :now, 1,
-                       (SELECT k.ts FROM prediction_keys k WHERE k.model_id = :m AND k.prediction_id = s.prediction_id)
-                FROM unnest(CAST(:ids AS text[]), CAST(:labels AS jsonb[]), CAST(:ts AS timestamptz[]))
-                     AS s(prediction_id, label, label_ts)
+                       (SELECT k.ts FROM prediction_keys k WHERE k.model_id = :m AND k.key = s.key)
+                FROM unnest(CAST(:ids AS text[]), CAST(:keys AS uuid[]), CAST(:labels AS jsonb[]),
+                            CAST(:ts AS timestamptz[])) AS s(prediction_id, key, label, label_ts)
                 ON CONFLICT (model_id, prediction_id) DO UPDATE
                    SET label = EXCLUDED.label, label_ts = EXCLUDED.label_ts, received_at = EXCLUDED.received_at,
                        revision = l.revision + 1, prediction_ts = COALESCE(l.prediction_ts, EXCLUDED.prediction_ts)
@@ -228,6 +229,7 @@ def upsert_labels(conn: Connection, model_id: int, rows: Sequence[LabelRow], rec
             "m": model_id,
             "now": received_at,
             "ids": [r.prediction_id for r in rows],
+            "keys": keys_of(r.prediction_id for r in rows),
             "labels": [dumps(r.label) for r in rows],
             "ts": [r.ts for r in rows],
         },
@@ -384,7 +386,10 @@ def erase_subject(conn: Connection, model_id: int, hashes: Sequence[bytes]) -> E
     if not ids:
         return Erased(0, 0, 0)
     by_id = {"m": model_id, "ids": ids}
-    conn.execute(text("DELETE FROM prediction_keys WHERE model_id = :m AND prediction_id = ANY(:ids)"), by_id)
+    conn.execute(
+        text("DELETE FROM prediction_keys WHERE model_id = :m AND key = ANY(CAST(:keys AS uuid[]))"),
+        {"m": model_id, "keys": keys_of(ids)},
+    )
     labels = conn.execute(text("DELETE FROM labels WHERE model_id = :m AND prediction_id = ANY(:ids)"), by_id)
     revisions = conn.execute(
         text("DELETE FROM label_revisions WHERE model_id = :m AND prediction_id = ANY(:ids)"), by_id

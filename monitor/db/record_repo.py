@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import Connection, text
 
+from monitor.db.prediction_key import key_of
 from monitor.metrics.pairs import PairingRow
 
 # Advisory-lock namespace (the first key of pg_try_advisory_xact_lock(int, int)) of exports.
@@ -27,13 +28,13 @@ def prediction(conn: Connection, model_id: int, prediction_id: str) -> dict[str,
                        p.segments, p.model_version_id, v.version,
                        l.label, l.label_ts, l.received_at AS label_received_at, l.first_received_at, l.revision
                 FROM prediction_keys k
-                JOIN predictions p ON p.model_id = k.model_id AND p.ts = k.ts AND p.prediction_id = k.prediction_id
+                JOIN predictions p ON p.model_id = k.model_id AND p.ts = k.ts AND p.prediction_id = :pid
                 JOIN model_versions v ON v.id = p.model_version_id
                 LEFT JOIN labels l ON l.model_id = p.model_id AND l.prediction_id = p.prediction_id
-                WHERE k.model_id = :m AND k.prediction_id = :pid
+                WHERE k.model_id = :m AND k.key = CAST(:key AS uuid)
                 """
             ),
-            {"m": model_id, "pid": prediction_id},
+            {"m": model_id, "pid": prediction_id, "key": key_of(prediction_id)},
         )
         .mappings()
         .first()

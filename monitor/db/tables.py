@@ -21,7 +21,7 @@ from sqlalchemy import (
     Table,
     Text,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import JSONB, UUID
 
 metadata = MetaData()
 
@@ -94,12 +94,13 @@ predictions = Table(
 )
 
 # One row per stored prediction: the global uniqueness a partitioned table cannot enforce,
-# and the label join's way from a client's prediction id to the prediction's time.
+# and the label join's way from a client's prediction id to the prediction's time. ``key`` is
+# the id's digest (monitor.db.prediction_key), not the id.
 prediction_keys = Table(
     "prediction_keys",
     metadata,
     Column("model_id", Integer, primary_key=True),
-    Column("prediction_id", Text, primary_key=True),
+    Column("key", UUID(as_uuid=False), primary_key=True),
     Column("ts", DateTime(timezone=True), nullable=False),
 )
 

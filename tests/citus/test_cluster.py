@@ -11,19 +11,24 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import numpy as np
 import psycopg
+from alembic import command
 from sqlalchemy import text
 
 from monitor import demo_data
 from monitor.api.app import create_app
 from monitor.client import MonitorClient
 from monitor.config import Settings
+from monitor.db import record_repo
 from monitor.db.citus import BY_REFERENCE, DISTRIBUTED, REFERENCE
+from monitor.db.migrate import alembic_config
+from monitor.db.prediction_key import key_of
 from monitor.domain.schema import ModelSpec
 from monitor.server import ThreadedServer
 from monitor.services.bootstrap import open_for_writing
 from monitor.services.catalog import keys, registry
 from monitor.services.infra import citus
 from monitor.services.infra.context import ServiceContext
+from monitor.services.ingest import ingestion
 from monitor.services.jobs.windows import hour_floor
 from tests.citus import workload
 from tests.citus.cluster import CitusCluster
@@ -206,3 +211,34 @@ def test_the_workers_plan_no_nested_loop_over_a_log_without_statistics(citus_url
     assert not bad, bad
     assert set(runs.analysed_tables) == {*holding, "labels", "prediction_keys"}
     assert runs.analysed_again == []
+
+
+def test_the_key_migration_carries_distributed_keys_down_and_up(citus_url: str, tmp_path) -> None:
+    """The keys' change of layout (ids to their digests, and back) runs on the distributed tables,
+    on every shard, and a prediction is found and joined to its label by its key afterwards."""
+    cctx = open_for_writing(_settings(citus_url, str(tmp_path)))
+    try:
+        citus.distribute(cctx)
+        registry.register_model(cctx, ModelSpec.model_validate(demo_data.SPEC))
+        records = demo_data.applicants(40, np.random.default_rng(3)).records()
+        ids = [f"p-{i}-é" for i in range(40)]
+        logged = [
+            {"prediction_id": pid, "features": r, "prediction": "repaid"} for pid, r in zip(ids, records, strict=True)
+        ]
+        assert not ingestion.ingest_predictions(cctx, logged, model=MODEL).errors
+        keys_sql = "SELECT replace(CAST(key AS text), '-', '') FROM prediction_keys ORDER BY 1"
+        with cctx.engine.begin() as conn:
+            cfg = alembic_config()
+            cfg.attributes["connection"] = conn
+            command.downgrade(cfg, "0028")
+            assert sorted(conn.execute(text("SELECT prediction_id FROM prediction_keys")).scalars()) == sorted(ids)
+            command.upgrade(cfg, "head")
+            assert conn.execute(text(keys_sql)).scalars().all() == sorted(key_of(pid) for pid in ids)
+        labelled = ingestion.ingest_labels(cctx, [{"prediction_id": ids[7], "label": "default"}], model=MODEL)
+        assert labelled.matched == 1, labelled
+        model_id = registry.resolve_cached(cctx, [(MODEL, None)])[(MODEL, None)].model_id
+        with cctx.engine.connect() as conn:
+            found = record_repo.prediction(conn, model_id, ids[7])
+        assert found is not None and found["label"] == "default"
+    finally:
+        cctx.close()

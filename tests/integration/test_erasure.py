@@ -14,6 +14,7 @@ import pandas as pd
 from cryptography.fernet import Fernet
 from sqlalchemy import text
 
+from monitor.db.prediction_key import keys_of
 from monitor.domain.audit import Actor
 from monitor.services.infra.context import ServiceContext
 from monitor.services.ingest.erasure import erase_subject
@@ -47,6 +48,10 @@ def _clear_value_found(ctx: ServiceContext, value: str) -> list[str]:
 
 
 def _count(api: Api, table: str, ids: list[str]) -> int:
+    if table == "prediction_keys":  # keyed by the id's digest
+        return api.count(
+            "SELECT count(*) FROM prediction_keys WHERE key = ANY(CAST(:keys AS uuid[]))", keys=keys_of(ids)
+        )
     return api.count(f"SELECT count(*) FROM {table} WHERE prediction_id = ANY(:ids)", ids=ids)
 
 
