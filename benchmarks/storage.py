@@ -1,5 +1,6 @@
-"""What a stored prediction costs: bytes per prediction in Postgres against the same rows as
-Parquet with zstd, in one run.
+"""What a stored prediction costs: bytes per prediction in Postgres, one a row as ingestion
+writes it and compacted into blocks as the log keeps its hours (``monitor.db.log_blocks``),
+against the same rows as Parquet with zstd, in one run.
 
     python benchmarks/storage.py [--rows 100000] [--widths 20,200]
 
@@ -7,18 +8,18 @@ For each width, a model of that many features (four in five numerical, one in fi
 a score, a latency, a segment and 36-character prediction ids, with a reference of 2,000 rows;
 ``--rows`` predictions over one past day, ingested through the service in batches of 1,000, and
 labels for one in five of them.
-Then, after VACUUM ANALYZE, the bytes the model added to the prediction log (its day partition:
-table, TOAST and every index), to ``prediction_keys`` and to ``labels`` (tables, TOAST and
-indexes), per prediction; beside them the same predictions and labels written as one Parquet file
-with zstd (pyarrow's default level). Ingestion rows/s and the rollup's rows/s of the same rows are
-printed too, so that a smaller row is not bought with speed, and what the keyed hash a value is
-stored as (a data subject's) costs per value.
+Then, after VACUUM ANALYZE, the bytes the model added to the prediction log (its day partition
+and the blocks: tables, TOAST and every index), to ``prediction_keys`` and to ``labels`` (tables,
+TOAST and indexes), per prediction; then the day is compacted and measured again. Beside them
+the same predictions and labels written as one Parquet file with zstd (pyarrow's default level).
+Ingestion rows/s, compaction rows/s and the rollup's rows/s of the same rows (over rows one a
+row, then over blocks) are printed too, so that a smaller row is not bought with speed, and what
+the keyed hash a value is stored as (a data subject's) costs per value.
 
 Starts an embedded Postgres (pgserver) in a temporary directory, unless MONITOR_DATABASE_URL is
 set (then its database must be empty of other data: sizes are measured as the tables' growth).
 ``--citus``: on a Citus coordinator with two workers instead (the build CI uses,
-MONITOR_CITUS_HOME), the tables distributed; the sizes are the shards' on the workers, and the
-closed day's partition is then moved to Citus' columnar storage and measured again.
+MONITOR_CITUS_HOME), the tables distributed; the sizes are the shards' on the workers.
 """
 
 from __future__ import annotations
@@ -43,7 +44,6 @@ from sqlalchemy import text
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from monitor.config import Settings
-from monitor.db.partitions import partition_name
 from monitor.domain.schema import ModelSpec
 from monitor.domain.tabular import TableFormat
 from monitor.services.bootstrap import open_context
@@ -52,13 +52,14 @@ from monitor.services.catalog.reference import upload_reference
 from monitor.services.infra import citus
 from monitor.services.infra.context import ServiceContext
 from monitor.services.ingest import ingestion
+from monitor.services.jobs.compaction import compact_log
 from monitor.services.jobs.rollup import rollup
 
 BATCH = 1_000
 LABEL_EVERY = 5
 CATEGORIES = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta"]
 # Every relation a prediction's rows live in: the log's partitions, the key table, the labels.
-TABLES = ("predictions", "prediction_keys", "labels", "label_revisions")
+TABLES = ("predictions", "prediction_blocks", "prediction_keys", "labels", "label_revisions")
 
 
 def spec(width: int) -> dict[str, Any]:
@@ -120,19 +121,6 @@ def relation_bytes(ctx: ServiceContext, distributed: bool = False) -> dict[str, 
         }
 
 
-def columnar_bytes(ctx: ServiceContext, day: datetime) -> int:
-    """The day's partition moved to Citus' columnar storage; its bytes on the workers then."""
-    name = partition_name(day.date())
-    with ctx.engine.connect() as conn:
-        conn.execution_options(isolation_level="AUTOCOMMIT")
-        conn.execute(text("CREATE EXTENSION IF NOT EXISTS citus_columnar"))  # its own extension since Citus 11.1
-        conn.execute(text("SELECT alter_table_set_access_method(CAST(:t AS regclass), 'columnar')"), {"t": name})
-        conn.execute(text(f"VACUUM ANALYZE {name}"))
-        return int(
-            conn.execute(text("SELECT citus_total_relation_size(CAST(:t AS regclass))"), {"t": name}).scalar_one()
-        )
-
-
 def vacuum(ctx: ServiceContext) -> None:
     with ctx.engine.connect() as conn:
         conn.execution_options(isolation_level="AUTOCOMMIT").execute(text("VACUUM ANALYZE"))
@@ -153,7 +141,8 @@ def parquet_bytes(rows: list[dict[str, Any]], labels: dict[str, str]) -> int:
     return buf.tell()
 
 
-def measure(ctx: ServiceContext, width: int, n: int, day: datetime, distributed: bool = False) -> dict[str, float]:
+def measure(ctx: ServiceContext, width: int, n: int, day: datetime, distributed: bool = False) -> list[dict[str, Any]]:
+    """The model's bytes a prediction and speeds: one a row, then compacted."""
     s = spec(width)
     model = s["name"]
     registry.register_model(ctx, ModelSpec.model_validate(s))
@@ -172,20 +161,33 @@ def measure(ctx: ServiceContext, width: int, n: int, day: datetime, distributed:
     for i in range(0, len(label_records), BATCH):
         result_l = ingestion.ingest_labels(ctx, label_records[i : i + BATCH], model=model)
         assert not result_l.errors, result_l.errors[:3]
-    t = time.perf_counter()
-    rollup(ctx, model, None, day, day + timedelta(days=1))
-    t_rollup = time.perf_counter() - t
-    vacuum(ctx)
-    after = relation_bytes(ctx, distributed)
-    grown = {table: after[table] - before[table] for table in TABLES}
-    return {
-        **{f"{table} B": grown[table] / n for table in TABLES},
-        "postgres B": sum(grown.values()) / n,
-        "parquet B": parquet_bytes(rows, labels) / n,
-        "ingest rows/s": n / t_ingest,
-        "rollup rows/s": n / t_rollup,
-        "columnar log B": columnar_bytes(ctx, day) / n if distributed else float("nan"),
-    }
+    parquet = parquet_bytes(rows, labels) / n
+    out = []
+    for layout in ("one a row", "compacted"):
+        speed: dict[str, float] = {"ingest rows/s": n / t_ingest}
+        if layout == "compacted":
+            t = time.perf_counter()
+            done = compact_log(ctx, now=day + timedelta(days=2), budget_seconds=3600)
+            assert done.done and done.rows == n, done
+            speed["compaction rows/s"] = n / (time.perf_counter() - t)
+        t = time.perf_counter()
+        rollup(ctx, model, None, day, day + timedelta(days=1))
+        speed["rollup rows/s"] = n / (time.perf_counter() - t)
+        vacuum(ctx)
+        after = relation_bytes(ctx, distributed)
+        grown = {table: (after[table] - before[table]) / n for table in TABLES}
+        out.append(
+            {
+                "layout": layout,
+                "postgres B": sum(grown.values()),
+                "log B": grown["predictions"] + grown["prediction_blocks"],
+                "keys B": grown["prediction_keys"],
+                "labels B": grown["labels"] + grown["label_revisions"],
+                "parquet B": parquet,
+                **speed,
+            }
+        )
+    return out
 
 
 def keyed_hash_cost(n: int = 200_000) -> float:
@@ -214,10 +216,10 @@ def main() -> None:
     day = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=2)
     print(f"{args.rows:,} predictions a model over {day.date()}, labels for one in {LABEL_EVERY}\n")
     print(
-        "| features | Postgres B/prediction | log | keys | labels | Parquet zstd B | Postgres / Parquet "
-        "| ingest rows/s | rollup rows/s |" + (" log in columnar B |" if args.citus else "")
+        "| features | layout | Postgres B/prediction | log | keys | labels | Parquet zstd B | Postgres / Parquet "
+        "| ingest rows/s | compaction rows/s | rollup rows/s |"
     )
-    print("|---|---|---|---|---|---|---|---|---|" + ("---|" if args.citus else ""))
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     cluster = None
     with tempfile.TemporaryDirectory() as tmp:
         url = os.environ.get("MONITOR_DATABASE_URL")
@@ -231,15 +233,15 @@ def main() -> None:
             if args.citus:
                 citus.distribute(ctx)
             for width in widths:
-                m = measure(ctx, width, args.rows, day, args.citus)
-                columnar = f" {m['columnar log B']:,.0f} |" if args.citus else ""
-                print(
-                    f"| {width} | {m['postgres B']:,.0f} | {m['predictions B']:,.0f} | {m['prediction_keys B']:,.0f} "
-                    f"| {m['labels B'] + m['label_revisions B']:,.0f} | {m['parquet B']:,.0f} "
-                    f"| {m['postgres B'] / m['parquet B']:.1f}x | {m['ingest rows/s']:,.0f} "
-                    f"| {m['rollup rows/s']:,.0f} |{columnar}",
-                    flush=True,
-                )
+                for m in measure(ctx, width, args.rows, day, args.citus):
+                    compaction = f"{m['compaction rows/s']:,.0f}" if "compaction rows/s" in m else ""
+                    print(
+                        f"| {width} | {m['layout']} | {m['postgres B']:,.0f} | {m['log B']:,.0f} "
+                        f"| {m['keys B']:,.0f} | {m['labels B']:,.0f} | {m['parquet B']:,.0f} "
+                        f"| {m['postgres B'] / m['parquet B']:.1f}x | {m['ingest rows/s']:,.0f} | {compaction} "
+                        f"| {m['rollup rows/s']:,.0f} |",
+                        flush=True,
+                    )
             ctx.close()
         finally:
             if cluster is not None:

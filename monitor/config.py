@@ -53,6 +53,10 @@ class Settings(BaseSettings):
 
     # Prediction-log partitions are one day wide; older ones are dropped after this many days.
     retention_days: int = 90
+    # An hour of the log is compacted into blocks this many hours after it ended: a third of the
+    # bytes a row (monitor.db.log_blocks). Until then its rows are one a row, where a label
+    # finds its prediction fastest and a late prediction joins its hour's rows.
+    log_compact_after_hours: int = Field(2, ge=0)
     # What outlives the log: metric points, hourly summaries, reports, alerts that ended and
     # their history, finished webhooks and their delivery log. Kept this long (a year of drift
     # history and the month before it), then deleted by the hourly maintenance.

@@ -12,7 +12,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
@@ -25,6 +25,7 @@ from monitor.services.alerting.evaluation import evaluate_model, flush_groups
 from monitor.services.catalog import registry
 from monitor.services.infra.context import ServiceContext
 from monitor.services.jobs import job_log
+from monitor.services.jobs.compaction import compact_log
 from monitor.services.jobs.maintenance import analyse_new_tables, run_maintenance
 from monitor.services.jobs.monitoring_run import run_model
 
@@ -33,6 +34,10 @@ log = logging.getLogger(__name__)
 LEADER_LOCK_KEY = 0x7363686564  # "sched"
 MAINTENANCE_INTERVAL_SECONDS = 3600
 STATISTICS_INTERVAL_SECONDS = 60  # how often the log's tables are looked at for missing statistics
+# How often the log's due hours are compacted, and for how long at most each time (a backlog,
+# after an upgrade or an outage, is worked off over several ticks without holding up the runs).
+COMPACTION_INTERVAL_SECONDS = 300
+COMPACTION_BUDGET_SECONDS = 30.0
 
 
 class MetricScheduler:
@@ -46,6 +51,8 @@ class MetricScheduler:
         self._last_run: dict[str, float] = {}
         self._last_maintenance = float("-inf")
         self._last_statistics = float("-inf")
+        self._last_compaction = float("-inf")
+        self._compaction_days: dict[date, datetime] = {}  # days whose partitions are to be given back
         self._guard = threading.Lock()
         self._scheduler: BackgroundScheduler | BlockingScheduler | None = None
         path = ctx.settings.rules_file
@@ -91,6 +98,7 @@ class MetricScheduler:
             ran = []
             self._maintain()
             self._analyse()
+            self._compact()
             if self._rules_file is not None:
                 try:
                     self._rules_file.sync(self.ctx)
@@ -152,6 +160,19 @@ class MetricScheduler:
             analyse_new_tables(self.ctx)
         except Exception:  # the runs' window joins need no statistics (quality_repo)
             log.exception("could not analyse the log's new tables; trying again in a minute")
+
+    def _compact(self) -> None:
+        """The log's hours that are due moved into blocks (``compact_log``), every few minutes;
+        sooner again while a backlog remains."""
+        if self._clock() - self._last_compaction < COMPACTION_INTERVAL_SECONDS:
+            return
+        try:
+            result = compact_log(self.ctx, budget_seconds=COMPACTION_BUDGET_SECONDS, pending=self._compaction_days)
+            self._compaction_days, done = result.pending, result.done
+        except Exception:  # the rows stay where they are, readable, until the next attempt
+            log.exception("compaction of the log failed; trying again in %d s", COMPACTION_INTERVAL_SECONDS)
+            done = True
+        self._last_compaction = self._clock() if done else float("-inf")
 
     def _due(self, model: str, schedule_seconds: float) -> bool:
         # a tick may fire a little early; a tenth of a tick (at most a second) still counts as on time

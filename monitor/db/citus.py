@@ -30,6 +30,7 @@ from sqlalchemy import Connection, text
 DISTRIBUTED = (
     "predictions",
     "prediction_keys",
+    "prediction_blocks",
     "labels",
     "label_revisions",
     "ingest_stats",

@@ -10,7 +10,9 @@ from typing import Any
 import psycopg
 from sqlalchemy import Connection, text
 
+from monitor.db import log_blocks
 from monitor.db.copy import NULL, copy_lines, dumps, json_field, text_field
+from monitor.db.log_rows import at_time, log_rows
 from monitor.db.prediction_key import KEY_OF_SQL, key_of, keys_of
 from monitor.domain.records import LabelRow, PredictionRow
 
@@ -256,11 +258,14 @@ def predictions_for_labels(
             FROM unnest(CAST(:ids AS text[]), CAST(:times AS timestamptz[])) AS k(prediction_id, ts)
             CROSS JOIN LATERAL (  -- LIMIT keeps it a probe per key: a plain subquery is pulled up
                                   -- into a join, which the planner made a sort of every row of the hour
-                SELECT * FROM predictions p
-                WHERE p.model_id = :m AND p.ts = k.ts AND p.prediction_id = k.prediction_id
+                SELECT * FROM {log_rows} p
+                WHERE {at_time} AND p.prediction_id = k.prediction_id
                 LIMIT 1
             ) p
-            """
+            """.format(
+                log_rows=log_rows(":m", "prediction_id", "prediction", "scores", "segments"),
+                at_time=at_time("p", "k.ts"),
+            )
         ),
         {"m": model_id, "ids": [pid for pid, _ in keys], "times": [ts for _, ts in keys]},
     ).all()
@@ -300,6 +305,7 @@ def add_schema_violations(conn: Connection, model_id: int, bucket: datetime, cou
 def delete_expired(conn: Connection, cutoff: datetime) -> dict[str, int]:
     """Retention for the tables outside the partitioned log."""
     keys = conn.execute(text("DELETE FROM prediction_keys WHERE ts < :c"), {"c": cutoff}).rowcount
+    blocks = log_blocks.delete_expired(conn, cutoff)
     labels = conn.execute(
         text("DELETE FROM labels WHERE coalesce(prediction_ts, received_at) < :c"), {"c": cutoff}
     ).rowcount
@@ -308,7 +314,13 @@ def delete_expired(conn: Connection, cutoff: datetime) -> dict[str, int]:
     conn.execute(text("DELETE FROM schema_violations WHERE bucket < :c"), {"c": cutoff})
     # deltas no scheduler folded (a version no longer run): their rows are past retention too
     deltas = conn.execute(text("DELETE FROM summary_deltas WHERE minute < :c"), {"c": cutoff}).rowcount
-    return {"prediction_keys": keys, "labels": labels, "ingest_stats": stats, "summary_deltas": deltas}
+    return {
+        "prediction_keys": keys,
+        "prediction_blocks": blocks,
+        "labels": labels,
+        "ingest_stats": stats,
+        "summary_deltas": deltas,
+    }
 
 
 def mark_stale_hours(raw: Any, model_id: int, hours: Sequence[datetime], cause: str) -> None:
@@ -372,8 +384,9 @@ class Erased:
 
 def erase_subject(conn: Connection, model_id: int, hashes: Sequence[bytes]) -> Erased:
     """Delete one model's predictions whose subject hash is one of ``hashes``, with their keys,
-    labels and replaced labels. Filtered by the model first: on Citus each statement stays on the
-    model's shard."""
+    labels and replaced labels: rows one a row first, then compacted ones (a row compacted
+    meanwhile is in a block by then). Filtered by the model first: on Citus each statement stays
+    on the model's shard."""
     ids = list(
         conn.execute(
             text(
@@ -383,6 +396,7 @@ def erase_subject(conn: Connection, model_id: int, hashes: Sequence[bytes]) -> E
             {"m": model_id, "h": list(hashes)},
         ).scalars()
     )
+    ids.extend(log_blocks.erase_subject(conn, model_id, hashes).prediction_ids)
     if not ids:
         return Erased(0, 0, 0)
     by_id = {"m": model_id, "ids": ids}

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy import Connection, text
 
+from monitor.db.log_rows import in_window, log_rows
 from monitor.db.summary_repo import Groups, groups_sql, window_params
 from monitor.metrics.quality_summary import EPS, ClassificationSummary, RegressionSummary
 from monitor.metrics.score_layout import SCORE_BINS, SCORE_CEILING, SCORE_FLOOR, ScoreLayout
@@ -32,8 +33,8 @@ _JOINED = """
     SELECT g.grp, date_trunc('minute', p.ts) AS minute, p.ts, p.prediction #>> '{{}}' AS yhat,
            l.label #>> '{{}}' AS y, p.scores
     FROM (
-        SELECT prediction_id, ts, prediction, scores, segments FROM predictions
-        WHERE model_id = :model_id AND model_version_id = :version_id AND ts >= :start AND ts < :end
+        SELECT lr.prediction_id, lr.ts, lr.prediction, lr.scores, lr.segments FROM {log_rows} lr
+        WHERE lr.model_version_id = :version_id AND {in_window}
     ) p
     FULL JOIN (
         -- a label carries its prediction's time: without it the join reads all the model's labels
@@ -43,7 +44,9 @@ _JOINED = """
     {groups}
     WHERE p.prediction_id IS NOT DISTINCT FROM l.prediction_id AND g.grp = ANY(CAST(:groups AS text[]))
     OFFSET 0
-"""
+""".replace("{log_rows}", log_rows(":model_id", "prediction_id", "prediction", "scores", "segments")).replace(
+    "{in_window}", in_window("lr", ":start", ":end")
+)
 
 
 def _probabilities_sql(classes: Sequence[str], binary: bool, params: dict[str, Any]) -> str:

@@ -9,6 +9,9 @@ from typing import Any
 
 from sqlalchemy import Connection, text
 
+from monitor.db.engine import json_loads
+from monitor.db.log_blocks import FeatureTexts
+from monitor.db.log_rows import COLUMNS, at_time, in_window, log_rows
 from monitor.db.prediction_key import key_of
 from monitor.metrics.pairs import PairingRow
 
@@ -24,22 +27,27 @@ def prediction(conn: Connection, model_id: int, prediction_id: str) -> dict[str,
         conn.execute(
             text(
                 """
-                SELECT p.prediction_id, p.ts, p.received_at, p.features, p.prediction, p.scores, p.latency_ms,
-                       p.segments, p.model_version_id, v.version,
+                SELECT p.prediction_id, p.ts, p.received_at, p.features::text AS features, p.block_id, p.position,
+                       p.prediction, p.scores, p.latency_ms, p.segments, p.model_version_id, v.version,
                        l.label, l.label_ts, l.received_at AS label_received_at, l.first_received_at, l.revision
                 FROM prediction_keys k
-                JOIN predictions p ON p.model_id = k.model_id AND p.ts = k.ts AND p.prediction_id = :pid
+                JOIN {log_rows} p ON p.model_id = k.model_id AND {at_time} AND p.prediction_id = :pid
                 JOIN model_versions v ON v.id = p.model_version_id
                 LEFT JOIN labels l ON l.model_id = p.model_id AND l.prediction_id = p.prediction_id
                 WHERE k.model_id = :m AND k.key = CAST(:key AS uuid)
-                """
+                """.format(log_rows=log_rows(":m", *COLUMNS, "features"), at_time=at_time("p", "k.ts"))
             ),
             {"m": model_id, "pid": prediction_id, "key": key_of(prediction_id)},
         )
         .mappings()
         .first()
     )
-    return dict(row) if row else None
+    if row is None:
+        return None
+    found = dict(row)
+    texts = FeatureTexts(conn, model_id)
+    found["features"] = json_loads(texts.fill(found["features"], found.pop("block_id"), found.pop("position")))
+    return found
 
 
 def waiting_label(conn: Connection, model_id: int, prediction_id: str) -> dict[str, Any] | None:
@@ -154,19 +162,27 @@ def try_lock_export(conn: Connection, key_id: int) -> bool:
     return bool(conn.execute(text(sql), {"ns": EXPORT_LOCK, "k": key_id}).scalar())
 
 
-# The export's order is (ts, prediction_id): the index on (model_id, ts) gives ts, and an
-# incremental sort orders each instant's few rows, so the rows stream without a sort of the
-# window. A resumed export starts after the last row it received (``after``, at ``start``).
-_EXPORT_SQL = """
+# The export's order is (ts, prediction_id): for rows one a row, the index on (model_id, ts)
+# gives ts, and an incremental sort orders each instant's few rows, so the rows stream without a
+# sort of the window; a compacted hour's rows are sorted (a thousand a block). A resumed export
+# starts after the last row it received (``after``, at ``start``). The last two columns say where
+# a compacted row's features are (``log_blocks.FeatureTexts``); the rows returned do not have them.
+_EXPORT_SQL = (
+    """
 SELECT p.prediction_id, p.ts, v.version, p.features::text, p.prediction::text, p.scores::text, p.latency_ms,
-       p.segments::text, l.label::text, l.label_ts, l.revision
-FROM predictions p
+       p.segments::text, l.label::text, l.label_ts, l.revision, p.block_id, p.position
+FROM """
+    + log_rows("%(m)s", "prediction_id", "features", "prediction", "scores", "latency_ms", "segments")
+    + """ p
 JOIN model_versions v ON v.id = p.model_version_id
 LEFT JOIN labels l ON l.model_id = p.model_id AND l.prediction_id = p.prediction_id
-WHERE p.model_id = %(m)s AND p.model_version_id = ANY(%(versions)s) AND p.ts >= %(start)s AND p.ts < %(end)s
+WHERE p.model_version_id = ANY(%(versions)s) AND """
+    + in_window("p", "%(start)s", "%(end)s")
+    + """
   {after}
 ORDER BY p.ts, p.prediction_id
 """
+)
 
 
 def export_rows(
@@ -196,9 +212,11 @@ def export_rows(
     cursor = raw.cursor(name="export_rows")
     cursor.execute(sql, {"m": model_id, "versions": version_ids, "start": start, "end": end, "after": after})
 
+    features = FeatureTexts(conn, model_id)
+
     def chunks() -> Iterator[list[tuple[Any, ...]]]:
         while rows := cursor.fetchmany(per_chunk):
-            yield rows
+            yield [(*r[:3], features.fill(r[3], r[11], r[12]), *r[4:11]) for r in rows]
 
     return chunks()
 
@@ -228,8 +246,9 @@ def pairing_rows(
     sql = f"""
         SELECT p.ts, p.request_id, p.prediction #>> '{{}}', l.label #>> '{{}}', {score}
         FROM (
-            SELECT true AS present, ts, request_id, prediction_id, prediction, scores FROM predictions
-            WHERE model_id = :m AND model_version_id = :v AND ts >= :start AND ts < :end AND request_id IS NOT NULL
+            SELECT true AS present, lr.ts, lr.request_id, lr.prediction_id, lr.prediction, lr.scores
+            FROM {log_rows(":m", "request_id", "prediction_id", "prediction", "scores")} lr
+            WHERE lr.model_version_id = :v AND {in_window("lr", ":start", ":end")} AND lr.request_id IS NOT NULL
         ) p
         FULL JOIN (
             SELECT prediction_id, label FROM labels

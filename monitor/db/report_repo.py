@@ -7,6 +7,10 @@ from typing import Any, NotRequired, TypedDict, cast
 
 from sqlalchemy import Connection, text
 
+from monitor.db.engine import json_loads
+from monitor.db.log_blocks import FeatureTexts
+from monitor.db.log_rows import in_window, log_rows
+
 
 class ReportRow(TypedDict):
     """A stored report: what it covers and how much of it was sampled; its summary (and page)
@@ -29,8 +33,8 @@ def window_rows(conn: Connection, model_id: int, version_id: int, start: datetim
     return int(
         conn.execute(
             text(
-                "SELECT count(*) FROM predictions "
-                "WHERE model_id = :m AND model_version_id = :v AND ts >= :s AND ts < :e"
+                f"SELECT count(*) FROM {log_rows(':m')} p "
+                f"WHERE p.model_version_id = :v AND {in_window('p', ':s', ':e')}"
             ),
             {"m": model_id, "v": version_id, "s": start, "e": end},
         ).scalar_one()
@@ -45,16 +49,22 @@ def sample_window(
     rows = conn.execute(
         text(
             f"""
-            SELECT p.features, p.prediction, p.scores, p.segments, l.label
-            FROM predictions p
+            SELECT p.features::text AS features, p.block_id, p.position, p.prediction, p.scores, p.segments, l.label
+            FROM {log_rows(":m", "prediction_id", "features", "prediction", "scores", "segments")} p
             {join} labels l ON l.model_id = p.model_id AND l.prediction_id = p.prediction_id
-            WHERE p.model_id = :m AND p.model_version_id = :v AND p.ts >= :s AND p.ts < :e
+            WHERE p.model_version_id = :v AND {in_window("p", ":s", ":e")}
             ORDER BY random() LIMIT :n
             """
         ),
         {"m": model_id, "v": version_id, "s": start, "e": end, "n": n},
     ).mappings()
-    return [dict(r) for r in rows]
+    texts = FeatureTexts(conn, model_id)
+    sample = []
+    for row in rows.all():
+        r = dict(row)
+        r["features"] = json_loads(texts.fill(r["features"], r.pop("block_id"), r.pop("position")))
+        sample.append(r)
+    return sample
 
 
 def sample_reference(conn: Connection, reference_id: int, n: int, labelled_only: bool) -> list[dict[str, Any]]:

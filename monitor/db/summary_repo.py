@@ -22,28 +22,36 @@ from typing import Any, NamedTuple
 import orjson
 from sqlalchemy import ColumnElement, Connection, bindparam, delete, func, select, text
 
+from monitor.db.log_blocks import FeatureTexts
+from monitor.db.log_rows import in_window, log_rows
 from monitor.db.registry_repo import VersionRow
 from monitor.db.tables import bucket_summaries
 from monitor.metrics.log_summary import Chunk, Column, Derived, GroupSummaries, Parts, add_chunk
 from monitor.metrics.quality_summary import QUALITY_COLUMN
 
 # The window's rows, each read once, as the column summaries need them (monitor.metrics.log_summary).
-_ROWS_SQL = """
-SELECT p.features::text, p.scores::text, p.prediction::text, p.latency_ms, p.segments::text
-FROM predictions p
-WHERE p.model_id = :model_id AND p.model_version_id = :version_id AND p.ts >= :start AND p.ts < :end
+_ROWS_SQL = f"""
+SELECT p.features::text, p.block_id, p.position, p.scores::text, p.prediction::text, p.latency_ms, p.segments::text
+FROM {log_rows(":model_id", "features", "scores", "prediction", "latency_ms", "segments")} p
+WHERE p.model_version_id = :version_id AND {in_window("p", ":start", ":end")}
 """
 # Values decoded at a time: a chunk of a 2,000-feature model's rows is 500 rows.
 VALUES_PER_CHUNK = 1_000_000
 
 # Rows per group, or per minute and group (``minute``: the minute's column and its comma).
-_COUNT_SQL = """
+_COUNT_SQL = (
+    """
 SELECT {minute}g.grp, count(*)
-FROM predictions p {groups}
-WHERE p.model_id = :model_id AND p.model_version_id = :version_id AND p.ts >= :start AND p.ts < :end
+FROM """
+    + log_rows(":model_id", "segments")
+    + """ p {groups}
+WHERE p.model_version_id = :version_id AND """
+    + in_window("p", ":start", ":end")
+    + """
       AND g.grp = ANY(CAST(:groups AS text[]))
 GROUP BY {group_by}
 """
+)
 
 
 # (column, value) of a segment, or None for all predictions.
@@ -197,14 +205,16 @@ def summarise_columns(
         # for every statement after it on the connection)
         query = text(_ROWS_SQL).execution_options(stream_results=True, yield_per=per_chunk)
         result = conn.execute(query, window_params(model_id, version_id, start, end))
+        features = FeatureTexts(conn, model_id)
         for rows in result.partitions(per_chunk):
-            add_chunk(_decode(rows), accumulators, groups.segments, derived)
+            add_chunk(_decode(rows, features), accumulators, groups.segments, derived)
     return {key: accumulators[key].parts() if key in accumulators else {} for key in [*groups.keys, *(also or {})]}
 
 
 _ROWS_BY_MINUTE_SQL = (
     _ROWS_SQL.replace("p.segments::text", "p.segments::text, date_trunc('minute', p.ts)") + "ORDER BY p.ts\n"
 )
+_MINUTE = 7  # the minute's column in its rows
 
 
 def summarise_columns_by_minute(
@@ -225,6 +235,7 @@ def summarise_columns_by_minute(
     per_chunk = _rows_per_chunk(columns, also)
     query = text(_ROWS_BY_MINUTE_SQL).execution_options(stream_results=True, yield_per=per_chunk)
     result = conn.execute(query, window_params(model_id, version_id, start, end))
+    features = FeatureTexts(conn, model_id)
     keys = [*groups.keys, *(also or {})]
     minute: datetime | None = None
     accumulators: dict[str, GroupSummaries] = {}
@@ -236,16 +247,16 @@ def summarise_columns_by_minute(
     for rows in result.partitions(per_chunk):
         i = 0
         while i < len(rows):
-            if rows[i][5] != minute:
+            if rows[i][_MINUTE] != minute:
                 if minute is not None:
                     yield done()
-                minute = rows[i][5]
+                minute = rows[i][_MINUTE]
                 accumulators = _accumulators(columns, also, derived, counts[minute])
             j = i
-            while j < len(rows) and rows[j][5] == minute:
+            while j < len(rows) and rows[j][_MINUTE] == minute:
                 j += 1
             if accumulators:
-                add_chunk(_decode(rows[i:j]), accumulators, groups.segments, derived)
+                add_chunk(_decode(rows[i:j], features), accumulators, groups.segments, derived)
             i = j
     if minute is not None:
         yield done()
@@ -267,14 +278,16 @@ def _rows_per_chunk(columns: Mapping[str, Sequence[Column]], also: Mapping[str, 
     return max(100, VALUES_PER_CHUNK // width)
 
 
-def _decode(rows: Sequence[Any]) -> Chunk:
+def _decode(rows: Sequence[Any], features: FeatureTexts) -> Chunk:
+    """Rows of ``_ROWS_SQL``: (features or its block and position, scores, prediction, latency,
+    segments)."""
     loads = orjson.loads
     return Chunk(
-        features=[loads(r[0]) for r in rows],
-        scores=[None if r[1] is None else loads(r[1]) for r in rows],
-        predictions=[loads(r[2]) for r in rows],
-        latency_ms=[r[3] for r in rows],
-        segments=[None if r[4] is None else loads(r[4]) for r in rows],
+        features=[loads(features.fill(r[0], r[1], r[2])) for r in rows],
+        scores=[None if r[3] is None else loads(r[3]) for r in rows],
+        predictions=[loads(r[4]) for r in rows],
+        latency_ms=[r[5] for r in rows],
+        segments=[None if r[6] is None else loads(r[6]) for r in rows],
     )
 
 

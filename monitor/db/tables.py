@@ -104,6 +104,30 @@ prediction_keys = Table(
     Column("ts", DateTime(timezone=True), nullable=False),
 )
 
+# Compacted hours of the log (monitor.db.log_blocks): a block of rows of one version and hour,
+# each column an array; ``features`` their JSON texts, zstd-compressed. Read through log_rows.
+prediction_blocks = Table(
+    "prediction_blocks",
+    metadata,
+    Column("model_id", Integer, primary_key=True),
+    Column("id", BigInteger, primary_key=True),
+    Column("model_version_id", Integer, nullable=False),
+    Column("first_ts", DateTime(timezone=True), nullable=False),
+    Column("last_ts", DateTime(timezone=True), nullable=False),
+    Column("n_rows", Integer, nullable=False),
+    Column("prediction_id", ARRAY(Text), nullable=False),
+    Column("ts", ARRAY(DateTime(timezone=True)), nullable=False),
+    Column("received_at", ARRAY(DateTime(timezone=True)), nullable=False),
+    Column("prediction", ARRAY(JSONB), nullable=False),
+    Column("scores", ARRAY(JSONB)),
+    Column("latency_ms", ARRAY(Float)),
+    Column("segments", ARRAY(JSONB)),
+    Column("request_id", ARRAY(Text)),
+    Column("subject_hash", ARRAY(LargeBinary)),
+    Column("features", LargeBinary, nullable=False),
+    Column("features_bytes", Integer, nullable=False),
+)
+
 labels = Table(
     "labels",
     metadata,

@@ -12,6 +12,7 @@ import httpx
 import numpy as np
 import psycopg
 from alembic import command
+from fastapi.testclient import TestClient
 from sqlalchemy import text
 
 from monitor import demo_data
@@ -33,8 +34,9 @@ from monitor.services.jobs.windows import hour_floor
 from tests.citus import workload
 from tests.citus.cluster import CitusCluster
 from tests.conftest import SECRET_KEYS
+from tests.integration import test_log_compaction as compaction_tests
 from tests.integration.conftest import receiver  # noqa: F401  (a fixture)
-from tests.integration.helpers import Receiver
+from tests.integration.helpers import Api, Receiver, bearer
 from tests.integration.unanalysed_log import joins_labels, nested_loops_over_the_log, relations, run_on_unanalysed_log
 from tests.servers import free_port
 from tests.waiting import wait_until
@@ -240,5 +242,46 @@ def test_the_key_migration_carries_distributed_keys_down_and_up(citus_url: str, 
         with cctx.engine.connect() as conn:
             found = record_repo.prediction(conn, model_id, ids[7])
         assert found is not None and found["label"] == "default"
+    finally:
+        cctx.close()
+
+
+def test_compacted_hours_on_the_cluster_read_as_rows_and_erase(citus_url: str, tmp_path) -> None:
+    """Compaction on the distributed log: blocks on the model's shard, every read of the log the
+    same before and after, a day's partition given back, and a subject erased from its blocks."""
+    cctx = open_for_writing(_settings(citus_url, str(tmp_path)))
+    try:
+        citus.distribute(cctx)
+        made = {s: keys.create_key(cctx, s.value, [s])[0] for s in keys.Scope}
+        with TestClient(create_app(ctx=cctx)) as http:
+            api = Api(http, *(bearer(made[s]) for s in (keys.Scope.admin, keys.Scope.ingest, keys.Scope.read)), cctx)
+            api.data = bearer(made[keys.Scope.data])
+            compaction_tests._register(api, compaction_tests.COMPACTED)
+            start = hour_floor(datetime.now(UTC)) - timedelta(days=2)
+            end = start + timedelta(hours=compaction_tests.HOURS)
+            records = compaction_tests._records(start, 1_200, "c")
+            compaction_tests._post(api, "/v1/predictions", compaction_tests.COMPACTED, records)
+            labels = compaction_tests._labels(end, {f"c{i}": "leave" for i in range(0, 1_200, 5)})
+            compaction_tests._post(api, "/v1/labels", compaction_tests.COMPACTED, labels)
+            ids = ["c0", "c3", "c13", "c600", "c1199"]
+            before = compaction_tests._reads(api, compaction_tests.COMPACTED, start, end, ids)
+            report = compaction_tests.compact_log(cctx, now=end + timedelta(days=1))
+            assert report.rows == 1_200 and report.emptied == [start.date()], report
+            compaction_tests._equal(before, compaction_tests._reads(api, compaction_tests.COMPACTED, start, end, ids))
+            r = http.post("/v1/erasures", json={"subject": "person-3"}, headers=api.admin)
+            assert r.status_code == 200 and r.json()["predictions"] == 60, r.text
+            assert compaction_tests._stored(api, compaction_tests.COMPACTED) == (0, 1_140)
+            after = compaction_tests._reads(api, compaction_tests.COMPACTED, start, end, ids)
+        # the migration down puts the blocks' rows back one a row, on the shards; up again
+        with cctx.engine.begin() as conn:
+            cfg = alembic_config()
+            cfg.attributes["connection"] = conn
+            command.downgrade(cfg, "0029")
+            assert conn.execute(text("SELECT count(*) FROM predictions")).scalar_one() == 1_140
+            command.upgrade(cfg, "head")
+        citus.distribute(cctx)  # the blocks' table made again, distributed again
+        with TestClient(create_app(ctx=cctx)) as http:
+            api.http = http
+            compaction_tests._equal(after, compaction_tests._reads(api, compaction_tests.COMPACTED, start, end, ids))
     finally:
         cctx.close()

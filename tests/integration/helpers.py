@@ -20,6 +20,14 @@ from monitor.metrics.points import MetricPoint
 from monitor.services.alerting.delivery import deliver_due
 from monitor.services.infra.context import ServiceContext
 
+# Every stored prediction, one a row or compacted into blocks (the scheduler compacts past hours):
+# what a test counting the log reads.
+LOG_ROWS = (
+    "(SELECT model_id, prediction_id, ts FROM predictions UNION ALL "
+    "SELECT b.model_id, r.prediction_id, r.ts "
+    "FROM prediction_blocks b, unnest(b.prediction_id, b.ts) r(prediction_id, ts))"
+)
+
 BINARY_SPEC: dict[str, Any] = {
     "name": "churn",
     "task": "binary_classification",

@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pandas as pd
+import pytest
 from cryptography.fernet import Fernet
 from sqlalchemy import text
 
@@ -18,6 +19,7 @@ from monitor.db.prediction_key import keys_of
 from monitor.domain.audit import Actor
 from monitor.services.infra.context import ServiceContext
 from monitor.services.ingest.erasure import erase_subject
+from monitor.services.jobs.compaction import compact_log
 from tests.integration.helpers import BINARY_SPEC, Api, prediction
 
 ALICE = "alice@example.com"
@@ -52,6 +54,10 @@ def _count(api: Api, table: str, ids: list[str]) -> int:
         return api.count(
             "SELECT count(*) FROM prediction_keys WHERE key = ANY(CAST(:keys AS uuid[]))", keys=keys_of(ids)
         )
+    if table == "predictions":  # the log, one a row or compacted into blocks
+        table = (
+            "(SELECT prediction_id FROM predictions UNION ALL SELECT unnest(prediction_id) FROM prediction_blocks) p"
+        )
     return api.count(f"SELECT count(*) FROM {table} WHERE prediction_id = ANY(:ids)", ids=ids)
 
 
@@ -60,7 +66,10 @@ def _log(api: Api, model: str, records: list[dict[str, Any]], **params: Any) -> 
     assert r.status_code == 200, r.text
 
 
-def test_a_subject_is_erased_everywhere_and_never_stored_in_clear(churn: Api) -> None:
+@pytest.mark.parametrize("compacted", [False, True], ids=["one a row", "compacted"])
+def test_a_subject_is_erased_everywhere_and_never_stored_in_clear(churn: Api, compacted: bool) -> None:
+    """Also from blocks (``compacted``): a block holding the subject's rows among others' is
+    written again without them."""
     api = churn
     other = {**BINARY_SPEC, "name": "churn-eu"}
     assert api.http.post("/v1/models", json=other, headers=api.admin).status_code in (200, 201)
@@ -75,6 +84,9 @@ def test_a_subject_is_erased_everywhere_and_never_stored_in_clear(churn: Api) ->
     )
     relabel = {"model": "churn", "records": [{"prediction_id": "a0", "label": "leave"}]}
     assert api.http.post("/v1/labels", json=relabel, headers=api.ingest).status_code == 200
+    if compacted:
+        report = compact_log(api.ctx, now=datetime.now(UTC) + timedelta(days=1))
+        assert report.rows == 10 and api.count("SELECT count(*) FROM predictions") == 0
     alice = ["a0", "a1", "a2", "a3", "a-eu"]
     assert _count(api, "predictions", alice) == 5 and _count(api, "label_revisions", ["a0"]) == 1
     assert _clear_value_found(api.ctx, ALICE) == [] and _clear_value_found(api.ctx, BOB) == []

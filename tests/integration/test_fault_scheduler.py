@@ -26,6 +26,7 @@ from monitor.services.infra.context import ServiceContext
 from monitor.services.ingest import ingestion
 from monitor.services.jobs.monitoring_run import run_model
 from monitor.services.jobs.windows import HOUR, hour_floor
+from tests.integration.helpers import LOG_ROWS
 from tests.integration.processes import monitor_process, stop_process
 
 pytestmark = pytest.mark.timeout(300)
@@ -146,7 +147,7 @@ def test_a_scheduler_killed_mid_job_then_two_at_once_compute_every_window_once(
             # and none computed from a half-written summary: each window holds every row of its hours
             for end, sample_size in rows:
                 in_log = conn.execute(
-                    text("SELECT count(*) FROM predictions WHERE ts >= :s AND ts < :e"),
+                    text(f"SELECT count(*) FROM {LOG_ROWS} p WHERE ts >= :s AND ts < :e"),
                     {"s": end - length, "e": end},
                 ).scalar_one()
                 assert sample_size == in_log, (spec, end)

@@ -23,6 +23,7 @@ from monitor.services.jobs.monitoring_run import run_model
 from monitor.services.jobs.rollup import rollup
 from monitor.services.jobs.windows import HOUR, hour_floor
 from tests.integration.demo_model import MODEL, register_demo
+from tests.integration.helpers import LOG_ROWS
 from tests.integration.processes import monitor_process, stop_process
 from tests.integration.test_summary_deltas import _assert_equal, _summaries
 from tests.servers import free_port, wait_ready
@@ -130,7 +131,7 @@ def test_killed_api_and_scheduler_leave_every_summary_exact(
     assert len(acked) >= 5 * BATCH, "too little traffic got through"
     run_model(ctx, MODEL)  # what was still waiting to be folded
     with ctx.engine.connect() as conn:
-        stored = set(conn.execute(text("SELECT prediction_id FROM predictions")).scalars())
+        stored = set(conn.execute(text(f"SELECT prediction_id FROM {LOG_ROWS} p")).scalars())
     assert set(acked) <= stored
     folded = _summaries(ctx)
     assert sum(n for (b, seg, col), (n, _, _) in folded.items() if seg == "" and col == "latency_ms") == len(stored)
