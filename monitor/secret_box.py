@@ -51,6 +51,21 @@ class SecretBox:
             )
             for k in keys
         ]
+        self._value_keys = [
+            HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"model-monitor personal data v1").derive(
+                base64.urlsafe_b64decode(k)
+            )
+            for k in keys
+        ]
+
+    def value_hash(self, value: str) -> str:
+        """The keyed hash a value declared personal is stored as (``monitor.domain.personal_data``),
+        under the first key: ``h:`` and 128 bits in hex, a text that stays a category."""
+        return _value_hash(self._value_keys[0], value)
+
+    def value_hashes(self, value: str) -> list[str]:
+        """The value's hash under every configured key: what was stored before a rotation too."""
+        return [_value_hash(k, value) for k in self._value_keys]
 
     def subject_hash(self, subject: str) -> bytes:
         """The keyed hash a data subject is stored as (under the first key)."""
@@ -91,6 +106,10 @@ class SecretBox:
 
     def rotate_headers(self, headers: dict[str, str]) -> dict[str, str]:
         return {name: self.rotate(value) for name, value in headers.items()}
+
+
+def _value_hash(key: bytes, value: str) -> str:
+    return "h:" + hmac.new(key, value.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()[:32]
 
 
 def _key_file(data_dir: Path) -> bytes:

@@ -115,6 +115,7 @@ def empty_database(ctx: ServiceContext) -> None:
         conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
     ctx._validators.clear()
     ctx._decoders.clear()
+    ctx._personal.clear()
     ctx._references.clear()  # ids restart with the tables
     ctx._plans.clear()
     ctx._active_references.clear()

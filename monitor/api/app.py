@@ -100,11 +100,14 @@ def create_app(settings: Settings | None = None, ctx: ServiceContext | None = No
         started = time.perf_counter()
         try:
             response = await call_next(request)
-            # the access log, with the request id (uvicorn's own access lines are turned off)
+            # the access log, with the request id (uvicorn's own access lines are turned off); a
+            # route by its template, so an id in an address (a prediction's look-up, which may be
+            # personal data the log stores only hashed) is not written to the log
+            route = request.scope.get("route")
             access_log.info(
                 "%s %s %d %.1fms",
                 request.method,
-                request.url.path,
+                getattr(route, "path_format", None) or request.url.path,
                 response.status_code,
                 (time.perf_counter() - started) * 1000,
             )

@@ -112,6 +112,19 @@ def copy_predictions(
     )
 
 
+def stored_prediction_ids(conn: Connection, model_id: int, prediction_ids: Sequence[str]) -> set[str]:
+    """Those of ``prediction_ids`` a prediction of the model is stored under."""
+    keys = dict(zip(keys_of(prediction_ids), prediction_ids, strict=True))
+    found = conn.execute(
+        text(
+            "SELECT replace(CAST(key AS text), '-', '') FROM prediction_keys "
+            "WHERE model_id = :m AND key = ANY(CAST(:keys AS uuid[]))"
+        ),
+        {"m": model_id, "keys": list(keys)},
+    ).scalars()
+    return {keys[k] for k in found}
+
+
 def attach_waiting_labels(raw: Any, model_id: int, ids: Sequence[str]) -> int:
     """Labels that arrived before their prediction learn its time now. Returns how many.
 

@@ -28,6 +28,14 @@ class FeatureType(StrEnum):
     boolean = "boolean"
 
 
+class PersonalDataPolicy(StrEnum):
+    """What is kept of a value declared personal (``monitor.domain.personal_data``)."""
+
+    keep = "keep"
+    hash = "hash"
+    drop = "drop"
+
+
 class Feature(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -37,6 +45,27 @@ class Feature(BaseModel):
     # missing value is data quality, not a schema violation). Optional ones may be absent.
     required: bool = True
     description: str = ""
+    personal_data: PersonalDataPolicy = Field(
+        default=PersonalDataPolicy.keep,
+        description="keep: stored as sent. hash: stored and summarised as its keyed hash (categorical "
+        "features only: drift compares the hashes). drop: accepted and discarded, neither stored nor summarised.",
+    )
+
+
+class IdentifierPolicies(BaseModel):
+    """Policies of what is not a feature: the prediction ids and the record's own segments."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    prediction_id: PersonalDataPolicy = Field(
+        default=PersonalDataPolicy.keep,
+        description="keep or hash: stored as its keyed hash; look-ups and labels name the id as sent.",
+    )
+    segments: dict[FieldName, PersonalDataPolicy] = Field(
+        default_factory=dict,
+        description="keep or hash, by segment column read from the record's `segments` (a segment that is a "
+        "feature follows the feature's policy).",
+    )
 
 
 def category_key(value: object) -> str | None:
@@ -106,6 +135,7 @@ class ModelSchema(BaseModel):
         description="Segment columns. A name that is a categorical or boolean feature takes the feature's "
         "value; any other name is read from the record's `segments` object.",
     )
+    personal_data: IdentifierPolicies = Field(default_factory=IdentifierPolicies)
 
     @model_validator(mode="after")
     def _check(self) -> ModelSchema:
@@ -119,6 +149,7 @@ class ModelSchema(BaseModel):
         bad_segments = [s for s in self.segments if s in numerical]
         if bad_segments:
             raise ValueError(f"numerical features cannot be segment columns: {', '.join(bad_segments)}")
+        self._check_personal_data()
         if self.task is Task.binary_classification and self.classes is None:
             self.classes = ["0", "1"]  # what a scikit-learn binary classifier's classes_ hold
         if self.task.is_classification:
@@ -142,8 +173,37 @@ class ModelSchema(BaseModel):
                 raise ValueError("positive_class applies to binary_classification only")
         return self
 
+    def _check_personal_data(self) -> None:
+        for f in self.features:
+            if f.personal_data is PersonalDataPolicy.hash and f.type is not FeatureType.categorical:
+                raise ValueError(
+                    f"feature {f.name!r}: only a categorical feature may be hashed (a hashed {f.type.value} "
+                    "loses what its drift is measured on); drop it, or keep it"
+                )
+            if f.personal_data is PersonalDataPolicy.drop and f.name in self.segments:
+                raise ValueError(f"feature {f.name!r} is a segment column: it cannot be dropped")
+        if all(f.personal_data is PersonalDataPolicy.drop for f in self.features):
+            raise ValueError("every feature is dropped: nothing would be monitored")
+        policies = self.personal_data
+        if policies.prediction_id is PersonalDataPolicy.drop:
+            raise ValueError("prediction ids are kept or hashed: a prediction's label finds it by its id")
+        features = {f.name for f in self.features}
+        for name, policy in policies.segments.items():
+            if name not in self.segments or name in features:
+                raise ValueError(
+                    f"personal_data.segments names {name!r}, not a segment read from the record's `segments` "
+                    "(a feature's segment follows the feature's policy)"
+                )
+            if policy is PersonalDataPolicy.drop:
+                raise ValueError(f"segment {name!r}: a segment is kept or hashed (to drop it, leave it out)")
+
     def feature_names(self) -> list[str]:
         return [f.name for f in self.features]
+
+    def monitored(self) -> ModelSchema:
+        """The schema without the features it drops: what is stored, summarised and shown."""
+        kept = [f for f in self.features if f.personal_data is not PersonalDataPolicy.drop]
+        return self if len(kept) == len(self.features) else self.model_copy(update={"features": kept})
 
 
 class ModelSpec(ModelSchema):
@@ -158,4 +218,11 @@ class ModelSpec(ModelSchema):
 
 
 def schema_from_json(data: dict[str, Any]) -> ModelSchema:
+    """A stored schema as monitoring sees it: without the features it drops (``personal_data:
+    drop``), which nothing stores or summarises."""
+    return ModelSchema.model_validate(data).monitored()
+
+
+def declared_schema_from_json(data: dict[str, Any]) -> ModelSchema:
+    """A stored schema as declared, every feature a record may carry: what validates records."""
     return ModelSchema.model_validate(data)

@@ -8,10 +8,11 @@ from typing import Any
 import numpy as np
 
 from monitor.db import audit_repo, reference_repo
+from monitor.db.registry_repo import VersionRow
 from monitor.db.summary_repo import segment_key
 from monitor.domain.audit import SYSTEM, Actor
 from monitor.domain.records import ReferenceRow, stored_number
-from monitor.domain.schema import FeatureType, ModelSchema, Task, category_key
+from monitor.domain.schema import FeatureType, ModelSchema, Task, category_key, schema_from_json
 from monitor.domain.tabular import ColumnMapping, TableFormat, UnreadableTable, read_reference
 from monitor.errors import InvalidRecords, MonitorError, RecordError
 from monitor.metrics.estimation import CALIBRATION_COLUMN, fit_calibration, score_matrix
@@ -156,18 +157,11 @@ def segment_slices(schema: ModelSchema, rows: list[ReferenceRow], top_values: in
     return out
 
 
-def upload_reference(
-    ctx: ServiceContext,
-    model: str,
-    data: bytes,
-    fmt: TableFormat,
-    *,
-    version: str | None = None,
-    name: str = "",
-    mapping: ColumnMapping | None = None,
-    actor: Actor = SYSTEM,
-) -> dict[str, Any]:
-    vrow = resolve_version(ctx, model, version)
+def _validated_rows(
+    ctx: ServiceContext, vrow: VersionRow, data: bytes, fmt: TableFormat, mapping: ColumnMapping | None
+) -> list[ReferenceRow]:
+    """The dataset's rows, each validated (every bad one named, or none taken), as the log keeps
+    rows: personal values hashed or dropped, so drift compares like with like."""
     validator = ctx.validator(vrow.version_id, vrow.schema)
     try:
         records, errors = read_reference(data, fmt, validator.schema, mapping)
@@ -184,7 +178,24 @@ def upload_reference(
             rows.append(row)
     if errors:
         raise _reject(errors, len(records))
-    schema = validator.schema
+    personal = ctx.personal_data(vrow.version_id, vrow.schema)
+    return [personal.reference(r, ctx.secrets.value_hash) for r in rows]
+
+
+def upload_reference(
+    ctx: ServiceContext,
+    model: str,
+    data: bytes,
+    fmt: TableFormat,
+    *,
+    version: str | None = None,
+    name: str = "",
+    mapping: ColumnMapping | None = None,
+    actor: Actor = SYSTEM,
+) -> dict[str, Any]:
+    vrow = resolve_version(ctx, model, version)
+    rows = _validated_rows(ctx, vrow, data, fmt, mapping)
+    schema = schema_from_json(vrow.schema)
     slices = {"": rows, **segment_slices(schema, rows, get_monitoring(ctx, model).segment_top_values)}
     summaries = {
         seg: {**column_summaries(schema, part), **quality_summaries(schema, part)} for seg, part in slices.items()

@@ -44,6 +44,10 @@ def _model_view(
     return view
 
 
+def _id_policy(schema: dict[str, Any]) -> str:
+    return str(schema.get("personal_data", {}).get("prediction_id", "keep"))
+
+
 def register_model(ctx: ServiceContext, spec: ModelSpec, actor: Actor = SYSTEM) -> tuple[dict[str, Any], bool]:
     """Register a model or a new version of it. Returns (model view, created).
 
@@ -73,6 +77,11 @@ def register_model(ctx: ServiceContext, spec: ModelSpec, actor: Actor = SYSTEM) 
                     if latest is not None and latest.task != spec.task.value:
                         raise Conflict(
                             f"model {spec.name!r} is a {latest.task} model; a version cannot change the task"
+                        )
+                    if latest is not None and _id_policy(latest.schema) != _id_policy(schema):
+                        raise Conflict(
+                            f"model {spec.name!r} keeps its prediction ids as {_id_policy(latest.schema)}: a version "
+                            "cannot change it (labels find every version's predictions by the same ids)"
                         )
                     registry_repo.insert_version(uow.conn, model_id, spec.version, schema, spec.description)
                     details = {"version": spec.version, "task": spec.task.value, "features": len(spec.features)}

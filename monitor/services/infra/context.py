@@ -17,8 +17,9 @@ from monitor.db.engine import database_url, make_engine
 from monitor.db.partitions import PartitionCache
 from monitor.db.unit_of_work import UnitOfWork
 from monitor.domain.fast_batch import BatchDecoder
+from monitor.domain.personal_data import PersonalData
 from monitor.domain.records import RecordValidator
-from monitor.domain.schema import schema_from_json
+from monitor.domain.schema import declared_schema_from_json
 from monitor.secret_box import SecretBox, load_box
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,7 @@ class ServiceContext:
     # Versions are immutable once registered, so a compiled validator never goes stale.
     _validators: dict[int, RecordValidator] = field(default_factory=dict)
     _decoders: dict[int, BatchDecoder | None] = field(default_factory=dict)
+    _personal: dict[int, PersonalData] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     # (model name, version or None for the newest) -> (expiry, version row). See resolve_cached.
     _versions: dict[tuple[str, str | None], tuple[float, Any]] = field(default_factory=dict)
@@ -80,8 +82,16 @@ class ServiceContext:
         with self._lock:
             v = self._validators.get(version_id)
             if v is None:
-                v = self._validators[version_id] = RecordValidator(schema_from_json(schema))
+                v = self._validators[version_id] = RecordValidator(declared_schema_from_json(schema))
             return v
+
+    def personal_data(self, version_id: int, schema: dict) -> PersonalData:  # type: ignore[type-arg]
+        """What a version's schema declares personal, and how each is kept."""
+        with self._lock:
+            p = self._personal.get(version_id)
+            if p is None:
+                p = self._personal[version_id] = PersonalData.of(declared_schema_from_json(schema))
+            return p
 
     def batch_decoder(self, version_id: int, schema: dict) -> BatchDecoder | None:  # type: ignore[type-arg]
         """The one-pass decoder for a version, or None if its schema cannot be expressed that way
@@ -89,7 +99,7 @@ class ServiceContext:
         with self._lock:
             if version_id not in self._decoders:
                 try:
-                    self._decoders[version_id] = BatchDecoder(schema_from_json(schema))
+                    self._decoders[version_id] = BatchDecoder(declared_schema_from_json(schema))
                 except TypeError:
                     log.warning("no one-pass decoder for model version %s; using the full path", version_id)
                     self._decoders[version_id] = None

@@ -9,6 +9,7 @@ The contract a serving system relies on:
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
@@ -17,11 +18,13 @@ from enum import StrEnum
 from typing import Any
 
 import psycopg.errors
+from sqlalchemy import Connection
 
 from monitor.db import log_repo, partitions
 from monitor.db.registry_repo import VersionRow
 from monitor.domain.fast_batch import peek_batch
 from monitor.domain.payloads import parse_records
+from monitor.domain.personal_data import PersonalData
 from monitor.domain.records import LabelRow, PredictionRow, RecordValidator, TimeBounds, time_bounds
 from monitor.domain.unstorable import text_problem
 from monitor.errors import InvalidRecords, LogBusy, PayloadTooLarge, RecordError
@@ -227,9 +230,8 @@ def ingest_prediction_body(
         if rows is not None:
             vrow, decoded = rows
             result = PredictionResult(ids=[None] * len(decoded))
-            _store_valid(
-                ctx, result, {vrow.model_id: [(i, vrow.version_id, r) for i, r in enumerate(decoded)]}, [], {}, _now()
-            )
+            valid = {vrow.model_id: [(i, vrow.version_id, r) for i, r in enumerate(decoded)]}
+            _store_valid(ctx, result, valid, [], {}, _now(), {vrow.version_id: _personal(ctx, vrow)})
             return result
     records, model, version = parse_records(body, content_type)
     return ingest_predictions(ctx, records, model=model, version=version, on_error=on_error)
@@ -281,8 +283,27 @@ def ingest_predictions(
                 bucket.append((i, vrow.version_id, row))
 
     result.rejected = _settle_errors(ctx, "prediction", errors, len(records), index_model, now, on_error)
-    _store_valid(ctx, result, valid, errors, index_model, now)
+    personal = {vrow.version_id: _personal(ctx, vrow) for vrow in versions.values()}
+    _store_valid(ctx, result, valid, errors, index_model, now, personal)
     return result
+
+
+def _hashed_label_ids(ctx: ServiceContext, conn: Connection, model_id: int, rows: list[LabelRow]) -> list[LabelRow]:
+    """Labels of a model that stores its prediction ids hashed name them by their hash: under
+    the first secret key, or under an older one where the prediction was stored before a
+    rotation (so a label still joins a prediction logged before it)."""
+    hashes = {r.prediction_id: ctx.secrets.value_hashes(r.prediction_id) for r in rows}
+    older = [h for candidates in hashes.values() for h in candidates[1:]]
+    found = log_repo.stored_prediction_ids(conn, model_id, older) if older else set()
+
+    def stored_as(pid: str) -> str:
+        return next((h for h in hashes[pid][1:] if h in found), hashes[pid][0])
+
+    return [dataclasses.replace(r, prediction_id=stored_as(r.prediction_id)) for r in rows]
+
+
+def _personal(ctx: ServiceContext, vrow: VersionRow) -> PersonalData:
+    return ctx.personal_data(vrow.version_id, vrow.schema)
 
 
 def _store_valid(
@@ -292,10 +313,15 @@ def _store_valid(
     errors: list[RecordError],
     index_model: dict[int, int],
     now: datetime,
+    personal: dict[int, PersonalData],
 ) -> None:
-    """Store validated rows (model id -> [(index, version id, row)]) and fill in ``result``."""
+    """Store validated rows (model id -> [(index, version id, row)]) and fill in ``result``.
+    ``personal``: each version's policies for personal data, applied to its rows before anything
+    is stored or summarised; the answer names ids as they were sent."""
     # Repeats of an id inside one request are duplicates of its first occurrence.
     to_store: dict[int, list[tuple[int, int, PredictionRow]]] = {}
+    sent: dict[str, str] = {}  # an id as stored (hashed) -> as sent
+    hasher = ctx.secrets.value_hash
     for mid, rows in valid.items():
         seen: set[str] = set()
         keep = to_store.setdefault(mid, [])
@@ -305,12 +331,15 @@ def _store_valid(
                 result.duplicate_ids.append(row.prediction_id)
             else:
                 seen.add(row.prediction_id)
-                keep.append((i, vid, row))
+                stored = personal[vid].prediction(row, hasher)
+                if stored.prediction_id != row.prediction_id:
+                    sent[stored.prediction_id] = row.prediction_id
+                keep.append((i, vid, stored))
 
     all_rows = [(vid, row) for rows in to_store.values() for _, vid, row in rows]
     _ensure_partitions(ctx, all_rows)
     stored_dupes = _store_predictions(ctx, to_store, errors, index_model, now)
-    result.duplicate_ids.extend(stored_dupes)
+    result.duplicate_ids.extend(sent.get(pid, pid) for pid in stored_dupes)
     result.duplicates = len(result.duplicate_ids)
     result.accepted = len(all_rows) - len(stored_dupes)
 
@@ -393,8 +422,10 @@ def ingest_labels(
     versions = registry.resolve_cached(ctx, [(name, None) for name, _ in groups])
     index_model: dict[int, int] = {}
     valid: dict[int, dict[str, LabelRow]] = {}
+    personal: dict[int, PersonalData] = {}  # by model: its newest version's
     for (name, _), indices in groups.items():
         vrow = versions[(name, None)]
+        personal[vrow.model_id] = _personal(ctx, vrow)
         validator = ctx.validator(vrow.version_id, vrow.schema)
         by_id = valid.setdefault(vrow.model_id, {})
         for i in indices:
@@ -408,7 +439,10 @@ def ingest_labels(
         for mid, by_id in valid.items():
             if not by_id:
                 continue
-            stored = log_repo.upsert_labels(uow.conn, mid, list(by_id.values()), now)
+            rows = list(by_id.values())
+            if personal[mid].hashed_ids:
+                rows = _hashed_label_ids(ctx, uow.conn, mid, rows)
+            stored = log_repo.upsert_labels(uow.conn, mid, rows, now)
             result.new += stored.new
             result.replaced += stored.replaced
             result.matched += stored.matched

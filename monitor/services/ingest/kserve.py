@@ -18,7 +18,7 @@ import orjson
 
 from monitor.db import kserve_repo
 from monitor.domain.kserve import REQUEST, RESPONSE, CloudEvent, KServeError, pair_to_records
-from monitor.domain.schema import schema_from_json
+from monitor.domain.schema import declared_schema_from_json
 from monitor.errors import InvalidRecords, MonitorError, RecordError
 from monitor.services.catalog.registry import resolve_cached, versions_cached
 from monitor.services.infra.context import ServiceContext
@@ -75,7 +75,7 @@ def receive(ctx: ServiceContext, event: CloudEvent, version: str | None = None) 
         stored = _json(other.body, other_kind)
         request_doc, response_doc = (doc, stored) if kind == "request" else (stored, doc)
         records, unreadable = pair_to_records(
-            event.id, request_doc, response_doc, schema_from_json(vrow.schema), timestamp, named
+            event.id, request_doc, response_doc, declared_schema_from_json(vrow.schema), timestamp, named
         )
     except KServeError as exc:
         with ctx.uow() as uow:

@@ -6,11 +6,14 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from sqlalchemy import Connection
+
 from monitor.db import audit_repo, record_repo, registry_repo
 from monitor.domain.audit import Actor
 from monitor.domain.monitoring import MonitoringConfig
 from monitor.domain.schema import category_key
 from monitor.errors import NotFound
+from monitor.services.catalog import registry
 from monitor.services.catalog.registry import model_id_or_404
 from monitor.services.infra.context import ServiceContext
 
@@ -37,9 +40,9 @@ def get_prediction(ctx: ServiceContext, model: str, prediction_id: str, actor: A
     retraining requests whose evidence is one of those windows. The look-up is audited."""
     with ctx.uow() as uow:
         model_id = model_id_or_404(uow.conn, model)
-        row = record_repo.prediction(uow.conn, model_id, prediction_id)
+        stored_id, row = _find(ctx, uow.conn, model, model_id, prediction_id)
         if row is None:
-            waiting = record_repo.waiting_label(uow.conn, model_id, prediction_id)
+            waiting = record_repo.waiting_label(uow.conn, model_id, stored_id)
             why = "; a label for it waits for the prediction" if waiting else ""
             raise NotFound(f"model {model!r} has no stored prediction {prediction_id!r}{why}")
         config = MonitoringConfig.model_validate(registry_repo.get_monitoring(uow.conn, model_id))
@@ -49,7 +52,7 @@ def get_prediction(ctx: ServiceContext, model: str, prediction_id: str, actor: A
         found = {
             "model": model,
             "version": row["version"],
-            "prediction_id": row["prediction_id"],
+            "prediction_id": prediction_id,  # as asked: a hashed id is stored as its hash
             "timestamp": ts,
             "received_at": row["received_at"],
             "features": row["features"],
@@ -58,7 +61,7 @@ def get_prediction(ctx: ServiceContext, model: str, prediction_id: str, actor: A
             "latency_ms": row["latency_ms"],
             "segments": row["segments"],
             "label": _label(row),
-            "label_revisions": record_repo.label_revisions(uow.conn, model_id, prediction_id),
+            "label_revisions": record_repo.label_revisions(uow.conn, model_id, stored_id),
             "windows": record_repo.windows_holding(uow.conn, model_id, row["model_version_id"], ts, longest, segments),
             "alerts": [
                 a
@@ -67,9 +70,25 @@ def get_prediction(ctx: ServiceContext, model: str, prediction_id: str, actor: A
             ],
             "retrain_triggers": record_repo.triggers_about(uow.conn, model, row["version"], ts, longest + DAY),
         }
-        audit_repo.append(uow.conn, actor, "prediction.viewed", prediction_id, model=model)
+        audit_repo.append(uow.conn, actor, "prediction.viewed", stored_id, model=model)
         uow.commit()
     return found
+
+
+def _find(
+    ctx: ServiceContext, conn: Connection, model: str, model_id: int, prediction_id: str
+) -> tuple[str, dict[str, Any] | None]:
+    """The id as stored (its hash, for a model that hashes them: under the first secret key, or an
+    older one for a prediction stored before a rotation) and the stored prediction, if any."""
+    vrow = registry.resolve_cached(ctx, [(model, None)])[(model, None)]
+    if not ctx.personal_data(vrow.version_id, vrow.schema).hashed_ids:
+        return prediction_id, record_repo.prediction(conn, model_id, prediction_id)
+    candidates = ctx.secrets.value_hashes(prediction_id)
+    for stored_id in candidates:
+        row = record_repo.prediction(conn, model_id, stored_id)
+        if row is not None:
+            return stored_id, row
+    return candidates[0], None
 
 
 def _in_segment(labels: dict[str, Any], segments: dict[str, str]) -> bool:

@@ -1,0 +1,98 @@
+"""What the service keeps of values the schema declares personal: the policy of each feature,
+segment and of the prediction ids, applied to every record before anything is stored or
+summarised. Pure functions; the keyed hash comes from ``monitor.secret_box``.
+
+- ``keep``: as sent (the default).
+- ``hash``: its keyed hash (``SecretBox.value_hash``), everywhere: the log, the summaries, the
+  reference, metric labels. Equal values hash equally, so a categorical feature's drift, a
+  segment's windows and a prediction's look-up and label join work on the hashes; nothing can be
+  tied back to a value without the keys. Categorical features, segments and prediction ids only:
+  a hashed number loses its order, and with it every drift test of numbers.
+- ``drop`` (features): accepted and discarded at once: neither stored nor summarised.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+from monitor.domain.records import LabelRow, PredictionRow, ReferenceRow
+from monitor.domain.schema import ModelSchema, category_key
+from monitor.domain.schema import PersonalDataPolicy as Policy
+
+Hasher = Callable[[str], str]  # a value's keyed hash, as stored
+
+
+@dataclass(frozen=True)
+class PersonalData:
+    """A schema's policies, ready to apply: which features, segments and whether prediction ids
+    are hashed or dropped (everything else is kept)."""
+
+    hashed_features: frozenset[str] = frozenset()
+    dropped_features: frozenset[str] = frozenset()
+    hashed_segments: frozenset[str] = frozenset()
+    hashed_ids: bool = False
+
+    @classmethod
+    def of(cls, schema: ModelSchema) -> PersonalData:
+        hashed = frozenset(f.name for f in schema.features if f.personal_data is Policy.hash)
+        dropped = frozenset(f.name for f in schema.features if f.personal_data is Policy.drop)
+        own = schema.personal_data.segments
+        # a segment that is a feature carries the feature's value: hashed with it
+        hashed_segments = {s for s in schema.segments if s in hashed or own.get(s) is Policy.hash}
+        return cls(
+            hashed_features=hashed,
+            dropped_features=dropped,
+            hashed_segments=frozenset(hashed_segments),
+            hashed_ids=schema.personal_data.prediction_id is Policy.hash,
+        )
+
+    @property
+    def keeps_everything(self) -> bool:
+        return not (self.hashed_features or self.dropped_features or self.hashed_segments or self.hashed_ids)
+
+    def prediction(self, row: PredictionRow, hasher: Hasher) -> PredictionRow:
+        if self.keeps_everything:
+            return row
+        return replace(
+            row,
+            prediction_id=self.prediction_id(row.prediction_id, hasher),
+            features=self._features(row.features, hasher),
+            segments=self._segments(row.segments, hasher),
+        )
+
+    def label(self, row: LabelRow, hasher: Hasher) -> LabelRow:
+        return replace(row, prediction_id=hasher(row.prediction_id)) if self.hashed_ids else row
+
+    def reference(self, row: ReferenceRow, hasher: Hasher) -> ReferenceRow:
+        if self.keeps_everything:
+            return row
+        return replace(
+            row, features=self._features(row.features, hasher), segments=self._segments(row.segments, hasher)
+        )
+
+    def prediction_id(self, prediction_id: str, hasher: Hasher) -> str:
+        return hasher(prediction_id) if self.hashed_ids else prediction_id
+
+    def _features(self, features: dict[str, Any], hasher: Hasher) -> dict[str, Any]:
+        if not (self.hashed_features or self.dropped_features):
+            return features
+        out = {}
+        for name, value in features.items():
+            if name in self.dropped_features:
+                continue
+            out[name] = hash_value(value, hasher) if name in self.hashed_features else value
+        return out
+
+    def _segments(self, segments: dict[str, str | None] | None, hasher: Hasher) -> dict[str, str | None] | None:
+        if segments is None or not self.hashed_segments:
+            return segments
+        return {name: hash_value(v, hasher) if name in self.hashed_segments else v for name, v in segments.items()}
+
+
+def hash_value(value: Any, hasher: Hasher) -> Any:
+    """A category's hash, of its text as summaries key it (``category_key``: a number's digits);
+    a missing value stays missing (data quality counts it, and it names nobody)."""
+    key = category_key(value)
+    return None if key is None else hasher(key)

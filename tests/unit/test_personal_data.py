@@ -1,0 +1,87 @@
+"""The personal-data policies applied to records, without a database."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from monitor.domain.personal_data import PersonalData, hash_value
+from monitor.domain.records import LabelRow, PredictionRow, ReferenceRow
+from monitor.domain.schema import ModelSchema, schema_from_json
+
+pytestmark = pytest.mark.unit
+
+
+def fake_hash(value: str) -> str:
+    return f"h:{value[::-1]}"
+
+
+SCHEMA: dict[str, Any] = {
+    "task": "regression",
+    "features": [
+        {"name": "age", "type": "numerical"},
+        {"name": "zip", "type": "categorical", "personal_data": "hash"},
+        {"name": "note", "type": "categorical", "required": False, "personal_data": "drop"},
+    ],
+    "segments": ["zip", "region", "tier"],
+    "personal_data": {"prediction_id": "hash", "segments": {"region": "hash"}},
+}
+
+
+def test_a_row_keeps_hashes_of_what_is_hashed_and_nothing_of_what_is_dropped() -> None:
+    policy = PersonalData.of(ModelSchema.model_validate(SCHEMA))
+    row = PredictionRow(
+        "id-1",
+        datetime(2026, 1, 1, tzinfo=UTC),
+        {"age": 40, "zip": "75001", "note": "x"},
+        1.5,
+        None,
+        None,
+        {"zip": "75001", "region": "north", "tier": "gold"},
+    )
+    stored = policy.prediction(row, fake_hash)
+    assert stored.prediction_id == "h:1-di"
+    assert stored.features == {"age": 40, "zip": "h:10057"}
+    assert stored.segments == {"zip": "h:10057", "region": "h:htron", "tier": "gold"}
+    assert row.features["zip"] == "75001"  # the row as validated is left as it was
+    assert policy.label(LabelRow("id-1", 2.0, row.ts), fake_hash).prediction_id == "h:1-di"
+    ref = policy.reference(ReferenceRow({"age": 3, "zip": 75001, "note": None}, 1.0, None, 1.0, None), fake_hash)
+    assert ref.features == {"age": 3, "zip": "h:10057"}
+
+
+@pytest.mark.parametrize(("value", "hashed"), [(None, None), ("a", "h:a"), (12, "h:21"), (True, "h:eurt")])
+def test_a_category_is_hashed_as_summaries_key_it(value: Any, hashed: Any) -> None:
+    assert hash_value(value, fake_hash) == hashed
+
+
+def test_a_schema_keeping_everything_leaves_rows_untouched() -> None:
+    policy = PersonalData.of(
+        ModelSchema.model_validate({**SCHEMA, "features": SCHEMA["features"][:1], "segments": [], "personal_data": {}})
+    )
+    row = PredictionRow("id", datetime(2026, 1, 1, tzinfo=UTC), {"age": 1}, 1.0, None, None, None)
+    assert policy.keeps_everything and policy.prediction(row, fake_hash) is row
+
+
+def test_monitoring_sees_no_dropped_feature_and_validation_every_one() -> None:
+    assert [f.name for f in schema_from_json(SCHEMA).features] == ["age", "zip"]
+    assert [f.name for f in ModelSchema.model_validate(SCHEMA).features] == ["age", "zip", "note"]
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"features": [{"name": "age", "type": "numerical", "personal_data": "hash"}], "segments": []},
+        {"features": [{"name": "vip", "type": "boolean", "personal_data": "hash"}], "segments": []},
+        {"personal_data": {"prediction_id": "drop"}},
+        {"personal_data": {"segments": {"zip": "hash"}}},
+        {"personal_data": {"segments": {"region": "drop"}}},
+        {"personal_data": {"segments": {"elsewhere": "hash"}}},
+        {"features": [{"name": "zip", "type": "categorical", "personal_data": "drop"}]},
+    ],
+)
+def test_a_policy_that_cannot_work_is_refused(change: dict[str, Any]) -> None:
+    with pytest.raises(ValidationError):
+        ModelSchema.model_validate({**SCHEMA, **change})
