@@ -98,6 +98,25 @@ def take(conn: Connection, model_id: int, version_id: int, limit: int) -> list[D
     ]
 
 
+def discard_returning(
+    conn: Connection, model_id: int, version_id: int, start: datetime, end: datetime, kind: str
+) -> list[Delta]:
+    """``discard`` of one kind, returning the deltas dropped: what of them the log does not hold
+    (features only summarised) is added to the summaries made from the log instead."""
+    rows = conn.execute(
+        text(
+            "DELETE FROM summary_deltas WHERE model_id = :m AND model_version_id = :v "
+            "AND minute >= :start AND minute < :end AND kind = :kind "
+            "RETURNING id, reference_id, minute, segment, kind, n_rows, parts"
+        ),
+        {"m": model_id, "v": version_id, "start": start, "end": end, "kind": kind},
+    ).all()
+    return [
+        Delta(version_id, r[1], r[2], r[3], int(r[5]), decode_parts(bytes(r[6])), r[4])
+        for r in sorted(rows, key=lambda r: r[0])
+    ]
+
+
 def discard(
     conn: Connection, model_id: int, version_id: int, start: datetime, end: datetime, kinds: Sequence[str]
 ) -> int:

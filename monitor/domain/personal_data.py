@@ -8,6 +8,9 @@ summarised. Pure functions; the keyed hash comes from ``monitor.secret_box``.
   segment's windows and a prediction's look-up and label join work on the hashes; nothing can be
   tied back to a value without the keys. Categorical features, segments and prediction ids only:
   a hashed number loses its order, and with it every drift test of numbers.
+- ``summarise_only`` (features): counted into the summaries at ingestion (and into the
+  reference's at upload), then left out of the row before it is stored. An hour summarised again
+  from the log keeps what ingestion counted of these features (``monitor.services.jobs.rollup``).
 - ``drop`` (features): accepted and discarded at once: neither stored nor summarised.
 """
 
@@ -17,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
+from monitor.domain.fast_batch import features_as_dict
 from monitor.domain.records import LabelRow, PredictionRow, ReferenceRow
 from monitor.domain.schema import ModelSchema, category_key
 from monitor.domain.schema import PersonalDataPolicy as Policy
@@ -33,6 +37,7 @@ class PersonalData:
     dropped_features: frozenset[str] = frozenset()
     hashed_segments: frozenset[str] = frozenset()
     hashed_ids: bool = False
+    summarised_only: frozenset[str] = frozenset()  # features summarised at ingestion, never stored
 
     @classmethod
     def of(cls, schema: ModelSchema) -> PersonalData:
@@ -46,6 +51,7 @@ class PersonalData:
             dropped_features=dropped,
             hashed_segments=frozenset(hashed_segments),
             hashed_ids=schema.personal_data.prediction_id is Policy.hash,
+            summarised_only=schema.summarised_only(),
         )
 
     @property
@@ -62,6 +68,20 @@ class PersonalData:
             segments=self._segments(row.segments, hasher),
         )
 
+    def stored(self, row: PredictionRow) -> PredictionRow:
+        """The row as the log keeps it: without the features only summarised (``prediction``
+        gives the row that is summarised)."""
+        if not self.summarised_only:
+            return row
+        features = features_as_dict(row.features)
+        return replace(row, features={k: v for k, v in features.items() if k not in self.summarised_only})
+
+    def stored_reference(self, row: ReferenceRow) -> ReferenceRow:
+        """A reference row as stored (its summaries are made from the whole row)."""
+        if not self.summarised_only:
+            return row
+        return replace(row, features={k: v for k, v in row.features.items() if k not in self.summarised_only})
+
     def label(self, row: LabelRow, hasher: Hasher) -> LabelRow:
         return replace(row, prediction_id=hasher(row.prediction_id)) if self.hashed_ids else row
 
@@ -75,11 +95,12 @@ class PersonalData:
     def prediction_id(self, prediction_id: str, hasher: Hasher) -> str:
         return hasher(prediction_id) if self.hashed_ids else prediction_id
 
-    def _features(self, features: dict[str, Any], hasher: Hasher) -> dict[str, Any]:
+    def _features(self, features: Any, hasher: Hasher) -> Any:
+        """The features as kept (a dict, or the one-pass decoder's struct, read as the dict)."""
         if not (self.hashed_features or self.dropped_features):
             return features
         out = {}
-        for name, value in features.items():
+        for name, value in features_as_dict(features).items():
             if name in self.dropped_features:
                 continue
             out[name] = hash_value(value, hasher) if name in self.hashed_features else value

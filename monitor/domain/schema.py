@@ -33,6 +33,7 @@ class PersonalDataPolicy(StrEnum):
 
     keep = "keep"
     hash = "hash"
+    summarise_only = "summarise_only"
     drop = "drop"
 
 
@@ -48,7 +49,8 @@ class Feature(BaseModel):
     personal_data: PersonalDataPolicy = Field(
         default=PersonalDataPolicy.keep,
         description="keep: stored as sent. hash: stored and summarised as its keyed hash (categorical "
-        "features only: drift compares the hashes). drop: accepted and discarded, neither stored nor summarised.",
+        "features only: drift compares the hashes). summarise_only: counted into the summaries at ingestion, "
+        "never stored. drop: accepted and discarded, neither stored nor summarised.",
     )
 
 
@@ -180,12 +182,17 @@ class ModelSchema(BaseModel):
                     f"feature {f.name!r}: only a categorical feature may be hashed (a hashed {f.type.value} "
                     "loses what its drift is measured on); drop it, or keep it"
                 )
-            if f.personal_data is PersonalDataPolicy.drop and f.name in self.segments:
-                raise ValueError(f"feature {f.name!r} is a segment column: it cannot be dropped")
+            if f.personal_data in (PersonalDataPolicy.drop, PersonalDataPolicy.summarise_only) and (
+                f.name in self.segments
+            ):
+                raise ValueError(
+                    f"feature {f.name!r} is a segment column: it is kept with each row, so it cannot be "
+                    f"{f.personal_data.value.replace('_', '-')}"
+                )
         if all(f.personal_data is PersonalDataPolicy.drop for f in self.features):
             raise ValueError("every feature is dropped: nothing would be monitored")
         policies = self.personal_data
-        if policies.prediction_id is PersonalDataPolicy.drop:
+        if policies.prediction_id not in (PersonalDataPolicy.keep, PersonalDataPolicy.hash):
             raise ValueError("prediction ids are kept or hashed: a prediction's label finds it by its id")
         features = {f.name for f in self.features}
         for name, policy in policies.segments.items():
@@ -194,11 +201,23 @@ class ModelSchema(BaseModel):
                     f"personal_data.segments names {name!r}, not a segment read from the record's `segments` "
                     "(a feature's segment follows the feature's policy)"
                 )
-            if policy is PersonalDataPolicy.drop:
+            if policy not in (PersonalDataPolicy.keep, PersonalDataPolicy.hash):
                 raise ValueError(f"segment {name!r}: a segment is kept or hashed (to drop it, leave it out)")
 
     def feature_names(self) -> list[str]:
         return [f.name for f in self.features]
+
+    def summarised_only(self) -> frozenset[str]:
+        """The features counted into the summaries at ingestion and stored nowhere else."""
+        return frozenset(f.name for f in self.features if f.personal_data is PersonalDataPolicy.summarise_only)
+
+    def stored(self) -> ModelSchema:
+        """The schema of what a stored row holds: without the features only summarised or dropped
+        (what an export and a report's sample have)."""
+        monitored, only = self.monitored(), self.summarised_only()
+        if not only:
+            return monitored
+        return monitored.model_copy(update={"features": [f for f in monitored.features if f.name not in only]})
 
     def monitored(self) -> ModelSchema:
         """The schema without the features it drops: what is stored, summarised and shown."""

@@ -18,10 +18,12 @@ from cryptography.fernet import Fernet
 from sqlalchemy import text
 
 from monitor.domain.tabular import TableFormat
+from monitor.metrics.profiles import unpack_counts
 from monitor.services.catalog.reference import upload_reference
 from monitor.services.ingest import ingestion
 from monitor.services.jobs.compaction import compact_log
-from monitor.services.jobs.monitoring_run import backfill
+from monitor.services.jobs.monitoring_run import backfill, run_model
+from monitor.services.jobs.rollup import rollup
 from monitor.services.jobs.windows import hour_floor
 from tests.integration.helpers import Api
 from tests.integration.test_erasure import _clear_value_found
@@ -175,3 +177,85 @@ def test_a_policy_that_cannot_work_is_refused_at_registration(api: Api) -> None:
     # a version cannot change how the ids are kept
     r = register(version="2", personal_data={"prediction_id": "keep", "segments": {"channel": "hash"}})
     assert r.status_code == 409, r.text
+
+
+def test_a_feature_only_summarised_is_monitored_as_if_kept_and_stored_nowhere(api: Api) -> None:
+    """Two models, the same traffic: one keeps ``income``, the other only summarises it. Their
+    summaries of it are the same at ingestion, after a late prediction and after every hour was
+    summarised again from the log (which holds the other's income nowhere)."""
+    features = [
+        {"name": "income", "type": "numerical"},
+        {"name": "age", "type": "numerical"},
+        {"name": "plan", "type": "categorical"},
+    ]
+    for name, policy in (("kept", "keep"), ("summarised", "summarise_only")):
+        spec = {**SPEC, "name": name, "features": [{**features[0], "personal_data": policy}, *features[1:]]}
+        spec |= {"segments": ["channel"], "personal_data": {}}
+        assert api.http.post("/v1/models", json=spec, headers=api.admin).status_code == 201, spec
+        reference = pd.DataFrame(
+            {
+                "income": [1000.0 + i % 40 for i in range(300)],
+                "age": [20.0 + (i * 7) % 50 for i in range(300)],
+                "plan": ["basic", "pro", "team"] * 100,
+                "channel": ["web", "app"] * 150,
+                "prediction": ["repaid"] * 300,
+            }
+        )
+        upload_reference(api.ctx, name, reference.to_csv(index=False).encode(), TableFormat.csv)
+    start = hour_floor(datetime.now(UTC)) - timedelta(hours=4)
+    records = _records(start, 900) + _records(start + timedelta(hours=1), 900, True)
+    for r in records:
+        i = int(r["prediction_id"].split("-")[1].split("@")[0])
+        r["features"] = {
+            "income": r["features"]["income"] + (30 if r["prediction_id"].startswith("later") else 0),
+            "age": 20.0 + (i * 7) % 50,
+            "plan": r["features"]["plan"],
+        }
+        r["segments"] = {"channel": "web" if r["segments"]["channel"] == CHANNELS[0] else "app"}
+    late = {**records[5], "prediction_id": "late-1", "features": {"income": 5.0, "age": 33.0, "plan": "pro"}}
+
+    def income(model: str) -> list[tuple[Any, ...]]:
+        """Its summaries of income, and of the reconstruction error computed from every feature."""
+        with api.ctx.engine.connect() as conn:  # the histograms as counts (their bytes may pack either way)
+            return [
+                (*r[:6], None if r[6] is None else tuple(unpack_counts(r[6])))
+                for r in conn.execute(
+                    text(
+                        "SELECT b.column_name, b.bucket_start, b.bucket_hours, b.segment, b.n_rows, b.stats, b.counts "
+                        "FROM bucket_summaries b JOIN models m ON m.id = b.model_id WHERE m.name = :m "
+                        "AND b.column_name IN ('features.income', '_reconstruction') ORDER BY 1, 2, 3, 4"
+                    ),
+                    {"m": model},
+                )
+            ]
+
+    for name in ("kept", "summarised"):
+        for i in range(0, len(records), 300):
+            r = api.http.post(
+                "/v1/predictions", json={"model": name, "records": records[i : i + 300]}, headers=api.ingest
+            )
+            assert r.status_code == 200, r.text
+        run_model(api.ctx, name)  # the deltas folded into the hours
+        r = api.http.post("/v1/predictions", json={"model": name, "records": [late]}, headers=api.ingest)
+        assert r.status_code == 200, r.text
+        run_model(api.ctx, name)
+    folded = income("kept")
+    assert folded and folded == income("summarised")
+    for name in ("kept", "summarised"):  # every hour made again from the log
+        rollup(api.ctx, name, None, start, start + timedelta(hours=2))
+    remade = income("kept")
+    assert len(remade) == len(folded) and remade == income("summarised")
+    # and nowhere in the log, a look-up or an export
+    with api.ctx.engine.connect() as conn:
+        stored = conn.execute(
+            text(
+                "SELECT count(*) FROM predictions p JOIN models m ON m.id = p.model_id "
+                "WHERE m.name = 'summarised' AND p.features ? 'income'"
+            )
+        ).scalar_one()
+    assert stored == 0
+    found = api.http.get("/v1/predictions/late-1", params={"model": "summarised"}, headers=api.data).json()
+    assert found["features"] == {"age": 33.0, "plan": "pro"}
+    window = {"start": start.isoformat(), "end": (start + timedelta(hours=2)).isoformat(), "format": "csv"}
+    csv = api.http.get("/v1/models/summarised/export", params=window, headers=api.data).text
+    assert "income" not in csv.splitlines()[0] and len(csv.splitlines()) == 1_802

@@ -80,8 +80,32 @@ def test_monitoring_sees_no_dropped_feature_and_validation_every_one() -> None:
         {"personal_data": {"segments": {"region": "drop"}}},
         {"personal_data": {"segments": {"elsewhere": "hash"}}},
         {"features": [{"name": "zip", "type": "categorical", "personal_data": "drop"}]},
+        {"features": [{"name": "zip", "type": "categorical", "personal_data": "summarise_only"}]},
+        {"personal_data": {"prediction_id": "summarise_only"}},
+        {"personal_data": {"segments": {"region": "summarise_only"}}},
     ],
 )
 def test_a_policy_that_cannot_work_is_refused(change: dict[str, Any]) -> None:
     with pytest.raises(ValidationError):
         ModelSchema.model_validate({**SCHEMA, **change})
+
+
+def test_a_feature_only_summarised_is_summarised_and_not_stored() -> None:
+    schema = ModelSchema.model_validate(
+        {
+            **SCHEMA,
+            "features": [
+                *SCHEMA["features"],
+                {"name": "income", "type": "numerical", "personal_data": "summarise_only"},
+            ],
+        }
+    )
+    policy = PersonalData.of(schema)
+    row = PredictionRow(
+        "id", datetime(2026, 1, 1, tzinfo=UTC), {"age": 1, "zip": "a", "income": 9.5}, 1.0, None, None, None
+    )
+    summarised = policy.prediction(row, fake_hash)
+    assert summarised.features == {"age": 1, "zip": "h:a", "income": 9.5}
+    assert policy.stored(summarised).features == {"age": 1, "zip": "h:a"}
+    assert [f.name for f in schema.stored().features] == ["age", "zip"]
+    assert [f.name for f in schema_from_json(schema.model_dump(mode="json")).features] == ["age", "zip", "income"]

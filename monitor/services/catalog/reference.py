@@ -204,8 +204,15 @@ def upload_reference(
     for seg, extras in reconstruction(schema, rows, slices).items():
         summaries[seg] |= extras
     with ctx.uow() as uow:
+        personal = ctx.personal_data(vrow.version_id, vrow.schema)  # summarised whole, stored without some
         ref_id = reference_repo.replace_active_reference(
-            uow.conn, uow.raw, vrow.model_id, vrow.version_id, name, fmt.value, rows
+            uow.conn,
+            uow.raw,
+            vrow.model_id,
+            vrow.version_id,
+            name,
+            fmt.value,
+            [personal.stored_reference(r) for r in rows],
         )
         for seg, cols in summaries.items():
             reference_repo.insert_summaries(uow.conn, ref_id, vrow.model_id, cols, seg)

@@ -338,7 +338,7 @@ def _store_valid(
 
     all_rows = [(vid, row) for rows in to_store.values() for _, vid, row in rows]
     _ensure_partitions(ctx, all_rows)
-    stored_dupes = _store_predictions(ctx, to_store, errors, index_model, now)
+    stored_dupes = _store_predictions(ctx, to_store, errors, index_model, now, personal)
     result.duplicate_ids.extend(sent.get(pid, pid) for pid in stored_dupes)
     result.duplicates = len(result.duplicate_ids)
     result.accepted = len(all_rows) - len(stored_dupes)
@@ -350,16 +350,17 @@ def _store_predictions(
     errors: list[RecordError],
     index_model: dict[int, int],
     now: datetime,
+    personal: dict[int, PersonalData],
 ) -> list[str]:
     """Optimistic first: COPY the keys, as new ids are the common case (about three times cheaper
     than INSERT ... ON CONFLICT). If any id exists (a client retry), that transaction has written
     nothing else yet; it is rolled back and the request is stored again claiming ids one by one."""
     try:
-        return _store_predictions_once(ctx, to_store, errors, index_model, now, optimistic=True)
+        return _store_predictions_once(ctx, to_store, errors, index_model, now, personal, optimistic=True)
     except psycopg.Error as exc:
         if not log_repo.is_duplicate_key(exc):
             raise
-        return _store_predictions_once(ctx, to_store, errors, index_model, now, optimistic=False)
+        return _store_predictions_once(ctx, to_store, errors, index_model, now, personal, optimistic=False)
 
 
 def _store_predictions_once(
@@ -368,6 +369,7 @@ def _store_predictions_once(
     errors: list[RecordError],
     index_model: dict[int, int],
     now: datetime,
+    personal: dict[int, PersonalData],
     *,
     optimistic: bool,
 ) -> list[str]:
@@ -387,7 +389,9 @@ def _store_predictions_once(
                 duplicates.extend(r.prediction_id for _, r in rows if r.prediction_id not in new_ids)
             if new:
                 # the keys are read only if a row names its data subject
-                log_repo.copy_predictions(uow.raw, mid, new, lambda subject: ctx.secrets.subject_hash(subject))
+                # stored without what is only summarised; summarised whole, just below
+                stored = [(vid, personal[vid].stored(r)) for vid, r in new]
+                log_repo.copy_predictions(uow.raw, mid, stored, lambda subject: ctx.secrets.subject_hash(subject))
                 # each row summarised once, here, committed with it (monitor.services.jobs.summary_deltas)
                 summary_deltas.write_batch_deltas(ctx, uow.conn, uow.raw, mid, new)
                 log_repo.attach_waiting_labels(uow.raw, mid, [r.prediction_id for _, r in new])

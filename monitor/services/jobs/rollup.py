@@ -8,17 +8,19 @@ read its minutes), its hour summary their sum.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection
 
 from monitor.db import delta_repo, reference_repo, summary_repo
+from monitor.db.delta_repo import Delta
 from monitor.db.registry_repo import VersionRow
 from monitor.db.summary_repo import Series
 from monitor.domain.schema import schema_from_json
-from monitor.metrics.log_summary import Parts
+from monitor.metrics.log_summary import Column, Parts
+from monitor.metrics.multivariate import RECONSTRUCTION_COLUMN
 from monitor.metrics.quality_summary import QUALITY_COLUMN, QualitySummary
 from monitor.services.catalog import registry
 from monitor.services.catalog.registry import resolve_version
@@ -118,9 +120,14 @@ def rollup(
         lock = summary_repo.merge_lock_key(vrow.version_id, summary_repo.week_of_hour(bucket))
         with ctx.uow(snapshot=True, session_locks=(lock,)) as uow:
             window = (uow.conn, vrow.model_id, vrow.version_id, bucket, bucket + HOUR)
-            kinds = (delta_repo.QUALITY,) if quality_only else (delta_repo.COLUMNS, delta_repo.QUALITY)
-            delta_repo.discard(*window, kinds)
-            summarised = HourSummariser(uow.conn, vrow, ref, plan, shared, quality_only)
+            carried: Carried = {}
+            if quality_only:
+                delta_repo.discard(*window, (delta_repo.QUALITY,))
+            else:
+                deltas = delta_repo.discard_returning(*window, delta_repo.COLUMNS)
+                delta_repo.discard(*window, (delta_repo.QUALITY,))
+                carried = carried_parts(uow.conn, plan, ref, Series.of(vrow, ref.reference_id), bucket, deltas)
+            summarised = HourSummariser(uow.conn, vrow, ref, plan, shared, quality_only, carried)
             if has_minutes(bucket, now, horizon):
                 total[0] += summarised.by_minute(bucket)
             else:
@@ -147,6 +154,7 @@ class HourSummariser:
     plan: SummaryPlan
     shared: SharedReference | None
     quality_only: bool
+    carried: Carried = field(default_factory=dict)  # what the log does not hold (``carried_parts``)
 
     @property
     def series(self) -> Series:
@@ -185,18 +193,7 @@ class HourSummariser:
         quality = self._empty_quality()
         made: list[summary_repo.NewBucket] = []  # the minutes' summaries, stored at once
         if not self.quality_only:
-            log_window = (conn, series.model_id, series.version_id, hour, hour + HOUR)
-            for minute, parts in summary_repo.summarise_columns_by_minute(
-                *log_window, plan.columns, groups, by_minute, plan.derived, also
-            ):
-                counts = by_minute[minute]
-                made += [(minute, seg, counts[seg], parts[seg]) for seg in groups.keys if counts[seg]]
-                for seg in groups.keys:
-                    for col, (st, ct) in parts[seg].items():
-                        columns[seg].add(minute, summary_repo.MINUTE_BUCKET, col, counts[seg], st, ct)
-                if shared is not None:
-                    for col, (st, ct) in parts[SHARED].items():
-                        shared.add(minute, summary_repo.MINUTE_BUCKET, col, counts[""], st, ct)
+            made += self._minute_columns(hour, by_minute, columns, shared, also)
         minute_quality = quality_job.summarise_quality_by_minute(
             self.conn,
             self.vrow,
@@ -229,6 +226,38 @@ class HourSummariser:
         quality_job.store_quality(self.conn, self.vrow, self.ref.reference_id, hour, 1, quality)
         return 0 if self.quality_only else columns[""].n_rows
 
+    def _minute_columns(
+        self,
+        hour: datetime,
+        by_minute: dict[datetime, dict[str, int]],
+        columns: dict[str, ColumnAccumulator],
+        shared: ColumnAccumulator | None,
+        also: dict[str, list[Column]] | None,
+    ) -> list[summary_repo.NewBucket]:
+        """Each minute's column summaries from the log (added to the hour's ``columns`` and
+        ``shared`` too), to be stored."""
+        plan, series, groups = self.plan, self.series, self.plan.groups
+        made: list[summary_repo.NewBucket] = []
+        log_window = (self.conn, series.model_id, series.version_id, hour, hour + HOUR)
+        for minute, parts in summary_repo.summarise_columns_by_minute(
+            *log_window, plan.columns, groups, by_minute, plan.derived, also
+        ):
+            counts = by_minute[minute]
+            for seg in groups.keys:
+                parts[seg] = parts[seg] | self._carried(minute, summary_repo.MINUTE_BUCKET, seg)
+            made += [(minute, seg, counts[seg], parts[seg]) for seg in groups.keys if counts[seg]]
+            for seg in groups.keys:
+                for col, (st, ct) in parts[seg].items():
+                    columns[seg].add(minute, summary_repo.MINUTE_BUCKET, col, counts[seg], st, ct)
+            if shared is not None:
+                for col, (st, ct) in parts[SHARED].items():
+                    shared.add(minute, summary_repo.MINUTE_BUCKET, col, counts[""], st, ct)
+        return made
+
+    def _carried(self, bucket: datetime, bucket_hours: int, seg: str) -> dict[str, Parts]:
+        """The summaries of columns the log does not hold, for a bucket and group (``carried_parts``)."""
+        return self.carried.get((bucket, bucket_hours, seg), {})
+
     def _empty_quality(self) -> dict[str, QualitySummary]:
         """Each group's quality summary to add an hour's minutes to, its scores on the plan's bins."""
         plan = self.plan
@@ -248,6 +277,7 @@ class HourSummariser:
             _store_shared(conn, vrow, shared, hour, counts[""], parts[SHARED])
         series = Series.of(vrow, plan.reference_id)
         for seg in plan.groups.keys:
+            parts[seg] = parts[seg] | self._carried(hour, 1, seg)
             summary_repo.replace_bucket(conn, series, hour, 1, counts[seg], parts[seg], seg)
             summary_repo.drop_merged(conn, series, hour, seg)
 
@@ -276,3 +306,45 @@ def summarise_shared(
             parts = summary_repo.summarise_columns(*window, {}, everything, counts, (), also)
             _store_shared(uow.conn, vrow, shared, bucket, counts[""], parts[SHARED])
             uow.commit()
+
+
+# (bucket start, bucket hours, group) -> column -> its summary, of the columns the log does not hold
+Carried = dict[tuple[datetime, int, str], dict[str, Parts]]
+
+
+def carried_parts(
+    conn: Connection, plan: SummaryPlan, ref: ReferenceView, series: Series, hour: datetime, deltas: list[Delta]
+) -> Carried:
+    """What an hour's summaries hold of the features only summarised (``personal_data:
+    summarise_only``), which its rows in the log do not: for the hour and for each minute stored,
+    what was stored (its folded deltas) and the deltas not yet folded (dropped as the hour is made
+    from the log). Against the active reference only: a delta against another is discarded, as
+    its rows are summarised again from the log, which cannot for these columns."""
+    only = {f"features.{name}" for name in plan.schema.summarised_only()}  # as summaries name columns
+    if not only:
+        return {}
+    # the reconstruction error is computed from every feature of a row: the log's rows lack some
+    only |= {d.name for d in plan.derived if d.name == RECONSTRUCTION_COLUMN}
+    out: dict[tuple[datetime, int, str], ColumnAccumulator] = {}
+
+    def accumulator(bucket: datetime, bucket_hours: int, seg: str) -> ColumnAccumulator:
+        key = (bucket, bucket_hours, seg)
+        if key not in out:
+            out[key] = ColumnAccumulator(ref.columns[seg])
+        return out[key]
+
+    minutes = [hour + timedelta(minutes=m) for m in range(60)]
+    for seg in plan.groups.keys:
+        for bucket_hours, starts in ((1, [hour]), (summary_repo.MINUTE_BUCKET, minutes)):
+            for start, col, n, stats, counts in summary_repo.load_buckets(conn, series, bucket_hours, starts, seg):
+                if col in only:
+                    accumulator(start, bucket_hours, seg).add(start, bucket_hours, col, n, stats, counts)
+    for i, d in enumerate(deltas):
+        if d.reference_id != series.reference_id or d.segment not in plan.groups.segments:
+            continue
+        for col, (stats, counts) in d.parts.items():
+            if col in only:
+                # a delta adds to its minute's summary and to its hour's
+                accumulator(d.minute, summary_repo.MINUTE_BUCKET, d.segment).add_delta(i, col, d.n_rows, stats, counts)
+                accumulator(hour, 1, d.segment).add_delta(i, col, d.n_rows, stats, counts)
+    return {key: acc.parts() for key, acc in out.items()}

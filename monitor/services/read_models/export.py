@@ -82,7 +82,7 @@ def start_export(ctx: ServiceContext, req: ExportRequest, actor: Actor) -> Expor
     if req.end <= req.start:
         raise MonitorError("the window must end after it starts", [{"field": "end", "reason": "not after start"}])
     versions = _versions(ctx, req)
-    table = ExportTable([schema_from_json(v.schema) for v in versions], req.spreadsheet_safe)
+    table = ExportTable([schema_from_json(v.schema).stored() for v in versions], req.spreadsheet_safe)
     if not ctx.take_export_slot():
         raise TooManyRequests(
             "this process runs as many exports as it may (MONITOR_EXPORT_MAX_CONCURRENT)", RETRY_SECONDS

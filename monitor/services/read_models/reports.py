@@ -191,7 +191,7 @@ def _build(
 ) -> dict[str, Any]:
     """Sample the window and the reference, run Evidently on them, store the report."""
     vrow = resolve_version(ctx, model, version)
-    schema = schema_from_json(vrow.schema)
+    schema = schema_from_json(vrow.schema).stored()  # what the samples hold
     rows, current, reference = _samples(ctx, vrow, window_start, window_end, kind, n)
     meta = {
         "model": model,
