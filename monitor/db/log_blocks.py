@@ -87,21 +87,25 @@ def oldest_uncompacted(conn: Connection, model_id: int, before: datetime) -> dat
 
 
 # The next rows of an hour, taken out of ``predictions`` in one statement (exactly those read:
-# a row stored meanwhile stays for the next compaction), in the block's order.
+# a row stored meanwhile stays for the next compaction), in time order from where the last ones
+# ended (``after``), so each take reads its rows off the (model_id, ts) index: ordered by version
+# first, every take sorted the hour's remaining rows, quadratic in a busy hour. (ts, prediction_id)
+# is unique within a model (prediction_keys).
 _TAKE = """
 WITH taken AS (
     DELETE FROM predictions p
-    WHERE p.model_id = :m AND p.ts >= :hour AND p.ts < :hour + interval '1 hour'
-      AND (p.model_version_id, p.ts, p.prediction_id) IN (
-          SELECT model_version_id, ts, prediction_id FROM predictions
-          WHERE model_id = :m AND ts >= :hour AND ts < :hour + interval '1 hour'
-          ORDER BY model_version_id, ts, prediction_id LIMIT :n)
+    WHERE p.model_id = :m AND p.ts >= :start AND p.ts < :hour + interval '1 hour'
+      AND (p.ts, p.prediction_id) IN (
+          SELECT ts, prediction_id FROM predictions
+          WHERE model_id = :m AND ts >= :start AND ts < :hour + interval '1 hour' {after}
+          ORDER BY ts, prediction_id LIMIT :n)
     RETURNING p.*
 )
 SELECT model_version_id, prediction_id, ts, received_at, features::text, prediction::text, scores::text,
        latency_ms, segments::text, request_id, subject_hash
 FROM taken ORDER BY model_version_id, ts, prediction_id
 """
+_AFTER = "AND (ts, prediction_id) > (:after_ts, :after_id)"
 
 _INSERT = """
 INSERT INTO prediction_blocks (model_id, model_version_id, first_ts, last_ts, n_rows, prediction_id, ts,
@@ -117,12 +121,20 @@ VALUES (:m, :v, :first_ts, :last_ts, :n, :prediction_id, :ts, :received_at, CAST
 class Moved:
     rows: int
     blocks: int
+    last: tuple[datetime, str] | None  # the (time, id) the next take of the hour starts after
 
 
-def compact_rows(conn: Connection, model_id: int, hour: datetime, n: int = BLOCK_ROWS) -> Moved:
-    """Move up to ``n`` rows of the model's ``hour`` from ``predictions`` into blocks (one a
-    version they belong to). Fewer than ``n`` moved: the hour is done."""
-    rows = conn.execute(text(_TAKE), {"m": model_id, "hour": hour, "n": n}).all()
+def compact_rows(
+    conn: Connection, model_id: int, hour: datetime, n: int = BLOCK_ROWS, after: tuple[datetime, str] | None = None
+) -> Moved:
+    """Move up to ``n`` rows of the model's ``hour`` (those after ``after``, the last take's
+    ``last``) from ``predictions`` into blocks, one a version they belong to. Fewer than ``n``
+    moved: the hour is done."""
+    params: dict[str, object] = {"m": model_id, "hour": hour, "start": hour, "n": n}
+    if after is not None:
+        params |= {"start": after[0], "after_ts": after[0], "after_id": after[1]}
+    sql = _TAKE.format(after="" if after is None else _AFTER)
+    rows = conn.execute(text(sql), params).all()
     start = blocks = 0
     while start < len(rows):
         end = start
@@ -130,7 +142,8 @@ def compact_rows(conn: Connection, model_id: int, hour: datetime, n: int = BLOCK
             end += 1
         _insert_block(conn, model_id, rows[start:end])
         start, blocks = end, blocks + 1
-    return Moved(len(rows), blocks)
+    last = max(((r[2], r[1]) for r in rows), default=None)
+    return Moved(len(rows), blocks, last)
 
 
 def _insert_block(conn: Connection, model_id: int, rows: Sequence[Any]) -> None:

@@ -297,11 +297,12 @@ def test_the_migration_down_puts_compacted_rows_back_as_they_were(database_url: 
                 },
             )
         stored = conn.execute(text(f"SELECT {columns} FROM predictions ORDER BY prediction_id")).all()
-        moved = 0
-        while (done := log_blocks.compact_rows(conn, 7, ts)).rows:
-            moved += done.rows
+        moved, after = 0, None
+        while (done := log_blocks.compact_rows(conn, 7, ts, after=after)).rows:
+            moved, after = moved + done.rows, done.last
         assert moved == 1_250 and conn.execute(text("SELECT count(*) FROM predictions")).scalar_one() == 0
-        assert conn.execute(text("SELECT count(*) FROM prediction_blocks")).scalar_one() == 3  # 1,000 + 250, by version
+        # in time order, a block a version: 500 + 500, then 125 + 125
+        assert conn.execute(text("SELECT count(*) FROM prediction_blocks")).scalar_one() == 4
         command.downgrade(cfg, "0029")
         assert conn.execute(text(f"SELECT {columns} FROM predictions ORDER BY prediction_id")).all() == stored
         command.upgrade(cfg, "head")

@@ -98,10 +98,12 @@ def _day_exists(ctx: ServiceContext, day: date) -> bool:
 
 def _compact_hour(ctx: ServiceContext, model_id: int, hour: datetime, result: Compaction) -> None:
     result.hours += 1
+    after = None
     while True:
         with ctx.uow() as uow:
-            moved = log_blocks.compact_rows(uow.conn, model_id, hour)
+            moved = log_blocks.compact_rows(uow.conn, model_id, hour, after=after)
             uow.commit()
+        after = moved.last
         result.rows += moved.rows
         result.blocks += moved.blocks
         result.by_model[model_id] = result.by_model.get(model_id, 0) + moved.rows
