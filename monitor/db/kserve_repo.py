@@ -7,8 +7,6 @@ from typing import NamedTuple
 
 from sqlalchemy import Connection, text
 
-from monitor.db.prediction_key import keys_of
-
 
 class StoredHalf(NamedTuple):
     """The half of an event that came first: its body as received, and its CloudEvent time."""
@@ -56,15 +54,3 @@ def forget(conn: Connection, model: str, event_id: str, *, durable: bool = True)
 
 def delete_older(conn: Connection, before: datetime) -> int:
     return conn.execute(text("DELETE FROM kserve_events WHERE received_at < :b"), {"b": before}).rowcount
-
-
-def any_stored(conn: Connection, model_id: int, prediction_ids: list[str]) -> bool:
-    """Whether any of these predictions is stored (one index probe each)."""
-    return bool(
-        conn.execute(
-            text(
-                "SELECT EXISTS (SELECT 1 FROM prediction_keys WHERE model_id = :m AND key = ANY(CAST(:keys AS uuid[])))"
-            ),
-            {"m": model_id, "keys": keys_of(prediction_ids)},
-        ).scalar()
-    )

@@ -19,6 +19,8 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import groupby
+from operator import itemgetter
 from typing import Any
 
 import pyarrow as pa
@@ -57,12 +59,7 @@ class FeatureTexts:
     def text(self, block_id: int, position: int) -> str:
         lines = self._blocks.get(block_id)
         if lines is None:
-            blob, size = self._conn.execute(
-                text("SELECT features, features_bytes FROM prediction_blocks WHERE model_id = :m AND id = :id"),
-                {"m": self._model_id, "id": block_id},
-            ).one()
-            lines = unpack_features(blob, size)
-            self._blocks[block_id] = lines
+            lines = self._blocks[block_id] = block_features(self._conn, self._model_id, block_id)
             if len(self._blocks) > self._keep:
                 self._blocks.popitem(last=False)
         else:
@@ -75,6 +72,15 @@ class FeatureTexts:
             return features
         assert block_id is not None and position is not None, "a log row without features is a block's"
         return self.text(block_id, position)
+
+
+def block_features(conn: Connection, model_id: int, block_id: int) -> list[str]:
+    """A block's features' JSON texts, by position (the first is position 1's)."""
+    blob, size = conn.execute(
+        text("SELECT features, features_bytes FROM prediction_blocks WHERE model_id = :m AND id = :id"),
+        {"m": model_id, "id": block_id},
+    ).one()
+    return unpack_features(blob, size)
 
 
 def oldest_uncompacted(conn: Connection, model_id: int, before: datetime) -> datetime | None:
@@ -135,13 +141,10 @@ def compact_rows(
         params |= {"start": after[0], "after_ts": after[0], "after_id": after[1]}
     sql = _TAKE.format(after="" if after is None else _AFTER)
     rows = conn.execute(text(sql), params).all()
-    start = blocks = 0
-    while start < len(rows):
-        end = start
-        while end < len(rows) and rows[end][0] == rows[start][0]:
-            end += 1
-        _insert_block(conn, model_id, rows[start:end])
-        start, blocks = end, blocks + 1
+    blocks = 0
+    for _, block in groupby(rows, key=itemgetter(0)):  # rows come by version
+        _insert_block(conn, model_id, list(block))
+        blocks += 1
     last = max(((r[2], r[1]) for r in rows), default=None)
     return Moved(len(rows), blocks, last)
 
@@ -228,12 +231,9 @@ def _rewrite_without(conn: Connection, model_id: int, block_id: int, hashes: Seq
     UPDATE from a subquery over the same block crashed the Citus coordinator)."""
     key = {"m": model_id, "id": block_id}
     rows = conn.execute(text(_BLOCK_ROWS_SQL), key).all()
-    blob, size = conn.execute(
-        text("SELECT features, features_bytes FROM prediction_blocks WHERE model_id = :m AND id = :id"), key
-    ).one()
     gone = set(hashes)
     erased = [r[1] for r in rows if r[10] is not None and bytes(r[10]) in gone]
-    lines = unpack_features(blob, size)
+    lines = block_features(conn, model_id, block_id)
     kept = [(*r[:4], lines[i], *r[5:]) for i, r in enumerate(rows) if r[10] is None or bytes(r[10]) not in gone]
     if not kept:
         conn.execute(text("DELETE FROM prediction_blocks WHERE model_id = :m AND id = :id"), key)

@@ -92,6 +92,12 @@ class PersonalData:
             row, features=self._features(row.features, hasher), segments=self._segments(row.segments, hasher)
         )
 
+    def stored_ids(self, prediction_id: str, hashes: Callable[[str], list[str]]) -> list[str]:
+        """The ids a prediction sent as ``prediction_id`` may be stored under: itself, or (ids
+        hashed) its hash under each secret key, the current one first (``SecretBox.value_hashes``):
+        one stored before a key rotation keeps the hash of its time."""
+        return hashes(prediction_id) if self.hashed_ids else [prediction_id]
+
     def prediction_id(self, prediction_id: str, hasher: Hasher) -> str:
         return hasher(prediction_id) if self.hashed_ids else prediction_id
 

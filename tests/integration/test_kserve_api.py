@@ -7,7 +7,7 @@ import orjson
 import pytest
 
 from monitor.domain.kserve import REQUEST, RESPONSE
-from tests.integration.helpers import Api
+from tests.integration.helpers import BINARY_SPEC, Api
 
 V1_REQUEST = {"instances": [[12, "basic"], [40, "pro"]]}
 V1_RESPONSE = {"predictions": [0.8, 0.1]}
@@ -114,7 +114,12 @@ def test_a_pair_with_nothing_stored_is_a_422_naming_each_instance(churn: Api) ->
     assert churn.count("SELECT count(*) FROM predictions") == 0
 
 
-def test_a_half_repeated_after_its_pair_was_stored_is_not_kept_waiting(churn: Api) -> None:
+@pytest.mark.parametrize("ids", ["keep", "hash"])
+def test_a_half_repeated_after_its_pair_was_stored_is_not_kept_waiting(api: Api, ids: str) -> None:
+    """Also for a model that stores its ids hashed: the repeat is found under the hashes."""
+    spec = {**BINARY_SPEC, "personal_data": {"prediction_id": ids}}
+    assert api.http.post("/v1/models", json=spec, headers=api.admin).status_code == 201
+    churn = api
     send(churn, REQUEST, "ev-d", V1_REQUEST)
     assert send(churn, RESPONSE, "ev-d", V1_RESPONSE)["status"] == "stored"
     again = send(churn, RESPONSE, "ev-d", V1_RESPONSE)  # the logger retrying

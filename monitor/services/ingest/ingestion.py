@@ -288,11 +288,13 @@ def ingest_predictions(
     return result
 
 
-def _hashed_label_ids(ctx: ServiceContext, conn: Connection, model_id: int, rows: list[LabelRow]) -> list[LabelRow]:
+def _hashed_label_ids(
+    ctx: ServiceContext, conn: Connection, model_id: int, personal: PersonalData, rows: list[LabelRow]
+) -> list[LabelRow]:
     """Labels of a model that stores its prediction ids hashed name them by their hash: under
     the first secret key, or under an older one where the prediction was stored before a
     rotation (so a label still joins a prediction logged before it)."""
-    hashes = {r.prediction_id: ctx.secrets.value_hashes(r.prediction_id) for r in rows}
+    hashes = {r.prediction_id: personal.stored_ids(r.prediction_id, ctx.secrets.value_hashes) for r in rows}
     older = [h for candidates in hashes.values() for h in candidates[1:]]
     found = log_repo.stored_prediction_ids(conn, model_id, older) if older else set()
 
@@ -445,7 +447,7 @@ def ingest_labels(
                 continue
             rows = list(by_id.values())
             if personal[mid].hashed_ids:
-                rows = _hashed_label_ids(ctx, uow.conn, mid, rows)
+                rows = _hashed_label_ids(ctx, uow.conn, mid, personal[mid], rows)
             stored = log_repo.upsert_labels(uow.conn, mid, rows, now)
             result.new += stored.new
             result.replaced += stored.replaced

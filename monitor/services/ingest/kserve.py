@@ -12,11 +12,13 @@ after its pair was stored is answered as a duplicate instead of waiting for ever
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import orjson
 
-from monitor.db import kserve_repo
+from monitor.db import kserve_repo, log_repo
 from monitor.domain.kserve import REQUEST, RESPONSE, CloudEvent, KServeError, pair_to_records
 from monitor.domain.schema import declared_schema_from_json
 from monitor.errors import InvalidRecords, MonitorError, RecordError
@@ -63,7 +65,9 @@ def receive(ctx: ServiceContext, event: CloudEvent, version: str | None = None) 
         kserve_repo.lock_pair(uow.conn, event.model, pair)
         other = kserve_repo.find(uow.conn, event.model, pair, other_kind)
         if other is None:
-            if _completed(uow.conn, vrow.model_id, event.id, named, doc):
+            personal = ctx.personal_data(vrow.version_id, vrow.schema)
+            stored_as = partial(personal.stored_ids, hashes=ctx.secrets.value_hashes)
+            if _completed(uow.conn, vrow.model_id, event.id, named, doc, stored_as):
                 uow.commit()
                 return {"event": event.id, "status": "duplicate: this pair was stored already"}
             kserve_repo.store(uow.conn, event.model, pair, kind, event.body, event.time)
@@ -125,12 +129,16 @@ def _by_instance(records: list[dict[str, Any]], errors: list[RecordError]) -> li
     return [RecordError(None if e.index is None else instance[e.index], e.field, e.reason) for e in errors]
 
 
-def _completed(conn: Any, model_id: int, event_id: str, version: str | None, doc: Any) -> bool:
+def _completed(
+    conn: Any, model_id: int, event_id: str, version: str | None, doc: Any, stored_as: Callable[[str], list[str]]
+) -> bool:
     """A half arriving again after its pair was made into predictions (a logger's retry): its
-    instances' predictions are stored. Storing it as waiting would leave an orphan half."""
+    instances' predictions are stored (under the ids ``stored_as`` gives: hashed, for a model
+    that hashes them). Storing it as waiting would leave an orphan half."""
     n = _instances(doc)
     suffix = "" if version is None else f"@{version}"  # a named version's ids, as pair_to_records makes them
-    return n > 0 and kserve_repo.any_stored(conn, model_id, [f"{event_id}-{i}{suffix}" for i in range(min(n, 1000))])
+    ids = [stored for i in range(min(n, 1000)) for stored in stored_as(f"{event_id}-{i}{suffix}")]
+    return bool(ids) and bool(log_repo.stored_prediction_ids(conn, model_id, ids))
 
 
 def _instances(doc: Any) -> int:

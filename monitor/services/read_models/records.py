@@ -81,9 +81,7 @@ def _find(
     """The id as stored (its hash, for a model that hashes them: under the first secret key, or an
     older one for a prediction stored before a rotation) and the stored prediction, if any."""
     vrow = registry.resolve_cached(ctx, [(model, None)])[(model, None)]
-    if not ctx.personal_data(vrow.version_id, vrow.schema).hashed_ids:
-        return prediction_id, record_repo.prediction(conn, model_id, prediction_id)
-    candidates = ctx.secrets.value_hashes(prediction_id)
+    candidates = ctx.personal_data(vrow.version_id, vrow.schema).stored_ids(prediction_id, ctx.secrets.value_hashes)
     for stored_id in candidates:
         row = record_repo.prediction(conn, model_id, stored_id)
         if row is not None:
