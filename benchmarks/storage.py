@@ -14,7 +14,11 @@ TOAST and indexes), per prediction; then the day is compacted and measured again
 the same predictions and labels written as one Parquet file with zstd (pyarrow's default level).
 Ingestion rows/s, compaction rows/s and the rollup's rows/s of the same rows (over rows one a
 row, then over blocks) are printed too, so that a smaller row is not bought with speed, and what
-the keyed hash a value is stored as (a data subject's) costs per value.
+the keyed hash a value is stored as (a data subject's) costs per value. The same day goes
+through a model that keeps summaries only too (``personal_data.rows``; labels awaited a day, a
+sample of 1 % kept whole): its bytes while its predictions wait for labels, and after, when
+VACUUM FULL has given back the space the deleted rows left (which a running service reuses for
+new rows: the steady state's size).
 
 Starts an embedded Postgres (pgserver) in a temporary directory, unless MONITOR_DATABASE_URL is
 set (then its database must be empty of other data: sizes are measured as the tables' growth).
@@ -56,16 +60,21 @@ from monitor.services.jobs.compaction import compact_log
 from monitor.services.jobs.rollup import rollup
 
 BATCH = 1_000
+# the model that keeps summaries only: its predictions wait a day for labels, 1 % are kept whole
+WAIT_HOURS = 24
+SAMPLE_RATE = 0.01
 LABEL_EVERY = 5
 CATEGORIES = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta"]
 # Every relation a prediction's rows live in: the log's partitions, the key table, the labels.
 TABLES = ("predictions", "prediction_blocks", "prediction_keys", "labels", "label_revisions")
 
 
-def spec(width: int) -> dict[str, Any]:
+def spec(width: int, summaries_only: bool = False) -> dict[str, Any]:
     n_cat = width // 5
+    kept: dict[str, Any] = {"rows": "summaries_only", "label_wait_hours": WAIT_HOURS, "sample_rate": SAMPLE_RATE}
     return {
-        "name": f"storage-{width}",
+        "name": f"storage-{width}" + ("-summaries" if summaries_only else ""),
+        "personal_data": kept if summaries_only else {},
         "task": "binary_classification",
         "classes": ["0", "1"],
         "features": [{"name": f"n{i}", "type": "numerical"} for i in range(width - n_cat)]
@@ -121,9 +130,13 @@ def relation_bytes(ctx: ServiceContext, distributed: bool = False) -> dict[str, 
         }
 
 
-def vacuum(ctx: ServiceContext) -> None:
+def vacuum(ctx: ServiceContext, full: bool = False) -> None:
+    """VACUUM ANALYZE; ``full``: the tables written again without the space deleted rows left
+    (a running service reuses it for new rows: the size a steady state keeps)."""
     with ctx.engine.connect() as conn:
-        conn.execution_options(isolation_level="AUTOCOMMIT").execute(text("VACUUM ANALYZE"))
+        conn.execution_options(isolation_level="AUTOCOMMIT").execute(
+            text("VACUUM FULL ANALYZE" if full else "VACUUM ANALYZE")
+        )
 
 
 def parquet_bytes(rows: list[dict[str, Any]], labels: dict[str, str]) -> int:
@@ -141,16 +154,18 @@ def parquet_bytes(rows: list[dict[str, Any]], labels: dict[str, str]) -> int:
     return buf.tell()
 
 
-def measure(ctx: ServiceContext, width: int, n: int, day: datetime, distributed: bool = False) -> list[dict[str, Any]]:
-    """The model's bytes a prediction and speeds: one a row, then compacted."""
-    s = spec(width)
+def _log_day(
+    ctx: ServiceContext, width: int, n: int, day: datetime, summaries_only: bool = False
+) -> tuple[str, list[dict[str, Any]], dict[str, str], float]:
+    """A model registered with its reference, its day's predictions and labels ingested: its
+    name, the rows, the labels and the seconds the predictions' ingestion took."""
+    s = spec(width, summaries_only)
     model = s["name"]
     registry.register_model(ctx, ModelSpec.model_validate(s))
     # a reference first, as in production: ingestion summarises each batch against its edges
     reference = pd.DataFrame([{**r["features"], "prediction": r["prediction"]} for r in records(width, 2_000, day, 7)])
     upload_reference(ctx, model, reference.to_csv(index=False).encode(), TableFormat.csv)
     rows = records(width, n, day)
-    before = relation_bytes(ctx, distributed)
     t = time.perf_counter()
     for i in range(0, n, BATCH):
         result = ingestion.ingest_predictions(ctx, rows[i : i + BATCH], model=model)
@@ -161,6 +176,49 @@ def measure(ctx: ServiceContext, width: int, n: int, day: datetime, distributed:
     for i in range(0, len(label_records), BATCH):
         result_l = ingestion.ingest_labels(ctx, label_records[i : i + BATCH], model=model)
         assert not result_l.errors, result_l.errors[:3]
+    return model, rows, labels, t_ingest
+
+
+def _bytes(grown: dict[str, float]) -> dict[str, float]:
+    return {
+        "postgres B": sum(grown.values()),
+        "log B": grown["predictions"] + grown["prediction_blocks"],
+        "keys B": grown["prediction_keys"],
+        "labels B": grown["labels"] + grown["label_revisions"],
+    }
+
+
+def measure_summaries_only(
+    ctx: ServiceContext, width: int, n: int, day: datetime, distributed: bool = False
+) -> list[dict[str, Any]]:
+    """The same day through a model that keeps summaries only: its bytes a prediction while the
+    predictions wait for labels, then once their wait is over (the sample, its keys and labels)."""
+    vacuum(ctx, full=True)  # what the tables hold before, without the space others' rows left
+    before = relation_bytes(ctx, distributed)
+    _, rows, labels, t_ingest = _log_day(ctx, width, n, day, summaries_only=True)
+    parquet = parquet_bytes(rows, labels) / n
+    out = []
+    for layout in (
+        f"summaries only, in the {WAIT_HOURS} h label wait",
+        f"summaries only, after (sample {SAMPLE_RATE:.0%})",
+    ):
+        speed: dict[str, float] = {"ingest rows/s": n / t_ingest}
+        if layout.startswith("summaries only, after"):
+            t = time.perf_counter()
+            done = compact_log(ctx, now=day + timedelta(days=1, hours=WAIT_HOURS + 1), budget_seconds=3600)
+            assert done.done and done.rows == n, done
+            speed["compaction rows/s"] = n / (time.perf_counter() - t)
+        vacuum(ctx, full=layout.startswith("summaries only, after"))
+        after = relation_bytes(ctx, distributed)
+        grown = {table: (after[table] - before[table]) / n for table in TABLES}
+        out.append({"layout": layout, **_bytes(grown), "parquet B": parquet, **speed})
+    return out
+
+
+def measure(ctx: ServiceContext, width: int, n: int, day: datetime, distributed: bool = False) -> list[dict[str, Any]]:
+    """The model's bytes a prediction and speeds: one a row, then compacted."""
+    before = relation_bytes(ctx, distributed)
+    model, rows, labels, t_ingest = _log_day(ctx, width, n, day)
     parquet = parquet_bytes(rows, labels) / n
     out = []
     for layout in ("one a row", "compacted"):
@@ -176,17 +234,7 @@ def measure(ctx: ServiceContext, width: int, n: int, day: datetime, distributed:
         vacuum(ctx)
         after = relation_bytes(ctx, distributed)
         grown = {table: (after[table] - before[table]) / n for table in TABLES}
-        out.append(
-            {
-                "layout": layout,
-                "postgres B": sum(grown.values()),
-                "log B": grown["predictions"] + grown["prediction_blocks"],
-                "keys B": grown["prediction_keys"],
-                "labels B": grown["labels"] + grown["label_revisions"],
-                "parquet B": parquet,
-                **speed,
-            }
-        )
+        out.append({"layout": layout, **_bytes(grown), "parquet B": parquet, **speed})
     return out
 
 
@@ -233,13 +281,16 @@ def main() -> None:
             if args.citus:
                 citus.distribute(ctx)
             for width in widths:
-                for m in measure(ctx, width, args.rows, day, args.citus):
+                measured = measure(ctx, width, args.rows, day, args.citus)
+                measured += measure_summaries_only(ctx, width, args.rows, day, args.citus)
+                for m in measured:
                     compaction = f"{m['compaction rows/s']:,.0f}" if "compaction rows/s" in m else ""
+                    rollup_speed = f"{m['rollup rows/s']:,.0f}" if "rollup rows/s" in m else ""
                     print(
                         f"| {width} | {m['layout']} | {m['postgres B']:,.0f} | {m['log B']:,.0f} "
                         f"| {m['keys B']:,.0f} | {m['labels B']:,.0f} | {m['parquet B']:,.0f} "
                         f"| {m['postgres B'] / m['parquet B']:.1f}x | {m['ingest rows/s']:,.0f} | {compaction} "
-                        f"| {m['rollup rows/s']:,.0f} |",
+                        f"| {rollup_speed} |",
                         flush=True,
                     )
             ctx.close()

@@ -16,8 +16,8 @@ against 69.7 bytes of features a row at 10,000 rows and 1,000).
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import groupby
 from operator import itemgetter
@@ -25,6 +25,8 @@ from typing import Any
 
 import pyarrow as pa
 from sqlalchemy import Connection, text
+
+from monitor.domain.row_sample import in_sample
 
 BLOCK_ROWS = 1_000
 # zstd's level: compaction runs once a row, off the request path; 9 compresses 0.19M rows/s of
@@ -125,28 +127,43 @@ VALUES (:m, :v, :first_ts, :last_ts, :n, :prediction_id, :ts, :received_at, CAST
 
 @dataclass(frozen=True, slots=True)
 class Moved:
-    rows: int
+    rows: int  # taken out of ``predictions``: moved into blocks or dropped
     blocks: int
     last: tuple[datetime, str] | None  # the (time, id) the next take of the hour starts after
+    dropped: list[str] = field(default_factory=list)  # ids of the rows taken and not kept
 
 
 def compact_rows(
-    conn: Connection, model_id: int, hour: datetime, n: int = BLOCK_ROWS, after: tuple[datetime, str] | None = None
+    conn: Connection,
+    model_id: int,
+    hour: datetime,
+    n: int = BLOCK_ROWS,
+    after: tuple[datetime, str] | None = None,
+    samples: Mapping[int, bytes | None] | None = None,
 ) -> Moved:
     """Move up to ``n`` rows of the model's ``hour`` (those after ``after``, the last take's
     ``last``) from ``predictions`` into blocks, one a version they belong to. Fewer than ``n``
-    moved: the hour is done."""
+    taken: the hour is done. ``samples``: versions that keep summaries only, with their sample's
+    threshold (``monitor.domain.row_sample``): of their rows only the sample is kept, the others'
+    ids are returned (``dropped``) for their keys and labels to go with them."""
     params: dict[str, object] = {"m": model_id, "hour": hour, "start": hour, "n": n}
     if after is not None:
         params |= {"start": after[0], "after_ts": after[0], "after_id": after[1]}
     sql = _TAKE.format(after="" if after is None else _AFTER)
     rows = conn.execute(text(sql), params).all()
     blocks = 0
-    for _, block in groupby(rows, key=itemgetter(0)):  # rows come by version
-        _insert_block(conn, model_id, list(block))
-        blocks += 1
+    dropped: list[str] = []
+    for version_id, taken in groupby(rows, key=itemgetter(0)):  # rows come by version
+        block = list(taken)
+        if samples is not None and version_id in samples:
+            threshold = samples[version_id]
+            dropped += [r[1] for r in block if not in_sample(r[1], threshold)]
+            block = [r for r in block if in_sample(r[1], threshold)]
+        if block:
+            _insert_block(conn, model_id, block)
+            blocks += 1
     last = max(((r[2], r[1]) for r in rows), default=None)
-    return Moved(len(rows), blocks, last)
+    return Moved(len(rows), blocks, last, dropped)
 
 
 def _insert_block(conn: Connection, model_id: int, rows: Sequence[Any]) -> None:

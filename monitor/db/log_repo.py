@@ -410,9 +410,15 @@ def erase_subject(conn: Connection, model_id: int, hashes: Sequence[bytes]) -> E
         ).scalars()
     )
     ids.extend(log_blocks.erase_subject(conn, model_id, hashes).prediction_ids)
+    return forget_predictions(conn, model_id, ids)
+
+
+def forget_predictions(conn: Connection, model_id: int, ids: Sequence[str]) -> Erased:
+    """Delete what is kept beside the log of these predictions (stored ids), gone from it: their
+    keys (so a label finds nothing), labels and replaced labels."""
     if not ids:
         return Erased(0, 0, 0)
-    by_id = {"m": model_id, "ids": ids}
+    by_id = {"m": model_id, "ids": list(ids)}
     conn.execute(
         text("DELETE FROM prediction_keys WHERE model_id = :m AND key = ANY(CAST(:keys AS uuid[]))"),
         {"m": model_id, "keys": keys_of(ids)},

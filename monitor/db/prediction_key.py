@@ -36,3 +36,9 @@ def key_of(prediction_id: str) -> str:
 
 def keys_of(prediction_ids: Iterable[str]) -> list[str]:
     return [key_of(pid) for pid in prediction_ids]
+
+
+# Whether a stored id is in a summaries-only model's sample (``monitor.domain.row_sample``), in SQL:
+# the first 8 bytes of the same digest, compared as bytes (big-endian numbers) with the threshold.
+# Format it with the id's SQL and the threshold's bind parameter.
+IN_SAMPLE_SQL = r"substring(sha256(CAST(replace({}, '\', '\\') AS bytea)) FROM 1 FOR 8) < {}"

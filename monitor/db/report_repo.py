@@ -10,6 +10,7 @@ from sqlalchemy import Connection, text
 from monitor.db.engine import json_loads
 from monitor.db.log_blocks import FeatureTexts
 from monitor.db.log_rows import in_window, log_rows
+from monitor.db.prediction_key import IN_SAMPLE_SQL
 
 
 class ReportRow(TypedDict):
@@ -29,22 +30,40 @@ class ReportRow(TypedDict):
     html: NotRequired[str]
 
 
-def window_rows(conn: Connection, model_id: int, version_id: int, start: datetime, end: datetime) -> int:
+def _in_sample(threshold: bytes | None) -> str:
+    """The condition on ``p`` of the rows kept whole of a model keeping summaries only (its
+    sample's ``threshold``); none where every row is (None)."""
+    return "" if threshold is None else "AND " + IN_SAMPLE_SQL.format("p.prediction_id", ":sample")
+
+
+def window_rows(
+    conn: Connection, model_id: int, version_id: int, start: datetime, end: datetime, sample: bytes | None = None
+) -> int:
+    """The window's predictions kept whole (``sample``: the threshold of a model's sample, where it
+    keeps summaries only)."""
     return int(
         conn.execute(
             text(
-                f"SELECT count(*) FROM {log_rows(':m')} p "
-                f"WHERE p.model_version_id = :v AND {in_window('p', ':s', ':e')}"
+                f"SELECT count(*) FROM {log_rows(':m', *(() if sample is None else ('prediction_id',)))} p "
+                f"WHERE p.model_version_id = :v AND {in_window('p', ':s', ':e')} {_in_sample(sample)}"
             ),
-            {"m": model_id, "v": version_id, "s": start, "e": end},
+            {"m": model_id, "v": version_id, "s": start, "e": end, "sample": sample},
         ).scalar_one()
     )
 
 
 def sample_window(
-    conn: Connection, model_id: int, version_id: int, start: datetime, end: datetime, n: int, labelled_only: bool
+    conn: Connection,
+    model_id: int,
+    version_id: int,
+    start: datetime,
+    end: datetime,
+    n: int,
+    labelled_only: bool,
+    sample: bytes | None = None,
 ) -> list[dict[str, Any]]:
-    """A uniform random sample of the window's predictions (with their labels, when known)."""
+    """A uniform random sample of the window's predictions kept whole (with their labels, when
+    known); ``sample`` as in ``window_rows``."""
     join = "JOIN" if labelled_only else "LEFT JOIN"
     rows = conn.execute(
         text(
@@ -52,19 +71,19 @@ def sample_window(
             SELECT p.features::text AS features, p.block_id, p.position, p.prediction, p.scores, p.segments, l.label
             FROM {log_rows(":m", "prediction_id", "features", "prediction", "scores", "segments")} p
             {join} labels l ON l.model_id = p.model_id AND l.prediction_id = p.prediction_id
-            WHERE p.model_version_id = :v AND {in_window("p", ":s", ":e")}
+            WHERE p.model_version_id = :v AND {in_window("p", ":s", ":e")} {_in_sample(sample)}
             ORDER BY random() LIMIT :n
             """
         ),
-        {"m": model_id, "v": version_id, "s": start, "e": end, "n": n},
+        {"m": model_id, "v": version_id, "s": start, "e": end, "n": n, "sample": sample},
     ).mappings()
     texts = FeatureTexts(conn, model_id)
-    sample = []
+    sample_rows = []
     for row in rows.all():
         r = dict(row)
         r["features"] = json_loads(texts.fill(r["features"], r.pop("block_id"), r.pop("position")))
-        sample.append(r)
-    return sample
+        sample_rows.append(r)
+    return sample_rows
 
 
 def sample_reference(conn: Connection, reference_id: int, n: int, labelled_only: bool) -> list[dict[str, Any]]:

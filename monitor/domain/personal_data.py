@@ -12,6 +12,12 @@ summarised. Pure functions; the keyed hash comes from ``monitor.secret_box``.
   reference's at upload), then left out of the row before it is stored. An hour summarised again
   from the log keeps what ingestion counted of these features (``monitor.services.jobs.rollup``).
 - ``drop`` (features): accepted and discarded at once: neither stored nor summarised.
+
+A model may also keep summaries only (``personal_data.rows: summaries_only``): every feature is
+then summarised at ingestion and stored only for the predictions in its sample
+(``monitor.domain.row_sample``); the rest of a row (id, time, prediction, scores, latency,
+segments) is held for its label and deleted after the model's label wait
+(``monitor.services.jobs.compaction``).
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from typing import Any
 
 from monitor.domain.fast_batch import features_as_dict
 from monitor.domain.records import LabelRow, PredictionRow, ReferenceRow
+from monitor.domain.row_sample import in_sample, sample_threshold
 from monitor.domain.schema import ModelSchema, category_key
 from monitor.domain.schema import PersonalDataPolicy as Policy
 
@@ -38,6 +45,8 @@ class PersonalData:
     hashed_segments: frozenset[str] = frozenset()
     hashed_ids: bool = False
     summarised_only: frozenset[str] = frozenset()  # features summarised at ingestion, never stored
+    summaries_only: bool = False  # a row's features are stored only in the sample
+    sample: bytes | None = None  # the sample's threshold (``row_sample.sample_threshold``)
 
     @classmethod
     def of(cls, schema: ModelSchema) -> PersonalData:
@@ -52,6 +61,8 @@ class PersonalData:
             hashed_segments=frozenset(hashed_segments),
             hashed_ids=schema.personal_data.prediction_id is Policy.hash,
             summarised_only=schema.summarised_only(),
+            summaries_only=schema.summaries_only,
+            sample=sample_threshold(schema.personal_data.sample_rate),
         )
 
     @property
@@ -69,8 +80,11 @@ class PersonalData:
         )
 
     def stored(self, row: PredictionRow) -> PredictionRow:
-        """The row as the log keeps it: without the features only summarised (``prediction``
-        gives the row that is summarised)."""
+        """The row as the log keeps it: without the features only summarised, and with none when
+        the model keeps summaries only and the row is not in its sample (``prediction`` gives the
+        row that is summarised). ``row``'s id is as stored (hashed, if ids are)."""
+        if self.summaries_only and not in_sample(row.prediction_id, self.sample):
+            return replace(row, features={})
         if not self.summarised_only:
             return row
         features = features_as_dict(row.features)

@@ -37,6 +37,16 @@ class PersonalDataPolicy(StrEnum):
     drop = "drop"
 
 
+LABEL_WAIT_HOURS = 72  # a summaries-only model's predictions wait this long for labels, by default
+
+
+class RowsPolicy(StrEnum):
+    """What the log keeps of a model's predictions (``IdentifierPolicies.rows``)."""
+
+    keep = "keep"
+    summaries_only = "summaries_only"
+
+
 class Feature(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -68,6 +78,34 @@ class IdentifierPolicies(BaseModel):
         description="keep or hash, by segment column read from the record's `segments` (a segment that is a "
         "feature follows the feature's policy).",
     )
+    rows: RowsPolicy = Field(
+        default=RowsPolicy.keep,
+        description="keep: every prediction is kept in the log for its retention. summaries_only: every feature "
+        "is summarised at ingestion and not stored (but in the sample); a prediction's id, time, prediction, "
+        "scores, latency and segments are held `label_wait_hours` for its label to join, then deleted with its "
+        "labels. Needs the version's reference before its predictions.",
+    )
+    label_wait_hours: int = Field(
+        default=LABEL_WAIT_HOURS,
+        ge=1,
+        le=24 * 90,
+        description="summaries_only: how long after its time a prediction waits for its label (a label arriving "
+        "later finds nothing).",
+    )
+    sample_rate: float = Field(
+        default=0.0,
+        ge=0.0,
+        le=1.0,
+        description="summaries_only: the share of predictions kept whole (features too) for the log's retention, "
+        "for reports, look-ups and exports; chosen by the stored id's SHA-256, so a retry is chosen alike.",
+    )
+
+    @model_validator(mode="after")
+    def _only_with_summaries(self) -> IdentifierPolicies:
+        # checked by value, not by what was given: a stored schema is read back with its defaults
+        if self.rows is RowsPolicy.keep and (self.sample_rate or self.label_wait_hours != LABEL_WAIT_HOURS):
+            raise ValueError("label_wait_hours and sample_rate apply to rows: summaries_only only")
+        return self
 
 
 def category_key(value: object) -> str | None:
@@ -206,6 +244,18 @@ class ModelSchema(BaseModel):
 
     def feature_names(self) -> list[str]:
         return [f.name for f in self.features]
+
+    @property
+    def summaries_only(self) -> bool:
+        """Whether the log keeps a prediction's features only in its sample (``IdentifierPolicies.rows``)."""
+        return self.personal_data.rows is RowsPolicy.summaries_only
+
+    def carried_features(self) -> frozenset[str]:
+        """The features whose summaries the log cannot make again: those only summarised, and
+        every one a model keeping summaries only summarises."""
+        if self.summaries_only:
+            return frozenset(f.name for f in self.features if f.personal_data is not PersonalDataPolicy.drop)
+        return self.summarised_only()
 
     def summarised_only(self) -> frozenset[str]:
         """The features counted into the summaries at ingestion and stored nowhere else."""

@@ -10,6 +10,7 @@ from pydantic import ValidationError
 
 from monitor.domain.personal_data import PersonalData, hash_value
 from monitor.domain.records import LabelRow, PredictionRow, ReferenceRow
+from monitor.domain.row_sample import in_sample, sample_threshold
 from monitor.domain.schema import ModelSchema, schema_from_json
 
 pytestmark = pytest.mark.unit
@@ -83,6 +84,11 @@ def test_monitoring_sees_no_dropped_feature_and_validation_every_one() -> None:
         {"features": [{"name": "zip", "type": "categorical", "personal_data": "summarise_only"}]},
         {"personal_data": {"prediction_id": "summarise_only"}},
         {"personal_data": {"segments": {"region": "summarise_only"}}},
+        {"personal_data": {"sample_rate": 0.1}},  # a sample of rows that are all kept
+        {"personal_data": {"label_wait_hours": 24}},
+        {"personal_data": {"rows": "summaries_only", "sample_rate": 1.5}},
+        {"personal_data": {"rows": "summaries_only", "label_wait_hours": 0}},
+        {"personal_data": {"rows": "only_some"}},
     ],
 )
 def test_a_policy_that_cannot_work_is_refused(change: dict[str, Any]) -> None:
@@ -109,3 +115,31 @@ def test_a_feature_only_summarised_is_summarised_and_not_stored() -> None:
     assert policy.stored(summarised).features == {"age": 1, "zip": "h:a"}
     assert [f.name for f in schema.stored().features] == ["age", "zip"]
     assert [f.name for f in schema_from_json(schema.model_dump(mode="json")).features] == ["age", "zip", "income"]
+
+
+@pytest.mark.parametrize("rate", [0.0, 0.05, 0.5, 1.0])
+def test_a_model_keeping_summaries_only_stores_features_only_in_its_sample(rate: float) -> None:
+    schema = ModelSchema.model_validate(
+        {**SCHEMA, "personal_data": {"rows": "summaries_only", "sample_rate": rate, "label_wait_hours": 24}}
+    )
+    assert schema.summaries_only and schema.carried_features() == {"age", "zip"}  # the dropped one is not
+    assert schema_from_json(schema.model_dump(mode="json")).personal_data == schema.personal_data  # read back
+    policy = PersonalData.of(schema)
+    kept = 0
+    for i in range(4000):
+        row = PredictionRow(
+            f"p{i}", datetime(2026, 1, 1, tzinfo=UTC), {"age": 1, "zip": "a"}, 1.0, None, 3.0, {"region": "eu"}
+        )
+        stored = policy.stored(row)
+        assert (stored.prediction, stored.latency_ms, stored.segments) == (1.0, 3.0, {"region": "eu"})
+        assert stored.features in ({}, {"age": 1, "zip": "a"})
+        assert bool(stored.features) == in_sample(row.prediction_id, sample_threshold(rate))
+        kept += bool(stored.features)
+    assert abs(kept / 4000 - rate) < 0.02
+
+
+def test_the_sample_threshold_spans_nothing_to_everything() -> None:
+    assert sample_threshold(0.0) == bytes(8) and not in_sample("x", sample_threshold(0.0))
+    assert sample_threshold(1.0) is None and in_sample("x", None)
+    assert sample_threshold(0.5) == bytes([0x80, 0, 0, 0, 0, 0, 0, 0])
+    assert ModelSchema.model_validate(SCHEMA).carried_features() == frozenset()

@@ -15,19 +15,20 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from functools import partial
 from typing import Any
 
 import psycopg.errors
 from sqlalchemy import Connection
 
-from monitor.db import log_repo, partitions
+from monitor.db import log_repo, partitions, reference_repo
 from monitor.db.registry_repo import VersionRow
 from monitor.domain.fast_batch import peek_batch
 from monitor.domain.payloads import parse_records
 from monitor.domain.personal_data import PersonalData
 from monitor.domain.records import LabelRow, PredictionRow, RecordValidator, TimeBounds, time_bounds
 from monitor.domain.unstorable import text_problem
-from monitor.errors import InvalidRecords, LogBusy, PayloadTooLarge, RecordError
+from monitor.errors import Conflict, InvalidRecords, LogBusy, PayloadTooLarge, RecordError
 from monitor.services.catalog import registry
 from monitor.services.infra.context import ServiceContext
 from monitor.services.jobs import summary_deltas
@@ -230,6 +231,7 @@ def ingest_prediction_body(
         if rows is not None:
             vrow, decoded = rows
             result = PredictionResult(ids=[None] * len(decoded))
+            _require_references(ctx, [vrow])
             valid = {vrow.model_id: [(i, vrow.version_id, r) for i, r in enumerate(decoded)]}
             _store_valid(ctx, result, valid, [], {}, _now(), {vrow.version_id: _personal(ctx, vrow)})
             return result
@@ -283,9 +285,34 @@ def ingest_predictions(
                 bucket.append((i, vrow.version_id, row))
 
     result.rejected = _settle_errors(ctx, "prediction", errors, len(records), index_model, now, on_error)
+    _require_references(ctx, list(versions.values()))
     personal = {vrow.version_id: _personal(ctx, vrow) for vrow in versions.values()}
     _store_valid(ctx, result, valid, errors, index_model, now, personal)
     return result
+
+
+def _require_references(ctx: ServiceContext, versions: list[VersionRow]) -> None:
+    """A version that keeps summaries only has its features summarised at ingestion, against its
+    reference, and stored nowhere: without a reference they would be lost, so its predictions
+    are refused (409, nothing stored) until one is uploaded. Read again where this process knew
+    of none: one may have been uploaded through another."""
+
+    def load(version_id: int) -> int | None:
+        with ctx.uow() as uow:
+            return reference_repo.measured_reference_id(uow.conn, version_id)
+
+    for vrow in versions:
+        if not _personal(ctx, vrow).summaries_only:
+            continue
+        vid = vrow.version_id
+        if ctx.active_reference(vid, partial(load, vid)) is None:
+            ctx.forget_active_reference(vid)
+            if ctx.active_reference(vid, partial(load, vid)) is None:
+                raise Conflict(
+                    f"model {vrow.model_name!r} version {vrow.version!r} keeps summaries only "
+                    "(personal_data.rows): its predictions are summarised at ingestion against its "
+                    "reference and not stored, so upload the reference first; nothing was stored"
+                )
 
 
 def _hashed_label_ids(

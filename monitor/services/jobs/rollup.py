@@ -18,7 +18,7 @@ from monitor.db import delta_repo, reference_repo, summary_repo
 from monitor.db.delta_repo import Delta
 from monitor.db.registry_repo import VersionRow
 from monitor.db.summary_repo import Series
-from monitor.domain.schema import schema_from_json
+from monitor.domain.schema import ModelSchema, schema_from_json
 from monitor.metrics.log_summary import Column, Parts
 from monitor.metrics.multivariate import RECONSTRUCTION_COLUMN
 from monitor.metrics.quality_summary import QUALITY_COLUMN, QualitySummary
@@ -34,7 +34,7 @@ from monitor.services.jobs.summary_plan import (
     reference_view,
     summary_plan,
 )
-from monitor.services.jobs.windows import HOUR, ColumnAccumulator, has_minutes, hours, minute_horizon
+from monitor.services.jobs.windows import HOUR, ColumnAccumulator, has_minutes, hour_floor, hours, minute_horizon
 
 # The key of a challenger's summaries against its champion's reference (a segment's key has an '=')
 SHARED = "@champion-reference"
@@ -135,10 +135,23 @@ def rollup(
             uow.commit()
 
     now = datetime.now(UTC)
+    final_before = summaries_final_before(plan.schema, now)
     for bucket in only if only is not None else hours(start, end):
+        if final_before is not None and bucket < final_before:
+            continue  # its rows are gone, bar the sample: its summaries are all there is
         with job_log.isolated(f"summary of the hour {bucket.isoformat()}", failures):
             summarise(bucket)
     return total[0]
+
+
+def summaries_final_before(schema: ModelSchema, now: datetime) -> datetime | None:
+    """Where a version keeping summaries only has its hours' summaries final: before the hour
+    that holds the end of its label wait (``monitor.services.jobs.compaction`` deletes the rows of
+    the hours before that; the hour's margin keeps a summary made from the log from racing their
+    deletion). None for a version that keeps its rows."""
+    if not schema.summaries_only:
+        return None
+    return hour_floor(now - timedelta(hours=schema.personal_data.label_wait_hours)) + HOUR
 
 
 @dataclass
@@ -320,7 +333,7 @@ def carried_parts(
     what was stored (its folded deltas) and the deltas not yet folded (dropped as the hour is made
     from the log). Against the active reference only: a delta against another is discarded, as
     its rows are summarised again from the log, which cannot for these columns."""
-    only = {f"features.{name}" for name in plan.schema.summarised_only()}  # as summaries name columns
+    only = {f"features.{name}" for name in plan.schema.carried_features()}  # as summaries name columns
     if not only:
         return {}
     # the reconstruction error is computed from every feature of a row: the log's rows lack some

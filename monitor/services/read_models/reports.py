@@ -231,19 +231,23 @@ def _samples(
     ctx: ServiceContext, vrow: VersionRow, window_start: datetime, window_end: datetime, kind: str, n: int
 ) -> tuple[int, list[dict[str, Any]], list[dict[str, Any]]]:
     """The window's row count, and random samples of at most ``n`` rows of the window and of the
-    reference (labelled ones for a quality report)."""
+    reference (labelled ones for a quality report). Of a model keeping summaries only, the rows
+    kept whole: its sample."""
     labelled = kind == "quality"
+    personal = ctx.personal_data(vrow.version_id, vrow.schema)
+    whole = personal.sample if personal.summaries_only else None
     with ctx.uow() as uow:
         ref = reference_repo.measured_reference_summaries(uow.conn, vrow.version_id)
         if ref is None:
             raise MonitorError(f"model {vrow.model_name!r} version {vrow.version!r} has no reference dataset")
-        rows = report_repo.window_rows(uow.conn, vrow.model_id, vrow.version_id, window_start, window_end)
-        current = report_repo.sample_window(
-            uow.conn, vrow.model_id, vrow.version_id, window_start, window_end, n, labelled
-        )
+        window = (uow.conn, vrow.model_id, vrow.version_id, window_start, window_end)
+        rows = report_repo.window_rows(*window, whole)
+        current = report_repo.sample_window(*window, n, labelled, whole)
         reference = report_repo.sample_reference(uow.conn, ref[0], n, labelled)
     if not current:
         what = "labelled predictions" if labelled else "predictions"
+        if personal.summaries_only:
+            what += " kept whole (the model keeps summaries only; its personal_data.sample_rate is the share kept)"
         raise MonitorError(f"no {what} in the window to report on")
     if not reference:
         raise MonitorError(
