@@ -11,9 +11,9 @@ import psycopg
 from sqlalchemy import Connection, text
 
 from monitor.db import log_blocks
-from monitor.db.copy import NULL, copy_lines, dumps, json_field, text_field
+from monitor.db.copy import BINARY_NULL, BinaryRows, copy_binary, dumps
 from monitor.db.log_rows import at_time, log_rows
-from monitor.db.prediction_key import KEY_OF_SQL, key_of, keys_of
+from monitor.db.prediction_key import KEY_OF_SQL, key_bytes, key_of, keys_of
 from monitor.domain.records import LabelRow, PredictionRow
 
 
@@ -51,12 +51,13 @@ def is_duplicate_key(exc: psycopg.Error) -> bool:
 
 def copy_prediction_keys(raw: Any, model_id: int, rows: Sequence[tuple[int, PredictionRow]]) -> None:
     """The fast path: COPY the keys, expecting none to exist. A stored one raises UniqueViolation."""
-    mid = str(model_id)
-    copy_lines(
+    head = BinaryRows.row(3) + BinaryRows.int4(model_id)
+    key, ts = BinaryRows.raw, BinaryRows.timestamptz
+    copy_binary(
         raw,
         "prediction_keys",
         ("model_id", "key", "ts"),
-        (f"{mid}\t{key_of(r.prediction_id)}\t{r.ts.isoformat()}\n" for _, r in rows),
+        (head + key(key_bytes(r.prediction_id)) + ts(r.ts) for _, r in rows),
     )
 
 
@@ -90,23 +91,31 @@ def copy_predictions(
 
     ``received_at`` is left to its default, the storing transaction's start time.
     """
-    mid = str(model_id)
+    b = BinaryRows
+    heads = {vid: b.row(len(PREDICTION_COLUMNS)) + b.int4(model_id) + b.int4(vid) for vid in {v for v, _ in rows}}
+    text_, ts, jsonb, float8 = b.text, b.timestamptz, b.jsonb, b.float8
 
-    def subject(r: PredictionRow) -> str:
+    def subject(r: PredictionRow) -> bytes:
         if r.subject is None:
-            return NULL
+            return BINARY_NULL
         assert subject_hash is not None, "a row names its data subject: the keyed hash is needed"
-        return "\\\\x" + subject_hash(r.subject).hex()  # bytea in hex, its backslash escaped for COPY
+        return b.raw(subject_hash(r.subject))
 
-    copy_lines(
+    copy_binary(
         raw,
         "predictions",
         PREDICTION_COLUMNS,
         (
-            f"{mid}\t{vid}\t{text_field(r.prediction_id)}\t{r.ts.isoformat()}\t"
-            f"{json_field(r.features)}\t{json_field(r.prediction)}\t{json_field(r.scores)}\t"
-            f"{NULL if r.latency_ms is None else r.latency_ms}\t{json_field(r.segments)}\t"
-            f"{NULL if r.request_id is None else text_field(r.request_id)}\t{subject(r)}\n"
+            heads[vid]
+            + text_(r.prediction_id)
+            + ts(r.ts)
+            + jsonb(r.features)
+            + jsonb(r.prediction)
+            + jsonb(r.scores)
+            + float8(r.latency_ms)
+            + jsonb(r.segments)
+            + text_(r.request_id)
+            + subject(r)
             for vid, r in rows
         ),
     )

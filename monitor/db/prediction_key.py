@@ -34,6 +34,11 @@ def key_of(prediction_id: str) -> str:
     return hashlib.sha256(prediction_id.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
+def key_bytes(prediction_id: str) -> bytes:
+    """The key of an id as the 16 bytes a binary COPY writes a ``uuid`` as (``key_of``'s digits)."""
+    return hashlib.sha256(prediction_id.encode("utf-8", "surrogatepass")).digest()[:16]
+
+
 def keys_of(prediction_ids: Iterable[str]) -> list[str]:
     return [key_of(pid) for pid in prediction_ids]
 
