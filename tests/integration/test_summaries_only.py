@@ -235,3 +235,38 @@ def test_the_sample_is_chosen_alike_in_python_and_sql(api: Api, rate: float) -> 
     assert len(expected) == {0.0: 0, 1.0: len(ids)}.get(rate, len(expected))
     if rate == 0.3:
         assert 0.27 * len(ids) < len(expected) < 0.33 * len(ids)
+
+
+def test_after_a_new_reference_hours_made_from_the_log_count_no_feature_as_missing(api: Api) -> None:
+    """The rows of a model keeping summaries only hold no features: an hour summarised again from
+    them (on a reference uploaded after it) has no summary of a feature, where it had one
+    counting every row's value as missing (and a data-quality alert with it)."""
+    _register(api, "renewed", SUMMARIES_ONLY)
+    start = hour_floor(datetime.now(UTC)) - timedelta(hours=2)
+    _post(api, "/v1/predictions", "renewed", _records(start, 600, "r"))
+    run_model(api.ctx, "renewed")
+    again = pd.DataFrame(
+        {
+            "income": [900.0, 1500.0] * 50,
+            "plan": ["basic", "pro"] * 50,
+            "region": ["eu", "us"] * 50,
+            "channel": ["web", "app"] * 50,
+            "prediction": ["repaid", "default"] * 50,
+        }
+    )
+    upload_reference(api.ctx, "renewed", again.to_csv(index=False).encode(), TableFormat.csv)
+    run_model(api.ctx, "renewed")
+    with api.ctx.engine.connect() as conn:
+        newest = conn.execute(
+            text(
+                "SELECT max(r.id) FROM reference_datasets r JOIN models m ON m.id = r.model_id WHERE m.name = 'renewed'"
+            )
+        ).scalar_one()
+        columns = {
+            c
+            for (c,) in conn.execute(
+                text("SELECT DISTINCT column_name FROM bucket_summaries WHERE reference_id = :r"), {"r": newest}
+            )
+        }
+    assert "prediction" in columns or any(c.startswith("scores.") for c in columns), columns
+    assert not {c for c in columns if c.startswith("features.") or c == "_reconstruction"}, columns

@@ -170,6 +170,11 @@ class HourSummariser:
     carried: Carried = field(default_factory=dict)  # what the log does not hold (``carried_parts``)
 
     @property
+    def dropped(self) -> frozenset[str]:
+        """The columns the log's rows cannot summarise (``not_in_log``)."""
+        return not_in_log(self.plan)
+
+    @property
     def series(self) -> Series:
         return Series.of(self.vrow, self.ref.reference_id)
 
@@ -257,7 +262,11 @@ class HourSummariser:
         ):
             counts = by_minute[minute]
             for seg in groups.keys:
-                parts[seg] = parts[seg] | self._carried(minute, summary_repo.MINUTE_BUCKET, seg)
+                parts[seg] = _log_made(parts[seg], self.dropped) | self._carried(
+                    minute, summary_repo.MINUTE_BUCKET, seg
+                )
+            if SHARED in parts:
+                parts[SHARED] = _log_made(parts[SHARED], self.dropped)
             made += [(minute, seg, counts[seg], parts[seg]) for seg in groups.keys if counts[seg]]
             for seg in groups.keys:
                 for col, (st, ct) in parts[seg].items():
@@ -287,10 +296,10 @@ class HourSummariser:
         window = (conn, vrow.model_id, vrow.version_id, hour, hour + HOUR)
         parts = summary_repo.summarise_columns(*window, plan.columns, plan.groups, counts, plan.derived, also)
         if shared is not None:
-            _store_shared(conn, vrow, shared, hour, counts[""], parts[SHARED])
+            _store_shared(conn, vrow, shared, hour, counts[""], _log_made(parts[SHARED], self.dropped))
         series = Series.of(vrow, plan.reference_id)
         for seg in plan.groups.keys:
-            parts[seg] = parts[seg] | self._carried(hour, 1, seg)
+            parts[seg] = _log_made(parts[seg], self.dropped) | self._carried(hour, 1, seg)
             summary_repo.replace_bucket(conn, series, hour, 1, counts[seg], parts[seg], seg)
             summary_repo.drop_merged(conn, series, hour, seg)
 
@@ -312,17 +321,35 @@ def summarise_shared(
         missing = sorted(summary_repo.summarised_hours(uow.conn, Series.of(vrow, own.reference_id), start, end) - done)
     also = {SHARED: column_specs(shared.columns)}
     everything = summary_repo.Groups({"": None})
+    dropped = not_in_log(summary_plan(schema_from_json(vrow.schema), own))
     for bucket in missing:
         with ctx.uow() as uow:
             window = (uow.conn, vrow.model_id, vrow.version_id, bucket, bucket + HOUR)
             counts = summary_repo.count_rows(*window, everything)
             parts = summary_repo.summarise_columns(*window, {}, everything, counts, (), also)
-            _store_shared(uow.conn, vrow, shared, bucket, counts[""], parts[SHARED])
+            _store_shared(uow.conn, vrow, shared, bucket, counts[""], _log_made(parts[SHARED], dropped))
             uow.commit()
 
 
 # (bucket start, bucket hours, group) -> column -> its summary, of the columns the log does not hold
 Carried = dict[tuple[datetime, int, str], dict[str, Parts]]
+
+
+def not_in_log(plan: SummaryPlan) -> frozenset[str]:
+    """The columns an hour's rows in the log cannot summarise, as summaries name them: the
+    features only summarised (every one, for a model keeping summaries only), and the
+    reconstruction error, computed from every feature of a row. Read from the log, their rows
+    would count as missing values: what the log gives of them is dropped, and what was summarised
+    at ingestion carried instead (``carried_parts``), or nothing where nothing was (an hour on a
+    reference uploaded after it)."""
+    only = {f"features.{name}" for name in plan.schema.carried_features()}
+    if only:
+        only |= {d.name for d in plan.derived if d.name == RECONSTRUCTION_COLUMN}
+    return frozenset(only)
+
+
+def _log_made(parts: dict[str, Parts], dropped: frozenset[str]) -> dict[str, Parts]:
+    return {col: p for col, p in parts.items() if col not in dropped} if dropped else parts
 
 
 def carried_parts(
@@ -333,11 +360,9 @@ def carried_parts(
     what was stored (its folded deltas) and the deltas not yet folded (dropped as the hour is made
     from the log). Against the active reference only: a delta against another is discarded, as
     its rows are summarised again from the log, which cannot for these columns."""
-    only = {f"features.{name}" for name in plan.schema.carried_features()}  # as summaries name columns
+    only = not_in_log(plan)
     if not only:
         return {}
-    # the reconstruction error is computed from every feature of a row: the log's rows lack some
-    only |= {d.name for d in plan.derived if d.name == RECONSTRUCTION_COLUMN}
     out: dict[tuple[datetime, int, str], ColumnAccumulator] = {}
 
     def accumulator(bucket: datetime, bucket_hours: int, seg: str) -> ColumnAccumulator:
