@@ -102,6 +102,10 @@ class ReferenceStored(Out):
     labelled: bool
     calibrated: bool = Field(description="scores calibrated on the labels: quality is estimated before labels arrive")
     reconstruction: bool = Field(description="a reconstruction model fitted: multivariate drift is measured")
+    importance: bool = Field(
+        description="each feature's importance to the model's output estimated: drift is weighed by it "
+        "(dataset_drift.importance_weighted)"
+    )
 
 
 class MetricPointOut(Out):

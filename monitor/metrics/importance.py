@@ -24,7 +24,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+IMPORTANCE_COLUMN = "_importance"  # the reference's estimated importances, among its extras
 NDCG_ALARM = 0.90  # SageMaker Clarify's threshold for feature-attribution drift
+# Shuffling costs a prediction of the held-out rows per feature and repeat: 100 features of 8,000
+# rows took seconds here (200 of 5,000, half a minute), on the reference upload's path.
+MAX_FEATURES = 100
 # the surrogate takes at most 255 categories a feature (its bins); beyond, they share one
 MAX_CATEGORY_CODES = 250
 
@@ -70,7 +74,7 @@ def weighted_drift_share(importance: Mapping[str, float], drifted: Iterable[str]
     features' shares (``importance_shares``). A drifted feature without an importance counts for
     nothing; the share of columns that drifted is the same with every importance equal."""
     shares = importance_shares(importance)
-    return sum(shares.get(f, 0.0) for f in set(drifted))
+    return float(sum(shares.get(f, 0.0) for f in set(drifted)))  # 0.0, not 0, when none drifted
 
 
 def by_importance(importance: Mapping[str, float], features: Iterable[str]) -> list[tuple[str, float]]:
@@ -99,7 +103,7 @@ def estimate_importance(
     output: np.ndarray,
     *,
     repeats: int = 5,
-    max_rows: int = 20_000,
+    max_rows: int = 8_000,
     seed: int = 0,
 ) -> dict[str, Importance]:
     """Each feature's importance to the model's ``output`` (a number a row: a regression's
@@ -107,11 +111,14 @@ def estimate_importance(
     (scikit-learn's ``HistGradientBoostingRegressor``, which takes missing values and categories
     as they are) fitted on three quarters of them, then each feature shuffled ``repeats`` times
     in the other quarter (``permutation_importance``). ``low``/``high``: the least and most lost
-    over the shuffles. Empty with fewer than 40 usable rows, or an output that does not vary."""
+    over the shuffles. Empty with fewer than 40 usable rows, an output that does not vary, or more
+    than ``MAX_FEATURES`` features."""
     from sklearn.ensemble import HistGradientBoostingRegressor
     from sklearn.inspection import permutation_importance
 
     names = [*numerical, *categorical]
+    if len(names) > MAX_FEATURES:
+        return {}
     y = np.asarray(output, dtype=float)
     keep = np.isfinite(y)
     if keep.sum() < 40 or not names or np.nanstd(y[keep]) == 0.0:

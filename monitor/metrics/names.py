@@ -46,6 +46,7 @@ COMPARISON_WITH_INTERVALS = ("agreement", "estimated_accuracy", "accuracy", "rec
 # a condition's ``on: lower`` / ``on: upper`` reads
 METRICS: dict[str, bool] = {
     **{name: False for name in DRIFT},
+    "dataset_drift.importance_weighted": False,
     "multivariate_drift": True,
     **{f"quality.{m}": False for m in (*CLASSIFICATION, *REGRESSION, "label_coverage")},
     **{f"estimated.{m}": True for m in ("accuracy", "precision", "recall", "f1", "roc_auc")},

@@ -18,13 +18,14 @@ from monitor.domain.schema import ModelSchema, Task
 from monitor.metrics.comparison import Pairs, Placements, Side, comparison_points, drift_against_one_reference
 from monitor.metrics.error_stream import StreamInWindow
 from monitor.metrics.fairness import GroupCounts, confusion_counts, fairness_points, group_counts, thresholds_for
+from monitor.metrics.importance import IMPORTANCE_COLUMN
 from monitor.metrics.label_free_points import label_free_points
 from monitor.metrics.log_summary import RowSummary
 from monitor.metrics.points import MetricPoint, segment_labels
 from monitor.metrics.profiles import CategoricalSummary, Summary
 from monitor.metrics.quality_points import window_quality_points
 from monitor.metrics.quality_summary import ClassificationSummary, QualitySummary, confusion_cells
-from monitor.metrics.window_points import drift_points, segment_points
+from monitor.metrics.window_points import drift_points, importance_weighted_points, segment_points
 
 # (column, value) of a segment, or None for all predictions.
 Segment = tuple[str, str] | None
@@ -118,7 +119,8 @@ def window_points(inputs: WindowInputs, cfg: MonitoringConfig, now: datetime) ->
         selected = None
         if s.columns is not None:
             c = s.columns
-            points += segment_points(s.reference, c.columns, c.n_rows, s.segment, cfg, w.start, w.end, now)
+            group = segment_points(s.reference, c.columns, c.n_rows, s.segment, cfg, w.start, w.end, now)
+            points += group + importance_weighted_points(inputs.extras.get(IMPORTANCE_COLUMN), group)
             labels = segment_labels(s.segment)
             points += label_free_points(schema, inputs.extras, s.extras, c.row_summaries, cfg, w.start, w.end, labels)
             selected = _selected(c, schema)

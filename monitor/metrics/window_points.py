@@ -10,6 +10,7 @@ from typing import Any
 
 from monitor.domain.monitoring import MonitoringConfig
 from monitor.metrics.drift_decision import ColumnTest, decide, rule_for
+from monitor.metrics.importance import by_importance, weighted_drift_share
 from monitor.metrics.points import MetricPoint, segment_labels
 from monitor.metrics.profiles import NumericSummary, Summary, quantile, summary_from_json
 from monitor.metrics.stattests import dataset_drift
@@ -213,3 +214,34 @@ def data_quality_points(
                 )
             )
     return points
+
+
+def importance_weighted_points(importance: dict[str, Any] | None, group: list[MetricPoint]) -> list[MetricPoint]:
+    """Beside a group's ``dataset_drift`` point, the share of the model's importance (as the
+    reference estimated it, ``monitor.metrics.importance``) whose features drifted, the drifted
+    features listed most important first with their shares: how much the drift concerns what the
+    model uses. None without an estimate."""
+    if not importance:
+        return []
+    weights = {f: float(v["value"]) for f, v in importance["features"].items()}
+    out = []
+    for p in group:
+        if p.metric != "dataset_drift":
+            continue
+        drifted = p.details.get("drifted_features", [])
+        out.append(
+            MetricPoint(
+                "dataset_drift.importance_weighted",
+                p.window_start,
+                p.window_end,
+                weighted_drift_share(weights, drifted),
+                sample_size=p.sample_size,
+                labels=p.labels,
+                details={
+                    "drifted_features": [[f, round(share, 6)] for f, share in by_importance(weights, drifted)],
+                    "importance": importance["method"],
+                    "output": importance["output"],
+                },
+            )
+        )
+    return out

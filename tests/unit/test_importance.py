@@ -7,6 +7,7 @@ import pytest
 from sklearn.metrics import ndcg_score
 
 from monitor.metrics.importance import (
+    MAX_FEATURES,
     by_importance,
     estimate_importance,
     importance_shares,
@@ -96,3 +97,9 @@ def test_no_importance_without_enough_rows_or_an_output_that_varies() -> None:
     many = [f"c{i}" for i in range(1000)]  # more categories than the surrogate's bins
     found = estimate_importance({}, {"id": many}, np.arange(1000.0))
     assert set(found) == {"id"}
+
+
+def test_a_model_wider_than_the_estimate_takes_gets_none() -> None:
+    rng = np.random.default_rng(1)
+    wide = {f"f{i}": rng.normal(size=200) for i in range(MAX_FEATURES + 1)}
+    assert estimate_importance(wide, {}, rng.normal(size=200)) == {}

@@ -16,6 +16,7 @@ from monitor.domain.schema import FeatureType, ModelSchema, Task, category_key, 
 from monitor.domain.tabular import ColumnMapping, TableFormat, UnreadableTable, read_reference
 from monitor.errors import InvalidRecords, MonitorError, RecordError
 from monitor.metrics.estimation import CALIBRATION_COLUMN, fit_calibration, score_matrix
+from monitor.metrics.importance import IMPORTANCE_COLUMN, estimate_importance
 from monitor.metrics.multivariate import (
     BASELINE_COLUMN,
     MAX_FEATURES,
@@ -146,6 +147,42 @@ def reconstruction(
     return out
 
 
+def importance(schema: ModelSchema, rows: list[ReferenceRow]) -> dict[str, dict[str, Any]]:
+    """Each feature's importance to the model's output on the reference
+    (``importance.estimate_importance``): a regression's prediction, a binary classifier's score
+    of its positive class (or its prediction of it, without scores). Empty for a multiclass model
+    or a reference without the output."""
+    if schema.task is Task.regression:
+        output = [stored_number(r.prediction) if r.prediction is not None else None for r in rows]
+        what = "prediction"
+    elif schema.task is Task.binary_classification and schema.positive_class is not None:
+        positive = schema.positive_class
+        if any(r.scores for r in rows):
+            output = [(r.scores or {}).get(positive) for r in rows]
+            what = f"score of {positive}"
+        else:
+            output = [None if r.prediction is None else float(category_key(r.prediction) == positive) for r in rows]
+            what = f"prediction of {positive}"
+    else:
+        return {}
+    y = np.array([np.nan if v is None else v for v in output], dtype=float)
+    numerical = {
+        f.name: np.array([stored_number(r.features.get(f.name)) for r in rows], dtype=float)
+        for f in schema.features
+        if f.type is FeatureType.numerical
+    }
+    categorical = {
+        f.name: [category_key(r.features.get(f.name)) for r in rows]
+        for f in schema.features
+        if f.type is not FeatureType.numerical
+    }
+    found = estimate_importance(numerical, categorical, y)
+    if not found:
+        return {}
+    features = {name: i.to_json() for name, i in found.items()}
+    return {IMPORTANCE_COLUMN: {"method": "permutation of a surrogate", "output": what, "features": features}}
+
+
 def segment_slices(schema: ModelSchema, rows: list[ReferenceRow], top_values: int) -> dict[str, list[ReferenceRow]]:
     """The reference's rows of each tracked segment ('column=value'): per segment column, its
     ``top_values`` most frequent values in the reference."""
@@ -200,7 +237,7 @@ def upload_reference(
     summaries = {
         seg: {**column_summaries(schema, part), **quality_summaries(schema, part)} for seg, part in slices.items()
     }
-    summaries[""] |= calibration(schema, rows) | score_layout(schema, rows)
+    summaries[""] |= calibration(schema, rows) | score_layout(schema, rows) | importance(schema, rows)
     for seg, extras in reconstruction(schema, rows, slices).items():
         summaries[seg] |= extras
     with ctx.uow() as uow:
@@ -226,6 +263,7 @@ def upload_reference(
             "labelled": QUALITY_COLUMN in summaries[""],
             "calibrated": CALIBRATION_COLUMN in summaries[""],
             "reconstruction": RECONSTRUCTION_COLUMN in summaries[""],
+            "importance": IMPORTANCE_COLUMN in summaries[""],
         }
         audit_repo.append(
             uow.conn,
