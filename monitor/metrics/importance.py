@@ -29,6 +29,8 @@ NDCG_ALARM = 0.90  # SageMaker Clarify's threshold for feature-attribution drift
 # Shuffling costs a prediction of the held-out rows per feature and repeat: 100 features of 8,000
 # rows took seconds here (200 of 5,000, half a minute), on the reference upload's path.
 MAX_FEATURES = 100
+# Below this, the held-out quarter (250 rows) ranks features by little more than its noise
+MIN_ROWS = 1_000
 # the surrogate takes at most 255 categories a feature (its bins); beyond, they share one
 MAX_CATEGORY_CODES = 250
 
@@ -111,8 +113,8 @@ def estimate_importance(
     (scikit-learn's ``HistGradientBoostingRegressor``, which takes missing values and categories
     as they are) fitted on three quarters of them, then each feature shuffled ``repeats`` times
     in the other quarter (``permutation_importance``). ``low``/``high``: the least and most lost
-    over the shuffles. Empty with fewer than 40 usable rows, an output that does not vary, or more
-    than ``MAX_FEATURES`` features."""
+    over the shuffles. Empty with fewer than ``MIN_ROWS`` usable rows, an output that does not
+    vary, or more than ``MAX_FEATURES`` features."""
     from sklearn.ensemble import HistGradientBoostingRegressor
     from sklearn.inspection import permutation_importance
 
@@ -121,7 +123,7 @@ def estimate_importance(
         return {}
     y = np.asarray(output, dtype=float)
     keep = np.isfinite(y)
-    if keep.sum() < 40 or not names or np.nanstd(y[keep]) == 0.0:
+    if keep.sum() < MIN_ROWS or not names or np.nanstd(y[keep]) == 0.0:
         return {}
     columns = [np.asarray(v, dtype=float) for v in numerical.values()]
     for values in categorical.values():  # codes by first appearance; a missing value is its own

@@ -91,9 +91,10 @@ def test_importance_is_estimated_in_the_order_the_model_uses_its_features() -> N
 
 
 def test_no_importance_without_enough_rows_or_an_output_that_varies() -> None:
-    x = {"a": np.arange(100.0)}
-    assert estimate_importance(x, {}, np.ones(100)) == {}
-    assert estimate_importance({"a": np.arange(10.0)}, {}, np.arange(10.0)) == {}
+    x = {"a": np.arange(2000.0)}
+    assert estimate_importance(x, {}, np.ones(2000)) == {}
+    assert estimate_importance({"a": np.arange(999.0)}, {}, np.arange(999.0)) == {}
+    assert set(estimate_importance({"a": np.arange(1000.0)}, {}, np.arange(1000.0))) == {"a"}
     many = [f"c{i}" for i in range(1000)]  # more categories than the surrogate's bins
     found = estimate_importance({}, {"id": many}, np.arange(1000.0))
     assert set(found) == {"id"}
