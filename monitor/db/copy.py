@@ -35,15 +35,6 @@ def text_field(value: str) -> str:
     return value
 
 
-def json_field(value: Any) -> str:
-    """A jsonb value in COPY's text format: plain values or decoded msgspec structs. The JSON
-    encoder escapes control characters, so only backslashes need escaping for COPY."""
-    if value is None:
-        return NULL
-    s = _encode(value).decode()
-    return s.replace("\\", "\\\\") if "\\" in s else s
-
-
 def field(value: Any) -> str:
     """Any scalar in COPY's text format."""
     if value is None:

@@ -156,9 +156,13 @@ def compact_rows(
     for version_id, taken in groupby(rows, key=itemgetter(0)):  # rows come by version
         block = list(taken)
         if samples is not None and version_id in samples:
-            threshold = samples[version_id]
-            dropped += [r[1] for r in block if not in_sample(r[1], threshold)]
-            block = [r for r in block if in_sample(r[1], threshold)]
+            threshold, kept = samples[version_id], []
+            for r in block:  # each id's digest computed once
+                if in_sample(r[1], threshold):
+                    kept.append(r)
+                else:
+                    dropped.append(r[1])
+            block = kept
         if block:
             _insert_block(conn, model_id, block)
             blocks += 1

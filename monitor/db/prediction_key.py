@@ -31,7 +31,7 @@ KEY_OF_SQL = r"CAST(encode(substring(sha256(CAST(replace({}, '\', '\\') AS bytea
 def key_of(prediction_id: str) -> str:
     """The key of an id, as the 32 hex digits Postgres reads as a ``uuid`` (in COPY and arrays).
     An id that cannot be stored (an unpaired surrogate) still has a key: it finds nothing."""
-    return hashlib.sha256(prediction_id.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+    return key_bytes(prediction_id).hex()
 
 
 def key_bytes(prediction_id: str) -> bytes:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import cached_property
 from typing import Any
 
 from sqlalchemy import Connection
@@ -169,7 +170,7 @@ class HourSummariser:
     quality_only: bool
     carried: Carried = field(default_factory=dict)  # what the log does not hold (``carried_parts``)
 
-    @property
+    @cached_property
     def dropped(self) -> frozenset[str]:
         """The columns the log's rows cannot summarise (``not_in_log``)."""
         return not_in_log(self.plan)
