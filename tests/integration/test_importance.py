@@ -12,7 +12,6 @@ import pandas as pd
 from monitor.domain.tabular import TableFormat
 from monitor.services.catalog.reference import upload_reference
 from monitor.services.jobs.monitoring_run import run_model
-from monitor.services.jobs.windows import hour_floor
 from tests.integration.helpers import Api
 
 SPEC: dict[str, Any] = {
@@ -35,7 +34,9 @@ def _frame(rng: np.random.Generator, n: int, shift: dict[str, float]) -> pd.Data
 
 def test_a_drifted_feature_weighs_its_share_of_what_the_model_uses(api: Api) -> None:
     rng = np.random.default_rng(5)
-    start = hour_floor(datetime.now(UTC)) - timedelta(hours=1)
+    # Every record within the last half hour, so that the hour-long window ending now holds them all
+    # whatever the time of day: a window holding part of them tests other data (and drifts otherwise).
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=30)
     shares = {}
     for name, shift in (("drift-used", {"used": 1.5}), ("drift-ignored", {"ignored": 1.5})):
         r = api.http.post("/v1/models", json={**SPEC, "name": name}, headers=api.admin)
