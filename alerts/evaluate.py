@@ -150,6 +150,7 @@ def render(rule: Rule, e: Evaluation, dashboard_url: str = "", *, resolved: bool
         "condition": rule.condition.describe(),
         "dashboard_url": dashboard_url,
         "severity": rule.severity.value,
+        "drifted_features": drifted_features(s.details),
     }
     annotations = {**default_annotations(rule, e), **rule.annotations}
     if resolved:
@@ -157,6 +158,29 @@ def render(rule: Rule, e: Evaluation, dashboard_url: str = "", *, resolved: bool
     for key in RESOLVED_KEYS.values():
         annotations.pop(key, None)
     return {key: templates.render(text, values, e.labels) for key, text in annotations.items()}
+
+
+# Drifted features a notification names; the rest are counted (a wide model's list would be a page).
+MAX_NAMED_FEATURES = 10
+
+
+def drifted_features(details: dict[str, Any]) -> str:
+    """The drifted features a point's details list, as words: most important first with their
+    shares of the model's importance where the reference knows it ("income (62 %), plan (3 %)"),
+    else by name; "none" when none drifted, "" when the point lists none at all."""
+    ranked = details.get("by_importance")
+    if ranked is None:
+        ranked = details.get("drifted_features")
+    if not isinstance(ranked, list):
+        return ""
+    names = []
+    for item in ranked[:MAX_NAMED_FEATURES]:
+        if isinstance(item, list | tuple) and len(item) == 2 and isinstance(item[1], int | float):
+            names.append(f"{item[0]} ({100 * item[1]:.0f} % of importance)")
+        else:
+            names.append(str(item))
+    more = len(ranked) - len(names)
+    return (", ".join(names) or "none") + (f" and {more:,} more" if more > 0 else "")
 
 
 # The annotations a rule may give for its resolved notifications, and the ones they replace.
@@ -202,9 +226,10 @@ def default_annotations(rule: Rule, e: Evaluation) -> dict[str, str]:
     window measured and when the rule fires, not that it fired. Templates, so every value goes
     through the same safe filling as a rule's own."""
     what = _series_text(rule, e)
+    listed = " Drifted features: {drifted_features}." if drifted_features(e.sample.details) else ""
     return {
         "summary": f"{{model}}: {what} {{value}} in the {{window}} window to {{window_end}}; "
         "{rule} fires on {condition} (threshold {threshold})",
         "description": f"Model {{model}} version {{version}}, {what}: {{value}} on {{sample_size}} rows "
-        f"from {{window_start}} to {{window_end}}. {_WHEN_IT_FIRES}",
+        f"from {{window_start}} to {{window_end}}.{listed} {_WHEN_IT_FIRES}",
     }

@@ -32,6 +32,7 @@ FIELDS = frozenset(
         "condition",
         "dashboard_url",
         "severity",
+        "drifted_features",
     }
 )
 _LABEL = re.compile(r"^labels\[([A-Za-z_][A-Za-z0-9_.\-]{0,127})\]$")

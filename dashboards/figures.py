@@ -695,3 +695,93 @@ def volume(hours: list[tuple[datetime, int]]) -> go.Figure:
         ],
     )
     return fig
+
+
+# Features the importance chart shows: the most important of the reference and of the window.
+IMPORTANCE_ROWS = 20
+
+
+def _latest(points: list[Point], metric: str) -> list[Point]:
+    """The points of ``metric`` in its newest window (all predictions: no segment label)."""
+    chosen = [p for p in points if p["metric"] == metric and "segment" not in p["labels"]]
+    if not chosen:
+        return []
+    end = max(p["window_end"] for p in chosen)
+    return [p for p in chosen if p["window_end"] == end]
+
+
+def importance(reference: dict[str, Any] | None, points: list[Point]) -> Figure:
+    """Each feature's share of the model's importance on the reference (its mean absolute
+    attribution, or the estimate made at its upload, with the estimate's range) beside its share
+    in the newest window (mean absolute attribution logged with the predictions), the most
+    important first; the title gives that window's NDCG (attribution drift below 0.90)."""
+    title = "Feature importance"
+    ref = {f: float(v["value"]) for f, v in (reference or {}).get("features", {}).items()}
+    window = {
+        p["labels"]["feature"]: float(p["value"]) for p in _latest(points, "attribution.importance") if p["value"]
+    }
+    if not ref and not window:
+        return _empty(
+            title,
+            "the reference has no importances (attributions, or an estimate from 1,000 rows of a regression "
+            "or binary model) and no window has attributions",
+        )
+    ref_total, win_total = sum(max(v, 0.0) for v in ref.values()), sum(window.values())
+    ranked = sorted(
+        set(ref) | set(window),
+        key=lambda f: (
+            -max(
+                ref.get(f, 0.0) / ref_total if ref_total else 0.0, window.get(f, 0.0) / win_total if win_total else 0.0
+            ),
+            f,
+        ),
+    )[:IMPORTANCE_ROWS]
+    traces: list[dict[str, Any]] = []
+    if ref_total > 0:
+        method = (reference or {}).get("method", "")
+        share = [max(ref.get(f, 0.0), 0.0) / ref_total for f in ranked]
+        bar: dict[str, Any] = {
+            "type": "bar",
+            "orientation": "h",
+            "name": f"reference ({method})",
+            "y": ranked,
+            "x": share,
+            "hovertemplate": "%{y}: %{x:.1%} of the reference's importance<extra></extra>",
+        }
+        ranges = (reference or {}).get("features", {})
+        if all("low" in ranges.get(f, {}) for f in ranked if f in ref):
+            high = [
+                max(ranges[f]["high"], 0.0) / ref_total - s if f in ranges else 0.0
+                for f, s in zip(ranked, share, strict=True)
+            ]
+            low = [
+                s - max(ranges[f]["low"], 0.0) / ref_total if f in ranges else 0.0
+                for f, s in zip(ranked, share, strict=True)
+            ]
+            bar["error_x"] = {
+                "type": "data",
+                "array": [max(h, 0.0) for h in high],
+                "arrayminus": [max(v, 0.0) for v in low],
+            }
+        traces.append(bar)
+    if win_total > 0:
+        traces.append(
+            {
+                "type": "bar",
+                "orientation": "h",
+                "name": "newest window (logged attributions)",
+                "y": ranked,
+                "x": [window.get(f, 0.0) / win_total for f in ranked],
+                "hovertemplate": "%{y}: %{x:.1%} of the window's importance<extra></extra>",
+            }
+        )
+    ndcg = _latest(points, "attribution_drift.ndcg")
+    if ndcg and ndcg[0]["value"] is not None:
+        verdict = "below 0.90: attribution drift" if ndcg[0]["drifted"] else "0.90 or more: the ranking holds"
+        title += f" — NDCG {ndcg[0]['value']:.3f} in the window to {ndcg[0]['window_end']:%H:%M} ({verdict})"
+    layout = {
+        "barmode": "group",
+        "xaxis": {"tickformat": ".0%", "title": "share of the model's importance", "automargin": True},
+        "yaxis": {"autorange": "reversed", "automargin": True},
+    }
+    return _layout(_figure(traces, layout), title, height=max(300, 24 * len(ranked) + 140))

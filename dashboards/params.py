@@ -38,6 +38,7 @@ class ModelParams:
     range_name: str  # a preset ('24h', '7d', '30d') or 'custom'
     features: str = ""  # the heatmap's filter: feature names holding this
     page: int = 1  # the heatmap's page
+    order: str = "drift"  # the heatmap's order: "drift", or "importance" (importance times drift)
 
     @classmethod
     def from_search(cls, search: str | None, now: datetime | None = None) -> ModelParams:
@@ -64,12 +65,15 @@ class ModelParams:
             name,
             q.get("features", "")[:MAX_FILTER],
             int(page) if page.isdigit() and 0 < int(page) < 100_000 else 1,
+            "importance" if q.get("order") == "importance" else "drift",
         )
 
     def search(self, **changes: str | None) -> str:
         q: dict[str, str] = {"window": self.window or "", "segment": self.segment, "features": self.features}
         if self.page > 1:
             q["page"] = str(self.page)
+        if self.order != "drift":
+            q["order"] = self.order
         if self.range_name == "custom":
             q.update({"from": self.start.isoformat(), "to": self.end.isoformat()})
         else:

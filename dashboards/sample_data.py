@@ -42,6 +42,7 @@ def seed(ctx: ServiceContext, *, hours: int = 8, per_hour: int = 300, drift_hour
         truth = demo_data.true_default(a, rng, drift)
         t0 = start + timedelta(hours=h)
         preds, labels = [], []
+        explained = demo_data.attribution_records(a)
         for i, rec in enumerate(a.records()):
             pid = f"h{h}-{i}"
             preds.append(
@@ -53,6 +54,7 @@ def seed(ctx: ServiceContext, *, hours: int = 8, per_hour: int = 300, drift_hour
                     "scores": float(scores[i]),
                     "latency_ms": float(rng.gamma(2.0, 6.0 + 12 * drift)),
                     "segments": {"channel": str(rng.choice(demo_data.CHANNELS))},
+                    "attributions": explained[i],
                 }
             )
             if rng.random() < 0.8:

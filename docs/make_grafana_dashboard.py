@@ -34,6 +34,16 @@ PANELS: list[tuple[str, str, str]] = [
     ),
     ("Dataset drift share", f'{ONCE} (monitor_model_dataset_drift_share{{window="$window"}})', "percentunit"),
     ("Drifted features", f'sum by (model) ({ONCE} (monitor_model_feature_drifted{{window="$window"}}))', "short"),
+    (
+        "Share of the model's importance drifted",
+        f'{ONCE} (monitor_model_importance_weighted_drift_share{{window="$window"}})',
+        "percentunit",
+    ),
+    (
+        "Attribution drift: NDCG (below 0.9: drifted)",
+        f'{ONCE} (monitor_model_attribution_ndcg{{window="$window"}})',
+        "short",
+    ),
     ("Quality", f'{ONCE} (monitor_model_quality{{window="$window", class="", average=""}})', "short"),
     ("Label coverage", f'{ONCE} (monitor_model_label_coverage_ratio{{window="$window"}})', "percentunit"),
     ("Latency p95", f'{ONCE} (monitor_model_latency_seconds{{window="$window", statistic="p95"}})', "s"),

@@ -296,7 +296,9 @@ def _log_hour(client: MonitorClient, rng: np.random.Generator, hour: datetime, d
     scores = demo_data.model_scores(batch)
     outcomes = demo_data.true_default(batch, rng, drift)
     channels = rng.choice(demo_data.CHANNELS, len(batch), p=[0.6, 0.25, 0.15])
-    for i, (rec, score, outcome, channel) in enumerate(zip(batch.records(), scores, outcomes, channels, strict=True)):
+    explained = demo_data.attribution_records(batch)
+    rows = zip(batch.records(), scores, outcomes, channels, explained, strict=True)
+    for i, (rec, score, outcome, channel, shap) in enumerate(rows):
         pid = client.log_prediction(
             rec,
             "default" if score >= 0.5 else "repaid",
@@ -304,6 +306,7 @@ def _log_hour(client: MonitorClient, rng: np.random.Generator, hour: datetime, d
             latency_ms=round(float(rng.gamma(2.0, 6.0 + 10 * drift)), 2),
             segments={"channel": str(channel)},
             timestamp=hour + timedelta(seconds=3600 * i / len(batch)),
+            attributions=shap,
         )
         if rng.random() < share:
             client.log_label(pid, "default" if outcome else "repaid")
@@ -365,8 +368,9 @@ def _send_batch(
     outcomes = demo_data.true_default(batch, rng, drift)
     channels = rng.choice(demo_data.CHANNELS, n, p=[0.6, 0.25, 0.15])
     latencies = rng.gamma(2.0, 6.0 + 10 * drift, n)
-    for rec, score, outcome, channel, latency in zip(
-        batch.records(), scores, outcomes, channels, latencies, strict=True
+    explained = demo_data.attribution_records(batch)
+    for rec, score, outcome, channel, latency, shap in zip(
+        batch.records(), scores, outcomes, channels, latencies, explained, strict=True
     ):
         pid = client.log_prediction(
             rec,
@@ -374,6 +378,7 @@ def _send_batch(
             scores=round(float(score), 5),
             latency_ms=round(float(latency), 2),
             segments={"channel": str(channel)},
+            attributions=shap,
         )
         if rng.random() < traffic.label_share:
             due = now + rng.exponential(traffic.label_delay)

@@ -136,8 +136,9 @@ def _mapping_params(mapping: Mapping[str, Any]) -> list[tuple[str, str]]:
     """A column mapping as the reference upload's query parameters."""
     out: list[tuple[str, str]] = []
     for key, value in mapping.items():
-        if key in ("scores", "features"):
-            out += [("scores" if key == "scores" else "feature", f"{k}:{v}") for k, v in value.items()]
+        if key in ("scores", "features", "attributions"):
+            param = {"scores": "scores", "features": "feature", "attributions": "attribution"}[key]
+            out += [(param, f"{k}:{v}") for k, v in value.items()]
         elif key == "ignore":
             out += [("ignore", str(c)) for c in value]
         elif key == "ignore_unknown":
@@ -232,12 +233,15 @@ class MonitorClient:
         version: str | None = None,
         request_id: str | None = None,
         subject: str | None = None,
+        attributions: Mapping[str, float] | None = None,
     ) -> str:
         """Queue a prediction; returns its id (generated here when not given, so a retry is idempotent).
         ``version``: the model version that made it (champion, canary, shadow...); ``request_id``:
         the serving request it answered, the same for every version that scored that request (a
         shadow's prediction is paired with the champion's by it); ``subject``: the person it is
-        about (the service stores only a keyed hash of it, so that ``erase_subject`` can find it)."""
+        about (the service stores only a keyed hash of it, so that ``erase_subject`` can find it);
+        ``attributions``: each feature's contribution to this prediction (SHAP values, say; NumPy
+        scalars taken, NaN sent as missing)."""
         pid = prediction_id or uuid.uuid4().hex
         record: dict[str, Any] = {"prediction_id": pid, "features": _features(features), "prediction": prediction}
         if timestamp is not None:
@@ -252,6 +256,8 @@ class MonitorClient:
             record["request_id"] = request_id
         if subject is not None:
             record["subject"] = subject
+        if attributions:
+            record["attributions"] = _features(attributions)
         self._enqueue(_Item("prediction", self._model(model), version or self.version, record))
         return pid
 

@@ -39,6 +39,7 @@ def layout(ctx: ServiceContext, name: str, search: str) -> html.Div:
         p.page,
         figures.HEATMAP_ROWS,
         figures.MAX_LINES,
+        dashboard_data.importance_shares_of(info) if p.order == "importance" else None,
     )
     points, ranked = shown.points, shown.ranked
     quality_metric = dashboard_data.main_quality_metric(info["task"])
@@ -66,13 +67,23 @@ def layout(ctx: ServiceContext, name: str, search: str) -> html.Div:
                 className="muted",
                 id="range-text",
             ),
-            _heatmap_controls(p, len(ranked)),
+            _heatmap_controls(p, len(ranked), info["importance"] is not None),
             dcc.Graph(
                 id="drift-heatmap",
                 figure=span(figures.drift_heatmap(points, p.features, p.page, ranked=ranked)),
                 **graph,
             ),
             dcc.Loading(html.Div(id="distribution", children=_distribution_hint(p, points))),
+            _chart("importance", figures.importance(info["importance"], points), graph),
+            _chart(
+                "attribution-drift",
+                span(
+                    figures.series(
+                        points, "attribution_drift.ndcg", "Attribution drift: NDCG of the importance ranking"
+                    )
+                ),
+                graph,
+            ),
             *[_chart(gid, span(fig), graph) for gid, fig in timeseries[:4]],
             _fairness(points, span, graph),
             *[_chart(gid, span(fig), graph) for gid, fig in timeseries[4:]],
@@ -205,11 +216,30 @@ def _fairness(points: list[dict[str, Any]], span: Any, graph: dict[str, Any]) ->
     return dcc.Graph(id="fairness", figure=span(figures.fairness(points)), **graph)
 
 
-def _heatmap_controls(p: ModelParams, n_features: int) -> html.Div:
-    """A name filter and the heatmap's pages, for models with more features than a page holds."""
+def _heatmap_controls(p: ModelParams, n_features: int, has_importance: bool) -> html.Div:
+    """A name filter and the heatmap's pages, for models with more features than a page holds,
+    and its order where the reference knows each feature's importance."""
     pages = figures.heatmap_pages(n_features)
+    order = [
+        html.Label(
+            [
+                "order ",
+                dcc.Dropdown(
+                    id="feature-order",
+                    options=[
+                        {"label": "most drifted first", "value": "drift"},
+                        {"label": "importance × drift", "value": "importance"},  # noqa: RUF001
+                    ],
+                    value=p.order,
+                    clearable=False,
+                    style={"width": "14rem"},
+                ),
+            ]
+        )
+    ]
     return html.Div(
         [
+            *(order if has_importance else []),
             html.Label(
                 [
                     "features ",
@@ -272,6 +302,16 @@ def register(app: Dash, ctx: ServiceContext) -> None:
         # a new filter starts on its first page
         page = 1 if features != p.features or not page else int(page)
         return p.search(features=features, page=str(page) if page > 1 else None)
+
+    @app.callback(
+        Output(LOCATION, "search", allow_duplicate=True),
+        Input("feature-order", "value"),
+        State(LOCATION, "search"),
+        prevent_initial_call=True,
+    )
+    def order_to_url(order: str | None, search: str) -> str:
+        p = ModelParams.from_search(search)
+        return p.search(order="importance" if order == "importance" else None, page=None)
 
     @app.callback(
         Output("distribution", "children"),

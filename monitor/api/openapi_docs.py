@@ -37,6 +37,21 @@ PREDICTION_RECORD: dict[str, Any] = {
         },
         "latency_ms": {"type": ["number", "null"], "minimum": 0},
         "segments": {"type": ["object", "null"], "additionalProperties": _SCALAR},
+        "request_id": {
+            "type": ["string", "null"],
+            "maxLength": 256,
+            "description": "The serving request it answered: the same for every version that scored it (shadows)",
+        },
+        "subject": {
+            "type": ["string", "null"],
+            "maxLength": 256,
+            "description": "The person it is about: stored only as a keyed hash, by which it can be erased",
+        },
+        "attributions": {
+            "type": ["object", "null"],
+            "additionalProperties": {"type": ["number", "null"]},
+            "description": "Each feature's contribution to this prediction (SHAP values, say); null is missing",
+        },
     },
 }
 

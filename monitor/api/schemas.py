@@ -103,9 +103,30 @@ class ReferenceStored(Out):
     calibrated: bool = Field(description="scores calibrated on the labels: quality is estimated before labels arrive")
     reconstruction: bool = Field(description="a reconstruction model fitted: multivariate drift is measured")
     importance: bool = Field(
-        description="each feature's importance to the model's output estimated: drift is weighed by it "
-        "(dataset_drift.importance_weighted)"
+        description="each feature's importance to the model's output known (its rows' mean absolute attribution, "
+        "else estimated): drift is weighed by it (dataset_drift.importance_weighted)"
     )
+    attributions: bool = Field(
+        description="its rows carry attributions: each window's are compared with them (attribution_drift.change)"
+    )
+
+
+class FeatureImportanceOut(Out):
+    feature: str
+    value: float = Field(description="mean absolute attribution, or the share of the output's variance lost")
+    low: float = Field(description="95 % interval's lower end (attributions), or the least lost over the shuffles")
+    high: float
+    share: float = Field(description="its share of all the features' importance")
+
+
+class ImportanceOut(Out):
+    model: str
+    version: str
+    reference_id: int
+    method: str | None = Field(description="'mean absolute attribution', 'permutation of a surrogate', or null: none")
+    output: str | None = Field(description="what the importance is of: the attributions, or the model's output")
+    attributions: bool = Field(description="the reference's rows carry attributions")
+    features: list[FeatureImportanceOut] = Field(description="the most important first")
 
 
 class MetricPointOut(Out):
@@ -335,6 +356,18 @@ class TriggerAbout(Out):
     created_at: datetime
 
 
+class FeatureContribution(Out):
+    feature: str
+    value: Any = Field(description="the feature's value, as stored")
+    attribution: float = Field(description="the feature's attribution, as logged")
+    share: float = Field(description="its share of the prediction's total absolute attribution")
+
+
+class PredictionExplanation(Out):
+    total: float = Field(description="the attributions' sum (SHAP: the prediction less the base value)")
+    contributions: list[FeatureContribution] = Field(description="every attributed feature, the largest first")
+
+
 class PredictionRecord(Out):
     model: str
     version: str
@@ -346,6 +379,9 @@ class PredictionRecord(Out):
     scores: dict[str, Any] | None
     latency_ms: float | None
     segments: dict[str, Any] | None
+    explanation: PredictionExplanation | None = Field(
+        description="the prediction's logged attributions, the largest first; null when none was logged"
+    )
     label: LabelOut | None
     label_revisions: list[LabelRevision]
     windows: list[WindowHeld]

@@ -110,7 +110,7 @@ WITH taken AS (
     RETURNING p.*
 )
 SELECT model_version_id, prediction_id, ts, received_at, features::text, prediction::text, scores::text,
-       latency_ms, segments::text, request_id, subject_hash
+       latency_ms, segments::text, request_id, subject_hash, attributions::text
 FROM taken ORDER BY model_version_id, ts, prediction_id
 """
 _AFTER = "AND (ts, prediction_id) > (:after_ts, :after_id)"
@@ -118,10 +118,10 @@ _AFTER = "AND (ts, prediction_id) > (:after_ts, :after_id)"
 _INSERT = """
 INSERT INTO prediction_blocks (model_id, model_version_id, first_ts, last_ts, n_rows, prediction_id, ts,
                                received_at, prediction, scores, latency_ms, segments, request_id, subject_hash,
-                               features, features_bytes)
+                               features, features_bytes, attributions)
 VALUES (:m, :v, :first_ts, :last_ts, :n, :prediction_id, :ts, :received_at, CAST(:prediction AS jsonb[]),
         CAST(:scores AS jsonb[]), :latency_ms, CAST(:segments AS jsonb[]), :request_id, :subject_hash,
-        :features, :features_bytes)
+        :features, :features_bytes, CAST(:attributions AS jsonb[]))
 """
 
 
@@ -176,7 +176,8 @@ def _insert_block(conn: Connection, model_id: int, rows: Sequence[Any]) -> None:
 
 def _block_values(rows: Sequence[Any]) -> dict[str, Any]:
     """A block's columns from its rows, as ``_TAKE`` reads them: (version id, id, time, received
-    at, features, prediction, scores, latency, segments, request id, subject hash; JSON as text)."""
+    at, features, prediction, scores, latency, segments, request id, subject hash, attributions;
+    JSON as text)."""
     features, size = pack_features([r[4] for r in rows])
 
     def column(i: int) -> list[Any] | None:  # null when no row has a value
@@ -198,6 +199,7 @@ def _block_values(rows: Sequence[Any]) -> dict[str, Any]:
         "subject_hash": column(10),
         "features": features,
         "features_bytes": size,
+        "attributions": column(11),
     }
 
 
@@ -228,12 +230,12 @@ def erase_subject(conn: Connection, model_id: int, hashes: Sequence[bytes]) -> B
 # A block's rows as ``_TAKE`` reads them (``_block_values``), to write it again without some.
 _BLOCK_ROWS_SQL = """
 SELECT b.model_version_id, r.prediction_id, r.ts, r.received_at, NULL::text, r.prediction::text, r.scores::text,
-       r.latency_ms, r.segments::text, r.request_id, r.subject_hash
+       r.latency_ms, r.segments::text, r.request_id, r.subject_hash, r.attributions::text
 FROM prediction_blocks b
 CROSS JOIN LATERAL unnest(b.prediction_id, b.ts, b.received_at, b.prediction, b.scores, b.latency_ms, b.segments,
-                          b.request_id, b.subject_hash)
+                          b.request_id, b.subject_hash, b.attributions)
      WITH ORDINALITY AS r(prediction_id, ts, received_at, prediction, scores, latency_ms, segments, request_id,
-                          subject_hash, position)
+                          subject_hash, attributions, position)
 WHERE b.model_id = :m AND b.id = :id
 ORDER BY r.position
 """
@@ -242,7 +244,8 @@ UPDATE prediction_blocks
 SET first_ts = :first_ts, last_ts = :last_ts, n_rows = :n, prediction_id = :prediction_id, ts = :ts,
     received_at = :received_at, prediction = CAST(:prediction AS jsonb[]), scores = CAST(:scores AS jsonb[]),
     latency_ms = :latency_ms, segments = CAST(:segments AS jsonb[]), request_id = :request_id,
-    subject_hash = :subject_hash, features = :features, features_bytes = :features_bytes
+    subject_hash = :subject_hash, features = :features, features_bytes = :features_bytes,
+    attributions = CAST(:attributions AS jsonb[])
 WHERE model_id = :m AND id = :id
 """
 

@@ -38,6 +38,7 @@ PREDICTION_COLUMNS = (
     "segments",
     "request_id",
     "subject_hash",
+    "attributions",
 )
 
 
@@ -116,6 +117,7 @@ def copy_predictions(
             + jsonb(r.segments)
             + text_(r.request_id)
             + subject(r)
+            + jsonb(r.attributions)
             for vid, r in rows
         ),
     )

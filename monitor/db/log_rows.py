@@ -30,6 +30,7 @@ COLUMNS = (
     "segments",
     "request_id",
     "subject_hash",
+    "attributions",
 )
 
 

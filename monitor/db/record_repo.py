@@ -28,7 +28,7 @@ def prediction(conn: Connection, model_id: int, prediction_id: str) -> dict[str,
             text(
                 """
                 SELECT p.prediction_id, p.ts, p.received_at, p.features::text AS features, p.block_id, p.position,
-                       p.prediction, p.scores, p.latency_ms, p.segments, p.model_version_id, v.version,
+                       p.prediction, p.scores, p.latency_ms, p.segments, p.attributions, p.model_version_id, v.version,
                        l.label, l.label_ts, l.received_at AS label_received_at, l.first_received_at, l.revision
                 FROM prediction_keys k
                 JOIN {log_rows} p ON p.model_id = k.model_id AND {at_time} AND p.prediction_id = :pid

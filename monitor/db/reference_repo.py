@@ -12,6 +12,18 @@ from monitor.db.tables import model_versions, reference_datasets, reference_summ
 from monitor.domain.deployment import Deployment
 from monitor.domain.records import ReferenceRow
 
+REFERENCE_COLUMNS = (
+    "reference_id",
+    "row_idx",
+    "model_id",
+    "features",
+    "prediction",
+    "scores",
+    "label",
+    "segments",
+    "attributions",
+)
+
 
 def replace_active_reference(
     conn: Connection,
@@ -43,7 +55,7 @@ def replace_active_reference(
     copy_rows(
         raw,
         "reference_rows",
-        ("reference_id", "row_idx", "model_id", "features", "prediction", "scores", "label", "segments"),
+        REFERENCE_COLUMNS,
         (
             (
                 ref_id,
@@ -54,6 +66,7 @@ def replace_active_reference(
                 dumps(r.scores),
                 dumps(r.label),
                 dumps(r.segments),
+                dumps(r.attributions),
             )
             for i, r in enumerate(rows)
         ),

@@ -68,8 +68,9 @@ def sample_window(
     rows = conn.execute(
         text(
             f"""
-            SELECT p.features::text AS features, p.block_id, p.position, p.prediction, p.scores, p.segments, l.label
-            FROM {log_rows(":m", "prediction_id", "features", "prediction", "scores", "segments")} p
+            SELECT p.features::text AS features, p.block_id, p.position, p.prediction, p.scores, p.segments,
+                   p.attributions, l.label
+            FROM {log_rows(":m", "prediction_id", "features", "prediction", "scores", "segments", "attributions")} p
             {join} labels l ON l.model_id = p.model_id AND l.prediction_id = p.prediction_id
             WHERE p.model_version_id = :v AND {in_window("p", ":s", ":e")} {_in_sample(sample)}
             ORDER BY random() LIMIT :n

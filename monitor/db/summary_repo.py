@@ -31,8 +31,9 @@ from monitor.metrics.quality_summary import QUALITY_COLUMN
 
 # The window's rows, each read once, as the column summaries need them (monitor.metrics.log_summary).
 _ROWS_SQL = f"""
-SELECT p.features::text, p.block_id, p.position, p.scores::text, p.prediction::text, p.latency_ms, p.segments::text
-FROM {log_rows(":model_id", "features", "scores", "prediction", "latency_ms", "segments")} p
+SELECT p.features::text, p.block_id, p.position, p.scores::text, p.prediction::text, p.latency_ms, p.segments::text,
+       p.attributions::text
+FROM {log_rows(":model_id", "features", "scores", "prediction", "latency_ms", "segments", "attributions")} p
 WHERE p.model_version_id = :version_id AND {in_window("p", ":start", ":end")}
 """
 # Values decoded at a time: a chunk of a 2,000-feature model's rows is 500 rows.
@@ -212,9 +213,9 @@ def summarise_columns(
 
 
 _ROWS_BY_MINUTE_SQL = (
-    _ROWS_SQL.replace("p.segments::text", "p.segments::text, date_trunc('minute', p.ts)") + "ORDER BY p.ts\n"
+    _ROWS_SQL.replace("p.attributions::text", "p.attributions::text, date_trunc('minute', p.ts)") + "ORDER BY p.ts\n"
 )
-_MINUTE = 7  # the minute's column in its rows
+_MINUTE = 8  # the minute's column in its rows
 
 
 def summarise_columns_by_minute(
@@ -280,7 +281,7 @@ def _rows_per_chunk(columns: Mapping[str, Sequence[Column]], also: Mapping[str, 
 
 def _decode(rows: Sequence[Any], features: FeatureTexts) -> Chunk:
     """Rows of ``_ROWS_SQL``: (features or its block and position, scores, prediction, latency,
-    segments)."""
+    segments, attributions)."""
     loads = orjson.loads
     return Chunk(
         features=[loads(features.fill(r[0], r[1], r[2])) for r in rows],
@@ -288,6 +289,7 @@ def _decode(rows: Sequence[Any], features: FeatureTexts) -> Chunk:
         predictions=[loads(r[4]) for r in rows],
         latency_ms=[r[5] for r in rows],
         segments=[None if r[6] is None else loads(r[6]) for r in rows],
+        attributions=[None if r[7] is None else loads(r[7]) for r in rows],
     )
 
 

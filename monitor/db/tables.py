@@ -73,6 +73,7 @@ reference_rows = Table(
     Column("scores", JSONB),
     Column("label", JSONB),
     Column("segments", JSONB),
+    Column("attributions", JSONB),
 )
 
 # Partitioned by RANGE (ts), one partition a day (see monitor.db.partitions).
@@ -91,6 +92,7 @@ predictions = Table(
     Column("segments", JSONB),
     Column("request_id", Text),  # the serving request: shared by the versions that scored it (shadow)
     Column("subject_hash", LargeBinary),  # the keyed hash of the person it is about (erasure), or null
+    Column("attributions", JSONB),  # each feature's contribution to the prediction, as logged, or null
 )
 
 # One row per stored prediction: the global uniqueness a partitioned table cannot enforce,
@@ -126,6 +128,7 @@ prediction_blocks = Table(
     Column("subject_hash", ARRAY(LargeBinary)),
     Column("features", LargeBinary, nullable=False),
     Column("features_bytes", Integer, nullable=False),
+    Column("attributions", ARRAY(JSONB)),
 )
 
 labels = Table(

@@ -68,6 +68,9 @@ class BatchDecoder:
         # gc=False: decoded records hold only scalars, strings and flat dicts, never cycles, so the
         # cyclic collector need not track the thousands of them a batch creates.
         features = msgspec.defstruct("Features", feature_fields, forbid_unknown_fields=True, gc=False)
+        # attributions: an object of numbers (null: missing); its names are checked after
+        # decoding, a set comparison in C (a struct of every feature cost a getattr per value)
+        self._feature_names = frozenset(f.name for f in schema.features)
         names = {f.name for f in schema.features}
         self._feature_segments = [s for s in schema.segments if s in names]
         self._record_segments = [s for s in schema.segments if s not in names]
@@ -106,6 +109,7 @@ class BatchDecoder:
             ("version", Union[str, None], None),  # noqa: UP007
             ("request_id", Union[PredictionId, None], None),  # noqa: UP007
             ("subject", Union[PredictionId, None], None),  # noqa: UP007
+            ("attributions", Union[dict[str, Union[Number, None]], None], None),  # noqa: UP007
         ]
         self._record = msgspec.defstruct("Record", record_fields, forbid_unknown_fields=True, gc=False)
         self._decoder = msgspec.json.Decoder(list[self._record])  # type: ignore[name-defined]
@@ -123,6 +127,7 @@ class BatchDecoder:
         earliest, latest, now = bounds.earliest, bounds.latest, bounds.now
         feature_segments, record_segments = self._feature_segments, self._record_segments
         integer_classes = self._integer_classes
+        feature_names = self._feature_names
         rows = []
         for r in decoded:
             if (r.model is not None and r.model != model) or (r.version is not None and r.version != version):
@@ -140,6 +145,11 @@ class BatchDecoder:
                     scores = {self._positive: scores}
                 elif not scores:  # {} is an error for the full path to explain
                     return None
+            attributions = r.attributions
+            if attributions is not None:
+                if not attributions.keys() <= feature_names:
+                    return None  # a name the schema lacks: the full path names it
+                attributions = attributions_given(attributions)
             segments: dict[str, Any] | None = None
             if record_segments or feature_segments:
                 segments = {}
@@ -161,9 +171,18 @@ class BatchDecoder:
                     segments,
                     r.request_id,
                     r.subject,
+                    attributions,
                 )
             )
         return rows
+
+
+def attributions_given(attributions: dict[str, Any]) -> dict[str, Any] | None:
+    """Decoded attributions as the Python validator gives them: a null one is missing, and an
+    object without any given is none."""
+    if None in attributions.values():
+        attributions = {k: v for k, v in attributions.items() if v is not None}
+    return attributions or None
 
 
 def features_as_dict(features: Any) -> dict[str, Any]:

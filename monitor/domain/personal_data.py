@@ -77,6 +77,7 @@ class PersonalData:
             prediction_id=self.prediction_id(row.prediction_id, hasher),
             features=self._features(row.features, hasher),
             segments=self._segments(row.segments, hasher),
+            attributions=self._attributions(row.attributions, self.dropped_features),
         )
 
     def stored(self, row: PredictionRow) -> PredictionRow:
@@ -84,17 +85,25 @@ class PersonalData:
         the model keeps summaries only and the row is not in its sample (``prediction`` gives the
         row that is summarised). ``row``'s id is as stored (hashed, if ids are)."""
         if self.summaries_only and not in_sample(row.prediction_id, self.sample):
-            return replace(row, features={})
+            return replace(row, features={}, attributions=None)
         if not self.summarised_only:
             return row
         features = features_as_dict(row.features)
-        return replace(row, features={k: v for k, v in features.items() if k not in self.summarised_only})
+        return replace(
+            row,
+            features={k: v for k, v in features.items() if k not in self.summarised_only},
+            attributions=self._attributions(row.attributions, self.summarised_only),
+        )
 
     def stored_reference(self, row: ReferenceRow) -> ReferenceRow:
         """A reference row as stored (its summaries are made from the whole row)."""
         if not self.summarised_only:
             return row
-        return replace(row, features={k: v for k, v in row.features.items() if k not in self.summarised_only})
+        return replace(
+            row,
+            features={k: v for k, v in row.features.items() if k not in self.summarised_only},
+            attributions=self._attributions(row.attributions, self.summarised_only),
+        )
 
     def label(self, row: LabelRow, hasher: Hasher) -> LabelRow:
         return replace(row, prediction_id=hasher(row.prediction_id)) if self.hashed_ids else row
@@ -103,7 +112,10 @@ class PersonalData:
         if self.keeps_everything:
             return row
         return replace(
-            row, features=self._features(row.features, hasher), segments=self._segments(row.segments, hasher)
+            row,
+            features=self._features(row.features, hasher),
+            segments=self._segments(row.segments, hasher),
+            attributions=self._attributions(row.attributions, self.dropped_features),
         )
 
     def stored_ids(self, prediction_id: str, hashes: Callable[[str], list[str]]) -> list[str]:
@@ -125,6 +137,14 @@ class PersonalData:
                 continue
             out[name] = hash_value(value, hasher) if name in self.hashed_features else value
         return out
+
+    @staticmethod
+    def _attributions(attributions: dict[str, float] | None, without: frozenset[str]) -> dict[str, float] | None:
+        """Attributions without those to ``without``: a feature the log does not keep has none
+        kept either (an attribution says how its value moved the prediction)."""
+        if attributions is None or not without:
+            return attributions
+        return {k: v for k, v in attributions.items() if k not in without} or None
 
     def _segments(self, segments: dict[str, str | None] | None, hasher: Hasher) -> dict[str, str | None] | None:
         if segments is None or not self.hashed_segments:

@@ -47,6 +47,7 @@ PREDICTION_KEYS = frozenset(
         "version",
         "request_id",
         "subject",
+        "attributions",
     }
 )
 LABEL_KEYS = frozenset({"prediction_id", "label", "timestamp", "model"})
@@ -66,6 +67,9 @@ class PredictionRow:
     # the person the prediction is about, as the client names them; never stored as given: the
     # service keeps only its keyed hash (monitor.secret_box), by which it can be erased
     subject: str | None = None
+    # each feature's contribution to the prediction (SHAP values, say), as the serving system
+    # computed it; None when it sent none
+    attributions: dict[str, float] | None = None
 
 
 @dataclass(slots=True)
@@ -82,6 +86,7 @@ class ReferenceRow:
     scores: dict[str, float] | None
     label: Any
     segments: dict[str, str | None] | None
+    attributions: dict[str, float] | None = None
 
 
 @dataclass(slots=True, frozen=True)
@@ -341,6 +346,26 @@ class RecordValidator:
                 out[cls] = float(p)
         return out
 
+    def _attributions(self, index: int | None, raw: Any, errors: list[RecordError]) -> dict[str, float] | None:
+        """Per-feature attributions: an object of the schema's features, each a finite number
+        (bounded as a feature is); a null or NaN one is missing, not zero. None when none is given."""
+        if _is_missing(raw):
+            return None
+        if type(raw) is not dict:
+            errors.append(RecordError(index, "attributions", f"expected an object, got {_type_name(raw)}"))
+            return None
+        out: dict[str, float] = {}
+        for name, value in raw.items():
+            if name not in self._feature_names:
+                errors.append(RecordError(index, f"attributions.{name}", "unknown feature (not in the model schema)"))
+            elif not _is_missing(value):
+                number, reason = _numerical(value)
+                if reason is not None:
+                    errors.append(RecordError(index, f"attributions.{name}", reason))
+                else:
+                    out[name] = number  # as given, as a numerical feature is
+        return out or None
+
     def _segments(
         self, index: int | None, raw: Any, features: dict[str, Any] | None, errors: list[RecordError]
     ) -> dict[str, str | None] | None:
@@ -432,6 +457,7 @@ class RecordValidator:
             else:
                 latency = float(latency)
         segments = self._segments(index, raw.get("segments"), features, errors)
+        attributions = self._attributions(index, raw.get("attributions"), errors)
         request_id = None
         if raw.get("request_id") is not None:
             request_id, reason = _as_id(raw["request_id"])
@@ -447,7 +473,9 @@ class RecordValidator:
         if len(errors) > n_errors:
             return None
         assert pid is not None and features is not None
-        return PredictionRow(pid, ts, features, prediction, scores, latency, segments, request_id, subject)
+        return PredictionRow(
+            pid, ts, features, prediction, scores, latency, segments, request_id, subject, attributions
+        )
 
     def label(self, index: int, raw: Any, bounds: TimeBounds, errors: list[RecordError]) -> LabelRow | None:
         if type(raw) is not dict:
@@ -494,10 +522,11 @@ class RecordValidator:
             label = self._target(index, "label", raw["label"], errors)
         scores = self._scores(index, raw.get("scores"), errors)
         segments = self._segments(index, raw.get("segments"), features, errors)
+        attributions = self._attributions(index, raw.get("attributions"), errors)
         if len(errors) > n_errors:
             return None
         assert features is not None
-        return ReferenceRow(features, prediction, scores, label, segments)
+        return ReferenceRow(features, prediction, scores, label, segments, attributions)
 
 
 def time_bounds(now: datetime, retention_days: int, skew_seconds: int) -> TimeBounds:

@@ -2,7 +2,8 @@
 
 Tabular files are flat: one column per feature, plus optional ``prediction``, ``label`` (or
 ``target``), ``score`` (binary: probability of the positive class) or ``score.<class>`` columns,
-and segment columns by name. JSON may also hold records in the prediction-log shape
+``attribution.<feature>`` columns (the feature's attribution: a SHAP value, say), and segment
+columns by name. JSON may also hold records in the prediction-log shape
 (``{"features": {...}, "prediction": ..., "label": ...}``).
 """
 
@@ -11,6 +12,8 @@ from __future__ import annotations
 import csv
 import io
 import re
+from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from enum import StrEnum
 from typing import Any
 
@@ -53,6 +56,9 @@ class ColumnMapping(BaseModel):
     score: str | None = Field(None, description="binary: the positive class's probability (default: score)")
     scores: dict[str, str] = Field(default_factory=dict, description="class -> its probability's column")
     features: dict[str, str] = Field(default_factory=dict, description="feature -> its column, where they differ")
+    attributions: dict[str, str] = Field(
+        default_factory=dict, description="feature -> its attribution's column (default: attribution.<feature>)"
+    )
     timestamp: str | None = Field(None, description="a time column, read past")
     id: str | None = Field(None, description="a row id column, read past")
     ignore: list[str] = Field(default_factory=list, description="columns to leave out")
@@ -66,6 +72,7 @@ class ColumnMapping(BaseModel):
         renames anything)."""
         named = {c for c in (self.prediction, self.label, self.score, self.timestamp, self.id) if c is not None}
         named |= set(self.scores.values()) | set(self.features.values()) | set(self.ignore)
+        named |= set(self.attributions.values())
         known = _known_columns(schema)
         return lambda col: col in named or known(col)
 
@@ -81,6 +88,7 @@ class ColumnMapping(BaseModel):
             ("score", self.score, "score"),
             *[(f"scores.{cls}", col, f"score.{cls}") for cls, col in self.scores.items()],
             *[(f"features.{name}", col, name) for name, col in self.features.items()],
+            *[(f"attributions.{name}", col, f"{ATTRIBUTION_PREFIX}{name}") for name, col in self.attributions.items()],
         ]
         known = set(schema.feature_names())
         for field, column, target in wanted:
@@ -88,7 +96,7 @@ class ColumnMapping(BaseModel):
                 continue
             if column not in columns:
                 errors.append(RecordError(None, f"mapping.{field}", f"no column {column!r} in the file"))
-            elif field.startswith("features.") and field.removeprefix("features.") not in known:
+            elif field.startswith(("features.", "attributions.")) and field.partition(".")[2] not in known:
                 errors.append(RecordError(None, f"mapping.{field}", "not a feature of the model"))
             elif column != target:
                 renames[column] = target
@@ -119,9 +127,21 @@ def _score_class(col: str, schema: ModelSchema) -> str | None:
     return None
 
 
+ATTRIBUTION_PREFIX = "attribution."
+
+
+def _attributed_feature(col: str, schema: ModelSchema) -> str | None:
+    """The feature an ``attribution.<feature>`` column holds the attributions to, or None."""
+    if col.startswith(ATTRIBUTION_PREFIX) and (name := col.removeprefix(ATTRIBUTION_PREFIX)) in schema.feature_names():
+        return name
+    return None
+
+
 def _known_columns(schema: ModelSchema) -> Any:
     named = set(schema.feature_names()) | set(schema.segments) | {"prediction", "label", "target"}
-    return lambda col: col in named or _score_class(col, schema) is not None
+    return lambda col: (
+        col in named or _score_class(col, schema) is not None or _attributed_feature(col, schema) is not None
+    )
 
 
 class UnreadableTable(ValueError):
@@ -192,7 +212,7 @@ def _categories_as_read(table: pd.DataFrame, columns: set[str]) -> None:
 
 
 UNKNOWN_COLUMN = (
-    "unknown column: not a feature, segment, prediction, label or score "
+    "unknown column: not a feature, segment, prediction, label, score or attribution "
     "(say what it is with the column mapping, or leave it out with ignore)"
 )
 # Unknown columns a refusal names before the file is parsed: parsing a header of 100,000
@@ -270,34 +290,43 @@ def read_reference(
     if mapping_errors:
         return [], mapping_errors
     _categories_as_read(table, text_columns(schema))
-    score_cols, errors = _column_roles(list(table.columns), schema)
+    roles, errors = _column_roles(list(table.columns), schema)
     if errors:
         return [], errors
-    return _nested_records(table, schema, score_cols), []
+    return _nested_records(table, schema, roles), []
 
 
-def _column_roles(columns: list[str], schema: ModelSchema) -> tuple[dict[str, str], list[RecordError]]:
-    """The score columns (column -> class) of a flat table, or what is wrong with its columns:
+@dataclass(frozen=True)
+class ColumnRoles:
+    """The columns of a flat table that are neither features, segments nor the targets."""
+
+    scores: dict[str, str] = dataclass_field(default_factory=dict)  # column -> the class it holds the score of
+    attributions: dict[str, str] = dataclass_field(default_factory=dict)  # column -> the feature it attributes
+
+
+def _column_roles(columns: list[str], schema: ModelSchema) -> tuple[ColumnRoles, list[RecordError]]:
+    """The score and attribution columns of a flat table, or what is wrong with its columns:
     one that is nothing of the model's, a required feature missing, both a label and a target."""
     features = set(schema.feature_names())
     errors: list[RecordError] = []
-    score_cols: dict[str, str] = {}
+    roles = ColumnRoles()
     for col in columns:
         if col in features or col in schema.segments or col in ("prediction", "label", "target"):
             continue
-        cls = _score_class(col, schema)
-        if cls is not None:
-            score_cols[col] = cls
+        if (cls := _score_class(col, schema)) is not None:
+            roles.scores[col] = cls
+        elif (feature := _attributed_feature(col, schema)) is not None:
+            roles.attributions[col] = feature
         else:
             errors.append(RecordError(None, col, UNKNOWN_COLUMN))
     missing = [f.name for f in schema.features if f.required and f.name not in columns]
     errors.extend(RecordError(None, name, "required feature column is missing") for name in missing)
     if "label" in columns and "target" in columns:
         errors.append(RecordError(None, "target", "give either a label or a target column, not both"))
-    return score_cols, errors
+    return roles, errors
 
 
-def _nested_records(table: pd.DataFrame, schema: ModelSchema, score_cols: dict[str, str]) -> list[dict[str, Any]]:
+def _nested_records(table: pd.DataFrame, schema: ModelSchema, roles: ColumnRoles) -> list[dict[str, Any]]:
     """A flat table's rows in the nested record shape the validator takes."""
     columns = list(table.columns)
     features = set(schema.feature_names())
@@ -311,9 +340,11 @@ def _nested_records(table: pd.DataFrame, schema: ModelSchema, score_cols: dict[s
             rec["prediction"] = row["prediction"]
         if label_col:
             rec["label"] = row[label_col]
-        if score_cols:
-            scores = {cls: row[c] for c, cls in score_cols.items() if row[c] == row[c]}
+        if roles.scores:
+            scores = {cls: row[c] for c, cls in roles.scores.items() if row[c] == row[c]}
             rec["scores"] = scores or None
+        if roles.attributions:
+            rec["attributions"] = {name: row[c] for c, name in roles.attributions.items()}
         if segments:
             rec["segments"] = {s: row.get(s) for s in segments if s in row}
         out.append(rec)

@@ -21,6 +21,7 @@ from typing import Any, Protocol, Self
 import numpy as np
 
 from monitor.domain.feature_values import feature_block
+from monitor.metrics.attribution import ATTRIBUTIONS_COLUMN, AttributionSummary
 from monitor.metrics.estimation import SCORES_COLUMN, ScoreSummary, score_matrix
 from monitor.metrics.multivariate import RECONSTRUCTION_COLUMN, Reconstruction, ReconstructionSummary
 from monitor.metrics.profiles import (
@@ -57,6 +58,7 @@ class Chunk:
     predictions: list[Any]
     latency_ms: list[float | None]
     segments: list[dict[str, Any] | None]
+    attributions: list[dict[str, Any] | None] = field(default_factory=list)  # empty: none logged
     _read: dict[str, np.ndarray] = field(default_factory=dict, repr=False)  # columns read, by name
     _spelled: dict[str, np.ndarray] = field(default_factory=dict, repr=False)  # segment columns' values
     _categories: dict[str, list[str | None]] = field(default_factory=dict, repr=False)  # by column name
@@ -135,7 +137,10 @@ class Derived(Protocol):
 
     def rows(self, chunk: Chunk) -> np.ndarray: ...
 
-    def summarise(self, values: np.ndarray) -> RowSummary: ...
+    def summarise(self, values: np.ndarray) -> RowSummary | None:
+        """The summary of a group's rows of ``rows``' values; None when they hold nothing to
+        summarise (nothing is stored then)."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -172,10 +177,30 @@ class ReconstructionOfRows:
         return ReconstructionSummary.of(values)
 
 
+@dataclass(frozen=True)
+class AttributionsOfRows:
+    """The attributions rows carry, per feature (``features``: the model's): most models log
+    none, and a chunk without any costs a scan of its rows."""
+
+    features: tuple[str, ...]
+    name: str = ATTRIBUTIONS_COLUMN
+
+    def rows(self, chunk: Chunk) -> np.ndarray:
+        if not any(chunk.attributions):
+            return np.empty((len(chunk), 0))
+        return feature_block([a or {} for a in chunk.attributions], list(self.features))
+
+    def summarise(self, values: np.ndarray) -> AttributionSummary | None:
+        if values.shape[1] == 0:
+            return None
+        return AttributionSummary.of(values, self.features)
+
+
 # How a stored per-row summary is read back, by the name it is stored under.
 ROW_SUMMARIES: dict[str, Callable[[dict[str, Any], bytes | None], RowSummary]] = {
     SCORES_COLUMN: ScoreSummary.from_parts,
     RECONSTRUCTION_COLUMN: ReconstructionSummary.from_parts,
+    ATTRIBUTIONS_COLUMN: AttributionSummary.from_parts,
 }
 
 
@@ -213,6 +238,8 @@ class GroupSummaries:
         for d in self.derived:
             per_row = (derived_values or {})[d.name]
             part = d.summarise(per_row if rows is None else per_row[rows])
+            if part is None:
+                continue
             held = self.row_summaries.get(d.name)
             self.row_summaries[d.name] = part if held is None else held.merge(part)
         if self.numerical:

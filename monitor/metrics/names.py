@@ -47,6 +47,9 @@ COMPARISON_WITH_INTERVALS = ("agreement", "estimated_accuracy", "accuracy", "rec
 METRICS: dict[str, bool] = {
     **{name: False for name in DRIFT},
     "dataset_drift.importance_weighted": False,
+    "attribution.importance": False,
+    "attribution_drift.ndcg": False,
+    "attribution_drift.change": True,
     "multivariate_drift": True,
     **{f"quality.{m}": False for m in (*CLASSIFICATION, *REGRESSION, "label_coverage")},
     **{f"estimated.{m}": True for m in ("accuracy", "precision", "recall", "f1", "roc_auc")},

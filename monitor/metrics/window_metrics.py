@@ -15,6 +15,7 @@ from typing import Any
 
 from monitor.domain.monitoring import MonitoringConfig
 from monitor.domain.schema import ModelSchema, Task
+from monitor.metrics.attribution import ATTRIBUTIONS_COLUMN, AttributionSummary, attribution_points
 from monitor.metrics.comparison import Pairs, Placements, Side, comparison_points, drift_against_one_reference
 from monitor.metrics.error_stream import StreamInWindow
 from monitor.metrics.fairness import GroupCounts, confusion_counts, fairness_points, group_counts, thresholds_for
@@ -25,7 +26,7 @@ from monitor.metrics.points import MetricPoint, segment_labels
 from monitor.metrics.profiles import CategoricalSummary, Summary
 from monitor.metrics.quality_points import window_quality_points
 from monitor.metrics.quality_summary import ClassificationSummary, QualitySummary, confusion_cells
-from monitor.metrics.window_points import drift_points, importance_weighted_points, segment_points
+from monitor.metrics.window_points import drift_points, segment_points, with_importance
 
 # (column, value) of a segment, or None for all predictions.
 Segment = tuple[str, str] | None
@@ -105,6 +106,25 @@ class WindowInputs:
     rejected: tuple[int, dict[str, int]] | None = None  # records rejected, violations per field
 
 
+def _attribution_points(
+    extras: dict[str, Any],
+    segment_extras: dict[str, Any],
+    current: dict[str, Any],
+    w: Window,
+    labels: dict[str, str],
+) -> list[MetricPoint]:
+    """A group's attribution drift, where its rows carried attributions: against the segment's
+    reference attributions, or the reference's importances where it carries none."""
+    summary = current.get(ATTRIBUTIONS_COLUMN)
+    if not isinstance(summary, AttributionSummary):
+        return []
+    logged = segment_extras.get(ATTRIBUTIONS_COLUMN)
+    reference = None if logged is None else AttributionSummary.from_parts(logged)
+    importance = extras.get(IMPORTANCE_COLUMN)
+    estimated = None if importance is None else {f: v["value"] for f, v in importance["features"].items()}
+    return attribution_points(summary, reference, estimated, w.start, w.end, labels)
+
+
 def window_points(inputs: WindowInputs, cfg: MonitoringConfig, now: datetime) -> list[MetricPoint]:
     """Every point of a window: per group, drift, latency, throughput, data quality, estimated
     quality, multivariate drift, quality and concept drift; fairness per protected attribute;
@@ -120,9 +140,10 @@ def window_points(inputs: WindowInputs, cfg: MonitoringConfig, now: datetime) ->
         if s.columns is not None:
             c = s.columns
             group = segment_points(s.reference, c.columns, c.n_rows, s.segment, cfg, w.start, w.end, now)
-            points += group + importance_weighted_points(inputs.extras.get(IMPORTANCE_COLUMN), group)
+            points += with_importance(inputs.extras.get(IMPORTANCE_COLUMN), group)
             labels = segment_labels(s.segment)
             points += label_free_points(schema, inputs.extras, s.extras, c.row_summaries, cfg, w.start, w.end, labels)
+            points += _attribution_points(inputs.extras, s.extras, c.row_summaries, w, labels)
             selected = _selected(c, schema)
             if s.segment is None and inputs.shared is not None:
                 points += shared_drift_points(inputs.shared, c.n_rows, cfg, w)

@@ -216,29 +216,33 @@ def data_quality_points(
     return points
 
 
-def importance_weighted_points(importance: dict[str, Any] | None, group: list[MetricPoint]) -> list[MetricPoint]:
-    """Beside a group's ``dataset_drift`` point, the share of the model's importance (as the
-    reference estimated it, ``monitor.metrics.importance``) whose features drifted, the drifted
-    features listed most important first with their shares: how much the drift concerns what the
-    model uses. None without an estimate."""
+def with_importance(importance: dict[str, Any] | None, group: list[MetricPoint]) -> list[MetricPoint]:
+    """A group's points where the reference knows each feature's importance
+    (``monitor.metrics.importance``): its ``dataset_drift`` point lists the drifted features most
+    important first with their shares (``by_importance``: what a notification and a retraining
+    request name), and beside it ``dataset_drift.importance_weighted``, the share of the model's
+    importance whose features drifted. The group as it is without an estimate."""
     if not importance:
-        return []
+        return group
     weights = {f: float(v["value"]) for f, v in importance["features"].items()}
     out = []
     for p in group:
         if p.metric != "dataset_drift":
+            out.append(p)
             continue
-        drifted = p.details.get("drifted_features", [])
+        ordered = by_importance(weights, p.details.get("drifted_features", []))
+        ranked = [[f, round(share, 6)] for f, share in ordered]
+        out.append(replace(p, details={**p.details, "by_importance": ranked}))
         out.append(
             MetricPoint(
                 "dataset_drift.importance_weighted",
                 p.window_start,
                 p.window_end,
-                weighted_drift_share(weights, drifted),
+                weighted_drift_share(weights, [f for f, _ in ordered]),
                 sample_size=p.sample_size,
                 labels=p.labels,
                 details={
-                    "drifted_features": [[f, round(share, 6)] for f, share in by_importance(weights, drifted)],
+                    "drifted_features": ranked,
                     "importance": importance["method"],
                     "output": importance["output"],
                 },

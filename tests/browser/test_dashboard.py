@@ -533,3 +533,52 @@ def test_each_address_shows_what_it_names_and_titles_the_tab(driver: webdriver.C
     wait_for(lambda: driver.title == "Not found · Model Monitor", what="the not-found page's title")
     open_page(driver, url, "/alerts", "#alerts-table")
     wait_for(lambda: driver.title == "Alerts · Model Monitor", what="the alerts page's title")
+
+
+def test_the_importance_chart_shows_the_reference_and_the_window_as_stored(
+    driver: webdriver.Chrome, dashboard: Dashboard
+) -> None:
+    url, made, ctx = dashboard
+    login(driver, url, made["read"])
+    open_page(driver, url, f"/models/{quote(MODEL)}?range=24h&window=1h", "#importance .js-plotly-plot")
+    bars = {t["name"]: t for t in plot_data(driver, "importance")}
+    reference, window = bars["reference (mean absolute attribution)"], bars["newest window (logged attributions)"]
+    with ctx.engine.connect() as conn:
+        newest = conn.execute(
+            text(
+                "SELECT labels->>'feature', value FROM metric_points WHERE metric = 'attribution.importance' "
+                "AND window_end - window_start = interval '1 hour' AND NOT labels ? 'segment' "
+                "AND window_end = (SELECT max(window_end) FROM metric_points WHERE metric = 'attribution.importance' "
+                "AND window_end - window_start = interval '1 hour')"
+            )
+        ).all()
+        ndcg = conn.execute(
+            text(
+                "SELECT value FROM metric_points WHERE metric = 'attribution_drift.ndcg' AND NOT labels ? 'segment' "
+                "AND window_end - window_start = interval '1 hour' ORDER BY window_end DESC LIMIT 1"
+            )
+        ).scalar_one()
+    total = sum(v for _, v in newest)
+    assert dict(zip(window["y"], window["x"], strict=True)) == pytest.approx({f: v / total for f, v in newest})
+    assert reference["y"] == window["y"] and sum(reference["x"]) == pytest.approx(1.0)
+    assert reference["y"][0] == "late_payments"  # the demo model's largest term
+    title = driver.execute_script("return document.querySelector('#importance .js-plotly-plot').layout.title.text")
+    assert f"NDCG {ndcg:.3f}" in title
+    assert len(plot_data(driver, "attribution-drift")[0]["y"]) >= 2
+
+
+def test_the_heatmap_orders_by_importance_times_drift_when_asked(
+    driver: webdriver.Chrome, dashboard: Dashboard
+) -> None:
+    url, made, _ = dashboard
+    login(driver, url, made["read"])
+    open_page(driver, url, f"/models/{quote(MODEL)}?range=24h&window=1h", "#drift-heatmap .js-plotly-plot")
+    by_drift = plot_data(driver, "drift-heatmap")[0]["y"]
+    driver.find_element(By.CSS_SELECTOR, "#feature-order").click()
+    wait_for(lambda: driver.find_element(By.XPATH, "//*[contains(text(), 'importance × drift')]")).click()  # noqa: RUF001
+    wait_for(lambda: "order=importance" in driver.current_url, what="the order in the address")
+    wait_for(lambda: plot_data(driver, "drift-heatmap")[0]["y"] != by_drift, what="the heatmap reordered")
+    by_importance = plot_data(driver, "drift-heatmap")[0]["y"]
+    assert sorted(by_importance) == sorted(by_drift)
+    # features the model gives no weight (the demo model ignores these two) go after every other
+    assert set(by_importance[-2:]) == {"credit_lines", "region"}

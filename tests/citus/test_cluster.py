@@ -7,6 +7,7 @@ import re
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 import numpy as np
@@ -246,6 +247,21 @@ def test_the_key_migration_carries_distributed_keys_down_and_up(citus_url: str, 
         cctx.close()
 
 
+ATTRIBUTIONS_IN_SAMPLE = re.compile(r"^\[\('attributions', (None|\{[^}]*\})\), ")
+
+
+def _without_attributions(reads: dict[str, Any]) -> dict[str, Any]:
+    """Reads of the log without what attributions gave them: the look-ups' explanations, their
+    summaries and the report sample's."""
+    out = dict(reads)
+    out["report sample"] = sorted(ATTRIBUTIONS_IN_SAMPLE.sub("[", row) for row in reads["report sample"])
+    out["look-ups"] = {
+        pid: {k: v for k, v in found.items() if k != "explanation"} for pid, found in reads["look-ups"].items()
+    }
+    out["summaries"] = [row for row in reads["summaries"] if row[2] != "_attributions"]
+    return out
+
+
 def test_compacted_hours_on_the_cluster_read_as_rows_and_erase(citus_url: str, tmp_path) -> None:
     """Compaction on the distributed log: blocks on the model's shard, every read of the log the
     same before and after, a day's partition given back, and a subject erased from its blocks."""
@@ -282,6 +298,8 @@ def test_compacted_hours_on_the_cluster_read_as_rows_and_erase(citus_url: str, t
         citus.distribute(cctx)  # the blocks' table made again, distributed again
         with TestClient(create_app(ctx=cctx)) as http:
             api.http = http
-            compaction_tests._equal(after, compaction_tests._reads(api, compaction_tests.COMPACTED, start, end, ids))
+            again = compaction_tests._reads(api, compaction_tests.COMPACTED, start, end, ids)
+            # down past the attributions' migration drops them, as its downgrade says: the rest as it was
+            compaction_tests._equal(_without_attributions(after), _without_attributions(again))
     finally:
         cctx.close()

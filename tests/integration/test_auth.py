@@ -15,6 +15,7 @@ ROUTES = [
     ("GET", "/v1/models", "read"),
     ("GET", "/v1/models/churn", "read"),
     ("GET", "/v1/models/churn/metrics", "read"),
+    ("GET", "/v1/models/churn/importance", "read"),
     ("GET", "/v1/models/churn/monitoring", "read"),
     ("PUT", "/v1/models/churn/monitoring", "admin"),
     ("POST", "/v1/models/churn/reports", "read"),

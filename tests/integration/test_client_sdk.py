@@ -40,14 +40,21 @@ def test_log_predictions_and_labels_end_to_end(api: Api) -> None:
         client.log_prediction({"tenure": float("inf"), "plan": "pro"}, "leave", prediction_id="inf+")
         client.log_prediction({"tenure": np.float64("-inf"), "plan": "pro"}, "leave", prediction_id="inf-")
         client.log_prediction({"tenure": float("nan"), "plan": "pro"}, "leave", prediction_id="nan")
+        client.log_prediction(  # SHAP values as NumPy scalars; NaN goes as missing
+            {"tenure": 3, "plan": "pro"},
+            "leave",
+            prediction_id="shap",
+            attributions={"tenure": np.float32(0.25), "plan": np.float64("nan")},
+        )
         for pid in ids[:100]:
             client.log_label(pid, "stay")
         assert client.flush(timeout=30)
         client.close()
-        assert client.stats.sent == 333
+        assert client.stats.sent == 334
         assert client.stats.rejected == 1
         assert client.stats.dropped == 0
-        assert api.count("SELECT count(*) FROM predictions") == 233
+        assert api.count("SELECT count(*) FROM predictions") == 234
+        assert api.count("SELECT count(*) FROM predictions WHERE attributions = '{\"tenure\": 0.25}'") == 1
         with api.ctx.engine.connect() as conn:
             stored = dict(
                 conn.execute(

@@ -75,7 +75,9 @@ def test_a_subject_is_erased_everywhere_and_never_stored_in_clear(churn: Api, co
     assert api.http.post("/v1/models", json=other, headers=api.admin).status_code in (200, 201)
     # the fast path (a clean batch) and the full path (a batch with a bad record, skipped)
     _log(api, "churn", [prediction(f"a{i}", subject=ALICE) for i in range(3)] + [prediction("b0", subject=BOB)])
-    _log(api, "churn", [prediction(f"n{i}") for i in range(3)])
+    # someone else's prediction with attributions: kept whole when its block is written again
+    shap = {"tenure": -0.5, "plan": 0.25}
+    _log(api, "churn", [prediction(f"n{i}", **({"attributions": shap} if i == 1 else {})) for i in range(3)])
     _log(api, "churn", [prediction("a3", subject=ALICE), prediction("bad", scores="high")], on_error="skip")
     _log(api, "churn-eu", [prediction("a-eu", subject=ALICE), prediction("n-eu")])
     labels = [{"prediction_id": pid, "label": "stay"} for pid in ("a0", "a1", "b0", "n0")]
@@ -102,6 +104,8 @@ def test_a_subject_is_erased_everywhere_and_never_stored_in_clear(churn: Api, co
     assert _count(api, "labels", ["b0", "n0"]) == 2
     # look-ups and exports no longer find them
     assert api.http.get("/v1/predictions/a0", params={"model": "churn"}, headers=api.data).status_code == 404
+    kept = api.http.get("/v1/predictions/n1", params={"model": "churn"}, headers=api.data).json()["explanation"]
+    assert {c["feature"]: c["attribution"] for c in kept["contributions"]} == shap
     start = (datetime.now(UTC) - timedelta(days=2)).isoformat()
     end = (datetime.now(UTC) + timedelta(hours=2)).isoformat()
     csv = api.http.get(

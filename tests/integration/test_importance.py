@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from monitor.domain.tabular import TableFormat
 from monitor.services.catalog.reference import upload_reference
@@ -64,13 +65,17 @@ def test_a_drifted_feature_weighs_its_share_of_what_the_model_uses(api: Api) -> 
         ).json()["points"]
         assert points and columns
         latest = max(points, key=lambda p: (p["window_end"], p["window_start"]))
-        column_share = next(
-            p["value"]
-            for p in columns
-            if (p["window_start"], p["window_end"]) == (latest["window_start"], latest["window_end"])
+        dataset = next(
+            p for p in columns if (p["window_start"], p["window_end"]) == (latest["window_start"], latest["window_end"])
         )
-        assert column_share == 1 / 3  # one of three features drifted, either way
+        assert dataset["value"] == 1 / 3  # one of three features drifted, either way
+        # what a notification and a retraining request name: the drifted features with their shares
+        assert dataset["details"]["by_importance"] == latest["details"]["drifted_features"]
         shares[name] = latest
+    known = api.http.get("/v1/models/drift-used/importance", headers=api.read).json()
+    assert known["method"] == "permutation of a surrogate" and known["output"] == "prediction"
+    assert known["features"][0]["feature"] == "used" and known["attributions"] is False
+    assert sum(f["share"] for f in known["features"]) == pytest.approx(1.0)
     used, ignored = shares["drift-used"], shares["drift-ignored"]
     assert used["value"] > 0.8 and ignored["value"] < 0.05, (used, ignored)
     assert used["details"]["drifted_features"][0][0] == "used"

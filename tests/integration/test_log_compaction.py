@@ -3,7 +3,7 @@ the same labels, one model's hours are compacted into blocks (before its labels,
 and after a late prediction), the other's never; every read of the log answers the same for both.
 
 The data holds what a block must carry through: ±inf and missing values, optional features,
-segments, request ids, data subjects, labels that came before their prediction, after it, after
+segments, request ids, data subjects, attributions, labels that came before their prediction, after it, after
 its hour was compacted, and labels replaced; a prediction arriving late for a compacted hour.
 """
 
@@ -60,6 +60,8 @@ def _records(start: datetime, n: int, tag: str) -> list[dict[str, Any]]:
             rec["request_id"] = f"req-{i}"
         if i % 10 == 3:
             rec["subject"] = f"person-{i % 20}"
+        if i % 2 == 0:  # attributions on some rows, one of them sometimes missing
+            rec["attributions"] = {"tenure": (i % 23) / 7 - 1.5, "plan": None if i % 8 == 0 else -0.25}
         out.append(rec)
     return out
 

@@ -176,8 +176,15 @@ def test_promtool_accepts_a_real_scrape(churn: Api) -> None:
         MetricPoint("estimated.f1", start, end, 0.6, 2, {"class": "leave"}, details={"lower": 0.5, "upper": 0.7}),
         MetricPoint("estimated.quality_drop", start, end, 0.1, 2, {"metric": "accuracy"}, drifted=True),
         MetricPoint("multivariate_drift", start, end, 1.4, 2, {"method": "reconstruction_error"}, drifted=False),
+        MetricPoint("dataset_drift.importance_weighted", start, end, 0.62, sample_size=2),
+        MetricPoint("attribution_drift.ndcg", start, end, 0.83, sample_size=2, threshold=0.9, drifted=True),
+        MetricPoint("attribution.importance", start, end, 0.4, 2, {"feature": "tenure"}, details={"share": 0.7}),
     ]
     record_points(churn.ctx, "churn", "1", points)
+    samples = scrape(churn)
+    assert value(samples, "monitor_model_importance_weighted_drift_share", model="churn", window="1h") == 0.62
+    assert value(samples, "monitor_model_attribution_ndcg", model="churn", window="1h") == 0.83
+    assert value(samples, "monitor_model_feature_importance_share", model="churn", feature="tenure") == 0.7
     job_log.succeeded(churn.ctx, "churn", "metrics", 1.0)
     job_log.failed(churn.ctx, "churn", "rules", "boom")
     for path in SCRAPES:

@@ -71,6 +71,7 @@ def _records(start: datetime, n: int, tag: str, shift: float = 0.0) -> list[dict
             "scores": {"default": (i % 10) / 10},
             "latency_ms": 5.0 + i % 7,
             "segments": {"channel": ["web", "app"][(i // 2) % 2]},
+            "attributions": {"income": ((i * 13) % 400 - 200) / 100, "plan": (i % 3 - 1) * 0.5},
         }
         for i in range(n)
     ]

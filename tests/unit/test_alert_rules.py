@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -256,3 +257,35 @@ def test_a_resolved_alert_says_what_holds_now() -> None:
     (o,) = evaluate(own, [calm])
     assert render(own, o, resolved=True)["summary"] == "ok: 0.01"
     assert "resolved_summary" not in render(own, o) and "resolved_summary" not in render(own, o, resolved=True)
+
+
+def test_a_dataset_drift_notification_names_the_drifted_features_most_important_first() -> None:
+    rules, _ = parse_rules(load_yaml(YAML)["rules"])
+    ranked = [["income", 0.62], ["plan", 0.031], ["zip {value}", 0.0]]
+    point = sample("dataset_drift", 0.6, drifted=True, threshold=0.5)
+    point = replace(point, details={"drifted_features": ["plan", "zip {value}", "income"], "by_importance": ranked})
+    (e,) = evaluate(rules[0], [point])
+    description = render(rules[0], e)["description"]
+    assert (
+        "Drifted features: income (62 % of importance), plan (3 % of importance), zip {value} (0 % of importance)."
+        in description
+    )
+    # without importances, by name as the point lists them; a long list is cut and counted
+    names = [f"f{i}" for i in range(25)]
+    (e,) = evaluate(rules[0], [replace(point, details={"drifted_features": names})])
+    assert "Drifted features: f0, f1, f2, f3, f4, f5, f6, f7, f8, f9 and 15 more." in render(rules[0], e)["description"]
+    # a rule's own words may name them
+    own = parse_rule(
+        {
+            "name": "x",
+            "metric": "dataset_drift",
+            "condition": {"drifted": True},
+            "annotations": {"summary": "{drifted_features}"},
+        }
+    )
+    (o,) = evaluate(own, [point])
+    words = "income (62 % of importance), plan (3 % of importance), zip {value} (0 % of importance)"
+    assert render(own, o)["summary"] == words
+    # a point listing none says nothing of them
+    (e,) = evaluate(rules[0], [sample("dataset_drift", 0.6, drifted=True, threshold=0.5)])
+    assert "Drifted features" not in render(rules[0], e)["description"]

@@ -60,6 +60,12 @@ ACCEPTED = [
     ("regression", {"latency_ms": 0}),
     ("regression", {"features": {"x": 2**53}, "prediction": -(2**53), "latency_ms": 2**53}),  # the bound itself
     ("regression", {"features": {"x": -9.007e15}, "prediction": 9.007e15}),
+    ("binary", {"attributions": {"age": 0.25, "city": -1, "vip": 0}}),
+    ("binary", {"attributions": {"age": 0.25, "vip": None}}),  # one left out, one null: both missing
+    ("binary", {"attributions": {"age": None}}),  # none given: as no attributions
+    ("binary", {"attributions": {}}),
+    ("binary", {"attributions": None}),
+    ("regression", {"attributions": {"x": -(2**53)}}),
 ]
 
 HANDED_BACK = [
@@ -97,6 +103,11 @@ HANDED_BACK = [
     ("binary", {"features": {"age": -1e16, "city": "x", "vip": True}}),
     ("binary", {"latency_ms": 1e300}),
     ("regression", {"prediction": 1e17}),
+    ("binary", {"attributions": {"zip": 0.5}}),  # not a feature
+    ("binary", {"attributions": {"age": "0.5"}}),
+    ("binary", {"attributions": {"age": True}}),
+    ("binary", {"attributions": {"age": 1e300}}),
+    ("binary", {"attributions": [0.5, 0.2, 0.1]}),
 ]
 
 
@@ -126,6 +137,7 @@ def test_accepted_records_match_the_python_validator(kind: str, overrides: dict[
     assert got.scores == expected.scores
     assert got.latency_ms == expected.latency_ms
     assert got.segments == expected.segments
+    assert got.attributions == expected.attributions
 
 
 @pytest.mark.parametrize(("kind", "overrides"), HANDED_BACK)

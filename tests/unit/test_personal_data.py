@@ -53,6 +53,27 @@ def test_a_row_keeps_hashes_of_what_is_hashed_and_nothing_of_what_is_dropped() -
     assert ref.features == {"age": 3, "zip": "h:10057"}
 
 
+def test_attributions_to_a_dropped_feature_are_dropped_with_it() -> None:
+    """An attribution says how the feature's value moved the prediction: none is kept of a
+    feature the log does not keep (a hashed one's are numbers that name nobody: kept)."""
+    policy = PersonalData.of(ModelSchema.model_validate(SCHEMA))
+    row = PredictionRow(
+        "id-1",
+        datetime(2026, 1, 1, tzinfo=UTC),
+        {"age": 40, "zip": "1", "note": "x"},
+        1.5,
+        None,
+        None,
+        None,
+        attributions={"age": 0.5, "zip": -0.25, "note": 2.0},
+    )
+    assert policy.prediction(row, fake_hash).attributions == {"age": 0.5, "zip": -0.25}
+    only_note = PredictionRow("id-2", row.ts, {"age": 1}, 1.0, None, None, None, attributions={"note": 1.0})
+    assert policy.prediction(only_note, fake_hash).attributions is None
+    ref = ReferenceRow({"age": 3}, 1.0, None, 1.0, None, attributions={"note": 1.0, "age": 2.0})
+    assert policy.reference(ref, fake_hash).attributions == {"age": 2.0}
+
+
 @pytest.mark.parametrize(("value", "hashed"), [(None, None), ("a", "h:a"), (12, "h:21"), (True, "h:eurt")])
 def test_a_category_is_hashed_as_summaries_key_it(value: Any, hashed: Any) -> None:
     assert hash_value(value, fake_hash) == hashed
@@ -110,9 +131,14 @@ def test_a_feature_only_summarised_is_summarised_and_not_stored() -> None:
     row = PredictionRow(
         "id", datetime(2026, 1, 1, tzinfo=UTC), {"age": 1, "zip": "a", "income": 9.5}, 1.0, None, None, None
     )
+    row.attributions = {"age": 0.5, "income": 1.5}
     summarised = policy.prediction(row, fake_hash)
     assert summarised.features == {"age": 1, "zip": "h:a", "income": 9.5}
+    assert summarised.attributions == {"age": 0.5, "income": 1.5}  # summarised whole
     assert policy.stored(summarised).features == {"age": 1, "zip": "h:a"}
+    assert policy.stored(summarised).attributions == {"age": 0.5}  # stored without the feature's
+    ref = ReferenceRow({"age": 1, "income": 2.0}, 1.0, None, None, None, attributions={"age": 1.0, "income": 3.0})
+    assert policy.stored_reference(ref).attributions == {"age": 1.0}
     assert [f.name for f in schema.stored().features] == ["age", "zip"]
     assert [f.name for f in schema_from_json(schema.model_dump(mode="json")).features] == ["age", "zip", "income"]
 
@@ -128,12 +154,20 @@ def test_a_model_keeping_summaries_only_stores_features_only_in_its_sample(rate:
     kept = 0
     for i in range(4000):
         row = PredictionRow(
-            f"p{i}", datetime(2026, 1, 1, tzinfo=UTC), {"age": 1, "zip": "a"}, 1.0, None, 3.0, {"region": "eu"}
+            f"p{i}",
+            datetime(2026, 1, 1, tzinfo=UTC),
+            {"age": 1, "zip": "a"},
+            1.0,
+            None,
+            3.0,
+            {"region": "eu"},
+            attributions={"age": 0.5},
         )
         stored = policy.stored(row)
         assert (stored.prediction, stored.latency_ms, stored.segments) == (1.0, 3.0, {"region": "eu"})
         assert stored.features in ({}, {"age": 1, "zip": "a"})
         assert bool(stored.features) == in_sample(row.prediction_id, sample_threshold(rate))
+        assert stored.attributions == ({"age": 0.5} if stored.features else None)
         kept += bool(stored.features)
     assert abs(kept / 4000 - rate) < 0.02
 

@@ -107,6 +107,14 @@ def test_null_feature_is_a_missing_value_not_an_error() -> None:
         ({"segments": {"device": "ios"}}, "segments.device", "unknown segment column"),
         ({"segments": {"channel": {"a": 1}}}, "segments.channel", "expected a string"),
         ({"colour": "red"}, "colour", "unknown field"),
+        ({"attributions": {"zip": 0.5}}, "attributions.zip", "unknown feature"),
+        ({"attributions": {"age": "0.5"}}, "attributions.age", "expected a number, got string"),
+        ({"attributions": {"age": True}}, "attributions.age", "expected a number, got boolean"),
+        ({"attributions": {"age": float("inf")}}, "attributions.age", "finite number"),
+        ({"attributions": {"age": "Infinity"}}, "attributions.age", "expected a number, got string"),
+        ({"attributions": {"age": 1e200}}, "attributions.age", "magnitude at most 2^53"),
+        ({"attributions": {"age": 10**400}}, "attributions.age", "magnitude at most 2^53"),
+        ({"attributions": [0.5]}, "attributions", "expected an object, got array"),
     ],
 )
 def test_each_bad_field_is_reported(overrides: dict[str, Any], field: str, reason: str) -> None:
@@ -114,6 +122,25 @@ def test_each_bad_field_is_reported(overrides: dict[str, Any], field: str, reaso
     assert row is None
     assert [(e.index, e.field) for e in errors] == [(7, field)]
     assert reason in errors[0].reason
+
+
+def test_attributions_are_numbers_by_feature_and_null_is_missing_not_zero() -> None:
+    row, errors = validate(good(attributions={"age": 1, "city": -0.5, "vip": None}))
+    assert errors == [] and row is not None
+    assert row.attributions == {"age": 1, "city": -0.5}
+    for nothing in ({}, {"vip": None}, None, float("nan")):
+        row, errors = validate(good(attributions=nothing))
+        assert errors == [] and row is not None and row.attributions is None
+
+
+def test_a_reference_row_takes_attributions_as_a_prediction_does() -> None:
+    errors: list[RecordError] = []
+    raw = {"features": {"age": 1, "city": "x", "vip": True}, "attributions": {"age": 2, "zip": 1}}
+    assert RecordValidator(BINARY).reference(3, raw, errors) is None
+    assert [(e.index, e.field) for e in errors] == [(3, "attributions.zip")]
+    raw["attributions"] = {"age": 2}
+    row = RecordValidator(BINARY).reference(3, raw, errors := [])
+    assert row is not None and row.attributions == {"age": 2.0}
 
 
 def test_every_problem_of_a_record_is_listed() -> None:

@@ -19,6 +19,7 @@ from monitor.domain.tabular import ColumnMapping, TableFormat, format_from
 from monitor.errors import MonitorError
 from monitor.services.catalog import reference, registry
 from monitor.services.catalog.keys import Scope
+from monitor.services.read_models import importance
 
 router = APIRouter(route_class=GuardedRoute, prefix="/v1/models", tags=["models"])
 
@@ -49,11 +50,22 @@ def get_model(name: str, ctx: Ctx) -> FastJSONResponse:
     return FastJSONResponse(registry.get_model(ctx, name))
 
 
+@router.get("/{name}/importance", dependencies=[Depends(require(Scope.read))], response_model=schemas.ImportanceOut)
+def get_importance(
+    name: str,
+    ctx: Ctx,
+    version: str | None = Query(None, description="Model version (default: the champion, or the newest)"),
+) -> FastJSONResponse:
+    """Each feature's importance to the model on its reference: the rows' mean absolute
+    attribution, or an estimate made at the upload; what drift is weighed by."""
+    return FastJSONResponse(importance.reference_importance(ctx, name, version))
+
+
 _REFERENCE_BODY: dict[str, Any] = {
     "requestBody": {
         "required": True,
         "description": "The reference dataset: one column per feature, plus optional `prediction`, `label` "
-        "(or `target`), `score` / `score.<class>` and segment columns.",
+        "(or `target`), `score` / `score.<class>`, `attribution.<feature>` and segment columns.",
         "content": {
             "text/csv": {"schema": {"type": "string"}},
             "application/vnd.apache.parquet": {"schema": {"type": "string", "format": "binary"}},
@@ -98,13 +110,17 @@ async def upload_reference(
     score: str | None = Query(None, description="binary: the positive class's probability column, if not `score`"),
     scores: list[str] = Query([], description="class:column, repeatable: each class's probability column"),
     feature: list[str] = Query([], description="feature:column, repeatable, where a feature's column differs"),
+    attribution: list[str] = Query(
+        [], description="feature:column, repeatable: a feature's attribution column, if not `attribution.<feature>`"
+    ),
     timestamp: str | None = Query(None, description="a time column, read past"),
     id: str | None = Query(None, description="a row id column, read past"),
     ignore: list[str] = Query([], description="a column to leave out, repeatable"),
     ignore_unknown: bool = Query(False, description="leave out every column that is not mapped or named like one"),
 ) -> FastJSONResponse:
     """Upload the reference dataset for a model version; it replaces the one in use. Columns are
-    read by name (features, segments, `prediction`, `label`/`target`, `score`/`score.<class>`);
+    read by name (features, segments, `prediction`, `label`/`target`, `score`/`score.<class>`,
+    `attribution.<feature>`);
     the query's column mapping names the file's own columns instead."""
     mapping = ColumnMapping(
         prediction=prediction,
@@ -112,6 +128,7 @@ async def upload_reference(
         score=score,
         scores=_pairs("scores", scores),
         features=_pairs("feature", feature),
+        attributions=_pairs("attribution", attribution),
         timestamp=timestamp,
         id=id,
         ignore=ignore,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from typing import Any
 
@@ -11,12 +12,14 @@ from monitor.db import audit_repo, reference_repo
 from monitor.db.registry_repo import VersionRow
 from monitor.db.summary_repo import segment_key
 from monitor.domain.audit import SYSTEM, Actor
+from monitor.domain.feature_values import feature_block
 from monitor.domain.records import ReferenceRow, stored_number
 from monitor.domain.schema import FeatureType, ModelSchema, Task, category_key, schema_from_json
 from monitor.domain.tabular import ColumnMapping, TableFormat, UnreadableTable, read_reference
 from monitor.errors import InvalidRecords, MonitorError, RecordError
+from monitor.metrics.attribution import ATTRIBUTIONS_COLUMN, Z_95, AttributionSummary
 from monitor.metrics.estimation import CALIBRATION_COLUMN, fit_calibration, score_matrix
-from monitor.metrics.importance import IMPORTANCE_COLUMN, estimate_importance
+from monitor.metrics.importance import IMPORTANCE_COLUMN, Importance, estimate_importance
 from monitor.metrics.multivariate import (
     BASELINE_COLUMN,
     MAX_FEATURES,
@@ -147,11 +150,35 @@ def reconstruction(
     return out
 
 
-def importance(schema: ModelSchema, rows: list[ReferenceRow]) -> dict[str, dict[str, Any]]:
-    """Each feature's importance to the model's output on the reference
-    (``importance.estimate_importance``): a regression's prediction, a binary classifier's score
-    of its positive class (or its prediction of it, without scores). Empty for a multiclass model
-    or a reference without the output."""
+def attributions(schema: ModelSchema, rows: list[ReferenceRow]) -> dict[str, dict[str, Any]]:
+    """The summary of the attributions the rows carry (``monitor.metrics.attribution``), what a
+    window's are compared with; empty when none does."""
+    if not any(r.attributions for r in rows):
+        return {}
+    names = [f.name for f in schema.features]
+    summary = AttributionSummary.of(feature_block([r.attributions or {} for r in rows], names), names)
+    return {} if summary is None else {ATTRIBUTIONS_COLUMN: summary.to_parts()[0]}
+
+
+def importance(
+    schema: ModelSchema, rows: list[ReferenceRow], logged: dict[str, Any] | None = None
+) -> dict[str, dict[str, Any]]:
+    """Each feature's importance to the model's output on the reference: its mean absolute
+    attribution where the rows carry attributions (with a 95 % interval), else an estimate
+    (``importance.estimate_importance``) of a regression's prediction, a binary classifier's
+    score of its positive class (or its prediction of it, without scores). Empty for a
+    multiclass model without attributions or a reference without the output. ``logged``: the
+    rows' attributions' summary (``attributions``), where they carry some."""
+    if logged is not None:
+        summary = AttributionSummary.from_parts(logged)
+        variance = summary.mean_abs_variance()
+        features = {
+            f: Importance(v, v - Z_95 * math.sqrt(variance[f]), v + Z_95 * math.sqrt(variance[f])).to_json()
+            for f, v in summary.mean_abs().items()
+        }
+        return {
+            IMPORTANCE_COLUMN: {"method": "mean absolute attribution", "output": "attributions", "features": features}
+        }
     if schema.task is Task.regression:
         output = [stored_number(r.prediction) if r.prediction is not None else None for r in rows]
         what = "prediction"
@@ -237,7 +264,10 @@ def upload_reference(
     summaries = {
         seg: {**column_summaries(schema, part), **quality_summaries(schema, part)} for seg, part in slices.items()
     }
-    summaries[""] |= calibration(schema, rows) | score_layout(schema, rows) | importance(schema, rows)
+    for seg, part in slices.items():
+        summaries[seg] |= attributions(schema, part)
+    logged = summaries[""].get(ATTRIBUTIONS_COLUMN)
+    summaries[""] |= calibration(schema, rows) | score_layout(schema, rows) | importance(schema, rows, logged)
     for seg, extras in reconstruction(schema, rows, slices).items():
         summaries[seg] |= extras
     with ctx.uow() as uow:
@@ -264,6 +294,7 @@ def upload_reference(
             "calibrated": CALIBRATION_COLUMN in summaries[""],
             "reconstruction": RECONSTRUCTION_COLUMN in summaries[""],
             "importance": IMPORTANCE_COLUMN in summaries[""],
+            "attributions": ATTRIBUTIONS_COLUMN in summaries[""],
         }
         audit_repo.append(
             uow.conn,

@@ -20,6 +20,7 @@ from monitor.db.delta_repo import Delta
 from monitor.db.registry_repo import VersionRow
 from monitor.db.summary_repo import Series
 from monitor.domain.schema import ModelSchema, schema_from_json
+from monitor.metrics.attribution import ATTRIBUTIONS_COLUMN
 from monitor.metrics.log_summary import Column, Parts
 from monitor.metrics.multivariate import RECONSTRUCTION_COLUMN
 from monitor.metrics.quality_summary import QUALITY_COLUMN, QualitySummary
@@ -339,13 +340,14 @@ Carried = dict[tuple[datetime, int, str], dict[str, Parts]]
 def not_in_log(plan: SummaryPlan) -> frozenset[str]:
     """The columns an hour's rows in the log cannot summarise, as summaries name them: the
     features only summarised (every one, for a model keeping summaries only), and the
-    reconstruction error, computed from every feature of a row. Read from the log, their rows
+    reconstruction error, computed from every feature of a row, and the attributions (those to
+    such features are not stored either). Read from the log, their rows
     would count as missing values: what the log gives of them is dropped, and what was summarised
     at ingestion carried instead (``carried_parts``), or nothing where nothing was (an hour on a
     reference uploaded after it)."""
     only = {f"features.{name}" for name in plan.schema.carried_features()}
     if only:
-        only |= {d.name for d in plan.derived if d.name == RECONSTRUCTION_COLUMN}
+        only |= {d.name for d in plan.derived if d.name in (RECONSTRUCTION_COLUMN, ATTRIBUTIONS_COLUMN)}
     return frozenset(only)
 
 

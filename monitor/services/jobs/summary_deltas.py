@@ -105,6 +105,7 @@ def _deltas_of(plan: SummaryPlan, version_id: int, minute: datetime, rows: list[
         predictions=[r.prediction for r in rows],
         latency_ms=[r.latency_ms for r in rows],
         segments=[r.segments for r in rows],
+        attributions=[r.attributions for r in rows],
     )
     sizes = {
         key: len(rows) if seg is None else int(chunk.in_segment(*seg).sum())

@@ -20,7 +20,7 @@ from monitor.db.registry_repo import VersionRow
 from monitor.db.summary_repo import Groups, Segment
 from monitor.domain.schema import ModelSchema, Task
 from monitor.errors import MonitorError
-from monitor.metrics.log_summary import Column, Derived, ReconstructionOfRows, ScoresOfRows
+from monitor.metrics.log_summary import AttributionsOfRows, Column, Derived, ReconstructionOfRows, ScoresOfRows
 from monitor.metrics.multivariate import RECONSTRUCTION_COLUMN, Reconstruction
 from monitor.metrics.profiles import LATENCY_EDGES
 from monitor.metrics.quality_summary import RESIDUALS_COLUMN
@@ -94,14 +94,16 @@ def column_specs(columns: dict[str, dict[str, Any]]) -> list[Column]:
 def derived_summaries(schema: ModelSchema, ref: ReferenceView) -> list[Derived]:
     """What the rollup computes per row besides the columns: a classifier's scores (label-free
     estimation; kept whether or not the reference can calibrate them yet, so that a labelled
-    reference uploaded later estimates the hours already summarised) and, where the reference
-    has one, the reconstruction error under its model."""
+    reference uploaded later estimates the hours already summarised), where the reference
+    has one, the reconstruction error under its model, and the attributions rows carry."""
     derived: list[Derived] = []
     if schema.task is not Task.regression and schema.classes:
         derived.append(ScoresOfRows(list(schema.classes), score_layout(schema, ref)))
     model = ref.extras[""].get(RECONSTRUCTION_COLUMN)
     if model is not None:
         derived.append(ReconstructionOfRows(Reconstruction.from_json(model)))
+    if schema.features:  # summarised where rows carry them, nothing stored where none does
+        derived.append(AttributionsOfRows(tuple(f.name for f in schema.features)))
     return derived
 
 

@@ -21,6 +21,7 @@ from monitor.domain.monitoring import MonitoringConfig
 from monitor.domain.schema import Task, schema_from_json
 from monitor.errors import NotFound
 from monitor.metrics.feature_digest import FeaturePeak
+from monitor.metrics.importance import IMPORTANCE_COLUMN, importance_shares
 from monitor.metrics.profiles import CategoricalSummary, NumericSummary, summary_from_json
 from monitor.services.alerting import alert_config, alert_ops
 from monitor.services.catalog import registry
@@ -106,9 +107,10 @@ def version_info(ctx: ServiceContext, vrow: VersionRow) -> dict[str, Any]:
     cfg: MonitoringConfig = registry.get_monitoring(ctx, model)
     schema = schema_from_json(vrow.schema)
     try:
-        segments = load_reference(ctx, vrow).segments
+        ref = load_reference(ctx, vrow)
+        segments, importance = ref.segments, ref.extras[""].get(IMPORTANCE_COLUMN)
     except Exception:  # no reference yet: nothing tracked
-        segments = []
+        segments, importance = [], None
     with ctx.uow() as uow:
         jobs = ops_repo.model_job_runs(uow.conn, model)
         waiting = ops_repo.summary_backlog(uow.conn, model)
@@ -131,6 +133,9 @@ def version_info(ctx: ServiceContext, vrow: VersionRow) -> dict[str, Any]:
         "features": schema.feature_names(),
         "windows": cfg.windows,
         "segments": segments,
+        # each feature's importance on the reference ({method, output, features: {name: {value,
+        # low, high}}}), None where it has none
+        "importance": importance,
         "classes": schema.classes,
         "positive_class": schema.positive_class,
     }
@@ -168,13 +173,28 @@ def page_start(n: int, page: int, per_page: int) -> int:
     return (min(max(page, 1), page_count(n, per_page)) - 1) * per_page
 
 
-def rank_features(worst: dict[str, float], drifted: dict[str, int], match: str = "") -> list[str]:
+def rank_features(
+    worst: dict[str, float], drifted: dict[str, int], match: str = "", importance: Mapping[str, float] | None = None
+) -> list[str]:
     """Features most drifted first — the highest severity in the range (``worst``), then the most
     windows decided drifted, then the name — keeping those whose name holds ``match`` (ignoring
-    case)."""
+    case). With ``importance`` (each feature's share of the model's), by importance times severity
+    first: what drifted most in what the model uses most."""
     needle = match.strip().lower()
     names = [f for f in worst if not needle or needle in f.lower()]
-    return sorted(names, key=lambda f: (-worst[f], -drifted.get(f, 0), f))
+    weight = importance or {}
+    return sorted(
+        names,
+        key=lambda f: (-(weight.get(f, 0.0) * worst[f]) if importance else 0.0, -worst[f], -drifted.get(f, 0), f),
+    )
+
+
+def importance_shares_of(info: dict[str, Any]) -> dict[str, float] | None:
+    """Each feature's share of the model's importance on the reference (``version_info``), or None."""
+    found = info.get("importance")
+    if not found:
+        return None
+    return importance_shares({f: float(v["value"]) for f, v in found["features"].items()})
 
 
 @dataclass(frozen=True)
@@ -195,6 +215,7 @@ def model_page_points(
     page: int,
     per_page: int,
     max_lines: int,
+    importance: Mapping[str, float] | None = None,
 ) -> ModelPagePoints:
     """What the model page draws (``window_points``' windows): every series of the model as a
     whole, and of the per-feature series only those it shows — the heatmap page's features and
@@ -208,7 +229,7 @@ def model_page_points(
         peaks = metrics_repo.feature_peaks(uow.conn, where, vrow.feature_names)
         drift = [p for p in peaks if p.metric == "feature_drift"]
         ranked = rank_features(
-            {p.feature: max(p.peak, 0.0) for p in drift}, {p.feature: p.drifted for p in drift}, match
+            {p.feature: max(p.peak, 0.0) for p in drift}, {p.feature: p.drifted for p in drift}, match, importance
         )
         first = page_start(len(ranked), page, per_page)
         others: dict[str, list[FeaturePeak]] = defaultdict(list)

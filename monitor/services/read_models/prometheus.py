@@ -32,6 +32,7 @@ from monitor.services.infra.context import ServiceContext
 
 MODEL_METRICS = ["dataset_drift", "feature_drift", "prediction_drift", "quality.*", "latency.*", "throughput.*"]
 MODEL_METRICS += ["concept_drift.*", "estimated.*", "multivariate_drift", "fairness.*"]
+MODEL_METRICS += ["dataset_drift.importance_weighted", "attribution.importance", "attribution_drift.ndcg"]
 # a challenger's comparison with the champion, over all predictions (not per feature: bounded series)
 COMPARISON_METRICS = [f"comparison.{m}" for m in ("accuracy", "recall", "precision", "f1", "roc_auc")]
 COMPARISON_METRICS += ["comparison.estimated_accuracy", "comparison.agreement", "comparison.traffic_share"]
@@ -94,7 +95,7 @@ def _model_metric_families() -> dict[str, GaugeMetricFamily]:
         "How many features drift was measured on (the per-feature series hold the most drifted of them)",
         labels=["model", "window"],
     )
-    return fam | _label_free_families() | _fairness_families() | _comparison_families()
+    return fam | _importance_families() | _label_free_families() | _fairness_families() | _comparison_families()
 
 
 class StoreCollector:
@@ -196,12 +197,19 @@ class StoreCollector:
         their threshold); the counts of drifted and measured features go to their own gauges."""
         limit = self.ctx.settings.metrics_max_features
         by_window: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        importance: dict[tuple[str, str], list[dict[str, Any]]] = {}
         rest = []
         for model, p in points:
+            key = (model, window_name(p["window_end"] - p["window_start"]))
             if p["metric"] == "feature_drift":
-                by_window.setdefault((model, window_name(p["window_end"] - p["window_start"])), []).append(p)
+                by_window.setdefault(key, []).append(p)
+            elif p["metric"] == "attribution.importance":
+                importance.setdefault(key, []).append(p)
             else:
                 rest.append((model, p))
+        for (model, _), ps in importance.items():  # the most important
+            ps.sort(key=lambda p: (-float(p["details"].get("share", 0.0)), p["labels"]["feature"]))
+            rest.extend((model, p) for p in ps[:limit])
         for (model, window), ps in by_window.items():
             fam["drifted_count"].add_metric([model, window], float(sum(1 for p in ps if p["drifted"])))
             fam["features_total"].add_metric([model, window], float(len(ps)))
@@ -219,6 +227,8 @@ class StoreCollector:
             window = window_name(p["window_end"] - p["window_start"])
             if metric == "dataset_drift":
                 fam["drift_share"].add_metric([model, window], value)
+            elif metric in IMPORTANCE_METRICS:
+                _importance(fam, model, window, p)
             elif metric == "feature_drift":
                 fam["feature"].add_metric([model, labels["feature"], labels.get("method", ""), window], value)
                 if p["drifted"] is not None:  # too few rows for a decision: no sample, not a 0
@@ -243,6 +253,42 @@ class StoreCollector:
             else:
                 _label_free(fam, model, window, p)
         yield from fam.values()
+
+
+def _importance_families() -> dict[str, GaugeMetricFamily]:
+    """Drift weighed by importance, attribution drift and the window's importances."""
+    return {
+        "weighted_share": GaugeMetricFamily(
+            "monitor_model_importance_weighted_drift_share",
+            "Share of the model's importance whose features drifted",
+            labels=["model", "window"],
+        ),
+        "ndcg": GaugeMetricFamily(
+            "monitor_model_attribution_ndcg",
+            "NDCG of the window's feature importance ranking against the reference's (attribution drift below 0.9)",
+            labels=["model", "window"],
+        ),
+        "importance": GaugeMetricFamily(
+            "monitor_model_feature_importance_share",
+            "A feature's share of the window's mean absolute attribution (the most important, at most "
+            "MONITOR_METRICS_MAX_FEATURES)",
+            labels=["model", "feature", "window"],
+        ),
+    }
+
+
+IMPORTANCE_METRICS = ("dataset_drift.importance_weighted", "attribution_drift.ndcg", "attribution.importance")
+
+
+def _importance(fam: dict[str, GaugeMetricFamily], model: str, window: str, p: dict[str, Any]) -> None:
+    """Drift weighed by importance, attribution drift and the window's importances."""
+    if p["metric"] == "dataset_drift.importance_weighted":
+        fam["weighted_share"].add_metric([model, window], p["value"])
+    elif p["metric"] == "attribution_drift.ndcg":
+        fam["ndcg"].add_metric([model, window], p["value"])
+    else:
+        share = float(p["details"].get("share", 0.0))
+        fam["importance"].add_metric([model, p["labels"]["feature"], window], share)
 
 
 def _label_free_families() -> dict[str, GaugeMetricFamily]:

@@ -13,6 +13,7 @@ from monitor.domain.audit import Actor
 from monitor.domain.monitoring import MonitoringConfig
 from monitor.domain.schema import category_key
 from monitor.errors import NotFound
+from monitor.metrics.attribution import explanation
 from monitor.services.catalog import registry
 from monitor.services.catalog.registry import model_id_or_404
 from monitor.services.infra.context import ServiceContext
@@ -60,6 +61,7 @@ def get_prediction(ctx: ServiceContext, model: str, prediction_id: str, actor: A
             "scores": row["scores"],
             "latency_ms": row["latency_ms"],
             "segments": row["segments"],
+            "explanation": None if not row["attributions"] else explanation(row["attributions"], row["features"]),
             "label": _label(row),
             "label_revisions": record_repo.label_revisions(uow.conn, model_id, stored_id),
             "windows": record_repo.windows_holding(uow.conn, model_id, row["model_version_id"], ts, longest, segments),

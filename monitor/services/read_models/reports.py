@@ -27,6 +27,8 @@ from monitor.metrics.fairness import counts_of_rows, fairness_points, thresholds
 from monitor.metrics.points import MetricPoint
 from monitor.services.catalog.registry import get_monitoring, model_id_or_404, resolve_version
 from monitor.services.infra.context import ServiceContext
+from monitor.services.jobs.summary_plan import load_reference
+from monitor.services.read_models.report_importance import importance_entry, importance_html
 from monitor.web_security import escape_embedded_json
 
 BUILD_RETRY_SECONDS = 10.0  # what a second request of the same key is told to wait
@@ -205,9 +207,12 @@ def _build(
     }
     summary, page = _run_evidently(schema, kind, current, reference)
     fairness = _fairness(schema, get_monitoring(ctx, model), current, window_start, window_end)
-    head = _banner(meta) + _fairness_html(fairness)
+    extras = load_reference(ctx, vrow).extras[""]
+    importance = importance_entry(schema.feature_names(), extras, current, window_start, window_end)
+    head = _banner(meta) + _fairness_html(fairness) + importance_html(importance)
     page = page.replace("<body>", "<body>" + head, 1) if "<body>" in page else head + page
     meta["fairness"] = [_fairness_entry(p) for p in fairness]
+    meta["importance"] = importance
     with ctx.uow() as uow:
         report_id = report_repo.insert_report(
             uow.conn,
