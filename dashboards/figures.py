@@ -14,6 +14,7 @@ from typing import Any, TypeAlias
 import numpy as np
 import plotly.graph_objects as go
 
+from monitor.metrics.importance import importance_values
 from monitor.metrics.points import drift_severity
 from monitor.services.read_models.dashboard_data import page_count, page_start, rank_features
 
@@ -716,7 +717,7 @@ def importance(reference: dict[str, Any] | None, points: list[Point]) -> Figure:
     in the newest window (mean absolute attribution logged with the predictions), the most
     important first; the title gives that window's NDCG (attribution drift below 0.90)."""
     title = "Feature importance"
-    ref = {f: float(v["value"]) for f, v in (reference or {}).get("features", {}).items()}
+    ref = importance_values(reference)
     window = {
         p["labels"]["feature"]: float(p["value"]) for p in _latest(points, "attribution.importance") if p["value"]
     }

@@ -70,8 +70,7 @@ class BatchDecoder:
         features = msgspec.defstruct("Features", feature_fields, forbid_unknown_fields=True, gc=False)
         # attributions: an object of numbers (null: missing); its names are checked after
         # decoding, a set comparison in C (a struct of every feature cost a getattr per value)
-        self._feature_names = frozenset(f.name for f in schema.features)
-        names = {f.name for f in schema.features}
+        self._feature_names = names = frozenset(f.name for f in schema.features)
         self._feature_segments = [s for s in schema.segments if s in names]
         self._record_segments = [s for s in schema.segments if s not in names]
         segments: Any = None

@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+from collections.abc import Collection
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
 from enum import StrEnum
@@ -130,17 +131,19 @@ def _score_class(col: str, schema: ModelSchema) -> str | None:
 ATTRIBUTION_PREFIX = "attribution."
 
 
-def _attributed_feature(col: str, schema: ModelSchema) -> str | None:
-    """The feature an ``attribution.<feature>`` column holds the attributions to, or None."""
-    if col.startswith(ATTRIBUTION_PREFIX) and (name := col.removeprefix(ATTRIBUTION_PREFIX)) in schema.feature_names():
+def _attributed_feature(col: str, features: Collection[str]) -> str | None:
+    """The feature (of ``features``, the schema's names) an ``attribution.<feature>`` column
+    holds the attributions to, or None."""
+    if col.startswith(ATTRIBUTION_PREFIX) and (name := col.removeprefix(ATTRIBUTION_PREFIX)) in features:
         return name
     return None
 
 
 def _known_columns(schema: ModelSchema) -> Any:
-    named = set(schema.feature_names()) | set(schema.segments) | {"prediction", "label", "target"}
+    features = set(schema.feature_names())
+    named = features | set(schema.segments) | {"prediction", "label", "target"}
     return lambda col: (
-        col in named or _score_class(col, schema) is not None or _attributed_feature(col, schema) is not None
+        col in named or _score_class(col, schema) is not None or _attributed_feature(col, features) is not None
     )
 
 
@@ -315,7 +318,7 @@ def _column_roles(columns: list[str], schema: ModelSchema) -> tuple[ColumnRoles,
             continue
         if (cls := _score_class(col, schema)) is not None:
             roles.scores[col] = cls
-        elif (feature := _attributed_feature(col, schema)) is not None:
+        elif (feature := _attributed_feature(col, features)) is not None:
             roles.attributions[col] = feature
         else:
             errors.append(RecordError(None, col, UNKNOWN_COLUMN))

@@ -29,12 +29,21 @@ from typing import Any, Self
 
 import numpy as np
 
-from monitor.metrics.importance import NDCG_ALARM, importance_shares, ndcg
+from monitor.domain.feature_values import feature_block
+from monitor.metrics.importance import NDCG_ALARM, Importance, importance_shares, importance_values, ndcg
 from monitor.metrics.points import MetricPoint
 
 ATTRIBUTIONS_COLUMN = "_attributions"  # the summary of logged attributions, and the reference's
 Z_95 = 1.959963984540054  # the normal quantile of a two-sided 95 % interval
 TOP_FEATURES = 10  # the features a point's details list (by importance)
+
+
+def attribution_matrix(attributions: Sequence[dict[str, Any] | None], features: Sequence[str]) -> np.ndarray:
+    """Rows' attributions as logged (None: a row without any) as a rows x features matrix, NaN
+    where missing; rows x 0 when no row has any (most models log none: a scan, no matrix)."""
+    if not any(attributions):
+        return np.empty((len(attributions), 0))
+    return feature_block([a or {} for a in attributions], list(features))
 
 
 @dataclass
@@ -66,6 +75,12 @@ class AttributionSummary:
             np.abs(x).sum(axis=0)[keep],
             np.square(x).sum(axis=0)[keep],
         )
+
+    @classmethod
+    def of_records(cls, attributions: Sequence[dict[str, Any] | None], features: Sequence[str]) -> Self | None:
+        """The summary of rows' attributions as logged; None when no row has any."""
+        values = attribution_matrix(attributions, features)
+        return cls.of(values, features) if values.shape[1] else None
 
     def merge(self, other: Self) -> Self:
         if self.features == other.features:
@@ -113,6 +128,15 @@ class AttributionSummary:
     def mean_abs(self) -> dict[str, float]:
         """Each feature's global importance: its mean absolute attribution."""
         return {f: float(a / n) for f, a, n in zip(self.features, self.abs_total, self.n, strict=True)}
+
+    def importances(self) -> dict[str, Importance]:
+        """Each feature's importance: its mean |attribution|, with its 95 % interval."""
+        variance = self.mean_abs_variance()
+        out = {}
+        for f, mean in self.mean_abs().items():
+            half = Z_95 * math.sqrt(variance[f])
+            out[f] = Importance(mean, mean - half, mean + half)
+        return out
 
     def mean_abs_variance(self) -> dict[str, float]:
         """The variance of each feature's mean |attribution| (its standard error squared)."""
@@ -173,6 +197,20 @@ def attribution_points(
     if reference is not None:
         points += _change_points(current, reference, start, end, labels)
     return points
+
+
+def stored_attribution_points(
+    current: AttributionSummary,
+    logged: Mapping[str, Any] | None,
+    importance: Mapping[str, Any] | None,
+    start: datetime,
+    end: datetime,
+    labels: Mapping[str, str],
+) -> list[MetricPoint]:
+    """``attribution_points`` against a reference's stored extras: its attributions' summary
+    (``ATTRIBUTIONS_COLUMN``), its importances (``IMPORTANCE_COLUMN``)."""
+    reference = None if logged is None else AttributionSummary.from_parts(logged)
+    return attribution_points(current, reference, importance_values(importance), start, end, labels)
 
 
 def _top(importance: Mapping[str, float]) -> list[list[Any]]:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -60,6 +61,12 @@ def ndcg(reference: Mapping[str, float], current: Mapping[str, float]) -> float:
         dcg += mean_gain * sum(1.0 / math.log2(k + 2) for k in range(i, j))
         i = j
     return dcg / idcg
+
+
+def importance_values(stored: Mapping[str, Any] | None) -> dict[str, float]:
+    """Each feature's importance as a reference stores it (``IMPORTANCE_COLUMN``: its method,
+    output and features, each with its value and range); empty where it has none."""
+    return {f: float(v["value"]) for f, v in (stored or {}).get("features", {}).items()}
 
 
 def importance_shares(importance: Mapping[str, float]) -> dict[str, float]:

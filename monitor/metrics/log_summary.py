@@ -21,7 +21,7 @@ from typing import Any, Protocol, Self
 import numpy as np
 
 from monitor.domain.feature_values import feature_block
-from monitor.metrics.attribution import ATTRIBUTIONS_COLUMN, AttributionSummary
+from monitor.metrics.attribution import ATTRIBUTIONS_COLUMN, AttributionSummary, attribution_matrix
 from monitor.metrics.estimation import SCORES_COLUMN, ScoreSummary, score_matrix
 from monitor.metrics.multivariate import RECONSTRUCTION_COLUMN, Reconstruction, ReconstructionSummary
 from monitor.metrics.profiles import (
@@ -186,9 +186,7 @@ class AttributionsOfRows:
     name: str = ATTRIBUTIONS_COLUMN
 
     def rows(self, chunk: Chunk) -> np.ndarray:
-        if not any(chunk.attributions):
-            return np.empty((len(chunk), 0))
-        return feature_block([a or {} for a in chunk.attributions], list(self.features))
+        return attribution_matrix(chunk.attributions, self.features)
 
     def summarise(self, values: np.ndarray) -> AttributionSummary | None:
         if values.shape[1] == 0:

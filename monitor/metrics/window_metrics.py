@@ -15,7 +15,7 @@ from typing import Any
 
 from monitor.domain.monitoring import MonitoringConfig
 from monitor.domain.schema import ModelSchema, Task
-from monitor.metrics.attribution import ATTRIBUTIONS_COLUMN, AttributionSummary, attribution_points
+from monitor.metrics.attribution import ATTRIBUTIONS_COLUMN, AttributionSummary, stored_attribution_points
 from monitor.metrics.comparison import Pairs, Placements, Side, comparison_points, drift_against_one_reference
 from monitor.metrics.error_stream import StreamInWindow
 from monitor.metrics.fairness import GroupCounts, confusion_counts, fairness_points, group_counts, thresholds_for
@@ -118,11 +118,8 @@ def _attribution_points(
     summary = current.get(ATTRIBUTIONS_COLUMN)
     if not isinstance(summary, AttributionSummary):
         return []
-    logged = segment_extras.get(ATTRIBUTIONS_COLUMN)
-    reference = None if logged is None else AttributionSummary.from_parts(logged)
-    importance = extras.get(IMPORTANCE_COLUMN)
-    estimated = None if importance is None else {f: v["value"] for f, v in importance["features"].items()}
-    return attribution_points(summary, reference, estimated, w.start, w.end, labels)
+    logged, importance = segment_extras.get(ATTRIBUTIONS_COLUMN), extras.get(IMPORTANCE_COLUMN)
+    return stored_attribution_points(summary, logged, importance, w.start, w.end, labels)
 
 
 def window_points(inputs: WindowInputs, cfg: MonitoringConfig, now: datetime) -> list[MetricPoint]:

@@ -10,7 +10,7 @@ from typing import Any
 
 from monitor.domain.monitoring import MonitoringConfig
 from monitor.metrics.drift_decision import ColumnTest, decide, rule_for
-from monitor.metrics.importance import by_importance, weighted_drift_share
+from monitor.metrics.importance import by_importance, importance_values, weighted_drift_share
 from monitor.metrics.points import MetricPoint, segment_labels
 from monitor.metrics.profiles import NumericSummary, Summary, quantile, summary_from_json
 from monitor.metrics.stattests import dataset_drift
@@ -224,7 +224,7 @@ def with_importance(importance: dict[str, Any] | None, group: list[MetricPoint])
     importance whose features drifted. The group as it is without an estimate."""
     if not importance:
         return group
-    weights = {f: float(v["value"]) for f, v in importance["features"].items()}
+    weights = importance_values(importance)
     out = []
     for p in group:
         if p.metric != "dataset_drift":

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from typing import Any
 
@@ -12,14 +11,13 @@ from monitor.db import audit_repo, reference_repo
 from monitor.db.registry_repo import VersionRow
 from monitor.db.summary_repo import segment_key
 from monitor.domain.audit import SYSTEM, Actor
-from monitor.domain.feature_values import feature_block
 from monitor.domain.records import ReferenceRow, stored_number
 from monitor.domain.schema import FeatureType, ModelSchema, Task, category_key, schema_from_json
 from monitor.domain.tabular import ColumnMapping, TableFormat, UnreadableTable, read_reference
 from monitor.errors import InvalidRecords, MonitorError, RecordError
-from monitor.metrics.attribution import ATTRIBUTIONS_COLUMN, Z_95, AttributionSummary
+from monitor.metrics.attribution import ATTRIBUTIONS_COLUMN, AttributionSummary
 from monitor.metrics.estimation import CALIBRATION_COLUMN, fit_calibration, score_matrix
-from monitor.metrics.importance import IMPORTANCE_COLUMN, Importance, estimate_importance
+from monitor.metrics.importance import IMPORTANCE_COLUMN, estimate_importance
 from monitor.metrics.multivariate import (
     BASELINE_COLUMN,
     MAX_FEATURES,
@@ -153,10 +151,7 @@ def reconstruction(
 def attributions(schema: ModelSchema, rows: list[ReferenceRow]) -> dict[str, dict[str, Any]]:
     """The summary of the attributions the rows carry (``monitor.metrics.attribution``), what a
     window's are compared with; empty when none does."""
-    if not any(r.attributions for r in rows):
-        return {}
-    names = [f.name for f in schema.features]
-    summary = AttributionSummary.of(feature_block([r.attributions or {} for r in rows], names), names)
+    summary = AttributionSummary.of_records([r.attributions for r in rows], schema.feature_names())
     return {} if summary is None else {ATTRIBUTIONS_COLUMN: summary.to_parts()[0]}
 
 
@@ -170,12 +165,7 @@ def importance(
     multiclass model without attributions or a reference without the output. ``logged``: the
     rows' attributions' summary (``attributions``), where they carry some."""
     if logged is not None:
-        summary = AttributionSummary.from_parts(logged)
-        variance = summary.mean_abs_variance()
-        features = {
-            f: Importance(v, v - Z_95 * math.sqrt(variance[f]), v + Z_95 * math.sqrt(variance[f])).to_json()
-            for f, v in summary.mean_abs().items()
-        }
+        features = {f: i.to_json() for f, i in AttributionSummary.from_parts(logged).importances().items()}
         return {
             IMPORTANCE_COLUMN: {"method": "mean absolute attribution", "output": "attributions", "features": features}
         }

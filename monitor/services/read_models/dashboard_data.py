@@ -21,7 +21,7 @@ from monitor.domain.monitoring import MonitoringConfig
 from monitor.domain.schema import Task, schema_from_json
 from monitor.errors import NotFound
 from monitor.metrics.feature_digest import FeaturePeak
-from monitor.metrics.importance import IMPORTANCE_COLUMN, importance_shares
+from monitor.metrics.importance import IMPORTANCE_COLUMN, importance_shares, importance_values
 from monitor.metrics.profiles import CategoricalSummary, NumericSummary, summary_from_json
 from monitor.services.alerting import alert_config, alert_ops
 from monitor.services.catalog import registry
@@ -192,9 +192,7 @@ def rank_features(
 def importance_shares_of(info: dict[str, Any]) -> dict[str, float] | None:
     """Each feature's share of the model's importance on the reference (``version_info``), or None."""
     found = info.get("importance")
-    if not found:
-        return None
-    return importance_shares({f: float(v["value"]) for f, v in found["features"].items()})
+    return importance_shares(importance_values(found)) if found else None
 
 
 @dataclass(frozen=True)

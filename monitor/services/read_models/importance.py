@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from monitor.metrics.attribution import ATTRIBUTIONS_COLUMN
-from monitor.metrics.importance import IMPORTANCE_COLUMN, importance_shares
+from monitor.metrics.importance import IMPORTANCE_COLUMN, importance_shares, importance_values
 from monitor.services.catalog.registry import resolve_version
 from monitor.services.infra.context import ServiceContext
 from monitor.services.jobs.summary_plan import load_reference
@@ -19,7 +19,7 @@ def reference_importance(ctx: ServiceContext, model: str, version: str | None = 
     vrow = resolve_version(ctx, model, version)
     ref = load_reference(ctx, vrow)
     found = ref.extras[""].get(IMPORTANCE_COLUMN) or {}
-    values = {f: float(v["value"]) for f, v in found.get("features", {}).items()}
+    values = importance_values(found)
     shares = importance_shares(values)
     ranked = sorted(values, key=lambda f: (-values[f], f))
     return {

@@ -32,7 +32,9 @@ from monitor.services.infra.context import ServiceContext
 
 MODEL_METRICS = ["dataset_drift", "feature_drift", "prediction_drift", "quality.*", "latency.*", "throughput.*"]
 MODEL_METRICS += ["concept_drift.*", "estimated.*", "multivariate_drift", "fairness.*"]
-MODEL_METRICS += ["dataset_drift.importance_weighted", "attribution.importance", "attribution_drift.ndcg"]
+# drift weighed by importance, attribution drift, the window's importances (``_importance``)
+IMPORTANCE_METRICS = ("dataset_drift.importance_weighted", "attribution_drift.ndcg", "attribution.importance")
+MODEL_METRICS += IMPORTANCE_METRICS
 # a challenger's comparison with the champion, over all predictions (not per feature: bounded series)
 COMPARISON_METRICS = [f"comparison.{m}" for m in ("accuracy", "recall", "precision", "f1", "roc_auc")]
 COMPARISON_METRICS += ["comparison.estimated_accuracy", "comparison.agreement", "comparison.traffic_share"]
@@ -275,9 +277,6 @@ def _importance_families() -> dict[str, GaugeMetricFamily]:
             labels=["model", "feature", "window"],
         ),
     }
-
-
-IMPORTANCE_METRICS = ("dataset_drift.importance_weighted", "attribution_drift.ndcg", "attribution.importance")
 
 
 def _importance(fam: dict[str, GaugeMetricFamily], model: str, window: str, p: dict[str, Any]) -> None:

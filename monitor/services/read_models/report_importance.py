@@ -9,9 +9,8 @@ import html
 from datetime import datetime
 from typing import Any
 
-from monitor.domain.feature_values import feature_block
-from monitor.metrics.attribution import ATTRIBUTIONS_COLUMN, AttributionSummary, attribution_points
-from monitor.metrics.importance import IMPORTANCE_COLUMN, importance_shares
+from monitor.metrics.attribution import ATTRIBUTIONS_COLUMN, AttributionSummary, stored_attribution_points
+from monitor.metrics.importance import IMPORTANCE_COLUMN, importance_shares, importance_values
 
 
 def importance_entry(
@@ -20,16 +19,12 @@ def importance_entry(
     """The section's numbers: ``extras``, the reference's (its importances and attributions);
     ``rows``, the report's sample of the window (their ``attributions``). None when neither the
     reference nor the sample says anything of importance."""
-    importance = extras.get(IMPORTANCE_COLUMN)
-    logged = extras.get(ATTRIBUTIONS_COLUMN)
-    reference = None if logged is None else AttributionSummary.from_parts(logged)
-    attributed = [r.get("attributions") or {} for r in rows]
-    window = AttributionSummary.of(feature_block(attributed, features), features) if any(attributed) else None
+    importance, logged = extras.get(IMPORTANCE_COLUMN), extras.get(ATTRIBUTIONS_COLUMN)
+    window = AttributionSummary.of_records([r.get("attributions") for r in rows], features)
     if importance is None and window is None:
         return None
-    estimated = {f: float(v["value"]) for f, v in (importance or {}).get("features", {}).items()}
-    ref_shares = importance_shares(estimated)
-    points = [] if window is None else attribution_points(window, reference, estimated, start, end, {})
+    ref_shares = importance_shares(importance_values(importance))
+    points = [] if window is None else stored_attribution_points(window, logged, importance, start, end, {})
     win_shares = {p.labels["feature"]: p.details["share"] for p in points if p.metric == "attribution.importance"}
     change = {p.labels["feature"]: p for p in points if p.metric == "attribution_drift.change"}
     ndcg = next((p for p in points if p.metric == "attribution_drift.ndcg"), None)
