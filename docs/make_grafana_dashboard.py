@@ -27,6 +27,9 @@ PANELS: list[tuple[str, str, str]] = [
         "s",
     ),
     ("Seconds since each job last succeeded", f"time() - {ONCE} (monitor_job_last_success_timestamp_seconds)", "s"),
+    ("Models held by each scheduler process", f"{ONCE} (monitor_scheduler_models_held)", "short"),
+    ("Scheduler lag (most overdue model, per process)", f"{ONCE} (monitor_scheduler_lag_seconds)", "s"),
+    ("Models held by no live scheduler process", f"{ONCE} (monitor_scheduler_models_unheld)", "short"),
     (
         "Webhook attempts by outcome",
         f"sum by (receiver, outcome) ({ONCE} (increase(monitor_webhook_deliveries_total[1h])))",

@@ -214,6 +214,8 @@ def _scheduler(args: argparse.Namespace) -> int:
     from monitor.scheduler import BackgroundWork
     from monitor.services.bootstrap import open_for_writing
 
+    if args.status:
+        return _scheduler_status(args)
     ctx = open_for_writing(get_settings())
     # SIGTERM (docker stop, Kubernetes) ends it like Ctrl-C: the job and the delivery attempt in
     # flight finish and are recorded, and the leader lock is handed over at once.
@@ -223,6 +225,23 @@ def _scheduler(args: argparse.Namespace) -> int:
     finally:
         ctx.close()
     return 0
+
+
+def _scheduler_status(args: argparse.Namespace) -> int:
+    """The scheduler processes (live and dead) and who holds which model; exit 1 when a model is
+    held by no live process (none is running, or they cannot keep up with the fleet)."""
+    import json
+
+    from monitor.services.bootstrap import open_for_reading
+    from monitor.services.read_models.scheduler_status import as_json, render_text, scheduler_view
+
+    ctx = open_for_reading(get_settings())
+    try:
+        view = scheduler_view(ctx)
+    finally:
+        ctx.close()
+    print(json.dumps(as_json(view), indent=2) if args.json else render_text(view, all_models=args.all))
+    return 1 if view.unheld or not view.live else 0
 
 
 def _step(text: str) -> Any:
@@ -365,8 +384,13 @@ def build_parser(commands: Sequence[Command] = (), demo: Sequence[DemoAddition] 
     sesub.add_parser("rotate", help="re-encrypt every receiver secret with the first key of MONITOR_SECRET_KEYS")
     se.set_defaults(func=_secrets)
 
-    sc = sub.add_parser("scheduler", help="compute every model's metrics on its schedule (one leader at a time)")
+    sc = sub.add_parser(
+        "scheduler", help="compute the models' metrics on their schedules (any number of processes share the models)"
+    )
     sc.add_argument("--tick", type=float, default=10.0, help="seconds between checks for due models")
+    sc.add_argument("--status", action="store_true", help="print the scheduler processes and who holds which model")
+    sc.add_argument("--all", action="store_true", help="with --status: every model, not only those due now")
+    sc.add_argument("--json", action="store_true", help="with --status: as JSON")
     sc.set_defaults(func=_scheduler)
 
     b = sub.add_parser("backfill", help="compute a model's metrics for a past period")

@@ -124,6 +124,10 @@ class Settings(BaseSettings):
     delivery_timeout_seconds: float = 10.0
     delivery_max_attempts: int = 150
     delivery_lease_seconds: float = 60.0
+    # Scheduler processes share the models through leases this long, renewed at every tick and
+    # every third of a lease during one: a process that dies (or stops renewing) has its models
+    # taken over by the others within a lease. Longer than the scheduler's tick.
+    scheduler_lease_seconds: float = Field(30.0, gt=0)
 
     # The dashboard (`monitor dashboard`): where it listens, and the key that signs its login
     # sessions (unset: a random one per process, so logins end when it restarts; set it when

@@ -350,16 +350,22 @@ def register(app: Dash, ctx: ServiceContext) -> None:
 
 
 def _scheduler_status(s: dict[str, Any]) -> html.P:
-    """How fresh the windows are: when the scheduler last computed them, and the predictions that
-    arrived since and are not in them yet (and since when they wait)."""
+    """How fresh the windows are: when the scheduler last computed them (and which process), the
+    predictions that arrived since and are not in them yet (and since when they wait), and which
+    scheduler process holds the model now and when it is next due."""
     if s["last_run_at"] is None:
         text = "Metrics not computed yet: the scheduler has not run for this model."
     else:
         took = f" (took {s['last_duration_s']:.1f} s)" if s["last_duration_s"] is not None else ""
-        text = f"Metrics last computed {s['last_run_at']:%Y-%m-%d %H:%M:%S} UTC{took}"
+        by = f" by {s['last_run_by']}" if s.get("last_run_by") else ""
+        text = f"Metrics last computed {s['last_run_at']:%Y-%m-%d %H:%M:%S} UTC{by}{took}"
         if s["waiting_rows"]:
             text += f"; {s['waiting_rows']:,} predictions since wait to be folded into the windows"
             if s["waiting_since"] is not None:
                 text += f", the oldest since {s['waiting_since']:%H:%M:%S} UTC"
         text += "."
+    if s.get("owner"):
+        text += f" Held by scheduler process {s['owner']}, next run due {s['due_at']:%H:%M:%S} UTC."
+    else:
+        text += " No live scheduler process holds this model: its metrics are not being computed."
     return html.P(text, className="muted", id="scheduler-status")

@@ -10,6 +10,7 @@ from dash import dcc, html
 from dashboards import figures
 from monitor.services.infra.context import ServiceContext
 from monitor.services.read_models import dashboard_data
+from monitor.services.read_models.scheduler_status import SchedulerView, scheduler_view
 
 HEALTH_COLOURS = {"ok": figures.OK, "warning": figures.WARN, "firing": figures.BAD}
 
@@ -96,5 +97,50 @@ def layout(ctx: ServiceContext) -> html.Div:
         ]
     )
     return html.Div(
-        [html.H2("Models"), html.Table([html.Thead(head), html.Tbody(body)], className="table", id="models")]
+        [
+            html.H2("Models"),
+            html.Table([html.Thead(head), html.Tbody(body)], className="table", id="models"),
+            _scheduler(scheduler_view(ctx)),
+        ]
+    )
+
+
+def _scheduler(view: SchedulerView) -> html.Div:
+    """The scheduler processes sharing the models: each one's models, lag and heartbeat, and the
+    models no live process holds (nobody computes their metrics)."""
+    head = html.Tr([html.Th(h) for h in ("process", "state", "models held", "lag", "runs", "heartbeat")])
+    rows = [
+        html.Tr(
+            [
+                html.Td(p.process_id),
+                html.Td(("live" if p.live else "dead") + (", leader" if p.leader else "")),
+                html.Td(f"{p.models_held:,}"),
+                html.Td(f"{p.lag_seconds:.1f} s"),
+                html.Td(f"{p.runs:,}"),
+                html.Td(f"{p.heartbeat_age_seconds:.0f} s ago"),
+            ],
+            className="process-row" + ("" if p.live else " dead"),
+        )
+        for p in view.processes
+    ]
+    unheld = [lease.model for lease in view.unheld]
+    note = (
+        html.P(
+            f"{len(unheld)} models held by no live scheduler process: "
+            + ", ".join(unheld[:20])
+            + (" ..." if len(unheld) > 20 else ""),
+            className="error",
+            id="models-unheld",
+        )
+        if unheld
+        else html.P(f"Every model is held by a live scheduler process ({len(view.leases):,}).", className="muted")
+    )
+    if not view.processes:
+        return html.Div(
+            [html.H3("Scheduler"), html.P("No scheduler process is running.", className="error", id="scheduler-none")],
+            id="scheduler",
+        )
+    return html.Div(
+        [html.H3("Scheduler"), html.Table([html.Thead(head), html.Tbody(rows)], className="table"), note],
+        id="scheduler",
     )

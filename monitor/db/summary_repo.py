@@ -528,6 +528,28 @@ def load_buckets(
     return [(b, c, n, st, bytes(ct) if ct is not None else None) for b, c, n, st, ct in rows]
 
 
+def any_minute(
+    conn: Connection, series: Series, start: datetime, end: datetime, segment: str = "", *, quality: bool = False
+) -> bool:
+    """Whether a minute in [start, end) has a summary of this kind for the group."""
+    b = bucket_summaries.c
+    found = conn.execute(
+        select(b.bucket_start)
+        .where(
+            b.model_id == series.model_id,
+            b.model_version_id == series.version_id,
+            b.reference_id == series.reference_id,
+            b.segment == segment,
+            b.bucket_hours == MINUTE_BUCKET,
+            b.bucket_start >= start,
+            b.bucket_start < end,
+            _kind(quality),
+        )
+        .limit(1)
+    ).first()
+    return found is not None
+
+
 def summarised_hours(conn: Connection, series: Series, start: datetime, end: datetime) -> set[datetime]:
     """The hours in [start, end) with column summaries of all rows against this reference."""
     b = bucket_summaries.c

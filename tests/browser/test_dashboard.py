@@ -158,6 +158,8 @@ def test_overview_shows_health_and_numbers_with_sample_sizes(driver: webdriver.C
     row = driver.find_element(By.ID, f"model-row-{MODEL}").text
     assert "firing" in row  # the seeded drift fired the dataset-drift rule
     assert "n = " in row and "label coverage" in row
+    # who computes the models: nobody here (the seeded model was never run by a scheduler process)
+    assert "No scheduler process is running" in driver.find_element(By.ID, "scheduler").text
 
 
 def _heatmap_and_stored_drift(

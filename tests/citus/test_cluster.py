@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import numpy as np
 import psycopg
+import pytest
 from alembic import command
 from fastapi.testclient import TestClient
 from sqlalchemy import text
@@ -36,6 +37,7 @@ from tests.citus import workload
 from tests.citus.cluster import CitusCluster
 from tests.conftest import SECRET_KEYS
 from tests.integration import test_log_compaction as compaction_tests
+from tests.integration import test_scheduler as scheduler_tests
 from tests.integration.conftest import receiver  # noqa: F401  (a fixture)
 from tests.integration.helpers import Api, Receiver, bearer
 from tests.integration.unanalysed_log import joins_labels, nested_loops_over_the_log, relations, run_on_unanalysed_log
@@ -303,3 +305,35 @@ def test_compacted_hours_on_the_cluster_read_as_rows_and_erase(citus_url: str, t
             compaction_tests._equal(_without_attributions(after), _without_attributions(again))
     finally:
         cctx.close()
+
+
+def _on_cluster(citus_url: str, tmp_path: Any, test: Any, *args: Any) -> None:
+    """A test of the scheduler's, on the distributed layout: the leases on the coordinator, the
+    runs on the models' shards."""
+    cctx = open_for_writing(_settings(citus_url, str(tmp_path)))
+    try:
+        citus.distribute(cctx)
+        test(cctx, *args)
+    finally:
+        cctx.close()
+
+
+def test_scheduler_processes_share_the_models_on_the_cluster(citus_url: str, tmp_path) -> None:
+    _on_cluster(
+        citus_url,
+        tmp_path,
+        scheduler_tests.test_two_schedulers_share_the_fleet_one_leads_and_a_clean_stop_hands_over_at_once,
+    )
+
+
+def test_a_dead_schedulers_models_move_on_the_cluster_with_every_window_once(
+    citus_url: str, tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    test = scheduler_tests.test_a_dead_schedulers_models_move_within_a_lease_and_no_window_is_lost_or_computed_twice
+    _on_cluster(citus_url, tmp_path, test, monkeypatch)
+
+
+def test_two_schedulers_never_run_one_model_at_once_on_the_cluster(
+    citus_url: str, tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _on_cluster(citus_url, tmp_path, scheduler_tests.test_two_schedulers_never_run_one_model_at_once, monkeypatch)

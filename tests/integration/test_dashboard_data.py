@@ -50,7 +50,15 @@ def test_the_model_page_says_how_fresh_its_windows_are(ctx: ServiceContext) -> N
     register_demo(ctx, MonitoringConfig(windows=["1h"]))
     now = datetime.now(UTC)
     before = dashboard_data.model_info(ctx, MODEL)["scheduler"]
-    assert before == {"last_run_at": None, "last_duration_s": None, "waiting_rows": 0, "waiting_since": None}
+    assert before == {
+        "last_run_at": None,
+        "last_duration_s": None,
+        "waiting_rows": 0,
+        "waiting_since": None,
+        "owner": None,  # no scheduler process has taken the model yet
+        "due_at": None,
+        "last_run_by": None,
+    }
     traffic(ctx, hour_floor(now), 90, "fresh-", seed=4, minutes=10)
     waiting = dashboard_data.model_info(ctx, MODEL)["scheduler"]
     assert waiting["waiting_rows"] == 90 and waiting["waiting_since"] <= datetime.now(UTC)
@@ -245,3 +253,33 @@ def test_feature_peaks_follow_the_points_through_rewrites_sliding_windows_and_re
     assert left >= end - 12 * HOUR
     check(None)
     check(("region", "north"))
+
+
+def test_the_model_page_says_which_scheduler_process_holds_the_model_and_when_it_runs_next(
+    ctx: ServiceContext,
+) -> None:
+    from dashboards.pages import overview
+    from dashboards.pages.model import _scheduler_status
+    from monitor.scheduler import MetricScheduler
+
+    register_demo(ctx, MonitoringConfig(windows=["1h"], schedule_seconds=60))
+    traffic(ctx, hour_floor(datetime.now(UTC)), 50, "s-", seed=1)
+    scheduler = MetricScheduler(ctx, lease_seconds=30)
+    try:
+        before = datetime.now(UTC)
+        scheduler.tick()
+        me = scheduler.process.process_id
+        status = dashboard_data.model_info(ctx, MODEL)["scheduler"]
+        assert status["owner"] == me and status["last_run_by"] == me
+        assert before + timedelta(seconds=59) < status["due_at"] < datetime.now(UTC) + timedelta(seconds=61)
+        said = _scheduler_status(status).children
+        assert f"by {me}" in said and f"Held by scheduler process {me}, next run due" in said
+        page = str(overview.layout(ctx))
+        assert me in page and "live, leader" in page and "Every model is held" in page
+    finally:
+        scheduler.stop()
+    status = dashboard_data.model_info(ctx, MODEL)["scheduler"]
+    assert status["owner"] is None
+    assert "No live scheduler process holds this model" in _scheduler_status(status).children
+    page = str(overview.layout(ctx))
+    assert "No scheduler process is running" in page

@@ -370,3 +370,40 @@ def test_the_champions_series_and_each_challengers_comparison_with_it(churn: Api
         text = api.http.get("/metrics/database", headers=api.read).text
         checked = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True, text=True, timeout=60)
         assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_the_scheduler_processes_and_who_holds_each_model(churn: Api) -> None:
+    """Per process: live, leader, models held, lag, runs; per model: its holder and next run.
+    A process that stops cleanly leaves the list, and its model shows as held by nobody."""
+    import shutil
+    import subprocess
+
+    from monitor.scheduler import MetricScheduler
+
+    scheduler = MetricScheduler(churn.ctx, lease_seconds=30)
+    try:
+        assert scheduler.tick() == ["churn"]
+        me = scheduler.process.process_id
+        samples = scrape(churn)
+        assert value(samples, "monitor_scheduler_process_up", process=me) == 1
+        assert value(samples, "monitor_scheduler_process_leader", process=me) == 1
+        assert value(samples, "monitor_scheduler_models_held", process=me) == 1
+        assert value(samples, "monitor_scheduler_runs_total", process=me) == 1
+        assert 0 <= value(samples, "monitor_scheduler_lag_seconds", process=me) < 5
+        assert value(samples, "monitor_model_scheduler_owner", model="churn", process=me) == 1
+        due = value(samples, "monitor_model_next_run_timestamp_seconds", model="churn")
+        assert 0 < due - datetime.now(UTC).timestamp() <= 30  # the default schedule, from the run's start
+        assert value(samples, "monitor_scheduler_models_unheld") == 0
+        promtool = shutil.which("promtool")
+        for path in SCRAPES if promtool is not None else ():
+            text = churn.http.get(path, headers=churn.read).text
+            checked = subprocess.run(
+                [promtool, "check", "metrics"], input=text, capture_output=True, text=True, timeout=60
+            )
+            assert checked.returncode == 0, path + checked.stdout + checked.stderr
+    finally:
+        scheduler.stop()
+    samples = scrape(churn)
+    assert "monitor_scheduler_process_up" not in samples  # a clean stop leaves the list
+    assert "monitor_model_scheduler_owner" not in samples
+    assert value(samples, "monitor_scheduler_models_unheld") == 1

@@ -243,10 +243,25 @@ def _window_equals_its_rows(ctx: ServiceContext, start: datetime, end: datetime)
     return acc.n_rows
 
 
-def test_a_window_ending_at_any_minute_covers_exactly_its_rows(ctx: ServiceContext, now: datetime) -> None:
+def test_a_window_ending_at_any_minute_covers_exactly_its_rows(
+    ctx: ServiceContext, now: datetime, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Whole hours from hour summaries, the part-hours at either end from minute summaries: the
     window equals summarising its rows at once, whether the minutes were folded from deltas or
-    summarised from the log, late rows included."""
+    summarised from the log, late rows included. A window ending in the hour still filling reads
+    that hour's part as the hour's summary when no row of the hour lies past its end, and as
+    minutes when some does (rows stamped ahead of the clock)."""
+    from monitor.services.jobs import windows as windows_module
+
+    whole: list[datetime] = []
+    real = windows_module._filling_hour_whole
+
+    def spy(*args: Any) -> Any:
+        left, edges = real(*args)
+        whole.extend(h for h in left if h not in args[4])
+        return left, edges
+
+    monkeypatch.setattr(windows_module, "_filling_hour_whole", spy)
     register_demo(ctx, MonitoringConfig(windows=["1h"]))
     vrow = registry.resolve_version(ctx, MODEL, None)
     base = hour_floor(now)
@@ -260,10 +275,12 @@ def test_a_window_ending_at_any_minute_covers_exactly_its_rows(ctx: ServiceConte
         (base - 2 * HOUR + 47 * MINUTE, base + 13 * MINUTE),  # part, a whole hour, part
         (base - 2 * HOUR, base),  # hour-aligned: no minutes
         (base - 70 * MINUTE, base - 65 * MINUTE),  # five minutes inside one hour
+        (base - 29 * MINUTE, base + 31 * MINUTE),  # past the last row: this hour as its one summary
     ]
     expected = [sum(int(((f.ts >= s) & (f.ts < e)).sum()) for f in frames) for s, e in windows]
     assert all(expected)
     assert [_window_equals_its_rows(ctx, s, e) for s, e in windows] == expected
+    assert set(whole) == {base}  # only the last window took the hour whole (rows lie past base + 13 min)
     rollup(ctx, MODEL, None, base - 2 * HOUR, base + HOUR)  # the same hours summarised from the log
     assert [_window_equals_its_rows(ctx, s, e) for s, e in windows] == expected
 

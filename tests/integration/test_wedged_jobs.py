@@ -76,15 +76,15 @@ def test_a_window_that_fails_is_skipped_and_the_others_computed(api: Api, monkey
     start = hour_floor(datetime.now(UTC)) - 4 * HOUR
     for k in range(3):
         traffic(ctx, start + k * HOUR, 40, f"w{k}-", seed=k, minutes=30)
-    real = monitoring_run.compute_window
+    real = monitoring_run.compute_version_window
     bad_end = start + 2 * HOUR
 
-    def failing(ctx_, model, version, w_start, w_end, cfg, **kw):  # type: ignore[no-untyped-def]
-        if w_end == bad_end:
+    def failing(ctx_, vrow, window, cfg, **kw):  # type: ignore[no-untyped-def]
+        if window.end == bad_end:
             raise ZeroDivisionError("a bug this window's data hits")
-        return real(ctx_, model, version, w_start, w_end, cfg, **kw)
+        return real(ctx_, vrow, window, cfg, **kw)
 
-    monkeypatch.setattr(monitoring_run, "compute_window", failing)
+    monkeypatch.setattr(monitoring_run, "compute_version_window", failing)
     report = backfill(ctx, MODEL, start, start + 3 * HOUR)
     window = f"window [{(bad_end - HOUR).isoformat()}, {bad_end.isoformat()})"
     assert report.failures == [f"{window}: ZeroDivisionError: a bug this window's data hits"]

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from monitor.db import metrics_repo, registry_repo
+from monitor.db.registry_repo import VersionRow
 from monitor.errors import NotFound
 from monitor.metrics.points import MetricPoint
 from monitor.services.catalog.registry import model_id_or_404
@@ -21,6 +22,14 @@ def record_points(ctx: ServiceContext, model: str, version: str | None, points: 
             raise NotFound(
                 f"model {model!r} has no version {version!r}" if version else f"model {model!r} is not registered"
             )
+        n = metrics_repo.upsert_points(uow.conn, vrow.model_id, vrow.version_id, points)
+        uow.commit()
+    return n
+
+
+def store_points(ctx: ServiceContext, vrow: VersionRow, points: Sequence[MetricPoint]) -> int:
+    """``record_points`` for a version already read."""
+    with ctx.uow() as uow:
         n = metrics_repo.upsert_points(uow.conn, vrow.model_id, vrow.version_id, points)
         uow.commit()
     return n

@@ -22,13 +22,14 @@ from monitor.db.log_repo import StaleHour
 from monitor.db.registry_repo import VersionRow
 from monitor.domain.monitoring import MonitoringConfig
 from monitor.metrics.points import MetricPoint
+from monitor.metrics.window_metrics import Window
 from monitor.services.catalog import registry
 from monitor.services.infra.context import ServiceContext
 from monitor.services.jobs import error_stream_job, job_log, summary_deltas
 from monitor.services.jobs.metric_store import record_points
 from monitor.services.jobs.rollup import rollup, shared_reference
 from monitor.services.jobs.summary_plan import ReferenceView, load_reference, reference_view
-from monitor.services.jobs.window_job import compute_window
+from monitor.services.jobs.window_job import compute_version_window
 from monitor.services.jobs.windows import (
     HOUR,
     hour_floor,
@@ -70,12 +71,15 @@ class RunReport:
     versions: list[str] = field(default_factory=list)  # every version run (the newest and those deployed live)
 
 
-def run_model(ctx: ServiceContext, model: str, now: datetime | None = None) -> RunReport:
+def run_model(
+    ctx: ServiceContext, model: str, now: datetime | None = None, cfg: MonitoringConfig | None = None
+) -> RunReport:
     """The scheduled run of one model: its newest version, and every other version deployed live
     beside it (the champion first, then the challengers: a challenger's windows compare with the
-    champion's). Returns the newest version's report, with every version's failures."""
+    champion's). Returns the newest version's report, with every version's failures. ``cfg``: the
+    model's settings where the caller has them (the scheduler reads them with its due work)."""
     now = now or datetime.now(UTC)
-    cfg = registry.get_monitoring(ctx, model)
+    cfg = cfg or registry.get_monitoring(ctx, model)
     versions = registry.live_versions(ctx, model)  # the champion first: its challengers read its points
     with ctx.uow() as uow:
         # taken before the rollups: data landing after this is marked again and done next run
@@ -84,7 +88,7 @@ def run_model(ctx: ServiceContext, model: str, now: datetime | None = None) -> R
     # too: their comparison is made over those windows (monitor.services.jobs.window_job.compute_window)
     hourly = len(versions) > 1
     reports = [_run_version(ctx, model, vrow, cfg, stale, now, hourly) for vrow in versions]
-    if not all(r.skipped for r in reports):
+    if stale and not all(r.skipped for r in reports):
         with ctx.uow() as uow:
             log_repo.clear_stale_hours(uow.conn, versions[0].model_id, stale)
             uow.commit()
@@ -131,47 +135,87 @@ def _run_version(
     report.rows_summarised = folded.rows
     if from_log:
         report.rows_summarised = rollup(ctx, model, vrow.version, start, end, failures=report.failures)
-    _set_watermark(ctx, vrow.version_id, "rollup", end)
+    closing = ClosingWrites(vrow, {"rollup": end})
     if from_log_until is None:
-        _set_watermark(ctx, vrow.version_id, f"rollup:{ref_id}", end)
+        closing.marks[f"rollup:{ref_id}"] = end
+    # Nothing arrived since the last run (no delta folded, no hour summarised or marked stale):
+    # a window whose end has not moved since then holds what it held, and is not computed again.
+    unchanged = not (from_log or stale or folded.rows or folded.labelled or folded.hours or folded.foreign_hours)
     attempts = len(hours(start, end))
-    _resummarise_stale(ctx, model, vrow, stale, start if from_log else end, measured_twice, report)
-    # the error stream changed from the first hour summarised or folded: the detector reads on from there
-    changed = [*(s.hour for s in stale), *folded.hours, *([start] if from_log else [])]
-    _advance_error_stream(ctx, vrow, ref, cfg, min(changed, default=end), end, report)
-    attempts += _compute_windows(ctx, model, vrow, cfg, computed_until, now, hourly, report)
-    _recompute_stale_windows(ctx, model, vrow, cfg, stale, computed_until, report)
-    _report_failures(ctx, model, vrow, end, attempts, report.failures)
+    if not unchanged:
+        _resummarise_stale(ctx, model, vrow, stale, start if from_log else end, measured_twice, report)
+        # the error stream changed from the first hour summarised or folded: the detector reads on from there
+        changed = [*(s.hour for s in stale), *folded.hours, *([start] if from_log else [])]
+        _advance_error_stream(ctx, vrow, ref, cfg, min(changed, default=end), end, report)
+    run = VersionRun(vrow, ref, cfg, now, hourly, unchanged)
+    attempts += _compute_windows(ctx, model, run, computed_until, closing, report)
+    if stale:
+        _recompute_stale_windows(ctx, model, run, stale, computed_until, report)
+    closing.write(ctx)
+    if not unchanged or report.failures or any(report.windows.values()):
+        _report_failures(ctx, model, vrow, end, attempts, report.failures)
     return report
+
+
+@dataclass(frozen=True)
+class VersionRun:
+    """What one version's run computes its windows with: the version, its reference and settings
+    (read once for all its windows), the run's time, whether a challenger's hourly windows are
+    computed too, and whether nothing arrived since the last run."""
+
+    vrow: VersionRow
+    ref: ReferenceView
+    cfg: MonitoringConfig
+    now: datetime
+    hourly: bool
+    unchanged: bool
+
+
+@dataclass
+class ClosingWrites:
+    """The run's last writes, in one transaction: its watermarks, and the sliding windows its new
+    ones replace. A run that dies before them is done again (every write before is keyed)."""
+
+    vrow: VersionRow
+    marks: dict[str, datetime] = field(default_factory=dict)
+    replaced: list[tuple[timedelta, datetime, datetime]] = field(default_factory=list)  # length, since, until
+
+    def write(self, ctx: ServiceContext) -> None:
+        with ctx.uow() as uow:
+            for length, since, until in self.replaced:
+                metrics_repo.delete_sliding_points(
+                    uow.conn, self.vrow.model_id, self.vrow.version_id, length, since, until
+                )
+            for job, until in self.marks.items():
+                watermark_repo.set_(uow.conn, self.vrow.version_id, job, until)
+            uow.commit()
 
 
 def _compute_windows(
     ctx: ServiceContext,
     model: str,
-    vrow: VersionRow,
-    cfg: MonitoringConfig,
+    run: VersionRun,
     computed_until: dict[str, datetime | None],
-    now: datetime,
-    hourly: bool,
+    closing: ClosingWrites,
     report: RunReport,
 ) -> int:
-    """Each configured window's ends this run computes (``run_window_ends``); returns how many."""
-    earliest = hour_floor(now) + HOUR - MAX_CATCH_UP
+    """Each configured window's ends this run computes (``run_window_ends``); returns how many.
+    A run with nothing new skips a window that ends where the last run's did."""
+    earliest = hour_floor(run.now) + HOUR - MAX_CATCH_UP
     attempts = 0
-    for spec, length in zip(cfg.windows, cfg.window_lengths(), strict=True):
+    for spec, length in zip(run.cfg.windows, run.cfg.window_lengths(), strict=True):
         done = computed_until[spec]
-        ends = run_window_ends(length, done, now, earliest, hourly=hourly)
+        ends = run_window_ends(length, done, run.now, earliest, hourly=run.hourly)
+        live = live_end(length, run.now)
+        if run.unchanged and ends == [live] == [done]:
+            report.windows[spec] = 0
+            continue
         for window_end in ends:
-            _window(ctx, model, vrow.version, window_end - length, window_end, cfg, report)
-        live = live_end(length, now)
+            _window(ctx, model, run, window_end - length, window_end, report)
         if not is_hour_boundary(live):
             # the sliding window's point replaces the one the run before left
-            with ctx.uow() as uow:
-                metrics_repo.delete_sliding_points(
-                    uow.conn, vrow.model_id, vrow.version_id, length, done or live - HOUR, live
-                )
-                uow.commit()
-        _set_watermark(ctx, vrow.version_id, f"drift:{spec}", live)
+            closing.replaced.append((length, done or live - HOUR, live))
+        closing.marks[f"drift:{spec}"] = live
         report.windows[spec] = len(ends)
         attempts += len(ends)
     return attempts
@@ -189,16 +233,15 @@ def rollup_start(rolled_until: datetime | None, end: datetime) -> datetime:
 def _window(
     ctx: ServiceContext,
     model: str,
-    version: str | None,
+    run: VersionRun,
     start: datetime,
     end: datetime,
-    cfg: MonitoringConfig,
     report: RunReport,
     quality_only: bool = False,
 ) -> None:
     what = f"window [{start.isoformat()}, {end.isoformat()})"
     with job_log.isolated(what, report.failures):
-        compute_window(ctx, model, version, start, end, cfg, quality_only=quality_only)
+        compute_version_window(ctx, run.vrow, Window(start, end), run.cfg, ref=run.ref, quality_only=quality_only)
 
 
 def _report_failures(
@@ -276,8 +319,7 @@ def _advance_error_stream(
 def _recompute_stale_windows(
     ctx: ServiceContext,
     model: str,
-    vrow: VersionRow,
-    cfg: MonitoringConfig,
+    run: VersionRun,
     stale: list[log_repo.StaleHour],
     computed_until: dict[str, datetime | None],
     report: RunReport,
@@ -289,8 +331,9 @@ def _recompute_stale_windows(
     The windows are redone whether or not the hour was in this run's rollup: the window that
     ended at the last boundary is final once a run after that boundary has computed it, so a
     label or prediction for that hour landing a minute later must still reach it."""
+    vrow = run.vrow
     log_changed_hours = {s.hour for s in stale if s.log_changed}
-    for spec, length in zip(cfg.windows, cfg.window_lengths(), strict=True):
+    for spec, length in zip(run.cfg.windows, run.cfg.window_lengths(), strict=True):
         until = computed_until.get(spec)
         if until is None:
             continue
@@ -302,7 +345,7 @@ def _recompute_stale_windows(
             )
         for window_end in (e for e in candidates if e in computed):
             whole = any(window_end - length < h + HOUR and h < window_end for h in log_changed_hours)
-            _window(ctx, model, vrow.version, window_end - length, window_end, cfg, report, quality_only=not whole)
+            _window(ctx, model, run, window_end - length, window_end, report, quality_only=not whole)
             report.recomputed_windows += 1
 
 
@@ -326,7 +369,8 @@ def backfill(
     report = RunReport(model, vrow.version)
     start, end = hour_floor(start), hour_floor(end)
     report.rows_summarised = rollup(ctx, model, vrow.version, start, end, failures=report.failures)
-    _advance_error_stream(ctx, vrow, load_reference(ctx, vrow), cfg, start, end, report)
+    run = VersionRun(vrow, load_reference(ctx, vrow), cfg, end, hourly=False, unchanged=False)
+    _advance_error_stream(ctx, vrow, run.ref, cfg, start, end, report)
     plan = [
         (spec, length, window_ends(start, end, step or length))
         for spec, length in zip(cfg.windows, cfg.window_lengths(), strict=True)
@@ -334,7 +378,7 @@ def backfill(
     total, done = sum(len(ends) for _, _, ends in plan), 0
     for spec, length, ends in plan:
         for window_end in ends:
-            _window(ctx, model, vrow.version, window_end - length, window_end, cfg, report)
+            _window(ctx, model, run, window_end - length, window_end, report)
             done += 1
             if progress:
                 progress(done, total)
@@ -350,9 +394,3 @@ def window_ends(start: datetime, end: datetime, step: timedelta) -> list[datetim
         ends.append(t)
         t -= step
     return ends[::-1]
-
-
-def _set_watermark(ctx: ServiceContext, version_id: int, job: str, until: datetime) -> None:
-    with ctx.uow() as uow:
-        watermark_repo.set_(uow.conn, version_id, job, until)
-        uow.commit()

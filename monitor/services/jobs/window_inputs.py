@@ -40,12 +40,19 @@ from monitor.services.jobs.windows import ColumnAccumulator, merged_window
 
 
 def load_window_inputs(
-    ctx: ServiceContext, vrow: VersionRow, cfg: MonitoringConfig, window: Window, *, quality_only: bool = False
+    ctx: ServiceContext,
+    vrow: VersionRow,
+    cfg: MonitoringConfig,
+    window: Window,
+    *,
+    quality_only: bool = False,
+    ref: ReferenceView | None = None,
 ) -> WindowInputs:
     """Everything a window's points are made from. ``quality_only``: the quality summaries and
-    what they need, what late labels change."""
+    what they need, what late labels change. ``ref``: the version's reference, where the caller
+    read it already."""
     schema = schema_from_json(vrow.schema)
-    ref = load_reference(ctx, vrow)
+    ref = ref or load_reference(ctx, vrow)
     segments = [_segment(ctx, vrow, schema, ref, cfg, window, seg, quality_only) for seg in ref.columns]
     inputs = WindowInputs(window, vrow.version, schema, ref.extras[""], segments)
     if not quality_only:

@@ -205,11 +205,33 @@ def merged_window(
         for size, have, missing in found:
             _add_level(uow.conn, series, new, acc, size, have, missing, kw)
         uow.commit()
+        left, edges = _filling_hour_whole(uow.conn, series, start, end, left, edges, kw)
         for size, starts in ((1, left), (summary_repo.MINUTE_BUCKET, edges)):
             for b, col, n, st, ct in summary_repo.load_buckets(uow.conn, series, size, starts, **kw):
                 if not summary_repo.is_marker(col):
                     acc.add(b, size, col, n, st, ct)
     return acc
+
+
+def _filling_hour_whole(
+    conn: Connection,
+    series: Series,
+    start: datetime,
+    end: datetime,
+    left: tuple[datetime, ...],
+    edges: tuple[datetime, ...],
+    kw: BucketOptions,
+) -> tuple[tuple[datetime, ...], tuple[datetime, ...]]:
+    """A window sliding to the minute ends in the hour still filling: its minutes of that hour are
+    what the hour's own summary holds, unless a row of the hour lies at or after the window's end
+    (stamped ahead of the clock, which ingestion allows). Read as that one bucket, not up to 59:
+    the hour's summary and its minutes' are folded in one transaction. Returns (hours, minutes)."""
+    hour = hour_floor(end)
+    if hour == end or start > hour or hour + HOUR <= datetime.now(UTC) or not edges or edges[-1] < hour:
+        return left, edges
+    if summary_repo.any_minute(conn, series, end, hour + HOUR, **kw):
+        return left, edges
+    return (*left, hour), tuple(m for m in edges if m < hour)
 
 
 @lru_cache(maxsize=1024)

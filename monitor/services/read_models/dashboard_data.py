@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from alerts.state import State
-from monitor.db import metrics_repo, ops_repo, reference_repo, registry_repo, summary_repo
+from monitor.db import metrics_repo, ops_repo, reference_repo, registry_repo, schedule_repo, summary_repo
 from monitor.db.registry_repo import VersionRow
 from monitor.domain.deployment import Deployment
 from monitor.domain.monitoring import MonitoringConfig
@@ -114,9 +114,11 @@ def version_info(ctx: ServiceContext, vrow: VersionRow) -> dict[str, Any]:
     with ctx.uow() as uow:
         jobs = ops_repo.model_job_runs(uow.conn, model)
         waiting = ops_repo.summary_backlog(uow.conn, model)
+        lease = schedule_repo.lease_of(uow.conn, vrow.model_id)
+    now = datetime.now(UTC)
     metrics = next((j for j in jobs if j["job"] == "metrics"), None)
     # a job that skipped or failed on something in the last day: what the page warns about
-    since = datetime.now(UTC) - timedelta(days=1)
+    since = now - timedelta(days=1)
     failing = [j for j in jobs if j["last_error_at"] is not None and j["last_error_at"] >= since]
     return {
         "model": model,
@@ -129,6 +131,11 @@ def version_info(ctx: ServiceContext, vrow: VersionRow) -> dict[str, Any]:
             "last_duration_s": None if metrics is None else metrics["last_duration_s"],
             "waiting_rows": int(waiting[0]["rows"]) if waiting else 0,
             "waiting_since": waiting[0]["oldest"] if waiting else None,
+            # which scheduler process holds the model (None: none does, or its lease lapsed) and
+            # when the model is next due
+            "owner": lease["owner"] if lease and lease["owner"] and lease["expires_at"] > now else None,
+            "due_at": lease["due_at"] if lease else None,
+            "last_run_by": lease["last_run_by"] if lease else None,
         },
         "features": schema.feature_names(),
         "windows": cfg.windows,

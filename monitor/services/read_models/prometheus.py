@@ -24,11 +24,13 @@ from prometheus_client import CollectorRegistry, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from alerts.evaluate import window_name
-from monitor.db import ops_repo, registry_repo
+from monitor.db import ops_repo, registry_repo, schedule_repo
 from monitor.db.alert_repo import AlertRepository
 from monitor.domain.deployment import Deployment
 from monitor.metrics.points import drift_severity
 from monitor.services.infra.context import ServiceContext
+from monitor.services.jobs.leases import FleetStatus
+from monitor.services.read_models.scheduler_status import SchedulerView, view_of
 
 MODEL_METRICS = ["dataset_drift", "feature_drift", "prediction_drift", "quality.*", "latency.*", "throughput.*"]
 MODEL_METRICS += ["concept_drift.*", "estimated.*", "multivariate_drift", "fairness.*"]
@@ -162,13 +164,9 @@ class StoreCollector:
                     duration.add_metric([j["model"], j["job"]], float(j["last_duration_s"] or 0.0))
                 failures.add_metric([j["model"], j["job"]], float(j["failures"]))
             points = self._model_points(uow.conn, uow.alerts)
-        yield records
-        yield deliveries
-        yield last_success
-        yield duration
-        yield failures
-        yield backlog
-        yield backlog_age
+            fleet = view_of(FleetStatus(now, schedule_repo.processes(uow.conn), schedule_repo.leases(uow.conn)))
+        yield from _scheduler_families(fleet)
+        yield from (records, deliveries, last_success, duration, failures, backlog, backlog_age)
         yield from self._model_families(points)
 
     def _model_points(self, conn: Any, alerts: AlertRepository) -> list[tuple[str, dict[str, Any]]]:
@@ -255,6 +253,51 @@ class StoreCollector:
             else:
                 _label_free(fam, model, window, p)
         yield from fam.values()
+
+
+def _scheduler_families(view: SchedulerView) -> Iterator[Metric]:
+    """Per scheduler process: live or not, the leader or not, its models, its lag, its runs; per
+    model: the process holding it (an info gauge, 1) and when it is next due."""
+    up = GaugeMetricFamily(
+        "monitor_scheduler_process_up",
+        "1 while a scheduler process's heartbeat is within its lease",
+        labels=["process"],
+    )
+    leader = GaugeMetricFamily(
+        "monitor_scheduler_process_leader", "1 for the process doing the fleet-wide chores", labels=["process"]
+    )
+    held = GaugeMetricFamily(
+        "monitor_scheduler_models_held", "Models whose lease a scheduler process holds", labels=["process"]
+    )
+    lag = GaugeMetricFamily(
+        "monitor_scheduler_lag_seconds",
+        "How long the process's most overdue model had been due at its last tick (about a tick when it keeps up)",
+        labels=["process"],
+    )
+    runs = CounterMetricFamily("monitor_scheduler_runs", "Model runs a scheduler process did", labels=["process"])
+    for p in view.processes:
+        up.add_metric([p.process_id], 1.0 if p.live else 0.0)
+        leader.add_metric([p.process_id], 1.0 if p.leader else 0.0)
+        held.add_metric([p.process_id], float(p.models_held) if p.live else 0.0)
+        lag.add_metric([p.process_id], p.lag_seconds)
+        runs.add_metric([p.process_id], float(p.runs))
+    owner = GaugeMetricFamily(
+        "monitor_model_scheduler_owner",
+        "1 for the scheduler process holding the model's lease; none while no live process holds it",
+        labels=["model", "process"],
+    )
+    due = GaugeMetricFamily(
+        "monitor_model_next_run_timestamp_seconds", "When the model's next run is due", labels=["model"]
+    )
+    unheld = GaugeMetricFamily(
+        "monitor_scheduler_models_unheld", "Models no live scheduler process holds: nobody computes them"
+    )
+    for lease in view.leases:
+        if lease.owner is not None:
+            owner.add_metric([lease.model, lease.owner], 1.0)
+        due.add_metric([lease.model], view.at.timestamp() + lease.due_in_seconds)
+    unheld.add_metric([], float(len(view.unheld)))
+    yield from (up, leader, held, lag, runs, owner, due, unheld)
 
 
 def _importance_families() -> dict[str, GaugeMetricFamily]:
