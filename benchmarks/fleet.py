@@ -50,6 +50,7 @@ import uuid
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -106,6 +107,30 @@ def records(name: str, rng: np.random.Generator, n: int, start: datetime, step_s
     ]
 
 
+class FreshDatabase:
+    """A database of its own on ``MONITOR_DATABASE_URL``'s server (dropped at the end), or the
+    embedded Postgres in ``workdir`` where none is set."""
+
+    def __init__(self, workdir: Path) -> None:
+        server = os.environ.get("MONITOR_DATABASE_URL")
+        self.created: tuple[str, str] | None = None
+        if server:
+            name = f"fleet_{uuid.uuid4().hex[:8]}"
+            plain = make_url(server).set(drivername="postgresql").render_as_string(hide_password=False)
+            with psycopg.connect(plain, autocommit=True) as conn:
+                conn.execute(f'CREATE DATABASE "{name}"')
+            self.created = (plain, name)
+            server = make_url(server).set(database=name).render_as_string(hide_password=False)
+        self.settings = Settings(data_dir=workdir / "data", database_url=server)
+        self.url = database_url(self.settings)
+
+    def drop(self) -> None:
+        if self.created:
+            plain, name = self.created
+            with psycopg.connect(plain, autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 # -- cost: one model's run ---------------------------------------------------------------------
 
 
@@ -126,15 +151,23 @@ def timed_runs(ctx: ServiceContext, names: list[str], now: datetime, new_rows: i
 
 def describe(label: str, values: list[float]) -> str:
     a = np.asarray(values)
-    return f"{label}: median {1000 * np.median(a):.1f} ms, p90 {1000 * np.quantile(a, 0.9):.1f} ms"
+    return (
+        f"{label}: mean {1000 * a.mean():.1f} ms, median {1000 * np.median(a):.1f} ms, "
+        f"p90 {1000 * np.quantile(a, 0.9):.1f} ms"
+    )
 
 
 def cost(args: argparse.Namespace) -> None:
     if args.baseline_checkout:
-        baseline(args)
+        with tempfile.TemporaryDirectory() as tmp:
+            db = FreshDatabase(Path(tmp))
+            try:
+                baseline(args, db.url)
+            finally:
+                db.drop()
     with tempfile.TemporaryDirectory() as tmp:
-        settings = Settings(data_dir=Path(tmp), database_url=os.environ.get("MONITOR_DATABASE_URL"))
-        ctx = open_context(settings, migrate=True)
+        db = FreshDatabase(Path(tmp))
+        ctx = open_context(db.settings, migrate=True)
         # runs at 10 s past a minute: +30 s stays in the minute, +60 s crosses into the next one
         now = datetime.now(UTC).replace(second=10, microsecond=0)
         t = time.perf_counter()
@@ -153,7 +186,7 @@ def cost(args: argparse.Namespace) -> None:
         print(describe("first run (rows new)", first), "|", describe("rules", first_rules))
         print(describe("fixed cost: a run with nothing new, 30 s apart", idle), "|", describe("rules", idle_rules))
         print(describe("a run with 3 new rows, 30 s apart", busy))
-        per_model = float(np.median(busy) + np.median(idle_rules))
+        per_model = float(np.mean(busy) + np.mean(idle_rules))
         print(f"one process, models with traffic: about {SCHEDULE / per_model:,.0f} at a 30 s schedule")
         profile = cProfile.Profile()
         profile.enable()
@@ -165,11 +198,12 @@ def cost(args: argparse.Namespace) -> None:
         print("\nwhere a run with new rows spends its time (cumulative, this project's functions):")
         print("\n".join(line for line in out.getvalue().splitlines() if "/" in line or "ncalls" in line))
         ctx.close()
+        db.drop()
 
 
-def baseline(args: argparse.Namespace) -> None:
+def baseline(args: argparse.Namespace, url: str) -> None:
     checkout = Path(args.baseline_checkout).resolve()
-    env = {**os.environ, "PYTHONPATH": str(checkout)}
+    env = {**os.environ, "PYTHONPATH": str(checkout), "MONITOR_DATABASE_URL": url}
     cmd = [sys.executable, str(checkout / "benchmarks" / "fleet.py"), "--models", str(args.models), "--profile", "0"]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=3600, cwd=checkout)
     head = subprocess.run(["git", "-C", str(checkout), "log", "-1", "--format=%h"], capture_output=True, text=True)
@@ -189,17 +223,8 @@ class Fleet:
 
     def __init__(self, n_models: int, workdir: Path) -> None:
         self.workdir = workdir
-        server = os.environ.get("MONITOR_DATABASE_URL")
-        self.created: tuple[str, str] | None = None
-        if server:
-            name = f"fleet_{uuid.uuid4().hex[:8]}"
-            plain = make_url(server).set(drivername="postgresql").render_as_string(hide_password=False)
-            with psycopg.connect(plain, autocommit=True) as conn:
-                conn.execute(f'CREATE DATABASE "{name}"')
-            self.created = (plain, name)
-            server = make_url(server).set(database=name).render_as_string(hide_password=False)
-        self.settings = Settings(data_dir=workdir / "data", database_url=server)
-        self.url = database_url(self.settings)
+        self.db = FreshDatabase(workdir)
+        self.settings, self.url = self.db.settings, self.db.url
         self.ctx = open_context(self.settings, migrate=True)
         t = time.perf_counter()
         self.names = seed(self.ctx, n_models, datetime.now(UTC))
@@ -220,9 +245,10 @@ class Fleet:
                 ingestion.ingest_predictions(self.ctx, batch, model=name)
             self._stop.wait(max(0.0, SCHEDULE - (time.monotonic() - started)))
 
-    def sql(self, query: str) -> list[tuple[object, ...]]:
+    def sql(self, query: str) -> list[tuple[Any, ...]]:
         with self.ctx.engine.begin() as conn:
-            return [tuple(r) for r in conn.execute(text(query))]
+            result = conn.execute(text(query))
+            return [tuple(r) for r in result] if result.returns_rows else []
 
     def start(self, n: int, tag: str) -> list[tuple[subprocess.Popen[bytes], Path]]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("MONITOR_")} | {
@@ -242,10 +268,7 @@ class Fleet:
         self._stop.set()
         self._feeder.join(timeout=120)
         self.ctx.close()
-        if self.created:
-            plain, name = self.created
-            with psycopg.connect(plain, autocommit=True) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        self.db.drop()
 
 
 def runs_in(logs: list[Path], start: datetime, end: datetime) -> tuple[Counter[str], list[float]]:
@@ -333,12 +356,23 @@ def killed(fleet: Fleet, procs: list[tuple[subprocess.Popen[bytes], Path]]) -> N
         )
         for model_id, last in rows:
             if model_id in held and model_id not in moved:
-                moved[int(model_id)] = (last - at).total_seconds()  # type: ignore[operator]
+                moved[int(model_id)] = (last - at).total_seconds()
         time.sleep(0.5)
     after = datetime.now(UTC)
+    # every model run since the kill (the survivors' own ones too), then: a window never computed
+    # again is lost
+    while datetime.now(UTC) < at + timedelta(seconds=20 * LEASE):
+        behind = fleet.sql(
+            f"SELECT count(*) FROM model_leases WHERE last_run_at IS NULL OR last_run_at < '{at.isoformat()}'"
+        )
+        if not behind[0][0]:
+            break
+        time.sleep(1)
+    # a model's newest window must be its last run's (the window ending at the minute after it)
     lost = fleet.sql(
-        "SELECT count(*) FROM models m WHERE NOT EXISTS (SELECT 1 FROM metric_points p WHERE p.model_id = m.id "
-        f"AND p.metric = 'dataset_drift' AND p.computed_at > '{at.isoformat()}')"
+        "SELECT count(*) FROM models m JOIN model_leases l ON l.model_id = m.id WHERE COALESCE((SELECT "
+        "max(p.window_end) FROM metric_points p WHERE p.model_id = m.id AND p.metric = 'dataset_drift'), "
+        "'-infinity') < date_trunc('minute', l.last_run_at)"
     )[0][0]
     doubled = fleet.sql(
         "SELECT count(*) FROM (SELECT model_id, window_end - window_start FROM metric_points "

@@ -16,11 +16,11 @@ from __future__ import annotations
 import base64
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
 import orjson
-from sqlalchemy import ColumnElement, Connection, bindparam, delete, func, select, text
+from sqlalchemy import ARRAY, ColumnElement, Connection, DateTime, Select, any_, bindparam, delete, func, select, text
 
 from monitor.db.log_blocks import FeatureTexts
 from monitor.db.log_rows import in_window, log_rows
@@ -496,6 +496,44 @@ def delete_minutes_before(conn: Connection, cutoff: datetime) -> int:
     ).rowcount
 
 
+def _buckets_query(quality: bool) -> Select[Any]:
+    b = bucket_summaries.c
+    return select(b.bucket_start, b.column_name, b.n_rows, b.stats, b.counts).where(
+        b.model_id == bindparam("m"),
+        b.model_version_id == bindparam("v"),
+        b.reference_id == bindparam("r"),
+        b.segment == bindparam("seg"),
+        b.bucket_hours == bindparam("size"),
+        b.bucket_start == any_(bindparam("starts", type_=ARRAY(DateTime(timezone=True)))),
+        _kind(quality),
+    )
+
+
+def _any_minute_query(quality: bool) -> Select[Any]:
+    b = bucket_summaries.c
+    return (
+        select(b.bucket_start)
+        .where(
+            b.model_id == bindparam("m"),
+            b.model_version_id == bindparam("v"),
+            b.reference_id == bindparam("r"),
+            b.segment == bindparam("seg"),
+            b.bucket_hours == MINUTE_BUCKET,
+            b.bucket_start >= bindparam("start"),
+            b.bucket_start < bindparam("end"),
+            _kind(quality),
+        )
+        .limit(1)
+    )
+
+
+# Built once: a window's reads run these a few times each for every model at every scheduler
+# run, and building the expression each time cost more than the round trip (an ANY(array), not
+# an expanding IN, which SQLAlchemy rewrote at every execution).
+_LOAD_BUCKETS = {quality: _buckets_query(quality) for quality in (False, True)}
+_ANY_MINUTE = {quality: _any_minute_query(quality) for quality in (False, True)}
+
+
 def load_buckets(
     conn: Connection,
     series: Series,
@@ -508,23 +546,8 @@ def load_buckets(
     """(bucket start, column, rows in bucket, stats, counts) of the given buckets."""
     if not starts:
         return []
-    rows = conn.execute(
-        select(
-            bucket_summaries.c.bucket_start,
-            bucket_summaries.c.column_name,
-            bucket_summaries.c.n_rows,
-            bucket_summaries.c.stats,
-            bucket_summaries.c.counts,
-        ).where(
-            bucket_summaries.c.model_id == series.model_id,
-            bucket_summaries.c.model_version_id == series.version_id,
-            bucket_summaries.c.reference_id == series.reference_id,
-            bucket_summaries.c.segment == segment,
-            bucket_summaries.c.bucket_hours == bucket_hours,
-            bucket_summaries.c.bucket_start.in_(list(starts)),
-            _kind(quality),
-        )
-    ).all()
+    params = {"v": series.version_id, "r": series.reference_id, "seg": segment, "size": bucket_hours}
+    rows = conn.execute(_LOAD_BUCKETS[quality], {**params, "m": series.model_id, "starts": list(starts)}).all()
     return [(b, c, n, st, bytes(ct) if ct is not None else None) for b, c, n, st, ct in rows]
 
 
@@ -532,22 +555,8 @@ def any_minute(
     conn: Connection, series: Series, start: datetime, end: datetime, segment: str = "", *, quality: bool = False
 ) -> bool:
     """Whether a minute in [start, end) has a summary of this kind for the group."""
-    b = bucket_summaries.c
-    found = conn.execute(
-        select(b.bucket_start)
-        .where(
-            b.model_id == series.model_id,
-            b.model_version_id == series.version_id,
-            b.reference_id == series.reference_id,
-            b.segment == segment,
-            b.bucket_hours == MINUTE_BUCKET,
-            b.bucket_start >= start,
-            b.bucket_start < end,
-            _kind(quality),
-        )
-        .limit(1)
-    ).first()
-    return found is not None
+    params = {"m": series.model_id, "v": series.version_id, "r": series.reference_id, "seg": segment}
+    return conn.execute(_ANY_MINUTE[quality], {**params, "start": start, "end": end}).first() is not None
 
 
 def summarised_hours(conn: Connection, series: Series, start: datetime, end: datetime) -> set[datetime]:
@@ -617,6 +626,11 @@ def lock_merges(conn: Connection, version_id: int, week: datetime) -> None:
     )
 
 
+# A day is merged only once it has ended (``monitor.services.jobs.windows.bucket_plan``): one
+# ending later than this after now has no merge to drop, with room for clocks that disagree.
+MERGE_CLOCK_MARGIN = timedelta(hours=1)
+
+
 def drop_merged(
     conn: Connection,
     series: Series,
@@ -624,9 +638,14 @@ def drop_merged(
     segment: str = "",
     *,
     quality: bool = False,
+    unless_filling: bool = False,
 ) -> None:
     """An hour was summarised again: drop the day and the week merged from it (merged again when
-    next read)."""
+    next read). ``unless_filling``: nothing is done for an hour whose day ends well after now (by
+    this process's clock, as merges are made): it has no merge yet (three statements saved in
+    every fold of a small model)."""
+    if unless_filling and day_of_hour(hour) + timedelta(days=1) > datetime.now(UTC) + MERGE_CLOCK_MARGIN:
+        return
     lock_merges(conn, series.version_id, week_of_hour(hour))
     delete_bucket(conn, series, day_of_hour(hour), 24, segment, quality=quality)
     delete_bucket(conn, series, week_of_hour(hour), 168, segment, quality=quality)

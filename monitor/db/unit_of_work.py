@@ -15,18 +15,31 @@ class UnitOfWork:
 
     ``snapshot``: the transaction reads one snapshot (repeatable read), taken after the session
     has acquired ``session_locks`` (advisory locks, (int4, int4) keys, held until the unit of work
-    ends): a lock taken inside the transaction would be waited for after its snapshot was taken."""
+    ends): a lock taken inside the transaction would be waited for after its snapshot was taken.
+
+    ``read_only``: no transaction at all, each statement on its own (autocommit), for reads that
+    need no one snapshot across statements: a transaction cost two more round trips (BEGIN, and
+    the ROLLBACK at the end), which for a scheduler run of small models was most of its time."""
 
     def __init__(
-        self, engine: Engine, *, snapshot: bool = False, session_locks: tuple[tuple[int, int], ...] = ()
+        self,
+        engine: Engine,
+        *,
+        snapshot: bool = False,
+        session_locks: tuple[tuple[int, int], ...] = (),
+        read_only: bool = False,
     ) -> None:
         self._engine = engine
         self._conn: Connection | None = None
         self._snapshot = snapshot
         self._locks = session_locks
+        self._read_only = read_only
 
     def __enter__(self) -> UnitOfWork:
         self._conn = self._engine.connect()
+        if self._read_only:
+            self._conn.execution_options(isolation_level="AUTOCOMMIT")
+            return self
         for a, b in self._locks:
             self._conn.execute(text("SELECT pg_advisory_lock(CAST(:a AS int4), CAST(:b AS int4))"), {"a": a, "b": b})
             self._conn.commit()
@@ -67,6 +80,7 @@ class UnitOfWork:
         return self.conn.connection.driver_connection
 
     def commit(self) -> None:
+        assert not self._read_only, "a read-only unit of work commits nothing"
         self.conn.commit()
 
     def rollback(self) -> None:

@@ -626,3 +626,34 @@ rules:
     with api.ctx.engine.connect() as conn:
         after = conn.execute(text_sql("SELECT secret FROM receivers WHERE name = 'chat'")).scalar_one()
     assert api.ctx.secrets.open(after) == before
+
+
+def test_a_group_whose_wait_ends_is_sent_by_the_leaders_tick_not_by_the_next_evaluation(
+    churn: Api, receiver: Receiver
+) -> None:
+    """A transition plans the groups at once (the alert's group starts its wait); what only a
+    timer changes is sent by the leading scheduler's flush at every tick, whichever model runs."""
+    import time
+
+    from monitor.scheduler import MetricScheduler
+
+    r = churn.http.put("/v1/receivers/slow", json={"url": receiver.url, "group_wait": "1s"}, headers=churn.admin)
+    assert r.status_code == 200, r.text
+    rule = {"name": "drift", "metric": "dataset_drift", "condition": {"drifted": True}, "receivers": ["slow"]}
+    assert churn.http.post("/v1/rules", json=rule, headers=churn.admin).status_code == 201
+    record_points(churn.ctx, "churn", "1", [drift_point(hour_floor(datetime.now(UTC)), True, 0.7)])
+
+    def outbox() -> list[dict]:  # type: ignore[type-arg]
+        return churn.http.get("/v1/outbox", headers=churn.read).json()["messages"]
+
+    assert evaluate_model(churn.ctx, "churn") == {"firing": 1}
+    assert outbox() == []  # the group waits its second
+    time.sleep(1.1)
+    assert evaluate_model(churn.ctx, "churn") == {}  # no transition: the groups are not planned again
+    assert outbox() == []
+    scheduler = MetricScheduler(churn.ctx)
+    try:
+        scheduler.tick()  # the leader: its flush sends what the timer let through
+    finally:
+        scheduler.stop()
+    assert [m["receiver"] for m in outbox()] == ["slow"]

@@ -304,6 +304,45 @@ def test_an_hour_window_just_after_the_hour_holds_the_hour_before(ctx: ServiceCo
     assert [e.astimezone(UTC) for e in ends] == [base + HOUR, base + HOUR + MINUTE]
 
 
+def test_the_sliding_window_before_the_hour_turns_is_replaced_by_the_boundarys(
+    ctx: ServiceContext, now: datetime
+) -> None:
+    """Runs in the last two minutes of an hour and the first of the next: the window ending at
+    the hour boundary stays as history and the newest sliding one beside it, no other."""
+    register_demo(ctx, MonitoringConfig(windows=["1h"]))
+    base = hour_floor(now)
+    traffic(ctx, base - HOUR, 240, "t-", seed=6)
+    for at in (base - 2 * MINUTE + timedelta(seconds=30), base - MINUTE + timedelta(seconds=30)):
+        run_model(ctx, MODEL, at)  # the first sliding window ends at base - 1 min, the next at base
+    run_model(ctx, MODEL, base + timedelta(seconds=30))
+    with ctx.engine.connect() as conn:
+        ends = conn.execute(text("SELECT DISTINCT window_end FROM metric_points ORDER BY 1")).scalars().all()
+    assert [e.astimezone(UTC) for e in ends] == [base, base + MINUTE]
+
+
+def test_late_rows_folded_into_a_merged_day_drop_its_merge(ctx: ServiceContext, now: datetime) -> None:
+    """A day that has ended is merged once a window reads it whole; predictions for it that land
+    later are folded into its hours, and its merge is dropped with them, so the next window over
+    it counts them (a fold into the day still filling has no merge to drop)."""
+    from monitor.services.jobs.window_job import compute_window
+
+    register_demo(ctx, MonitoringConfig(windows=["1h"]))
+    vrow = registry.resolve_version(ctx, MODEL, None)
+    day = hour_floor(now).replace(hour=0) - timedelta(days=3)
+    traffic(ctx, day + 5 * HOUR, 200, "d-", seed=7, minutes=600)
+    summary_deltas.fold(ctx, vrow, load_reference(ctx, vrow))
+    window = (day - timedelta(days=1), day + timedelta(days=1))  # holds day whole: read as its merge
+
+    def sample() -> int | None:
+        points = compute_window(ctx, MODEL, None, *window, MonitoringConfig(windows=["1h"]))
+        return next(p.sample_size for p in points if p.metric == "dataset_drift" and not p.labels)
+
+    assert sample() == 200
+    traffic(ctx, day + 20 * HOUR, 30, "late-", seed=8, minutes=30)
+    summary_deltas.fold(ctx, vrow, load_reference(ctx, vrow))
+    assert sample() == 230
+
+
 def _drift_sample(ctx: ServiceContext, start: datetime, end: datetime) -> int | None:
     with ctx.engine.connect() as conn:
         return conn.execute(

@@ -41,3 +41,20 @@ def test_processes_converge_and_then_pass_nothing_to_and_fro(models: int, proces
         held[0] += free  # nobody else wanted them: they stay free, the next tick claims them
     assert sum(held) == models and max(held) <= fair_share(models, processes)
     assert all(rebalance(h, models, processes) == Rebalance(fair_share(models, processes) - h, 0) for h in held)
+
+
+def test_a_model_stays_on_its_schedules_beat_when_a_run_starts_late() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from monitor.scheduler import next_due_time
+
+    t0, period = datetime(2026, 12, 1, tzinfo=UTC), timedelta(seconds=30)
+    assert next_due_time(t0, t0, period) == t0 + period
+    assert next_due_time(t0, t0 + timedelta(seconds=12), period) == t0 + period  # waited its turn: same beat
+    assert next_due_time(t0, t0 + timedelta(seconds=45), period) == t0 + timedelta(seconds=75)  # a beat missed
+    # five due in 150 s, each starting 12 s late: still five runs
+    due, runs = t0, 0
+    while due < t0 + timedelta(seconds=150):
+        due = next_due_time(due, due + timedelta(seconds=12), period)
+        runs += 1
+    assert runs == 5

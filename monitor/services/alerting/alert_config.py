@@ -45,7 +45,7 @@ def list_rules(ctx: ServiceContext) -> dict[str, Any]:
 def active_rules(ctx: ServiceContext) -> list[Rule]:
     """Every stored rule that still parses (they were checked when stored)."""
     out = []
-    with ctx.uow() as uow:
+    with ctx.reads() as uow:
         rows = uow.alerts.list_rules()
     for row in rows:
         try:

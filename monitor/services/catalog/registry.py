@@ -173,7 +173,7 @@ def live_versions(ctx: ServiceContext, name: str) -> list[VersionRow]:
     """The versions monitored and alerted on: every version deployed live and the newest, the
     primary one first: the champion, or the newest where none is declared. The others follow,
     oldest first."""
-    with ctx.uow() as uow:
+    with ctx.reads() as uow:
         rows = registry_repo.list_versions(uow.conn, name)
     if not rows:
         raise NotFound(f"model {name!r} is not registered")

@@ -78,6 +78,10 @@ class ServiceContext:
     def uow(self, *, snapshot: bool = False, session_locks: tuple[tuple[int, int], ...] = ()) -> UnitOfWork:
         return UnitOfWork(self.engine, snapshot=snapshot, session_locks=session_locks)
 
+    def reads(self) -> UnitOfWork:
+        """A unit of work that only reads, statement by statement (``UnitOfWork`` ``read_only``)."""
+        return UnitOfWork(self.engine, read_only=True)
+
     def validator(self, version_id: int, schema: dict) -> RecordValidator:  # type: ignore[type-arg]
         with self._lock:
             v = self._validators.get(version_id)

@@ -101,7 +101,7 @@ def renew(ctx: ServiceContext, me: SchedulerProcess, holding: Holding, now: date
 
 
 def due_models(ctx: ServiceContext, me: SchedulerProcess, by: datetime) -> list[DueModel]:
-    with ctx.uow() as uow:
+    with ctx.reads() as uow:
         return schedule_repo.due(uow.conn, me.process_id, by)
 
 

@@ -29,8 +29,9 @@ def record_points(ctx: ServiceContext, model: str, version: str | None, points: 
 
 def store_points(ctx: ServiceContext, vrow: VersionRow, points: Sequence[MetricPoint]) -> int:
     """``record_points`` for a version already read."""
+    features = [f["name"] for f in vrow.schema["features"]]
     with ctx.uow() as uow:
-        n = metrics_repo.upsert_points(uow.conn, vrow.model_id, vrow.version_id, points)
+        n = metrics_repo.upsert_points(uow.conn, vrow.model_id, vrow.version_id, points, features)
         uow.commit()
     return n
 

@@ -34,7 +34,6 @@ from monitor.services.jobs.windows import (
     HOUR,
     hour_floor,
     hours,
-    is_hour_boundary,
     live_end,
     minute_horizon,
     run_window_ends,
@@ -81,7 +80,7 @@ def run_model(
     now = now or datetime.now(UTC)
     cfg = cfg or registry.get_monitoring(ctx, model)
     versions = registry.live_versions(ctx, model)  # the champion first: its challengers read its points
-    with ctx.uow() as uow:
+    with ctx.reads() as uow:
         # taken before the rollups: data landing after this is marked again and done next run
         stale = log_repo.stale_hours(uow.conn, versions[0].model_id, MAX_STALE_HOURS_PER_RUN)
     # With challengers live, every version's window ending at the next hour boundary is computed
@@ -110,14 +109,14 @@ def _run_version(
 ) -> RunReport:
     """Summarise one version's new hours, compute its windows, recompute what stale hours hold."""
     report = RunReport(model, vrow.version)
-    with ctx.uow() as uow:
+    with ctx.reads() as uow:
         ref_id = reference_repo.measured_reference_id(uow.conn, vrow.version_id)  # a challenger's: maybe its champion's
         if ref_id is None:
             report.skipped = "no reference dataset"
             return report
-        rolled_until = watermark_repo.get(uow.conn, vrow.version_id, "rollup")
-        from_log_until = watermark_repo.get(uow.conn, vrow.version_id, f"rollup:{ref_id}")
-        computed_until = {spec: watermark_repo.get(uow.conn, vrow.version_id, f"drift:{spec}") for spec in cfg.windows}
+        marks = watermark_repo.of_version(uow.conn, vrow.version_id)
+    rolled_until, from_log_until = marks.get("rollup"), marks.get(f"rollup:{ref_id}")
+    computed_until = {spec: marks.get(f"drift:{spec}") for spec in cfg.windows}
     end = hour_floor(now) + HOUR  # the boundary after now: the current hour is summarised as it fills
     start = rollup_start(rolled_until, end)
     # Every prediction stored since the last run was summarised at ingestion: its deltas are
@@ -186,8 +185,7 @@ class ClosingWrites:
                 metrics_repo.delete_sliding_points(
                     uow.conn, self.vrow.model_id, self.vrow.version_id, length, since, until
                 )
-            for job, until in self.marks.items():
-                watermark_repo.set_(uow.conn, self.vrow.version_id, job, until)
+            watermark_repo.set_many(uow.conn, self.vrow.version_id, self.marks)
             uow.commit()
 
 
@@ -212,9 +210,10 @@ def _compute_windows(
             continue
         for window_end in ends:
             _window(ctx, model, run, window_end - length, window_end, report)
-        if not is_hour_boundary(live):
-            # the sliding window's point replaces the one the run before left
-            closing.replaced.append((length, done or live - HOUR, live))
+        # the sliding window's point replaces the one the run before left, also when the new one
+        # ends at an hour boundary (which stays, as history): else the window that ended a minute
+        # before the hour turned stood beside it for good
+        closing.replaced.append((length, done or live - HOUR, live))
         closing.marks[f"drift:{spec}"] = live
         report.windows[spec] = len(ends)
         attempts += len(ends)
@@ -252,7 +251,7 @@ def _report_failures(
     alert on; a run without failures after one with them writes 0, so such an alert resolves."""
     if failures:
         job_log.failed(ctx, model, "metrics", f"{len(failures)} skipped; last: {failures[-1]}", count=len(failures))
-    with ctx.uow() as uow:
+    with ctx.reads() as uow:
         previous = uow.alerts.latest_points(vrow.model_id, vrow.version_id, [JOB_FAILURES], end - MAX_CATCH_UP)
     if not failures and not any(p["value"] for p in previous):
         return
@@ -339,7 +338,7 @@ def _recompute_stale_windows(
             continue
         steps = math.ceil(length / HOUR)  # the hour boundaries whose window holds a part of the hour
         candidates = sorted({e for s in stale for k in range(1, steps + 1) if (e := s.hour + HOUR * k) < until})
-        with ctx.uow() as uow:  # only windows that were computed: no lone window before the first run
+        with ctx.reads() as uow:  # only windows that were computed: no lone window before the first run
             computed = metrics_repo.computed_window_ends(
                 uow.conn, vrow.model_id, vrow.version_id, int(length.total_seconds()), candidates
             )

@@ -303,7 +303,7 @@ def _fold_columns(
         acc.add(b, 1, col, n, st, ct)
     _add_deltas(deltas, acc, None)
     summary_repo.replace_bucket(conn, series, hour, 1, acc.n_rows, acc.parts(), seg)
-    summary_repo.drop_merged(conn, series, hour, seg)
+    summary_repo.drop_merged(conn, series, hour, seg, unless_filling=True)
 
 
 def _fold_quality(
@@ -322,7 +322,7 @@ def _fold_quality(
     _add_deltas(deltas, None, summary)
     parts = {QUALITY_COLUMN: summary.to_parts()}
     summary_repo.replace_bucket(conn, series, hour, 1, summary.n_predictions, parts, seg, quality=True)
-    summary_repo.drop_merged(conn, series, hour, seg, quality=True)
+    summary_repo.drop_merged(conn, series, hour, seg, quality=True, unless_filling=True)
 
 
 def write_batch_deltas(

@@ -95,7 +95,7 @@ def merged_columns(
 
 
 def _rejected(ctx: ServiceContext, model_id: int, window: Window) -> tuple[int, dict[str, int]]:
-    with ctx.uow() as uow:
+    with ctx.reads() as uow:
         return log_repo.violations_between(uow.conn, model_id, window.start, window.end)
 
 

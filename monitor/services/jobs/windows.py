@@ -204,12 +204,12 @@ def merged_window(
             summary_repo.lock_merges(uow.conn, series.version_id, week)
         for size, have, missing in found:
             _add_level(uow.conn, series, new, acc, size, have, missing, kw)
-        uow.commit()
         left, edges = _filling_hour_whole(uow.conn, series, start, end, left, edges, kw)
         for size, starts in ((1, left), (summary_repo.MINUTE_BUCKET, edges)):
             for b, col, n, st, ct in summary_repo.load_buckets(uow.conn, series, size, starts, **kw):
                 if not summary_repo.is_marker(col):
                     acc.add(b, size, col, n, st, ct)
+        uow.commit()  # the days and weeks merged, if any: one transaction for the window's reads
     return acc
 
 
