@@ -368,6 +368,9 @@ def killed(fleet: Fleet, procs: list[tuple[subprocess.Popen[bytes], Path]]) -> N
         if not behind[0][0]:
             break
         time.sleep(1)
+    for proc, _ in procs[1:]:  # stopped cleanly first: a run in flight has two sliding windows for a moment
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(120)
     # a model's newest window must be its last run's (the window ending at the minute after it)
     lost = fleet.sql(
         "SELECT count(*) FROM models m JOIN model_leases l ON l.model_id = m.id WHERE COALESCE((SELECT "
