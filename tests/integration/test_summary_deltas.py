@@ -258,7 +258,7 @@ def test_a_window_ending_at_any_minute_covers_exactly_its_rows(
 
     def spy(*args: Any) -> Any:
         left, edges = real(*args)
-        whole.extend(h for h in left if h not in args[4])
+        whole.extend(h for h in left if h not in args[5])
         return left, edges
 
     monkeypatch.setattr(windows_module, "_filling_hour_whole", spy)

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from sqlalchemy import Connection
+
 from monitor.db import ops_repo, schedule_repo
 from monitor.db.schedule_repo import DueModel, ProcessBeat
 from monitor.domain.fleet import rebalance
@@ -154,7 +156,12 @@ class FleetStatus:
     def live(self, process: dict[str, Any]) -> bool:
         return bool(process["heartbeat_at"] + timedelta(seconds=process["lease_seconds"]) > self.at)
 
+    @classmethod
+    def read(cls, conn: Connection, at: datetime) -> FleetStatus:
+        """In the caller's unit of work (``/metrics`` reads it beside the rest of a scrape)."""
+        return cls(at, schedule_repo.processes(conn), schedule_repo.leases(conn))
+
 
 def fleet_status(ctx: ServiceContext, now: datetime | None = None) -> FleetStatus:
-    with ctx.uow() as uow:
-        return FleetStatus(now or datetime.now(UTC), schedule_repo.processes(uow.conn), schedule_repo.leases(uow.conn))
+    with ctx.reads() as uow:
+        return FleetStatus.read(uow.conn, now or datetime.now(UTC))

@@ -6,6 +6,8 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import Connection
+
 from monitor.db import metrics_repo, registry_repo
 from monitor.db.registry_repo import VersionRow
 from monitor.errors import NotFound
@@ -22,18 +24,23 @@ def record_points(ctx: ServiceContext, model: str, version: str | None, points: 
             raise NotFound(
                 f"model {model!r} has no version {version!r}" if version else f"model {model!r} is not registered"
             )
-        n = metrics_repo.upsert_points(uow.conn, vrow.model_id, vrow.version_id, points)
+        n = _upsert(uow.conn, vrow, points)
         uow.commit()
     return n
 
 
 def store_points(ctx: ServiceContext, vrow: VersionRow, points: Sequence[MetricPoint]) -> int:
     """``record_points`` for a version already read."""
-    features = [f["name"] for f in vrow.schema["features"]]
     with ctx.uow() as uow:
-        n = metrics_repo.upsert_points(uow.conn, vrow.model_id, vrow.version_id, points, features)
+        n = _upsert(uow.conn, vrow, points)
         uow.commit()
     return n
+
+
+def _upsert(conn: Connection, vrow: VersionRow, points: Sequence[MetricPoint]) -> int:
+    """The points upserted, their digests laid out by the version's features as the row holds them."""
+    features = [f["name"] for f in vrow.schema["features"]]
+    return metrics_repo.upsert_points(conn, vrow.model_id, vrow.version_id, points, features)
 
 
 def query_metrics(

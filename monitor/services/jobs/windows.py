@@ -191,7 +191,8 @@ def merged_window(
     """The sum of [start, end)'s bucket summaries (column summaries, or with ``quality`` the
     quality summaries) into ``new()``."""
     acc = new()
-    limit = min(end, datetime.now(UTC))  # a week or day still filling is read by its hours
+    now = datetime.now(UTC)
+    limit = min(end, now)  # a week or day still filling is read by its hours
     plan, left, edges = bucket_plan(start, end, limit)
     kw: BucketOptions = {"segment": segment, "quality": quality}
     with ctx.uow() as uow:
@@ -204,7 +205,7 @@ def merged_window(
             summary_repo.lock_merges(uow.conn, series.version_id, week)
         for size, have, missing in found:
             _add_level(uow.conn, series, new, acc, size, have, missing, kw)
-        left, edges = _filling_hour_whole(uow.conn, series, start, end, left, edges, kw)
+        left, edges = _filling_hour_whole(uow.conn, series, start, end, now, left, edges, kw)
         for size, starts in ((1, left), (summary_repo.MINUTE_BUCKET, edges)):
             for b, col, n, st, ct in summary_repo.load_buckets(uow.conn, series, size, starts, **kw):
                 if not summary_repo.is_marker(col):
@@ -218,6 +219,7 @@ def _filling_hour_whole(
     series: Series,
     start: datetime,
     end: datetime,
+    now: datetime,
     left: tuple[datetime, ...],
     edges: tuple[datetime, ...],
     kw: BucketOptions,
@@ -225,9 +227,10 @@ def _filling_hour_whole(
     """A window sliding to the minute ends in the hour still filling: its minutes of that hour are
     what the hour's own summary holds, unless a row of the hour lies at or after the window's end
     (stamped ahead of the clock, which ingestion allows). Read as that one bucket, not up to 59:
-    the hour's summary and its minutes' are folded in one transaction. Returns (hours, minutes)."""
+    the hour's summary and its minutes' are folded in one transaction. ``now``: the merge's one reading
+    of the clock. Returns (hours, minutes)."""
     hour = hour_floor(end)
-    if hour == end or start > hour or hour + HOUR <= datetime.now(UTC) or not edges or edges[-1] < hour:
+    if hour == end or start > hour or hour + HOUR <= now or not edges or edges[-1] < hour:
         return left, edges
     if summary_repo.any_minute(conn, series, end, hour + HOUR, **kw):
         return left, edges

@@ -24,7 +24,7 @@ from prometheus_client import CollectorRegistry, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from alerts.evaluate import window_name
-from monitor.db import ops_repo, registry_repo, schedule_repo
+from monitor.db import ops_repo, registry_repo
 from monitor.db.alert_repo import AlertRepository
 from monitor.domain.deployment import Deployment
 from monitor.metrics.points import drift_severity
@@ -164,7 +164,7 @@ class StoreCollector:
                     duration.add_metric([j["model"], j["job"]], float(j["last_duration_s"] or 0.0))
                 failures.add_metric([j["model"], j["job"]], float(j["failures"]))
             points = self._model_points(uow.conn, uow.alerts)
-            fleet = view_of(FleetStatus(now, schedule_repo.processes(uow.conn), schedule_repo.leases(uow.conn)))
+            fleet = view_of(FleetStatus.read(uow.conn, now))
         yield from _scheduler_families(fleet)
         yield from (records, deliveries, last_success, duration, failures, backlog, backlog_age)
         yield from self._model_families(points)
